@@ -1,0 +1,57 @@
+/* Small cryptographic helpers over OpenSSL. */
+#include "fv_crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+void fv_sha256_hex(const void *data, size_t len, char out[FV_SHA256_HEXLEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+bool fv_ct_equal(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+bool fv_api_key_new(char out[FV_API_KEY_LEN + 1])
+{
+    unsigned char raw[33]; /* 32 random bytes, padded to a multiple of 3 */
+    if (RAND_bytes(raw, 32) != 1) return false;
+    raw[32] = 0;
+    memcpy(out, FV_API_KEY_PREFIX, 4);
+    size_t o = 4;
+    for (int i = 0; i < 33; i += 3) {
+        unsigned v = ((unsigned)raw[i] << 16) | ((unsigned)raw[i + 1] << 8) | raw[i + 2];
+        out[o++] = b64url[(v >> 18) & 63];
+        out[o++] = b64url[(v >> 12) & 63];
+        out[o++] = b64url[(v >> 6) & 63];
+        out[o++] = b64url[v & 63];
+    }
+    /* 33 bytes give 44 chars; the last carries only padding bits: 43 characters hold 256 bits. */
+    o = FV_API_KEY_LEN;
+    out[o] = '\0';
+    OPENSSL_cleanse(raw, sizeof raw);
+    return true;
+}
+
+bool fv_api_key_well_formed(const char *s)
+{
+    if (s == NULL || strlen(s) != FV_API_KEY_LEN || strncmp(s, FV_API_KEY_PREFIX, 4) != 0)
+        return false;
+    for (const char *p = s + 4; *p; p++)
+        if (!strchr(b64url, *p)) return false;
+    return true;
+}

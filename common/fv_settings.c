@@ -1,0 +1,4 @@
+/* Settings every program shares: storage for the [common] section. */
+#include "fv_settings.h"
+
+fv_common_settings fv_common;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Fieldvault needs to build and run (and, with --test, to test),
+# installing only what is missing. Used by tests/run.sh and deploy/local.sh.
+#
+#   deploy/install-deps.sh [--test]
+#
+# Runs apt-get through sudo when not root. `apt-get update` runs only when something is missing.
+set -euo pipefail
+
+want_test=0
+for arg in "$@"; do
+    case "$arg" in
+    --test) want_test=1 ;;
+    -h | --help)
+        sed -n '2,7p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "install-deps.sh: unknown option: $arg" >&2
+        exit 2
+        ;;
+    esac
+done
+
+# Build and runtime: compilers, libraries, and the servers a local cluster runs.
+packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev libssl-dev
+    libyajl-dev uuid-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
+    ca-certificates util-linux)
+if [ "$want_test" = 1 ]; then
+    packages+=(python3 python3-pytest python3-requests python3-psycopg2)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    # dpkg-query prints the status; only "install ok installed" counts as present.
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps.sh: all ${#packages[@]} packages present"
+    exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "install-deps.sh: not root and no sudo; install these as root: ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+# The postgresql package starts a system cluster on 5432 where systemd runs; ours run on their
+# own ports from their own data directories, so it does not matter whether that one is up.

@@ -1,0 +1,152 @@
+/* A front-end child: TLS, HTTP, PostgreSQL and Redis on one libevent loop; drains on SIGTERM. */
+#include "fe_child.h"
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "fe_auth.h"
+#include "fe_config.h"
+#include "fe_handlers.h"
+#include "fe_http.h"
+#include "fe_metrics.h"
+#include "fe_pg.h"
+#include "fe_redis.h"
+#include "fe_tls.h"
+#include "fv_log.h"
+#include "fv_settings.h"
+
+static struct {
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound; /* NULL once draining */
+    SSL_CTX *ssl_ctx;                  /* new connections use this; SSL objects hold a ref */
+    struct event *sig_term, *sig_int, *sig_hup, *drain_tick, *drain_deadline;
+} ch;
+
+/* Called by evhttp for each accepted connection: a TLS bufferevent that owns the socket. */
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    SSL *ssl = SSL_new(ch.ssl_ctx);
+    if (!ssl) return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (bev) bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void drain_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (fe_http_inflight <= 0) event_base_loopexit(ch.base, NULL);
+}
+
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fv_warn("drain deadline reached with %d requests in flight", fe_http_inflight);
+    event_base_loopexit(ch.base, NULL);
+}
+
+/* SIGTERM: stop accepting, let in-flight requests finish, then leave the loop. */
+static void term_cb(evutil_socket_t sig, short what, void *arg)
+{
+    if (!ch.bound) return;
+    fv_info("draining: %d requests in flight", fe_http_inflight);
+    evhttp_del_accept_socket(ch.http, ch.bound);
+    ch.bound = NULL;
+    fe_http_draining = true;
+    struct timeval tick = {0, 20000}, deadline = {fe_cfg.shutdown_timeout_s, 0};
+    ch.drain_tick = event_new(ch.base, -1, EV_PERSIST, drain_tick_cb, NULL);
+    ch.drain_deadline = evtimer_new(ch.base, drain_deadline_cb, NULL);
+    event_add(ch.drain_tick, &tick);
+    event_add(ch.drain_deadline, &deadline);
+}
+
+/* SIGHUP: reload the certificate and key; a bad pair keeps the old one. */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    char err[512];
+    SSL_CTX *ctx = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
+    if (!ctx) {
+        fv_error("certificate reload failed, keeping the old one: %s", err);
+        return;
+    }
+    SSL_CTX_free(ch.ssl_ctx);
+    ch.ssl_ctx = ctx;
+    fv_info("certificate reloaded");
+}
+
+int fe_child_run(int index, int listen_fd)
+{
+    int rc = 1;
+    const char *errpos = "";
+    char err[512] = "";
+    /* Die with the master: a child never outlives its supervisor. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    fe_metrics_set_slot(index);
+
+    errpos = "event_base_new";
+    ch.base = event_base_new();
+    if (!ch.base) goto failed;
+    errpos = "tls";
+    ch.ssl_ctx = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
+    if (!ch.ssl_ctx) goto failed;
+    errpos = "evhttp_new";
+    ch.http = evhttp_new(ch.base);
+    if (!ch.http) goto failed;
+    evhttp_set_bevcb(ch.http, make_bev, NULL);
+    evhttp_set_gencb(ch.http, fe_http_dispatch, NULL);
+    evhttp_set_max_body_size(ch.http, fe_cfg.max_body_bytes);
+    evhttp_set_max_headers_size(ch.http, 16384);
+    evhttp_set_timeout(ch.http, fe_cfg.keepalive_timeout_s);
+    evhttp_set_allowed_methods(ch.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS);
+    errpos = "evhttp_accept_socket_with_handle";
+    ch.bound = evhttp_accept_socket_with_handle(ch.http, listen_fd);
+    if (!ch.bound) goto failed;
+    errpos = "postgresql pool";
+    if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0) goto failed;
+    errpos = "redis";
+    if (fe_redis_init(ch.base, fv_common.redis_host, fv_common.redis_port, fv_common.redis_password,
+                      fe_cfg.redis_timeout_ms) != 0)
+        goto failed;
+    errpos = "caches";
+    if (fe_auth_init() != 0 || fe_responses_init() != 0) goto failed;
+    ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);
+    ch.sig_int = evsignal_new(ch.base, SIGINT, term_cb, NULL);
+    ch.sig_hup = evsignal_new(ch.base, SIGHUP, hup_cb, NULL);
+    errpos = "evsignal_new";
+    if (!ch.sig_term || !ch.sig_int || !ch.sig_hup) goto failed;
+    event_add(ch.sig_term, NULL);
+    event_add(ch.sig_int, NULL);
+    event_add(ch.sig_hup, NULL);
+
+    fv_info("child %d serving", index);
+    event_base_dispatch(ch.base);
+    rc = 0;
+    goto cleanup;
+
+failed:
+    fv_error("child %d: %s failed%s%s", index, errpos, err[0] ? ": " : "", err);
+cleanup:
+    /* Close Redis and PostgreSQL first: their pending callbacks answer their requests while
+     * evhttp still exists; then evhttp closes the connections. */
+    fe_redis_shutdown();
+    fe_pg_shutdown();
+    if (ch.http) evhttp_free(ch.http);
+    fe_responses_shutdown();
+    fe_auth_shutdown();
+    if (ch.sig_term) event_free(ch.sig_term);
+    if (ch.sig_int) event_free(ch.sig_int);
+    if (ch.sig_hup) event_free(ch.sig_hup);
+    if (ch.drain_tick) event_free(ch.drain_tick);
+    if (ch.drain_deadline) event_free(ch.drain_deadline);
+    if (ch.ssl_ctx) SSL_CTX_free(ch.ssl_ctx);
+    if (ch.base) event_base_free(ch.base);
+    return rc;
+}

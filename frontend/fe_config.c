@@ -1,0 +1,36 @@
+/* fv-frontend's configuration table: the one place its keys, defaults and help live. */
+#include "fe_config.h"
+
+fe_settings fe_cfg;
+
+const fv_cfg_entry fe_config_table[] = {
+    FV_COMMON_CFG_ENTRIES,
+    {"frontend", "listen_addr", FV_CFG_STR, &fe_cfg.listen_addr, "127.0.0.1",
+     "address the HTTPS port binds (an IP address)"},
+    {"frontend", "listen_port", FV_CFG_INT, &fe_cfg.listen_port, "8443", "HTTPS port"},
+    {"frontend", "processes", FV_CFG_INT, &fe_cfg.processes, "0",
+     "worker children serving requests; 0 means one per CPU"},
+    {"frontend", "tls_cert", FV_CFG_STR, &fe_cfg.tls_cert, "/etc/fieldvault/tls/cert.pem",
+     "PEM certificate chain (an ECDSA P-256 key is fastest)"},
+    {"frontend", "tls_key", FV_CFG_STR, &fe_cfg.tls_key, "/etc/fieldvault/tls/key.pem",
+     "PEM private key of tls_cert"},
+    {"frontend", "max_body_bytes", FV_CFG_INT, &fe_cfg.max_body_bytes, "1048576",
+     "largest request body accepted; larger ones get 413"},
+    {"frontend", "pg_pool_size", FV_CFG_INT, &fe_cfg.pg_pool_size, "4",
+     "PostgreSQL connections per child"},
+    {"frontend", "pg_timeout_ms", FV_CFG_INT, &fe_cfg.pg_timeout_ms, "5000",
+     "a PostgreSQL query slower than this fails its request with 503"},
+    {"frontend", "redis_timeout_ms", FV_CFG_INT, &fe_cfg.redis_timeout_ms, "5000",
+     "a Redis command unanswered this long fails its request with 503"},
+    {"frontend", "auth_cache_ttl_s", FV_CFG_INT, &fe_cfg.auth_cache_ttl_s, "30",
+     "seconds an API key lookup is cached in a child"},
+    {"frontend", "deployment_cache_ttl_s", FV_CFG_INT, &fe_cfg.deployment_cache_ttl_s, "10",
+     "seconds a deployment's form and a submitter's permission are cached in a child"},
+    {"frontend", "keepalive_timeout_s", FV_CFG_INT, &fe_cfg.keepalive_timeout_s, "60",
+     "idle keep-alive connections are closed after this many seconds"},
+    {"frontend", "shutdown_timeout_s", FV_CFG_INT, &fe_cfg.shutdown_timeout_s, "10",
+     "on SIGTERM, in-flight requests get this long to finish before children are killed"},
+    {"frontend", "access_log", FV_CFG_BOOL, &fe_cfg.access_log, "yes",
+     "one JSON line per request on stderr"},
+    {NULL, NULL, 0, NULL, NULL, NULL},
+};

@@ -1,0 +1,30 @@
+/* fv-frontend's settings: its configuration table and where the values live. */
+#ifndef FE_CONFIG_H
+#define FE_CONFIG_H
+
+#include <stdbool.h>
+
+#include "fv_config.h"
+#include "fv_settings.h"
+
+typedef struct fe_settings {
+    char *listen_addr;
+    int listen_port;
+    int processes;        /* children; 0 = CPU count */
+    char *tls_cert;
+    char *tls_key;
+    int max_body_bytes;
+    int pg_pool_size;     /* PostgreSQL connections per child */
+    int pg_timeout_ms;    /* a query slower than this fails the request with 503 */
+    int redis_timeout_ms; /* an XADD unanswered this long fails the request with 503 */
+    int auth_cache_ttl_s;
+    int deployment_cache_ttl_s;
+    int keepalive_timeout_s;
+    int shutdown_timeout_s;
+    bool access_log;
+} fe_settings;
+
+extern fe_settings fe_cfg;
+extern const fv_cfg_entry fe_config_table[];
+
+#endif

@@ -1,0 +1,28 @@
+/* Every request handler of the front end, one file per resource. */
+#ifndef FE_HANDLERS_H
+#define FE_HANDLERS_H
+
+#include "fe_http.h"
+
+/* fe_health.c */
+void fe_health_healthz(fe_req *r);
+void fe_health_readyz(fe_req *r);
+void fe_health_metrics(fe_req *r);
+/* fe_me.c */
+void fe_me_get(fe_req *r);
+/* fe_orgs.c */
+void fe_orgs_create(fe_req *r);
+/* fe_surveys.c */
+void fe_surveys_create(fe_req *r);
+void fe_surveys_get(fe_req *r);
+/* fe_deployments.c */
+void fe_deployments_create(fe_req *r);
+/* fe_responses.c */
+int fe_responses_init(void);
+void fe_responses_shutdown(void);
+void fe_responses_submit(fe_req *r);
+void fe_responses_get(fe_req *r);
+void fe_responses_list(fe_req *r);
+
+
+#endif

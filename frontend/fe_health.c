@@ -1,0 +1,49 @@
+/* Health endpoints: liveness, readiness (for the balancer and monitoring) and metrics. */
+#include <stdlib.h>
+
+#include "fe_handlers.h"
+#include "fe_metrics.h"
+#include "fe_redis.h"
+
+void fe_health_healthz(fe_req *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    fe_reply_text(r, 200, "application/json", body, sizeof body - 1);
+}
+
+/* ready: everything up; degraded: PostgreSQL down (submissions still accepted into Redis);
+ * 503 only when submissions cannot be accepted (Redis down; the spool comes with issue 4). */
+void fe_health_readyz(fe_req *r)
+{
+    bool db = fe_pg_up(), queue = fe_redis_ready();
+    fv_jgen *j = fv_jgen_new();
+    if (!j) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "status");
+    fv_jgen_str(j, !queue ? "unavailable" : db ? "ready" : "degraded");
+    fv_jgen_key(j, "db");
+    fv_jgen_str(j, db ? "up" : "down");
+    fv_jgen_key(j, "queue");
+    fv_jgen_str(j, queue ? "up" : "down");
+    fv_jgen_key(j, "spool_pending");
+    fv_jgen_int(j, 0);
+    fv_jgen_map_close(j);
+    if (!queue) evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
+    fe_reply_json(r, queue ? 200 : 503, j);
+    fv_jgen_free(j);
+}
+
+void fe_health_metrics(fe_req *r)
+{
+    size_t len = 0;
+    char *text = fe_metrics_render(fe_route_names, fe_nroutes + 1, &len);
+    if (!text) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    fe_reply_text(r, 200, "text/plain; version=0.0.4", text, len);
+    free(text);
+}

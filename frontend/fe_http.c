@@ -1,0 +1,337 @@
+/* The request: routing, body parsing, replies, the access log and request metrics. */
+#include "fe_http.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "fe_auth.h"
+#include "fe_config.h"
+#include "fe_metrics.h"
+#include "fv_form.h"
+#include "fv_log.h"
+
+int fe_http_inflight;
+bool fe_http_draining;
+static unsigned long long req_counter;
+
+static double elapsed_s(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    default: return "OTHER";
+    }
+}
+
+static void req_free(fe_req *r)
+{
+    if (r->state && r->state_free) r->state_free(r->state);
+    if (r->body) yajl_tree_free(r->body);
+    fe_auth_user_free(r->user);
+    free(r);
+}
+
+static void access_log(fe_req *r, int status, double secs)
+{
+    const char *uri = evhttp_request_get_uri(r->ev);
+    char path[1024];
+    fv_json_escape(uri ? uri : "", uri ? strlen(uri) : 0, path, sizeof path);
+    char line[2048];
+    snprintf(line, sizeof line,
+             "{\"level\":\"info\",\"proc\":\"frontend\",\"msg\":\"access\",\"req\":\"%s\","
+             "\"method\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"status\":%d,\"ms\":%.3f,"
+             "\"user\":%s%s%s,\"addr\":\"%s\"}",
+             r->req_id, method_name(evhttp_request_get_command(r->ev)), path,
+             r->route >= 0 ? fe_routes[r->route].name : "none", status, secs * 1000.0,
+             r->user ? "\"" : "", r->user ? r->user->id : "null", r->user ? "\"" : "", r->address);
+    fv_log_raw_json(line);
+}
+
+/* Sends the reply held in buf (taken) and ends the request. */
+static void finish(fe_req *r, int status, struct evbuffer *buf)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "X-Request-Id", r->req_id);
+    evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (fe_http_draining) evhttp_add_header(h, "Connection", "close");
+    double secs = elapsed_s(&r->start);
+    fe_metrics_request(r->route >= 0 ? r->route : fe_nroutes, status, secs);
+    if (fe_cfg.access_log) access_log(r, status, secs);
+    evhttp_send_reply(r->ev, status, NULL, buf);
+    if (buf) evbuffer_free(buf);
+    fe_http_inflight--;
+    req_free(r);
+}
+
+void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (buf && body) evbuffer_add(buf, body, len);
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type", content_type);
+    finish(r, status, buf);
+}
+
+void fe_reply_json(fe_req *r, int status, fv_jgen *body)
+{
+    size_t len = 0;
+    const char *text = body ? fv_jgen_buf(body, &len) : "";
+    fe_reply_text(r, status, "application/json", text, len);
+}
+
+void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
+                           size_t n, const char *const *names, const char *const *reasons)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) {
+        fe_reply_text(r, status, "application/json", "{}", 2);
+        return;
+    }
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "error");
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "code");
+    fv_jgen_str(j, code);
+    fv_jgen_key(j, "message");
+    fv_jgen_str(j, message);
+    if (n > 0) {
+        fv_jgen_key(j, "fields");
+        fv_jgen_map_open(j);
+        for (size_t i = 0; i < n; i++) {
+            fv_jgen_key(j, names[i]);
+            fv_jgen_str(j, reasons[i]);
+        }
+        fv_jgen_map_close(j);
+    }
+    fv_jgen_map_close(j);
+    fv_jgen_map_close(j);
+    if (status == 503 || status == 429)
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
+    fe_reply_json(r, status, j);
+    fv_jgen_free(j);
+}
+
+void fe_reply_error(fe_req *r, int status, const char *code, const char *message)
+{
+    fe_reply_error_fields(r, status, code, message, 0, NULL, NULL);
+}
+
+void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res)
+{
+    switch (res->status) {
+    case FE_PG_UNAVAILABLE:
+        fe_reply_error(r, 503, "db_unavailable", "the database is unavailable; retry later");
+        return;
+    case FE_PG_TIMEOUT:
+        fe_reply_error(r, 503, "db_timeout", "the database did not answer in time; retry later");
+        return;
+    case FE_PG_SQL:
+        if (!strncmp(res->sqlstate, "22", 2)) {
+            fe_reply_error(r, 422, "invalid_value", "a value is out of range or malformed");
+            return;
+        }
+        if (!strcmp(res->sqlstate, "23503")) {
+            fe_reply_error(r, 422, "unknown_reference", "a referenced object does not exist");
+            return;
+        }
+        if (!strcmp(res->sqlstate, "23505")) {
+            fe_reply_error(r, 409, "conflict", "an object with this identity already exists");
+            return;
+        }
+        if (!strncmp(res->sqlstate, "57", 2) || !strncmp(res->sqlstate, "08", 2) ||
+            !strncmp(res->sqlstate, "53", 2) || !strcmp(res->sqlstate, "40001") ||
+            !strcmp(res->sqlstate, "40P01")) {
+            fe_reply_error(r, 503, "db_unavailable", "the database is busy; retry later");
+            return;
+        }
+        fv_error("req %s: unexpected database error %s", r->req_id, res->sqlstate);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return;
+    case FE_PG_OK:
+        break;
+    }
+    fe_reply_error(r, 500, "internal", "internal error");
+}
+
+/* Replies 422 listing every problem in errs (borrowed). */
+void fe_reply_form_errors(fe_req *r, const char *message, const fv_form_errors *errs)
+{
+    const char **names = calloc(errs->n ? errs->n : 1, sizeof *names);
+    const char **reasons = calloc(errs->n ? errs->n : 1, sizeof *reasons);
+    if (!names || !reasons) {
+        free(names);
+        free(reasons);
+        fe_reply_error(r, 422, "validation_failed", message);
+        return;
+    }
+    for (size_t i = 0; i < errs->n; i++) {
+        names[i] = errs->items[i].field;
+        reasons[i] = errs->items[i].reason;
+    }
+    fe_reply_error_fields(r, 422, "validation_failed", message, errs->n, names, reasons);
+    free(names);
+    free(reasons);
+}
+
+char *fe_query_param(fe_req *r, const char *name)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!query) return NULL;
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (evhttp_parse_query_str(query, &params) != 0) return NULL;
+    const char *v = evhttp_find_header(&params, name);
+    char *out = v ? strdup(v) : NULL;
+    evhttp_clear_headers(&params);
+    return out;
+}
+
+/* Matches path against pattern, capturing ':' segments into r->param. */
+static bool route_match(const char *pattern, const char *path, fe_req *r)
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/') return false;
+        pattern++;
+        path++;
+        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+        size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t sl = se ? (size_t)(se - path) : strlen(path);
+        if (pattern[0] == ':') {
+            if (sl == 0 || sl >= sizeof r->param[0] || np >= FE_MAX_PARAMS) return false;
+            memcpy(r->param[np], path, sl);
+            r->param[np][sl] = '\0';
+            np++;
+        } else if (pl != sl || memcmp(pattern, path, pl) != 0) {
+            return false;
+        }
+        pattern += pl;
+        path += sl;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static bool is_json_content_type(const char *ct)
+{
+    if (!ct) return false;
+    while (*ct == ' ') ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Parses the JSON body of r into r->body; answers and returns false when it cannot. */
+static bool parse_body(fe_req *r)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
+    if (!is_json_content_type(ct)) {
+        fe_reply_error(r, 415, "unsupported_media_type", "send the body as application/json");
+        return false;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) {
+        fe_reply_error(r, 400, "malformed_json", "the request body is empty");
+        return false;
+    }
+    if (len > (size_t)fe_cfg.max_body_bytes) {
+        fe_reply_error(r, 413, "body_too_large", "the request body is too large");
+        return false;
+    }
+    char *text = malloc(len + 1);
+    if (!text) {
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return false;
+    }
+    evbuffer_copyout(in, text, len);
+    text[len] = '\0';
+    char err[256];
+    r->body = (strlen(text) == len) ? fv_json_parse(text, err, sizeof err) : NULL;
+    if (strlen(text) != len) snprintf(err, sizeof err, "the body contains a NUL byte");
+    free(text);
+    if (!r->body) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "the body is not valid JSON: %s", err);
+        fe_reply_error(r, 400, "malformed_json", msg);
+        return false;
+    }
+    if (!YAJL_IS_OBJECT(r->body)) {
+        fe_reply_error(r, 400, "malformed_json", "the body must be a JSON object");
+        return false;
+    }
+    return true;
+}
+
+void fe_http_dispatch(struct evhttp_request *ev, void *arg)
+{
+    fe_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        evhttp_send_error(ev, 503, "Service Unavailable");
+        return;
+    }
+    fe_http_inflight++;
+    r->ev = ev;
+    r->route = -1;
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    snprintf(r->req_id, sizeof r->req_id, "%x-%llx", (unsigned)getpid(), ++req_counter);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        snprintf(r->address, sizeof r->address, "%s", addr ? addr : "");
+    }
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path || path[0] != '/') {
+        fe_reply_error(r, 400, "bad_request", "malformed request target");
+        return;
+    }
+    enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+    bool path_known = false;
+    for (int i = 0; i < fe_nroutes; i++) {
+        if (!route_match(fe_routes[i].pattern, path, r)) continue;
+        path_known = true;
+        if (fe_routes[i].method != method &&
+            !(method == EVHTTP_REQ_HEAD && fe_routes[i].method == EVHTTP_REQ_GET))
+            continue;
+        r->route = i;
+        break;
+    }
+    if (r->route < 0) {
+        if (path_known)
+            fe_reply_error(r, 405, "method_not_allowed", "this method is not allowed here");
+        else
+            fe_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    const fe_route *rt = &fe_routes[r->route];
+    if (rt->body && !parse_body(r)) return;
+    if (rt->auth) {
+        r->phase = FE_REQ_AUTH;
+        fe_auth_authenticate(r, rt->handler);
+        return;
+    }
+    r->phase = FE_REQ_HANDLER;
+    rt->handler(r);
+}

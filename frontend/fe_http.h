@@ -1,0 +1,85 @@
+/* The request: what a handler gets, how it answers, and the router that dispatches to it.
+ *
+ * Lifecycle of a request (fe_req.phase):
+ *   FE_REQ_ROUTED  matched to a route; the evhttp request is borrowed from libevent
+ *   FE_REQ_AUTH    waiting for the API key lookup (fe_auth)
+ *   FE_REQ_HANDLER the handler owns it, possibly across PostgreSQL or Redis callbacks
+ *   (answered)     fe_reply_* sent the reply, logged it and freed the fe_req: no pointer to it
+ *                  may be used afterwards. Every request is answered exactly once. */
+#ifndef FE_HTTP_H
+#define FE_HTTP_H
+
+#include <event2/http.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "fe_pg.h"
+#include "fv_id.h"
+#include "fv_json.h"
+
+typedef struct fe_user {
+    char id[FV_UUID_STRLEN + 1];
+    char *email; /* owned */
+    char *name;  /* owned */
+    bool is_admin;
+} fe_user;
+
+typedef struct fe_req fe_req;
+typedef void (*fe_handler)(fe_req *r);
+
+typedef struct fe_route {
+    enum evhttp_cmd_type method;
+    const char *pattern; /* "/v1/surveys/:id/responses": ':' segments are parameters */
+    fe_handler handler;
+    bool auth;           /* needs a valid bearer key */
+    bool body;           /* expects a JSON body (Content-Type application/json) */
+    const char *name;    /* the route's label in metrics and the access log */
+} fe_route;
+
+typedef enum { FE_REQ_ROUTED, FE_REQ_AUTH, FE_REQ_HANDLER } fe_req_phase;
+
+#define FE_MAX_PARAMS 3
+
+struct fe_req {
+    struct evhttp_request *ev; /* borrowed from evhttp until the reply */
+    fe_req_phase phase;
+    int route;                 /* index into fe_routes */
+    char param[FE_MAX_PARAMS][64];
+    struct timespec start;
+    char req_id[32];
+    char address[64];
+    fe_user *user;             /* owned; NULL until authenticated */
+    yajl_val body;             /* owned; the parsed JSON body for routes with body */
+    void *state;               /* handler's own state, freed with state_free at the reply */
+    void (*state_free)(void *);
+};
+
+extern const fe_route fe_routes[];
+extern const int fe_nroutes;
+extern const char *const *fe_route_names;
+
+/* Number of requests received and not yet answered (the drain waits for 0). */
+extern int fe_http_inflight;
+/* Set while draining: replies carry Connection: close. */
+extern bool fe_http_draining;
+
+/* evhttp's general callback: routes every request. arg is unused. */
+void fe_http_dispatch(struct evhttp_request *ev, void *arg);
+
+/* Replies; each sends, logs, counts and frees r (takes ownership of r). */
+void fe_reply_json(fe_req *r, int status, fv_jgen *body); /* borrows body */
+void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len);
+void fe_reply_error(fe_req *r, int status, const char *code, const char *message);
+/* A 422-style error whose "fields" maps each name to its reason (parallel arrays). */
+void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
+                           size_t n, const char *const *names, const char *const *reasons);
+/* A 422 listing every problem in errs (borrowed; a struct fv_form_errors). */
+struct fv_form_errors;
+void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);
+/* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
+void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
+
+/* The decoded value of query parameter `name` (caller frees), or NULL. */
+char *fe_query_param(fe_req *r, const char *name);
+
+#endif

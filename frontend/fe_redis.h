@@ -1,0 +1,24 @@
+/* Non-blocking Redis for a front-end child: one hiredis async connection on the child's event
+ * loop (commands pipeline naturally), a deadline per command, reconnect with backoff. */
+#ifndef FE_REDIS_H
+#define FE_REDIS_H
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* reply is borrowed (freed by hiredis after the callback); NULL when the command failed
+ * (disconnected, timed out), in which case error says why. An error reply is passed as is. */
+typedef void (*fe_redis_cb)(redisReply *reply, const char *error, void *arg);
+
+/* Connects to ip:port (no DNS). password may be empty. Returns 0 or -1. */
+int fe_redis_init(struct event_base *base, const char *ip, int port, const char *password,
+                  int timeout_ms);
+void fe_redis_shutdown(void);
+bool fe_redis_ready(void);
+/* Sends a command. Returns 0 when sent (cb will be called exactly once, never before this
+ * returns), or -1 when Redis is not connected or overloaded (cb is not called). argv is copied. */
+int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,550 @@
+/* Responses: submit (validated, queued to Redis, 202), read one, list a survey's responses. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "fe_cache.h"
+#include "fe_config.h"
+#include "fe_handlers.h"
+#include "fe_metrics.h"
+#include "fe_redis.h"
+#include "fv_envelope.h"
+#include "fv_form.h"
+#include "fv_log.h"
+#include "fv_settings.h"
+
+#define FE_NEGATIVE_TTL_S 5
+#define FE_LIST_DEFAULT 50
+#define FE_LIST_MAX 500
+
+/* ---- the deployment cache: what a submission needs, kept out of PostgreSQL's way ---- */
+
+/* A deployment's survey and compiled form; `missing` marks a deployment that does not exist.
+ * Owned by dep_cache. */
+typedef struct dep_info {
+    bool missing;
+    char survey_id[FV_UUID_STRLEN + 1];
+    int version;
+    fv_form *form;
+} dep_info;
+
+/* Whether a user is an enumerator of a deployment; owned by perm_cache. */
+typedef struct perm_info {
+    bool enumerator;
+} perm_info;
+
+static fe_cache *dep_cache, *perm_cache;
+
+static void dep_info_free(void *p)
+{
+    dep_info *d = p;
+    fv_form_free(d->form);
+    free(d);
+}
+
+int fe_responses_init(void)
+{
+    dep_cache = fe_cache_new(10000, dep_info_free);
+    perm_cache = fe_cache_new(200000, free);
+    return dep_cache && perm_cache ? 0 : -1;
+}
+
+void fe_responses_shutdown(void)
+{
+    fe_cache_free(dep_cache);
+    fe_cache_free(perm_cache);
+    dep_cache = perm_cache = NULL;
+}
+
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* ---- submission ---- */
+
+/* State of one submission: owned by the request. */
+typedef struct submit {
+    char id[FV_UUID_STRLEN + 1];
+    char dep_id[FV_UUID_STRLEN + 1];
+    char perm_key[2 * FV_UUID_STRLEN + 2];
+    char *data;     /* owned: the answers as JSON */
+    char *location; /* owned: JSON or NULL */
+    char *collected_at; /* owned or NULL */
+} submit;
+
+static void submit_free(void *p)
+{
+    submit *s = p;
+    free(s->data);
+    free(s->location);
+    free(s->collected_at);
+    free(s);
+}
+
+/* RFC 3339 date-time: 2024-05-01T10:20:30(.fraction)(Z|+hh:mm|-hh:mm). */
+static bool rfc3339_ok(const char *s)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (strlen(s) > 40) return false;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1900)
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p)) return false;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    if (*p == 'Z' || *p == 'z') return p[1] == '\0';
+    if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+        p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]) && p[6] == '\0')
+        return true;
+    return false;
+}
+
+static bool number_in(yajl_val v, double lo, double hi, double *out)
+{
+    if (!v || !YAJL_IS_NUMBER(v) || !YAJL_IS_DOUBLE(v)) return false;
+    double d = YAJL_GET_DOUBLE(v);
+    if (!(d >= lo && d <= hi)) return false;
+    *out = d;
+    return true;
+}
+
+static void xadd_done(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    if (!reply || reply->type != REDIS_REPLY_STRING) {
+        fv_warn("req %s: queueing submission %s failed: %s", r->req_id, s->id,
+                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : error ? error : "unexpected reply");
+        fe_reply_error(r, 503, "queue_unavailable", "the submission could not be queued; retry later");
+        return;
+    }
+    fe_metrics_submission_accepted();
+    char body[96];
+    int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"status\":\"queued\"}", s->id);
+    fe_reply_text(r, 202, "application/json", body, (size_t)n);
+}
+
+/* Validates the answers against the deployment's form and queues the submission. */
+static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
+{
+    submit *s = r->state;
+    if (dep->missing) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    if (!enumerator) {
+        fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
+        return;
+    }
+    yajl_val data = fv_json_get(r->body, "data");
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    if (fv_form_validate(dep->form, data, &errs) > 0) {
+        fe_metrics_submission_rejected();
+        fe_reply_form_errors(r, "the answers are invalid", &errs);
+        fv_form_errors_free(&errs);
+        return;
+    }
+    fv_form_errors_free(&errs);
+
+    fv_envelope e = {0};
+    memcpy(e.id, s->id, sizeof e.id);
+    memcpy(e.survey_id, dep->survey_id, sizeof e.survey_id);
+    e.survey_version = dep->version;
+    memcpy(e.deployment_id, s->dep_id, sizeof e.deployment_id);
+    memcpy(e.submitted_by, r->user->id, sizeof e.submitted_by);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    e.received_at_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    e.data = s->data;
+    e.data_len = strlen(s->data);
+    e.location = s->location;
+    e.location_len = s->location ? strlen(s->location) : 0;
+    e.collected_at = s->collected_at;
+    e.collected_at_len = s->collected_at ? strlen(s->collected_at) : 0;
+    e.verified = true;
+    const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
+    size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
+    char scratch[64];
+    int argc = fv_envelope_xadd_argv(&e, fv_common.stream, scratch, sizeof scratch, argv, lens);
+    if (fe_redis_command(argc, argv, lens, xadd_done, r) != 0)
+        fe_reply_error(r, 503, "queue_unavailable", "the queue is unavailable; retry later");
+}
+
+static const char sql_dep_lookup[] =
+    "SELECT d.survey_id, s.current_version, sv.definition::text, "
+    "       fv_has_deployment_role($2, d.id, 'enumerator') "
+    "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
+    "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
+    "WHERE d.id = $1";
+
+static void dep_looked_up(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    dep_info *dep = calloc(1, sizeof *dep);
+    perm_info *perm = calloc(1, sizeof *perm);
+    if (!dep || !perm) {
+        free(dep);
+        free(perm);
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    time_t now = now_s();
+    if (PQntuples(res->res) != 1) {
+        dep->missing = true;
+        free(perm);
+        fe_cache_put(dep_cache, s->dep_id, dep, now, FE_NEGATIVE_TTL_S);
+        submit_checked(r, dep, false);
+        return;
+    }
+    snprintf(dep->survey_id, sizeof dep->survey_id, "%s", PQgetvalue(res->res, 0, 0));
+    dep->version = atoi(PQgetvalue(res->res, 0, 1));
+    char err[128];
+    yajl_val def = fv_json_parse(PQgetvalue(res->res, 0, 2), err, sizeof err);
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    dep->form = def ? fv_form_compile(def, &errs) : NULL;
+    fv_form_errors_free(&errs);
+    if (def) yajl_tree_free(def);
+    if (!dep->form) {
+        /* Definitions are checked when stored; one that no longer compiles is our bug. */
+        fv_error("deployment %s: stored form definition does not compile", s->dep_id);
+        dep_info_free(dep);
+        free(perm);
+        fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
+        return;
+    }
+    perm->enumerator = PQgetvalue(res->res, 0, 3)[0] == 't';
+    bool enumerator = perm->enumerator;
+    fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s);
+    fe_cache_put(perm_cache, s->perm_key, perm, now, fe_cfg.deployment_cache_ttl_s);
+    submit_checked(r, dep, enumerator); /* dep is borrowed from the cache: used synchronously */
+}
+
+void fe_responses_submit(fe_req *r)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    const char *bad[4], *why[4];
+    size_t nbad = 0;
+    yajl_val id = fv_json_get(r->body, "id"), data = fv_json_get(r->body, "data");
+    yajl_val loc = fv_json_get(r->body, "location"), coll = fv_json_get(r->body, "collected_at");
+    if (id && !YAJL_IS_NULL(id) && !(YAJL_IS_STRING(id) && fv_id_valid(id->u.string)))
+        bad[nbad] = "id", why[nbad++] = "must be a UUID";
+    if (!data || !YAJL_IS_OBJECT(data)) bad[nbad] = "data", why[nbad++] = "required: an object of answers";
+    double lat = 0, lon = 0, acc = 0;
+    yajl_val accv = loc ? fv_json_get(loc, "accuracy") : NULL;
+    if (loc && !YAJL_IS_NULL(loc) &&
+        (!YAJL_IS_OBJECT(loc) || !number_in(fv_json_get(loc, "lat"), -90, 90, &lat) ||
+         !number_in(fv_json_get(loc, "lon"), -180, 180, &lon) ||
+         (accv && !YAJL_IS_NULL(accv) && !number_in(accv, 0, 1e7, &acc))))
+        bad[nbad] = "location", why[nbad++] = "must be {lat: -90..90, lon: -180..180, accuracy?: >= 0}";
+    if (coll && !YAJL_IS_NULL(coll) && !(YAJL_IS_STRING(coll) && rfc3339_ok(coll->u.string)))
+        bad[nbad] = "collected_at", why[nbad++] = "must be an RFC 3339 date-time";
+    if (nbad) {
+        fe_metrics_submission_rejected();
+        fe_reply_error_fields(r, 422, "validation_failed", "the submission is invalid", nbad, bad, why);
+        return;
+    }
+
+    submit *s = calloc(1, sizeof *s);
+    if (!s) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    r->state = s;
+    r->state_free = submit_free;
+    if (id && YAJL_IS_STRING(id)) {
+        for (int i = 0; i < FV_UUID_STRLEN; i++) s->id[i] = (char)tolower((unsigned char)id->u.string[i]);
+    } else {
+        fv_id_new(s->id);
+    }
+    for (int i = 0; i < FV_UUID_STRLEN; i++) s->dep_id[i] = (char)tolower((unsigned char)r->param[0][i]);
+    snprintf(s->perm_key, sizeof s->perm_key, "%s:%s", r->user->id, s->dep_id);
+
+    fv_jgen *j = fv_jgen_new();
+    if (j) {
+        fv_jgen_tree(j, data);
+        s->data = strdup(fv_jgen_buf(j, NULL));
+        if (loc && YAJL_IS_OBJECT(loc)) {
+            fv_jgen_free(j);
+            j = fv_jgen_new();
+            if (j) {
+                fv_jgen_map_open(j);
+                fv_jgen_key(j, "lat");
+                fv_jgen_double(j, lat);
+                fv_jgen_key(j, "lon");
+                fv_jgen_double(j, lon);
+                if (accv && !YAJL_IS_NULL(accv)) {
+                    fv_jgen_key(j, "accuracy");
+                    fv_jgen_double(j, acc);
+                }
+                fv_jgen_map_close(j);
+                s->location = strdup(fv_jgen_buf(j, NULL));
+            }
+        }
+        fv_jgen_free(j);
+    }
+    if (coll && YAJL_IS_STRING(coll)) s->collected_at = strdup(coll->u.string);
+    if (!s->data) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+
+    time_t now = now_s();
+    dep_info *dep = fe_cache_get(dep_cache, s->dep_id, now);
+    perm_info *perm = fe_cache_get(perm_cache, s->perm_key, now);
+    if (dep && (dep->missing || perm)) {
+        submit_checked(r, dep, perm ? perm->enumerator : false);
+        return;
+    }
+    const char *params[] = {s->dep_id, r->user->id};
+    fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
+}
+
+/* ---- reading ---- */
+
+/* Columns of sql_response_cols, in order. */
+#define RESPONSE_COLS                                                                          \
+    "r.id, r.survey_id, r.deployment_id, r.status, r.data::text, r.location::text, "          \
+    "r.submitted_by, fv_ts(r.created_at), fv_ts(r.updated_at), r.version, fv_ts(r.collected_at), " \
+    "r.survey_version"
+
+static void write_response(fv_jgen *j, PGresult *p, int row)
+{
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "id");
+    fv_jgen_str(j, PQgetvalue(p, row, 0));
+    fv_jgen_key(j, "survey_id");
+    fv_jgen_str(j, PQgetvalue(p, row, 1));
+    fv_jgen_key(j, "survey_version");
+    fv_jgen_int(j, atoll(PQgetvalue(p, row, 11)));
+    fv_jgen_key(j, "deployment_id");
+    fv_jgen_str(j, PQgetvalue(p, row, 2));
+    fv_jgen_key(j, "status");
+    fv_jgen_str(j, PQgetvalue(p, row, 3));
+    fv_jgen_key(j, "data");
+    fv_jgen_raw(j, PQgetvalue(p, row, 4), (size_t)PQgetlength(p, row, 4));
+    fv_jgen_key(j, "location");
+    if (PQgetisnull(p, row, 5))
+        fv_jgen_null(j);
+    else
+        fv_jgen_raw(j, PQgetvalue(p, row, 5), (size_t)PQgetlength(p, row, 5));
+    fv_jgen_key(j, "submitted_by");
+    fv_jgen_str(j, PQgetvalue(p, row, 6));
+    fv_jgen_key(j, "collected_at");
+    fv_jgen_str(j, PQgetisnull(p, row, 10) ? NULL : PQgetvalue(p, row, 10));
+    fv_jgen_key(j, "created_at");
+    fv_jgen_str(j, PQgetvalue(p, row, 7));
+    fv_jgen_key(j, "updated_at");
+    fv_jgen_str(j, PQgetvalue(p, row, 8));
+    fv_jgen_key(j, "version");
+    fv_jgen_int(j, atoll(PQgetvalue(p, row, 9)));
+    fv_jgen_map_close(j);
+}
+
+/* Who may read a response (issue 2's rule; the full role model replaces it): its submitter,
+ * the survey's creator and the organisation's admins. */
+static const char sql_response_get[] =
+    "SELECT " RESPONSE_COLS " FROM responses r JOIN surveys s ON s.id = r.survey_id "
+    "WHERE r.id = $1 AND r.deleted_at IS NULL "
+    "AND (r.submitted_by = $2 OR s.created_by = $2 OR fv_is_org_admin($2, s.org_id))";
+
+static void response_got(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    fv_jgen *j = fv_jgen_new();
+    if (!j) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    write_response(j, res->res, 0);
+    fe_reply_json(r, 200, j);
+    fv_jgen_free(j);
+}
+
+void fe_responses_get(fe_req *r)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    const char *params[] = {r->param[0], r->user->id};
+    fe_pg_query(sql_response_get, 2, params, response_got, r);
+}
+
+/* State of one listing: owned by the request. */
+typedef struct list_state {
+    int limit;
+} list_state;
+
+static const char sql_response_list[] =
+    "WITH v AS MATERIALIZED (SELECT s.id, (s.created_by = $2 OR fv_is_org_admin($2, s.org_id)) AS all_rows "
+    "                        FROM surveys s WHERE s.id = $1) "
+    "SELECT " RESPONSE_COLS " FROM v JOIN responses r ON r.survey_id = v.id "
+    "WHERE r.deleted_at IS NULL AND (v.all_rows OR r.submitted_by = $2) "
+    "  AND ($3::uuid IS NULL OR r.deployment_id = $3::uuid) "
+    "  AND ($4::text IS NULL OR r.status = $4) "
+    "  AND ($5::timestamptz IS NULL OR (r.created_at, r.id) > ($5::timestamptz, $6::uuid)) "
+    "ORDER BY r.created_at, r.id LIMIT $7";
+
+static const char sql_survey_exists[] = "SELECT 1 FROM surveys WHERE id = $1";
+
+static void survey_checked(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) == 0) {
+        fe_reply_error(r, 404, "not_found", "no such survey");
+        return;
+    }
+    static const char empty[] = "{\"items\":[],\"next\":null}";
+    fe_reply_text(r, 200, "application/json", empty, sizeof empty - 1);
+}
+
+/* The cursor is opaque to clients: hex of "<created_at>|<id>" of the last row returned. */
+static void cursor_encode(const char *ts, const char *id, char *out, size_t outlen)
+{
+    char raw[128];
+    snprintf(raw, sizeof raw, "%s|%s", ts, id);
+    size_t o = 0;
+    for (const char *p = raw; *p && o + 2 < outlen; p++) o += (size_t)snprintf(out + o, outlen - o, "%02x", (unsigned char)*p);
+    out[o] = '\0';
+}
+
+static bool cursor_decode(const char *c, char *ts, size_t tslen, char *id)
+{
+    char raw[128];
+    size_t n = strlen(c);
+    if (n == 0 || n % 2 || n / 2 >= sizeof raw) return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (!isxdigit((unsigned char)c[2 * i]) || !isxdigit((unsigned char)c[2 * i + 1]) ||
+            sscanf(c + 2 * i, "%2x", &v) != 1)
+            return false;
+        raw[i] = (char)v;
+    }
+    raw[n / 2] = '\0';
+    char *bar = strchr(raw, '|');
+    if (!bar || !fv_id_valid(bar + 1)) return false;
+    *bar = '\0';
+    if (!rfc3339_ok(raw) || strlen(raw) >= tslen) return false;
+    snprintf(ts, tslen, "%s", raw);
+    memcpy(id, bar + 1, FV_UUID_STRLEN + 1);
+    return true;
+}
+
+static void responses_listed(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    list_state *ls = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    PGresult *p = res->res;
+    int n = PQntuples(p);
+    if (n == 0) {
+        const char *params[] = {r->param[0]};
+        fe_pg_query(sql_survey_exists, 1, params, survey_checked, r);
+        return;
+    }
+    bool more = n > ls->limit;
+    if (more) n = ls->limit;
+    fv_jgen *j = fv_jgen_new();
+    if (!j) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "items");
+    fv_jgen_array_open(j);
+    for (int i = 0; i < n; i++) write_response(j, p, i);
+    fv_jgen_array_close(j);
+    fv_jgen_key(j, "next");
+    if (more) {
+        char cur[300];
+        cursor_encode(PQgetvalue(p, n - 1, 7), PQgetvalue(p, n - 1, 0), cur, sizeof cur);
+        fv_jgen_str(j, cur);
+    } else {
+        fv_jgen_null(j);
+    }
+    fv_jgen_map_close(j);
+    fe_reply_json(r, 200, j);
+    fv_jgen_free(j);
+}
+
+void fe_responses_list(fe_req *r)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such survey");
+        return;
+    }
+    char *dep = fe_query_param(r, "deployment"), *status = fe_query_param(r, "status");
+    char *after = fe_query_param(r, "after"), *limit_s = fe_query_param(r, "limit");
+    const char *bad[4], *why[4];
+    size_t nbad = 0;
+    int limit = FE_LIST_DEFAULT;
+    char ts[64] = "", cid[FV_UUID_STRLEN + 1] = "";
+    if (dep && !fv_id_valid(dep)) bad[nbad] = "deployment", why[nbad++] = "must be a UUID";
+    if (status && strcmp(status, "pending") && strcmp(status, "final") && strcmp(status, "rejected"))
+        bad[nbad] = "status", why[nbad++] = "must be pending, final or rejected";
+    if (after && !cursor_decode(after, ts, sizeof ts, cid))
+        bad[nbad] = "after", why[nbad++] = "not a cursor this server returned";
+    if (limit_s) {
+        char *end;
+        long l = strtol(limit_s, &end, 10);
+        if (*end || end == limit_s || l < 1 || l > FE_LIST_MAX)
+            bad[nbad] = "limit", why[nbad++] = "must be an integer from 1 to 500";
+        else
+            limit = (int)l;
+    }
+    if (nbad) {
+        fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", nbad, bad, why);
+    } else {
+        list_state *ls = calloc(1, sizeof *ls);
+        if (!ls) {
+            fe_reply_error(r, 503, "overloaded", "out of memory");
+        } else {
+            ls->limit = limit;
+            r->state = ls;
+            r->state_free = free;
+            char lim[16];
+            snprintf(lim, sizeof lim, "%d", limit + 1);
+            const char *params[] = {r->param[0], r->user->id, dep, status, after ? ts : NULL,
+                                    after ? cid : NULL, lim};
+            fe_pg_query(sql_response_list, 7, params, responses_listed, r);
+        }
+    }
+    free(dep);
+    free(status);
+    free(after);
+    free(limit_s);
+}

@@ -1,0 +1,11 @@
+/* TLS for the front end: the server SSL_CTX (TLS 1.2 and 1.3 only, Mozilla intermediate). */
+#ifndef FE_TLS_H
+#define FE_TLS_H
+
+#include <openssl/ssl.h>
+
+/* Builds a server context from PEM files. Returns a context the caller frees with SSL_CTX_free,
+ * or NULL with the reason (OpenSSL's error queue included) in err. */
+SSL_CTX *fe_tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,728 @@
+"""Integration-test harness: starts real PostgreSQL 15, Redis and the Fieldvault programs on free
+loopback ports in a temporary directory, and gives the tests clients for all of them.
+
+Everything started here is stopped here, by PID (SIGTERM, then SIGKILL after a deadline). Nothing
+waits with a fixed sleep: readiness is always a polled condition with a bounded deadline.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+try:  # apt: python3-psycopg2 (tests/run.sh installs it); the psql CLI is the fallback
+    import psycopg2
+except ImportError:  # pragma: no cover - depends on the machine
+    psycopg2 = None
+
+REPO = Path(__file__).resolve().parents[2]
+PG_BIN = Path(os.environ.get("FV_PG_BIN", "/usr/lib/postgresql/15/bin"))
+IS_ROOT = os.geteuid() == 0
+
+# Configuration keys the harness writes; env FV_* of the developer's shell must not leak into
+# the programs, so children get an environment without any FV_ variable we did not set.
+SANITIZER_PATTERNS = re.compile(
+    r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+    r"SUMMARY: UndefinedBehaviorSanitizer|SUMMARY: AddressSanitizer"
+)
+
+
+class HarnessError(Exception):
+    """A server could not be started or answered in a way the harness cannot work with."""
+
+
+def build_dir():
+    d = Path(os.environ.get("FV_BUILD_DIR") or "build")
+    return d if d.is_absolute() else REPO / d
+
+
+def binary(name):
+    p = build_dir() / name
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        raise HarnessError(f"{p} is not built (FV_BUILD_DIR={build_dir()})")
+    return str(p)
+
+
+def wait_until(predicate, timeout=30.0, interval=0.05, what=None):
+    """Polls predicate() until it returns a true value (returned) or timeout seconds pass
+    (TimeoutError naming `what` and the last exception). HarnessError aborts the wait at once."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last_exc = None
+        except HarnessError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a predicate may fail while a server comes up
+            last_exc = e
+        if time.monotonic() >= deadline:
+            msg = f"timed out after {timeout:g}s waiting for {what or getattr(predicate, '__name__', predicate)}"
+            if last_exc is not None:
+                msg += f" (last error: {last_exc!r})"
+            raise TimeoutError(msg)
+        time.sleep(interval)  # the polling period, not a synchronisation point
+        interval = min(interval * 1.5, 0.5)
+
+
+_used_ports = set()
+
+
+def free_port():
+    """A TCP port nobody listens on at 127.0.0.1 right now, never handed out twice per session."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _used_ports:
+            _used_ports.add(port)
+            return port
+    raise HarnessError("no free port")
+
+
+def child_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FV_")}
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return f"<cannot read {path}: {e}>"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class Proc:
+    """One program we started, in its own session (process group) so that children it forks
+    can be found and stopped with it. Output (stdout and stderr) goes to log_path."""
+
+    def __init__(self, name, argv, log_path, env=None, cwd=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- harness: starting {' '.join(map(str, argv))}\n".encode())
+            log.flush()
+            self.popen = subprocess.Popen(
+                [str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env or child_env(), cwd=cwd,
+                start_new_session=True)
+        self.pid = self.popen.pid
+        self.returncode = None
+        self.leftovers = False
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def check_alive(self):
+        if not self.alive():
+            raise HarnessError(f"{self.name} (pid {self.pid}) exited with {self.popen.returncode}; "
+                               f"log {self.log_path}:\n{tail(self.log_path)}")
+
+    def children(self):
+        """PIDs whose parent is this process (for fv-frontend: its children)."""
+        out = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...: comm may contain spaces, so split after the last ')'
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[1]) == self.pid:
+                out.append(int(d.name))
+        return sorted(out)
+
+    def _group_alive(self):
+        try:
+            os.killpg(self.pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Sends sig, waits up to timeout, then SIGKILL. Afterwards, anything left in the process
+        group (children that outlived their parent) is killed too and noted in self.leftovers."""
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with open(self.log_path, "ab") as log:
+                    log.write(f"--- harness: no exit {timeout:g}s after signal {sig}, SIGKILL\n".encode())
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout=30)
+        self.returncode = self.popen.returncode
+        if self._group_alive():
+            self.leftovers = True
+            with open(self.log_path, "ab") as log:
+                log.write(b"--- harness: processes of the group outlived the leader, SIGKILL\n")
+            try:
+                deadline = time.monotonic() + 10
+                while self._group_alive() and time.monotonic() < deadline:
+                    os.killpg(self.pid, signal.SIGKILL)
+                    time.sleep(0.05)
+            except ProcessLookupError:
+                pass
+        return self.returncode
+
+    def kill(self):
+        """SIGKILL now (a crash), and wait for the exit."""
+        return self.stop(sig=signal.SIGKILL, timeout=30)
+
+
+class RedisError(Exception):
+    pass
+
+
+class RedisClient:
+    """A minimal RESP2 client (no dependency): call it with the command words, get the reply as
+    str / int / list / None; an error reply raises RedisError."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=30.0):
+        self.addr = (host, port)
+        self.timeout = timeout
+        self.sock = None
+        self.f = None
+
+    def _connect(self):
+        self.sock = socket.create_connection(self.addr, timeout=self.timeout)
+        self.f = self.sock.makefile("rb")
+
+    def close(self):
+        if self.sock:
+            try:
+                self.f.close()
+                self.sock.close()
+            finally:
+                self.sock = self.f = None
+
+    def __call__(self, *args):
+        if self.sock is None:
+            self._connect()
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        try:
+            self.sock.sendall(b"".join(parts))
+            return self._read()
+        except (OSError, EOFError):
+            self.close()
+            raise
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise EOFError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)[:-2]
+            return data.decode("utf-8", "surrogateescape")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RedisError(f"unexpected reply {line!r}")
+
+
+class Postgres:
+    """A PostgreSQL 15 cluster of our own: initdb into base/pg/data, unix socket in base/pg/sock,
+    TCP on 127.0.0.1:port, trust authentication. Run as the postgres user when we are root."""
+
+    def __init__(self, base, port):
+        self.dir = Path(base) / "pg"
+        self.data = self.dir / "data"
+        self.sock = self.dir / "sock"
+        self.log_path = self.dir / "postgresql.log"
+        self.port = port
+        self.started = False
+        self._conn = None
+
+    def _as_pg(self, argv):
+        return ["runuser", "-u", "postgres", "--"] + [str(a) for a in argv] if IS_ROOT else [str(a) for a in argv]
+
+    def _run(self, argv, **kw):
+        r = subprocess.run(self._as_pg(argv), capture_output=True, text=True, **kw)
+        if r.returncode != 0:
+            raise HarnessError(f"{' '.join(map(str, argv))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+                               f"\n{tail(self.log_path) if self.log_path.exists() else ''}")
+        return r
+
+    def start(self):
+        self.dir.mkdir(parents=True)
+        self.sock.mkdir()
+        if IS_ROOT:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(self.sock, "postgres", "postgres")
+        self._run([PG_BIN / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust",
+                   "-E", "UTF8", "--locale=C", "--no-sync"])
+        conf = "\n".join([
+            "# written by tests/integration/fvharness.py",
+            f"port = {self.port}",
+            "listen_addresses = '127.0.0.1'",
+            f"unix_socket_directories = '{self.sock}'",
+            "max_connections = 200",
+            # durability of PostgreSQL itself is not what these tests are about: go fast
+            "fsync = off",
+            "synchronous_commit = off",
+            "full_page_writes = off",
+            "log_min_messages = warning",
+            "log_lock_waits = on",
+            "",
+        ])
+        conf_path = self.data / "postgresql.conf"
+        if IS_ROOT:
+            self._run(["sh", "-c", f"cat >> '{conf_path}'"], input=conf)
+        else:
+            with open(conf_path, "a") as f:
+                f.write(conf)
+        self._run([PG_BIN / "pg_ctl", "-D", self.data, "-l", self.log_path, "-w", "-t", "60", "start"])
+        self.started = True
+        self.psql_cli("CREATE ROLE fieldvault LOGIN", db="postgres")
+        self.psql_cli("CREATE DATABASE fieldvault OWNER fieldvault", db="postgres")
+
+    def dsn(self, user="fieldvault", db="fieldvault"):
+        return f"host={self.sock} port={self.port} dbname={db} user={user}"
+
+    def psql_cli(self, sql, db="fieldvault", user="postgres"):
+        r = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", str(self.sock),
+                            "-p", str(self.port), "-U", user, "-d", db, "-c", sql],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise HarnessError(f"psql {sql!r}: {r.stderr}")
+        return r.stdout
+
+    def connect(self, user="postgres", db="fieldvault", autocommit=True):
+        if psycopg2 is None:
+            raise HarnessError("python3-psycopg2 is not installed")
+        c = psycopg2.connect(host=str(self.sock), port=self.port, dbname=db, user=user)
+        c.autocommit = autocommit
+        return c
+
+    def query(self, sql, *params):
+        """Runs sql (with %s placeholders) as the superuser in autocommit; returns the rows (a list
+        of tuples, empty for statements without a result)."""
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self.connect()
+                with self._conn.cursor() as cur:
+                    cur.execute(sql, params or None)
+                    return cur.fetchall() if cur.description else []
+            except psycopg2.OperationalError:
+                if attempt == 2:
+                    raise
+                self._conn = None
+
+    def stop(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._conn = None
+        if not self.started:
+            return
+        self.started = False
+        r = subprocess.run(self._as_pg([PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w",
+                                        "-t", "30", "stop"]), capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(self._as_pg([PG_BIN / "pg_ctl", "-D", self.data, "-m", "immediate",
+                                        "-w", "-t", "30", "stop"]), capture_output=True, text=True)
+
+
+class Api:
+    """An HTTPS client for the front end: one keep-alive Session, the test CA trusted, an optional
+    bearer key. Every request has a timeout so that no test can hang."""
+
+    def __init__(self, base_url, ca_cert, key=None):
+        self.base = base_url.rstrip("/")
+        self.s = requests.Session()
+        self.s.verify = str(ca_cert)
+        self.key = key
+        if key:
+            self.s.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 30)
+        return self.s.request(method, self.base + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def close(self):
+        self.s.close()
+
+
+def write_config(path, sections):
+    """Writes a config file: sections is {section: {key: value}}."""
+    with open(path, "w") as f:
+        f.write("# written by tests/integration/fvharness.py\n")
+        for section, keys in sections.items():
+            f.write(f"\n[{section}]\n")
+            for k, v in keys.items():
+                f.write(f"{k} = {v}\n")
+
+
+class Cluster:
+    """PostgreSQL + Redis + certificate + config + the Fieldvault programs, all in one temp dir."""
+
+    STREAM = "fv:submissions"
+    DEAD = "fv:dead"
+    GROUP = "workers"
+
+    def __init__(self):
+        base = os.environ.get("FV_TEST_TMPDIR") or None
+        self.base = Path(tempfile.mkdtemp(prefix="fv-it-", dir=base))
+        # PostgreSQL runs as `postgres` when we are root: it must be able to reach its directory.
+        os.chmod(self.base, 0o755)
+        if IS_ROOT and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(self.base)]).returncode != 0:
+            shutil.rmtree(self.base)
+            self.base = Path(tempfile.mkdtemp(prefix="fv-it-", dir="/tmp"))
+            os.chmod(self.base, 0o755)
+        self.logs = self.base / "logs"
+        self.logs.mkdir()
+        self.pg = Postgres(self.base, free_port())
+        self.redis_port = free_port()
+        self.http_port = free_port()
+        self.redis_proc = None
+        self.frontend = None
+        self.workers = {}  # consumer name -> Proc
+        self.procs = []    # every Proc ever started, for log tails and the sanitizer scan
+        self.cert = self.base / "tls" / "cert.pem"
+        self.key = self.base / "tls" / "key.pem"
+        self.conf = self.base / "fieldvault.conf"
+        self._redis = None
+        self.findings = []  # problems seen at teardown (sanitizer reports, stray processes)
+
+    # ---------------------------------------------------------------- infrastructure
+    def start_redis(self):
+        d = self.base / "redis"
+        d.mkdir()
+        self.redis_proc = self._spawn("redis", [
+            "redis-server", "--port", self.redis_port, "--bind", "127.0.0.1", "--dir", d,
+            "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
+            "--save", ""], track=False)
+        self._redis = RedisClient(self.redis_port)
+
+        def pong():
+            self.redis_proc.check_alive()
+            try:
+                return self.redis_cli("PING") == "PONG"
+            except OSError:
+                self._redis.close()
+                return False
+        wait_until(pong, 30, what="redis PING")
+
+    def make_cert(self):
+        self.cert.parent.mkdir()
+        r = subprocess.run([
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(self.key), "-out", str(self.cert), "-days", "7",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            capture_output=True, text=True)
+        if r.returncode != 0:
+            raise HarnessError(f"openssl req failed: {r.stderr}")
+        os.chmod(self.key, 0o600)
+
+    def config_sections(self):
+        return {
+            "common": {
+                "pg_dsn": self.pg.dsn(),
+                "redis_host": "127.0.0.1",
+                "redis_port": self.redis_port,
+                "stream": self.STREAM,
+                "dead_stream": self.DEAD,
+                "group": self.GROUP,
+                "log_level": "info",
+            },
+            "frontend": {
+                "listen_addr": "127.0.0.1",
+                "listen_port": self.http_port,
+                "processes": 2,
+                "tls_cert": self.cert,
+                "tls_key": self.key,
+                "max_body_bytes": 65536,
+                "shutdown_timeout_s": 5,
+            },
+            "worker": {
+                "batch_size": 50,
+                "block_ms": 200,
+                "claim_idle_ms": 2000,
+                "max_deliveries": 3,
+            },
+        }
+
+    def start_infra(self):
+        self.pg.start()
+        self.start_redis()
+        self.make_cert()
+        write_config(self.conf, self.config_sections())
+
+    # ---------------------------------------------------------------- programs
+    def _spawn(self, name, argv, env=None, track=True):
+        n = sum(1 for p in self.procs if p.name == name)
+        log = self.logs / (f"{name}.log" if n == 0 else f"{name}.{n}.log")
+        p = Proc(name, argv, log, env=env or child_env())
+        self.procs.append(p)
+        p.tracked = track
+        return p
+
+    def fvctl(self, *args, check=True, env=None):
+        r = subprocess.run([binary("fvctl"), "-c", str(self.conf), *map(str, args)],
+                           capture_output=True, text=True, env=env or child_env(), timeout=120)
+        with open(self.logs / "fvctl.log", "a") as f:
+            f.write(f"--- fvctl {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout}{r.stderr}")
+        if check and r.returncode != 0:
+            raise HarnessError(f"fvctl {' '.join(map(str, args))} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def migrate(self):
+        self.fvctl("migrate")
+
+    def create_admin(self, email="admin@example.org", name="Admin"):
+        return self._key_from(self.fvctl("create-admin", "--email", email, "--name", name))
+
+    def create_user(self, email, name):
+        return self._key_from(self.fvctl("create-user", "--email", email, "--name", name))
+
+    @staticmethod
+    def _key_from(r):
+        key = r.stdout.strip()
+        if not key or len(key.split()) != 1:
+            raise HarnessError(f"expected only an API key on stdout, got {r.stdout!r}")
+        return key
+
+    @property
+    def base_url(self):
+        return f"https://127.0.0.1:{self.http_port}"
+
+    def api(self, key=None):
+        return Api(self.base_url, self.cert, key)
+
+    def healthy(self, port=None, proc=None):
+        if proc is not None:
+            proc.check_alive()
+        try:
+            r = requests.get(f"https://127.0.0.1:{port or self.http_port}/healthz",
+                             verify=str(self.cert), timeout=2)
+            return r.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start_frontend(self, name="frontend", timeout=60, **env):
+        p = self._spawn(name, [binary("fv-frontend"), "-c", self.conf], env=child_env(**env))
+        port = int(env.get("FV_LISTEN_PORT", self.http_port))
+        wait_until(lambda: self.healthy(port, p), timeout, what=f"{name} /healthz on port {port}")
+        if name == "frontend":
+            self.frontend = p
+        return p
+
+    def start_worker(self, consumer, timeout=60, **env):
+        """Starts fv-worker with FV_CONSUMER_NAME=consumer (+ env overrides) and waits until the
+        consumer shows in the group (it has issued its first XREADGROUP)."""
+        p = self._spawn(f"worker-{consumer}", [binary("fv-worker"), "-c", self.conf],
+                        env=child_env(FV_CONSUMER_NAME=consumer, **env))
+        p.consumer = consumer
+
+        def registered():
+            p.check_alive()
+            names = [c[c.index("name") + 1] for c in self.redis_cli("XINFO", "CONSUMERS", self.STREAM, self.GROUP)]
+            for n in names:
+                if n == consumer or n.endswith(f":{p.pid}"):
+                    p.consumer = n
+                    return True
+            return False
+        wait_until(registered, timeout, what=f"worker {consumer} to join group {self.GROUP}")
+        self.workers[p.consumer] = p
+        return p
+
+    def stop_worker(self, p, sig=signal.SIGTERM):
+        rc = p.stop(sig=sig)
+        self.workers = {k: v for k, v in self.workers.items() if v is not p}
+        return rc
+
+    def kill_worker(self, p):
+        """SIGKILL: a crash, no cleanup in the worker."""
+        return self.stop_worker(p, sig=signal.SIGKILL)
+
+    def start_default_workers(self):
+        return [self.start_worker("w1"), self.start_worker("w2")]
+
+    def stop_all_workers(self):
+        for p in list(self.workers.values()):
+            self.stop_worker(p)
+
+    # ---------------------------------------------------------------- clients
+    def redis_cli(self, *args):
+        return self._redis(*args)
+
+    def psql(self, sql, *params):
+        return self.pg.query(sql, *params)
+
+    def pending(self):
+        """Entries delivered to a consumer and not acknowledged, from XPENDING's summary."""
+        return self.redis_cli("XPENDING", self.STREAM, self.GROUP)[0]
+
+    def pending_by_consumer(self):
+        summary = self.redis_cli("XPENDING", self.STREAM, self.GROUP)
+        return {name: int(n) for name, n in (summary[3] or [])}
+
+    def queue_drained(self):
+        return self.redis_cli("XLEN", self.STREAM) == 0 and self.pending() == 0
+
+    def wait_drained(self, timeout=60):
+        wait_until(self.queue_drained, timeout, what="the submissions stream to drain (XLEN 0, XPENDING 0)")
+
+    # ---------------------------------------------------------------- teardown
+    def log_tails(self, lines=40):
+        out = []
+        for p in self.procs:
+            out.append((f"{p.name} (pid {p.pid}) {p.log_path}", tail(p.log_path, lines)))
+        if self.pg.log_path.exists():
+            out.append((f"postgresql {self.pg.log_path}", tail(self.pg.log_path, lines)))
+        fvctl = self.logs / "fvctl.log"
+        if fvctl.exists():
+            out.append((f"fvctl {fvctl}", tail(fvctl, lines)))
+        return out
+
+    def scan_logs(self):
+        """Sanitizer reports in any of our programs' logs: a list of (log, line)."""
+        found = []
+        for p in self.procs:
+            if p.name == "redis":
+                continue
+            try:
+                with open(p.log_path, errors="replace") as f:
+                    for line in f:
+                        if SANITIZER_PATTERNS.search(line):
+                            found.append((str(p.log_path), line.rstrip()))
+            except OSError:
+                pass
+        return found
+
+    def stop_all(self):
+        """Stops every program still running (workers first, then front ends, Redis, PostgreSQL)
+        and records in self.findings what a clean run would not show: a program that died by
+        itself, one that did not exit 0 on SIGTERM, stray children, sanitizer reports."""
+        ours = [p for p in self.procs if p.name != "redis"]
+        order = [p for p in ours if p.name.startswith("worker")] + \
+                [p for p in ours if not p.name.startswith("worker")]
+        for p in order:
+            if p.returncode is not None:  # stopped (or killed) on purpose by a test or fixture
+                continue
+            if not p.alive():
+                self.findings.append(f"{p.name} (pid {p.pid}) died by itself with status "
+                                     f"{p.popen.returncode}; log {p.log_path}")
+                p.stop()
+                continue
+            rc = p.stop()
+            if rc != 0:
+                self.findings.append(f"{p.name} (pid {p.pid}) exited with status {rc} after SIGTERM "
+                                     f"(a negative status is the signal that ended it)")
+            if p.leftovers:
+                self.findings.append(f"{p.name} (pid {p.pid}): processes of its group outlived it")
+        if self._redis:
+            self._redis.close()
+        if self.redis_proc:
+            self.redis_proc.stop()
+        self.pg.stop()
+        for log, line in self.scan_logs():
+            self.findings.append(f"sanitizer report in {log}: {line}")
+
+    def cleanup(self):
+        if os.environ.get("FV_KEEP_TMP") == "1":
+            print(f"\nFV_KEEP_TMP=1: kept {self.base}")
+            return
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def new_id():
+    return str(uuid.uuid4())
+
+
+def error_body(r):
+    """The `error` object of an error response, after checking the common shape."""
+    assert r.headers.get("Content-Type", "").startswith("application/json"), \
+        f"{r.status_code} with Content-Type {r.headers.get('Content-Type')!r}: {r.text[:300]!r}"
+    body = r.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), body
+    err = body["error"]
+    assert isinstance(err.get("code"), str) and re.fullmatch(r"[a-z][a-z0-9_]*", err["code"]), err
+    assert isinstance(err.get("message"), str) and err["message"], err
+    if "fields" in err:
+        assert isinstance(err["fields"], dict), err
+    return err
+
+
+def parse_metrics(text):
+    """Prometheus text format -> {name: [(labels dict, value)]}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$", line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out.setdefault(m.group(1), []).append((labels, float(m.group(4))))
+    return out
+
+
+def metric_sum(metrics, name):
+    return sum(v for _, v in metrics.get(name, []))
+
+
+def json_lines(path):
+    """The lines of a log that are JSON objects (sanitizer output and harness notes are not)."""
+    out = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                out.append(json.loads(line))
+    return out

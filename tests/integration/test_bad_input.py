@@ -1,0 +1,127 @@
+"""Bad requests get the right 4xx with a JSON error (DESIGN.md section 5), never a 500, and the
+front end keeps serving afterwards."""
+import json
+
+import pytest
+
+from conftest import good_data
+from fvharness import error_body, new_id
+
+
+def post_raw(world, body, content_type="application/json", api=None, deployment=None):
+    return (api or world.enum).post(
+        f"/v1/deployments/{deployment or world.deployment_id}/responses",
+        data=body, headers={"Content-Type": content_type})
+
+
+def test_malformed_json_is_400(world):
+    r = post_raw(world, b'{"id": "' + new_id().encode() + b'", "data": {')
+    assert r.status_code == 400, r.text
+    error_body(r)
+
+
+def test_every_bad_field_reported_at_once(world):
+    data = {"members": "many", "income": 3.5}  # members: wrong type; household: missing
+    r = world.submit(data)
+    assert r.status_code == 422, r.text
+    err = error_body(r)
+    fields = err.get("fields") or {}
+    assert set(fields) >= {"household", "members"}, err
+    assert "required" in str(fields["household"]).lower(), fields
+    assert "integer" in str(fields["members"]).lower(), fields
+    assert "income" not in fields
+
+
+def test_unknown_question_is_422(world):
+    data = dict(good_data(), favourite_colour="blue")
+    r = world.submit(data)
+    assert r.status_code == 422, r.text
+    err = error_body(r)
+    assert "favourite_colour" in (err.get("fields") or {}), err
+
+
+@pytest.mark.parametrize("name,value,reason", [
+    ("members", 0, None),           # below min 1
+    ("members", 51, None),          # above max 50
+    ("members", 2.5, "integer"),    # not an integer
+    ("income", "lots", "decimal"),  # not a number
+    ("visit", "2024-13-45", None),  # not a date
+    ("household", "<script>", None),  # fails the pattern
+])
+def test_constraints(world, name, value, reason):
+    r = world.submit(dict(good_data(), **{name: value}))
+    assert r.status_code == 422, r.text
+    fields = error_body(r).get("fields") or {}
+    assert list(fields) == [name], fields
+    if reason:
+        assert reason in str(fields[name]).lower(), fields
+
+
+def test_oversized_body_is_413(world):
+    body = json.dumps({"id": new_id(), "data": dict(good_data(), household="x" * 70000)})
+    r = post_raw(world, body.encode())
+    assert r.status_code == 413  # libevent's own 413 page may be HTML: only the status counts
+
+
+def test_non_uuid_id(world):
+    r = world.submit(id="not-a-uuid")
+    assert r.status_code in (400, 422), r.text
+    error_body(r)
+
+
+def test_unknown_deployment_is_404(world):
+    r = world.submit(deployment=new_id())
+    assert r.status_code == 404, r.text
+    error_body(r)
+
+
+def test_not_an_enumerator_is_403(world):
+    r = world.submit(api=world.stranger)
+    assert r.status_code == 403, r.text
+    error_body(r)
+
+
+def test_wrong_content_type(world):
+    body = json.dumps({"id": new_id(), "data": good_data()}).encode()
+    r = post_raw(world, body, content_type="text/plain")
+    assert r.status_code in (400, 415), r.text
+    error_body(r)
+
+
+def test_unknown_route_is_404_json(world):
+    r = world.enum.get("/v1/no-such-thing")
+    assert r.status_code == 404, r.text
+    error_body(r)
+    r = world.enum.get("/nothing/here")
+    assert r.status_code == 404, r.text
+    error_body(r)
+
+
+@pytest.mark.parametrize("body", [
+    b"",
+    b"null",
+    b"[]",
+    b'"a string"',
+    b'{"data": [1, 2, 3]}',
+    b'{"data": null}',
+    b'{"id": 12, "data": {}}',
+    b'{"data": {"household": "\xff\xfe"}}',               # invalid UTF-8
+    b'{"data": {"household": "a\\u0000b", "members": 2}}',  # NUL in a string
+    b"[" * 20000 + b"]" * 20000,                           # deep nesting
+    b'{"data": {"members": 1e999999, "household": "x"}}',  # number overflow
+    b'{"data": {"members": 99999999999999999999999, "household": "x"}}',
+    b'{"data": {"members": 3, "household": "x"}, "location": {"lat": 91, "lon": 0}}',
+    b'{"data": {"members": 3, "household": "x"}, "location": "here"}',
+    b'{"data": {"members": 3, "household": "x"}, "collected_at": "yesterday"}',
+])
+def test_garbage_is_4xx_never_500(world, body):
+    r = post_raw(world, body)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    if r.status_code != 413:
+        error_body(r)
+
+
+def test_still_serving_after_garbage(world, anon):
+    assert anon.get("/healthz").status_code == 200
+    r = world.submit()
+    assert r.status_code == 202, r.text

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (apt), builds, runs the unit tests (ctest) and the
+# integration tests (pytest against real PostgreSQL, Redis and our binaries), then does the same
+# again with AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   tests/run.sh [--quick] [--no-install] [--keep-tmp] [-- PYTEST-ARGS...]
+#
+#   --quick       skip the sanitizer pass (build-asan/)
+#   --no-install  do not check or install Debian packages
+#   --keep-tmp    keep the integration tests' temporary directories (FV_KEEP_TMP=1)
+#   -- ARGS       extra arguments for pytest, e.g. -- -k flow -x
+#
+# Exits non-zero if any step fails; the last line is the summary of all test counts.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+
+quick=0
+install=1
+pytest_extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) quick=1 ;;
+    --no-install) install=0 ;;
+    --keep-tmp) export FV_KEEP_TMP=1 ;;
+    --)
+        shift
+        pytest_extra=("$@")
+        break
+        ;;
+    -h | --help)
+        sed -n '2,13p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "run.sh: unknown option: $1 (see --help)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+# Debian's interpreter: the python3 first on PATH may be a separate build without Debian's
+# modules (pytest, requests, psycopg2 come from apt).
+PY=/usr/bin/python3
+JOBS=$(nproc 2>/dev/null || echo 2)
+start=$(date +%s)
+
+passed=0
+failed=0
+skipped=0
+steps=()
+status=0
+
+note() { echo "run.sh: $*"; }
+step_ok() { steps+=("ok      $1"); }
+step_failed() {
+    steps+=("FAILED  $1")
+    status=1
+}
+
+# Adds the counts of a JUnit XML file (ctest's or pytest's) to the totals.
+count_junit() {
+    local file=$1 counts
+    [ -f "$file" ] || return 0
+    counts=$("$PY" - "$file" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+t = f = s = 0
+for su in suites:
+    t += int(su.get("tests", 0))
+    f += int(su.get("failures", 0)) + int(su.get("errors", 0))
+    s += int(su.get("skipped", 0)) + int(su.get("disabled", 0))
+print(max(t - f - s, 0), f, s)
+EOF
+    ) || return 0
+    read -r p f s <<<"$counts"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    skipped=$((skipped + s))
+}
+
+summary() {
+    local elapsed=$(($(date +%s) - start))
+    echo
+    echo "run.sh: ---------------------------------------------------------------"
+    for s in "${steps[@]}"; do
+        echo "run.sh: $s"
+    done
+    echo "run.sh: took ${elapsed}s"
+    echo "summary: ${passed} passed, ${failed} failed, ${skipped} skipped"
+}
+
+# One pass: configure, build, ctest, pytest. $1 = label, $2 = build dir, rest = cmake options.
+run_pass() {
+    local label=$1 dir=$2
+    shift 2
+    note "== ${label}: configure and build ${dir}/"
+    if ! cmake -S "$ROOT" -B "$ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"; then
+        step_failed "${label}: cmake configure"
+        return 1
+    fi
+    if ! cmake --build "$ROOT/$dir" -j"$JOBS"; then
+        step_failed "${label}: build"
+        return 1
+    fi
+    step_ok "${label}: build"
+
+    note "== ${label}: unit tests (ctest)"
+    rm -f "$ROOT/$dir/ctest-junit.xml"
+    if (cd "$ROOT/$dir" && ctest --output-on-failure -j"$JOBS" --timeout 300 \
+        --output-junit "$ROOT/$dir/ctest-junit.xml"); then
+        step_ok "${label}: unit tests"
+    else
+        step_failed "${label}: unit tests"
+    fi
+    count_junit "$ROOT/$dir/ctest-junit.xml"
+
+    note "== ${label}: integration tests (pytest, FV_BUILD_DIR=${dir})"
+    rm -f "$ROOT/$dir/pytest-junit.xml"
+    if FV_BUILD_DIR="$ROOT/$dir" "$PY" -m pytest tests/integration -v -p no:cacheprovider \
+        --junitxml="$ROOT/$dir/pytest-junit.xml" "${pytest_extra[@]}"; then
+        step_ok "${label}: integration tests"
+    else
+        step_failed "${label}: integration tests"
+    fi
+    count_junit "$ROOT/$dir/pytest-junit.xml"
+    return 0
+}
+
+if [ "$install" = 1 ]; then
+    note "== dependencies"
+    if deploy/install-deps.sh --test; then
+        step_ok "dependencies"
+    else
+        step_failed "dependencies (deploy/install-deps.sh --test)"
+        summary
+        exit 1
+    fi
+fi
+
+# Sanitizer reports abort the program (a crash the tests see) and LeakSanitizer runs at exit;
+# the integration harness also scans every program's log for reports and fails the run.
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+export ASAN_OPTIONS=abort_on_error=1
+if run_pass "release" build; then
+    if [ "$quick" = 0 ]; then
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+        run_pass "sanitizers" build-asan -DFV_SANITIZE=ON || true
+    else
+        steps+=("skipped sanitizers (--quick)")
+    fi
+fi
+
+summary
+exit "$status"

@@ -1,0 +1,122 @@
+/* fv-worker: command line, configuration, signals; the consumer loop lives in wk_loop.c. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fv_log.h"
+#include "fv_settings.h"
+#include "wk_config.h"
+#include "wk_loop.h"
+
+static volatile sig_atomic_t wk_stop_flag;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    wk_stop_flag = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fv-worker [-c FILE] [--check-config] [--print-defaults]\n"
+            "  -c FILE           configuration file (sections [common] and [worker])\n"
+            "  --check-config    load and check the configuration, then exit\n"
+            "  --print-defaults  print every key with its value (defaults, file, FV_* env) and exit\n"
+            "Environment FV_<KEY> overrides a key, e.g. FV_BATCH_SIZE=100.\n");
+}
+
+/* SIGTERM/SIGINT only set a flag: the loop finishes its batch (commit + ack) and exits. No
+ * SA_RESTART, so a blocking sleep returns at once. SIGPIPE is ignored: a dead socket is an
+ * error return, never a killed process. */
+static int install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    const char *errpos = "sigaction(SIGTERM)";
+    if (sigaction(SIGTERM, &sa, NULL) == -1) goto failed;
+    errpos = "sigaction(SIGINT)";
+    if (sigaction(SIGINT, &sa, NULL) == -1) goto failed;
+    sa.sa_handler = SIG_IGN;
+    errpos = "sigaction(SIGPIPE)";
+    if (sigaction(SIGPIPE, &sa, NULL) == -1) goto failed;
+    return 0;
+failed:
+    fv_error("%s failed: %m", errpos);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool check = false, print = false;
+    char err[512];
+    int status = 1;
+    char *consumer = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "--print-defaults") == 0) {
+            print = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "fv-worker: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    if (fv_config_load(wk_config_table, path, err, sizeof err) != 0 ||
+        wk_config_validate(err, sizeof err) != 0) {
+        fprintf(stderr, "fv-worker: configuration: %s\n", err);
+        goto done;
+    }
+    int level = fv_log_parse_level(fv_common.log_level);
+    if (level < 0) {
+        fprintf(stderr, "fv-worker: configuration: log_level: unknown level '%s'\n", fv_common.log_level);
+        goto done;
+    }
+    if (print) {
+        fv_config_print(wk_config_table, stdout);
+        status = 0;
+        goto done;
+    }
+    if (check) {
+        fprintf(stderr, "fv-worker: configuration OK\n");
+        status = 0;
+        goto done;
+    }
+    fv_log_init("worker", (fv_log_level)level);
+    if (install_signals() != 0) goto done;
+
+    if (wk_cfg.consumer_name[0]) {
+        consumer = strdup(wk_cfg.consumer_name);
+    } else {
+        char host[256];
+        if (gethostname(host, sizeof host) == -1) snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+        if (asprintf(&consumer, "%s:%d", host, (int)getpid()) == -1) consumer = NULL;
+    }
+    if (consumer == NULL) {
+        fv_error("out of memory");
+        goto done;
+    }
+
+    wk_loop loop;
+    wk_loop_init(&loop, consumer, &wk_stop_flag);
+    status = wk_loop_run(&loop);
+    wk_loop_free(&loop);
+done:
+    free(consumer);
+    fv_config_free(wk_config_table);
+    return status;
+}

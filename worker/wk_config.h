@@ -1,0 +1,25 @@
+/* fv-worker's settings: its configuration table and where the values live. */
+#ifndef WK_CONFIG_H
+#define WK_CONFIG_H
+
+#include "fv_config.h"
+#include "fv_settings.h"
+
+typedef struct wk_settings {
+    int batch_size;              /* entries per XREADGROUP / XAUTOCLAIM and per transaction */
+    int block_ms;                /* XREADGROUP BLOCK */
+    int claim_idle_ms;           /* pending entries idle this long are taken over */
+    int max_deliveries;          /* deliveries before an entry goes to the dead-letter stream */
+    char *consumer_name;         /* "" = "<hostname>:<pid>"; owned by the table */
+    int pg_retry_max_ms;         /* backoff cap when reconnecting to PostgreSQL or Redis */
+    int pg_statement_timeout_ms; /* statement_timeout of the worker's session */
+    int io_timeout_ms;           /* connect timeouts, and a Redis reply's allowance past block_ms */
+} wk_settings;
+
+extern wk_settings wk_cfg;
+extern const fv_cfg_entry wk_config_table[];
+
+/* Checks ranges the table cannot express. Returns 0, or -1 with a reason in err. */
+int wk_config_validate(char *err, size_t errlen);
+
+#endif

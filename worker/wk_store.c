@@ -1,0 +1,139 @@
+/* The worker's side of PostgreSQL: one parameterised INSERT per batch, inside BEGIN/COMMIT. */
+#include "wk_store.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fv_json.h"
+#include "fv_pgutil.h"
+
+/* $1 is a JSON array of envelopes. LEFT JOIN, not JOIN: an unknown deployment must fail the
+ * foreign key (and the entry), never vanish from the INSERT while its entry gets acked. */
+static const char insert_sql[] =
+    "INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status,"
+    "                       data, location, collected_at, received_at)"
+    " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
+    "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
+    "        x.data, x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0)"
+    " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
+    "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
+    "      collected_at timestamptz, received_at_ms bigint)"
+    " LEFT JOIN deployments d ON d.id = x.deployment_id"
+    " ON CONFLICT (id) DO NOTHING";
+
+void wk_store_close(wk_store *st)
+{
+    if (st->conn) PQfinish(st->conn);
+    st->conn = NULL;
+}
+
+int wk_store_connect(wk_store *st, char *err, size_t errlen)
+{
+    wk_store_close(st);
+    st->conn = fv_pgutil_connect(st->dsn, "fv-worker", st->connect_timeout_s,
+                                 st->statement_timeout_ms, err, errlen);
+    return st->conn ? 0 : -1;
+}
+
+static void gen_envelope(fv_jgen *j, const fv_envelope *e)
+{
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "id");
+    fv_jgen_str(j, e->id);
+    fv_jgen_key(j, "survey_id");
+    fv_jgen_str(j, e->survey_id);
+    fv_jgen_key(j, "survey_version");
+    fv_jgen_int(j, e->survey_version);
+    fv_jgen_key(j, "deployment_id");
+    fv_jgen_str(j, e->deployment_id);
+    fv_jgen_key(j, "submitted_by");
+    fv_jgen_str(j, e->submitted_by);
+    /* data and location were checked to be one JSON object each (wk_json_is_object). */
+    fv_jgen_key(j, "data");
+    fv_jgen_raw(j, e->data, e->data_len);
+    fv_jgen_key(j, "location");
+    if (e->location_len > 0) fv_jgen_raw(j, e->location, e->location_len);
+    else fv_jgen_null(j);
+    fv_jgen_key(j, "collected_at");
+    if (e->collected_at_len > 0) fv_jgen_strn(j, e->collected_at, e->collected_at_len);
+    else fv_jgen_null(j);
+    fv_jgen_key(j, "received_at_ms");
+    fv_jgen_int(j, e->received_at_ms);
+    fv_jgen_map_close(j);
+}
+
+/* Rolls back after a failure; a connection that cannot even do that is dropped. */
+static void abandon(wk_store *st)
+{
+    if (st->conn == NULL) return;
+    if (PQstatus(st->conn) != CONNECTION_OK) {
+        wk_store_close(st);
+        return;
+    }
+    if (PQtransactionStatus(st->conn) != PQTRANS_IDLE) {
+        char why[256];
+        if (fv_pgutil_exec(st->conn, "ROLLBACK", why, sizeof why) != 0) wk_store_close(st);
+    }
+}
+
+wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err, size_t errlen)
+{
+    wk_store_rc rc = WK_STORE_RETRY;
+    PGresult *res = NULL;
+    const char *errpos = "generate";
+    char why[512] = "";
+    fv_jgen *j = fv_jgen_new();
+    if (!j) {
+        snprintf(why, sizeof why, "out of memory");
+        goto failed;
+    }
+    fv_jgen_array_open(j);
+    for (size_t i = 0; i < b->n; i++) {
+        if (only >= 0 && (size_t)only != i) continue;
+        /* Entries with env.verified false (the front end could not check the submitter's
+         * permission while PostgreSQL was down) are written like the others for now; the
+         * permission re-check and the quarantine of refused ones belong here, per entry,
+         * before the entry joins the INSERT. */
+        if (b->entries[i].state == WK_ENTRY_NEW) gen_envelope(j, &b->entries[i].env);
+    }
+    fv_jgen_array_close(j);
+    size_t len;
+    const char *json = fv_jgen_buf(j, &len);
+
+    if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
+        errpos = "connection";
+        snprintf(why, sizeof why, "not connected");
+        goto failed;
+    }
+    errpos = "BEGIN";
+    if (fv_pgutil_exec(st->conn, "BEGIN", why, sizeof why) != 0) goto failed;
+    errpos = "INSERT";
+    const char *params[] = {json};
+    res = PQexecParams(st->conn, insert_sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fv_pgutil_error(st->conn, res, why, sizeof why);
+        if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
+        goto failed;
+    }
+    PQclear(res);
+    res = NULL;
+    errpos = "COMMIT";
+    /* A COMMIT lost with its connection leaves the outcome unknown: RETRY writes the batch
+     * again, which is harmless (ON CONFLICT DO NOTHING). */
+    res = PQexec(st->conn, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fv_pgutil_error(st->conn, res, why, sizeof why);
+        if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED; /* deferred constraints */
+        goto failed;
+    }
+    PQclear(res);
+    fv_jgen_free(j);
+    return WK_STORE_OK;
+failed:
+    snprintf(err, errlen, "%s: %s", errpos, why);
+    PQclear(res);
+    fv_jgen_free(j);
+    abandon(st);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* The worker's side of PostgreSQL: a batch of submissions written in one transaction. */
+#ifndef WK_STORE_H
+#define WK_STORE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "wk_batch.h"
+
+typedef enum wk_store_rc {
+    WK_STORE_OK,       /* committed (rows already present count as written: ids are keys) */
+    WK_STORE_REJECTED, /* PostgreSQL refused the data (SQLSTATE class 22 or 23); rolled back */
+    WK_STORE_RETRY,    /* anything else (connection lost, timeout, deadlock): try again later */
+} wk_store_rc;
+
+typedef struct wk_store {
+    PGconn *conn; /* owned; NULL while disconnected */
+    const char *dsn; /* borrowed from the configuration */
+    int connect_timeout_s;
+    int statement_timeout_ms;
+} wk_store;
+
+/* Connects (dropping any previous connection). Returns 0, or -1 with a reason in err. */
+int wk_store_connect(wk_store *st, char *err, size_t errlen);
+void wk_store_close(wk_store *st);
+
+/* Inserts the entries of b in state NEW (or only b->entries[only] when only >= 0) with one
+ * statement in one transaction. On OK they are committed; on REJECTED and RETRY nothing is, and
+ * err says why. On RETRY over a broken connection the connection is dropped (conn == NULL). */
+wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err, size_t errlen);
+
+#endif
