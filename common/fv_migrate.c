@@ -172,7 +172,7 @@ static int apply_one(PGconn *conn, const fv_migration *m, char *err, size_t errl
     free(sql);
     return 0;
 failed:
-    snprintf(err, errlen, "%s (%s): %s", m->name, errpos, why);
+    snprintf(err, errlen, "migrate: %s (%s): %s", m->name, errpos, why);
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) (void)fv_pgutil_exec(conn, "ROLLBACK", why, sizeof why);
     free(sql);
     return -1;
@@ -195,6 +195,8 @@ int fv_migrate_run(PGconn *conn, const char *dir, FILE *progress, char *err, siz
         goto failed;
     locked = true;
     errpos = "create schema_migrations";
+    /* Quiet "already exists, skipping" notices: stderr carries one line per applied file. */
+    if (fv_pgutil_exec(conn, "SET client_min_messages = warning", why, sizeof why) != 0) goto failed;
     if (fv_pgutil_exec(conn,
                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
                        " version integer PRIMARY KEY,"

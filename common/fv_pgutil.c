@@ -13,7 +13,9 @@ static void first_line(char *s)
 void fv_pgutil_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    /* The primary message without libpq's "ERROR:  " prefix and its detail lines. */
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (msg == NULL && res) msg = PQresultErrorMessage(res);
     if (msg == NULL || *msg == '\0') msg = conn ? PQerrorMessage(conn) : "no connection";
     if (*msg == '\0') msg = "unknown error";
     snprintf(err, errlen, "%s%s%s", state ? state : "", state ? ": " : "", msg);

@@ -198,7 +198,7 @@ void fe_deployments_create(fe_req *r)
     r->state_free = dep_create_free;
     s->stages = stages;
     fv_id_new(s->id);
-    snprintf(s->survey_id, sizeof s->survey_id, "%s", r->param[0]);
+    memcpy(s->survey_id, r->param[0], sizeof s->survey_id); /* a valid UUID: 36 chars + NUL */
     char stages_txt[8];
     snprintf(stages_txt, sizeof stages_txt, "%d", stages);
     const char *params[] = {s->survey_id, r->user->id, s->id, s->name,

@@ -74,8 +74,11 @@ static bool ensure_redis(wk_loop *L)
             if (backoff) fv_info("redis reconnected");
             break;
         }
+        /* The first failure warns; the retries that follow are debug lines until it is back. */
+        if (backoff == 0) fv_warn("redis unavailable, retrying with backoff up to %d ms: %s",
+                                  wk_cfg.pg_retry_max_ms, err);
+        else fv_debug("redis still unavailable: %s", err);
         backoff = next_backoff(backoff);
-        fv_warn("redis unavailable, retrying in %d ms: %s", backoff, err);
         sleep_ms(L, backoff);
     }
     return true;
@@ -167,11 +170,13 @@ static int step_write(wk_loop *L)
     if (n == 0) return 0;
     if (L->store.conn == NULL) {
         if (wk_store_connect(&L->store, err, sizeof err) != 0) goto unavailable;
-        fv_info("postgresql connected");
+        if (L->pg_failures) fv_info("postgresql connected again after %u failed attempts", L->pg_failures);
+        else fv_info("postgresql connected");
     }
     wk_store_rc rc = wk_store_write(&L->store, b, -1, err, sizeof err);
     if (rc == WK_STORE_RETRY) goto unavailable;
     if (rc == WK_STORE_OK) {
+        L->pg_failures = 0;
         for (size_t i = 0; i < b->n; i++)
             if (b->entries[i].state == WK_ENTRY_NEW) b->entries[i].state = WK_ENTRY_WRITTEN;
         L->written += n;
@@ -181,19 +186,26 @@ static int step_write(wk_loop *L)
     for (size_t i = 0; i < b->n; i++) {
         wk_entry *e = &b->entries[i];
         if (e->state != WK_ENTRY_NEW) continue;
-        rc = wk_store_write(&L->store, b, (long)i, err, sizeof err);
-        if (rc == WK_STORE_RETRY) goto unavailable;
+        rc = wk_store_write(&L->store, b, (long)i, e->error, sizeof e->error);
+        if (rc == WK_STORE_RETRY) {
+            snprintf(err, sizeof err, "%s", e->error);
+            goto unavailable;
+        }
         if (rc == WK_STORE_OK) {
+            L->pg_failures = 0;
             e->state = WK_ENTRY_WRITTEN;
             L->written++;
         } else {
             e->state = WK_ENTRY_FAILED;
-            snprintf(e->error, sizeof e->error, "%s", err);
         }
     }
     return 0;
 unavailable:
-    fv_warn("postgresql unavailable, batch of %zu kept unacked: %s", n, err);
+    if (L->pg_failures++ == 0)
+        fv_warn("postgresql unavailable, batch of %zu kept unacked, retrying with backoff up to %d ms: %s",
+                n, wk_cfg.pg_retry_max_ms, err);
+    else
+        fv_debug("postgresql still unavailable (attempt %u): %s", L->pg_failures, err);
     return -1;
 }
 
@@ -209,7 +221,7 @@ static int step_ack(wk_loop *L)
         fv_warn("redis XACK failed, will retry: %s", err);
         return -1;
     }
-    size_t failed = wk_batch_count(b, WK_ENTRY_FAILED), dead_before = L->dead;
+    size_t failed = wk_batch_count(b, WK_ENTRY_FAILED);
     if (failed > 0 && wk_stream_deliveries(&L->stream, b, WK_ENTRY_FAILED, err, sizeof err) != 0) {
         fv_warn("redis XPENDING failed: %s", err);
         return -1;
@@ -227,7 +239,7 @@ static int step_ack(wk_loop *L)
     }
     fv_info("batch done: %zu entries acked, %zu refused, %llu dead-lettered (totals: %llu written, "
             "%llu dead-lettered)",
-            acked, failed, L->dead - dead_before, L->written, L->dead);
+            acked, failed, L->dead - L->dead_at_read, L->written, L->dead);
     return 0;
 }
 
@@ -244,7 +256,10 @@ int wk_loop_run(wk_loop *L)
         switch (b->state) {
         case WK_BATCH_EMPTY:
             if (*L->stop) goto stopped;
-            if (step_read(L) == 0 && b->n > 0) b->state = WK_BATCH_READ;
+            if (step_read(L) == 0 && b->n > 0) {
+                L->dead_at_read = L->dead;
+                b->state = WK_BATCH_READ;
+            }
             break;
         case WK_BATCH_READ:
             if (step_sort(L) == 0) b->state = WK_BATCH_WRITE;
@@ -277,8 +292,15 @@ int wk_loop_run(wk_loop *L)
         }
     }
 stopped:
-    if (b->state != WK_BATCH_EMPTY)
+    if (b->state != WK_BATCH_EMPTY) {
         fv_warn("stopping with %zu entries unacked; another worker will claim them", b->n);
+    } else if (L->stream.c) {
+        bool removed = false;
+        if (wk_stream_leave(&L->stream, &removed, err, sizeof err) != 0)
+            fv_warn("could not leave the consumer group: %s", err);
+        else if (!removed)
+            fv_info("consumer %s keeps its pending entries in the group", L->stream.consumer);
+    }
     fv_info("worker stopped: %llu written, %llu dead-lettered", L->written, L->dead);
     return 0;
 }

@@ -253,3 +253,29 @@ int wk_stream_touch(wk_stream *s, wk_batch *b, char *err, size_t errlen)
     if (r) freeReplyObject(r);
     return rc;
 }
+
+int wk_stream_leave(wk_stream *s, bool *removed, char *err, size_t errlen)
+{
+    *removed = false;
+    const char *pend[] = {"XPENDING", s->stream, s->group, "-", "+", "1", s->consumer};
+    redisReply *r = redisCommandArgv(s->c, 7, pend, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        int rc = fail(s, r, "XPENDING", err, errlen);
+        if (r) freeReplyObject(r);
+        return rc;
+    }
+    bool holds = r->elements > 0;
+    freeReplyObject(r);
+    if (holds) return 0;
+    /* Nothing can join our pending list meanwhile: only our own reads add to it. */
+    const char *del[] = {"XGROUP", "DELCONSUMER", s->stream, s->group, s->consumer};
+    r = redisCommandArgv(s->c, 5, del, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        int rc = fail(s, r, "XGROUP DELCONSUMER", err, errlen);
+        if (r) freeReplyObject(r);
+        return rc;
+    }
+    freeReplyObject(r);
+    *removed = true;
+    return 0;
+}

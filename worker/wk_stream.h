@@ -49,4 +49,9 @@ int wk_stream_dead_letter(wk_stream *s, wk_entry *e, const char *error, char *er
  * do not take over a batch this one is still retrying. */
 int wk_stream_touch(wk_stream *s, wk_batch *b, char *err, size_t errlen);
 
+/* On a clean stop: removes this consumer from the group when it holds no pending entry (so
+ * <hostname>:<pid> names do not pile up across restarts); one that still holds entries stays,
+ * for XAUTOCLAIM or a restart under the same name. Sets *removed. */
+int wk_stream_leave(wk_stream *s, bool *removed, char *err, size_t errlen);
+
 #endif

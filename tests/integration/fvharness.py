@@ -371,13 +371,18 @@ class Api:
     def __init__(self, base_url, ca_cert, key=None):
         self.base = base_url.rstrip("/")
         self.s = requests.Session()
-        self.s.verify = str(ca_cert)
+        # Ignore the environment (REQUESTS_CA_BUNDLE would override `verify`, a proxy variable
+        # would route loopback traffic elsewhere): the test CA and a direct connection only.
+        self.s.trust_env = False
+        self.ca = str(ca_cert)
+        self.s.verify = self.ca
         self.key = key
         if key:
             self.s.headers["Authorization"] = f"Bearer {key}"
 
     def request(self, method, path, **kw):
         kw.setdefault("timeout", 30)
+        kw.setdefault("verify", self.ca)
         return self.s.request(method, self.base + path, **kw)
 
     def get(self, path, **kw):
@@ -549,8 +554,10 @@ class Cluster:
         if proc is not None:
             proc.check_alive()
         try:
-            r = requests.get(f"https://127.0.0.1:{port or self.http_port}/healthz",
-                             verify=str(self.cert), timeout=2)
+            with requests.Session() as s:
+                s.trust_env = False
+                r = s.get(f"https://127.0.0.1:{port or self.http_port}/healthz",
+                          verify=str(self.cert), timeout=2)
             return r.status_code == 200
         except requests.RequestException:
             return False

@@ -29,17 +29,20 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(world):
     dead_before = c.redis_cli("XLEN", c.DEAD)
     locker = b = None
     try:
-        a = c.start_worker("crash-a", FV_BLOCK_MS=100, FV_CLAIM_IDLE_MS=600000)
-        # Hold the responses table so that A's INSERT waits, with A's entries taken and unacked.
-        locker = c.pg.connect(autocommit=False)
-        locker.cursor().execute("LOCK TABLE responses IN ACCESS EXCLUSIVE MODE")
+        # With no worker running the submissions wait in the stream.
         ids = [new_id() for _ in range(n)]
         for i, rid in enumerate(ids):
             r = world.submit(good_data(i), id=rid)
             assert r.status_code == 202, r.text
+        assert c.redis_cli("XLEN", c.STREAM) == n
+        # Hold the responses table so that A's INSERT waits, with A's entries taken and unacked.
+        locker = c.pg.connect(autocommit=False)
+        locker.cursor().execute("LOCK TABLE responses IN ACCESS EXCLUSIVE MODE")
+        a = c.start_worker("crash-a", FV_BLOCK_MS=100, FV_CLAIM_IDLE_MS=600000)
         wait_until(lambda: c.pending_by_consumer().get(a.consumer, 0) > 0 and waiting_on_responses_lock(c),
                    60, what="worker A to take entries and block in its INSERT")
         taken_by_a = c.pending_by_consumer()[a.consumer]
+        assert taken_by_a > 1, "A should hold a whole batch (batch_size 50, 200 waiting)"
         c.kill_worker(a)
         locker.rollback()
         locker.close()

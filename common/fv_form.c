@@ -1,0 +1,740 @@
+/* Form definitions: compiling a survey's question list and validating answers against it. */
+#include "fv_form.h"
+#include "fv_json.h"
+
+#include <limits.h>
+#include <math.h>
+#include <regex.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+typedef enum fv_form_type {
+    FV_FORM_TEXT,
+    FV_FORM_INTEGER,
+    FV_FORM_DECIMAL,
+    FV_FORM_SELECT_ONE,
+    FV_FORM_SELECT_MULTIPLE,
+    FV_FORM_DATE,
+    FV_FORM_DATETIME,
+    FV_FORM_GEOPOINT,
+    FV_FORM_NOTE,
+} fv_form_type;
+
+static const char *const type_names[] = {
+    [FV_FORM_TEXT] = "text",
+    [FV_FORM_INTEGER] = "integer",
+    [FV_FORM_DECIMAL] = "decimal",
+    [FV_FORM_SELECT_ONE] = "select_one",
+    [FV_FORM_SELECT_MULTIPLE] = "select_multiple",
+    [FV_FORM_DATE] = "date",
+    [FV_FORM_DATETIME] = "datetime",
+    [FV_FORM_GEOPOINT] = "geopoint",
+    [FV_FORM_NOTE] = "note",
+};
+
+/* Number bound texts longer than this are printed with %.17g in reasons instead of verbatim. */
+#define BOUND_TXT_MAX 32
+
+typedef struct fv_form_question {
+    char *name; /* owned */
+    fv_form_type type;
+    bool required;
+    bool confidential;
+    bool has_min, has_max;
+    double min, max;                    /* text: characters; select_multiple: selections */
+    char min_txt[BOUND_TXT_MAX + 1];    /* the bound as written, for reasons */
+    char max_txt[BOUND_TXT_MAX + 1];
+    bool has_re;
+    regex_t re;      /* owned when has_re (regfree) */
+    char **choices;  /* owned, each owned; sorted by strcmp for bsearch */
+    size_t nchoices;
+} fv_form_question;
+
+struct fv_form {
+    fv_form_question *q; /* owned, nq entries in definition order */
+    size_t nq;
+    size_t *by_name;     /* owned: indices into q sorted by name */
+    size_t max_choices;  /* largest nchoices (scratch size for validation) */
+};
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+void fv_form_errors_init(fv_form_errors *e)
+{
+    memset(e, 0, sizeof *e);
+}
+
+void fv_form_errors_free(fv_form_errors *e)
+{
+    if (e == NULL) return;
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->items[i].field);
+        free(e->items[i].reason);
+    }
+    free(e->items);
+    fv_form_errors_init(e);
+}
+
+bool fv_form_errors_add(fv_form_errors *e, const char *field, const char *reason)
+{
+    if (e->n == e->cap) {
+        size_t ncap = e->cap ? e->cap * 2 : 8;
+        struct fv_form_error *ni = realloc(e->items, ncap * sizeof *ni);
+        if (ni == NULL) goto oom;
+        e->items = ni;
+        e->cap = ncap;
+    }
+    char *f = strdup(field);
+    char *r = strdup(reason);
+    if (f == NULL || r == NULL) {
+        free(f);
+        free(r);
+        goto oom;
+    }
+    e->items[e->n].field = f;
+    e->items[e->n].reason = r;
+    e->n++;
+    return true;
+oom:
+    e->dropped++;
+    return false;
+}
+
+const char *fv_form_errors_get(const fv_form_errors *e, const char *field)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (strcmp(e->items[i].field, field) == 0) return e->items[i].reason;
+    return NULL;
+}
+
+/* ---- numbers ------------------------------------------------------------------------------- */
+
+typedef enum num_result {
+    NUM_OK,
+    NUM_FRACTIONAL, /* a finite number that is not an integer */
+    NUM_RANGE,      /* an integer outside int64 */
+} num_result;
+
+/* Converts the raw text of a JSON number (yajl has checked the grammar:
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?) to int64 exactly, without going through
+ * double: "1.0", "15e-1" is fractional, "1.5e1" is 15, "1e19" is out of range. */
+static num_result json_int64(const char *r, long long *out)
+{
+    const char *p = r;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    const char *mant = p, *end = p;
+    size_t nfrac = 0;
+    bool infrac = false;
+    while (*end && *end != 'e' && *end != 'E') {
+        if (*end == '.') infrac = true;
+        else if (infrac) nfrac++;
+        end++;
+    }
+    long exp = 0;
+    if (*end) {
+        const char *x = end + 1;
+        bool eneg = false;
+        if (*x == '+' || *x == '-') eneg = (*x++ == '-');
+        for (; *x >= '0' && *x <= '9'; x++)
+            if (exp < 1000000) exp = exp * 10 + (*x - '0'); /* clamp: beyond this, all the same */
+        if (eneg) exp = -exp;
+    }
+    const char *first = NULL, *last = NULL;
+    for (const char *q = mant; q < end; q++)
+        if (*q >= '1' && *q <= '9') {
+            if (first == NULL) first = q;
+            last = q;
+        }
+    if (first == NULL) { /* every digit is zero */
+        *out = 0;
+        return NUM_OK;
+    }
+    size_t tz = 0, nd = 0;
+    for (const char *q = last + 1; q < end; q++)
+        if (*q != '.') tz++;
+    for (const char *q = first; q <= last; q++)
+        if (*q != '.') nd++;
+    /* value = D * 10^e with D = the significant digits first..last (last one non-zero). */
+    long long e = (long long)exp - (long long)nfrac + (long long)tz;
+    if (e < 0) return NUM_FRACTIONAL;
+    if ((long long)nd + e > 19) return NUM_RANGE;
+    unsigned long long m = 0;
+    for (const char *q = first; q <= last; q++)
+        if (*q != '.') m = m * 10 + (unsigned long long)(*q - '0'); /* <= 19 digits: fits */
+    for (long long i = 0; i < e; i++) {
+        if (m > ULLONG_MAX / 10) return NUM_RANGE;
+        m *= 10;
+    }
+    if (!neg && m > (unsigned long long)LLONG_MAX) return NUM_RANGE;
+    if (neg && m > (unsigned long long)LLONG_MAX + 1) return NUM_RANGE;
+    if (neg) *out = (m == (unsigned long long)LLONG_MAX + 1) ? LLONG_MIN : -(long long)m;
+    else *out = (long long)m;
+    return NUM_OK;
+}
+
+/* A JSON number's value as a finite double (false for non-numbers and overflow to infinity;
+ * underflow to zero is accepted). Uses the raw text, as yajl drops DOUBLE_VALID on ERANGE. */
+static bool json_double(yajl_val v, double *out)
+{
+    if (!YAJL_IS_NUMBER(v) || v->u.number.r == NULL) return false;
+    double d = strtod(v->u.number.r, NULL);
+    if (!isfinite(d)) return false;
+    *out = d;
+    return true;
+}
+
+/* Exact comparisons of an int64 with a double bound (2^63 is exactly representable). Rounds by
+ * hand: fvcommon does not link libm. In range, the cast truncates toward zero exactly. */
+static bool int_ge(long long v, double d)
+{
+    if (d >= 9223372036854775808.0) return false;
+    if (d <= -9223372036854775808.0) return true;
+    long long t = (long long)d; /* |d| < 2^63 */
+    ;      /* ceil; t <= 2^63 - 1024 here, no overflow */
+    return v >= t;
+}
+
+static bool int_le(long long v, double d)
+{
+    if (d >= 9223372036854775808.0) return true;
+    if (d < -9223372036854775808.0) return false;
+    long long t = (long long)d; /* -2^63 <= d < 2^63 */
+    if ((double)t > d) t--;      /* floor; d > t >= -2^63 + 1 here */
+    return v <= t;
+}
+
+/* ---- dates --------------------------------------------------------------------------------- */
+
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+    return days[m - 1];
+}
+
+/* "YYYY-MM-DD", a real calendar date; reads exactly 10 characters of s (which must have them). */
+static bool date_ok(const char *s)
+{
+    int y, m, d;
+    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
+        !digits(s + 8, 2, &d))
+        return false;
+    return m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
+}
+
+static bool is_date(const char *s)
+{
+    return strlen(s) == 10 && date_ok(s);
+}
+
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). Leap seconds (:60) refused. */
+static bool is_datetime(const char *s)
+{
+    size_t len = strlen(s);
+    if (len < 20 || !date_ok(s) || (s[10] != 'T' && s[10] != 't')) return false;
+    int hh, mm, ss;
+    if (!digits(s + 11, 2, &hh) || s[13] != ':' || !digits(s + 14, 2, &mm) || s[16] != ':' ||
+        !digits(s + 17, 2, &ss))
+        return false;
+    if (hh > 23 || mm > 59 || ss > 59) return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        while (*p >= '0' && *p <= '9' && n <= 9) {
+            p++;
+            n++;
+        }
+        if (n < 1 || n > 9) return false;
+    }
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') return true;
+    if (*p != '+' && *p != '-') return false;
+    int oh, om;
+    if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
+        return false;
+    return oh <= 23 && om <= 59;
+}
+
+/* ---- compile ------------------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* qsort_r comparator of question indices; arg is the question array. */
+static int cmp_by_name(const void *a, const void *b, void *arg)
+{
+    const fv_form_question *sort_base = arg;
+    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    int c = strcmp(sort_base[ia].name, sort_base[ib].name);
+    if (c != 0) return c;
+    return (ia > ib) - (ia < ib); /* stable: the first occurrence sorts first */
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > FV_FORM_MAX_NAME_LEN) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+        if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+    }
+    return true;
+}
+
+/* An optional member: NULL when absent or null. */
+static yajl_val opt(yajl_val obj, const char *key)
+{
+    yajl_val v = fv_json_get(obj, key);
+    return YAJL_IS_NULL(v) ? NULL : v;
+}
+
+#define OOM "out of memory"
+
+/* Fills q->choices from a choices list. Returns NULL or the (static) reason it is bad. */
+static const char *compile_choices(fv_form_question *q, yajl_val list)
+{
+    if (!YAJL_IS_ARRAY(list) || list->u.array.len == 0) return "choices must be a non-empty list";
+    if (list->u.array.len > FV_FORM_MAX_CHOICES)
+        return "too many choices (max " STR(FV_FORM_MAX_CHOICES) ")";
+    q->choices = calloc(list->u.array.len, sizeof *q->choices);
+    if (q->choices == NULL) return OOM;
+    for (size_t i = 0; i < list->u.array.len; i++) {
+        yajl_val c = list->u.array.values[i];
+        const char *s = YAJL_IS_STRING(c) ? c->u.string : fv_json_get_str(c, "name");
+        if (s == NULL || s[0] == '\0' || strlen(s) > FV_FORM_MAX_CHOICE_LEN)
+            return "invalid choice";
+        if ((q->choices[q->nchoices] = strdup(s)) == NULL) return OOM;
+        q->nchoices++;
+    }
+    qsort(q->choices, q->nchoices, sizeof *q->choices, cmp_str);
+    for (size_t i = 1; i < q->nchoices; i++)
+        if (strcmp(q->choices[i - 1], q->choices[i]) == 0) return "duplicate choice";
+    return NULL;
+}
+
+/* Reads constraint.min or .max into *val / txt. count: must be a non-negative integer. */
+static const char *compile_bound(yajl_val c, const char *key, bool count, bool *has, double *val,
+                                 char txt[BOUND_TXT_MAX + 1])
+{
+    yajl_val v = opt(c, key);
+    if (v == NULL) return NULL;
+    bool is_min = strcmp(key, "min") == 0;
+    if (!json_double(v, val))
+        return is_min ? "constraint min must be a number" : "constraint max must be a number";
+    if (count) {
+        long long n;
+        if (json_int64(v->u.number.r, &n) != NUM_OK || n < 0 || n > INT32_MAX)
+            return is_min ? "constraint min must be a non-negative integer"
+                          : "constraint max must be a non-negative integer";
+        *val = (double)n;
+        snprintf(txt, BOUND_TXT_MAX + 1, "%lld", n);
+    } else if (strlen(v->u.number.r) <= BOUND_TXT_MAX) {
+        snprintf(txt, BOUND_TXT_MAX + 1, "%s", v->u.number.r);
+    } else {
+        snprintf(txt, BOUND_TXT_MAX + 1, "%.17g", *val);
+    }
+    *has = true;
+    return NULL;
+}
+
+static const char *compile_constraint(fv_form_question *q, yajl_val c)
+{
+    if (!YAJL_IS_OBJECT(c)) return "constraint must be an object";
+    bool ranged = q->type == FV_FORM_TEXT || q->type == FV_FORM_INTEGER ||
+                  q->type == FV_FORM_DECIMAL || q->type == FV_FORM_SELECT_MULTIPLE;
+    bool count = q->type == FV_FORM_TEXT || q->type == FV_FORM_SELECT_MULTIPLE;
+    if ((opt(c, "min") || opt(c, "max")) && !ranged)
+        return "constraint min/max not supported for this type";
+    const char *why;
+    if ((why = compile_bound(c, "min", count, &q->has_min, &q->min, q->min_txt))) return why;
+    if ((why = compile_bound(c, "max", count, &q->has_max, &q->max, q->max_txt))) return why;
+    if (q->has_min && q->has_max && q->min > q->max) return "constraint min is greater than max";
+    yajl_val p = opt(c, "pattern");
+    if (p != NULL) {
+        if (q->type != FV_FORM_TEXT) return "constraint pattern is only for text questions";
+        if (!YAJL_IS_STRING(p)) return "constraint pattern must be a string";
+        if (strlen(p->u.string) > FV_FORM_MAX_PATTERN)
+            return "constraint pattern too long (max " STR(FV_FORM_MAX_PATTERN) " bytes)";
+        if (regcomp(&q->re, p->u.string, REG_EXTENDED) != 0) return "invalid pattern";
+        q->has_re = true;
+    }
+    return NULL;
+}
+
+/* Compiles one question into q (already zeroed; q owns what it gets even on error). Returns NULL
+ * or the first (static) reason the question is bad. */
+static const char *compile_question(fv_form_question *q, yajl_val qv)
+{
+    if (!YAJL_IS_OBJECT(qv)) return "expected an object";
+    yajl_val v = opt(qv, "name");
+    if (v == NULL) return "name is required";
+    if (!YAJL_IS_STRING(v) || !valid_name(v->u.string))
+        return "invalid name (letters, digits, _; max " STR(FV_FORM_MAX_NAME_LEN) ")";
+    if ((q->name = strdup(v->u.string)) == NULL) return OOM;
+
+    v = opt(qv, "type");
+    if (v == NULL) return "type is required";
+    size_t t = 0;
+    if (YAJL_IS_STRING(v))
+        for (; t < sizeof type_names / sizeof type_names[0]; t++)
+            if (strcmp(v->u.string, type_names[t]) == 0) break;
+    if (!YAJL_IS_STRING(v) || t == sizeof type_names / sizeof type_names[0]) return "unknown type";
+    q->type = (fv_form_type)t;
+
+    v = opt(qv, "label");
+    if (v != NULL && !YAJL_IS_STRING(v)) return "label must be a string";
+    v = opt(qv, "required");
+    if (v != NULL && !YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) return "required must be true or false";
+    q->required = YAJL_IS_TRUE(v);
+    if (q->required && q->type == FV_FORM_NOTE) return "a note cannot be required";
+    v = opt(qv, "confidential");
+    if (v != NULL && !YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+        return "confidential must be true or false";
+    q->confidential = YAJL_IS_TRUE(v);
+
+    bool select = q->type == FV_FORM_SELECT_ONE || q->type == FV_FORM_SELECT_MULTIPLE;
+    v = opt(qv, "choices");
+    if (select && v == NULL) return "choices are required";
+    if (!select && v != NULL) return "choices are only for select questions";
+    const char *why;
+    if (select && (why = compile_choices(q, v))) return why;
+
+    v = opt(qv, "constraint");
+    if (v != NULL && (why = compile_constraint(q, v))) return why;
+    return NULL;
+}
+
+/* Adds an error for question i: its name when usable, else "questions[i]". */
+static void question_error(fv_form_errors *errs, const char *name, size_t i, const char *why)
+{
+    char field[32];
+    if (name == NULL) snprintf(field, sizeof field, "questions[%zu]", i);
+    fv_form_errors_add(errs, name ? name : field, why);
+}
+
+fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs)
+{
+    size_t before = errs->n + errs->dropped;
+    const char **why = NULL;    /* per question: NULL or its first problem (static text) */
+    bool *name_ok = NULL;       /* per question: its name may be used as the error field */
+    fv_form *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        fv_form_errors_add(errs, "", OOM);
+        return NULL;
+    }
+    if (!YAJL_IS_OBJECT(definition)) {
+        fv_form_errors_add(errs, "", "definition must be an object");
+        goto fail;
+    }
+    yajl_val list = opt(definition, "questions");
+    if (!YAJL_IS_ARRAY(list) || list->u.array.len == 0) {
+        fv_form_errors_add(errs, "questions", "must be a non-empty list");
+        goto fail;
+    }
+    if (list->u.array.len > FV_FORM_MAX_QUESTIONS) {
+        fv_form_errors_add(errs, "questions",
+                           "too many questions (max " STR(FV_FORM_MAX_QUESTIONS) ")");
+        goto fail;
+    }
+    size_t n = list->u.array.len;
+    f->q = calloc(n, sizeof *f->q);
+    f->by_name = calloc(n, sizeof *f->by_name);
+    why = calloc(n, sizeof *why);
+    name_ok = calloc(n, sizeof *name_ok);
+    if (f->q == NULL || f->by_name == NULL || why == NULL || name_ok == NULL) {
+        fv_form_errors_add(errs, "questions", OOM);
+        goto fail;
+    }
+    f->nq = n;
+    size_t named = 0;
+    for (size_t i = 0; i < n; i++) {
+        why[i] = compile_question(&f->q[i], list->u.array.values[i]);
+        if (f->q[i].name != NULL) f->by_name[named++] = i;
+        if (f->q[i].nchoices > f->max_choices) f->max_choices = f->q[i].nchoices;
+    }
+    /* Duplicates: the first occurrence keeps its name as error field, later ones are "duplicate
+     * name" under questions[i] (their name is ambiguous). */
+    qsort_r(f->by_name, named, sizeof *f->by_name, cmp_by_name, f->q);
+    for (size_t k = 0; k < named; k++) {
+        size_t i = f->by_name[k];
+        bool dup = k > 0 && strcmp(f->q[f->by_name[k - 1]].name, f->q[i].name) == 0;
+        name_ok[i] = !dup;
+        if (dup && why[i] == NULL) why[i] = "duplicate name";
+    }
+    for (size_t i = 0; i < n; i++)
+        if (why[i] != NULL) question_error(errs, name_ok[i] ? f->q[i].name : NULL, i, why[i]);
+    if (errs->n + errs->dropped != before) goto fail;
+    free(why);
+    free(name_ok);
+    return f;
+fail:
+    if (errs->n + errs->dropped == before) fv_form_errors_add(errs, "", "invalid definition");
+    free(why);
+    free(name_ok);
+    fv_form_free(f);
+    return NULL;
+}
+
+void fv_form_free(fv_form *f)
+{
+    if (f == NULL) return;
+    for (size_t i = 0; i < f->nq; i++) {
+        fv_form_question *q = &f->q[i];
+        free(q->name);
+        for (size_t c = 0; c < q->nchoices; c++) free(q->choices[c]);
+        free(q->choices);
+        if (q->has_re) regfree(&q->re);
+    }
+    free(f->q);
+    free(f->by_name);
+    free(f);
+}
+
+size_t fv_form_question_count(const fv_form *f)
+{
+    return f ? f->nq : 0;
+}
+
+long fv_form_find(const fv_form *f, const char *name)
+{
+    size_t lo = 0, hi = f->nq;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, f->q[f->by_name[mid]].name);
+        if (c == 0) return (long)f->by_name[mid];
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return -1;
+}
+
+const char *fv_form_question_name(const fv_form *f, size_t i)
+{
+    return (f && i < f->nq) ? f->q[i].name : NULL;
+}
+
+bool fv_form_question_confidential(const fv_form *f, size_t i)
+{
+    return f && i < f->nq && f->q[i].confidential;
+}
+
+/* ---- validate ------------------------------------------------------------------------------ */
+
+/* Characters (UTF-8 code points; yajl has checked the encoding) in s. */
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) n++;
+    return n;
+}
+
+static long choice_index(const fv_form_question *q, const char *s)
+{
+    char *const *hit = bsearch(&s, q->choices, q->nchoices, sizeof *q->choices, cmp_str);
+    return hit ? (long)(hit - q->choices) : -1;
+}
+
+/* Writes "<prefix><bound><suffix>" into buf and returns buf. */
+static const char *bound_reason(char *buf, size_t len, const char *prefix, const char *bound,
+                                const char *suffix)
+{
+    snprintf(buf, len, "%s%s%s", prefix, bound, suffix);
+    return buf;
+}
+
+static const char *check_geopoint(yajl_val v)
+{
+    if (!YAJL_IS_OBJECT(v)) return "expected geopoint";
+    double d;
+    yajl_val lat = fv_json_get(v, "lat"), lon = fv_json_get(v, "lon");
+    if (lat == NULL || lon == NULL) return "expected geopoint";
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        const char *k = v->u.object.keys[i];
+        if (strcmp(k, "lat") && strcmp(k, "lon") && strcmp(k, "altitude") && strcmp(k, "accuracy"))
+            return "invalid geopoint";
+    }
+    if (!json_double(lat, &d) || d < -90 || d > 90) return "invalid latitude";
+    if (!json_double(lon, &d) || d < -180 || d > 180) return "invalid longitude";
+    yajl_val alt = opt(v, "altitude"), acc = opt(v, "accuracy");
+    if (alt != NULL && !json_double(alt, &d)) return "invalid altitude";
+    if (acc != NULL && (!json_double(acc, &d) || d < 0)) return "invalid accuracy";
+    return NULL;
+}
+
+/* Checks one answer v (non-null) to q. Returns NULL when valid, else the reason, which is static
+ * or written into buf. seen: scratch of q->nchoices bytes, zeroed by the caller. */
+static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf, size_t len,
+                                unsigned char *seen)
+{
+    switch (q->type) {
+    case FV_FORM_NOTE:
+        return "a note cannot be answered";
+    case FV_FORM_TEXT: {
+        if (!YAJL_IS_STRING(v)) return "expected text";
+        size_t n = utf8_len(v->u.string);
+        if (q->has_min && (double)n < q->min)
+            return bound_reason(buf, len, "must be at least ", q->min_txt, " characters");
+        if (q->has_max && (double)n > q->max)
+            return bound_reason(buf, len, "must be at most ", q->max_txt, " characters");
+        if (q->has_re) {
+            regmatch_t m;
+            if (regexec(&q->re, v->u.string, 1, &m, 0) != 0 || m.rm_so != 0 ||
+                (size_t)m.rm_eo != strlen(v->u.string))
+                return "does not match pattern";
+        }
+        return NULL;
+    }
+    case FV_FORM_INTEGER: {
+        long long i;
+        if (!YAJL_IS_NUMBER(v) || v->u.number.r == NULL) return "expected integer";
+        num_result r = json_int64(v->u.number.r, &i);
+        if (r == NUM_FRACTIONAL) return "expected integer";
+        if (r == NUM_RANGE) return "integer out of range";
+        if (q->has_min && !int_ge(i, q->min))
+            return bound_reason(buf, len, "must be at least ", q->min_txt, "");
+        if (q->has_max && !int_le(i, q->max))
+            return bound_reason(buf, len, "must be at most ", q->max_txt, "");
+        return NULL;
+    }
+    case FV_FORM_DECIMAL: {
+        double d;
+        if (!YAJL_IS_NUMBER(v)) return "expected number";
+        if (!json_double(v, &d)) return "number out of range";
+        if (q->has_min && d < q->min)
+            return bound_reason(buf, len, "must be at least ", q->min_txt, "");
+        if (q->has_max && d > q->max)
+            return bound_reason(buf, len, "must be at most ", q->max_txt, "");
+        return NULL;
+    }
+    case FV_FORM_SELECT_ONE:
+        if (!YAJL_IS_STRING(v)) return "expected a choice";
+        return choice_index(q, v->u.string) < 0 ? "not one of the choices" : NULL;
+    case FV_FORM_SELECT_MULTIPLE: {
+        if (!YAJL_IS_ARRAY(v)) return "expected a list of choices";
+        size_t n = v->u.array.len;
+        /* More selections than choices cannot be distinct: refuse before looking (huge arrays). */
+        if (n > q->nchoices) return "too many selections";
+        for (size_t k = 0; k < n; k++) {
+            yajl_val c = v->u.array.values[k];
+            if (!YAJL_IS_STRING(c)) return "expected a list of choices";
+            long ci = choice_index(q, c->u.string);
+            if (ci < 0) return "not one of the choices";
+            if (seen[ci]++) return "duplicate choice";
+        }
+        if (q->has_min && (double)n < q->min)
+            return bound_reason(buf, len, "must select at least ", q->min_txt, "");
+        if (q->has_max && (double)n > q->max)
+            return bound_reason(buf, len, "must select at most ", q->max_txt, "");
+        return NULL;
+    }
+    case FV_FORM_DATE:
+        return (YAJL_IS_STRING(v) && is_date(v->u.string)) ? NULL : "invalid date";
+    case FV_FORM_DATETIME:
+        return (YAJL_IS_STRING(v) && is_datetime(v->u.string)) ? NULL : "invalid datetime";
+    case FV_FORM_GEOPOINT:
+        return check_geopoint(v);
+    }
+    return "unknown type";
+}
+
+/* Null, "" and [] are "not answered". */
+static bool unanswered(yajl_val v)
+{
+    return v == NULL || YAJL_IS_NULL(v) || (YAJL_IS_STRING(v) && v->u.string[0] == '\0') ||
+           (YAJL_IS_ARRAY(v) && v->u.array.len == 0);
+}
+
+/* True when field was added to errs at or after index from. */
+static bool has_field_since(const fv_form_errors *e, size_t from, const char *field)
+{
+    for (size_t i = from; i < e->n; i++)
+        if (strcmp(e->items[i].field, field) == 0) return true;
+    return false;
+}
+
+size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
+{
+    size_t before = errs->n + errs->dropped;
+    if (!YAJL_IS_OBJECT(data)) {
+        fv_form_errors_add(errs, "", "expected an object");
+        return errs->n + errs->dropped - before;
+    }
+    /* Scratch, freed below: the answer to each question, how often it was given, and the
+     * selections seen for one select_multiple. */
+    yajl_val *ans = calloc(f->nq ? f->nq : 1, sizeof *ans);
+    unsigned char *count = calloc(f->nq ? f->nq : 1, 1);
+    unsigned char *seen = malloc(f->max_choices ? f->max_choices : 1);
+    if (ans == NULL || count == NULL || seen == NULL) {
+        fv_form_errors_add(errs, "", OOM);
+        goto out;
+    }
+    size_t unknown = 0;
+    for (size_t k = 0; k < data->u.object.len; k++) {
+        long i = fv_form_find(f, data->u.object.keys[k]);
+        if (i < 0) {
+            unknown++;
+            continue;
+        }
+        ans[i] = data->u.object.values[k];
+        if (count[i] < 2) count[i]++;
+    }
+    /* At most one error per question, in definition order. */
+    for (size_t i = 0; i < f->nq; i++) {
+        const fv_form_question *q = &f->q[i];
+        char buf[96];
+        const char *why = NULL;
+        if (count[i] > 1) why = "duplicate answer";
+        else if (unanswered(ans[i])) why = q->required ? "required" : NULL;
+        else {
+            if (q->type == FV_FORM_SELECT_MULTIPLE) memset(seen, 0, q->nchoices);
+            why = check_answer(q, ans[i], buf, sizeof buf, seen);
+        }
+        if (why != NULL) fv_form_errors_add(errs, q->name, why);
+    }
+    /* Then unknown keys, which may repeat (fields stay unique) and are listed up to a limit,
+     * after which one summary error under "" stands for the rest. */
+    size_t listed = 0, examined = 0, ufirst = errs->n;
+    for (size_t k = 0; unknown > 0 && k < data->u.object.len; k++) {
+        const char *key = data->u.object.keys[k];
+        if (fv_form_find(f, key) >= 0) continue;
+        /* Dedup costs up to `listed` comparisons, so only the first keys get it. */
+        bool cheap = ++examined <= 10 * FV_FORM_MAX_UNKNOWN_REPORTED;
+        if (cheap && has_field_since(errs, ufirst, key)) continue; /* the same key again */
+        if (listed == FV_FORM_MAX_UNKNOWN_REPORTED || !cheap) {
+            if (!has_field_since(errs, ufirst, ""))
+                fv_form_errors_add(errs, "", "too many unknown questions");
+            break;
+        }
+        fv_form_errors_add(errs, key, "unknown question");
+        listed++;
+    }
+out:
+    free(ans);
+    free(count);
+    free(seen);
+    return errs->n + errs->dropped - before;
+}

@@ -1,0 +1,62 @@
+/* Form definitions: compiling a survey's question list and validating answers against it. */
+#ifndef FV_FORM_H
+#define FV_FORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+/* Limits on definitions (absurd input is refused at compile time, not at validation time). */
+#define FV_FORM_MAX_QUESTIONS 2000
+#define FV_FORM_MAX_CHOICES 1000     /* per select question */
+#define FV_FORM_MAX_CHOICE_LEN 256   /* bytes of one choice name */
+#define FV_FORM_MAX_PATTERN 512      /* bytes of one constraint pattern */
+#define FV_FORM_MAX_NAME_LEN 64      /* ^[A-Za-z_][A-Za-z0-9_]{0,63}$ */
+/* Unknown answer keys reported one by one before a single summary error (field ""). */
+#define FV_FORM_MAX_UNKNOWN_REPORTED 100
+
+typedef struct fv_form fv_form; /* a compiled definition; owned by the caller (fv_form_free) */
+
+/* Field (question name, "questions[3]", or "" for the whole document) -> reason. The list owns
+ * every string in it; the caller owns the list and frees it with fv_form_errors_free. Within one
+ * compile or validate call each field appears at most once (it maps onto the 422 "fields"). */
+typedef struct fv_form_errors {
+    size_t n, cap;
+    struct fv_form_error {
+        char *field;
+        char *reason;
+    } *items;
+    size_t dropped; /* errors found but not recorded because memory ran out */
+} fv_form_errors;
+
+void fv_form_errors_init(fv_form_errors *e);
+/* Frees every item; e is left empty and may be reused. */
+void fv_form_errors_free(fv_form_errors *e);
+/* Appends copies of field and reason (borrows both). False (and e->dropped++) when out of
+ * memory. */
+bool fv_form_errors_add(fv_form_errors *e, const char *field, const char *reason);
+/* The reason recorded for field, or NULL. Borrows: valid until e changes. */
+const char *fv_form_errors_get(const fv_form_errors *e, const char *field);
+
+/* Compiles a definition {"questions":[...]} (borrows it: nothing in the result points into the
+ * tree). Returns a form the caller frees with fv_form_free, or NULL with every problem added to
+ * errs: one error per bad question, field = its name, or "questions[i]" when it has no usable
+ * unique name; field "questions" (or "" when definition is not an object) for the whole list. */
+fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs);
+void fv_form_free(fv_form *f);
+
+/* Validates an answers object (borrowed) against f. Returns the number of errors found and added
+ * to errs (0 = valid); every bad field is reported, at most one error per question, in definition
+ * order, then unknown keys. data not an object gives one error with field "". Null, absent, "" and
+ * [] all mean "not answered". Never returns 0 for data it could not check (e.g. out of memory). */
+size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs);
+
+size_t fv_form_question_count(const fv_form *f);
+/* Index of the question called name, or -1. */
+long fv_form_find(const fv_form *f, const char *name);
+/* The name of question i (borrowed from f), in definition order; NULL when i is out of range. */
+const char *fv_form_question_name(const fv_form *f, size_t i);
+/* Whether question i is marked confidential (false when out of range). */
+bool fv_form_question_confidential(const fv_form *f, size_t i);
+
+#endif

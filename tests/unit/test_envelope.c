@@ -1,0 +1,186 @@
+/* Unit tests of fv_envelope: XADD argv -> parse round trip, and malformed entries rejected. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "fv_envelope.h"
+
+#define NARGS (3 + 2 * FV_ENVELOPE_NFIELDS)
+
+static fv_envelope sample(void)
+{
+    fv_envelope e;
+    memset(&e, 0, sizeof e);
+    strcpy(e.id, "0190a1b2-c3d4-7e5f-8a9b-0123456789ab");
+    strcpy(e.survey_id, "0190a1b2-c3d4-7e5f-8a9b-0123456789ac");
+    strcpy(e.deployment_id, "0190a1b2-c3d4-7e5f-8a9b-0123456789ad");
+    strcpy(e.submitted_by, "0190a1b2-c3d4-7e5f-8a9b-0123456789ae");
+    e.survey_version = 7;
+    e.received_at_ms = 1717171717123LL;
+    e.data = "{\"q\":\"caf\xc3\xa9\"}";
+    e.data_len = strlen(e.data);
+    e.location = "{\"lat\":1.5,\"lon\":-2}";
+    e.location_len = strlen(e.location);
+    e.collected_at = "2024-05-01T10:00:00Z";
+    e.collected_at_len = strlen(e.collected_at);
+    e.verified = true;
+    return e;
+}
+
+/* Encodes e and parses the field/value part (argv after "XADD stream *") back into out. */
+static int round_trip(const fv_envelope *e, fv_envelope *out, const char **argv, size_t *lens,
+                      char *err, size_t errlen)
+{
+    char scratch[64];
+    int n = fv_envelope_xadd_argv(e, "fv:test", scratch, sizeof scratch, argv, lens);
+    assert_int_equal(n, NARGS);
+    return fv_envelope_parse(out, argv + 3, lens + 3, (size_t)n - 3, err, errlen);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    fv_envelope e = sample(), out;
+    const char *argv[NARGS];
+    size_t lens[NARGS];
+    char err[128] = "";
+    assert_int_equal(round_trip(&e, &out, argv, lens, err, sizeof err), 0);
+    assert_string_equal(argv[0], "XADD");
+    assert_string_equal(argv[1], "fv:test");
+    assert_string_equal(argv[2], "*");
+    assert_string_equal(out.id, e.id);
+    assert_string_equal(out.survey_id, e.survey_id);
+    assert_string_equal(out.deployment_id, e.deployment_id);
+    assert_string_equal(out.submitted_by, e.submitted_by);
+    assert_int_equal(out.survey_version, 7);
+    assert_int_equal(out.received_at_ms, 1717171717123LL);
+    assert_int_equal(out.data_len, e.data_len);
+    assert_memory_equal(out.data, e.data, e.data_len);
+    assert_int_equal(out.location_len, e.location_len);
+    assert_memory_equal(out.location, e.location, e.location_len);
+    assert_int_equal(out.collected_at_len, e.collected_at_len);
+    assert_memory_equal(out.collected_at, e.collected_at, e.collected_at_len);
+    assert_true(out.verified);
+}
+
+static void test_round_trip_optional_empty(void **state)
+{
+    (void)state;
+    fv_envelope e = sample(), out;
+    e.location = NULL;
+    e.location_len = 0;
+    e.collected_at = NULL;
+    e.collected_at_len = 0;
+    e.verified = false;
+    const char *argv[NARGS];
+    size_t lens[NARGS];
+    char err[128];
+    assert_int_equal(round_trip(&e, &out, argv, lens, err, sizeof err), 0);
+    assert_int_equal(out.location_len, 0);
+    assert_int_equal(out.collected_at_len, 0);
+    assert_false(out.verified);
+}
+
+/* Builds the argv of sample(), then replaces (or, with value NULL, removes) one field. */
+static int parse_with(const char *field, const char *value, char *err, size_t errlen)
+{
+    fv_envelope e = sample(), out;
+    const char *argv[NARGS];
+    size_t lens[NARGS];
+    char scratch[64];
+    int n = fv_envelope_xadd_argv(&e, "s", scratch, sizeof scratch, argv, lens);
+    const char *items[NARGS];
+    size_t ilens[NARGS], k = 0;
+    bool found = false;
+    for (int i = 3; i < n; i += 2) {
+        if (strcmp(argv[i], field) == 0) {
+            found = true;
+            if (value == NULL) continue;
+            items[k] = argv[i];
+            ilens[k++] = lens[i];
+            items[k] = value;
+            ilens[k++] = strlen(value);
+            continue;
+        }
+        items[k] = argv[i];
+        ilens[k++] = lens[i];
+        items[k] = argv[i + 1];
+        ilens[k++] = lens[i + 1];
+    }
+    assert_true(found);
+    return fv_envelope_parse(&out, items, ilens, k, err, errlen);
+}
+
+static void test_missing_fields_rejected(void **state)
+{
+    (void)state;
+    static const char *fields[] = {"v", "id", "survey_id", "survey_version", "deployment_id",
+                                   "submitted_by", "received_at", "data", "location",
+                                   "collected_at", "verified"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char err[128] = "";
+        assert_int_equal(parse_with(fields[i], NULL, err, sizeof err), -1);
+        assert_non_null(strstr(err, fields[i]));
+        assert_non_null(strstr(err, "missing"));
+    }
+}
+
+static void test_malformed_fields_rejected(void **state)
+{
+    (void)state;
+    struct { const char *field, *value; } bad[] = {
+        {"v", "2"},
+        {"id", "not-a-uuid"},
+        {"id", "0190a1b2-c3d4-7e5f-8a9b-0123456789a"},   /* one short */
+        {"id", "0190a1b2xc3d4-7e5f-8a9b-0123456789ab"},  /* separator */
+        {"survey_id", "0190a1b2-c3d4-7e5f-8a9b-0123456789ag"},
+        {"survey_version", "0"},
+        {"survey_version", "-3"},
+        {"survey_version", "12x"},
+        {"survey_version", "99999999999"},
+        {"deployment_id", ""},
+        {"submitted_by", "x"},
+        {"received_at", ""},
+        {"received_at", "17e3"},
+        {"data", ""},
+        {"verified", "yes"},
+        {"verified", "2"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[128] = "";
+        int rc = parse_with(bad[i].field, bad[i].value, err, sizeof err);
+        if (rc != -1) fail_msg("%s=%s was accepted", bad[i].field, bad[i].value);
+        assert_non_null(strstr(err, bad[i].field));
+    }
+}
+
+static void test_unknown_fields_ignored(void **state)
+{
+    (void)state;
+    fv_envelope e = sample(), out;
+    const char *argv[NARGS + 2];
+    size_t lens[NARGS + 2];
+    char scratch[64], err[128];
+    int n = fv_envelope_xadd_argv(&e, "s", scratch, sizeof scratch, argv, lens);
+    argv[n] = "from_the_future";
+    lens[n] = strlen(argv[n]);
+    argv[n + 1] = "x";
+    lens[n + 1] = 1;
+    assert_int_equal(fv_envelope_parse(&out, argv + 3, lens + 3, (size_t)n - 1, err, sizeof err), 0);
+    assert_string_equal(out.id, e.id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip_optional_empty),
+        cmocka_unit_test(test_missing_fields_rejected),
+        cmocka_unit_test(test_malformed_fields_rejected),
+        cmocka_unit_test(test_unknown_fields_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
