@@ -199,7 +199,7 @@ static bool int_ge(long long v, double d)
     if (d >= 9223372036854775808.0) return false;
     if (d <= -9223372036854775808.0) return true;
     long long t = (long long)d; /* |d| < 2^63 */
-    ;      /* ceil; t <= 2^63 - 1024 here, no overflow */
+    if ((double)t < d) t++; /* ceil; t <= 2^63 - 1024 here, no overflow */
     return v >= t;
 }
 
@@ -208,7 +208,7 @@ static bool int_le(long long v, double d)
     if (d >= 9223372036854775808.0) return true;
     if (d < -9223372036854775808.0) return false;
     long long t = (long long)d; /* -2^63 <= d < 2^63 */
-    if ((double)t > d) t--;      /* floor; d > t >= -2^63 + 1 here */
+    if ((double)t > d) t--; /* floor; d > t >= -2^63 + 1 here */
     return v <= t;
 }
 

@@ -733,3 +733,26 @@ def json_lines(path):
             if line.startswith("{"):
                 out.append(json.loads(line))
     return out
+
+
+def tls_connect(cluster, port=None, timeout=30):
+    """A TLS socket to the front end, verified against the test certificate."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(cluster.cert))
+    raw = socket.create_connection(("127.0.0.1", port or cluster.http_port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_status(sock):
+    """Reads until the end of the response headers; returns (status code, header text)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", head)
+    if not m:
+        raise AssertionError(f"no HTTP status line in {data[:200]!r}")
+    return int(m.group(1)), head

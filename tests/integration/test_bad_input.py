@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import good_data, make_survey
-from fvharness import error_body, new_id, wait_until
+from fvharness import error_body, new_id, read_status, tls_connect, wait_until
 
 
 def post_raw(world, body, content_type="application/json", api=None, deployment=None):
@@ -58,9 +58,24 @@ def test_constraints(world, name, value, reason):
 
 
 def test_oversized_body_is_413(world):
-    body = json.dumps({"id": new_id(), "data": dict(good_data(), household="x" * 70000)})
-    r = post_raw(world, body.encode())
-    assert r.status_code == 413  # libevent's own 413 page may be HTML: only the status counts
+    """With `Expect: 100-continue` (what a careful phone client sends) the front end answers 413
+    from the headers alone, before any of the body is sent."""
+    path = f"/v1/deployments/{world.deployment_id}/responses"
+    with tls_connect(world.cluster) as s:
+        s.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Authorization: Bearer {world.enum_key}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {70000}\r\nExpect: 100-continue\r\n\r\n").encode())
+        status, _ = read_status(s)
+    assert status == 413  # libevent's own 413 page may be HTML: only the status counts
+
+
+def test_oversized_body_sent_whole_gets_413_not_a_reset(world):
+    """A client that sends the whole oversized body must read a 413, not a connection reset (the
+    server has to read and drop the body before closing, e.g. EVHTTP_SERVER_LINGERING_CLOSE):
+    a phone that sees a network error retries forever instead of learning the body is too big."""
+    body = json.dumps({"id": new_id(), "data": dict(good_data(), household="x" * 200000)}).encode()
+    r = post_raw(world, body)
+    assert r.status_code == 413
 
 
 def test_non_uuid_id(world):

@@ -463,6 +463,8 @@ static void test_validate_datetime(void **state)
     reject(f, "t", "\"2024-05-01T24:00:00Z\"", "invalid datetime");
     reject(f, "t", "\"2024-05-01T10:60:00Z\"", "invalid datetime");
     reject(f, "t", "\"2024-05-01T10:20:61Z\"", "invalid datetime");
+    reject(f, "t", "\"2016-12-31T23:59:60Z\"", "invalid datetime"); /* no leap seconds */
+    reject(f, "t", "\"2024-05-01T10:20:30+24:00\"", "invalid datetime");
     reject(f, "t", "\"2023-02-29T10:20:30Z\"", "invalid datetime");
     reject(f, "t", "\"2024-05-01T10:20:30.Z\"", "invalid datetime");
     reject(f, "t", "\"2024-05-01T10:20:30.1234567890Z\"", "invalid datetime");
