@@ -8,6 +8,7 @@
 # pg/ (data, log), redis/ (AOF), tls/ (self-signed ECDSA certificate), fieldvault.conf, logs/,
 # admin.key (made on the first run only). A second run reuses all of it.
 #
+# FV_BUILD_DIR picks the build directory (default build/).
 # Ports: FV_PORT (HTTPS, default 8443), FV_PG_PORT (54329), FV_REDIS_PORT (63799), chosen so as
 # not to collide with system servers. PostgreSQL trusts local connections on 127.0.0.1: this is
 # a developer's cluster, not a production one (see docs/ and deploy/ for those).
@@ -23,7 +24,7 @@ for arg in "$@"; do
     --no-install) install=0 ;;
     --no-build) build=0 ;;
     -h | --help)
-        sed -n '2,13p' "$0"
+        sed -n '2,14p' "$0"
         exit 0
         ;;
     *)
@@ -39,7 +40,8 @@ HTTP_PORT=${FV_PORT:-8443}
 PG_PORT=${FV_PG_PORT:-54329}
 REDIS_PORT=${FV_REDIS_PORT:-63799}
 PG_BIN=/usr/lib/postgresql/15/bin
-BUILD="$ROOT/build"
+BUILD=${FV_BUILD_DIR:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 CONF="$LOCAL/fieldvault.conf"
 CERT="$LOCAL/tls/cert.pem"
 KEY="$LOCAL/tls/key.pem"
@@ -140,7 +142,7 @@ if [ "$install" = 1 ]; then
     "$ROOT/deploy/install-deps.sh"
 fi
 if [ "$build" = 1 ]; then
-    say "building into build/"
+    say "building into $BUILD"
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     cmake --build "$BUILD" -j"$(nproc)" --target fv-frontend fv-worker fvctl
 fi
@@ -174,8 +176,9 @@ if [ "$IS_ROOT" = 1 ] && [ ! -e "$PGDIR" ]; then
         say "the postgres user cannot reach $LOCAL: PostgreSQL data is in $real ($PGDIR links there)"
     fi
 fi
-mkdir -p "$PGDIR"
-[ "$IS_ROOT" = 1 ] && chown postgres:postgres "$PGDIR/"
+mkdir -p "$PGDIR/"
+PGDIR=$(readlink -f "$PGDIR") # postgres may reach the real directory only, not the link
+[ "$IS_ROOT" = 1 ] && chown postgres:postgres "$PGDIR"
 PGDATA="$PGDIR/data"
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -252,7 +255,7 @@ processes = 2
 EOF
 
 # The programs read FV_<KEY> overrides: keep this script's own variables away from them.
-run_env=(env -u FV_PORT -u FV_PG_PORT -u FV_LOCAL_DIR)
+run_env=(env -u FV_PORT -u FV_PG_PORT -u FV_LOCAL_DIR -u FV_BUILD_DIR)
 
 say "migrating the database"
 "${run_env[@]}" "$BUILD/fvctl" -c "$CONF" migrate >>"$LOGS/fvctl.log" 2>&1 || {

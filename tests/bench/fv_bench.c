@@ -153,6 +153,7 @@ struct fb_bench {
     uint64_t t_load_end_us; /* last response, or last request given up on */
     bool stopping;   /* no new requests (signal, duration or deadline) */
     bool deadline_hit;
+    bool unreachable; /* no connection succeeded within --timeout */
     int signals;
     long live;       /* connections not DONE */
     long long issued;
@@ -294,6 +295,8 @@ static void fb_conn_done(struct fb_conn *c)
     }
 }
 
+static void fb_stop_now(struct fb_bench *b);
+
 /* Ends the connection; what was in flight is lost. Reconnects if there is still work. */
 static void fb_conn_drop(struct fb_conn *c, const char *why, const char *detail, bool error)
 {
@@ -308,6 +311,14 @@ static void fb_conn_drop(struct fb_conn *c, const char *why, const char *detail,
         fb_conn_log(c, why, detail);
     }
     fb_conn_release(c);
+    if (b->connects == 0 && !b->stopping &&
+        fb_now_us() - b->t_start_us >= (uint64_t)(b->o.timeout_s * 1e6)) {
+        fprintf(stderr, "fv-bench: no TLS connection succeeded within --timeout %.0f s, "
+                        "giving up\n", b->o.timeout_s);
+        b->unreachable = true;
+        fb_stop_now(b);
+        return;
+    }
     if (!fb_budget_left(b)) {
         fb_conn_done(c);
         return;
@@ -1438,7 +1449,7 @@ int main(int argc, char **argv)
     for (int s = 0; s < FB_STATUS_MAX; s++)
         non202 += b->status[s];
     bool failed = non202 || b->bad_ack || b->no_response || b->conn_errors || !ids_ok ||
-                  b->deadline_hit || b->sent == 0 || (drain.ran && !drain.ok);
+                  b->deadline_hit || b->unreachable || b->sent == 0 || (drain.ran && !drain.ok);
 
     if (b->progress_ev)
         event_free(b->progress_ev);
