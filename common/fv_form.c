@@ -378,6 +378,12 @@ static const char *compile_constraint(fv_form_question *q, yajl_val c)
         if (!YAJL_IS_STRING(p)) return "constraint pattern must be a string";
         if (strlen(p->u.string) > FV_FORM_MAX_PATTERN)
             return "constraint pattern too long (max " STR(FV_FORM_MAX_PATTERN) " bytes)";
+        /* glibc's back-references (\1..\9) can take exponential time on crafted answers;
+         * answers from the field are matched against the pattern, so refuse them. */
+        for (const char *b = p->u.string; *b; b++) {
+            if (*b == '\\' && b[1] >= '1' && b[1] <= '9') return "back-references are not allowed in a pattern";
+            if (*b == '\\' && b[1]) b++;
+        }
         if (regcomp(&q->re, p->u.string, REG_EXTENDED) != 0) return "invalid pattern";
         q->has_re = true;
     }

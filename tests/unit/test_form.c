@@ -262,6 +262,10 @@ static void test_compile_question_checks(void **state)
                  "constraint pattern is only for text questions");
     compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":1}}"), "a",
                  "constraint pattern must be a string");
+    /* back-references can make matching exponential: refused; an escaped backslash is fine */
+    compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"(a*)*\\\\1\"}}"), "a",
+                 "back-references are not allowed in a pattern");
+    fv_form_free(compile_ok(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"a\\\\\\\\1\"}}")));
     /* equal bounds are fine, unknown constraint keys too */
     fv_form_free(compile_ok(Q("{\"name\":\"a\",\"type\":\"decimal\","
                               "\"constraint\":{\"min\":1.5,\"max\":1.5,\"step\":1}}")));
