@@ -50,6 +50,44 @@ yajl_val fv_json_parse(const char *text, char *err, size_t errlen)
     return v;
 }
 
+static int hex4(const char *p, const char *end)
+{
+    if (end - p < 4) return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+const char *fv_json_check_escapes(const char *text, size_t len)
+{
+    /* In valid JSON a backslash only ever appears inside a string, starting an escape. */
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (p + 1 >= end) break;
+        if (p[1] != 'u') {
+            p += 2;
+            continue;
+        }
+        int v = hex4(p + 2, end);
+        if (v == 0) return "strings must not contain the NUL character (\\u0000)";
+        if (v >= 0xDC00 && v <= 0xDFFF) return "a lone UTF-16 surrogate is not a character";
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            int lo = (p + 7 < end && p[6] == '\\' && p[7] == 'u') ? hex4(p + 8, end) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF) return "a lone UTF-16 surrogate is not a character";
+            p += 12;
+            continue;
+        }
+        p += 6;
+    }
+    return NULL;
+}
+
 yajl_val fv_json_get(yajl_val obj, const char *key)
 {
     if (obj == NULL || !YAJL_IS_OBJECT(obj)) return NULL;

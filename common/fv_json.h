@@ -16,6 +16,11 @@ size_t fv_json_escape(const char *s, size_t len, char *out, size_t outlen);
  * with a message in err. */
 yajl_val fv_json_parse(const char *text, char *err, size_t errlen);
 
+/* Checks the \u escapes of already-parsed JSON text: returns NULL when every one stands for a
+ * character we can store, else why not: "\u0000" (PostgreSQL's jsonb cannot hold it, and C
+ * strings would cut the text there) or a lone surrogate (yajl would turn it into '?'). */
+const char *fv_json_check_escapes(const char *text, size_t len);
+
 /* Object member lookup (one level); NULL when absent or obj is not an object. Borrows. */
 yajl_val fv_json_get(yajl_val obj, const char *key);
 /* The string value of obj[key] or NULL if absent / not a string. Borrows. */

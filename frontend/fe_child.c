@@ -101,6 +101,9 @@ int fe_child_run(int index, int listen_fd)
     evhttp_set_bevcb(ch.http, make_bev, NULL);
     evhttp_set_gencb(ch.http, fe_http_dispatch, NULL);
     evhttp_set_max_body_size(ch.http, fe_cfg.max_body_bytes);
+    /* Read (and discard) an oversized body before answering 413, so the client sees the 413
+     * instead of a reset from closing a socket with unread data. */
+    evhttp_set_flags(ch.http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_max_headers_size(ch.http, 16384);
     evhttp_set_timeout(ch.http, fe_cfg.keepalive_timeout_s);
     evhttp_set_allowed_methods(ch.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |

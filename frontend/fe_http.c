@@ -267,11 +267,17 @@ static bool parse_body(fe_req *r)
     char err[256];
     r->body = (strlen(text) == len) ? fv_json_parse(text, err, sizeof err) : NULL;
     if (strlen(text) != len) snprintf(err, sizeof err, "the body contains a NUL byte");
+    const char *bad_escape = r->body ? fv_json_check_escapes(text, len) : NULL;
     free(text);
     if (!r->body) {
         char msg[320];
         snprintf(msg, sizeof msg, "the body is not valid JSON: %s", err);
         fe_reply_error(r, 400, "malformed_json", msg);
+        return false;
+    }
+    if (bad_escape) {
+        /* Refused rather than stored altered: yajl would cut or replace these characters. */
+        fe_reply_error(r, 422, "unsupported_character", bad_escape);
         return false;
     }
     if (!YAJL_IS_OBJECT(r->body)) {

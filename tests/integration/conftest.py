@@ -9,6 +9,7 @@ yet fails only the tests that need it.
 Environment: FV_BUILD_DIR (default <repo>/build) picks the binaries; FV_KEEP_TMP=1 keeps the
 temporary directory (its path is printed); FV_TEST_TMPDIR chooses where it is made.
 """
+import os
 import sys
 import types
 from pathlib import Path
@@ -170,6 +171,8 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
+    if _state.base is not None and os.environ.get("FV_KEEP_TMP") == "1":
+        tr.write_line(f"FV_KEEP_TMP=1: servers' files and logs kept in {_state.base}")
     if _state.tails:
         tr.section("server logs (tails)")
         for title, text in _state.tails:

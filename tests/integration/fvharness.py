@@ -684,7 +684,6 @@ class Cluster:
 
     def cleanup(self):
         if os.environ.get("FV_KEEP_TMP") == "1":
-            print(f"\nFV_KEEP_TMP=1: kept {self.base}")
             return
         shutil.rmtree(self.base, ignore_errors=True)
 

@@ -2,7 +2,7 @@
 import uuid
 
 from conftest import DEFINITION, good_data, make_survey
-from fvharness import error_body, new_id, wait_until
+from fvharness import error_body, new_id
 
 
 def test_create_org(admin):

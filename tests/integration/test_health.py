@@ -13,9 +13,12 @@ def test_readyz_ready_when_everything_is_up(anon):
     # A child that has just started may still be opening its PostgreSQL connections and say
     # "degraded" for a moment: poll until ready (bounded), then check every child agrees.
     def ready():
-        r = anon.get("/readyz", headers={"Connection": "close"})
-        assert r.status_code == 200, r.text
-        return r.json()["status"] == "ready"
+        for _ in range(6):  # new connections, so that every child is likely asked
+            r = anon.get("/readyz", headers={"Connection": "close"})
+            assert r.status_code == 200, r.text
+            if r.json()["status"] != "ready":
+                return False
+        return True
     wait_until(ready, 30, what="/readyz to say ready")
     for _ in range(10):  # new connections: both children answer
         r = anon.get("/readyz", headers={"Connection": "close"})
