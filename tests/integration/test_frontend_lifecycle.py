@@ -1,6 +1,7 @@
 """fv-frontend's master: forks `processes` children, replaces one that dies, and on SIGTERM
 exits 0 with all children gone. Runs on a second instance, not the session's front end."""
 import os
+import socket
 import signal
 
 import pytest
@@ -40,3 +41,50 @@ def test_sigterm_exits_0_without_strays(frontend, extra):
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_sigterm_lets_in_flight_requests_finish(frontend, extra, admin_key):
+    """A request in flight when SIGTERM arrives is answered (not cut off), new connections are
+    refused once the master has closed the listener, and the master then exits 0. The request is
+    held in flight deterministically: its INSERT waits on a lock the test holds."""
+    import threading
+
+    import requests
+
+    wait_until(lambda: len(extra.children()) == 2, 30, what="2 children")
+    locker = frontend.pg.connect(autocommit=False)
+    result = {}
+    try:
+        locker.cursor().execute("LOCK TABLE orgs IN ACCESS EXCLUSIVE MODE")
+
+        def create_org():
+            with requests.Session() as s:
+                s.trust_env = False
+                try:
+                    result["r"] = s.post(f"https://127.0.0.1:{extra.port}/v1/orgs", json={"name": "drain"},
+                                         headers={"Authorization": f"Bearer {admin_key}"},
+                                         verify=str(frontend.cert), timeout=60)
+                except requests.RequestException as e:
+                    result["e"] = e
+        t = threading.Thread(target=create_org)
+        t.start()
+        wait_until(lambda: frontend.psql("SELECT count(*) FROM pg_locks WHERE relation = 'orgs'::regclass "
+                                         "AND NOT granted")[0][0] > 0, 30, what="the request to wait on the lock")
+        os.kill(extra.pid, signal.SIGTERM)
+        # The listener closes: a new connection is refused while the old request is still held.
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", extra.port), timeout=2).close()
+                return False
+            except OSError:
+                return True
+        wait_until(refused, 30, what="the listener to close after SIGTERM")
+        assert t.is_alive(), "the in-flight request ended before the lock was released"
+        locker.rollback()
+        t.join(60)
+    finally:
+        locker.close()
+    assert "e" not in result, f"in-flight request failed during the drain: {result.get('e')}"
+    assert result["r"].status_code == 201, result["r"].text
+    assert extra.stop(signal.SIGTERM, timeout=30) == 0
+    assert not extra.leftovers
