@@ -71,11 +71,8 @@ static void dep_created(const fe_pg_result *res, void *arg)
         fe_reply_error_fields(r, 422, "validation_failed", "the deployment is invalid", 1, f, why);
         return;
     }
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
     fv_jgen_str(j, s->id);
@@ -92,8 +89,7 @@ static void dep_created(const fe_pg_result *res, void *arg)
     fv_jgen_key(j, "created_at");
     fv_jgen_str(j, PQgetvalue(p, 0, 4));
     fv_jgen_map_close(j);
-    fe_reply_json(r, 201, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 201, j);
 }
 
 /* Appends the principals of list (an array of {type, id}) as role rows to out. Returns NULL,

@@ -16,11 +16,8 @@ void fe_health_healthz(fe_req *r)
 void fe_health_readyz(fe_req *r)
 {
     bool db = fe_pg_up(), queue = fe_redis_ready();
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "status");
     fv_jgen_str(j, !queue ? "unavailable" : db ? "ready" : "degraded");
@@ -32,8 +29,7 @@ void fe_health_readyz(fe_req *r)
     fv_jgen_int(j, 0);
     fv_jgen_map_close(j);
     if (!queue) evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
-    fe_reply_json(r, queue ? 200 : 503, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, queue ? 200 : 503, j);
 }
 
 void fe_health_metrics(fe_req *r)

@@ -98,6 +98,19 @@ void fe_reply_json(fe_req *r, int status, fv_jgen *body)
     fe_reply_text(r, status, "application/json", text, len);
 }
 
+fv_jgen *fe_reply_gen(fe_req *r)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+    return j;
+}
+
+void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j)
+{
+    fe_reply_json(r, status, j);
+    fv_jgen_free(j);
+}
+
 void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
                            size_t n, const char *const *names, const char *const *reasons)
 {

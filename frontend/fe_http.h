@@ -68,6 +68,11 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg);
 
 /* Replies; each sends, logs, counts and frees r (takes ownership of r). */
 void fe_reply_json(fe_req *r, int status, fv_jgen *body); /* borrows body */
+/* A generator for r's reply body, or NULL after r was answered 503 (out of memory): then the
+ * caller just returns. Hand it back with fe_reply_gen_send. */
+fv_jgen *fe_reply_gen(fe_req *r);
+/* Sends j as r's JSON reply with status; takes ownership of j (and of r, like every reply). */
+void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j);
 void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len);
 void fe_reply_error(fe_req *r, int status, const char *code, const char *message);
 /* A 422-style error whose "fields" maps each name to its reason (parallel arrays). */

@@ -3,11 +3,8 @@
 
 void fe_me_get(fe_req *r)
 {
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
     fv_jgen_str(j, r->user->id);
@@ -18,6 +15,5 @@ void fe_me_get(fe_req *r)
     fv_jgen_key(j, "is_admin");
     fv_jgen_bool(j, r->user->is_admin);
     fv_jgen_map_close(j);
-    fe_reply_json(r, 200, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 200, j);
 }

@@ -40,11 +40,8 @@ static void org_created(const fe_pg_result *res, void *arg)
         fe_reply_pg_failure(r, res);
         return;
     }
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
     fv_jgen_str(j, s->id);
@@ -55,8 +52,7 @@ static void org_created(const fe_pg_result *res, void *arg)
     fv_jgen_key(j, "created_at");
     fv_jgen_str(j, PQntuples(res->res) ? PQgetvalue(res->res, 0, 0) : NULL);
     fv_jgen_map_close(j);
-    fe_reply_json(r, 201, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 201, j);
 }
 
 void fe_orgs_create(fe_req *r)

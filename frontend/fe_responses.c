@@ -377,14 +377,10 @@ static void response_got(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "no such response");
         return;
     }
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     write_response(j, res->res, 0);
-    fe_reply_json(r, 200, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 200, j);
 }
 
 void fe_responses_get(fe_req *r)
@@ -478,11 +474,8 @@ static void responses_listed(const fe_pg_result *res, void *arg)
     }
     bool more = n > ls->limit;
     if (more) n = ls->limit;
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "items");
     fv_jgen_array_open(j);
@@ -497,8 +490,7 @@ static void responses_listed(const fe_pg_result *res, void *arg)
         fv_jgen_null(j);
     }
     fv_jgen_map_close(j);
-    fe_reply_json(r, 200, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 200, j);
 }
 
 void fe_responses_list(fe_req *r)

@@ -42,11 +42,8 @@ static void survey_created(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "org_not_found", "no such organisation, or you are not a member of it");
         return;
     }
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
     fv_jgen_str(j, s->id);
@@ -61,8 +58,7 @@ static void survey_created(const fe_pg_result *res, void *arg)
     fv_jgen_key(j, "created_at");
     fv_jgen_str(j, PQgetvalue(res->res, 0, 0));
     fv_jgen_map_close(j);
-    fe_reply_json(r, 201, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 201, j);
 }
 
 void fe_surveys_create(fe_req *r)
@@ -137,11 +133,8 @@ static void survey_got(const fe_pg_result *res, void *arg)
         return;
     }
     PGresult *p = res->res;
-    fv_jgen *j = fv_jgen_new();
-    if (!j) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
     fv_jgen_str(j, PQgetvalue(p, 0, 0));
@@ -158,8 +151,7 @@ static void survey_got(const fe_pg_result *res, void *arg)
     fv_jgen_key(j, "updated_at");
     fv_jgen_str(j, PQgetvalue(p, 0, 6));
     fv_jgen_map_close(j);
-    fe_reply_json(r, 200, j);
-    fv_jgen_free(j);
+    fe_reply_gen_send(r, 200, j);
 }
 
 void fe_surveys_get(fe_req *r)
