@@ -1,12 +1,16 @@
-/* fvctl: the operator's command line: migrate, create-admin, create-user, queue. */
+/* fvctl: the operator's command line: migrate, create-admin, create-user, queue, dead letters. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fv_config.h"
 #include "fv_crypto.h"
+#include "fv_envelope.h"
 #include "fv_id.h"
 #include "fv_migrate.h"
 #include "fv_pgutil.h"
@@ -37,6 +41,12 @@ static void usage(FILE *out)
             "  create-user --email E --name N    the same for an ordinary (non-admin) account\n"
             "  queue                             show the stream length, pending entries per\n"
             "                                    consumer and the dead-letter stream length\n"
+            "  dead-letters [--limit N] [--json] [--show-data]\n"
+            "                                    list the dead-letter stream, oldest first (default\n"
+            "                                    100 entries, --limit 0 for all); answers, location\n"
+            "                                    and collected_at are shown only with --show-data\n"
+            "  requeue ID | --all                move dead letter ID (or every one) back onto the\n"
+            "                                    submissions stream, atomically (MULTI/EXEC)\n"
             "\n"
             "options:\n"
             "  -c FILE      configuration file (its [common] section: pg_dsn, redis_*, streams)\n"
