@@ -252,6 +252,7 @@ listen_port = $HTTP_PORT
 tls_cert = $CERT
 tls_key = $KEY
 processes = 2
+spool_dir = $LOCAL/spool
 EOF
 
 # The programs read FV_<KEY> overrides: keep this script's own variables away from them.

@@ -16,6 +16,7 @@
 #include "fe_http.h"
 #include "fe_metrics.h"
 #include "fe_pg.h"
+#include "fe_queue.h"
 #include "fe_redis.h"
 #include "fe_tls.h"
 #include "fv_log.h"
@@ -118,6 +119,8 @@ int fe_child_run(int index, int listen_fd)
     if (fe_redis_init(ch.base, fv_common.redis_host, fv_common.redis_port, fv_common.redis_password,
                       fe_cfg.redis_timeout_ms) != 0)
         goto failed;
+    errpos = "spool";
+    if (fe_queue_init(ch.base, index, err, sizeof err) != 0) goto failed;
     errpos = "caches";
     if (fe_auth_init() != 0 || fe_responses_init() != 0) goto failed;
     ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);
@@ -140,6 +143,7 @@ cleanup:
     /* Close Redis and PostgreSQL first: their pending callbacks answer their requests while
      * evhttp still exists; then evhttp closes the connections. */
     fe_redis_shutdown();
+    fe_queue_shutdown();
     fe_pg_shutdown();
     if (ch.http) evhttp_free(ch.http);
     fe_responses_shutdown();

@@ -32,5 +32,9 @@ const fv_cfg_entry fe_config_table[] = {
      "on SIGTERM, in-flight requests get this long to finish before children are killed"},
     {"frontend", "access_log", FV_CFG_BOOL, &fe_cfg.access_log, "yes",
      "one JSON line per request on stderr"},
+    {"frontend", "spool_dir", FV_CFG_STR, &fe_cfg.spool_dir, "/var/lib/fieldvault/spool",
+     "directory of the local spool that keeps submissions while Redis is down"},
+    {"frontend", "spool_max_mb", FV_CFG_INT, &fe_cfg.spool_max_mb, "1024",
+     "largest size of one child's spool file in MiB; when full, submissions get 503"},
     {NULL, NULL, 0, NULL, NULL, NULL},
 };

@@ -22,6 +22,8 @@ typedef struct fe_settings {
     int keepalive_timeout_s;
     int shutdown_timeout_s;
     bool access_log;
+    char *spool_dir;      /* where children spool submissions while Redis is down */
+    int spool_max_mb;
 } fe_settings;
 
 extern fe_settings fe_cfg;

@@ -3,7 +3,8 @@
 
 #include "fe_handlers.h"
 #include "fe_metrics.h"
-#include "fe_redis.h"
+#include "fe_queue.h"
+#include <string.h>
 
 void fe_health_healthz(fe_req *r)
 {
@@ -11,25 +12,29 @@ void fe_health_healthz(fe_req *r)
     fe_reply_text(r, 200, "application/json", body, sizeof body - 1);
 }
 
-/* ready: everything up; degraded: PostgreSQL down (submissions still accepted into Redis);
- * 503 only when submissions cannot be accepted (Redis down; the spool comes with issue 4). */
+/* ready: everything up. degraded: still accepting submissions, but PostgreSQL is down (they
+ * wait in Redis) or Redis is (they go to the local spool), or a spool backlog is being
+ * replayed. 503 only when submissions cannot be accepted at all. */
 void fe_health_readyz(fe_req *r)
 {
-    bool db = fe_pg_up(), queue = fe_redis_ready();
+    bool db = fe_pg_up();
+    const char *queue = fe_queue_state();
+    uint64_t spooled = fe_metrics_spool_pending_total();
+    bool accepting = strcmp(queue, "down") != 0;
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "status");
-    fv_jgen_str(j, !queue ? "unavailable" : db ? "ready" : "degraded");
+    fv_jgen_str(j, !accepting ? "unavailable" : db && !strcmp(queue, "up") && !spooled ? "ready" : "degraded");
     fv_jgen_key(j, "db");
     fv_jgen_str(j, db ? "up" : "down");
     fv_jgen_key(j, "queue");
-    fv_jgen_str(j, queue ? "up" : "down");
+    fv_jgen_str(j, queue);
     fv_jgen_key(j, "spool_pending");
-    fv_jgen_int(j, 0);
+    fv_jgen_int(j, (long long)spooled);
     fv_jgen_map_close(j);
-    if (!queue) evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
-    fe_reply_gen_send(r, queue ? 200 : 503, j);
+    if (!accepting) evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
+    fe_reply_gen_send(r, accepting ? 200 : 503, j);
 }
 
 void fe_health_metrics(fe_req *r)

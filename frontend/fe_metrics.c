@@ -19,6 +19,8 @@ typedef struct fe_metrics_slot {
     uint64_t micros_sum[FE_METRICS_MAX_ROUTES];
     uint64_t accepted;
     uint64_t rejected;
+    uint64_t spooled;
+    uint64_t spool_pending; /* gauge */
 } fe_metrics_slot;
 
 static fe_metrics_slot *shm;     /* FE_METRICS_MAX_CHILDREN slots, owned by the mapping */
@@ -68,7 +70,24 @@ void fe_metrics_submission_rejected(void)
     if (mine) ADD(&mine->rejected, 1);
 }
 
+void fe_metrics_submission_spooled(void)
+{
+    if (mine) ADD(&mine->spooled, 1);
+}
+
+void fe_metrics_spool_pending(uint64_t n)
+{
+    if (mine) __atomic_store_n(&mine->spool_pending, n, __ATOMIC_RELAXED);
+}
+
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+uint64_t fe_metrics_spool_pending_total(void)
+{
+    uint64_t n = 0;
+    for (int c = 0; shm && c < FE_METRICS_MAX_CHILDREN; c++) n += LOAD(&shm[c].spool_pending);
+    return n;
+}
 
 typedef struct strbuf {
     char *s;
@@ -144,10 +163,11 @@ char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len
                   (unsigned long long)total);
     }
 
-    uint64_t acc = 0, rej = 0;
+    uint64_t acc = 0, rej = 0, spooled = 0;
     for (int c = 0; c < FE_METRICS_MAX_CHILDREN; c++) {
         acc += LOAD(&shm[c].accepted);
         rej += LOAD(&shm[c].rejected);
+        spooled += LOAD(&shm[c].spooled);
     }
     sb_printf(&b, "# HELP fv_submissions_accepted_total Submissions acknowledged with 202 (Redis took them).\n"
                   "# TYPE fv_submissions_accepted_total counter\n"
@@ -157,6 +177,14 @@ char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len
                   "# TYPE fv_submissions_rejected_total counter\n"
                   "fv_submissions_rejected_total %llu\n",
               (unsigned long long)rej);
+    sb_printf(&b, "# HELP fv_submissions_spooled_total Submissions acknowledged from the local spool (Redis away).\n"
+                  "# TYPE fv_submissions_spooled_total counter\n"
+                  "fv_submissions_spooled_total %llu\n",
+              (unsigned long long)spooled);
+    sb_printf(&b, "# HELP fv_spool_pending Spooled submissions not yet replayed into Redis.\n"
+                  "# TYPE fv_spool_pending gauge\n"
+                  "fv_spool_pending %llu\n",
+              (unsigned long long)fe_metrics_spool_pending_total());
     *len = b.len;
     return b.s;
 }

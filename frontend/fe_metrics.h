@@ -21,6 +21,10 @@ void fe_metrics_set_slot(int slot);
 void fe_metrics_request(int route, int status, double seconds);
 void fe_metrics_submission_accepted(void);
 void fe_metrics_submission_rejected(void);
+void fe_metrics_submission_spooled(void);
+/* This child's spool backlog (a gauge), and the sum over all children of the instance. */
+void fe_metrics_spool_pending(uint64_t n);
+uint64_t fe_metrics_spool_pending_total(void);
 /* Renders Prometheus text into buf; route_names[i] names route index i. Caller frees the
  * returned evbuffer-free plain malloc'd string. */
 char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len);

@@ -9,7 +9,7 @@
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_metrics.h"
-#include "fe_redis.h"
+#include "fe_queue.h"
 #include "fv_envelope.h"
 #include "fv_form.h"
 #include "fv_log.h"
@@ -117,13 +117,12 @@ static bool number_in(yajl_val v, double lo, double hi, double *out)
     return true;
 }
 
-static void xadd_done(redisReply *reply, const char *error, void *arg)
+static void queued(fe_queue_outcome outcome, void *arg)
 {
     fe_req *r = arg;
     submit *s = r->state;
-    if (!reply || reply->type != REDIS_REPLY_STRING) {
-        fv_warn("req %s: queueing submission %s failed: %s", r->req_id, s->id,
-                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : error ? error : "unexpected reply");
+    if (outcome == FE_QUEUE_FAILED) {
+        fv_warn("req %s: submission %s could not be queued or spooled", r->req_id, s->id);
         fe_reply_error(r, 503, "queue_unavailable", "the submission could not be queued; retry later");
         return;
     }
@@ -172,12 +171,7 @@ static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
     e.collected_at = s->collected_at;
     e.collected_at_len = s->collected_at ? strlen(s->collected_at) : 0;
     e.verified = true;
-    const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
-    size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
-    char scratch[64];
-    int argc = fv_envelope_xadd_argv(&e, fv_common.stream, scratch, sizeof scratch, argv, lens);
-    if (fe_redis_command(argc, argv, lens, xadd_done, r) != 0)
-        fe_reply_error(r, 503, "queue_unavailable", "the queue is unavailable; retry later");
+    fe_queue_submit(&e, queued, r);
 }
 
 static const char sql_dep_lookup[] =

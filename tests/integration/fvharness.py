@@ -494,6 +494,7 @@ class Cluster:
                 "tls_key": self.key,
                 "max_body_bytes": 65536,
                 "shutdown_timeout_s": 5,
+                "spool_dir": self.base / "spool",
             },
             "worker": {
                 "batch_size": 50,

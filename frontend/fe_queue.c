@@ -1,0 +1,296 @@
+/* Where an accepted submission goes: Redis, or the local spool while Redis is away. */
+#include "fe_queue.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fe_config.h"
+#include "fe_metrics.h"
+#include "fe_redis.h"
+#include "fv_log.h"
+#include "fv_settings.h"
+#include "fv_spool.h"
+
+#define REPLAY_BATCH 500
+#define REPLAY_TICK_MS 250
+
+/* The replay of the spool into Redis, one batch at a time. */
+typedef enum {
+    RP_IDLE,       /* nothing to do, or waiting for Redis and for in-flight appends */
+    RP_READING,    /* a batch is being read from the file on the spool's thread */
+    RP_SENDING,    /* the batch's XADDs are in flight; `outstanding` replies to come */
+    RP_TRUNCATING, /* everything read was taken by Redis: emptying the file */
+} rp_state;
+
+static struct {
+    struct event_base *base; /* borrowed */
+    fv_spool *spool;         /* owned; NULL when spool_dir is empty */
+    struct event *notify;    /* owned: the spool's completion eventfd */
+    struct event *tick;      /* owned: replay timer */
+    int appends_in_flight;
+    uint64_t appends_total;  /* appends ever issued, to notice appends during a replay */
+    rp_state rp;
+    uint64_t rp_offset;
+    uint64_t rp_appends_at_start;
+    fv_spool_batch *rp_batch; /* owned while RP_SENDING */
+    int rp_outstanding;
+    bool rp_failed;
+} q;
+
+/* One submission on its way: owned from fe_queue_submit until its callback has run. */
+typedef struct qsub {
+    fe_queue_cb cb;
+    void *arg;
+    int argc;
+    const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
+    size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
+    char *copy; /* owned: the argument bytes argv points into */
+} qsub;
+
+static void publish_gauges(void)
+{
+    fe_metrics_spool_pending(q.spool ? fv_spool_pending(q.spool) : 0);
+}
+
+const char *fe_queue_state(void)
+{
+    if (fe_redis_ready()) return "up";
+    return q.spool ? "spool" : "down";
+}
+
+uint64_t fe_queue_spool_pending(void) { return q.spool ? fv_spool_pending(q.spool) : 0; }
+
+static void sub_done(qsub *s, fe_queue_outcome o)
+{
+    s->cb(o, s->arg);
+    free(s->copy);
+    free(s);
+}
+
+static void spool_appended(int err, void *arg)
+{
+    qsub *s = arg;
+    q.appends_in_flight--;
+    publish_gauges();
+    if (err) {
+        fv_error("spooling submission failed: %s", strerror(err));
+        sub_done(s, FE_QUEUE_FAILED);
+        return;
+    }
+    fe_metrics_submission_spooled();
+    sub_done(s, FE_QUEUED_SPOOL);
+}
+
+static void to_spool(qsub *s)
+{
+    /* The spool keeps the entry's fields only (argv[3..]): the stream is named at replay. */
+    if (!q.spool || fv_spool_append(q.spool, s->argv + 3, s->lens + 3, (size_t)(s->argc - 3),
+                                    spool_appended, s) != 0) {
+        sub_done(s, FE_QUEUE_FAILED);
+        return;
+    }
+    q.appends_in_flight++;
+    q.appends_total++;
+}
+
+static void xadd_replied(redisReply *reply, const char *error, void *arg)
+{
+    qsub *s = arg;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        sub_done(s, FE_QUEUED_REDIS);
+        return;
+    }
+    /* Lost connection, timeout, or an error reply (e.g. out of memory): the entry may or may
+     * not be in the stream; spooling it too is safe, as the id makes the replay idempotent. */
+    fv_warn("XADD failed (%s); spooling the submission",
+            reply && reply->type == REDIS_REPLY_ERROR ? reply->str : error ? error : "unexpected reply");
+    to_spool(s);
+}
+
+void fe_queue_submit(const fv_envelope *e, fe_queue_cb cb, void *arg)
+{
+    qsub *s = calloc(1, sizeof *s);
+    char scratch[64];
+    if (!s) {
+        cb(FE_QUEUE_FAILED, arg);
+        return;
+    }
+    s->cb = cb;
+    s->arg = arg;
+    s->argc = fv_envelope_xadd_argv(e, fv_common.stream, scratch, sizeof scratch, s->argv, s->lens);
+    /* Copy the arguments: the envelope borrows from the request, which may go first. */
+    size_t total = 0;
+    for (int i = 0; i < s->argc; i++) total += s->lens[i] + 1;
+    s->copy = malloc(total);
+    if (!s->copy) {
+        free(s);
+        cb(FE_QUEUE_FAILED, arg);
+        return;
+    }
+    char *p = s->copy;
+    for (int i = 0; i < s->argc; i++) {
+        memcpy(p, s->argv[i], s->lens[i]);
+        p[s->lens[i]] = '\0';
+        s->argv[i] = p;
+        p += s->lens[i] + 1;
+    }
+    if (fe_redis_ready() && fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s) == 0) return;
+    to_spool(s);
+}
+
+/* ---- replay ---- */
+
+static void replay_read_next(void);
+
+static void replay_stop(const char *why)
+{
+    if (why) fv_warn("spool replay paused: %s", why);
+    fv_spool_batch_free(q.rp_batch);
+    q.rp_batch = NULL;
+    q.rp = RP_IDLE;
+}
+
+static void truncated(int err, void *arg)
+{
+    if (err) {
+        replay_stop(strerror(err));
+        return;
+    }
+    fv_info("spool replayed into redis and emptied");
+    q.rp = RP_IDLE;
+    publish_gauges();
+}
+
+/* Every XADD of the batch has been answered (or the batch was empty). */
+static void replay_batch_done(void)
+{
+    bool eof = q.rp_batch->eof;
+    q.rp_offset = q.rp_batch->next_offset;
+    fv_spool_batch_free(q.rp_batch);
+    q.rp_batch = NULL;
+    if (q.rp_failed) {
+        replay_stop("redis refused an entry; retrying from the start later");
+        return;
+    }
+    if (!eof) {
+        replay_read_next();
+        return;
+    }
+    if (q.appends_total != q.rp_appends_at_start || q.appends_in_flight) {
+        /* Submissions were spooled meanwhile (Redis flapped): replay again rather than cut
+         * records Redis has not taken. The repeats are harmless: ids are primary keys. */
+        q.rp = RP_IDLE;
+        return;
+    }
+    q.rp = RP_TRUNCATING;
+    if (fv_spool_truncate(q.spool, truncated, NULL) != 0) replay_stop("cannot truncate");
+}
+
+static void replay_xadd_replied(redisReply *reply, const char *error, void *arg)
+{
+    if (!reply || reply->type != REDIS_REPLY_STRING) q.rp_failed = true;
+    if (--q.rp_outstanding == 0) replay_batch_done();
+}
+
+static void replay_batch_read(int err, fv_spool_batch *b, void *arg)
+{
+    if (err || !b) {
+        replay_stop(err ? strerror(err) : "read failed");
+        return;
+    }
+    q.rp_batch = b;
+    q.rp_failed = false;
+    if (b->n == 0) {
+        replay_batch_done();
+        return;
+    }
+    q.rp = RP_SENDING;
+    q.rp_outstanding = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        fv_spool_record *r = &b->records[i];
+        const char *argv[3 + FV_SPOOL_MAX_ITEMS];
+        size_t lens[3 + FV_SPOOL_MAX_ITEMS];
+        argv[0] = "XADD", lens[0] = 4;
+        argv[1] = fv_common.stream, lens[1] = strlen(fv_common.stream);
+        argv[2] = "*", lens[2] = 1;
+        for (size_t k = 0; k < r->n; k++) {
+            argv[3 + k] = r->items[k];
+            lens[3 + k] = r->lens[k];
+        }
+        if (fe_redis_command((int)(3 + r->n), argv, lens, replay_xadd_replied, NULL) != 0) {
+            q.rp_failed = true;
+            break;
+        }
+        q.rp_outstanding++;
+    }
+    if (q.rp_outstanding == 0) replay_stop("redis is not accepting commands");
+    /* else replay_batch_done runs when the last reply arrives */
+}
+
+static void replay_read_next(void)
+{
+    q.rp = RP_READING;
+    if (fv_spool_read(q.spool, q.rp_offset, REPLAY_BATCH, replay_batch_read, NULL) != 0)
+        replay_stop("cannot read the spool");
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    publish_gauges();
+    if (q.rp != RP_IDLE || !fe_redis_ready() || q.appends_in_flight || fv_spool_pending(q.spool) == 0)
+        return;
+    fv_info("redis is available: replaying %llu spooled submissions",
+            (unsigned long long)fv_spool_pending(q.spool));
+    q.rp_offset = 0;
+    q.rp_appends_at_start = q.appends_total;
+    replay_read_next();
+}
+
+static void notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fv_spool_run_completions(q.spool);
+}
+
+int fe_queue_init(struct event_base *base, int child_index, char *err, size_t errlen)
+{
+    memset(&q, 0, sizeof q);
+    q.base = base;
+    if (!fe_cfg.spool_dir || !*fe_cfg.spool_dir) return 0;
+    if (mkdir(fe_cfg.spool_dir, 0700) == -1 && errno != EEXIST) {
+        snprintf(err, errlen, "spool_dir %s: %s", fe_cfg.spool_dir, strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/spool-%d-%d.log", fe_cfg.spool_dir, fe_cfg.listen_port, child_index);
+    q.spool = fv_spool_open(path, (uint64_t)fe_cfg.spool_max_mb * 1024 * 1024, err, errlen);
+    if (!q.spool) return -1;
+    q.notify = event_new(base, fv_spool_notify_fd(q.spool), EV_READ | EV_PERSIST, notify_cb, NULL);
+    q.tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    if (!q.notify || !q.tick) {
+        snprintf(err, errlen, "event_new failed");
+        return -1;
+    }
+    struct timeval tv = {0, REPLAY_TICK_MS * 1000};
+    event_add(q.notify, NULL);
+    event_add(q.tick, &tv);
+    if (fv_spool_pending(q.spool))
+        fv_warn("spool %s holds %llu submissions from before; they will be replayed", path,
+                (unsigned long long)fv_spool_pending(q.spool));
+    publish_gauges();
+    return 0;
+}
+
+void fe_queue_shutdown(void)
+{
+    if (q.tick) event_free(q.tick);
+    if (q.notify) event_free(q.notify);
+    q.tick = q.notify = NULL;
+    fv_spool_batch_free(q.rp_batch);
+    q.rp_batch = NULL;
+    /* Appends already queued complete (with ECANCELED if not started) before this returns. */
+    fv_spool_close(q.spool);
+    q.spool = NULL;
+}

@@ -1,0 +1,31 @@
+/* Where an accepted submission goes: the Redis stream, or (while Redis is down or refusing) the
+ * child's local spool, replayed into Redis when it is back. Either way the callback runs only
+ * once the submission is durable: Redis replied (appendfsync always), or the spool fdatasync'd. */
+#ifndef FE_QUEUE_H
+#define FE_QUEUE_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fv_envelope.h"
+
+typedef enum {
+    FE_QUEUED_REDIS, /* in the stream */
+    FE_QUEUED_SPOOL, /* on the local disk, to be replayed */
+    FE_QUEUE_FAILED, /* neither took it: answer 503 */
+} fe_queue_outcome;
+
+typedef void (*fe_queue_cb)(fe_queue_outcome outcome, void *arg);
+
+/* Opens this child's spool (spool_dir/spool-<port>-<index>.log) and starts the replay timer. */
+int fe_queue_init(struct event_base *base, int child_index, char *err, size_t errlen);
+void fe_queue_shutdown(void);
+/* Queues e (copied); cb runs exactly once, never before this returns. */
+void fe_queue_submit(const fv_envelope *e, fe_queue_cb cb, void *arg);
+/* "up" (Redis), "spool" (Redis down, the spool takes submissions) or "down" (neither). */
+const char *fe_queue_state(void);
+/* Records in this child's spool not yet replayed. */
+uint64_t fe_queue_spool_pending(void);
+
+#endif

@@ -1,0 +1,115 @@
+"""Redis down: the front end keeps accepting submissions into its local spool (fdatasync'd
+before the 202), /readyz says so, and when Redis returns the spool is replayed and emptied;
+nothing acknowledged is lost or stored twice, even if the front end is killed meanwhile."""
+import signal
+
+import pytest
+
+from conftest import good_data
+from fvharness import free_port, new_id, wait_until
+
+
+def kill_redis(c):
+    c.redis_proc.kill()  # SIGKILL: no shutdown save, the AOF is what survives
+    c._redis.close()
+
+
+def restart_redis(c):
+    d = c.base / "redis"
+    c.redis_proc = c._spawn("redis", [
+        "redis-server", "--port", c.redis_port, "--bind", "127.0.0.1", "--dir", d,
+        "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
+        "--save", ""], track=False)
+
+    def pong():
+        c.redis_proc.check_alive()
+        try:
+            return c.redis_cli("PING") == "PONG"
+        except Exception:
+            c._redis.close()
+            return False
+    wait_until(pong, 30, what="redis PING after the restart")
+
+
+def readyz(c, port=None):
+    import requests
+    with requests.Session() as s:
+        s.trust_env = False
+        return s.get(f"https://127.0.0.1:{port or c.http_port}/readyz", verify=str(c.cert), timeout=10)
+
+
+def stored(c, ids):
+    return c.psql("SELECT count(*), count(DISTINCT id) FROM responses WHERE id = ANY(%s::uuid[])", ids)[0]
+
+
+@pytest.fixture()
+def redis_restored(world):
+    """Whatever a test does to Redis, the next test finds it up and the front end ready."""
+    yield world.cluster
+    c = world.cluster
+    if not c.redis_proc.alive():
+        restart_redis(c)
+    wait_until(lambda: readyz(c).json().get("queue") == "up" and readyz(c).json().get("spool_pending") == 0,
+               60, what="the front end to be back on redis with an empty spool")
+
+
+def test_redis_down_spools_then_replays(world, redis_restored):
+    c = world.cluster
+    wait_until(lambda: readyz(c).json().get("status") == "ready", 30, what="ready before the test")
+    kill_redis(c)
+    ids = [new_id() for _ in range(40)]
+    for i, rid in enumerate(ids):
+        r = world.submit(good_data(i), id=rid)
+        assert r.status_code == 202, r.text
+        assert r.json() == {"id": rid, "status": "queued"}
+    body = readyz(c).json()
+    assert readyz(c).status_code == 200
+    assert body["status"] == "degraded", body
+    assert body["spool_pending"] == len(ids), body
+    # Whichever child answers, with Redis gone the answer is the spool.
+    wait_until(lambda: readyz(c).json()["queue"] == "spool", 30, what="queue: spool")
+    metrics = world.admin.get("/metrics").text
+    spooled = [int(l.split()[1]) for l in metrics.splitlines() if l.startswith("fv_submissions_spooled_total ")]
+    assert spooled and spooled[0] >= len(ids), spooled
+    assert f"fv_spool_pending {len(ids)}" in metrics
+    spool_files = list((c.base / "spool").glob(f"spool-{c.http_port}-*.log"))
+    assert spool_files and sum(f.stat().st_size for f in spool_files) > 8 * len(spool_files)
+
+    restart_redis(c)
+    wait_until(lambda: readyz(c).json().get("spool_pending") == 0, 60, what="the spool to be replayed")
+    wait_until(lambda: stored(c, ids)[0] == len(ids), 60, what="every spooled submission in PostgreSQL")
+    c.wait_drained()
+    assert stored(c, ids) == (len(ids), len(ids))
+    assert all(f.stat().st_size == 8 for f in spool_files), "the spool was not emptied after the replay"
+
+
+def test_spool_survives_a_killed_front_end(world, redis_restored):
+    """Submissions acknowledged from the spool are on disk: SIGKILL the whole front end while
+    Redis is down, bring Redis back, start the front end again: it replays them."""
+    c = world.cluster
+    port = free_port()
+    extra = c.start_frontend(name="frontend-spool", FV_LISTEN_PORT=port)
+    api = world.enum
+    kill_redis(c)
+    ids = [new_id() for _ in range(25)]
+    import requests
+    with requests.Session() as s:
+        s.trust_env = False
+        s.headers["Authorization"] = f"Bearer {world.enum_key}"
+        for i, rid in enumerate(ids):
+            r = s.post(f"https://127.0.0.1:{port}/v1/deployments/{world.deployment_id}/responses",
+                       json={"id": rid, "data": good_data(i)}, verify=str(c.cert), timeout=30)
+            assert r.status_code == 202, r.text
+    assert readyz(c, port).json()["spool_pending"] == len(ids)
+    extra.stop(signal.SIGKILL)
+    restart_redis(c)
+    assert stored(c, ids)[0] == 0  # nothing could have reached PostgreSQL yet
+    extra = c.start_frontend(name="frontend-spool", FV_LISTEN_PORT=port)
+    try:
+        wait_until(lambda: stored(c, ids)[0] == len(ids), 60, what="the restarted front end to replay its spool")
+        wait_until(lambda: readyz(c, port).json().get("spool_pending") == 0, 30, what="an empty spool")
+        c.wait_drained()
+        assert stored(c, ids) == (len(ids), len(ids))
+        assert api.get(f"/v1/responses/{ids[0]}").status_code == 200
+    finally:
+        assert extra.stop(signal.SIGTERM, timeout=30) == 0
