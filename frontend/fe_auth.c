@@ -7,6 +7,7 @@
 
 #include "fe_cache.h"
 #include "fe_config.h"
+#include "fe_redis.h"
 #include "fv_crypto.h"
 #include "fv_log.h"
 
@@ -79,6 +80,7 @@ static void unauthorized(fe_req *r, const char *code, const char *message)
 /* State of one lookup in flight: owned by the request (r->state). */
 typedef struct auth_lookup {
     char hash[FV_SHA256_HEXLEN + 1];
+    char redis_key[FV_SHA256_HEXLEN + 32];
     fe_handler next;
 } auth_lookup;
 
@@ -87,40 +89,129 @@ static const char sql_key_lookup[] =
     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND k.suspended_at IS NULL "
     "AND u.disabled_at IS NULL";
 
-static void lookup_done(const fe_pg_result *res, void *arg)
+/* Hands the request on to its handler as user u (copied), or answers 401 when u is NULL. */
+static void proceed(fe_req *r, const fe_user *u)
 {
-    fe_req *r = arg;
     auth_lookup *l = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    auth_entry *e = calloc(1, sizeof *e);
-    if (!e) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
-        return;
-    }
-    if (PQntuples(res->res) == 1) {
-        fe_user u = {0};
-        snprintf(u.id, sizeof u.id, "%s", PQgetvalue(res->res, 0, 0));
-        u.email = PQgetvalue(res->res, 0, 1);
-        u.name = PQgetvalue(res->res, 0, 2);
-        u.is_admin = PQgetvalue(res->res, 0, 3)[0] == 't';
-        e->user = user_dup(&u);
-        r->user = user_dup(&u);
-    }
-    fe_cache_put(auth_cache, l->hash, e, now_s(),
-                 e->user ? fe_cfg.auth_cache_ttl_s : FE_AUTH_NEGATIVE_TTL_S);
     fe_handler next = l->next;
     free(r->state);
     r->state = NULL;
     r->state_free = NULL;
-    if (!r->user) {
+    if (!u) {
         unauthorized(r, "invalid_token", "the API key is not valid");
+        return;
+    }
+    r->user = user_dup(u);
+    if (!r->user) {
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
         return;
     }
     r->phase = FE_REQ_HANDLER;
     next(r);
+}
+
+/* Caches a lookup's outcome in this child (u NULL: no such key, briefly). */
+static void remember(const char *hash, const fe_user *u)
+{
+    auth_entry *e = calloc(1, sizeof *e);
+    if (!e) return;
+    if (u && !(e->user = user_dup(u))) {
+        free(e);
+        return;
+    }
+    if (u)
+        fe_cache_put(auth_cache, hash, e, now_s(), fe_cfg.auth_cache_ttl_s, fe_cfg.cache_stale_s);
+    else
+        fe_cache_put(auth_cache, hash, e, now_s(), FE_AUTH_NEGATIVE_TTL_S, FE_AUTH_NEGATIVE_TTL_S);
+}
+
+static void redis_set_done(redisReply *reply, const char *error, void *arg) {}
+
+/* Shares a positive lookup with the other children and front ends through Redis. */
+static void share(const char *redis_key, const fe_user *u)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return;
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "id");
+    fv_jgen_str(j, u->id);
+    fv_jgen_key(j, "email");
+    fv_jgen_str(j, u->email);
+    fv_jgen_key(j, "name");
+    fv_jgen_str(j, u->name);
+    fv_jgen_key(j, "is_admin");
+    fv_jgen_bool(j, u->is_admin);
+    fv_jgen_map_close(j);
+    size_t len;
+    const char *json = fv_jgen_buf(j, &len);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
+    const char *argv[] = {"SET", redis_key, json, "EX", ttl};
+    size_t lens[] = {3, strlen(redis_key), len, 2, strlen(ttl)};
+    fe_redis_command(5, argv, lens, redis_set_done, NULL); /* best effort */
+    fv_jgen_free(j);
+}
+
+static void pg_looked_up(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    auth_lookup *l = r->state;
+    if (res->status != FE_PG_OK) {
+        /* PostgreSQL unreachable: a key we knew recently still works (DESIGN section 2). */
+        auth_entry *stale = res->status == FE_PG_SQL ? NULL : fe_cache_get(auth_cache, l->hash, now_s(), NULL);
+        if (stale && stale->user) {
+            proceed(r, stale->user);
+            return;
+        }
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        remember(l->hash, NULL);
+        proceed(r, NULL);
+        return;
+    }
+    fe_user u = {0};
+    snprintf(u.id, sizeof u.id, "%s", PQgetvalue(res->res, 0, 0));
+    u.email = PQgetvalue(res->res, 0, 1);
+    u.name = PQgetvalue(res->res, 0, 2);
+    u.is_admin = PQgetvalue(res->res, 0, 3)[0] == 't';
+    remember(l->hash, &u);
+    share(l->redis_key, &u);
+    proceed(r, &u);
+}
+
+static void ask_pg(fe_req *r)
+{
+    auth_lookup *l = r->state;
+    const char *params[] = {l->hash};
+    fe_pg_query(sql_key_lookup, 1, params, pg_looked_up, r);
+}
+
+static void redis_looked_up(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    auth_lookup *l = r->state;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        char err[64];
+        yajl_val v = fv_json_parse(reply->str, err, sizeof err);
+        const char *id = fv_json_get_str(v, "id"), *email = fv_json_get_str(v, "email");
+        const char *name = fv_json_get_str(v, "name");
+        yajl_val adm = fv_json_get(v, "is_admin");
+        if (id && fv_id_valid(id) && email && name) {
+            fe_user u = {0};
+            snprintf(u.id, sizeof u.id, "%s", id);
+            u.email = (char *)email;
+            u.name = (char *)name;
+            u.is_admin = adm && YAJL_IS_TRUE(adm);
+            remember(l->hash, &u);
+            yajl_tree_free(v);
+            proceed(r, &u);
+            return;
+        }
+        if (v) yajl_tree_free(v);
+    }
+    ask_pg(r);
 }
 
 void fe_auth_authenticate(fe_req *r, fe_handler next)
@@ -145,27 +236,26 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
         fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
         return;
     }
-    /* Only the digest is kept, compared and logged; the key itself goes nowhere. */
-    fv_sha256_hex(key, strlen(key), l->hash);
-    auth_entry *e = fe_cache_get(auth_cache, l->hash, now_s());
-    if (e) {
-        free(l);
-        if (!e->user) {
-            unauthorized(r, "invalid_token", "the API key is not valid");
-            return;
-        }
-        r->user = user_dup(e->user);
-        if (!r->user) {
-            fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
-            return;
-        }
-        r->phase = FE_REQ_HANDLER;
-        next(r);
-        return;
-    }
     l->next = next;
     r->state = l;
     r->state_free = free;
-    const char *params[] = {l->hash};
-    fe_pg_query(sql_key_lookup, 1, params, lookup_done, r);
+    /* Only the digest is kept, compared and logged; the key itself goes nowhere. */
+    fv_sha256_hex(key, strlen(key), l->hash);
+    snprintf(l->redis_key, sizeof l->redis_key, "fv:cache:apikey:%s", l->hash);
+
+    /* 1. this child's cache: fresh, or stale while PostgreSQL is down (no waiting on it) */
+    bool fresh = false;
+    auth_entry *e = fe_cache_get(auth_cache, l->hash, now_s(), &fresh);
+    if (e && (fresh || !fe_pg_up())) {
+        proceed(r, e->user);
+        return;
+    }
+    /* 2. the cache shared through Redis (a new child, another front end), unless we only need
+     *    to refresh a stale entry; 3. PostgreSQL. */
+    if (!e && fe_redis_ready()) {
+        const char *argv[] = {"GET", l->redis_key};
+        size_t lens[] = {3, strlen(l->redis_key)};
+        if (fe_redis_command(2, argv, lens, redis_looked_up, r) == 0) return;
+    }
+    ask_pg(r);
 }

@@ -11,6 +11,7 @@ typedef struct entry {
     struct entry *next;
     char *key;
     void *value;
+    time_t fresh_until;
     time_t expires;
 } entry;
 
@@ -67,7 +68,7 @@ void fe_cache_free(fe_cache *c)
     free(c);
 }
 
-void *fe_cache_get(fe_cache *c, const char *key, time_t now)
+void *fe_cache_get(fe_cache *c, const char *key, time_t now, bool *fresh)
 {
     entry **pp = &c->buckets[hash(key) % NBUCKETS];
     for (; *pp; pp = &(*pp)->next) {
@@ -78,6 +79,7 @@ void *fe_cache_get(fe_cache *c, const char *key, time_t now)
             entry_free(c, e);
             return NULL;
         }
+        if (fresh) *fresh = now < e->fresh_until;
         return e->value;
     }
     return NULL;
@@ -96,7 +98,7 @@ void fe_cache_del(fe_cache *c, const char *key)
     }
 }
 
-void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int ttl)
+void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int fresh_ttl, int usable_ttl)
 {
     fe_cache_del(c, key);
     if (c->n >= c->max) {
@@ -113,7 +115,8 @@ void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int ttl
     }
     e->key = k;
     e->value = value;
-    e->expires = now + ttl;
+    e->fresh_until = now + fresh_ttl;
+    e->expires = now + (usable_ttl > fresh_ttl ? usable_ttl : fresh_ttl);
     uint32_t b = hash(key) % NBUCKETS;
     e->next = c->buckets[b];
     c->buckets[b] = e;

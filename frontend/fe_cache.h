@@ -2,6 +2,7 @@
 #ifndef FE_CACHE_H
 #define FE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -11,10 +12,13 @@ typedef void (*fe_cache_free_fn)(void *value);
 /* A cache of at most max_entries; free_fn frees values (may be NULL). Caller frees the cache. */
 fe_cache *fe_cache_new(size_t max_entries, fe_cache_free_fn free_fn);
 void fe_cache_free(fe_cache *c);
-/* Borrows the value for key, or NULL when absent or expired (now is the monotonic second). */
-void *fe_cache_get(fe_cache *c, const char *key, time_t now);
-/* Stores value under key until now + ttl; takes ownership of value (freed on replace/expiry). */
-void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int ttl);
+/* Borrows the value for key, or NULL when absent or past its usable life (now is the monotonic
+ * second). *fresh (may be NULL) says whether it is still within its fresh time: a stale value
+ * is for when the source of truth cannot be asked (PostgreSQL down). */
+void *fe_cache_get(fe_cache *c, const char *key, time_t now, bool *fresh);
+/* Stores value under key, fresh for fresh_ttl seconds and usable for usable_ttl (>= fresh_ttl);
+ * takes ownership of value (freed on replace or expiry). */
+void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int fresh_ttl, int usable_ttl);
 /* Drops key if present. */
 void fe_cache_del(fe_cache *c, const char *key);
 

@@ -19,6 +19,8 @@ typedef struct fe_settings {
     int redis_timeout_ms; /* an XADD unanswered this long fails the request with 503 */
     int auth_cache_ttl_s;
     int deployment_cache_ttl_s;
+    int cache_stale_s;     /* how long cached entries stand in while PostgreSQL is down */
+    int redis_cache_ttl_s; /* life of the lookups shared through Redis */
     int keepalive_timeout_s;
     int shutdown_timeout_s;
     bool access_log;

@@ -56,6 +56,8 @@ static struct {
     bool shutting_down;
     struct event *dispatch_ev; /* owned: runs deferred callbacks for immediate failures */
     struct fe_pgq_list failed; /* queries to fail from dispatch_ev (cb never runs re-entrantly) */
+    struct event *ping_ev;     /* owned: the liveness ping timer */
+    bool ping_in_flight;
 } pg;
 
 static void conn_start(fe_pgconn *c);
@@ -116,10 +118,18 @@ static bool any_up(void)
 
 bool fe_pg_up(void) { return any_up(); }
 
+/* True when a query could be served soon: a connection is up or being established. */
+static bool any_usable(void)
+{
+    for (int i = 0; i < pg.size; i++)
+        if (pg.conns[i].state != PGC_DOWN) return true;
+    return false;
+}
+
 /* Fails every queued query when no connection can serve them. */
 static void fail_queue_if_down(void)
 {
-    if (any_up()) return;
+    if (any_usable()) return;
     fe_pgq *q;
     while ((q = TAILQ_FIRST(&pg.queue))) {
         TAILQ_REMOVE(&pg.queue, q, link);
@@ -283,12 +293,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         conn_down(c, "connect timed out");
         break;
     case PGC_BUSY: {
-        /* A hung server: fail the request now and drop the connection, so the next query
-         * does not queue behind it. */
+        /* A hung server: fail the request now and drop every connection (they all talk to the
+         * same server), so nothing queues behind it and /readyz says db: down at once. The
+         * reconnects find out when it answers again. */
         fe_pgq *q = c->q;
         c->q = NULL;
         q_finish(q, FE_PG_TIMEOUT, NULL, NULL);
-        conn_down(c, "query timed out");
+        for (int i = 0; i < pg.size; i++)
+            if (pg.conns[i].state != PGC_DOWN) conn_down(&pg.conns[i], "query timed out");
         break;
     }
     case PGC_IDLE:
@@ -329,6 +341,20 @@ static void dispatch(void)
     }
 }
 
+static void ping_done(const fe_pg_result *r, void *arg)
+{
+    pg.ping_in_flight = false;
+}
+
+/* Every second, an idle pool asks the server something trivial: a hung server is noticed
+ * (pg_timeout_ms later) even when no request is asking it anything. */
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (pg.ping_in_flight || !any_up() || !TAILQ_EMPTY(&pg.queue)) return;
+    pg.ping_in_flight = true;
+    fe_pg_query("SELECT 1", 0, NULL, ping_done, NULL);
+}
+
 static void deferred_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
     fe_pgq *q;
@@ -359,8 +385,9 @@ void fe_pg_query(const char *sql, int nparams, const char *const *values, fe_pg_
     }
     for (int i = 0; i < nparams; i++)
         if (values[i]) q->values[i] = strdup(values[i]);
-    if (pg.shutting_down || !any_up() || pg.queued >= FE_PG_MAX_QUEUE) {
-        /* Answer at once (on the next loop turn) rather than queue behind a dead server. */
+    if (pg.shutting_down || !any_usable() || pg.queued >= FE_PG_MAX_QUEUE) {
+        /* Answer at once (on the next loop turn) rather than queue behind a dead server; a
+         * connection being established is worth waiting for (its deadline bounds the wait). */
         TAILQ_INSERT_TAIL(&pg.failed, q, link);
         event_active(pg.dispatch_ev, EV_TIMEOUT, 0);
         return;
@@ -416,6 +443,9 @@ int fe_pg_init(struct event_base *base, const char *dsn, int pool_size, int time
     TAILQ_INIT(&pg.failed);
     pg.dispatch_ev = event_new(base, -1, 0, deferred_fail_cb, NULL);
     if (!pg.dsn || !pg.dispatch_ev) return -1;
+    pg.ping_ev = event_new(base, -1, EV_PERSIST, ping_cb, NULL);
+    struct timeval second = {1, 0};
+    if (!pg.ping_ev || event_add(pg.ping_ev, &second) != 0) return -1;
     for (int i = 0; i < pg.size; i++) {
         fe_pgconn *c = &pg.conns[i];
         c->index = i;
@@ -431,6 +461,8 @@ int fe_pg_init(struct event_base *base, const char *dsn, int pool_size, int time
 void fe_pg_shutdown(void)
 {
     pg.shutting_down = true;
+    if (pg.ping_ev) event_free(pg.ping_ev);
+    pg.ping_ev = NULL;
     for (int i = 0; i < pg.size; i++) {
         fe_pgconn *c = &pg.conns[i];
         conn_down(c, "shutting down");

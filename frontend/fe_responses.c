@@ -10,6 +10,7 @@
 #include "fe_handlers.h"
 #include "fe_metrics.h"
 #include "fe_queue.h"
+#include "fe_redis.h"
 #include "fv_envelope.h"
 #include "fv_form.h"
 #include "fv_log.h"
@@ -181,52 +182,164 @@ static const char sql_dep_lookup[] =
     "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "WHERE d.id = $1";
 
+/* Decides from what this child's caches hold. Stale entries count only when allow_stale
+ * (PostgreSQL cannot be asked). Returns true when r was taken care of. */
+static bool try_cached(fe_req *r, bool allow_stale)
+{
+    submit *s = r->state;
+    time_t now = now_s();
+    bool dfresh = false, pfresh = false;
+    dep_info *dep = fe_cache_get(dep_cache, s->dep_id, now, &dfresh);
+    if (!dep) return false;
+    if (dep->missing) {
+        if (!dfresh && !allow_stale) return false;
+        submit_checked(r, dep, false);
+        return true;
+    }
+    perm_info *perm = fe_cache_get(perm_cache, s->perm_key, now, &pfresh);
+    if (!perm || (!(dfresh && pfresh) && !allow_stale)) return false;
+    submit_checked(r, dep, perm->enumerator); /* dep is borrowed from the cache: used at once */
+    return true;
+}
+
+/* Compiles a stored definition; NULL when it does not (it was checked when stored). */
+static fv_form *compile_definition(const char *text)
+{
+    char err[128];
+    yajl_val def = fv_json_parse(text, err, sizeof err);
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    fv_form *form = def ? fv_form_compile(def, &errs) : NULL;
+    fv_form_errors_free(&errs);
+    if (def) yajl_tree_free(def);
+    return form;
+}
+
+/* Caches a deployment (takes dep) and the caller's permission on it in this child. */
+static void remember(const submit *s, dep_info *dep, bool enumerator)
+{
+    time_t now = now_s();
+    perm_info *perm = calloc(1, sizeof *perm);
+    if (perm) {
+        perm->enumerator = enumerator;
+        fe_cache_put(perm_cache, s->perm_key, perm, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
+    }
+    fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
+}
+
+static void redis_set_done(redisReply *reply, const char *error, void *arg) {}
+
+static void redis_set(const char *key, const char *value, size_t len)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
+    const char *argv[] = {"SET", key, value, "EX", ttl};
+    size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
+    fe_redis_command(5, argv, lens, redis_set_done, NULL); /* best effort */
+}
+
+static void redis_keys(const submit *s, char *dep_key, size_t dlen, char *perm_key, size_t plen)
+{
+    snprintf(dep_key, dlen, "fv:cache:deployment:%s", s->dep_id);
+    snprintf(perm_key, plen, "fv:cache:enumerator:%s", s->perm_key);
+}
+
+/* Shares a PostgreSQL lookup with the other children and front ends through Redis. */
+static void share(const submit *s, const char *survey_id, int version, const char *definition,
+                  size_t deflen, bool enumerator)
+{
+    char dep_key[96], perm_key[128];
+    redis_keys(s, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return;
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "survey_id");
+    fv_jgen_str(j, survey_id);
+    fv_jgen_key(j, "version");
+    fv_jgen_int(j, version);
+    fv_jgen_key(j, "definition");
+    fv_jgen_raw(j, definition, deflen);
+    fv_jgen_map_close(j);
+    size_t len;
+    const char *json = fv_jgen_buf(j, &len);
+    redis_set(dep_key, json, len);
+    fv_jgen_free(j);
+    redis_set(perm_key, enumerator ? "1" : "0", 1);
+}
+
 static void dep_looked_up(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     submit *s = r->state;
     if (res->status != FE_PG_OK) {
+        /* PostgreSQL down or hung: what we knew recently still serves (DESIGN section 2). */
+        if (res->status != FE_PG_SQL && try_cached(r, true)) return;
         fe_reply_pg_failure(r, res);
         return;
     }
     dep_info *dep = calloc(1, sizeof *dep);
-    perm_info *perm = calloc(1, sizeof *perm);
-    if (!dep || !perm) {
-        free(dep);
-        free(perm);
+    if (!dep) {
         fe_reply_error(r, 503, "overloaded", "out of memory");
         return;
     }
-    time_t now = now_s();
     if (PQntuples(res->res) != 1) {
         dep->missing = true;
-        free(perm);
-        fe_cache_put(dep_cache, s->dep_id, dep, now, FE_NEGATIVE_TTL_S);
+        fe_cache_put(dep_cache, s->dep_id, dep, now_s(), FE_NEGATIVE_TTL_S, FE_NEGATIVE_TTL_S);
         submit_checked(r, dep, false);
         return;
     }
     snprintf(dep->survey_id, sizeof dep->survey_id, "%s", PQgetvalue(res->res, 0, 0));
     dep->version = atoi(PQgetvalue(res->res, 0, 1));
-    char err[128];
-    yajl_val def = fv_json_parse(PQgetvalue(res->res, 0, 2), err, sizeof err);
-    fv_form_errors errs;
-    fv_form_errors_init(&errs);
-    dep->form = def ? fv_form_compile(def, &errs) : NULL;
-    fv_form_errors_free(&errs);
-    if (def) yajl_tree_free(def);
+    dep->form = compile_definition(PQgetvalue(res->res, 0, 2));
     if (!dep->form) {
-        /* Definitions are checked when stored; one that no longer compiles is our bug. */
         fv_error("deployment %s: stored form definition does not compile", s->dep_id);
         dep_info_free(dep);
-        free(perm);
         fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
         return;
     }
-    perm->enumerator = PQgetvalue(res->res, 0, 3)[0] == 't';
-    bool enumerator = perm->enumerator;
-    fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s);
-    fe_cache_put(perm_cache, s->perm_key, perm, now, fe_cfg.deployment_cache_ttl_s);
+    bool enumerator = PQgetvalue(res->res, 0, 3)[0] == 't';
+    share(s, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
+          (size_t)PQgetlength(res->res, 0, 2), enumerator);
+    remember(s, dep, enumerator);
     submit_checked(r, dep, enumerator); /* dep is borrowed from the cache: used synchronously */
+}
+
+static void ask_pg(fe_req *r)
+{
+    submit *s = r->state;
+    const char *params[] = {s->dep_id, r->user->id};
+    fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
+}
+
+static void redis_looked_up(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING) {
+        char err[64];
+        yajl_val v = fv_json_parse(reply->element[0]->str, err, sizeof err);
+        const char *survey_id = fv_json_get_str(v, "survey_id");
+        yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
+        dep_info *dep = calloc(1, sizeof *dep);
+        fv_form_errors errs;
+        fv_form_errors_init(&errs);
+        if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
+            YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile(def, &errs))) {
+            snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
+            dep->version = (int)YAJL_GET_INTEGER(version);
+            bool enumerator = reply->element[1]->str[0] == '1';
+            fv_form_errors_free(&errs);
+            yajl_tree_free(v);
+            remember(s, dep, enumerator);
+            submit_checked(r, dep, enumerator);
+            return;
+        }
+        fv_form_errors_free(&errs);
+        free(dep);
+        if (v) yajl_tree_free(v);
+    }
+    ask_pg(r);
 }
 
 void fe_responses_submit(fe_req *r)
@@ -301,15 +414,19 @@ void fe_responses_submit(fe_req *r)
         return;
     }
 
-    time_t now = now_s();
-    dep_info *dep = fe_cache_get(dep_cache, s->dep_id, now);
-    perm_info *perm = fe_cache_get(perm_cache, s->perm_key, now);
-    if (dep && (dep->missing || perm)) {
-        submit_checked(r, dep, perm ? perm->enumerator : false);
-        return;
+    /* 1. this child's caches: fresh, or stale while PostgreSQL is down (no waiting on it) */
+    if (try_cached(r, !fe_pg_up())) return;
+    /* 2. the lookups shared through Redis, when this child knows nothing of the deployment or
+     *    PostgreSQL cannot be asked; 3. PostgreSQL */
+    bool known = fe_cache_get(dep_cache, s->dep_id, now_s(), NULL) != NULL;
+    if ((!known || !fe_pg_up()) && fe_redis_ready()) {
+        char dep_key[96], perm_key[128];
+        redis_keys(s, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
+        const char *argv[] = {"MGET", dep_key, perm_key};
+        size_t lens[] = {4, strlen(dep_key), strlen(perm_key)};
+        if (fe_redis_command(3, argv, lens, redis_looked_up, r) == 0) return;
     }
-    const char *params[] = {s->dep_id, r->user->id};
-    fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
+    ask_pg(r);
 }
 
 /* ---- reading ---- */

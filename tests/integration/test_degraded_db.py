@@ -1,0 +1,152 @@
+"""PostgreSQL down (stopped with -m immediate) or hung (every postgres process SIGSTOPped):
+submissions from known users keep getting 202, /readyz says degraded with db: down, reads get
+503 with Retry-After, workers acknowledge nothing; when PostgreSQL is back, everything queued is
+written once and /readyz returns to ready by itself."""
+import os
+import signal
+import subprocess
+
+import pytest
+import requests
+
+from conftest import good_data
+from fvharness import PG_BIN, free_port, new_id, wait_until
+
+
+def pg_ctl(c, *args):
+    argv = [str(PG_BIN / "pg_ctl"), "-D", str(c.pg.data), *map(str, args)]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--"] + argv
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+
+def postgres_pids(c):
+    """The postmaster and every process it forked."""
+    master = int((c.pg.data / "postmaster.pid").read_text().split()[0])
+    pids = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == master:
+                    pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+class Instance:
+    """A front end of our own with a short PostgreSQL deadline, so a hung server is noticed fast."""
+
+    def __init__(self, c, proc, port):
+        self.c, self.proc, self.port = c, proc, port
+        self.s = requests.Session()
+        self.s.trust_env = False
+        self.s.verify = str(c.cert)
+
+    def get(self, path, key=None, **kw):
+        h = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.s.get(f"https://127.0.0.1:{self.port}{path}", headers=h, timeout=30, **kw)
+
+    def submit(self, world, rid, i=0):
+        return self.s.post(f"https://127.0.0.1:{self.port}/v1/deployments/{world.deployment_id}/responses",
+                           json={"id": rid, "data": good_data(i)},
+                           headers={"Authorization": f"Bearer {world.enum_key}"}, timeout=30)
+
+    def readyz(self):
+        return self.get("/readyz").json()
+
+
+@pytest.fixture()
+def instance(world):
+    c = world.cluster
+    port = free_port()
+    p = c.start_frontend(name="frontend-degraded", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000)
+    inst = Instance(c, p, port)
+    # Warm this instance's caches (and the shared ones in Redis) the normal way.
+    assert inst.submit(world, new_id()).status_code == 202
+    wait_until(lambda: inst.readyz()["status"] == "ready", 30, what="ready")
+    yield inst
+    inst.s.close()
+    assert p.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def stored(c, ids):
+    return c.psql("SELECT count(*), count(DISTINCT id) FROM responses WHERE id = ANY(%s::uuid[])", ids)[0]
+
+
+def check_degraded_and_recovers(world, inst, restore):
+    c = world.cluster
+    wait_until(lambda: inst.readyz().get("db") == "down", 60, what="/readyz db: down")
+    body = inst.readyz()
+    assert body["status"] == "degraded" and body["queue"] == "up", body
+    ids = [new_id() for _ in range(30)]
+    for i, rid in enumerate(ids):
+        r = inst.submit(world, rid, i)
+        assert r.status_code == 202, r.text
+    r = inst.get(f"/v1/responses/{ids[0]}", key=world.enum_key)
+    assert r.status_code == 503, r.text
+    assert r.headers.get("Retry-After"), r.headers
+    assert r.json()["error"]["code"].startswith("db_")
+    # Workers cannot write, so they acknowledge nothing: the entries stay in the stream.
+    assert c.redis_cli("XLEN", c.STREAM) >= len(ids)
+    restore()
+    wait_until(lambda: stored(c, ids)[0] == len(ids), 120, what="everything queued to be written")
+    c.wait_drained(120)
+    assert stored(c, ids) == (len(ids), len(ids))
+    wait_until(lambda: inst.readyz()["status"] == "ready", 60, what="/readyz back to ready by itself")
+    assert inst.get(f"/v1/responses/{ids[0]}", key=world.enum_key).status_code == 200
+
+
+def test_postgres_stopped(world, instance):
+    c = world.cluster
+    pg_ctl(c, "-m", "immediate", "-w", "stop")
+    try:
+        check_degraded_and_recovers(world, instance, lambda: pg_ctl(c, "-l", c.pg.log_path, "-w", "start"))
+    finally:
+        if not (c.pg.data / "postmaster.pid").exists():
+            pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+
+
+def test_postgres_hung(world, instance):
+    c = world.cluster
+    pids = postgres_pids(c)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    resumed = []
+
+    def resume():
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        resumed.append(True)
+    try:
+        check_degraded_and_recovers(world, instance, resume)
+    finally:
+        if not resumed:
+            resume()
+
+
+def test_new_child_recognises_keys_and_deployments_through_redis(world, instance):
+    """With PostgreSQL down, a front end that never saw this key or deployment (an instance
+    started after the lookups were made elsewhere) still accepts: the lookups are shared in Redis."""
+    c = world.cluster
+    port = free_port()
+    fresh = c.start_frontend(name="frontend-cold", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000)
+    cold = Instance(c, fresh, port)
+    try:
+        pg_ctl(c, "-m", "immediate", "-w", "stop")
+        try:
+            wait_until(lambda: cold.readyz().get("db") == "down", 60, what="db: down on the new instance")
+            rid = new_id()
+            r = cold.submit(world, rid)
+            assert r.status_code == 202, r.text
+            # A key nobody has used is not accepted blind: no PostgreSQL, no entry in Redis.
+            unknown = cold.s.post(f"https://127.0.0.1:{port}/v1/deployments/{world.deployment_id}/responses",
+                                  json={"data": good_data()}, timeout=30,
+                                  headers={"Authorization": "Bearer fvk_" + "A" * 43})
+            assert unknown.status_code in (401, 503), unknown.text
+        finally:
+            pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+        wait_until(lambda: stored(c, [rid])[0] == 1, 120, what="the submission written after recovery")
+    finally:
+        cold.s.close()
+        assert fresh.stop(signal.SIGTERM, timeout=30) == 0
