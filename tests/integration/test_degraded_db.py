@@ -2,36 +2,14 @@
 submissions from known users keep getting 202, /readyz says degraded with db: down, reads get
 503 with Retry-After, workers acknowledge nothing; when PostgreSQL is back, everything queued is
 written once and /readyz returns to ready by itself."""
-import os
 import signal
-import subprocess
 
 import pytest
 import requests
 
 from conftest import good_data
-from fvharness import PG_BIN, free_port, new_id, wait_until
-
-
-def pg_ctl(c, *args):
-    argv = [str(PG_BIN / "pg_ctl"), "-D", str(c.pg.data), *map(str, args)]
-    if os.geteuid() == 0:
-        argv = ["runuser", "-u", "postgres", "--"] + argv
-    subprocess.run(argv, check=True, capture_output=True, timeout=120)
-
-
-def postgres_pids(c):
-    """The postmaster and every process it forked."""
-    master = int((c.pg.data / "postmaster.pid").read_text().split()[0])
-    pids = [master]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(d))
-            except OSError:
-                pass
-    return pids
+from faults import pg_hang, pg_resume, pg_start, pg_stop_immediate
+from fvharness import free_port, new_id, wait_until
 
 
 class Instance:
@@ -99,24 +77,20 @@ def check_degraded_and_recovers(world, inst, restore):
 
 def test_postgres_stopped(world, instance):
     c = world.cluster
-    pg_ctl(c, "-m", "immediate", "-w", "stop")
+    pg_stop_immediate(c)
     try:
-        check_degraded_and_recovers(world, instance, lambda: pg_ctl(c, "-l", c.pg.log_path, "-w", "start"))
+        check_degraded_and_recovers(world, instance, lambda: pg_start(c))
     finally:
-        if not (c.pg.data / "postmaster.pid").exists():
-            pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+        pg_start(c)
 
 
 def test_postgres_hung(world, instance):
     c = world.cluster
-    pids = postgres_pids(c)
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    pids = pg_hang(c)
     resumed = []
 
     def resume():
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        pg_resume(pids)
         resumed.append(True)
     try:
         check_degraded_and_recovers(world, instance, resume)
@@ -133,7 +107,7 @@ def test_new_child_recognises_keys_and_deployments_through_redis(world, instance
     fresh = c.start_frontend(name="frontend-cold", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000)
     cold = Instance(c, fresh, port)
     try:
-        pg_ctl(c, "-m", "immediate", "-w", "stop")
+        pg_stop_immediate(c)
         try:
             wait_until(lambda: cold.readyz().get("db") == "down", 60, what="db: down on the new instance")
             rid = new_id()
@@ -145,7 +119,7 @@ def test_new_child_recognises_keys_and_deployments_through_redis(world, instance
                                   headers={"Authorization": "Bearer fvk_" + "A" * 43})
             assert unknown.status_code in (401, 503), unknown.text
         finally:
-            pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+            pg_start(c)
         wait_until(lambda: stored(c, [rid])[0] == 1, 120, what="the submission written after recovery")
     finally:
         cold.s.close()

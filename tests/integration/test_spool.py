@@ -6,36 +6,8 @@ import signal
 import pytest
 
 from conftest import good_data
+from faults import kill_redis, readyz, restart_redis
 from fvharness import free_port, new_id, wait_until
-
-
-def kill_redis(c):
-    c.redis_proc.kill()  # SIGKILL: no shutdown save, the AOF is what survives
-    c._redis.close()
-
-
-def restart_redis(c):
-    d = c.base / "redis"
-    c.redis_proc = c._spawn("redis", [
-        "redis-server", "--port", c.redis_port, "--bind", "127.0.0.1", "--dir", d,
-        "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-        "--save", ""], track=False)
-
-    def pong():
-        c.redis_proc.check_alive()
-        try:
-            return c.redis_cli("PING") == "PONG"
-        except Exception:
-            c._redis.close()
-            return False
-    wait_until(pong, 30, what="redis PING after the restart")
-
-
-def readyz(c, port=None):
-    import requests
-    with requests.Session() as s:
-        s.trust_env = False
-        return s.get(f"https://127.0.0.1:{port or c.http_port}/readyz", verify=str(c.cert), timeout=10)
 
 
 def stored(c, ids):

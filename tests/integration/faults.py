@@ -1,0 +1,91 @@
+"""Fault injection on a harness Cluster: Redis killed and restarted on its AOF, PostgreSQL stopped
+with -m immediate or hung with SIGSTOP, and health probes. Shared by the degraded-mode tests and
+tests/chaos/."""
+import os
+import signal
+import subprocess
+
+import requests
+
+from fvharness import PG_BIN, wait_until
+
+
+def kill_redis(c):
+    """SIGKILL: no shutdown save; what survives is the AOF (appendfsync always)."""
+    c.redis_proc.kill()
+    c._redis.close()
+
+
+def restart_redis(c):
+    d = c.base / "redis"
+    c.redis_proc = c._spawn("redis", [
+        "redis-server", "--port", c.redis_port, "--bind", "127.0.0.1", "--dir", d,
+        "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
+        "--save", ""], track=False)
+
+    def pong():
+        c.redis_proc.check_alive()
+        try:
+            return c.redis_cli("PING") == "PONG"
+        except Exception:
+            c._redis.close()
+            return False
+    wait_until(pong, 30, what="redis PING after the restart")
+
+
+def pg_ctl(c, *args):
+    argv = [str(PG_BIN / "pg_ctl"), "-D", str(c.pg.data), *map(str, args)]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--"] + argv
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+
+def pg_running(c):
+    return (c.pg.data / "postmaster.pid").exists()
+
+
+def pg_stop_immediate(c):
+    pg_ctl(c, "-m", "immediate", "-w", "stop")
+
+
+def pg_start(c):
+    if not pg_running(c):
+        pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+
+
+def postgres_pids(c):
+    """The postmaster and every process it forked."""
+    master = int((c.pg.data / "postmaster.pid").read_text().split()[0])
+    pids = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def pg_hang(c):
+    """Stops every PostgreSQL process: connections stay open and nothing answers. Returns the
+    pids for pg_resume."""
+    pids = postgres_pids(c)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    return pids
+
+
+def pg_resume(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def readyz(c, port=None):
+    with requests.Session() as s:
+        s.trust_env = False
+        return s.get(f"https://127.0.0.1:{port or c.http_port}/readyz", verify=str(c.cert), timeout=10)
