@@ -205,8 +205,8 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
             u.name = (char *)name;
             u.is_admin = adm && YAJL_IS_TRUE(adm);
             remember(l->hash, &u);
+            proceed(r, &u); /* copies u, which borrows from v: free v only afterwards */
             yajl_tree_free(v);
-            proceed(r, &u);
             return;
         }
         if (v) yajl_tree_free(v);

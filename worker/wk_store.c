@@ -33,7 +33,15 @@ int wk_store_connect(wk_store *st, char *err, size_t errlen)
     wk_store_close(st);
     st->conn = fv_pgutil_connect(st->dsn, "fv-worker", st->connect_timeout_s,
                                  st->statement_timeout_ms, err, errlen);
-    return st->conn ? 0 : -1;
+    if (!st->conn) return -1;
+    /* The worker acknowledges entries once COMMIT returns, so COMMIT must mean "on disk"
+     * whatever the server's default: a server set to synchronous_commit = off would lose
+     * acknowledged submissions in a crash. */
+    if (fv_pgutil_exec(st->conn, "SET synchronous_commit TO on", err, errlen) != 0) {
+        wk_store_close(st);
+        return -1;
+    }
+    return 0;
 }
 
 static void gen_envelope(fv_jgen *j, const fv_envelope *e)

@@ -756,3 +756,148 @@ def read_status(sock):
     if not m:
         raise AssertionError(f"no HTTP status line in {data[:200]!r}")
     return int(m.group(1)), head
+
+
+# ---------------------------------------------------------------- fv-balancer (tests/integration/test_balancer.py)
+class Balancer:
+    """An fv-balancer we started: its Proc, config file, proxy and admin ports, and clients."""
+
+    def __init__(self, cluster, proc, conf, port, admin_port, sections):
+        self.cluster = cluster
+        self.proc = proc
+        self.conf = Path(conf)
+        self.port = port
+        self.admin_port = admin_port
+        self.sections = sections
+        self.admin = requests.Session()
+        self.admin.trust_env = False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def admin_request(self, method, path, **kw):
+        kw.setdefault("timeout", 10)
+        return self.admin.request(method, f"http://127.0.0.1:{self.admin_port}{path}", **kw)
+
+    def status(self):
+        self.proc.check_alive()
+        r = self.admin_request("GET", "/status")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def metrics(self):
+        r = self.admin_request("GET", "/metrics")
+        assert r.status_code == 200, r.text
+        return parse_metrics(r.text)
+
+    def backend(self, addr):
+        for b in self.status()["backends"]:
+            if b["addr"] == addr and b["state"] != "draining":
+                return b
+        return None
+
+    def state(self, addr):
+        b = self.backend(addr)
+        return b["state"] if b else None
+
+    def wait_state(self, addr, states, timeout=30):
+        states = (states,) if isinstance(states, str) else tuple(states)
+        return wait_until(lambda: self.state(addr) in states, timeout,
+                          what=f"backend {addr} to be {'/'.join(states)} in the balancer")
+
+    def api(self, key=None):
+        return Api(f"https://127.0.0.1:{self.port}", self.cluster.cert, key)
+
+    def log_messages(self):
+        return [line.get("msg", "") for line in json_lines(self.proc.log_path)]
+
+    def rewrite(self, **keys):
+        """Rewrites the balancer's config file with [balancer] keys changed (for SIGHUP)."""
+        self.sections["balancer"].update(keys)
+        write_config(self.conf, self.sections)
+
+    def reload(self, **keys):
+        self.rewrite(**keys)
+        os.kill(self.pid, signal.SIGHUP)
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.admin.close()
+        return self.proc.stop(sig=sig, timeout=timeout)
+
+
+def balancer_sections(cluster, port, admin_port, **keys):
+    """The cluster's config with a [balancer] section for tests: loopback, fast checks."""
+    sections = cluster.config_sections()
+    bal = {
+        "proxy_addr": "127.0.0.1",
+        "proxy_port": port,
+        "admin_addr": "127.0.0.1",
+        "admin_port": admin_port,
+        "backends": f"127.0.0.1:{cluster.http_port}",
+        "check_interval_ms": 200,
+        "check_timeout_ms": 2000,
+        "rise": 2,
+        "fall": 2,
+        "connect_timeout_ms": 1000,
+        "min_backends": 0,
+        "max_backends": 8,
+        "drain_timeout_s": 10,
+    }
+    bal.update(keys)
+    sections["balancer"] = bal
+    return sections
+
+
+def start_balancer(cluster, name="balancer", timeout=30, env=None, **keys):
+    """Starts fv-balancer with its own config file (the cluster's + [balancer] keys) and waits
+    until its admin listener answers. The Proc is tracked: stop_all stops it and expects exit 0."""
+    port, admin_port = free_port(), free_port()
+    sections = balancer_sections(cluster, port, admin_port, **keys)
+    n = sum(1 for p in cluster.procs if p.name == name)
+    conf = cluster.base / (f"{name}.conf" if n == 0 else f"{name}.{n}.conf")
+    write_config(conf, sections)
+    p = cluster._spawn(name, [binary("fv-balancer"), "-c", conf], env=child_env(**(env or {})))
+    b = Balancer(cluster, p, conf, port, admin_port, sections)
+
+    def up():
+        p.check_alive()
+        try:
+            return b.admin_request("GET", "/status", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+    wait_until(up, timeout, what=f"{name} admin /status on port {admin_port}")
+    return b
+
+
+def pid_running(pid):
+    """True while pid exists and is not a zombie (for processes that are not our children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid, timeout=15.0):
+    """Stops a process we did not fork ourselves (e.g. a front end the balancer spawned): SIGTERM,
+    then SIGKILL after timeout. Returns True if it went away after SIGTERM."""
+    if not pid_running(pid):
+        return True
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    try:
+        wait_until(lambda: not pid_running(pid), timeout, what=f"pid {pid} to exit")
+        return True
+    except TimeoutError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_until(lambda: not pid_running(pid), 10, what=f"pid {pid} to die")
+        return False

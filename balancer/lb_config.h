@@ -1,0 +1,43 @@
+/* fv-balancer's settings: its configuration table, where the values live, and their checks. */
+#ifndef LB_CONFIG_H
+#define LB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fv_config.h"
+#include "fv_settings.h"
+
+typedef struct lb_settings {
+    char *proxy_addr;         /* where clients connect (TLS passes through) */
+    int proxy_port;
+    char *admin_addr;         /* loopback only */
+    int admin_port;
+    char *backends;           /* "IP:port,IP:port" */
+    int check_interval_ms;
+    int check_timeout_ms;
+    int rise;
+    int fall;
+    char *check_ca_file;      /* "" = do not verify the front ends' certificates */
+    int connect_timeout_ms;
+    int min_backends;
+    int max_backends;
+    char *spawn_command;      /* "" = never spawn; {port} is replaced */
+    char *spawn_addr;         /* the IP a spawned front end listens on */
+    int spawn_port_base;
+    int spawn_conn_threshold;
+    int spawn_cooldown_ms;
+    int high_water_bytes;
+    int drain_timeout_s;
+} lb_settings;
+
+extern lb_settings lb_cfg;
+extern const fv_cfg_entry lb_config_table[];
+/* Keys a SIGHUP applies; a change to any other key is logged and needs a restart. */
+extern const char *const lb_config_reloadable[];
+
+/* Checks ranges and addresses of the loaded values (not files). Returns 0, or -1 with the
+ * offending key named in err. */
+int lb_config_validate(char *err, size_t errlen);
+
+#endif
