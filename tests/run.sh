@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (apt), builds, runs the unit tests (ctest) and the
-# integration tests (pytest against real PostgreSQL, Redis and our binaries), then does the same
-# again with AddressSanitizer + UndefinedBehaviorSanitizer.
+# integration tests (pytest against real PostgreSQL, Redis and our binaries), the short fault
+# scenarios (tests/chaos/chaos.py: the whole cluster under load, things broken on purpose, every
+# acknowledged submission checked), then the unit and integration tests again with
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 #
-#   tests/run.sh [--quick] [--no-install] [--keep-tmp] [-- PYTEST-ARGS...]
+#   tests/run.sh [--quick] [--no-chaos] [--no-install] [--keep-tmp] [-- PYTEST-ARGS...]
 #
 #   --quick       skip the sanitizer pass (build-asan/)
+#   --no-chaos    skip the fault scenarios
 #   --no-install  do not check or install Debian packages
 #   --keep-tmp    keep the integration tests' temporary directories (FV_KEEP_TMP=1)
 #   -- ARGS       extra arguments for pytest, e.g. -- -k flow -x
@@ -17,11 +20,13 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 
 quick=0
+chaos=1
 install=1
 pytest_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1 ;;
+    --no-chaos) chaos=0 ;;
     --no-install) install=0 ;;
     --keep-tmp) export FV_KEEP_TMP=1 ;;
     --)
@@ -30,7 +35,7 @@ while [ $# -gt 0 ]; do
         break
         ;;
     -h | --help)
-        sed -n '2,13p' "$0"
+        sed -n '2,16p' "$0"
         exit 0
         ;;
     *)
@@ -144,6 +149,27 @@ run_pass() {
     return 0
 }
 
+# The fault tests (tests/chaos/chaos.py): each scenario is one test; a line
+# "scenario=NAME acked=N stored=N lost=0 duplicates=0 ..." per scenario.
+run_chaos() {
+    local dir=$1 out rc=0
+    note "== chaos: fault scenarios under load (FV_BUILD_DIR=${dir})"
+    out=$(mktemp)
+    FV_BUILD_DIR="$ROOT/$dir" "$PY" tests/chaos/chaos.py 2>&1 | tee "$out" || rc=$?
+    local ok bad
+    ok=$(grep -cE '^scenario=.* lost=0 duplicates=0' "$out" || true)
+    bad=$(grep -E '^scenario=' "$out" | grep -cvE ' lost=0 duplicates=0' || true)
+    rm -f "$out"
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$rc" = 0 ]; then
+        step_ok "chaos: ${ok} fault scenarios, nothing lost"
+    else
+        step_failed "chaos (exit $rc)"
+        [ "$bad" -gt 0 ] || failed=$((failed + 1))
+    fi
+}
+
 if [ "$install" = 1 ]; then
     note "== dependencies"
     if deploy/install-deps.sh --test; then
@@ -161,6 +187,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 export ASAN_OPTIONS=abort_on_error=1
 if run_pass "release" build; then
+    if [ "$chaos" = 1 ]; then
+        run_chaos build
+    else
+        steps+=("skipped chaos (--no-chaos)")
+    fi
     if [ "$quick" = 0 ]; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
         run_pass "sanitizers" build-asan -DFV_SANITIZE=ON || true

@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 import faults  # noqa: E402
+import requests  # noqa: E402
 from fvharness import Cluster, binary, child_env, free_port, wait_until, write_config  # noqa: E402
 
 DEFINITION = {"questions": [
@@ -103,11 +104,30 @@ class ChaosCluster:
             "--max-time", str(seconds + 90), "--timeout", "15", "--cacert", str(self.c.cert),
             "--ids-out", str(ids_file), "--json", "--data", '{"household":"chaos","members":3}'], stdout=log, stderr=subprocess.STDOUT, env=env)
 
-    def acked_so_far(self, ids_file):
-        try:
-            return sum(1 for _ in open(ids_file))
-        except FileNotFoundError:
-            return 0
+    def accepted_now(self):
+        """Submissions the front ends have acknowledged so far (their /metrics; fv-bench writes
+        its ids file only when it ends, so that cannot tell whether load is flowing)."""
+        total = 0
+        for port in self.fe_ports:
+            try:
+                with requests.Session() as s:
+                    s.trust_env = False
+                    text = s.get(f"https://127.0.0.1:{port}/metrics", verify=str(self.c.cert), timeout=5).text
+            except Exception:
+                continue
+            for line in text.splitlines():
+                if line.startswith("fv_submissions_accepted_total "):
+                    total += int(line.split()[1])
+        return total
+
+    def wait_load_flowing(self, bench, more=500):
+        start = self.accepted_now()
+
+        def flowing():
+            if bench.poll() is not None:
+                raise RuntimeError(f"fv-bench ended early (exit {bench.returncode}); see its log")
+            return self.accepted_now() >= start + more
+        wait_until(flowing, 60, interval=0.1, what="load to be flowing")
 
     def wait_recovered(self, timeout=180):
         """Every front end ready with an empty spool, the stream drained."""
@@ -140,8 +160,12 @@ class ChaosCluster:
         return lambda: wait_until(lambda: len(proc.children()) == 2, 30, what="the child to be replaced")
 
     def kill_frontend_instance(self):
+        """SIGKILL to the master and its children at once (a host dying): no drain, requests
+        in flight on it are cut off (never acknowledged), its spool stays on disk."""
         port = self.fe_ports[1]
-        self.frontends[port].kill()
+        proc = self.frontends[port]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()  # reaps it and records that it was killed on purpose
         return lambda: self.start_frontend(port)
 
     def stop_pg(self):
@@ -186,9 +210,11 @@ def run_scenario(cc, name, load_s=None):
     load_s = load_s or fault_s + 6
     bench = cc.start_load(load_s, ids_file)
     try:
-        wait_until(lambda: cc.acked_so_far(ids_file) >= 50, 60, what="load to be flowing")
+        cc.wait_load_flowing(bench)
         heal = getattr(cc, method)()
         time.sleep(fault_s)  # the fault's duration: not a synchronisation
+        if bench.poll() is not None:
+            raise RuntimeError("fv-bench ended before the fault was healed: the load was too short")
         heal()
         bench.wait(timeout=load_s + 120)
     finally:
@@ -224,7 +250,7 @@ def run_mixed(cc, seconds):
     rng = random.Random(os.environ.get("FV_CHAOS_SEED", "fieldvault"))
     deadline = time.monotonic() + seconds
     try:
-        wait_until(lambda: cc.acked_so_far(ids_file) >= 50, 60, what="load to be flowing")
+        cc.wait_load_flowing(bench)
         while time.monotonic() < deadline:
             name = rng.choice([n for n in SCENARIOS if n != "redis-long"])
             method, fault_s, _ = SCENARIOS[name]
