@@ -594,3 +594,48 @@ long fv_spool_scan_file(const char *path, int (*fn)(const fv_spool_record *r, vo
     close(fd);
     return count;
 }
+
+/* The record callback of fv_spool_drain_file: counts and stops at the first failure. */
+typedef struct drain_ctx {
+    int (*fn)(const fv_spool_record *r, void *arg);
+    void *arg;
+    bool failed;
+} drain_ctx;
+
+static int drain_one(const fv_spool_record *r, void *arg)
+{
+    drain_ctx *d = arg;
+    if (d->fn(r, d->arg) != 0) {
+        d->failed = true;
+        return 1;
+    }
+    return 0;
+}
+
+long fv_spool_drain_file(const char *path, int (*fn)(const fv_spool_record *r, void *arg), void *arg,
+                         char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd == -1) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        snprintf(err, errlen, "%s: in use by a running front end (it replays its own spool)", path);
+        close(fd);
+        return -2;
+    }
+    drain_ctx d = {fn, arg, false};
+    long n = fv_spool_scan_file(path, drain_one, &d, err, errlen);
+    if (n >= 0 && d.failed) {
+        snprintf(err, errlen, "%s: stopped at record %ld; the file is left as it was", path, n);
+        n = -1;
+    }
+    if (n >= 0 && (ftruncate(fd, FILE_HDR) == -1 || fdatasync(fd) == -1)) {
+        snprintf(err, errlen, "%s: replayed %ld records but cannot empty the file: %s", path, n,
+                 strerror(errno));
+        n = -1;
+    }
+    close(fd); /* releases the lock */
+    return n;
+}

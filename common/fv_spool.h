@@ -78,4 +78,11 @@ void fv_spool_batch_free(fv_spool_batch *b);
 long fv_spool_scan_file(const char *path, int (*fn)(const fv_spool_record *r, void *arg), void *arg,
                         char *err, size_t errlen);
 
+/* For tools (fvctl spool-replay): takes the file's lock (fails with -2 when a running front end
+ * holds it), calls fn for each good record in order, and when every call returned 0 empties the
+ * file (header kept) and syncs it. Returns the number of records handed over, -2 (in use) or -1
+ * with err. Records after a failed fn stay in the file, which is then left untouched. */
+long fv_spool_drain_file(const char *path, int (*fn)(const fv_spool_record *r, void *arg), void *arg,
+                         char *err, size_t errlen);
+
 #endif

@@ -1,4 +1,5 @@
 /* fvctl: the operator's command line: migrate, create-admin, create-user, queue, dead letters. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include "fv_pgutil.h"
 #include "fv_redisutil.h"
 #include "fv_settings.h"
+#include "fv_spool.h"
 
 #ifndef FV_SQL_DIR
 #define FV_SQL_DIR "common/sql"
@@ -47,6 +49,9 @@ static void usage(FILE *out)
             "                                    and collected_at are shown only with --show-data\n"
             "  requeue ID | --all                move dead letter ID (or every one) back onto the\n"
             "                                    submissions stream, atomically (MULTI/EXEC)\n"
+            "  spool-replay DIR                  replay the spool files a dead front end left in DIR\n"
+            "                                    (its spool_dir) into Redis and empty them; files a\n"
+            "                                    running front end holds are skipped; prints the count\n"
             "\n"
             "options:\n"
             "  -c FILE      configuration file (its [common] section: pg_dsn, redis_*, streams)\n"
@@ -816,6 +821,85 @@ static int requeue_all(redisContext *c)
     return failed ? 1 : 0;
 }
 
+/* ---- spool-replay: the spool files of a front end that is gone ---- */
+
+typedef struct replay_ctx {
+    redisContext *c;
+    long sent;
+} replay_ctx;
+
+static int replay_record(const fv_spool_record *r, void *arg)
+{
+    replay_ctx *x = arg;
+    const char *argv[3 + FV_SPOOL_MAX_ITEMS];
+    size_t lens[3 + FV_SPOOL_MAX_ITEMS];
+    argv[0] = "XADD", lens[0] = 4;
+    argv[1] = fv_common.stream, lens[1] = strlen(fv_common.stream);
+    argv[2] = "*", lens[2] = 1;
+    for (size_t i = 0; i < r->n; i++) {
+        argv[3 + i] = r->items[i];
+        lens[3 + i] = r->lens[i];
+    }
+    redisReply *reply = redisCommandArgv(x->c, (int)(3 + r->n), argv, lens);
+    int ok = reply && reply->type == REDIS_REPLY_STRING;
+    if (!ok) {
+        char err[256];
+        fv_redisutil_error(x->c, reply, err, sizeof err);
+        fprintf(stderr, "fvctl spool-replay: XADD failed: %s\n", err);
+    }
+    if (reply) freeReplyObject(reply);
+    if (ok) x->sent++;
+    return ok ? 0 : -1;
+}
+
+static int cmd_spool_replay(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: fvctl spool-replay DIR  (the spool_dir of a front end that is gone)\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "fvctl spool-replay: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char err[512];
+    redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port,
+                                           fv_common.redis_password, 5000, 30000, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "fvctl spool-replay: redis: %s\n", err);
+        closedir(d);
+        return 1;
+    }
+    int status = 0;
+    long total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "spool-", 6) != 0 || n < 5 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        replay_ctx x = {c, 0};
+        long got = fv_spool_drain_file(path, replay_record, &x, err, sizeof err);
+        if (got == -2) {
+            fprintf(stderr, "fvctl spool-replay: skipping %s\n", err);
+            continue;
+        }
+        if (got < 0) {
+            fprintf(stderr, "fvctl spool-replay: %s (%ld sent before; replaying again is safe)\n", err, x.sent);
+            status = 1;
+            continue;
+        }
+        fprintf(stderr, "fvctl spool-replay: %s: %ld submissions replayed, file emptied\n", path, got);
+        total += got;
+    }
+    closedir(d);
+    redisFree(c);
+    printf("%ld\n", total);
+    return status;
+}
+
 static int cmd_requeue(int argc, char **argv)
 {
     bool all = false;
@@ -883,6 +967,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "queue") == 0) status = cmd_queue(sub_argc, sub_argv);
     else if (strcmp(cmd, "dead-letters") == 0) status = cmd_dead_letters(sub_argc, sub_argv);
     else if (strcmp(cmd, "requeue") == 0) status = cmd_requeue(sub_argc, sub_argv);
+    else if (strcmp(cmd, "spool-replay") == 0) status = cmd_spool_replay(sub_argc, sub_argv);
     else if (strcmp(cmd, "help") == 0) { usage(stdout); status = 0; }
     else {
         fprintf(stderr, "fvctl: unknown command '%s'\n", cmd);

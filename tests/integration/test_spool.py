@@ -85,3 +85,37 @@ def test_spool_survives_a_killed_front_end(world, redis_restored):
         assert api.get(f"/v1/responses/{ids[0]}").status_code == 200
     finally:
         assert extra.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_fvctl_spool_replay_takes_a_dead_hosts_spool(world, redis_restored):
+    """A front end dies with submissions in its spool and does not come back (a lost host):
+    `fvctl spool-replay DIR` replays its files into Redis and empties them, skipping the files a
+    running front end holds; a second run finds nothing more to do."""
+    c = world.cluster
+    port = free_port()
+    dead = c.start_frontend(name="frontend-lost", FV_LISTEN_PORT=port)
+    kill_redis(c)
+    ids = [new_id() for _ in range(15)]
+    import requests
+    with requests.Session() as s:
+        s.trust_env = False
+        s.headers["Authorization"] = f"Bearer {world.enum_key}"
+        for i, rid in enumerate(ids):
+            r = s.post(f"https://127.0.0.1:{port}/v1/deployments/{world.deployment_id}/responses",
+                       json={"id": rid, "data": good_data(i)}, verify=str(c.cert), timeout=30)
+            assert r.status_code == 202, r.text
+    import os
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.kill()
+    restart_redis(c)
+    files = list((c.base / "spool").glob(f"spool-{port}-*.log"))
+    assert sum(f.stat().st_size for f in files) > 8 * len(files)
+    r = c.fvctl("spool-replay", c.base / "spool")
+    assert r.stdout.strip() == str(len(ids)), (r.stdout, r.stderr)
+    assert "in use by a running front end" in r.stderr  # the session front end's own files
+    assert all(f.stat().st_size == 8 for f in files)
+    wait_until(lambda: stored(c, ids)[0] == len(ids), 60, what="the replayed submissions in PostgreSQL")
+    c.wait_drained()
+    assert stored(c, ids) == (len(ids), len(ids))
+    again = c.fvctl("spool-replay", c.base / "spool")
+    assert again.stdout.strip() == "0"

@@ -240,6 +240,36 @@ static void test_size_bound_and_scan(void **state)
     assert_int_equal(scanned, (int)kept);
 }
 
+static int drained, fail_at;
+static int drain_fn(const fv_spool_record *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (++drained == fail_at) return -1;
+    return 0;
+}
+
+static void test_drain_file(void **state)
+{
+    (void)state;
+    char err[256];
+    fv_spool *s = fv_spool_open(path, 1 << 20, err, sizeof err);
+    append_n(s, 6);
+    /* A running front end holds the lock: a tool must not touch its file. */
+    assert_int_equal(fv_spool_drain_file(path, drain_fn, NULL, err, sizeof err), -2);
+    fv_spool_close(s);
+    uint64_t full = file_size();
+    drained = 0;
+    fail_at = 3; /* Redis refused the third: nothing is cut */
+    assert_int_equal(fv_spool_drain_file(path, drain_fn, NULL, err, sizeof err), -1);
+    assert_int_equal(file_size(), full);
+    drained = 0;
+    fail_at = 0;
+    assert_int_equal(fv_spool_drain_file(path, drain_fn, NULL, err, sizeof err), 6);
+    assert_int_equal(drained, 6);
+    assert_int_equal(file_size(), 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_bound_and_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
