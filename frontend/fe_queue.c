@@ -38,6 +38,7 @@ static struct {
     fv_spool_batch *rp_batch; /* owned while RP_SENDING */
     int rp_outstanding;
     bool rp_failed;
+    bool spool_failing; /* the last append failed (disk full, spool_max_mb reached, I/O error) */
 } q;
 
 /* One submission on its way: owned from fe_queue_submit until its callback has run. */
@@ -58,7 +59,7 @@ static void publish_gauges(void)
 const char *fe_queue_state(void)
 {
     if (fe_redis_ready()) return "up";
-    return q.spool ? "spool" : "down";
+    return q.spool && !q.spool_failing ? "spool" : "down";
 }
 
 uint64_t fe_queue_spool_pending(void) { return q.spool ? fv_spool_pending(q.spool) : 0; }
@@ -76,16 +77,26 @@ static void spool_appended(int err, void *arg)
     q.appends_in_flight--;
     publish_gauges();
     if (err) {
-        fv_error("spooling submission failed: %s", strerror(err));
+        if (!q.spool_failing) fv_error("spooling submissions fails: %s", strerror(err));
+        q.spool_failing = true;
         sub_done(s, FE_QUEUE_FAILED);
         return;
     }
+    if (q.spool_failing) fv_info("spooling submissions works again");
+    q.spool_failing = false;
     fe_metrics_submission_spooled();
     sub_done(s, FE_QUEUED_SPOOL);
 }
 
 static void to_spool(qsub *s)
 {
+    /* A full spool cannot take more until the replay empties it; an I/O error may pass: try
+     * again when the file has room. */
+    if (q.spool && q.spool_failing &&
+        fv_spool_bytes(q.spool) + 65536 > (uint64_t)fe_cfg.spool_max_mb * 1024 * 1024) {
+        sub_done(s, FE_QUEUE_FAILED);
+        return;
+    }
     /* The spool keeps the entry's fields only (argv[3..]): the stream is named at replay. */
     if (!q.spool || fv_spool_append(q.spool, s->argv + 3, s->lens + 3, (size_t)(s->argc - 3),
                                     spool_appended, s) != 0) {
@@ -161,6 +172,7 @@ static void truncated(int err, void *arg)
     }
     fv_info("spool replayed into redis and emptied");
     q.rp = RP_IDLE;
+    q.spool_failing = false;
     publish_gauges();
 }
 

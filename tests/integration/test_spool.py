@@ -119,3 +119,48 @@ def test_fvctl_spool_replay_takes_a_dead_hosts_spool(world, redis_restored):
     assert stored(c, ids) == (len(ids), len(ids))
     again = c.fvctl("spool-replay", c.base / "spool")
     assert again.stdout.strip() == "0"
+
+
+def test_full_spool_refuses_with_503_and_recovers(world, redis_restored):
+    """Redis down and the spool full: submissions get 503 (never a 202 that is not on disk) and
+    /readyz answers 503 with queue: down; when Redis returns, the spool drains and every
+    submission that got a 202 is stored."""
+    c = world.cluster
+    port = free_port()
+    fe = c.start_frontend(name="frontend-tiny-spool", FV_LISTEN_PORT=port, FV_SPOOL_MAX_MB=1,
+                          FV_PROCESSES=1)
+    import requests
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = str(c.cert)
+    s.headers["Authorization"] = f"Bearer {world.enum_key}"
+    url = f"https://127.0.0.1:{port}"
+    try:
+        assert s.post(f"{url}/v1/deployments/{world.deployment_id}/responses",
+                      json={"data": good_data()}, timeout=30).status_code == 202  # warm the caches
+        kill_redis(c)
+        accepted, refused = [], 0
+        big = "x" * 60000  # 1 MiB of spool holds about 17 of these
+        for i in range(40):
+            rid = new_id()
+            data = dict(good_data(i), household="House " + big)
+            r = s.post(f"{url}/v1/deployments/{world.deployment_id}/responses",
+                       json={"id": rid, "data": data}, timeout=30)
+            assert r.status_code in (202, 503), r.text
+            if r.status_code == 202:
+                accepted.append(rid)
+            else:
+                refused += 1
+                assert r.headers.get("Retry-After")
+        assert 5 < len(accepted) < 40 and refused > 0, (len(accepted), refused)
+        ready = s.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["queue"] == "down", ready.text
+        restart_redis(c)
+        wait_until(lambda: s.get(f"{url}/readyz", timeout=10).json().get("status") == "ready", 60,
+                   what="the tiny spool to drain")
+        wait_until(lambda: stored(c, accepted)[0] == len(accepted), 60, what="every accepted submission stored")
+        assert s.post(f"{url}/v1/deployments/{world.deployment_id}/responses",
+                      json={"data": good_data()}, timeout=30).status_code == 202
+    finally:
+        s.close()
+        assert fe.stop(signal.SIGTERM, timeout=30) == 0
