@@ -21,7 +21,7 @@ void fv_redisutil_error(const redisContext *c, const redisReply *r, char *err, s
         snprintf(err, errlen, "no reply");
 }
 
-redisContext *fv_redisutil_connect(const char *host, int port, const char *password,
+redisContext *fv_redisutil_connect(const char *host, int port, const char *user, const char *password,
                                    int connect_timeout_ms, int command_timeout_ms, char *err,
                                    size_t errlen)
 {
@@ -41,7 +41,8 @@ redisContext *fv_redisutil_connect(const char *host, int port, const char *passw
     }
     (void)redisEnableKeepAlive(c);
     if (password && *password) {
-        r = redisCommand(c, "AUTH %s", password);
+        r = user && *user ? redisCommand(c, "AUTH %s %s", user, password)
+                          : redisCommand(c, "AUTH %s", password);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             char why[256];
             fv_redisutil_error(c, r, why, sizeof why);

@@ -8,6 +8,7 @@ typedef struct fv_common_settings {
     char *pg_dsn;         /* libpq connection string */
     char *redis_host;     /* an IP address (no DNS on the event loop) */
     int redis_port;
+    char *redis_user;     /* the ACL user for AUTH; empty: AUTH <password> (Redis' `default`) */
     char *redis_password; /* AUTH when not empty */
     char *stream;         /* the submissions stream */
     char *dead_stream;    /* where entries that keep failing go */
@@ -25,6 +26,8 @@ extern fv_common_settings fv_common;
     {"common", "redis_host", FV_CFG_STR, &fv_common.redis_host, "127.0.0.1",                   \
      "Redis address (an IP address: no DNS lookups on the event loop)"},                       \
     {"common", "redis_port", FV_CFG_INT, &fv_common.redis_port, "6379", "Redis port"},         \
+    {"common", "redis_user", FV_CFG_STR, &fv_common.redis_user, "",                            \
+     "Redis ACL user; empty for a password-only AUTH (the user named default)"},                \
     {"common", "redis_password", FV_CFG_STR, &fv_common.redis_password, "",                    \
      "Redis AUTH password; empty for none"},                                                   \
     {"common", "stream", FV_CFG_STR, &fv_common.stream, "fv:submissions",                      \

@@ -116,7 +116,8 @@ int fe_child_run(int index, int listen_fd)
     errpos = "postgresql pool";
     if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0) goto failed;
     errpos = "redis";
-    if (fe_redis_init(ch.base, fv_common.redis_host, fv_common.redis_port, fv_common.redis_password,
+    if (fe_redis_init(ch.base, fv_common.redis_host, fv_common.redis_port, fv_common.redis_user,
+                      fv_common.redis_password,
                       fe_cfg.redis_timeout_ms) != 0)
         goto failed;
     errpos = "spool";

@@ -28,7 +28,7 @@ typedef struct fe_rcmd {
 
 static struct {
     struct event_base *base; /* borrowed */
-    char *ip, *password;     /* owned */
+    char *ip, *user, *password; /* owned */
     int port, timeout_ms, backoff_ms, inflight;
     redisAsyncContext *ac; /* owned by hiredis once connected; NULL when down */
     rs_state state;
@@ -102,9 +102,10 @@ static void start_connect(void)
     redisAsyncSetDisconnectCallback(rd.ac, disconnect_cb);
     if (rd.password && *rd.password) {
         /* Queued before any other command, so everything after it is authenticated. */
-        const char *argv[] = {"AUTH", rd.password};
-        size_t lens[] = {4, strlen(rd.password)};
-        redisAsyncCommandArgv(rd.ac, auth_cb, NULL, 2, argv, lens);
+        bool named = rd.user && *rd.user;
+        const char *argv[] = {"AUTH", named ? rd.user : rd.password, rd.password};
+        size_t lens[] = {4, strlen(argv[1]), strlen(rd.password)};
+        redisAsyncCommandArgv(rd.ac, auth_cb, NULL, named ? 3 : 2, argv, lens);
     }
 }
 
@@ -162,18 +163,19 @@ int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_c
 
 bool fe_redis_ready(void) { return rd.state == RS_READY; }
 
-int fe_redis_init(struct event_base *base, const char *ip, int port, const char *password,
-                  int timeout_ms)
+int fe_redis_init(struct event_base *base, const char *ip, int port, const char *user,
+                  const char *password, int timeout_ms)
 {
     memset(&rd, 0, sizeof rd);
     rd.base = base;
     rd.ip = strdup(ip);
+    rd.user = strdup(user ? user : "");
     rd.password = strdup(password ? password : "");
     rd.port = port;
     rd.timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
     rd.backoff_ms = FE_REDIS_BACKOFF_MIN_MS;
     rd.retry = evtimer_new(base, retry_cb, NULL);
-    if (!rd.ip || !rd.password || !rd.retry) return -1;
+    if (!rd.ip || !rd.user || !rd.password || !rd.retry) return -1;
     start_connect();
     return 0;
 }
@@ -189,6 +191,7 @@ void fe_redis_shutdown(void)
     if (rd.retry) event_free(rd.retry);
     rd.retry = NULL;
     free(rd.ip);
+    free(rd.user);
     free(rd.password);
-    rd.ip = rd.password = NULL;
+    rd.ip = rd.user = rd.password = NULL;
 }

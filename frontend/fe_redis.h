@@ -12,9 +12,9 @@
  * (disconnected, timed out), in which case error says why. An error reply is passed as is. */
 typedef void (*fe_redis_cb)(redisReply *reply, const char *error, void *arg);
 
-/* Connects to ip:port (no DNS). password may be empty. Returns 0 or -1. */
-int fe_redis_init(struct event_base *base, const char *ip, int port, const char *password,
-                  int timeout_ms);
+/* Connects to ip:port (no DNS); AUTH [user] password when password is not empty. Returns 0 or -1. */
+int fe_redis_init(struct event_base *base, const char *ip, int port, const char *user,
+                  const char *password, int timeout_ms);
 void fe_redis_shutdown(void);
 bool fe_redis_ready(void);
 /* Sends a command. Returns 0 when sent (cb will be called exactly once, never before this

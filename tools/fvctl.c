@@ -248,7 +248,7 @@ static int cmd_queue(int argc, char **argv)
     int status = 1;
     redisReply *r = NULL;
     redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port,
-                                           fv_common.redis_password, FVCTL_TIMEOUT_S * 1000,
+                                           fv_common.redis_user, fv_common.redis_password, FVCTL_TIMEOUT_S * 1000,
                                            FVCTL_TIMEOUT_S * 1000, err, sizeof err);
     if (!c) {
         fprintf(stderr, "fvctl queue: cannot connect to Redis: %s\n", err);
@@ -307,7 +307,7 @@ static redisContext *redis_connect(const char *cmd)
 {
     char err[512];
     redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port,
-                                           fv_common.redis_password, FVCTL_TIMEOUT_S * 1000,
+                                           fv_common.redis_user, fv_common.redis_password, FVCTL_TIMEOUT_S * 1000,
                                            FVCTL_TIMEOUT_S * 1000, err, sizeof err);
     if (!c) fprintf(stderr, "fvctl %s: cannot connect to Redis: %s\n", cmd, err);
     return c;
@@ -866,7 +866,7 @@ static int cmd_spool_replay(int argc, char **argv)
     }
     char err[512];
     redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port,
-                                           fv_common.redis_password, 5000, 30000, err, sizeof err);
+                                           fv_common.redis_user, fv_common.redis_password, 5000, 30000, err, sizeof err);
     if (!c) {
         fprintf(stderr, "fvctl spool-replay: redis: %s\n", err);
         closedir(d);

@@ -40,6 +40,7 @@ void wk_loop_init(wk_loop *L, const char *consumer, const volatile sig_atomic_t 
     memset(L, 0, sizeof *L);
     L->stream.host = fv_common.redis_host;
     L->stream.port = fv_common.redis_port;
+    L->stream.user = fv_common.redis_user;
     L->stream.password = fv_common.redis_password;
     L->stream.stream = fv_common.stream;
     L->stream.dead = fv_common.dead_stream;

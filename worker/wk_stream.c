@@ -26,7 +26,7 @@ static int fail(wk_stream *s, const redisReply *r, const char *what, char *err, 
 int wk_stream_connect(wk_stream *s, char *err, size_t errlen)
 {
     wk_stream_close(s);
-    s->c = fv_redisutil_connect(s->host, s->port, s->password, s->connect_timeout_ms,
+    s->c = fv_redisutil_connect(s->host, s->port, s->user, s->password, s->connect_timeout_ms,
                                 s->command_timeout_ms, err, errlen);
     if (s->c == NULL) return -1;
     redisReply *r = redisCommand(s->c, "XGROUP CREATE %s %s 0 MKSTREAM", s->stream, s->group);

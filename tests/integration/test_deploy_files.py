@@ -366,14 +366,20 @@ def test_redis_conf_acl(sample_redis):
             anon("PING")
         with pytest.raises(RedisError, match="NOAUTH"):
             anon("XADD", "fv:submissions", "*", "a", "b")
-        # The programs send AUTH <password>: the default user, restricted to Fieldvault's needs.
-        assert app("AUTH", redis_conf_password("default")) == "OK"
+        # A password-only AUTH (the `default` user) is refused: it is switched off.
+        with pytest.raises(RedisError):
+            anon("AUTH", redis_conf_password("fieldvault"))
+        # The programs send AUTH fieldvault <password>: a user restricted to Fieldvault's needs.
+        assert app("AUTH", "fieldvault", redis_conf_password("fieldvault")) == "OK"
         assert app("PING") == "PONG"
         assert app("XADD", "fv:submissions", "*", "v", "1")
         assert app("XLEN", "fv:submissions") == 1
+        # The front ends' shared lookup cache.
+        assert app("SET", "fv:cache:apikey:x", "{}", "EX", "60") == "OK"
+        assert app("MGET", "fv:cache:apikey:x", "fv:cache:deployment:y") == ["{}", None]
         for cmd in (["FLUSHALL"], ["FLUSHDB"], ["CONFIG", "SET", "appendfsync", "no"], ["KEYS", "*"],
                     ["DEBUG", "SLEEP", "0"], ["SHUTDOWN"], ["EVAL", "return 1", "0"],
-                    ["ACL", "LIST"], ["SET", "fv:x", "1"], ["DEL", "fv:submissions"],
+                    ["ACL", "LIST"], ["SET", "other:x", "1"], ["DEL", "fv:submissions"],
                     ["REPLICAOF", "127.0.0.1", "1"], ["MONITOR"]):
             # DEBUG is refused before the ACL is looked at (enable-debug-command no)
             with pytest.raises(RedisError, match="NOPERM|DEBUG command not allowed"):
@@ -399,7 +405,7 @@ def test_programs_work_under_the_redis_acl(sample_redis, tmp_path):
                    "redis_host": "127.0.0.1", "redis_port": port},
         "worker": {"block_ms": 100, "io_timeout_ms": 1000, "pg_retry_max_ms": 200},
     })
-    env = child_env(FV_REDIS_PASSWORD=redis_conf_password("default"))
+    env = child_env(FV_REDIS_USER="fieldvault", FV_REDIS_PASSWORD=redis_conf_password("fieldvault"))
     # One poison entry (dead-lettered at once: MULTI/XADD/XACK/XDEL/EXEC) and one well-formed
     # entry (held pending: PostgreSQL is unreachable).
     admin("XADD", "fv:submissions", "*", "v", "1", "id", "poison")
@@ -411,7 +417,8 @@ def test_programs_work_under_the_redis_acl(sample_redis, tmp_path):
           "collected_at", "", "verified", "1")
 
     w = Proc("worker-acl", [binary("fv-worker"), "-c", conf], tmp_path / "worker.log",
-             env=child_env(FV_REDIS_PASSWORD=redis_conf_password("default"), FV_CONSUMER_NAME="acl-test"))
+             env=child_env(FV_REDIS_USER="fieldvault", FV_REDIS_PASSWORD=redis_conf_password("fieldvault"),
+                           FV_CONSUMER_NAME="acl-test"))
     try:
         def settled():
             w.check_alive()
