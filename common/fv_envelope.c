@@ -76,7 +76,7 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
             if (copy_uuid(e->survey_id, v, vl)) goto bad;
             seen |= 1u << 2;
         } else if (IS("survey_version")) {
-            if (parse_i64(v, vl, &num) || num < 1 || num > 2147483647) goto bad;
+            if (parse_i64(v, vl, &num) || num < 0 || num > 2147483647) goto bad;
             e->survey_version = (int)num;
             seen |= 1u << 3;
         } else if (IS("deployment_id")) {
@@ -122,5 +122,10 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
             snprintf(err, errlen, "missing field '%s'", names[b]);
             return -1;
         }
+    /* Only an unverified submission may leave its survey to the worker. */
+    if (e->survey_version == 0 && (e->verified || strcmp(e->survey_id, FV_ENVELOPE_UNKNOWN_SURVEY) != 0)) {
+        snprintf(err, errlen, "survey_version 0 without an unverified, survey-less entry");
+        return -1;
+    }
     return 0;
 }

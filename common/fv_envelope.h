@@ -5,7 +5,8 @@
  *   v             envelope format version, "1"
  *   id            submission id (UUID), the responses table's primary key
  *   survey_id     UUID
- *   survey_version  integer, the definition the data was validated against
+ *   survey_version  integer, the definition the data was validated against (0 with the
+ *                 nil survey_id when an unverified submission's survey was not known)
  *   deployment_id UUID
  *   submitted_by  UUID of the user
  *   received_at   unix time in milliseconds when the front end accepted it
@@ -24,6 +25,9 @@
 #include "fv_id.h"
 
 #define FV_ENVELOPE_VERSION "1"
+/* survey_id of an unverified submission whose survey the front end could not look up (its
+ * survey_version is then 0): the worker resolves it from the deployment. */
+#define FV_ENVELOPE_UNKNOWN_SURVEY "00000000-0000-0000-0000-000000000000"
 #define FV_ENVELOPE_NFIELDS 11
 
 typedef struct fv_envelope {

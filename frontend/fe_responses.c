@@ -134,32 +134,20 @@ static void queued(fe_queue_outcome outcome, void *arg)
 }
 
 /* Validates the answers against the deployment's form and queues the submission. */
-static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
+/* Queues the submission. dep may be NULL only when !verified (the deployment is unknown to every
+ * cache and PostgreSQL cannot be asked): then the worker resolves the survey and validates. */
+static void enqueue(fe_req *r, const dep_info *dep, bool verified)
 {
     submit *s = r->state;
-    if (dep->missing) {
-        fe_reply_error(r, 404, "not_found", "no such deployment");
-        return;
-    }
-    if (!enumerator) {
-        fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
-        return;
-    }
-    yajl_val data = fv_json_get(r->body, "data");
-    fv_form_errors errs;
-    fv_form_errors_init(&errs);
-    if (fv_form_validate(dep->form, data, &errs) > 0) {
-        fe_metrics_submission_rejected();
-        fe_reply_form_errors(r, "the answers are invalid", &errs);
-        fv_form_errors_free(&errs);
-        return;
-    }
-    fv_form_errors_free(&errs);
-
     fv_envelope e = {0};
     memcpy(e.id, s->id, sizeof e.id);
-    memcpy(e.survey_id, dep->survey_id, sizeof e.survey_id);
-    e.survey_version = dep->version;
+    if (dep) {
+        memcpy(e.survey_id, dep->survey_id, sizeof e.survey_id);
+        e.survey_version = dep->version;
+    } else {
+        memcpy(e.survey_id, FV_ENVELOPE_UNKNOWN_SURVEY, sizeof e.survey_id);
+        e.survey_version = 0;
+    }
     memcpy(e.deployment_id, s->dep_id, sizeof e.deployment_id);
     memcpy(e.submitted_by, r->user->id, sizeof e.submitted_by);
     struct timeval tv;
@@ -171,8 +159,54 @@ static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
     e.location_len = s->location ? strlen(s->location) : 0;
     e.collected_at = s->collected_at;
     e.collected_at_len = s->collected_at ? strlen(s->collected_at) : 0;
-    e.verified = true;
+    e.verified = verified;
     fe_queue_submit(&e, queued, r);
+}
+
+/* Validates the answers against dep's form; answers 422 and returns false when they fail. */
+static bool answers_valid(fe_req *r, const dep_info *dep)
+{
+    yajl_val data = fv_json_get(r->body, "data");
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    if (fv_form_validate(dep->form, data, &errs) > 0) {
+        fe_metrics_submission_rejected();
+        fe_reply_form_errors(r, "the answers are invalid", &errs);
+        fv_form_errors_free(&errs);
+        return false;
+    }
+    fv_form_errors_free(&errs);
+    return true;
+}
+
+/* Checks permission and answers against what is known of the deployment, then queues. */
+static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
+{
+    if (dep->missing) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    if (!enumerator) {
+        fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
+        return;
+    }
+    if (answers_valid(r, dep)) enqueue(r, dep, true);
+}
+
+/* PostgreSQL cannot be asked and no cache knows whether the caller may submit here (DESIGN
+ * section 2): accept the submission marked unverified. The worker checks permission (and, when
+ * the form was unknown here too, the answers) before writing, and quarantines what it refuses. */
+static void submit_unverified(fe_req *r)
+{
+    submit *s = r->state;
+    dep_info *dep = fe_cache_get(dep_cache, s->dep_id, now_s(), NULL);
+    if (dep && dep->missing) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    if (dep && !answers_valid(r, dep)) return;
+    fv_info("req %s: database unavailable; accepting submission %s unverified", r->req_id, s->id);
+    enqueue(r, dep, false);
 }
 
 static const char sql_dep_lookup[] =
@@ -272,8 +306,12 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     fe_req *r = arg;
     submit *s = r->state;
     if (res->status != FE_PG_OK) {
-        /* PostgreSQL down or hung: what we knew recently still serves (DESIGN section 2). */
-        if (res->status != FE_PG_SQL && try_cached(r, true)) return;
+        /* PostgreSQL down or hung: what we knew recently still serves, else the submission is
+         * accepted unverified (DESIGN section 2). */
+        if (res->status != FE_PG_SQL) {
+            if (!try_cached(r, true)) submit_unverified(r);
+            return;
+        }
         fe_reply_pg_failure(r, res);
         return;
     }
@@ -311,33 +349,48 @@ static void ask_pg(fe_req *r)
     fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
 }
 
+/* Builds a deployment from its shared JSON; NULL when malformed. Caller owns the result. */
+static dep_info *dep_from_json(const char *json)
+{
+    char err[64];
+    yajl_val v = fv_json_parse(json, err, sizeof err);
+    const char *survey_id = fv_json_get_str(v, "survey_id");
+    yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
+    dep_info *dep = calloc(1, sizeof *dep);
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
+        YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile(def, &errs))) {
+        snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
+        dep->version = (int)YAJL_GET_INTEGER(version);
+    } else {
+        free(dep);
+        dep = NULL;
+    }
+    fv_form_errors_free(&errs);
+    if (v) yajl_tree_free(v);
+    return dep;
+}
+
 static void redis_looked_up(redisReply *reply, const char *error, void *arg)
 {
     fe_req *r = arg;
     submit *s = r->state;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING) {
-        char err[64];
-        yajl_val v = fv_json_parse(reply->element[0]->str, err, sizeof err);
-        const char *survey_id = fv_json_get_str(v, "survey_id");
-        yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
-        dep_info *dep = calloc(1, sizeof *dep);
-        fv_form_errors errs;
-        fv_form_errors_init(&errs);
-        if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
-            YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile(def, &errs))) {
-            snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
-            dep->version = (int)YAJL_GET_INTEGER(version);
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        dep_info *dep = dep_from_json(reply->element[0]->str);
+        if (dep && reply->element[1]->type == REDIS_REPLY_STRING) {
             bool enumerator = reply->element[1]->str[0] == '1';
-            fv_form_errors_free(&errs);
-            yajl_tree_free(v);
             remember(s, dep, enumerator);
-            submit_checked(r, dep, enumerator);
+            submit_checked(r, dep, enumerator); /* borrowed from the cache: used at once */
             return;
         }
-        fv_form_errors_free(&errs);
-        free(dep);
-        if (v) yajl_tree_free(v);
+        if (dep) {
+            /* The form is known, the caller's permission is not: keep the form (it lets an
+             * unverified submission still be validated here) and ask PostgreSQL. */
+            fe_cache_put(dep_cache, s->dep_id, dep, now_s(), fe_cfg.deployment_cache_ttl_s,
+                         fe_cfg.cache_stale_s);
+        }
     }
     ask_pg(r);
 }

@@ -7,6 +7,7 @@
 
 #include "fv_json.h"
 #include "fv_pgutil.h"
+#include "wk_verify.h"
 
 /* $1 is a JSON array of envelopes. LEFT JOIN, not JOIN: an unknown deployment must fail the
  * foreign key (and the entry), never vanish from the INSERT while its entry gets acked. */
@@ -96,19 +97,6 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         snprintf(why, sizeof why, "out of memory");
         goto failed;
     }
-    fv_jgen_array_open(j);
-    for (size_t i = 0; i < b->n; i++) {
-        if (only >= 0 && (size_t)only != i) continue;
-        /* Entries with env.verified false (the front end could not check the submitter's
-         * permission while PostgreSQL was down) are written like the others for now; the
-         * permission re-check and the quarantine of refused ones belong here, per entry,
-         * before the entry joins the INSERT. */
-        if (b->entries[i].state == WK_ENTRY_NEW) gen_envelope(j, &b->entries[i].env);
-    }
-    fv_jgen_array_close(j);
-    size_t len;
-    const char *json = fv_jgen_buf(j, &len);
-
     if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
         errpos = "connection";
         snprintf(why, sizeof why, "not connected");
@@ -116,6 +104,29 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     errpos = "BEGIN";
     if (fv_pgutil_exec(st->conn, "BEGIN", why, sizeof why) != 0) goto failed;
+    fv_jgen_array_open(j);
+    for (size_t i = 0; i < b->n; i++) {
+        if (only >= 0 && (size_t)only != i) continue;
+        if (b->entries[i].state != WK_ENTRY_NEW) continue;
+        const fv_envelope *e = &b->entries[i].env;
+        if (e->verified) {
+            gen_envelope(j, e);
+            continue;
+        }
+        /* Accepted while PostgreSQL was down without a permission check: check it now, in
+         * this transaction, and write it only if it passes (wk_verify.c). */
+        fv_envelope checked = *e;
+        errpos = "verify";
+        switch (wk_verify_entry(st->conn, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
+        case WK_VERIFY_ACCEPT: gen_envelope(j, &checked); break;
+        case WK_VERIFY_QUARANTINE:
+        case WK_VERIFY_STORED: break;
+        case WK_VERIFY_FAILED: goto failed;
+        }
+    }
+    fv_jgen_array_close(j);
+    size_t len;
+    const char *json = fv_jgen_buf(j, &len);
     errpos = "INSERT";
     const char *params[] = {json};
     res = PQexecParams(st->conn, insert_sql, 1, NULL, params, NULL, NULL, 0);

@@ -124,3 +124,64 @@ def test_new_child_recognises_keys_and_deployments_through_redis(world, instance
     finally:
         cold.s.close()
         assert fresh.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_unverified_submissions_are_checked_by_the_worker(world, instance):
+    """DESIGN section 2: with PostgreSQL down and no cache knowing whether the caller may submit,
+    the submission is accepted marked unverified; the worker checks permission and answers
+    before writing, and sends a refused one to the quarantine table with an audit entry, never
+    into responses."""
+    from conftest import make_survey
+    c = world.cluster
+    e2_key = c.create_user(f"e2-{new_id()[:8]}@example.org", "Second Enumerator")
+    e2 = c.api(e2_key)
+    e2_id = e2.get("/v1/me").json()["id"]
+    stranger_key = c.create_user(f"s-{new_id()[:8]}@example.org", "Stranger")
+    _, known_dep = make_survey(world.admin, world.org_id, [world.enum_id, e2_id], name="Known")
+    _, cold_dep = make_survey(world.admin, world.org_id, [e2_id], name="Never looked up")
+
+    def post(key, dep, data, rid):
+        return instance.s.post(f"https://127.0.0.1:{instance.port}/v1/deployments/{dep}/responses",
+                               json={"id": rid, "data": data}, timeout=30,
+                               headers={"Authorization": f"Bearer {key}"})
+    # Warm what a front end would know: both keys, and the known deployment's form (through the
+    # first enumerator). Nobody has looked up e2's permission nor the cold deployment.
+    assert instance.get("/v1/me", key=e2_key).status_code == 200
+    assert instance.get("/v1/me", key=stranger_key).status_code == 200
+    assert post(world.enum_key, known_dep["id"], good_data(), new_id()).status_code == 202
+
+    ids = {k: new_id() for k in ("e2_known", "stranger", "e2_cold_ok", "e2_cold_bad", "nowhere")}
+    pg_stop_immediate(c)
+    try:
+        wait_until(lambda: instance.readyz().get("db") == "down", 60, what="db: down")
+        assert post(e2_key, known_dep["id"], good_data(1), ids["e2_known"]).status_code == 202
+        assert post(stranger_key, known_dep["id"], good_data(2), ids["stranger"]).status_code == 202
+        assert post(e2_key, cold_dep["id"], good_data(3), ids["e2_cold_ok"]).status_code == 202
+        bad = dict(good_data(4), members="many")  # unknown form here: only the worker can tell
+        assert post(e2_key, cold_dep["id"], bad, ids["e2_cold_bad"]).status_code == 202
+        assert post(e2_key, new_id(), good_data(5), ids["nowhere"]).status_code == 202
+        # The form of the known deployment is cached: invalid answers are refused at once.
+        r = post(stranger_key, known_dep["id"], dict(good_data(), members="x"), new_id())
+        assert r.status_code == 422, r.text
+    finally:
+        pg_start(c)
+    c.wait_drained(120)
+
+    def stored_ids():
+        return {r[0] for r in c.psql("SELECT id::text FROM responses WHERE id = ANY(%s::uuid[])",
+                                     list(ids.values()))}
+
+    def quarantined():
+        return dict(c.psql("SELECT id::text, reason FROM quarantine WHERE id = ANY(%s::uuid[])",
+                           list(ids.values())))
+    wait_until(lambda: len(stored_ids()) + len(quarantined()) == len(ids), 60,
+               what="every unverified submission written or quarantined")
+    assert stored_ids() == {ids["e2_known"], ids["e2_cold_ok"]}
+    q = quarantined()
+    assert set(q) == {ids["stranger"], ids["e2_cold_bad"], ids["nowhere"]}
+    assert "not an enumerator" in q[ids["stranger"]]
+    assert "members" in q[ids["e2_cold_bad"]]
+    assert "no such deployment" in q[ids["nowhere"]]
+    audited = c.psql("SELECT target_id FROM audit WHERE action = 'submission.quarantined' "
+                     "AND target_id = ANY(%s)", list(q))
+    assert {a[0] for a in audited} == set(q)

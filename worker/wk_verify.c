@@ -1,0 +1,124 @@
+/* The re-check of unverified submissions before they are written. */
+#include "wk_verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fv_form.h"
+#include "fv_json.h"
+#include "fv_log.h"
+#include "fv_pgutil.h"
+
+/* $1 submission id, $2 submitter, $3 deployment, $4 the survey version the front end validated
+ * against (0: unknown, take the current one). */
+static const char check_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1), d.survey_id, sv.version,"
+    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator')"
+    " FROM (SELECT 1) one"
+    " LEFT JOIN deployments d ON d.id = $3"
+    " LEFT JOIN surveys s ON s.id = d.survey_id"
+    " LEFT JOIN survey_versions sv ON sv.survey_id = s.id"
+    "      AND sv.version = CASE WHEN $4::int > 0 THEN $4::int ELSE s.current_version END";
+
+static const char quarantine_sql[] =
+    "WITH q AS (INSERT INTO quarantine (id, deployment_id, submitted_by, data, location,"
+    "                                   collected_at, received_at, reason)"
+    "           VALUES ($1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
+    "                   to_timestamp($7::bigint / 1000.0), $8)"
+    "           ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " INSERT INTO audit (actor, action, target_type, target_id, detail)"
+    " SELECT $3, 'submission.quarantined', 'submission', q.id::text,"
+    "        jsonb_build_object('deployment_id', $2::text, 'reason', $8::text) FROM q";
+
+/* Writes the quarantine row and its audit entry. */
+static wk_verify_result quarantine(PGconn *conn, const fv_envelope *e, const char *reason, char *err,
+                                   size_t errlen)
+{
+    char *data = strndup(e->data, e->data_len);
+    char *loc = strndup(e->location ? e->location : "", e->location_len);
+    char *coll = strndup(e->collected_at ? e->collected_at : "", e->collected_at_len);
+    char recv[32];
+    snprintf(recv, sizeof recv, "%lld", (long long)e->received_at_ms);
+    wk_verify_result rc = WK_VERIFY_FAILED;
+    if (data && loc && coll) {
+        const char *params[] = {e->id, e->deployment_id, e->submitted_by, data, loc, coll, recv, reason};
+        PGresult *res = PQexecParams(conn, quarantine_sql, 8, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            fv_warn("submission %s quarantined: %s", e->id, reason);
+            rc = WK_VERIFY_QUARANTINE;
+        } else {
+            fv_pgutil_error(conn, res, err, errlen);
+        }
+        PQclear(res);
+    } else {
+        snprintf(err, errlen, "out of memory");
+    }
+    free(data);
+    free(loc);
+    free(coll);
+    return rc;
+}
+
+/* Validates the answers against a stored definition; writes the problems into why. */
+static bool answers_pass(const char *definition, const fv_envelope *e, char *why, size_t whylen)
+{
+    char perr[128];
+    char *text = strndup(e->data, e->data_len);
+    yajl_val def = fv_json_parse(definition, perr, sizeof perr);
+    yajl_val data = text ? fv_json_parse(text, perr, sizeof perr) : NULL;
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    fv_form *form = def ? fv_form_compile(def, &errs) : NULL;
+    bool ok = false;
+    if (!form || !data) {
+        snprintf(why, whylen, "the form or the answers cannot be read");
+    } else if (fv_form_validate(form, data, &errs) == 0) {
+        ok = true;
+    } else {
+        size_t o = (size_t)snprintf(why, whylen, "answers fail the form:");
+        for (size_t i = 0; i < errs.n && o < whylen; i++)
+            o += (size_t)snprintf(why + o, whylen - o, " %s: %s;", errs.items[i].field, errs.items[i].reason);
+    }
+    fv_form_errors_free(&errs);
+    fv_form_free(form);
+    if (def) yajl_tree_free(def);
+    if (data) yajl_tree_free(data);
+    free(text);
+    return ok;
+}
+
+wk_verify_result wk_verify_entry(PGconn *conn, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
+                                 int *version, char *err, size_t errlen)
+{
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d", e->survey_version);
+    const char *params[] = {e->id, e->submitted_by, e->deployment_id, ver};
+    PGresult *res = PQexecParams(conn, check_sql, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fv_pgutil_error(conn, res, err, errlen);
+        PQclear(res);
+        return WK_VERIFY_FAILED;
+    }
+    char why[1024] = "";
+    wk_verify_result rc = WK_VERIFY_ACCEPT;
+    if (PQgetvalue(res, 0, 0)[0] == 't') {
+        rc = WK_VERIFY_STORED;
+    } else if (PQgetisnull(res, 0, 1)) {
+        snprintf(why, sizeof why, "no such deployment");
+    } else if (e->survey_version > 0 && strcmp(e->survey_id, PQgetvalue(res, 0, 1)) != 0) {
+        snprintf(why, sizeof why, "the survey does not match the deployment's");
+    } else if (PQgetisnull(res, 0, 2)) {
+        snprintf(why, sizeof why, "no such survey version");
+    } else if (PQgetvalue(res, 0, 4)[0] != 't') {
+        snprintf(why, sizeof why, "the submitter is not an enumerator of the deployment");
+    } else if (!answers_pass(PQgetvalue(res, 0, 3), e, why, sizeof why)) {
+        /* why says which answers */
+    } else {
+        snprintf(survey_id, FV_UUID_STRLEN + 1, "%s", PQgetvalue(res, 0, 1));
+        *version = atoi(PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    if (rc == WK_VERIFY_STORED || why[0] == '\0') return rc;
+    return quarantine(conn, e, why, err, errlen);
+}

@@ -1,0 +1,25 @@
+/* The re-check of unverified submissions: accepted by a front end while PostgreSQL was down and
+ * it could not check the submitter's permission (DESIGN section 2). Before such an entry is
+ * written, the worker checks, inside the batch's transaction, that the deployment exists, that
+ * the submitter is one of its enumerators and that the answers pass the form; a refused entry
+ * goes to the quarantine table with an audit entry, never into responses. */
+#ifndef WK_VERIFY_H
+#define WK_VERIFY_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "fv_envelope.h"
+
+typedef enum wk_verify_result {
+    WK_VERIFY_ACCEPT,     /* write it: *survey_id and *version say against what it was checked */
+    WK_VERIFY_QUARANTINE, /* refused: the quarantine row and the audit entry are written */
+    WK_VERIFY_STORED,     /* the id is already in responses: nothing to do */
+    WK_VERIFY_FAILED,     /* a query failed: err says why; the transaction is aborted */
+} wk_verify_result;
+
+/* Checks e (borrowed) on conn inside the caller's open transaction. */
+wk_verify_result wk_verify_entry(PGconn *conn, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
+                                 int *version, char *err, size_t errlen);
+
+#endif
