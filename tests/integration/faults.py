@@ -89,3 +89,15 @@ def readyz(c, port=None):
     with requests.Session() as s:
         s.trust_env = False
         return s.get(f"https://127.0.0.1:{port or c.http_port}/readyz", verify=str(c.cert), timeout=10)
+
+
+def pg_refuse(c):
+    """PostgreSQL up but refusing: the database stops accepting connections (superusers too) and
+    every open session to it is terminated. Undone by pg_accept."""
+    c.pg.psql_cli("ALTER DATABASE fieldvault ALLOW_CONNECTIONS false", db="postgres")
+    c.pg.psql_cli("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = 'fieldvault' AND pid <> pg_backend_pid()", db="postgres")
+
+
+def pg_accept(c):
+    c.pg.psql_cli("ALTER DATABASE fieldvault ALLOW_CONNECTIONS true", db="postgres")

@@ -1,4 +1,5 @@
-"""PostgreSQL down (stopped with -m immediate) or hung (every postgres process SIGSTOPped):
+"""PostgreSQL down (stopped with -m immediate), refusing (the database refuses connections) or
+hung (every postgres process SIGSTOPped):
 submissions from known users keep getting 202, /readyz says degraded with db: down, reads get
 503 with Retry-After, workers acknowledge nothing; when PostgreSQL is back, everything queued is
 written once and /readyz returns to ready by itself."""
@@ -8,7 +9,7 @@ import pytest
 import requests
 
 from conftest import good_data
-from faults import pg_hang, pg_resume, pg_start, pg_stop_immediate
+from faults import pg_accept, pg_hang, pg_refuse, pg_resume, pg_start, pg_stop_immediate
 from fvharness import free_port, new_id, wait_until
 
 
@@ -82,6 +83,21 @@ def test_postgres_stopped(world, instance):
         check_degraded_and_recovers(world, instance, lambda: pg_start(c))
     finally:
         pg_start(c)
+
+
+def test_postgres_refusing(world, instance):
+    c = world.cluster
+    pg_refuse(c)
+    restored = []
+
+    def restore():
+        pg_accept(c)
+        restored.append(True)
+    try:
+        check_degraded_and_recovers(world, instance, restore)
+    finally:
+        if not restored:
+            pg_accept(c)
 
 
 def test_postgres_hung(world, instance):
