@@ -1,7 +1,6 @@
 /* fv-balancer: a TCP proxy passing TLS through to the front ends, with health checks, a
  * spawner and a loopback admin listener; one process, one event loop. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "fv_cli.h"
 #include "fv_log.h"
 #include "lb_admin.h"
 #include "lb_check.h"
@@ -73,23 +73,11 @@ static void server_free(lb_server *s)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    bool check_only = false, print_defaults = false;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'C'},
-                                         {"print-defaults", no_argument, NULL, 'P'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'C': check_only = true; break;
-        case 'P': print_defaults = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
+    fv_cli cli;
+    int cli_status = fv_cli_parse(argc, argv, &cli, usage);
+    if (cli_status >= 0) return cli_status;
+    const char *config_path = cli.config_path;
+    bool check_only = cli.check_only, print_defaults = cli.print_defaults;
     fv_log_init("balancer", FV_LOG_INFO);
     char err[512];
     if (fv_config_load(lb_config_table, config_path, err, sizeof err) != 0) {

@@ -422,6 +422,18 @@ int fv_spool_notify_fd(const fv_spool *s) { return s->efd; }
 uint64_t fv_spool_pending(const fv_spool *s) { return __atomic_load_n(&s->pending, __ATOMIC_RELAXED); }
 uint64_t fv_spool_bytes(const fv_spool *s) { return __atomic_load_n(&s->size, __ATOMIC_RELAXED); }
 
+int fv_spool_record_xadd_argv(const fv_spool_record *r, const char *stream, const char **argv, size_t *lens)
+{
+    argv[0] = "XADD", lens[0] = 4;
+    argv[1] = stream, lens[1] = strlen(stream);
+    argv[2] = "*", lens[2] = 1;
+    for (size_t i = 0; i < r->n; i++) {
+        argv[3 + i] = r->items[i];
+        lens[3 + i] = r->lens[i];
+    }
+    return (int)(3 + r->n);
+}
+
 void fv_spool_batch_free(fv_spool_batch *b)
 {
     if (!b) return;

@@ -73,6 +73,10 @@ uint64_t fv_spool_bytes(const fv_spool *s);
 
 void fv_spool_batch_free(fv_spool_batch *b);
 
+/* Fills argv/lens (3 + FV_SPOOL_MAX_ITEMS slots) with `XADD <stream> * <the record's items>`,
+ * borrowing from r and stream; returns argc. */
+int fv_spool_record_xadd_argv(const fv_spool_record *r, const char *stream, const char **argv, size_t *lens);
+
 /* Synchronous whole-file reading for tools (fvctl spool-replay): calls fn for each good record
  * in order; stops early if fn returns non-zero. Returns the number of records, or -1 with err. */
 long fv_spool_scan_file(const char *path, int (*fn)(const fv_spool_record *r, void *arg), void *arg,

@@ -222,17 +222,10 @@ static void replay_batch_read(int err, fv_spool_batch *b, void *arg)
     q.rp = RP_SENDING;
     q.rp_outstanding = 0;
     for (size_t i = 0; i < b->n; i++) {
-        fv_spool_record *r = &b->records[i];
         const char *argv[3 + FV_SPOOL_MAX_ITEMS];
         size_t lens[3 + FV_SPOOL_MAX_ITEMS];
-        argv[0] = "XADD", lens[0] = 4;
-        argv[1] = fv_common.stream, lens[1] = strlen(fv_common.stream);
-        argv[2] = "*", lens[2] = 1;
-        for (size_t k = 0; k < r->n; k++) {
-            argv[3 + k] = r->items[k];
-            lens[3 + k] = r->lens[k];
-        }
-        if (fe_redis_command((int)(3 + r->n), argv, lens, replay_xadd_replied, NULL) != 0) {
+        int argc = fv_spool_record_xadd_argv(&b->records[i], fv_common.stream, argv, lens);
+        if (fe_redis_command(argc, argv, lens, replay_xadd_replied, NULL) != 0) {
             q.rp_failed = true;
             break;
         }

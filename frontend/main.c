@@ -2,7 +2,6 @@
  * supervises them (respawn, certificate reload, drain on SIGTERM). It serves nothing itself. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include "fe_metrics.h"
 #include "fe_pg.h"
 #include "fe_tls.h"
+#include "fv_cli.h"
 #include "fv_log.h"
 
 #define RESPAWN_DELAY_S 1
@@ -146,23 +146,11 @@ static void reap(bool stopping)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    bool check_only = false, print_defaults = false;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'C'},
-                                         {"print-defaults", no_argument, NULL, 'P'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'C': check_only = true; break;
-        case 'P': print_defaults = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
+    fv_cli cli;
+    int cli_status = fv_cli_parse(argc, argv, &cli, usage);
+    if (cli_status >= 0) return cli_status;
+    const char *config_path = cli.config_path;
+    bool check_only = cli.check_only, print_defaults = cli.print_defaults;
     fv_log_init("frontend", FV_LOG_INFO);
     char err[512];
     if (fv_config_load(fe_config_table, config_path, err, sizeof err) != 0) {

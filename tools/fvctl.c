@@ -833,14 +833,8 @@ static int replay_record(const fv_spool_record *r, void *arg)
     replay_ctx *x = arg;
     const char *argv[3 + FV_SPOOL_MAX_ITEMS];
     size_t lens[3 + FV_SPOOL_MAX_ITEMS];
-    argv[0] = "XADD", lens[0] = 4;
-    argv[1] = fv_common.stream, lens[1] = strlen(fv_common.stream);
-    argv[2] = "*", lens[2] = 1;
-    for (size_t i = 0; i < r->n; i++) {
-        argv[3 + i] = r->items[i];
-        lens[3 + i] = r->lens[i];
-    }
-    redisReply *reply = redisCommandArgv(x->c, (int)(3 + r->n), argv, lens);
+    int argc = fv_spool_record_xadd_argv(r, fv_common.stream, argv, lens);
+    redisReply *reply = redisCommandArgv(x->c, argc, argv, lens);
     int ok = reply && reply->type == REDIS_REPLY_STRING;
     if (!ok) {
         char err[256];

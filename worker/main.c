@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fv_cli.h"
 #include "fv_log.h"
 #include "fv_settings.h"
 #include "wk_config.h"
@@ -52,28 +53,14 @@ failed:
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    bool check = false, print = false;
     char err[512];
     int status = 1;
     char *consumer = NULL;
-
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--check-config") == 0) {
-            check = true;
-        } else if (strcmp(argv[i], "--print-defaults") == 0) {
-            print = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "fv-worker: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    fv_cli cli;
+    int cli_status = fv_cli_parse(argc, argv, &cli, usage);
+    if (cli_status >= 0) return cli_status;
+    const char *path = cli.config_path;
+    bool check = cli.check_only, print = cli.print_defaults;
 
     if (fv_config_load(wk_config_table, path, err, sizeof err) != 0 ||
         wk_config_validate(err, sizeof err) != 0) {
