@@ -87,14 +87,22 @@ static void submit_free(void *p)
     free(s);
 }
 
-/* RFC 3339 date-time: 2024-05-01T10:20:30(.fraction)(Z|+hh:mm|-hh:mm). */
+/* RFC 3339 date-time: 2024-05-01T10:20:30(.fraction)(Z|+hh:mm|-hh:mm), a real calendar date and
+ * an offset PostgreSQL accepts (what passes here must never be refused by the worker's INSERT). */
 static bool rfc3339_ok(const char *s)
 {
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int y, mo, d, h, mi, sec, n = 0;
     if (strlen(s) > 40) return false;
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
         return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1900)
+    for (int i = 0; i < 19; i++)
+        if ((i == 4 || i == 7) ? s[i] != '-' : i == 10 ? s[i] != 'T' : (i == 13 || i == 16) ? s[i] != ':'
+                                                                     : !isdigit((unsigned char)s[i]))
+            return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
+        sec > 59 || y < 1900)
         return false;
     const char *p = s + 19;
     if (*p == '.') {
@@ -105,7 +113,7 @@ static bool rfc3339_ok(const char *s)
     if (*p == 'Z' || *p == 'z') return p[1] == '\0';
     if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
         p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]) && p[6] == '\0')
-        return true;
+        return (p[1] - '0') * 10 + (p[2] - '0') <= 14 && (p[4] - '0') * 10 + (p[5] - '0') <= 59;
     return false;
 }
 

@@ -121,6 +121,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         case WK_VERIFY_ACCEPT: gen_envelope(j, &checked); break;
         case WK_VERIFY_QUARANTINE:
         case WK_VERIFY_STORED: break;
+        case WK_VERIFY_REJECTED: rc = WK_STORE_REJECTED; goto failed; /* written one by one next */
         case WK_VERIFY_FAILED: goto failed;
         }
     }

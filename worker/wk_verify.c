@@ -49,6 +49,7 @@ static wk_verify_result quarantine(PGconn *conn, const fv_envelope *e, const cha
             rc = WK_VERIFY_QUARANTINE;
         } else {
             fv_pgutil_error(conn, res, err, errlen);
+            if (fv_pgutil_is_data_error(res)) rc = WK_VERIFY_REJECTED;
         }
         PQclear(res);
     } else {
@@ -97,8 +98,9 @@ wk_verify_result wk_verify_entry(PGconn *conn, const fv_envelope *e, char survey
     PGresult *res = PQexecParams(conn, check_sql, 4, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         fv_pgutil_error(conn, res, err, errlen);
+        wk_verify_result rc = fv_pgutil_is_data_error(res) ? WK_VERIFY_REJECTED : WK_VERIFY_FAILED;
         PQclear(res);
-        return WK_VERIFY_FAILED;
+        return rc;
     }
     char why[1024] = "";
     wk_verify_result rc = WK_VERIFY_ACCEPT;

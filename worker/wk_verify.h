@@ -15,7 +15,8 @@ typedef enum wk_verify_result {
     WK_VERIFY_ACCEPT,     /* write it: *survey_id and *version say against what it was checked */
     WK_VERIFY_QUARANTINE, /* refused: the quarantine row and the audit entry are written */
     WK_VERIFY_STORED,     /* the id is already in responses: nothing to do */
-    WK_VERIFY_FAILED,     /* a query failed: err says why; the transaction is aborted */
+    WK_VERIFY_REJECTED,   /* PostgreSQL refused this entry's data (SQLSTATE 22/23): it is poison */
+    WK_VERIFY_FAILED,     /* a query failed otherwise: err says why; the transaction is aborted */
 } wk_verify_result;
 
 /* Checks e (borrowed) on conn inside the caller's open transaction. */

@@ -192,3 +192,27 @@ def test_accepted_text_is_written(world, text):
     state, detail = wait_until(settled, 90, what=f"response {rid} to be written or dead-lettered")
     assert state == "written", f"accepted with 202 but dead-lettered: {detail.get('error')}"
     assert detail["data"] == {"notes": text}
+
+
+@pytest.mark.parametrize("when,ok", [
+    ("2024-02-29T23:59:59.123+05:30", True),
+    ("2024-05-01T10:20:30Z", True),
+    ("2024-02-31T00:00:00Z", False),   # no such day: PostgreSQL would refuse it later
+    ("2023-02-29T00:00:00Z", False),   # not a leap year
+    ("2024-05-01T10:20:30+99:00", False),
+    ("2024-05-01 10:20:30Z", False),
+    ("2024-05-01T24:00:00Z", False),
+])
+def test_collected_at_is_a_real_moment(world, when, ok):
+    """What the front end accepts as collected_at, PostgreSQL must accept too: an acknowledged
+    submission may never be refused by the worker's INSERT."""
+    rid = new_id()
+    r = world.enum.post(f"/v1/deployments/{world.deployment_id}/responses",
+                        json={"id": rid, "data": good_data(), "collected_at": when})
+    if ok:
+        assert r.status_code == 202, r.text
+        body = world.wait_readable(rid, timeout=60)
+        assert body["collected_at"] is not None
+    else:
+        assert r.status_code == 422, r.text
+        assert "collected_at" in error_body(r).get("fields", {})
