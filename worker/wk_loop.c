@@ -35,6 +35,17 @@ static int next_backoff(int cur)
     return next > wk_cfg.pg_retry_max_ms ? wk_cfg.pg_retry_max_ms : next;
 }
 
+/* Called while a PostgreSQL statement of the batch is outstanding: refresh the claim on the
+ * batch's entries (XCLAIM JUSTID, which leaves delivery counts alone) so that no other worker
+ * takes them over while this one waits. A Redis failure here is not fatal: the write goes on. */
+static void keep_claim(void *arg)
+{
+    wk_loop *L = arg;
+    char err[256];
+    if (L->stream.c && wk_stream_touch(&L->stream, &L->batch, err, sizeof err) != 0)
+        fv_debug("refreshing the claim while waiting on postgresql failed: %s", err);
+}
+
 void wk_loop_init(wk_loop *L, const char *consumer, const volatile sig_atomic_t *stop)
 {
     memset(L, 0, sizeof *L);
@@ -51,6 +62,9 @@ void wk_loop_init(wk_loop *L, const char *consumer, const volatile sig_atomic_t 
     L->store.dsn = fv_common.pg_dsn;
     L->store.connect_timeout_s = (wk_cfg.io_timeout_ms + 999) / 1000;
     L->store.statement_timeout_ms = wk_cfg.pg_statement_timeout_ms;
+    L->store.on_wait = keep_claim;
+    L->store.wait_arg = L;
+    L->store.wait_tick_ms = wk_cfg.claim_idle_ms / 3 > 100 ? wk_cfg.claim_idle_ms / 3 : 100;
     wk_batch_init(&L->batch);
     L->stop = stop;
     L->own_pending = true; /* a restart under the same name finds its unacked entries first */

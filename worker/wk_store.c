@@ -1,6 +1,8 @@
 /* The worker's side of PostgreSQL: one parameterised INSERT per batch, inside BEGIN/COMMIT. */
 #include "wk_store.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +74,47 @@ static void gen_envelope(fv_jgen *j, const fv_envelope *e)
     fv_jgen_map_close(j);
 }
 
+PGresult *wk_store_exec(wk_store *st, const char *sql, int nparams, const char *const *params)
+{
+    if (!PQsendQueryParams(st->conn, sql, nparams, NULL, params, NULL, NULL, 0)) return NULL;
+    PGresult *kept = NULL; /* the first error, else the last result */
+    for (;;) {
+        while (PQisBusy(st->conn)) {
+            struct pollfd p = {PQsocket(st->conn), POLLIN, 0};
+            int r = poll(&p, 1, st->wait_tick_ms > 0 ? st->wait_tick_ms : 1000);
+            if (r == 0) {
+                if (st->on_wait) st->on_wait(st->wait_arg);
+                continue;
+            }
+            if (r == -1 && errno == EINTR) continue; /* a stop request: the batch finishes first */
+            if (r == -1 || !PQconsumeInput(st->conn)) break;
+        }
+        PGresult *res = PQgetResult(st->conn);
+        if (res == NULL) break;
+        if (kept && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
+            PQclear(res);
+        } else {
+            PQclear(kept);
+            kept = res;
+        }
+        if (PQstatus(st->conn) == CONNECTION_BAD) break;
+    }
+    return kept;
+}
+
+/* Runs a statement without parameters that returns no rows; 0, or -1 with why. */
+static int exec_simple(wk_store *st, const char *sql, PGresult **failed, char *why, size_t whylen)
+{
+    PGresult *res = wk_store_exec(st, sql, 0, NULL);
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return 0;
+    }
+    fv_pgutil_error(st->conn, res, why, whylen);
+    *failed = res;
+    return -1;
+}
+
 /* Rolls back after a failure; a connection that cannot even do that is dropped. */
 static void abandon(wk_store *st)
 {
@@ -103,7 +146,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         goto failed;
     }
     errpos = "BEGIN";
-    if (fv_pgutil_exec(st->conn, "BEGIN", why, sizeof why) != 0) goto failed;
+    if (exec_simple(st, "BEGIN", &res, why, sizeof why) != 0) goto failed;
     fv_jgen_array_open(j);
     for (size_t i = 0; i < b->n; i++) {
         if (only >= 0 && (size_t)only != i) continue;
@@ -117,7 +160,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
          * this transaction, and write it only if it passes (wk_verify.c). */
         fv_envelope checked = *e;
         errpos = "verify";
-        switch (wk_verify_entry(st->conn, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
+        switch (wk_verify_entry(st, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
         case WK_VERIFY_ACCEPT: gen_envelope(j, &checked); break;
         case WK_VERIFY_QUARANTINE:
         case WK_VERIFY_STORED: break;
@@ -130,7 +173,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     const char *json = fv_jgen_buf(j, &len);
     errpos = "INSERT";
     const char *params[] = {json};
-    res = PQexecParams(st->conn, insert_sql, 1, NULL, params, NULL, NULL, 0);
+    res = wk_store_exec(st, insert_sql, 1, params);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         fv_pgutil_error(st->conn, res, why, sizeof why);
         if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
@@ -141,7 +184,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     errpos = "COMMIT";
     /* A COMMIT lost with its connection leaves the outcome unknown: RETRY writes the batch
      * again, which is harmless (ON CONFLICT DO NOTHING). */
-    res = PQexec(st->conn, "COMMIT");
+    res = wk_store_exec(st, "COMMIT", 0, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         fv_pgutil_error(st->conn, res, why, sizeof why);
         if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED; /* deferred constraints */

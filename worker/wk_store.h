@@ -18,11 +18,21 @@ typedef struct wk_store {
     const char *dsn; /* borrowed from the configuration */
     int connect_timeout_s;
     int statement_timeout_ms;
+    /* While a statement is outstanding, on_wait(wait_arg) runs every wait_tick_ms: the loop
+     * keeps its claim on the batch fresh, so a slow or hung PostgreSQL never lets another
+     * worker take the batch over (and count a delivery). */
+    void (*on_wait)(void *wait_arg);
+    void *wait_arg;
+    int wait_tick_ms;
 } wk_store;
 
 /* Connects (dropping any previous connection). Returns 0, or -1 with a reason in err. */
 int wk_store_connect(wk_store *st, char *err, size_t errlen);
 void wk_store_close(wk_store *st);
+
+/* Runs one statement and returns its result (the caller PQclears it; NULL when it could not be
+ * sent), waiting for the server in slices with on_wait between them. */
+PGresult *wk_store_exec(wk_store *st, const char *sql, int nparams, const char *const *params);
 
 /* Inserts the entries of b in state NEW (or only b->entries[only] when only >= 0) with one
  * statement in one transaction. On OK they are committed; on REJECTED and RETRY nothing is, and

@@ -32,7 +32,7 @@ static const char quarantine_sql[] =
     "        jsonb_build_object('deployment_id', $2::text, 'reason', $8::text) FROM q";
 
 /* Writes the quarantine row and its audit entry. */
-static wk_verify_result quarantine(PGconn *conn, const fv_envelope *e, const char *reason, char *err,
+static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, char *err,
                                    size_t errlen)
 {
     char *data = strndup(e->data, e->data_len);
@@ -43,12 +43,12 @@ static wk_verify_result quarantine(PGconn *conn, const fv_envelope *e, const cha
     wk_verify_result rc = WK_VERIFY_FAILED;
     if (data && loc && coll) {
         const char *params[] = {e->id, e->deployment_id, e->submitted_by, data, loc, coll, recv, reason};
-        PGresult *res = PQexecParams(conn, quarantine_sql, 8, NULL, params, NULL, NULL, 0);
+        PGresult *res = wk_store_exec(st, quarantine_sql, 8, params);
         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
             fv_warn("submission %s quarantined: %s", e->id, reason);
             rc = WK_VERIFY_QUARANTINE;
         } else {
-            fv_pgutil_error(conn, res, err, errlen);
+            fv_pgutil_error(st->conn, res, err, errlen);
             if (fv_pgutil_is_data_error(res)) rc = WK_VERIFY_REJECTED;
         }
         PQclear(res);
@@ -89,15 +89,15 @@ static bool answers_pass(const char *definition, const fv_envelope *e, char *why
     return ok;
 }
 
-wk_verify_result wk_verify_entry(PGconn *conn, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
+wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
                                  int *version, char *err, size_t errlen)
 {
     char ver[16];
     snprintf(ver, sizeof ver, "%d", e->survey_version);
     const char *params[] = {e->id, e->submitted_by, e->deployment_id, ver};
-    PGresult *res = PQexecParams(conn, check_sql, 4, NULL, params, NULL, NULL, 0);
+    PGresult *res = wk_store_exec(st, check_sql, 4, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        fv_pgutil_error(conn, res, err, errlen);
+        fv_pgutil_error(st->conn, res, err, errlen);
         wk_verify_result rc = fv_pgutil_is_data_error(res) ? WK_VERIFY_REJECTED : WK_VERIFY_FAILED;
         PQclear(res);
         return rc;
@@ -122,5 +122,5 @@ wk_verify_result wk_verify_entry(PGconn *conn, const fv_envelope *e, char survey
     }
     PQclear(res);
     if (rc == WK_VERIFY_STORED || why[0] == '\0') return rc;
-    return quarantine(conn, e, why, err, errlen);
+    return quarantine(st, e, why, err, errlen);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "fv_envelope.h"
+#include "wk_store.h"
 
 typedef enum wk_verify_result {
     WK_VERIFY_ACCEPT,     /* write it: *survey_id and *version say against what it was checked */
@@ -19,8 +20,8 @@ typedef enum wk_verify_result {
     WK_VERIFY_FAILED,     /* a query failed otherwise: err says why; the transaction is aborted */
 } wk_verify_result;
 
-/* Checks e (borrowed) on conn inside the caller's open transaction. */
-wk_verify_result wk_verify_entry(PGconn *conn, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
+/* Checks e (borrowed) through st inside the caller's open transaction. */
+wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
                                  int *version, char *err, size_t errlen);
 
 #endif
