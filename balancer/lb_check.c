@@ -211,7 +211,7 @@ static void start_check(lb_check *c)
     c->bev = bufferevent_openssl_socket_new(c->srv->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
-        SSL_free(ssl);
+        /* With BEV_OPT_CLOSE_ON_FREE, libevent 2.1 frees the SSL itself when this fails. */
         close(fd);
         goto failed;
     }

@@ -181,8 +181,10 @@ void fv_config_print(const fv_cfg_entry *table, FILE *out)
             switch (e->type) {
             case FV_CFG_STR: {
                 const char *v = *(char **)e->var;
-                /* Never print a secret: the output may end up in a ticket or a log. */
-                if (strstr(e->name, "password") && v && *v) v = "(set)";
+                /* Never print a secret: the output may end up in a ticket or a log (a libpq DSN
+                 * may carry password=). */
+                if (v && *v && (strstr(e->name, "password") || strstr(v, "password")))
+                    v = "(set, contains a secret: not shown)";
                 fprintf(out, "%s = \"%s\"\n", e->name, v ? v : "");
                 break;
             }

@@ -458,6 +458,19 @@ static int scan_on_open(fv_spool *s, const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: cannot initialise: %s", path, strerror(errno));
             return -1;
         }
+        /* A new file: make its directory entry durable too, or a power cut could take the
+         * file, and the records later acknowledged from it, away. */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd == -1 || fsync(dfd) == -1) {
+            snprintf(err, errlen, "%s: cannot sync its directory: %s", path, strerror(errno));
+            if (dfd != -1) close(dfd);
+            return -1;
+        }
+        close(dfd);
         s->size = FILE_HDR;
         return 0;
     }
@@ -548,6 +561,7 @@ void fv_spool_close(fv_spool *s)
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    fv_spool_run_completions(s); /* what finished before the stop, in order, then the rest */
     while (cancel) {
         op *next = cancel->next;
         cancel->err = ECANCELED;

@@ -813,7 +813,7 @@ static int requeue_all(redisContext *c)
                 fprintf(stderr, "fvctl requeue: connection lost after %ld requeued\n", done);
                 return 1;
             }
-            snprintf(start, sizeof start, "(%s", ids[i]);
+            snprintf(start, sizeof start, "(%.60s", ids[i]); /* stream ids are at most 41 chars */
         }
         if (n < DEAD_PAGE) break;
     }
