@@ -20,12 +20,6 @@ typedef struct auth_entry {
 
 static fe_cache *auth_cache;
 
-static time_t now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
 
 void fe_auth_user_free(fe_user *u)
 {
@@ -120,12 +114,10 @@ static void remember(const char *hash, const fe_user *u)
         return;
     }
     if (u)
-        fe_cache_put(auth_cache, hash, e, now_s(), fe_cfg.auth_cache_ttl_s, fe_cfg.cache_stale_s);
+        fe_cache_put(auth_cache, hash, e, fe_cache_now(), fe_cfg.auth_cache_ttl_s, fe_cfg.cache_stale_s);
     else
-        fe_cache_put(auth_cache, hash, e, now_s(), FE_AUTH_NEGATIVE_TTL_S, FE_AUTH_NEGATIVE_TTL_S);
+        fe_cache_put(auth_cache, hash, e, fe_cache_now(), FE_AUTH_NEGATIVE_TTL_S, FE_AUTH_NEGATIVE_TTL_S);
 }
-
-static void redis_set_done(redisReply *reply, const char *error, void *arg) {}
 
 /* Shares a positive lookup with the other children and front ends through Redis. */
 static void share(const char *redis_key, const fe_user *u)
@@ -144,11 +136,7 @@ static void share(const char *redis_key, const fe_user *u)
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
-    const char *argv[] = {"SET", redis_key, json, "EX", ttl};
-    size_t lens[] = {3, strlen(redis_key), len, 2, strlen(ttl)};
-    fe_redis_command(5, argv, lens, redis_set_done, NULL); /* best effort */
+    fe_redis_set_ex(redis_key, json, len, fe_cfg.redis_cache_ttl_s);
     fv_jgen_free(j);
 }
 
@@ -158,7 +146,7 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
     auth_lookup *l = r->state;
     if (res->status != FE_PG_OK) {
         /* PostgreSQL unreachable: a key we knew recently still works (DESIGN section 2). */
-        auth_entry *stale = res->status == FE_PG_SQL ? NULL : fe_cache_get(auth_cache, l->hash, now_s(), NULL);
+        auth_entry *stale = res->status == FE_PG_SQL ? NULL : fe_cache_get(auth_cache, l->hash, fe_cache_now(), NULL);
         if (stale && stale->user) {
             proceed(r, stale->user);
             return;
@@ -245,7 +233,7 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
 
     /* 1. this child's cache: fresh, or stale while PostgreSQL is down (no waiting on it) */
     bool fresh = false;
-    auth_entry *e = fe_cache_get(auth_cache, l->hash, now_s(), &fresh);
+    auth_entry *e = fe_cache_get(auth_cache, l->hash, fe_cache_now(), &fresh);
     if (e && (fresh || !fe_pg_up())) {
         proceed(r, e->user);
         return;

@@ -28,6 +28,13 @@ static uint32_t hash(const char *s)
     return h;
 }
 
+time_t fe_cache_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
 fe_cache *fe_cache_new(size_t max_entries, fe_cache_free_fn free_fn)
 {
     fe_cache *c = calloc(1, sizeof *c);

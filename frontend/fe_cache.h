@@ -9,6 +9,9 @@
 typedef struct fe_cache fe_cache;
 typedef void (*fe_cache_free_fn)(void *value);
 
+/* The caches' clock: monotonic seconds. */
+time_t fe_cache_now(void);
+
 /* A cache of at most max_entries; free_fn frees values (may be NULL). Caller frees the cache. */
 fe_cache *fe_cache_new(size_t max_entries, fe_cache_free_fn free_fn);
 void fe_cache_free(fe_cache *c);

@@ -3,6 +3,7 @@
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,17 @@ int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_c
 }
 
 bool fe_redis_ready(void) { return rd.state == RS_READY; }
+
+static void ignore_reply(redisReply *reply, const char *error, void *arg) {}
+
+void fe_redis_set_ex(const char *key, const char *value, size_t len, int ttl_s)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *argv[] = {"SET", key, value, "EX", ttl};
+    size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
+    fe_redis_command(5, argv, lens, ignore_reply, NULL);
+}
 
 int fe_redis_init(struct event_base *base, const char *ip, int port, const char *user,
                   const char *password, int timeout_ms)

@@ -21,4 +21,7 @@ bool fe_redis_ready(void);
  * returns), or -1 when Redis is not connected or overloaded (cb is not called). argv is copied. */
 int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_cb cb, void *arg);
 
+/* SET key value EX ttl_s, best effort: nothing is reported (used to share cached lookups). */
+void fe_redis_set_ex(const char *key, const char *value, size_t len, int ttl_s);
+
 #endif

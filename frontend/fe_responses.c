@@ -59,12 +59,6 @@ void fe_responses_shutdown(void)
     dep_cache = perm_cache = NULL;
 }
 
-static time_t now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
 
 /* ---- submission ---- */
 
@@ -207,7 +201,7 @@ static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
 static void submit_unverified(fe_req *r)
 {
     submit *s = r->state;
-    dep_info *dep = fe_cache_get(dep_cache, s->dep_id, now_s(), NULL);
+    dep_info *dep = fe_cache_get(dep_cache, s->dep_id, fe_cache_now(), NULL);
     if (dep && dep->missing) {
         fe_reply_error(r, 404, "not_found", "no such deployment");
         return;
@@ -229,7 +223,7 @@ static const char sql_dep_lookup[] =
 static bool try_cached(fe_req *r, bool allow_stale)
 {
     submit *s = r->state;
-    time_t now = now_s();
+    time_t now = fe_cache_now();
     bool dfresh = false, pfresh = false;
     dep_info *dep = fe_cache_get(dep_cache, s->dep_id, now, &dfresh);
     if (!dep) return false;
@@ -260,24 +254,13 @@ static fv_form *compile_definition(const char *text)
 /* Caches a deployment (takes dep) and the caller's permission on it in this child. */
 static void remember(const submit *s, dep_info *dep, bool enumerator)
 {
-    time_t now = now_s();
+    time_t now = fe_cache_now();
     perm_info *perm = calloc(1, sizeof *perm);
     if (perm) {
         perm->enumerator = enumerator;
         fe_cache_put(perm_cache, s->perm_key, perm, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
     }
     fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
-}
-
-static void redis_set_done(redisReply *reply, const char *error, void *arg) {}
-
-static void redis_set(const char *key, const char *value, size_t len)
-{
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
-    const char *argv[] = {"SET", key, value, "EX", ttl};
-    size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
-    fe_redis_command(5, argv, lens, redis_set_done, NULL); /* best effort */
 }
 
 static void redis_keys(const submit *s, char *dep_key, size_t dlen, char *perm_key, size_t plen)
@@ -304,9 +287,9 @@ static void share(const submit *s, const char *survey_id, int version, const cha
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
-    redis_set(dep_key, json, len);
+    fe_redis_set_ex(dep_key, json, len, fe_cfg.redis_cache_ttl_s);
     fv_jgen_free(j);
-    redis_set(perm_key, enumerator ? "1" : "0", 1);
+    fe_redis_set_ex(perm_key, enumerator ? "1" : "0", 1, fe_cfg.redis_cache_ttl_s);
 }
 
 static void dep_looked_up(const fe_pg_result *res, void *arg)
@@ -330,7 +313,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     }
     if (PQntuples(res->res) != 1) {
         dep->missing = true;
-        fe_cache_put(dep_cache, s->dep_id, dep, now_s(), FE_NEGATIVE_TTL_S, FE_NEGATIVE_TTL_S);
+        fe_cache_put(dep_cache, s->dep_id, dep, fe_cache_now(), FE_NEGATIVE_TTL_S, FE_NEGATIVE_TTL_S);
         submit_checked(r, dep, false);
         return;
     }
@@ -396,7 +379,7 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
         if (dep) {
             /* The form is known, the caller's permission is not: keep the form (it lets an
              * unverified submission still be validated here) and ask PostgreSQL. */
-            fe_cache_put(dep_cache, s->dep_id, dep, now_s(), fe_cfg.deployment_cache_ttl_s,
+            fe_cache_put(dep_cache, s->dep_id, dep, fe_cache_now(), fe_cfg.deployment_cache_ttl_s,
                          fe_cfg.cache_stale_s);
         }
     }
@@ -479,7 +462,7 @@ void fe_responses_submit(fe_req *r)
     if (try_cached(r, !fe_pg_up())) return;
     /* 2. the lookups shared through Redis, when this child knows nothing of the deployment or
      *    PostgreSQL cannot be asked; 3. PostgreSQL */
-    bool known = fe_cache_get(dep_cache, s->dep_id, now_s(), NULL) != NULL;
+    bool known = fe_cache_get(dep_cache, s->dep_id, fe_cache_now(), NULL) != NULL;
     if ((!known || !fe_pg_up()) && fe_redis_ready()) {
         char dep_key[96], perm_key[128];
         redis_keys(s, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
