@@ -55,3 +55,75 @@ bool fv_api_key_well_formed(const char *s)
         if (!strchr(b64url, *p)) return false;
     return true;
 }
+
+static size_t encode_with(const char *alphabet, bool pad, const unsigned char *in, size_t len, char *out)
+{
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = ((unsigned)in[i] << 16) | ((unsigned)in[i + 1] << 8) | in[i + 2];
+        out[o++] = alphabet[(v >> 18) & 63];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
+        out[o++] = alphabet[(v >> 18) & 63];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (i + 1 < len) out[o++] = alphabet[(v >> 6) & 63];
+        else if (pad) out[o++] = '=';
+        if (pad) out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Decodes; with pad, s must be padded to a multiple of 4. Unused low bits must be zero so that
+ * every value has exactly one encoding. */
+static long decode_with(const char *alphabet, bool pad, const char *s, size_t slen, unsigned char *out)
+{
+    if (pad) {
+        if (slen % 4) return -1;
+        if (slen && s[slen - 1] == '=') slen--;
+        if (slen && s[slen - 1] == '=') slen--;
+    }
+    if (slen % 4 == 1) return -1;
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < slen; i++) {
+        const char *p = s[i] ? strchr(alphabet, s[i]) : NULL;
+        if (!p) return -1;
+        acc = (acc << 6) | (unsigned)(p - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0) return -1;
+    return (long)o;
+}
+
+static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t fv_b64url_encode(const void *data, size_t len, char *out)
+{
+    return encode_with(b64url, false, data, len, out);
+}
+
+long fv_b64url_decode(const char *s, size_t slen, unsigned char *out)
+{
+    return decode_with(b64url, false, s, slen, out);
+}
+
+size_t fv_b64_encode(const void *data, size_t len, char *out)
+{
+    return encode_with(b64std, true, data, len, out);
+}
+
+long fv_b64_decode(const char *s, size_t slen, unsigned char *out)
+{
+    return decode_with(b64std, true, s, slen, out);
+}

@@ -18,4 +18,14 @@ bool fv_api_key_new(char out[FV_API_KEY_LEN + 1]);
 /* True when s has the shape of an API key (checked before any lookup). */
 bool fv_api_key_well_formed(const char *s);
 
+/* Unpadded base64url of data[len] into out (room for fv_b64url_len(len) + 1); returns the length. */
+#define fv_b64url_len(n) (((n) * 4 + 2) / 3)
+size_t fv_b64url_encode(const void *data, size_t len, char *out);
+/* Decodes unpadded base64url s[slen] into out (room for slen * 3 / 4 bytes); returns the
+ * number of bytes, or -1 when s is not canonical base64url. */
+long fv_b64url_decode(const char *s, size_t slen, unsigned char *out);
+/* Standard base64 with padding (Django's password hashes use it), same conventions. */
+size_t fv_b64_encode(const void *data, size_t len, char *out); /* out: 4 * ((len + 2) / 3) + 1 */
+long fv_b64_decode(const char *s, size_t slen, unsigned char *out);
+
 #endif

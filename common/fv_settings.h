@@ -14,6 +14,7 @@ typedef struct fv_common_settings {
     char *dead_stream;    /* where entries that keep failing go */
     char *group;          /* the workers' consumer group */
     char *log_level;
+    char *key_file;       /* the master key file (fv_keys.h) */
 } fv_common_settings;
 
 extern fv_common_settings fv_common;
@@ -37,6 +38,8 @@ extern fv_common_settings fv_common;
     {"common", "group", FV_CFG_STR, &fv_common.group, "workers",                               \
      "consumer group the workers read the stream with"},                                       \
     {"common", "log_level", FV_CFG_STR, &fv_common.log_level, "info",                          \
-     "error, warn, info or debug"}
+     "error, warn, info or debug"},                                                            \
+    {"common", "key_file", FV_CFG_STR, &fv_common.key_file, "/etc/fieldvault/keys/master.key", \
+     "master key file: 64 hex characters per line, current key first (mode 600)"}
 
 #endif

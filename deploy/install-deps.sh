@@ -24,7 +24,7 @@ done
 
 # Build and runtime: compilers, libraries, and the servers a local cluster runs.
 packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev libssl-dev
-    libyajl-dev uuid-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
+    libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
     ca-certificates util-linux jq)
 if [ "$want_test" = 1 ]; then
     packages+=(python3 python3-pytest python3-requests python3-psycopg2)

@@ -238,6 +238,14 @@ if [ ! -s "$CERT" ] || [ ! -s "$KEY" ]; then
     chmod 644 "$CERT"
 fi
 
+MASTER_KEY="$LOCAL/keys/master.key"
+if [ ! -s "$MASTER_KEY" ]; then
+    say "making the master key file (signs session tokens, seals TOTP secrets)"
+    mkdir -p "$LOCAL/keys"
+    chmod 700 "$LOCAL/keys"
+    (umask 077 && openssl rand -hex 32 >"$MASTER_KEY") || die "openssl rand failed"
+fi
+
 cat >"$CONF" <<EOF
 # Written by deploy/local.sh on every start (edit deploy/local.sh, or override keys with FV_*
 # environment variables). Every key is documented in deploy/fieldvault.conf.
@@ -245,6 +253,7 @@ cat >"$CONF" <<EOF
 pg_dsn = host=127.0.0.1 port=$PG_PORT dbname=fieldvault user=fieldvault
 redis_host = 127.0.0.1
 redis_port = $REDIS_PORT
+key_file = $MASTER_KEY
 
 [frontend]
 listen_addr = 127.0.0.1

@@ -34,10 +34,9 @@ static fe_user *user_dup(const fe_user *u)
 {
     fe_user *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    memcpy(c->id, u->id, sizeof c->id);
+    *c = *u; /* then the owned strings are copied */
     c->email = strdup(u->email);
     c->name = strdup(u->name);
-    c->is_admin = u->is_admin;
     if (!c->email || !c->name) {
         fe_auth_user_free(c);
         return NULL;
@@ -79,7 +78,7 @@ typedef struct auth_lookup {
 } auth_lookup;
 
 static const char sql_key_lookup[] =
-    "SELECT u.id, u.email, u.name, u.is_admin FROM api_keys k JOIN users u ON u.id = k.user_id "
+    "SELECT u.id, u.email, u.name, u.is_admin, k.id FROM api_keys k JOIN users u ON u.id = k.user_id "
     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND k.suspended_at IS NULL "
     "AND u.disabled_at IS NULL";
 
@@ -133,6 +132,8 @@ static void share(const char *redis_key, const fe_user *u)
     fv_jgen_str(j, u->name);
     fv_jgen_key(j, "is_admin");
     fv_jgen_bool(j, u->is_admin);
+    fv_jgen_key(j, "key_id");
+    fv_jgen_str(j, u->cred_id);
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
@@ -164,6 +165,8 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
     u.email = PQgetvalue(res->res, 0, 1);
     u.name = PQgetvalue(res->res, 0, 2);
     u.is_admin = PQgetvalue(res->res, 0, 3)[0] == 't';
+    u.cred = FE_CRED_API_KEY;
+    snprintf(u.cred_id, sizeof u.cred_id, "%s", PQgetvalue(res->res, 0, 4));
     remember(l->hash, &u);
     share(l->redis_key, &u);
     proceed(r, &u);
@@ -184,11 +187,13 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
         char err[64];
         yajl_val v = fv_json_parse(reply->str, err, sizeof err);
         const char *id = fv_json_get_str(v, "id"), *email = fv_json_get_str(v, "email");
-        const char *name = fv_json_get_str(v, "name");
+        const char *name = fv_json_get_str(v, "name"), *key_id = fv_json_get_str(v, "key_id");
         yajl_val adm = fv_json_get(v, "is_admin");
-        if (id && fv_id_valid(id) && email && name) {
+        if (id && fv_id_valid(id) && email && name && key_id && fv_id_valid(key_id)) {
             fe_user u = {0};
             snprintf(u.id, sizeof u.id, "%s", id);
+            u.cred = FE_CRED_API_KEY;
+            snprintf(u.cred_id, sizeof u.cred_id, "%s", key_id);
             u.email = (char *)email;
             u.name = (char *)name;
             u.is_admin = adm && YAJL_IS_TRUE(adm);

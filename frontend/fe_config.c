@@ -2,6 +2,7 @@
 #include "fe_config.h"
 
 fe_settings fe_cfg;
+fv_keyset fe_keys;
 
 const fv_cfg_entry fe_config_table[] = {
     FV_COMMON_CFG_ENTRIES,
@@ -40,5 +41,9 @@ const fv_cfg_entry fe_config_table[] = {
      "directory of the local spool that keeps submissions while Redis is down"},
     {"frontend", "spool_max_mb", FV_CFG_INT, &fe_cfg.spool_max_mb, "1024",
      "largest size of one child's spool file in MiB; when full, submissions get 503"},
+    /* ---- identity ---- */
+    /* ---- identity end ---- */
+    /* ---- access ---- */
+    /* ---- access end ---- */
     {NULL, NULL, 0, NULL, NULL, NULL},
 };

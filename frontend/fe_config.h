@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "fv_config.h"
+#include "fv_keys.h"
 #include "fv_settings.h"
 
 typedef struct fe_settings {
@@ -26,9 +27,15 @@ typedef struct fe_settings {
     bool access_log;
     char *spool_dir;      /* where children spool submissions while Redis is down */
     int spool_max_mb;
+    /* ---- identity ---- */
+    /* ---- identity end ---- */
+    /* ---- access ---- */
+    /* ---- access end ---- */
 } fe_settings;
 
 extern fe_settings fe_cfg;
+/* The master keys (fv_keys.h): loaded by the master from key_file, inherited by the children. */
+extern fv_keyset fe_keys;
 extern const fv_cfg_entry fe_config_table[];
 
 #endif

@@ -8,8 +8,12 @@
 void fe_health_healthz(fe_req *r);
 void fe_health_readyz(fe_req *r);
 void fe_health_metrics(fe_req *r);
+/* ---- identity ---- */
 /* fe_me.c */
 void fe_me_get(fe_req *r);
+/* ---- identity end ---- */
+
+/* ---- access ---- */
 /* fe_orgs.c */
 void fe_orgs_create(fe_req *r);
 /* fe_surveys.c */
@@ -23,6 +27,10 @@ void fe_responses_shutdown(void);
 void fe_responses_submit(fe_req *r);
 void fe_responses_get(fe_req *r);
 void fe_responses_list(fe_req *r);
+/* ---- access end ---- */
+
+/* ---- sites ---- */
+/* ---- sites end ---- */
 
 
 #endif

@@ -40,7 +40,7 @@ void fe_health_readyz(fe_req *r)
 void fe_health_metrics(fe_req *r)
 {
     size_t len = 0;
-    char *text = fe_metrics_render(fe_route_names, fe_nroutes + 1, &len);
+    char *text = fe_metrics_render(fe_route_name, fe_nroutes + 1, &len);
     if (!text) {
         fe_reply_error(r, 503, "overloaded", "out of memory");
         return;

@@ -346,7 +346,9 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
     }
     const fe_route *rt = &fe_routes[r->route];
     if (rt->body && !parse_body(r)) return;
-    if (rt->auth) {
+    if (rt->auth == FE_AUTH_REQUIRED ||
+        (rt->auth == FE_AUTH_OPTIONAL &&
+         evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization"))) {
         r->phase = FE_REQ_AUTH;
         fe_auth_authenticate(r, rt->handler);
         return;

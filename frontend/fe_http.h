@@ -17,8 +17,14 @@
 #include "fv_id.h"
 #include "fv_json.h"
 
+/* How the caller proved who they are. */
+typedef enum { FE_CRED_API_KEY, FE_CRED_SESSION } fe_cred_kind;
+
 typedef struct fe_user {
     char id[FV_UUID_STRLEN + 1];
+    fe_cred_kind cred;                          /* API key or session token */
+    char cred_id[FV_UUID_STRLEN + 1];           /* the API key's id or the session's id ("" if unknown) */
+    bool mfa;                                   /* the session was opened with a TOTP code */
     char *email; /* owned */
     char *name;  /* owned */
     bool is_admin;
@@ -27,11 +33,14 @@ typedef struct fe_user {
 typedef struct fe_req fe_req;
 typedef void (*fe_handler)(fe_req *r);
 
+typedef enum { FE_AUTH_NONE, FE_AUTH_REQUIRED, FE_AUTH_OPTIONAL } fe_auth_mode;
+
 typedef struct fe_route {
     enum evhttp_cmd_type method;
     const char *pattern; /* "/v1/surveys/:id/responses": ':' segments are parameters */
     fe_handler handler;
-    bool auth;           /* needs a valid bearer key */
+    fe_auth_mode auth;   /* NONE: anonymous; REQUIRED: 401 without a valid bearer token;
+                          * OPTIONAL: authenticated when an Authorization header is sent */
     bool body;           /* expects a JSON body (Content-Type application/json) */
     const char *name;    /* the route's label in metrics and the access log */
 } fe_route;
@@ -56,7 +65,8 @@ struct fe_req {
 
 extern const fe_route fe_routes[];
 extern const int fe_nroutes;
-extern const char *const *fe_route_names;
+/* The metrics label of route i; i == fe_nroutes is "unmatched". */
+const char *fe_route_name(int i);
 
 /* Number of requests received and not yet answered (the drain waits for 0). */
 extern int fe_http_inflight;

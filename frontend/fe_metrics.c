@@ -115,7 +115,7 @@ static void sb_printf(strbuf *b, const char *fmt, ...)
     }
 }
 
-char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len)
+char *fe_metrics_render(const char *(*route_name)(int route), int nroutes, size_t *len)
 {
     strbuf b = {malloc(16384), 0, 16384};
     if (!b.s) return NULL;
@@ -130,11 +130,11 @@ char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len
             for (int c = 0; c < FE_METRICS_MAX_CHILDREN; c++) n += LOAD(&shm[c].requests[r][s]);
             if (n == 0) continue;
             if (status_codes[s])
-                sb_printf(&b, "fv_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_names[r],
+                sb_printf(&b, "fv_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_name(r),
                           status_codes[s], (unsigned long long)n);
             else
                 sb_printf(&b, "fv_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-                          route_names[r], (unsigned long long)n);
+                          route_name(r), (unsigned long long)n);
         }
 
     sb_printf(&b, "# HELP fv_http_request_duration_seconds Time from request parsed to reply queued.\n"
@@ -153,13 +153,13 @@ char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len
             cum += counts[k];
             if (k < FE_METRICS_NBUCKETS - 1)
                 sb_printf(&b, "fv_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                          route_names[r], bucket_le[k], (unsigned long long)cum);
+                          route_name(r), bucket_le[k], (unsigned long long)cum);
             else
                 sb_printf(&b, "fv_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-                          route_names[r], (unsigned long long)cum);
+                          route_name(r), (unsigned long long)cum);
         }
-        sb_printf(&b, "fv_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[r], sum);
-        sb_printf(&b, "fv_http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[r],
+        sb_printf(&b, "fv_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_name(r), sum);
+        sb_printf(&b, "fv_http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_name(r),
                   (unsigned long long)total);
     }
 

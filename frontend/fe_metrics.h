@@ -9,7 +9,7 @@
 #include "fv_json.h"
 
 #define FE_METRICS_MAX_CHILDREN 64
-#define FE_METRICS_MAX_ROUTES 32
+#define FE_METRICS_MAX_ROUTES 128
 #define FE_METRICS_NSTATUS 18
 #define FE_METRICS_NBUCKETS 14
 
@@ -27,6 +27,6 @@ void fe_metrics_spool_pending(uint64_t n);
 uint64_t fe_metrics_spool_pending_total(void);
 /* Renders Prometheus text into buf; route_names[i] names route index i. Caller frees the
  * returned evbuffer-free plain malloc'd string. */
-char *fe_metrics_render(const char *const *route_names, int nroutes, size_t *len);
+char *fe_metrics_render(const char *(*route_name)(int route), int nroutes, size_t *len);
 
 #endif

@@ -18,6 +18,7 @@
 #include "fe_metrics.h"
 #include "fe_pg.h"
 #include "fe_tls.h"
+#include "fv_totp.h"
 #include "fv_cli.h"
 #include "fv_log.h"
 
@@ -178,6 +179,15 @@ int main(int argc, char **argv)
         return 2;
     }
     SSL_CTX_free(probe);
+    if (fv_totp_init() != 0) {
+        fprintf(stderr, "fv-frontend: liboath failed to initialise\n");
+        return 2;
+    }
+    /* Loaded once here; the children inherit it across fork. */
+    if (fv_keys_load(&fe_keys, fv_common.key_file, err, sizeof err) != 0) {
+        fprintf(stderr, "fv-frontend: key_file: %s\n", err);
+        return 2;
+    }
     if (fe_cfg.max_body_bytes < 1024 || fe_cfg.listen_port < 1 || fe_cfg.listen_port > 65535 ||
         fe_cfg.pg_pool_size < 1 || fe_cfg.processes < 0) {
         fprintf(stderr, "fv-frontend: max_body_bytes (>= 1024), listen_port, pg_pool_size (>= 1) "
@@ -185,6 +195,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check_only) {
+        fv_keys_clear(&fe_keys);
         printf("configuration ok\n");
         fv_config_free(fe_config_table);
         return 0;

@@ -476,6 +476,10 @@ class Cluster:
         if r.returncode != 0:
             raise HarnessError(f"openssl req failed: {r.stderr}")
         os.chmod(self.key, 0o600)
+        self.master_key = self.base / "keys" / "master.key"
+        self.master_key.parent.mkdir()
+        self.master_key.write_text(os.urandom(32).hex() + "\n")
+        os.chmod(self.master_key, 0o600)
 
     def config_sections(self):
         return {
@@ -487,6 +491,7 @@ class Cluster:
                 "dead_stream": self.DEAD,
                 "group": self.GROUP,
                 "log_level": "info",
+                "key_file": self.master_key,
             },
             "frontend": {
                 "listen_addr": "127.0.0.1",
