@@ -8,6 +8,7 @@
 #include "fe_cache.h"
 #include "fe_config.h"
 #include "fe_redis.h"
+#include "fe_revoke.h"
 #include "fv_crypto.h"
 #include "fv_log.h"
 
@@ -51,10 +52,18 @@ static void entry_free(void *p)
     free(e);
 }
 
+/* A revoked or suspended key: forget it here (the writer deleted the Redis-shared entry). */
+static void key_revoked(const char *hash)
+{
+    fe_cache_del(auth_cache, hash);
+}
+
 int fe_auth_init(void)
 {
     auth_cache = fe_cache_new(100000, entry_free);
-    return auth_cache ? 0 : -1;
+    if (!auth_cache) return -1;
+    fe_revoke_on(FE_REVOKE_API_KEY, key_revoked);
+    return 0;
 }
 
 void fe_auth_shutdown(void)
@@ -220,6 +229,10 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
     }
     const char *key = h + 7;
     while (*key == ' ') key++;
+    if (strncmp(key, FE_SESSION_TOKEN_PREFIX, strlen(FE_SESSION_TOKEN_PREFIX)) == 0) {
+        fe_session_authenticate(r, key, next);
+        return;
+    }
     if (!fv_api_key_well_formed(key)) {
         unauthorized(r, "invalid_token", "the API key is not valid");
         return;

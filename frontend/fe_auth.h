@@ -12,4 +12,10 @@ void fe_auth_shutdown(void);
 void fe_auth_authenticate(fe_req *r, fe_handler next);
 void fe_auth_user_free(fe_user *u);
 
+/* Session tokens (fe_session_auth.c): a bearer starting with this prefix is a session token. */
+#define FE_SESSION_TOKEN_PREFIX "fvs_"
+/* Verifies the session token (borrowed); on success sets r->user and calls next(r), else
+ * answers 401. Never blocks and needs no PostgreSQL (signed tokens; fe_revoke knows revocations). */
+void fe_session_authenticate(fe_req *r, const char *token, fe_handler next);
+
 #endif

@@ -105,6 +105,28 @@ void fe_cache_del(fe_cache *c, const char *key)
     }
 }
 
+void fe_cache_del_prefix(fe_cache *c, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        entry **pp = &c->buckets[b];
+        while (*pp) {
+            entry *e = *pp;
+            if (strncmp(e->key, prefix, plen) == 0) {
+                *pp = e->next;
+                entry_free(c, e);
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+}
+
+size_t fe_cache_count(const fe_cache *c)
+{
+    return c->n;
+}
+
 void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int fresh_ttl, int usable_ttl)
 {
     fe_cache_del(c, key);

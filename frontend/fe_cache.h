@@ -24,5 +24,9 @@ void *fe_cache_get(fe_cache *c, const char *key, time_t now, bool *fresh);
 void fe_cache_put(fe_cache *c, const char *key, void *value, time_t now, int fresh_ttl, int usable_ttl);
 /* Drops key if present. */
 void fe_cache_del(fe_cache *c, const char *key);
+/* Drops every key that starts with prefix ("" drops everything). */
+void fe_cache_del_prefix(fe_cache *c, const char *prefix);
+/* Number of entries held (live or not yet swept). */
+size_t fe_cache_count(const fe_cache *c);
 
 #endif

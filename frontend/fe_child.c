@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fe_auth.h"
+#include "fe_revoke.h"
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_http.h"
@@ -124,6 +125,8 @@ int fe_child_run(int index, int listen_fd)
     if (fe_queue_init(ch.base, index, err, sizeof err) != 0) goto failed;
     errpos = "caches";
     if (fe_auth_init() != 0 || fe_responses_init() != 0) goto failed;
+    errpos = "revocations";
+    if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);
     ch.sig_int = evsignal_new(ch.base, SIGINT, term_cb, NULL);
     ch.sig_hup = evsignal_new(ch.base, SIGHUP, hup_cb, NULL);
@@ -147,6 +150,7 @@ cleanup:
     fe_queue_shutdown();
     fe_pg_shutdown();
     if (ch.http) evhttp_free(ch.http);
+    fe_revoke_shutdown();
     fe_responses_shutdown();
     fe_auth_shutdown();
     if (ch.sig_term) event_free(ch.sig_term);

@@ -41,6 +41,8 @@ const fv_cfg_entry fe_config_table[] = {
      "directory of the local spool that keeps submissions while Redis is down"},
     {"frontend", "spool_max_mb", FV_CFG_INT, &fe_cfg.spool_max_mb, "1024",
      "largest size of one child's spool file in MiB; when full, submissions get 503"},
+    {"frontend", "revocation_poll_ms", FV_CFG_INT, &fe_cfg.revocation_poll_ms, "1000",
+     "how often each child reads new revocations (logouts, revoked keys, removed members)"},
     /* ---- identity ---- */
     /* ---- identity end ---- */
     /* ---- access ---- */

@@ -27,6 +27,7 @@ typedef struct fe_settings {
     bool access_log;
     char *spool_dir;      /* where children spool submissions while Redis is down */
     int spool_max_mb;
+    int revocation_poll_ms; /* how often each child reads new revocations */
     /* ---- identity ---- */
     /* ---- identity end ---- */
     /* ---- access ---- */

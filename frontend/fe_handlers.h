@@ -24,6 +24,9 @@ void fe_deployments_create(fe_req *r);
 /* fe_responses.c */
 int fe_responses_init(void);
 void fe_responses_shutdown(void);
+/* After a membership or role change of user_id: deletes the permissions shared through Redis
+ * (best effort; every child drops its own through fe_revoke's permissions rows). */
+void fe_responses_forget_user_shared(const char *user_id);
 void fe_responses_submit(fe_req *r);
 void fe_responses_get(fe_req *r);
 void fe_responses_list(fe_req *r);

@@ -175,6 +175,11 @@ void fe_redis_set_ex(const char *key, const char *value, size_t len, int ttl_s)
     fe_redis_command(5, argv, lens, ignore_reply, NULL);
 }
 
+void fe_redis_fire(int argc, const char **argv, const size_t *lens)
+{
+    fe_redis_command(argc, argv, lens, ignore_reply, NULL);
+}
+
 int fe_redis_init(struct event_base *base, const char *ip, int port, const char *user,
                   const char *password, int timeout_ms)
 {

@@ -23,5 +23,7 @@ int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_c
 
 /* SET key value EX ttl_s, best effort: nothing is reported (used to share cached lookups). */
 void fe_redis_set_ex(const char *key, const char *value, size_t len, int ttl_s);
+/* Any command, best effort: sent when connected, the reply ignored (argv is copied). */
+void fe_redis_fire(int argc, const char **argv, const size_t *lens);
 
 #endif

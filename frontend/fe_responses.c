@@ -11,6 +11,7 @@
 #include "fe_metrics.h"
 #include "fe_queue.h"
 #include "fe_redis.h"
+#include "fe_revoke.h"
 #include "fv_envelope.h"
 #include "fv_form.h"
 #include "fv_log.h"
@@ -45,11 +46,22 @@ static void dep_info_free(void *p)
     free(d);
 }
 
+/* A user's memberships or roles changed: forget their cached permissions in this child (keys
+ * are "<user id>:<deployment id>"; the writer deleted the Redis-shared ones). */
+static void permissions_changed(const char *user_id)
+{
+    char prefix[FV_UUID_STRLEN + 2];
+    snprintf(prefix, sizeof prefix, "%s:", user_id);
+    fe_cache_del_prefix(perm_cache, prefix);
+}
+
 int fe_responses_init(void)
 {
     dep_cache = fe_cache_new(10000, dep_info_free);
     perm_cache = fe_cache_new(200000, free);
-    return dep_cache && perm_cache ? 0 : -1;
+    if (!dep_cache || !perm_cache) return -1;
+    fe_revoke_on(FE_REVOKE_PERMISSIONS, permissions_changed);
+    return 0;
 }
 
 void fe_responses_shutdown(void)
@@ -70,6 +82,8 @@ typedef struct submit {
     char *data;     /* owned: the answers as JSON */
     char *location; /* owned: JSON or NULL */
     char *collected_at; /* owned or NULL */
+    char *shared_dep;   /* owned or NULL: the deployment as shared in Redis, between two replies */
+    bool ask_pg_after_get; /* the HGET could not be sent: ask PostgreSQL once the GET returns */
 } submit;
 
 static void submit_free(void *p)
@@ -78,6 +92,7 @@ static void submit_free(void *p)
     free(s->data);
     free(s->location);
     free(s->collected_at);
+    free(s->shared_dep);
     free(s);
 }
 
@@ -263,18 +278,31 @@ static void remember(const submit *s, dep_info *dep, bool enumerator)
     fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
 }
 
-static void redis_keys(const submit *s, char *dep_key, size_t dlen, char *perm_key, size_t plen)
+/* Redis keys of the shared lookups: the deployment's form, and one hash per user mapping
+ * deployment id -> "1"/"0" (enumerator or not), so a membership change deletes one key
+ * (fe_responses_forget_user_shared). */
+static void redis_keys(const submit *s, const char *user_id, char *dep_key, size_t dlen,
+                       char *perm_key, size_t plen)
 {
     snprintf(dep_key, dlen, "fv:cache:deployment:%s", s->dep_id);
-    snprintf(perm_key, plen, "fv:cache:enumerator:%s", s->perm_key);
+    snprintf(perm_key, plen, "fv:cache:enumerator:%s", user_id);
+}
+
+void fe_responses_forget_user_shared(const char *user_id)
+{
+    char key[96];
+    snprintf(key, sizeof key, "fv:cache:enumerator:%s", user_id);
+    const char *argv[] = {"DEL", key};
+    size_t lens[] = {3, strlen(key)};
+    fe_redis_fire(2, argv, lens);
 }
 
 /* Shares a PostgreSQL lookup with the other children and front ends through Redis. */
-static void share(const submit *s, const char *survey_id, int version, const char *definition,
-                  size_t deflen, bool enumerator)
+static void share(const submit *s, const char *user_id, const char *survey_id, int version,
+                  const char *definition, size_t deflen, bool enumerator)
 {
     char dep_key[96], perm_key[128];
-    redis_keys(s, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
+    redis_keys(s, user_id, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
     fv_jgen *j = fv_jgen_new();
     if (!j) return;
     fv_jgen_map_open(j);
@@ -289,7 +317,14 @@ static void share(const submit *s, const char *survey_id, int version, const cha
     const char *json = fv_jgen_buf(j, &len);
     fe_redis_set_ex(dep_key, json, len, fe_cfg.redis_cache_ttl_s);
     fv_jgen_free(j);
-    fe_redis_set_ex(perm_key, enumerator ? "1" : "0", 1, fe_cfg.redis_cache_ttl_s);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
+    const char *hset[] = {"HSET", perm_key, s->dep_id, enumerator ? "1" : "0"};
+    size_t hlens[] = {4, strlen(perm_key), strlen(s->dep_id), 1};
+    fe_redis_fire(4, hset, hlens);
+    const char *expire[] = {"EXPIRE", perm_key, ttl};
+    size_t elens[] = {6, strlen(perm_key), strlen(ttl)};
+    fe_redis_fire(3, expire, elens);
 }
 
 static void dep_looked_up(const fe_pg_result *res, void *arg)
@@ -327,7 +362,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
         return;
     }
     bool enumerator = PQgetvalue(res->res, 0, 3)[0] == 't';
-    share(s, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
+    share(s, r->user->id, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
           (size_t)PQgetlength(res->res, 0, 2), enumerator);
     remember(s, dep, enumerator);
     submit_checked(r, dep, enumerator); /* dep is borrowed from the cache: used synchronously */
@@ -363,15 +398,27 @@ static dep_info *dep_from_json(const char *json)
     return dep;
 }
 
+static void redis_looked_up(redisReply *reply, const char *error, void *arg);
+
+/* The reply to GET of the deployment: kept until the HGET of the permission (pipelined right
+ * behind it on the same connection, so always answered next). */
+static void redis_dep_got(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    free(s->shared_dep);
+    s->shared_dep = reply && reply->type == REDIS_REPLY_STRING ? strdup(reply->str) : NULL;
+    if (s->ask_pg_after_get) redis_looked_up(NULL, "HGET not sent", r);
+}
+
 static void redis_looked_up(redisReply *reply, const char *error, void *arg)
 {
     fe_req *r = arg;
     submit *s = r->state;
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_STRING) {
-        dep_info *dep = dep_from_json(reply->element[0]->str);
-        if (dep && reply->element[1]->type == REDIS_REPLY_STRING) {
-            bool enumerator = reply->element[1]->str[0] == '1';
+    if (s->shared_dep) {
+        dep_info *dep = dep_from_json(s->shared_dep);
+        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1) {
+            bool enumerator = reply->str[0] == '1';
             remember(s, dep, enumerator);
             submit_checked(r, dep, enumerator); /* borrowed from the cache: used at once */
             return;
@@ -465,10 +512,18 @@ void fe_responses_submit(fe_req *r)
     bool known = fe_cache_get(dep_cache, s->dep_id, fe_cache_now(), NULL) != NULL;
     if ((!known || !fe_pg_up()) && fe_redis_ready()) {
         char dep_key[96], perm_key[128];
-        redis_keys(s, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
-        const char *argv[] = {"MGET", dep_key, perm_key};
-        size_t lens[] = {4, strlen(dep_key), strlen(perm_key)};
-        if (fe_redis_command(3, argv, lens, redis_looked_up, r) == 0) return;
+        redis_keys(s, r->user->id, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
+        const char *get[] = {"GET", dep_key};
+        size_t glens[] = {3, strlen(dep_key)};
+        const char *hget[] = {"HGET", perm_key, s->dep_id};
+        size_t hlens[] = {4, strlen(perm_key), strlen(s->dep_id)};
+        if (fe_redis_command(2, get, glens, redis_dep_got, r) == 0) {
+            /* Either both callbacks run or, when the HGET cannot be sent, the GET's reply is
+             * still delivered first and PostgreSQL is asked right after it. */
+            if (fe_redis_command(3, hget, hlens, redis_looked_up, r) == 0) return;
+            s->ask_pg_after_get = true;
+            return;
+        }
     }
     ask_pg(r);
 }

@@ -1,0 +1,152 @@
+/* Revocations polled from PostgreSQL and applied in this child (see fe_revoke.h). */
+#include "fe_revoke.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe_cache.h"
+#include "fe_pg.h"
+#include "fv_log.h"
+
+#define BATCH 1000
+#define MAX_ENTRIES 1000000
+#define MAX_HANDLERS 4
+
+static struct {
+    fe_revoke_state state;
+    struct event *timer;
+    long long last_id;
+    bool in_flight, again;
+    fe_cache *sessions; /* session id -> (void *)1 until the token would have expired anyway */
+    fe_cache *users;    /* user id -> int64_t not_before (Unix seconds), owned */
+    fe_revoke_fn handlers[FE_REVOKE_NKINDS][MAX_HANDLERS];
+    bool full_logged;
+} rv;
+
+static const char *const kind_names[FE_REVOKE_NKINDS] = {"session", "user_sessions", "api_key",
+                                                          "permissions"};
+
+/* Rows after the last one applied; on the first poll every row still in force. */
+static const char sql_poll[] =
+    "SELECT id, kind, subject, COALESCE(floor(extract(epoch FROM not_before))::bigint, 0), "
+    "       GREATEST(1, ceil(extract(epoch FROM expires_at - now())))::bigint "
+    "FROM revocations WHERE id > $1 AND expires_at > now() ORDER BY id LIMIT 1000";
+
+static void poll(void);
+
+static void apply(const char *kind, const char *subject, long long not_before, long long ttl)
+{
+    int k = -1;
+    for (int i = 0; i < FE_REVOKE_NKINDS; i++)
+        if (strcmp(kind, kind_names[i]) == 0) k = i;
+    if (k < 0) return;
+    time_t now = fe_cache_now();
+    int ttl_s = ttl > 400 * 24 * 3600 ? 400 * 24 * 3600 : (int)ttl;
+    if ((k == FE_REVOKE_SESSION || k == FE_REVOKE_USER_SESSIONS) && !rv.full_logged &&
+        fe_cache_count(rv.sessions) + fe_cache_count(rv.users) >= MAX_ENTRIES - 1) {
+        fv_error("revocations: %d entries in force; the oldest may be forgotten", MAX_ENTRIES);
+        rv.full_logged = true;
+    }
+    if (k == FE_REVOKE_SESSION) {
+        fe_cache_put(rv.sessions, subject, (void *)1, now, ttl_s, ttl_s);
+    } else if (k == FE_REVOKE_USER_SESSIONS) {
+        int64_t *prev = fe_cache_get(rv.users, subject, now, NULL);
+        if (prev && *prev >= not_before) return;
+        int64_t *nb = malloc(sizeof *nb);
+        if (!nb) return;
+        *nb = not_before;
+        fe_cache_put(rv.users, subject, nb, now, ttl_s, ttl_s);
+    }
+    for (int i = 0; i < MAX_HANDLERS && rv.handlers[k][i]; i++) rv.handlers[k][i](subject);
+}
+
+static void polled(const fe_pg_result *res, void *arg)
+{
+    rv.in_flight = false;
+    if (res->status != FE_PG_OK) {
+        if (res->status == FE_PG_SQL) fv_warn("revocations: poll refused (SQLSTATE %s)", res->sqlstate);
+        return; /* PostgreSQL down: keep what we know; the timer tries again */
+    }
+    int n = PQntuples(res->res);
+    for (int i = 0; i < n; i++) {
+        rv.last_id = atoll(PQgetvalue(res->res, i, 0));
+        apply(PQgetvalue(res->res, i, 1), PQgetvalue(res->res, i, 2), atoll(PQgetvalue(res->res, i, 3)),
+              atoll(PQgetvalue(res->res, i, 4)));
+    }
+    if (rv.state == FE_REVOKE_LOADING && n < BATCH) {
+        rv.state = FE_REVOKE_CURRENT;
+        fv_debug("revocations: loaded, last id %lld", rv.last_id);
+    }
+    if (n == BATCH || rv.again) {
+        rv.again = false;
+        poll();
+    }
+}
+
+static void poll(void)
+{
+    if (rv.in_flight) {
+        rv.again = true;
+        return;
+    }
+    if (!fe_pg_up() && rv.state == FE_REVOKE_CURRENT) return;
+    rv.in_flight = true;
+    char last[32];
+    snprintf(last, sizeof last, "%lld", rv.last_id);
+    const char *params[] = {last};
+    fe_pg_query(sql_poll, 1, params, polled, NULL);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    poll();
+}
+
+int fe_revoke_init(struct event_base *base, int poll_ms)
+{
+    rv.sessions = fe_cache_new(MAX_ENTRIES, NULL);
+    rv.users = fe_cache_new(MAX_ENTRIES, free);
+    rv.timer = event_new(base, -1, EV_PERSIST, on_timer, NULL);
+    if (!rv.sessions || !rv.users || !rv.timer) return -1;
+    struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
+    event_add(rv.timer, &tv);
+    poll();
+    return 0;
+}
+
+void fe_revoke_shutdown(void)
+{
+    if (rv.timer) event_free(rv.timer);
+    fe_cache_free(rv.sessions);
+    fe_cache_free(rv.users);
+    memset(&rv, 0, sizeof rv);
+}
+
+fe_revoke_state fe_revoke_get_state(void)
+{
+    return rv.state;
+}
+
+void fe_revoke_on(fe_revoke_kind kind, fe_revoke_fn fn)
+{
+    for (int i = 0; i < MAX_HANDLERS; i++)
+        if (!rv.handlers[kind][i]) {
+            rv.handlers[kind][i] = fn;
+            return;
+        }
+    fv_error("revocations: too many handlers for kind %d", (int)kind);
+}
+
+bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t issued_at)
+{
+    time_t now = fe_cache_now();
+    if (fe_cache_get(rv.sessions, session_id, now, NULL)) return true;
+    int64_t *nb = fe_cache_get(rv.users, user_id, now, NULL);
+    return nb && issued_at < *nb;
+}
+
+void fe_revoke_poll_now(void)
+{
+    poll();
+}

@@ -1,0 +1,51 @@
+/* Revocations: what every front-end child must forget or refuse within seconds of a change made
+ * anywhere (logout, password change, a revoked or suspended API key, a removed member).
+ *
+ * The writer inserts a row into the `revocations` table in the same statement as the change
+ * (so the two commit together), deletes any Redis-shared cache entry it knows of, and calls
+ * fe_revoke_poll_now() so its own child applies it at once. Every child reads new rows every
+ * revocation_poll_ms (one indexed query) and applies them: session ids and per-user "not before"
+ * times are kept here for verifying session tokens; api_key and permissions rows are handed to
+ * the handlers registered with fe_revoke_on (which drop their cached entries).
+ *
+ * Why a poll and not Redis pub/sub (DESIGN section 2 said pub/sub): a message published while a
+ * child's subscription is reconnecting is lost for good and leaves a cache stale until its TTL;
+ * a poll of an append-only table by id cannot miss a row, costs one index probe per second per
+ * child, and the table is where the change itself is committed. While PostgreSQL is down nothing
+ * can be revoked anyway (the change cannot be written).
+ *
+ * Lifecycle (per child): FE_REVOKE_LOADING until the first query (every live row) succeeded,
+ * then FE_REVOKE_CURRENT; a failed poll keeps the state and what is known. */
+#ifndef FE_REVOKE_H
+#define FE_REVOKE_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { FE_REVOKE_LOADING, FE_REVOKE_CURRENT } fe_revoke_state;
+
+typedef enum {
+    FE_REVOKE_SESSION,       /* subject: session id */
+    FE_REVOKE_USER_SESSIONS, /* subject: user id; sessions issued before not_before are void */
+    FE_REVOKE_API_KEY,       /* subject: SHA-256 hex of the key */
+    FE_REVOKE_PERMISSIONS,   /* subject: user id whose memberships or roles changed */
+    FE_REVOKE_NKINDS
+} fe_revoke_kind;
+
+/* Called on the loop for each new row of its kind; subject is borrowed for the call. */
+typedef void (*fe_revoke_fn)(const char *subject);
+
+/* Starts polling on base (borrowed) every poll_ms. Returns 0 or -1. */
+int fe_revoke_init(struct event_base *base, int poll_ms);
+void fe_revoke_shutdown(void);
+fe_revoke_state fe_revoke_get_state(void);
+/* Registers fn for rows of kind (FE_REVOKE_API_KEY or FE_REVOKE_PERMISSIONS; several allowed). */
+void fe_revoke_on(fe_revoke_kind kind, fe_revoke_fn fn);
+/* True when the session token (session_id of user_id, issued at issued_at, Unix seconds) has been
+ * revoked: logged out, or issued before the user's sessions were voided. */
+bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t issued_at);
+/* Polls at once (after this child wrote a revocation), without waiting for the timer. */
+void fe_revoke_poll_now(void);
+
+#endif
