@@ -45,7 +45,13 @@ const fv_cfg_entry fe_config_table[] = {
      "how often each child reads new revocations (logouts, revoked keys, removed members)"},
     /* ---- identity ---- */
     /* ---- identity end ---- */
+    /* ---- api keys ---- */
+    /* ---- api keys end ---- */
+    /* ---- orgs ---- */
+    /* ---- orgs end ---- */
     /* ---- access ---- */
     /* ---- access end ---- */
+    /* ---- sites ---- */
+    /* ---- sites end ---- */
     {NULL, NULL, 0, NULL, NULL, NULL},
 };

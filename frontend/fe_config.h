@@ -30,8 +30,14 @@ typedef struct fe_settings {
     int revocation_poll_ms; /* how often each child reads new revocations */
     /* ---- identity ---- */
     /* ---- identity end ---- */
+    /* ---- api keys ---- */
+    /* ---- api keys end ---- */
+    /* ---- orgs ---- */
+    /* ---- orgs end ---- */
     /* ---- access ---- */
     /* ---- access end ---- */
+    /* ---- sites ---- */
+    /* ---- sites end ---- */
 } fe_settings;
 
 extern fe_settings fe_cfg;

@@ -12,10 +12,15 @@ void fe_health_metrics(fe_req *r);
 /* fe_me.c */
 void fe_me_get(fe_req *r);
 /* ---- identity end ---- */
+/* ---- api keys ---- */
+/* ---- api keys end ---- */
 
-/* ---- access ---- */
+/* ---- orgs ---- */
 /* fe_orgs.c */
 void fe_orgs_create(fe_req *r);
+/* ---- orgs end ---- */
+
+/* ---- access ---- */
 /* fe_surveys.c */
 void fe_surveys_create(fe_req *r);
 void fe_surveys_get(fe_req *r);

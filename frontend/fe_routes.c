@@ -26,8 +26,16 @@ const fe_route fe_routes[] = {
 
     /* ---- identity end ---- */
 
-    /* ---- access: organisations, branches, teams, members, surveys, deployments, responses ---- */
+    /* ---- api keys ---- */
+
+    /* ---- api keys end ---- */
+
+    /* ---- orgs: organisations, branches, teams, members, audit ---- */
     {POST, "/v1/orgs", fe_orgs_create, AUTH, true, "orgs_create"},
+
+    /* ---- orgs end ---- */
+
+    /* ---- access: surveys, grants, deployments, responses and their approval ---- */
     {POST, "/v1/surveys", fe_surveys_create, AUTH, true, "surveys_create"},
     {GET, "/v1/surveys/:id", fe_surveys_get, AUTH, false, "surveys_get"},
     {POST, "/v1/surveys/:id/deployments", fe_deployments_create, AUTH, true, "deployments_create"},
