@@ -48,6 +48,11 @@ static void ran(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     access_call *c = r->state;
+    if (res->status == FE_PG_SQL && !strcmp(res->sqlstate, "FV409")) {
+        /* migration 005's trigger: a concurrent change already removed the other admin */
+        fe_reply_error(r, 409, "last_admin", "this would leave the organisation without an administrator");
+        return;
+    }
     if (res->status != FE_PG_OK) {
         fe_reply_pg_failure(r, res);
         return;

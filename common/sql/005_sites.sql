@@ -119,3 +119,27 @@ LANGUAGE sql STABLE AS $$
                               'created_at', fv_ts(o.created_at), 'role', fv_org_role(u, o.id),
                               'org_admin', fv_is_org_admin(u, o.id))
 $$;
+
+-- Every organisation keeps an admin (membership `admin` on its root branch). The org endpoints
+-- refuse such a change with 409 last_admin; this trigger closes the race of two concurrent
+-- removals (each statement's check saw the other admin): it locks the org row, then counts with a
+-- fresh snapshot, so the second of two such transactions sees the first one's commit and fails.
+CREATE FUNCTION fv_keep_an_org_admin() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    root uuid;
+BEGIN
+    IF OLD.role <> 'admin' OR OLD.branch_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT o.root_branch_id INTO root FROM orgs o WHERE o.id = OLD.org_id FOR UPDATE;
+    IF root IS DISTINCT FROM OLD.branch_id THEN
+        RETURN NULL;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM memberships m WHERE m.branch_id = root AND m.role = 'admin') THEN
+        RAISE EXCEPTION 'organisation % would be left without an administrator', OLD.org_id
+            USING ERRCODE = 'FV409';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER memberships_keep_an_admin AFTER DELETE OR UPDATE OF role ON memberships
+    FOR EACH ROW EXECUTE FUNCTION fv_keep_an_org_admin();

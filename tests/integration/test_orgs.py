@@ -513,3 +513,40 @@ def test_uppercase_ids_work(o):
 def test_absurdly_large_body_is_413(o):
     r = o.admin.api.post(f"/v1/orgs/{o.id}/branches", json={"name": "x" * 200000})
     assert r.status_code == 413
+
+
+def test_two_admins_removing_each_other_at_once_leave_one(o):
+    """The statement's last-admin check cannot see a concurrent removal; the trigger of migration
+    005 (org row lock, fresh count) makes the second of two such transactions fail."""
+    import threading
+    import psycopg2
+    c = o.c
+    a, b = user(c, "race-a"), user(c, "race-b")
+    org = ok(a.api.post("/v1/orgs", json={"name": "Race"}), 201)
+    ok(a.api.put(f"/v1/orgs/{org['id']}/members/{b.id}", json={"role": "admin"}))
+    t1, t2 = c.pg.connect(autocommit=False), c.pg.connect(autocommit=False)
+    sql = "DELETE FROM memberships WHERE org_id = %s AND user_id = %s"
+    with t1.cursor() as cur:
+        cur.execute(sql, (org["id"], a.id))  # holds the org row lock until commit
+    outcome = {}
+
+    def second():
+        try:
+            with t2.cursor() as cur:
+                cur.execute(sql, (org["id"], b.id))  # blocks on the lock, then counts afresh
+            t2.commit()
+            outcome["ok"] = True
+        except psycopg2.Error as e:
+            outcome["code"] = e.pgcode
+            t2.rollback()
+    th = threading.Thread(target=second)
+    th.start()
+    t1.commit()
+    th.join(30)
+    assert not th.is_alive()
+    assert outcome == {"code": "FV409"}, outcome
+    assert c.psql("SELECT user_id::text FROM memberships WHERE org_id = %s AND role = 'admin'", org["id"]) == [(b.id,)]
+    t1.close()
+    t2.close()
+    a.api.close()
+    b.api.close()

@@ -315,3 +315,19 @@ def test_bad_credentials_on_optional_routes_are_401(s):
     denied(bad.get("/v1/sites"), 401)
     denied(bad.get(f"/v1/sites/{s.sites['public']['id']}"), 401)
     bad.close()
+
+
+def test_access_log_names_the_caller_or_null(s):
+    """The access log names the authenticated user on every request, and null for anonymous ones."""
+    from fvharness import json_lines, wait_until
+    mark = new_id()
+    ok(s.member.api.get("/v1/sites", params={"type": mark}))
+    ok(s.anon.get("/v1/sites", params={"type": mark}))
+    log = s.c.frontend.log_path
+
+    def logged():
+        users = [line.get("user") for line in json_lines(log)
+                 if line.get("msg") == "access" and mark in line.get("path", "")]
+        return len(users) == 2 and users
+    users = wait_until(logged, 30, what="two access-log lines of the marked requests")
+    assert sorted(users, key=str) == sorted([s.member.id, None], key=str)
