@@ -1,11 +1,11 @@
 /* Organisations: create, list, read, change (name, TOTP policy); their branches (a tree under the
- * root), teams, members and audit log. Access is decided in SQL by verdict (fe_access.h); every
+ * root), teams, members and audit log. Access is decided in SQL by verdict (fe_verdict.h); every
  * change writes its audit row (with org_id) in the same statement. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe_access.h"
+#include "fe_verdict.h"
 #include "fe_handlers.h"
 
 #define FE_NAME_MAX 200
@@ -111,7 +111,7 @@ void fe_orgs_create(fe_req *r)
 /* ---- GET /v1/orgs, GET /v1/orgs/{org}, PATCH /v1/orgs/{org} ---- */
 
 /* The caller's organisations: every org where they hold a membership. */
-static const char sql_org_list[] = FE_ACCESS_PAGE_SQL(
+static const char sql_org_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "SELECT o.id, fv_org_json(o, $1) AS j FROM orgs o "
     "WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) "
@@ -121,9 +121,9 @@ static const char sql_org_list[] = FE_ACCESS_PAGE_SQL(
 void fe_orgs_list(fe_req *r)
 {
     char limit[16], *after;
-    if (!fe_access_page(r, false, limit, &after)) return;
+    if (!fe_verdict_page(r, false, limit, &after)) return;
     const char *params[] = {r->user->id, after, limit};
-    fe_access_run(r, sql_org_list, 3, params, 200, "organisation", NULL);
+    fe_verdict_run(r, sql_org_list, 3, params, 200, "organisation", NULL);
     free(after);
 }
 
@@ -143,7 +143,7 @@ void fe_orgs_get(fe_req *r)
 {
     if (!org_param_ok(r)) return;
     const char *params[] = {r->user->id, r->param[0]};
-    fe_access_run(r, sql_org_get, 2, params, 200, "organisation", NULL);
+    fe_verdict_run(r, sql_org_get, 2, params, 200, "organisation", NULL);
 }
 
 /* Org admin (with TOTP when the org requires it; turning the requirement on needs TOTP too). */
@@ -175,9 +175,9 @@ void fe_orgs_update(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "the change is invalid", nbad, bad, why);
         return;
     }
-    const char *params[] = {r->user->id, r->param[0], fe_access_mfa(r), name ? name->u.string : NULL,
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), name ? name->u.string : NULL,
                             totp ? (YAJL_IS_TRUE(totp) ? "true" : "false") : NULL, r->address};
-    fe_access_run(r, sql_org_update, 6, params, 200, "organisation", NULL);
+    fe_verdict_run(r, sql_org_update, 6, params, 200, "organisation", NULL);
 }
 
 /* ---- branches ---- */
@@ -214,11 +214,11 @@ void fe_orgs_branch_create(fe_req *r)
     }
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
-    const char *params[] = {r->user->id, r->param[0], fe_access_mfa(r), id, name->u.string, parent, r->address};
-    fe_access_run(r, sql_branch_create, 7, params, 201, "organisation", NULL);
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), id, name->u.string, parent, r->address};
+    fe_verdict_run(r, sql_branch_create, 7, params, 201, "organisation", NULL);
 }
 
-static const char sql_branch_list[] = FE_ACCESS_PAGE_SQL(
+static const char sql_branch_list[] = FE_VERDICT_PAGE_SQL(
     "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
     "SELECT b.id, b.parent_id, b.name, b.created_at FROM branches b "
     "WHERE b.org_id = $2 AND ($3::uuid IS NULL OR b.id > $3::uuid)",
@@ -230,9 +230,9 @@ void fe_orgs_branch_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
     char limit[16], *after;
-    if (!fe_access_page(r, false, limit, &after)) return;
+    if (!fe_verdict_page(r, false, limit, &after)) return;
     const char *params[] = {r->user->id, r->param[0], after, limit};
-    fe_access_run(r, sql_branch_list, 4, params, 200, "organisation", NULL);
+    fe_verdict_run(r, sql_branch_list, 4, params, 200, "organisation", NULL);
     free(after);
 }
 
@@ -260,11 +260,11 @@ void fe_orgs_team_create(fe_req *r)
     }
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
-    const char *params[] = {r->user->id, r->param[0], fe_access_mfa(r), id, name->u.string, r->address};
-    fe_access_run(r, sql_team_create, 6, params, 201, "organisation", NULL);
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), id, name->u.string, r->address};
+    fe_verdict_run(r, sql_team_create, 6, params, 201, "organisation", NULL);
 }
 
-static const char sql_team_list[] = FE_ACCESS_PAGE_SQL(
+static const char sql_team_list[] = FE_VERDICT_PAGE_SQL(
     "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
     "SELECT t.id, t.name, t.created_at FROM teams t "
     "WHERE t.org_id = $2 AND ($3::uuid IS NULL OR t.id > $3::uuid)",
@@ -275,9 +275,9 @@ void fe_orgs_team_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
     char limit[16], *after;
-    if (!fe_access_page(r, false, limit, &after)) return;
+    if (!fe_verdict_page(r, false, limit, &after)) return;
     const char *params[] = {r->user->id, r->param[0], after, limit};
-    fe_access_run(r, sql_team_list, 4, params, 200, "organisation", NULL);
+    fe_verdict_run(r, sql_team_list, 4, params, 200, "organisation", NULL);
     free(after);
 }
 
@@ -360,9 +360,9 @@ void fe_orgs_member_set(fe_req *r)
     char id[FV_UUID_STRLEN + 1], user[FV_UUID_STRLEN + 1];
     fv_id_new(id);
     for (int i = 0; i <= FV_UUID_STRLEN; i++) user[i] = (char)tolower((unsigned char)r->param[1][i]);
-    const char *params[] = {r->user->id, r->param[0], fe_access_mfa(r), user, role, branch, team, id,
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), user, role, branch, team, id,
                             r->address};
-    fe_access_run(r, sql_member_set, 9, params, 200, "organisation", user);
+    fe_verdict_run(r, sql_member_set, 9, params, 200, "organisation", user);
 }
 
 /* Removes every membership of user $4 in the org, or only the one on branch $5 or team $6. Org
@@ -407,15 +407,15 @@ void fe_orgs_member_remove(fe_req *r)
     } else {
         char user[FV_UUID_STRLEN + 1];
         for (int i = 0; i <= FV_UUID_STRLEN; i++) user[i] = (char)tolower((unsigned char)r->param[1][i]);
-        const char *params[] = {r->user->id, r->param[0], fe_access_mfa(r), user, branch, team, r->address};
-        fe_access_run(r, sql_member_remove, 7, params, 204, "organisation", user);
+        const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), user, branch, team, r->address};
+        fe_verdict_run(r, sql_member_remove, 7, params, 204, "organisation", user);
     }
     free(branch);
     free(team);
 }
 
 /* Org members see who is in their org, one item per membership; emails only for org admins. */
-static const char sql_member_list[] = FE_ACCESS_PAGE_SQL(
+static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
     "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
     "SELECT m.id, m.user_id, u.name, CASE WHEN fv_is_org_admin($1, $2) THEN u.email END AS email, "
     "       m.role, m.branch_id, m.team_id, m.created_at "
@@ -430,9 +430,9 @@ void fe_orgs_member_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
     char limit[16], *after;
-    if (!fe_access_page(r, false, limit, &after)) return;
+    if (!fe_verdict_page(r, false, limit, &after)) return;
     const char *params[] = {r->user->id, r->param[0], after, limit};
-    fe_access_run(r, sql_member_list, 4, params, 200, "organisation", NULL);
+    fe_verdict_run(r, sql_member_list, 4, params, 200, "organisation", NULL);
     free(after);
 }
 
@@ -457,8 +457,8 @@ void fe_orgs_audit(fe_req *r)
 {
     if (!org_param_ok(r)) return;
     char limit[16], *after;
-    if (!fe_access_page(r, true, limit, &after)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_access_mfa(r), after, limit};
-    fe_access_run(r, sql_audit_list, 5, params, 200, "organisation", NULL);
+    if (!fe_verdict_page(r, true, limit, &after)) return;
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), after, limit};
+    fe_verdict_run(r, sql_audit_list, 5, params, 200, "organisation", NULL);
     free(after);
 }

@@ -1,11 +1,11 @@
 /* Sites (water points, clinics): create, list, read, change and soft-delete, by privacy and
- * managing organisation (DESIGN section 4). Access is decided in SQL by verdict (fe_access.h);
+ * managing organisation (DESIGN section 4). Access is decided in SQL by verdict (fe_verdict.h);
  * every change appends a site_versions row and an audit row (with org_id) in the same statement. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe_access.h"
+#include "fe_verdict.h"
 #include "fe_handlers.h"
 
 #define FE_NAME_MAX 200
@@ -140,7 +140,7 @@ void fe_sites_create(fe_req *r)
     fv_id_new(id);
     const char *params[] = {r->user->id, org->u.string, id, f.name, f.type, f.privacy, f.location,
                             f.properties, r->address};
-    fe_access_run(r, sql_site_create, 9, params, 201, "organisation", NULL);
+    fe_verdict_run(r, sql_site_create, 9, params, 201, "organisation", NULL);
     site_fields_free(&f);
 }
 
@@ -148,7 +148,7 @@ void fe_sites_create(fe_req *r)
 
 /* Public sites for everyone, protected ones for signed-in callers (all of it only for members of
  * the managing org), private ones for members of the managing org. */
-static const char sql_site_list[] = FE_ACCESS_PAGE_SQL(
+static const char sql_site_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "SELECT s.id, fv_site_json(s, fv_site_full($1::uuid, s.org_id, s.privacy)) AS j FROM sites s "
     "WHERE s.deleted_at IS NULL AND fv_site_visible($1::uuid, s.org_id, s.privacy) "
@@ -167,9 +167,9 @@ void fe_sites_list(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", 1, n, why);
     } else {
         char limit[16], *after;
-        if (fe_access_page(r, false, limit, &after)) {
-            const char *params[] = {fe_access_user(r), org, type, after, limit};
-            fe_access_run(r, sql_site_list, 5, params, 200, "site", NULL);
+        if (fe_verdict_page(r, false, limit, &after)) {
+            const char *params[] = {fe_verdict_user(r), org, type, after, limit};
+            fe_verdict_run(r, sql_site_list, 5, params, 200, "site", NULL);
             free(after);
         }
     }
@@ -192,8 +192,8 @@ static bool site_param_ok(fe_req *r)
 void fe_sites_get(fe_req *r)
 {
     if (!site_param_ok(r)) return;
-    const char *params[] = {fe_access_user(r), r->param[0]};
-    fe_access_run(r, sql_site_get, 2, params, 200, "site", NULL);
+    const char *params[] = {fe_verdict_user(r), r->param[0]};
+    fe_verdict_run(r, sql_site_get, 2, params, 200, "site", NULL);
 }
 
 /* ---- PATCH, DELETE /v1/sites/{id} ---- */
@@ -244,7 +244,7 @@ void fe_sites_update(fe_req *r)
     const char *params[] = {r->user->id, r->param[0], f.name, f.type, f.privacy,
                             f.location_set ? "true" : "false", f.location, f.properties,
                             version ? vtext : NULL, r->address};
-    fe_access_run(r, sql_site_update, 10, params, 200, "site", NULL);
+    fe_verdict_run(r, sql_site_update, 10, params, 200, "site", NULL);
     site_fields_free(&f);
 }
 
@@ -265,5 +265,5 @@ void fe_sites_delete(fe_req *r)
 {
     if (!site_param_ok(r)) return;
     const char *params[] = {r->user->id, r->param[0], r->address};
-    fe_access_run(r, sql_site_delete, 3, params, 204, "site", NULL);
+    fe_verdict_run(r, sql_site_delete, 3, params, 204, "site", NULL);
 }

@@ -59,7 +59,7 @@ $$;
 --   'forbidden'     a member without that admin power (403)
 --   'totp_required' an admin, but the org requires TOTP of its admins and mfa is false (403)
 --   'ok'
--- b must be a branch of org (the caller checks); the front end's helper is frontend/fe_access.h.
+-- b must be a branch of org (the caller checks); the front end's helper is frontend/fe_verdict.h.
 CREATE FUNCTION fv_admin_verdict(u uuid, org uuid, b uuid, mfa boolean) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT CASE

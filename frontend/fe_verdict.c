@@ -1,10 +1,10 @@
-/* Access decided in SQL: runs verdict statements and answers by their verdict (fe_access.h). */
+/* Access decided in SQL: runs verdict statements and answers by their verdict (fe_verdict.h). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe_access.h"
+#include "fe_verdict.h"
 #include "fe_handlers.h"
 #include "fe_revoke.h"
 #include "fv_log.h"
@@ -19,12 +19,12 @@ typedef struct access_call {
     char forget_user[FV_UUID_STRLEN + 1];   /* "" unless the statement changed memberships */
 } access_call;
 
-const char *fe_access_mfa(const fe_req *r)
+const char *fe_verdict_mfa(const fe_req *r)
 {
     return r->user && r->user->cred == FE_CRED_SESSION && r->user->mfa ? "true" : "false";
 }
 
-const char *fe_access_user(const fe_req *r)
+const char *fe_verdict_user(const fe_req *r)
 {
     return r->user ? r->user->id : NULL;
 }
@@ -96,7 +96,7 @@ static void ran(const fe_pg_result *res, void *arg)
     }
 }
 
-void fe_access_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
+void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
                    const char *what, const char *forget_user)
 {
     access_call *c = calloc(1, sizeof *c);
@@ -112,7 +112,7 @@ void fe_access_run(fe_req *r, const char *sql, int nparams, const char *const *p
     fe_pg_query(sql, nparams, params, ran, r);
 }
 
-bool fe_access_page(fe_req *r, bool after_is_int, char limit_text[16], char **after)
+bool fe_verdict_page(fe_req *r, bool after_is_int, char limit_text[16], char **after)
 {
     char *a = fe_query_param(r, "after"), *l = fe_query_param(r, "limit");
     const char *bad[2], *why[2];

@@ -17,18 +17,18 @@
  *
  * The organisation TOTP policy (orgs.require_admin_totp) lives in the SQL function
  * fv_admin_verdict(user, org, branch, mfa) / fv_org_admin_verdict(user, org, mfa) of migration
- * 005: pass fe_access_mfa(r) as its mfa parameter. API keys never count as mfa. */
-#ifndef FE_ACCESS_H
-#define FE_ACCESS_H
+ * 005: pass fe_verdict_mfa(r) as its mfa parameter. API keys never count as mfa. */
+#ifndef FE_VERDICT_H
+#define FE_VERDICT_H
 
 #include "fe_http.h"
 
 /* "true" when r's caller signed in with a TOTP code (a session with mfa), else "false"
  * (anonymous callers and API keys). A static string. */
-const char *fe_access_mfa(const fe_req *r);
+const char *fe_verdict_mfa(const fe_req *r);
 
 /* The caller's user id as an SQL parameter: NULL for an anonymous caller. Borrowed from r. */
-const char *fe_access_user(const fe_req *r);
+const char *fe_verdict_user(const fe_req *r);
 
 /* Runs sql (a string literal, borrowed) with params (copied) and answers r by the verdict, with
  * ok_status and the body of column 1 when it is 'ok'. what names the object in 404 messages
@@ -36,7 +36,7 @@ const char *fe_access_user(const fe_req *r);
  * memberships and wrote a `permissions` revocation: after an 'ok', the user's Redis-shared
  * permissions are deleted and this child polls the revocations at once. Takes over r (sets
  * r->state). */
-void fe_access_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
+void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
                    const char *what, const char *forget_user);
 
 /* Paging of a list: `?after=<cursor>&limit=` (1..500, default 50). after_is_int: the cursor is a
@@ -44,13 +44,13 @@ void fe_access_run(fe_req *r, const char *sql, int nparams, const char *const *p
  * limit_text (the statement fetches one row more to know whether a next page exists), sets
  * *after (caller frees; NULL when absent) and returns true; else answers r 422 and returns false
  * (r is then gone). */
-bool fe_access_page(fe_req *r, bool after_is_int, char limit_text[16], char **after);
+bool fe_verdict_page(fe_req *r, bool after_is_int, char limit_text[16], char **after);
 
 /* A verdict statement answering one page of a list, in id order: verdict is an SQL expression
  * ('ok' lists), rows a SELECT with an `id` column (already filtered by the caller's grants and by
  * the `after` cursor), item a jsonb expression over the columns of `page`, lim the parameter
  * holding the page size (e.g. "$4"). Column 1 is {"items": [...], "next": last id | null}. */
-#define FE_ACCESS_PAGE_SQL(verdict, rows, item, lim)                                               \
+#define FE_VERDICT_PAGE_SQL(verdict, rows, item, lim)                                               \
     "WITH v AS (SELECT (" verdict ") AS verdict), "                                                 \
     "     rows AS (SELECT * FROM (" rows ") x WHERE (SELECT verdict FROM v) = 'ok' "                \
     "              ORDER BY x.id LIMIT " lim "::int + 1), "                                         \
