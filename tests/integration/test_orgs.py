@@ -550,3 +550,60 @@ def test_two_admins_removing_each_other_at_once_leave_one(o):
     t2.close()
     a.api.close()
     b.api.close()
+
+
+# ---------------------------------------------------------------- the allow/deny table
+
+ROLES = ["admin", "branch_admin", "manager", "member", "other", "stranger", "anon"]
+
+# (method, path, body, expected status per role in ROLES order). Paths use {org}, {root}, {north},
+# {north_east}, {south}, {team} and users as {user:<role>}. Every call is repeatable (idempotent or
+# creating a fresh object), so the table can be extended freely.
+TABLE = [
+    ("GET", "/v1/orgs/{org}", None,                              [200, 200, 200, 200, 404, 404, 401]),
+    ("GET", "/v1/orgs/{org}/branches", None,                     [200, 200, 200, 200, 404, 404, 401]),
+    ("GET", "/v1/orgs/{org}/teams", None,                        [200, 200, 200, 200, 404, 404, 401]),
+    ("GET", "/v1/orgs/{org}/members", None,                      [200, 200, 200, 200, 404, 404, 401]),
+    ("GET", "/v1/orgs/{org}/audit", None,                        [200, 403, 403, 403, 404, 404, 401]),
+    ("PATCH", "/v1/orgs/{org}", {"name": "Orgs Test"},           [200, 403, 403, 403, 404, 404, 401]),
+    ("POST", "/v1/orgs/{org}/branches", {"name": "B", "parent_id": "{north_east}"},
+                                                                 [201, 201, 403, 403, 404, 404, 401]),
+    ("POST", "/v1/orgs/{org}/branches", {"name": "B", "parent_id": "{south}"},
+                                                                 [201, 403, 403, 403, 404, 404, 401]),
+    ("POST", "/v1/orgs/{org}/branches", {"name": "B"},           [201, 403, 403, 403, 404, 404, 401]),
+    ("POST", "/v1/orgs/{org}/teams", {"name": "T"},              [201, 403, 403, 403, 404, 404, 401]),
+    ("PUT", "/v1/orgs/{org}/members/{user:member}", {"role": "member", "branch_id": "{north_east}"},
+                                                                 [200, 200, 403, 403, 404, 404, 401]),
+    ("PUT", "/v1/orgs/{org}/members/{user:sibling}", {"role": "member", "branch_id": "{south}"},
+                                                                 [200, 403, 403, 403, 404, 404, 401]),
+    ("PUT", "/v1/orgs/{org}/members/{user:team_member}", {"role": "member", "team_id": "{team}"},
+                                                                 [200, 403, 403, 403, 404, 404, 401]),
+    ("PUT", "/v1/orgs/{org}/members/{user:manager}", {"role": "manager"},
+                                                                 [200, 403, 403, 403, 404, 404, 401]),
+    # nothing to remove (member has no team membership): the verdict on the caller comes first
+    ("DELETE", "/v1/orgs/{org}/members/{user:member}?team_id={team}", None,
+                                                                 [404, 403, 403, 403, 404, 404, 401]),
+]
+
+
+def fill(o, text):
+    for k in ("org", "root", "north_east", "north", "south", "team"):
+        text = text.replace("{" + k + "}", getattr(o, k if k != "org" else "id"))
+    for role in ROLES[:-1]:
+        text = text.replace("{user:" + role + "}", getattr(o, role).id)
+    for role in ("sibling", "team_member"):
+        text = text.replace("{user:" + role + "}", getattr(o, role).id)
+    return text
+
+
+@pytest.mark.parametrize("method,path,body,expected", TABLE,
+                         ids=[f"{m} {p} {json.dumps(b) if b else ''}" for m, p, b, _ in TABLE])
+def test_allow_deny_table(o, method, path, body, expected):
+    path = fill(o, path)
+    body = json.loads(fill(o, json.dumps(body))) if body else None
+    for role, want in zip(ROLES, expected):
+        api = o.anon if role == "anon" else getattr(o, role).api
+        r = api.request(method, path, **({"json": body} if body else {}))
+        assert r.status_code == want, f"{role}: {method} {path} -> {r.status_code}, expected {want}: {r.text[:300]}"
+        if want >= 400:
+            error_body(r)
