@@ -18,6 +18,17 @@ void fe_me_get(fe_req *r);
 /* ---- orgs ---- */
 /* fe_orgs.c */
 void fe_orgs_create(fe_req *r);
+void fe_orgs_list(fe_req *r);
+void fe_orgs_get(fe_req *r);
+void fe_orgs_update(fe_req *r);
+void fe_orgs_branch_create(fe_req *r);
+void fe_orgs_branch_list(fe_req *r);
+void fe_orgs_team_create(fe_req *r);
+void fe_orgs_team_list(fe_req *r);
+void fe_orgs_member_list(fe_req *r);
+void fe_orgs_member_set(fe_req *r);
+void fe_orgs_member_remove(fe_req *r);
+void fe_orgs_audit(fe_req *r);
 /* ---- orgs end ---- */
 
 /* ---- access ---- */
@@ -38,6 +49,12 @@ void fe_responses_list(fe_req *r);
 /* ---- access end ---- */
 
 /* ---- sites ---- */
+/* fe_sites.c */
+void fe_sites_create(fe_req *r);
+void fe_sites_list(fe_req *r);
+void fe_sites_get(fe_req *r);
+void fe_sites_update(fe_req *r);
+void fe_sites_delete(fe_req *r);
 /* ---- sites end ---- */
 
 

@@ -32,6 +32,17 @@ const fe_route fe_routes[] = {
 
     /* ---- orgs: organisations, branches, teams, members, audit ---- */
     {POST, "/v1/orgs", fe_orgs_create, AUTH, true, "orgs_create"},
+    {GET, "/v1/orgs", fe_orgs_list, AUTH, false, "orgs_list"},
+    {GET, "/v1/orgs/:org", fe_orgs_get, AUTH, false, "orgs_get"},
+    {PATCH, "/v1/orgs/:org", fe_orgs_update, AUTH, true, "orgs_update"},
+    {POST, "/v1/orgs/:org/branches", fe_orgs_branch_create, AUTH, true, "orgs_branch_create"},
+    {GET, "/v1/orgs/:org/branches", fe_orgs_branch_list, AUTH, false, "orgs_branch_list"},
+    {POST, "/v1/orgs/:org/teams", fe_orgs_team_create, AUTH, true, "orgs_team_create"},
+    {GET, "/v1/orgs/:org/teams", fe_orgs_team_list, AUTH, false, "orgs_team_list"},
+    {GET, "/v1/orgs/:org/members", fe_orgs_member_list, AUTH, false, "orgs_member_list"},
+    {PUT, "/v1/orgs/:org/members/:user", fe_orgs_member_set, AUTH, true, "orgs_member_set"},
+    {DELETE, "/v1/orgs/:org/members/:user", fe_orgs_member_remove, AUTH, false, "orgs_member_remove"},
+    {GET, "/v1/orgs/:org/audit", fe_orgs_audit, AUTH, false, "orgs_audit"},
 
     /* ---- orgs end ---- */
 
@@ -46,6 +57,11 @@ const fe_route fe_routes[] = {
     /* ---- access end ---- */
 
     /* ---- sites ---- */
+    {POST, "/v1/sites", fe_sites_create, AUTH, true, "sites_create"},
+    {GET, "/v1/sites", fe_sites_list, OPTIONAL, false, "sites_list"},
+    {GET, "/v1/sites/:id", fe_sites_get, OPTIONAL, false, "sites_get"},
+    {PATCH, "/v1/sites/:id", fe_sites_update, AUTH, true, "sites_update"},
+    {DELETE, "/v1/sites/:id", fe_sites_delete, AUTH, false, "sites_delete"},
 
     /* ---- sites end ---- */
 };
