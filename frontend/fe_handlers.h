@@ -29,6 +29,8 @@ void fe_orgs_member_list(fe_req *r);
 void fe_orgs_member_set(fe_req *r);
 void fe_orgs_member_remove(fe_req *r);
 void fe_orgs_audit(fe_req *r);
+/* fe_quarantine.c */
+void fe_quarantine_list(fe_req *r);
 /* ---- orgs end ---- */
 
 /* ---- access ---- */

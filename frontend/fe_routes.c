@@ -44,6 +44,7 @@ const fe_route fe_routes[] = {
     {DELETE, "/v1/orgs/:org/members/:user", fe_orgs_member_remove, AUTH, false, "orgs_member_remove"},
     {GET, "/v1/orgs/:org/audit", fe_orgs_audit, AUTH, false, "orgs_audit"},
 
+    {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
     /* ---- orgs end ---- */
 
     /* ---- access: surveys, grants, deployments, responses and their approval ---- */

@@ -202,6 +202,18 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
     audited = c.psql("SELECT target_id FROM audit WHERE action = 'submission.quarantined' "
                      "AND target_id = ANY(%s)", list(q))
     assert {a[0] for a in audited} == set(q)
+    # The organisation's admins see its quarantine through the API (the entry naming no
+    # deployment belongs to no organisation); nobody else does.
+    r = world.admin.get(f"/v1/orgs/{world.org_id}/quarantine", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    listed = {item["id"]: item for item in r.json()["items"]}
+    assert {ids["stranger"], ids["e2_cold_bad"]} <= set(listed)
+    assert ids["nowhere"] not in listed
+    assert "not an enumerator" in listed[ids["stranger"]]["reason"]
+    assert listed[ids["stranger"]]["data"] == good_data(2)
+    for outsider in (c.api(stranger_key), e2):
+        r = outsider.get(f"/v1/orgs/{world.org_id}/quarantine")
+        assert r.status_code == 404, r.text
 
 
 def test_long_hang_dead_letters_nothing(world):
