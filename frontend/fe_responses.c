@@ -34,9 +34,16 @@ typedef struct dep_info {
     fv_form *form;
 } dep_info;
 
-/* Whether a user is an enumerator of a deployment; owned by perm_cache. */
+/* A user's permission to submit to a deployment, as one character (also the value shared in
+ * Redis): FE_PERM_ENUMERATOR, FE_PERM_VISIBLE (sees the deployment, may not submit: 403) or
+ * FE_PERM_HIDDEN (may not see it at all: 404, as if it did not exist). */
+#define FE_PERM_ENUMERATOR '1'
+#define FE_PERM_VISIBLE '0'
+#define FE_PERM_HIDDEN 'h'
+
+/* Owned by perm_cache. */
 typedef struct perm_info {
-    bool enumerator;
+    char perm; /* FE_PERM_* */
 } perm_info;
 
 static fe_cache *dep_cache, *perm_cache;
@@ -199,13 +206,13 @@ static bool answers_valid(fe_req *r, const dep_info *dep)
 }
 
 /* Checks permission and answers against what is known of the deployment, then queues. */
-static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
+static void submit_checked(fe_req *r, const dep_info *dep, char perm)
 {
-    if (dep->missing) {
+    if (dep->missing || perm == FE_PERM_HIDDEN) {
         fe_reply_error(r, 404, "not_found", "no such deployment");
         return;
     }
-    if (!enumerator) {
+    if (perm != FE_PERM_ENUMERATOR) {
         fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
         return;
     }
@@ -230,7 +237,7 @@ static void submit_unverified(fe_req *r)
 
 static const char sql_dep_lookup[] =
     "SELECT d.survey_id, s.current_version, sv.definition::text, "
-    "       fv_has_deployment_role($2, d.id, 'enumerator') "
+    "       fv_has_deployment_role($2, d.id, 'enumerator'), fv_can_see_deployment($2, d.id) "
     "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
     "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "WHERE d.id = $1";
@@ -246,12 +253,12 @@ static bool try_cached(fe_req *r, bool allow_stale)
     if (!dep) return false;
     if (dep->missing) {
         if (!dfresh && !allow_stale) return false;
-        submit_checked(r, dep, false);
+        submit_checked(r, dep, FE_PERM_HIDDEN); /* dep->missing: 404 */
         return true;
     }
     perm_info *perm = fe_cache_get(perm_cache, s->perm_key, now, &pfresh);
     if (!perm || (!(dfresh && pfresh) && !allow_stale)) return false;
-    submit_checked(r, dep, perm->enumerator); /* dep is borrowed from the cache: used at once */
+    submit_checked(r, dep, perm->perm); /* dep is borrowed from the cache: used at once */
     return true;
 }
 
@@ -269,19 +276,19 @@ static fv_form *compile_definition(const char *text)
 }
 
 /* Caches a deployment (takes dep) and the caller's permission on it in this child. */
-static void remember(const submit *s, dep_info *dep, bool enumerator)
+static void remember(const submit *s, dep_info *dep, char perm_c)
 {
     time_t now = fe_cache_now();
     perm_info *perm = calloc(1, sizeof *perm);
     if (perm) {
-        perm->enumerator = enumerator;
+        perm->perm = perm_c;
         fe_cache_put(perm_cache, s->perm_key, perm, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
     }
     fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
 }
 
 /* Redis keys of the shared lookups: the deployment's form, and one hash per user mapping
- * deployment id -> "1"/"0" (enumerator or not), so a membership change deletes one key
+ * deployment id -> FE_PERM_* ("1", "0" or "h"), so a membership change deletes one key
  * (fe_responses_forget_user_shared). */
 static void redis_keys(const submit *s, const char *user_id, char *dep_key, size_t dlen,
                        char *perm_key, size_t plen)
@@ -301,7 +308,7 @@ void fe_responses_forget_user_shared(const char *user_id)
 
 /* Shares a PostgreSQL lookup with the other children and front ends through Redis. */
 static void share(const submit *s, const char *user_id, const char *survey_id, int version,
-                  const char *definition, size_t deflen, bool enumerator)
+                  const char *definition, size_t deflen, char perm)
 {
     char dep_key[96], perm_key[128];
     redis_keys(s, user_id, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
@@ -321,7 +328,8 @@ static void share(const submit *s, const char *user_id, const char *survey_id, i
     fv_jgen_free(j);
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
-    const char *hset[] = {"HSET", perm_key, s->dep_id, enumerator ? "1" : "0"};
+    const char value[2] = {perm, '\0'};
+    const char *hset[] = {"HSET", perm_key, s->dep_id, value};
     size_t hlens[] = {4, strlen(perm_key), strlen(s->dep_id), 1};
     fe_redis_fire(4, hset, hlens);
     const char *expire[] = {"EXPIRE", perm_key, ttl};
@@ -351,7 +359,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     if (PQntuples(res->res) != 1) {
         dep->missing = true;
         fe_cache_put(dep_cache, s->dep_id, dep, fe_cache_now(), FE_NEGATIVE_TTL_S, FE_NEGATIVE_TTL_S);
-        submit_checked(r, dep, false);
+        submit_checked(r, dep, FE_PERM_HIDDEN); /* dep->missing: 404 */
         return;
     }
     snprintf(dep->survey_id, sizeof dep->survey_id, "%s", PQgetvalue(res->res, 0, 0));
@@ -363,11 +371,13 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
         return;
     }
-    bool enumerator = PQgetvalue(res->res, 0, 3)[0] == 't';
+    char perm = PQgetvalue(res->res, 0, 3)[0] == 't'   ? FE_PERM_ENUMERATOR
+                : PQgetvalue(res->res, 0, 4)[0] == 't' ? FE_PERM_VISIBLE
+                                                       : FE_PERM_HIDDEN;
     share(s, r->user->id, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
-          (size_t)PQgetlength(res->res, 0, 2), enumerator);
-    remember(s, dep, enumerator);
-    submit_checked(r, dep, enumerator); /* dep is borrowed from the cache: used synchronously */
+          (size_t)PQgetlength(res->res, 0, 2), perm);
+    remember(s, dep, perm);
+    submit_checked(r, dep, perm); /* dep is borrowed from the cache: used synchronously */
 }
 
 static void ask_pg(fe_req *r)
@@ -419,10 +429,12 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
     submit *s = r->state;
     if (s->shared_dep) {
         dep_info *dep = dep_from_json(s->shared_dep);
-        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1) {
-            bool enumerator = reply->str[0] == '1';
-            remember(s, dep, enumerator);
-            submit_checked(r, dep, enumerator); /* borrowed from the cache: used at once */
+        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1 &&
+            (reply->str[0] == FE_PERM_ENUMERATOR || reply->str[0] == FE_PERM_VISIBLE ||
+             reply->str[0] == FE_PERM_HIDDEN)) {
+            char perm = reply->str[0];
+            remember(s, dep, perm);
+            submit_checked(r, dep, perm); /* borrowed from the cache: used at once */
             return;
         }
         if (dep) {
