@@ -436,3 +436,34 @@ def test_pagination_of_surveys_and_deployments(lc):
     assert mine == {lc.did}
     assert api(lc, "enum2").get(f"/v1/deployments/{lc.flat['id']}").status_code == 404
     assert api(lc, "enum2").get(f"/v1/deployments/{lc.did}").status_code == 200
+
+
+def test_changes_answer_503_while_postgres_refuses(lc):
+    """Edits, decisions, deletes and grants are written synchronously: 503 + Retry-After while
+    PostgreSQL refuses connections, and they work again once it accepts them."""
+    from faults import pg_accept, pg_refuse
+    from fvharness import wait_until
+    rid = submit_and_wait(api(lc, "enum"), lc.did, data(17))["id"]
+    o = api(lc, "owner")
+    calls = [("POST", f"/v1/responses/{rid}/approve", {}),
+             ("PATCH", f"/v1/responses/{rid}", {"data": data(18)}),
+             ("DELETE", f"/v1/responses/{rid}", None),
+             ("PUT", f"/v1/surveys/{lc.sid}/access", {"principal_type": "user",
+                                                      "principal_id": lc.u["stranger"].id, "role": None}),
+             ("GET", f"/v1/surveys/{lc.sid}/responses", None)]
+    pg_refuse(lc.c)
+    try:
+        def refused():
+            r = o.get(f"/v1/responses/{rid}")
+            return r.status_code == 503
+        wait_until(refused, 60, what="the front end to notice PostgreSQL refusing")
+        for method, path, body in calls:
+            r = o.request(method, path, json=body) if body is not None else o.request(method, path)
+            assert r.status_code == 503, (method, path, r.status_code, r.text)
+            assert r.headers.get("Retry-After"), r.headers
+            assert error_body(r)["code"].startswith("db_")
+    finally:
+        pg_accept(lc.c)
+    wait_until(lambda: o.get(f"/v1/responses/{rid}").status_code == 200, 60, what="PostgreSQL back")
+    r = o.post(f"/v1/responses/{rid}/approve", json={})
+    assert r.status_code == 200 and r.json()["version"] == 2, r.text
