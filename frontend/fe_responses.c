@@ -844,15 +844,17 @@ static void patch_free(void *p)
     free(s);
 }
 
-/* $1 response, $2 caller. Columns: status, mine, visible, manager, enumerator, version,
- * current survey version, its definition, survey admin, the stored confidential answers. */
+/* $1 response, $2 caller, $3 mfa. Columns: status, mine, visible, manager (org-admin power
+ * counted only as the TOTP policy allows), enumerator, version, current survey version, its
+ * definition, survey admin, the stored confidential answers, manager without the TOTP policy. */
 static const char sql_patch_load[] =
     "SELECT r.status, r.submitted_by = $2, fv_can_read_response($2, r.id), "
-    "       fv_is_deployment_manager($2, r.deployment_id), "
+    "       fv_is_deployment_manager($2, r.deployment_id, $3::boolean), "
     "       fv_has_deployment_role($2, r.deployment_id, 'enumerator'), r.version, s.current_version, "
     "       sv.definition::text, COALESCE(fv_survey_role($2, s.id) = 'admin', false), "
     "       (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(r.data) e "
-    "        WHERE e.key = ANY (fv_confidential_names(sv.definition)))::text "
+    "        WHERE e.key = ANY (fv_confidential_names(sv.definition)))::text, "
+    "       fv_is_deployment_manager($2, r.deployment_id) "
     "FROM responses r JOIN surveys s ON s.id = r.survey_id "
     "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "WHERE r.id = $1 AND r.deleted_at IS NULL";
@@ -937,6 +939,11 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
     bool rejected = !strcmp(PQgetvalue(p, 0, 0), "rejected");
     bool resubmit = rejected && fe_access_pg_true(p, 1) && fe_access_pg_true(p, 4);
     if (!resubmit && !fe_access_pg_true(p, 3)) {
+        if (fe_access_pg_true(p, 10)) {
+            fe_reply_error(r, 403, "totp_required",
+                           "the organisation requires its admins to sign in with a TOTP code for this");
+            return;
+        }
         fe_reply_error(r, 403, "forbidden",
                        "only the deployment's managers and the survey's admins edit responses; "
                        "a submitter may resubmit their rejected response");
@@ -1017,14 +1024,16 @@ void fe_responses_patch(fe_req *r)
     s->location = location;
     r->state = s;
     r->state_free = patch_free;
-    const char *params[] = {r->param[0], r->user->id};
-    fe_pg_query(sql_patch_load, 2, params, patch_loaded, r);
+    const char *params[] = {r->param[0], r->user->id, fe_access_mfa(r)};
+    fe_pg_query(sql_patch_load, 3, params, patch_loaded, r);
 }
 
-/* $1 response, $2 caller, $3 address. Columns: visible, manager, deleted. */
+/* $1 response, $2 caller, $3 address, $4 mfa. Columns: visible, manager, manager without the
+ * TOTP policy (see fv_is_deployment_manager). */
 static const char sql_delete[] =
     "WITH c AS (SELECT x.id, s.org_id, fv_can_read_response($2, x.id) AS visible, "
-    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager "
+    "                  fv_is_deployment_manager($2, x.deployment_id, $4::boolean) AS manager, "
+    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager_any "
     "           FROM responses x JOIN surveys s ON s.id = x.survey_id "
     "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
     "     u AS (UPDATE responses y SET deleted_at = now(), version = y.version + 1, updated_at = now() "
@@ -1034,7 +1043,7 @@ static const char sql_delete[] =
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
     "           SELECT $2, 'response.delete', 'response', u.id::text, NULLIF($3, '')::inet, c.org_id "
     "           FROM u, c) "
-    "SELECT c.visible, c.manager, u.id IS NOT NULL FROM c LEFT JOIN u ON true";
+    "SELECT c.visible, c.manager, c.manager_any AND NOT c.manager FROM c LEFT JOIN u ON true";
 
 static void deleted(const fe_pg_result *res, void *arg)
 {
@@ -1044,7 +1053,7 @@ static void deleted(const fe_pg_result *res, void *arg)
         return;
     }
     PGresult *p = res->res;
-    fe_access_check c = {fe_access_pg_true(p, 0), fe_access_pg_true(p, 1), false};
+    fe_access_check c = {fe_access_pg_true(p, 0), fe_access_pg_true(p, 1), fe_access_pg_true(p, 2)};
     if (fe_access_deny(r, &c, "response", "only the deployment's managers and the survey's admins delete responses"))
         return;
     fe_reply_text(r, 204, "application/json", NULL, 0);
@@ -1056,14 +1065,15 @@ void fe_responses_delete(fe_req *r)
         fe_reply_error(r, 404, "not_found", "no such response");
         return;
     }
-    const char *params[] = {r->param[0], r->user->id, r->address};
-    fe_pg_query(sql_delete, 3, params, deleted, r);
+    const char *params[] = {r->param[0], r->user->id, r->address, fe_access_mfa(r)};
+    fe_pg_query(sql_delete, 4, params, deleted, r);
 }
 
-/* $1 response, $2 caller, $3 approve|reject, $4 message, $5 address. The approver of the
+/* $1 response, $2 caller, $3 approve|reject, $4 message, $5 address, $6 mfa. The approver of the
  * current stage moves it on (the last stage makes it final) or rejects it; a manager or survey
  * admin who is not that stage's approver may too, recorded as an override. Columns: visible,
- * status before, stage approver, manager, approver of some stage, then the response. */
+ * status before, stage approver, manager, approver of some stage, manager without the TOTP
+ * policy (see fv_is_deployment_manager), then the response. */
 static const char sql_decide[] =
     "WITH c AS (SELECT x.id, x.status, x.stage, d.approval_stages, s.org_id, "
     "                  fv_can_read_response($2, x.id) AS visible, "
@@ -1071,8 +1081,9 @@ static const char sql_decide[] =
     "                      SELECT 1 FROM deployment_roles dr WHERE dr.deployment_id = x.deployment_id "
     "                      AND dr.role = 'approver' AND dr.stage = x.stage "
     "                      AND fv_principal_includes($2, dr.principal_type, dr.principal_id)) AS approver, "
-    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager, "
-    "                  cardinality((fv_deployment_access($2, x.deployment_id)).approver_stages) > 0 AS any_stage "
+    "                  fv_is_deployment_manager($2, x.deployment_id, $6::boolean) AS manager, "
+    "                  cardinality((fv_deployment_access($2, x.deployment_id)).approver_stages) > 0 AS any_stage, "
+    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager_any "
     "           FROM responses x JOIN deployments d ON d.id = x.deployment_id "
     "           JOIN surveys s ON s.id = x.survey_id "
     "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
@@ -1091,7 +1102,7 @@ static const char sql_decide[] =
     "           SELECT $2, 'response.' || $3::text, 'response', u.id::text, NULLIF($5, '')::inet, c.org_id, "
     "                  jsonb_build_object('stage', c.stage, 'status', u.status, 'override', NOT c.approver) "
     "           FROM u, c) "
-    "SELECT c.visible, c.status, c.approver, c.manager, c.any_stage, "
+    "SELECT c.visible, c.status, c.approver, c.manager, c.any_stage, c.manager_any, "
     RESPONSE_COLS(MASKED_DATA("COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)"))
     " FROM c LEFT JOIN u r ON true";
 
@@ -1113,17 +1124,22 @@ static void decided(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 409, "not_pending", "the response is not waiting for approval");
         return;
     }
+    if (!approver && !manager && fe_access_pg_true(p, 5)) {
+        fe_reply_error(r, 403, "totp_required",
+                       "the organisation requires its admins to sign in with a TOTP code for this");
+        return;
+    }
     if (!approver && !manager) {
         fe_reply_error(r, 403, "forbidden", "only the approvers of the response's current stage decide on it");
         return;
     }
-    if (PQgetisnull(p, 0, 5)) { /* locked and re-read: it moved on meanwhile */
+    if (PQgetisnull(p, 0, 6)) { /* locked and re-read: it moved on meanwhile */
         fe_reply_error(r, 409, "not_pending", "the response is not waiting for approval");
         return;
     }
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
-    write_response_at(j, p, 0, 5);
+    write_response_at(j, p, 0, 6);
     fe_reply_gen_send(r, 200, j);
 }
 
@@ -1144,8 +1160,8 @@ static void decide(fe_req *r, const char *action, bool message_required)
         fe_reply_error_fields(r, 422, "validation_failed", "the decision is invalid", 1, f, why);
         return;
     }
-    const char *params[] = {r->param[0], r->user->id, action, msg, r->address};
-    fe_pg_query(sql_decide, 5, params, decided, r);
+    const char *params[] = {r->param[0], r->user->id, action, msg, r->address, fe_access_mfa(r)};
+    fe_pg_query(sql_decide, 6, params, decided, r);
 }
 
 void fe_responses_approve(fe_req *r)

@@ -105,18 +105,22 @@ $$;
 
 -- True when u manages deployment d: named manager, survey admin, or implicit manager (membership
 -- role admin or manager on the target branch or a branch above it, or on the target team).
-CREATE FUNCTION fv_is_deployment_manager(u uuid, d uuid) RETURNS boolean
+-- With mfa = false, the power of an org admin (admin on the root branch) does not count when the
+-- org requires TOTP for its admins (changes answer 403 totp_required; reads pass mfa = true).
+CREATE FUNCTION fv_is_deployment_manager(u uuid, d uuid, mfa boolean DEFAULT true) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
-        SELECT 1 FROM deployments x
+        SELECT 1 FROM deployments x JOIN surveys s ON s.id = x.survey_id JOIN orgs o ON o.id = s.org_id
         WHERE x.id = d AND (
             fv_has_deployment_role(u, d, 'manager')
             OR EXISTS (SELECT 1 FROM memberships m
                        WHERE m.user_id = u AND m.role IN ('admin', 'manager')
                          AND ((x.branch_id IS NOT NULL
                                AND m.branch_id IN (SELECT fv_branch_and_ancestors(x.branch_id)))
-                              OR (x.team_id IS NOT NULL AND m.team_id = x.team_id)))
-            OR COALESCE(fv_survey_role(u, x.survey_id) = 'admin', false)))
+                              OR (x.team_id IS NOT NULL AND m.team_id = x.team_id))
+                         AND (mfa OR NOT o.require_admin_totp
+                              OR NOT (m.role = 'admin' AND m.branch_id = o.root_branch_id)))
+            OR COALESCE(fv_survey_role(u, x.survey_id, mfa) = 'admin', false)))
 $$;
 
 -- What u may do in a deployment, computed once per deployment (lists join it to every row).

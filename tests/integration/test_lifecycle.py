@@ -297,8 +297,23 @@ def test_org_totp_policy(lc):
     path = f"/v1/surveys/{lc.sid}"
     body = {"principal_type": "user", "principal_id": lc.u["stranger"].id, "role": "viewer"}
     assert api(lc, "orgadmin").put(f"{path}/access", json=body).status_code == 200
+    rid = submit_and_wait(api(lc, "enum"), lc.did, data(19))["id"]
     lc.c.psql("UPDATE orgs SET require_admin_totp = true WHERE id = %s", lc.org["id"])
     try:
+        # Reads stay open; changes made with org-admin power need the TOTP session.
+        assert api(lc, "orgadmin").get(f"/v1/responses/{rid}").status_code == 200
+        for method, rpath, rbody in (("POST", f"/v1/responses/{rid}/approve", {}),
+                                     ("POST", f"/v1/responses/{rid}/reject", {"message": "no"}),
+                                     ("PATCH", f"/v1/responses/{rid}", {"data": data(20)}),
+                                     ("DELETE", f"/v1/responses/{rid}", None),
+                                     ("PUT", f"{path}/definition", {"definition": DEF})):
+            r = api(lc, "orgadmin").request(method, rpath, json=rbody)
+            assert r.status_code == 403 and error_body(r)["code"] == "totp_required", (method, rpath, r.text)
+        # The stage's approver and a named manager are not org-admin power: unaffected.
+        r = api(lc, "appr1").post(f"/v1/responses/{rid}/approve", json={})
+        assert r.status_code == 200, r.text
+        r = api(lc, "manager").patch(f"/v1/responses/{rid}", json={"data": data(21)})
+        assert r.status_code == 200, r.text
         r = api(lc, "orgadmin").put(f"{path}/access", json=body)
         assert r.status_code == 403 and error_body(r)["code"] == "totp_required", r.text
         r = api(lc, "orgadmin").post(f"{path}/deployments", json={"name": "x", "roles": {}})
