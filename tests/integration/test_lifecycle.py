@@ -482,3 +482,41 @@ def test_changes_answer_503_while_postgres_refuses(lc):
     wait_until(lambda: o.get(f"/v1/responses/{rid}").status_code == 200, 60, what="PostgreSQL back")
     r = o.post(f"/v1/responses/{rid}/approve", json={})
     assert r.status_code == 200 and r.json()["version"] == 2, r.text
+
+
+def test_team_and_branch_principals(lc):
+    """A grant to a branch reaches the members of that branch and of the branches above it, not
+    those of a sub-branch; a deployment to a team makes the team's managers implicit managers."""
+    from accesshelp import add_branch, add_team
+    c, org = lc.c, lc.org
+    region = add_branch(c, org["id"], org["root_branch_id"], "region")
+    district = add_branch(c, org["id"], region, "district")
+    team = add_team(c, org["id"], "field team")
+    up, down, tm = User(c, "region member"), User(c, "district member"), User(c, "team manager")
+    try:
+        add_member(c, org["id"], up.id, "member", branch_id=region)
+        add_member(c, org["id"], down.id, "member", branch_id=district)
+        add_member(c, org["id"], tm.id, "manager", team_id=team)
+        path = f"/v1/surveys/{lc.sid}"
+        r = api(lc, "owner").put(f"{path}/access", json={"principal_type": "branch", "principal_id": region,
+                                                         "role": "viewer"})
+        assert r.status_code == 200, r.text
+        assert up.api.get(path).status_code == 200
+        assert down.api.get(path).status_code == 404
+        assert tm.api.get(path).status_code == 404
+        r = api(lc, "owner").post(f"{path}/deployments", json={
+            "name": "to a team", "team_id": team, "roles": {"enumerators": [P("user", lc.u["enum"].id)]}})
+        assert r.status_code == 201 and r.json()["team_id"] == team, r.text
+        dep = r.json()["id"]
+        rid = submit_and_wait(api(lc, "enum"), dep, data(22))["id"]
+        assert tm.api.get(f"/v1/responses/{rid}").status_code == 200   # implicit manager
+        assert tm.api.get(path).status_code == 200                      # so it sees the survey
+        assert down.api.get(f"/v1/responses/{rid}").status_code == 404
+        r = tm.api.delete(f"/v1/responses/{rid}")
+        assert r.status_code == 204, r.text
+        api(lc, "owner").put(f"{path}/access", json={"principal_type": "branch", "principal_id": region,
+                                                     "role": None})
+        assert up.api.get(path).status_code == 404
+    finally:
+        for x in (up, down, tm):
+            x.close()
