@@ -36,9 +36,14 @@ void fe_quarantine_list(fe_req *r);
 /* ---- access ---- */
 /* fe_surveys.c */
 void fe_surveys_create(fe_req *r);
+void fe_surveys_list(fe_req *r);
 void fe_surveys_get(fe_req *r);
+void fe_surveys_put_definition(fe_req *r);
+void fe_surveys_put_access(fe_req *r);
 /* fe_deployments.c */
 void fe_deployments_create(fe_req *r);
+void fe_deployments_list(fe_req *r);
+void fe_deployments_get(fe_req *r);
 /* fe_responses.c */
 int fe_responses_init(void);
 void fe_responses_shutdown(void);
@@ -48,6 +53,10 @@ void fe_responses_forget_user_shared(const char *user_id);
 void fe_responses_submit(fe_req *r);
 void fe_responses_get(fe_req *r);
 void fe_responses_list(fe_req *r);
+void fe_responses_patch(fe_req *r);
+void fe_responses_delete(fe_req *r);
+void fe_responses_approve(fe_req *r);
+void fe_responses_reject(fe_req *r);
 /* ---- access end ---- */
 
 /* ---- sites ---- */

@@ -1,10 +1,12 @@
-/* Responses: submit (validated, queued to Redis, 202), read one, list a survey's responses. */
+/* Responses: submit (validated, queued to Redis, 202), read one, list a survey's responses (both
+ * filtered by the reading rule of migration 004), edit or resubmit, delete, approve, reject. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "fe_access.h"
 #include "fe_cache.h"
 #include "fe_config.h"
 #include "fe_handlers.h"
@@ -32,9 +34,16 @@ typedef struct dep_info {
     fv_form *form;
 } dep_info;
 
-/* Whether a user is an enumerator of a deployment; owned by perm_cache. */
+/* A user's permission to submit to a deployment, as one character (also the value shared in
+ * Redis): FE_PERM_ENUMERATOR, FE_PERM_VISIBLE (sees the deployment, may not submit: 403) or
+ * FE_PERM_HIDDEN (may not see it at all: 404, as if it did not exist). */
+#define FE_PERM_ENUMERATOR '1'
+#define FE_PERM_VISIBLE '0'
+#define FE_PERM_HIDDEN 'h'
+
+/* Owned by perm_cache. */
 typedef struct perm_info {
-    bool enumerator;
+    char perm; /* FE_PERM_* */
 } perm_info;
 
 static fe_cache *dep_cache, *perm_cache;
@@ -197,13 +206,13 @@ static bool answers_valid(fe_req *r, const dep_info *dep)
 }
 
 /* Checks permission and answers against what is known of the deployment, then queues. */
-static void submit_checked(fe_req *r, const dep_info *dep, bool enumerator)
+static void submit_checked(fe_req *r, const dep_info *dep, char perm)
 {
-    if (dep->missing) {
+    if (dep->missing || perm == FE_PERM_HIDDEN) {
         fe_reply_error(r, 404, "not_found", "no such deployment");
         return;
     }
-    if (!enumerator) {
+    if (perm != FE_PERM_ENUMERATOR) {
         fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
         return;
     }
@@ -228,7 +237,7 @@ static void submit_unverified(fe_req *r)
 
 static const char sql_dep_lookup[] =
     "SELECT d.survey_id, s.current_version, sv.definition::text, "
-    "       fv_has_deployment_role($2, d.id, 'enumerator') "
+    "       fv_has_deployment_role($2, d.id, 'enumerator'), fv_can_see_deployment($2, d.id) "
     "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
     "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "WHERE d.id = $1";
@@ -244,12 +253,12 @@ static bool try_cached(fe_req *r, bool allow_stale)
     if (!dep) return false;
     if (dep->missing) {
         if (!dfresh && !allow_stale) return false;
-        submit_checked(r, dep, false);
+        submit_checked(r, dep, FE_PERM_HIDDEN); /* dep->missing: 404 */
         return true;
     }
     perm_info *perm = fe_cache_get(perm_cache, s->perm_key, now, &pfresh);
     if (!perm || (!(dfresh && pfresh) && !allow_stale)) return false;
-    submit_checked(r, dep, perm->enumerator); /* dep is borrowed from the cache: used at once */
+    submit_checked(r, dep, perm->perm); /* dep is borrowed from the cache: used at once */
     return true;
 }
 
@@ -267,19 +276,19 @@ static fv_form *compile_definition(const char *text)
 }
 
 /* Caches a deployment (takes dep) and the caller's permission on it in this child. */
-static void remember(const submit *s, dep_info *dep, bool enumerator)
+static void remember(const submit *s, dep_info *dep, char perm_c)
 {
     time_t now = fe_cache_now();
     perm_info *perm = calloc(1, sizeof *perm);
     if (perm) {
-        perm->enumerator = enumerator;
+        perm->perm = perm_c;
         fe_cache_put(perm_cache, s->perm_key, perm, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
     }
     fe_cache_put(dep_cache, s->dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
 }
 
 /* Redis keys of the shared lookups: the deployment's form, and one hash per user mapping
- * deployment id -> "1"/"0" (enumerator or not), so a membership change deletes one key
+ * deployment id -> FE_PERM_* ("1", "0" or "h"), so a membership change deletes one key
  * (fe_responses_forget_user_shared). */
 static void redis_keys(const submit *s, const char *user_id, char *dep_key, size_t dlen,
                        char *perm_key, size_t plen)
@@ -299,7 +308,7 @@ void fe_responses_forget_user_shared(const char *user_id)
 
 /* Shares a PostgreSQL lookup with the other children and front ends through Redis. */
 static void share(const submit *s, const char *user_id, const char *survey_id, int version,
-                  const char *definition, size_t deflen, bool enumerator)
+                  const char *definition, size_t deflen, char perm)
 {
     char dep_key[96], perm_key[128];
     redis_keys(s, user_id, dep_key, sizeof dep_key, perm_key, sizeof perm_key);
@@ -319,7 +328,8 @@ static void share(const submit *s, const char *user_id, const char *survey_id, i
     fv_jgen_free(j);
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
-    const char *hset[] = {"HSET", perm_key, s->dep_id, enumerator ? "1" : "0"};
+    const char value[2] = {perm, '\0'};
+    const char *hset[] = {"HSET", perm_key, s->dep_id, value};
     size_t hlens[] = {4, strlen(perm_key), strlen(s->dep_id), 1};
     fe_redis_fire(4, hset, hlens);
     const char *expire[] = {"EXPIRE", perm_key, ttl};
@@ -349,7 +359,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     if (PQntuples(res->res) != 1) {
         dep->missing = true;
         fe_cache_put(dep_cache, s->dep_id, dep, fe_cache_now(), FE_NEGATIVE_TTL_S, FE_NEGATIVE_TTL_S);
-        submit_checked(r, dep, false);
+        submit_checked(r, dep, FE_PERM_HIDDEN); /* dep->missing: 404 */
         return;
     }
     snprintf(dep->survey_id, sizeof dep->survey_id, "%s", PQgetvalue(res->res, 0, 0));
@@ -361,11 +371,13 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
         return;
     }
-    bool enumerator = PQgetvalue(res->res, 0, 3)[0] == 't';
+    char perm = PQgetvalue(res->res, 0, 3)[0] == 't'   ? FE_PERM_ENUMERATOR
+                : PQgetvalue(res->res, 0, 4)[0] == 't' ? FE_PERM_VISIBLE
+                                                       : FE_PERM_HIDDEN;
     share(s, r->user->id, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
-          (size_t)PQgetlength(res->res, 0, 2), enumerator);
-    remember(s, dep, enumerator);
-    submit_checked(r, dep, enumerator); /* dep is borrowed from the cache: used synchronously */
+          (size_t)PQgetlength(res->res, 0, 2), perm);
+    remember(s, dep, perm);
+    submit_checked(r, dep, perm); /* dep is borrowed from the cache: used synchronously */
 }
 
 static void ask_pg(fe_req *r)
@@ -417,10 +429,12 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
     submit *s = r->state;
     if (s->shared_dep) {
         dep_info *dep = dep_from_json(s->shared_dep);
-        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1) {
-            bool enumerator = reply->str[0] == '1';
-            remember(s, dep, enumerator);
-            submit_checked(r, dep, enumerator); /* borrowed from the cache: used at once */
+        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1 &&
+            (reply->str[0] == FE_PERM_ENUMERATOR || reply->str[0] == FE_PERM_VISIBLE ||
+             reply->str[0] == FE_PERM_HIDDEN)) {
+            char perm = reply->str[0];
+            remember(s, dep, perm);
+            submit_checked(r, dep, perm); /* borrowed from the cache: used at once */
             return;
         }
         if (dep) {
@@ -530,51 +544,68 @@ void fe_responses_submit(fe_req *r)
 
 /* ---- reading ---- */
 
-/* Columns of sql_response_cols, in order. */
-#define RESPONSE_COLS                                                                          \
-    "r.id, r.survey_id, r.deployment_id, r.status, r.data::text, r.location::text, "          \
+/* Columns of a response as read, in order (write_response). DATA is the answers as the caller
+ * may see them: whole for survey admins, without the confidential questions for everybody else
+ * (fv_confidential_names of the version answered). */
+#define RESPONSE_COLS(DATA)                                                                    \
+    "r.id, r.survey_id, r.deployment_id, r.status, (" DATA ")::text, r.location::text, "      \
     "r.submitted_by, fv_ts(r.created_at), fv_ts(r.updated_at), r.version, fv_ts(r.collected_at), " \
-    "r.survey_version"
+    "r.survey_version, r.stage, r.rejection_message"
+/* The answers for a caller who is survey admin when ADMIN is true. */
+#define MASKED_DATA(ADMIN)                                                                     \
+    "CASE WHEN " ADMIN " THEN r.data ELSE r.data - (SELECT fv_confidential_names(v.definition) " \
+    "FROM survey_versions v WHERE v.survey_id = r.survey_id AND v.version = r.survey_version) END"
 
-static void write_response(fv_jgen *j, PGresult *p, int row)
+/* Writes the response whose RESPONSE_COLS start at column base of row. */
+static void write_response_at(fv_jgen *j, PGresult *p, int row, int base)
 {
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
-    fv_jgen_str(j, PQgetvalue(p, row, 0));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 0));
     fv_jgen_key(j, "survey_id");
-    fv_jgen_str(j, PQgetvalue(p, row, 1));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 1));
     fv_jgen_key(j, "survey_version");
-    fv_jgen_int(j, atoll(PQgetvalue(p, row, 11)));
+    fv_jgen_int(j, atoll(PQgetvalue(p, row, base + 11)));
     fv_jgen_key(j, "deployment_id");
-    fv_jgen_str(j, PQgetvalue(p, row, 2));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 2));
     fv_jgen_key(j, "status");
-    fv_jgen_str(j, PQgetvalue(p, row, 3));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 3));
+    fv_jgen_key(j, "stage");
+    fv_jgen_int(j, atoll(PQgetvalue(p, row, base + 12)));
+    if (!strcmp(PQgetvalue(p, row, base + 3), "rejected")) {
+        fv_jgen_key(j, "rejection_message");
+        fv_jgen_str(j, PQgetisnull(p, row, base + 13) ? NULL : PQgetvalue(p, row, base + 13));
+    }
     fv_jgen_key(j, "data");
-    fv_jgen_raw(j, PQgetvalue(p, row, 4), (size_t)PQgetlength(p, row, 4));
+    fv_jgen_raw(j, PQgetvalue(p, row, base + 4), (size_t)PQgetlength(p, row, base + 4));
     fv_jgen_key(j, "location");
-    if (PQgetisnull(p, row, 5))
+    if (PQgetisnull(p, row, base + 5))
         fv_jgen_null(j);
     else
-        fv_jgen_raw(j, PQgetvalue(p, row, 5), (size_t)PQgetlength(p, row, 5));
+        fv_jgen_raw(j, PQgetvalue(p, row, base + 5), (size_t)PQgetlength(p, row, base + 5));
     fv_jgen_key(j, "submitted_by");
-    fv_jgen_str(j, PQgetvalue(p, row, 6));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 6));
     fv_jgen_key(j, "collected_at");
-    fv_jgen_str(j, PQgetisnull(p, row, 10) ? NULL : PQgetvalue(p, row, 10));
+    fv_jgen_str(j, PQgetisnull(p, row, base + 10) ? NULL : PQgetvalue(p, row, base + 10));
     fv_jgen_key(j, "created_at");
-    fv_jgen_str(j, PQgetvalue(p, row, 7));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 7));
     fv_jgen_key(j, "updated_at");
-    fv_jgen_str(j, PQgetvalue(p, row, 8));
+    fv_jgen_str(j, PQgetvalue(p, row, base + 8));
     fv_jgen_key(j, "version");
-    fv_jgen_int(j, atoll(PQgetvalue(p, row, 9)));
+    fv_jgen_int(j, atoll(PQgetvalue(p, row, base + 9)));
     fv_jgen_map_close(j);
 }
 
-/* Who may read a response (issue 2's rule; the full role model replaces it): its submitter,
- * the survey's creator and the organisation's admins. */
+static void write_response(fv_jgen *j, PGresult *p, int row)
+{
+    write_response_at(j, p, row, 0);
+}
+
+/* The reading rule (fv_can_read_response): survey admins and managers any status, approvers of
+ * stage k pending at k and final, viewers final, enumerators their own; deleted ones nobody. */
 static const char sql_response_get[] =
-    "SELECT " RESPONSE_COLS " FROM responses r JOIN surveys s ON s.id = r.survey_id "
-    "WHERE r.id = $1 AND r.deleted_at IS NULL "
-    "AND (r.submitted_by = $2 OR s.created_by = $2 OR fv_is_org_admin($2, s.org_id))";
+    "SELECT " RESPONSE_COLS(MASKED_DATA("COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)"))
+    " FROM responses r WHERE r.id = $1 AND fv_can_read_response($2, r.id)";
 
 static void response_got(const fe_pg_result *res, void *arg)
 {
@@ -608,17 +639,22 @@ typedef struct list_state {
     int limit;
 } list_state;
 
+/* The caller's access to each deployment of the survey is computed once (fv_deployment_access)
+ * and every row is filtered by the reading rule (fv_response_visible), in SQL. */
 static const char sql_response_list[] =
-    "WITH v AS MATERIALIZED (SELECT s.id, (s.created_by = $2 OR fv_is_org_admin($2, s.org_id)) AS all_rows "
-    "                        FROM surveys s WHERE s.id = $1) "
-    "SELECT " RESPONSE_COLS " FROM v JOIN responses r ON r.survey_id = v.id "
-    "WHERE r.deleted_at IS NULL AND (v.all_rows OR r.submitted_by = $2) "
+    "WITH a AS MATERIALIZED (SELECT d.id, fv_deployment_access($2, d.id) AS acc "
+    "                        FROM deployments d WHERE d.survey_id = $1), "
+    "     adm AS MATERIALIZED (SELECT COALESCE(fv_survey_role($2, $1) = 'admin', false) AS yes) "
+    "SELECT " RESPONSE_COLS(MASKED_DATA("adm.yes")) " FROM a JOIN responses r ON r.deployment_id = a.id, adm "
+    "WHERE r.survey_id = $1 "
+    "  AND fv_response_visible(a.acc, $2, r.submitted_by, r.status, r.stage, r.deleted_at) "
     "  AND ($3::uuid IS NULL OR r.deployment_id = $3::uuid) "
     "  AND ($4::text IS NULL OR r.status = $4) "
     "  AND ($5::timestamptz IS NULL OR (r.created_at, r.id) > ($5::timestamptz, $6::uuid)) "
     "ORDER BY r.created_at, r.id LIMIT $7";
 
-static const char sql_survey_exists[] = "SELECT 1 FROM surveys WHERE id = $1";
+/* An empty page: the survey exists and the caller may see it (else 404). */
+static const char sql_survey_exists[] = "SELECT 1 FROM surveys WHERE id = $1 AND fv_can_see_survey($2, id)";
 
 static void survey_checked(const fe_pg_result *res, void *arg)
 {
@@ -678,8 +714,8 @@ static void responses_listed(const fe_pg_result *res, void *arg)
     PGresult *p = res->res;
     int n = PQntuples(p);
     if (n == 0) {
-        const char *params[] = {r->param[0]};
-        fe_pg_query(sql_survey_exists, 1, params, survey_checked, r);
+        const char *params[] = {r->param[0], r->user->id};
+        fe_pg_query(sql_survey_exists, 2, params, survey_checked, r);
         return;
     }
     bool more = n > ls->limit;
@@ -749,4 +785,391 @@ void fe_responses_list(fe_req *r)
     free(status);
     free(after);
     free(limit_s);
+}
+
+/* ---- changes: edit or resubmit, delete, approve, reject ----
+ * Written synchronously to PostgreSQL (503 + Retry-After while it is down; DESIGN section 5 says
+ * edits are queued: not yet). Each change bumps responses.version and appends the
+ * response_events row of that version in the same statement. */
+
+#define FE_MESSAGE_MAX 2000
+
+/* The location of an edit as stored JSON: *out is NULL for JSON null, else caller frees.
+ * Returns NULL, or the reason loc is invalid. */
+static const char *location_json(yajl_val loc, char **out)
+{
+    *out = NULL;
+    if (YAJL_IS_NULL(loc)) return NULL;
+    double lat, lon, acc = 0;
+    yajl_val accv = fv_json_get(loc, "accuracy");
+    if (!YAJL_IS_OBJECT(loc) || !number_in(fv_json_get(loc, "lat"), -90, 90, &lat) ||
+        !number_in(fv_json_get(loc, "lon"), -180, 180, &lon) ||
+        (accv && !YAJL_IS_NULL(accv) && !number_in(accv, 0, 1e7, &acc)))
+        return "must be {lat: -90..90, lon: -180..180, accuracy?: >= 0} or null";
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return "out of memory";
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "lat");
+    fv_jgen_double(j, lat);
+    fv_jgen_key(j, "lon");
+    fv_jgen_double(j, lon);
+    if (accv && !YAJL_IS_NULL(accv)) {
+        fv_jgen_key(j, "accuracy");
+        fv_jgen_double(j, acc);
+    }
+    fv_jgen_map_close(j);
+    *out = strdup(fv_jgen_buf(j, NULL));
+    fv_jgen_free(j);
+    return *out ? NULL : "out of memory";
+}
+
+/* Lifecycle of a PATCH (patch.step):
+ *   PATCH_LOAD   reading the response, the caller's rights and the current form
+ *   PATCH_WRITE  the UPDATE, conditional on the version read (409 if it moved meanwhile) */
+typedef enum { PATCH_LOAD, PATCH_WRITE } patch_step;
+
+/* State of one PATCH: owned by the request. */
+typedef struct patch {
+    patch_step step;
+    bool set_location;  /* the body has a "location" key */
+    char *location;     /* owned; NULL: JSON null */
+    char *data;         /* owned: the answers to store (after the merge), set at PATCH_WRITE */
+} patch;
+
+static void patch_free(void *p)
+{
+    patch *s = p;
+    free(s->location);
+    free(s->data);
+    free(s);
+}
+
+/* $1 response, $2 caller, $3 mfa. Columns: status, mine, visible, manager (org-admin power
+ * counted only as the TOTP policy allows), enumerator, version, current survey version, its
+ * definition, survey admin, the stored confidential answers, manager without the TOTP policy. */
+static const char sql_patch_load[] =
+    "SELECT r.status, r.submitted_by = $2, fv_can_read_response($2, r.id), "
+    "       fv_is_deployment_manager($2, r.deployment_id, $3::boolean), "
+    "       fv_has_deployment_role($2, r.deployment_id, 'enumerator'), r.version, s.current_version, "
+    "       sv.definition::text, COALESCE(fv_survey_role($2, s.id) = 'admin', false), "
+    "       (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(r.data) e "
+    "        WHERE e.key = ANY (fv_confidential_names(sv.definition)))::text, "
+    "       fv_is_deployment_manager($2, r.deployment_id) "
+    "FROM responses r JOIN surveys s ON s.id = r.survey_id "
+    "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
+    "WHERE r.id = $1 AND r.deleted_at IS NULL";
+
+/* $1 response, $2 caller, $3 data, $4 location, $5 set location, $6 action (edit|resubmit),
+ * $7 the version read, $8 the survey version validated against. */
+static const char sql_patch_write[] =
+    "WITH u AS (UPDATE responses x SET data = $3::jsonb, "
+    "             location = CASE WHEN $5::boolean THEN $4::jsonb ELSE x.location END, "
+    "             survey_version = $8::int, version = x.version + 1, updated_at = now(), "
+    "             status = CASE WHEN $6::text = 'resubmit' "
+    "                           THEN CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END "
+    "                           ELSE x.status END, "
+    "             stage = CASE WHEN $6::text = 'resubmit' "
+    "                          THEN CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END ELSE x.stage END, "
+    "             rejection_message = CASE WHEN $6::text = 'resubmit' THEN NULL ELSE x.rejection_message END "
+    "           FROM deployments d "
+    "           WHERE x.id = $1 AND d.id = x.deployment_id AND x.version = $7::int AND x.deleted_at IS NULL "
+    "           RETURNING x.*), "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, data, location) "
+    "           SELECT id, version, $6::text, stage, status, $2, data, location FROM u) "
+    "SELECT " RESPONSE_COLS(MASKED_DATA("COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)"))
+    " FROM u r";
+
+static void patch_written(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 409, "conflict", "the response changed meanwhile; read it again and retry");
+        return;
+    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    write_response(j, res->res, 0);
+    fe_reply_gen_send(r, 200, j);
+}
+
+/* The answers of the body with the stored confidential answers it does not name (a caller who is
+ * not a survey admin never saw them, so leaving them out keeps them). Caller frees. */
+static char *merge_confidential(yajl_val data, const char *stored_json)
+{
+    char err[64];
+    yajl_val stored = fv_json_parse(stored_json, err, sizeof err);
+    fv_jgen *j = fv_jgen_new();
+    char *out = NULL;
+    if (j && stored && YAJL_IS_OBJECT(stored)) {
+        fv_jgen_map_open(j);
+        for (size_t i = 0; i < data->u.object.len; i++) {
+            fv_jgen_key(j, data->u.object.keys[i]);
+            fv_jgen_tree(j, data->u.object.values[i]);
+        }
+        for (size_t i = 0; i < stored->u.object.len; i++) {
+            if (fv_json_get(data, stored->u.object.keys[i])) continue;
+            fv_jgen_key(j, stored->u.object.keys[i]);
+            fv_jgen_tree(j, stored->u.object.values[i]);
+        }
+        fv_jgen_map_close(j);
+        out = strdup(fv_jgen_buf(j, NULL));
+    }
+    fv_jgen_free(j);
+    if (stored) yajl_tree_free(stored);
+    return out;
+}
+
+static void patch_loaded(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    patch *s = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    PGresult *p = res->res;
+    if (PQntuples(p) != 1 || !fe_access_pg_true(p, 2)) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    bool rejected = !strcmp(PQgetvalue(p, 0, 0), "rejected");
+    bool resubmit = rejected && fe_access_pg_true(p, 1) && fe_access_pg_true(p, 4);
+    if (!resubmit && !fe_access_pg_true(p, 3)) {
+        if (fe_access_pg_true(p, 10)) {
+            fe_reply_error(r, 403, "totp_required",
+                           "the organisation requires its admins to sign in with a TOTP code for this");
+            return;
+        }
+        fe_reply_error(r, 403, "forbidden",
+                       "only the deployment's managers and the survey's admins edit responses; "
+                       "a submitter may resubmit their rejected response");
+        return;
+    }
+    yajl_val data = fv_json_get(r->body, "data");
+    bool admin = fe_access_pg_true(p, 8);
+    s->data = admin ? NULL : merge_confidential(data, PQgetvalue(p, 0, 9));
+    if (!admin && !s->data) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    /* The answers are checked against the survey's current form; the response moves to it. */
+    fv_form *form = compile_definition(PQgetvalue(p, 0, 7));
+    if (!form) {
+        fv_error("req %s: stored form definition does not compile", r->req_id);
+        fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
+        return;
+    }
+    char err[64];
+    yajl_val merged = s->data ? fv_json_parse(s->data, err, sizeof err) : NULL;
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    size_t nerr = fv_form_validate(form, merged ? merged : data, &errs);
+    fv_form_free(form);
+    if (merged) yajl_tree_free(merged);
+    if (nerr > 0) {
+        fe_reply_form_errors(r, "the answers are invalid", &errs);
+        fv_form_errors_free(&errs);
+        return;
+    }
+    fv_form_errors_free(&errs);
+    if (!s->data) {
+        fv_jgen *j = fv_jgen_new();
+        if (j) {
+            fv_jgen_tree(j, data);
+            s->data = strdup(fv_jgen_buf(j, NULL));
+            fv_jgen_free(j);
+        }
+        if (!s->data) {
+            fe_reply_error(r, 503, "overloaded", "out of memory");
+            return;
+        }
+    }
+    s->step = PATCH_WRITE;
+    const char *params[] = {r->param[0], r->user->id, s->data, s->location,
+                            s->set_location ? "true" : "false", resubmit ? "resubmit" : "edit",
+                            PQgetvalue(p, 0, 5), PQgetvalue(p, 0, 6)};
+    fe_pg_query(sql_patch_write, 8, params, patch_written, r);
+}
+
+void fe_responses_patch(fe_req *r)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    yajl_val data = fv_json_get(r->body, "data"), loc = fv_json_get(r->body, "location");
+    const char *bad[2], *why[2];
+    size_t nbad = 0;
+    char *location = NULL;
+    if (!data || !YAJL_IS_OBJECT(data)) bad[nbad] = "data", why[nbad++] = "required: an object of answers";
+    const char *e = loc ? location_json(loc, &location) : NULL;
+    if (e) bad[nbad] = "location", why[nbad++] = e;
+    if (nbad) {
+        free(location);
+        fe_reply_error_fields(r, 422, "validation_failed", "the edit is invalid", nbad, bad, why);
+        return;
+    }
+    patch *s = calloc(1, sizeof *s);
+    if (!s) {
+        free(location);
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    s->step = PATCH_LOAD;
+    s->set_location = loc != NULL;
+    s->location = location;
+    r->state = s;
+    r->state_free = patch_free;
+    const char *params[] = {r->param[0], r->user->id, fe_access_mfa(r)};
+    fe_pg_query(sql_patch_load, 3, params, patch_loaded, r);
+}
+
+/* $1 response, $2 caller, $3 address, $4 mfa. Columns: visible, manager, manager without the
+ * TOTP policy (see fv_is_deployment_manager). */
+static const char sql_delete[] =
+    "WITH c AS (SELECT x.id, s.org_id, fv_can_read_response($2, x.id) AS visible, "
+    "                  fv_is_deployment_manager($2, x.deployment_id, $4::boolean) AS manager, "
+    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager_any "
+    "           FROM responses x JOIN surveys s ON s.id = x.survey_id "
+    "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
+    "     u AS (UPDATE responses y SET deleted_at = now(), version = y.version + 1, updated_at = now() "
+    "           FROM c WHERE y.id = c.id AND c.manager RETURNING y.id, y.version, y.stage, y.status), "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor) "
+    "           SELECT id, version, 'delete', stage, status, $2 FROM u), "
+    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
+    "           SELECT $2, 'response.delete', 'response', u.id::text, NULLIF($3, '')::inet, c.org_id "
+    "           FROM u, c) "
+    "SELECT c.visible, c.manager, c.manager_any AND NOT c.manager FROM c LEFT JOIN u ON true";
+
+static void deleted(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    PGresult *p = res->res;
+    fe_access_check c = {fe_access_pg_true(p, 0), fe_access_pg_true(p, 1), fe_access_pg_true(p, 2)};
+    if (fe_access_deny(r, &c, "response", "only the deployment's managers and the survey's admins delete responses"))
+        return;
+    fe_reply_text(r, 204, "application/json", NULL, 0);
+}
+
+void fe_responses_delete(fe_req *r)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    const char *params[] = {r->param[0], r->user->id, r->address, fe_access_mfa(r)};
+    fe_pg_query(sql_delete, 4, params, deleted, r);
+}
+
+/* $1 response, $2 caller, $3 approve|reject, $4 message, $5 address, $6 mfa. The approver of the
+ * current stage moves it on (the last stage makes it final) or rejects it; a manager or survey
+ * admin who is not that stage's approver may too, recorded as an override. Columns: visible,
+ * status before, stage approver, manager, approver of some stage, manager without the TOTP
+ * policy (see fv_is_deployment_manager), then the response. */
+static const char sql_decide[] =
+    "WITH c AS (SELECT x.id, x.status, x.stage, d.approval_stages, s.org_id, "
+    "                  fv_can_read_response($2, x.id) AS visible, "
+    "                  x.status = 'pending' AND EXISTS ("
+    "                      SELECT 1 FROM deployment_roles dr WHERE dr.deployment_id = x.deployment_id "
+    "                      AND dr.role = 'approver' AND dr.stage = x.stage "
+    "                      AND fv_principal_includes($2, dr.principal_type, dr.principal_id)) AS approver, "
+    "                  fv_is_deployment_manager($2, x.deployment_id, $6::boolean) AS manager, "
+    "                  cardinality((fv_deployment_access($2, x.deployment_id)).approver_stages) > 0 AS any_stage, "
+    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager_any "
+    "           FROM responses x JOIN deployments d ON d.id = x.deployment_id "
+    "           JOIN surveys s ON s.id = x.survey_id "
+    "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
+    "     u AS (UPDATE responses y SET "
+    "             status = CASE WHEN $3::text = 'reject' THEN 'rejected' "
+    "                           WHEN c.stage >= c.approval_stages THEN 'final' ELSE 'pending' END, "
+    "             stage = CASE WHEN $3::text = 'reject' THEN c.stage "
+    "                          WHEN c.stage >= c.approval_stages THEN 0 ELSE c.stage + 1 END, "
+    "             rejection_message = CASE WHEN $3::text = 'reject' THEN $4::text END, "
+    "             version = y.version + 1, updated_at = now() "
+    "           FROM c WHERE y.id = c.id AND c.visible AND c.status = 'pending' AND (c.approver OR c.manager) "
+    "           RETURNING y.*), "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, override, message) "
+    "           SELECT u.id, u.version, $3::text, c.stage, u.status, $2, NOT c.approver, $4::text FROM u, c), "
+    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
+    "           SELECT $2, 'response.' || $3::text, 'response', u.id::text, NULLIF($5, '')::inet, c.org_id, "
+    "                  jsonb_build_object('stage', c.stage, 'status', u.status, 'override', NOT c.approver) "
+    "           FROM u, c) "
+    "SELECT c.visible, c.status, c.approver, c.manager, c.any_stage, c.manager_any, "
+    RESPONSE_COLS(MASKED_DATA("COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)"))
+    " FROM c LEFT JOIN u r ON true";
+
+static void decided(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    PGresult *p = res->res;
+    if (PQntuples(p) != 1 || !fe_access_pg_true(p, 0)) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    bool pending = !strcmp(PQgetvalue(p, 0, 1), "pending");
+    bool manager = fe_access_pg_true(p, 3), approver = fe_access_pg_true(p, 2);
+    if (!pending && (manager || fe_access_pg_true(p, 4))) {
+        fe_reply_error(r, 409, "not_pending", "the response is not waiting for approval");
+        return;
+    }
+    if (!approver && !manager && fe_access_pg_true(p, 5)) {
+        fe_reply_error(r, 403, "totp_required",
+                       "the organisation requires its admins to sign in with a TOTP code for this");
+        return;
+    }
+    if (!approver && !manager) {
+        fe_reply_error(r, 403, "forbidden", "only the approvers of the response's current stage decide on it");
+        return;
+    }
+    if (PQgetisnull(p, 0, 6)) { /* locked and re-read: it moved on meanwhile */
+        fe_reply_error(r, 409, "not_pending", "the response is not waiting for approval");
+        return;
+    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    write_response_at(j, p, 0, 6);
+    fe_reply_gen_send(r, 200, j);
+}
+
+/* approve (message optional) or reject (message required). */
+static void decide(fe_req *r, const char *action, bool message_required)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such response");
+        return;
+    }
+    yajl_val m = fv_json_get(r->body, "message");
+    const char *msg = m && YAJL_IS_STRING(m) ? m->u.string : NULL;
+    bool bad = message_required ? (!msg || !*msg) : (m && !YAJL_IS_NULL(m) && !msg);
+    if (bad || (msg && strlen(msg) > FE_MESSAGE_MAX)) {
+        const char *f[] = {"message"};
+        const char *why[] = {message_required ? "required: a string of 1 to 2000 characters"
+                                              : "must be a string of at most 2000 characters"};
+        fe_reply_error_fields(r, 422, "validation_failed", "the decision is invalid", 1, f, why);
+        return;
+    }
+    const char *params[] = {r->param[0], r->user->id, action, msg, r->address, fe_access_mfa(r)};
+    fe_pg_query(sql_decide, 6, params, decided, r);
+}
+
+void fe_responses_approve(fe_req *r)
+{
+    decide(r, "approve", false);
+}
+
+void fe_responses_reject(fe_req *r)
+{
+    decide(r, "reject", true);
 }

@@ -49,11 +49,20 @@ const fe_route fe_routes[] = {
 
     /* ---- access: surveys, grants, deployments, responses and their approval ---- */
     {POST, "/v1/surveys", fe_surveys_create, AUTH, true, "surveys_create"},
+    {GET, "/v1/surveys", fe_surveys_list, AUTH, false, "surveys_list"},
     {GET, "/v1/surveys/:id", fe_surveys_get, AUTH, false, "surveys_get"},
+    {PUT, "/v1/surveys/:id/definition", fe_surveys_put_definition, AUTH, true, "surveys_put_definition"},
+    {PUT, "/v1/surveys/:id/access", fe_surveys_put_access, AUTH, true, "surveys_put_access"},
     {POST, "/v1/surveys/:id/deployments", fe_deployments_create, AUTH, true, "deployments_create"},
+    {GET, "/v1/surveys/:id/deployments", fe_deployments_list, AUTH, false, "deployments_list"},
+    {GET, "/v1/deployments/:id", fe_deployments_get, AUTH, false, "deployments_get"},
     {GET, "/v1/surveys/:id/responses", fe_responses_list, AUTH, false, "responses_list"},
     {POST, "/v1/deployments/:id/responses", fe_responses_submit, AUTH, true, "responses_submit"},
     {GET, "/v1/responses/:id", fe_responses_get, AUTH, false, "responses_get"},
+    {PATCH, "/v1/responses/:id", fe_responses_patch, AUTH, true, "responses_patch"},
+    {DELETE, "/v1/responses/:id", fe_responses_delete, AUTH, false, "responses_delete"},
+    {POST, "/v1/responses/:id/approve", fe_responses_approve, AUTH, true, "responses_approve"},
+    {POST, "/v1/responses/:id/reject", fe_responses_reject, AUTH, true, "responses_reject"},
 
     /* ---- access end ---- */
 

@@ -12,18 +12,27 @@
 #include "wk_verify.h"
 
 /* $1 is a JSON array of envelopes. LEFT JOIN, not JOIN: an unknown deployment must fail the
- * foreign key (and the entry), never vanish from the INSERT while its entry gets acked. */
+ * foreign key (and the entry), never vanish from the INSERT while its entry gets acked.
+ * A response starts pending at stage 1 when its deployment has approval stages, final (stage 0)
+ * otherwise; each inserted row gets its 'submit' event (response_events, migration 004) in the
+ * same statement. A replayed entry inserts neither. */
 static const char insert_sql[] =
-    "INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status,"
-    "                       data, location, collected_at, received_at)"
+    "WITH ins AS ("
+    " INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status,"
+    "                        stage, data, location, collected_at, received_at)"
     " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
     "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
+    "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
     "        x.data, x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0)"
     " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
     "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
     "      collected_at timestamptz, received_at_ms bigint)"
     " LEFT JOIN deployments d ON d.id = x.deployment_id"
-    " ON CONFLICT (id) DO NOTHING";
+    " ON CONFLICT (id) DO NOTHING"
+    " RETURNING id, version, stage, status, submitted_by, data, location, created_at)"
+    " INSERT INTO response_events (response_id, version, action, stage, status, actor, data,"
+    "                              location, at)"
+    " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at FROM ins";
 
 void wk_store_close(wk_store *st)
 {

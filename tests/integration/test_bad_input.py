@@ -106,8 +106,13 @@ def test_unknown_deployment_is_404(world):
 
 
 def test_not_an_enumerator_is_403(world):
-    r = world.submit(api=world.stranger)
+    # The org's admin sees the deployment but is not one of its enumerators: 403. A stranger may
+    # not even see it: 404, as for a deployment that does not exist (issue 3's access model).
+    r = world.submit(api=world.admin)
     assert r.status_code == 403, r.text
+    error_body(r)
+    r = world.submit(api=world.stranger)
+    assert r.status_code == 404, r.text
     error_body(r)
 
 

@@ -1,0 +1,85 @@
+"""Helpers of the access tests (test_lifecycle.py, test_permissions.py): users, and the branches,
+teams and memberships that the orgs area's endpoints will make. Until those endpoints are merged
+these are written with SQL through cluster.psql (the lead switches them to the API after the
+merge: PUT /v1/orgs/{org}/members/{user}, POST /v1/orgs/{org}/branches, POST /v1/orgs/{org}/teams).
+"""
+import itertools
+import uuid
+
+from fvharness import new_id, wait_until
+
+_seq = itertools.count()
+
+
+class User:
+    """A user with an API key: .id, .api (an Api client), .name."""
+
+    def __init__(self, cluster, label):
+        n = next(_seq)
+        tag = uuid.uuid4().hex[:8]
+        self.name = label
+        self.key = cluster.create_user(f"{label.replace(' ', '-')}-{tag}-{n}@example.org", label)
+        self.api = cluster.api(self.key)
+        r = self.api.get("/v1/me")
+        assert r.status_code == 200, r.text
+        self.id = r.json()["id"]
+
+    def close(self):
+        self.api.close()
+
+    def __repr__(self):
+        return f"<User {self.name}>"
+
+
+def add_branch(cluster, org_id, parent_id, name):
+    bid = new_id()
+    cluster.psql("INSERT INTO branches (id, org_id, parent_id, name) VALUES (%s, %s, %s, %s)",
+                 bid, org_id, parent_id, name)
+    return bid
+
+
+def add_team(cluster, org_id, name):
+    tid = new_id()
+    cluster.psql("INSERT INTO teams (id, org_id, name) VALUES (%s, %s, %s)", tid, org_id, name)
+    return tid
+
+
+def add_member(cluster, org_id, user_id, role, branch_id=None, team_id=None):
+    cluster.psql("INSERT INTO memberships (id, org_id, user_id, role, branch_id, team_id) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)", new_id(), org_id, user_id, role, branch_id, team_id)
+
+
+def P(kind, id):
+    """A principal as the API takes it."""
+    return {"type": kind, "id": id}
+
+
+def submit_and_wait(enum_api, deployment_id, data, rid=None, timeout=60):
+    """Submits data as enum_api and waits until the worker wrote it (the submitter reads it)."""
+    rid = rid or new_id()
+    r = enum_api.post(f"/v1/deployments/{deployment_id}/responses", json={"id": rid, "data": data})
+    assert r.status_code == 202, r.text
+
+    def readable():
+        g = enum_api.get(f"/v1/responses/{rid}")
+        assert g.status_code in (200, 404), g.text
+        return g.json() if g.status_code == 200 else None
+    return wait_until(readable, timeout, what=f"response {rid} to be written")
+
+
+def list_all(api, path, params=None, limit=50):
+    """Every item of a paginated list (asserting 200 on each page); returns the items."""
+    items, after = [], None
+    for _ in range(200):
+        q = dict(params or {}, limit=limit)
+        if after:
+            q["after"] = after
+        r = api.get(path, params=q)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        page = r.json()
+        assert set(page) == {"items", "next"}, page
+        items += page["items"]
+        after = page["next"]
+        if after is None:
+            return items
+    raise AssertionError(f"{path}: more than 200 pages")

@@ -1,0 +1,103 @@
+"""The permission table of the access contract: who may do what (issue 3).
+
+One row per endpoint, one column per role; each cell is the status the caller gets:
+    2xx  allowed            403  visible but not allowed      404  not visible at all
+    401  not signed in      409  allowed, but the response is not waiting for approval
+test_permissions.py builds the world below and tries every cell; LIST_ROWS says which rows of
+each list a role sees (exactly: a row a role may not see in a list fails the test).
+
+The world (test_permissions.py):
+    org A: root -> region -> district, and a sibling region2; team T
+    survey S (read-only world) and survey M (the same shape, for the cells that change things),
+    each created by org_admin and deployed:
+      D  to region: enumerators [branch region], viewers [team T], managers [user manager],
+         approvers [[user approver1], [user approver2]]          (two approval stages)
+      D2 to region: enumerators [user enumerator2]                (no approval stages)
+    survey grants: viewer -> user survey_viewer, admin -> user survey_admin
+    memberships (role member unless said): enumerator and enumerator2 in region, dep_viewer in
+      team T, org_admin admin on root, below in district, beside in region2, other_org admin of
+      org B. manager, approvers and the survey grantees are named as users only (no membership).
+    responses of S (inserted as the worker writes them), submitted by enumerator unless said:
+      p1 pending at stage 1, p2 pending at stage 2, fin final, rej rejected at stage 1,
+      p1x pending at stage 1 by enumerator2, oth final in D2 by enumerator2, del final and deleted.
+Paths: {survey} {dep} {dep2} {p1} {p2} {fin} {rej} {del} name objects of S; {msurvey} {mdep}
+name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
+Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
+"""
+
+ROLES = ["anonymous", "stranger", "other_org", "enumerator", "dep_viewer", "manager",
+         "approver1", "approver2", "survey_viewer", "survey_admin", "org_admin", "below", "beside"]
+
+# fmt: off
+ROWS = [
+    # method, path                                        anon strn othr enum dviw mngr apr1 apr2 sviw sadm oadm belw besd
+    # ---- access: surveys, grants, deployments, responses ----
+    ("POST",   "/v1/surveys",                              401, 404, 404, 201, 201, 404, 404, 404, 404, 404, 201, 201, 201),
+    ("GET",    "/v1/surveys",                              401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/surveys/{survey}",                     401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
+    ("PUT",    "/v1/surveys/{msurvey}/definition",         401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    ("PUT",    "/v1/surveys/{msurvey}/access",             401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    ("POST",   "/v1/surveys/{msurvey}/deployments",        401, 404, 404, 403, 403, 403, 403, 403, 403, 201, 201, 404, 404),
+    ("GET",    "/v1/surveys/{survey}/deployments",         401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
+    ("GET",    "/v1/deployments/{dep}",                    401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
+    ("GET",    "/v1/deployments/{dep2}",                   401, 404, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404),
+    ("POST",   "/v1/deployments/{mdep}/responses",         401, 404, 404, 202, 403, 403, 403, 403, 403, 403, 202, 404, 404),
+    ("GET",    "/v1/surveys/{survey}/responses",           401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{p1}",                       401, 404, 404, 200, 404, 200, 200, 404, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{p2}",                       401, 404, 404, 200, 404, 200, 404, 200, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{fin}",                      401, 404, 404, 200, 200, 200, 200, 200, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{rej}",                      401, 404, 404, 200, 404, 200, 404, 404, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{del}",                      401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    ("PATCH",  "/v1/responses/{fresh:pending:1}",          401, 404, 404, 403, 404, 200, 403, 404, 404, 200, 200, 404, 404),
+    ("PATCH",  "/v1/responses/{fresh:rejected:1}",         401, 404, 404, 200, 404, 200, 404, 404, 404, 200, 200, 404, 404),
+    ("DELETE", "/v1/responses/{fresh:final:0}",            401, 404, 404, 403, 403, 204, 403, 403, 404, 204, 204, 404, 404),
+    ("POST",   "/v1/responses/{fresh:pending:1}/approve",  401, 404, 404, 403, 404, 200, 200, 404, 404, 200, 200, 404, 404),
+    ("POST",   "/v1/responses/{fresh:pending:2}/approve",  401, 404, 404, 403, 404, 200, 404, 200, 404, 200, 200, 404, 404),
+    ("POST",   "/v1/responses/{fresh:final:0}/approve",    401, 404, 404, 403, 403, 409, 409, 409, 404, 409, 409, 404, 404),
+    ("POST",   "/v1/responses/{fresh:pending:1}/reject",   401, 404, 404, 403, 404, 200, 200, 404, 404, 200, 200, 404, 404),
+    ("POST",   "/v1/responses/{fresh:pending:2}/reject",   401, 404, 404, 403, 404, 200, 404, 200, 404, 200, 200, 404, 404),
+    # ---- access end ----
+
+    # ---- orgs, identity, API keys, sites: the lead fills these rows after the merge ----
+    # ---- other areas end ----
+]
+# fmt: on
+
+# Exactly which labelled rows each role finds in a list (roles not named answer as ROWS says:
+# 401/404, no list). A survey a role created itself (the POST /v1/surveys cells) may appear too.
+LIST_ROWS = {
+    "/v1/surveys": {
+        "stranger": set(), "other_org": set(), "below": set(), "beside": set(),
+        **{r: {"survey", "msurvey"} for r in ("enumerator", "dep_viewer", "manager", "approver1",
+                                              "approver2", "survey_viewer", "survey_admin", "org_admin")},
+    },
+    "/v1/surveys/{survey}/deployments": {
+        **{r: {"dep"} for r in ("enumerator", "dep_viewer", "manager", "approver1", "approver2")},
+        **{r: {"dep", "dep2"} for r in ("survey_viewer", "survey_admin", "org_admin")},
+    },
+    "/v1/surveys/{survey}/responses": {
+        "enumerator":    {"p1", "p2", "fin", "rej"},
+        "dep_viewer":    {"fin"},
+        "manager":       {"p1", "p2", "fin", "rej", "p1x"},
+        "approver1":     {"p1", "p1x", "fin"},
+        "approver2":     {"p2", "fin"},
+        "survey_viewer": set(),
+        "survey_admin":  {"p1", "p2", "fin", "rej", "p1x", "oth"},
+        "org_admin":     {"p1", "p2", "fin", "rej", "p1x", "oth"},
+    },
+}
+
+# Bodies of the cells that need one, by (method, path).
+BODIES = {
+    ("POST", "/v1/surveys"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "definition": w.definition},
+    ("PUT", "/v1/surveys/{msurvey}/definition"): lambda w: {"definition": w.definition},
+    ("PUT", "/v1/surveys/{msurvey}/access"): lambda w: {"principal_type": "user", "principal_id": w.grantee,
+                                                       "role": "viewer"},
+    ("POST", "/v1/surveys/{msurvey}/deployments"): lambda w: {"name": "made by a cell", "branch_id": w.region,
+                                                             "roles": {}},
+    ("POST", "/v1/deployments/{mdep}/responses"): lambda w: {"data": w.answers},
+    ("PATCH", "/v1/responses/{fresh:pending:1}"): lambda w: {"data": w.answers},
+    ("PATCH", "/v1/responses/{fresh:rejected:1}"): lambda w: {"data": w.answers},
+    ("POST", "*/reject"): lambda w: {"message": "not good enough"},
+    ("POST", "*/approve"): lambda w: {},
+}
