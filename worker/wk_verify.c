@@ -27,9 +27,11 @@ static const char quarantine_sql[] =
     "           VALUES ($1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
     "                   to_timestamp($7::bigint / 1000.0), $8)"
     "           ON CONFLICT (id) DO NOTHING RETURNING id)"
-    " INSERT INTO audit (actor, action, target_type, target_id, detail)"
+    " INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
     " SELECT $3, 'submission.quarantined', 'submission', q.id::text,"
-    "        jsonb_build_object('deployment_id', $2::text, 'reason', $8::text) FROM q";
+    "        jsonb_build_object('deployment_id', $2::text, 'reason', $8::text),"
+    "        (SELECT s.org_id FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $2)"
+    " FROM q";
 
 /* Writes the quarantine row and its audit entry. */
 static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, char *err,

@@ -202,6 +202,10 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
     audited = c.psql("SELECT target_id FROM audit WHERE action = 'submission.quarantined' "
                      "AND target_id = ANY(%s)", list(q))
     assert {a[0] for a in audited} == set(q)
+    # entries of the organisation's deployments are in its audit log
+    in_org = c.psql("SELECT target_id FROM audit WHERE action = 'submission.quarantined' "
+                    "AND target_id = ANY(%s) AND org_id = %s", list(q), world.org_id)
+    assert {a[0] for a in in_org} == {ids["stranger"], ids["e2_cold_bad"]}
     # The organisation's admins see its quarantine through the API (the entry naming no
     # deployment belongs to no organisation); nobody else does.
     r = world.admin.get(f"/v1/orgs/{world.org_id}/quarantine", params={"limit": 500})
