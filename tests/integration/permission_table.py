@@ -23,6 +23,9 @@ The world (test_permissions.py):
 Paths: {survey} {dep} {dep2} {p1} {p2} {fin} {rej} {del} name objects of S; {msurvey} {mdep}
 name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
 Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
+Org A also manages three sites made by org_admin: {pub} public, {prot} protected, {priv}
+private; {fresh_site} is a new private one and {fresh_member} a new member of org A, made for
+the cell. {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
 """
 
 ROLES = ["anonymous", "stranger", "other_org", "enumerator", "dep_viewer", "manager",
@@ -58,7 +61,34 @@ ROWS = [
     ("POST",   "/v1/responses/{fresh:pending:2}/reject",   401, 404, 404, 403, 404, 200, 404, 200, 404, 200, 200, 404, 404),
     # ---- access end ----
 
-    # ---- orgs, identity, API keys, sites: the lead fills these rows after the merge ----
+    # ---- orgs: organisations, branches, teams, members, audit, quarantine ----
+    ("POST",   "/v1/orgs",                                 401, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201),
+    ("GET",    "/v1/orgs",                                 401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/orgs/{org}",                           401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("PATCH",  "/v1/orgs/{org}",                           401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    ("POST",   "/v1/orgs/{org}/branches",                  401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
+    ("GET",    "/v1/orgs/{org}/branches",                  401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("POST",   "/v1/orgs/{org}/teams",                     401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
+    ("GET",    "/v1/orgs/{org}/teams",                     401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("PUT",    "/v1/orgs/{org}/members/{grantee}",         401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    ("DELETE", "/v1/orgs/{org}/members/{fresh_member}",    401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
+    ("GET",    "/v1/orgs/{org}/members",                   401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("GET",    "/v1/orgs/{org}/audit",                     401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    ("GET",    "/v1/orgs/{org}/quarantine",                401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    # ---- orgs end ----
+
+    # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----
+    ("POST",   "/v1/sites",                                401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
+    ("GET",    "/v1/sites",                                200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/sites/{pub}",                          200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/sites/{prot}",                         404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/sites/{priv}",                         404, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("PATCH",  "/v1/sites/{pub}",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("PATCH",  "/v1/sites/{priv}",                         401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    ("DELETE", "/v1/sites/{fresh_site}",                   401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
+    # ---- sites end ----
+
+    # ---- identity and API keys: the lead fills these rows after the merge ----
     # ---- other areas end ----
 ]
 # fmt: on
@@ -87,6 +117,20 @@ LIST_ROWS = {
     },
 }
 
+# Lists of org A's objects: the roles that may list them see exactly these labelled rows (and,
+# for branches and teams, any made by a POST cell; for members, users added by cells).
+LIST_ROWS["/v1/sites?org={org}"] = {
+    "anonymous": {"pub"},
+    **{r: {"pub", "prot"} for r in ("stranger", "other_org", "manager", "approver1", "approver2",
+                                    "survey_viewer", "survey_admin")},
+    **{r: {"pub", "prot", "priv"} for r in ("enumerator", "dep_viewer", "org_admin", "below", "beside")},
+}
+LIST_ROWS["/v1/orgs"] = {
+    **{r: set() for r in ("stranger", "manager", "approver1", "approver2", "survey_viewer", "survey_admin")},
+    **{r: {"org"} for r in ("enumerator", "dep_viewer", "org_admin", "below", "beside")},
+    "other_org": {"org_b"},
+}
+
 # Bodies of the cells that need one, by (method, path).
 BODIES = {
     ("POST", "/v1/surveys"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "definition": w.definition},
@@ -100,4 +144,13 @@ BODIES = {
     ("PATCH", "/v1/responses/{fresh:rejected:1}"): lambda w: {"data": w.answers},
     ("POST", "*/reject"): lambda w: {"message": "not good enough"},
     ("POST", "*/approve"): lambda w: {},
+    ("POST", "/v1/orgs"): lambda w: {"name": "made by a cell"},
+    ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
+    ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
+    ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},
+    ("PUT", "/v1/orgs/{org}/members/{grantee}"): lambda w: {"role": "member", "branch_id": w.region2},
+    ("POST", "/v1/sites"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "type": "well",
+                                      "privacy": "private"},
+    ("PATCH", "/v1/sites/{pub}"): lambda w: {"properties": {"depth_m": 12}},
+    ("PATCH", "/v1/sites/{priv}"): lambda w: {"properties": {"depth_m": 7}},
 }
