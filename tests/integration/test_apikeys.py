@@ -470,3 +470,30 @@ def test_reinstate_revoked_unknown_and_bad_ids(fes, org, admin):
         assert r.status_code == 404, (bad, r.text)
     # the wrong method on a known path
     assert admin.get(f"/v1/api-keys/{k['id']}/reinstate").status_code == 405
+
+
+def test_rate_limit_fails_open_while_redis_is_down(fes):
+    """Redis down: nothing can be counted, so keys are not limited (docs/api-apikeys.md); when
+    it returns, the limit applies again."""
+    import faults
+    c = fes["rl"].c
+    key, _ = new_user(c)
+    rl = fes["rl"]
+
+    def refused():
+        return any(rl.one_shot("GET", "/v1/me", key).status_code == 429 for _ in range(8))
+    wait_until(refused, 30, what="the key to reach its limit on rl")
+    faults.kill_redis(c)
+    try:
+        wait_until(lambda: faults.readyz(c, rl.port).json().get("queue") == "spool", 30,
+                   what="rl to notice Redis is down")
+        statuses = [rl.one_shot("GET", "/v1/me", key).status_code for _ in range(12)]
+        assert statuses == [200] * 12, statuses
+    finally:
+        if not c.redis_proc.alive():
+            faults.restart_redis(c)
+    wait_until(lambda: faults.readyz(c, rl.port).json().get("queue") == "up", 60,
+               what="rl back on Redis")
+    wait_until(lambda: faults.readyz(c).json().get("queue") == "up", 60,
+               what="the session's front end back on Redis")
+    wait_until(refused, 30, what="the limit to apply again once Redis is back")
