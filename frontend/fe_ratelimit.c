@@ -145,14 +145,27 @@ static void refuse(fe_req *r, int retry_after)
     fe_reply_gen_send(r, 429, j);
 }
 
+/* Whether the last count failed: a refusal by Redis (an ACL without INCR, say) is logged when
+ * it starts and when it ends, not per request. A lost connection is fe_redis's to log. */
+static bool count_refused;
+
 static void counted(redisReply *reply, const char *error, void *arg)
 {
     fe_req *r = arg;
     rl_check *c = r->state;
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
         /* Redis could not count (disconnected, timed out, refused): fail open. */
+        if (reply && reply->type == REDIS_REPLY_ERROR && !count_refused) {
+            fv_error("api key rate limit: redis refused INCR (%s); keys are not limited until it works",
+                     reply->str ? reply->str : "?");
+            count_refused = true;
+        }
         pass(r, c->next);
         return;
+    }
+    if (count_refused) {
+        fv_info("api key rate limit: redis counts again");
+        count_refused = false;
     }
     fe_rw_verdict v = fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit);
     if (v == FE_RW_ALLOW) {

@@ -497,3 +497,37 @@ def test_rate_limit_fails_open_while_redis_is_down(fes):
     wait_until(lambda: faults.readyz(c).json().get("queue") == "up", 60,
                what="the session's front end back on Redis")
     wait_until(refused, 30, what="the limit to apply again once Redis is back")
+
+
+def test_suspension_waits_for_postgresql(fes):
+    """PostgreSQL down: the key keeps working from the caches and strikes keep counting in Redis,
+    but the suspension cannot be written; it is, at the first strike after PostgreSQL returns."""
+    import faults
+    c = fes["fast"].c
+    fast = fes["fast"]
+    key, _ = new_user(c, "patient")
+    k = create_key(fes["keys"].api(key), "patient key")
+    wait_every_child(fast, k["key"], 200, "both children of fast to cache the key")
+    c.redis_cli("DEL", f"fv:rl:strikes:{k['id']}")  # the warm-up may have struck
+    strikes = lambda: int(c.redis_cli("GET", f"fv:rl:strikes:{k['id']}") or 0)  # noqa: E731
+    faults.pg_stop_immediate(c)
+    try:
+        wait_until(lambda: faults.readyz(c, fast.port).json().get("db") == "down", 60, what="db: down")
+
+        def struck_enough():
+            for _ in range(FAST_LIMIT + 2):
+                r = fast.one_shot("GET", "/v1/me", k["key"])
+                assert r.status_code in (200, 429), r.text
+            return strikes() >= 4
+        wait_until(struck_enough, 60, interval=0.2, what="4 strikes while PostgreSQL is down")
+    finally:
+        faults.pg_start(c)
+    for fe in fes.values():
+        wait_until(lambda: faults.readyz(c, fe.port).json().get("db") == "up", 60, what="db: up")
+    # the harness's own connection died with the server: reconnect
+    wait_until(lambda: c.psql("SELECT 1") == [(1,)], 30, what="the test's connection to PostgreSQL")
+    assert c.psql("SELECT suspended_at FROM api_keys WHERE id = %s", k["id"]) == [(None,)]
+    r = suspend(fast, k["key"])
+    assert error_body(r)["code"] == "key_suspended"
+    a = audit_rows(c, "apikey.suspend", k["id"])
+    assert len(a) == 1 and json.loads(a[0][3])["strikes"] >= 5
