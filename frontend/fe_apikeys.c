@@ -196,7 +196,8 @@ static void keys_listed(const fe_pg_result *res, void *arg)
         fv_jgen_map_open(j);
         write_key_fields(j, p, i, false);
         fv_jgen_key(j, "current"); /* the key this request was made with */
-        fv_jgen_bool(j, r->user->cred == FE_CRED_API_KEY && strcmp(r->user->cred_id, PQgetvalue(p, i, 0)) == 0);
+        fv_jgen_bool(j, r->user->cred == FE_CRED_API_KEY &&
+                            strcmp(r->user->cred_id, PQgetvalue(p, i, 0)) == 0);
         fv_jgen_map_close(j);
     }
     fv_jgen_array_close(j);
@@ -331,7 +332,8 @@ static void key_reinstated(const fe_pg_result *res, void *arg)
     if (!admin) {
         /* Only its owner may know the key exists. */
         if (own)
-            fe_reply_error(r, 403, "forbidden", "only an admin of your organisation can reinstate your API key");
+            fe_reply_error(r, 403, "forbidden",
+                           "only an admin of your organisation can reinstate your API key");
         else
             fe_reply_error(r, 404, "not_found", "no such API key");
         return;
