@@ -46,16 +46,50 @@ def child_of(resp):
     return resp.headers["X-Request-Id"].split("-")[0]
 
 
-def wait_every_child(fe, key, status, what, timeout=10):
-    """Polls GET /v1/me with key on new connections until both children of fe answered status."""
+def pin_children(fe, timeout=30):
+    """Keep-alive sessions to fe, one per child ({child pid: session}): a connection stays with the
+    child that accepted it, so each child can be asked on purpose. Caller closes them."""
+    pinned = {}
+
+    def both():
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(fe.c.cert)
+        pid = child_of(s.get(fe.base + "/healthz", timeout=30))
+        if pid in pinned:
+            s.close()
+        else:
+            pinned[pid] = s
+        return len(pinned) >= 2
+    try:
+        wait_until(both, timeout, what=f"a connection to each child of port {fe.port}")
+    except BaseException:
+        for s in pinned.values():
+            s.close()
+        raise
+    return pinned
+
+
+def wait_every_child(fe, key, status, what, timeout=10, never_after=None):
+    """Polls GET /v1/me with key on each child of fe until every child answered status. With
+    never_after, a child that answered status must never answer never_after again."""
+    pinned = pin_children(fe)
     seen = set()
 
     def done():
-        r = fe.one_shot("GET", "/v1/me", key)
-        if r.status_code == status:
-            seen.add(child_of(r))
-        return len(seen) >= 2
-    wait_until(done, timeout, what=what)
+        for s in pinned.values():
+            r = s.get(fe.base + "/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            pid = child_of(r)  # the pinned child, unless the connection was closed and redone
+            if r.status_code == status:
+                seen.add(pid)
+            elif never_after is not None and r.status_code == never_after:
+                assert pid not in seen, f"child {pid} answered {never_after} after {status}"
+        return seen >= set(pinned)
+    try:
+        wait_until(done, timeout, what=what)
+    finally:
+        for s in pinned.values():
+            s.close()
 
 
 def start_fe(cluster, name, **env):
@@ -246,30 +280,14 @@ def test_revoke_stops_the_key_on_every_child_and_front_end(fes):
     victim = create_key(api, "to revoke")
     # warm the caches: every child of both front ends has served the key
     for fe in ("default", "keys"):
-        children = set()
-
-        def warmed():
-            r = fes[fe].one_shot("GET", "/v1/me", victim["key"])
-            assert r.status_code == 200, r.text
-            children.add(child_of(r))
-            return len(children) >= 2
-        wait_until(warmed, 30, what=f"both children of {fe} to serve the key")
+        wait_every_child(fes[fe], victim["key"], 200, f"both children of {fe} to serve the key", 30)
 
     r = api.delete(f"/v1/me/api-keys/{victim['id']}")
     assert r.status_code == 204, r.text
     assert r.content == b""
     for fe in ("default", "keys"):
-        refused = set()
-
-        def gone():
-            r = fes[fe].one_shot("GET", "/v1/me", victim["key"])
-            if r.status_code == 401:
-                refused.add(child_of(r))
-            else:
-                assert r.status_code == 200, r.text
-                assert child_of(r) not in refused, "a child served the key again after refusing it"
-            return len(refused) >= 2
-        wait_until(gone, 10, what=f"both children of {fe} to refuse the revoked key")
+        wait_every_child(fes[fe], victim["key"], 401, f"both children of {fe} to refuse the revoked key",
+                         never_after=200)
         assert error_body(fes[fe].one_shot("GET", "/v1/me", victim["key"]))["code"] == "invalid_token"
     # the caller's own key still works; the list shows the revocation; again -> 204, no new audit
     items = {i["id"]: i for i in api.get("/v1/me/api-keys").json()["items"]}
