@@ -1,4 +1,8 @@
-/* Authentication of a request's bearer API key. */
+/* Authentication of a request's bearer API key (then its rate limit, fe_ratelimit). A key is
+ * found by its SHA-256 in three places, in order: this child's cache, the cache shared through
+ * Redis (fv:cache:apikey:<hash>), PostgreSQL. Entries remember whether the key is suspended
+ * (403 key_suspended); revoked keys are not found (401). A revocation or suspension writes a
+ * revocations row: every child then drops its entry and deletes the shared one (key_revoked). */
 #include "fe_auth.h"
 
 #include <event2/http.h>
@@ -7,6 +11,7 @@
 
 #include "fe_cache.h"
 #include "fe_config.h"
+#include "fe_ratelimit.h"
 #include "fe_redis.h"
 #include "fe_revoke.h"
 #include "fv_crypto.h"
@@ -17,6 +22,7 @@
 /* A cached lookup: user NULL means "no such key" (negative entry). Owned by the cache. */
 typedef struct auth_entry {
     fe_user *user;
+    bool suspended; /* the key exists but is suspended: 403 key_suspended */
 } auth_entry;
 
 static fe_cache *auth_cache;
@@ -52,10 +58,17 @@ static void entry_free(void *p)
     free(e);
 }
 
-/* A revoked or suspended key: forget it here (the writer deleted the Redis-shared entry). */
+/* A revoked, suspended or reinstated key: forget it here, and delete the Redis-shared entry
+ * again (the writer deleted it, but a lookup that read PostgreSQL before the change committed
+ * may have shared its outdated answer since). */
 static void key_revoked(const char *hash)
 {
     fe_cache_del(auth_cache, hash);
+    char redis_key[FV_SHA256_HEXLEN + 32];
+    snprintf(redis_key, sizeof redis_key, "fv:cache:apikey:%s", hash);
+    const char *argv[] = {"DEL", redis_key};
+    size_t lens[] = {3, strlen(redis_key)};
+    fe_redis_fire(2, argv, lens);
 }
 
 int fe_auth_init(void)
@@ -87,12 +100,13 @@ typedef struct auth_lookup {
 } auth_lookup;
 
 static const char sql_key_lookup[] =
-    "SELECT u.id, u.email, u.name, u.is_admin, k.id FROM api_keys k JOIN users u ON u.id = k.user_id "
-    "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND k.suspended_at IS NULL "
-    "AND u.disabled_at IS NULL";
+    "SELECT u.id, u.email, u.name, u.is_admin, k.id, k.suspended_at IS NOT NULL "
+    "FROM api_keys k JOIN users u ON u.id = k.user_id "
+    "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL";
 
-/* Hands the request on to its handler as user u (copied), or answers 401 when u is NULL. */
-static void proceed(fe_req *r, const fe_user *u)
+/* Hands the request on to its handler as user u (copied), through the rate limit; answers 401
+ * when u is NULL, 403 when the key is suspended. */
+static void proceed(fe_req *r, const fe_user *u, bool suspended)
 {
     auth_lookup *l = r->state;
     fe_handler next = l->next;
@@ -103,20 +117,26 @@ static void proceed(fe_req *r, const fe_user *u)
         unauthorized(r, "invalid_token", "the API key is not valid");
         return;
     }
+    if (suspended) {
+        fe_reply_error(r, 403, "key_suspended",
+                       "this API key is suspended (it kept exceeding its rate limit); an admin of your "
+                       "organisation can reinstate it");
+        return;
+    }
     r->user = user_dup(u);
     if (!r->user) {
         fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
         return;
     }
-    r->phase = FE_REQ_HANDLER;
-    next(r);
+    fe_ratelimit_check(r, next);
 }
 
 /* Caches a lookup's outcome in this child (u NULL: no such key, briefly). */
-static void remember(const char *hash, const fe_user *u)
+static void remember(const char *hash, const fe_user *u, bool suspended)
 {
     auth_entry *e = calloc(1, sizeof *e);
     if (!e) return;
+    e->suspended = suspended;
     if (u && !(e->user = user_dup(u))) {
         free(e);
         return;
@@ -128,7 +148,7 @@ static void remember(const char *hash, const fe_user *u)
 }
 
 /* Shares a positive lookup with the other children and front ends through Redis. */
-static void share(const char *redis_key, const fe_user *u)
+static void share(const char *redis_key, const fe_user *u, bool suspended)
 {
     fv_jgen *j = fv_jgen_new();
     if (!j) return;
@@ -143,6 +163,8 @@ static void share(const char *redis_key, const fe_user *u)
     fv_jgen_bool(j, u->is_admin);
     fv_jgen_key(j, "key_id");
     fv_jgen_str(j, u->cred_id);
+    fv_jgen_key(j, "suspended");
+    fv_jgen_bool(j, suspended);
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
@@ -158,15 +180,15 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
         /* PostgreSQL unreachable: a key we knew recently still works (DESIGN section 2). */
         auth_entry *stale = res->status == FE_PG_SQL ? NULL : fe_cache_get(auth_cache, l->hash, fe_cache_now(), NULL);
         if (stale && stale->user) {
-            proceed(r, stale->user);
+            proceed(r, stale->user, stale->suspended);
             return;
         }
         fe_reply_pg_failure(r, res);
         return;
     }
     if (PQntuples(res->res) != 1) {
-        remember(l->hash, NULL);
-        proceed(r, NULL);
+        remember(l->hash, NULL, false);
+        proceed(r, NULL, false);
         return;
     }
     fe_user u = {0};
@@ -176,9 +198,10 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
     u.is_admin = PQgetvalue(res->res, 0, 3)[0] == 't';
     u.cred = FE_CRED_API_KEY;
     snprintf(u.cred_id, sizeof u.cred_id, "%s", PQgetvalue(res->res, 0, 4));
-    remember(l->hash, &u);
-    share(l->redis_key, &u);
-    proceed(r, &u);
+    bool suspended = PQgetvalue(res->res, 0, 5)[0] == 't';
+    remember(l->hash, &u, suspended);
+    share(l->redis_key, &u, suspended);
+    proceed(r, &u, suspended);
 }
 
 static void ask_pg(fe_req *r)
@@ -197,7 +220,7 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
         yajl_val v = fv_json_parse(reply->str, err, sizeof err);
         const char *id = fv_json_get_str(v, "id"), *email = fv_json_get_str(v, "email");
         const char *name = fv_json_get_str(v, "name"), *key_id = fv_json_get_str(v, "key_id");
-        yajl_val adm = fv_json_get(v, "is_admin");
+        yajl_val adm = fv_json_get(v, "is_admin"), susp = fv_json_get(v, "suspended");
         if (id && fv_id_valid(id) && email && name && key_id && fv_id_valid(key_id)) {
             fe_user u = {0};
             snprintf(u.id, sizeof u.id, "%s", id);
@@ -206,8 +229,9 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
             u.email = (char *)email;
             u.name = (char *)name;
             u.is_admin = adm && YAJL_IS_TRUE(adm);
-            remember(l->hash, &u);
-            proceed(r, &u); /* copies u, which borrows from v: free v only afterwards */
+            bool suspended = susp && YAJL_IS_TRUE(susp);
+            remember(l->hash, &u, suspended);
+            proceed(r, &u, suspended); /* copies u, which borrows from v: free v only afterwards */
             yajl_tree_free(v);
             return;
         }
@@ -253,7 +277,7 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
     bool fresh = false;
     auth_entry *e = fe_cache_get(auth_cache, l->hash, fe_cache_now(), &fresh);
     if (e && (fresh || !fe_pg_up())) {
-        proceed(r, e->user);
+        proceed(r, e->user, e->suspended);
         return;
     }
     /* 2. the cache shared through Redis (a new child, another front end), unless we only need

@@ -46,6 +46,14 @@ const fv_cfg_entry fe_config_table[] = {
     /* ---- identity ---- */
     /* ---- identity end ---- */
     /* ---- api keys ---- */
+    {"frontend", "api_key_rate_limit", FV_CFG_INT, &fe_cfg.api_key_rate_limit, "600",
+     "requests one API key may make per window (all front ends together); 0 turns the limit off"},
+    {"frontend", "api_key_rate_window_s", FV_CFG_INT, &fe_cfg.api_key_rate_window_s, "60",
+     "length in seconds of the API key rate-limit window"},
+    {"frontend", "api_key_suspend_after", FV_CFG_INT, &fe_cfg.api_key_suspend_after, "5",
+     "windows in which a key hit its limit, within an hour, after which it is suspended; 0 = never"},
+    {"frontend", "api_key_create_with_key", FV_CFG_BOOL, &fe_cfg.api_key_create_with_key, "no",
+     "whether a caller authenticated by an API key (not a session) may create API keys"},
     /* ---- api keys end ---- */
     /* ---- orgs ---- */
     /* ---- orgs end ---- */

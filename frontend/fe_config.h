@@ -31,6 +31,10 @@ typedef struct fe_settings {
     /* ---- identity ---- */
     /* ---- identity end ---- */
     /* ---- api keys ---- */
+    int api_key_rate_limit;       /* requests per key per window; 0 = no limit */
+    int api_key_rate_window_s;    /* length of the fixed rate-limit window */
+    int api_key_suspend_after;    /* strikes (windows refused within an hour) that suspend a key */
+    bool api_key_create_with_key; /* an API-key caller may create keys (until sessions land) */
     /* ---- api keys end ---- */
     /* ---- orgs ---- */
     /* ---- orgs end ---- */

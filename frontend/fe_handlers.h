@@ -13,6 +13,11 @@ void fe_health_metrics(fe_req *r);
 void fe_me_get(fe_req *r);
 /* ---- identity end ---- */
 /* ---- api keys ---- */
+/* fe_apikeys.c */
+void fe_apikeys_create(fe_req *r);
+void fe_apikeys_list(fe_req *r);
+void fe_apikeys_revoke(fe_req *r);
+void fe_apikeys_reinstate(fe_req *r);
 /* ---- api keys end ---- */
 
 /* ---- orgs ---- */

@@ -27,6 +27,10 @@ const fe_route fe_routes[] = {
     /* ---- identity end ---- */
 
     /* ---- api keys ---- */
+    {POST, "/v1/me/api-keys", fe_apikeys_create, AUTH, true, "apikeys_create"},
+    {GET, "/v1/me/api-keys", fe_apikeys_list, AUTH, false, "apikeys_list"},
+    {DELETE, "/v1/me/api-keys/:id", fe_apikeys_revoke, AUTH, false, "apikeys_revoke"},
+    {POST, "/v1/api-keys/:id/reinstate", fe_apikeys_reinstate, AUTH, false, "apikeys_reinstate"},
 
     /* ---- api keys end ---- */
 

@@ -28,7 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FV_LOCAL_DIR="$DIR" FV_PORT=$PORT FV_PG_PORT=$PG_PORT FV_REDIS_PORT=$REDIS_PORT \
+# FV_API_KEY_RATE_LIMIT=0: one API key drives the whole load, so no per-key rate limit.
+FV_LOCAL_DIR="$DIR" FV_PORT=$PORT FV_PG_PORT=$PG_PORT FV_REDIS_PORT=$REDIS_PORT FV_API_KEY_RATE_LIMIT=0 \
     deploy/local.sh --no-install >"$DIR.log" 2>&1 &
 CLUSTER_PID=$!
 for _ in $(seq 1200); do

@@ -377,6 +377,15 @@ def test_redis_conf_acl(sample_redis):
         # The front ends' shared lookup cache.
         assert app("SET", "fv:cache:apikey:x", "{}", "EX", "60") == "OK"
         assert app("MGET", "fv:cache:apikey:x", "fv:cache:deployment:y") == ["{}", None]
+        # The API keys' rate limit (INCR, EXPIRE NX, DEL on fv:rl:*) and cache deletions.
+        assert app("INCR", "fv:rl:k:1") == 1
+        assert app("EXPIRE", "fv:rl:k:1", "65") == 1
+        assert app("EXPIRE", "fv:rl:k:1", "3600", "NX") == 0
+        assert app("DEL", "fv:rl:k:1", "fv:cache:apikey:x") == 2
+        for cmd in (["INCR", "fv:submissions"], ["EXPIRE", "fv:submissions", "1"],
+                    ["INCR", "fv:cache:apikey:x"], ["DEL", "fv:dead"]):
+            with pytest.raises(RedisError, match="NOPERM"):
+                app(*cmd)
         for cmd in (["FLUSHALL"], ["FLUSHDB"], ["CONFIG", "SET", "appendfsync", "no"], ["KEYS", "*"],
                     ["DEBUG", "SLEEP", "0"], ["SHUTDOWN"], ["EVAL", "return 1", "0"],
                     ["ACL", "LIST"], ["SET", "other:x", "1"], ["DEL", "fv:submissions"],

@@ -1,0 +1,210 @@
+/* Per-API-key rate limit, strikes and automatic suspension (see fe_ratelimit.h). */
+#include "fe_ratelimit.h"
+
+#include <event2/http.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fe_config.h"
+#include "fe_redis.h"
+#include "fe_revoke.h"
+#include "fe_ratewindow.h"
+#include "fv_crypto.h"
+#include "fv_log.h"
+
+#define STRIKES_TTL_S "3600"
+#define COUNTER_SLACK_S 5 /* the counter outlives its window a little (clock skew between hosts) */
+
+/* State of one count in flight: owned by the request (r->state) until the INCR answers. */
+typedef struct rl_check {
+    fe_handler next;
+    int64_t now; /* Unix seconds when counted: the window the answer refers to */
+} rl_check;
+
+/* State of one strike (and perhaps a suspension) in flight: owned by the callbacks, the
+ * request having been answered already. */
+typedef struct rl_strike {
+    char key_id[FV_UUID_STRLEN + 1];
+    char address[64];
+    long long strikes;
+} rl_strike;
+
+void fe_ratelimit_strikes_key(const char *key_id, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "fv:rl:strikes:%s", key_id);
+}
+
+/* One statement: the key suspended (unless it is already, or revoked), a revocations row so
+ * every child drops its cached entry, and an audit row in every organisation of the owner (one
+ * account-level row when they have none). Returns the key's hash for the Redis cache entry. */
+static const char sql_suspend[] =
+    "WITH u AS (UPDATE api_keys SET suspended_at = now(), suspended_reason = 'rate limit' "
+    "           WHERE id = $1 AND suspended_at IS NULL AND revoked_at IS NULL "
+    "           RETURNING id, user_id, key_hash), "
+    "     rv AS (INSERT INTO revocations (kind, subject, expires_at) "
+    "            SELECT 'api_key', key_hash, now() + make_interval(secs => $3::int) FROM u), "
+    "     o AS (SELECT DISTINCT m.org_id FROM u JOIN memberships m ON m.user_id = u.user_id), "
+    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
+    "           SELECT NULL, 'apikey.suspend', 'api_key', u.id::text, NULLIF($2, '')::inet, x.org_id, "
+    "                  jsonb_build_object('reason', 'rate limit', 'strikes', $4::int, "
+    "                                     'owner', u.user_id) "
+    "           FROM u, (SELECT org_id FROM o UNION ALL "
+    "                    SELECT NULL::uuid WHERE NOT EXISTS (SELECT 1 FROM o)) x) "
+    "SELECT key_hash FROM u";
+
+static void suspended(const fe_pg_result *res, void *arg)
+{
+    rl_strike *s = arg;
+    if (res->status != FE_PG_OK) {
+        fv_warn("api key %s: suspension after %lld strikes not written (%s); retried at the next strike",
+                s->key_id, s->strikes, res->status == FE_PG_SQL ? res->sqlstate : "database unavailable");
+    } else if (PQntuples(res->res) == 1) {
+        char cache_key[FV_SHA256_HEXLEN + 32];
+        snprintf(cache_key, sizeof cache_key, "fv:cache:apikey:%s", PQgetvalue(res->res, 0, 0));
+        const char *argv[] = {"DEL", cache_key};
+        size_t lens[] = {3, strlen(cache_key)};
+        fe_redis_fire(2, argv, lens);
+        fe_revoke_poll_now();
+        fv_warn("api key %s suspended: rate limit exceeded in %lld windows", s->key_id, s->strikes);
+    }
+    free(s);
+}
+
+static void struck(redisReply *reply, const char *error, void *arg)
+{
+    rl_strike *s = arg;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        free(s);
+        return;
+    }
+    s->strikes = reply->integer;
+    if (!fe_rw_suspends(s->strikes, fe_cfg.api_key_suspend_after)) {
+        free(s);
+        return;
+    }
+    char ttl[24], strikes[24];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.cache_stale_s + fe_cfg.redis_cache_ttl_s);
+    snprintf(strikes, sizeof strikes, "%lld", s->strikes);
+    const char *params[] = {s->key_id, s->address, ttl, strikes};
+    fe_pg_query(sql_suspend, 4, params, suspended, s);
+}
+
+/* Counts a strike against the caller's key (best effort: nothing depends on it but the
+ * suspension). */
+static void strike(const fe_req *r)
+{
+    rl_strike *s = calloc(1, sizeof *s);
+    if (!s) return;
+    snprintf(s->key_id, sizeof s->key_id, "%s", r->user->cred_id);
+    snprintf(s->address, sizeof s->address, "%s", r->address);
+    char key[64];
+    fe_ratelimit_strikes_key(s->key_id, key, sizeof key);
+    const char *incr[] = {"INCR", key};
+    size_t incr_lens[] = {4, strlen(key)};
+    if (fe_redis_command(2, incr, incr_lens, struck, s) != 0) {
+        free(s);
+        return;
+    }
+    /* Pipelined behind the INCR: the hour runs from the first strike (NX: Redis 7). */
+    const char *exp[] = {"EXPIRE", key, STRIKES_TTL_S, "NX"};
+    size_t exp_lens[] = {6, strlen(key), strlen(STRIKES_TTL_S), 2};
+    fe_redis_fire(4, exp, exp_lens);
+}
+
+/* Hands r on to its handler, the count's state freed. */
+static void pass(fe_req *r, fe_handler next)
+{
+    free(r->state);
+    r->state = NULL;
+    r->state_free = NULL;
+    r->phase = FE_REQ_HANDLER;
+    next(r);
+}
+
+/* Answers 429 with Retry-After: retry_after. Built here rather than with fe_reply_error, whose
+ * 429 carries a fixed Retry-After. */
+static void refuse(fe_req *r, int retry_after)
+{
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "error");
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "code");
+    fv_jgen_str(j, "rate_limited");
+    fv_jgen_key(j, "message");
+    fv_jgen_str(j, "this API key made too many requests; retry after the seconds in Retry-After");
+    fv_jgen_map_close(j);
+    fv_jgen_map_close(j);
+    char retry[16];
+    snprintf(retry, sizeof retry, "%d", retry_after);
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", retry);
+    fe_reply_gen_send(r, 429, j);
+}
+
+/* Whether the last count failed: a refusal by Redis (an ACL without INCR, say) is logged when
+ * it starts and when it ends, not per request. A lost connection is fe_redis's to log. */
+static bool count_refused;
+
+static void counted(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    rl_check *c = r->state;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        /* Redis could not count (disconnected, timed out, refused): fail open. */
+        if (reply && reply->type == REDIS_REPLY_ERROR && !count_refused) {
+            fv_error("api key rate limit: redis refused INCR (%s); keys are not limited until it works",
+                     reply->str ? reply->str : "?");
+            count_refused = true;
+        }
+        pass(r, c->next);
+        return;
+    }
+    if (count_refused) {
+        fv_info("api key rate limit: redis counts again");
+        count_refused = false;
+    }
+    fe_rw_verdict v = fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit);
+    if (v == FE_RW_ALLOW) {
+        pass(r, c->next);
+        return;
+    }
+    if (v == FE_RW_REFUSE_STRIKE) strike(r);
+    refuse(r, fe_rw_retry_after(c->now, fe_cfg.api_key_rate_window_s));
+}
+
+void fe_ratelimit_check(fe_req *r, fe_handler next)
+{
+    if (fe_cfg.api_key_rate_limit <= 0 || !r->user || r->user->cred != FE_CRED_API_KEY ||
+        !r->user->cred_id[0] || !fe_redis_ready()) {
+        r->phase = FE_REQ_HANDLER;
+        next(r);
+        return;
+    }
+    rl_check *c = calloc(1, sizeof *c);
+    if (!c) {
+        r->phase = FE_REQ_HANDLER;
+        next(r);
+        return;
+    }
+    c->next = next;
+    c->now = (int64_t)time(NULL);
+    r->state = c;
+    r->state_free = free;
+    int len = fe_cfg.api_key_rate_window_s < 1 ? 1 : fe_cfg.api_key_rate_window_s;
+    char key[96], ttl[24];
+    snprintf(key, sizeof key, "fv:rl:%s:%" PRId64, r->user->cred_id, fe_rw_index(c->now, len));
+    snprintf(ttl, sizeof ttl, "%d", len + COUNTER_SLACK_S);
+    const char *incr[] = {"INCR", key};
+    size_t incr_lens[] = {4, strlen(key)};
+    if (fe_redis_command(2, incr, incr_lens, counted, r) != 0) {
+        pass(r, next); /* not sent (overloaded, just disconnected): fail open */
+        return;
+    }
+    const char *exp[] = {"EXPIRE", key, ttl};
+    size_t exp_lens[] = {6, strlen(key), strlen(ttl)};
+    fe_redis_fire(3, exp, exp_lens);
+}

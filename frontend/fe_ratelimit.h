@@ -1,0 +1,26 @@
+/* Per-API-key rate limit: a fixed-window counter in Redis shared by every front end, strikes
+ * for keys that keep hitting it, and their automatic suspension in PostgreSQL.
+ *
+ * Per request (after authentication, API-key credentials only): INCR fv:rl:<key id>:<window> and
+ * EXPIRE, pipelined on the child's one async Redis connection. Over api_key_rate_limit -> 429
+ * rate_limited + Retry-After. The first refusal of a window is a strike (INCR
+ * fv:rl:strikes:<key id>, kept an hour from the first); at api_key_suspend_after strikes the key
+ * is suspended (one SQL statement: suspended_at, an apikey.suspend audit row per organisation of
+ * the owner, a revocations row) and its Redis-shared cache entry deleted.
+ *
+ * Fails open: with Redis down (or a command that fails) requests are not limited; with
+ * PostgreSQL down a due suspension is retried at the next strike. */
+#ifndef FE_RATELIMIT_H
+#define FE_RATELIMIT_H
+
+#include "fe_http.h"
+
+/* r->user must be set (an API-key caller). Calls next(r) when within the limit, when the limit
+ * is off or when Redis cannot count; otherwise answers 429. r->state must be free (NULL) on
+ * entry; it is NULL again when next runs. */
+void fe_ratelimit_check(fe_req *r, fe_handler next);
+
+/* The Redis key of the strike counter of key_id into out (at least 64 bytes). */
+void fe_ratelimit_strikes_key(const char *key_id, char *out, size_t outlen);
+
+#endif
