@@ -288,7 +288,10 @@ void fe_apikeys_revoke(fe_req *r)
 
 /* ------------------------------------------------------------------ POST /v1/api-keys/{id}/reinstate */
 
-/* One statement. o: the organisations of the key's owner that the caller administers; ok: those
+/* One statement. o: the organisations of the key's owner that the caller administers, where the
+ * owner was a member before the suspension (an org made, or a membership granted, afterwards does
+ * not count), the caller never being the owner (a user who makes an org of their own would
+ * otherwise lift their own key's suspension); ok: those
  * where the caller's credential satisfies the org's TOTP policy. When ok is not empty and the
  * key is suspended and not revoked, it is reinstated, a revocations row makes every cache forget
  * the suspension, and an audit row is written in each organisation of ok. Returns the key (no
@@ -297,7 +300,8 @@ static const char sql_key_reinstate[] =
     "WITH k AS (SELECT * FROM api_keys WHERE id = $1::uuid), "
     "     o AS (SELECT DISTINCT m.org_id, g.require_admin_totp FROM k "
     "           JOIN memberships m ON m.user_id = k.user_id JOIN orgs g ON g.id = m.org_id "
-    "           WHERE fv_is_org_admin($2::uuid, m.org_id)), "
+    "           WHERE fv_is_org_admin($2::uuid, m.org_id) AND k.user_id <> $2::uuid "
+    "             AND (k.suspended_at IS NULL OR m.created_at < k.suspended_at)), "
     "     ok AS (SELECT org_id FROM o WHERE NOT require_admin_totp OR $3::boolean), "
     "     u AS (UPDATE api_keys a SET suspended_at = NULL, suspended_reason = NULL FROM k "
     "           WHERE a.id = k.id AND k.revoked_at IS NULL AND a.revoked_at IS NULL "

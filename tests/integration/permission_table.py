@@ -25,7 +25,7 @@ name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
 Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
 Org A also manages three sites made by org_admin: {pub} public, {prot} protected, {priv}
 private; {fresh_site} is a new private one and {fresh_member} a new member of org A, made for
-the cell. {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
+the cell ({oa_key} and {susp_key} too: API keys made with SQL). {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
 """
 
 ROLES = ["anonymous", "stranger", "other_org", "enumerator", "dep_viewer", "manager",
@@ -88,7 +88,15 @@ ROWS = [
     ("DELETE", "/v1/sites/{fresh_site}",                   401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
     # ---- sites end ----
 
-    # ---- identity and API keys: the lead fills these rows after the merge ----
+    # ---- api keys: {oa_key} a fresh key of org_admin, {susp_key} a fresh suspended key of enumerator ----
+    # (the table's callers sign in with API keys: a key may not mint keys, a session may)
+    ("POST",   "/v1/me/api-keys",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("GET",    "/v1/me/api-keys",                          401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("DELETE", "/v1/me/api-keys/{oa_key}",                 401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 204, 404, 404),
+    ("POST",   "/v1/api-keys/{susp_key}/reinstate",        401, 404, 404, 403, 404, 404, 404, 404, 404, 404, 200, 404, 404),
+    # ---- api keys end ----
+
+    # ---- identity: the lead fills these rows after the merge ----
     # ---- other areas end ----
 ]
 # fmt: on
@@ -145,6 +153,7 @@ BODIES = {
     ("POST", "*/reject"): lambda w: {"message": "not good enough"},
     ("POST", "*/approve"): lambda w: {},
     ("POST", "/v1/orgs"): lambda w: {"name": "made by a cell"},
+    ("POST", "/v1/me/api-keys"): lambda w: {"name": "made by a cell"},
     ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},

@@ -417,6 +417,22 @@ def test_suspension_after_strikes_and_reinstatement(fes, org, admin):
         assert r.status_code == 404, r.text
     r = owner.post(path)
     assert r.status_code == 403 and error_body(r)["code"] == "forbidden", r.text
+    # nor can the owner lift it by making an organisation of their own (its admin), nor can the
+    # admin of an organisation the owner was added to after the suspension
+    r = owner.post("/v1/orgs", json={"name": "my own org"})
+    assert r.status_code == 201, r.text
+    r = owner.post(path)
+    assert r.status_code == 403 and error_body(r)["code"] == "forbidden", r.text
+    late_admin_key, late_admin_id = new_user(c, "late-admin")
+    late_admin = fes["keys"].api(late_admin_key)
+    r = late_admin.post("/v1/orgs", json={"name": "joined after the suspension"})
+    assert r.status_code == 201, r.text
+    late_org = r.json()["id"]
+    r = late_admin.put(f"/v1/orgs/{late_org}/members/{owner_id}", json={"role": "member"})
+    assert r.status_code == 200, r.text
+    r = late_admin.post(path)
+    assert r.status_code == 404, r.text
+    late_admin.close()
     # an org requiring TOTP of its admins: an API key is no second factor
     c.psql("UPDATE orgs SET require_admin_totp = true WHERE id = %s", org[0])
     r = admin.post(path)
@@ -445,7 +461,8 @@ def test_suspension_after_strikes_and_reinstatement(fes, org, admin):
     assert len(audit_rows(c, "apikey.reinstate", k["id"])) == 1
     # it takes strikes again from zero and is suspended again
     suspend(fes["fast"], k["key"])
-    assert len(audit_rows(c, "apikey.suspend", k["id"])) == 2
+    # one row in each of the owner's three organisations by now (the first: one)
+    assert len(audit_rows(c, "apikey.suspend", k["id"])) == 1 + 3
 
 
 def test_suspension_audited_in_every_org_of_the_owner(fes, admin):

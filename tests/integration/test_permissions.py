@@ -120,6 +120,14 @@ def _path(w, template):
             return u
         if key == "fresh_site":
             return w.new_site("private")
+        if key in ("oa_key", "susp_key"):
+            kid = new_id()
+            owner = w.users["org_admin" if key == "oa_key" else "enumerator"].id
+            w.cluster.psql("INSERT INTO api_keys (id, user_id, key_hash, name, suspended_at, suspended_reason) "
+                           "VALUES (%s, %s, encode(sha256(%s::bytea), 'hex'), 'table key', "
+                           "CASE WHEN %s THEN now() END, CASE WHEN %s THEN 'rate limit' END)",
+                           kid, owner, kid, key == "susp_key", key == "susp_key")
+            return kid
         if key.startswith("fresh:"):
             _, status, stage = key.split(":")
             return _insert_response(w.cluster, w.msurvey, w.mdep, w.users["enumerator"].id, status, int(stage))
@@ -196,7 +204,7 @@ def test_list_rows(pw, template, role):
         assert len(made) == len(others), f"{role} lists surveys it may not see: {others}"
 
 
-TABLED_AREAS = ("orgs", "access", "sites")
+TABLED_AREAS = ("api keys", "orgs", "access", "sites")
 
 
 def test_every_route_is_in_the_table():
