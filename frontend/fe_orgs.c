@@ -414,10 +414,12 @@ void fe_orgs_member_remove(fe_req *r)
     free(team);
 }
 
-/* Org members see who is in their org, one item per membership; emails only for org admins. */
+/* Org members see who is in their org, one item per membership; an email only on the caller's own
+ * rows: an admin adds members by user id without their consent, so a member list must not turn a
+ * user id into an email address (anyone can make an org and add any id to it). */
 static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
     "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
-    "SELECT m.id, m.user_id, u.name, CASE WHEN fv_is_org_admin($1, $2) THEN u.email END AS email, "
+    "SELECT m.id, m.user_id, u.name, CASE WHEN m.user_id = $1 THEN u.email END AS email, "
     "       m.role, m.branch_id, m.team_id, m.created_at "
     "FROM memberships m JOIN users u ON u.id = m.user_id "
     "WHERE m.org_id = $2 AND ($3::uuid IS NULL OR m.id > $3::uuid)",
