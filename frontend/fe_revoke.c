@@ -27,11 +27,53 @@ static struct {
 static const char *const kind_names[FE_REVOKE_NKINDS] = {"session", "user_sessions", "api_key",
                                                           "permissions"};
 
-/* Rows after the last one applied; on the first poll every row still in force. */
+/* Rows after the last one applied, and the ids missing so far (gaps); on the first poll every row
+ * from the oldest still in force ($3 NULL), expired or not, so that gaps are real.
+ *
+ * Gaps: ids come from a sequence when a row is inserted, but transactions commit in any order, so
+ * a row with a lower id can become visible after a higher one was read. An id skipped over is
+ * asked for again on every poll for GAP_WAIT_S (a rolled-back insert leaves a gap for good). */
 static const char sql_poll[] =
     "SELECT id, kind, subject, COALESCE(floor(extract(epoch FROM not_before))::bigint, 0), "
     "       GREATEST(1, ceil(extract(epoch FROM expires_at - now())))::bigint "
-    "FROM revocations WHERE id > $1 AND expires_at > now() ORDER BY id LIMIT 1000";
+    "FROM revocations "
+    "WHERE (id > $1 AND id >= COALESCE($3::bigint, (SELECT min(id) FROM revocations WHERE expires_at > now()), 0)) "
+    "   OR id = ANY($2::bigint[]) "
+    "ORDER BY id LIMIT 1000";
+
+#define MAX_GAPS 1024
+#define GAP_WAIT_S 30
+#define FIRST_LOOKBACK 64
+
+static struct {
+    long long id[MAX_GAPS];
+    time_t until[MAX_GAPS];
+    int n;
+    bool full_logged;
+} gaps;
+
+static void gap_add(long long id, time_t until)
+{
+    if (gaps.n == MAX_GAPS) {
+        if (!gaps.full_logged) fv_warn("revocations: more than %d ids missing; not waiting for more", MAX_GAPS);
+        gaps.full_logged = true;
+        return;
+    }
+    gaps.id[gaps.n] = id;
+    gaps.until[gaps.n++] = until;
+}
+
+/* Drops id (found) and every gap waited for long enough. */
+static void gaps_prune(long long found, time_t now)
+{
+    int o = 0;
+    for (int i = 0; i < gaps.n; i++)
+        if (gaps.id[i] != found && gaps.until[i] > now) {
+            gaps.id[o] = gaps.id[i];
+            gaps.until[o++] = gaps.until[i];
+        }
+    gaps.n = o;
+}
 
 static void poll(void);
 
@@ -69,8 +111,19 @@ static void polled(const fe_pg_result *res, void *arg)
         return; /* PostgreSQL down: keep what we know; the timer tries again */
     }
     int n = PQntuples(res->res);
+    time_t now = fe_cache_now();
+    gaps_prune(-1, now);
     for (int i = 0; i < n; i++) {
-        rv.last_id = atoll(PQgetvalue(res->res, i, 0));
+        long long id = atoll(PQgetvalue(res->res, i, 0));
+        if (id <= rv.last_id) {
+            gaps_prune(id, now); /* a late commit: applied now */
+        } else {
+            /* ids skipped over may still commit; before the first row ever read, the few ids
+             * just below it (older rows are expired, or committed and read) */
+            long long from = rv.last_id > 0 ? rv.last_id + 1 : (id > FIRST_LOOKBACK ? id - FIRST_LOOKBACK : 1);
+            for (long long g = from; g < id && g < from + MAX_GAPS; g++) gap_add(g, now + GAP_WAIT_S);
+            rv.last_id = id;
+        }
         apply(PQgetvalue(res->res, i, 1), PQgetvalue(res->res, i, 2), atoll(PQgetvalue(res->res, i, 3)),
               atoll(PQgetvalue(res->res, i, 4)));
     }
@@ -92,10 +145,16 @@ static void poll(void)
     }
     if (!fe_pg_up() && rv.state == FE_REVOKE_CURRENT) return;
     rv.in_flight = true;
-    char last[32];
+    char last[32], missing[MAX_GAPS * 21 + 3];
     snprintf(last, sizeof last, "%lld", rv.last_id);
-    const char *params[] = {last};
-    fe_pg_query(sql_poll, 1, params, polled, NULL);
+    size_t o = 0;
+    missing[o++] = '{';
+    for (int i = 0; i < gaps.n; i++)
+        o += (size_t)snprintf(missing + o, sizeof missing - o, "%s%lld", i ? "," : "", gaps.id[i]);
+    snprintf(missing + o, sizeof missing - o, "}");
+    /* before anything was read: from the oldest row in force */
+    const char *params[] = {last, missing, rv.last_id > 0 ? "0" : NULL};
+    fe_pg_query(sql_poll, 3, params, polled, NULL);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -121,6 +180,7 @@ void fe_revoke_shutdown(void)
     fe_cache_free(rv.sessions);
     fe_cache_free(rv.users);
     memset(&rv, 0, sizeof rv);
+    memset(&gaps, 0, sizeof gaps);
 }
 
 fe_revoke_state fe_revoke_get_state(void)
