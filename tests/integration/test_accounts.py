@@ -634,3 +634,32 @@ def test_logins_never_stall_other_requests(world, migrated):
     finally:
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
+
+
+# ------------------------------------------------------------------ PostgreSQL down
+
+def test_session_token_verifies_while_postgres_is_down(anon, idfe):
+    """DESIGN section 2: session tokens are verified without PostgreSQL. With it stopped, a good
+    token gets past authentication (GET /v1/me then answers 503, it needs the database), a bad
+    one is still 401; logins answer 503 (+ Retry-After), never 401 or 500."""
+    from faults import pg_start, pg_stop_immediate, readyz
+    c = idfe.c
+    mail = email()
+    signup(anon, mail)
+    api = idfe.api(token_of(anon, mail))
+    pg_stop_immediate(c)
+    try:
+        wait_until(lambda: readyz(c, idfe.port).json().get("db") == "down", 60, what="db: down")
+        for _ in range(4):
+            r = api.get("/v1/me", headers=CLOSE)
+            assert r.status_code == 503, r.text
+            assert r.headers.get("Retry-After")
+        r = anon.get("/v1/me", headers={"Authorization": "Bearer fvs_garbage.garbage"})
+        assert r.status_code == 401
+        r = login(anon, mail)
+        assert r.status_code == 503, r.text
+        assert r.headers.get("Retry-After")
+    finally:
+        pg_start(c)
+    wait_until(lambda: api.get("/v1/me").status_code == 200, 60, what="GET /v1/me after PostgreSQL is back")
+    api.close()
