@@ -9,6 +9,7 @@
 #include "fe_handlers.h"
 #include "fe_identity.h"
 #include "fe_revoke.h"
+#include "fe_throttle.h"
 #include "fv_log.h"
 #include "fv_token.h"
 
@@ -143,6 +144,7 @@ static void change_checked(void *job, bool ran, void *owner)
         return;
     }
     if (!pj->verified) {
+        fe_throttle_failure(r->user->id, r->address);
         const char *f[] = {"current_password"}, *why[] = {"wrong"};
         fe_reply_error_fields(r, 403, "wrong_password", "the current password is wrong", 1, f, why);
         return;
@@ -209,6 +211,19 @@ static void stored_read(const fe_pg_result *res, void *arg)
     }
 }
 
+/* Guessing the current password with a stolen token is throttled like logins are (counted under
+ * the user id, and under the address with the logins). */
+static void change_throttled(int retry_after_s, void *arg)
+{
+    fe_req *r = arg;
+    if (retry_after_s > 0) {
+        fe_reply_throttled(r, retry_after_s);
+        return;
+    }
+    const char *params[] = {r->user->id};
+    fe_pg_query(sql_pw_of, 1, params, stored_read, r);
+}
+
 void fe_me_password(fe_req *r)
 {
     const char *cur = fv_json_get_str(r->body, "current_password");
@@ -231,6 +246,5 @@ void fe_me_password(fe_req *r)
     }
     r->state = s;
     r->state_free = pw_change_free;
-    const char *params[] = {r->user->id};
-    fe_pg_query(sql_pw_of, 1, params, stored_read, r);
+    fe_throttle_check(r->user->id, r->address, change_throttled, r);
 }

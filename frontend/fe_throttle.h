@@ -17,7 +17,8 @@ typedef void (*fe_throttle_cb)(int retry_after_s, void *arg);
 
 int fe_throttle_init(void);
 void fe_throttle_shutdown(void);
-/* Asks whether a login for email (borrowed) from address may proceed. cb is called exactly once,
+/* Asks whether a login for email (borrowed) from address may proceed. Signed-in users proving a
+ * factor again (current password, TOTP code) are counted under their user id instead of email. cb is called exactly once,
  * possibly before this returns (Redis not connected). */
 void fe_throttle_check(const char *email, const char *address, fe_throttle_cb cb, void *arg);
 /* Counts a failed login (wrong password, unknown email, wrong TOTP code). */

@@ -16,6 +16,8 @@
 
 #include "fe_config.h"
 #include "fe_handlers.h"
+#include "fe_identity.h"
+#include "fe_throttle.h"
 #include "fv_log.h"
 #include "fv_seal.h"
 #include "fv_totp.h"
@@ -228,6 +230,7 @@ static void secret_read(const fe_pg_result *res, void *arg)
     OPENSSL_cleanse(secret, len);
     free(secret);
     if (v != FV_TOTP_OK) {
+        fe_throttle_failure(r->user->id, r->address);
         bad_code(r, v == FV_TOTP_REPLAY ? "already used" : "wrong or expired");
         return;
     }
@@ -239,6 +242,18 @@ static void secret_read(const fe_pg_result *res, void *arg)
 static const char sql_secret[] =
     "SELECT totp_secret, totp_confirmed_at IS NOT NULL, totp_last_step FROM users "
     "WHERE id = $1 AND disabled_at IS NULL";
+
+/* Guessing codes is throttled like logins (counted under the user id and the address). */
+static void code_throttled(int retry_after_s, void *arg)
+{
+    fe_req *r = arg;
+    if (retry_after_s > 0) {
+        fe_reply_throttled(r, retry_after_s);
+        return;
+    }
+    const char *params[] = {r->user->id};
+    fe_pg_query(sql_secret, 1, params, secret_read, r);
+}
 
 static void code_op_start(fe_req *r, bool disable)
 {
@@ -259,8 +274,7 @@ static void code_op_start(fe_req *r, bool disable)
     s->disable = disable;
     r->state = s;
     r->state_free = code_op_free;
-    const char *params[] = {r->user->id};
-    fe_pg_query(sql_secret, 1, params, secret_read, r);
+    fe_throttle_check(r->user->id, r->address, code_throttled, r);
 }
 
 void fe_totp_confirm(fe_req *r) { code_op_start(r, false); }

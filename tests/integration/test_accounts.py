@@ -417,6 +417,24 @@ def test_password_change_refusals(anon, idfe):
     api.close()
 
 
+def test_guessing_with_a_stolen_token_is_throttled(anon, idfe):
+    """The current password (password change) and TOTP codes (disable) cannot be guessed at
+    leisure with a session token: 5 failures, then 429 before any check."""
+    mail = email()
+    signup(anon, mail)
+    api = idfe.api(token_of(anon, mail))
+    for _ in range(5):
+        r = api.put("/v1/me/password", json={"current_password": "guess-guess-guess", "new_password": STRONG2})
+        assert r.status_code == 403, r.text
+    r = api.put("/v1/me/password", json={"current_password": STRONG, "new_password": STRONG2})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert error_body(r)["code"] == "too_many_attempts"
+    r = api.request("DELETE", "/v1/me/totp", json={"code": "000000"})
+    assert r.status_code == 429
+    assert login(anon, mail, STRONG2).status_code == 401  # the change did not happen
+    api.close()
+
+
 def test_old_django_hash_logs_in_and_is_rehashed(anon, idfe):
     """A KoboToolbox/Django account imported with 390000 iterations: logs in unchanged and gets
     the configured iteration count at that login."""
