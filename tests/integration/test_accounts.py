@@ -681,3 +681,30 @@ def test_session_token_verifies_while_postgres_is_down(anon, idfe):
         pg_start(c)
     wait_until(lambda: api.get("/v1/me").status_code == 200, 60, what="GET /v1/me after PostgreSQL is back")
     api.close()
+
+
+# ------------------------------------------------------------------ Redis down
+
+def test_throttling_holds_in_memory_while_redis_is_down(migrated):
+    """With Redis killed, each child still counts failures in memory: one child, limit 3."""
+    from faults import kill_redis, readyz, restart_redis
+    c = migrated
+    fe = start_fe(c, "frontend-throttle-mem", FV_PROCESSES=1, FV_LOGIN_MAX_FAILURES_ACCOUNT=3,
+                  FV_LOGIN_MAX_FAILURES_ADDRESS=100000)
+    api = fe.api()
+    try:
+        mail = email()
+        signup(api, mail)
+        kill_redis(c)
+        try:
+            wait_until(lambda: readyz(c, fe.port).json().get("queue") != "up", 30, what="queue not up")
+            for _ in range(3):
+                assert login(api, mail, "wrong-password-here").status_code == 401
+            r = login(api, mail, STRONG)
+            assert r.status_code == 429, r.text
+            assert int(r.headers["Retry-After"]) >= 1
+        finally:
+            restart_redis(c)
+    finally:
+        api.close()
+        assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
