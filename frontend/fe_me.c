@@ -106,6 +106,7 @@ static void changed(const fe_pg_result *res, void *arg)
         return;
     }
     fe_revoke_poll_now();
+    fe_throttle_success(r->user->id, r->address);
     fv_token t;
     memset(&t, 0, sizeof t);
     memcpy(t.session_id, s->session_id, sizeof t.session_id);
@@ -144,7 +145,6 @@ static void change_checked(void *job, bool ran, void *owner)
         return;
     }
     if (!pj->verified) {
-        fe_throttle_failure(r->user->id, r->address);
         const char *f[] = {"current_password"}, *why[] = {"wrong"};
         fe_reply_error_fields(r, 403, "wrong_password", "the current password is wrong", 1, f, why);
         return;
@@ -246,5 +246,5 @@ void fe_me_password(fe_req *r)
     }
     r->state = s;
     r->state_free = pw_change_free;
-    fe_throttle_check(r->user->id, r->address, change_throttled, r);
+    fe_throttle_begin(r->user->id, r->address, change_throttled, r);
 }

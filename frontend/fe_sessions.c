@@ -95,11 +95,10 @@ static void audit_failure(fe_req *r, const char *action, const char *user_id, co
     fe_pg_query(sql_audit_failed, 5, params, audit_done, NULL);
 }
 
-/* A failed login: counted, audited, 401 invalid_credentials (the same answer for every cause). */
+/* A failed login (counted when it began): audited, 401 invalid_credentials (the same answer for every cause). */
 static void fail(fe_req *r, const char *reason)
 {
     login *s = r->state;
-    fe_throttle_failure(s->email, r->address);
     audit_failure(r, "auth.login_failed", s->found ? s->user_id : NULL, reason);
     fe_reply_error(r, 401, "invalid_credentials", "the email, password or code is wrong");
 }
@@ -145,7 +144,7 @@ static void session_opened(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 500, "internal", "internal error");
         return;
     }
-    fe_throttle_success(s->email);
+    fe_throttle_success(s->email, r->address);
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
@@ -310,7 +309,7 @@ void fe_sessions_login(fe_req *r)
     }
     r->state = s;
     r->state_free = login_free;
-    fe_throttle_check(s->email, r->address, throttle_checked, r);
+    fe_throttle_begin(s->email, r->address, throttle_checked, r);
 }
 
 /* ---- POST /v1/auth/logout ---- */

@@ -34,11 +34,11 @@ void fe_throttle_shutdown(void)
     mem = NULL;
 }
 
-static void acct_key(const char *email, char out[KEY_MAX])
+static void acct_key(const char *subject, char out[KEY_MAX])
 {
     char lower[1024];
-    size_t n = strnlen(email, sizeof lower - 1);
-    for (size_t i = 0; i < n; i++) lower[i] = (char)tolower((unsigned char)email[i]);
+    size_t n = strnlen(subject, sizeof lower - 1);
+    for (size_t i = 0; i < n; i++) lower[i] = (char)tolower((unsigned char)subject[i]);
     lower[n] = '\0';
     char hex[FV_SHA256_HEXLEN + 1];
     fv_sha256_hex(lower, n, hex);
@@ -50,132 +50,129 @@ static void addr_key(const char *address, char out[KEY_MAX])
     snprintf(out, KEY_MAX, "fv:throttle:addr:%s", address && *address ? address : "unknown");
 }
 
-/* Seconds left for key in memory when it is over max, else 0. */
-static int mem_over(const char *key, int max)
+/* Counts one attempt for key in memory; returns the seconds left in its window when the count
+ * (this attempt included) is past max, else 0. */
+static int mem_count(const char *key, int max)
 {
     time_t now = fe_cache_now();
     counter *c = fe_cache_get(mem, key, now, NULL);
-    if (!c || c->window_end <= now || c->count < max) return 0;
-    return (int)(c->window_end - now);
-}
-
-static void mem_count(const char *key)
-{
-    time_t now = fe_cache_now();
-    counter *c = fe_cache_get(mem, key, now, NULL);
-    if (c && c->window_end > now) {
-        c->count++;
-        return;
+    if (!c || c->window_end <= now) {
+        c = malloc(sizeof *c);
+        if (!c) return 0;
+        c->count = 0;
+        c->window_end = now + fe_cfg.login_window_s;
+        fe_cache_put(mem, key, c, now, fe_cfg.login_window_s, fe_cfg.login_window_s);
     }
-    c = malloc(sizeof *c);
-    if (!c) return;
-    c->count = 1;
-    c->window_end = now + fe_cfg.login_window_s;
-    fe_cache_put(mem, key, c, now, fe_cfg.login_window_s, fe_cfg.login_window_s);
+    c->count++;
+    return c->count > max ? (int)(c->window_end - now > 0 ? c->window_end - now : 1) : 0;
 }
 
-/* One check in flight: owned here until cb is called. */
-typedef struct check {
+static void mem_take_back(const char *key)
+{
+    counter *c = fe_cache_get(mem, key, fe_cache_now(), NULL);
+    if (c && c->count > 0) c->count--;
+}
+
+/* One attempt being counted: owned here until cb is called. */
+typedef struct attempt {
     char acct[KEY_MAX], addr[KEY_MAX];
     int mem_retry; /* what memory alone says */
+    long long acct_count;
     fe_throttle_cb cb;
     void *arg;
-} check;
+} attempt;
 
-static void finish(check *c, int retry)
+static void finish(attempt *a, int retry)
 {
-    fe_throttle_cb cb = c->cb;
-    void *arg = c->arg;
-    if (retry < c->mem_retry) retry = c->mem_retry;
-    free(c);
+    fe_throttle_cb cb = a->cb;
+    void *arg = a->arg;
+    if (retry < a->mem_retry) retry = a->mem_retry;
+    free(a);
     cb(retry, arg);
 }
 
 static void ttl_answered(redisReply *reply, const char *error, void *arg)
 {
-    check *c = arg;
+    attempt *a = arg;
     long long ttl = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
-    /* -1 (no expiry: a lost EXPIRE) or -2 (gone): a full window is the safe answer */
-    if (ttl == -2) {
-        finish(c, 0);
-        return;
-    }
-    finish(c, ttl > 0 ? (int)ttl : fe_cfg.login_window_s);
+    /* no expiry (a lost EXPIRE) or no answer: a full window is the safe answer */
+    finish(a, ttl > 0 ? (int)ttl : fe_cfg.login_window_s);
 }
 
-static long long reply_count(const redisReply *e)
+static void set_window(const char *key)
 {
-    if (!e || e->type != REDIS_REPLY_STRING) return 0;
-    return strtoll(e->str, NULL, 10);
+    char window[16];
+    snprintf(window, sizeof window, "%d", fe_cfg.login_window_s);
+    const char *argv[] = {"EXPIRE", key, window, "NX"};
+    size_t lens[] = {6, strlen(key), strlen(window), 2};
+    fe_redis_fire(4, argv, lens);
 }
 
-static void counts_answered(redisReply *reply, const char *error, void *arg)
+static void addr_counted(redisReply *reply, const char *error, void *arg)
 {
-    check *c = arg;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        finish(c, 0); /* Redis unavailable: memory's answer */
+    attempt *a = arg;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        finish(a, 0); /* Redis unavailable: memory's answer */
         return;
     }
-    const char *over = NULL;
-    if (reply_count(reply->element[0]) >= fe_cfg.login_max_failures_account) over = c->acct;
-    else if (reply_count(reply->element[1]) >= fe_cfg.login_max_failures_address) over = c->addr;
+    set_window(a->acct);
+    set_window(a->addr);
+    const char *over = a->acct_count > fe_cfg.login_max_failures_account ? a->acct
+                     : reply->integer > fe_cfg.login_max_failures_address ? a->addr : NULL;
     if (!over) {
-        finish(c, 0);
+        finish(a, 0);
         return;
     }
     const char *argv[] = {"TTL", over};
     size_t lens[] = {3, strlen(over)};
-    if (fe_redis_command(2, argv, lens, ttl_answered, c) != 0) finish(c, fe_cfg.login_window_s);
+    if (fe_redis_command(2, argv, lens, ttl_answered, a) != 0) finish(a, fe_cfg.login_window_s);
 }
 
-void fe_throttle_check(const char *email, const char *address, fe_throttle_cb cb, void *arg)
+static void acct_counted(redisReply *reply, const char *error, void *arg)
 {
-    check *c = calloc(1, sizeof *c);
-    if (!c) {
+    attempt *a = arg;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        finish(a, 0);
+        return;
+    }
+    a->acct_count = reply->integer;
+    const char *argv[] = {"INCR", a->addr};
+    size_t lens[] = {4, strlen(a->addr)};
+    if (fe_redis_command(2, argv, lens, addr_counted, a) != 0) finish(a, 0);
+}
+
+void fe_throttle_begin(const char *subject, const char *address, fe_throttle_cb cb, void *arg)
+{
+    attempt *a = calloc(1, sizeof *a);
+    if (!a) {
         cb(fe_cfg.login_window_s, arg); /* out of memory: refuse rather than skip the limit */
         return;
     }
-    acct_key(email, c->acct);
-    addr_key(address, c->addr);
-    c->cb = cb;
-    c->arg = arg;
-    int a = mem_over(c->acct, fe_cfg.login_max_failures_account);
-    int b = mem_over(c->addr, fe_cfg.login_max_failures_address);
-    c->mem_retry = a > b ? a : b;
-    const char *argv[] = {"MGET", c->acct, c->addr};
-    size_t lens[] = {4, strlen(c->acct), strlen(c->addr)};
-    if (fe_redis_command(3, argv, lens, counts_answered, c) != 0) finish(c, 0);
+    acct_key(subject, a->acct);
+    addr_key(address, a->addr);
+    a->cb = cb;
+    a->arg = arg;
+    int x = mem_count(a->acct, fe_cfg.login_max_failures_account);
+    int y = mem_count(a->addr, fe_cfg.login_max_failures_address);
+    a->mem_retry = x > y ? x : y;
+    const char *argv[] = {"INCR", a->acct};
+    size_t lens[] = {4, strlen(a->acct)};
+    if (fe_redis_command(2, argv, lens, acct_counted, a) != 0) finish(a, 0);
 }
 
-static void count_in_redis(const char *key)
-{
-    char window[16];
-    snprintf(window, sizeof window, "%d", fe_cfg.login_window_s);
-    const char *incr[] = {"INCR", key};
-    size_t ilens[] = {4, strlen(key)};
-    fe_redis_fire(2, incr, ilens);
-    const char *exp[] = {"EXPIRE", key, window, "NX"};
-    size_t elens[] = {6, strlen(key), strlen(window), 2};
-    fe_redis_fire(4, exp, elens);
-}
-
-void fe_throttle_failure(const char *email, const char *address)
+void fe_throttle_success(const char *subject, const char *address)
 {
     char a[KEY_MAX], b[KEY_MAX];
-    acct_key(email, a);
+    acct_key(subject, a);
     addr_key(address, b);
-    mem_count(a);
-    mem_count(b);
-    count_in_redis(a);
-    count_in_redis(b);
-}
-
-void fe_throttle_success(const char *email)
-{
-    char a[KEY_MAX];
-    acct_key(email, a);
     fe_cache_del(mem, a);
-    const char *argv[] = {"DEL", a};
-    size_t lens[] = {3, strlen(a)};
+    mem_take_back(b);
+    const char *del[] = {"DEL", a};
+    size_t dlens[] = {3, strlen(a)};
+    fe_redis_fire(2, del, dlens);
+    /* If the window ended meanwhile, DECR makes a new key of -1: give it a window too. */
+    const char *argv[] = {"DECR", b};
+    size_t lens[] = {4, strlen(b)};
     fe_redis_fire(2, argv, lens);
+    set_window(b);
 }

@@ -171,6 +171,7 @@ static void stored_step(const fe_pg_result *res, void *arg)
         bad_code(r, "already used, or the enrolment changed meanwhile");
         return;
     }
+    fe_throttle_success(r->user->id, r->address);
     if (s->disable) {
         fe_reply_text(r, 204, "application/json", NULL, 0);
         return;
@@ -230,7 +231,6 @@ static void secret_read(const fe_pg_result *res, void *arg)
     OPENSSL_cleanse(secret, len);
     free(secret);
     if (v != FV_TOTP_OK) {
-        fe_throttle_failure(r->user->id, r->address);
         bad_code(r, v == FV_TOTP_REPLAY ? "already used" : "wrong or expired");
         return;
     }
@@ -274,7 +274,7 @@ static void code_op_start(fe_req *r, bool disable)
     s->disable = disable;
     r->state = s;
     r->state_free = code_op_free;
-    fe_throttle_check(r->user->id, r->address, code_throttled, r);
+    fe_throttle_begin(r->user->id, r->address, code_throttled, r);
 }
 
 void fe_totp_confirm(fe_req *r) { code_op_start(r, false); }

@@ -490,6 +490,52 @@ def test_account_throttling_same_answer_for_missing_email(migrated):
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
+def test_parallel_burst_cannot_outrun_the_count(migrated):
+    """Attempts are counted when they start: ten wrong passwords sent at once for one account
+    (limit 3) get three 401s and seven 429s, never ten password checks."""
+    fe = start_fe(migrated, "frontend-throttle-burst", FV_LOGIN_MAX_FAILURES_ACCOUNT=3,
+                  FV_LOGIN_MAX_FAILURES_ADDRESS=100000)
+    try:
+        mail = email()
+        with_api = fe.api()
+        signup(with_api, mail)
+        with_api.close()
+        results = []
+        lock = threading.Lock()
+
+        def attempt():
+            a = fe.api()
+            try:
+                r = login(a, mail, "wrong-password-here")
+                with lock:
+                    results.append(r.status_code)
+            finally:
+                a.close()
+        threads = [threading.Thread(target=attempt) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert sorted(results) == [401] * 3 + [429] * 7, results
+    finally:
+        assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_successful_logins_do_not_use_up_the_address(migrated):
+    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    fe = start_fe(migrated, "frontend-throttle-ok", FV_LOGIN_MAX_FAILURES_ADDRESS=3)
+    api = fe.api()
+    try:
+        mail = email()
+        signup(api, mail)
+        for _ in range(6):
+            assert login(api, mail).status_code == 200
+    finally:
+        api.close()
+        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
 def test_address_throttling(migrated):
     migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-addr", FV_LOGIN_MAX_FAILURES_ADDRESS=4,
