@@ -42,6 +42,20 @@ def start_fe(cluster, name, **env):
     return FE(cluster, p, port)
 
 
+def forget_throttling(c):
+    for key in c.redis_cli("KEYS", "fv:throttle:*") or []:
+        c.redis_cli("DEL", key)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_throttling_left(migrated):
+    """The failed logins of this module are counted in the shared Redis under 127.0.0.1: forget
+    them afterwards, so other modules of the same session (whose front end keeps the default
+    per-address limit) start clean."""
+    yield
+    forget_throttling(migrated)
+
+
 @pytest.fixture(scope="module")
 def idfe(migrated):
     fe = start_fe(migrated, "frontend-identity", FV_LOGIN_MAX_FAILURES_ADDRESS=100000)
@@ -725,6 +739,8 @@ def test_session_token_verifies_while_postgres_is_down(anon, idfe):
         assert r.headers.get("Retry-After")
     finally:
         pg_start(c)
+        # the harness's own connection died with the server: let it reconnect
+        wait_until(lambda: c.psql("SELECT 1") == [(1,)], 60, what="the harness's psql connection back")
     wait_until(lambda: api.get("/v1/me").status_code == 200, 60, what="GET /v1/me after PostgreSQL is back")
     api.close()
 
