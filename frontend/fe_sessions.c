@@ -76,9 +76,14 @@ static const char sql_audit_failed[] =
     "VALUES (NULLIF($1, '')::uuid, $2, 'user', NULLIF($1, ''), NULLIF($3, '')::inet, "
     "        jsonb_build_object('reason', $4::text, 'email_sha256', $5::text))";
 
+/* arg: the request id (caller frees: here), as the request itself may be answered already. */
 static void audit_done(const fe_pg_result *res, void *arg)
 {
-    if (res->status != FE_PG_OK) fv_warn("audit entry of a failed login not written");
+    char *req_id = arg;
+    if (res->status != FE_PG_OK)
+        fv_warn("req %s: audit entry of a failed login not written (%s)", req_id ? req_id : "?",
+                res->status == FE_PG_SQL ? res->sqlstate : "database unavailable");
+    free(req_id);
 }
 
 /* Writes an audit entry (action auth.login_failed or auth.throttled), best effort: the reply does
@@ -92,7 +97,7 @@ static void audit_failure(fe_req *r, const char *action, const char *user_id, co
     lower[n] = '\0';
     fv_sha256_hex(lower, n, hex);
     const char *params[] = {user_id ? user_id : "", action, r->address, reason, hex};
-    fe_pg_query(sql_audit_failed, 5, params, audit_done, NULL);
+    fe_pg_query(sql_audit_failed, 5, params, audit_done, strdup(r->req_id));
 }
 
 /* A failed login (counted when it began): audited, 401 invalid_credentials (the same answer for every cause). */
