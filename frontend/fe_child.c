@@ -19,7 +19,9 @@
 #include "fe_pg.h"
 #include "fe_queue.h"
 #include "fe_redis.h"
+#include "fe_throttle.h"
 #include "fe_tls.h"
+#include "fe_workpool.h"
 #include "fv_log.h"
 #include "fv_settings.h"
 
@@ -127,6 +129,8 @@ int fe_child_run(int index, int listen_fd)
     if (fe_auth_init() != 0 || fe_responses_init() != 0) goto failed;
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
+    errpos = "identity";
+    if (fe_workpool_init(ch.base, fe_cfg.password_threads, 256) != 0 || fe_throttle_init() != 0) goto failed;
     ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);
     ch.sig_int = evsignal_new(ch.base, SIGINT, term_cb, NULL);
     ch.sig_hup = evsignal_new(ch.base, SIGHUP, hup_cb, NULL);
@@ -145,7 +149,9 @@ failed:
     fv_error("child %d: %s failed%s%s", index, errpos, err[0] ? ": " : "", err);
 cleanup:
     /* Close Redis and PostgreSQL first: their pending callbacks answer their requests while
-     * evhttp still exists; then evhttp closes the connections. */
+     * evhttp still exists; then evhttp closes the connections. The work pool goes first: the
+     * completions it delivers may still query PostgreSQL (answered 503 by its shutdown). */
+    fe_workpool_shutdown();
     fe_redis_shutdown();
     fe_queue_shutdown();
     fe_pg_shutdown();
@@ -153,6 +159,7 @@ cleanup:
     fe_revoke_shutdown();
     fe_responses_shutdown();
     fe_auth_shutdown();
+    fe_throttle_shutdown();
     if (ch.sig_term) event_free(ch.sig_term);
     if (ch.sig_int) event_free(ch.sig_int);
     if (ch.sig_hup) event_free(ch.sig_hup);

@@ -44,6 +44,22 @@ const fv_cfg_entry fe_config_table[] = {
     {"frontend", "revocation_poll_ms", FV_CFG_INT, &fe_cfg.revocation_poll_ms, "1000",
      "how often each child reads new revocations (logouts, revoked keys, removed members)"},
     /* ---- identity ---- */
+    {"frontend", "signup_open", FV_CFG_BOOL, &fe_cfg.signup_open, "yes",
+     "anyone may create an account with POST /v1/users; no: 403 signup_closed"},
+    {"frontend", "password_iterations", FV_CFG_INT, &fe_cfg.password_iterations, "600000",
+     "PBKDF2-HMAC-SHA256 iterations of new password hashes (at least 600000); older hashes are rehashed at login"},
+    {"frontend", "password_threads", FV_CFG_INT, &fe_cfg.password_threads, "2",
+     "threads per child that hash and check passwords off the event loop"},
+    {"frontend", "session_ttl_s", FV_CFG_INT, &fe_cfg.session_ttl_s, "43200",
+     "seconds a session token from login stays valid"},
+    {"frontend", "min_password_score", FV_CFG_INT, &fe_cfg.min_password_score, "3",
+     "zxcvbn score (0..4) a new password needs on sign-up and change"},
+    {"frontend", "login_max_failures_account", FV_CFG_INT, &fe_cfg.login_max_failures_account, "5",
+     "failed logins per account within login_window_s before 429"},
+    {"frontend", "login_max_failures_address", FV_CFG_INT, &fe_cfg.login_max_failures_address, "20",
+     "failed logins per client address within login_window_s before 429"},
+    {"frontend", "login_window_s", FV_CFG_INT, &fe_cfg.login_window_s, "900",
+     "window (seconds, from the first failure) over which failed logins are counted"},
     /* ---- identity end ---- */
     /* ---- api keys ---- */
     {"frontend", "api_key_rate_limit", FV_CFG_INT, &fe_cfg.api_key_rate_limit, "600",

@@ -9,8 +9,18 @@ void fe_health_healthz(fe_req *r);
 void fe_health_readyz(fe_req *r);
 void fe_health_metrics(fe_req *r);
 /* ---- identity ---- */
+/* fe_accounts.c */
+void fe_accounts_signup(fe_req *r);
+/* fe_sessions.c */
+void fe_sessions_login(fe_req *r);
+void fe_sessions_logout(fe_req *r);
 /* fe_me.c */
 void fe_me_get(fe_req *r);
+void fe_me_password(fe_req *r);
+/* fe_totp.c */
+void fe_totp_enrol(fe_req *r);
+void fe_totp_confirm(fe_req *r);
+void fe_totp_disable(fe_req *r);
 /* ---- identity end ---- */
 /* ---- api keys ---- */
 /* fe_apikeys.c */

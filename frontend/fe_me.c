@@ -1,19 +1,250 @@
-/* The caller's own account: GET /v1/me. */
+/* The caller's own account: GET /v1/me (read from PostgreSQL: a session token carries no email
+ * or name) and PUT /v1/me/password. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe_config.h"
 #include "fe_handlers.h"
+#include "fe_identity.h"
+#include "fe_revoke.h"
+#include "fe_throttle.h"
+#include "fv_log.h"
+#include "fv_token.h"
+
+static const char sql_me[] =
+    "SELECT id, email, name, is_admin, totp_confirmed_at IS NOT NULL, fv_ts(created_at) "
+    "FROM users WHERE id = $1 AND disabled_at IS NULL";
+
+static void me_read(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 404, "not_found", "this account no longer exists");
+        return;
+    }
+    const PGresult *p = res->res;
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    fe_user_json(j, PQgetvalue(p, 0, 0), PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2),
+                 PQgetvalue(p, 0, 3)[0] == 't', PQgetvalue(p, 0, 4)[0] == 't', PQgetvalue(p, 0, 5));
+    fe_reply_gen_send(r, 200, j);
+}
 
 void fe_me_get(fe_req *r)
 {
+    const char *params[] = {r->user->id};
+    fe_pg_query(sql_me, 1, params, me_read, r);
+}
+
+/* ---- PUT /v1/me/password ---- */
+
+/* State of one change: owned by the request. */
+typedef struct pw_change {
+    fe_work *work;           /* the password job while it runs (owned by the pool) */
+    char *current, *next;    /* owned, wiped; copied into the job, then wiped */
+    char *stored;            /* the hash the change replaces (owned) */
+    char hash[FV_PASSWORD_HASH_MAX + 1];
+    fv_strength strength;    /* static texts only */
+    char session_id[FV_UUID_STRLEN + 1];
+    bool mfa;
+} pw_change;
+
+static void wipe_str(char *s)
+{
+    if (!s) return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+static void pw_change_free(void *p)
+{
+    pw_change *s = p;
+    if (s->work) fe_work_detach(s->work);
+    wipe_str(s->current);
+    wipe_str(s->next);
+    free(s->stored);
+    OPENSSL_cleanse(s->hash, sizeof s->hash);
+    free(s);
+}
+
+/* One statement: the new hash (only if the old one is still in place), every open session of the
+ * user ended and revoked one by one, a "void before now" row for the user, a new session for the
+ * caller, the audit entry. */
+static const char sql_change[] =
+    "WITH u AS (UPDATE users SET password_hash = $2, password_changed_at = now(), sessions_valid_after = now() "
+    "           WHERE id = $1 AND password_hash = $3 AND disabled_at IS NULL RETURNING id), "
+    "     old AS (UPDATE sessions SET revoked_at = now() "
+    "             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() AND EXISTS (SELECT 1 FROM u) "
+    "             RETURNING id, expires_at), "
+    "     vs AS (INSERT INTO revocations (kind, subject, expires_at) SELECT 'session', id::text, expires_at FROM old), "
+    "     vu AS (INSERT INTO revocations (kind, subject, not_before, expires_at) "
+    "            SELECT 'user_sessions', $1, now(), now() + make_interval(secs => $4::int) FROM u), "
+    "     n AS (INSERT INTO sessions (id, user_id, mfa, address, expires_at) "
+    "           SELECT $5, id, $6::boolean, NULLIF($7, '')::inet, now() + make_interval(secs => $4::int) FROM u "
+    "           RETURNING created_at, expires_at), "
+    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
+    "           SELECT id, 'user.password_change', 'user', id::text, NULLIF($7, '')::inet FROM u) "
+    "SELECT floor(extract(epoch FROM created_at))::bigint, floor(extract(epoch FROM expires_at))::bigint, "
+    "       fv_ts(expires_at) FROM n";
+
+static void changed(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    pw_change *s = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 409, "conflict", "the password was changed meanwhile; retry");
+        return;
+    }
+    fe_revoke_poll_now();
+    fe_throttle_success(r->user->id, r->address);
+    fv_token t;
+    memset(&t, 0, sizeof t);
+    memcpy(t.session_id, s->session_id, sizeof t.session_id);
+    memcpy(t.user_id, r->user->id, sizeof t.user_id);
+    t.issued_at = strtoll(PQgetvalue(res->res, 0, 0), NULL, 10);
+    t.expires_at = strtoll(PQgetvalue(res->res, 0, 1), NULL, 10);
+    t.mfa = s->mfa;
+    char token[FV_TOKEN_MAX + 1];
+    if (fv_token_sign(&fe_keys, &t, token) != 0) {
+        fv_error("req %s: signing a session token failed", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return;
+    }
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
-    fv_jgen_key(j, "id");
-    fv_jgen_str(j, r->user->id);
-    fv_jgen_key(j, "email");
-    fv_jgen_str(j, r->user->email);
-    fv_jgen_key(j, "name");
-    fv_jgen_str(j, r->user->name);
-    fv_jgen_key(j, "is_admin");
-    fv_jgen_bool(j, r->user->is_admin);
+    fv_jgen_key(j, "token");
+    fv_jgen_str(j, token);
+    OPENSSL_cleanse(token, sizeof token);
+    fv_jgen_key(j, "expires_at");
+    fv_jgen_str(j, PQgetvalue(res->res, 0, 2));
+    fv_jgen_key(j, "password_strength");
+    fe_strength_json(j, &s->strength);
     fv_jgen_map_close(j);
     fe_reply_gen_send(r, 200, j);
+}
+
+static void change_checked(void *job, bool ran, void *owner)
+{
+    fe_req *r = owner;
+    pw_change *s = r->state;
+    pw_job *pj = job;
+    s->work = NULL;
+    if (!ran) {
+        fe_reply_error(r, 503, "overloaded", "the server is shutting down; retry later");
+        return;
+    }
+    if (!pj->verified) {
+        const char *f[] = {"current_password"}, *why[] = {"wrong"};
+        fe_reply_error_fields(r, 403, "wrong_password", "the current password is wrong", 1, f, why);
+        return;
+    }
+    if (!pj->estimated) {
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return;
+    }
+    s->strength = pj->strength;
+    if (!pj->strong) {
+        fe_reply_weak_password(r, "new_password", &s->strength);
+        return;
+    }
+    if (!pj->hashed) {
+        fv_error("req %s: password hashing failed", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return;
+    }
+    memcpy(s->hash, pj->new_hash, sizeof s->hash);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.session_ttl_s);
+    fv_id_new(s->session_id);
+    /* the new session keeps the caller's second factor: it was proven for this session */
+    s->mfa = r->user->cred == FE_CRED_SESSION && r->user->mfa;
+    const char *params[] = {r->user->id, s->hash, s->stored, ttl, s->session_id, s->mfa ? "true" : "false", r->address};
+    fe_pg_query(sql_change, 7, params, changed, r);
+}
+
+static const char sql_pw_of[] =
+    "SELECT password_hash, email, name FROM users WHERE id = $1 AND disabled_at IS NULL";
+
+static void stored_read(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    pw_change *s = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 404, "not_found", "this account no longer exists");
+        return;
+    }
+    const PGresult *p = res->res;
+    bool has = !PQgetisnull(p, 0, 0) && fv_password_iterations(PQgetvalue(p, 0, 0)) > 0;
+    /* An account without a password (API keys only) cannot prove the current one: the dummy
+     * hash never verifies, so it answers 403 like a wrong password. */
+    s->stored = strdup(has ? PQgetvalue(p, 0, 0) : "");
+    pw_job *pj = pw_job_new(s->current, s->next, has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
+                            PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2));
+    wipe_str(s->current);
+    wipe_str(s->next);
+    s->current = s->next = NULL;
+    if (!pj || !s->stored) {
+        pw_job_free(pj);
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return;
+    }
+    pj->verify = pj->estimate = pj->hash = true;
+    s->work = fe_work_submit(pj, pw_job_run, change_checked, pw_job_free, r);
+    if (!s->work) {
+        pw_job_free(pj);
+        fe_reply_pool_full(r);
+    }
+}
+
+/* Guessing the current password with a stolen token is throttled like logins are (counted under
+ * the user id, and under the address with the logins). */
+static void change_throttled(int retry_after_s, void *arg)
+{
+    fe_req *r = arg;
+    if (retry_after_s > 0) {
+        fe_reply_throttled(r, retry_after_s);
+        return;
+    }
+    const char *params[] = {r->user->id};
+    fe_pg_query(sql_pw_of, 1, params, stored_read, r);
+}
+
+void fe_me_password(fe_req *r)
+{
+    const char *cur = fv_json_get_str(r->body, "current_password");
+    const char *next = fv_json_get_str(r->body, "new_password");
+    const char *names[2], *why[2];
+    size_t n = 0;
+    const char *e;
+    if (!cur || !*cur || strlen(cur) > FE_PASSWORD_MAX)
+        names[n] = "current_password", why[n++] = "required: a string of 1 to 1024 bytes";
+    if ((e = fe_check_new_password(next))) names[n] = "new_password", why[n++] = e;
+    if (n) {
+        fe_reply_error_fields(r, 422, "validation_failed", "the password change is invalid", n, names, why);
+        return;
+    }
+    pw_change *s = calloc(1, sizeof *s);
+    if (!s || !(s->current = strdup(cur)) || !(s->next = strdup(next))) {
+        if (s) pw_change_free(s);
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return;
+    }
+    r->state = s;
+    r->state_free = pw_change_free;
+    fe_throttle_begin(r->user->id, r->address, change_throttled, r);
 }

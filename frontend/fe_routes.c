@@ -22,7 +22,14 @@ const fe_route fe_routes[] = {
     {GET, "/metrics", fe_health_metrics, NONE, false, "metrics"},
 
     /* ---- identity: accounts, sessions, TOTP, API keys ---- */
+    {POST, "/v1/users", fe_accounts_signup, NONE, true, "users_create"},
+    {POST, "/v1/auth/login", fe_sessions_login, NONE, true, "auth_login"},
+    {POST, "/v1/auth/logout", fe_sessions_logout, AUTH, false, "auth_logout"},
     {GET, "/v1/me", fe_me_get, AUTH, false, "me"},
+    {PUT, "/v1/me/password", fe_me_password, AUTH, true, "me_password"},
+    {POST, "/v1/me/totp", fe_totp_enrol, AUTH, false, "totp_enrol"},
+    {POST, "/v1/me/totp/confirm", fe_totp_confirm, AUTH, true, "totp_confirm"},
+    {DELETE, "/v1/me/totp", fe_totp_disable, AUTH, true, "totp_disable"},
 
     /* ---- identity end ---- */
 

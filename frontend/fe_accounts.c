@@ -1,0 +1,344 @@
+/* Accounts: sign-up (POST /v1/users) and what the identity handlers share (fe_identity.h). */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe_config.h"
+#include "fe_handlers.h"
+#include "fe_identity.h"
+#include "fv_log.h"
+
+/* ---- the password job ---- */
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    if (!s) return NULL;
+    char *c = strdup(s);
+    if (!c) *oom = true;
+    return c;
+}
+
+pw_job *pw_job_new(const char *password, const char *new_password, const char *stored,
+                   const char *email, const char *name)
+{
+    pw_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    bool oom = false;
+    j->password = dup_or_null(password, &oom);
+    j->len = password ? strlen(password) : 0;
+    j->new_password = dup_or_null(new_password, &oom);
+    j->new_len = new_password ? strlen(new_password) : 0;
+    j->stored = dup_or_null(stored, &oom);
+    j->email = dup_or_null(email, &oom);
+    j->name = dup_or_null(name, &oom);
+    j->iterations = fe_cfg.password_iterations;
+    j->min_score = fe_cfg.min_password_score;
+    if (oom) {
+        pw_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static void wipe_free(char *s, size_t len)
+{
+    if (!s) return;
+    OPENSSL_cleanse(s, len);
+    free(s);
+}
+
+void pw_job_free(void *p)
+{
+    pw_job *j = p;
+    if (!j) return;
+    wipe_free(j->password, j->len);
+    wipe_free(j->new_password, j->new_len);
+    free(j->stored);
+    free(j->email);
+    free(j->name);
+    OPENSSL_cleanse(j->new_hash, sizeof j->new_hash);
+    free(j);
+}
+
+void pw_job_run(void *p)
+{
+    pw_job *j = p;
+    bool rehash = false;
+    if (j->verify) {
+        j->verified = fv_password_verify(j->password, j->len, j->stored, j->iterations, &rehash);
+        if (!j->verified) return;
+    }
+    const char *target = j->new_password ? j->new_password : j->password;
+    size_t tlen = j->new_password ? j->new_len : j->len;
+    if (j->estimate) {
+        j->estimated = fv_strength_estimate(target, tlen, j->email, j->name, &j->strength) == 0;
+        j->strong = j->estimated && j->strength.score >= j->min_score;
+        if (!j->strong) return;
+    }
+    if (j->hash || rehash) j->hashed = fv_password_hash(target, tlen, j->iterations, j->new_hash) == 0;
+}
+
+const char *fe_identity_dummy_hash(void)
+{
+    /* Parses like any hash (32-byte key, this many iterations) and matches nothing anybody types:
+     * the key is all zero bytes. */
+    static char buf[FV_PASSWORD_HASH_MAX + 1];
+    snprintf(buf, sizeof buf, "pbkdf2_sha256$%d$fvdummysaltfvdummy$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+             fe_cfg.password_iterations);
+    return buf;
+}
+
+/* ---- input checks ---- */
+
+const char *fe_check_email(const char *email)
+{
+    if (!email) return "required: a string";
+    size_t n = strlen(email);
+    if (n < 3 || n > FE_EMAIL_MAX) return "must be 3 to 254 characters";
+    const char *at = strchr(email, '@');
+    if (!at || at == email || !at[1] || strchr(at + 1, '@')) return "must be an email address";
+    for (const unsigned char *p = (const unsigned char *)email; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f) return "must not contain spaces or control characters";
+    return NULL;
+}
+
+const char *fe_check_name(const char *name)
+{
+    if (!name) return "required: a string";
+    size_t n = strlen(name);
+    if (n < 1 || n > FE_USER_NAME_MAX) return "must be 1 to 200 characters";
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return "must not contain control characters";
+    return NULL;
+}
+
+const char *fe_check_new_password(const char *pw)
+{
+    if (!pw) return "required: a string";
+    size_t n = strlen(pw);
+    if (n < FE_PASSWORD_MIN || n > FE_PASSWORD_MAX) return "must be 8 to 1024 bytes";
+    return NULL;
+}
+
+/* ---- JSON shapes and replies ---- */
+
+void fe_strength_json(fv_jgen *j, const fv_strength *s)
+{
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "score");
+    fv_jgen_int(j, s->score);
+    fv_jgen_key(j, "guesses_log10");
+    fv_jgen_double(j, s->guesses_log10);
+    fv_jgen_key(j, "feedback");
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "warning");
+    fv_jgen_str(j, s->warning);
+    fv_jgen_key(j, "suggestions");
+    fv_jgen_array_open(j);
+    for (int i = 0; i < s->nsuggestions; i++) fv_jgen_str(j, s->suggestions[i]);
+    fv_jgen_array_close(j);
+    fv_jgen_map_close(j);
+    fv_jgen_map_close(j);
+}
+
+void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s)
+{
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    char why[96];
+    snprintf(why, sizeof why, "too weak: score %d, at least %d needed", s->score, fe_cfg.min_password_score);
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "error");
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "code");
+    fv_jgen_str(j, "weak_password");
+    fv_jgen_key(j, "message");
+    fv_jgen_str(j, "the password is too easy to guess");
+    fv_jgen_key(j, "fields");
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, field);
+    fv_jgen_str(j, why);
+    fv_jgen_map_close(j);
+    fv_jgen_key(j, "password_strength");
+    fe_strength_json(j, s);
+    fv_jgen_map_close(j);
+    fv_jgen_map_close(j);
+    fe_reply_gen_send(r, 422, j);
+}
+
+void fe_reply_throttled(fe_req *r, int secs)
+{
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    char v[16];
+    snprintf(v, sizeof v, "%d", secs < 1 ? 1 : secs);
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", v);
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "error");
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "code");
+    fv_jgen_str(j, "too_many_attempts");
+    fv_jgen_key(j, "message");
+    fv_jgen_str(j, "too many failed sign-in attempts; retry later");
+    fv_jgen_map_close(j);
+    fv_jgen_map_close(j);
+    fe_reply_gen_send(r, 429, j);
+}
+
+void fe_reply_pool_full(fe_req *r)
+{
+    fe_reply_error(r, 503, "overloaded", "too many password checks in progress; retry later");
+}
+
+void fe_user_json(fv_jgen *j, const char *id, const char *email, const char *name, bool is_admin,
+                  bool totp_enabled, const char *created_at)
+{
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "id");
+    fv_jgen_str(j, id);
+    fv_jgen_key(j, "email");
+    fv_jgen_str(j, email);
+    fv_jgen_key(j, "name");
+    fv_jgen_str(j, name);
+    fv_jgen_key(j, "is_admin");
+    fv_jgen_bool(j, is_admin);
+    fv_jgen_key(j, "totp_enabled");
+    fv_jgen_bool(j, totp_enabled);
+    if (created_at) {
+        fv_jgen_key(j, "created_at");
+        fv_jgen_str(j, created_at);
+    }
+    fv_jgen_map_close(j);
+}
+
+/* ---- POST /v1/users ---- */
+
+/* State of one sign-up: owned by the request. */
+typedef struct signup {
+    fe_work *work; /* the password job while it runs (owned by the pool) */
+    char id[FV_UUID_STRLEN + 1];
+    char *email, *name; /* owned */
+    char hash[FV_PASSWORD_HASH_MAX + 1];
+    fv_strength strength; /* static texts only */
+} signup;
+
+static void signup_free(void *p)
+{
+    signup *s = p;
+    if (s->work) fe_work_detach(s->work);
+    free(s->email);
+    free(s->name);
+    OPENSSL_cleanse(s->hash, sizeof s->hash);
+    free(s);
+}
+
+/* One statement: the user and its audit entry. ON CONFLICT: the email (case-insensitive) is taken. */
+static const char sql_signup[] =
+    "WITH u AS (INSERT INTO users (id, email, name, password_hash, password_changed_at) "
+    "           VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING id, created_at), "
+    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
+    "           SELECT id, 'user.create', 'user', id::text, NULLIF($5, '')::inet FROM u) "
+    "SELECT fv_ts(created_at) FROM u";
+
+static void signup_stored(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    signup *s = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        const char *f[] = {"email"}, *why[] = {"already registered"};
+        fe_reply_error_fields(r, 409, "email_taken", "an account with this email exists", 1, f, why);
+        return;
+    }
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    /* the user object, plus password_strength */
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "id");
+    fv_jgen_str(j, s->id);
+    fv_jgen_key(j, "email");
+    fv_jgen_str(j, s->email);
+    fv_jgen_key(j, "name");
+    fv_jgen_str(j, s->name);
+    fv_jgen_key(j, "is_admin");
+    fv_jgen_bool(j, false);
+    fv_jgen_key(j, "totp_enabled");
+    fv_jgen_bool(j, false);
+    fv_jgen_key(j, "created_at");
+    fv_jgen_str(j, PQgetvalue(res->res, 0, 0));
+    fv_jgen_key(j, "password_strength");
+    fe_strength_json(j, &s->strength);
+    fv_jgen_map_close(j);
+    fe_reply_gen_send(r, 201, j);
+}
+
+static void signup_hashed(void *job, bool ran, void *owner)
+{
+    fe_req *r = owner;
+    signup *s = r->state;
+    pw_job *pj = job;
+    s->work = NULL;
+    if (!ran || !pj->estimated) {
+        fe_reply_error(r, 503, "overloaded", "the server is shutting down or out of memory; retry later");
+        return;
+    }
+    s->strength = pj->strength;
+    if (!pj->strong) {
+        fe_reply_weak_password(r, "password", &s->strength);
+        return;
+    }
+    if (!pj->hashed) {
+        fv_error("req %s: password hashing failed", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return;
+    }
+    memcpy(s->hash, pj->new_hash, sizeof s->hash);
+    const char *params[] = {s->id, s->email, s->name, s->hash, r->address};
+    fe_pg_query(sql_signup, 5, params, signup_stored, r);
+}
+
+void fe_accounts_signup(fe_req *r)
+{
+    if (!fe_cfg.signup_open) {
+        fe_reply_error(r, 403, "signup_closed", "sign-up is closed on this server; ask an administrator");
+        return;
+    }
+    const char *email = fv_json_get_str(r->body, "email");
+    const char *name = fv_json_get_str(r->body, "name");
+    const char *pw = fv_json_get_str(r->body, "password");
+    const char *names[3], *why[3];
+    size_t n = 0;
+    const char *e;
+    if ((e = fe_check_email(email))) names[n] = "email", why[n++] = e;
+    if ((e = fe_check_name(name))) names[n] = "name", why[n++] = e;
+    if ((e = fe_check_new_password(pw))) names[n] = "password", why[n++] = e;
+    if (n) {
+        fe_reply_error_fields(r, 422, "validation_failed", "the account is invalid", n, names, why);
+        return;
+    }
+    signup *s = calloc(1, sizeof *s);
+    if (!s || !(s->email = strdup(email)) || !(s->name = strdup(name))) {
+        if (s) free(s->email);
+        free(s);
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return;
+    }
+    r->state = s;
+    r->state_free = signup_free;
+    fv_id_new(s->id);
+    pw_job *pj = pw_job_new(pw, NULL, NULL, email, name);
+    if (!pj) {
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return;
+    }
+    pj->estimate = pj->hash = true;
+    s->work = fe_work_submit(pj, pw_job_run, signup_hashed, pw_job_free, r);
+    if (!s->work) {
+        pw_job_free(pj);
+        fe_reply_pool_full(r);
+    }
+}

@@ -1,0 +1,69 @@
+/* What the identity handlers share (fe_accounts.c, fe_me.c, fe_sessions.c, fe_totp.c): the
+ * password job run on the work pool, input checks, and the JSON shapes of a user and of a
+ * password-strength estimate. Internal to the identity area. */
+#ifndef FE_IDENTITY_H
+#define FE_IDENTITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fe_http.h"
+#include "fe_workpool.h"
+#include "fv_password.h"
+#include "fv_strength.h"
+
+#define FE_EMAIL_MAX 254
+#define FE_USER_NAME_MAX 200
+#define FE_PASSWORD_MIN 8
+#define FE_PASSWORD_MAX 1024
+
+/* Password work done on a pool thread. Every string is owned by the job and freed (passwords
+ * wiped with OPENSSL_cleanse) by pw_job_free. Steps, in order, each only if the previous passed:
+ *   verify:   password against stored (constant time); on a good one with fewer iterations than
+ *             configured, a fresh hash of password is made (rehash at login)
+ *   estimate: zxcvbn on new_password (or password when new_password is NULL), email and name as
+ *             user dictionary; passes when score >= min_score
+ *   hash:     a fresh hash of new_password (or password) into new_hash */
+typedef struct pw_job {
+    char *password;
+    size_t len;
+    char *new_password; /* may be NULL */
+    size_t new_len;
+    char *stored;       /* verify: the stored hash, or a dummy one of equal work */
+    char *email, *name; /* estimate: user dictionary */
+    int iterations, min_score;
+    bool verify, estimate, hash;
+    /* results */
+    bool verified, estimated, strong, hashed;
+    fv_strength strength;
+    char new_hash[FV_PASSWORD_HASH_MAX + 1];
+} pw_job;
+
+/* A job with copies of the given strings (any may be NULL), or NULL when out of memory. */
+pw_job *pw_job_new(const char *password, const char *new_password, const char *stored,
+                   const char *email, const char *name);
+void pw_job_free(void *job);
+void pw_job_run(void *job);
+
+/* A stored text that never verifies yet costs the configured PBKDF2 work (a login for an email
+ * with no usable password spends the same time as one for a real account). Static buffer. */
+const char *fe_identity_dummy_hash(void);
+
+/* Input checks: NULL when good, else the reason for the 422's `fields`. */
+const char *fe_check_email(const char *email);
+const char *fe_check_name(const char *name);
+const char *fe_check_new_password(const char *pw);
+
+/* {score, guesses_log10, feedback: {warning, suggestions: [...]}} */
+void fe_strength_json(fv_jgen *j, const fv_strength *s);
+/* 422 weak_password with the estimate (answers and frees r). */
+void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s);
+/* 429 too_many_attempts with Retry-After: secs. */
+void fe_reply_throttled(fe_req *r, int secs);
+/* 503 overloaded with Retry-After: the work pool is full. */
+void fe_reply_pool_full(fe_req *r);
+/* The user object: id, email, name, is_admin, totp_enabled, created_at (NULL: omitted). */
+void fe_user_json(fv_jgen *j, const char *id, const char *email, const char *name, bool is_admin,
+                  bool totp_enabled, const char *created_at);
+
+#endif
