@@ -382,6 +382,19 @@ def test_redis_conf_acl(sample_redis):
         assert app("EXPIRE", "fv:rl:k:1", "65") == 1
         assert app("EXPIRE", "fv:rl:k:1", "3600", "NX") == 0
         assert app("DEL", "fv:rl:k:1", "fv:cache:apikey:x") == 2
+        # Permissions shared as one hash per user; login throttling counters.
+        assert app("HSET", "fv:cache:enumerator:u", "d", "1") == 1
+        assert app("HGET", "fv:cache:enumerator:u", "d") == "1"
+        assert app("EXPIRE", "fv:cache:enumerator:u", "600") == 1
+        assert app("DEL", "fv:cache:enumerator:u") == 1
+        assert app("INCR", "fv:throttle:acct:h") == 1
+        assert app("DECR", "fv:throttle:acct:h") == 0
+        assert app("EXPIRE", "fv:throttle:acct:h", "900") == 1
+        assert app("TTL", "fv:throttle:acct:h") > 0
+        assert app("DEL", "fv:throttle:acct:h") == 1
+        for cmd in (["HSET", "fv:submissions", "a", "1"], ["HSET", "fv:rl:k:1", "a", "1"]):
+            with pytest.raises(RedisError, match="NOPERM|WRONGTYPE"):
+                app(*cmd)
         for cmd in (["INCR", "fv:submissions"], ["EXPIRE", "fv:submissions", "1"],
                     ["INCR", "fv:cache:apikey:x"], ["DEL", "fv:dead"]):
             with pytest.raises(RedisError, match="NOPERM"):
