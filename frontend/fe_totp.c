@@ -9,6 +9,7 @@
  * so a second use fails even on another front end. */
 #include <event2/http.h>
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,17 @@
 #include "fv_totp.h"
 
 #define SEAL_LABEL "fv-seal-totp"
+
+/* The second factor is changed only from a session (a password was given): an API key, which
+ * may sit in a script or be stolen, must not enrol a factor that then locks its owner out of
+ * their own login, nor switch it off. Answers 403 and returns false otherwise. */
+static bool session_only(fe_req *r)
+{
+    if (r->user->cred == FE_CRED_SESSION) return true;
+    fe_reply_error(r, 403, "session_required",
+                   "sign in with your password (POST /v1/auth/login) to change your second factor");
+    return false;
+}
 
 static void aad_of(const char *user_id, char out[8 + FV_UUID_STRLEN + 1])
 {
@@ -97,6 +109,7 @@ static void enrolled(const fe_pg_result *res, void *arg)
 
 void fe_totp_enrol(fe_req *r)
 {
+    if (!session_only(r)) return;
     enrol *s = calloc(1, sizeof *s);
     if (!s) {
         fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
@@ -277,5 +290,12 @@ static void code_op_start(fe_req *r, bool disable)
     fe_throttle_begin(r->user->id, r->address, code_throttled, r);
 }
 
-void fe_totp_confirm(fe_req *r) { code_op_start(r, false); }
-void fe_totp_disable(fe_req *r) { code_op_start(r, true); }
+void fe_totp_confirm(fe_req *r)
+{
+    if (session_only(r)) code_op_start(r, false);
+}
+
+void fe_totp_disable(fe_req *r)
+{
+    if (session_only(r)) code_op_start(r, true);
+}

@@ -770,3 +770,15 @@ def test_throttling_holds_in_memory_while_redis_is_down(migrated):
     finally:
         api.close()
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_totp_changes_need_a_session(migrated, idfe):
+    """An API key (a script's, or a stolen one) may not enrol a second factor that would lock its
+    owner out of their own login, nor confirm or remove one."""
+    api = idfe.api(migrated.create_user(email(), "Key Only"))
+    for method, path, body in (("POST", "/v1/me/totp", None), ("POST", "/v1/me/totp/confirm", {"code": "123456"}),
+                               ("DELETE", "/v1/me/totp", {"code": "123456"})):
+        r = api.request(method, path, json=body) if body else api.request(method, path)
+        assert r.status_code == 403, r.text
+        assert error_body(r)["code"] == "session_required"
+    api.close()
