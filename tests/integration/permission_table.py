@@ -25,7 +25,9 @@ name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
 Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
 Org A also manages three sites made by org_admin: {pub} public, {prot} protected, {priv}
 private; {fresh_site} is a new private one and {fresh_member} a new member of org A, made for
-the cell ({oa_key} and {susp_key} too: API keys made with SQL). {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
+the cell ({oa_key} and {susp_key} too: API keys made with SQL). The identity rows show the
+credential rules: logout and the second factor need a session, a password change the current
+password (the table's users have API keys and no password). {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
 """
 
 ROLES = ["anonymous", "stranger", "other_org", "enumerator", "dep_viewer", "manager",
@@ -96,7 +98,16 @@ ROWS = [
     ("POST",   "/v1/api-keys/{susp_key}/reinstate",        401, 404, 404, 403, 404, 404, 404, 404, 404, 404, 200, 404, 404),
     # ---- api keys end ----
 
-    # ---- identity: the lead fills these rows after the merge ----
+    # ---- identity: accounts, sessions, TOTP (the table's callers hold API keys, no session) ----
+    ("POST",   "/v1/users",                                201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201),
+    ("POST",   "/v1/auth/login",                           200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("POST",   "/v1/auth/logout",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("GET",    "/v1/me",                                   401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("PUT",    "/v1/me/password",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("POST",   "/v1/me/totp",                              401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("POST",   "/v1/me/totp/confirm",                      401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("DELETE", "/v1/me/totp",                              401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    # ---- identity end ----
     # ---- other areas end ----
 ]
 # fmt: on
@@ -154,6 +165,12 @@ BODIES = {
     ("POST", "*/approve"): lambda w: {},
     ("POST", "/v1/orgs"): lambda w: {"name": "made by a cell"},
     ("POST", "/v1/me/api-keys"): lambda w: {"name": "made by a cell"},
+    ("POST", "/v1/users"): lambda w: {"email": f"cell-{w.next_id()}@example.org", "name": "Cell",
+                                      "password": w.password},
+    ("POST", "/v1/auth/login"): lambda w: {"email": w.login_email, "password": w.password},
+    ("PUT", "/v1/me/password"): lambda w: {"current_password": w.password, "new_password": w.password + "!"},
+    ("POST", "/v1/me/totp/confirm"): lambda w: {"code": "123456"},
+    ("DELETE", "/v1/me/totp"): lambda w: {"code": "123456"},
     ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},

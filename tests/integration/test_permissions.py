@@ -61,6 +61,12 @@ def pw(workers):
     w.users = {r: (User(c, r) if r != "anonymous" else None) for r in ROLES}
     w.apis = {r: (u.api if u else c.api()) for r, u in w.users.items()}
     w.enumerator2 = User(c, "enumerator2")
+    w.next_id = new_id
+    w.password = "correct horse battery staple " + new_id()[-8:]
+    w.login_email = f"table-login-{new_id()}@example.org"
+    r = w.apis["anonymous"].post("/v1/users", json={"email": w.login_email, "name": "Table login",
+                                                     "password": w.password})
+    assert r.status_code == 201, r.text
     w.grantee = User(c, "grantee").id
     oa = w.users["org_admin"]
     r = oa.api.post("/v1/orgs", json={"name": "Permission table org"})
@@ -204,7 +210,7 @@ def test_list_rows(pw, template, role):
         assert len(made) == len(others), f"{role} lists surveys it may not see: {others}"
 
 
-TABLED_AREAS = ("api keys", "orgs", "access", "sites")
+TABLED_AREAS = ("identity", "api keys", "orgs", "access", "sites")
 
 
 def test_every_route_is_in_the_table():
