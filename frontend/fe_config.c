@@ -57,7 +57,7 @@ const fv_cfg_entry fe_config_table[] = {
     {"frontend", "login_max_failures_account", FV_CFG_INT, &fe_cfg.login_max_failures_account, "5",
      "failed logins per account within login_window_s before 429"},
     {"frontend", "login_max_failures_address", FV_CFG_INT, &fe_cfg.login_max_failures_address, "20",
-     "failed logins per client address within login_window_s before 429"},
+     "failed logins per client address within login_window_s before 429; 0: no per-address limit"},
     {"frontend", "login_window_s", FV_CFG_INT, &fe_cfg.login_window_s, "900",
      "window (seconds, from the first failure) over which failed logins are counted"},
     /* ---- identity end ---- */

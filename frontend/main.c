@@ -197,10 +197,11 @@ int main(int argc, char **argv)
     if (fe_cfg.password_iterations < 600000 || fe_cfg.password_iterations > 10000000 ||
         fe_cfg.password_threads < 1 || fe_cfg.password_threads > 64 || fe_cfg.session_ttl_s < 60 ||
         fe_cfg.min_password_score < 0 || fe_cfg.min_password_score > 4 ||
-        fe_cfg.login_max_failures_account < 1 || fe_cfg.login_max_failures_address < 1 ||
+        fe_cfg.login_max_failures_account < 1 || fe_cfg.login_max_failures_address < 0 ||
         fe_cfg.login_window_s < 1) {
         fprintf(stderr, "fv-frontend: password_iterations (600000..10000000), password_threads (1..64), "
-                        "session_ttl_s (>= 60), min_password_score (0..4) or login_* (>= 1) out of range\n");
+                        "session_ttl_s (>= 60), min_password_score (0..4), login_max_failures_account (>= 1), "
+                        "login_max_failures_address (>= 0) or login_window_s (>= 1) out of range\n");
         return 2;
     }
     if (check_only) {

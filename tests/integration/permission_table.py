@@ -180,3 +180,28 @@ BODIES = {
     ("PATCH", "/v1/sites/{pub}"): lambda w: {"properties": {"depth_m": 12}},
     ("PATCH", "/v1/sites/{priv}"): lambda w: {"properties": {"depth_m": 7}},
 }
+
+
+import re  # noqa: E402
+
+ABBREV = {"anonymous": "anon", "stranger": "strn", "other_org": "othr", "enumerator": "enum",
+          "dep_viewer": "dviw", "manager": "mngr", "approver1": "apr1", "approver2": "apr2",
+          "survey_viewer": "sviw", "survey_admin": "sadm", "org_admin": "oadm", "below": "belw",
+          "beside": "besd"}
+
+
+def markdown():
+    """The table as docs/security.md shows it (test_permissions.py checks they agree)."""
+    lines = ["| method | path | " + " | ".join(ABBREV[r] for r in ROLES) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in ROLES) + " |"]
+    for row in ROWS:
+        cells = []
+        for v in row[2:]:
+            cells.append(f"**{v}**" if v < 300 else str(v))
+        path = re.sub(r"\{fresh:(\w+):(\d)\}", r"{new \1 response, stage \2}", row[1])
+        lines.append(f"| {row[0]} | `{path}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

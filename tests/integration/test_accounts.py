@@ -550,6 +550,24 @@ def test_successful_logins_do_not_use_up_the_address(migrated):
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
+def test_address_limit_zero_is_off(migrated):
+    """Behind a TCP proxy every client has the proxy's address: login_max_failures_address = 0
+    turns that limit off, while the per-account limit still holds."""
+    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    fe = start_fe(migrated, "frontend-throttle-addr-off", FV_LOGIN_MAX_FAILURES_ADDRESS=0,
+                  FV_LOGIN_MAX_FAILURES_ACCOUNT=2)
+    api = fe.api()
+    try:
+        for _ in range(6):  # six accounts from one address: more than any address limit here
+            assert login(api, email(), "wrong-password-here").status_code == 401
+        mail = email()
+        assert [login(api, mail, "wrong-password-here").status_code for _ in range(3)] == [401, 401, 429]
+    finally:
+        api.close()
+        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
 def test_address_throttling(migrated):
     migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-addr", FV_LOGIN_MAX_FAILURES_ADDRESS=4,

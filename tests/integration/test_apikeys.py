@@ -508,7 +508,7 @@ def test_reinstate_revoked_unknown_and_bad_ids(fes, org, admin):
 
 
 def test_rate_limit_fails_open_while_redis_is_down(fes):
-    """Redis down: nothing can be counted, so keys are not limited (docs/api-apikeys.md); when
+    """Redis down: nothing can be counted, so keys are not limited (docs/api/api-keys.md); when
     it returns, the limit applies again."""
     import faults
     c = fes["rl"].c

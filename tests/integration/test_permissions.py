@@ -223,3 +223,10 @@ def test_every_route_is_in_the_table():
     norm = {(m, re.sub(r"\{[^}]+\}", ":id", p.split("?")[0])) for m, p, *_ in ROWS}
     missing = {(m, re.sub(r":\w+", ":id", p)) for m, p in routes} - norm
     assert not missing, f"routes without a row in permission_table.py: {sorted(missing)}"
+
+
+def test_security_doc_shows_this_table():
+    """docs/security.md carries the table as it is here (regenerate: python3 permission_table.py)."""
+    from permission_table import markdown
+    doc = open(__file__.replace("tests/integration/test_permissions.py", "docs/security.md")).read()
+    assert markdown() in doc, "docs/security.md's permission table differs from permission_table.py"
