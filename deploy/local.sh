@@ -332,9 +332,9 @@ Submit a first response (paste into bash; needs curl and jq):
 
 Or sign up and sign in with a password (a session token works like a key):
 
-  curl -sS --cacert "\$CA" -H 'Content-Type: application/json' \$FV/v1/users \
+  curl -sS --cacert "\$CA" -H 'Content-Type: application/json' \$FV/v1/users \\
       -d '{"email":"ada@example.org","name":"Ada","password":"tangerine-ladder-quietly-47"}' | jq .
-  TOKEN=\$(curl -sS --cacert "\$CA" -H 'Content-Type: application/json' \$FV/v1/auth/login \
+  TOKEN=\$(curl -sS --cacert "\$CA" -H 'Content-Type: application/json' \$FV/v1/auth/login \\
       -d '{"email":"ada@example.org","password":"tangerine-ladder-quietly-47"}' | jq -r .token)
   curl -sS --cacert "\$CA" -H "Authorization: Bearer \$TOKEN" \$FV/v1/me | jq .
 
