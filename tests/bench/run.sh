@@ -8,6 +8,8 @@
 #
 # Defaults: --connections 32 --requests 50000, with --pg so the end-to-end rate (until every
 # accepted submission is in PostgreSQL) is reported. FV_BUILD_DIR picks the build (default build/).
+# FV_BENCH_RATE_LIMIT sets the per-key rate limit per 60 s window (default 0: off, since one key
+# drives the whole load); a huge value measures what counting every request in Redis costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -28,8 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# FV_API_KEY_RATE_LIMIT=0: one API key drives the whole load, so no per-key rate limit.
-FV_LOCAL_DIR="$DIR" FV_PORT=$PORT FV_PG_PORT=$PG_PORT FV_REDIS_PORT=$REDIS_PORT FV_API_KEY_RATE_LIMIT=0 \
+FV_LOCAL_DIR="$DIR" FV_PORT=$PORT FV_PG_PORT=$PG_PORT FV_REDIS_PORT=$REDIS_PORT \
+    FV_API_KEY_RATE_LIMIT=${FV_BENCH_RATE_LIMIT:-0} FV_API_KEY_RATE_WINDOW_S=60 \
     deploy/local.sh --no-install >"$DIR.log" 2>&1 &
 CLUSTER_PID=$!
 for _ in $(seq 1200); do
