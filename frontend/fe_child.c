@@ -31,6 +31,7 @@ static struct {
     struct evhttp_bound_socket *bound; /* NULL once draining */
     SSL_CTX *ssl_ctx;                  /* new connections use this; SSL objects hold a ref */
     struct event *sig_term, *sig_int, *sig_hup, *drain_tick, *drain_deadline;
+    int flush_ticks; /* drain ticks spent waiting for replies to be written out */
 } ch;
 
 /* Called by evhttp for each accepted connection: a TLS bufferevent that owns the socket. */
@@ -44,9 +45,14 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     return bev;
 }
 
+#define FE_FLUSH_GRACE_TICKS 50 /* 1 s of 20 ms ticks for answered replies to reach their sockets */
+
+/* Leaves the loop once every request was answered and every reply written out: a reply still in
+ * its TLS buffer when the process exits would be lost (the client sees the connection close). */
 static void drain_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    if (fe_http_inflight <= 0) event_base_loopexit(ch.base, NULL);
+    if (fe_http_inflight > 0) return;
+    if (fe_http_unflushed <= 0 || ++ch.flush_ticks > FE_FLUSH_GRACE_TICKS) event_base_loopexit(ch.base, NULL);
 }
 
 static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)

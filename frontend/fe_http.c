@@ -17,6 +17,14 @@
 #include "fv_log.h"
 
 int fe_http_inflight;
+int fe_http_unflushed;
+
+/* libevent wrote the whole reply to the socket (a reply whose connection failed never gets
+ * here: the drain bounds its wait for this count). */
+static void reply_flushed(struct evhttp_request *ev, void *arg)
+{
+    fe_http_unflushed--;
+}
 bool fe_http_draining;
 static unsigned long long req_counter;
 
@@ -77,6 +85,10 @@ static void finish(fe_req *r, int status, struct evbuffer *buf)
     double secs = elapsed_s(&r->start);
     fe_metrics_request(r->route >= 0 ? r->route : fe_nroutes, status, secs);
     if (fe_cfg.access_log) access_log(r, status, secs);
+    if (evhttp_request_get_connection(r->ev)) {
+        evhttp_request_set_on_complete_cb(r->ev, reply_flushed, NULL);
+        fe_http_unflushed++;
+    }
     evhttp_send_reply(r->ev, status, NULL, buf);
     if (buf) evbuffer_free(buf);
     fe_http_inflight--;

@@ -70,6 +70,9 @@ const char *fe_route_name(int i);
 
 /* Number of requests received and not yet answered (the drain waits for 0). */
 extern int fe_http_inflight;
+/* Replies handed to libevent and not yet written to their sockets (the drain waits for 0, a
+ * little while: a reply whose connection failed is never counted off). */
+extern int fe_http_unflushed;
 /* Set while draining: replies carry Connection: close. */
 extern bool fe_http_draining;
 

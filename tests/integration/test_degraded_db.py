@@ -163,8 +163,9 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
                                headers={"Authorization": f"Bearer {key}"})
     # Warm what a front end would know: both keys, and the known deployment's form (through the
     # first enumerator). Nobody has looked up e2's permission nor the cold deployment.
-    assert instance.get("/v1/me", key=e2_key).status_code == 200
-    assert instance.get("/v1/me", key=stranger_key).status_code == 200
+    # (GET /v1/me reads PostgreSQL: polled, as this child's pool may still be connecting)
+    for key in (e2_key, stranger_key):
+        wait_until(lambda: instance.get("/v1/me", key=key).status_code == 200, 30, what="the key known here")
     assert post(world.enum_key, known_dep["id"], good_data(), new_id()).status_code == 202
 
     ids = {k: new_id() for k in ("e2_known", "stranger", "e2_cold_ok", "e2_cold_bad", "nowhere")}
@@ -208,7 +209,13 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
     assert {a[0] for a in in_org} == {ids["stranger"], ids["e2_cold_bad"]}
     # The organisation's admins see its quarantine through the API (the entry naming no
     # deployment belongs to no organisation); nobody else does.
-    r = world.admin.get(f"/v1/orgs/{world.org_id}/quarantine", params={"limit": 500})
+    # (the session's front end may still be reconnecting to the restarted PostgreSQL: 503 until then)
+    def answered(api, **kw):
+        """The reply once it is not 503 (a Response of a 4xx is falsy: return it in a list)."""
+        r = api.get(f"/v1/orgs/{world.org_id}/quarantine", **kw)
+        return [r] if r.status_code != 503 else None
+    r = wait_until(lambda: answered(world.admin, params={"limit": 500}), 60,
+                   what="the quarantine list once PostgreSQL is back")[0]
     assert r.status_code == 200, r.text
     listed = {item["id"]: item for item in r.json()["items"]}
     assert {ids["stranger"], ids["e2_cold_bad"]} <= set(listed)
@@ -216,7 +223,7 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
     assert "not an enumerator" in listed[ids["stranger"]]["reason"]
     assert listed[ids["stranger"]]["data"] == good_data(2)
     for outsider in (c.api(stranger_key), e2):
-        r = outsider.get(f"/v1/orgs/{world.org_id}/quarantine")
+        r = wait_until(lambda: answered(outsider), 60, what="an answer")[0]
         assert r.status_code == 404, r.text
 
 
