@@ -60,7 +60,7 @@ void wk_loop_init(wk_loop *L, const char *consumer, const volatile sig_atomic_t 
     L->stream.connect_timeout_ms = wk_cfg.io_timeout_ms;
     L->stream.command_timeout_ms = wk_cfg.block_ms + wk_cfg.io_timeout_ms;
     L->store.dsn = fv_common.pg_dsn;
-    L->store.connect_timeout_s = (wk_cfg.io_timeout_ms + 999) / 1000;
+    L->store.connect_timeout_ms = wk_cfg.io_timeout_ms;
     L->store.statement_timeout_ms = wk_cfg.pg_statement_timeout_ms;
     L->store.on_wait = keep_claim;
     L->store.wait_arg = L;

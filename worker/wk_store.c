@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,18 +41,81 @@ void wk_store_close(wk_store *st)
     st->conn = NULL;
 }
 
+static int exec_simple(wk_store *st, const char *sql, PGresult **failed, char *why, size_t whylen);
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drives PQconnectPoll to the end, waiting on the socket in slices of wait_tick_ms with on_wait
+ * between them, for at most connect_timeout_ms. Returns 0, or -1 with why. */
+static int connect_sliced(wk_store *st, PGconn *c, char *err, size_t errlen)
+{
+    int tick = st->wait_tick_ms > 0 ? st->wait_tick_ms : 1000;
+    long long start = now_ms(), deadline = start + (st->connect_timeout_ms > 0 ? st->connect_timeout_ms : 5000);
+    long long next_tick = start + tick;
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING; /* libpq: as if it had asked to write */
+    while (ps != PGRES_POLLING_OK) {
+        if (ps == PGRES_POLLING_FAILED) {
+            fv_pgutil_error(c, NULL, err, errlen);
+            return -1;
+        }
+        long long now = now_ms();
+        if (now >= deadline) {
+            snprintf(err, errlen, "connection to the server timed out after %d ms", st->connect_timeout_ms);
+            return -1;
+        }
+        long long until = deadline < next_tick ? deadline : next_tick;
+        struct pollfd p = {PQsocket(c), ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+        int r = poll(&p, 1, (int)(until - now));
+        if (r == -1 && errno != EINTR) {
+            snprintf(err, errlen, "poll: %s", strerror(errno));
+            return -1;
+        }
+        if (now_ms() >= next_tick) {
+            if (st->on_wait) st->on_wait(st->wait_arg);
+            next_tick = now_ms() + tick;
+        }
+        if (r > 0) ps = PQconnectPoll(c);
+    }
+    return 0;
+}
+
 int wk_store_connect(wk_store *st, char *err, size_t errlen)
 {
     wk_store_close(st);
-    st->conn = fv_pgutil_connect(st->dsn, "fv-worker", st->connect_timeout_s,
-                                 st->statement_timeout_ms, err, errlen);
-    if (!st->conn) return -1;
+    err[0] = '\0';
+    /* Keywords are applied in order, so the dsn (expanded from dbname, last) overrides these. */
+    const char *keys[] = {"application_name", "dbname", NULL};
+    const char *vals[] = {"fv-worker", st->dsn, NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (c == NULL) {
+        snprintf(err, errlen, "PQconnectStartParams: out of memory");
+        return -1;
+    }
+    if (PQstatus(c) == CONNECTION_BAD || connect_sliced(st, c, err, errlen) != 0) {
+        if (PQstatus(c) == CONNECTION_BAD && !err[0]) fv_pgutil_error(c, NULL, err, errlen);
+        PQfinish(c);
+        return -1;
+    }
+    st->conn = c;
     /* The worker acknowledges entries once COMMIT returns, so COMMIT must mean "on disk"
      * whatever the server's default: a server set to synchronous_commit = off would lose
-     * acknowledged submissions in a crash. */
-    if (fv_pgutil_exec(st->conn, "SET synchronous_commit TO on", err, errlen) != 0) {
-        wk_store_close(st);
-        return -1;
+     * acknowledged submissions in a crash. (Sent like every statement: waiting in slices.) */
+    char timeout[64];
+    snprintf(timeout, sizeof timeout, "SET statement_timeout TO %d",
+             st->statement_timeout_ms > 0 ? st->statement_timeout_ms : 0);
+    const char *setup[] = {timeout, "SET synchronous_commit TO on"};
+    for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+        PGresult *failed = NULL;
+        if (exec_simple(st, setup[i], &failed, err, errlen) != 0) {
+            PQclear(failed);
+            wk_store_close(st);
+            return -1;
+        }
     }
     return 0;
 }

@@ -16,7 +16,7 @@ typedef enum wk_store_rc {
 typedef struct wk_store {
     PGconn *conn; /* owned; NULL while disconnected */
     const char *dsn; /* borrowed from the configuration */
-    int connect_timeout_s;
+    int connect_timeout_ms; /* a connection attempt gives up after this long */
     int statement_timeout_ms;
     /* While a statement is outstanding, on_wait(wait_arg) runs every wait_tick_ms: the loop
      * keeps its claim on the batch fresh, so a slow or hung PostgreSQL never lets another
@@ -26,7 +26,10 @@ typedef struct wk_store {
     int wait_tick_ms;
 } wk_store;
 
-/* Connects (dropping any previous connection). Returns 0, or -1 with a reason in err. */
+/* Connects (dropping any previous connection) without blocking for more than wait_tick_ms at a
+ * time: on_wait runs between the slices, as while a statement waits, so a worker connecting to a
+ * hung server keeps its claim on the batch. Then sets the session's statement_timeout and
+ * synchronous_commit = on. Returns 0, or -1 with a reason in err. */
 int wk_store_connect(wk_store *st, char *err, size_t errlen);
 void wk_store_close(wk_store *st);
 

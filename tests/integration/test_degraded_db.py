@@ -229,9 +229,9 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
 
 def test_long_hang_dead_letters_nothing(world):
     """PostgreSQL hung for several claim periods while four workers hold or could take batches:
-    nothing good is dead-lettered and everything is stored once PostgreSQL answers again. (The
-    worker waiting on a statement keeps its claim fresh, wk_store_exec; this test also passed
-    with the worker before that change, so it guards the outcome, not that mechanism.)"""
+    nothing good is dead-lettered and everything is stored once PostgreSQL answers again. A worker
+    keeps its claim fresh while it waits on a statement (wk_store_exec) and while it connects
+    (wk_store_connect); with the blocking connect of before, this test dead-letters good entries.)"""
     import time
     c = world.cluster
     c.wait_drained()
@@ -240,7 +240,9 @@ def test_long_hang_dead_letters_nothing(world):
     ids = [new_id() for _ in range(60)]
     workers = []
     pids = None
-    env = dict(FV_CLAIM_IDLE_MS=1000, FV_MAX_DELIVERIES=2, FV_BLOCK_MS=100, FV_IO_TIMEOUT_MS=400,
+    # io_timeout 3 s: a connection attempt to the hung server lasts three claim periods, so a
+    # worker that stopped refreshing its claim while connecting would lose its batch to the others
+    env = dict(FV_CLAIM_IDLE_MS=1000, FV_MAX_DELIVERIES=2, FV_BLOCK_MS=100, FV_IO_TIMEOUT_MS=3000,
                FV_PG_RETRY_MAX_MS=300)
     try:
         # Worker A holds an open PostgreSQL connection (it wrote something) when the server
