@@ -6,7 +6,9 @@
 #
 # FV_FRONTEND_BIN names the binary (default: $FV_BUILD_DIR/fv-frontend, FV_BUILD_DIR defaulting
 # to build/ in the repository). The front end runs in its own session (setsid): stopping the
-# balancer does not stop it; stop it with `kill PID`.
+# balancer does not stop it; stop it with `kill PID`. Every pid is also appended to
+# spawned-frontends.pids next to the configuration file, so whoever runs the cluster can stop
+# everything the balancer started.
 set -eu
 
 usage() {
@@ -35,4 +37,6 @@ log="$(dirname "$conf")/frontend-$port.log"
 # A background job of a non-interactive shell is not a process-group leader, so setsid(1)
 # calls setsid() and execs the front end in place: $! is the front end's own pid.
 FV_LISTEN_PORT=$port setsid "$bin" -c "$conf" </dev/null >>"$log" 2>&1 &
-echo $!
+pid=$!
+echo "$pid" >>"$(dirname "$conf")/spawned-frontends.pids"
+echo "$pid"

@@ -664,10 +664,49 @@ class Cluster:
                 pass
         return found
 
+    def spawned_pids(self):
+        """Front ends started by fv-balancer's spawner (deploy/spawn-frontend.sh) for this
+        cluster's configuration that still run."""
+        f = self.base / "spawned-frontends.pids"
+        pids = []
+        for line in (f.read_text().split() if f.exists() else []):
+            try:
+                cmd = Path(f"/proc/{int(line)}/cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if str(self.conf).encode() in cmd:  # ours, not a recycled pid
+                pids.append(int(line))
+        return pids
+
+    def stop_spawned(self, timeout=30.0):
+        """SIGTERM (then SIGKILL) every spawned front end of this cluster still running."""
+        pids = self.spawned_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        def running(pid):
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+            except (OSError, IndexError):
+                return False
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if running(p)]
+            if pids:
+                time.sleep(0.05)  # polling the processes' exit
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop_all(self):
         """Stops every program still running (workers first, then front ends, Redis, PostgreSQL)
         and records in self.findings what a clean run would not show: a program that died by
         itself, one that did not exit 0 on SIGTERM, stray children, sanitizer reports."""
+        self.stop_spawned()
         ours = [p for p in self.procs if p.name != "redis"]
         order = [p for p in ours if p.name.startswith("worker")] + \
                 [p for p in ours if not p.name.startswith("worker")]
