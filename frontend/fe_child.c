@@ -18,6 +18,7 @@
 #include "fe_metrics.h"
 #include "fe_pg.h"
 #include "fe_queue.h"
+#include "fe_ratelimit.h"
 #include "fe_redis.h"
 #include "fe_throttle.h"
 #include "fe_tls.h"
@@ -163,6 +164,7 @@ cleanup:
     fe_pg_shutdown();
     if (ch.http) evhttp_free(ch.http);
     fe_revoke_shutdown();
+    fe_ratelimit_shutdown();
     fe_responses_shutdown();
     fe_auth_shutdown();
     fe_throttle_shutdown();

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fe_cache.h"
 #include "fe_config.h"
 #include "fe_redis.h"
 #include "fe_revoke.h"
@@ -18,11 +19,37 @@
 #define STRIKES_TTL_S "3600"
 #define COUNTER_SLACK_S 5 /* the counter outlives its window a little (clock skew between hosts) */
 
+/* This child's view of one key's counter in one window (owned by the views cache): the highest
+ * count Redis answered, and the counts sent without waiting whose answers are still due. */
+typedef struct rl_view {
+    long long seen;
+    int unanswered;
+} rl_view;
+
+static fe_cache *views;
+
 /* State of one count in flight: owned by the request (r->state) until the INCR answers. */
 typedef struct rl_check {
     fe_handler next;
     int64_t now; /* Unix seconds when counted: the window the answer refers to */
+    char view_key[96];
 } rl_check;
+
+/* State of one count sent without waiting: owned by its INCR callback. */
+typedef struct rl_ahead {
+    char view_key[96];
+    char key_id[FV_UUID_STRLEN + 1];
+    char address[64];
+} rl_ahead;
+
+/* Records a count Redis answered in the view of view_key (gone views are not made again). */
+static void view_update(const char *view_key, long long count, bool was_ahead)
+{
+    rl_view *v = views ? fe_cache_get(views, view_key, fe_cache_now(), NULL) : NULL;
+    if (!v) return;
+    if (count > v->seen) v->seen = count;
+    if (was_ahead && v->unanswered > 0) v->unanswered--;
+}
 
 /* State of one strike (and perhaps a suspension) in flight: owned by the callbacks, the
  * request having been answered already. */
@@ -31,6 +58,12 @@ typedef struct rl_strike {
     char address[64];
     long long strikes;
 } rl_strike;
+
+void fe_ratelimit_shutdown(void)
+{
+    fe_cache_free(views);
+    views = NULL;
+}
 
 void fe_ratelimit_strikes_key(const char *key_id, char *out, size_t outlen)
 {
@@ -94,12 +127,12 @@ static void struck(redisReply *reply, const char *error, void *arg)
 
 /* Counts a strike against the caller's key (best effort: nothing depends on it but the
  * suspension). */
-static void strike(const fe_req *r)
+static void strike(const char *key_id, const char *address)
 {
     rl_strike *s = calloc(1, sizeof *s);
     if (!s) return;
-    snprintf(s->key_id, sizeof s->key_id, "%s", r->user->cred_id);
-    snprintf(s->address, sizeof s->address, "%s", r->address);
+    snprintf(s->key_id, sizeof s->key_id, "%s", key_id);
+    snprintf(s->address, sizeof s->address, "%s", address);
     char key[64];
     fe_ratelimit_strikes_key(s->key_id, key, sizeof key);
     const char *incr[] = {"INCR", key};
@@ -167,13 +200,58 @@ static void counted(redisReply *reply, const char *error, void *arg)
         fv_info("api key rate limit: redis counts again");
         count_refused = false;
     }
+    view_update(c->view_key, reply->integer, false);
     fe_rw_verdict v = fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit);
     if (v == FE_RW_ALLOW) {
         pass(r, c->next);
         return;
     }
-    if (v == FE_RW_REFUSE_STRIKE) strike(r);
+    if (v == FE_RW_REFUSE_STRIKE) strike(r->user->cred_id, r->address);
     refuse(r, fe_rw_retry_after(c->now, fe_cfg.api_key_rate_window_s));
+}
+
+/* The answer to a count sent without waiting: the view learns it; a count past the limit (other
+ * children's requests arrived meanwhile) is a strike like a refusal would be. */
+static void counted_ahead(redisReply *reply, const char *error, void *arg)
+{
+    rl_ahead *a = arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        view_update(a->view_key, reply->integer, true);
+        if (fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit) == FE_RW_REFUSE_STRIKE)
+            strike(a->key_id, a->address);
+    } else {
+        view_update(a->view_key, 0, true);
+    }
+    free(a);
+}
+
+/* Well under the limit by what this child last heard from Redis (at most half of it, counting
+ * its own counts still unanswered), a request does not wait for its count: the INCR goes out and
+ * the handler runs at once. Near the limit every request waits for Redis, so the refusals start
+ * at the limit itself (other children's counts reach this view with each answer). Returns true
+ * when r was passed on. */
+static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char *ttl, const char *view_key)
+{
+    rl_view *v = fe_cache_get(views, view_key, fe_cache_now(), NULL);
+    if (!v || (v->seen + v->unanswered + 1) * 2 > fe_cfg.api_key_rate_limit) return false;
+    rl_ahead *a = calloc(1, sizeof *a);
+    if (!a) return false;
+    snprintf(a->view_key, sizeof a->view_key, "%s", view_key);
+    snprintf(a->key_id, sizeof a->key_id, "%s", r->user->cred_id);
+    snprintf(a->address, sizeof a->address, "%s", r->address);
+    const char *incr[] = {"INCR", key};
+    size_t incr_lens[] = {4, strlen(key)};
+    if (fe_redis_command(2, incr, incr_lens, counted_ahead, a) != 0) {
+        free(a);
+        return false;
+    }
+    v->unanswered++;
+    const char *exp[] = {"EXPIRE", key, ttl};
+    size_t exp_lens[] = {6, strlen(key), strlen(ttl)};
+    fe_redis_fire(3, exp, exp_lens);
+    r->phase = FE_REQ_HANDLER;
+    next(r);
+    return true;
 }
 
 void fe_ratelimit_check(fe_req *r, fe_handler next)
@@ -184,6 +262,18 @@ void fe_ratelimit_check(fe_req *r, fe_handler next)
         next(r);
         return;
     }
+    int64_t now = (int64_t)time(NULL);
+    int len = fe_cfg.api_key_rate_window_s < 1 ? 1 : fe_cfg.api_key_rate_window_s;
+    char key[96], ttl[24], view_key[96];
+    snprintf(key, sizeof key, "fv:rl:%s:%" PRId64, r->user->cred_id, fe_rw_index(now, len));
+    snprintf(ttl, sizeof ttl, "%d", len + COUNTER_SLACK_S);
+    snprintf(view_key, sizeof view_key, "%s", key + 6); /* "<key id>:<window>" */
+    if (!views) views = fe_cache_new(100000, free);
+    if (views && !fe_cache_get(views, view_key, fe_cache_now(), NULL)) {
+        rl_view *v = calloc(1, sizeof *v);
+        if (v) fe_cache_put(views, view_key, v, fe_cache_now(), len + COUNTER_SLACK_S, len + COUNTER_SLACK_S);
+    }
+    if (views && count_ahead(r, next, key, ttl, view_key)) return; /* r was handed on */
     rl_check *c = calloc(1, sizeof *c);
     if (!c) {
         r->phase = FE_REQ_HANDLER;
@@ -191,13 +281,10 @@ void fe_ratelimit_check(fe_req *r, fe_handler next)
         return;
     }
     c->next = next;
-    c->now = (int64_t)time(NULL);
+    c->now = now;
+    snprintf(c->view_key, sizeof c->view_key, "%s", view_key);
     r->state = c;
     r->state_free = free;
-    int len = fe_cfg.api_key_rate_window_s < 1 ? 1 : fe_cfg.api_key_rate_window_s;
-    char key[96], ttl[24];
-    snprintf(key, sizeof key, "fv:rl:%s:%" PRId64, r->user->cred_id, fe_rw_index(c->now, len));
-    snprintf(ttl, sizeof ttl, "%d", len + COUNTER_SLACK_S);
     const char *incr[] = {"INCR", key};
     size_t incr_lens[] = {4, strlen(key)};
     if (fe_redis_command(2, incr, incr_lens, counted, r) != 0) {

@@ -8,6 +8,12 @@
  * is suspended (one SQL statement: suspended_at, an apikey.suspend audit row per organisation of
  * the owner, a revocations row) and its Redis-shared cache entry deleted.
  *
+ * A request well under the limit by this child's view (the highest count Redis answered for the
+ * key's window plus this child's counts still unanswered, at most half the limit) does not wait
+ * for its count: the INCR goes out and the handler runs. Near the limit every request waits, so
+ * refusals start at the limit (a count past it that was not waited for, other children's
+ * requests having arrived meanwhile, is a strike all the same).
+ *
  * Fails open: with Redis down (or a command that fails) requests are not limited; with
  * PostgreSQL down a due suspension is retried at the next strike. */
 #ifndef FE_RATELIMIT_H
@@ -19,6 +25,9 @@
  * is off or when Redis cannot count; otherwise answers 429. r->state must be free (NULL) on
  * entry; it is NULL again when next runs. */
 void fe_ratelimit_check(fe_req *r, fe_handler next);
+
+/* Frees this child's views of the counters (at exit). */
+void fe_ratelimit_shutdown(void);
 
 /* The Redis key of the strike counter of key_id into out (at least 64 bytes). */
 void fe_ratelimit_strikes_key(const char *key_id, char *out, size_t outlen);

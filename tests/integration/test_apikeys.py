@@ -568,3 +568,21 @@ def test_suspension_waits_for_postgresql(fes):
     assert error_body(r)["code"] == "key_suspended"
     a = audit_rows(c, "apikey.suspend", k["id"])
     assert len(a) == 1 and json.loads(a[0][3])["strikes"] >= 5
+
+
+def test_counts_sent_ahead_are_all_counted(fes):
+    """Well under the limit a request does not wait for its count (fe_ratelimit.c counts ahead):
+    every request is still counted once in Redis."""
+    c = fes["keys"].c
+    key, _ = new_user(c, "counted")
+    k = create_key(fes["keys"].api(key), "counted key")
+    api = fes["keys"].api(k["key"])  # one keep-alive connection: one child, its view warm
+    for _ in range(40):
+        assert api.get("/v1/me").status_code == 200
+    api.close()
+
+    def total():
+        keys = c.redis_cli("KEYS", f"fv:rl:{k['id']}:*") or []
+        return sum(int(c.redis_cli("GET", x) or 0) for x in keys)
+    # the answers to the counts sent ahead may still be on their way: poll, never less, never more
+    wait_until(lambda: total() == 40, 10, what="every request counted once")
