@@ -33,7 +33,7 @@ bool fe_access_list_params(fe_req *r, int *limit, char *after)
     char *a = fe_query_param(r, "after"), *l = fe_query_param(r, "limit");
     const char *bad[2], *why[2];
     size_t nbad = 0;
-    *limit = FE_ACCESS_LIST_DEFAULT;
+    *limit = fe_list_limit(l);
     after[0] = '\0';
     if (a) {
         if (fv_id_valid(a))
@@ -41,14 +41,7 @@ bool fe_access_list_params(fe_req *r, int *limit, char *after)
         else
             bad[nbad] = "after", why[nbad++] = "not a cursor this server returned";
     }
-    if (l) {
-        char *end;
-        long v = strtol(l, &end, 10);
-        if (*end || end == l || v < 1 || v > FE_ACCESS_LIST_MAX)
-            bad[nbad] = "limit", why[nbad++] = "must be an integer from 1 to 500";
-        else
-            *limit = (int)v;
-    }
+    if (*limit < 0) bad[nbad] = "limit", why[nbad++] = FE_LIST_LIMIT_REASON;
     free(a);
     free(l);
     if (nbad) {
@@ -66,9 +59,4 @@ const char *fe_access_principal_error(yajl_val v)
         return "each principal needs type user, team or branch";
     if (!id || !fv_id_valid(id)) return "each principal needs an id (a UUID)";
     return NULL;
-}
-
-const char *fe_access_mfa(const fe_req *r)
-{
-    return r->user && r->user->mfa ? "true" : "false";
 }

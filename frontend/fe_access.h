@@ -7,8 +7,6 @@
 
 #include "fe_http.h"
 
-#define FE_ACCESS_LIST_DEFAULT 50
-#define FE_ACCESS_LIST_MAX 500
 
 /* The outcome of the SQL rule columns for one object and one action. */
 typedef struct fe_access_check {
@@ -25,14 +23,12 @@ bool fe_access_deny(fe_req *r, const fe_access_check *c, const char *what, const
 bool fe_access_pg_true(const PGresult *p, int col);
 
 /* The list parameters ?after=&limit= where the cursor is the last id returned (the lists of
- * surveys and deployments, ordered by id). Answers 422 and returns false when invalid; else
+ * surveys, deployments and API keys, ordered by id). Answers 422 and returns false when invalid; else
  * sets *limit and after (an empty string when absent; FV_UUID_STRLEN + 1 bytes). */
 bool fe_access_list_params(fe_req *r, int *limit, char *after);
 
 /* Checks v is a principal object {type: user|team|branch, id: UUID}: NULL, or the reason. */
 const char *fe_access_principal_error(yajl_val v);
 
-/* "true"/"false" for r->user->mfa as a SQL parameter. */
-const char *fe_access_mfa(const fe_req *r);
 
 #endif

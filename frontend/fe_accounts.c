@@ -169,21 +169,7 @@ void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s)
 
 void fe_reply_throttled(fe_req *r, int secs)
 {
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    char v[16];
-    snprintf(v, sizeof v, "%d", secs < 1 ? 1 : secs);
-    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", v);
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "error");
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "code");
-    fv_jgen_str(j, "too_many_attempts");
-    fv_jgen_key(j, "message");
-    fv_jgen_str(j, "too many failed sign-in attempts; retry later");
-    fv_jgen_map_close(j);
-    fv_jgen_map_close(j);
-    fe_reply_gen_send(r, 429, j);
+    fe_reply_error_retry(r, 429, "too_many_attempts", "too many failed sign-in attempts; retry later", secs);
 }
 
 void fe_reply_pool_full(fe_req *r)
@@ -195,6 +181,13 @@ void fe_user_json(fv_jgen *j, const char *id, const char *email, const char *nam
                   bool totp_enabled, const char *created_at)
 {
     fv_jgen_map_open(j);
+    fe_user_fields(j, id, email, name, is_admin, totp_enabled, created_at);
+    fv_jgen_map_close(j);
+}
+
+void fe_user_fields(fv_jgen *j, const char *id, const char *email, const char *name, bool is_admin,
+                    bool totp_enabled, const char *created_at)
+{
     fv_jgen_key(j, "id");
     fv_jgen_str(j, id);
     fv_jgen_key(j, "email");
@@ -209,7 +202,6 @@ void fe_user_json(fv_jgen *j, const char *id, const char *email, const char *nam
         fv_jgen_key(j, "created_at");
         fv_jgen_str(j, created_at);
     }
-    fv_jgen_map_close(j);
 }
 
 /* ---- POST /v1/users ---- */
@@ -258,18 +250,7 @@ static void signup_stored(const fe_pg_result *res, void *arg)
     if (!j) return;
     /* the user object, plus password_strength */
     fv_jgen_map_open(j);
-    fv_jgen_key(j, "id");
-    fv_jgen_str(j, s->id);
-    fv_jgen_key(j, "email");
-    fv_jgen_str(j, s->email);
-    fv_jgen_key(j, "name");
-    fv_jgen_str(j, s->name);
-    fv_jgen_key(j, "is_admin");
-    fv_jgen_bool(j, false);
-    fv_jgen_key(j, "totp_enabled");
-    fv_jgen_bool(j, false);
-    fv_jgen_key(j, "created_at");
-    fv_jgen_str(j, PQgetvalue(res->res, 0, 0));
+    fe_user_fields(j, s->id, s->email, s->name, false, false, PQgetvalue(res->res, 0, 0));
     fv_jgen_key(j, "password_strength");
     fe_strength_json(j, &s->strength);
     fv_jgen_map_close(j);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fe_access.h"
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_ratelimit.h"
@@ -15,8 +16,6 @@
 
 #define NAME_MAX_CHARS 100
 #define MAX_ACTIVE_KEYS 100 /* unrevoked keys one user may hold: a cap against floods */
-#define LIST_DEFAULT 50
-#define LIST_MAX 500
 
 /* The columns every key reply is written from, in this order (write_key). */
 #define KEY_COLS "k.id, k.name, fv_ts(k.created_at), fv_ts(k.revoked_at), fv_ts(k.suspended_at), " \
@@ -209,35 +208,21 @@ static void keys_listed(const fe_pg_result *res, void *arg)
 
 void fe_apikeys_list(fe_req *r)
 {
-    char *after = fe_query_param(r, "after"), *limit_s = fe_query_param(r, "limit");
-    const char *bad[2], *why[2];
-    size_t nbad = 0;
-    int limit = LIST_DEFAULT;
-    if (after && !fv_id_valid(after)) bad[nbad] = "after", why[nbad++] = "not a cursor this server returned";
-    if (limit_s) {
-        char *end;
-        long l = strtol(limit_s, &end, 10);
-        if (*end || end == limit_s || l < 1 || l > LIST_MAX)
-            bad[nbad] = "limit", why[nbad++] = "must be an integer from 1 to 500";
-        else
-            limit = (int)l;
-    }
-    key_list *ls = nbad ? NULL : calloc(1, sizeof *ls);
-    if (nbad) {
-        fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", nbad, bad, why);
-    } else if (!ls) {
+    int limit;
+    char after[FV_UUID_STRLEN + 1];
+    if (!fe_access_list_params(r, &limit, after)) return;
+    key_list *ls = calloc(1, sizeof *ls);
+    if (!ls) {
         fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
-    } else {
-        ls->limit = limit;
-        r->state = ls;
-        r->state_free = free;
-        char lim[16];
-        snprintf(lim, sizeof lim, "%d", limit + 1);
-        const char *params[] = {r->user->id, after, lim};
-        fe_pg_query(sql_key_list, 3, params, keys_listed, r);
+        return;
     }
-    free(after);
-    free(limit_s);
+    ls->limit = limit;
+    r->state = ls;
+    r->state_free = free;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[] = {r->user->id, after[0] ? after : NULL, lim};
+    fe_pg_query(sql_key_list, 3, params, keys_listed, r);
 }
 
 /* ------------------------------------------------------------------ DELETE /v1/me/api-keys/{id} */

@@ -85,7 +85,7 @@ void fe_auth_shutdown(void)
     auth_cache = NULL;
 }
 
-static void unauthorized(fe_req *r, const char *code, const char *message)
+void fe_auth_unauthorized(fe_req *r, const char *code, const char *message)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->ev), "WWW-Authenticate",
                       "Bearer realm=\"fieldvault\"");
@@ -114,7 +114,7 @@ static void proceed(fe_req *r, const fe_user *u, bool suspended)
     r->state = NULL;
     r->state_free = NULL;
     if (!u) {
-        unauthorized(r, "invalid_token", "the API key is not valid");
+        fe_auth_unauthorized(r, "invalid_token", "the API key is not valid");
         return;
     }
     if (suspended) {
@@ -244,11 +244,11 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
     if (!h) {
-        unauthorized(r, "unauthenticated", "send Authorization: Bearer <API key>");
+        fe_auth_unauthorized(r, "unauthenticated", "send Authorization: Bearer <API key>");
         return;
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
-        unauthorized(r, "invalid_token", "the Authorization header must be 'Bearer <API key>'");
+        fe_auth_unauthorized(r, "invalid_token", "the Authorization header must be 'Bearer <API key>'");
         return;
     }
     const char *key = h + 7;
@@ -258,7 +258,7 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
         return;
     }
     if (!fv_api_key_well_formed(key)) {
-        unauthorized(r, "invalid_token", "the API key is not valid");
+        fe_auth_unauthorized(r, "invalid_token", "the API key is not valid");
         return;
     }
     auth_lookup *l = calloc(1, sizeof *l);

@@ -14,6 +14,8 @@ void fe_auth_shutdown(void);
  * or malformed), 403 key_suspended, 429 rate_limited or 503. */
 void fe_auth_authenticate(fe_req *r, fe_handler next);
 void fe_auth_user_free(fe_user *u);
+/* Answers 401 with code and message and WWW-Authenticate: Bearer. */
+void fe_auth_unauthorized(fe_req *r, const char *code, const char *message);
 
 /* Session tokens (fe_session_auth.c): a bearer starting with this prefix is a session token. */
 #define FE_SESSION_TOKEN_PREFIX "fvs_"

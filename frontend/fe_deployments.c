@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fe_access.h"
+#include "fe_verdict.h"
 #include "fe_handlers.h"
 
 #define FE_NAME_MAX 200
@@ -210,7 +211,7 @@ void fe_deployments_create(fe_req *r)
     const char *params[] = {s->survey_id, r->user->id, s->id, s->name,
                             branch && YAJL_IS_STRING(branch) ? branch->u.string : NULL,
                             team && YAJL_IS_STRING(team) ? team->u.string : NULL,
-                            stages_txt, s->roles, r->address, fe_access_mfa(r)};
+                            stages_txt, s->roles, r->address, fe_verdict_mfa(r)};
     fe_pg_query(sql_dep_create, 10, params, dep_created, r);
 }
 

@@ -123,8 +123,9 @@ void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j)
     fv_jgen_free(j);
 }
 
-void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
-                           size_t n, const char *const *names, const char *const *reasons)
+/* An error reply; retry_after_s > 0 adds Retry-After. */
+static void reply_error(fe_req *r, int status, const char *code, const char *message, size_t n,
+                        const char *const *names, const char *const *reasons, int retry_after_s)
 {
     fv_jgen *j = fv_jgen_new();
     if (!j) {
@@ -149,10 +150,32 @@ void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *
     }
     fv_jgen_map_close(j);
     fv_jgen_map_close(j);
-    if (status == 503 || status == 429)
-        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
+    if (retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", retry_after_s);
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", v);
+    }
     fe_reply_json(r, status, j);
     fv_jgen_free(j);
+}
+
+void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
+                           size_t n, const char *const *names, const char *const *reasons)
+{
+    reply_error(r, status, code, message, n, names, reasons, status == 503 || status == 429 ? 5 : 0);
+}
+
+void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message, int retry_after_s)
+{
+    reply_error(r, status, code, message, 0, NULL, NULL, retry_after_s < 1 ? 1 : retry_after_s);
+}
+
+int fe_list_limit(const char *text)
+{
+    if (!text) return FE_LIST_DEFAULT;
+    char *end;
+    long v = strtol(text, &end, 10);
+    return end == text || *end || v < 1 || v > FE_LIST_MAX ? -1 : (int)v;
 }
 
 void fe_reply_error(fe_req *r, int status, const char *code, const char *message)

@@ -65,5 +65,8 @@ void fe_reply_pool_full(fe_req *r);
 /* The user object: id, email, name, is_admin, totp_enabled, created_at (NULL: omitted). */
 void fe_user_json(fv_jgen *j, const char *id, const char *email, const char *name, bool is_admin,
                   bool totp_enabled, const char *created_at);
+/* The same fields inside a map the caller opened (to add more, e.g. password_strength). */
+void fe_user_fields(fv_jgen *j, const char *id, const char *email, const char *name, bool is_admin,
+                    bool totp_enabled, const char *created_at);
 
 #endif

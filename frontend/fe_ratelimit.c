@@ -157,25 +157,12 @@ static void pass(fe_req *r, fe_handler next)
     next(r);
 }
 
-/* Answers 429 with Retry-After: retry_after. Built here rather than with fe_reply_error, whose
- * 429 carries a fixed Retry-After. */
+/* Answers 429 with Retry-After: retry_after. */
 static void refuse(fe_req *r, int retry_after)
 {
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "error");
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "code");
-    fv_jgen_str(j, "rate_limited");
-    fv_jgen_key(j, "message");
-    fv_jgen_str(j, "this API key made too many requests; retry after the seconds in Retry-After");
-    fv_jgen_map_close(j);
-    fv_jgen_map_close(j);
-    char retry[16];
-    snprintf(retry, sizeof retry, "%d", retry_after);
-    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", retry);
-    fe_reply_gen_send(r, 429, j);
+    fe_reply_error_retry(r, 429, "rate_limited",
+                         "this API key made too many requests; retry after the seconds in Retry-After",
+                         retry_after);
 }
 
 /* Whether the last count failed: a refusal by Redis (an ACL without INCR, say) is logged when
@@ -230,9 +217,9 @@ static void counted_ahead(redisReply *reply, const char *error, void *arg)
  * the handler runs at once. Near the limit every request waits for Redis, so the refusals start
  * at the limit itself (other children's counts reach this view with each answer). Returns true
  * when r was passed on. */
-static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char *ttl, const char *view_key)
+static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char *ttl, const char *view_key,
+                        rl_view *v)
 {
-    rl_view *v = fe_cache_get(views, view_key, fe_cache_now(), NULL);
     if (!v || (v->seen + v->unanswered + 1) * 2 > fe_cfg.api_key_rate_limit) return false;
     rl_ahead *a = calloc(1, sizeof *a);
     if (!a) return false;
@@ -269,11 +256,10 @@ void fe_ratelimit_check(fe_req *r, fe_handler next)
     snprintf(ttl, sizeof ttl, "%d", len + COUNTER_SLACK_S);
     snprintf(view_key, sizeof view_key, "%s", key + 6); /* "<key id>:<window>" */
     if (!views) views = fe_cache_new(100000, free);
-    if (views && !fe_cache_get(views, view_key, fe_cache_now(), NULL)) {
-        rl_view *v = calloc(1, sizeof *v);
-        if (v) fe_cache_put(views, view_key, v, fe_cache_now(), len + COUNTER_SLACK_S, len + COUNTER_SLACK_S);
-    }
-    if (views && count_ahead(r, next, key, ttl, view_key)) return; /* r was handed on */
+    rl_view *v = views ? fe_cache_get(views, view_key, fe_cache_now(), NULL) : NULL;
+    if (views && !v && (v = calloc(1, sizeof *v)) != NULL)
+        fe_cache_put(views, view_key, v, fe_cache_now(), len + COUNTER_SLACK_S, len + COUNTER_SLACK_S);
+    if (count_ahead(r, next, key, ttl, view_key, v)) return; /* r was handed on */
     rl_check *c = calloc(1, sizeof *c);
     if (!c) {
         r->phase = FE_REQ_HANDLER;

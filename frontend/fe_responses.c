@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include "fe_access.h"
+#include "fe_verdict.h"
 #include "fe_cache.h"
 #include "fe_config.h"
 #include "fe_handlers.h"
@@ -20,8 +21,6 @@
 #include "fv_settings.h"
 
 #define FE_NEGATIVE_TTL_S 5
-#define FE_LIST_DEFAULT 50
-#define FE_LIST_MAX 500
 
 /* ---- the deployment cache: what a submission needs, kept out of PostgreSQL's way ---- */
 
@@ -749,21 +748,14 @@ void fe_responses_list(fe_req *r)
     char *after = fe_query_param(r, "after"), *limit_s = fe_query_param(r, "limit");
     const char *bad[4], *why[4];
     size_t nbad = 0;
-    int limit = FE_LIST_DEFAULT;
+    int limit = fe_list_limit(limit_s);
     char ts[64] = "", cid[FV_UUID_STRLEN + 1] = "";
     if (dep && !fv_id_valid(dep)) bad[nbad] = "deployment", why[nbad++] = "must be a UUID";
     if (status && strcmp(status, "pending") && strcmp(status, "final") && strcmp(status, "rejected"))
         bad[nbad] = "status", why[nbad++] = "must be pending, final or rejected";
     if (after && !cursor_decode(after, ts, sizeof ts, cid))
         bad[nbad] = "after", why[nbad++] = "not a cursor this server returned";
-    if (limit_s) {
-        char *end;
-        long l = strtol(limit_s, &end, 10);
-        if (*end || end == limit_s || l < 1 || l > FE_LIST_MAX)
-            bad[nbad] = "limit", why[nbad++] = "must be an integer from 1 to 500";
-        else
-            limit = (int)l;
-    }
+    if (limit < 0) bad[nbad] = "limit", why[nbad++] = FE_LIST_LIMIT_REASON;
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", nbad, bad, why);
     } else {
@@ -1024,7 +1016,7 @@ void fe_responses_patch(fe_req *r)
     s->location = location;
     r->state = s;
     r->state_free = patch_free;
-    const char *params[] = {r->param[0], r->user->id, fe_access_mfa(r)};
+    const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r)};
     fe_pg_query(sql_patch_load, 3, params, patch_loaded, r);
 }
 
@@ -1065,7 +1057,7 @@ void fe_responses_delete(fe_req *r)
         fe_reply_error(r, 404, "not_found", "no such response");
         return;
     }
-    const char *params[] = {r->param[0], r->user->id, r->address, fe_access_mfa(r)};
+    const char *params[] = {r->param[0], r->user->id, r->address, fe_verdict_mfa(r)};
     fe_pg_query(sql_delete, 4, params, deleted, r);
 }
 
@@ -1160,7 +1152,7 @@ static void decide(fe_req *r, const char *action, bool message_required)
         fe_reply_error_fields(r, 422, "validation_failed", "the decision is invalid", 1, f, why);
         return;
     }
-    const char *params[] = {r->param[0], r->user->id, action, msg, r->address, fe_access_mfa(r)};
+    const char *params[] = {r->param[0], r->user->id, action, msg, r->address, fe_verdict_mfa(r)};
     fe_pg_query(sql_decide, 6, params, decided, r);
 }
 

@@ -1,7 +1,6 @@
 /* Session tokens: verification of a bearer "fvs_..." token without PostgreSQL (common/fv_token.h:
  * signed with a key of the key file, so every front end verifies it alone, even while PostgreSQL
  * is down), then the revocations this child knows of (fe_revoke: logouts, password changes). */
-#include <event2/http.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,23 +10,16 @@
 #include "fe_revoke.h"
 #include "fv_token.h"
 
-static void refuse(fe_req *r, const char *code, const char *message)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "WWW-Authenticate",
-                      "Bearer realm=\"fieldvault\"");
-    fe_reply_error(r, 401, code, message);
-}
-
 void fe_session_authenticate(fe_req *r, const char *token, fe_handler next)
 {
     fv_token t;
     fv_token_result v = fv_token_verify(&fe_keys, token, time(NULL), &t);
     if (v == FV_TOKEN_EXPIRED) {
-        refuse(r, "token_expired", "the session has expired; sign in again");
+        fe_auth_unauthorized(r, "token_expired", "the session has expired; sign in again");
         return;
     }
     if (v != FV_TOKEN_OK || fe_revoke_session_void(t.session_id, t.user_id, t.issued_at)) {
-        refuse(r, "invalid_token", "the session token is not valid");
+        fe_auth_unauthorized(r, "invalid_token", "the session token is not valid");
         return;
     }
     /* email and name are not in the token: empty strings here (GET /v1/me reads them). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fe_access.h"
+#include "fe_verdict.h"
 #include "fe_handlers.h"
 #include "fv_form.h"
 
@@ -326,7 +327,7 @@ void fe_surveys_put_definition(fe_req *r)
     if (!def) return;
     r->state = def;
     r->state_free = free;
-    const char *params[] = {r->param[0], r->user->id, def, fe_access_mfa(r), r->address};
+    const char *params[] = {r->param[0], r->user->id, def, fe_verdict_mfa(r), r->address};
     fe_pg_query(sql_definition_put, 5, params, definition_put, r);
 }
 
@@ -431,6 +432,6 @@ void fe_surveys_put_access(fe_req *r)
     snprintf(a->ptype, sizeof a->ptype, "%s", type);
     for (int i = 0; i <= FV_UUID_STRLEN; i++) a->pid[i] = (char)tolower((unsigned char)id[i]);
     const char *params[] = {r->param[0], r->user->id, a->ptype, a->pid,
-                            YAJL_IS_STRING(role) ? role->u.string : NULL, fe_access_mfa(r), r->address};
+                            YAJL_IS_STRING(role) ? role->u.string : NULL, fe_verdict_mfa(r), r->address};
     fe_pg_query(sql_access_put, 7, params, access_put_done, r);
 }

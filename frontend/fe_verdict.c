@@ -9,8 +9,6 @@
 #include "fe_revoke.h"
 #include "fv_log.h"
 
-#define FE_PAGE_DEFAULT 50
-#define FE_PAGE_MAX 500
 
 /* State of one verdict statement: owned by the request. */
 typedef struct access_call {
@@ -117,7 +115,7 @@ bool fe_verdict_page(fe_req *r, bool after_is_int, char limit_text[16], char **a
     char *a = fe_query_param(r, "after"), *l = fe_query_param(r, "limit");
     const char *bad[2], *why[2];
     size_t nbad = 0;
-    long limit = FE_PAGE_DEFAULT;
+    int limit = fe_list_limit(l);
     if (a) {
         bool ok;
         if (after_is_int) {
@@ -129,19 +127,14 @@ bool fe_verdict_page(fe_req *r, bool after_is_int, char limit_text[16], char **a
         }
         if (!ok) bad[nbad] = "after", why[nbad++] = "not a cursor this server returned";
     }
-    if (l) {
-        char *end;
-        limit = strtol(l, &end, 10);
-        if (end == l || *end || limit < 1 || limit > FE_PAGE_MAX)
-            bad[nbad] = "limit", why[nbad++] = "must be an integer from 1 to 500";
-    }
+    if (limit < 0) bad[nbad] = "limit", why[nbad++] = FE_LIST_LIMIT_REASON;
     free(l);
     if (nbad) {
         free(a);
         fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", nbad, bad, why);
         return false;
     }
-    snprintf(limit_text, 16, "%ld", limit);
+    snprintf(limit_text, 16, "%d", limit);
     *after = a;
     return true;
 }

@@ -738,6 +738,36 @@ class Cluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def child_of(resp):
+    """The pid (hex) of the front-end child that answered: the request id is <pid>-<counter>."""
+    return resp.headers["X-Request-Id"].split("-")[0]
+
+
+def pin_children(cluster, port, children=2, timeout=30):
+    """Keep-alive sessions to the front end on port, one per child ({child pid: session}): a
+    connection stays with the child that accepted it, so each child can be asked on purpose
+    (send the bearer per request). The caller closes them."""
+    pinned = {}
+
+    def all_pinned():
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(cluster.cert)
+        pid = child_of(s.get(f"https://127.0.0.1:{port}/healthz", timeout=30))
+        if pid in pinned:
+            s.close()
+        else:
+            pinned[pid] = s
+        return len(pinned) >= children
+    try:
+        wait_until(all_pinned, timeout, what=f"a connection to each child of port {port}")
+    except BaseException:
+        for s in pinned.values():
+            s.close()
+        raise
+    return pinned
+
+
 def new_id():
     return str(uuid.uuid4())
 

@@ -15,7 +15,8 @@ import uuid
 import pytest
 import requests
 
-from fvharness import error_body, free_port, wait_until
+from fvharness import child_of, error_body, free_port, wait_until
+from fvharness import pin_children as harness_pin_children
 
 FAST_LIMIT = 2
 
@@ -41,33 +42,8 @@ class Fe:
                              timeout=30, **kw)
 
 
-def child_of(resp):
-    """The pid (hex) of the front-end child that answered: the request id is <pid>-<counter>."""
-    return resp.headers["X-Request-Id"].split("-")[0]
-
-
 def pin_children(fe, timeout=30):
-    """Keep-alive sessions to fe, one per child ({child pid: session}): a connection stays with the
-    child that accepted it, so each child can be asked on purpose. Caller closes them."""
-    pinned = {}
-
-    def both():
-        s = requests.Session()
-        s.trust_env = False
-        s.verify = str(fe.c.cert)
-        pid = child_of(s.get(fe.base + "/healthz", timeout=30))
-        if pid in pinned:
-            s.close()
-        else:
-            pinned[pid] = s
-        return len(pinned) >= 2
-    try:
-        wait_until(both, timeout, what=f"a connection to each child of port {fe.port}")
-    except BaseException:
-        for s in pinned.values():
-            s.close()
-        raise
-    return pinned
+    return harness_pin_children(fe.c, fe.port, timeout=timeout)
 
 
 def wait_every_child(fe, key, status, what, timeout=10, never_after=None):

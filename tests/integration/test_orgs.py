@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from fvharness import error_body, new_id, wait_until
+from fvharness import child_of, error_body, new_id, pin_children, wait_until
 
 PREFIX = "orgs-"
 
@@ -311,26 +311,14 @@ def test_removed_enumerator_is_refused_at_once_on_every_child(o, world):
     key = enum.api.key
     data = {"household": "Well 1", "members": 3}
 
-    # One keep-alive connection to each of the two front-end children (a child is told apart by
-    # the pid in X-Request-Id): then both are asked every time, whatever the kernel's choice of
-    # child for new connections.
-    pinned = {}
-    for _ in range(200):
-        api = c.api(key)
-        r = api.post(f"/v1/deployments/{dep['id']}/responses", json={"id": new_id(), "data": data})
-        assert r.status_code == 202, r.text
-        child = r.headers["X-Request-Id"].split("-")[0]
-        if child in pinned:
-            api.close()
-        else:
-            pinned[child] = api
-        if len(pinned) == 2:
-            break
-    assert len(pinned) == 2, "never reached the second front-end child"
+    # One keep-alive connection to each of the two front-end children: then both are asked
+    # every time, whatever the kernel's choice of child for new connections.
+    pinned = pin_children(c, c.http_port)
 
-    def submit(api):
-        r = api.post(f"/v1/deployments/{dep['id']}/responses", json={"id": new_id(), "data": data})
-        return r.status_code, r.headers["X-Request-Id"].split("-")[0]
+    def submit(session):
+        r = session.post(f"{c.base_url}/v1/deployments/{dep['id']}/responses", json={"id": new_id(), "data": data},
+                         headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return r.status_code, child_of(r)
     for child, api in pinned.items():
         assert submit(api) == (202, child)  # each child has the permission cached
 

@@ -3,9 +3,7 @@
 Revocation rows take their id from a sequence when inserted, but transactions commit in any
 order: a row with a lower id can become visible after a child has read past it. fe_revoke.c keeps
 asking for the ids it skipped over (for GAP_WAIT_S), so such a late row is still applied."""
-import requests
-
-from fvharness import free_port, wait_until
+from fvharness import child_of, free_port, pin_children, wait_until
 
 AUTH_TTL = 300  # far longer than the test: only a revocation can end a cached key here
 
@@ -16,31 +14,11 @@ def start_fe(c, name, **env):
     return port
 
 
-def pin_children(c, port, key, timeout=30):
-    """One keep-alive session to each of the two children of the front end on port."""
-    pinned = {}
-
-    def both():
-        s = requests.Session()
-        s.trust_env = False
-        s.verify = str(c.cert)
-        r = s.get(f"https://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        assert r.status_code == 200, r.text
-        pid = r.headers["X-Request-Id"].split("-")[0]
-        if pid in pinned:
-            s.close()
-        else:
-            pinned[pid] = s
-        return len(pinned) >= 2
-    wait_until(both, timeout, what=f"a connection to each child of port {port}")
-    return pinned
-
-
 def statuses(port, pinned, key):
     out = {}
     for pid, s in pinned.items():
         r = s.get(f"https://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        assert r.headers["X-Request-Id"].split("-")[0] == pid
+        assert child_of(r) == pid
         out[pid] = r.status_code
     return out
 
@@ -51,7 +29,7 @@ def test_a_revocation_committed_after_a_later_one_is_applied(migrated):
                     FV_REVOCATION_POLL_MS=200)
     early = c.create_user("early-revoked@example.org", "Early")
     late = c.create_user("late-revoked@example.org", "Late")
-    pins = {k: pin_children(c, port, k) for k in (early, late)}
+    pins = {k: pin_children(c, port) for k in (early, late)}
     for k in (early, late):  # cached by both children
         assert set(statuses(port, pins[k], k).values()) == {200}
 
