@@ -3,11 +3,12 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
 
-#include "../../frontend/fe_config.c"
+#include "fe_config.h"
 #include "sample_check.h"
 
 static void test_sample_documents_every_key(void **state)

@@ -2,10 +2,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../frontend/fe_ratewindow.c"
+#include "fe_ratewindow.h"
 
 static void test_index_and_retry_after(void **state)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../worker/wk_batch.c"
+#include "wk_batch.h"
 
 static redisReply *rstr(const char *s)
 {

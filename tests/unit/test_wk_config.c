@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../worker/wk_config.c"
+#include "wk_config.h"
 #include "sample_check.h"
 
 static int setup(void **state)
