@@ -1,4 +1,4 @@
-/* Unit tests of fv-frontend's configuration table (frontend/fe_config.c, compiled in alone):
+/* Unit tests of fv-frontend's configuration table (frontend/fe_config.c, linked from fvfrontend):
  * the sample documents every key with its default, and environment overrides apply. */
 #include <setjmp.h>
 #include <stdarg.h>

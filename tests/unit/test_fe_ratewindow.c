@@ -1,4 +1,4 @@
-/* Unit tests of the API-key rate-limit window arithmetic (frontend/fe_ratewindow.c, alone). */
+/* Unit tests of the API-key rate-limit window arithmetic (frontend/auth/fe_ratewindow.c, linked from fvfrontend). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests of the worker batch (worker/wk_batch.c, compiled in alone): parsing delivered
+/* Unit tests of the worker batch (worker/wk_batch.c, linked from fvworker): parsing delivered
  * stream entries into envelopes and marking malformed ones as poison. */
 #include <setjmp.h>
 #include <stdarg.h>
