@@ -3,10 +3,8 @@ policy; who may do what (org admin, branch admin, manager, member, member of ano
 stranger, anonymous); member removal taking effect at once; bad input on every endpoint."""
 import json
 import types
-import uuid
 
 import pytest
-import requests
 
 from accesshelp import denied, ok
 from fvharness import child_of, error_body, new_id, pin_children, wait_until
