@@ -446,8 +446,25 @@ def test_check_config_refuses_a_public_admin_listener(frontend):
 
 
 def test_checks_verify_with_check_ca_file(frontend, balancers):
+    """The right CA brings the front end up; another CA fails every check (a balancer that did not
+    verify would bring it up with either)."""
     b = balancers(check_ca_file=frontend.cert)
     b.wait_state(fe1_addr(frontend), "up")
+    other = frontend.base / "other-ca"
+    other.mkdir(exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(other / "key.pem"), "-out", str(other / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    wrong = balancers(check_ca_file=other / "cert.pem")
+    addr = fe1_addr(frontend)
+
+    def checks(result):
+        return sum(v for labels, v in wrong.metrics().get("fv_lb_checks_total", [])
+                   if labels["backend"] == addr and labels["result"] == result)
+    wait_until(lambda: checks("failed") >= 3, 30, what="three failed checks against the wrong CA")
+    assert checks("ready") == 0 and checks("degraded") == 0
+    assert wrong.state(addr) != "up"
 
 
 def test_spawner_starts_front_ends_up_to_max_backends(frontend, balancers):
