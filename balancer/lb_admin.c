@@ -1,5 +1,5 @@
 /* Admin listener: GET /status (JSON), GET /metrics (Prometheus), POST /backends and
- * DELETE /backends/ADDR. Loopback only (checked by lb_config_validate): no authentication. */
+ * DELETE /backends/ADDR. Loopback only (checked by lb_config_check): no authentication. */
 #include "lb_admin.h"
 
 #include <errno.h>

@@ -33,11 +33,9 @@ typedef struct lb_settings {
 
 extern lb_settings lb_cfg;
 extern const fv_cfg_entry lb_config_table[];
-/* Keys a SIGHUP applies; a change to any other key is logged and needs a restart. */
-extern const char *const lb_config_reloadable[];
-
-/* Checks ranges and addresses of the loaded values (not files). Returns 0, or -1 with the
- * offending key named in err. */
-int lb_config_validate(char *err, size_t errlen);
+/* Checks addresses (IP only, admin on loopback), min_backends against max_backends, spawn_command
+ * and the backends list; the ranges are in the table. Reports each problem on its key. SIGHUP
+ * applies only the keys the table marks FV_CFG_RELOAD (backends, log_level). */
+void lb_config_check(fv_cfg_load *ld);
 
 #endif

@@ -78,13 +78,6 @@ static void value_text(const fv_cfg_entry *e, char *out, size_t outlen)
     }
 }
 
-static bool reloadable(const char *name)
-{
-    for (int i = 0; lb_config_reloadable[i]; i++)
-        if (strcmp(lb_config_reloadable[i], name) == 0) return true;
-    return false;
-}
-
 static size_t table_size(void)
 {
     size_t n = 0;
@@ -141,10 +134,8 @@ void lb_server_reload(lb_server *s)
         fv_error("reload: out of memory; configuration unchanged");
         return;
     }
-    char err[512];
-    if (fv_config_load(lb_config_table, s->config_path, err, sizeof err) != 0 ||
-        lb_config_validate(err, sizeof err) != 0 || fv_log_parse_level(fv_common.log_level) < 0) {
-        if (fv_log_parse_level(fv_common.log_level) < 0) snprintf(err, sizeof err, "log_level: unknown level");
+    char err[2048];
+    if (fv_config_load_checked(lb_config_table, s->config_path, lb_config_check, err, sizeof err) != 0) {
         for (size_t i = 0; i < n; i++) restore_value(i, saved[i]);
         free_saved(saved, n);
         fv_error("reload failed, keeping the running configuration: %s", err);
@@ -154,7 +145,7 @@ void lb_server_reload(lb_server *s)
     for (size_t i = 0; i < n; i++) {
         char now[4096];
         value_text(&lb_config_table[i], now, sizeof now);
-        if (strcmp(now, saved[i]) == 0 || reloadable(lb_config_table[i].name)) continue;
+        if (strcmp(now, saved[i]) == 0 || lb_config_table[i].reload == FV_CFG_RELOAD) continue;
         fv_warn("reload: %s changed; restart fv-balancer to apply it", lb_config_table[i].name);
         restore_value(i, saved[i]);
     }

@@ -19,14 +19,23 @@
 #include "lb_server.h"
 #include "lb_spawn.h"
 
-static void usage(FILE *out)
+/* --check-config and the start: check_ca_file loads (the start then loads it again). */
+static void check_files(fv_cfg_load *ld)
 {
-    fprintf(out,
-            "usage: fv-balancer [-c FILE] [--check-config] [--print-defaults]\n"
-            "  -c, --config FILE   configuration file (see deploy/fieldvault.conf, [balancer])\n"
-            "  --check-config      check the configuration (and check_ca_file), then exit\n"
-            "  --print-defaults    print every key with its value after the file and FV_* variables\n");
+    char err[512];
+    SSL_CTX *ctx = lb_check_ctx_new(lb_cfg.check_ca_file, err, sizeof err);
+    if (!ctx) fv_config_problem(ld, "check_ca_file", "%s", err);
+    else SSL_CTX_free(ctx);
 }
+
+static const fv_program program = {
+    .name = "fv-balancer",
+    .purpose = "Fieldvault's TCP balancer: passes TLS through to the front ends, checks their health.\n"
+               "SIGHUP re-reads the file and applies backends and log_level; other changes need a restart.",
+    .table = lb_config_table,
+    .check = lb_config_check,
+    .check_files = check_files,
+};
 
 static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -74,43 +83,18 @@ static void server_free(lb_server *s)
 int main(int argc, char **argv)
 {
     fv_cli cli;
-    int cli_status = fv_cli_parse(argc, argv, &cli, usage);
-    if (cli_status >= 0) return cli_status;
-    const char *config_path = cli.config_path;
-    bool check_only = cli.check_only, print_defaults = cli.print_defaults;
     fv_log_init("balancer", FV_LOG_INFO);
+    int status = fv_cli_start(&program, argc, argv, &cli);
+    if (status >= 0) return status;
+    fv_log_init("balancer", (fv_log_level)fv_log_parse_level(fv_common.log_level));
     char err[512];
-    if (fv_config_load(lb_config_table, config_path, err, sizeof err) != 0) {
-        fprintf(stderr, "fv-balancer: %s\n", err);
-        fv_config_free(lb_config_table);
-        return 2;
-    }
-    if (print_defaults) {
-        fv_config_print(lb_config_table, stdout);
-        fv_config_free(lb_config_table);
-        return 0;
-    }
-    int level = fv_log_parse_level(fv_common.log_level);
-    if (level < 0) {
-        fprintf(stderr, "fv-balancer: log_level: unknown level '%s'\n", fv_common.log_level);
-        fv_config_free(lb_config_table);
-        return 2;
-    }
-    fv_log_init("balancer", (fv_log_level)level);
     lb_server srv;
     memset(&srv, 0, sizeof srv);
-    srv.config_path = config_path;
-    if (lb_config_validate(err, sizeof err) != 0 ||
-        !(srv.check_ctx = lb_check_ctx_new(lb_cfg.check_ca_file, err, sizeof err))) {
-        fprintf(stderr, "fv-balancer: %s%s%s\n", config_path ? config_path : "", config_path ? ": " : "", err);
+    srv.config_path = cli.config_path;
+    if (!(srv.check_ctx = lb_check_ctx_new(lb_cfg.check_ca_file, err, sizeof err))) {
+        fprintf(stderr, "fv-balancer: check_ca_file: %s\n", err);
         fv_config_free(lb_config_table);
-        return 2;
-    }
-    if (check_only) {
-        printf("configuration ok\n");
-        SSL_CTX_free(srv.check_ctx);
-        fv_config_free(lb_config_table);
-        return 0;
+        return FV_EXIT_CONFIG;
     }
 
     signal(SIGPIPE, SIG_IGN); /* a peer closing mid-write must not kill the process */

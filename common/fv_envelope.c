@@ -18,17 +18,17 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
     char *ver = scratch, *recv = scratch + 24;
     snprintf(ver, 24, "%d", e->survey_version);
     snprintf(recv, scratchlen - 24, "%lld", (long long)e->received_at_ms);
-    ARGS("v");            ARGS(FV_ENVELOPE_VERSION);
-    ARGS("id");           ARGS(e->id);
-    ARGS("survey_id");    ARGS(e->survey_id);
-    ARGS("survey_version"); ARGS(ver);
-    ARGS("deployment_id"); ARGS(e->deployment_id);
-    ARGS("submitted_by"); ARGS(e->submitted_by);
-    ARGS("received_at");  ARGS(recv);
-    ARGS("data");         ARG(e->data, e->data_len);
-    ARGS("location");     ARG(e->location ? e->location : "", e->location ? e->location_len : 0);
-    ARGS("collected_at"); ARG(e->collected_at ? e->collected_at : "", e->collected_at ? e->collected_at_len : 0);
-    ARGS("verified");     ARGS(e->verified ? "1" : "0");
+    ARGS(FV_ENVELOPE_F_VERSION); ARGS(FV_ENVELOPE_VERSION);
+    ARGS(FV_ENVELOPE_F_ID); ARGS(e->id);
+    ARGS(FV_ENVELOPE_F_SURVEY_ID); ARGS(e->survey_id);
+    ARGS(FV_ENVELOPE_F_SURVEY_VERSION); ARGS(ver);
+    ARGS(FV_ENVELOPE_F_DEPLOYMENT_ID); ARGS(e->deployment_id);
+    ARGS(FV_ENVELOPE_F_SUBMITTED_BY); ARGS(e->submitted_by);
+    ARGS(FV_ENVELOPE_F_RECEIVED_AT); ARGS(recv);
+    ARGS(FV_ENVELOPE_F_DATA); ARG(e->data, e->data_len);
+    ARGS(FV_ENVELOPE_F_LOCATION); ARG(e->location ? e->location : "", e->location ? e->location_len : 0);
+    ARGS(FV_ENVELOPE_F_COLLECTED_AT); ARG(e->collected_at ? e->collected_at : "", e->collected_at ? e->collected_at_len : 0);
+    ARGS(FV_ENVELOPE_F_VERIFIED); ARGS(e->verified ? "1" : "0");
 #undef ARG
 #undef ARGS
     return n;
@@ -66,43 +66,43 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
         size_t kl = lens[i], vl = lens[i + 1];
         long long num;
 #define IS(name) (kl == sizeof(name) - 1 && memcmp(k, name, kl) == 0)
-        if (IS("v")) {
+        if (IS(FV_ENVELOPE_F_VERSION)) {
             if (vl != 1 || v[0] != '1') goto bad;
             seen |= 1u << 0;
-        } else if (IS("id")) {
+        } else if (IS(FV_ENVELOPE_F_ID)) {
             if (copy_uuid(e->id, v, vl)) goto bad;
             seen |= 1u << 1;
-        } else if (IS("survey_id")) {
+        } else if (IS(FV_ENVELOPE_F_SURVEY_ID)) {
             if (copy_uuid(e->survey_id, v, vl)) goto bad;
             seen |= 1u << 2;
-        } else if (IS("survey_version")) {
+        } else if (IS(FV_ENVELOPE_F_SURVEY_VERSION)) {
             if (parse_i64(v, vl, &num) || num < 0 || num > 2147483647) goto bad;
             e->survey_version = (int)num;
             seen |= 1u << 3;
-        } else if (IS("deployment_id")) {
+        } else if (IS(FV_ENVELOPE_F_DEPLOYMENT_ID)) {
             if (copy_uuid(e->deployment_id, v, vl)) goto bad;
             seen |= 1u << 4;
-        } else if (IS("submitted_by")) {
+        } else if (IS(FV_ENVELOPE_F_SUBMITTED_BY)) {
             if (copy_uuid(e->submitted_by, v, vl)) goto bad;
             seen |= 1u << 5;
-        } else if (IS("received_at")) {
+        } else if (IS(FV_ENVELOPE_F_RECEIVED_AT)) {
             if (parse_i64(v, vl, &num)) goto bad;
             e->received_at_ms = num;
             seen |= 1u << 6;
-        } else if (IS("data")) {
+        } else if (IS(FV_ENVELOPE_F_DATA)) {
             if (vl == 0) goto bad;
             e->data = v;
             e->data_len = vl;
             seen |= 1u << 7;
-        } else if (IS("location")) {
+        } else if (IS(FV_ENVELOPE_F_LOCATION)) {
             e->location = v;
             e->location_len = vl;
             seen |= 1u << 8;
-        } else if (IS("collected_at")) {
+        } else if (IS(FV_ENVELOPE_F_COLLECTED_AT)) {
             e->collected_at = v;
             e->collected_at_len = vl;
             seen |= 1u << 9;
-        } else if (IS("verified")) {
+        } else if (IS(FV_ENVELOPE_F_VERIFIED)) {
             if (vl != 1 || (v[0] != '0' && v[0] != '1')) goto bad;
             e->verified = v[0] == '1';
             seen |= 1u << 10;
@@ -114,9 +114,12 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
         return -1;
 #undef IS
     }
-    static const char *names[] = {"v", "id", "survey_id", "survey_version", "deployment_id",
-                                  "submitted_by", "received_at", "data", "location",
-                                  "collected_at", "verified"};
+    static const char *names[] = {FV_ENVELOPE_F_VERSION,       FV_ENVELOPE_F_ID,
+                                  FV_ENVELOPE_F_SURVEY_ID,     FV_ENVELOPE_F_SURVEY_VERSION,
+                                  FV_ENVELOPE_F_DEPLOYMENT_ID, FV_ENVELOPE_F_SUBMITTED_BY,
+                                  FV_ENVELOPE_F_RECEIVED_AT,   FV_ENVELOPE_F_DATA,
+                                  FV_ENVELOPE_F_LOCATION,      FV_ENVELOPE_F_COLLECTED_AT,
+                                  FV_ENVELOPE_F_VERIFIED};
     for (int b = 0; b < FV_ENVELOPE_NFIELDS; b++)
         if (!(seen & (1u << b))) {
             snprintf(err, errlen, "missing field '%s'", names[b]);
@@ -128,4 +131,58 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
         return -1;
     }
     return 0;
+}
+
+/* ---- dead letters ---- */
+
+static const char *const dead_fields[FV_ENVELOPE_DEAD_NFIELDS] = {FV_ENVELOPE_F_ERROR, FV_ENVELOPE_F_STREAM_ID,
+                                                                  FV_ENVELOPE_F_DELIVERIES};
+
+int fv_envelope_dead_argv(const char *error, const char *stream_id, long long deliveries, char *scratch,
+                          size_t scratchlen, const char **argv, size_t *argvlen)
+{
+    snprintf(scratch, scratchlen, "%lld", deliveries);
+    const char *values[FV_ENVELOPE_DEAD_NFIELDS] = {error, stream_id, scratch};
+    int n = 0;
+    for (int i = 0; i < FV_ENVELOPE_DEAD_NFIELDS; i++) {
+        argv[n] = dead_fields[i], argvlen[n] = strlen(dead_fields[i]), n++;
+        argv[n] = values[i], argvlen[n] = strlen(values[i]), n++;
+    }
+    return n;
+}
+
+static bool item_is(const char *s, size_t len, const char *name)
+{
+    return len == strlen(name) && memcmp(s, name, len) == 0;
+}
+
+void fv_envelope_dead_parse(fv_dead_letter *d, const char *const *items, const size_t *lens, size_t nitems)
+{
+    memset(d, 0, sizeof *d);
+    d->deliveries = -1;
+    size_t n = nitems & ~(size_t)1;
+    bool seen[FV_ENVELOPE_DEAD_NFIELDS] = {false};
+    while (n >= 2) {
+        const char *k = items[n - 2], *v = items[n - 1];
+        size_t kl = lens[n - 2], vl = lens[n - 1];
+        int x = 0;
+        while (x < FV_ENVELOPE_DEAD_NFIELDS && (seen[x] || !item_is(k, kl, dead_fields[x]))) x++;
+        if (x == FV_ENVELOPE_DEAD_NFIELDS) break;
+        seen[x] = true;
+        if (x == 0) d->error = v, d->error_len = vl;
+        else if (x == 1) d->stream_id = v, d->stream_id_len = vl;
+        else {
+            long long num;
+            if (parse_i64(v, vl, &num) == 0 && num >= 0) d->deliveries = num;
+        }
+        n -= 2;
+    }
+    d->own_items = n;
+}
+
+long fv_envelope_find(const char *const *items, const size_t *lens, size_t nitems, const char *name)
+{
+    for (size_t i = nitems & ~(size_t)1; i >= 2; i -= 2)
+        if (item_is(items[i - 2], lens[i - 2], name)) return (long)(i - 1);
+    return -1;
 }

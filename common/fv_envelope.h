@@ -14,6 +14,13 @@
  *   location      {"lat":..,"lon":..,"accuracy":..} as JSON, or "" when absent
  *   collected_at  RFC 3339 text from the client, or "" when absent
  *   verified      "1" when the front end checked the submitter's permission, "0" otherwise
+ *
+ * A dead letter (the dead-letter stream, common/dead_stream) is the entry's own fields, unchanged,
+ * followed by three the worker appends (fv_envelope_dead_argv):
+ *   error         why the worker gave up on it (text)
+ *   stream_id     the entry's id on the submissions stream
+ *   deliveries    how many times it had been delivered (decimal)
+ * fvctl lists them (fv_envelope_dead_parse) and requeues the entry's own fields only.
  */
 #ifndef FV_ENVELOPE_H
 #define FV_ENVELOPE_H
@@ -29,6 +36,24 @@
  * survey_version is then 0): the worker resolves it from the deployment. */
 #define FV_ENVELOPE_UNKNOWN_SURVEY "00000000-0000-0000-0000-000000000000"
 #define FV_ENVELOPE_NFIELDS 11
+
+/* The field names, as they are on the stream. */
+#define FV_ENVELOPE_F_VERSION "v"
+#define FV_ENVELOPE_F_ID "id"
+#define FV_ENVELOPE_F_SURVEY_ID "survey_id"
+#define FV_ENVELOPE_F_SURVEY_VERSION "survey_version"
+#define FV_ENVELOPE_F_DEPLOYMENT_ID "deployment_id"
+#define FV_ENVELOPE_F_SUBMITTED_BY "submitted_by"
+#define FV_ENVELOPE_F_RECEIVED_AT "received_at"
+#define FV_ENVELOPE_F_DATA "data"
+#define FV_ENVELOPE_F_LOCATION "location"
+#define FV_ENVELOPE_F_COLLECTED_AT "collected_at"
+#define FV_ENVELOPE_F_VERIFIED "verified"
+/* The dead-letter fields, appended after the entry's own. */
+#define FV_ENVELOPE_F_ERROR "error"
+#define FV_ENVELOPE_F_STREAM_ID "stream_id"
+#define FV_ENVELOPE_F_DELIVERIES "deliveries"
+#define FV_ENVELOPE_DEAD_NFIELDS 3
 
 typedef struct fv_envelope {
     char id[FV_UUID_STRLEN + 1];
@@ -57,5 +82,30 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
  * missing or malformed (such an entry is poison: the worker dead-letters it). */
 int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *lens, size_t nitems,
                       char *err, size_t errlen);
+
+/* What fv_envelope_dead_parse reads back from a dead letter. Pointers borrow from the items. */
+typedef struct fv_dead_letter {
+    const char *error; /* NULL when the entry has none */
+    size_t error_len;
+    const char *stream_id; /* NULL when the entry has none */
+    size_t stream_id_len;
+    long long deliveries; /* -1 when missing or not a number */
+    size_t own_items;     /* the items before the dead-letter fields: the entry's own */
+} fv_dead_letter;
+
+/* Writes the 2 * FV_ENVELOPE_DEAD_NFIELDS items (field, value, ...) the worker appends to a dead
+ * letter into argv/argvlen. Borrows error, stream_id and scratch (at least 24 bytes, for the
+ * number). Returns how many items it wrote. */
+int fv_envelope_dead_argv(const char *error, const char *stream_id, long long deliveries, char *scratch,
+                          size_t scratchlen, const char **argv, size_t *argvlen);
+
+/* Reads the dead-letter fields back from the items of a dead letter (field/value pairs). They
+ * count only at the end, where the worker puts them, each once, in any order: an entry's own
+ * field called "error" before them stays its own. */
+void fv_envelope_dead_parse(fv_dead_letter *d, const char *const *items, const size_t *lens, size_t nitems);
+
+/* The index in items of the value of field name (its last occurrence among the first nitems), or
+ * -1 when it is not there. */
+long fv_envelope_find(const char *const *items, const size_t *lens, size_t nitems, const char *name);
 
 #endif

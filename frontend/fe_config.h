@@ -57,4 +57,8 @@ extern fe_settings fe_cfg;
 extern fv_keyset fe_keys;
 extern const fv_cfg_entry fe_config_table[];
 
+/* Checks what the table's ranges cannot; reports on the key at fault. The files (certificate,
+ * key file) are checked by main.c, which links the code that reads them. */
+void fe_config_check(fv_cfg_load *ld);
+
 #endif

@@ -34,14 +34,31 @@ typedef struct child_slot {
 static child_slot children[FE_METRICS_MAX_CHILDREN];
 static int nchildren;
 
-static void usage(FILE *out)
+/* The checks --check-config and the start make beyond the table: the DSN parses, the certificate
+ * and key load and match, the master key file is sound. Each problem names its key. */
+static void check_files(fv_cfg_load *ld)
 {
-    fprintf(out,
-            "usage: fv-frontend [-c FILE] [--check-config] [--print-defaults]\n"
-            "  -c, --config FILE   configuration file (see deploy/fieldvault.conf)\n"
-            "  --check-config      check the configuration, certificate and key, then exit\n"
-            "  --print-defaults    print every key with its value after the file and FV_* variables\n");
+    char err[512];
+    if (fe_pg_check_dsn(fv_common.pg_dsn, err, sizeof err) != 0) fv_config_problem(ld, "pg_dsn", "%s", err);
+    SSL_CTX *probe = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
+    if (!probe) fv_config_problem(ld, "tls_cert", "%s (tls_key = %s)", err, fe_cfg.tls_key);
+    else SSL_CTX_free(probe);
+    fv_keyset keys;
+    memset(&keys, 0, sizeof keys);
+    if (fv_keys_load(&keys, fv_common.key_file, err, sizeof err) != 0)
+        fv_config_problem(ld, "key_file", "%s", err);
+    fv_keys_clear(&keys);
 }
+
+static const fv_program program = {
+    .name = "fv-frontend",
+    .purpose = "Fieldvault's HTTPS front end: a master that binds the port and supervises its children.\n"
+               "--check-config also loads the certificate, its key and the master key file.\n"
+               "SIGHUP re-reads the certificate and key files (tls_cert, tls_key); other keys need a restart.",
+    .table = fe_config_table,
+    .check = fe_config_check,
+    .check_files = check_files,
+};
 
 static time_t now_s(void)
 {
@@ -148,67 +165,21 @@ static void reap(bool stopping)
 int main(int argc, char **argv)
 {
     fv_cli cli;
-    int cli_status = fv_cli_parse(argc, argv, &cli, usage);
-    if (cli_status >= 0) return cli_status;
-    const char *config_path = cli.config_path;
-    bool check_only = cli.check_only, print_defaults = cli.print_defaults;
     fv_log_init("frontend", FV_LOG_INFO);
-    char err[512];
-    if (fv_config_load(fe_config_table, config_path, err, sizeof err) != 0) {
-        fprintf(stderr, "fv-frontend: %s\n", err);
-        return 2;
-    }
-    if (print_defaults) {
-        fv_config_print(fe_config_table, stdout);
-        fv_config_free(fe_config_table);
-        return 0;
-    }
-    int level = fv_log_parse_level(fv_common.log_level);
-    if (level < 0) {
-        fprintf(stderr, "fv-frontend: log_level: unknown level '%s'\n", fv_common.log_level);
-        return 2;
-    }
-    fv_log_init("frontend", (fv_log_level)level);
-    if (fe_pg_check_dsn(fv_common.pg_dsn, err, sizeof err) != 0) {
-        fprintf(stderr, "fv-frontend: %s\n", err);
-        return 2;
-    }
-    SSL_CTX *probe = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
-    if (!probe) {
-        fprintf(stderr, "fv-frontend: TLS: %s\n", err);
-        return 2;
-    }
-    SSL_CTX_free(probe);
+    int status = fv_cli_start(&program, argc, argv, &cli);
+    if (status >= 0) return status;
+    fv_log_init("frontend", (fv_log_level)fv_log_parse_level(fv_common.log_level));
     if (fv_totp_init() != 0) {
         fprintf(stderr, "fv-frontend: liboath failed to initialise\n");
-        return 2;
+        fv_config_free(fe_config_table);
+        return FV_EXIT_FAILURE;
     }
     /* Loaded once here; the children inherit it across fork. */
+    char err[512];
     if (fv_keys_load(&fe_keys, fv_common.key_file, err, sizeof err) != 0) {
         fprintf(stderr, "fv-frontend: key_file: %s\n", err);
-        return 2;
-    }
-    if (fe_cfg.max_body_bytes < 1024 || fe_cfg.listen_port < 1 || fe_cfg.listen_port > 65535 ||
-        fe_cfg.pg_pool_size < 1 || fe_cfg.processes < 0) {
-        fprintf(stderr, "fv-frontend: max_body_bytes (>= 1024), listen_port, pg_pool_size (>= 1) "
-                        "or processes (>= 0) out of range\n");
-        return 2;
-    }
-    if (fe_cfg.password_iterations < 600000 || fe_cfg.password_iterations > 10000000 ||
-        fe_cfg.password_threads < 1 || fe_cfg.password_threads > 64 || fe_cfg.session_ttl_s < 60 ||
-        fe_cfg.min_password_score < 0 || fe_cfg.min_password_score > 4 ||
-        fe_cfg.login_max_failures_account < 1 || fe_cfg.login_max_failures_address < 0 ||
-        fe_cfg.login_window_s < 1) {
-        fprintf(stderr, "fv-frontend: password_iterations (600000..10000000), password_threads (1..64), "
-                        "session_ttl_s (>= 60), min_password_score (0..4), login_max_failures_account (>= 1), "
-                        "login_max_failures_address (>= 0) or login_window_s (>= 1) out of range\n");
-        return 2;
-    }
-    if (check_only) {
-        fv_keys_clear(&fe_keys);
-        printf("configuration ok\n");
         fv_config_free(fe_config_table);
-        return 0;
+        return FV_EXIT_CONFIG;
     }
 
     nchildren = fe_cfg.processes > 0 ? fe_cfg.processes : (int)sysconf(_SC_NPROCESSORS_ONLN);

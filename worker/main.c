@@ -19,15 +19,13 @@ static void on_stop(int sig)
     wk_stop_flag = 1;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: fv-worker [-c FILE] [--check-config] [--print-defaults]\n"
-            "  -c FILE           configuration file (sections [common] and [worker])\n"
-            "  --check-config    load and check the configuration, then exit\n"
-            "  --print-defaults  print every key with its value (defaults, file, FV_* env) and exit\n"
-            "Environment FV_<KEY> overrides a key, e.g. FV_BATCH_SIZE=100.\n");
-}
+static const fv_program program = {
+    .name = "fv-worker",
+    .purpose = "Fieldvault's worker: reads submissions from the Redis stream and writes them to PostgreSQL.\n"
+               "No key is reloaded: a change needs a restart (SIGTERM finishes the batch first).",
+    .table = wk_config_table,
+    .check = wk_config_check,
+};
 
 /* SIGTERM/SIGINT only set a flag: the loop finishes its batch (commit + ack) and exits. No
  * SA_RESTART, so a blocking sleep returns at once. SIGPIPE is ignored: a dead socket is an
@@ -53,35 +51,12 @@ failed:
 
 int main(int argc, char **argv)
 {
-    char err[512];
-    int status = 1;
+    int status = FV_EXIT_FAILURE;
     char *consumer = NULL;
     fv_cli cli;
-    int cli_status = fv_cli_parse(argc, argv, &cli, usage);
+    int cli_status = fv_cli_start(&program, argc, argv, &cli);
     if (cli_status >= 0) return cli_status;
-    const char *path = cli.config_path;
-    bool check = cli.check_only, print = cli.print_defaults;
-
-    if (fv_config_load(wk_config_table, path, err, sizeof err) != 0 ||
-        wk_config_validate(err, sizeof err) != 0) {
-        fprintf(stderr, "fv-worker: configuration: %s\n", err);
-        goto done;
-    }
     int level = fv_log_parse_level(fv_common.log_level);
-    if (level < 0) {
-        fprintf(stderr, "fv-worker: configuration: log_level: unknown level '%s'\n", fv_common.log_level);
-        goto done;
-    }
-    if (print) {
-        fv_config_print(wk_config_table, stdout);
-        status = 0;
-        goto done;
-    }
-    if (check) {
-        fprintf(stderr, "fv-worker: configuration OK\n");
-        status = 0;
-        goto done;
-    }
     fv_log_init("worker", (fv_log_level)level);
     if (install_signals() != 0) goto done;
 

@@ -19,7 +19,7 @@ typedef struct wk_settings {
 extern wk_settings wk_cfg;
 extern const fv_cfg_entry wk_config_table[];
 
-/* Checks ranges the table cannot express. Returns 0, or -1 with a reason in err. */
-int wk_config_validate(char *err, size_t errlen);
+/* Checks what the table's ranges cannot (the [common] values); reports on the key at fault. */
+void wk_config_check(fv_cfg_load *ld);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fv_envelope.h"
 #include "fv_redisutil.h"
 
 void wk_stream_close(wk_stream *s)
@@ -175,28 +176,24 @@ int wk_stream_ack(wk_stream *s, wk_batch *b, char *err, size_t errlen)
 int wk_stream_dead_letter(wk_stream *s, wk_entry *e, const char *error, char *err, size_t errlen)
 {
     size_t nf = e->fields ? e->fields->elements : 0;
-    size_t argc = 0;
-    const char **argv = malloc((3 + nf + 6) * sizeof *argv);
-    size_t *lens = malloc((3 + nf + 6) * sizeof *lens);
+    size_t argc = 0, room = 3 + nf + 2 * FV_ENVELOPE_DEAD_NFIELDS;
+    const char **argv = malloc(room * sizeof *argv);
+    size_t *lens = malloc(room * sizeof *lens);
     char deliveries[24];
     int rc = -1;
     if (!argv || !lens) {
         snprintf(err, errlen, "dead-letter: out of memory");
         goto done;
     }
-    snprintf(deliveries, sizeof deliveries, "%lld", e->deliveries);
 #define ARG(str, len) (argv[argc] = (str), lens[argc] = (len), argc++)
     ARG("XADD", 4);
     ARG(s->dead, strlen(s->dead));
     ARG("*", 1);
     for (size_t i = 0; i < nf; i++) ARG(e->fields->element[i]->str, e->fields->element[i]->len);
-    ARG("error", 5);
-    ARG(error, strlen(error));
-    ARG("stream_id", 9);
-    ARG(e->stream_id, strlen(e->stream_id));
-    ARG("deliveries", 10);
-    ARG(deliveries, strlen(deliveries));
 #undef ARG
+    /* The entry's own fields unchanged, then the dead-letter fields (fv_envelope.h). */
+    argc += (size_t)fv_envelope_dead_argv(error, e->stream_id, e->deliveries, deliveries, sizeof deliveries,
+                                          argv + argc, lens + argc);
     const char *ack[] = {"XACK", s->stream, s->group, e->stream_id};
     const char *del[] = {"XDEL", s->stream, e->stream_id};
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};

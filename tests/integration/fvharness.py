@@ -92,6 +92,9 @@ def free_port():
 
 def child_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FV_")}
+    # Without -c the programs would read /etc/fieldvault/fieldvault.conf if it exists: never in
+    # a test. FV_CONFIG="" means no file (a test that wants one passes -c or FV_CONFIG).
+    env["FV_CONFIG"] = ""
     env.setdefault("ASAN_OPTIONS", "abort_on_error=1")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     env.update({k: str(v) for k, v in extra.items()})

@@ -1,6 +1,7 @@
-/* Shared by the config tests: deploy/fieldvault.conf documents every key of a program's table
- * (a "key = value" line in the key's section, in a block a comment opens) with its default, and
- * loads cleanly with that program's table. Include after cmocka.h. */
+/* Shared by the config tests: every integer key of a program's table has a range its default
+ * lies in; deploy/fieldvault.conf documents every key of the table (a "key = value" line in the
+ * key's section, in a block a comment opens) with its default, and loads cleanly with that
+ * program's table. Include after cmocka.h. */
 #ifndef FV_TEST_SAMPLE_CHECK_H
 #define FV_TEST_SAMPLE_CHECK_H
 
@@ -13,6 +14,12 @@
 
 static void fv_test_sample_documents(const fv_cfg_entry *table)
 {
+    for (const fv_cfg_entry *e = table; e->name; e++) {
+        if (e->type != FV_CFG_INT) continue;
+        if (e->min >= e->max) fail_msg("[%s] %s has no range (min %d, max %d)", e->section, e->name, e->min, e->max);
+        int def = atoi(e->def);
+        if (def < e->min || def > e->max) fail_msg("%s: default %d is out of its range", e->name, def);
+    }
     const char *src = getenv("FV_SOURCE_DIR");
     char path[1024], line[4096], section[64] = "";
     bool documented = false;

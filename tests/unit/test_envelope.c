@@ -1,4 +1,5 @@
-/* Unit tests of fv_envelope: XADD argv -> parse round trip, and malformed entries rejected. */
+/* Unit tests of fv_envelope: XADD argv -> parse round trip, malformed entries rejected, and the
+ * dead-letter fields written, read back and told apart from the entry's own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,72 @@ static void test_unknown_fields_ignored(void **state)
     assert_string_equal(out.id, e.id);
 }
 
+#define NDEAD (NARGS + 2 * FV_ENVELOPE_DEAD_NFIELDS)
+
+/* A dead letter as the worker writes it: the entry's fields, then the dead-letter fields. */
+static int dead_letter(const fv_envelope *e, const char *error, const char **argv, size_t *lens, char *scratch,
+                       size_t scratchlen)
+{
+    int n = fv_envelope_xadd_argv(e, "fv:dead", scratch, 64, argv, lens);
+    n += fv_envelope_dead_argv(error, "1700000000000-7", 5, scratch + 64, scratchlen - 64, argv + n, lens + n);
+    return n;
+}
+
+static void test_dead_letter_round_trip(void **state)
+{
+    (void)state;
+    fv_envelope e = sample(), out;
+    const char *argv[NDEAD];
+    size_t lens[NDEAD];
+    char scratch[128], err[128];
+    int n = dead_letter(&e, "survey not found", argv, lens, scratch, sizeof scratch);
+    assert_int_equal(n, NDEAD);
+    assert_string_equal(argv[NARGS], FV_ENVELOPE_F_ERROR);
+    assert_string_equal(argv[NARGS + 2], FV_ENVELOPE_F_STREAM_ID);
+    assert_string_equal(argv[NARGS + 4], FV_ENVELOPE_F_DELIVERIES);
+    assert_string_equal(argv[NARGS + 5], "5");
+    fv_dead_letter d;
+    fv_envelope_dead_parse(&d, argv + 3, lens + 3, (size_t)n - 3);
+    assert_int_equal(d.own_items, 2 * FV_ENVELOPE_NFIELDS);
+    assert_int_equal(d.error_len, strlen("survey not found"));
+    assert_memory_equal(d.error, "survey not found", d.error_len);
+    assert_int_equal(d.stream_id_len, strlen("1700000000000-7"));
+    assert_memory_equal(d.stream_id, "1700000000000-7", d.stream_id_len);
+    assert_int_equal(d.deliveries, 5);
+    /* What requeue puts back is the envelope as it was. */
+    assert_int_equal(fv_envelope_parse(&out, argv + 3, lens + 3, d.own_items, err, sizeof err), 0);
+    assert_string_equal(out.id, e.id);
+    long i = fv_envelope_find(argv + 3, lens + 3, d.own_items, FV_ENVELOPE_F_DEPLOYMENT_ID);
+    assert_true(i > 0);
+    assert_string_equal(argv[3 + i], e.deployment_id);
+    assert_int_equal(fv_envelope_find(argv + 3, lens + 3, d.own_items, FV_ENVELOPE_F_ERROR), -1);
+}
+
+/* Only the run of fields at the end counts, each once: an "error" before it stays the entry's, and an
+ * entry that never was a dead letter has none. */
+static void test_dead_letter_fields_only_at_the_end(void **state)
+{
+    (void)state;
+    const char *items[] = {"id", "x", "error", "its own", "deliveries", "7", "stream_id", "1-1",
+                           "deliveries", "x9", "error", "the worker's"};
+    size_t lens[12];
+    for (int i = 0; i < 12; i++) lens[i] = strlen(items[i]);
+    fv_dead_letter d;
+    fv_envelope_dead_parse(&d, items, lens, 12);
+    assert_int_equal(d.own_items, 6); /* the deliveries at 4 repeats the one at 8: it is the entry's */
+    assert_memory_equal(d.error, "the worker's", d.error_len);
+    assert_int_equal(d.deliveries, -1); /* "x9" is not a number */
+    assert_memory_equal(d.stream_id, "1-1", d.stream_id_len);
+    fv_envelope_dead_parse(&d, items, lens, 4);
+    assert_int_equal(d.own_items, 2);
+    assert_memory_equal(d.error, "its own", d.error_len);
+    fv_envelope_dead_parse(&d, items, lens, 2);
+    assert_int_equal(d.own_items, 2);
+    assert_null(d.error);
+    assert_null(d.stream_id);
+    assert_int_equal(d.deliveries, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +248,8 @@ int main(void)
         cmocka_unit_test(test_missing_fields_rejected),
         cmocka_unit_test(test_malformed_fields_rejected),
         cmocka_unit_test(test_unknown_fields_ignored),
+        cmocka_unit_test(test_dead_letter_round_trip),
+        cmocka_unit_test(test_dead_letter_fields_only_at_the_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,7 @@ static void test_defaults(void **state)
     assert_string_equal(wk_cfg.consumer_name, "");
     assert_int_equal(wk_cfg.pg_retry_max_ms, 5000);
     assert_string_equal(fv_common.group, "workers");
-    assert_int_equal(wk_config_validate(err, sizeof err), 0);
+    assert_int_equal(fv_config_load_checked(wk_config_table, NULL, wk_config_check, err, sizeof err), 0);
 }
 
 static void test_validate_rejects(void **state)
@@ -54,12 +54,15 @@ static void test_validate_rejects(void **state)
     static const char *bad[][2] = {{"FV_BATCH_SIZE", "0"},    {"FV_BLOCK_MS", "0"},
                                    {"FV_CLAIM_IDLE_MS", "-1"}, {"FV_MAX_DELIVERIES", "0"},
                                    {"FV_PG_RETRY_MAX_MS", "0"}, {"FV_IO_TIMEOUT_MS", "0"},
-                                   {"FV_REDIS_PORT", "70000"}};
+                                   {"FV_REDIS_PORT", "70000"}, {"FV_BATCH_SIZE", "100001"},
+                                   {"FV_PG_STATEMENT_TIMEOUT_MS", "-1"}, {"FV_LOG_LEVEL", "loud"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char err[256] = "";
+        char err[256] = "", want[128];
         setenv(bad[i][0], bad[i][1], 1);
-        assert_int_equal(fv_config_load(wk_config_table, NULL, err, sizeof err), 0);
-        if (wk_config_validate(err, sizeof err) != -1) fail_msg("%s=%s accepted", bad[i][0], bad[i][1]);
+        if (fv_config_load_checked(wk_config_table, NULL, wk_config_check, err, sizeof err) != -1)
+            fail_msg("%s=%s accepted", bad[i][0], bad[i][1]);
+        snprintf(want, sizeof want, "environment %s: ", bad[i][0]);
+        if (strncmp(err, want, strlen(want)) != 0 || strchr(err, '\n')) fail_msg("%s", err);
         unsetenv(bad[i][0]);
     }
     setenv("FV_CONSUMER_NAME", "w7", 1);
