@@ -136,8 +136,8 @@ static void test_del_and_del_prefix(void **state)
 
     fe_cache_del_prefix(c, "apikey:");
     assert_int_equal(get(c, "apikey:1", 1, NULL), -1);
-    assert_int_equal(get(c, "apikey", 1, NULL), 3);     /* shorter than the prefix: kept */
-    assert_int_equal(get(c, "xapikey:1", 1, NULL), 5);  /* the prefix is a prefix, not a substring */
+    assert_int_equal(get(c, "apikey", 1, NULL), 3);    /* shorter than the prefix: kept */
+    assert_int_equal(get(c, "xapikey:1", 1, NULL), 5); /* the prefix is a prefix, not a substring */
     assert_int_equal(get(c, "deployment:1", 1, NULL), 4);
     assert_int_equal(freed, 2);
     assert_int_equal(fe_cache_count(c), 3);
@@ -154,7 +154,7 @@ static void test_size_cap_evicts_expired_first(void **state)
     (void)state;
     fe_cache *c = fe_cache_new(4, val_free);
     assert_non_null(c);
-    fe_cache_put(c, "old1", val(1), 0, 5, 5);     /* expired by t=10 */
+    fe_cache_put(c, "old1", val(1), 0, 5, 5); /* expired by t=10 */
     fe_cache_put(c, "old2", val(2), 0, 5, 5);
     fe_cache_put(c, "live1", val(3), 0, 100, 100);
     fe_cache_put(c, "live2", val(4), 0, 100, 100);
@@ -242,7 +242,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fresh_then_usable_then_gone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fresh_may_be_null_and_usable_at_least_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_may_be_null_and_usable_at_least_fresh, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_replace_frees_the_old_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_are_strings_not_pointers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_del_and_del_prefix, setup, teardown),

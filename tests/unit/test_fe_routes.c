@@ -30,10 +30,10 @@ static void test_literal_paths(void **state)
     assert_false(match("/healthz", "/healthy", p));
     assert_false(match("/healthz", "/healthzz", p));
     assert_false(match("/healthz", "/health", p));
-    assert_false(match("/v1/me", "/v1/me/totp", p));    /* longer path */
-    assert_false(match("/v1/me/totp", "/v1/me", p));    /* shorter path */
-    assert_false(match("/v1/me", "/V1/ME", p));         /* case matters */
-    assert_false(match("/v1/me", "v1/me", p));          /* no leading slash */
+    assert_false(match("/v1/me", "/v1/me/totp", p)); /* longer path */
+    assert_false(match("/v1/me/totp", "/v1/me", p)); /* shorter path */
+    assert_false(match("/v1/me", "/V1/ME", p));      /* case matters */
+    assert_false(match("/v1/me", "v1/me", p));       /* no leading slash */
     assert_false(match("/v1/me", "", p));
     assert_false(match("/v1/me", "/", p));
     assert_true(match("/", "/", p));
@@ -198,8 +198,9 @@ static void test_every_route_is_reachable(void **state)
         for (int j = 0; j < fe_nroutes && first < 0; j++)
             if (fe_routes[j].method == fe_routes[i].method && match(fe_routes[j].pattern, path, p))
                 first = j;
-        if (first != i) fail_msg("%s %s is taken by route %d (%s)", fe_routes[i].name, path, first,
-                                 first >= 0 ? fe_routes[first].pattern : "none");
+        if (first != i)
+            fail_msg("%s %s is taken by route %d (%s)", fe_routes[i].name, path, first,
+                     first >= 0 ? fe_routes[first].pattern : "none");
         assert_true(match(fe_routes[i].pattern, path, p));
         int k = 0;
         for (const char *s = fe_routes[i].pattern; *s; s++)
