@@ -225,3 +225,24 @@ def test_installed_frontend_checks_the_installed_sample_config(root, tmp_path):
     conf.write_text(text.replace(str(cert), str(tmp_path / "missing.pem")))
     r = run([exe, "-c", conf, "--check-config"], env=child_env())
     assert r.returncode != 0, r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------ cmake --install without the package
+def test_cmake_install_into_a_prefix(tmp_path):
+    """`cmake --install build --prefix P`: the same tree under P, the units' ExecStart naming
+    P/bin, and nothing written outside P (the /etc conffile is the package's alone)."""
+    prefix = tmp_path / "prefix"
+    r = run(["cmake", "--install", build_dir(), "--prefix", prefix])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in (prefix / "bin").iterdir()) == sorted(PROGRAMS)
+    assert sorted(p.name for p in (prefix / "share/fieldvault/sql").glob("*.sql")) == \
+        sorted(p.name for p in (REPO / "common/sql").glob("*.sql"))
+    assert sorted(p.name for p in prefix.iterdir()) == ["bin", "lib", "share"]  # no etc/
+    assert "/etc/fieldvault" not in r.stdout
+    for u in UNITS:
+        text = (prefix / "lib/systemd/system" / u).read_text()
+        starts = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
+        name = u.split("@")[0].split(".")[0]
+        assert starts == [f"{prefix}/bin/{name} -c /etc/fieldvault/fieldvault.conf"], starts
+        assert f"file://{prefix}/share/doc/fieldvault/operations.md" in text
+    assert (prefix / "share/doc/fieldvault/operations.md").is_file()
