@@ -25,9 +25,12 @@ done
 # Build and runtime: compilers, libraries, and the servers a local cluster runs.
 packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev libssl-dev
     libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
-    ca-certificates util-linux jq)
+    ca-certificates util-linux jq dpkg-dev)
+# dpkg-dev: dpkg-shlibdeps, which computes the .deb's Depends (cpack -G DEB; build-essential
+# pulls it in too, named here because the package step needs it).
 if [ "$want_test" = 1 ]; then
-    packages+=(python3 python3-pytest python3-requests python3-psycopg2)
+    # clang-format-14: the pinned formatter of tools/format.sh (Debian 12's version).
+    packages+=(python3 python3-pytest python3-requests python3-psycopg2 clang-format-14)
 fi
 
 missing=()

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (apt), builds, runs the unit tests (ctest) and the
-# integration tests (pytest against real PostgreSQL, Redis and our binaries), the short fault
-# scenarios (tests/chaos/chaos.py: the whole cluster under load, things broken on purpose, every
-# acknowledged submission checked), then the unit and integration tests again with
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# integration tests (pytest against real PostgreSQL, Redis and our binaries), the Debian package
+# (cpack, unpacked, its programs run: tests/package), the short fault scenarios (tests/chaos/
+# chaos.py: the whole cluster under load, things broken on purpose, every acknowledged submission
+# checked), then the unit and integration tests again with AddressSanitizer + UndefinedBehavior-
+# Sanitizer. The format check (tools/format.sh --check) runs first and counts as one test.
 #
-#   tests/run.sh [--quick] [--no-chaos] [--no-install] [--keep-tmp] [-- PYTEST-ARGS...]
+#   tests/run.sh [--quick] [--no-chaos] [--no-package] [--no-format] [--only STEP] [--no-install]
+#                [--keep-tmp] [-- PYTEST-ARGS...]
 #
 #   --quick       skip the sanitizer pass (build-asan/)
 #   --no-chaos    skip the fault scenarios
+#   --no-package  skip the package step
+#   --no-format   skip the format check
+#   --only STEP   run one step alone: format, or package (configures and builds build/ first)
 #   --no-install  do not check or install Debian packages
 #   --keep-tmp    keep the integration tests' temporary directories (FV_KEEP_TMP=1)
 #   -- ARGS       extra arguments for pytest, e.g. -- -k flow -x
@@ -21,12 +26,27 @@ ROOT=$(pwd)
 
 quick=0
 chaos=1
+package=1
+format=1
+only=""
 install=1
 pytest_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1 ;;
     --no-chaos) chaos=0 ;;
+    --no-package) package=0 ;;
+    --no-format) format=0 ;;
+    --only)
+        shift
+        case "${1:-}" in
+        format | package) only=$1 ;;
+        *)
+            echo "run.sh: --only takes format or package" >&2
+            exit 2
+            ;;
+        esac
+        ;;
     --no-install) install=0 ;;
     --keep-tmp) export FV_KEEP_TMP=1 ;;
     --)
@@ -35,7 +55,7 @@ while [ $# -gt 0 ]; do
         break
         ;;
     -h | --help)
-        sed -n '2,16p' "$0"
+        sed -n '2,21p' "$0"
         exit 0
         ;;
     *)
@@ -104,8 +124,8 @@ summary() {
     echo "summary: ${passed} passed, ${failed} failed, ${skipped} skipped"
 }
 
-# One pass: configure, build, ctest, pytest. $1 = label, $2 = build dir, rest = cmake options.
-run_pass() {
+# Configure and build. $1 = label, $2 = build dir, rest = cmake options.
+build_pass() {
     local label=$1 dir=$2
     shift 2
     note "== ${label}: configure and build ${dir}/"
@@ -118,6 +138,12 @@ run_pass() {
         return 1
     fi
     step_ok "${label}: build"
+}
+
+# One pass: configure, build, ctest, pytest. $1 = label, $2 = build dir, rest = cmake options.
+run_pass() {
+    local label=$1 dir=$2
+    build_pass "$@" || return 1
 
     note "== ${label}: unit tests (ctest)"
     rm -f "$ROOT/$dir/ctest-junit.xml"
@@ -147,6 +173,40 @@ run_pass() {
         [ "$failed" -gt "$before" ] || failed=$((failed + 1))
     fi
     return 0
+}
+
+# The format check: one test, failed when a file differs from what clang-format-14 makes of it.
+run_format() {
+    note "== format: tools/format.sh --check"
+    if tools/format.sh --check; then
+        passed=$((passed + 1))
+        step_ok "format check"
+    else
+        failed=$((failed + 1))
+        step_failed "format check (tools/format.sh lists the files; run it without --check)"
+    fi
+}
+
+# The package step: cpack -G DEB in the build dir, then tests/package (pytest) unpacks it with
+# dpkg -x and runs the installed fvctl and fv-frontend against a throwaway PostgreSQL.
+run_package() {
+    local dir=$1 rc=0
+    note "== package: cpack -G DEB in ${dir}/, tests/package on the unpacked tree"
+    rm -f "$ROOT/$dir"/fieldvault_*.deb "$ROOT/$dir/package-junit.xml"
+    if ! (cd "$ROOT/$dir" && cpack -G DEB); then
+        setup_failed "package: cpack -G DEB"
+        return 1
+    fi
+    local before=$failed
+    FV_BUILD_DIR="$ROOT/$dir" "$PY" -m pytest tests/package -v -p no:cacheprovider \
+        --junitxml="$ROOT/$dir/package-junit.xml" || rc=$?
+    count_junit "$ROOT/$dir/package-junit.xml"
+    if [ "$rc" = 0 ]; then
+        step_ok "package: .deb built and its installed programs work"
+    else
+        step_failed "package (pytest exit $rc)"
+        [ "$failed" -gt "$before" ] || failed=$((failed + 1))
+    fi
 }
 
 # The fault tests (tests/chaos/chaos.py): each scenario is one test; a line
@@ -186,7 +246,27 @@ fi
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 export ASAN_OPTIONS=abort_on_error=1
+if [ "$only" = format ]; then
+    run_format
+    summary
+    exit "$status"
+elif [ "$only" = package ]; then
+    build_pass "release" build && run_package build
+    summary
+    exit "$status"
+fi
+
+if [ "$format" = 1 ]; then
+    run_format
+else
+    steps+=("skipped format check (--no-format)")
+fi
 if run_pass "release" build; then
+    if [ "$package" = 1 ]; then
+        run_package build
+    else
+        steps+=("skipped package (--no-package)")
+    fi
     if [ "$chaos" = 1 ]; then
         run_chaos build
     else

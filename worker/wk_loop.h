@@ -18,8 +18,8 @@ typedef struct wk_loop {
     long long last_claim_ms;           /* when XAUTOCLAIM last ran */
     bool claim_more;                   /* the last XAUTOCLAIM scan did not reach the end */
     unsigned long long written, dead;  /* totals for the log */
-    unsigned long long dead_at_read;
-    unsigned pg_failures;              /* consecutive PostgreSQL failures: only the first warns */   /* L->dead when the batch in flight was read */
+    unsigned long long dead_at_read;   /* L->dead when the batch in flight was read */
+    unsigned pg_failures;              /* consecutive PostgreSQL failures: only the first warns */
 } wk_loop;
 
 /* Sets up L from wk_cfg and fv_common (which must outlive it); stop is the shutdown flag. */

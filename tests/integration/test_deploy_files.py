@@ -107,7 +107,8 @@ def test_unit_files(name, binary_name, reload):
     for k, v in HARDENING.items():
         assert one(u, "Service", k) == v, f"{name}: {k}"
     assert one(u, "Service", "EnvironmentFile") == "-/etc/fieldvault/fieldvault.env"
-    assert one(u, "Service", "ExecStart") == f"/usr/local/bin/{binary_name} -c /etc/fieldvault/fieldvault.conf"
+    # The package's layout (/usr/bin); `cmake --install --prefix P` rewrites it to P/bin.
+    assert one(u, "Service", "ExecStart") == f"/usr/bin/{binary_name} -c /etc/fieldvault/fieldvault.conf"
     assert one(u, "Install", "WantedBy") == "multi-user.target"
     reloads = values(u, "Service", "ExecReload")
     if reload:
