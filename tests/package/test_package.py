@@ -183,10 +183,7 @@ def test_installed_fvctl_finds_the_installed_migrations_itself(root, pg):
     """Without --sql-dir, fvctl reads <dir of the executable>/../share/fieldvault/sql. A probe
     migration added to the unpacked tree only proves it read that folder and not the source
     tree's common/sql (which exists on a build machine)."""
-    help_text = fvctl_help(root)
-    if "share/fieldvault/sql" not in help_text:
-        pytest.skip("fvctl migrate does not look in <bindir>/../share/fieldvault/sql yet (its --help "
-                    "names no such default; the config/start-up branch adds it)")
+    assert "share/fieldvault/sql" in fvctl_help(root), "fvctl migrate --help names where it looks"
     sql_dir = root / "usr/share/fieldvault/sql"
     probe = sql_dir / "999_package_probe.sql"
     probe.write_text("-- written by tests/package/test_package.py\nCREATE TABLE package_probe (x int);\n")
