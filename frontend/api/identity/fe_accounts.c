@@ -108,7 +108,7 @@ void fe_accounts_signup(fe_req *r)
     if (!s || !(s->email = strdup(email)) || !(s->name = strdup(name))) {
         if (s) free(s->email);
         free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;
@@ -116,7 +116,7 @@ void fe_accounts_signup(fe_req *r)
     fv_id_new(s->id);
     fe_pw_job *pj = fe_pw_job_new(pw, NULL, NULL, email, name);
     if (!pj) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     pj->estimate = pj->hash = true;

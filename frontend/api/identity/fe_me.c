@@ -143,7 +143,7 @@ static void change_checked(void *job, bool ran, void *owner)
         return;
     }
     if (!pj->estimated) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     s->strength = pj->strength;
@@ -193,7 +193,7 @@ static void stored_read(const fe_pg_result *res, void *arg)
     s->current = s->next = NULL;
     if (!pj || !s->stored) {
         fe_pw_job_free(pj);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     pj->verify = pj->estimate = pj->hash = true;
@@ -234,7 +234,7 @@ void fe_me_password(fe_req *r)
     pw_change *s = calloc(1, sizeof *s);
     if (!s || !(s->current = strdup(cur)) || !(s->next = strdup(next))) {
         if (s) pw_change_free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;

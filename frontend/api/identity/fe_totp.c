@@ -83,7 +83,7 @@ static void enrolled(const fe_pg_result *res, void *arg)
     }
     char *label = evhttp_uriencode(PQgetvalue(res->res, 0, 0), -1, 0);
     if (!label) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     char uri[1024];
@@ -112,7 +112,7 @@ void fe_totp_enrol(fe_req *r)
     if (!session_only(r)) return;
     enrol *s = calloc(1, sizeof *s);
     if (!s) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;
@@ -226,7 +226,7 @@ static void secret_read(const fe_pg_result *res, void *arg)
         return;
     }
     if (!(s->sealed = strdup(PQgetvalue(p, 0, 0)))) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     char aad[8 + FV_UUID_STRLEN + 1];
@@ -280,7 +280,7 @@ static void code_op_start(fe_req *r, bool disable)
     }
     code_op *s = calloc(1, sizeof *s);
     if (!s) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     memcpy(s->code, code, FV_TOTP_DIGITS + 1);
