@@ -179,6 +179,32 @@ void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *
     start(r, &c, sql, nparams, params);
 }
 
+void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams, const char *const *params,
+                          const char *what)
+{
+    fe_page pg;
+    const char *all[FE_VERDICT_LIST_PARAMS + 3];
+    if (nparams > FE_VERDICT_LIST_PARAMS) {
+        fv_error("req %s: a list with too many parameters", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return;
+    }
+    if (!fe_page_read(r, kind, &pg)) return;
+    int n = 0;
+    for (; n < nparams; n++) all[n] = params[n];
+    all[n++] = fe_page_after(&pg);
+    if (kind == FE_PAGE_TS_UUID) all[n++] = fe_page_after_id(&pg);
+    all[n++] = pg.limit_text;
+    fe_verdict_list(r, &pg, sql, n, all, what);
+}
+
+void fe_verdict_get(fe_req *r, const char *sql, const char *what)
+{
+    if (!fe_verdict_id(r, 0, what)) return;
+    const char *params[] = {r->param[0], fe_verdict_user(r)};
+    fe_verdict_run(r, sql, 2, params, 200, what, NULL);
+}
+
 void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams, const char *const *params,
                      const char *what)
 {

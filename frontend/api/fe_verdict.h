@@ -46,6 +46,10 @@ void fe_verdict_reply(fe_req *r, const char *verdict, const char *what);
  * <what>") and returns false (r is then gone). */
 bool fe_verdict_id(fe_req *r, int i, const char *what);
 
+/* Reads the object of path parameter 0 (answering 404 when it is not a UUID): runs sql with $1 the
+ * id and $2 the caller (NULL: anonymous) and answers 200 with its body, or by its verdict. */
+void fe_verdict_get(fe_req *r, const char *sql, const char *what);
+
 /* For handlers of several steps: the body (column 1, borrowed from res; "" when NULL) of an 'ok'
  * verdict statement's result, or NULL after answering r by the verdict or the failure (r is then
  * gone). */
@@ -64,6 +68,13 @@ void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *
  * {"items": [...], "next": cursor | null} when it is 'ok', else by the verdict. Takes over r. */
 void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams, const char *const *params,
                      const char *what);
+
+/* fe_page_read of r's query for a list of kind, then fe_verdict_list with params (borrowed; at
+ * most FE_VERDICT_LIST_PARAMS) followed by the page's parameters: the cursor (for TS_UUID its
+ * date-time and its id) and the page size. Takes over r. */
+#define FE_VERDICT_LIST_PARAMS 8
+void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams, const char *const *params,
+                          const char *what);
 
 /* A verdict statement answering one page of a list: verdict is an SQL expression ('ok' lists),
  * rows a SELECT (already filtered by the caller's grants and by the cursor) whose columns include

@@ -141,20 +141,18 @@ void fe_apikeys_create(fe_req *r)
 /* ------------------------------------------------------------------ GET /v1/me/api-keys */
 
 /* The caller's own keys, revoked ones included, in id order (UUIDv7: creation order); current:
- * the key this request was made with ($4, NULL for a session). */
+ * the key this request was made with ($2, NULL for a session). */
 static const char sql_key_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
-    "SELECT k.id, fv_api_key_json(k) || jsonb_build_object('current', COALESCE(k.id = $4::uuid, false)) AS j "
-    "FROM api_keys k WHERE k.user_id = $1::uuid AND ($2::uuid IS NULL OR k.id > $2::uuid)",
-    "id", "page.id::text", "page.j", "$3");
+    "SELECT k.id, fv_api_key_json(k) || jsonb_build_object('current', COALESCE(k.id = $2::uuid, false)) AS j "
+    "FROM api_keys k WHERE k.user_id = $1::uuid AND ($3::uuid IS NULL OR k.id > $3::uuid)",
+    "id", "page.id::text", "page.j", "$4");
 
 void fe_apikeys_list(fe_req *r)
 {
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_UUID, &pg)) return;
     const char *current = r->user->cred == FE_CRED_API_KEY ? r->user->cred_id : NULL;
-    const char *params[] = {r->user->id, fe_page_after(&pg), pg.limit_text, current};
-    fe_verdict_list(r, &pg, sql_key_list, 4, params, "API key");
+    const char *params[] = {r->user->id, current};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_key_list, 2, params, "API key");
 }
 
 /* ------------------------------------------------------------------ DELETE /v1/me/api-keys/{id} */

@@ -69,14 +69,7 @@ static void enrolled(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     enrol *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "this account no longer exists");
-        return;
-    }
+    if (!fe_identity_account_row(r, res)) return;
     if (strcmp(PQgetvalue(res->res, 0, 2), "1") != 0) {
         fe_reply_error(r, 409, "totp_already_enabled", "TOTP is already on; turn it off first to enrol again");
         return;
@@ -202,14 +195,7 @@ static void secret_read(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     code_op *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "this account no longer exists");
-        return;
-    }
+    if (!fe_identity_account_row(r, res)) return;
     const PGresult *p = res->res;
     bool confirmed = PQgetvalue(p, 0, 1)[0] == 't';
     if (PQgetisnull(p, 0, 0)) {

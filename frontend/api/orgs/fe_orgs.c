@@ -120,15 +120,13 @@ static const char sql_org_list[] = FE_VERDICT_PAGE_SQL(
 
 void fe_orgs_list(fe_req *r)
 {
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->user->id, fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_org_list, 3, params, "organisation");
+    const char *params[] = {r->user->id};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_org_list, 1, params, "organisation");
 }
 
 /* Members read their org; anyone else gets 404. */
 static const char sql_org_get[] =
-    "SELECT 'ok', fv_org_json(o, $1)::text FROM orgs o WHERE o.id = $2 AND fv_is_org_member($1, o.id)";
+    "SELECT 'ok', fv_org_json(o, $2)::text FROM orgs o WHERE o.id = $1 AND fv_is_org_member($2, o.id)";
 
 /* Answers 404 and returns false when the path's org id is not a UUID. */
 static bool org_param_ok(fe_req *r)
@@ -138,9 +136,7 @@ static bool org_param_ok(fe_req *r)
 
 void fe_orgs_get(fe_req *r)
 {
-    if (!org_param_ok(r)) return;
-    const char *params[] = {r->user->id, r->param[0]};
-    fe_verdict_run(r, sql_org_get, 2, params, 200, "organisation", NULL);
+    fe_verdict_get(r, sql_org_get, "organisation");
 }
 
 /* Org admin (with TOTP when the org requires it; turning the requirement on needs TOTP too). */
@@ -225,10 +221,8 @@ static const char sql_branch_list[] = FE_VERDICT_PAGE_SQL(
 void fe_orgs_branch_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_branch_list, 4, params, "organisation");
+    const char *params[] = {r->user->id, r->param[0]};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_branch_list, 2, params, "organisation");
 }
 
 /* ---- teams ---- */
@@ -270,10 +264,8 @@ static const char sql_team_list[] = FE_VERDICT_PAGE_SQL(
 void fe_orgs_team_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_team_list, 4, params, "organisation");
+    const char *params[] = {r->user->id, r->param[0]};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_team_list, 2, params, "organisation");
 }
 
 /* ---- members ---- */
@@ -421,10 +413,8 @@ static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
 void fe_orgs_member_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_member_list, 4, params, "organisation");
+    const char *params[] = {r->user->id, r->param[0]};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_member_list, 2, params, "organisation");
 }
 
 /* ---- audit ---- */
@@ -442,8 +432,6 @@ static const char sql_audit_list[] = FE_VERDICT_PAGE_SQL(
 void fe_orgs_audit(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_INT, &pg)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_audit_list, 5, params, "organisation");
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r)};
+    fe_verdict_page_list(r, FE_PAGE_INT, sql_audit_list, 3, params, "organisation");
 }

@@ -18,8 +18,7 @@ static const char sql_quarantine_list[] = FE_VERDICT_PAGE_SQL(
 
 void fe_quarantine_list(fe_req *r)
 {
-    fe_page pg;
-    if (!fe_verdict_id(r, 0, "organisation") || !fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_quarantine_list, 5, params, "organisation");
+    if (!fe_verdict_id(r, 0, "organisation")) return;
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r)};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_quarantine_list, 3, params, "organisation");
 }

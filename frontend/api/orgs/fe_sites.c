@@ -151,25 +151,20 @@ void fe_sites_list(fe_req *r)
         const char *n[] = {"type"}, *why[] = {"a string of 1 to 100 characters"};
         fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", 1, n, why);
     } else {
-        fe_page pg;
-        if (fe_page_read(r, FE_PAGE_UUID, &pg)) {
-            const char *params[] = {fe_verdict_user(r), org, type, fe_page_after(&pg), pg.limit_text};
-            fe_verdict_list(r, &pg, sql_site_list, 5, params, "site");
-        }
+        const char *params[] = {fe_verdict_user(r), org, type};
+        fe_verdict_page_list(r, FE_PAGE_UUID, sql_site_list, 3, params, "site");
     }
     free(org);
     free(type);
 }
 
 static const char sql_site_get[] =
-    "SELECT 'ok', fv_site_json(s, fv_site_full($1::uuid, s.org_id, s.privacy))::text FROM sites s "
-    "WHERE s.id = $2 AND s.deleted_at IS NULL AND fv_site_visible($1::uuid, s.org_id, s.privacy)";
+    "SELECT 'ok', fv_site_json(s, fv_site_full($2::uuid, s.org_id, s.privacy))::text FROM sites s "
+    "WHERE s.id = $1 AND s.deleted_at IS NULL AND fv_site_visible($2::uuid, s.org_id, s.privacy)";
 
 void fe_sites_get(fe_req *r)
 {
-    if (!fe_verdict_id(r, 0, "site")) return;
-    const char *params[] = {fe_verdict_user(r), r->param[0]};
-    fe_verdict_run(r, sql_site_get, 2, params, 200, "site", NULL);
+    fe_verdict_get(r, sql_site_get, "site");
 }
 
 /* ---- PATCH, DELETE /v1/sites/{id} ---- */

@@ -164,9 +164,7 @@ static const char sql_dep_get[] =
 
 void fe_deployments_get(fe_req *r)
 {
-    if (!fe_verdict_id(r, 0, "deployment")) return;
-    const char *params[] = {r->param[0], r->user->id};
-    fe_verdict_run(r, sql_dep_get, 2, params, 200, "deployment", NULL);
+    fe_verdict_get(r, sql_dep_get, "deployment");
 }
 
 /* The deployments of a survey the caller may see (a survey they may not see answers 404, even
@@ -179,8 +177,7 @@ static const char sql_dep_list[] = FE_VERDICT_PAGE_SQL(
 
 void fe_deployments_list(fe_req *r)
 {
-    fe_page pg;
-    if (!fe_verdict_id(r, 0, "survey") || !fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->param[0], r->user->id, fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_dep_list, 4, params, "survey");
+    if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *params[] = {r->param[0], r->user->id};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_dep_list, 2, params, "survey");
 }

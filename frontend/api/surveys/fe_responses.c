@@ -15,9 +15,7 @@ static const char sql_response_get[] =
 
 void fe_responses_get(fe_req *r)
 {
-    if (!fe_verdict_id(r, 0, "response")) return;
-    const char *params[] = {r->param[0], r->user->id};
-    fe_verdict_run(r, sql_response_get, 2, params, 200, "response", NULL);
+    fe_verdict_get(r, sql_response_get, "response");
 }
 
 /* $1 survey, $2 caller, $3 deployment, $4 status, $5 $6 the cursor (created_at, id), $7 the

@@ -89,9 +89,7 @@ static const char sql_survey_get[] =
 
 void fe_surveys_get(fe_req *r)
 {
-    if (!fe_verdict_id(r, 0, "survey")) return;
-    const char *params[] = {r->param[0], r->user->id};
-    fe_verdict_run(r, sql_survey_get, 2, params, 200, "survey", NULL);
+    fe_verdict_get(r, sql_survey_get, "survey");
 }
 
 /* The candidates are the surveys of the caller's organisations, the ones they created, and the
@@ -112,10 +110,8 @@ static const char sql_survey_list[] = FE_VERDICT_PAGE_SQL(
 
 void fe_surveys_list(fe_req *r)
 {
-    fe_page pg;
-    if (!fe_page_read(r, FE_PAGE_UUID, &pg)) return;
-    const char *params[] = {r->user->id, fe_page_after(&pg), pg.limit_text};
-    fe_verdict_list(r, &pg, sql_survey_list, 3, params, "survey");
+    const char *params[] = {r->user->id};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_survey_list, 1, params, "survey");
 }
 
 /* ---- a new definition version (survey admin) ---- */
