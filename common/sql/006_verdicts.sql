@@ -15,6 +15,23 @@ LANGUAGE sql STABLE AS $$
                          AND m.user_id <> u)
 $$;
 
+-- The organisations u is a member of (holds a membership in).
+CREATE OR REPLACE FUNCTION fv_member_orgs(u uuid) RETURNS SETOF uuid
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT m.org_id FROM memberships m WHERE m.user_id = u
+$$;
+
+-- A membership as the API shows it to viewer (a member of its org): the user's email only on the
+-- viewer's own rows (an admin adds members by user id without their consent, so a member list
+-- must not turn a user id into an email address).
+CREATE OR REPLACE FUNCTION fv_membership_json(m memberships, member users, viewer uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('id', m.id, 'user_id', m.user_id, 'name', member.name,
+                              'email', CASE WHEN m.user_id = viewer THEN member.email END,
+                              'role', m.role, 'branch_id', m.branch_id, 'team_id', m.team_id,
+                              'created_at', fv_ts(m.created_at))
+$$;
+
 -- Reading what belongs to org: 'ok' for its members, else 'hidden'.
 CREATE OR REPLACE FUNCTION fv_member_verdict(u uuid, org uuid) RETURNS text
 LANGUAGE sql STABLE AS $$

@@ -114,7 +114,7 @@ void fe_orgs_create(fe_req *r)
 static const char sql_org_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "SELECT o.id, fv_org_json(o, $1) AS j FROM orgs o "
-    "WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) "
+    "WHERE o.id IN (SELECT fv_member_orgs($1)) "
     "  AND ($2::uuid IS NULL OR o.id > $2::uuid)",
     "id", "page.id::text", "page.j", "$3");
 
@@ -396,19 +396,12 @@ void fe_orgs_member_remove(fe_req *r)
 }
 
 /* Org members see who is in their org, one item per membership; an email only on the caller's own
- * rows: an admin adds members by user id without their consent, so a member list must not turn a
- * user id into an email address (anyone can make an org and add any id to it). */
+ * rows (fv_membership_json: anyone can make an org and add any user id to it). */
 static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
     "fv_member_verdict($1, $2)",
-    "SELECT m.id, m.user_id, u.name, CASE WHEN m.user_id = $1 THEN u.email END AS email, "
-    "       m.role, m.branch_id, m.team_id, m.created_at "
-    "FROM memberships m JOIN users u ON u.id = m.user_id "
+    "SELECT m.id, fv_membership_json(m, u, $1) AS j FROM memberships m JOIN users u ON u.id = m.user_id "
     "WHERE m.org_id = $2 AND ($3::uuid IS NULL OR m.id > $3::uuid)",
-    "id", "page.id::text",
-    "jsonb_build_object('id', page.id, 'user_id', page.user_id, 'name', page.name, "
-    "                   'email', page.email, 'role', page.role, 'branch_id', page.branch_id, "
-    "                   'team_id', page.team_id, 'created_at', fv_ts(page.created_at))",
-    "$4");
+    "id", "page.id::text", "page.j", "$4");
 
 void fe_orgs_member_list(fe_req *r)
 {

@@ -98,7 +98,7 @@ void fe_surveys_get(fe_req *r)
 static const char sql_survey_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "WITH c AS (SELECT s.id FROM surveys s "
-    "           WHERE s.org_id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) "
+    "           WHERE s.org_id IN (SELECT fv_member_orgs($1)) "
     "              OR s.created_by = $1 "
     "           UNION SELECT g.survey_id FROM survey_grants g "
     "                 WHERE g.principal_type = 'user' AND g.principal_id = $1 "
