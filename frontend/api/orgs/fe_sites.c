@@ -32,17 +32,6 @@ static bool text_ok(yajl_val v, size_t max)
     return v && YAJL_IS_STRING(v) && v->u.string[0] && strlen(v->u.string) <= max;
 }
 
-/* Serialises a JSON value (borrowed); caller frees. NULL when out of memory. */
-static char *to_json(yajl_val v)
-{
-    fv_jgen *j = fv_jgen_new();
-    if (!j) return NULL;
-    fv_jgen_tree(j, v);
-    char *s = strdup(fv_jgen_buf(j, NULL));
-    fv_jgen_free(j);
-    return s;
-}
-
 /* Reads a site's fields from r->body into f (create: name, type, privacy required). Answers r and
  * returns false when they are invalid (or memory runs out). */
 static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
@@ -72,7 +61,7 @@ static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
     if (!create && !name && !type && !privacy && !loc && !props)
         bad[nbad] = "name", why[nbad++] = "nothing to change";
     if (!nbad && props) {
-        f->properties = to_json(props);
+        f->properties = fv_json_text(props);
         if (f->properties && strlen(f->properties) > FE_PROPERTIES_MAX)
             bad[nbad] = "properties", why[nbad++] = "at most 32768 bytes of JSON";
     }

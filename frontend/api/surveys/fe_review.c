@@ -119,19 +119,6 @@ static char *merge_confidential(yajl_val data, yajl_val stored)
     return out;
 }
 
-/* The JSON text of v (borrowed); caller frees. NULL when out of memory. */
-static char *json_text(yajl_val v)
-{
-    fv_jgen *j = fv_jgen_new();
-    char *out = NULL;
-    if (j) {
-        fv_jgen_tree(j, v);
-        out = strdup(fv_jgen_buf(j, NULL));
-        fv_jgen_free(j);
-    }
-    return out;
-}
-
 static void patch_written(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
@@ -155,7 +142,7 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
     yajl_val version = fv_json_get(loaded, "version"), survey_version = fv_json_get(loaded, "survey_version");
     const char *action = fv_json_get_str(loaded, "action");
     bool admin = YAJL_IS_TRUE(fv_json_get(loaded, "admin"));
-    s->data = admin ? json_text(data) : merge_confidential(data, fv_json_get(loaded, "confidential"));
+    s->data = admin ? fv_json_text(data) : merge_confidential(data, fv_json_get(loaded, "confidential"));
     if (!s->data || !action || !YAJL_IS_INTEGER(version) || !YAJL_IS_INTEGER(survey_version)) {
         fe_reply_oom(r);
         return;

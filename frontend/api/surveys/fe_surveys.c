@@ -31,13 +31,7 @@ static char *definition_text(fe_req *r, yajl_val def)
     }
     fv_form_free(form);
     fv_form_errors_free(&errs);
-    fv_jgen *j = fv_jgen_new();
-    char *text = NULL;
-    if (j) {
-        fv_jgen_tree(j, def);
-        text = strdup(fv_jgen_buf(j, NULL));
-        fv_jgen_free(j);
-    }
+    char *text = fv_json_text(def);
     if (!text) fe_reply_oom(r);
     return text;
 }
