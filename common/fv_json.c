@@ -192,3 +192,13 @@ const char *fv_jgen_buf(fv_jgen *j, size_t *len)
     if (len) *len = l;
     return (const char *)buf;
 }
+
+char *fv_json_text(yajl_val v)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return NULL;
+    fv_jgen_tree(j, v);
+    char *s = strdup(fv_jgen_buf(j, NULL));
+    fv_jgen_free(j);
+    return s;
+}

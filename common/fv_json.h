@@ -50,5 +50,7 @@ void fv_jgen_raw(fv_jgen *j, const char *json, size_t len);
 void fv_jgen_tree(fv_jgen *j, yajl_val v);
 /* Borrows the generated text (valid until the next call on j). */
 const char *fv_jgen_buf(fv_jgen *j, size_t *len);
+/* v (borrowed) as JSON text: caller frees; NULL when out of memory. */
+char *fv_json_text(yajl_val v);
 
 #endif

@@ -1,5 +1,4 @@
 /* Access decided in SQL: runs verdict statements and answers by their verdict (fe_verdict.h). */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +10,43 @@
 #include "fe_revoke.h"
 #include "fv_log.h"
 
+/* The reply of every verdict but 'ok' and 'invalid:...'; a NULL message means "no such <what>". */
+static const struct verdict_reply {
+    const char *verdict;
+    int status;
+    const char *code;
+    const char *message;
+} verdict_replies[] = {
+    {"hidden", 404, "not_found", NULL},
+    {"forbidden", 403, "forbidden", "you are not allowed to do this"},
+    {"totp_required", 403, "totp_required",
+     "this organisation requires its administrators to sign in with a TOTP code"},
+    {"last_admin", 409, "last_admin", "this would leave the organisation without an administrator"},
+    {"version_conflict", 409, "version_conflict", "the object has changed since that version"},
+    {"conflict", 409, "conflict", "the object changed meanwhile; read it again and retry"},
+    {"not_pending", 409, "not_pending", "the response is not waiting for approval"},
+    {"key_revoked", 409, "key_revoked", "the API key is revoked; it cannot be reinstated"},
+    {"too_many_keys", 409, "too_many_keys",
+     "you hold 100 API keys that are not revoked; revoke one before creating another"},
+    {"no_such_user", 404, "no_such_user", "no such user"},
+    {"no_such_org", 404, "org_not_found", "no such organisation, or you are not a member of it"},
+    {"no_such_membership", 404, "not_found", "no such membership"},
+};
+
+/* How an 'ok' is answered. */
+typedef enum {
+    CALL_REPLY, /* ok_status with column 1 */
+    CALL_LIST,  /* {"items": column 1, "next": the cursor of column 2} */
+} call_kind;
 
 /* State of one verdict statement: owned by the request. */
-typedef struct access_call {
+typedef struct verdict_call {
+    call_kind kind;
     int ok_status;
+    fe_page_kind page_kind;
     const char *what;                       /* borrowed string literal */
     char forget_user[FV_UUID_STRLEN + 1];   /* "" unless the statement changed memberships */
-} access_call;
+} verdict_call;
 
 const char *fe_verdict_mfa(const fe_req *r)
 {
@@ -44,99 +73,141 @@ static void reply_invalid(fe_req *r, const char *verdict)
     fe_reply_error_fields(r, 422, "validation_failed", "the request is invalid", 1, names, reasons);
 }
 
-static void ran(const fe_pg_result *res, void *arg)
+void fe_verdict_reply(fe_req *r, const char *verdict, const char *what)
 {
-    fe_req *r = arg;
-    access_call *c = r->state;
+    if (!strncmp(verdict, "invalid:", 8)) {
+        reply_invalid(r, verdict);
+        return;
+    }
+    for (size_t i = 0; i < sizeof verdict_replies / sizeof verdict_replies[0]; i++) {
+        const struct verdict_reply *v = &verdict_replies[i];
+        if (strcmp(verdict, v->verdict)) continue;
+        char msg[128];
+        if (!v->message) snprintf(msg, sizeof msg, "no such %s", what);
+        fe_reply_error(r, v->status, v->code, v->message ? v->message : msg);
+        return;
+    }
+    fv_error("req %s: unknown verdict from the database", r->req_id);
+    fe_reply_error(r, 500, "internal", "internal error");
+}
+
+bool fe_verdict_id(fe_req *r, int i, const char *what)
+{
+    if (fv_id_valid(r->param[i])) return true;
+    fe_verdict_reply(r, "hidden", what);
+    return false;
+}
+
+const char *fe_verdict_answer(fe_req *r, const fe_pg_result *res, const char *what)
+{
     if (res->status == FE_PG_SQL && !strcmp(res->sqlstate, "FV409")) {
         /* migration 005's trigger: a concurrent change already removed the other admin */
-        fe_reply_error(r, 409, "last_admin", "this would leave the organisation without an administrator");
-        return;
+        fe_verdict_reply(r, "last_admin", what);
+        return NULL;
     }
     if (res->status != FE_PG_OK) {
         fe_reply_pg_failure(r, res);
-        return;
+        return NULL;
     }
     PGresult *p = res->res;
     const char *verdict = PQntuples(p) == 1 && !PQgetisnull(p, 0, 0) ? PQgetvalue(p, 0, 0) : "hidden";
-    if (!strcmp(verdict, "ok")) {
-        if (c->forget_user[0]) {
-            fe_depcache_forget_user_shared(c->forget_user);
-            fe_revoke_poll_now();
-        }
-        if (c->ok_status == 204 || PQnfields(p) < 2 || PQgetisnull(p, 0, 1))
-            fe_reply_text(r, c->ok_status, "application/json", NULL, 0);
-        else
-            fe_reply_text(r, c->ok_status, "application/json", PQgetvalue(p, 0, 1),
-                          (size_t)PQgetlength(p, 0, 1));
-        return;
+    if (strcmp(verdict, "ok")) {
+        fe_verdict_reply(r, verdict, what);
+        return NULL;
     }
-    char msg[128];
-    if (!strcmp(verdict, "hidden")) {
-        snprintf(msg, sizeof msg, "no such %s", c->what);
-        fe_reply_error(r, 404, "not_found", msg);
-    } else if (!strcmp(verdict, "forbidden")) {
-        fe_reply_error(r, 403, "forbidden", "you are not allowed to do this");
-    } else if (!strcmp(verdict, "totp_required")) {
-        fe_reply_error(r, 403, "totp_required",
-                       "this organisation requires its administrators to sign in with a TOTP code");
-    } else if (!strcmp(verdict, "last_admin")) {
-        fe_reply_error(r, 409, "last_admin", "this would leave the organisation without an administrator");
-    } else if (!strcmp(verdict, "version_conflict")) {
-        fe_reply_error(r, 409, "version_conflict", "the object has changed since that version");
-    } else if (!strcmp(verdict, "no_such_user")) {
-        fe_reply_error(r, 404, "no_such_user", "no such user");
-    } else if (!strcmp(verdict, "no_such_membership")) {
-        fe_reply_error(r, 404, "not_found", "no such membership");
-    } else if (!strncmp(verdict, "invalid:", 8)) {
-        reply_invalid(r, verdict);
-    } else {
-        fv_error("req %s: unknown verdict from the database", r->req_id);
-        fe_reply_error(r, 500, "internal", "internal error");
-    }
+    return PQnfields(p) < 2 ? "" : PQgetvalue(p, 0, 1); /* "" for NULL too */
 }
 
-void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
-                   const char *what, const char *forget_user)
+/* Answers an 'ok' list: column 1 the items, column 2 the last key when another page follows. */
+static void reply_list(fe_req *r, const verdict_call *c, PGresult *p, const char *items)
 {
-    access_call *c = calloc(1, sizeof *c);
-    if (!c) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+    char next[FE_PAGE_CURSOR_MAX + 1];
+    bool more = PQnfields(p) > 2 && !PQgetisnull(p, 0, 2);
+    if (more && !fe_page_encode(c->page_kind, PQgetvalue(p, 0, 2), next, sizeof next)) {
+        fv_error("req %s: the list's sort key is not a cursor", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
         return;
     }
-    c->ok_status = ok_status;
-    c->what = what;
-    if (forget_user) snprintf(c->forget_user, sizeof c->forget_user, "%s", forget_user);
+    fv_jgen *j = fe_reply_gen(r);
+    if (!j) return;
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "items");
+    fv_jgen_raw(j, items, strlen(items));
+    fv_jgen_key(j, "next");
+    fv_jgen_str(j, more ? next : NULL);
+    fv_jgen_map_close(j);
+    fe_reply_gen_send(r, 200, j);
+}
+
+static void ran(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    verdict_call *c = r->state;
+    const char *body = fe_verdict_answer(r, res, c->what);
+    if (!body) return;
+    if (c->kind == CALL_LIST) {
+        reply_list(r, c, res->res, body);
+        return;
+    }
+    if (c->forget_user[0]) {
+        fe_depcache_forget_user_shared(c->forget_user);
+        fe_revoke_poll_now();
+    }
+    fe_reply_text(r, c->ok_status, "application/json", c->ok_status == 204 ? NULL : body,
+                  c->ok_status == 204 ? 0 : strlen(body));
+}
+
+/* Runs sql for a call like tmpl (copied into r's state); answers 503 when out of memory. */
+static void start(fe_req *r, const verdict_call *tmpl, const char *sql, int nparams, const char *const *params)
+{
+    verdict_call *c = malloc(sizeof *c);
+    if (!c) {
+        fe_reply_oom(r);
+        return;
+    }
+    *c = *tmpl;
     r->state = c;
     r->state_free = free;
     fe_pg_query(sql, nparams, params, ran, r);
 }
 
-bool fe_verdict_page(fe_req *r, bool after_is_int, char limit_text[16], char **after)
+void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
+                    const char *what, const char *forget_user)
 {
-    char *a = fe_query_param(r, "after"), *l = fe_query_param(r, "limit");
-    const char *bad[2], *why[2];
-    size_t nbad = 0;
-    int limit = fe_list_limit(l);
-    if (a) {
-        bool ok;
-        if (after_is_int) {
-            size_t n = strlen(a);
-            ok = n >= 1 && n <= 18 && a[0] != '0';
-            for (size_t i = 0; ok && i < n; i++) ok = isdigit((unsigned char)a[i]);
-        } else {
-            ok = fv_id_valid(a);
-        }
-        if (!ok) bad[nbad] = "after", why[nbad++] = "not a cursor this server returned";
+    verdict_call c = {.kind = CALL_REPLY, .ok_status = ok_status, .what = what};
+    if (forget_user) snprintf(c.forget_user, sizeof c.forget_user, "%s", forget_user);
+    start(r, &c, sql, nparams, params);
+}
+
+void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams, const char *const *params,
+                          const char *what)
+{
+    fe_page pg;
+    const char *all[FE_VERDICT_LIST_PARAMS + 3];
+    if (nparams > FE_VERDICT_LIST_PARAMS) {
+        fv_error("req %s: a list with too many parameters", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return;
     }
-    if (limit < 0) bad[nbad] = "limit", why[nbad++] = FE_LIST_LIMIT_REASON;
-    free(l);
-    if (nbad) {
-        free(a);
-        fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", nbad, bad, why);
-        return false;
-    }
-    snprintf(limit_text, 16, "%d", limit);
-    *after = a;
-    return true;
+    if (!fe_page_read(r, kind, &pg)) return;
+    int n = 0;
+    for (; n < nparams; n++) all[n] = params[n];
+    all[n++] = fe_page_after(&pg);
+    if (kind == FE_PAGE_TS_UUID) all[n++] = fe_page_after_id(&pg);
+    all[n++] = pg.limit_text;
+    fe_verdict_list(r, &pg, sql, n, all, what);
+}
+
+void fe_verdict_get(fe_req *r, const char *sql, const char *what)
+{
+    if (!fe_verdict_id(r, 0, what)) return;
+    const char *params[] = {r->param[0], fe_verdict_user(r)};
+    fe_verdict_run(r, sql, 2, params, 200, what, NULL);
+}
+
+void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams, const char *const *params,
+                     const char *what)
+{
+    verdict_call c = {.kind = CALL_LIST, .ok_status = 200, .page_kind = pg->kind, .what = what};
+    start(r, &c, sql, nparams, params);
 }

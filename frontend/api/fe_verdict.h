@@ -1,26 +1,35 @@
 /* Access decided in SQL: a statement computes a verdict (the caller's right to act, the state of
  * the objects involved) and acts only when it is 'ok', all in one statement; this module runs such
- * statements and answers by verdict, and says how a request's TOTP state is passed to SQL.
+ * statements and answers by verdict, and says how a request's TOTP state is passed to SQL. Every
+ * handler that decides access answers through it: the one exception is the submission path with
+ * its caches (fe_submit.c, fe_depcache.c).
  *
  * The statement's result is one row: column 0 the verdict, column 1 the reply body as JSON text
- * (NULL for 204). Verdicts:
+ * (NULL for 204); a list's statement (FE_VERDICT_PAGE_SQL) has column 1 the items and column 2 the
+ * sort key of the last one when another page follows. A handler may add columns after these for
+ * its own use after an 'ok' (never a permission: those are the verdict's). No row at all counts
+ * as hidden. Verdicts, each with one reply (the table in fe_verdict.c):
  *   ok                    the statement acted: ok_status with column 1
- *   hidden                404 not_found ("no such <what>"): the caller may not see the object
+ *   hidden                404 not_found "no such <what>": the caller may not see the object
  *   forbidden             403 forbidden: visible, but this action is not the caller's
  *   totp_required         403 totp_required: the org requires its admins to have signed in with TOTP
  *   last_admin            409 last_admin: the change would leave the org without an admin
  *   version_conflict      409 version_conflict: the object changed since the version sent
+ *   conflict              409 conflict: the object changed between two steps of the request
+ *   not_pending           409 not_pending: the response is not waiting for approval
+ *   key_revoked           409 key_revoked: a revoked API key cannot be reinstated
+ *   too_many_keys         409 too_many_keys: the user holds the most live API keys allowed
  *   no_such_user          404 no_such_user
- *   no_such_membership    404 not_found
+ *   no_such_org           404 org_not_found: no such organisation, or the caller is not a member
+ *   no_such_membership    404 not_found "no such membership"
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
- * No row at all counts as hidden.
  *
- * The organisation TOTP policy (orgs.require_admin_totp) lives in the SQL function
- * fv_admin_verdict(user, org, branch, mfa) / fv_org_admin_verdict(user, org, mfa) of migration
- * 005: pass fe_verdict_mfa(r) as its mfa parameter. API keys never count as mfa. */
+ * The rules are SQL functions of common/sql (fv_*_verdict of migrations 005 and 006 return these
+ * verdicts): pass fe_verdict_mfa(r) as their mfa parameter. API keys never count as mfa. */
 #ifndef FE_VERDICT_H
 #define FE_VERDICT_H
 
+#include "fe_page.h"
 #include "fe_reply.h"
 
 /* "true" when r's caller signed in with a TOTP code (a session with mfa), else "false"
@@ -30,6 +39,22 @@ const char *fe_verdict_mfa(const fe_req *r);
 /* The caller's user id as an SQL parameter: NULL for an anonymous caller. Borrowed from r. */
 const char *fe_verdict_user(const fe_req *r);
 
+/* Answers r by verdict (not 'ok'), naming what (a string literal) in 404 messages. Takes over r. */
+void fe_verdict_reply(fe_req *r, const char *verdict, const char *what);
+
+/* True when path parameter i of r is a UUID; else answers the verdict 'hidden' (404 "no such
+ * <what>") and returns false (r is then gone). */
+bool fe_verdict_id(fe_req *r, int i, const char *what);
+
+/* Reads the object of path parameter 0 (answering 404 when it is not a UUID): runs sql with $1 the
+ * id and $2 the caller (NULL: anonymous) and answers 200 with its body, or by its verdict. */
+void fe_verdict_get(fe_req *r, const char *sql, const char *what);
+
+/* For handlers of several steps: the body (column 1, borrowed from res; "" when NULL) of an 'ok'
+ * verdict statement's result, or NULL after answering r by the verdict or the failure (r is then
+ * gone). */
+const char *fe_verdict_answer(fe_req *r, const fe_pg_result *res, const char *what);
+
 /* Runs sql (a string literal, borrowed) with params (copied) and answers r by the verdict, with
  * ok_status and the body of column 1 when it is 'ok'. what names the object in 404 messages
  * (a string literal). When forget_user is non-NULL (copied), the statement changed that user's
@@ -37,28 +62,36 @@ const char *fe_verdict_user(const fe_req *r);
  * permissions are deleted and this child polls the revocations at once. Takes over r (sets
  * r->state). */
 void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
-                   const char *what, const char *forget_user);
+                    const char *what, const char *forget_user);
 
-/* Paging of a list: `?after=<cursor>&limit=` (1..500, default 50). after_is_int: the cursor is a
- * positive integer (audit ids), else a UUID. On success writes the page size as text into
- * limit_text (the statement fetches one row more to know whether a next page exists), sets
- * *after (caller frees; NULL when absent) and returns true; else answers r 422 and returns false
- * (r is then gone). */
-bool fe_verdict_page(fe_req *r, bool after_is_int, char limit_text[16], char **after);
+/* Runs a list's statement (FE_VERDICT_PAGE_SQL) for page pg (borrowed) and answers r 200
+ * {"items": [...], "next": cursor | null} when it is 'ok', else by the verdict. Takes over r. */
+void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams, const char *const *params,
+                     const char *what);
 
-/* A verdict statement answering one page of a list, in id order: verdict is an SQL expression
- * ('ok' lists), rows a SELECT with an `id` column (already filtered by the caller's grants and by
- * the `after` cursor), item a jsonb expression over the columns of `page`, lim the parameter
- * holding the page size (e.g. "$4"). Column 1 is {"items": [...], "next": last id | null}. */
-#define FE_VERDICT_PAGE_SQL(verdict, rows, item, lim)                                               \
+/* fe_page_read of r's query for a list of kind, then fe_verdict_list with params (borrowed; at
+ * most FE_VERDICT_LIST_PARAMS) followed by the page's parameters: the cursor (for TS_UUID its
+ * date-time and its id) and the page size. Takes over r. */
+#define FE_VERDICT_LIST_PARAMS 8
+void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams, const char *const *params,
+                          const char *what);
+
+/* A verdict statement answering one page of a list: verdict is an SQL expression ('ok' lists),
+ * rows a SELECT (already filtered by the caller's grants and by the cursor) whose columns include
+ * those of order, the page's order (unqualified column names, e.g. "id", "id DESC",
+ * "created_at, id"); key the text of an item's sort key as fe_page_encode takes it and item its
+ * jsonb, both expressions over the columns of `page`; lim the parameter holding the page size
+ * (e.g. "$4"). Column 1 is the items' JSON array, column 2 the last item's key when more follow. */
+#define FE_VERDICT_PAGE_SQL(verdict, rows, order, key, item, lim)                                   \
     "WITH v AS (SELECT (" verdict ") AS verdict), "                                                 \
     "     rows AS (SELECT * FROM (" rows ") x WHERE (SELECT verdict FROM v) = 'ok' "                \
-    "              ORDER BY x.id LIMIT " lim "::int + 1), "                                         \
-    "     page AS (SELECT * FROM rows ORDER BY id LIMIT " lim "::int) "                             \
-    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN jsonb_build_object('items', "                \
-    "       COALESCE((SELECT jsonb_agg(" item " ORDER BY page.id) FROM page), '[]'::jsonb), "       \
-    "       'next', CASE WHEN (SELECT count(*) FROM rows) > " lim "::int "                          \
-    "                    THEN (SELECT id::text FROM page ORDER BY id DESC LIMIT 1) END)::text END " \
+    "              ORDER BY " order " LIMIT " lim "::int + 1), "                                    \
+    "     page AS (SELECT *, row_number() OVER (ORDER BY " order ") AS fv_n FROM rows "             \
+    "              ORDER BY " order " LIMIT " lim "::int) "                                         \
+    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN "                                            \
+    "       COALESCE((SELECT jsonb_agg(" item " ORDER BY page.fv_n) FROM page), '[]'::jsonb)::text END, " \
+    "       CASE WHEN v.verdict = 'ok' AND (SELECT count(*) FROM rows) > " lim "::int "             \
+    "            THEN (SELECT " key " FROM page ORDER BY page.fv_n DESC LIMIT 1) END "              \
     "FROM v"
 
 #endif

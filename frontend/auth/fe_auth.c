@@ -126,7 +126,7 @@ static void proceed(fe_req *r, const fe_user *u, bool suspended)
     }
     r->user = user_dup(u);
     if (!r->user) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     fe_ratelimit_check(r, next);
@@ -264,7 +264,7 @@ void fe_auth_authenticate(fe_req *r, fe_handler next)
     }
     auth_lookup *l = calloc(1, sizeof *l);
     if (!l) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     l->next = next;

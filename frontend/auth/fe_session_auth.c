@@ -27,7 +27,7 @@ void fe_session_authenticate(fe_req *r, const char *token, fe_handler next)
     fe_user *u = calloc(1, sizeof *u);
     if (!u || !(u->email = strdup("")) || !(u->name = strdup(""))) {
         fe_auth_user_free(u);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     memcpy(u->id, t.user_id, sizeof u->id);

@@ -112,7 +112,7 @@ void fe_reply_json(fe_req *r, int status, fv_jgen *body)
 fv_jgen *fe_reply_gen(fe_req *r)
 {
     fv_jgen *j = fv_jgen_new();
-    if (!j) fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+    if (!j) fe_reply_oom(r);
     return j;
 }
 
@@ -169,12 +169,9 @@ void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *m
     reply_error(r, status, code, message, 0, NULL, NULL, retry_after_s < 1 ? 1 : retry_after_s);
 }
 
-int fe_list_limit(const char *text)
+void fe_reply_oom(fe_req *r)
 {
-    if (!text) return FE_LIST_DEFAULT;
-    char *end;
-    long v = strtol(text, &end, 10);
-    return end == text || *end || v < 1 || v > FE_LIST_MAX ? -1 : (int)v;
+    fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
 }
 
 void fe_reply_error(fe_req *r, int status, const char *code, const char *message)

@@ -22,17 +22,13 @@ void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *
 /* A 422 listing every problem in errs (borrowed; a struct fv_form_errors). */
 struct fv_form_errors;
 void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);
+/* 503 overloaded "out of memory; retry later" (with Retry-After): the one out-of-memory reply. */
+void fe_reply_oom(fe_req *r);
 /* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
 void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
 
 /* The decoded value of query parameter `name` (caller frees), or NULL. */
 char *fe_query_param(fe_req *r, const char *name);
 
-/* Lists take ?limit= from 1 to FE_LIST_MAX, FE_LIST_DEFAULT when absent. */
-#define FE_LIST_DEFAULT 50
-#define FE_LIST_MAX 500
-#define FE_LIST_LIMIT_REASON "must be an integer from 1 to 500"
-/* The page size asked for by the ?limit= value text (NULL: absent), or -1 when invalid. */
-int fe_list_limit(const char *text);
 
 #endif

@@ -42,7 +42,7 @@ void fe_health_metrics(fe_req *r)
     size_t len = 0;
     char *text = fe_metrics_render(fe_route_name, fe_nroutes + 1, &len);
     if (!text) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return;
     }
     fe_reply_text(r, 200, "text/plain; version=0.0.4", text, len);

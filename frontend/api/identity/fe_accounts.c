@@ -66,20 +66,7 @@ static void signup_hashed(void *job, bool ran, void *owner)
     signup *s = r->state;
     fe_pw_job *pj = job;
     s->work = NULL;
-    if (!ran || !pj->estimated) {
-        fe_reply_error(r, 503, "overloaded", "the server is shutting down or out of memory; retry later");
-        return;
-    }
-    s->strength = pj->strength;
-    if (!pj->strong) {
-        fe_reply_weak_password(r, "password", &s->strength);
-        return;
-    }
-    if (!pj->hashed) {
-        fv_error("req %s: password hashing failed", r->req_id);
-        fe_reply_error(r, 500, "internal", "internal error");
-        return;
-    }
+    if (!fe_pw_job_done(r, pj, ran, "password", &s->strength)) return;
     memcpy(s->hash, pj->new_hash, sizeof s->hash);
     const char *params[] = {s->id, s->email, s->name, s->hash, r->address};
     fe_pg_query(sql_signup, 5, params, signup_stored, r);
@@ -108,7 +95,7 @@ void fe_accounts_signup(fe_req *r)
     if (!s || !(s->email = strdup(email)) || !(s->name = strdup(name))) {
         if (s) free(s->email);
         free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;
@@ -116,7 +103,7 @@ void fe_accounts_signup(fe_req *r)
     fv_id_new(s->id);
     fe_pw_job *pj = fe_pw_job_new(pw, NULL, NULL, email, name);
     if (!pj) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     pj->estimate = pj->hash = true;

@@ -172,6 +172,49 @@ void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s)
     fe_reply_gen_send(r, 422, j);
 }
 
+bool fe_pw_job_done(fe_req *r, const fe_pw_job *pj, bool ran, const char *field, fv_strength *strength)
+{
+    if (!ran) {
+        fe_reply_error(r, 503, "overloaded", "the server is shutting down; retry later");
+        return false;
+    }
+    if (pj->verify && !pj->verified) {
+        const char *f[] = {"current_password"}, *why[] = {"wrong"};
+        fe_reply_error_fields(r, 403, "wrong_password", "the current password is wrong", 1, f, why);
+        return false;
+    }
+    if (pj->estimate) {
+        if (!pj->estimated) {
+            fe_reply_oom(r);
+            return false;
+        }
+        *strength = pj->strength;
+        if (!pj->strong) {
+            fe_reply_weak_password(r, field, strength);
+            return false;
+        }
+    }
+    if (pj->hash && !pj->hashed) {
+        fv_error("req %s: password hashing failed", r->req_id);
+        fe_reply_error(r, 500, "internal", "internal error");
+        return false;
+    }
+    return true;
+}
+
+bool fe_identity_account_row(fe_req *r, const fe_pg_result *res)
+{
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return false;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 404, "not_found", "this account no longer exists");
+        return false;
+    }
+    return true;
+}
+
 void fe_reply_throttled(fe_req *r, int secs)
 {
     fe_reply_error_retry(r, 429, "too_many_attempts", "too many failed sign-in attempts; retry later", secs);

@@ -45,6 +45,17 @@ fe_pw_job *fe_pw_job_new(const char *password, const char *new_password, const c
 void fe_pw_job_free(void *job);
 void fe_pw_job_run(void *job);
 
+/* The end of password job pj (borrowed) for r: true when every step asked for passed (pj->new_hash
+ * holds the new hash; *strength the estimate, when one was asked for); else answers r and returns
+ * false: 503 when the pool did not run it (ran false) or memory ran out, 403 wrong_password
+ * (field current_password) when the password did not verify, 422 weak_password (field) when the
+ * new one is too weak, 500 when hashing failed. */
+bool fe_pw_job_done(fe_req *r, const fe_pw_job *pj, bool ran, const char *field, fv_strength *strength);
+
+/* True when res is the row of the caller's account; else answers r (the database's failure, or
+ * 404: the account was deleted or disabled meanwhile) and returns false (r is then gone). */
+bool fe_identity_account_row(fe_req *r, const fe_pg_result *res);
+
 /* Wipes the NUL-terminated secret s (OPENSSL_cleanse) and frees it; NULL is fine. */
 void fe_identity_wipe(char *s);
 

@@ -20,14 +20,7 @@ static const char sql_me[] =
 static void me_read(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "this account no longer exists");
-        return;
-    }
+    if (!fe_identity_account_row(r, res)) return;
     const PGresult *p = res->res;
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
@@ -133,29 +126,7 @@ static void change_checked(void *job, bool ran, void *owner)
     pw_change *s = r->state;
     fe_pw_job *pj = job;
     s->work = NULL;
-    if (!ran) {
-        fe_reply_error(r, 503, "overloaded", "the server is shutting down; retry later");
-        return;
-    }
-    if (!pj->verified) {
-        const char *f[] = {"current_password"}, *why[] = {"wrong"};
-        fe_reply_error_fields(r, 403, "wrong_password", "the current password is wrong", 1, f, why);
-        return;
-    }
-    if (!pj->estimated) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
-        return;
-    }
-    s->strength = pj->strength;
-    if (!pj->strong) {
-        fe_reply_weak_password(r, "new_password", &s->strength);
-        return;
-    }
-    if (!pj->hashed) {
-        fv_error("req %s: password hashing failed", r->req_id);
-        fe_reply_error(r, 500, "internal", "internal error");
-        return;
-    }
+    if (!fe_pw_job_done(r, pj, ran, "new_password", &s->strength)) return;
     memcpy(s->hash, pj->new_hash, sizeof s->hash);
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.session_ttl_s);
@@ -173,14 +144,7 @@ static void stored_read(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     pw_change *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "this account no longer exists");
-        return;
-    }
+    if (!fe_identity_account_row(r, res)) return;
     const PGresult *p = res->res;
     bool has = !PQgetisnull(p, 0, 0) && fv_password_iterations(PQgetvalue(p, 0, 0)) > 0;
     /* An account without a password (API keys only) cannot prove the current one: the dummy
@@ -193,7 +157,7 @@ static void stored_read(const fe_pg_result *res, void *arg)
     s->current = s->next = NULL;
     if (!pj || !s->stored) {
         fe_pw_job_free(pj);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     pj->verify = pj->estimate = pj->hash = true;
@@ -234,7 +198,7 @@ void fe_me_password(fe_req *r)
     pw_change *s = calloc(1, sizeof *s);
     if (!s || !(s->current = strdup(cur)) || !(s->next = strdup(next))) {
         if (s) pw_change_free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;

@@ -248,7 +248,7 @@ static void user_found(const fe_pg_result *res, void *arg)
         s->has_password = s->stored && fv_password_iterations(s->stored) > 0;
         if (!s->user_email || !s->user_name || (!PQgetisnull(p, 0, 4) && !s->stored) ||
             (!PQgetisnull(p, 0, 5) && !s->sealed)) {
-            fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+            fe_reply_oom(r);
             return;
         }
         if (s->has_password && !s->disabled) stored = s->stored;
@@ -259,7 +259,7 @@ static void user_found(const fe_pg_result *res, void *arg)
     s->password = NULL;
     if (!pj || !s->stored) {
         fe_pw_job_free(pj);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     pj->verify = true;
@@ -302,7 +302,7 @@ void fe_sessions_login(fe_req *r)
     login *s = calloc(1, sizeof *s);
     if (!s || !(s->email = strdup(email)) || !(s->password = strdup(pw)) || (totp && !(s->totp = strdup(totp)))) {
         if (s) login_free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;

@@ -69,21 +69,14 @@ static void enrolled(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     enrol *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "this account no longer exists");
-        return;
-    }
+    if (!fe_identity_account_row(r, res)) return;
     if (strcmp(PQgetvalue(res->res, 0, 2), "1") != 0) {
         fe_reply_error(r, 409, "totp_already_enabled", "TOTP is already on; turn it off first to enrol again");
         return;
     }
     char *label = evhttp_uriencode(PQgetvalue(res->res, 0, 0), -1, 0);
     if (!label) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     char uri[1024];
@@ -112,7 +105,7 @@ void fe_totp_enrol(fe_req *r)
     if (!session_only(r)) return;
     enrol *s = calloc(1, sizeof *s);
     if (!s) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;
@@ -202,14 +195,7 @@ static void secret_read(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     code_op *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "this account no longer exists");
-        return;
-    }
+    if (!fe_identity_account_row(r, res)) return;
     const PGresult *p = res->res;
     bool confirmed = PQgetvalue(p, 0, 1)[0] == 't';
     if (PQgetisnull(p, 0, 0)) {
@@ -226,7 +212,7 @@ static void secret_read(const fe_pg_result *res, void *arg)
         return;
     }
     if (!(s->sealed = strdup(PQgetvalue(p, 0, 0)))) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     char aad[8 + FV_UUID_STRLEN + 1];
@@ -280,7 +266,7 @@ static void code_op_start(fe_req *r, bool disable)
     }
     code_op *s = calloc(1, sizeof *s);
     if (!s) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        fe_reply_oom(r);
         return;
     }
     memcpy(s->code, code, FV_TOTP_DIGITS + 1);

@@ -95,7 +95,7 @@ void fe_orgs_create(fe_req *r)
     org_create *s = calloc(1, sizeof *s);
     if (!s || !(s->name = strdup(namev->u.string))) {
         free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;
@@ -114,43 +114,34 @@ void fe_orgs_create(fe_req *r)
 static const char sql_org_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "SELECT o.id, fv_org_json(o, $1) AS j FROM orgs o "
-    "WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) "
+    "WHERE o.id IN (SELECT fv_member_orgs($1)) "
     "  AND ($2::uuid IS NULL OR o.id > $2::uuid)",
-    "page.j", "$3");
+    "id", "page.id::text", "page.j", "$3");
 
 void fe_orgs_list(fe_req *r)
 {
-    char limit[16], *after;
-    if (!fe_verdict_page(r, false, limit, &after)) return;
-    const char *params[] = {r->user->id, after, limit};
-    fe_verdict_run(r, sql_org_list, 3, params, 200, "organisation", NULL);
-    free(after);
+    const char *params[] = {r->user->id};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_org_list, 1, params, "organisation");
 }
 
 /* Members read their org; anyone else gets 404. */
 static const char sql_org_get[] =
-    "SELECT 'ok', fv_org_json(o, $1)::text FROM orgs o WHERE o.id = $2 AND fv_is_org_member($1, o.id)";
+    "SELECT 'ok', fv_org_json(o, $2)::text FROM orgs o WHERE o.id = $1 AND fv_is_org_member($2, o.id)";
 
 /* Answers 404 and returns false when the path's org id is not a UUID. */
 static bool org_param_ok(fe_req *r)
 {
-    if (fv_id_valid(r->param[0])) return true;
-    fe_reply_error(r, 404, "not_found", "no such organisation");
-    return false;
+    return fe_verdict_id(r, 0, "organisation");
 }
 
 void fe_orgs_get(fe_req *r)
 {
-    if (!org_param_ok(r)) return;
-    const char *params[] = {r->user->id, r->param[0]};
-    fe_verdict_run(r, sql_org_get, 2, params, 200, "organisation", NULL);
+    fe_verdict_get(r, sql_org_get, "organisation");
 }
 
 /* Org admin (with TOTP when the org requires it; turning the requirement on needs TOTP too). */
 static const char sql_org_update[] =
-    "WITH v AS (SELECT CASE WHEN x.verdict = 'ok' AND COALESCE($5::boolean, false) "
-    "                        AND NOT $3::boolean THEN 'totp_required' ELSE x.verdict END AS verdict "
-    "           FROM (SELECT fv_org_admin_verdict($1, $2, $3::boolean) AS verdict) x), "
+    "WITH v AS (SELECT fv_org_update_verdict($1, $2, $3::boolean, $5::boolean) AS verdict), "
     "     u AS (UPDATE orgs o SET name = COALESCE($4::text, o.name), "
     "                  require_admin_totp = COALESCE($5::boolean, o.require_admin_totp) "
     "           WHERE o.id = $2 AND (SELECT verdict FROM v) = 'ok' "
@@ -219,9 +210,10 @@ void fe_orgs_branch_create(fe_req *r)
 }
 
 static const char sql_branch_list[] = FE_VERDICT_PAGE_SQL(
-    "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
+    "fv_member_verdict($1, $2)",
     "SELECT b.id, b.parent_id, b.name, b.created_at FROM branches b "
     "WHERE b.org_id = $2 AND ($3::uuid IS NULL OR b.id > $3::uuid)",
+    "id", "page.id::text",
     "jsonb_build_object('id', page.id, 'parent_id', page.parent_id, 'name', page.name, "
     "                   'created_at', fv_ts(page.created_at))",
     "$4");
@@ -229,11 +221,8 @@ static const char sql_branch_list[] = FE_VERDICT_PAGE_SQL(
 void fe_orgs_branch_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    char limit[16], *after;
-    if (!fe_verdict_page(r, false, limit, &after)) return;
-    const char *params[] = {r->user->id, r->param[0], after, limit};
-    fe_verdict_run(r, sql_branch_list, 4, params, 200, "organisation", NULL);
-    free(after);
+    const char *params[] = {r->user->id, r->param[0]};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_branch_list, 2, params, "organisation");
 }
 
 /* ---- teams ---- */
@@ -265,20 +254,18 @@ void fe_orgs_team_create(fe_req *r)
 }
 
 static const char sql_team_list[] = FE_VERDICT_PAGE_SQL(
-    "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
+    "fv_member_verdict($1, $2)",
     "SELECT t.id, t.name, t.created_at FROM teams t "
     "WHERE t.org_id = $2 AND ($3::uuid IS NULL OR t.id > $3::uuid)",
+    "id", "page.id::text",
     "jsonb_build_object('id', page.id, 'name', page.name, 'created_at', fv_ts(page.created_at))",
     "$4");
 
 void fe_orgs_team_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    char limit[16], *after;
-    if (!fe_verdict_page(r, false, limit, &after)) return;
-    const char *params[] = {r->user->id, r->param[0], after, limit};
-    fe_verdict_run(r, sql_team_list, 4, params, 200, "organisation", NULL);
-    free(after);
+    const char *params[] = {r->user->id, r->param[0]};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_team_list, 2, params, "organisation");
 }
 
 /* ---- members ---- */
@@ -302,11 +289,7 @@ static const char sql_member_set[] =
     "             WHEN fv_admin_verdict($1, $2, t.branch_id, $3::boolean) <> 'ok' "
     "               THEN fv_admin_verdict($1, $2, t.branch_id, $3::boolean) "
     "             WHEN NOT EXISTS (SELECT 1 FROM users u WHERE u.id = $4) THEN 'no_such_user' "
-    "             WHEN t.branch_id = t.root_branch_id AND $5 <> 'admin' "
-    "                  AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = $4 "
-    "                              AND m.branch_id = t.root_branch_id AND m.role = 'admin') "
-    "                  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.user_id <> $4 "
-    "                                  AND m.branch_id = t.root_branch_id AND m.role = 'admin') "
+    "             WHEN t.branch_id = t.root_branch_id AND $5 <> 'admin' AND fv_is_last_org_admin($4, $2) "
     "               THEN 'last_admin' "
     "             ELSE 'ok' END AS verdict "
     "           FROM (SELECT 1) one LEFT JOIN t ON true), "
@@ -339,7 +322,7 @@ static const char sql_member_set[] =
 static bool user_param_ok(fe_req *r)
 {
     if (fv_id_valid(r->param[1])) return true;
-    fe_reply_error(r, 404, "no_such_user", "no such user");
+    fe_verdict_reply(r, "no_such_user", "user");
     return false;
 }
 
@@ -376,10 +359,8 @@ static const char sql_member_remove[] =
     "     v AS (SELECT CASE "
     "             WHEN x.verdict <> 'ok' THEN x.verdict "
     "             WHEN NOT EXISTS (SELECT 1 FROM sel) THEN 'no_such_membership' "
-    "             WHEN EXISTS (SELECT 1 FROM sel, o WHERE sel.branch_id = o.root_branch_id AND sel.role = 'admin') "
-    "                  AND NOT EXISTS (SELECT 1 FROM memberships m, o WHERE m.user_id <> $4 "
-    "                                  AND m.branch_id = o.root_branch_id AND m.role = 'admin') "
-    "               THEN 'last_admin' "
+    "             WHEN EXISTS (SELECT 1 FROM sel, o WHERE sel.branch_id = o.root_branch_id) "
+    "                  AND fv_is_last_org_admin($4, $2) THEN 'last_admin' "
     "             ELSE 'ok' END AS verdict "
     "           FROM (SELECT fv_org_admin_verdict($1, $2, $3::boolean) AS verdict) x), "
     "     d AS (DELETE FROM memberships m WHERE m.id IN (SELECT id FROM sel) "
@@ -415,52 +396,35 @@ void fe_orgs_member_remove(fe_req *r)
 }
 
 /* Org members see who is in their org, one item per membership; an email only on the caller's own
- * rows: an admin adds members by user id without their consent, so a member list must not turn a
- * user id into an email address (anyone can make an org and add any id to it). */
+ * rows (fv_membership_json: anyone can make an org and add any user id to it). */
 static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
-    "CASE WHEN fv_is_org_member($1, $2) THEN 'ok' ELSE 'hidden' END",
-    "SELECT m.id, m.user_id, u.name, CASE WHEN m.user_id = $1 THEN u.email END AS email, "
-    "       m.role, m.branch_id, m.team_id, m.created_at "
-    "FROM memberships m JOIN users u ON u.id = m.user_id "
+    "fv_member_verdict($1, $2)",
+    "SELECT m.id, fv_membership_json(m, u, $1) AS j FROM memberships m JOIN users u ON u.id = m.user_id "
     "WHERE m.org_id = $2 AND ($3::uuid IS NULL OR m.id > $3::uuid)",
-    "jsonb_build_object('id', page.id, 'user_id', page.user_id, 'name', page.name, "
-    "                   'email', page.email, 'role', page.role, 'branch_id', page.branch_id, "
-    "                   'team_id', page.team_id, 'created_at', fv_ts(page.created_at))",
-    "$4");
+    "id", "page.id::text", "page.j", "$4");
 
 void fe_orgs_member_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    char limit[16], *after;
-    if (!fe_verdict_page(r, false, limit, &after)) return;
-    const char *params[] = {r->user->id, r->param[0], after, limit};
-    fe_verdict_run(r, sql_member_list, 4, params, 200, "organisation", NULL);
-    free(after);
+    const char *params[] = {r->user->id, r->param[0]};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_member_list, 2, params, "organisation");
 }
 
 /* ---- audit ---- */
 
 /* The org's audit entries, newest first; the cursor is the last entry's id. */
-static const char sql_audit_list[] =
-    "WITH v AS (SELECT fv_org_admin_verdict($1, $2, $3::boolean) AS verdict), "
-    "     rows AS (SELECT a.* FROM audit a WHERE a.org_id = $2 AND (SELECT verdict FROM v) = 'ok' "
-    "              AND ($4::bigint IS NULL OR a.id < $4::bigint) ORDER BY a.id DESC LIMIT $5::int + 1), "
-    "     page AS (SELECT * FROM rows ORDER BY id DESC LIMIT $5::int) "
-    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN jsonb_build_object('items', "
-    "       COALESCE((SELECT jsonb_agg(jsonb_build_object('id', page.id::text, 'actor', page.actor, "
-    "                 'action', page.action, 'target_type', page.target_type, 'target_id', page.target_id, "
-    "                 'address', host(page.address), 'at', fv_ts(page.at), 'detail', page.detail) "
-    "                 ORDER BY page.id DESC) FROM page), '[]'::jsonb), "
-    "       'next', CASE WHEN (SELECT count(*) FROM rows) > $5::int "
-    "                    THEN (SELECT min(id)::text FROM page) END)::text END "
-    "FROM v";
+static const char sql_audit_list[] = FE_VERDICT_PAGE_SQL(
+    "fv_org_admin_verdict($1, $2, $3::boolean)",
+    "SELECT a.* FROM audit a WHERE a.org_id = $2 AND ($4::bigint IS NULL OR a.id < $4::bigint)",
+    "id DESC", "page.id::text",
+    "jsonb_build_object('id', page.id::text, 'actor', page.actor, 'action', page.action, "
+    "                   'target_type', page.target_type, 'target_id', page.target_id, "
+    "                   'address', host(page.address), 'at', fv_ts(page.at), 'detail', page.detail)",
+    "$5");
 
 void fe_orgs_audit(fe_req *r)
 {
     if (!org_param_ok(r)) return;
-    char limit[16], *after;
-    if (!fe_verdict_page(r, true, limit, &after)) return;
-    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), after, limit};
-    fe_verdict_run(r, sql_audit_list, 5, params, 200, "organisation", NULL);
-    free(after);
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r)};
+    fe_verdict_page_list(r, FE_PAGE_INT, sql_audit_list, 3, params, "organisation");
 }

@@ -32,17 +32,6 @@ static bool text_ok(yajl_val v, size_t max)
     return v && YAJL_IS_STRING(v) && v->u.string[0] && strlen(v->u.string) <= max;
 }
 
-/* Serialises a JSON value (borrowed); caller frees. NULL when out of memory. */
-static char *to_json(yajl_val v)
-{
-    fv_jgen *j = fv_jgen_new();
-    if (!j) return NULL;
-    fv_jgen_tree(j, v);
-    char *s = strdup(fv_jgen_buf(j, NULL));
-    fv_jgen_free(j);
-    return s;
-}
-
 /* Reads a site's fields from r->body into f (create: name, type, privacy required). Answers r and
  * returns false when they are invalid (or memory runs out). */
 static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
@@ -72,7 +61,7 @@ static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
     if (!create && !name && !type && !privacy && !loc && !props)
         bad[nbad] = "name", why[nbad++] = "nothing to change";
     if (!nbad && props) {
-        f->properties = to_json(props);
+        f->properties = fv_json_text(props);
         if (f->properties && strlen(f->properties) > FE_PROPERTIES_MAX)
             bad[nbad] = "properties", why[nbad++] = "at most 32768 bytes of JSON";
     }
@@ -89,7 +78,7 @@ static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
     if (loc && !YAJL_IS_NULL(loc)) oom = oom || !(f->location = fv_geopoint_json(&geo));
     if (oom) {
         site_fields_free(f);
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return false;
     }
     return true;
@@ -99,8 +88,7 @@ static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
 
 /* An admin or manager anywhere in the org creates; other members 403, everyone else 404. */
 static const char sql_site_create[] =
-    "WITH v AS (SELECT CASE WHEN NOT fv_is_org_member($1, $2) THEN 'hidden' "
-    "                       WHEN NOT fv_is_org_manager($1, $2) THEN 'forbidden' ELSE 'ok' END AS verdict), "
+    "WITH v AS (SELECT fv_org_manager_verdict($1, $2) AS verdict), "
     "     ins AS (INSERT INTO sites AS s (id, org_id, name, type, privacy, location, properties, created_by) "
     "             SELECT $3, $2, $4, $5, $6, $7::jsonb, COALESCE($8::jsonb, '{}'), $1 "
     "             WHERE (SELECT verdict FROM v) = 'ok' "
@@ -140,7 +128,7 @@ static const char sql_site_list[] = FE_VERDICT_PAGE_SQL(
     "WHERE s.deleted_at IS NULL AND fv_site_visible($1::uuid, s.org_id, s.privacy) "
     "  AND ($2::uuid IS NULL OR s.org_id = $2::uuid) AND ($3::text IS NULL OR s.type = $3::text) "
     "  AND ($4::uuid IS NULL OR s.id > $4::uuid)",
-    "page.j", "$5");
+    "id", "page.id::text", "page.j", "$5");
 
 void fe_sites_list(fe_req *r)
 {
@@ -152,34 +140,20 @@ void fe_sites_list(fe_req *r)
         const char *n[] = {"type"}, *why[] = {"a string of 1 to 100 characters"};
         fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", 1, n, why);
     } else {
-        char limit[16], *after;
-        if (fe_verdict_page(r, false, limit, &after)) {
-            const char *params[] = {fe_verdict_user(r), org, type, after, limit};
-            fe_verdict_run(r, sql_site_list, 5, params, 200, "site", NULL);
-            free(after);
-        }
+        const char *params[] = {fe_verdict_user(r), org, type};
+        fe_verdict_page_list(r, FE_PAGE_UUID, sql_site_list, 3, params, "site");
     }
     free(org);
     free(type);
 }
 
 static const char sql_site_get[] =
-    "SELECT 'ok', fv_site_json(s, fv_site_full($1::uuid, s.org_id, s.privacy))::text FROM sites s "
-    "WHERE s.id = $2 AND s.deleted_at IS NULL AND fv_site_visible($1::uuid, s.org_id, s.privacy)";
-
-/* Answers 404 and returns false when the path's site id is not a UUID. */
-static bool site_param_ok(fe_req *r)
-{
-    if (fv_id_valid(r->param[0])) return true;
-    fe_reply_error(r, 404, "not_found", "no such site");
-    return false;
-}
+    "SELECT 'ok', fv_site_json(s, fv_site_full($2::uuid, s.org_id, s.privacy))::text FROM sites s "
+    "WHERE s.id = $1 AND s.deleted_at IS NULL AND fv_site_visible($2::uuid, s.org_id, s.privacy)";
 
 void fe_sites_get(fe_req *r)
 {
-    if (!site_param_ok(r)) return;
-    const char *params[] = {fe_verdict_user(r), r->param[0]};
-    fe_verdict_run(r, sql_site_get, 2, params, 200, "site", NULL);
+    fe_verdict_get(r, sql_site_get, "site");
 }
 
 /* ---- PATCH, DELETE /v1/sites/{id} ---- */
@@ -189,10 +163,7 @@ void fe_sites_get(fe_req *r)
 #define SITE_CHANGE_VERDICT                                                                        \
     "WITH cur AS (SELECT s.id, s.org_id, s.privacy, s.version FROM sites s "                      \
     "             WHERE s.id = $2 AND s.deleted_at IS NULL FOR UPDATE), "                          \
-    "     v0 AS (SELECT CASE WHEN cur.id IS NULL OR NOT fv_site_visible($1, cur.org_id, cur.privacy) " \
-    "                          THEN 'hidden' "                                                     \
-    "                        WHEN NOT fv_is_org_manager($1, cur.org_id) THEN 'forbidden' "        \
-    "                        ELSE 'ok' END AS verdict, cur.version "                               \
+    "     v0 AS (SELECT fv_site_change_verdict($1, cur.org_id, cur.privacy) AS verdict, cur.version " \
     "            FROM (SELECT 1) one LEFT JOIN cur ON true), "
 
 static const char sql_site_update[] =
@@ -215,7 +186,7 @@ static const char sql_site_update[] =
 
 void fe_sites_update(fe_req *r)
 {
-    if (!site_param_ok(r)) return;
+    if (!fe_verdict_id(r, 0, "site")) return;
     yajl_val version = fv_json_get(r->body, "version");
     if (version && !(YAJL_IS_INTEGER(version) && YAJL_GET_INTEGER(version) >= 1 &&
                      YAJL_GET_INTEGER(version) <= 2147483647)) {
@@ -249,7 +220,7 @@ static const char sql_site_delete[] =
 
 void fe_sites_delete(fe_req *r)
 {
-    if (!site_param_ok(r)) return;
+    if (!fe_verdict_id(r, 0, "site")) return;
     const char *params[] = {r->user->id, r->param[0], r->address};
     fe_verdict_run(r, sql_site_delete, 3, params, 204, "site", NULL);
 }

@@ -1,12 +1,11 @@
 /* Deployments: POST /v1/surveys/{id}/deployments sends a survey to a branch or team with its
  * enumerators, viewers, managers and approval stages; GET /v1/surveys/{id}/deployments and
  * GET /v1/deployments/{id} read them (survey admins and viewers: all; others: those where they
- * hold a role, fv_can_see_deployment). */
+ * hold a role, fv_can_see_deployment). Access is decided in SQL by verdict (fe_verdict.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe_access.h"
 #include "fe_verdict.h"
 #include "fe_handlers.h"
 
@@ -14,94 +13,47 @@
 #define FE_MAX_STAGES 16
 #define FE_MAX_PRINCIPALS 1000
 
-/* State of one creation: owned by the request. */
-typedef struct dep_create {
-    char id[FV_UUID_STRLEN + 1];
-    char survey_id[FV_UUID_STRLEN + 1];
-    char *name;  /* owned */
-    char *roles; /* owned: JSON array of {role, stage, ptype, pid} rows */
-    int stages;
-} dep_create;
-
-static void dep_create_free(void *p)
-{
-    dep_create *s = p;
-    free(s->name);
-    free(s->roles);
-    free(s);
-}
-
-/* One statement: checks the caller may deploy (survey admin, fv_survey_role), that the branch
- * or team belongs to the survey's organisation and that every principal exists (a user anywhere;
- * a team or branch in the survey's organisation), and writes the deployment, its roles and the
- * audit entry together. Columns: visible, admin, needs TOTP, the first unknown principal's id,
- * then the deployment (branch_id, team_id, created_at; NULL created_at: bad branch or team). */
+/* One statement: checks the caller may deploy (fv_survey_admin_verdict), that every principal may
+ * be named (fv_principal_valid: a user anywhere, a team or branch of the survey's organisation)
+ * and so may the branch or team, and writes the deployment, its roles and the audit entry
+ * together. $1 survey, $2 caller, $3 id, $4 name, $5 branch, $6 team, $7 stages, $8 roles (rows
+ * {role, stage, ptype, pid}), $9 address, $10 mfa. */
 static const char sql_dep_create[] =
-    "WITH s AS (SELECT s.id, s.org_id, o.root_branch_id, fv_can_see_survey($2, s.id) AS visible, "
-    "                  COALESCE(fv_survey_role($2, s.id, $10::boolean) = 'admin', false) AS admin, "
-    "                  fv_survey_admin_needs_totp($2, s.id, $10::boolean) AS totp "
+    "WITH s AS (SELECT s.id, s.org_id, o.root_branch_id, fv_survey_admin_verdict($2, s.id, $10::boolean) AS verdict "
     "           FROM surveys s JOIN orgs o ON o.id = s.org_id WHERE s.id = $1), "
     "     x AS (SELECT * FROM jsonb_to_recordset($8::jsonb) AS x(role text, stage int, ptype text, pid uuid)), "
-    "     bad AS (SELECT x.pid FROM x, s WHERE NOT CASE x.ptype "
-    "               WHEN 'user' THEN EXISTS (SELECT 1 FROM users u WHERE u.id = x.pid) "
-    "               WHEN 'team' THEN EXISTS (SELECT 1 FROM teams t WHERE t.id = x.pid AND t.org_id = s.org_id) "
-    "               WHEN 'branch' THEN EXISTS (SELECT 1 FROM branches b WHERE b.id = x.pid AND b.org_id = s.org_id) "
-    "               ELSE false END LIMIT 1), "
-    "     d AS (INSERT INTO deployments (id, survey_id, name, branch_id, team_id, approval_stages, created_by) "
-    "           SELECT $3, s.id, $4, CASE WHEN $6::uuid IS NULL THEN COALESCE($5::uuid, s.root_branch_id) END, "
-    "                  $6::uuid, $7::int, $2 FROM s "
-    "           WHERE s.admin AND NOT EXISTS (SELECT 1 FROM bad) "
-    "             AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM branches b WHERE b.id = $5::uuid AND b.org_id = s.org_id)) "
-    "             AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM teams t WHERE t.id = $6::uuid AND t.org_id = s.org_id)) "
-    "           RETURNING id, branch_id, team_id, created_at), "
+    "     c AS (SELECT s.*, CASE "
+    "             WHEN s.verdict <> 'ok' THEN s.verdict "
+    "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
+    "               THEN 'invalid:roles:a principal does not exist (users), or is not a team or branch of "
+    "the survey''s organisation' "
+    "             WHEN ($5::uuid IS NOT NULL AND NOT fv_principal_valid('branch', $5::uuid, s.org_id)) "
+    "               OR ($6::uuid IS NOT NULL AND NOT fv_principal_valid('team', $6::uuid, s.org_id)) "
+    "               THEN 'invalid:branch_id:not a branch or team of the survey''s organisation' "
+    "             ELSE 'ok' END AS outcome FROM s), "
+    "     d AS (INSERT INTO deployments AS y (id, survey_id, name, branch_id, team_id, approval_stages, created_by) "
+    "           SELECT $3, c.id, $4, CASE WHEN $6::uuid IS NULL THEN COALESCE($5::uuid, c.root_branch_id) END, "
+    "                  $6::uuid, $7::int, $2 FROM c WHERE c.outcome = 'ok' "
+    "           RETURNING y.*), "
     "     r AS (INSERT INTO deployment_roles (deployment_id, role, stage, principal_type, principal_id) "
     "           SELECT DISTINCT d.id, x.role, x.stage, x.ptype, x.pid FROM d, x), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
-    "           SELECT $2, 'deployment.create', 'deployment', d.id::text, NULLIF($9, '')::inet, s.org_id, "
-    "                  jsonb_build_object('survey_id', s.id, 'roles', $8::jsonb) FROM d, s) "
-    "SELECT s.visible, s.admin, s.totp, (SELECT pid FROM bad), d.branch_id, d.team_id, fv_ts(d.created_at) "
-    "FROM s LEFT JOIN d ON true";
+    "           SELECT $2, 'deployment.create', 'deployment', d.id::text, NULLIF($9, '')::inet, c.org_id, "
+    "                  jsonb_build_object('survey_id', c.id, 'roles', $8::jsonb) FROM d, c) "
+    "SELECT c.outcome, (SELECT jsonb_build_object('id', d.id, 'survey_id', d.survey_id, 'name', d.name, "
+    "                          'branch_id', d.branch_id, 'team_id', d.team_id, "
+    "                          'approval_stages', d.approval_stages, 'created_at', fv_ts(d.created_at))::text "
+    "                   FROM d) FROM c";
 
-static void dep_created(const fe_pg_result *res, void *arg)
+/* Checks v is a principal object {type: user|team|branch, id: UUID}: NULL, or the reason. */
+static const char *principal_error(yajl_val v)
 {
-    fe_req *r = arg;
-    dep_create *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    PGresult *p = res->res;
-    fe_access_check c = {fe_access_pg_true(p, 0), fe_access_pg_true(p, 1), fe_access_pg_true(p, 2)};
-    if (fe_access_deny(r, &c, "survey", "only the survey's admins may deploy it")) return;
-    if (!PQgetisnull(p, 0, 3)) {
-        const char *f[] = {"roles"}, *why[] = {"a principal does not exist (users), or is not a team or branch of the survey's organisation"};
-        fe_reply_error_fields(r, 422, "validation_failed", "the deployment is invalid", 1, f, why);
-        return;
-    }
-    if (PQgetisnull(p, 0, 6)) {
-        const char *f[] = {"branch_id"}, *why[] = {"not a branch or team of the survey's organisation"};
-        fe_reply_error_fields(r, 422, "validation_failed", "the deployment is invalid", 1, f, why);
-        return;
-    }
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "id");
-    fv_jgen_str(j, s->id);
-    fv_jgen_key(j, "survey_id");
-    fv_jgen_str(j, s->survey_id);
-    fv_jgen_key(j, "name");
-    fv_jgen_str(j, s->name);
-    fv_jgen_key(j, "branch_id");
-    fv_jgen_str(j, PQgetisnull(p, 0, 4) ? NULL : PQgetvalue(p, 0, 4));
-    fv_jgen_key(j, "team_id");
-    fv_jgen_str(j, PQgetisnull(p, 0, 5) ? NULL : PQgetvalue(p, 0, 5));
-    fv_jgen_key(j, "approval_stages");
-    fv_jgen_int(j, s->stages);
-    fv_jgen_key(j, "created_at");
-    fv_jgen_str(j, PQgetvalue(p, 0, 6));
-    fv_jgen_map_close(j);
-    fe_reply_gen_send(r, 201, j);
+    if (!v || !YAJL_IS_OBJECT(v)) return "each principal must be an object {type, id}";
+    const char *type = fv_json_get_str(v, "type"), *id = fv_json_get_str(v, "id");
+    if (!type || (strcmp(type, "user") && strcmp(type, "team") && strcmp(type, "branch")))
+        return "each principal needs type user, team or branch";
+    if (!id || !fv_id_valid(id)) return "each principal needs an id (a UUID)";
+    return NULL;
 }
 
 /* Appends the principals of list (an array of {type, id}) as role rows to out. Returns NULL,
@@ -112,7 +64,7 @@ static const char *add_principals(fv_jgen *out, yajl_val list, const char *role,
     if (!YAJL_IS_ARRAY(list)) return "must be an array of {type, id}";
     for (size_t i = 0; i < list->u.array.len; i++) {
         yajl_val p = list->u.array.values[i];
-        const char *e = fe_access_principal_error(p);
+        const char *e = principal_error(p);
         if (e) return e;
         const char *type = fv_json_get_str(p, "type"), *id = fv_json_get_str(p, "id");
         if (++*count > FE_MAX_PRINCIPALS) return "too many principals";
@@ -132,10 +84,7 @@ static const char *add_principals(fv_jgen *out, yajl_val list, const char *role,
 
 void fe_deployments_create(fe_req *r)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such survey");
-        return;
-    }
+    if (!fe_verdict_id(r, 0, "survey")) return;
     const char *name = fv_json_get_str(r->body, "name");
     yajl_val branch = fv_json_get(r->body, "branch_id"), team = fv_json_get(r->body, "team_id");
     yajl_val roles = fv_json_get(r->body, "roles");
@@ -153,7 +102,7 @@ void fe_deployments_create(fe_req *r)
 
     fv_jgen *rows = fv_jgen_new();
     if (!rows) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return;
     }
     int count = 0, stages = 0;
@@ -190,168 +139,45 @@ void fe_deployments_create(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "the deployment is invalid", nbad, bad, why);
         return;
     }
-    dep_create *s = calloc(1, sizeof *s);
-    if (s) {
-        s->name = strdup(name);
-        s->roles = strdup(fv_jgen_buf(rows, NULL));
-    }
+    char *rows_text = strdup(fv_jgen_buf(rows, NULL));
     fv_jgen_free(rows);
-    if (!s || !s->name || !s->roles) {
-        if (s) dep_create_free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+    if (!rows_text) {
+        fe_reply_oom(r);
         return;
     }
-    r->state = s;
-    r->state_free = dep_create_free;
-    s->stages = stages;
-    fv_id_new(s->id);
-    memcpy(s->survey_id, r->param[0], sizeof s->survey_id); /* a valid UUID: 36 chars + NUL */
-    char stages_txt[8];
+    char id[FV_UUID_STRLEN + 1], stages_txt[8];
+    fv_id_new(id);
     snprintf(stages_txt, sizeof stages_txt, "%d", stages);
-    const char *params[] = {s->survey_id, r->user->id, s->id, s->name,
+    const char *params[] = {r->param[0], r->user->id, id, name,
                             branch && YAJL_IS_STRING(branch) ? branch->u.string : NULL,
                             team && YAJL_IS_STRING(team) ? team->u.string : NULL,
-                            stages_txt, s->roles, r->address, fe_verdict_mfa(r)};
-    fe_pg_query(sql_dep_create, 10, params, dep_created, r);
+                            stages_txt, rows_text, r->address, fe_verdict_mfa(r)};
+    fe_verdict_run(r, sql_dep_create, 10, params, 201, "survey", NULL);
+    free(rows_text);
 }
 
 /* ---- reading ---- */
 
-/* Columns of a deployment as read: id, survey_id, name, branch_id, team_id, approval_stages,
- * created_at, roles (fv_deployment_roles_json). */
-#define DEP_COLS                                                                                  \
-    "d.id, d.survey_id, d.name, d.branch_id, d.team_id, d.approval_stages, fv_ts(d.created_at), " \
-    "fv_deployment_roles_json(d.id)::text"
-
-static void write_deployment(fv_jgen *j, PGresult *p, int row)
-{
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "id");
-    fv_jgen_str(j, PQgetvalue(p, row, 0));
-    fv_jgen_key(j, "survey_id");
-    fv_jgen_str(j, PQgetvalue(p, row, 1));
-    fv_jgen_key(j, "name");
-    fv_jgen_str(j, PQgetvalue(p, row, 2));
-    fv_jgen_key(j, "branch_id");
-    fv_jgen_str(j, PQgetisnull(p, row, 3) ? NULL : PQgetvalue(p, row, 3));
-    fv_jgen_key(j, "team_id");
-    fv_jgen_str(j, PQgetisnull(p, row, 4) ? NULL : PQgetvalue(p, row, 4));
-    fv_jgen_key(j, "approval_stages");
-    fv_jgen_int(j, atoll(PQgetvalue(p, row, 5)));
-    fv_jgen_key(j, "created_at");
-    fv_jgen_str(j, PQgetvalue(p, row, 6));
-    fv_jgen_key(j, "roles");
-    fv_jgen_raw(j, PQgetvalue(p, row, 7), (size_t)PQgetlength(p, row, 7));
-    fv_jgen_map_close(j);
-}
-
 static const char sql_dep_get[] =
-    "SELECT " DEP_COLS " FROM deployments d WHERE d.id = $1 AND fv_can_see_deployment($2, d.id)";
-
-static void dep_got(const fe_pg_result *res, void *arg)
-{
-    fe_req *r = arg;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 404, "not_found", "no such deployment");
-        return;
-    }
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    write_deployment(j, res->res, 0);
-    fe_reply_gen_send(r, 200, j);
-}
+    "SELECT 'ok', fv_deployment_json(d)::text FROM deployments d "
+    "WHERE d.id = $1 AND fv_can_see_deployment($2, d.id)";
 
 void fe_deployments_get(fe_req *r)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such deployment");
-        return;
-    }
-    const char *params[] = {r->param[0], r->user->id};
-    fe_pg_query(sql_dep_get, 2, params, dep_got, r);
+    fe_verdict_get(r, sql_dep_get, "deployment");
 }
 
-/* One row per visible deployment, after the cursor; the first column says whether the survey is
- * visible at all (a survey the caller may not see answers 404, even with no deployments). The
- * header row (d.id NULL) always comes first. */
-static const char sql_dep_list[] =
-    "WITH s AS MATERIALIZED (SELECT x.id, fv_survey_role($2, x.id) IS NOT NULL AS all_rows, "
-    "                               fv_can_see_survey($2, x.id) AS visible FROM surveys x WHERE x.id = $1) "
-    "(SELECT s.visible, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0 FROM s) "
-    "UNION ALL (SELECT true, " DEP_COLS ", 1 FROM s JOIN deployments d ON d.survey_id = s.id "
-    "           WHERE ($3::uuid IS NULL OR d.id > $3::uuid) "
-    "             AND (s.all_rows OR fv_access_any(fv_deployment_access($2, d.id))) "
-    "           ORDER BY d.id LIMIT $4) "
-    "ORDER BY 10, 2";
-
-static void deps_listed(const fe_pg_result *res, void *arg)
-{
-    fe_req *r = arg;
-    int limit = *(int *)r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    PGresult *p = res->res;
-    int n = PQntuples(p);
-    if (n < 1 || !fe_access_pg_true(p, 0)) {
-        fe_reply_error(r, 404, "not_found", "no such survey");
-        return;
-    }
-    n--; /* the header row */
-    bool more = n > limit;
-    if (more) n = limit;
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    fv_jgen_map_open(j);
-    fv_jgen_key(j, "items");
-    fv_jgen_array_open(j);
-    for (int i = 1; i <= n; i++) {
-        /* write_deployment reads columns from 0: the rows here are shifted by one column */
-        fv_jgen_map_open(j);
-        static const char *const keys[] = {"id", "survey_id", "name", "branch_id", "team_id"};
-        for (int k = 0; k < 5; k++) {
-            fv_jgen_key(j, keys[k]);
-            fv_jgen_str(j, PQgetisnull(p, i, k + 1) ? NULL : PQgetvalue(p, i, k + 1));
-        }
-        fv_jgen_key(j, "approval_stages");
-        fv_jgen_int(j, atoll(PQgetvalue(p, i, 6)));
-        fv_jgen_key(j, "created_at");
-        fv_jgen_str(j, PQgetvalue(p, i, 7));
-        fv_jgen_key(j, "roles");
-        fv_jgen_raw(j, PQgetvalue(p, i, 8), (size_t)PQgetlength(p, i, 8));
-        fv_jgen_map_close(j);
-    }
-    fv_jgen_array_close(j);
-    fv_jgen_key(j, "next");
-    fv_jgen_str(j, more ? PQgetvalue(p, n, 1) : NULL);
-    fv_jgen_map_close(j);
-    fe_reply_gen_send(r, 200, j);
-}
+/* The deployments of a survey the caller may see (a survey they may not see answers 404, even
+ * with no deployments). */
+static const char sql_dep_list[] = FE_VERDICT_PAGE_SQL(
+    "fv_survey_read_verdict($2, $1)",
+    "SELECT d.id, fv_deployment_json(d) AS j FROM deployments d "
+    "WHERE d.survey_id = $1 AND ($3::uuid IS NULL OR d.id > $3::uuid) AND fv_can_see_deployment($2, d.id)",
+    "id", "page.id::text", "page.j", "$4");
 
 void fe_deployments_list(fe_req *r)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such survey");
-        return;
-    }
-    int limit;
-    char after[FV_UUID_STRLEN + 1];
-    if (!fe_access_list_params(r, &limit, after)) return;
-    int *st = malloc(sizeof *st);
-    if (!st) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
-        return;
-    }
-    *st = limit;
-    r->state = st;
-    r->state_free = free;
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {r->param[0], r->user->id, after[0] ? after : NULL, lim};
-    fe_pg_query(sql_dep_list, 4, params, deps_listed, r);
+    if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *params[] = {r->param[0], r->user->id};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_dep_list, 2, params, "survey");
 }

@@ -1,14 +1,14 @@
-/* Changes to a response: edit or resubmit (PATCH), delete, approve, reject. */
+/* Changes to a response: edit or resubmit (PATCH), delete, approve, reject. Who may is decided in
+ * SQL by verdict (fe_verdict.h) with the rule functions of migration 006
+ * (fv_response_edit_verdict, fv_response_manager_verdict, fv_response_decide_verdict). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include "fe_access.h"
 #include "fe_handlers.h"
 #include "fe_verdict.h"
-#include "fe_responses.h"
 #include "fv_check.h"
 #include "fv_form.h"
 #include "fv_log.h"
@@ -44,6 +44,7 @@ typedef struct patch {
     bool set_location;  /* the body has a "location" key */
     char *location;     /* owned; NULL: JSON null */
     char *data;         /* owned: the answers to store (after the merge), set at PATCH_WRITE */
+    yajl_val loaded;    /* owned: the load step's body, set at PATCH_WRITE */
 } patch;
 
 static void patch_free(void *p)
@@ -51,26 +52,29 @@ static void patch_free(void *p)
     patch *s = p;
     free(s->location);
     free(s->data);
+    if (s->loaded) yajl_tree_free(s->loaded);
     free(s);
 }
 
-/* $1 response, $2 caller, $3 mfa. Columns: status, mine, visible, manager (org-admin power
- * counted only as the TOTP policy allows), enumerator, version, current survey version, its
- * definition, survey admin, the stored confidential answers, manager without the TOTP policy. */
+/* $1 response, $2 caller, $3 mfa. The body of 'ok' is what the write step needs: action (edit, or
+ * resubmit by its submitter), the version read, the survey's current version and its definition,
+ * whether the caller is survey admin, and the stored confidential answers. */
 static const char sql_patch_load[] =
-    "SELECT r.status, r.submitted_by = $2, fv_can_read_response($2, r.id), "
-    "       fv_is_deployment_manager($2, r.deployment_id, $3::boolean), "
-    "       fv_has_deployment_role($2, r.deployment_id, 'enumerator'), r.version, s.current_version, "
-    "       sv.definition::text, COALESCE(fv_survey_role($2, s.id) = 'admin', false), "
-    "       (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(r.data) e "
-    "        WHERE e.key = ANY (fv_confidential_names(sv.definition)))::text, "
-    "       fv_is_deployment_manager($2, r.deployment_id) "
+    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN jsonb_build_object("
+    "         'action', CASE WHEN fv_can_resubmit($2, r) THEN 'resubmit' ELSE 'edit' END, "
+    "         'version', r.version, 'survey_version', s.current_version, 'definition', sv.definition, "
+    "         'admin', COALESCE(fv_survey_role($2, s.id) = 'admin', false), "
+    "         'confidential', (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) "
+    "                          FROM jsonb_each(r.data) e "
+    "                          WHERE e.key = ANY (fv_confidential_names(sv.definition))))::text END "
     "FROM responses r JOIN surveys s ON s.id = r.survey_id "
-    "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
+    "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version, "
+    "LATERAL (SELECT fv_response_edit_verdict($2, r, $3::boolean) AS verdict) v "
     "WHERE r.id = $1 AND r.deleted_at IS NULL";
 
 /* $1 response, $2 caller, $3 data, $4 location, $5 set location, $6 action (edit|resubmit),
- * $7 the version read, $8 the survey version validated against. */
+ * $7 the version read, $8 the survey version validated against. 'conflict' when the response
+ * changed since the load step. */
 static const char sql_patch_write[] =
     "WITH u AS (UPDATE responses x SET data = $3::jsonb, "
     "             location = CASE WHEN $5::boolean THEN $4::jsonb ELSE x.location END, "
@@ -83,35 +87,18 @@ static const char sql_patch_write[] =
     "             rejection_message = CASE WHEN $6::text = 'resubmit' THEN NULL ELSE x.rejection_message END "
     "           FROM deployments d "
     "           WHERE x.id = $1 AND d.id = x.deployment_id AND x.version = $7::int AND x.deleted_at IS NULL "
-    "           RETURNING x.*), "
+    "           RETURNING x), "
     "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, data, location) "
-    "           SELECT id, version, $6::text, stage, status, $2, data, location FROM u) "
-    "SELECT " RESPONSE_COLS(MASKED_DATA("COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)"))
-    " FROM u r";
-
-static void patch_written(const fe_pg_result *res, void *arg)
-{
-    fe_req *r = arg;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        fe_reply_error(r, 409, "conflict", "the response changed meanwhile; read it again and retry");
-        return;
-    }
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    fe_responses_write_at(j, res->res, 0, 0);
-    fe_reply_gen_send(r, 200, j);
-}
+    "           SELECT (u.x).id, (u.x).version, $6::text, (u.x).stage, (u.x).status, $2, (u.x).data, "
+    "                  (u.x).location FROM u) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 'ok' ELSE 'conflict' END, "
+    "       (SELECT fv_response_json(u.x, COALESCE(fv_survey_role($2, (u.x).survey_id) = 'admin', false))::text "
+    "        FROM u)";
 
 /* The answers of the body with the stored confidential answers it does not name (a caller who is
  * not a survey admin never saw them, so leaving them out keeps them). Caller frees. */
-static char *merge_confidential(yajl_val data, const char *stored_json)
+static char *merge_confidential(yajl_val data, yajl_val stored)
 {
-    char err[64];
-    yajl_val stored = fv_json_parse(stored_json, err, sizeof err);
     fv_jgen *j = fv_jgen_new();
     char *out = NULL;
     if (j && stored && YAJL_IS_OBJECT(stored)) {
@@ -129,54 +116,48 @@ static char *merge_confidential(yajl_val data, const char *stored_json)
         out = strdup(fv_jgen_buf(j, NULL));
     }
     fv_jgen_free(j);
-    if (stored) yajl_tree_free(stored);
     return out;
+}
+
+static void patch_written(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    const char *body = fe_verdict_answer(r, res, "response");
+    if (body) fe_reply_text(r, 200, "application/json", body, strlen(body));
 }
 
 static void patch_loaded(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     patch *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
+    const char *body = fe_verdict_answer(r, res, "response");
+    if (!body) return;
+    char err[64];
+    s->loaded = fv_json_parse(body, err, sizeof err);
+    if (!s->loaded) {
+        fe_reply_oom(r);
         return;
     }
-    PGresult *p = res->res;
-    if (PQntuples(p) != 1 || !fe_access_pg_true(p, 2)) {
-        fe_reply_error(r, 404, "not_found", "no such response");
-        return;
-    }
-    bool rejected = !strcmp(PQgetvalue(p, 0, 0), "rejected");
-    bool resubmit = rejected && fe_access_pg_true(p, 1) && fe_access_pg_true(p, 4);
-    if (!resubmit && !fe_access_pg_true(p, 3)) {
-        if (fe_access_pg_true(p, 10)) {
-            fe_reply_error(r, 403, "totp_required",
-                           "the organisation requires its admins to sign in with a TOTP code for this");
-            return;
-        }
-        fe_reply_error(r, 403, "forbidden",
-                       "only the deployment's managers and the survey's admins edit responses; "
-                       "a submitter may resubmit their rejected response");
-        return;
-    }
-    yajl_val data = fv_json_get(r->body, "data");
-    bool admin = fe_access_pg_true(p, 8);
-    s->data = admin ? NULL : merge_confidential(data, PQgetvalue(p, 0, 9));
-    if (!admin && !s->data) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+    yajl_val loaded = s->loaded, data = fv_json_get(r->body, "data");
+    yajl_val version = fv_json_get(loaded, "version"), survey_version = fv_json_get(loaded, "survey_version");
+    const char *action = fv_json_get_str(loaded, "action");
+    bool admin = YAJL_IS_TRUE(fv_json_get(loaded, "admin"));
+    s->data = admin ? fv_json_text(data) : merge_confidential(data, fv_json_get(loaded, "confidential"));
+    if (!s->data || !action || !YAJL_IS_INTEGER(version) || !YAJL_IS_INTEGER(survey_version)) {
+        fe_reply_oom(r);
         return;
     }
     /* The answers are checked against the survey's current form; the response moves to it. */
-    fv_form *form = fv_form_compile_text(PQgetvalue(p, 0, 7));
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    fv_form *form = fv_form_compile(fv_json_get(loaded, "definition"), &errs);
     if (!form) {
+        fv_form_errors_free(&errs);
         fv_error("req %s: stored form definition does not compile", r->req_id);
         fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
         return;
     }
-    char err[64];
-    yajl_val merged = s->data ? fv_json_parse(s->data, err, sizeof err) : NULL;
-    fv_form_errors errs;
-    fv_form_errors_init(&errs);
+    yajl_val merged = admin ? NULL : fv_json_parse(s->data, err, sizeof err);
     size_t nerr = fv_form_validate(form, merged ? merged : data, &errs);
     fv_form_free(form);
     if (merged) yajl_tree_free(merged);
@@ -186,31 +167,18 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
         return;
     }
     fv_form_errors_free(&errs);
-    if (!s->data) {
-        fv_jgen *j = fv_jgen_new();
-        if (j) {
-            fv_jgen_tree(j, data);
-            s->data = strdup(fv_jgen_buf(j, NULL));
-            fv_jgen_free(j);
-        }
-        if (!s->data) {
-            fe_reply_error(r, 503, "overloaded", "out of memory");
-            return;
-        }
-    }
     s->step = PATCH_WRITE;
+    char vtext[24], svtext[24];
+    snprintf(vtext, sizeof vtext, "%lld", YAJL_GET_INTEGER(version));
+    snprintf(svtext, sizeof svtext, "%lld", YAJL_GET_INTEGER(survey_version));
     const char *params[] = {r->param[0], r->user->id, s->data, s->location,
-                            s->set_location ? "true" : "false", resubmit ? "resubmit" : "edit",
-                            PQgetvalue(p, 0, 5), PQgetvalue(p, 0, 6)};
+                            s->set_location ? "true" : "false", action, vtext, svtext};
     fe_pg_query(sql_patch_write, 8, params, patch_written, r);
 }
 
 void fe_review_patch(fe_req *r)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such response");
-        return;
-    }
+    if (!fe_verdict_id(r, 0, "response")) return;
     yajl_val data = fv_json_get(r->body, "data"), loc = fv_json_get(r->body, "location");
     const char *bad[2], *why[2];
     size_t nbad = 0;
@@ -226,7 +194,7 @@ void fe_review_patch(fe_req *r)
     patch *s = calloc(1, sizeof *s);
     if (!s) {
         free(location);
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return;
     }
     s->step = PATCH_LOAD;
@@ -238,62 +206,36 @@ void fe_review_patch(fe_req *r)
     fe_pg_query(sql_patch_load, 3, params, patch_loaded, r);
 }
 
-/* $1 response, $2 caller, $3 address, $4 mfa. Columns: visible, manager, manager without the
- * TOTP policy (see fv_is_deployment_manager). */
+/* $1 response, $2 caller, $3 address, $4 mfa: the deployment's managers delete
+ * (fv_response_manager_verdict). */
 static const char sql_delete[] =
-    "WITH c AS (SELECT x.id, s.org_id, fv_can_read_response($2, x.id) AS visible, "
-    "                  fv_is_deployment_manager($2, x.deployment_id, $4::boolean) AS manager, "
-    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager_any "
+    "WITH c AS (SELECT x.id, s.org_id, fv_response_manager_verdict($2, x, $4::boolean) AS verdict "
     "           FROM responses x JOIN surveys s ON s.id = x.survey_id "
     "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
     "     u AS (UPDATE responses y SET deleted_at = now(), version = y.version + 1, updated_at = now() "
-    "           FROM c WHERE y.id = c.id AND c.manager RETURNING y.id, y.version, y.stage, y.status), "
+    "           FROM c WHERE y.id = c.id AND c.verdict = 'ok' RETURNING y.id, y.version, y.stage, y.status), "
     "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor) "
     "           SELECT id, version, 'delete', stage, status, $2 FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
     "           SELECT $2, 'response.delete', 'response', u.id::text, NULLIF($3, '')::inet, c.org_id "
     "           FROM u, c) "
-    "SELECT c.visible, c.manager, c.manager_any AND NOT c.manager FROM c LEFT JOIN u ON true";
-
-static void deleted(const fe_pg_result *res, void *arg)
-{
-    fe_req *r = arg;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    PGresult *p = res->res;
-    fe_access_check c = {fe_access_pg_true(p, 0), fe_access_pg_true(p, 1), fe_access_pg_true(p, 2)};
-    if (fe_access_deny(r, &c, "response", "only the deployment's managers and the survey's admins delete responses"))
-        return;
-    fe_reply_text(r, 204, "application/json", NULL, 0);
-}
+    "SELECT c.verdict, NULL FROM c";
 
 void fe_review_delete(fe_req *r)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such response");
-        return;
-    }
+    if (!fe_verdict_id(r, 0, "response")) return;
     const char *params[] = {r->param[0], r->user->id, r->address, fe_verdict_mfa(r)};
-    fe_pg_query(sql_delete, 4, params, deleted, r);
+    fe_verdict_run(r, sql_delete, 4, params, 204, "response", NULL);
 }
 
 /* $1 response, $2 caller, $3 approve|reject, $4 message, $5 address, $6 mfa. The approver of the
  * current stage moves it on (the last stage makes it final) or rejects it; a manager or survey
- * admin who is not that stage's approver may too, recorded as an override. Columns: visible,
- * status before, stage approver, manager, approver of some stage, manager without the TOTP
- * policy (see fv_is_deployment_manager), then the response. */
+ * admin who is not that stage's approver may too, recorded as an override
+ * (fv_response_decide_verdict). The row is locked and the verdict taken on it as locked. */
 static const char sql_decide[] =
-    "WITH c AS (SELECT x.id, x.status, x.stage, d.approval_stages, s.org_id, "
-    "                  fv_can_read_response($2, x.id) AS visible, "
-    "                  x.status = 'pending' AND EXISTS ("
-    "                      SELECT 1 FROM deployment_roles dr WHERE dr.deployment_id = x.deployment_id "
-    "                      AND dr.role = 'approver' AND dr.stage = x.stage "
-    "                      AND fv_principal_includes($2, dr.principal_type, dr.principal_id)) AS approver, "
-    "                  fv_is_deployment_manager($2, x.deployment_id, $6::boolean) AS manager, "
-    "                  cardinality((fv_deployment_access($2, x.deployment_id)).approver_stages) > 0 AS any_stage, "
-    "                  fv_is_deployment_manager($2, x.deployment_id) AS manager_any "
+    "WITH c AS (SELECT x.id, x.stage, d.approval_stages, s.org_id, "
+    "                  fv_response_decide_verdict($2, x, $6::boolean) AS verdict, "
+    "                  x.status = 'pending' AND fv_is_stage_approver($2, x.deployment_id, x.stage) AS approver "
     "           FROM responses x JOIN deployments d ON d.id = x.deployment_id "
     "           JOIN surveys s ON s.id = x.survey_id "
     "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
@@ -304,62 +246,24 @@ static const char sql_decide[] =
     "                          WHEN c.stage >= c.approval_stages THEN 0 ELSE c.stage + 1 END, "
     "             rejection_message = CASE WHEN $3::text = 'reject' THEN $4::text END, "
     "             version = y.version + 1, updated_at = now() "
-    "           FROM c WHERE y.id = c.id AND c.visible AND c.status = 'pending' AND (c.approver OR c.manager) "
-    "           RETURNING y.*), "
+    "           FROM c WHERE y.id = c.id AND y.status = 'pending' AND c.verdict = 'ok' "
+    "           RETURNING y), "
     "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, override, message) "
-    "           SELECT u.id, u.version, $3::text, c.stage, u.status, $2, NOT c.approver, $4::text FROM u, c), "
+    "           SELECT (u.y).id, (u.y).version, $3::text, c.stage, (u.y).status, $2, NOT c.approver, $4::text "
+    "           FROM u, c), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
-    "           SELECT $2, 'response.' || $3::text, 'response', u.id::text, NULLIF($5, '')::inet, c.org_id, "
-    "                  jsonb_build_object('stage', c.stage, 'status', u.status, 'override', NOT c.approver) "
+    "           SELECT $2, 'response.' || $3::text, 'response', (u.y).id::text, NULLIF($5, '')::inet, c.org_id, "
+    "                  jsonb_build_object('stage', c.stage, 'status', (u.y).status, 'override', NOT c.approver) "
     "           FROM u, c) "
-    "SELECT c.visible, c.status, c.approver, c.manager, c.any_stage, c.manager_any, "
-    RESPONSE_COLS(MASKED_DATA("COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)"))
-    " FROM c LEFT JOIN u r ON true";
-
-static void decided(const fe_pg_result *res, void *arg)
-{
-    fe_req *r = arg;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    PGresult *p = res->res;
-    if (PQntuples(p) != 1 || !fe_access_pg_true(p, 0)) {
-        fe_reply_error(r, 404, "not_found", "no such response");
-        return;
-    }
-    bool pending = !strcmp(PQgetvalue(p, 0, 1), "pending");
-    bool manager = fe_access_pg_true(p, 3), approver = fe_access_pg_true(p, 2);
-    if (!pending && (manager || fe_access_pg_true(p, 4))) {
-        fe_reply_error(r, 409, "not_pending", "the response is not waiting for approval");
-        return;
-    }
-    if (!approver && !manager && fe_access_pg_true(p, 5)) {
-        fe_reply_error(r, 403, "totp_required",
-                       "the organisation requires its admins to sign in with a TOTP code for this");
-        return;
-    }
-    if (!approver && !manager) {
-        fe_reply_error(r, 403, "forbidden", "only the approvers of the response's current stage decide on it");
-        return;
-    }
-    if (PQgetisnull(p, 0, 6)) { /* locked and re-read: it moved on meanwhile */
-        fe_reply_error(r, 409, "not_pending", "the response is not waiting for approval");
-        return;
-    }
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    fe_responses_write_at(j, p, 0, 6);
-    fe_reply_gen_send(r, 200, j);
-}
+    "SELECT CASE WHEN c.verdict = 'ok' AND NOT EXISTS (SELECT 1 FROM u) THEN 'not_pending' ELSE c.verdict END, "
+    "       (SELECT fv_response_json(u.y, COALESCE(fv_survey_role($2, (u.y).survey_id) = 'admin', false))::text "
+    "        FROM u) "
+    "FROM c";
 
 /* approve (message optional) or reject (message required). */
 static void decide(fe_req *r, const char *action, bool message_required)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such response");
-        return;
-    }
+    if (!fe_verdict_id(r, 0, "response")) return;
     yajl_val m = fv_json_get(r->body, "message");
     const char *msg = m && YAJL_IS_STRING(m) ? m->u.string : NULL;
     bool bad = message_required ? (!msg || !*msg) : (m && !YAJL_IS_NULL(m) && !msg);
@@ -371,7 +275,7 @@ static void decide(fe_req *r, const char *action, bool message_required)
         return;
     }
     const char *params[] = {r->param[0], r->user->id, action, msg, r->address, fe_verdict_mfa(r)};
-    fe_pg_query(sql_decide, 6, params, decided, r);
+    fe_verdict_run(r, sql_decide, 6, params, 200, "response", NULL);
 }
 
 void fe_review_approve(fe_req *r)

@@ -1,8 +1,9 @@
 /* POST /v1/deployments/{id}/responses: a submission checked against what the deployment cache
  * knows (fe_depcache), else Redis, else PostgreSQL, then queued to the stream (fe_queue). While
  * PostgreSQL is down a submission nobody can check is accepted unverified (DESIGN section 2).
- * This is the one handler that does not answer through fe_verdict: its permission answers are
- * SQL's, cached, so a submission does not wait on PostgreSQL. */
+ * This is the one handler whose permissions are not a verdict statement: they are SQL's answers,
+ * cached, so a submission does not wait on PostgreSQL; its denials still answer through
+ * fe_verdict_reply. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "fe_pg.h"
 #include "fe_queue.h"
 #include "fe_redis.h"
+#include "fe_verdict.h"
 #include "fv_check.h"
 #include "fv_envelope.h"
 #include "fv_form.h"
@@ -107,11 +109,11 @@ static bool answers_valid(fe_req *r, const fe_dep_info *dep)
 static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm)
 {
     if (dep->missing || perm == FE_PERM_HIDDEN) {
-        fe_reply_error(r, 404, "not_found", "no such deployment");
+        fe_verdict_reply(r, "hidden", "deployment");
         return;
     }
     if (perm != FE_PERM_ENUMERATOR) {
-        fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
+        fe_verdict_reply(r, "forbidden", "deployment");
         return;
     }
     if (answers_valid(r, dep)) enqueue(r, dep, true);
@@ -125,7 +127,7 @@ static void submit_unverified(fe_req *r)
     submit *s = r->state;
     fe_dep_info *dep = fe_depcache_dep(s->dep_id, NULL);
     if (dep && dep->missing) {
-        fe_reply_error(r, 404, "not_found", "no such deployment");
+        fe_verdict_reply(r, "hidden", "deployment");
         return;
     }
     if (dep && !answers_valid(r, dep)) return;
@@ -177,7 +179,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     if (PQntuples(res->res) != 1) {
         fe_dep_info *missing = fe_depcache_remember_missing(s->dep_id);
         if (!missing) {
-            fe_reply_error(r, 503, "overloaded", "out of memory");
+            fe_reply_oom(r);
             return;
         }
         submit_checked(r, missing, FE_PERM_HIDDEN); /* missing: 404 */
@@ -246,10 +248,7 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
 
 void fe_submit_response(fe_req *r)
 {
-    if (!fv_id_valid(r->param[0])) {
-        fe_reply_error(r, 404, "not_found", "no such deployment");
-        return;
-    }
+    if (!fe_verdict_id(r, 0, "deployment")) return;
     const char *bad[4], *why[4];
     size_t nbad = 0;
     yajl_val id = fv_json_get(r->body, "id"), data = fv_json_get(r->body, "data");
@@ -270,7 +269,7 @@ void fe_submit_response(fe_req *r)
 
     submit *s = calloc(1, sizeof *s);
     if (!s) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return;
     }
     r->state = s;
@@ -292,7 +291,7 @@ void fe_submit_response(fe_req *r)
     }
     if (coll && YAJL_IS_STRING(coll)) s->collected_at = strdup(coll->u.string);
     if (!s->data || (loc && YAJL_IS_OBJECT(loc) && !s->location)) {
-        fe_reply_error(r, 503, "overloaded", "out of memory");
+        fe_reply_oom(r);
         return;
     }
 
