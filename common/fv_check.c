@@ -66,7 +66,18 @@ bool fv_check_datetime(const char *s)
     int oh, om;
     if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
         return false;
-    return oh <= 14 && om <= 59;
+    if (oh > 14 || om > 59) return false;
+    /* The instant in UTC stays within 0001-01-01 and 9999-12-31 too: PostgreSQL would store
+     * 0001-01-01T00:30+01:00 in 1 BC and 9999-12-31T23:30-01:00 in year 10000, and give back
+     * text that is no RFC 3339 date-time. Only the first and the last day can cross. */
+    int y, mo, d;
+    digits(s, 4, &y);
+    digits(s + 5, 2, &mo);
+    digits(s + 8, 2, &d);
+    int utc_min = hh * 60 + mm - (*p == '+' ? 1 : -1) * (oh * 60 + om);
+    if (y == 1 && mo == 1 && d == 1 && utc_min < 0) return false;
+    if (y == 9999 && mo == 12 && d == 31 && utc_min >= 24 * 60) return false;
+    return true;
 }
 
 /* A finite number within lo..hi. */

@@ -12,7 +12,8 @@ bool fv_check_date(const char *s);
 
 /* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|+HH:MM|-HH:MM), 't' and 'z' in either
  * case, a date as fv_check_date, no leap second (:60), an offset of at most 14:59 (every offset
- * in use; PostgreSQL's timestamptz takes all of them), at most 40 bytes. */
+ * in use; PostgreSQL's timestamptz takes all of them), at most 40 bytes, and an instant that in
+ * UTC is still within years 0001-9999 (so what is stored reads back as RFC 3339). */
 bool fv_check_datetime(const char *s);
 
 /* A geopoint: {lat: -90..90, lon: -180..180, altitude?: number, accuracy?: 0..1e7}, finite

@@ -33,6 +33,15 @@ static void test_date_times(void **state)
     assert_true(fv_check_datetime("2024-05-01T10:20:30.5+02:00"));
     assert_true(fv_check_datetime("2024-05-01T10:20:30.123456789-14:59"));
     assert_true(fv_check_datetime("0001-01-01T00:00:00Z"));
+    assert_true(fv_check_datetime("0001-01-01T14:59:00+14:59"));
+    assert_true(fv_check_datetime("0001-01-01T00:00:00-14:59"));
+    assert_true(fv_check_datetime("9999-12-31T23:59:59Z"));
+    assert_true(fv_check_datetime("9999-12-31T09:00:59-14:59"));
+    assert_true(fv_check_datetime("9999-12-31T23:59:59+01:00"));
+    assert_false(fv_check_datetime("0001-01-01T14:58:59+14:59")); /* 1 BC in UTC */
+    assert_false(fv_check_datetime("0001-01-01T00:30:00+01:00"));
+    assert_false(fv_check_datetime("9999-12-31T09:01:00-14:59")); /* year 10000 in UTC */
+    assert_false(fv_check_datetime("9999-12-31T23:30:00-00:31"));
     assert_false(fv_check_datetime("0000-01-01T00:00:00Z"));
     assert_false(fv_check_datetime("2024-05-01T10:20:30+15:00"));
     assert_false(fv_check_datetime("2024-05-01T10:20:30+02:60"));
