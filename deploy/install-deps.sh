@@ -27,7 +27,7 @@ packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev
     libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
     ca-certificates util-linux jq)
 if [ "$want_test" = 1 ]; then
-    packages+=(python3 python3-pytest python3-requests python3-psycopg2)
+    packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml)
 fi
 
 missing=()
