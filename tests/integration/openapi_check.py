@@ -10,13 +10,15 @@ template without the method, 405 `MethodNotAllowed` with an `Allow` header namin
 path's methods.
 
 `hook_session(session)` adds the check to a requests.Session as a response hook, so that every
-answer a test receives through it is checked (fvharness.Api does this for every client). Set
-FV_OPENAPI_CHECK=0 to switch it off. Validators are compiled once per (operation, status, media
+answer a test receives through it is checked (fvharness.Api does this for every client). It is on
+under pytest and off in the other users of fvharness (tests/chaos, tests/bench);
+FV_OPENAPI_CHECK=1 or 0 says otherwise. Validators are compiled once per (operation, status, media
 type); nothing is written anywhere.
 """
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -157,6 +159,7 @@ def _hook(resp, *args, **kwargs):
 
 def hook_session(session):
     """Checks every answer session receives (a requests.Session to a front end)."""
-    if os.environ.get("FV_OPENAPI_CHECK", "1") != "0" and _hook not in session.hooks["response"]:
+    on = os.environ.get("FV_OPENAPI_CHECK", "1" if "pytest" in sys.modules else "0") != "0"
+    if on and _hook not in session.hooks["response"]:
         session.hooks["response"].append(_hook)
     return session
