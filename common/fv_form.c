@@ -1,5 +1,7 @@
 /* Form definitions: compiling a survey's question list and validating answers against it. */
 #include "fv_form.h"
+
+#include "fv_check.h"
 #include "fv_json.h"
 
 #include <limits.h>
@@ -213,67 +215,6 @@ static bool int_le(long long v, double d)
 }
 
 /* ---- dates --------------------------------------------------------------------------------- */
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
-    return days[m - 1];
-}
-
-/* "YYYY-MM-DD", a real calendar date; reads exactly 10 characters of s (which must have them). */
-static bool date_ok(const char *s)
-{
-    int y, m, d;
-    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
-        !digits(s + 8, 2, &d))
-        return false;
-    return m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
-}
-
-static bool is_date(const char *s)
-{
-    return strlen(s) == 10 && date_ok(s);
-}
-
-/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). Leap seconds (:60) refused. */
-static bool is_datetime(const char *s)
-{
-    size_t len = strlen(s);
-    if (len < 20 || !date_ok(s) || (s[10] != 'T' && s[10] != 't')) return false;
-    int hh, mm, ss;
-    if (!digits(s + 11, 2, &hh) || s[13] != ':' || !digits(s + 14, 2, &mm) || s[16] != ':' ||
-        !digits(s + 17, 2, &ss))
-        return false;
-    if (hh > 23 || mm > 59 || ss > 59) return false;
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        int n = 0;
-        while (*p >= '0' && *p <= '9' && n <= 9) {
-            p++;
-            n++;
-        }
-        if (n < 1 || n > 9) return false;
-    }
-    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') return true;
-    if (*p != '+' && *p != '-') return false;
-    int oh, om;
-    if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
-        return false;
-    return oh <= 23 && om <= 59;
-}
 
 /* ---- compile ------------------------------------------------------------------------------- */
 
@@ -572,25 +513,6 @@ static const char *bound_reason(char *buf, size_t len, const char *prefix, const
     return buf;
 }
 
-static const char *check_geopoint(yajl_val v)
-{
-    if (!YAJL_IS_OBJECT(v)) return "expected geopoint";
-    double d;
-    yajl_val lat = fv_json_get(v, "lat"), lon = fv_json_get(v, "lon");
-    if (lat == NULL || lon == NULL) return "expected geopoint";
-    for (size_t i = 0; i < v->u.object.len; i++) {
-        const char *k = v->u.object.keys[i];
-        if (strcmp(k, "lat") && strcmp(k, "lon") && strcmp(k, "altitude") && strcmp(k, "accuracy"))
-            return "invalid geopoint";
-    }
-    if (!json_double(lat, &d) || d < -90 || d > 90) return "invalid latitude";
-    if (!json_double(lon, &d) || d < -180 || d > 180) return "invalid longitude";
-    yajl_val alt = opt(v, "altitude"), acc = opt(v, "accuracy");
-    if (alt != NULL && !json_double(alt, &d)) return "invalid altitude";
-    if (acc != NULL && (!json_double(acc, &d) || d < 0)) return "invalid accuracy";
-    return NULL;
-}
-
 /* Checks one answer v (non-null) to q. Returns NULL when valid, else the reason, which is static
  * or written into buf. seen: scratch of q->nchoices bytes, zeroed by the caller. */
 static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf, size_t len,
@@ -658,11 +580,11 @@ static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf
         return NULL;
     }
     case FV_FORM_DATE:
-        return (YAJL_IS_STRING(v) && is_date(v->u.string)) ? NULL : "invalid date";
+        return (YAJL_IS_STRING(v) && fv_check_date(v->u.string)) ? NULL : "invalid date";
     case FV_FORM_DATETIME:
-        return (YAJL_IS_STRING(v) && is_datetime(v->u.string)) ? NULL : "invalid datetime";
+        return (YAJL_IS_STRING(v) && fv_check_datetime(v->u.string)) ? NULL : "invalid datetime";
     case FV_FORM_GEOPOINT:
-        return check_geopoint(v);
+        return fv_check_geopoint(v, NULL);
     }
     return "unknown type";
 }
@@ -743,4 +665,17 @@ out:
     free(count);
     free(seen);
     return errs->n + errs->dropped - before;
+}
+
+fv_form *fv_form_compile_text(const char *definition)
+{
+    char err[128];
+    yajl_val def = fv_json_parse(definition, err, sizeof err);
+    if (!def) return NULL;
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    fv_form *form = fv_form_compile(def, &errs);
+    fv_form_errors_free(&errs);
+    yajl_tree_free(def);
+    return form;
 }

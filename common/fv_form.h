@@ -44,6 +44,9 @@ const char *fv_form_errors_get(const fv_form_errors *e, const char *field);
  * unique name; field "questions" (or "" when definition is not an object) for the whole list. */
 fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs);
 void fv_form_free(fv_form *f);
+/* Compiles a definition stored as JSON text (checked when it was stored): the form, or NULL when
+ * the text does not parse or compile, or memory runs out. Caller frees. */
+fv_form *fv_form_compile_text(const char *definition);
 
 /* Validates an answers object (borrowed) against f. Returns the number of errors found and added
  * to errs (0 = valid); every bad field is reported, at most one error per question, in definition

@@ -13,6 +13,7 @@
 #include "fe_auth.h"
 #include "fe_revoke.h"
 #include "fe_config.h"
+#include "fe_depcache.h"
 #include "fe_handlers.h"
 #include "fe_http.h"
 #include "fe_metrics.h"
@@ -133,7 +134,7 @@ int fe_child_run(int index, int listen_fd)
     errpos = "spool";
     if (fe_queue_init(ch.base, index, err, sizeof err) != 0) goto failed;
     errpos = "caches";
-    if (fe_auth_init() != 0 || fe_responses_init() != 0) goto failed;
+    if (fe_auth_init() != 0 || fe_depcache_init() != 0) goto failed;
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     errpos = "identity";
@@ -165,7 +166,7 @@ cleanup:
     if (ch.http) evhttp_free(ch.http);
     fe_revoke_shutdown();
     fe_ratelimit_shutdown();
-    fe_responses_shutdown();
+    fe_depcache_shutdown();
     fe_auth_shutdown();
     fe_throttle_shutdown();
     if (ch.sig_term) event_free(ch.sig_term);

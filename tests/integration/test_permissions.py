@@ -215,7 +215,7 @@ TABLED_AREAS = ("identity", "api keys", "orgs", "access", "sites")
 
 def test_every_route_is_in_the_table():
     """A new route of a tabled area must get its row."""
-    src = open(__file__.replace("tests/integration/test_permissions.py", "frontend/fe_routes.c")).read()
+    src = open(__file__.replace("tests/integration/test_permissions.py", "frontend/http/fe_routes.c")).read()
     routes = set()
     for area in TABLED_AREAS:
         block = src[src.index(f"---- {area}"):src.index(f"---- {area} end ----")]

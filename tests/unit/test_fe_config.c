@@ -1,13 +1,14 @@
-/* Unit tests of fv-frontend's configuration table (frontend/fe_config.c, compiled in alone):
+/* Unit tests of fv-frontend's configuration table (frontend/fe_config.c, linked from fvfrontend):
  * the sample documents every key with its default, and environment overrides apply. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
 
-#include "../../frontend/fe_config.c"
+#include "fe_config.h"
 #include "sample_check.h"
 
 static void test_sample_documents_every_key(void **state)

@@ -1,11 +1,12 @@
-/* Unit tests of the API-key rate-limit window arithmetic (frontend/fe_ratewindow.c, alone). */
+/* Unit tests of the API-key rate-limit window arithmetic (frontend/auth/fe_ratewindow.c, linked from fvfrontend). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../frontend/fe_ratewindow.c"
+#include "fe_ratewindow.h"
 
 static void test_index_and_retry_after(void **state)
 {

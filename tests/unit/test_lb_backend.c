@@ -3,12 +3,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
 
-#include "../../balancer/lb_addr.c"
-#include "../../balancer/lb_backend.c"
+#include "lb_addr.h"
+#include "lb_backend.h"
 
 static void test_addr_parse(void **state)
 {

@@ -4,12 +4,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
 
-#include "../../balancer/lb_addr.c"
-#include "../../balancer/lb_config.c"
+#include "lb_addr.h"
+#include "lb_config.h"
 #include "sample_check.h"
 
 static void test_sample_documents_every_key(void **state)

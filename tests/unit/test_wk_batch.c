@@ -1,4 +1,4 @@
-/* Unit tests of the worker batch (worker/wk_batch.c, compiled in alone): parsing delivered
+/* Unit tests of the worker batch (worker/wk_batch.c, linked from fvworker): parsing delivered
  * stream entries into envelopes and marking malformed ones as poison. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../worker/wk_batch.c"
+#include "wk_batch.h"
 
 static redisReply *rstr(const char *s)
 {

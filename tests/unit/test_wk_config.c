@@ -1,4 +1,4 @@
-/* Unit tests of fv-worker's configuration table (worker/wk_config.c, compiled in alone):
+/* Unit tests of fv-worker's configuration table (worker/wk_config.c, linked from fvworker):
  * defaults, range checks, and the sample deploy/fieldvault.conf documenting every key. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../worker/wk_config.c"
+#include "wk_config.h"
 #include "sample_check.h"
 
 static int setup(void **state)

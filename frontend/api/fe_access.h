@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "fe_http.h"
+#include "fe_reply.h"
 
 
 /* The outcome of the SQL rule columns for one object and one action. */

@@ -1,15 +1,14 @@
-/* Accounts: sign-up (POST /v1/users) and what the identity handlers share (fe_identity.h). */
+/* What the identity handlers share (fe_identity.h): the password job, input checks, the JSON
+ * shapes of a user and of a password-strength estimate. */
+#include "fe_identity.h"
+
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fe_config.h"
-#include "fe_handlers.h"
-#include "fe_identity.h"
 #include "fv_log.h"
-
-/* ---- the password job ---- */
 
 static char *dup_or_null(const char *s, bool *oom)
 {
@@ -19,10 +18,10 @@ static char *dup_or_null(const char *s, bool *oom)
     return c;
 }
 
-pw_job *pw_job_new(const char *password, const char *new_password, const char *stored,
+fe_pw_job *fe_pw_job_new(const char *password, const char *new_password, const char *stored,
                    const char *email, const char *name)
 {
-    pw_job *j = calloc(1, sizeof *j);
+    fe_pw_job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     bool oom = false;
     j->password = dup_or_null(password, &oom);
@@ -35,7 +34,7 @@ pw_job *pw_job_new(const char *password, const char *new_password, const char *s
     j->iterations = fe_cfg.password_iterations;
     j->min_score = fe_cfg.min_password_score;
     if (oom) {
-        pw_job_free(j);
+        fe_pw_job_free(j);
         return NULL;
     }
     return j;
@@ -48,9 +47,9 @@ static void wipe_free(char *s, size_t len)
     free(s);
 }
 
-void pw_job_free(void *p)
+void fe_pw_job_free(void *p)
 {
-    pw_job *j = p;
+    fe_pw_job *j = p;
     if (!j) return;
     wipe_free(j->password, j->len);
     wipe_free(j->new_password, j->new_len);
@@ -61,9 +60,9 @@ void pw_job_free(void *p)
     free(j);
 }
 
-void pw_job_run(void *p)
+void fe_pw_job_run(void *p)
 {
-    pw_job *j = p;
+    fe_pw_job *j = p;
     bool rehash = false;
     if (j->verify) {
         j->verified = fv_password_verify(j->password, j->len, j->stored, j->iterations, &rehash);
@@ -77,6 +76,12 @@ void pw_job_run(void *p)
         if (!j->strong) return;
     }
     if (j->hash || rehash) j->hashed = fv_password_hash(target, tlen, j->iterations, j->new_hash) == 0;
+}
+
+void fe_identity_wipe(char *s)
+{
+    if (s) OPENSSL_cleanse(s, strlen(s));
+    free(s);
 }
 
 const char *fe_identity_dummy_hash(void)
@@ -204,122 +209,3 @@ void fe_user_fields(fv_jgen *j, const char *id, const char *email, const char *n
     }
 }
 
-/* ---- POST /v1/users ---- */
-
-/* State of one sign-up: owned by the request. */
-typedef struct signup {
-    fe_work *work; /* the password job while it runs (owned by the pool) */
-    char id[FV_UUID_STRLEN + 1];
-    char *email, *name; /* owned */
-    char hash[FV_PASSWORD_HASH_MAX + 1];
-    fv_strength strength; /* static texts only */
-} signup;
-
-static void signup_free(void *p)
-{
-    signup *s = p;
-    if (s->work) fe_work_detach(s->work);
-    free(s->email);
-    free(s->name);
-    OPENSSL_cleanse(s->hash, sizeof s->hash);
-    free(s);
-}
-
-/* One statement: the user and its audit entry. ON CONFLICT: the email (case-insensitive) is taken. */
-static const char sql_signup[] =
-    "WITH u AS (INSERT INTO users (id, email, name, password_hash, password_changed_at) "
-    "           VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING id, created_at), "
-    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
-    "           SELECT id, 'user.create', 'user', id::text, NULLIF($5, '')::inet FROM u) "
-    "SELECT fv_ts(created_at) FROM u";
-
-static void signup_stored(const fe_pg_result *res, void *arg)
-{
-    fe_req *r = arg;
-    signup *s = r->state;
-    if (res->status != FE_PG_OK) {
-        fe_reply_pg_failure(r, res);
-        return;
-    }
-    if (PQntuples(res->res) != 1) {
-        const char *f[] = {"email"}, *why[] = {"already registered"};
-        fe_reply_error_fields(r, 409, "email_taken", "an account with this email exists", 1, f, why);
-        return;
-    }
-    fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    /* the user object, plus password_strength */
-    fv_jgen_map_open(j);
-    fe_user_fields(j, s->id, s->email, s->name, false, false, PQgetvalue(res->res, 0, 0));
-    fv_jgen_key(j, "password_strength");
-    fe_strength_json(j, &s->strength);
-    fv_jgen_map_close(j);
-    fe_reply_gen_send(r, 201, j);
-}
-
-static void signup_hashed(void *job, bool ran, void *owner)
-{
-    fe_req *r = owner;
-    signup *s = r->state;
-    pw_job *pj = job;
-    s->work = NULL;
-    if (!ran || !pj->estimated) {
-        fe_reply_error(r, 503, "overloaded", "the server is shutting down or out of memory; retry later");
-        return;
-    }
-    s->strength = pj->strength;
-    if (!pj->strong) {
-        fe_reply_weak_password(r, "password", &s->strength);
-        return;
-    }
-    if (!pj->hashed) {
-        fv_error("req %s: password hashing failed", r->req_id);
-        fe_reply_error(r, 500, "internal", "internal error");
-        return;
-    }
-    memcpy(s->hash, pj->new_hash, sizeof s->hash);
-    const char *params[] = {s->id, s->email, s->name, s->hash, r->address};
-    fe_pg_query(sql_signup, 5, params, signup_stored, r);
-}
-
-void fe_accounts_signup(fe_req *r)
-{
-    if (!fe_cfg.signup_open) {
-        fe_reply_error(r, 403, "signup_closed", "sign-up is closed on this server; ask an administrator");
-        return;
-    }
-    const char *email = fv_json_get_str(r->body, "email");
-    const char *name = fv_json_get_str(r->body, "name");
-    const char *pw = fv_json_get_str(r->body, "password");
-    const char *names[3], *why[3];
-    size_t n = 0;
-    const char *e;
-    if ((e = fe_check_email(email))) names[n] = "email", why[n++] = e;
-    if ((e = fe_check_name(name))) names[n] = "name", why[n++] = e;
-    if ((e = fe_check_new_password(pw))) names[n] = "password", why[n++] = e;
-    if (n) {
-        fe_reply_error_fields(r, 422, "validation_failed", "the account is invalid", n, names, why);
-        return;
-    }
-    signup *s = calloc(1, sizeof *s);
-    if (!s || !(s->email = strdup(email)) || !(s->name = strdup(name))) {
-        if (s) free(s->email);
-        free(s);
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
-        return;
-    }
-    r->state = s;
-    r->state_free = signup_free;
-    fv_id_new(s->id);
-    pw_job *pj = pw_job_new(pw, NULL, NULL, email, name);
-    if (!pj) {
-        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
-        return;
-    }
-    pj->estimate = pj->hash = true;
-    s->work = fe_work_submit(pj, pw_job_run, signup_hashed, pw_job_free, r);
-    if (!s->work) {
-        pw_job_free(pj);
-        fe_reply_pool_full(r);
-    }
-}

@@ -7,6 +7,7 @@
 
 #include "fe_verdict.h"
 #include "fe_handlers.h"
+#include "fv_check.h"
 
 #define FE_NAME_MAX 200
 #define FE_TYPE_MAX 100
@@ -24,15 +25,6 @@ static void site_fields_free(site_fields *f)
 {
     free(f->location);
     free(f->properties);
-}
-
-static bool number_in(yajl_val v, double lo, double hi, double *out)
-{
-    if (!v || !YAJL_IS_NUMBER(v) || !YAJL_IS_DOUBLE(v)) return false;
-    double d = YAJL_GET_DOUBLE(v);
-    if (!(d >= lo && d <= hi)) return false;
-    *out = d;
-    return true;
 }
 
 static bool text_ok(yajl_val v, size_t max)
@@ -71,11 +63,9 @@ static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
           (!strcmp(privacy->u.string, "public") || !strcmp(privacy->u.string, "protected") ||
            !strcmp(privacy->u.string, "private"))))
         bad[nbad] = "privacy", why[nbad++] = "required: public, protected or private";
-    double lat = 0, lon = 0;
-    if (loc && !YAJL_IS_NULL(loc) &&
-        (!YAJL_IS_OBJECT(loc) || !number_in(fv_json_get(loc, "lat"), -90, 90, &lat) ||
-         !number_in(fv_json_get(loc, "lon"), -180, 180, &lon)))
-        bad[nbad] = "location", why[nbad++] = "must be {lat: -90..90, lon: -180..180} or null";
+    fv_geopoint geo;
+    const char *geo_why = loc && !YAJL_IS_NULL(loc) ? fv_check_geopoint(loc, &geo) : NULL;
+    if (geo_why) bad[nbad] = "location", why[nbad++] = geo_why;
     if (props && !YAJL_IS_OBJECT(props)) bad[nbad] = "properties", why[nbad++] = "must be an object";
     if (!create && fv_json_get(body, "org_id"))
         bad[nbad] = "org_id", why[nbad++] = "the managing organisation cannot be changed";
@@ -96,11 +86,7 @@ static bool site_fields_parse(fe_req *r, bool create, site_fields *f)
     f->privacy = privacy ? privacy->u.string : NULL;
     f->location_set = loc != NULL;
     bool oom = props && !f->properties;
-    if (loc && !YAJL_IS_NULL(loc)) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "{\"lat\":%.17g,\"lon\":%.17g}", lat, lon);
-        oom = oom || !(f->location = strdup(buf));
-    }
+    if (loc && !YAJL_IS_NULL(loc)) oom = oom || !(f->location = fv_geopoint_json(&geo));
     if (oom) {
         site_fields_free(f);
         fe_reply_error(r, 503, "overloaded", "out of memory");

@@ -19,7 +19,7 @@
 #ifndef FE_RATELIMIT_H
 #define FE_RATELIMIT_H
 
-#include "fe_http.h"
+#include "fe_reply.h"
 
 /* r->user must be set (an API-key caller). Calls next(r) when within the limit, when the limit
  * is off or when Redis cannot count; otherwise answers 429. r->state must be free (NULL) on

@@ -49,20 +49,13 @@ typedef struct login {
     char session_id[FV_UUID_STRLEN + 1];
 } login;
 
-static void wipe_str(char *s)
-{
-    if (!s) return;
-    OPENSSL_cleanse(s, strlen(s));
-    free(s);
-}
-
 static void login_free(void *p)
 {
     login *s = p;
     if (s->work) fe_work_detach(s->work);
     free(s->email);
-    wipe_str(s->password);
-    wipe_str(s->totp);
+    fe_identity_wipe(s->password);
+    fe_identity_wipe(s->totp);
     free(s->user_email);
     free(s->user_name);
     free(s->stored);
@@ -201,7 +194,7 @@ static void password_checked(void *job, bool ran, void *owner)
 {
     fe_req *r = owner;
     login *s = r->state;
-    pw_job *pj = job;
+    fe_pw_job *pj = job;
     s->work = NULL;
     if (!ran) {
         fe_reply_error(r, 503, "overloaded", "the server is shutting down; retry later");
@@ -261,18 +254,18 @@ static void user_found(const fe_pg_result *res, void *arg)
         if (s->has_password && !s->disabled) stored = s->stored;
     }
     if (!s->stored) s->stored = strdup(""); /* the rehash guard compares with it */
-    pw_job *pj = pw_job_new(s->password, NULL, stored, NULL, NULL);
-    wipe_str(s->password);
+    fe_pw_job *pj = fe_pw_job_new(s->password, NULL, stored, NULL, NULL);
+    fe_identity_wipe(s->password);
     s->password = NULL;
     if (!pj || !s->stored) {
-        pw_job_free(pj);
+        fe_pw_job_free(pj);
         fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
         return;
     }
     pj->verify = true;
-    s->work = fe_work_submit(pj, pw_job_run, password_checked, pw_job_free, r);
+    s->work = fe_work_submit(pj, fe_pw_job_run, password_checked, fe_pw_job_free, r);
     if (!s->work) {
-        pw_job_free(pj);
+        fe_pw_job_free(pj);
         fe_reply_pool_full(r);
     }
 }

@@ -21,7 +21,7 @@
 #ifndef FE_VERDICT_H
 #define FE_VERDICT_H
 
-#include "fe_http.h"
+#include "fe_reply.h"
 
 /* "true" when r's caller signed in with a TOTP code (a session with mfa), else "false"
  * (anonymous callers and API keys). A static string. */

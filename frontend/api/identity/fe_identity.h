@@ -1,4 +1,4 @@
-/* What the identity handlers share (fe_accounts.c, fe_me.c, fe_sessions.c, fe_totp.c): the
+/* What the identity handlers share (fe_identity.c; used by fe_accounts.c, fe_me.c, fe_sessions.c, fe_totp.c): the
  * password job run on the work pool, input checks, and the JSON shapes of a user and of a
  * password-strength estimate. Internal to the identity area. */
 #ifndef FE_IDENTITY_H
@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fe_http.h"
+#include "fe_reply.h"
 #include "fe_workpool.h"
 #include "fv_password.h"
 #include "fv_strength.h"
@@ -18,13 +18,13 @@
 #define FE_PASSWORD_MAX 1024
 
 /* Password work done on a pool thread. Every string is owned by the job and freed (passwords
- * wiped with OPENSSL_cleanse) by pw_job_free. Steps, in order, each only if the previous passed:
+ * wiped with OPENSSL_cleanse) by fe_pw_job_free. Steps, in order, each only if the previous passed:
  *   verify:   password against stored (constant time); on a good one with fewer iterations than
  *             configured, a fresh hash of password is made (rehash at login)
  *   estimate: zxcvbn on new_password (or password when new_password is NULL), email and name as
  *             user dictionary; passes when score >= min_score
  *   hash:     a fresh hash of new_password (or password) into new_hash */
-typedef struct pw_job {
+typedef struct fe_pw_job {
     char *password;
     size_t len;
     char *new_password; /* may be NULL */
@@ -37,13 +37,16 @@ typedef struct pw_job {
     bool verified, estimated, strong, hashed;
     fv_strength strength;
     char new_hash[FV_PASSWORD_HASH_MAX + 1];
-} pw_job;
+} fe_pw_job;
 
 /* A job with copies of the given strings (any may be NULL), or NULL when out of memory. */
-pw_job *pw_job_new(const char *password, const char *new_password, const char *stored,
+fe_pw_job *fe_pw_job_new(const char *password, const char *new_password, const char *stored,
                    const char *email, const char *name);
-void pw_job_free(void *job);
-void pw_job_run(void *job);
+void fe_pw_job_free(void *job);
+void fe_pw_job_run(void *job);
+
+/* Wipes the NUL-terminated secret s (OPENSSL_cleanse) and frees it; NULL is fine. */
+void fe_identity_wipe(char *s);
 
 /* A stored text that never verifies yet costs the configured PBKDF2 work (a login for an email
  * with no usable password spends the same time as one for a real account). Static buffer. */

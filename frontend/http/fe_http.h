@@ -1,4 +1,4 @@
-/* The request: what a handler gets, how it answers, and the router that dispatches to it.
+/* The request: what a handler gets and the router that dispatches to it (replies: fe_reply.h).
  *
  * Lifecycle of a request (fe_req.phase):
  *   FE_REQ_ROUTED  matched to a route; the evhttp request is borrowed from libevent
@@ -48,12 +48,13 @@ typedef struct fe_route {
 typedef enum { FE_REQ_ROUTED, FE_REQ_AUTH, FE_REQ_HANDLER } fe_req_phase;
 
 #define FE_MAX_PARAMS 3
+#define FE_PARAM_MAX 64 /* bytes of one path parameter, with its NUL */
 
 struct fe_req {
     struct evhttp_request *ev; /* borrowed from evhttp until the reply */
     fe_req_phase phase;
     int route;                 /* index into fe_routes */
-    char param[FE_MAX_PARAMS][64];
+    char param[FE_MAX_PARAMS][FE_PARAM_MAX];
     struct timespec start;
     char req_id[32];
     char address[64];
@@ -67,6 +68,9 @@ extern const fe_route fe_routes[];
 extern const int fe_nroutes;
 /* The metrics label of route i; i == fe_nroutes is "unmatched". */
 const char *fe_route_name(int i);
+/* Matches path against a route pattern ("/v1/surveys/:id"), copying each ':' segment into
+ * param (at most FE_MAX_PARAMS, each shorter than FE_PARAM_MAX, else no match). fe_routes.c. */
+bool fe_route_match(const char *pattern, const char *path, char param[FE_MAX_PARAMS][FE_PARAM_MAX]);
 
 /* Number of requests received and not yet answered (the drain waits for 0). */
 extern int fe_http_inflight;
@@ -76,37 +80,7 @@ extern int fe_http_unflushed;
 /* Set while draining: replies carry Connection: close. */
 extern bool fe_http_draining;
 
-/* evhttp's general callback: routes every request. arg is unused. */
+/* evhttp's general callback: routes every request. arg is unused. fe_dispatch.c. */
 void fe_http_dispatch(struct evhttp_request *ev, void *arg);
-
-/* Replies; each sends, logs, counts and frees r (takes ownership of r). */
-void fe_reply_json(fe_req *r, int status, fv_jgen *body); /* borrows body */
-/* A generator for r's reply body, or NULL after r was answered 503 (out of memory): then the
- * caller just returns. Hand it back with fe_reply_gen_send. */
-fv_jgen *fe_reply_gen(fe_req *r);
-/* Sends j as r's JSON reply with status; takes ownership of j (and of r, like every reply). */
-void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j);
-void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len);
-void fe_reply_error(fe_req *r, int status, const char *code, const char *message);
-/* An error with Retry-After: retry_after_s (at least 1); fe_reply_error's 429 and 503 say 5. */
-void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message, int retry_after_s);
-/* A 422-style error whose "fields" maps each name to its reason (parallel arrays). */
-void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
-                           size_t n, const char *const *names, const char *const *reasons);
-/* A 422 listing every problem in errs (borrowed; a struct fv_form_errors). */
-struct fv_form_errors;
-void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);
-/* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
-void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
-
-/* The decoded value of query parameter `name` (caller frees), or NULL. */
-char *fe_query_param(fe_req *r, const char *name);
-
-/* Lists take ?limit= from 1 to FE_LIST_MAX, FE_LIST_DEFAULT when absent. */
-#define FE_LIST_DEFAULT 50
-#define FE_LIST_MAX 500
-#define FE_LIST_LIMIT_REASON "must be an integer from 1 to 500"
-/* The page size asked for by the ?limit= value text (NULL: absent), or -1 when invalid. */
-int fe_list_limit(const char *text);
 
 #endif

@@ -6,7 +6,7 @@
 #ifndef FE_AUTH_H
 #define FE_AUTH_H
 
-#include "fe_http.h"
+#include "fe_reply.h"
 
 int fe_auth_init(void);
 void fe_auth_shutdown(void);

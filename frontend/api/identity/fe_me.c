@@ -55,19 +55,12 @@ typedef struct pw_change {
     bool mfa;
 } pw_change;
 
-static void wipe_str(char *s)
-{
-    if (!s) return;
-    OPENSSL_cleanse(s, strlen(s));
-    free(s);
-}
-
 static void pw_change_free(void *p)
 {
     pw_change *s = p;
     if (s->work) fe_work_detach(s->work);
-    wipe_str(s->current);
-    wipe_str(s->next);
+    fe_identity_wipe(s->current);
+    fe_identity_wipe(s->next);
     free(s->stored);
     OPENSSL_cleanse(s->hash, sizeof s->hash);
     free(s);
@@ -138,7 +131,7 @@ static void change_checked(void *job, bool ran, void *owner)
 {
     fe_req *r = owner;
     pw_change *s = r->state;
-    pw_job *pj = job;
+    fe_pw_job *pj = job;
     s->work = NULL;
     if (!ran) {
         fe_reply_error(r, 503, "overloaded", "the server is shutting down; retry later");
@@ -193,20 +186,20 @@ static void stored_read(const fe_pg_result *res, void *arg)
     /* An account without a password (API keys only) cannot prove the current one: the dummy
      * hash never verifies, so it answers 403 like a wrong password. */
     s->stored = strdup(has ? PQgetvalue(p, 0, 0) : "");
-    pw_job *pj = pw_job_new(s->current, s->next, has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
+    fe_pw_job *pj = fe_pw_job_new(s->current, s->next, has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
                             PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2));
-    wipe_str(s->current);
-    wipe_str(s->next);
+    fe_identity_wipe(s->current);
+    fe_identity_wipe(s->next);
     s->current = s->next = NULL;
     if (!pj || !s->stored) {
-        pw_job_free(pj);
+        fe_pw_job_free(pj);
         fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
         return;
     }
     pj->verify = pj->estimate = pj->hash = true;
-    s->work = fe_work_submit(pj, pw_job_run, change_checked, pw_job_free, r);
+    s->work = fe_work_submit(pj, fe_pw_job_run, change_checked, fe_pw_job_free, r);
     if (!s->work) {
-        pw_job_free(pj);
+        fe_pw_job_free(pj);
         fe_reply_pool_full(r);
     }
 }

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "fe_verdict.h"
+
+#include "fe_depcache.h"
 #include "fe_handlers.h"
 #include "fe_revoke.h"
 #include "fv_log.h"
@@ -59,7 +61,7 @@ static void ran(const fe_pg_result *res, void *arg)
     const char *verdict = PQntuples(p) == 1 && !PQgetisnull(p, 0, 0) ? PQgetvalue(p, 0, 0) : "hidden";
     if (!strcmp(verdict, "ok")) {
         if (c->forget_user[0]) {
-            fe_responses_forget_user_shared(c->forget_user);
+            fe_depcache_forget_user_shared(c->forget_user);
             fe_revoke_poll_now();
         }
         if (c->ok_status == 204 || PQnfields(p) < 2 || PQgetisnull(p, 0, 1))

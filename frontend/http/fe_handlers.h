@@ -1,14 +1,13 @@
-/* Every request handler of the front end, one file per resource. */
+/* Every request handler of the front end, one file per resource (frontend/api/<area>/). */
 #ifndef FE_HANDLERS_H
 #define FE_HANDLERS_H
 
-#include "fe_http.h"
+#include "fe_reply.h"
 
 /* fe_health.c */
 void fe_health_healthz(fe_req *r);
 void fe_health_readyz(fe_req *r);
 void fe_health_metrics(fe_req *r);
-/* ---- identity ---- */
 /* fe_accounts.c */
 void fe_accounts_signup(fe_req *r);
 /* fe_sessions.c */
@@ -21,16 +20,12 @@ void fe_me_password(fe_req *r);
 void fe_totp_enrol(fe_req *r);
 void fe_totp_confirm(fe_req *r);
 void fe_totp_disable(fe_req *r);
-/* ---- identity end ---- */
-/* ---- api keys ---- */
 /* fe_apikeys.c */
 void fe_apikeys_create(fe_req *r);
 void fe_apikeys_list(fe_req *r);
 void fe_apikeys_revoke(fe_req *r);
 void fe_apikeys_reinstate(fe_req *r);
-/* ---- api keys end ---- */
 
-/* ---- orgs ---- */
 /* fe_orgs.c */
 void fe_orgs_create(fe_req *r);
 void fe_orgs_list(fe_req *r);
@@ -46,9 +41,7 @@ void fe_orgs_member_remove(fe_req *r);
 void fe_orgs_audit(fe_req *r);
 /* fe_quarantine.c */
 void fe_quarantine_list(fe_req *r);
-/* ---- orgs end ---- */
 
-/* ---- access ---- */
 /* fe_surveys.c */
 void fe_surveys_create(fe_req *r);
 void fe_surveys_list(fe_req *r);
@@ -59,29 +52,23 @@ void fe_surveys_put_access(fe_req *r);
 void fe_deployments_create(fe_req *r);
 void fe_deployments_list(fe_req *r);
 void fe_deployments_get(fe_req *r);
+/* fe_submit.c */
+void fe_submit_response(fe_req *r);
 /* fe_responses.c */
-int fe_responses_init(void);
-void fe_responses_shutdown(void);
-/* After a membership or role change of user_id: deletes the permissions shared through Redis
- * (best effort; every child drops its own through fe_revoke's permissions rows). */
-void fe_responses_forget_user_shared(const char *user_id);
-void fe_responses_submit(fe_req *r);
 void fe_responses_get(fe_req *r);
 void fe_responses_list(fe_req *r);
-void fe_responses_patch(fe_req *r);
-void fe_responses_delete(fe_req *r);
-void fe_responses_approve(fe_req *r);
-void fe_responses_reject(fe_req *r);
-/* ---- access end ---- */
+/* fe_review.c */
+void fe_review_patch(fe_req *r);
+void fe_review_delete(fe_req *r);
+void fe_review_approve(fe_req *r);
+void fe_review_reject(fe_req *r);
 
-/* ---- sites ---- */
 /* fe_sites.c */
 void fe_sites_create(fe_req *r);
 void fe_sites_list(fe_req *r);
 void fe_sites_get(fe_req *r);
 void fe_sites_update(fe_req *r);
 void fe_sites_delete(fe_req *r);
-/* ---- sites end ---- */
 
 
 #endif

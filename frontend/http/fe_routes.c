@@ -4,6 +4,8 @@
 #include "fe_handlers.h"
 #include "fe_metrics.h"
 
+#include <string.h>
+
 #define GET EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST
 #define PUT EVHTTP_REQ_PUT
@@ -16,12 +18,12 @@
 const fe_route fe_routes[] = {
     /* method, pattern, handler, auth, body, metrics name */
 
-    /* ---- health ---- */
+    /* health: api/health/ */
     {GET, "/healthz", fe_health_healthz, NONE, false, "healthz"},
     {GET, "/readyz", fe_health_readyz, NONE, false, "readyz"},
     {GET, "/metrics", fe_health_metrics, NONE, false, "metrics"},
 
-    /* ---- identity: accounts, sessions, TOTP, API keys ---- */
+    /* identity: api/identity/ (accounts, sessions, me, TOTP) */
     {POST, "/v1/users", fe_accounts_signup, NONE, true, "users_create"},
     {POST, "/v1/auth/login", fe_sessions_login, NONE, true, "auth_login"},
     {POST, "/v1/auth/logout", fe_sessions_logout, AUTH, false, "auth_logout"},
@@ -31,17 +33,15 @@ const fe_route fe_routes[] = {
     {POST, "/v1/me/totp/confirm", fe_totp_confirm, AUTH, true, "totp_confirm"},
     {DELETE, "/v1/me/totp", fe_totp_disable, AUTH, true, "totp_disable"},
 
-    /* ---- identity end ---- */
 
-    /* ---- api keys ---- */
+    /* API keys: api/identity/fe_apikeys.c */
     {POST, "/v1/me/api-keys", fe_apikeys_create, AUTH, true, "apikeys_create"},
     {GET, "/v1/me/api-keys", fe_apikeys_list, AUTH, false, "apikeys_list"},
     {DELETE, "/v1/me/api-keys/:id", fe_apikeys_revoke, AUTH, false, "apikeys_revoke"},
     {POST, "/v1/api-keys/:id/reinstate", fe_apikeys_reinstate, AUTH, false, "apikeys_reinstate"},
 
-    /* ---- api keys end ---- */
 
-    /* ---- orgs: organisations, branches, teams, members, audit ---- */
+    /* organisations, branches, teams, members, audit, quarantine: api/orgs/ */
     {POST, "/v1/orgs", fe_orgs_create, AUTH, true, "orgs_create"},
     {GET, "/v1/orgs", fe_orgs_list, AUTH, false, "orgs_list"},
     {GET, "/v1/orgs/:org", fe_orgs_get, AUTH, false, "orgs_get"},
@@ -56,9 +56,8 @@ const fe_route fe_routes[] = {
     {GET, "/v1/orgs/:org/audit", fe_orgs_audit, AUTH, false, "orgs_audit"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
-    /* ---- orgs end ---- */
 
-    /* ---- access: surveys, grants, deployments, responses and their approval ---- */
+    /* surveys, grants, deployments, responses and their review: api/surveys/ */
     {POST, "/v1/surveys", fe_surveys_create, AUTH, true, "surveys_create"},
     {GET, "/v1/surveys", fe_surveys_list, AUTH, false, "surveys_list"},
     {GET, "/v1/surveys/:id", fe_surveys_get, AUTH, false, "surveys_get"},
@@ -68,23 +67,21 @@ const fe_route fe_routes[] = {
     {GET, "/v1/surveys/:id/deployments", fe_deployments_list, AUTH, false, "deployments_list"},
     {GET, "/v1/deployments/:id", fe_deployments_get, AUTH, false, "deployments_get"},
     {GET, "/v1/surveys/:id/responses", fe_responses_list, AUTH, false, "responses_list"},
-    {POST, "/v1/deployments/:id/responses", fe_responses_submit, AUTH, true, "responses_submit"},
+    {POST, "/v1/deployments/:id/responses", fe_submit_response, AUTH, true, "responses_submit"},
     {GET, "/v1/responses/:id", fe_responses_get, AUTH, false, "responses_get"},
-    {PATCH, "/v1/responses/:id", fe_responses_patch, AUTH, true, "responses_patch"},
-    {DELETE, "/v1/responses/:id", fe_responses_delete, AUTH, false, "responses_delete"},
-    {POST, "/v1/responses/:id/approve", fe_responses_approve, AUTH, true, "responses_approve"},
-    {POST, "/v1/responses/:id/reject", fe_responses_reject, AUTH, true, "responses_reject"},
+    {PATCH, "/v1/responses/:id", fe_review_patch, AUTH, true, "responses_patch"},
+    {DELETE, "/v1/responses/:id", fe_review_delete, AUTH, false, "responses_delete"},
+    {POST, "/v1/responses/:id/approve", fe_review_approve, AUTH, true, "responses_approve"},
+    {POST, "/v1/responses/:id/reject", fe_review_reject, AUTH, true, "responses_reject"},
 
-    /* ---- access end ---- */
 
-    /* ---- sites ---- */
+    /* sites: api/orgs/fe_sites.c */
     {POST, "/v1/sites", fe_sites_create, AUTH, true, "sites_create"},
     {GET, "/v1/sites", fe_sites_list, OPTIONAL, false, "sites_list"},
     {GET, "/v1/sites/:id", fe_sites_get, OPTIONAL, false, "sites_get"},
     {PATCH, "/v1/sites/:id", fe_sites_update, AUTH, true, "sites_update"},
     {DELETE, "/v1/sites/:id", fe_sites_delete, AUTH, false, "sites_delete"},
 
-    /* ---- sites end ---- */
 };
 
 const int fe_nroutes = (int)(sizeof fe_routes / sizeof fe_routes[0]);
@@ -96,3 +93,27 @@ const char *fe_route_name(int i)
 
 _Static_assert(sizeof fe_routes / sizeof fe_routes[0] < FE_METRICS_MAX_ROUTES,
                "FE_METRICS_MAX_ROUTES must leave room for every route and 'unmatched'");
+
+bool fe_route_match(const char *pattern, const char *path, char param[FE_MAX_PARAMS][FE_PARAM_MAX])
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/') return false;
+        pattern++;
+        path++;
+        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+        size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t sl = se ? (size_t)(se - path) : strlen(path);
+        if (pattern[0] == ':') {
+            if (sl == 0 || sl >= FE_PARAM_MAX || np >= FE_MAX_PARAMS) return false;
+            memcpy(param[np], path, sl);
+            param[np][sl] = '\0';
+            np++;
+        } else if (pl != sl || memcmp(pattern, path, pl) != 0) {
+            return false;
+        }
+        pattern += pl;
+        path += sl;
+    }
+    return *pattern == '\0' && *path == '\0';
+}

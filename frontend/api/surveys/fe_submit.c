@@ -1,0 +1,320 @@
+/* POST /v1/deployments/{id}/responses: a submission checked against what the deployment cache
+ * knows (fe_depcache), else Redis, else PostgreSQL, then queued to the stream (fe_queue). While
+ * PostgreSQL is down a submission nobody can check is accepted unverified (DESIGN section 2).
+ * This is the one handler that does not answer through fe_verdict: its permission answers are
+ * SQL's, cached, so a submission does not wait on PostgreSQL. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "fe_depcache.h"
+#include "fe_config.h"
+#include "fe_handlers.h"
+#include "fe_metrics.h"
+#include "fe_pg.h"
+#include "fe_queue.h"
+#include "fe_redis.h"
+#include "fv_check.h"
+#include "fv_envelope.h"
+#include "fv_form.h"
+#include "fv_log.h"
+
+/* State of one submission: owned by the request. */
+typedef struct submit {
+    char id[FV_UUID_STRLEN + 1];
+    char dep_id[FV_UUID_STRLEN + 1];
+    char perm_key[FE_DEPCACHE_PERM_KEY_MAX];
+    char *data;     /* owned: the answers as JSON */
+    char *location; /* owned: JSON or NULL */
+    char *collected_at; /* owned or NULL */
+    char *shared_dep;   /* owned or NULL: the deployment as shared in Redis, between two replies */
+    bool ask_pg_after_get; /* the HGET could not be sent: ask PostgreSQL once the GET returns */
+} submit;
+
+static void submit_free(void *p)
+{
+    submit *s = p;
+    free(s->data);
+    free(s->location);
+    free(s->collected_at);
+    free(s->shared_dep);
+    free(s);
+}
+
+static void queued(fe_queue_outcome outcome, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    if (outcome == FE_QUEUE_FAILED) {
+        fv_warn("req %s: submission %s could not be queued or spooled", r->req_id, s->id);
+        fe_reply_error(r, 503, "queue_unavailable", "the submission could not be queued; retry later");
+        return;
+    }
+    fe_metrics_submission_accepted();
+    char body[96];
+    int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"status\":\"queued\"}", s->id);
+    fe_reply_text(r, 202, "application/json", body, (size_t)n);
+}
+
+/* Queues the submission. dep may be NULL only when !verified (the deployment is unknown to every
+ * cache and PostgreSQL cannot be asked): then the worker resolves the survey and validates. */
+static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified)
+{
+    submit *s = r->state;
+    fv_envelope e = {0};
+    memcpy(e.id, s->id, sizeof e.id);
+    if (dep) {
+        memcpy(e.survey_id, dep->survey_id, sizeof e.survey_id);
+        e.survey_version = dep->version;
+    } else {
+        memcpy(e.survey_id, FV_ENVELOPE_UNKNOWN_SURVEY, sizeof e.survey_id);
+        e.survey_version = 0;
+    }
+    memcpy(e.deployment_id, s->dep_id, sizeof e.deployment_id);
+    memcpy(e.submitted_by, r->user->id, sizeof e.submitted_by);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    e.received_at_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    e.data = s->data;
+    e.data_len = strlen(s->data);
+    e.location = s->location;
+    e.location_len = s->location ? strlen(s->location) : 0;
+    e.collected_at = s->collected_at;
+    e.collected_at_len = s->collected_at ? strlen(s->collected_at) : 0;
+    e.verified = verified;
+    fe_queue_submit(&e, queued, r);
+}
+
+/* Validates the answers against dep's form; answers 422 and returns false when they fail. */
+static bool answers_valid(fe_req *r, const fe_dep_info *dep)
+{
+    yajl_val data = fv_json_get(r->body, "data");
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    if (fv_form_validate(dep->form, data, &errs) > 0) {
+        fe_metrics_submission_rejected();
+        fe_reply_form_errors(r, "the answers are invalid", &errs);
+        fv_form_errors_free(&errs);
+        return false;
+    }
+    fv_form_errors_free(&errs);
+    return true;
+}
+
+/* Checks permission and answers against what is known of the deployment, then queues. */
+static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm)
+{
+    if (dep->missing || perm == FE_PERM_HIDDEN) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    if (perm != FE_PERM_ENUMERATOR) {
+        fe_reply_error(r, 403, "forbidden", "you are not an enumerator of this deployment");
+        return;
+    }
+    if (answers_valid(r, dep)) enqueue(r, dep, true);
+}
+
+/* PostgreSQL cannot be asked and no cache knows whether the caller may submit here (DESIGN
+ * section 2): accept the submission marked unverified. The worker checks permission (and, when
+ * the form was unknown here too, the answers) before writing, and quarantines what it refuses. */
+static void submit_unverified(fe_req *r)
+{
+    submit *s = r->state;
+    fe_dep_info *dep = fe_depcache_dep(s->dep_id, NULL);
+    if (dep && dep->missing) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    if (dep && !answers_valid(r, dep)) return;
+    fv_info("req %s: database unavailable; accepting submission %s unverified", r->req_id, s->id);
+    enqueue(r, dep, false);
+}
+
+static const char sql_dep_lookup[] =
+    "SELECT d.survey_id, s.current_version, sv.definition::text, "
+    "       fv_has_deployment_role($2, d.id, 'enumerator'), fv_can_see_deployment($2, d.id) "
+    "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
+    "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
+    "WHERE d.id = $1";
+
+/* Decides from what this child's caches hold. Stale entries count only when allow_stale
+ * (PostgreSQL cannot be asked). Returns true when r was taken care of. */
+static bool try_cached(fe_req *r, bool allow_stale)
+{
+    submit *s = r->state;
+    bool dfresh = false, pfresh = false;
+    fe_dep_info *dep = fe_depcache_dep(s->dep_id, &dfresh);
+    if (!dep) return false;
+    if (dep->missing) {
+        if (!dfresh && !allow_stale) return false;
+        submit_checked(r, dep, FE_PERM_HIDDEN); /* dep->missing: 404 */
+        return true;
+    }
+    char perm;
+    if (!fe_depcache_perm(s->perm_key, &perm, &pfresh) || (!(dfresh && pfresh) && !allow_stale)) return false;
+    submit_checked(r, dep, perm); /* dep is borrowed from the cache: used at once */
+    return true;
+}
+
+
+static void dep_looked_up(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    if (res->status != FE_PG_OK) {
+        /* PostgreSQL down or hung: what we knew recently still serves, else the submission is
+         * accepted unverified (DESIGN section 2). */
+        if (res->status != FE_PG_SQL) {
+            if (!try_cached(r, true)) submit_unverified(r);
+            return;
+        }
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_dep_info *missing = fe_depcache_remember_missing(s->dep_id);
+        if (!missing) {
+            fe_reply_error(r, 503, "overloaded", "out of memory");
+            return;
+        }
+        submit_checked(r, missing, FE_PERM_HIDDEN); /* missing: 404 */
+        return;
+    }
+    fe_dep_info *dep = fe_dep_info_from_definition(PQgetvalue(res->res, 0, 0), atoi(PQgetvalue(res->res, 0, 1)),
+                                                   PQgetvalue(res->res, 0, 2));
+    if (!dep) {
+        fv_error("req %s: deployment %s: stored form definition does not compile (or out of memory)",
+                 r->req_id, s->dep_id);
+        fe_reply_error(r, 500, "internal", "the survey's form cannot be loaded");
+        return;
+    }
+    char perm = PQgetvalue(res->res, 0, 3)[0] == 't'   ? FE_PERM_ENUMERATOR
+                : PQgetvalue(res->res, 0, 4)[0] == 't' ? FE_PERM_VISIBLE
+                                                       : FE_PERM_HIDDEN;
+    fe_depcache_share(s->dep_id, r->user->id, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
+                      (size_t)PQgetlength(res->res, 0, 2), perm);
+    fe_depcache_remember(s->dep_id, dep, s->perm_key, perm);
+    submit_checked(r, dep, perm); /* dep is borrowed from the cache: used synchronously */
+}
+
+static void ask_pg(fe_req *r)
+{
+    submit *s = r->state;
+    const char *params[] = {s->dep_id, r->user->id};
+    fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
+}
+
+
+static void redis_looked_up(redisReply *reply, const char *error, void *arg);
+
+/* The reply to GET of the deployment: kept until the HGET of the permission (pipelined right
+ * behind it on the same connection, so always answered next). */
+static void redis_dep_got(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    free(s->shared_dep);
+    s->shared_dep = reply && reply->type == REDIS_REPLY_STRING ? strdup(reply->str) : NULL;
+    if (s->ask_pg_after_get) redis_looked_up(NULL, "HGET not sent", r);
+}
+
+static void redis_looked_up(redisReply *reply, const char *error, void *arg)
+{
+    fe_req *r = arg;
+    submit *s = r->state;
+    if (s->shared_dep) {
+        fe_dep_info *dep = fe_dep_info_from_json(s->shared_dep);
+        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1 &&
+            (reply->str[0] == FE_PERM_ENUMERATOR || reply->str[0] == FE_PERM_VISIBLE ||
+             reply->str[0] == FE_PERM_HIDDEN)) {
+            char perm = reply->str[0];
+            fe_depcache_remember(s->dep_id, dep, s->perm_key, perm);
+            submit_checked(r, dep, perm); /* borrowed from the cache: used at once */
+            return;
+        }
+        if (dep) {
+            /* The form is known, the caller's permission is not: keep the form (it lets an
+             * unverified submission still be validated here) and ask PostgreSQL. */
+            fe_depcache_remember(s->dep_id, dep, NULL, 0);
+        }
+    }
+    ask_pg(r);
+}
+
+void fe_submit_response(fe_req *r)
+{
+    if (!fv_id_valid(r->param[0])) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    const char *bad[4], *why[4];
+    size_t nbad = 0;
+    yajl_val id = fv_json_get(r->body, "id"), data = fv_json_get(r->body, "data");
+    yajl_val loc = fv_json_get(r->body, "location"), coll = fv_json_get(r->body, "collected_at");
+    if (id && !YAJL_IS_NULL(id) && !(YAJL_IS_STRING(id) && fv_id_valid(id->u.string)))
+        bad[nbad] = "id", why[nbad++] = "must be a UUID";
+    if (!data || !YAJL_IS_OBJECT(data)) bad[nbad] = "data", why[nbad++] = "required: an object of answers";
+    fv_geopoint geo;
+    const char *geo_why = loc && !YAJL_IS_NULL(loc) ? fv_check_geopoint(loc, &geo) : NULL;
+    if (geo_why) bad[nbad] = "location", why[nbad++] = geo_why;
+    if (coll && !YAJL_IS_NULL(coll) && !(YAJL_IS_STRING(coll) && fv_check_datetime(coll->u.string)))
+        bad[nbad] = "collected_at", why[nbad++] = "must be an RFC 3339 date-time";
+    if (nbad) {
+        fe_metrics_submission_rejected();
+        fe_reply_error_fields(r, 422, "validation_failed", "the submission is invalid", nbad, bad, why);
+        return;
+    }
+
+    submit *s = calloc(1, sizeof *s);
+    if (!s) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    r->state = s;
+    r->state_free = submit_free;
+    if (id && YAJL_IS_STRING(id)) {
+        for (int i = 0; i < FV_UUID_STRLEN; i++) s->id[i] = (char)tolower((unsigned char)id->u.string[i]);
+    } else {
+        fv_id_new(s->id);
+    }
+    for (int i = 0; i < FV_UUID_STRLEN; i++) s->dep_id[i] = (char)tolower((unsigned char)r->param[0][i]);
+    fe_depcache_perm_key(r->user->id, s->dep_id, s->perm_key);
+
+    fv_jgen *j = fv_jgen_new();
+    if (j) {
+        fv_jgen_tree(j, data);
+        s->data = strdup(fv_jgen_buf(j, NULL));
+        if (loc && YAJL_IS_OBJECT(loc)) s->location = fv_geopoint_json(&geo);
+        fv_jgen_free(j);
+    }
+    if (coll && YAJL_IS_STRING(coll)) s->collected_at = strdup(coll->u.string);
+    if (!s->data || (loc && YAJL_IS_OBJECT(loc) && !s->location)) {
+        fe_reply_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+
+    /* 1. this child's caches: fresh, or stale while PostgreSQL is down (no waiting on it) */
+    if (try_cached(r, !fe_pg_up())) return;
+    /* 2. the lookups shared through Redis, when this child knows nothing of the deployment or
+     *    PostgreSQL cannot be asked; 3. PostgreSQL */
+    bool known = fe_depcache_dep(s->dep_id, NULL) != NULL;
+    if ((!known || !fe_pg_up()) && fe_redis_ready()) {
+        char dep_key[FE_DEPCACHE_KEY_MAX], perm_key[FE_DEPCACHE_KEY_MAX];
+        fe_depcache_redis_keys(s->dep_id, r->user->id, dep_key, perm_key);
+        const char *get[] = {"GET", dep_key};
+        size_t glens[] = {3, strlen(dep_key)};
+        const char *hget[] = {"HGET", perm_key, s->dep_id};
+        size_t hlens[] = {4, strlen(perm_key), strlen(s->dep_id)};
+        if (fe_redis_command(2, get, glens, redis_dep_got, r) == 0) {
+            /* Either both callbacks run or, when the HGET cannot be sent, the GET's reply is
+             * still delivered first and PostgreSQL is asked right after it. */
+            if (fe_redis_command(3, hget, hlens, redis_looked_up, r) == 0) return;
+            s->ask_pg_after_get = true;
+            return;
+        }
+    }
+    ask_pg(r);
+}

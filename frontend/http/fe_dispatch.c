@@ -1,0 +1,128 @@
+/* The dispatcher: evhttp's callback for every request. Matches the route, parses the JSON body,
+ * hands the request to authentication and then to the route's handler. */
+#include "fe_reply.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "fe_auth.h"
+#include "fe_config.h"
+
+static unsigned long long req_counter;
+
+static bool is_json_content_type(const char *ct)
+{
+    if (!ct) return false;
+    while (*ct == ' ') ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Parses the JSON body of r into r->body; answers and returns false when it cannot. */
+static bool parse_body(fe_req *r)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
+    if (!is_json_content_type(ct)) {
+        fe_reply_error(r, 415, "unsupported_media_type", "send the body as application/json");
+        return false;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) {
+        fe_reply_error(r, 400, "malformed_json", "the request body is empty");
+        return false;
+    }
+    if (len > (size_t)fe_cfg.max_body_bytes) {
+        fe_reply_error(r, 413, "body_too_large", "the request body is too large");
+        return false;
+    }
+    char *text = malloc(len + 1);
+    if (!text) {
+        fe_reply_error(r, 503, "overloaded", "out of memory; retry later");
+        return false;
+    }
+    evbuffer_copyout(in, text, len);
+    text[len] = '\0';
+    char err[256];
+    r->body = (strlen(text) == len) ? fv_json_parse(text, err, sizeof err) : NULL;
+    if (strlen(text) != len) snprintf(err, sizeof err, "the body contains a NUL byte");
+    const char *bad_escape = r->body ? fv_json_check_escapes(text, len) : NULL;
+    free(text);
+    if (!r->body) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "the body is not valid JSON: %s", err);
+        fe_reply_error(r, 400, "malformed_json", msg);
+        return false;
+    }
+    if (bad_escape) {
+        /* Refused rather than stored altered: yajl would cut or replace these characters. */
+        fe_reply_error(r, 422, "unsupported_character", bad_escape);
+        return false;
+    }
+    if (!YAJL_IS_OBJECT(r->body)) {
+        fe_reply_error(r, 400, "malformed_json", "the body must be a JSON object");
+        return false;
+    }
+    return true;
+}
+
+void fe_http_dispatch(struct evhttp_request *ev, void *arg)
+{
+    fe_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        evhttp_send_error(ev, 503, "Service Unavailable");
+        return;
+    }
+    fe_http_inflight++;
+    r->ev = ev;
+    r->route = -1;
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    snprintf(r->req_id, sizeof r->req_id, "%x-%llx", (unsigned)getpid(), ++req_counter);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        snprintf(r->address, sizeof r->address, "%s", addr ? addr : "");
+    }
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path || path[0] != '/') {
+        fe_reply_error(r, 400, "bad_request", "malformed request target");
+        return;
+    }
+    enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+    bool path_known = false;
+    for (int i = 0; i < fe_nroutes; i++) {
+        if (!fe_route_match(fe_routes[i].pattern, path, r->param)) continue;
+        path_known = true;
+        if (fe_routes[i].method != method &&
+            !(method == EVHTTP_REQ_HEAD && fe_routes[i].method == EVHTTP_REQ_GET))
+            continue;
+        r->route = i;
+        break;
+    }
+    if (r->route < 0) {
+        if (path_known)
+            fe_reply_error(r, 405, "method_not_allowed", "this method is not allowed here");
+        else
+            fe_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    const fe_route *rt = &fe_routes[r->route];
+    if (rt->body && !parse_body(r)) return;
+    if (rt->auth == FE_AUTH_REQUIRED ||
+        (rt->auth == FE_AUTH_OPTIONAL &&
+         evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization"))) {
+        r->phase = FE_REQ_AUTH;
+        fe_auth_authenticate(r, rt->handler);
+        return;
+    }
+    r->phase = FE_REQ_HANDLER;
+    rt->handler(r);
+}

@@ -1,0 +1,38 @@
+/* Replies: how a handler answers its request. Every reply sends, logs, counts and frees the
+ * request: no pointer to it may be used afterwards. fe_reply.c. */
+#ifndef FE_REPLY_H
+#define FE_REPLY_H
+
+#include "fe_http.h"
+
+/* Replies; each sends, logs, counts and frees r (takes ownership of r). */
+void fe_reply_json(fe_req *r, int status, fv_jgen *body); /* borrows body */
+/* A generator for r's reply body, or NULL after r was answered 503 (out of memory): then the
+ * caller just returns. Hand it back with fe_reply_gen_send. */
+fv_jgen *fe_reply_gen(fe_req *r);
+/* Sends j as r's JSON reply with status; takes ownership of j (and of r, like every reply). */
+void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j);
+void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len);
+void fe_reply_error(fe_req *r, int status, const char *code, const char *message);
+/* An error with Retry-After: retry_after_s (at least 1); fe_reply_error's 429 and 503 say 5. */
+void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message, int retry_after_s);
+/* A 422-style error whose "fields" maps each name to its reason (parallel arrays). */
+void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
+                           size_t n, const char *const *names, const char *const *reasons);
+/* A 422 listing every problem in errs (borrowed; a struct fv_form_errors). */
+struct fv_form_errors;
+void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);
+/* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
+void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
+
+/* The decoded value of query parameter `name` (caller frees), or NULL. */
+char *fe_query_param(fe_req *r, const char *name);
+
+/* Lists take ?limit= from 1 to FE_LIST_MAX, FE_LIST_DEFAULT when absent. */
+#define FE_LIST_DEFAULT 50
+#define FE_LIST_MAX 500
+#define FE_LIST_LIMIT_REASON "must be an integer from 1 to 500"
+/* The page size asked for by the ?limit= value text (NULL: absent), or -1 when invalid. */
+int fe_list_limit(const char *text);
+
+#endif

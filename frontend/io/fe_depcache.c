@@ -1,0 +1,177 @@
+/* The deployment cache of the submission path: per child, and shared through Redis. */
+#include "fe_depcache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe_cache.h"
+#include "fe_config.h"
+#include "fe_redis.h"
+#include "fe_revoke.h"
+#include "fv_json.h"
+
+/* A deployment that does not exist is remembered this long (s). */
+#define FE_NEGATIVE_TTL_S 5
+
+/* Owned by perm_cache. */
+typedef struct perm_info {
+    char perm; /* FE_PERM_* */
+} perm_info;
+
+static fe_cache *dep_cache, *perm_cache;
+
+void fe_dep_info_free(void *p)
+{
+    fe_dep_info *d = p;
+    if (!d) return;
+    fv_form_free(d->form);
+    free(d);
+}
+
+/* A user's memberships or roles changed: forget their cached permissions in this child (keys
+ * are "<user id>:<deployment id>"; the writer deleted the Redis-shared ones). */
+static void permissions_changed(const char *user_id)
+{
+    char prefix[FV_UUID_STRLEN + 2];
+    snprintf(prefix, sizeof prefix, "%s:", user_id);
+    fe_cache_del_prefix(perm_cache, prefix);
+}
+
+int fe_depcache_init(void)
+{
+    dep_cache = fe_cache_new(10000, fe_dep_info_free);
+    perm_cache = fe_cache_new(200000, free);
+    if (!dep_cache || !perm_cache) return -1;
+    fe_revoke_on(FE_REVOKE_PERMISSIONS, permissions_changed);
+    return 0;
+}
+
+void fe_depcache_shutdown(void)
+{
+    fe_cache_free(dep_cache);
+    fe_cache_free(perm_cache);
+    dep_cache = perm_cache = NULL;
+}
+
+void fe_depcache_perm_key(const char *user_id, const char *dep_id, char key[FE_DEPCACHE_PERM_KEY_MAX])
+{
+    snprintf(key, FE_DEPCACHE_PERM_KEY_MAX, "%s:%s", user_id, dep_id);
+}
+
+fe_dep_info *fe_depcache_dep(const char *dep_id, bool *fresh)
+{
+    return fe_cache_get(dep_cache, dep_id, fe_cache_now(), fresh);
+}
+
+bool fe_depcache_perm(const char *perm_key, char *perm, bool *fresh)
+{
+    perm_info *p = fe_cache_get(perm_cache, perm_key, fe_cache_now(), fresh);
+    if (!p) return false;
+    *perm = p->perm;
+    return true;
+}
+
+void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm_key, char perm)
+{
+    time_t now = fe_cache_now();
+    if (perm_key) {
+        perm_info *p = calloc(1, sizeof *p);
+        if (p) {
+            p->perm = perm;
+            fe_cache_put(perm_cache, perm_key, p, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
+        }
+    }
+    fe_cache_put(dep_cache, dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
+}
+
+fe_dep_info *fe_depcache_remember_missing(const char *dep_id)
+{
+    fe_dep_info *dep = calloc(1, sizeof *dep);
+    if (!dep) return NULL;
+    dep->missing = true;
+    fe_cache_put(dep_cache, dep_id, dep, fe_cache_now(), FE_NEGATIVE_TTL_S, FE_NEGATIVE_TTL_S);
+    return dep;
+}
+
+fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition)
+{
+    fe_dep_info *dep = calloc(1, sizeof *dep);
+    if (!dep) return NULL;
+    dep->form = fv_form_compile_text(definition);
+    if (!dep->form) {
+        free(dep);
+        return NULL;
+    }
+    snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
+    dep->version = version;
+    return dep;
+}
+
+fe_dep_info *fe_dep_info_from_json(const char *json)
+{
+    char err[64];
+    yajl_val v = fv_json_parse(json, err, sizeof err);
+    const char *survey_id = fv_json_get_str(v, "survey_id");
+    yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
+    fe_dep_info *dep = calloc(1, sizeof *dep);
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
+        YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile(def, &errs))) {
+        snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
+        dep->version = (int)YAJL_GET_INTEGER(version);
+    } else {
+        free(dep);
+        dep = NULL;
+    }
+    fv_form_errors_free(&errs);
+    if (v) yajl_tree_free(v);
+    return dep;
+}
+
+void fe_depcache_redis_keys(const char *dep_id, const char *user_id, char dep_key[FE_DEPCACHE_KEY_MAX],
+                            char perm_key[FE_DEPCACHE_KEY_MAX])
+{
+    snprintf(dep_key, FE_DEPCACHE_KEY_MAX, "fv:cache:deployment:%s", dep_id);
+    snprintf(perm_key, FE_DEPCACHE_KEY_MAX, "fv:cache:enumerator:%s", user_id);
+}
+
+void fe_depcache_forget_user_shared(const char *user_id)
+{
+    char key[FE_DEPCACHE_KEY_MAX];
+    snprintf(key, sizeof key, "fv:cache:enumerator:%s", user_id);
+    const char *argv[] = {"DEL", key};
+    size_t lens[] = {3, strlen(key)};
+    fe_redis_fire(2, argv, lens);
+}
+
+void fe_depcache_share(const char *dep_id, const char *user_id, const char *survey_id, int version,
+                       const char *definition, size_t deflen, char perm)
+{
+    char dep_key[FE_DEPCACHE_KEY_MAX], perm_key[FE_DEPCACHE_KEY_MAX];
+    fe_depcache_redis_keys(dep_id, user_id, dep_key, perm_key);
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return;
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "survey_id");
+    fv_jgen_str(j, survey_id);
+    fv_jgen_key(j, "version");
+    fv_jgen_int(j, version);
+    fv_jgen_key(j, "definition");
+    fv_jgen_raw(j, definition, deflen);
+    fv_jgen_map_close(j);
+    size_t len;
+    const char *json = fv_jgen_buf(j, &len);
+    fe_redis_set_ex(dep_key, json, len, fe_cfg.redis_cache_ttl_s);
+    fv_jgen_free(j);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
+    const char value[2] = {perm, '\0'};
+    const char *hset[] = {"HSET", perm_key, dep_id, value};
+    size_t hlens[] = {4, strlen(perm_key), strlen(dep_id), 1};
+    fe_redis_fire(4, hset, hlens);
+    const char *expire[] = {"EXPIRE", perm_key, ttl};
+    size_t elens[] = {6, strlen(perm_key), strlen(ttl)};
+    fe_redis_fire(3, expire, elens);
+}

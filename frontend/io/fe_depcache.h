@@ -1,0 +1,74 @@
+/* The deployment cache: what a submission needs to be checked without PostgreSQL in its way.
+ * Per child: each deployment's survey and compiled form, and each user's permission on it.
+ * Across children and front ends: the same lookups shared through Redis (the deployment's form
+ * under fv:cache:deployment:<id>, one hash per user fv:cache:enumerator:<user> mapping
+ * deployment id to a FE_PERM_* character), so a membership change deletes one key.
+ *
+ * This is the submission path's one exception to "permission answers come from SQL statements
+ * through fe_verdict": its answers are SQL's (fv_has_deployment_role, fv_can_see_deployment),
+ * cached, and dropped on every `permissions` revocation (fe_revoke). */
+#ifndef FE_DEPCACHE_H
+#define FE_DEPCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fv_form.h"
+#include "fv_id.h"
+
+/* A user's permission to submit to a deployment, as one character (also the value shared in
+ * Redis): may submit; sees the deployment but may not submit (403); may not see it (404). */
+#define FE_PERM_ENUMERATOR '1'
+#define FE_PERM_VISIBLE '0'
+#define FE_PERM_HIDDEN 'h'
+
+/* Redis key buffers: "fv:cache:deployment:<uuid>" and "fv:cache:enumerator:<uuid>". */
+#define FE_DEPCACHE_KEY_MAX 64
+/* A permission key "<user id>:<deployment id>". */
+#define FE_DEPCACHE_PERM_KEY_MAX (2 * FV_UUID_STRLEN + 2)
+
+/* A deployment's survey and compiled form; `missing` marks a deployment that does not exist. */
+typedef struct fe_dep_info {
+    bool missing;
+    char survey_id[FV_UUID_STRLEN + 1];
+    int version;
+    fv_form *form; /* owned */
+} fe_dep_info;
+
+/* Creates the caches and subscribes to `permissions` revocations. 0, or -1 (out of memory). */
+int fe_depcache_init(void);
+void fe_depcache_shutdown(void);
+
+/* Writes the permission key of user_id on dep_id into key. */
+void fe_depcache_perm_key(const char *user_id, const char *dep_id, char key[FE_DEPCACHE_PERM_KEY_MAX]);
+
+/* This child's deployment dep_id, borrowed from the cache (valid until the next cache call), or
+ * NULL. *fresh (may be NULL) says whether it is within its fresh time. */
+fe_dep_info *fe_depcache_dep(const char *dep_id, bool *fresh);
+/* This child's permission under perm_key into *perm; false when unknown or past its life. */
+bool fe_depcache_perm(const char *perm_key, char *perm, bool *fresh);
+
+/* Caches dep (takes ownership) under dep_id, and perm under perm_key unless perm_key is NULL. */
+void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm_key, char perm);
+/* Caches that dep_id does not exist, for a few seconds. Returns the entry (borrowed), or NULL
+ * when out of memory. */
+fe_dep_info *fe_depcache_remember_missing(const char *dep_id);
+
+/* A deployment built from its stored definition text (survey_id borrowed); NULL when it does not
+ * compile or memory runs out. Caller owns the result (fe_dep_info_free). */
+fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition);
+/* A deployment from its Redis-shared JSON; NULL when malformed. Caller owns the result. */
+fe_dep_info *fe_dep_info_from_json(const char *json);
+void fe_dep_info_free(void *dep);
+
+/* The Redis keys of the shared lookups of user_id on dep_id. */
+void fe_depcache_redis_keys(const char *dep_id, const char *user_id, char dep_key[FE_DEPCACHE_KEY_MAX],
+                            char perm_key[FE_DEPCACHE_KEY_MAX]);
+/* Shares a PostgreSQL lookup with the other children and front ends (fire and forget). */
+void fe_depcache_share(const char *dep_id, const char *user_id, const char *survey_id, int version,
+                       const char *definition, size_t deflen, char perm);
+/* After a membership or role change of user_id: deletes the permissions shared through Redis
+ * (best effort; every child drops its own through fe_revoke's permissions rows). */
+void fe_depcache_forget_user_shared(const char *user_id);
+
+#endif
