@@ -67,7 +67,7 @@ static void access_log(fe_req *r, int status, double secs)
              "\"method\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"status\":%d,\"ms\":%.3f,"
              "\"user\":%s%s%s,\"addr\":\"%s\"}",
              r->req_id, method_name(evhttp_request_get_command(r->ev)), path,
-             r->route >= 0 ? fe_routes[r->route].name : "none", status, secs * 1000.0,
+             fe_route_name(r->route >= 0 ? r->route : fe_nroutes), status, secs * 1000.0,
              r->user ? "\"" : "", r->user ? r->user->id : "null", r->user ? "\"" : "", r->address);
     fv_log_raw_json(line);
 }
