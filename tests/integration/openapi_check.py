@@ -13,7 +13,8 @@ path's methods.
 answer a test receives through it is checked (fvharness.Api does this for every client). It is on
 under pytest and off in the other users of fvharness (tests/chaos, tests/bench);
 FV_OPENAPI_CHECK=1 or 0 says otherwise. Validators are compiled once per (operation, status, media
-type); nothing is written anywhere.
+type); nothing is written anywhere. With FV_OPENAPI_COVERAGE=1 the run ends with the documented
+(operation, status) pairs no answer exercised (conftest.py prints `unexercised()`).
 """
 import json
 import os
@@ -47,6 +48,7 @@ class OpenApiDoc:
             ((template_regex(t), t) for t in self.doc["paths"]),
             key=lambda rt: -len([s for s in rt[1].split("/") if s and not s.startswith("{")]))
         self._validators = {}
+        self.seen = set()  # (METHOD, template, status) of the answers checked
 
     def deref(self, obj):
         while isinstance(obj, dict) and "$ref" in obj:
@@ -102,6 +104,7 @@ class OpenApiDoc:
             return self._check_response(where, "MethodNotAllowed", status, headers, body,
                                         self.doc["components"]["responses"]["MethodNotAllowed"], method)
         responses = item[op_method]["responses"]
+        self.seen.add((op_method.upper(), template, str(status)))
         response = responses.get(str(status), responses.get("default"))
         assert response is not None, (
             f"OpenAPI: {where}: status {status} is not documented (documented: {', '.join(sorted(responses))}); "
@@ -144,6 +147,14 @@ def doc():
     if _doc is None:
         _doc = OpenApiDoc()
     return _doc
+
+
+def unexercised():
+    """The documented (METHOD, template, status) triples that no checked answer had."""
+    d = doc()
+    documented = {(m.upper(), t, s) for t, item in d.doc["paths"].items() for m in item if m in METHODS
+                  for s in item[m]["responses"]}
+    return sorted(documented - d.seen)
 
 
 def check_response(resp):

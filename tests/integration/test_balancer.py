@@ -22,7 +22,6 @@ import requests
 
 from fvharness import (REPO, SANITIZER_PATTERNS, binary, build_dir, child_env, free_port, metric_sum,
                        new_id, pid_running, start_balancer, stop_pid, tail, wait_until)
-from openapi_check import hook_session
 
 # A backend under the test's control. TLS connections (first byte 0x16) get HTTP: /readyz answers
 # according to the mode file ("ready", "degraded", "fail" = 503, "garbage", "hang"), anything
@@ -228,7 +227,7 @@ def fe1_addr(c):
 def healthz_via(b, n=1):
     """n fresh connections through the balancer to GET /healthz; returns the status codes."""
     codes = []
-    with hook_session(requests.Session()) as s:
+    with requests.Session() as s:
         s.trust_env = False
         for _ in range(n):
             r = s.get(f"https://127.0.0.1:{b.port}/healthz", verify=str(b.cluster.cert), timeout=10,
