@@ -4,6 +4,7 @@
  * (403 key_suspended); revoked keys are not found (401). A revocation or suspension writes a
  * revocations row: every child then drops its entry and deletes the shared one (key_revoked). */
 #include "fe_auth.h"
+#include "fe_session_auth.h"
 
 #include <event2/http.h>
 #include <stdlib.h>

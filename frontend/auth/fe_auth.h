@@ -17,10 +17,4 @@ void fe_auth_user_free(fe_user *u);
 /* Answers 401 with code and message and WWW-Authenticate: Bearer. */
 void fe_auth_unauthorized(fe_req *r, const char *code, const char *message);
 
-/* Session tokens (fe_session_auth.c): a bearer starting with this prefix is a session token. */
-#define FE_SESSION_TOKEN_PREFIX "fvs_"
-/* Verifies the session token (borrowed); on success sets r->user and calls next(r), else
- * answers 401. Never blocks and needs no PostgreSQL (signed tokens; fe_revoke knows revocations). */
-void fe_session_authenticate(fe_req *r, const char *token, fe_handler next);
-
 #endif

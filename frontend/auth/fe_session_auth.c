@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fe_auth.h"
+#include "fe_session_auth.h"
 #include "fe_config.h"
 #include "fe_revoke.h"
 #include "fv_token.h"

@@ -1,14 +1,28 @@
-"""Helpers of the access tests (test_lifecycle.py, test_permissions.py): users, and the branches,
-teams and memberships that the orgs area's endpoints will make. Until those endpoints are merged
-these are written with SQL through cluster.psql (the lead switches them to the API after the
-merge: PUT /v1/orgs/{org}/members/{user}, POST /v1/orgs/{org}/branches, POST /v1/orgs/{org}/teams).
+"""Helpers of the access tests (test_lifecycle, test_permissions, test_orgs, test_sites): users,
+branches, teams and memberships written with SQL through cluster.psql (so a test of one endpoint
+does not depend on another), and the two assertions every access test makes: ok() and denied().
 """
 import itertools
 import uuid
 
-from fvharness import new_id, wait_until
+from fvharness import error_body, new_id, wait_until
 
 _seq = itertools.count()
+
+
+def ok(r, status=200):
+    """Asserts r answered status; returns its JSON body (None when empty)."""
+    assert r.status_code == status, f"{r.status_code}: {r.text[:400]}"
+    return r.json() if r.content else None
+
+
+def denied(r, status, code=None):
+    """Asserts r was refused with status (and error code, when given); returns the error."""
+    assert r.status_code == status, f"expected {status}, got {r.status_code}: {r.text[:400]}"
+    err = error_body(r)
+    if code:
+        assert err["code"] == code, err
+    return err
 
 
 class User:

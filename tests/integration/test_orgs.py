@@ -3,11 +3,10 @@ policy; who may do what (org admin, branch admin, manager, member, member of ano
 stranger, anonymous); member removal taking effect at once; bad input on every endpoint."""
 import json
 import types
-import uuid
 
 import pytest
-import requests
 
+from accesshelp import denied, ok
 from fvharness import child_of, error_body, new_id, pin_children, wait_until
 
 PREFIX = "orgs-"
@@ -19,19 +18,6 @@ def user(c, name):
     api = c.api(key)
     uid = api.get("/v1/me").json()["id"]
     return types.SimpleNamespace(api=api, id=uid, name=name)
-
-
-def ok(r, status=200):
-    assert r.status_code == status, f"{r.status_code}: {r.text[:400]}"
-    return r.json() if r.content else None
-
-
-def denied(r, status, code=None):
-    assert r.status_code == status, f"expected {status}, got {r.status_code}: {r.text[:400]}"
-    err = error_body(r)
-    if code:
-        assert err["code"] == code, err
-    return err
 
 
 @pytest.fixture(scope="module")

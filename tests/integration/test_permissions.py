@@ -210,16 +210,15 @@ def test_list_rows(pw, template, role):
         assert len(made) == len(others), f"{role} lists surveys it may not see: {others}"
 
 
-TABLED_AREAS = ("identity", "api keys", "orgs", "access", "sites")
+# Routes open to everybody by design, without a row: the probes of monitoring systems.
+UNTABLED = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
 
 def test_every_route_is_in_the_table():
-    """A new route of a tabled area must get its row."""
+    """A new route must get its row (every route but the health probes)."""
     src = open(__file__.replace("tests/integration/test_permissions.py", "frontend/http/fe_routes.c")).read()
-    routes = set()
-    for area in TABLED_AREAS:
-        block = src[src.index(f"---- {area}"):src.index(f"---- {area} end ----")]
-        routes |= set(re.findall(r"\{(GET|POST|PUT|PATCH|DELETE), \"([^\"]+)\"", block))
+    routes = set(re.findall(r"\{(GET|POST|PUT|PATCH|DELETE), \"([^\"]+)\"", src)) - UNTABLED
+    assert len(routes) > 40, "the route table was not parsed"
     norm = {(m, re.sub(r"\{[^}]+\}", ":id", p.split("?")[0])) for m, p, *_ in ROWS}
     missing = {(m, re.sub(r":\w+", ":id", p)) for m, p in routes} - norm
     assert not missing, f"routes without a row in permission_table.py: {sorted(missing)}"

@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from accesshelp import denied, ok
 from fvharness import error_body, new_id
 
 PREFIX = "sites-"
@@ -18,19 +19,6 @@ def user(c, name):
     key = c.create_user(f"{PREFIX}{name}@example.org", name.title())
     api = c.api(key)
     return types.SimpleNamespace(api=api, id=api.get("/v1/me").json()["id"], name=name)
-
-
-def ok(r, status=200):
-    assert r.status_code == status, f"{r.status_code}: {r.text[:400]}"
-    return r.json() if r.content else None
-
-
-def denied(r, status, code=None):
-    assert r.status_code == status, f"expected {status}, got {r.status_code}: {r.text[:400]}"
-    err = error_body(r)
-    if code:
-        assert err["code"] == code, err
-    return err
 
 
 @pytest.fixture(scope="module")
