@@ -168,3 +168,20 @@ def test_the_checker_knows_the_shapes(doc):
 def _j(v):
     import json
     return json.dumps(v).encode()
+
+
+def test_path_parameters_are_declared_and_operation_ids_unique(doc):
+    ids = []
+    for template, item in doc.doc["paths"].items():
+        names = set(re.findall(r"\{(\w+)\}", template))
+        for method in openapi_check.METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            ids.append(op["operationId"])
+            params = [doc.deref(p) for p in item.get("parameters", []) + op.get("parameters", [])]
+            declared = {p["name"] for p in params if p["in"] == "path"}
+            assert declared == names, (method, template, declared)
+            assert all(p.get("required") is True for p in params if p["in"] == "path"), (method, template)
+            assert op.get("summary") and op.get("tags"), (method, template)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
