@@ -157,10 +157,24 @@ def unexercised():
     return sorted(documented - d.seen)
 
 
+# RFC 9110's reason phrases of the statuses the front end answers (frontend/http/fe_reply.c).
+REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
+           401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
+           422: "Unprocessable Content", 429: "Too Many Requests", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+
+
 def check_response(resp):
-    """Checks a requests.Response against the document."""
+    """Checks a requests.Response against the document, and its reason phrase against RFC 9110
+    (except on libevent's own HTML pages, such as its 413)."""
     req = resp.request
-    doc().check(req.method, urlsplit(req.url).path, resp.status_code, resp.headers, resp.content)
+    path = urlsplit(req.url).path
+    doc().check(req.method, path, resp.status_code, resp.headers, resp.content)
+    html = (resp.headers.get("Content-Type") or "").startswith("text/html")
+    want = REASONS.get(resp.status_code)
+    assert html or want is None or resp.reason == want, (
+        f"{req.method} {path}: status line says {resp.status_code} {resp.reason!r}, not {want!r}")
 
 
 def _hook(resp, *args, **kwargs):

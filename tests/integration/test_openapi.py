@@ -185,3 +185,22 @@ def test_path_parameters_are_declared_and_operation_ids_unique(doc):
             assert all(p.get("required") is True for p in params if p["in"] == "path"), (method, template)
             assert op.get("summary") and op.get("tags"), (method, template)
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def _response(method, url, status, reason, ctype, body):
+    import requests
+    r = requests.Response()
+    r.status_code, r.reason, r._content = status, reason, body
+    r.headers = CaseInsensitiveDict({"Content-Type": ctype})
+    r.request = requests.Request(method, url).prepare()
+    return r
+
+
+def test_the_hook_checks_reason_phrases():
+    body = b'{"error":{"code":"validation_failed","message":"bad","fields":{"name":"required"}}}'
+    openapi_check.check_response(_response("POST", "https://h/v1/orgs", 422, "Unprocessable Content", JSON, body))
+    with pytest.raises(AssertionError, match="Client Error"):
+        openapi_check.check_response(_response("POST", "https://h/v1/orgs", 422, "Client Error", JSON, body))
+    # libevent's own 413 page keeps libevent's phrase
+    openapi_check.check_response(_response("POST", "https://h/v1/orgs", 413, "Request Entity Too Large",
+                                           "text/html", b"<html></html>"))
