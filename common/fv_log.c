@@ -27,6 +27,18 @@ int fv_log_parse_level(const char *s)
     return -1;
 }
 
+/* The time now as RFC 3339 UTC with milliseconds ("2026-12-02T07:47:55.123Z"). */
+static void format_ts(char out[64])
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char secs[32];
+    strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 64, "%s.%03dZ", secs, (int)(tv.tv_usec / 1000));
+}
+
 void fv_log_write(fv_log_level level, const char *fmt, ...)
 {
     char msg[2048];
@@ -38,17 +50,13 @@ void fv_log_write(fv_log_level level, const char *fmt, ...)
     char esc[4200];
     fv_json_escape(msg, strlen(msg), esc, sizeof esc);
 
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[40];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    char ts[64];
+    format_ts(ts);
 
     char line[4600];
     int n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n",
-                     ts, (int)(tv.tv_usec / 1000), level_names[level], log_proc, (int)getpid(), esc);
+                     "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n",
+                     ts, level_names[level], log_proc, (int)getpid(), esc);
     if (n < 0) return;
     if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
     /* One write(2) per line so lines from several processes never interleave. */
@@ -58,12 +66,15 @@ void fv_log_write(fv_log_level level, const char *fmt, ...)
 
 void fv_log_raw_json(const char *json)
 {
-    size_t n = strlen(json);
+    if (json[0] != '{') return;
+    char ts[64];
+    format_ts(ts);
     char buf[8192];
-    if (n + 1 < sizeof buf) {
-        memcpy(buf, json, n);
-        buf[n] = '\n';
-        ssize_t w = write(STDERR_FILENO, buf, n + 1);
+    /* {"ts":..,"pid":.., then the object's own members (or nothing more for "{}") */
+    int n = snprintf(buf, sizeof buf, "{\"ts\":\"%s\",\"pid\":%d%s%s\n", ts, (int)getpid(),
+                     json[1] == '}' ? "" : ",", json + 1);
+    if (n > 0 && (size_t)n < sizeof buf) {
+        ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
         (void)w;
     }
 }

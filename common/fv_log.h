@@ -20,7 +20,8 @@ int fv_log_parse_level(const char *s);
 
 /* Writes one line: {"ts":..,"level":..,"proc":..,"pid":..,"msg":..}. Never call with secrets. */
 void fv_log_write(fv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Writes a preformatted JSON object line (the access log); `json` must be a complete object. */
+/* Writes a preformatted JSON object line (the access log) with "ts" and "pid" put first, as in
+ * fv_log_write's lines; `json` must be a complete object without those two members. */
 void fv_log_raw_json(const char *json);
 
 #define fv_log(level, ...)                                                     \

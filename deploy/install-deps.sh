@@ -29,8 +29,10 @@ packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev
 # dpkg-dev: dpkg-shlibdeps, which computes the .deb's Depends (cpack -G DEB; build-essential
 # pulls it in too, named here because the package step needs it).
 if [ "$want_test" = 1 ]; then
-    # clang-format-14: the pinned formatter of tools/format.sh (Debian 12's version).
-    packages+=(python3 python3-pytest python3-requests python3-psycopg2 clang-format-14)
+    # clang-format-14: the pinned formatter of tools/format.sh (Debian 12's version);
+    # jsonschema, yaml: the live check of every answer against docs/openapi.yaml.
+    packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml
+        clang-format-14)
 fi
 
 missing=()

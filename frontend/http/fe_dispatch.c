@@ -70,6 +70,25 @@ static bool parse_body(fe_req *r)
     return true;
 }
 
+/* The Allow header of a path whose routes have the methods in the mask (EVHTTP_REQ_* bits), in a
+ * fixed order; HEAD goes with GET. */
+static void allow_header(int methods, char *out, size_t outlen)
+{
+    static const struct {
+        int method;
+        const char *name;
+    } names[] = {{EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_GET, "HEAD"},   {EVHTTP_REQ_POST, "POST"},
+                 {EVHTTP_REQ_PUT, "PUT"},       {EVHTTP_REQ_PATCH, "PATCH"}, {EVHTTP_REQ_DELETE, "DELETE"}};
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(methods & names[i].method)) continue;
+        int w = snprintf(out + n, outlen - n, "%s%s", n ? ", " : "", names[i].name);
+        if (w < 0 || (size_t)w >= outlen - n) break;
+        n += (size_t)w;
+    }
+}
+
 void fe_http_dispatch(struct evhttp_request *ev, void *arg)
 {
     fe_req *r = calloc(1, sizeof *r);
@@ -97,10 +116,10 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         return;
     }
     enum evhttp_cmd_type method = evhttp_request_get_command(ev);
-    bool path_known = false;
+    int path_methods = 0; /* the methods of the routes whose pattern matches the path */
     for (int i = 0; i < fe_nroutes; i++) {
         if (!fe_route_match(fe_routes[i].pattern, path, r->param)) continue;
-        path_known = true;
+        path_methods |= (int)fe_routes[i].method;
         if (fe_routes[i].method != method &&
             !(method == EVHTTP_REQ_HEAD && fe_routes[i].method == EVHTTP_REQ_GET))
             continue;
@@ -108,10 +127,14 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         break;
     }
     if (r->route < 0) {
-        if (path_known)
+        if (path_methods) {
+            char allow[64];
+            allow_header(path_methods, allow, sizeof allow);
+            evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
             fe_reply_error(r, 405, "method_not_allowed", "this method is not allowed here");
-        else
+        } else {
             fe_reply_error(r, 404, "not_found", "no such resource");
+        }
         return;
     }
     const fe_route *rt = &fe_routes[r->route];

@@ -67,9 +67,34 @@ static void access_log(fe_req *r, int status, double secs)
              "\"method\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"status\":%d,\"ms\":%.3f,"
              "\"user\":%s%s%s,\"addr\":\"%s\"}",
              r->req_id, method_name(evhttp_request_get_command(r->ev)), path,
-             r->route >= 0 ? fe_routes[r->route].name : "none", status, secs * 1000.0,
+             fe_route_name(r->route >= 0 ? r->route : fe_nroutes), status, secs * 1000.0,
              r->user ? "\"" : "", r->user ? r->user->id : "null", r->user ? "\"" : "", r->address);
     fv_log_raw_json(line);
+}
+
+/* The reason phrase of each status we answer, as RFC 9110 names it; NULL leaves it to libevent.
+ * libevent 2.1 says "Client Error" for 422 and 429 and "Request Entity Too Large" for 413. */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return NULL;
+    }
 }
 
 /* Sends the reply held in buf (taken) and ends the request. */
@@ -88,7 +113,7 @@ static void finish(fe_req *r, int status, struct evbuffer *buf)
         evhttp_request_set_on_complete_cb(r->ev, reply_flushed, NULL);
         fe_http_unflushed++;
     }
-    evhttp_send_reply(r->ev, status, NULL, buf);
+    evhttp_send_reply(r->ev, status, reason_phrase(status), buf);
     if (buf) evbuffer_free(buf);
     fe_http_inflight--;
     req_free(r);

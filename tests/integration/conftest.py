@@ -171,6 +171,12 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
+    if os.environ.get("FV_OPENAPI_COVERAGE") == "1":
+        import openapi_check
+        missing = openapi_check.unexercised()
+        tr.section(f"docs/openapi.yaml: {len(missing)} documented answers no test received")
+        for method, template, status in missing:
+            tr.write_line(f"{status} {method} {template}")
     if _state.base is not None and os.environ.get("FV_KEEP_TMP") == "1":
         tr.write_line(f"FV_KEEP_TMP=1: servers' files and logs kept in {_state.base}")
     if _state.tails:

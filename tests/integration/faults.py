@@ -8,6 +8,7 @@ import subprocess
 import requests
 
 from fvharness import PG_BIN, wait_until
+from openapi_check import hook_session
 
 
 def kill_redis(c):
@@ -86,7 +87,7 @@ def pg_resume(pids):
 
 
 def readyz(c, port=None):
-    with requests.Session() as s:
+    with hook_session(requests.Session()) as s:
         s.trust_env = False
         return s.get(f"https://127.0.0.1:{port or c.http_port}/readyz", verify=str(c.cert), timeout=10)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from openapi_check import hook_session
+
 try:  # apt: python3-psycopg2 (tests/run.sh installs it); the psql CLI is the fallback
     import psycopg2
 except ImportError:  # pragma: no cover - depends on the machine
@@ -371,11 +373,13 @@ class Postgres:
 
 class Api:
     """An HTTPS client for the front end: one keep-alive Session, the test CA trusted, an optional
-    bearer key. Every request has a timeout so that no test can hang."""
+    bearer key. Every request has a timeout so that no test can hang. Every answer is checked
+    against docs/openapi.yaml (openapi_check.py): one the document does not describe fails the
+    test that got it."""
 
     def __init__(self, base_url, ca_cert, key=None):
         self.base = base_url.rstrip("/")
-        self.s = requests.Session()
+        self.s = hook_session(requests.Session())
         # Ignore the environment (REQUESTS_CA_BUNDLE would override `verify`, a proxy variable
         # would route loopback traffic elsewhere): the test CA and a direct connection only.
         self.s.trust_env = False
@@ -753,7 +757,7 @@ def pin_children(cluster, port, children=2, timeout=30):
     pinned = {}
 
     def all_pinned():
-        s = requests.Session()
+        s = hook_session(requests.Session())
         s.trust_env = False
         s.verify = str(cluster.cert)
         pid = child_of(s.get(f"https://127.0.0.1:{port}/healthz", timeout=30))

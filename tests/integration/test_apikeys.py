@@ -17,6 +17,7 @@ import requests
 
 from fvharness import child_of, error_body, free_port, wait_until
 from fvharness import pin_children as harness_pin_children
+from openapi_check import hook_session
 
 FAST_LIMIT = 2
 
@@ -35,7 +36,7 @@ class Fe:
 
     def one_shot(self, method, path, key, **kw):
         """One request on a new connection (so the children take turns), closed afterwards."""
-        with requests.Session() as s:
+        with hook_session(requests.Session()) as s:
             s.trust_env = False
             headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
             return s.request(method, self.base + path, headers=headers, verify=str(self.c.cert),
@@ -236,7 +237,7 @@ def test_create_malformed_body(fes, data, ctype, status):
 
 
 def test_unauthenticated_is_401(fes):
-    with requests.Session() as s:
+    with hook_session(requests.Session()) as s:
         s.trust_env = False
         for method, path in [("POST", "/v1/me/api-keys"), ("GET", "/v1/me/api-keys"),
                              ("DELETE", f"/v1/me/api-keys/{uuid.uuid4()}"),

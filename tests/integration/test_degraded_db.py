@@ -12,6 +12,7 @@ import requests
 from conftest import good_data
 from faults import pg_accept, pg_hang, pg_refuse, pg_resume, pg_start, pg_stop_immediate
 from fvharness import free_port, new_id, wait_until
+from openapi_check import hook_session
 
 
 class Instance:
@@ -19,7 +20,7 @@ class Instance:
 
     def __init__(self, c, proc, port):
         self.c, self.proc, self.port = c, proc, port
-        self.s = requests.Session()
+        self.s = hook_session(requests.Session())
         self.s.trust_env = False
         self.s.verify = str(c.cert)
 

@@ -7,6 +7,7 @@ import signal
 import pytest
 
 from fvharness import free_port, wait_until
+from openapi_check import hook_session
 
 
 @pytest.fixture()
@@ -58,7 +59,7 @@ def test_sigterm_lets_in_flight_requests_finish(frontend, extra, admin_key):
         locker.cursor().execute("LOCK TABLE orgs IN ACCESS EXCLUSIVE MODE")
 
         def create_org():
-            with requests.Session() as s:
+            with hook_session(requests.Session()) as s:
                 s.trust_env = False
                 try:
                     result["r"] = s.post(f"https://127.0.0.1:{extra.port}/v1/orgs", json={"name": "drain"},

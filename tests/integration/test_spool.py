@@ -8,6 +8,7 @@ import pytest
 from conftest import good_data
 from faults import kill_redis, readyz, restart_redis
 from fvharness import free_port, new_id, wait_until
+from openapi_check import hook_session
 
 
 def stored(c, ids):
@@ -65,7 +66,7 @@ def test_spool_survives_a_killed_front_end(world, redis_restored):
     kill_redis(c)
     ids = [new_id() for _ in range(25)]
     import requests
-    with requests.Session() as s:
+    with hook_session(requests.Session()) as s:
         s.trust_env = False
         s.headers["Authorization"] = f"Bearer {world.enum_key}"
         for i, rid in enumerate(ids):
@@ -97,7 +98,7 @@ def test_fvctl_spool_replay_takes_a_dead_hosts_spool(world, redis_restored):
     kill_redis(c)
     ids = [new_id() for _ in range(15)]
     import requests
-    with requests.Session() as s:
+    with hook_session(requests.Session()) as s:
         s.trust_env = False
         s.headers["Authorization"] = f"Bearer {world.enum_key}"
         for i, rid in enumerate(ids):
@@ -130,7 +131,7 @@ def test_full_spool_refuses_with_503_and_recovers(world, redis_restored):
     fe = c.start_frontend(name="frontend-tiny-spool", FV_LISTEN_PORT=port, FV_SPOOL_MAX_MB=1,
                           FV_PROCESSES=1)
     import requests
-    s = requests.Session()
+    s = hook_session(requests.Session())
     s.trust_env = False
     s.verify = str(c.cert)
     s.headers["Authorization"] = f"Bearer {world.enum_key}"
