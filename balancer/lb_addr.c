@@ -92,7 +92,8 @@ int lb_addr_parse_list(const char *s, lb_addr *out, int max, char *err, size_t e
             return -1;
         }
         if (!lb_addr_parse(item, &out[n])) {
-            snprintf(err, errlen, "'%s' is not IP:port (no host names: the balancer never resolves)", item);
+            snprintf(err, errlen, "'%s' is not IP:port (no host names: the balancer never resolves)",
+                     item);
             return -1;
         }
         for (int i = 0; i < n; i++)
@@ -138,7 +139,7 @@ int lb_addr_listen(const lb_addr *a, int backlog, const char **errpos)
     *errpos = "listen";
     if (listen(fd, backlog) == -1) goto failed;
     return fd;
-failed: {
+failed : {
     int saved = errno;
     close(fd);
     errno = saved;

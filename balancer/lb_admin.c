@@ -146,31 +146,41 @@ static void handle_metrics(lb_server *s, struct evhttp_request *req)
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    evbuffer_add_printf(out, "# HELP fv_lb_connections_active Client connections open now.\n"
-                             "# TYPE fv_lb_connections_active gauge\nfv_lb_connections_active %ld\n",
+    evbuffer_add_printf(out,
+                        "# HELP fv_lb_connections_active Client connections open now.\n"
+                        "# TYPE fv_lb_connections_active gauge\nfv_lb_connections_active %ld\n",
                         s->nconns);
-    evbuffer_add_printf(out, "# HELP fv_lb_connections_total Client connections accepted.\n"
-                             "# TYPE fv_lb_connections_total counter\nfv_lb_connections_total %llu\n",
+    evbuffer_add_printf(out,
+                        "# HELP fv_lb_connections_total Client connections accepted.\n"
+                        "# TYPE fv_lb_connections_total counter\nfv_lb_connections_total %llu\n",
                         s->conns_total);
-    evbuffer_add_printf(out, "# HELP fv_lb_connect_retries_total Backend connects retried on another backend.\n"
-                             "# TYPE fv_lb_connect_retries_total counter\nfv_lb_connect_retries_total %llu\n",
-                        s->connect_retries);
-    evbuffer_add_printf(out, "# HELP fv_lb_connect_failures_total Clients closed because no backend took them.\n"
-                             "# TYPE fv_lb_connect_failures_total counter\nfv_lb_connect_failures_total %llu\n",
-                        s->connect_failures);
-    evbuffer_add_printf(out, "# HELP fv_lb_spawns_total Front ends the balancer tried to start.\n"
-                             "# TYPE fv_lb_spawns_total counter\nfv_lb_spawns_total %llu\n",
+    evbuffer_add_printf(
+        out,
+        "# HELP fv_lb_connect_retries_total Backend connects retried on another backend.\n"
+        "# TYPE fv_lb_connect_retries_total counter\nfv_lb_connect_retries_total %llu\n",
+        s->connect_retries);
+    evbuffer_add_printf(
+        out,
+        "# HELP fv_lb_connect_failures_total Clients closed because no backend took them.\n"
+        "# TYPE fv_lb_connect_failures_total counter\nfv_lb_connect_failures_total %llu\n",
+        s->connect_failures);
+    evbuffer_add_printf(out,
+                        "# HELP fv_lb_spawns_total Front ends the balancer tried to start.\n"
+                        "# TYPE fv_lb_spawns_total counter\nfv_lb_spawns_total %llu\n",
                         s->spawns_total);
-    evbuffer_add_printf(out, "# HELP fv_lb_spawn_failures_total Spawns that failed to start.\n"
-                             "# TYPE fv_lb_spawn_failures_total counter\nfv_lb_spawn_failures_total %llu\n",
+    evbuffer_add_printf(out,
+                        "# HELP fv_lb_spawn_failures_total Spawns that failed to start.\n"
+                        "# TYPE fv_lb_spawn_failures_total counter\nfv_lb_spawn_failures_total %llu\n",
                         s->spawn_failures);
-    evbuffer_add_printf(out, "# HELP fv_lb_backend_connections_active Connections open to a backend now.\n"
-                             "# TYPE fv_lb_backend_connections_active gauge\n");
+    evbuffer_add_printf(out,
+                        "# HELP fv_lb_backend_connections_active Connections open to a backend now.\n"
+                        "# TYPE fv_lb_backend_connections_active gauge\n");
     for (size_t i = 0; i < s->pool.n; i++)
         evbuffer_add_printf(out, "fv_lb_backend_connections_active{backend=\"%s\"} %ld\n",
                             s->pool.v[i]->addr.text, s->pool.v[i]->active);
-    evbuffer_add_printf(out, "# HELP fv_lb_backend_connections_total Connections established to a backend.\n"
-                             "# TYPE fv_lb_backend_connections_total counter\n");
+    evbuffer_add_printf(out,
+                        "# HELP fv_lb_backend_connections_total Connections established to a backend.\n"
+                        "# TYPE fv_lb_backend_connections_total counter\n");
     for (size_t i = 0; i < s->pool.n; i++)
         evbuffer_add_printf(out, "fv_lb_backend_connections_total{backend=\"%s\"} %llu\n",
                             s->pool.v[i]->addr.text, s->pool.v[i]->total);
@@ -179,14 +189,17 @@ static void handle_metrics(lb_server *s, struct evhttp_request *req)
     for (size_t i = 0; i < s->pool.n; i++)
         for (int st = 0; st < LB_NSTATES; st++)
             evbuffer_add_printf(out, "fv_lb_backend_state{backend=\"%s\",state=\"%s\"} %d\n",
-                                s->pool.v[i]->addr.text, lb_state_name((lb_state)st), (int)s->pool.v[i]->state == st);
+                                s->pool.v[i]->addr.text, lb_state_name((lb_state)st),
+                                (int)s->pool.v[i]->state == st);
     evbuffer_add_printf(out, "# HELP fv_lb_checks_total Health checks by result.\n"
                              "# TYPE fv_lb_checks_total counter\n");
     for (size_t i = 0; i < s->pool.n; i++)
         for (int r = 0; r < LB_NRESULTS; r++)
             evbuffer_add_printf(out, "fv_lb_checks_total{backend=\"%s\",result=\"%s\"} %llu\n",
-                                s->pool.v[i]->addr.text, lb_result_name((lb_result)r), s->pool.v[i]->checks[r]);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+                                s->pool.v[i]->addr.text, lb_result_name((lb_result)r),
+                                s->pool.v[i]->checks[r]);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, NULL, out);
     evbuffer_free(out);
 }
@@ -251,19 +264,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (!path) path = "/";
-    if (strcmp(path, "/status") == 0 && cmd == EVHTTP_REQ_GET)
-        handle_status(s, req);
-    else if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET)
-        handle_metrics(s, req);
-    else if (strcmp(path, "/backends") == 0 && cmd == EVHTTP_REQ_POST)
-        handle_add(s, req);
+    if (strcmp(path, "/status") == 0 && cmd == EVHTTP_REQ_GET) handle_status(s, req);
+    else if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) handle_metrics(s, req);
+    else if (strcmp(path, "/backends") == 0 && cmd == EVHTTP_REQ_POST) handle_add(s, req);
     else if (strncmp(path, "/backends/", 10) == 0 && cmd == EVHTTP_REQ_DELETE)
         handle_delete(s, req, path + 10);
-    else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 || strcmp(path, "/backends") == 0 ||
-             strncmp(path, "/backends/", 10) == 0)
+    else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 ||
+             strcmp(path, "/backends") == 0 || strncmp(path, "/backends/", 10) == 0)
         reply_error(req, 405, "method_not_allowed", "method not allowed on this path");
     else
-        reply_error(req, 404, "not_found", "GET /status, GET /metrics, POST /backends, DELETE /backends/ADDR");
+        reply_error(req, 404, "not_found",
+                    "GET /status, GET /metrics, POST /backends, DELETE /backends/ADDR");
 }
 
 bool lb_admin_start(lb_server *s)
@@ -288,8 +299,8 @@ bool lb_admin_start(lb_server *s)
     if (!evhttp_accept_socket_with_handle(s->admin, fd)) goto failed;
     return true;
 failed:
-    fv_error("cannot start the admin listener on %s:%d: %s: %s", lb_cfg.admin_addr, lb_cfg.admin_port, errpos,
-             strerror(errno));
+    fv_error("cannot start the admin listener on %s:%d: %s: %s", lb_cfg.admin_addr, lb_cfg.admin_port,
+             errpos, strerror(errno));
     if (fd != -1) close(fd);
     return false;
 }

@@ -123,7 +123,8 @@ lb_backend *lb_pool_pick(lb_pool *p, const uint64_t *skip, size_t nskip)
     lb_backend *b = least(p, skip, nskip, false);
     /* Fall back to backends still being checked only when none at all is in rotation (not
      * merely all tried): a starting balancer then serves before its first checks complete. */
-    if (!b && lb_pool_count(p, LB_UP) + lb_pool_count(p, LB_DEGRADED) == 0) b = least(p, skip, nskip, true);
+    if (!b && lb_pool_count(p, LB_UP) + lb_pool_count(p, LB_DEGRADED) == 0)
+        b = least(p, skip, nskip, true);
     p->rr++;
     return b;
 }
@@ -134,9 +135,11 @@ void lb_backend_set_state(lb_backend *b, lb_state s, const char *reason)
     lb_state old = b->state;
     b->state = s;
     if (s == LB_DOWN)
-        fv_warn("backend %s state %s -> %s (%s)", b->addr.text, lb_state_name(old), lb_state_name(s), reason);
+        fv_warn("backend %s state %s -> %s (%s)", b->addr.text, lb_state_name(old), lb_state_name(s),
+                reason);
     else
-        fv_info("backend %s state %s -> %s (%s)", b->addr.text, lb_state_name(old), lb_state_name(s), reason);
+        fv_info("backend %s state %s -> %s (%s)", b->addr.text, lb_state_name(old), lb_state_name(s),
+                reason);
 }
 
 bool lb_backend_record(lb_backend *b, lb_result r, int rise, int fall, const char *reason)

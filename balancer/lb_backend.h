@@ -33,12 +33,12 @@ typedef enum lb_result { LB_RES_READY = 0, LB_RES_DEGRADED, LB_RES_FAILED } lb_r
 
 /* The last completed check, as /status shows it. */
 typedef struct lb_last_check {
-    bool done;          /* false until the first check completes */
-    double at;          /* wall clock, seconds since the epoch */
-    bool ok;            /* ready or degraded */
-    int http_status;    /* 0 when no HTTP answer (refused, timeout, TLS failure) */
+    bool done;       /* false until the first check completes */
+    double at;       /* wall clock, seconds since the epoch */
+    bool ok;         /* ready or degraded */
+    int http_status; /* 0 when no HTTP answer (refused, timeout, TLS failure) */
     double latency_ms;
-    char error[160];    /* "" when ok */
+    char error[160]; /* "" when ok */
 } lb_last_check;
 
 struct lb_check;
@@ -50,21 +50,21 @@ typedef struct lb_backend {
     lb_addr addr;
     lb_state state;
     lb_source source;
-    int health;  /* 0 .. rise+fall-1; in service when >= rise (HAProxy's counter) */
-    int fails;   /* consecutive failures while LB_CHECKING */
-    long active; /* connections open or connecting to it now */
-    unsigned long long total;      /* connections established, ever */
+    int health;               /* 0 .. rise+fall-1; in service when >= rise (HAProxy's counter) */
+    int fails;                /* consecutive failures while LB_CHECKING */
+    long active;              /* connections open or connecting to it now */
+    unsigned long long total; /* connections established, ever */
     unsigned long long checks[LB_NRESULTS];
     lb_last_check last;
-    pid_t spawned_pid;             /* the spawned front end's pid when the command printed it */
-    struct lb_check *check;        /* the health checker's state (lb_check.c owns it) */
+    pid_t spawned_pid;      /* the spawned front end's pid when the command printed it */
+    struct lb_check *check; /* the health checker's state (lb_check.c owns it) */
 } lb_backend;
 
 typedef struct lb_pool {
     lb_backend **v; /* owned, in insertion order */
     size_t n, cap;
     uint64_t next_id;
-    size_t rr;      /* rotates the start of the tie-break among equally loaded backends */
+    size_t rr; /* rotates the start of the tie-break among equally loaded backends */
 } lb_pool;
 
 const char *lb_state_name(lb_state s);

@@ -29,9 +29,9 @@
 
 /* A backend's checker. Owned by the backend (b->check), freed by lb_check_stop. */
 typedef struct lb_check {
-    lb_server *srv;         /* borrowed */
-    lb_backend *b;          /* borrowed: the backend owns us */
-    struct event *timer;    /* the next check, or the deadline of the one in flight */
+    lb_server *srv;          /* borrowed */
+    lb_backend *b;           /* borrowed: the backend owns us */
+    struct event *timer;     /* the next check, or the deadline of the one in flight */
     struct bufferevent *bev; /* the check in flight (owns its socket and SSL), else NULL */
     long long started_ms;
 } lb_check;
@@ -88,10 +88,8 @@ static void check_done(lb_check *c, lb_result r, int http_status, const char *er
     snprintf(b->last.error, sizeof b->last.error, "%s", error ? error : "");
     b->checks[r]++;
     char reason[200];
-    if (r == LB_RES_FAILED)
-        snprintf(reason, sizeof reason, "%s", error);
-    else
-        snprintf(reason, sizeof reason, "/readyz %s in %.0f ms", lb_result_name(r), b->last.latency_ms);
+    if (r == LB_RES_FAILED) snprintf(reason, sizeof reason, "%s", error);
+    else snprintf(reason, sizeof reason, "/readyz %s in %.0f ms", lb_result_name(r), b->last.latency_ms);
     fv_debug("check %s: %s", b->addr.text, reason);
     bool changed = lb_backend_record(b, r, lb_cfg.rise, lb_cfg.fall, reason);
     arm(c, jittered(lb_cfg.check_interval_ms));
@@ -113,7 +111,9 @@ static bool try_parse(lb_check *c, bool eof)
     buf[len] = '\0';
     char *hend = strstr(buf, "\r\n\r\n");
     if (!hend) {
-        if (eof) check_done(c, LB_RES_FAILED, 0, len ? "truncated HTTP response" : "connection closed without a response");
+        if (eof)
+            check_done(c, LB_RES_FAILED, 0,
+                       len ? "truncated HTTP response" : "connection closed without a response");
         return eof;
     }
     int status = 0;
@@ -142,13 +142,11 @@ static bool try_parse(lb_check *c, bool eof)
     char jerr[128];
     yajl_val v = fv_json_parse(body, jerr, sizeof jerr);
     const char *st = v ? fv_json_get_str(v, "status") : NULL;
-    if (st && strcmp(st, "ready") == 0)
-        check_done(c, LB_RES_READY, status, NULL);
-    else if (st && strcmp(st, "degraded") == 0)
-        check_done(c, LB_RES_DEGRADED, status, NULL);
+    if (st && strcmp(st, "ready") == 0) check_done(c, LB_RES_READY, status, NULL);
+    else if (st && strcmp(st, "degraded") == 0) check_done(c, LB_RES_DEGRADED, status, NULL);
     else
-        check_done(c, LB_RES_FAILED, status, st ? "/readyz status is neither ready nor degraded"
-                                                : "/readyz body has no status");
+        check_done(c, LB_RES_FAILED, status,
+                   st ? "/readyz status is neither ready nor degraded" : "/readyz body has no status");
     if (v) yajl_tree_free(v);
     return true;
 }
@@ -182,8 +180,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     } else {
         snprintf(e, sizeof e, "connection error");
     }
-    while (bufferevent_get_openssl_error(bev)) {
-    }
+    while (bufferevent_get_openssl_error(bev)) {}
     check_done(c, LB_RES_FAILED, 0, e);
 }
 
@@ -229,7 +226,7 @@ static void start_check(lb_check *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm(c, lb_cfg.check_timeout_ms);
     return;
-failed: {
+failed : {
     char e[160];
     snprintf(e, sizeof e, "%s: %s", errpos, strerror(errno));
     check_done(c, LB_RES_FAILED, 0, e);

@@ -9,21 +9,21 @@
 #include "fv_settings.h"
 
 typedef struct lb_settings {
-    char *proxy_addr;         /* where clients connect (TLS passes through) */
+    char *proxy_addr; /* where clients connect (TLS passes through) */
     int proxy_port;
-    char *admin_addr;         /* loopback only */
+    char *admin_addr; /* loopback only */
     int admin_port;
-    char *backends;           /* "IP:port,IP:port" */
+    char *backends; /* "IP:port,IP:port" */
     int check_interval_ms;
     int check_timeout_ms;
     int rise;
     int fall;
-    char *check_ca_file;      /* "" = do not verify the front ends' certificates */
+    char *check_ca_file; /* "" = do not verify the front ends' certificates */
     int connect_timeout_ms;
     int min_backends;
     int max_backends;
-    char *spawn_command;      /* "" = never spawn; {port} is replaced */
-    char *spawn_addr;         /* the IP a spawned front end listens on */
+    char *spawn_command; /* "" = never spawn; {port} is replaced */
+    char *spawn_addr;    /* the IP a spawned front end listens on */
     int spawn_port_base;
     int spawn_conn_threshold;
     int spawn_cooldown_ms;

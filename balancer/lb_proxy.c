@@ -20,10 +20,10 @@
 #include "fv_log.h"
 #include "lb_config.h"
 
-#define LB_MAX_TRIES 8             /* backends tried for one client before giving up */
-#define LB_HALF_OPEN_IDLE_S 60     /* a half-closed connection idle this long is closed */
-#define LB_WRITE_STALL_S 60        /* a side that accepts none of our bytes this long is dropped */
-#define LB_ACCEPT_PAUSE_MS 200     /* accept paused this long when out of descriptors */
+#define LB_MAX_TRIES 8         /* backends tried for one client before giving up */
+#define LB_HALF_OPEN_IDLE_S 60 /* a half-closed connection idle this long is closed */
+#define LB_WRITE_STALL_S 60    /* a side that accepts none of our bytes this long is dropped */
+#define LB_ACCEPT_PAUSE_MS 200 /* accept paused this long when out of descriptors */
 
 /* A proxied connection's lifecycle. Every lb_conn is on s->conns except in LB_CONN_FREED. */
 typedef enum lb_conn_state {
@@ -47,16 +47,22 @@ typedef struct lb_conn {
     struct event *connect_timer;
     uint64_t tried[LB_MAX_TRIES];
     size_t ntried;
-    bool eof[2];    /* [0] client sent EOF, [1] server sent EOF */
-    bool shut[2];   /* [0] we shut the client's write side, [1] the server's */
+    bool eof[2];  /* [0] client sent EOF, [1] server sent EOF */
+    bool shut[2]; /* [0] we shut the client's write side, [1] the server's */
     struct lb_conn *prev, *next;
 } lb_conn;
 
 static void conn_close(lb_conn *c);
 static void try_connect(lb_conn *c);
 
-static int side_of(lb_conn *c, struct bufferevent *bev) { return bev == c->client ? 0 : 1; }
-static struct bufferevent *bev_of(lb_conn *c, int side) { return side == 0 ? c->client : c->server; }
+static int side_of(lb_conn *c, struct bufferevent *bev)
+{
+    return bev == c->client ? 0 : 1;
+}
+static struct bufferevent *bev_of(lb_conn *c, int side)
+{
+    return side == 0 ? c->client : c->server;
+}
 
 static void set_nodelay(struct bufferevent *bev)
 {
@@ -272,7 +278,8 @@ static void try_connect(lb_conn *c)
             return;
         }
         bufferevent_setcb(c->server, NULL, NULL, on_connect_event, c);
-        if (bufferevent_socket_connect(c->server, (struct sockaddr *)&b->addr.ss, (int)b->addr.len) == -1) {
+        if (bufferevent_socket_connect(c->server, (struct sockaddr *)&b->addr.ss, (int)b->addr.len) ==
+            -1) {
             /* refused at once (e.g. no route): the event callback may not run, try the next */
             fv_warn("connect to backend %s failed at once; trying another backend", b->addr.text);
             bufferevent_free(c->server);
@@ -280,13 +287,15 @@ static void try_connect(lb_conn *c)
             release_backend(c);
             continue;
         }
-        struct timeval tv = {lb_cfg.connect_timeout_ms / 1000, (lb_cfg.connect_timeout_ms % 1000) * 1000};
+        struct timeval tv = {lb_cfg.connect_timeout_ms / 1000,
+                             (lb_cfg.connect_timeout_ms % 1000) * 1000};
         evtimer_add(c->connect_timer, &tv);
         return;
     }
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     lb_server *s = arg;
     if (s->stopping) {
@@ -348,7 +357,8 @@ bool lb_proxy_listen(lb_server *s)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* inherited by accepted sockets */
     errpos = "evconnlistener_new";
-    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    s->listener = evconnlistener_new(s->base, on_accept, s,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
     if (!s->listener) {
         close(fd);
         goto failed;
@@ -359,7 +369,8 @@ bool lb_proxy_listen(lb_server *s)
     if (!s->listen_retry || !s->reaper) goto failed;
     return true;
 failed:
-    fv_error("cannot listen on %s:%d: %s: %s", lb_cfg.proxy_addr, lb_cfg.proxy_port, errpos, strerror(errno));
+    fv_error("cannot listen on %s:%d: %s: %s", lb_cfg.proxy_addr, lb_cfg.proxy_port, errpos,
+             strerror(errno));
     return false;
 }
 

@@ -153,7 +153,8 @@ void lb_server_reload(lb_server *s)
     fv_log_init("balancer", (fv_log_level)fv_log_parse_level(fv_common.log_level));
 
     lb_addr *list = calloc((size_t)lb_cfg.max_backends, sizeof *list);
-    int count = list ? lb_addr_parse_list(lb_cfg.backends, list, lb_cfg.max_backends, err, sizeof err) : -1;
+    int count = list ? lb_addr_parse_list(lb_cfg.backends, list, lb_cfg.max_backends, err, sizeof err)
+                     : -1;
     if (count < 0) {
         free(list);
         fv_error("reload: backends: %s; list unchanged", list ? err : "out of memory");
@@ -177,13 +178,12 @@ void lb_server_reload(lb_server *s)
             b->source = LB_SRC_CONFIG; /* a runtime one now listed: the file owns it */
             continue;
         }
-        if (lb_server_add_backend(s, &list[k], LB_SRC_CONFIG, (int)(random() % (lb_cfg.check_interval_ms / 4 + 1)),
-                                  err, sizeof err))
+        if (lb_server_add_backend(s, &list[k], LB_SRC_CONFIG,
+                                  (int)(random() % (lb_cfg.check_interval_ms / 4 + 1)), err, sizeof err))
             added++;
-        else
-            fv_error("reload: backend %s not added: %s", list[k].text, err);
+        else fv_error("reload: backend %s not added: %s", list[k].text, err);
     }
     free(list);
-    fv_info("reloaded %s: %d backend(s) added, %d draining, %zu in the pool", s->config_path ? s->config_path : "(defaults)",
-            added, removed, lb_server_live_backends(s));
+    fv_info("reloaded %s: %d backend(s) added, %d draining, %zu in the pool",
+            s->config_path ? s->config_path : "(defaults)", added, removed, lb_server_live_backends(s));
 }

@@ -21,18 +21,18 @@ struct lb_spawner;
 typedef struct lb_server {
     struct event_base *base;
     lb_pool pool;
-    SSL_CTX *check_ctx;               /* TLS client context of the health checks */
-    lb_addr listen;                   /* proxy_addr:proxy_port */
-    struct evconnlistener *listener;  /* NULL once stopping */
-    struct event *listen_retry;       /* re-enables accepting after EMFILE */
+    SSL_CTX *check_ctx;              /* TLS client context of the health checks */
+    lb_addr listen;                  /* proxy_addr:proxy_port */
+    struct evconnlistener *listener; /* NULL once stopping */
+    struct event *listen_retry;      /* re-enables accepting after EMFILE */
     struct evhttp *admin;
-    struct event *reaper;             /* frees closed connections at the end of the iteration */
-    struct lb_conn *conns;            /* open connections, doubly linked */
-    struct lb_conn *closed;           /* closed ones waiting for the reaper */
+    struct event *reaper;   /* frees closed connections at the end of the iteration */
+    struct lb_conn *conns;  /* open connections, doubly linked */
+    struct lb_conn *closed; /* closed ones waiting for the reaper */
     long nconns;
     struct lb_spawner *spawner;
-    const char *config_path;          /* borrowed from argv */
-    bool stopping;                    /* SIGTERM: no new connections, exit when none is left */
+    const char *config_path; /* borrowed from argv */
+    bool stopping;           /* SIGTERM: no new connections, exit when none is left */
     struct event *drain_timer;
     struct event *signals[5];
     /* counters for /metrics */

@@ -25,11 +25,11 @@ struct lb_spawner;
 /* One run of spawn_command. Owned by the spawner's list; freed once the command has exited and
  * its output is closed. */
 typedef struct lb_spawn_run {
-    struct lb_spawner *sp;  /* borrowed */
-    pid_t pid;              /* the shell; 0 once reaped */
+    struct lb_spawner *sp; /* borrowed */
+    pid_t pid;             /* the shell; 0 once reaped */
     int port;
-    uint64_t backend_id;    /* the backend added for it */
-    int out_fd;             /* read end of its stdout, -1 once closed */
+    uint64_t backend_id; /* the backend added for it */
+    int out_fd;          /* read end of its stdout, -1 once closed */
     struct event *out_ev;
     char out[128];
     size_t outlen;
@@ -42,7 +42,7 @@ typedef struct lb_spawner {
     struct event *tick;
     long long last_spawn_ms; /* 0: never */
     lb_spawn_run *runs;
-    bool said_max;           /* "max_backends reached" logged since the last spawn */
+    bool said_max; /* "max_backends reached" logged since the last spawn */
 } lb_spawner;
 
 static lb_backend *backend_by_id(lb_server *s, uint64_t id)
@@ -102,12 +102,13 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
  * spawn_addr (when it is a local address); 0 when none. */
 static int free_port(lb_server *s)
 {
-    for (int port = lb_cfg.spawn_port_base; port < lb_cfg.spawn_port_base + LB_SPAWN_PORT_SPAN && port <= 65535;
-         port++) {
+    for (int port = lb_cfg.spawn_port_base;
+         port < lb_cfg.spawn_port_base + LB_SPAWN_PORT_SPAN && port <= 65535; port++) {
         lb_addr a;
         if (!lb_addr_from_ip(lb_cfg.spawn_addr, port, &a)) return 0;
         bool used = false;
-        for (size_t i = 0; i < s->pool.n && !used; i++) used = strcmp(s->pool.v[i]->addr.text, a.text) == 0;
+        for (size_t i = 0; i < s->pool.n && !used; i++)
+            used = strcmp(s->pool.v[i]->addr.text, a.text) == 0;
         if (used) continue;
         int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd == -1) return 0;
@@ -207,8 +208,7 @@ failed:
     s->spawn_failures++;
     if (strcmp(errpos, "fork") == 0 || strcmp(errpos, "pipe2") == 0)
         fv_error("cannot spawn a front end (%s): %s: %s", why, errpos, strerror(errno));
-    else
-        fv_error("cannot spawn a front end (%s): %s", why, errpos);
+    else fv_error("cannot spawn a front end (%s): %s", why, errpos);
     if (b) lb_server_drain_backend(s, b, "spawn failed");
     if (pipefd[0] != -1) close(pipefd[0]);
     if (pipefd[1] != -1) close(pipefd[1]);
@@ -229,12 +229,14 @@ void lb_spawn_evaluate(lb_server *s)
     if (healthy + booting < (size_t)lb_cfg.min_backends)
         snprintf(why, sizeof why, "%zu healthy, min_backends = %d", healthy, lb_cfg.min_backends);
     else if (booting == 0 && healthy > 0 && active / (long)healthy > lb_cfg.spawn_conn_threshold)
-        snprintf(why, sizeof why, "%ld active connections on %zu healthy backends, spawn_conn_threshold = %d",
-                 active, healthy, lb_cfg.spawn_conn_threshold);
-    else
-        return;
+        snprintf(why, sizeof why,
+                 "%ld active connections on %zu healthy backends, spawn_conn_threshold = %d", active,
+                 healthy, lb_cfg.spawn_conn_threshold);
+    else return;
     if (lb_server_live_backends(s) >= (size_t)lb_cfg.max_backends) {
-        if (!sp->said_max) fv_warn("would spawn a front end (%s) but max_backends = %d is reached", why, lb_cfg.max_backends);
+        if (!sp->said_max)
+            fv_warn("would spawn a front end (%s) but max_backends = %d is reached", why,
+                    lb_cfg.max_backends);
         sp->said_max = true;
         return;
     }
@@ -259,7 +261,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
             fv_error("spawn command for port %d failed (%s %d): dropping that backend", r->port,
                      WIFEXITED(status) ? "exit status" : "signal",
                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-            if (b && b->state == LB_CHECKING) lb_server_drain_backend(sp->srv, b, "spawn command failed");
+            if (b && b->state == LB_CHECKING)
+                lb_server_drain_backend(sp->srv, b, "spawn command failed");
         }
         if (r->out_fd == -1) run_unlink_free(sp, r);
     }
@@ -279,7 +282,8 @@ bool lb_spawn_init(lb_server *s)
     sp->sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, sp);
     sp->tick = event_new(s->base, -1, EV_PERSIST, on_tick, sp);
     struct timeval tv = {0, LB_SPAWN_TICK_MS * 1000};
-    if (!sp->sigchld || !sp->tick || evsignal_add(sp->sigchld, NULL) == -1 || event_add(sp->tick, &tv) == -1) {
+    if (!sp->sigchld || !sp->tick || evsignal_add(sp->sigchld, NULL) == -1 ||
+        event_add(sp->tick, &tv) == -1) {
         fv_error("cannot set up the spawner's events");
         if (sp->sigchld) event_free(sp->sigchld);
         if (sp->tick) event_free(sp->tick);

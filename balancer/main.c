@@ -30,8 +30,9 @@ static void check_files(fv_cfg_load *ld)
 
 static const fv_program program = {
     .name = "fv-balancer",
-    .purpose = "Fieldvault's TCP balancer: passes TLS through to the front ends, checks their health.\n"
-               "SIGHUP re-reads the file and applies backends and log_level; other changes need a restart.",
+    .purpose =
+        "Fieldvault's TCP balancer: passes TLS through to the front ends, checks their health.\n"
+        "SIGHUP re-reads the file and applies backends and log_level; other changes need a restart.",
     .table = lb_config_table,
     .check = lb_config_check,
     .check_files = check_files,
@@ -49,14 +50,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     lb_server *s = arg;
     if (sig == SIGHUP) {
-        fv_info("SIGHUP: reloading the backend list from %s", s->config_path ? s->config_path : "(no file)");
+        fv_info("SIGHUP: reloading the backend list from %s",
+                s->config_path ? s->config_path : "(no file)");
         lb_server_reload(s);
         return;
     }
     if (s->stopping) return;
     s->stopping = true;
     lb_proxy_stop_accepting(s);
-    fv_info("stopping: no new connections; %ld open, up to %d s to finish", s->nconns, lb_cfg.drain_timeout_s);
+    fv_info("stopping: no new connections; %ld open, up to %d s to finish", s->nconns,
+            lb_cfg.drain_timeout_s);
     if (s->nconns == 0) {
         event_base_loopexit(s->base, NULL);
         return;
@@ -124,8 +127,9 @@ int main(int argc, char **argv)
             fv_error("backend %s: %s", list[i].text, err);
     }
     free(list);
-    fv_info("listening on %s (TLS passed through), admin on http://%s:%d, %zu backend(s)%s", srv.listen.text,
-            lb_cfg.admin_addr, lb_cfg.admin_port, srv.pool.n, lb_cfg.spawn_command[0] ? ", spawner on" : "");
+    fv_info("listening on %s (TLS passed through), admin on http://%s:%d, %zu backend(s)%s",
+            srv.listen.text, lb_cfg.admin_addr, lb_cfg.admin_port, srv.pool.n,
+            lb_cfg.spawn_command[0] ? ", spawner on" : "");
     lb_spawn_evaluate(&srv);
     if (event_base_dispatch(srv.base) == -1) {
         fv_error("event_base_dispatch failed");
@@ -133,7 +137,7 @@ int main(int argc, char **argv)
     }
     fv_info("stopped");
     rc = 0;
-out: {
+out : {
     /* A signal arriving while the handlers are being torn down must not end the process with
      * it (a second SIGTERM from an impatient operator still gets exit 0). */
     sigset_t late;

@@ -64,8 +64,7 @@ bool fv_check_datetime(const char *s)
     if ((*p == 'Z' || *p == 'z') && p[1] == '\0') return true;
     if (*p != '+' && *p != '-') return false;
     int oh, om;
-    if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
-        return false;
+    if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) return false;
     if (oh > 14 || om > 59) return false;
     /* The instant in UTC stays within 0001-01-01 and 9999-12-31 too: PostgreSQL would store
      * 0001-01-01T00:30+01:00 in 1 BC and 9999-12-31T23:30-01:00 in year 10000, and give back
@@ -120,8 +119,10 @@ char *fv_geopoint_json(const fv_geopoint *g)
 {
     char buf[160];
     int n = snprintf(buf, sizeof buf, "{\"lat\":%.17g,\"lon\":%.17g", g->lat, g->lon);
-    if (g->has_altitude) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"altitude\":%.17g", g->altitude);
-    if (g->has_accuracy) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"accuracy\":%.17g", g->accuracy);
+    if (g->has_altitude)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"altitude\":%.17g", g->altitude);
+    if (g->has_accuracy)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"accuracy\":%.17g", g->accuracy);
     snprintf(buf + n, sizeof buf - (size_t)n, "}");
     return strdup(buf);
 }

@@ -15,8 +15,8 @@ typedef enum { ORIGIN_DEFAULT, ORIGIN_FILE, ORIGIN_ENV } origin_kind;
 
 typedef struct fv_cfg_origin {
     origin_kind kind;
-    int line;  /* ORIGIN_FILE */
-    bool bad;  /* a problem was reported about this key */
+    int line; /* ORIGIN_FILE */
+    bool bad; /* a problem was reported about this key */
 } fv_cfg_origin;
 
 static size_t table_size(const fv_cfg_entry *table)
@@ -315,8 +315,8 @@ void fv_config_release(fv_cfg_load *ld)
     ld->len = ld->cap = 0;
 }
 
-int fv_config_load_checked(const fv_cfg_entry *table, const char *path, fv_cfg_check_fn check,
-                           char *err, size_t errlen)
+int fv_config_load_checked(const fv_cfg_entry *table, const char *path, fv_cfg_check_fn check, char *err,
+                           size_t errlen)
 {
     fv_cfg_load ld;
     fv_config_read(&ld, table, path);
@@ -348,7 +348,8 @@ void fv_config_print(const fv_cfg_entry *table, FILE *out)
             if (e->type == FV_CFG_INT && !(e->min == 0 && e->max == 0)) {
                 char range[64];
                 range_text(e, range, sizeof range);
-                fprintf(out, "# %s%s\n", range, e->reload == FV_CFG_RELOAD ? "; SIGHUP applies a change" : "");
+                fprintf(out, "# %s%s\n", range,
+                        e->reload == FV_CFG_RELOAD ? "; SIGHUP applies a change" : "");
             } else if (e->reload == FV_CFG_RELOAD) {
                 fprintf(out, "# SIGHUP applies a change\n");
             }

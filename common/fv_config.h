@@ -34,13 +34,22 @@ typedef struct fv_cfg_entry {
 
 /* The rows of a table (pgbouncer's CF_ABS): every key says its default, what a reload does with
  * it, and an integer its range. FV_CFG_END closes the table. */
-#define FV_CFG_STR_KEY(section, name, var, def, reload, help) \
-    {(section), (name), FV_CFG_STR, (var), (def), (help), 0, 0, (reload)}
-#define FV_CFG_INT_KEY(section, name, var, def, min, max, reload, help) \
-    {(section), (name), FV_CFG_INT, (var), (def), (help), (min), (max), (reload)}
-#define FV_CFG_BOOL_KEY(section, name, var, def, reload, help) \
-    {(section), (name), FV_CFG_BOOL, (var), (def), (help), 0, 0, (reload)}
-#define FV_CFG_END {NULL, NULL, FV_CFG_STR, NULL, NULL, NULL, 0, 0, FV_CFG_RESTART}
+#define FV_CFG_STR_KEY(section, name, var, def, reload, help)               \
+    {                                                                       \
+        (section), (name), FV_CFG_STR, (var), (def), (help), 0, 0, (reload) \
+    }
+#define FV_CFG_INT_KEY(section, name, var, def, min, max, reload, help)             \
+    {                                                                               \
+        (section), (name), FV_CFG_INT, (var), (def), (help), (min), (max), (reload) \
+    }
+#define FV_CFG_BOOL_KEY(section, name, var, def, reload, help)               \
+    {                                                                        \
+        (section), (name), FV_CFG_BOOL, (var), (def), (help), 0, 0, (reload) \
+    }
+#define FV_CFG_END                                                     \
+    {                                                                  \
+        NULL, NULL, FV_CFG_STR, NULL, NULL, NULL, 0, 0, FV_CFG_RESTART \
+    }
 
 /* Sections any Fieldvault program knows; a program skips the ones its table does not use, so
  * all programs can share one file. An unknown section or an unknown key in a section the
@@ -52,9 +61,9 @@ extern const char *const fv_config_sections[];
  * Lives on the caller's stack; fv_config_release frees what it holds (never the values). */
 typedef struct fv_cfg_load {
     const fv_cfg_entry *table;
-    const char *path;                  /* borrowed; NULL when no file was read */
-    struct fv_cfg_origin *origin;      /* one per entry of table; owned */
-    char *problems;                    /* the lines, each ending in '\n'; owned, NULL when none */
+    const char *path;             /* borrowed; NULL when no file was read */
+    struct fv_cfg_origin *origin; /* one per entry of table; owned */
+    char *problems;               /* the lines, each ending in '\n'; owned, NULL when none */
     size_t len, cap;
     int nproblems;
 } fv_cfg_load;
@@ -80,8 +89,8 @@ void fv_config_release(fv_cfg_load *ld);
 
 /* fv_config_read, then check (may be NULL), in one call. Returns 0, or -1 with every problem in
  * err, one per line (joined by '\n', no final newline; cut at errlen). */
-int fv_config_load_checked(const fv_cfg_entry *table, const char *path, fv_cfg_check_fn check,
-                           char *err, size_t errlen);
+int fv_config_load_checked(const fv_cfg_entry *table, const char *path, fv_cfg_check_fn check, char *err,
+                           size_t errlen);
 /* The same without a check: parse and ranges only. */
 int fv_config_load(const fv_cfg_entry *table, const char *path, char *err, size_t errlen);
 

@@ -49,8 +49,7 @@ bool fv_api_key_new(char out[FV_API_KEY_LEN + 1])
 
 bool fv_api_key_well_formed(const char *s)
 {
-    if (s == NULL || strlen(s) != FV_API_KEY_LEN || strncmp(s, FV_API_KEY_PREFIX, 4) != 0)
-        return false;
+    if (s == NULL || strlen(s) != FV_API_KEY_LEN || strncmp(s, FV_API_KEY_PREFIX, 4) != 0) return false;
     for (const char *p = s + 4; *p; p++)
         if (!strchr(b64url, *p)) return false;
     return true;

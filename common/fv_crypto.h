@@ -19,7 +19,7 @@ bool fv_api_key_new(char out[FV_API_KEY_LEN + 1]);
 bool fv_api_key_well_formed(const char *s);
 
 /* Unpadded base64url of data[len] into out (room for fv_b64url_len(len) + 1); returns the length. */
-#define fv_b64url_len(n) (((n) * 4 + 2) / 3)
+#define fv_b64url_len(n) (((n)*4 + 2) / 3)
 size_t fv_b64url_encode(const void *data, size_t len, char *out);
 /* Decodes unpadded base64url s[slen] into out (room for slen * 3 / 4 bytes); returns the
  * number of bytes, or -1 when s is not canonical base64url. */

@@ -18,17 +18,28 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
     char *ver = scratch, *recv = scratch + 24;
     snprintf(ver, 24, "%d", e->survey_version);
     snprintf(recv, scratchlen - 24, "%lld", (long long)e->received_at_ms);
-    ARGS(FV_ENVELOPE_F_VERSION); ARGS(FV_ENVELOPE_VERSION);
-    ARGS(FV_ENVELOPE_F_ID); ARGS(e->id);
-    ARGS(FV_ENVELOPE_F_SURVEY_ID); ARGS(e->survey_id);
-    ARGS(FV_ENVELOPE_F_SURVEY_VERSION); ARGS(ver);
-    ARGS(FV_ENVELOPE_F_DEPLOYMENT_ID); ARGS(e->deployment_id);
-    ARGS(FV_ENVELOPE_F_SUBMITTED_BY); ARGS(e->submitted_by);
-    ARGS(FV_ENVELOPE_F_RECEIVED_AT); ARGS(recv);
-    ARGS(FV_ENVELOPE_F_DATA); ARG(e->data, e->data_len);
-    ARGS(FV_ENVELOPE_F_LOCATION); ARG(e->location ? e->location : "", e->location ? e->location_len : 0);
-    ARGS(FV_ENVELOPE_F_COLLECTED_AT); ARG(e->collected_at ? e->collected_at : "", e->collected_at ? e->collected_at_len : 0);
-    ARGS(FV_ENVELOPE_F_VERIFIED); ARGS(e->verified ? "1" : "0");
+    ARGS(FV_ENVELOPE_F_VERSION);
+    ARGS(FV_ENVELOPE_VERSION);
+    ARGS(FV_ENVELOPE_F_ID);
+    ARGS(e->id);
+    ARGS(FV_ENVELOPE_F_SURVEY_ID);
+    ARGS(e->survey_id);
+    ARGS(FV_ENVELOPE_F_SURVEY_VERSION);
+    ARGS(ver);
+    ARGS(FV_ENVELOPE_F_DEPLOYMENT_ID);
+    ARGS(e->deployment_id);
+    ARGS(FV_ENVELOPE_F_SUBMITTED_BY);
+    ARGS(e->submitted_by);
+    ARGS(FV_ENVELOPE_F_RECEIVED_AT);
+    ARGS(recv);
+    ARGS(FV_ENVELOPE_F_DATA);
+    ARG(e->data, e->data_len);
+    ARGS(FV_ENVELOPE_F_LOCATION);
+    ARG(e->location ? e->location : "", e->location ? e->location_len : 0);
+    ARGS(FV_ENVELOPE_F_COLLECTED_AT);
+    ARG(e->collected_at ? e->collected_at : "", e->collected_at ? e->collected_at_len : 0);
+    ARGS(FV_ENVELOPE_F_VERIFIED);
+    ARGS(e->verified ? "1" : "0");
 #undef ARG
 #undef ARGS
     return n;
@@ -126,7 +137,8 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
             return -1;
         }
     /* Only an unverified submission may leave its survey to the worker. */
-    if (e->survey_version == 0 && (e->verified || strcmp(e->survey_id, FV_ENVELOPE_UNKNOWN_SURVEY) != 0)) {
+    if (e->survey_version == 0 &&
+        (e->verified || strcmp(e->survey_id, FV_ENVELOPE_UNKNOWN_SURVEY) != 0)) {
         snprintf(err, errlen, "survey_version 0 without an unverified, survey-less entry");
         return -1;
     }
@@ -135,7 +147,8 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
 
 /* ---- dead letters ---- */
 
-static const char *const dead_fields[FV_ENVELOPE_DEAD_NFIELDS] = {FV_ENVELOPE_F_ERROR, FV_ENVELOPE_F_STREAM_ID,
+static const char *const dead_fields[FV_ENVELOPE_DEAD_NFIELDS] = {FV_ENVELOPE_F_ERROR,
+                                                                  FV_ENVELOPE_F_STREAM_ID,
                                                                   FV_ENVELOPE_F_DELIVERIES};
 
 int fv_envelope_dead_argv(const char *error, const char *stream_id, long long deliveries, char *scratch,
@@ -156,7 +169,8 @@ static bool item_is(const char *s, size_t len, const char *name)
     return len == strlen(name) && memcmp(s, name, len) == 0;
 }
 
-void fv_envelope_dead_parse(fv_dead_letter *d, const char *const *items, const size_t *lens, size_t nitems)
+void fv_envelope_dead_parse(fv_dead_letter *d, const char *const *items, const size_t *lens,
+                            size_t nitems)
 {
     memset(d, 0, sizeof *d);
     d->deliveries = -1;

@@ -102,7 +102,8 @@ int fv_envelope_dead_argv(const char *error, const char *stream_id, long long de
 /* Reads the dead-letter fields back from the items of a dead letter (field/value pairs). They
  * count only at the end, where the worker puts them, each once, in any order: an entry's own
  * field called "error" before them stays its own. */
-void fv_envelope_dead_parse(fv_dead_letter *d, const char *const *items, const size_t *lens, size_t nitems);
+void fv_envelope_dead_parse(fv_dead_letter *d, const char *const *items, const size_t *lens,
+                            size_t nitems);
 
 /* The index in items of the value of field name (its last occurrence among the first nitems), or
  * -1 when it is not there. */

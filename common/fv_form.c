@@ -48,20 +48,20 @@ typedef struct fv_form_question {
     bool required;
     bool confidential;
     bool has_min, has_max;
-    double min, max;                    /* text: characters; select_multiple: selections */
-    char min_txt[BOUND_TXT_MAX + 1];    /* the bound as written, for reasons */
+    double min, max;                 /* text: characters; select_multiple: selections */
+    char min_txt[BOUND_TXT_MAX + 1]; /* the bound as written, for reasons */
     char max_txt[BOUND_TXT_MAX + 1];
     bool has_re;
-    regex_t re;      /* owned when has_re (regfree) */
-    char **choices;  /* owned, each owned; sorted by strcmp for bsearch */
+    regex_t re;     /* owned when has_re (regfree) */
+    char **choices; /* owned, each owned; sorted by strcmp for bsearch */
     size_t nchoices;
 } fv_form_question;
 
 struct fv_form {
     fv_form_question *q; /* owned, nq entries in definition order */
     size_t nq;
-    size_t *by_name;     /* owned: indices into q sorted by name */
-    size_t max_choices;  /* largest nchoices (scratch size for validation) */
+    size_t *by_name;    /* owned: indices into q sorted by name */
+    size_t max_choices; /* largest nchoices (scratch size for validation) */
 };
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -201,7 +201,7 @@ static bool int_ge(long long v, double d)
     if (d >= 9223372036854775808.0) return false;
     if (d <= -9223372036854775808.0) return true;
     long long t = (long long)d; /* |d| < 2^63 */
-    if ((double)t < d) t++; /* ceil; t <= 2^63 - 1024 here, no overflow */
+    if ((double)t < d) t++;     /* ceil; t <= 2^63 - 1024 here, no overflow */
     return v >= t;
 }
 
@@ -210,7 +210,7 @@ static bool int_le(long long v, double d)
     if (d >= 9223372036854775808.0) return true;
     if (d < -9223372036854775808.0) return false;
     long long t = (long long)d; /* -2^63 <= d < 2^63 */
-    if ((double)t > d) t--; /* floor; d > t >= -2^63 + 1 here */
+    if ((double)t > d) t--;     /* floor; d > t >= -2^63 + 1 here */
     return v <= t;
 }
 
@@ -265,8 +265,7 @@ static const char *compile_choices(fv_form_question *q, yajl_val list)
     for (size_t i = 0; i < list->u.array.len; i++) {
         yajl_val c = list->u.array.values[i];
         const char *s = YAJL_IS_STRING(c) ? c->u.string : fv_json_get_str(c, "name");
-        if (s == NULL || s[0] == '\0' || strlen(s) > FV_FORM_MAX_CHOICE_LEN)
-            return "invalid choice";
+        if (s == NULL || s[0] == '\0' || strlen(s) > FV_FORM_MAX_CHOICE_LEN) return "invalid choice";
         if ((q->choices[q->nchoices] = strdup(s)) == NULL) return OOM;
         q->nchoices++;
     }
@@ -304,8 +303,8 @@ static const char *compile_bound(yajl_val c, const char *key, bool count, bool *
 static const char *compile_constraint(fv_form_question *q, yajl_val c)
 {
     if (!YAJL_IS_OBJECT(c)) return "constraint must be an object";
-    bool ranged = q->type == FV_FORM_TEXT || q->type == FV_FORM_INTEGER ||
-                  q->type == FV_FORM_DECIMAL || q->type == FV_FORM_SELECT_MULTIPLE;
+    bool ranged = q->type == FV_FORM_TEXT || q->type == FV_FORM_INTEGER || q->type == FV_FORM_DECIMAL ||
+                  q->type == FV_FORM_SELECT_MULTIPLE;
     bool count = q->type == FV_FORM_TEXT || q->type == FV_FORM_SELECT_MULTIPLE;
     if ((opt(c, "min") || opt(c, "max")) && !ranged)
         return "constraint min/max not supported for this type";
@@ -322,7 +321,8 @@ static const char *compile_constraint(fv_form_question *q, yajl_val c)
         /* glibc's back-references (\1..\9) can take exponential time on crafted answers;
          * answers from the field are matched against the pattern, so refuse them. */
         for (const char *b = p->u.string; *b; b++) {
-            if (*b == '\\' && b[1] >= '1' && b[1] <= '9') return "back-references are not allowed in a pattern";
+            if (*b == '\\' && b[1] >= '1' && b[1] <= '9')
+                return "back-references are not allowed in a pattern";
             if (*b == '\\' && b[1]) b++;
         }
         if (regcomp(&q->re, p->u.string, REG_EXTENDED) != 0) return "invalid pattern";
@@ -358,8 +358,7 @@ static const char *compile_question(fv_form_question *q, yajl_val qv)
     q->required = YAJL_IS_TRUE(v);
     if (q->required && q->type == FV_FORM_NOTE) return "a note cannot be required";
     v = opt(qv, "confidential");
-    if (v != NULL && !YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
-        return "confidential must be true or false";
+    if (v != NULL && !YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) return "confidential must be true or false";
     q->confidential = YAJL_IS_TRUE(v);
 
     bool select = q->type == FV_FORM_SELECT_ONE || q->type == FV_FORM_SELECT_MULTIPLE;
@@ -385,8 +384,8 @@ static void question_error(fv_form_errors *errs, const char *name, size_t i, con
 fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs)
 {
     size_t before = errs->n + errs->dropped;
-    const char **why = NULL;    /* per question: NULL or its first problem (static text) */
-    bool *name_ok = NULL;       /* per question: its name may be used as the error field */
+    const char **why = NULL; /* per question: NULL or its first problem (static text) */
+    bool *name_ok = NULL;    /* per question: its name may be used as the error field */
     fv_form *f = calloc(1, sizeof *f);
     if (f == NULL) {
         fv_form_errors_add(errs, "", OOM);
@@ -402,8 +401,7 @@ fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs)
         goto fail;
     }
     if (list->u.array.len > FV_FORM_MAX_QUESTIONS) {
-        fv_form_errors_add(errs, "questions",
-                           "too many questions (max " STR(FV_FORM_MAX_QUESTIONS) ")");
+        fv_form_errors_add(errs, "questions", "too many questions (max " STR(FV_FORM_MAX_QUESTIONS) ")");
         goto fail;
     }
     size_t n = list->u.array.len;
@@ -519,8 +517,7 @@ static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf
                                 unsigned char *seen)
 {
     switch (q->type) {
-    case FV_FORM_NOTE:
-        return "a note cannot be answered";
+    case FV_FORM_NOTE: return "a note cannot be answered";
     case FV_FORM_TEXT: {
         if (!YAJL_IS_STRING(v)) return "expected text";
         size_t n = utf8_len(v->u.string);
@@ -552,10 +549,8 @@ static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf
         double d;
         if (!YAJL_IS_NUMBER(v)) return "expected number";
         if (!json_double(v, &d)) return "number out of range";
-        if (q->has_min && d < q->min)
-            return bound_reason(buf, len, "must be at least ", q->min_txt, "");
-        if (q->has_max && d > q->max)
-            return bound_reason(buf, len, "must be at most ", q->max_txt, "");
+        if (q->has_min && d < q->min) return bound_reason(buf, len, "must be at least ", q->min_txt, "");
+        if (q->has_max && d > q->max) return bound_reason(buf, len, "must be at most ", q->max_txt, "");
         return NULL;
     }
     case FV_FORM_SELECT_ONE:
@@ -579,12 +574,10 @@ static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf
             return bound_reason(buf, len, "must select at most ", q->max_txt, "");
         return NULL;
     }
-    case FV_FORM_DATE:
-        return (YAJL_IS_STRING(v) && fv_check_date(v->u.string)) ? NULL : "invalid date";
+    case FV_FORM_DATE: return (YAJL_IS_STRING(v) && fv_check_date(v->u.string)) ? NULL : "invalid date";
     case FV_FORM_DATETIME:
         return (YAJL_IS_STRING(v) && fv_check_datetime(v->u.string)) ? NULL : "invalid datetime";
-    case FV_FORM_GEOPOINT:
-        return fv_check_geopoint(v, NULL);
+    case FV_FORM_GEOPOINT: return fv_check_geopoint(v, NULL);
     }
     return "unknown type";
 }

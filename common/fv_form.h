@@ -8,10 +8,10 @@
 
 /* Limits on definitions (absurd input is refused at compile time, not at validation time). */
 #define FV_FORM_MAX_QUESTIONS 2000
-#define FV_FORM_MAX_CHOICES 1000     /* per select question */
-#define FV_FORM_MAX_CHOICE_LEN 256   /* bytes of one choice name */
-#define FV_FORM_MAX_PATTERN 512      /* bytes of one constraint pattern */
-#define FV_FORM_MAX_NAME_LEN 64      /* ^[A-Za-z_][A-Za-z0-9_]{0,63}$ */
+#define FV_FORM_MAX_CHOICES 1000   /* per select question */
+#define FV_FORM_MAX_CHOICE_LEN 256 /* bytes of one choice name */
+#define FV_FORM_MAX_PATTERN 512    /* bytes of one constraint pattern */
+#define FV_FORM_MAX_NAME_LEN 64    /* ^[A-Za-z_][A-Za-z0-9_]{0,63}$ */
 /* Unknown answer keys reported one by one before a single summary error (field ""). */
 #define FV_FORM_MAX_UNKNOWN_REPORTED 100
 
@@ -25,7 +25,7 @@ typedef struct fv_form_errors {
     struct fv_form_error {
         char *field;
         char *reason;
-    } *items;
+    } * items;
     size_t dropped; /* errors found but not recorded because memory ran out */
 } fv_form_errors;
 

@@ -15,17 +15,43 @@ size_t fv_json_escape(const char *s, size_t len, char *out, size_t outlen)
         char tmp[7];
         size_t n;
         switch (c) {
-        case '"': tmp[0] = '\\'; tmp[1] = '"'; n = 2; break;
-        case '\\': tmp[0] = '\\'; tmp[1] = '\\'; n = 2; break;
-        case '\n': tmp[0] = '\\'; tmp[1] = 'n'; n = 2; break;
-        case '\r': tmp[0] = '\\'; tmp[1] = 'r'; n = 2; break;
-        case '\t': tmp[0] = '\\'; tmp[1] = 't'; n = 2; break;
+        case '"':
+            tmp[0] = '\\';
+            tmp[1] = '"';
+            n = 2;
+            break;
+        case '\\':
+            tmp[0] = '\\';
+            tmp[1] = '\\';
+            n = 2;
+            break;
+        case '\n':
+            tmp[0] = '\\';
+            tmp[1] = 'n';
+            n = 2;
+            break;
+        case '\r':
+            tmp[0] = '\\';
+            tmp[1] = 'r';
+            n = 2;
+            break;
+        case '\t':
+            tmp[0] = '\\';
+            tmp[1] = 't';
+            n = 2;
+            break;
         default:
             if (c < 0x20) {
-                tmp[0] = '\\'; tmp[1] = 'u'; tmp[2] = '0'; tmp[3] = '0';
-                tmp[4] = hex[c >> 4]; tmp[5] = hex[c & 15]; n = 6;
+                tmp[0] = '\\';
+                tmp[1] = 'u';
+                tmp[2] = '0';
+                tmp[3] = '0';
+                tmp[4] = hex[c >> 4];
+                tmp[5] = hex[c & 15];
+                n = 6;
             } else {
-                tmp[0] = (char)c; n = 1;
+                tmp[0] = (char)c;
+                n = 1;
             }
         }
         if (o + n >= outlen) break;
@@ -56,8 +82,10 @@ static int hex4(const char *p, const char *end)
     int v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
-        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        int d = (c >= '0' && c <= '9')   ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                         : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -122,29 +150,51 @@ void fv_jgen_free(fv_jgen *j)
     free(j);
 }
 
-void fv_jgen_map_open(fv_jgen *j) { yajl_gen_map_open(j->g); }
-void fv_jgen_map_close(fv_jgen *j) { yajl_gen_map_close(j->g); }
-void fv_jgen_array_open(fv_jgen *j) { yajl_gen_array_open(j->g); }
-void fv_jgen_array_close(fv_jgen *j) { yajl_gen_array_close(j->g); }
+void fv_jgen_map_open(fv_jgen *j)
+{
+    yajl_gen_map_open(j->g);
+}
+void fv_jgen_map_close(fv_jgen *j)
+{
+    yajl_gen_map_close(j->g);
+}
+void fv_jgen_array_open(fv_jgen *j)
+{
+    yajl_gen_array_open(j->g);
+}
+void fv_jgen_array_close(fv_jgen *j)
+{
+    yajl_gen_array_close(j->g);
+}
 void fv_jgen_key(fv_jgen *j, const char *key)
 {
     yajl_gen_string(j->g, (const unsigned char *)key, strlen(key));
 }
 void fv_jgen_str(fv_jgen *j, const char *s)
 {
-    if (s == NULL)
-        yajl_gen_null(j->g);
-    else
-        yajl_gen_string(j->g, (const unsigned char *)s, strlen(s));
+    if (s == NULL) yajl_gen_null(j->g);
+    else yajl_gen_string(j->g, (const unsigned char *)s, strlen(s));
 }
 void fv_jgen_strn(fv_jgen *j, const char *s, size_t n)
 {
     yajl_gen_string(j->g, (const unsigned char *)s, n);
 }
-void fv_jgen_int(fv_jgen *j, long long v) { yajl_gen_integer(j->g, v); }
-void fv_jgen_double(fv_jgen *j, double v) { yajl_gen_double(j->g, v); }
-void fv_jgen_bool(fv_jgen *j, bool v) { yajl_gen_bool(j->g, v ? 1 : 0); }
-void fv_jgen_null(fv_jgen *j) { yajl_gen_null(j->g); }
+void fv_jgen_int(fv_jgen *j, long long v)
+{
+    yajl_gen_integer(j->g, v);
+}
+void fv_jgen_double(fv_jgen *j, double v)
+{
+    yajl_gen_double(j->g, v);
+}
+void fv_jgen_bool(fv_jgen *j, bool v)
+{
+    yajl_gen_bool(j->g, v ? 1 : 0);
+}
+void fv_jgen_null(fv_jgen *j)
+{
+    yajl_gen_null(j->g);
+}
 
 void fv_jgen_raw(fv_jgen *j, const char *json, size_t len)
 {

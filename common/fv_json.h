@@ -38,7 +38,7 @@ void fv_jgen_map_close(fv_jgen *j);
 void fv_jgen_array_open(fv_jgen *j);
 void fv_jgen_array_close(fv_jgen *j);
 void fv_jgen_key(fv_jgen *j, const char *key);
-void fv_jgen_str(fv_jgen *j, const char *s);          /* NULL -> null */
+void fv_jgen_str(fv_jgen *j, const char *s); /* NULL -> null */
 void fv_jgen_strn(fv_jgen *j, const char *s, size_t n);
 void fv_jgen_int(fv_jgen *j, long long v);
 void fv_jgen_double(fv_jgen *j, double v);

@@ -55,8 +55,8 @@ void fv_log_write(fv_log_level level, const char *fmt, ...)
 
     char line[4600];
     int n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n",
-                     ts, level_names[level], log_proc, (int)getpid(), esc);
+                     "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n", ts,
+                     level_names[level], log_proc, (int)getpid(), esc);
     if (n < 0) return;
     if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
     /* One write(2) per line so lines from several processes never interleave. */

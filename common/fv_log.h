@@ -24,8 +24,8 @@ void fv_log_write(fv_log_level level, const char *fmt, ...) __attribute__((forma
  * fv_log_write's lines; `json` must be a complete object without those two members. */
 void fv_log_raw_json(const char *json);
 
-#define fv_log(level, ...)                                                     \
-    do {                                                                       \
+#define fv_log(level, ...)                                                            \
+    do {                                                                              \
         if ((int)(level) <= fv_log_current_level) fv_log_write((level), __VA_ARGS__); \
     } while (0)
 #define fv_error(...) fv_log(FV_LOG_ERROR, __VA_ARGS__)

@@ -173,7 +173,8 @@ static int apply_one(PGconn *conn, const fv_migration *m, char *err, size_t errl
     return 0;
 failed:
     snprintf(err, errlen, "migrate: %s (%s): %s", m->name, errpos, why);
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE) (void)fv_pgutil_exec(conn, "ROLLBACK", why, sizeof why);
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        (void)fv_pgutil_exec(conn, "ROLLBACK", why, sizeof why);
     free(sql);
     return -1;
 }
@@ -221,7 +222,9 @@ int fv_migrate_run(PGconn *conn, const char *dir, FILE *progress, char *err, siz
 failed:
     snprintf(err, errlen, "migrate: %s: %s", errpos, why);
 done:
-    if (locked) (void)fv_pgutil_exec(conn, "SELECT pg_advisory_unlock(" FV_MIGRATE_LOCK_KEY ")", why, sizeof why);
+    if (locked)
+        (void)fv_pgutil_exec(conn, "SELECT pg_advisory_unlock(" FV_MIGRATE_LOCK_KEY ")", why,
+                             sizeof why);
     PQclear(applied);
     fv_migrate_list_free(list, n);
     return rc;

@@ -43,8 +43,8 @@ PGconn *fv_pgutil_connect(const char *dsn, const char *appname, int connect_time
         char ms[32];
         snprintf(ms, sizeof ms, "%d", statement_timeout_ms);
         const char *params[] = {ms};
-        PGresult *res = PQexecParams(conn, "SELECT set_config('statement_timeout', $1, false)", 1,
-                                     NULL, params, NULL, NULL, 0);
+        PGresult *res = PQexecParams(conn, "SELECT set_config('statement_timeout', $1, false)", 1, NULL,
+                                     params, NULL, NULL, 0);
         bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
         if (!ok) fv_pgutil_error(conn, res, err, errlen);
         PQclear(res);

@@ -11,14 +11,10 @@ static struct timeval ms_to_tv(int ms)
 
 void fv_redisutil_error(const redisContext *c, const redisReply *r, char *err, size_t errlen)
 {
-    if (r && r->type == REDIS_REPLY_ERROR)
-        snprintf(err, errlen, "%s", r->str);
-    else if (c && c->err)
-        snprintf(err, errlen, "%s", c->errstr);
-    else if (r)
-        snprintf(err, errlen, "unexpected reply type %d", r->type);
-    else
-        snprintf(err, errlen, "no reply");
+    if (r && r->type == REDIS_REPLY_ERROR) snprintf(err, errlen, "%s", r->str);
+    else if (c && c->err) snprintf(err, errlen, "%s", c->errstr);
+    else if (r) snprintf(err, errlen, "unexpected reply type %d", r->type);
+    else snprintf(err, errlen, "no reply");
 }
 
 redisContext *fv_redisutil_connect(const char *host, int port, const char *user, const char *password,

@@ -8,5 +8,6 @@ fv_common_settings fv_common;
 void fv_common_check(fv_cfg_load *ld)
 {
     if (fv_common.log_level && fv_log_parse_level(fv_common.log_level) < 0)
-        fv_config_problem(ld, "log_level", "unknown level '%s' (error, warn, info or debug)", fv_common.log_level);
+        fv_config_problem(ld, "log_level", "unknown level '%s' (error, warn, info or debug)",
+                          fv_common.log_level);
 }

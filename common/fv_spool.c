@@ -212,7 +212,8 @@ static void do_appends(fv_spool *s, op **ops, size_t n)
             if (!err && fdatasync(s->fd) == -1) err = errno;
             if (err) {
                 /* Leave no partial record behind: cut back to where this group started. */
-                if (ftruncate(s->fd, (off_t)start) == -1) { /* the open-time scan cuts it */ }
+                if (ftruncate(s->fd, (off_t)start) == -1) { /* the open-time scan cuts it */
+                }
                 fv_error("spool write failed: %s", strerror(err));
             } else {
                 __atomic_store_n(&s->size, start + total, __ATOMIC_RELAXED);
@@ -418,11 +419,21 @@ void fv_spool_run_completions(fv_spool *s)
     }
 }
 
-int fv_spool_notify_fd(const fv_spool *s) { return s->efd; }
-uint64_t fv_spool_pending(const fv_spool *s) { return __atomic_load_n(&s->pending, __ATOMIC_RELAXED); }
-uint64_t fv_spool_bytes(const fv_spool *s) { return __atomic_load_n(&s->size, __ATOMIC_RELAXED); }
+int fv_spool_notify_fd(const fv_spool *s)
+{
+    return s->efd;
+}
+uint64_t fv_spool_pending(const fv_spool *s)
+{
+    return __atomic_load_n(&s->pending, __ATOMIC_RELAXED);
+}
+uint64_t fv_spool_bytes(const fv_spool *s)
+{
+    return __atomic_load_n(&s->size, __ATOMIC_RELAXED);
+}
 
-int fv_spool_record_xadd_argv(const fv_spool_record *r, const char *stream, const char **argv, size_t *lens)
+int fv_spool_record_xadd_argv(const fv_spool_record *r, const char *stream, const char **argv,
+                              size_t *lens)
 {
     argv[0] = "XADD", lens[0] = 4;
     argv[1] = stream, lens[1] = strlen(stream);
@@ -613,7 +624,8 @@ long fv_spool_scan_file(const char *path, int (*fn)(const fv_spool_record *r, vo
             return -1;
         } else {
             if (pr == PARSE_TORN)
-                fv_warn("spool %s: ignoring a torn last record at offset %llu", path, (unsigned long long)off);
+                fv_warn("spool %s: ignoring a torn last record at offset %llu", path,
+                        (unsigned long long)off);
             break;
         }
     }

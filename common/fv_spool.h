@@ -75,7 +75,8 @@ void fv_spool_batch_free(fv_spool_batch *b);
 
 /* Fills argv/lens (3 + FV_SPOOL_MAX_ITEMS slots) with `XADD <stream> * <the record's items>`,
  * borrowing from r and stream; returns argc. */
-int fv_spool_record_xadd_argv(const fv_spool_record *r, const char *stream, const char **argv, size_t *lens);
+int fv_spool_record_xadd_argv(const fv_spool_record *r, const char *stream, const char **argv,
+                              size_t *lens);
 
 /* Synchronous whole-file reading for tools (fvctl spool-replay): calls fn for each good record
  * in order; stops early if fn returns non-zero. Returns the number of records, or -1 with err. */

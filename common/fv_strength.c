@@ -28,12 +28,14 @@ static int split_words(const char *text, char **buf, const char **words, int n)
     *buf = c;
     for (char *p = c; *p; p++) *p = (char)tolower((unsigned char)*p);
     char *save = NULL;
-    for (char *w = strtok_r(c, " .@_+-'\t", &save); w && n < MAX_WORDS; w = strtok_r(NULL, " .@_+-'\t", &save))
+    for (char *w = strtok_r(c, " .@_+-'\t", &save); w && n < MAX_WORDS;
+         w = strtok_r(NULL, " .@_+-'\t", &save))
         if (strlen(w) >= 3) words[n++] = w;
     return n;
 }
 
-int fv_strength_estimate(const char *pw, size_t len, const char *email, const char *name, fv_strength *out)
+int fv_strength_estimate(const char *pw, size_t len, const char *email, const char *name,
+                         fv_strength *out)
 {
     memset(out, 0, sizeof *out);
     out->warning = "";

@@ -15,15 +15,16 @@
 #define FV_STRENGTH_MAX_SUGGESTIONS 4
 
 typedef struct fv_strength {
-    int score;            /* 0..4 */
-    double guesses_log10; /* log10 of the estimated guesses */
-    const char *warning;  /* static text, "" when none */
+    int score;                                            /* 0..4 */
+    double guesses_log10;                                 /* log10 of the estimated guesses */
+    const char *warning;                                  /* static text, "" when none */
     const char *suggestions[FV_STRENGTH_MAX_SUGGESTIONS]; /* static texts */
     int nsuggestions;
 } fv_strength;
 
 /* Estimates pw[len] with email and name (both may be NULL or "") as user dictionary. Returns 0,
  * or -1 when out of memory. */
-int fv_strength_estimate(const char *pw, size_t len, const char *email, const char *name, fv_strength *out);
+int fv_strength_estimate(const char *pw, size_t len, const char *email, const char *name,
+                         fv_strength *out);
 
 #endif

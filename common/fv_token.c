@@ -20,7 +20,8 @@ static int mac(const fv_key *k, const char *data, size_t len, unsigned char out[
     unsigned char sub[32];
     if (fv_keys_derive(k, LABEL, sub, sizeof sub) != 0) return -1;
     unsigned int outlen = 0;
-    unsigned char *r = HMAC(EVP_sha256(), sub, sizeof sub, (const unsigned char *)data, len, out, &outlen);
+    unsigned char *r = HMAC(EVP_sha256(), sub, sizeof sub, (const unsigned char *)data, len, out,
+                            &outlen);
     OPENSSL_cleanse(sub, sizeof sub);
     return r && outlen == MAC_BYTES ? 0 : -1;
 }

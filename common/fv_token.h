@@ -33,7 +33,7 @@ typedef enum {
     FV_TOKEN_MALFORMED, /* not a token of ours, or a field out of shape */
     FV_TOKEN_BAD_SIG,   /* the signature does not verify */
     FV_TOKEN_UNKNOWN_KEY,
-    FV_TOKEN_EXPIRED,   /* signature good, but now >= expires_at */
+    FV_TOKEN_EXPIRED, /* signature good, but now >= expires_at */
 } fv_token_result;
 
 /* Signs t with the current key of ks into out. Returns 0 or -1 (no key, bad ids). */

@@ -54,7 +54,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 static void drain_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     if (fe_http_inflight > 0) return;
-    if (fe_http_unflushed <= 0 || ++ch.flush_ticks > FE_FLUSH_GRACE_TICKS) event_base_loopexit(ch.base, NULL);
+    if (fe_http_unflushed <= 0 || ++ch.flush_ticks > FE_FLUSH_GRACE_TICKS)
+        event_base_loopexit(ch.base, NULL);
 }
 
 static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -125,11 +126,11 @@ int fe_child_run(int index, int listen_fd)
     ch.bound = evhttp_accept_socket_with_handle(ch.http, listen_fd);
     if (!ch.bound) goto failed;
     errpos = "postgresql pool";
-    if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0) goto failed;
+    if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0)
+        goto failed;
     errpos = "redis";
     if (fe_redis_init(ch.base, fv_common.redis_host, fv_common.redis_port, fv_common.redis_user,
-                      fv_common.redis_password,
-                      fe_cfg.redis_timeout_ms) != 0)
+                      fv_common.redis_password, fe_cfg.redis_timeout_ms) != 0)
         goto failed;
     errpos = "spool";
     if (fe_queue_init(ch.base, index, err, sizeof err) != 0) goto failed;
@@ -138,7 +139,8 @@ int fe_child_run(int index, int listen_fd)
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     errpos = "identity";
-    if (fe_workpool_init(ch.base, fe_cfg.password_threads, 256) != 0 || fe_throttle_init() != 0) goto failed;
+    if (fe_workpool_init(ch.base, fe_cfg.password_threads, 256) != 0 || fe_throttle_init() != 0)
+        goto failed;
     ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);
     ch.sig_int = evsignal_new(ch.base, SIGINT, term_cb, NULL);
     ch.sig_hup = evsignal_new(ch.base, SIGHUP, hup_cb, NULL);

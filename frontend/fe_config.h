@@ -11,7 +11,7 @@
 typedef struct fe_settings {
     char *listen_addr;
     int listen_port;
-    int processes;        /* children; 0 = CPU count */
+    int processes; /* children; 0 = CPU count */
     char *tls_cert;
     char *tls_key;
     int max_body_bytes;
@@ -25,18 +25,18 @@ typedef struct fe_settings {
     int keepalive_timeout_s;
     int shutdown_timeout_s;
     bool access_log;
-    char *spool_dir;      /* where children spool submissions while Redis is down */
+    char *spool_dir; /* where children spool submissions while Redis is down */
     int spool_max_mb;
     int revocation_poll_ms; /* how often each child reads new revocations */
     /* ---- identity ---- */
-    bool signup_open;             /* POST /v1/users open to anyone */
-    int password_iterations;      /* PBKDF2 iterations of new hashes (>= 600000) */
-    int password_threads;         /* work-pool threads per child for password hashing */
-    int session_ttl_s;            /* life of a session token */
-    int min_password_score;       /* zxcvbn score 0..4 a new password needs */
+    bool signup_open;        /* POST /v1/users open to anyone */
+    int password_iterations; /* PBKDF2 iterations of new hashes (>= 600000) */
+    int password_threads;    /* work-pool threads per child for password hashing */
+    int session_ttl_s;       /* life of a session token */
+    int min_password_score;  /* zxcvbn score 0..4 a new password needs */
     int login_max_failures_account;
     int login_max_failures_address;
-    int login_window_s;           /* failures counted over this window */
+    int login_window_s; /* failures counted over this window */
     /* ---- identity end ---- */
     /* ---- api keys ---- */
     int api_key_rate_limit;       /* requests per key per window; 0 = no limit */

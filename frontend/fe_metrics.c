@@ -23,7 +23,7 @@ typedef struct fe_metrics_slot {
     uint64_t spool_pending; /* gauge */
 } fe_metrics_slot;
 
-static fe_metrics_slot *shm;     /* FE_METRICS_MAX_CHILDREN slots, owned by the mapping */
+static fe_metrics_slot *shm; /* FE_METRICS_MAX_CHILDREN slots, owned by the mapping */
 static fe_metrics_slot *mine;
 
 int fe_metrics_init(void)
@@ -169,21 +169,27 @@ char *fe_metrics_render(const char *(*route_name)(int route), int nroutes, size_
         rej += LOAD(&shm[c].rejected);
         spooled += LOAD(&shm[c].spooled);
     }
-    sb_printf(&b, "# HELP fv_submissions_accepted_total Submissions acknowledged with 202 (Redis took them).\n"
-                  "# TYPE fv_submissions_accepted_total counter\n"
-                  "fv_submissions_accepted_total %llu\n",
-              (unsigned long long)acc);
-    sb_printf(&b, "# HELP fv_submissions_rejected_total Submissions refused by validation (422).\n"
-                  "# TYPE fv_submissions_rejected_total counter\n"
-                  "fv_submissions_rejected_total %llu\n",
+    sb_printf(
+        &b,
+        "# HELP fv_submissions_accepted_total Submissions acknowledged with 202 (Redis took them).\n"
+        "# TYPE fv_submissions_accepted_total counter\n"
+        "fv_submissions_accepted_total %llu\n",
+        (unsigned long long)acc);
+    sb_printf(&b,
+              "# HELP fv_submissions_rejected_total Submissions refused by validation (422).\n"
+              "# TYPE fv_submissions_rejected_total counter\n"
+              "fv_submissions_rejected_total %llu\n",
               (unsigned long long)rej);
-    sb_printf(&b, "# HELP fv_submissions_spooled_total Submissions acknowledged from the local spool (Redis away).\n"
-                  "# TYPE fv_submissions_spooled_total counter\n"
-                  "fv_submissions_spooled_total %llu\n",
-              (unsigned long long)spooled);
-    sb_printf(&b, "# HELP fv_spool_pending Spooled submissions not yet replayed into Redis.\n"
-                  "# TYPE fv_spool_pending gauge\n"
-                  "fv_spool_pending %llu\n",
+    sb_printf(
+        &b,
+        "# HELP fv_submissions_spooled_total Submissions acknowledged from the local spool (Redis away).\n"
+        "# TYPE fv_submissions_spooled_total counter\n"
+        "fv_submissions_spooled_total %llu\n",
+        (unsigned long long)spooled);
+    sb_printf(&b,
+              "# HELP fv_spool_pending Spooled submissions not yet replayed into Redis.\n"
+              "# TYPE fv_spool_pending gauge\n"
+              "fv_spool_pending %llu\n",
               (unsigned long long)fe_metrics_spool_pending_total());
     *len = b.len;
     return b.s;

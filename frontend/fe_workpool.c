@@ -12,11 +12,11 @@
 #define MAX_THREADS 64
 
 struct fe_work {
-    void *job;                 /* owned by the pool; freed with job_free */
+    void *job; /* owned by the pool; freed with job_free */
     fe_work_run_fn run;
     fe_work_done_fn done;
     void (*job_free)(void *);
-    void *owner;               /* borrowed; NULL once detached (loop thread only) */
+    void *owner; /* borrowed; NULL once detached (loop thread only) */
     bool ran;
     fe_work *next;
 };
@@ -27,8 +27,8 @@ static struct {
     pthread_t threads[MAX_THREADS];
     int nthreads;
     int max_queued;
-    int queued;                /* waiting for a thread */
-    int busy;                  /* queued + running + done but not delivered (loop's view) */
+    int queued; /* waiting for a thread */
+    int busy;   /* queued + running + done but not delivered (loop's view) */
     bool stop;
     fe_work *queue, *queue_tail; /* waiting, under mu */
     fe_work *done, *done_tail;   /* finished, under mu */
@@ -160,8 +160,8 @@ void fe_workpool_shutdown(void)
     pthread_mutex_destroy(&P.mu);
 }
 
-fe_work *fe_work_submit(void *job, fe_work_run_fn run, fe_work_done_fn done,
-                        void (*job_free)(void *), void *owner)
+fe_work *fe_work_submit(void *job, fe_work_run_fn run, fe_work_done_fn done, void (*job_free)(void *),
+                        void *owner)
 {
     if (!P.running) return NULL;
     fe_work *w = calloc(1, sizeof *w);
@@ -189,4 +189,7 @@ void fe_work_detach(fe_work *w)
     if (w) w->owner = NULL;
 }
 
-int fe_workpool_busy(void) { return P.busy; }
+int fe_workpool_busy(void)
+{
+    return P.busy;
+}

@@ -30,8 +30,8 @@ int fe_workpool_init(struct event_base *base, int nthreads, int max_queued);
 void fe_workpool_shutdown(void);
 /* Queues job. Returns its handle, or NULL when the queue is full, the pool is not running or out
  * of memory: then nothing was taken (the job is still the caller's). */
-fe_work *fe_work_submit(void *job, fe_work_run_fn run, fe_work_done_fn done,
-                        void (*job_free)(void *), void *owner);
+fe_work *fe_work_submit(void *job, fe_work_run_fn run, fe_work_done_fn done, void (*job_free)(void *),
+                        void *owner);
 /* The owner is gone: the job's result is discarded (see above). */
 void fe_work_detach(fe_work *w);
 /* Jobs queued or running (for tests and metrics). */

@@ -39,7 +39,8 @@ static int nchildren;
 static void check_files(fv_cfg_load *ld)
 {
     char err[512];
-    if (fe_pg_check_dsn(fv_common.pg_dsn, err, sizeof err) != 0) fv_config_problem(ld, "pg_dsn", "%s", err);
+    if (fe_pg_check_dsn(fv_common.pg_dsn, err, sizeof err) != 0)
+        fv_config_problem(ld, "pg_dsn", "%s", err);
     SSL_CTX *probe = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
     if (!probe) fv_config_problem(ld, "tls_cert", "%s (tls_key = %s)", err, fe_cfg.tls_key);
     else SSL_CTX_free(probe);
@@ -52,9 +53,10 @@ static void check_files(fv_cfg_load *ld)
 
 static const fv_program program = {
     .name = "fv-frontend",
-    .purpose = "Fieldvault's HTTPS front end: a master that binds the port and supervises its children.\n"
-               "--check-config also loads the certificate, its key and the master key file.\n"
-               "SIGHUP re-reads the certificate and key files (tls_cert, tls_key); other keys need a restart.",
+    .purpose =
+        "Fieldvault's HTTPS front end: a master that binds the port and supervises its children.\n"
+        "--check-config also loads the certificate, its key and the master key file.\n"
+        "SIGHUP re-reads the certificate and key files (tls_cert, tls_key); other keys need a restart.",
     .table = fe_config_table,
     .check = fe_config_check,
     .check_files = check_files,
@@ -152,11 +154,14 @@ static void reap(bool stopping)
             children[i].pid = 0;
             if (stopping) break;
             if (WIFSIGNALED(status))
-                fv_error("child %d (pid %d) killed by signal %d; restarting", i, (int)pid, WTERMSIG(status));
+                fv_error("child %d (pid %d) killed by signal %d; restarting", i, (int)pid,
+                         WTERMSIG(status));
             else
-                fv_error("child %d (pid %d) exited with %d; restarting", i, (int)pid, WEXITSTATUS(status));
+                fv_error("child %d (pid %d) exited with %d; restarting", i, (int)pid,
+                         WEXITSTATUS(status));
             time_t now = now_s();
-            children[i].respawn_at = now - children[i].started < RESPAWN_DELAY_S ? now + RESPAWN_DELAY_S : now;
+            children[i].respawn_at = now - children[i].started < RESPAWN_DELAY_S ? now + RESPAWN_DELAY_S
+                                                                                 : now;
             break;
         }
     }
@@ -202,7 +207,8 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < nchildren; i++) spawn(i, listen_fd, &blocked);
-    fv_info("listening on https://%s:%d with %d children", fe_cfg.listen_addr, fe_cfg.listen_port, nchildren);
+    fv_info("listening on https://%s:%d with %d children", fe_cfg.listen_addr, fe_cfg.listen_port,
+            nchildren);
 
     bool stopping = false;
     time_t deadline = 0;

@@ -21,8 +21,9 @@ static void on_stop(int sig)
 
 static const fv_program program = {
     .name = "fv-worker",
-    .purpose = "Fieldvault's worker: reads submissions from the Redis stream and writes them to PostgreSQL.\n"
-               "No key is reloaded: a change needs a restart (SIGTERM finishes the batch first).",
+    .purpose =
+        "Fieldvault's worker: reads submissions from the Redis stream and writes them to PostgreSQL.\n"
+        "No key is reloaded: a change needs a restart (SIGTERM finishes the batch first).",
     .table = wk_config_table,
     .check = wk_config_check,
 };

@@ -88,8 +88,8 @@ done:
     if (lens != lens_small) free(lens);
 }
 
-int wk_batch_fill(wk_batch *b, redisReply *reply, const redisReply *list, bool redelivered,
-                  char *err, size_t errlen)
+int wk_batch_fill(wk_batch *b, redisReply *reply, const redisReply *list, bool redelivered, char *err,
+                  size_t errlen)
 {
     wk_batch_reset(b);
     b->reply = reply;

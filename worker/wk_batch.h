@@ -23,8 +23,8 @@ typedef struct wk_entry {
     const redisReply *fields; /* borrowed: the field/value array; NULL when GONE */
     fv_envelope env;          /* borrows from fields; valid when state was NEW */
     wk_entry_state state;
-    long long deliveries;     /* delivery count from the stream; 0 while unknown */
-    char error[256];          /* why it is POISON or FAILED */
+    long long deliveries; /* delivery count from the stream; 0 while unknown */
+    char error[256];      /* why it is POISON or FAILED */
 } wk_entry;
 
 /* The lifecycle of a batch; the loop in wk_loop.c moves it forward one state at a time. */
@@ -45,15 +45,15 @@ typedef struct wk_batch {
     redisReply *reply; /* owned: the read's reply, which entries borrow from */
     wk_entry *entries; /* owned array of n */
     size_t n;
-    bool redelivered;  /* from XAUTOCLAIM or a re-read of our pending list: counts unknown */
+    bool redelivered; /* from XAUTOCLAIM or a re-read of our pending list: counts unknown */
 } wk_batch;
 
 void wk_batch_init(wk_batch *b);
 /* Takes ownership of reply; list (inside reply) is an array of [id, fields] items. Parses every
  * entry and leaves the batch in state READ (or EMPTY when list holds nothing). Returns 0, or -1
  * when list does not have the shape of stream entries (the batch is then reset). */
-int wk_batch_fill(wk_batch *b, redisReply *reply, const redisReply *list, bool redelivered,
-                  char *err, size_t errlen);
+int wk_batch_fill(wk_batch *b, redisReply *reply, const redisReply *list, bool redelivered, char *err,
+                  size_t errlen);
 /* Frees what the batch holds and sets it back to EMPTY. */
 void wk_batch_reset(wk_batch *b);
 /* Counts entries in state s. */

@@ -90,8 +90,9 @@ static bool ensure_redis(wk_loop *L)
             break;
         }
         /* The first failure warns; the retries that follow are debug lines until it is back. */
-        if (backoff == 0) fv_warn("redis unavailable, retrying with backoff up to %d ms: %s",
-                                  wk_cfg.pg_retry_max_ms, err);
+        if (backoff == 0)
+            fv_warn("redis unavailable, retrying with backoff up to %d ms: %s", wk_cfg.pg_retry_max_ms,
+                    err);
         else fv_debug("redis still unavailable: %s", err);
         backoff = next_backoff(backoff);
         sleep_ms(L, backoff);
@@ -120,8 +121,8 @@ static int step_read(wk_loop *L)
     int claim_every = wk_cfg.claim_idle_ms < 1000 ? wk_cfg.claim_idle_ms : 1000;
     if (L->claim_more || now - L->last_claim_ms >= claim_every) {
         L->last_claim_ms = now;
-        if (wk_stream_claim(&L->stream, wk_cfg.claim_idle_ms, wk_cfg.batch_size, b, &L->claim_more,
-                            err, sizeof err) != 0)
+        if (wk_stream_claim(&L->stream, wk_cfg.claim_idle_ms, wk_cfg.batch_size, b, &L->claim_more, err,
+                            sizeof err) != 0)
             goto failed;
         if (b->n > 0) {
             fv_info("claimed %zu entries idle for over %d ms", b->n, wk_cfg.claim_idle_ms);
@@ -185,7 +186,8 @@ static int step_write(wk_loop *L)
     if (n == 0) return 0;
     if (L->store.conn == NULL) {
         if (wk_store_connect(&L->store, err, sizeof err) != 0) goto unavailable;
-        if (L->pg_failures) fv_info("postgresql connected again after %u failed attempts", L->pg_failures);
+        if (L->pg_failures)
+            fv_info("postgresql connected again after %u failed attempts", L->pg_failures);
         else fv_info("postgresql connected");
     }
     wk_store_rc rc = wk_store_write(&L->store, b, -1, err, sizeof err);
@@ -217,10 +219,10 @@ static int step_write(wk_loop *L)
     return 0;
 unavailable:
     if (L->pg_failures++ == 0)
-        fv_warn("postgresql unavailable, batch of %zu kept unacked, retrying with backoff up to %d ms: %s",
-                n, wk_cfg.pg_retry_max_ms, err);
-    else
-        fv_debug("postgresql still unavailable (attempt %u): %s", L->pg_failures, err);
+        fv_warn(
+            "postgresql unavailable, batch of %zu kept unacked, retrying with backoff up to %d ms: %s",
+            n, wk_cfg.pg_retry_max_ms, err);
+    else fv_debug("postgresql still unavailable (attempt %u): %s", L->pg_failures, err);
     return -1;
 }
 
@@ -301,9 +303,7 @@ int wk_loop_run(wk_loop *L)
                 sleep_ms(L, redis_backoff);
             }
             break;
-        case WK_BATCH_ACKED:
-            wk_batch_reset(b);
-            break;
+        case WK_BATCH_ACKED: wk_batch_reset(b); break;
         }
     }
 stopped:

@@ -55,7 +55,8 @@ static long long now_ms(void)
 static int connect_sliced(wk_store *st, PGconn *c, char *err, size_t errlen)
 {
     int tick = st->wait_tick_ms > 0 ? st->wait_tick_ms : 1000;
-    long long start = now_ms(), deadline = start + (st->connect_timeout_ms > 0 ? st->connect_timeout_ms : 5000);
+    long long start = now_ms(),
+              deadline = start + (st->connect_timeout_ms > 0 ? st->connect_timeout_ms : 5000);
     long long next_tick = start + tick;
     PostgresPollingStatusType ps = PGRES_POLLING_WRITING; /* libpq: as if it had asked to write */
     while (ps != PGRES_POLLING_OK) {
@@ -65,7 +66,8 @@ static int connect_sliced(wk_store *st, PGconn *c, char *err, size_t errlen)
         }
         long long now = now_ms();
         if (now >= deadline) {
-            snprintf(err, errlen, "connection to the server timed out after %d ms", st->connect_timeout_ms);
+            snprintf(err, errlen, "connection to the server timed out after %d ms",
+                     st->connect_timeout_ms);
             return -1;
         }
         long long until = deadline < next_tick ? deadline : next_tick;

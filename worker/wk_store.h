@@ -14,8 +14,8 @@ typedef enum wk_store_rc {
 } wk_store_rc;
 
 typedef struct wk_store {
-    PGconn *conn; /* owned; NULL while disconnected */
-    const char *dsn; /* borrowed from the configuration */
+    PGconn *conn;           /* owned; NULL while disconnected */
+    const char *dsn;        /* borrowed from the configuration */
     int connect_timeout_ms; /* a connection attempt gives up after this long */
     int statement_timeout_ms;
     /* While a statement is outstanding, on_wait(wait_arg) runs every wait_tick_ms: the loop

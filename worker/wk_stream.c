@@ -46,9 +46,17 @@ int wk_stream_read(wk_stream *s, const char *id, int count, int block_ms, wk_bat
     snprintf(cnt, sizeof cnt, "%d", count);
     snprintf(blk, sizeof blk, "%d", block_ms);
     bool fresh = strcmp(id, ">") == 0;
-    const char *argv[] = {"XREADGROUP", "GROUP", s->group, s->consumer, "COUNT", cnt,
-                          fresh ? "BLOCK" : "STREAMS", fresh ? blk : s->stream,
-                          fresh ? "STREAMS" : id, s->stream, id};
+    const char *argv[] = {"XREADGROUP",
+                          "GROUP",
+                          s->group,
+                          s->consumer,
+                          "COUNT",
+                          cnt,
+                          fresh ? "BLOCK" : "STREAMS",
+                          fresh ? blk : s->stream,
+                          fresh ? "STREAMS" : id,
+                          s->stream,
+                          id};
     int argc = fresh ? 11 : 9;
     redisReply *r = redisCommandArgv(s->c, argc, argv, NULL);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
@@ -80,8 +88,8 @@ int wk_stream_claim(wk_stream *s, int min_idle_ms, int count, wk_batch *b, bool 
     snprintf(idle, sizeof idle, "%d", min_idle_ms);
     snprintf(cnt, sizeof cnt, "%d", count);
     if (s->claim_cursor[0] == '\0') snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
-    const char *argv[] = {"XAUTOCLAIM", s->stream, s->group, s->consumer, idle, s->claim_cursor,
-                          "COUNT", cnt};
+    const char *argv[] = {"XAUTOCLAIM", s->stream,       s->group, s->consumer,
+                          idle,         s->claim_cursor, "COUNT",  cnt};
     redisReply *r = redisCommandArgv(s->c, 8, argv, NULL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
@@ -105,8 +113,8 @@ int wk_stream_deliveries(wk_stream *s, wk_batch *b, wk_entry_state which, char *
     for (size_t i = 0; i < b->n; i++) {
         wk_entry *e = &b->entries[i];
         if (e->state != which) continue;
-        const char *argv[] = {"XPENDING", s->stream, s->group, e->stream_id, e->stream_id, "1",
-                              s->consumer};
+        const char *argv[] = {"XPENDING",   s->stream, s->group,   e->stream_id,
+                              e->stream_id, "1",       s->consumer};
         if (redisAppendCommandArgv(s->c, 7, argv, NULL) != REDIS_OK)
             return fail(s, NULL, "XPENDING", err, errlen);
         sent++;
@@ -160,7 +168,8 @@ int wk_stream_ack(wk_stream *s, wk_batch *b, char *err, size_t errlen)
         return fail(s, NULL, "XACK/XDEL", err, errlen);
     for (int k = 0; k < 2; k++) {
         redisReply *r = NULL;
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK || r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        if (redisGetReply(s->c, (void **)&r) != REDIS_OK || r == NULL ||
+            r->type != REDIS_REPLY_INTEGER) {
             int rc = fail(s, r, k == 0 ? "XACK" : "XDEL", err, errlen);
             if (r) freeReplyObject(r);
             return rc;
@@ -192,8 +201,8 @@ int wk_stream_dead_letter(wk_stream *s, wk_entry *e, const char *error, char *er
     for (size_t i = 0; i < nf; i++) ARG(e->fields->element[i]->str, e->fields->element[i]->len);
 #undef ARG
     /* The entry's own fields unchanged, then the dead-letter fields (fv_envelope.h). */
-    argc += (size_t)fv_envelope_dead_argv(error, e->stream_id, e->deliveries, deliveries, sizeof deliveries,
-                                          argv + argc, lens + argc);
+    argc += (size_t)fv_envelope_dead_argv(error, e->stream_id, e->deliveries, deliveries,
+                                          sizeof deliveries, argv + argc, lens + argc);
     const char *ack[] = {"XACK", s->stream, s->group, e->stream_id};
     const char *del[] = {"XDEL", s->stream, e->stream_id};
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};

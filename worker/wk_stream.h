@@ -9,10 +9,10 @@
 #include "wk_batch.h"
 
 typedef struct wk_stream {
-    redisContext *c;      /* owned; NULL while disconnected */
-    const char *host;     /* the rest is borrowed from the configuration */
+    redisContext *c;  /* owned; NULL while disconnected */
+    const char *host; /* the rest is borrowed from the configuration */
     int port;
-    const char *user;     /* borrowed: Redis ACL user, or empty */
+    const char *user; /* borrowed: Redis ACL user, or empty */
     const char *password;
     const char *stream;
     const char *dead;

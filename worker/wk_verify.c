@@ -81,7 +81,8 @@ static bool answers_pass(const char *definition, const fv_envelope *e, char *why
     } else {
         size_t o = (size_t)snprintf(why, whylen, "answers fail the form:");
         for (size_t i = 0; i < errs.n && o < whylen; i++)
-            o += (size_t)snprintf(why + o, whylen - o, " %s: %s;", errs.items[i].field, errs.items[i].reason);
+            o += (size_t)snprintf(why + o, whylen - o, " %s: %s;", errs.items[i].field,
+                                  errs.items[i].reason);
     }
     fv_form_errors_free(&errs);
     fv_form_free(form);

@@ -123,7 +123,8 @@ size_t fe_page_parse(fe_page *pg, fe_page_kind kind, const char *after, const ch
     size_t nbad = 0;
     pg->kind = kind;
     clear_after(pg);
-    if (after && !fe_page_decode(kind, after, pg)) bad[nbad] = "after", why[nbad++] = FE_PAGE_CURSOR_REASON;
+    if (after && !fe_page_decode(kind, after, pg))
+        bad[nbad] = "after", why[nbad++] = FE_PAGE_CURSOR_REASON;
     pg->limit = fe_page_limit(limit);
     if (pg->limit < 0) bad[nbad] = "limit", why[nbad++] = FE_PAGE_LIMIT_REASON;
     snprintf(pg->limit_text, sizeof pg->limit_text, "%d", pg->limit);

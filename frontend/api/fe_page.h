@@ -31,11 +31,11 @@ typedef enum fe_page_kind {
 /* One page asked for. after/after_id are the statement's parameters (fe_page_after*). */
 typedef struct fe_page {
     fe_page_kind kind;
-    int limit;                          /* 1..FE_PAGE_MAX */
-    char limit_text[12];                /* limit as text, for a statement parameter */
-    bool has_after;                     /* a cursor was given */
-    char after[FE_PAGE_KEY_MAX];        /* the UUID, the integer, or (TS_UUID) the date-time */
-    char after_id[FV_UUID_STRLEN + 1];  /* TS_UUID: the UUID; else "" */
+    int limit;                         /* 1..FE_PAGE_MAX */
+    char limit_text[12];               /* limit as text, for a statement parameter */
+    bool has_after;                    /* a cursor was given */
+    char after[FE_PAGE_KEY_MAX];       /* the UUID, the integer, or (TS_UUID) the date-time */
+    char after_id[FV_UUID_STRLEN + 1]; /* TS_UUID: the UUID; else "" */
 } fe_page;
 
 /* The page size asked for by the ?limit= value text (NULL: absent), or -1 when invalid. */

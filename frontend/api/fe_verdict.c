@@ -44,8 +44,8 @@ typedef struct verdict_call {
     call_kind kind;
     int ok_status;
     fe_page_kind page_kind;
-    const char *what;                       /* borrowed string literal */
-    char forget_user[FV_UUID_STRLEN + 1];   /* "" unless the statement changed memberships */
+    const char *what;                     /* borrowed string literal */
+    char forget_user[FV_UUID_STRLEN + 1]; /* "" unless the statement changed memberships */
 } verdict_call;
 
 const char *fe_verdict_mfa(const fe_req *r)
@@ -158,7 +158,8 @@ static void ran(const fe_pg_result *res, void *arg)
 }
 
 /* Runs sql for a call like tmpl (copied into r's state); answers 503 when out of memory. */
-static void start(fe_req *r, const verdict_call *tmpl, const char *sql, int nparams, const char *const *params)
+static void start(fe_req *r, const verdict_call *tmpl, const char *sql, int nparams,
+                  const char *const *params)
 {
     verdict_call *c = malloc(sizeof *c);
     if (!c) {
@@ -179,8 +180,8 @@ void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *
     start(r, &c, sql, nparams, params);
 }
 
-void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams, const char *const *params,
-                          const char *what)
+void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                          const char *const *params, const char *what)
 {
     fe_page pg;
     const char *all[FE_VERDICT_LIST_PARAMS + 3];
@@ -205,8 +206,8 @@ void fe_verdict_get(fe_req *r, const char *sql, const char *what)
     fe_verdict_run(r, sql, 2, params, 200, what, NULL);
 }
 
-void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams, const char *const *params,
-                     const char *what)
+void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams,
+                     const char *const *params, const char *what)
 {
     verdict_call c = {.kind = CALL_LIST, .ok_status = 200, .page_kind = pg->kind, .what = what};
     start(r, &c, sql, nparams, params);

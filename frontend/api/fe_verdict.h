@@ -66,15 +66,15 @@ void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *
 
 /* Runs a list's statement (FE_VERDICT_PAGE_SQL) for page pg (borrowed) and answers r 200
  * {"items": [...], "next": cursor | null} when it is 'ok', else by the verdict. Takes over r. */
-void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams, const char *const *params,
-                     const char *what);
+void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams,
+                     const char *const *params, const char *what);
 
 /* fe_page_read of r's query for a list of kind, then fe_verdict_list with params (borrowed; at
  * most FE_VERDICT_LIST_PARAMS) followed by the page's parameters: the cursor (for TS_UUID its
  * date-time and its id) and the page size. Takes over r. */
 #define FE_VERDICT_LIST_PARAMS 8
-void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams, const char *const *params,
-                          const char *what);
+void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                          const char *const *params, const char *what);
 
 /* A verdict statement answering one page of a list: verdict is an SQL expression ('ok' lists),
  * rows a SELECT (already filtered by the caller's grants and by the cursor) whose columns include
@@ -82,16 +82,17 @@ void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int npa
  * "created_at, id"); key the text of an item's sort key as fe_page_encode takes it and item its
  * jsonb, both expressions over the columns of `page`; lim the parameter holding the page size
  * (e.g. "$4"). Column 1 is the items' JSON array, column 2 the last item's key when more follow. */
-#define FE_VERDICT_PAGE_SQL(verdict, rows, order, key, item, lim)                                   \
-    "WITH v AS (SELECT (" verdict ") AS verdict), "                                                 \
-    "     rows AS (SELECT * FROM (" rows ") x WHERE (SELECT verdict FROM v) = 'ok' "                \
-    "              ORDER BY " order " LIMIT " lim "::int + 1), "                                    \
-    "     page AS (SELECT *, row_number() OVER (ORDER BY " order ") AS fv_n FROM rows "             \
-    "              ORDER BY " order " LIMIT " lim "::int) "                                         \
-    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN "                                            \
-    "       COALESCE((SELECT jsonb_agg(" item " ORDER BY page.fv_n) FROM page), '[]'::jsonb)::text END, " \
-    "       CASE WHEN v.verdict = 'ok' AND (SELECT count(*) FROM rows) > " lim "::int "             \
-    "            THEN (SELECT " key " FROM page ORDER BY page.fv_n DESC LIMIT 1) END "              \
+#define FE_VERDICT_PAGE_SQL(verdict, rows, order, key, item, lim)                       \
+    "WITH v AS (SELECT (" verdict ") AS verdict), "                                     \
+    "     rows AS (SELECT * FROM (" rows ") x WHERE (SELECT verdict FROM v) = 'ok' "    \
+    "              ORDER BY " order " LIMIT " lim "::int + 1), "                        \
+    "     page AS (SELECT *, row_number() OVER (ORDER BY " order ") AS fv_n FROM rows " \
+    "              ORDER BY " order " LIMIT " lim "::int) "                             \
+    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN "                                \
+    "       COALESCE((SELECT jsonb_agg(" item                                           \
+    " ORDER BY page.fv_n) FROM page), '[]'::jsonb)::text END, "                         \
+    "       CASE WHEN v.verdict = 'ok' AND (SELECT count(*) FROM rows) > " lim "::int " \
+    "            THEN (SELECT " key " FROM page ORDER BY page.fv_n DESC LIMIT 1) END "  \
     "FROM v"
 
 #endif

@@ -145,7 +145,8 @@ static void remember(const char *hash, const fe_user *u, bool suspended)
     if (u)
         fe_cache_put(auth_cache, hash, e, fe_cache_now(), fe_cfg.auth_cache_ttl_s, fe_cfg.cache_stale_s);
     else
-        fe_cache_put(auth_cache, hash, e, fe_cache_now(), FE_AUTH_NEGATIVE_TTL_S, FE_AUTH_NEGATIVE_TTL_S);
+        fe_cache_put(auth_cache, hash, e, fe_cache_now(), FE_AUTH_NEGATIVE_TTL_S,
+                     FE_AUTH_NEGATIVE_TTL_S);
 }
 
 /* Shares a positive lookup with the other children and front ends through Redis. */
@@ -179,7 +180,9 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
     auth_lookup *l = r->state;
     if (res->status != FE_PG_OK) {
         /* PostgreSQL unreachable: a key we knew recently still works (DESIGN section 2). */
-        auth_entry *stale = res->status == FE_PG_SQL ? NULL : fe_cache_get(auth_cache, l->hash, fe_cache_now(), NULL);
+        auth_entry *stale = res->status == FE_PG_SQL
+                                ? NULL
+                                : fe_cache_get(auth_cache, l->hash, fe_cache_now(), NULL);
         if (stale && stale->user) {
             proceed(r, stale->user, stale->suspended);
             return;

@@ -93,7 +93,8 @@ static void suspended(const fe_pg_result *res, void *arg)
     rl_strike *s = arg;
     if (res->status != FE_PG_OK) {
         fv_warn("api key %s: suspension after %lld strikes not written (%s); retried at the next strike",
-                s->key_id, s->strikes, res->status == FE_PG_SQL ? res->sqlstate : "database unavailable");
+                s->key_id, s->strikes,
+                res->status == FE_PG_SQL ? res->sqlstate : "database unavailable");
     } else if (PQntuples(res->res) == 1) {
         char cache_key[FV_SHA256_HEXLEN + 32];
         snprintf(cache_key, sizeof cache_key, "fv:cache:apikey:%s", PQgetvalue(res->res, 0, 0));
@@ -217,8 +218,8 @@ static void counted_ahead(redisReply *reply, const char *error, void *arg)
  * the handler runs at once. Near the limit every request waits for Redis, so the refusals start
  * at the limit itself (other children's counts reach this view with each answer). Returns true
  * when r was passed on. */
-static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char *ttl, const char *view_key,
-                        rl_view *v)
+static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char *ttl,
+                        const char *view_key, rl_view *v)
 {
     if (!v || (v->seen + v->unanswered + 1) * 2 > fe_cfg.api_key_rate_limit) return false;
     rl_ahead *a = calloc(1, sizeof *a);

@@ -119,9 +119,10 @@ static void addr_counted(redisReply *reply, const char *error, void *arg)
     set_window(a->addr);
     /* login_max_failures_address 0: no limit per address (behind a proxy that hides them) */
     const char *over = a->acct_count > fe_cfg.login_max_failures_account ? a->acct
-                     : fe_cfg.login_max_failures_address > 0 && reply->integer > fe_cfg.login_max_failures_address
-                         ? a->addr
-                         : NULL;
+                       : fe_cfg.login_max_failures_address > 0 &&
+                               reply->integer > fe_cfg.login_max_failures_address
+                           ? a->addr
+                           : NULL;
     if (!over) {
         finish(a, 0);
         return;
@@ -156,7 +157,8 @@ void fe_throttle_begin(const char *subject, const char *address, fe_throttle_cb 
     a->cb = cb;
     a->arg = arg;
     int x = mem_count(a->acct, fe_cfg.login_max_failures_account);
-    int y = fe_cfg.login_max_failures_address > 0 ? mem_count(a->addr, fe_cfg.login_max_failures_address) : 0;
+    int y = fe_cfg.login_max_failures_address > 0 ? mem_count(a->addr, fe_cfg.login_max_failures_address)
+                                                  : 0;
     a->mem_retry = x > y ? x : y;
     const char *argv[] = {"INCR", a->acct};
     size_t lens[] = {4, strlen(a->acct)};

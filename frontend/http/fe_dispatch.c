@@ -19,7 +19,8 @@ static bool is_json_content_type(const char *ct)
     if (!ct) return false;
     while (*ct == ' ') ct++;
     size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 /* Parses the JSON body of r into r->body; answers and returns false when it cannot. */
@@ -77,8 +78,8 @@ static void allow_header(int methods, char *out, size_t outlen)
     static const struct {
         int method;
         const char *name;
-    } names[] = {{EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_GET, "HEAD"},   {EVHTTP_REQ_POST, "POST"},
-                 {EVHTTP_REQ_PUT, "PUT"},       {EVHTTP_REQ_PATCH, "PATCH"}, {EVHTTP_REQ_DELETE, "DELETE"}};
+    } names[] = {{EVHTTP_REQ_GET, "GET"}, {EVHTTP_REQ_GET, "HEAD"},    {EVHTTP_REQ_POST, "POST"},
+                 {EVHTTP_REQ_PUT, "PUT"}, {EVHTTP_REQ_PATCH, "PATCH"}, {EVHTTP_REQ_DELETE, "DELETE"}};
     size_t n = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

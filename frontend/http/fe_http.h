@@ -22,11 +22,11 @@ typedef enum { FE_CRED_API_KEY, FE_CRED_SESSION } fe_cred_kind;
 
 typedef struct fe_user {
     char id[FV_UUID_STRLEN + 1];
-    fe_cred_kind cred;                          /* API key or session token */
-    char cred_id[FV_UUID_STRLEN + 1];           /* the API key's id or the session's id ("" if unknown) */
-    bool mfa;                                   /* the session was opened with a TOTP code */
-    char *email; /* owned */
-    char *name;  /* owned */
+    fe_cred_kind cred;                /* API key or session token */
+    char cred_id[FV_UUID_STRLEN + 1]; /* the API key's id or the session's id ("" if unknown) */
+    bool mfa;                         /* the session was opened with a TOTP code */
+    char *email;                      /* owned */
+    char *name;                       /* owned */
     bool is_admin;
 } fe_user;
 
@@ -39,10 +39,10 @@ typedef struct fe_route {
     enum evhttp_cmd_type method;
     const char *pattern; /* "/v1/surveys/:id/responses": ':' segments are parameters */
     fe_handler handler;
-    fe_auth_mode auth;   /* NONE: anonymous; REQUIRED: 401 without a valid bearer token;
+    fe_auth_mode auth; /* NONE: anonymous; REQUIRED: 401 without a valid bearer token;
                           * OPTIONAL: authenticated when an Authorization header is sent */
-    bool body;           /* expects a JSON body (Content-Type application/json) */
-    const char *name;    /* the route's label in metrics and the access log */
+    bool body;         /* expects a JSON body (Content-Type application/json) */
+    const char *name;  /* the route's label in metrics and the access log */
 } fe_route;
 
 typedef enum { FE_REQ_ROUTED, FE_REQ_AUTH, FE_REQ_HANDLER } fe_req_phase;
@@ -53,14 +53,14 @@ typedef enum { FE_REQ_ROUTED, FE_REQ_AUTH, FE_REQ_HANDLER } fe_req_phase;
 struct fe_req {
     struct evhttp_request *ev; /* borrowed from evhttp until the reply */
     fe_req_phase phase;
-    int route;                 /* index into fe_routes */
+    int route; /* index into fe_routes */
     char param[FE_MAX_PARAMS][FE_PARAM_MAX];
     struct timespec start;
     char req_id[32];
     char address[64];
-    fe_user *user;             /* owned; NULL until authenticated */
-    yajl_val body;             /* owned; the parsed JSON body for routes with body */
-    void *state;               /* handler's own state, freed with state_free at the reply */
+    fe_user *user; /* owned; NULL until authenticated */
+    yajl_val body; /* owned; the parsed JSON body for routes with body */
+    void *state;   /* handler's own state, freed with state_free at the reply */
     void (*state_free)(void *);
 };
 

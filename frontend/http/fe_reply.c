@@ -183,13 +183,14 @@ static void reply_error(fe_req *r, int status, const char *code, const char *mes
     fv_jgen_free(j);
 }
 
-void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
-                           size_t n, const char *const *names, const char *const *reasons)
+void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message, size_t n,
+                           const char *const *names, const char *const *reasons)
 {
     reply_error(r, status, code, message, n, names, reasons, status == 503 || status == 429 ? 5 : 0);
 }
 
-void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message, int retry_after_s)
+void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message,
+                          int retry_after_s)
 {
     reply_error(r, status, code, message, 0, NULL, NULL, retry_after_s < 1 ? 1 : retry_after_s);
 }
@@ -235,8 +236,7 @@ void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res)
         fv_error("req %s: unexpected database error %s", r->req_id, res->sqlstate);
         fe_reply_error(r, 500, "internal", "internal error");
         return;
-    case FE_PG_OK:
-        break;
+    case FE_PG_OK: break;
     }
     fe_reply_error(r, 500, "internal", "internal error");
 }

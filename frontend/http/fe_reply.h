@@ -15,10 +15,11 @@ void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j);
 void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len);
 void fe_reply_error(fe_req *r, int status, const char *code, const char *message);
 /* An error with Retry-After: retry_after_s (at least 1); fe_reply_error's 429 and 503 say 5. */
-void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message, int retry_after_s);
+void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message,
+                          int retry_after_s);
 /* A 422-style error whose "fields" maps each name to its reason (parallel arrays). */
-void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message,
-                           size_t n, const char *const *names, const char *const *reasons);
+void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *message, size_t n,
+                           const char *const *names, const char *const *reasons);
 /* A 422 listing every problem in errs (borrowed; a struct fv_form_errors). */
 struct fv_form_errors;
 void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);

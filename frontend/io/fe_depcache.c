@@ -79,7 +79,8 @@ void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm
         perm_info *p = calloc(1, sizeof *p);
         if (p) {
             p->perm = perm;
-            fe_cache_put(perm_cache, perm_key, p, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);
+            fe_cache_put(perm_cache, perm_key, p, now, fe_cfg.deployment_cache_ttl_s,
+                         fe_cfg.cache_stale_s);
         }
     }
     fe_cache_put(dep_cache, dep_id, dep, now, fe_cfg.deployment_cache_ttl_s, fe_cfg.cache_stale_s);

@@ -18,7 +18,7 @@ typedef struct fe_pgq {
     TAILQ_ENTRY(fe_pgq) link;
     const char *sql; /* borrowed */
     int nparams;
-    char **values;   /* owned copies */
+    char **values; /* owned copies */
     fe_pg_cb cb;
     void *arg;
 } fe_pgq;
@@ -34,7 +34,7 @@ typedef enum {
 
 typedef struct fe_pgconn {
     int index;
-    PGconn *conn;     /* owned; NULL when DOWN */
+    PGconn *conn; /* owned; NULL when DOWN */
     pgc_state state;
     struct event *io; /* owned; watches PQsocket(conn) for io_what */
     int io_fd;
@@ -116,7 +116,10 @@ static bool any_up(void)
     return false;
 }
 
-bool fe_pg_up(void) { return any_up(); }
+bool fe_pg_up(void)
+{
+    return any_up();
+}
 
 /* True when a query could be served soon: a connection is up or being established. */
 static bool any_usable(void)
@@ -169,12 +172,8 @@ static void conn_down(fe_pgconn *c, const char *why)
 static void conn_poll(fe_pgconn *c)
 {
     switch (PQconnectPoll(c->conn)) {
-    case PGRES_POLLING_READING:
-        watch(c, EV_READ);
-        return;
-    case PGRES_POLLING_WRITING:
-        watch(c, EV_WRITE);
-        return;
+    case PGRES_POLLING_READING: watch(c, EV_READ); return;
+    case PGRES_POLLING_WRITING: watch(c, EV_WRITE); return;
     case PGRES_POLLING_OK:
         evtimer_del(c->timer);
         c->state = PGC_IDLE;
@@ -260,9 +259,7 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
     fe_pgconn *c = arg;
     switch (c->state) {
-    case PGC_CONNECTING:
-        conn_poll(c);
-        break;
+    case PGC_CONNECTING: conn_poll(c); break;
     case PGC_BUSY:
         if (what & EV_WRITE) {
             int f = PQflush(c->conn);
@@ -274,11 +271,8 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (what & EV_READ) conn_read_results(c);
         break;
-    case PGC_IDLE:
-        conn_read_results(c);
-        break;
-    case PGC_DOWN:
-        break;
+    case PGC_IDLE: conn_read_results(c); break;
+    case PGC_DOWN: break;
     }
 }
 
@@ -286,12 +280,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     fe_pgconn *c = arg;
     switch (c->state) {
-    case PGC_DOWN:
-        conn_start(c);
-        break;
-    case PGC_CONNECTING:
-        conn_down(c, "connect timed out");
-        break;
+    case PGC_DOWN: conn_start(c); break;
+    case PGC_CONNECTING: conn_down(c, "connect timed out"); break;
     case PGC_BUSY: {
         /* A hung server: fail the request now and drop every connection (they all talk to the
          * same server), so nothing queues behind it and /readyz says db: down at once. The
@@ -303,15 +293,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
             if (pg.conns[i].state != PGC_DOWN) conn_down(&pg.conns[i], "query timed out");
         break;
     }
-    case PGC_IDLE:
-        break;
+    case PGC_IDLE: break;
     }
 }
 
 static void conn_send(fe_pgconn *c, fe_pgq *q)
 {
-    if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->values, NULL,
-                           NULL, 0)) {
+    if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->values, NULL, NULL,
+                           0)) {
         /* Put it back at the head; the connection is broken. */
         TAILQ_INSERT_HEAD(&pg.queue, q, link);
         pg.queued++;

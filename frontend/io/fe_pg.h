@@ -16,8 +16,8 @@ typedef enum {
 
 typedef struct fe_pg_result {
     fe_pg_status status;
-    PGresult *res;       /* borrowed: valid during the callback only; NULL unless FE_PG_OK */
-    char sqlstate[6];    /* for FE_PG_SQL, e.g. "23505" */
+    PGresult *res;    /* borrowed: valid during the callback only; NULL unless FE_PG_OK */
+    char sqlstate[6]; /* for FE_PG_SQL, e.g. "23505" */
 } fe_pg_result;
 
 typedef void (*fe_pg_cb)(const fe_pg_result *r, void *arg);

@@ -31,7 +31,7 @@ static struct {
     struct event *notify;    /* owned: the spool's completion eventfd */
     struct event *tick;      /* owned: replay timer */
     int appends_in_flight;
-    uint64_t appends_total;  /* appends ever issued, to notice appends during a replay */
+    uint64_t appends_total; /* appends ever issued, to notice appends during a replay */
     rp_state rp;
     uint64_t rp_offset;
     uint64_t rp_appends_at_start;
@@ -62,7 +62,10 @@ const char *fe_queue_state(void)
     return q.spool && !q.spool_failing ? "spool" : "down";
 }
 
-uint64_t fe_queue_spool_pending(void) { return q.spool ? fv_spool_pending(q.spool) : 0; }
+uint64_t fe_queue_spool_pending(void)
+{
+    return q.spool ? fv_spool_pending(q.spool) : 0;
+}
 
 static void sub_done(qsub *s, fe_queue_outcome o)
 {
@@ -116,8 +119,10 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
     }
     /* Lost connection, timeout, or an error reply (e.g. out of memory): the entry may or may
      * not be in the stream; spooling it too is safe, as the id makes the replay idempotent. */
-    fv_warn("XADD failed (%s); spooling the submission",
-            reply && reply->type == REDIS_REPLY_ERROR ? reply->str : error ? error : "unexpected reply");
+    fv_warn("XADD failed (%s); spooling the submission", reply && reply->type == REDIS_REPLY_ERROR
+                                                             ? reply->str
+                                                         : error ? error
+                                                                 : "unexpected reply");
     to_spool(s);
 }
 

@@ -28,7 +28,7 @@ typedef struct fe_rcmd {
 } fe_rcmd;
 
 static struct {
-    struct event_base *base; /* borrowed */
+    struct event_base *base;    /* borrowed */
     char *ip, *user, *password; /* owned */
     int port, timeout_ms, backoff_ms, inflight;
     redisAsyncContext *ac; /* owned by hiredis once connected; NULL when down */
@@ -42,7 +42,8 @@ static void schedule_retry(void)
     if (rd.shutting_down) return;
     struct timeval tv = {rd.backoff_ms / 1000, (rd.backoff_ms % 1000) * 1000};
     evtimer_add(rd.retry, &tv);
-    rd.backoff_ms = rd.backoff_ms * 2 > FE_REDIS_BACKOFF_MAX_MS ? FE_REDIS_BACKOFF_MAX_MS : rd.backoff_ms * 2;
+    rd.backoff_ms = rd.backoff_ms * 2 > FE_REDIS_BACKOFF_MAX_MS ? FE_REDIS_BACKOFF_MAX_MS
+                                                                : rd.backoff_ms * 2;
 }
 
 static void connect_cb(const redisAsyncContext *ac, int status)
@@ -110,7 +111,10 @@ static void start_connect(void)
     }
 }
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg) { start_connect(); }
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    start_connect();
+}
 
 static void cmd_reply_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -162,9 +166,14 @@ int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_c
     return 0;
 }
 
-bool fe_redis_ready(void) { return rd.state == RS_READY; }
+bool fe_redis_ready(void)
+{
+    return rd.state == RS_READY;
+}
 
-static void ignore_reply(redisReply *reply, const char *error, void *arg) {}
+static void ignore_reply(redisReply *reply, const char *error, void *arg)
+{
+}
 
 void fe_redis_set_ex(const char *key, const char *value, size_t len, int ttl_s)
 {

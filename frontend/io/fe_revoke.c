@@ -25,7 +25,7 @@ static struct {
 } rv;
 
 static const char *const kind_names[FE_REVOKE_NKINDS] = {"session", "user_sessions", "api_key",
-                                                          "permissions"};
+                                                         "permissions"};
 
 /* Rows after the last one applied, and the ids missing so far (gaps); on the first poll every row
  * from the oldest still in force ($3 NULL), expired or not, so that gaps are real.
@@ -55,7 +55,8 @@ static struct {
 static void gap_add(long long id, time_t until)
 {
     if (gaps.n == MAX_GAPS) {
-        if (!gaps.full_logged) fv_warn("revocations: more than %d ids missing; not waiting for more", MAX_GAPS);
+        if (!gaps.full_logged)
+            fv_warn("revocations: more than %d ids missing; not waiting for more", MAX_GAPS);
         gaps.full_logged = true;
         return;
     }
@@ -120,7 +121,8 @@ static void polled(const fe_pg_result *res, void *arg)
         } else {
             /* ids skipped over may still commit; before the first row ever read, the few ids
              * just below it (older rows are expired, or committed and read) */
-            long long from = rv.last_id > 0 ? rv.last_id + 1 : (id > FIRST_LOOKBACK ? id - FIRST_LOOKBACK : 1);
+            long long from = rv.last_id > 0 ? rv.last_id + 1
+                                            : (id > FIRST_LOOKBACK ? id - FIRST_LOOKBACK : 1);
             for (long long g = from; g < id && g < from + MAX_GAPS; g++) gap_add(g, now + GAP_WAIT_S);
             rv.last_id = id;
         }

@@ -51,8 +51,8 @@
 #define FB_LOG_LIMIT 20         /* connection problems logged before going quiet */
 #define FB_BACKOFF_MIN_MS 20    /* reconnect delay after a failure, doubled up to the max */
 #define FB_BACKOFF_MAX_MS 1000
-#define FB_PG_CHUNK 5000        /* ids per PostgreSQL poll query */
-#define FB_PG_POLL_US 100000    /* 100 ms between polls that found nothing new */
+#define FB_PG_CHUNK 5000     /* ids per PostgreSQL poll query */
+#define FB_PG_POLL_US 100000 /* 100 ms between polls that found nothing new */
 #define FB_UUID_LEN 36
 
 #define FB_EXIT_OK 0
@@ -119,11 +119,11 @@ struct fb_conn {
     struct fb_bench *b; /* borrowed */
     int index;
     enum fb_conn_state state;
-    struct bufferevent *bev;   /* owned; NULL when no socket */
-    struct event *timer;       /* owned; reconnect delay or connect timeout */
-    struct fb_inflight *ring;  /* owned; o.pipeline entries */
-    long head;                 /* oldest in-flight request */
-    long count;                /* requests in flight */
+    struct bufferevent *bev;  /* owned; NULL when no socket */
+    struct event *timer;      /* owned; reconnect delay or connect timeout */
+    struct fb_inflight *ring; /* owned; o.pipeline entries */
+    long head;                /* oldest in-flight request */
+    long count;               /* requests in flight */
     unsigned backoff_ms;
     /* response parser */
     enum fb_parse_state ps;
@@ -151,17 +151,17 @@ struct fb_bench {
 
     uint64_t t_start_us, t_first_send_us, t_issue_end_us;
     uint64_t t_load_end_us; /* last response, or last request given up on */
-    bool stopping;   /* no new requests (signal, duration or deadline) */
+    bool stopping;          /* no new requests (signal, duration or deadline) */
     bool deadline_hit;
     bool unreachable; /* no connection succeeded within --timeout */
     int signals;
-    long live;       /* connections not DONE */
+    long live; /* connections not DONE */
     long long issued;
 
     /* counters */
     long long sent;
-    long long accepted;    /* 202 whose body names our id */
-    long long bad_ack;     /* 202 whose body does not name our id */
+    long long accepted; /* 202 whose body names our id */
+    long long bad_ack;  /* 202 whose body does not name our id */
     long long status[FB_STATUS_MAX];
     long long no_response; /* sent, but the connection broke, timed out or the run ended */
     long long timed_out;   /* of no_response: abandoned at the hard deadline */
@@ -178,9 +178,9 @@ struct fb_bench {
 /* Outcome of the PostgreSQL drain. */
 struct fb_drain {
     bool ran;
-    bool ok;        /* every accepted id is stored */
+    bool ok; /* every accepted id is stored */
     bool timed_out;
-    bool failed;    /* connection or query error */
+    bool failed; /* connection or query error */
     size_t stored;
     uint64_t t_visible_us; /* when the last accepted row was seen (start of that poll) */
 };
@@ -211,8 +211,7 @@ static struct timeval fb_tv(double seconds)
 /* Logs one connection problem on stderr, going quiet after FB_LOG_LIMIT of them. */
 static void fb_conn_log(struct fb_conn *c, const char *what, const char *detail)
 {
-    if (c->b->log_budget >= FB_LOG_LIMIT)
-        return;
+    if (c->b->log_budget >= FB_LOG_LIMIT) return;
     c->b->log_budget++;
     fprintf(stderr, "fv-bench: conn %d: %s%s%s (%ld in flight)%s\n", c->index, what,
             detail && *detail ? ": " : "", detail ? detail : "", c->count,
@@ -222,12 +221,9 @@ static void fb_conn_log(struct fb_conn *c, const char *what, const char *detail)
 /* True while new requests may be issued; counts nothing. */
 static bool fb_budget_left(struct fb_bench *b)
 {
-    if (b->stopping)
-        return false;
-    if (b->o.requests_set && b->issued >= b->o.requests)
-        return false;
-    if (b->o.duration_s > 0 && fb_now_us() >= b->t_issue_end_us)
-        return false;
+    if (b->stopping) return false;
+    if (b->o.requests_set && b->issued >= b->o.requests) return false;
+    if (b->o.duration_s > 0 && fb_now_us() >= b->t_issue_end_us) return false;
     return true;
 }
 
@@ -236,8 +232,7 @@ static void fb_record_latency(struct fb_bench *b, uint64_t us)
     if (b->lat_n == b->lat_cap) {
         size_t cap = b->lat_cap ? b->lat_cap * 2 : 65536;
         uint32_t *p = realloc(b->lat_us, cap * sizeof *p);
-        if (!p)
-            fb_oom();
+        if (!p) fb_oom();
         b->lat_us = p;
         b->lat_cap = cap;
     }
@@ -249,8 +244,7 @@ static void fb_record_ack(struct fb_bench *b, const uuid_t id)
     if (b->acked_n == b->acked_cap) {
         size_t cap = b->acked_cap ? b->acked_cap * 2 : 65536;
         uuid_t *p = realloc(b->acked, cap * sizeof *p);
-        if (!p)
-            fb_oom();
+        if (!p) fb_oom();
         b->acked = p;
         b->acked_cap = cap;
     }
@@ -259,8 +253,7 @@ static void fb_record_ack(struct fb_bench *b, const uuid_t id)
 
 static void fb_maybe_finish(struct fb_bench *b)
 {
-    if (b->live == 0)
-        event_base_loopbreak(b->base);
+    if (b->live == 0) event_base_loopbreak(b->base);
 }
 
 static void fb_parser_reset(struct fb_conn *c)
@@ -306,15 +299,16 @@ static void fb_conn_drop(struct fb_conn *c, const char *why, const char *detail,
     if (failed) {
         b->conn_errors++;
         b->no_response += c->count;
-        if (c->count > 0)
-            b->t_load_end_us = fb_now_us();
+        if (c->count > 0) b->t_load_end_us = fb_now_us();
         fb_conn_log(c, why, detail);
     }
     fb_conn_release(c);
     if (b->connects == 0 && !b->stopping &&
         fb_now_us() - b->t_start_us >= (uint64_t)(b->o.timeout_s * 1e6)) {
-        fprintf(stderr, "fv-bench: no TLS connection succeeded within --timeout %.0f s, "
-                        "giving up\n", b->o.timeout_s);
+        fprintf(stderr,
+                "fv-bench: no TLS connection succeeded within --timeout %.0f s, "
+                "giving up\n",
+                b->o.timeout_s);
         b->unreachable = true;
         fb_stop_now(b);
         return;
@@ -327,8 +321,7 @@ static void fb_conn_drop(struct fb_conn *c, const char *why, const char *detail,
     unsigned delay_ms = 0;
     if (failed) {
         delay_ms = c->backoff_ms;
-        c->backoff_ms = c->backoff_ms * 2 > FB_BACKOFF_MAX_MS ? FB_BACKOFF_MAX_MS
-                                                              : c->backoff_ms * 2;
+        c->backoff_ms = c->backoff_ms * 2 > FB_BACKOFF_MAX_MS ? FB_BACKOFF_MAX_MS : c->backoff_ms * 2;
     }
     struct timeval tv = {delay_ms / 1000, (suseconds_t)(delay_ms % 1000) * 1000};
     event_add(c->timer, &tv);
@@ -347,12 +340,10 @@ static void fb_bev_error(struct bufferevent *bev, int sockerr, char *out, size_t
             continue; /* not an OpenSSL library error (libevent queues errno values too) */
         ERR_error_string_n(e, buf, sizeof buf);
         int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "", buf);
-        if (n < 0 || (size_t)n >= outlen - used)
-            return;
+        if (n < 0 || (size_t)n >= outlen - used) return;
         used += (size_t)n;
     }
-    if (used == 0 && sockerr != 0)
-        snprintf(out, outlen, "%s", evutil_socket_error_to_string(sockerr));
+    if (used == 0 && sockerr != 0) snprintf(out, outlen, "%s", evutil_socket_error_to_string(sockerr));
 }
 
 /*
@@ -380,22 +371,18 @@ static void fb_conn_send(struct fb_conn *c)
     uuid_unparse_lower(r->id, text);
     memcpy(b->req + b->req_id_off, text, FB_UUID_LEN);
     r->t_sent_us = fb_now_us();
-    if (evbuffer_add(bufferevent_get_output(c->bev), b->req, b->req_len) == -1)
-        fb_oom();
+    if (evbuffer_add(bufferevent_get_output(c->bev), b->req, b->req_len) == -1) fb_oom();
     c->count++;
     b->issued++;
     b->sent++;
-    if (b->t_first_send_us == 0)
-        b->t_first_send_us = r->t_sent_us;
+    if (b->t_first_send_us == 0) b->t_first_send_us = r->t_sent_us;
 }
 
 /* Tops the connection up to the pipeline depth, or closes it when the run has no work left. */
 static void fb_conn_fill(struct fb_conn *c)
 {
-    while (c->count < c->b->o.pipeline && fb_budget_left(c->b))
-        fb_conn_send(c);
-    if (c->count == 0)
-        fb_conn_done(c);
+    while (c->count < c->b->o.pipeline && fb_budget_left(c->b)) fb_conn_send(c);
+    if (c->count == 0) fb_conn_done(c);
 }
 
 /* Accounts for the oldest in-flight request, whose response just ended. */
@@ -450,42 +437,32 @@ static bool fb_parse_head(struct fb_conn *c, char *h)
         return false;
     http10 = h[7] == '0';
     c->status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
-    if (c->status < 100 || c->status >= FB_STATUS_MAX)
-        return false;
+    if (c->status < 100 || c->status >= FB_STATUS_MAX) return false;
 
     line = strtok_r(h, "\r\n", &save); /* status line */
     while ((line = strtok_r(NULL, "\r\n", &save)) != NULL) {
         char *colon = strchr(line, ':');
-        if (!colon)
-            return false;
+        if (!colon) return false;
         *colon = '\0';
         char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
+        while (*v == ' ' || *v == '\t') v++;
         if (strcasecmp(line, "Content-Length") == 0) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(v, &end, 10);
-            if (errno || end == v || !isdigit((unsigned char)*v))
-                return false;
-            while (*end == ' ' || *end == '\t')
-                end++;
-            if (*end != '\0' || (has_len && n != len))
-                return false;
+            if (errno || end == v || !isdigit((unsigned char)*v)) return false;
+            while (*end == ' ' || *end == '\t') end++;
+            if (*end != '\0' || (has_len && n != len)) return false;
             len = n;
             has_len = true;
         } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-            if (strcasestr(v, "chunked"))
-                chunked = true;
+            if (strcasestr(v, "chunked")) chunked = true;
         } else if (strcasecmp(line, "Connection") == 0) {
-            if (strcasestr(v, "close"))
-                c->close_after = true;
-            if (strcasestr(v, "keep-alive"))
-                keep_alive = true;
+            if (strcasestr(v, "close")) c->close_after = true;
+            if (strcasestr(v, "keep-alive")) keep_alive = true;
         }
     }
-    if (http10 && !keep_alive)
-        c->close_after = true;
+    if (http10 && !keep_alive) c->close_after = true;
 
     c->body_len = 0;
     if ((c->status >= 100 && c->status < 200) || c->status == 204 || c->status == 304) {
@@ -514,20 +491,15 @@ static enum fb_parse_result fb_conn_parse(struct fb_conn *c, struct evbuffer *in
 
         switch (c->ps) {
         case FB_PARSE_HEAD: {
-            if (avail == 0)
-                return FB_PARSE_MORE;
-            if (c->count == 0)
-                return FB_PARSE_ERROR; /* a response nobody asked for */
+            if (avail == 0) return FB_PARSE_MORE;
+            if (c->count == 0) return FB_PARSE_ERROR; /* a response nobody asked for */
             struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-            if (p.pos == -1)
-                return avail > FB_MAX_HEAD ? FB_PARSE_ERROR : FB_PARSE_MORE;
+            if (p.pos == -1) return avail > FB_MAX_HEAD ? FB_PARSE_ERROR : FB_PARSE_MORE;
             size_t hlen = (size_t)p.pos + 4;
-            if (hlen > FB_MAX_HEAD)
-                return FB_PARSE_ERROR;
+            if (hlen > FB_MAX_HEAD) return FB_PARSE_ERROR;
             evbuffer_remove(in, b->head, hlen);
             b->head[hlen] = '\0';
-            if (!fb_parse_head(c, b->head))
-                return FB_PARSE_ERROR;
+            if (!fb_parse_head(c, b->head)) return FB_PARSE_ERROR;
             break;
         }
         case FB_PARSE_BODY_LEN:
@@ -535,26 +507,21 @@ static enum fb_parse_result fb_conn_parse(struct fb_conn *c, struct evbuffer *in
             size_t n = avail < c->body_left ? avail : (size_t)c->body_left;
             fb_body_keep(c, in, n);
             c->body_left -= n;
-            if (c->body_left > 0)
-                return FB_PARSE_MORE;
-            if (c->ps == FB_PARSE_CHUNK_DATA)
-                c->ps = FB_PARSE_CHUNK_CRLF;
-            else
-                complete = true;
+            if (c->body_left > 0) return FB_PARSE_MORE;
+            if (c->ps == FB_PARSE_CHUNK_DATA) c->ps = FB_PARSE_CHUNK_CRLF;
+            else complete = true;
             break;
         }
         case FB_PARSE_CHUNK_SIZE: {
             size_t n;
             char *l = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
-            if (!l)
-                return avail > 1024 ? FB_PARSE_ERROR : FB_PARSE_MORE;
+            if (!l) return avail > 1024 ? FB_PARSE_ERROR : FB_PARSE_MORE;
             char *end;
             errno = 0;
             unsigned long long size = strtoull(l, &end, 16);
             bool bad = errno || end == l || (*end != '\0' && *end != ';' && *end != ' ');
             free(l);
-            if (bad || size > (1ull << 40))
-                return FB_PARSE_ERROR;
+            if (bad || size > (1ull << 40)) return FB_PARSE_ERROR;
             if (size == 0) {
                 c->ps = FB_PARSE_TRAILER;
             } else {
@@ -565,34 +532,28 @@ static enum fb_parse_result fb_conn_parse(struct fb_conn *c, struct evbuffer *in
         }
         case FB_PARSE_CHUNK_CRLF: {
             char crlf[2];
-            if (avail < 2)
-                return FB_PARSE_MORE;
+            if (avail < 2) return FB_PARSE_MORE;
             evbuffer_remove(in, crlf, 2);
-            if (crlf[0] != '\r' || crlf[1] != '\n')
-                return FB_PARSE_ERROR;
+            if (crlf[0] != '\r' || crlf[1] != '\n') return FB_PARSE_ERROR;
             c->ps = FB_PARSE_CHUNK_SIZE;
             break;
         }
         case FB_PARSE_TRAILER: {
             size_t n;
             char *l = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
-            if (!l)
-                return avail > FB_MAX_HEAD ? FB_PARSE_ERROR : FB_PARSE_MORE;
+            if (!l) return avail > FB_MAX_HEAD ? FB_PARSE_ERROR : FB_PARSE_MORE;
             free(l);
-            if (n == 0)
-                complete = true;
+            if (n == 0) complete = true;
             break;
         }
         case FB_PARSE_UNTIL_CLOSE:
             fb_body_keep(c, in, avail);
-            if (!eof)
-                return FB_PARSE_MORE;
+            if (!eof) return FB_PARSE_MORE;
             complete = true;
             break;
         }
 
-        if (!complete)
-            continue;
+        if (!complete) continue;
         if (c->status < 200) { /* interim response: the real one follows */
             fb_parser_reset(c);
             continue;
@@ -600,8 +561,7 @@ static enum fb_parse_result fb_conn_parse(struct fb_conn *c, struct evbuffer *in
         bool close_after = c->close_after;
         fb_response_done(c);
         fb_parser_reset(c);
-        if (close_after)
-            return FB_PARSE_CLOSE;
+        if (close_after) return FB_PARSE_CLOSE;
     }
 }
 
@@ -610,15 +570,9 @@ static void fb_conn_readcb(struct bufferevent *bev, void *arg)
     struct fb_conn *c = arg;
 
     switch (fb_conn_parse(c, bufferevent_get_input(bev), false)) {
-    case FB_PARSE_MORE:
-        fb_conn_fill(c);
-        break;
-    case FB_PARSE_CLOSE:
-        fb_conn_drop(c, "server closed after a response", NULL, false);
-        break;
-    case FB_PARSE_ERROR:
-        fb_conn_drop(c, "malformed or unexpected response", NULL, true);
-        break;
+    case FB_PARSE_MORE: fb_conn_fill(c); break;
+    case FB_PARSE_CLOSE: fb_conn_drop(c, "server closed after a response", NULL, false); break;
+    case FB_PARSE_ERROR: fb_conn_drop(c, "malformed or unexpected response", NULL, true); break;
     }
 }
 
@@ -638,8 +592,8 @@ static void fb_conn_eventcb(struct bufferevent *bev, short events, void *arg)
         fb_conn_fill(c);
         return;
     }
-    if (c->state == FB_CONN_HANDSHAKE && sockerr != 0 && sockerr != EAGAIN &&
-        sockerr != EINPROGRESS && !(events & BEV_EVENT_TIMEOUT)) {
+    if (c->state == FB_CONN_HANDSHAKE && sockerr != 0 && sockerr != EAGAIN && sockerr != EINPROGRESS &&
+        !(events & BEV_EVENT_TIMEOUT)) {
         /* e.g. ECONNREFUSED, which OpenSSL may have reported as a plain EOF */
         fb_conn_drop(c, "connect or TLS handshake failed", strerror(sockerr), true);
         return;
@@ -650,8 +604,9 @@ static void fb_conn_eventcb(struct bufferevent *bev, short events, void *arg)
             fb_conn_drop(c, "malformed response", NULL, true);
             return;
         }
-        fb_conn_drop(c, c->state == FB_CONN_HANDSHAKE ? "closed during the TLS handshake"
-                                                      : "closed by the server",
+        fb_conn_drop(c,
+                     c->state == FB_CONN_HANDSHAKE ? "closed during the TLS handshake"
+                                                   : "closed by the server",
                      NULL, c->state == FB_CONN_HANDSHAKE);
         return;
     }
@@ -660,8 +615,8 @@ static void fb_conn_eventcb(struct bufferevent *bev, short events, void *arg)
         return;
     }
     fb_bev_error(bev, sockerr, detail, sizeof detail);
-    fb_conn_drop(c, c->state == FB_CONN_HANDSHAKE ? "connect or TLS handshake failed"
-                                                  : "connection error",
+    fb_conn_drop(c,
+                 c->state == FB_CONN_HANDSHAKE ? "connect or TLS handshake failed" : "connection error",
                  detail, true);
 }
 
@@ -690,8 +645,7 @@ static void fb_conn_open(struct fb_conn *c)
         return;
     }
     ssl = SSL_new(b->ssl_ctx);
-    if (!ssl)
-        fb_oom();
+    if (!ssl) fb_oom();
     /*
      * Takes ownership of ssl and fd (BEV_OPT_CLOSE_ON_FREE). Deferred callbacks: libevent's
      * OpenSSL bufferevent reports an EOF before it commits the data read in the same pass, so
@@ -721,10 +675,8 @@ static void fb_conn_timercb(evutil_socket_t fd, short what, void *arg)
     if (c->state == FB_CONN_HANDSHAKE) {
         fb_conn_drop(c, "connect or TLS handshake timed out", NULL, true);
     } else if (c->state == FB_CONN_IDLE) {
-        if (fb_budget_left(c->b))
-            fb_conn_open(c);
-        else
-            fb_conn_done(c);
+        if (fb_budget_left(c->b)) fb_conn_open(c);
+        else fb_conn_done(c);
     }
 }
 
@@ -734,10 +686,8 @@ static void fb_stop_now(struct fb_bench *b)
     b->stopping = true;
     for (long i = 0; i < b->o.connections; i++) {
         struct fb_conn *c = &b->conns[i];
-        if (c->state == FB_CONN_DONE)
-            continue;
-        if (c->count > 0)
-            b->t_load_end_us = fb_now_us();
+        if (c->state == FB_CONN_DONE) continue;
+        if (c->count > 0) b->t_load_end_us = fb_now_us();
         b->no_response += c->count;
         b->timed_out += c->count;
         fb_conn_done(c);
@@ -748,8 +698,7 @@ static void fb_stop_now(struct fb_bench *b)
 static void fb_deadlinecb(evutil_socket_t fd, short what, void *arg)
 {
     struct fb_bench *b = arg;
-    fprintf(stderr, "fv-bench: hard deadline (--max-time %.0f s) reached, stopping\n",
-            b->o.max_time_s);
+    fprintf(stderr, "fv-bench: hard deadline (--max-time %.0f s) reached, stopping\n", b->o.max_time_s);
     b->deadline_hit = true;
     fb_stop_now(b);
 }
@@ -763,8 +712,7 @@ static void fb_signalcb(evutil_socket_t sig, short what, void *arg)
         b->stopping = true;
         /* connections waiting to reconnect finish on their timer */
         for (long i = 0; i < b->o.connections; i++)
-            if (b->conns[i].state == FB_CONN_IDLE)
-                fb_conn_done(&b->conns[i]);
+            if (b->conns[i].state == FB_CONN_IDLE) fb_conn_done(&b->conns[i]);
     } else {
         fb_stop_now(b);
     }
@@ -781,28 +729,27 @@ static void fb_progresscb(evutil_socket_t fd, short what, void *arg)
 
 static void fb_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: FV_BENCH_KEY=KEY fv-bench --deployment UUID [options]\n"
-            "  --url https://IP:PORT   target, loopback IP only (default https://127.0.0.1:8443)\n"
-            "  --key KEY               API key or session token (prefer env FV_BENCH_KEY)\n"
-            "  --deployment UUID       deployment to submit to (required)\n"
-            "  --connections K         keep-alive connections (default 32)\n"
-            "  --pipeline P            requests in flight per connection (default 1)\n"
-            "  --requests N            total requests (default 20000 unless --duration)\n"
-            "  --duration S            send for S seconds (with --requests: whichever first)\n"
-            "  --max-time S            hard deadline of the load phase (default 300, or\n"
-            "                          duration + 30 with --duration)\n"
-            "  --timeout S             connect and per-response timeout (default 30)\n"
-            "  --data JSON             the response's data object (default "
-            "{\"name\":\"bench\",\"age\":30})\n"
-            "  --cacert FILE           verify the server certificate against FILE\n"
-            "                          (default: no verification)\n"
-            "  --pg DSN                after the load, poll PostgreSQL until every accepted id\n"
-            "                          is stored (end-to-end rate); \"\" uses the PG* env\n"
-            "  --drain-timeout S       bound of that wait (default 120)\n"
-            "  --ids-out FILE          write every accepted id, one per line\n"
-            "  --json                  also print the summary as one JSON line, last\n"
-            "exit status: 0 all accepted (and stored), 1 errors or drain timeout, 2 usage\n");
+    fprintf(f, "usage: FV_BENCH_KEY=KEY fv-bench --deployment UUID [options]\n"
+               "  --url https://IP:PORT   target, loopback IP only (default https://127.0.0.1:8443)\n"
+               "  --key KEY               API key or session token (prefer env FV_BENCH_KEY)\n"
+               "  --deployment UUID       deployment to submit to (required)\n"
+               "  --connections K         keep-alive connections (default 32)\n"
+               "  --pipeline P            requests in flight per connection (default 1)\n"
+               "  --requests N            total requests (default 20000 unless --duration)\n"
+               "  --duration S            send for S seconds (with --requests: whichever first)\n"
+               "  --max-time S            hard deadline of the load phase (default 300, or\n"
+               "                          duration + 30 with --duration)\n"
+               "  --timeout S             connect and per-response timeout (default 30)\n"
+               "  --data JSON             the response's data object (default "
+               "{\"name\":\"bench\",\"age\":30})\n"
+               "  --cacert FILE           verify the server certificate against FILE\n"
+               "                          (default: no verification)\n"
+               "  --pg DSN                after the load, poll PostgreSQL until every accepted id\n"
+               "                          is stored (end-to-end rate); \"\" uses the PG* env\n"
+               "  --drain-timeout S       bound of that wait (default 120)\n"
+               "  --ids-out FILE          write every accepted id, one per line\n"
+               "  --json                  also print the summary as one JSON line, last\n"
+               "exit status: 0 all accepted (and stored), 1 errors or drain timeout, 2 usage\n");
 }
 
 static bool fb_parse_long(const char *s, long min, long max, long *out)
@@ -810,8 +757,7 @@ static bool fb_parse_long(const char *s, long min, long max, long *out)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < min || v > max)
-        return false;
+    if (errno || end == s || *end != '\0' || v < min || v > max) return false;
     *out = (long)v;
     return true;
 }
@@ -821,8 +767,7 @@ static bool fb_parse_seconds(const char *s, double min, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v) || v < min || v > 86400.0)
-        return false;
+    if (errno || end == s || *end != '\0' || !isfinite(v) || v < min || v > 86400.0) return false;
     *out = v;
     return true;
 }
@@ -841,17 +786,14 @@ static bool fb_parse_url(struct fb_opts *o, const char *url)
     p = url + 8;
     if (*p == '[') {
         hend = strchr(p, ']');
-        if (!hend)
-            goto bad;
-        if ((size_t)(hend - p - 1) >= sizeof host)
-            goto bad;
+        if (!hend) goto bad;
+        if ((size_t)(hend - p - 1) >= sizeof host) goto bad;
         memcpy(host, p + 1, (size_t)(hend - p - 1));
         host[hend - p - 1] = '\0';
         rest = hend + 1;
     } else {
         hend = p + strcspn(p, ":/");
-        if ((size_t)(hend - p) >= sizeof host)
-            goto bad;
+        if ((size_t)(hend - p) >= sizeof host) goto bad;
         memcpy(host, p, (size_t)(hend - p));
         host[hend - p] = '\0';
         rest = hend;
@@ -860,19 +802,15 @@ static bool fb_parse_url(struct fb_opts *o, const char *url)
     if (*rest == ':') {
         char portbuf[8];
         size_t n = strcspn(rest + 1, "/");
-        if (n == 0 || n >= sizeof portbuf)
-            goto bad;
+        if (n == 0 || n >= sizeof portbuf) goto bad;
         memcpy(portbuf, rest + 1, n);
         portbuf[n] = '\0';
-        if (!fb_parse_long(portbuf, 1, 65535, &port))
-            goto bad;
+        if (!fb_parse_long(portbuf, 1, 65535, &port)) goto bad;
         alen += 1 + n;
         rest += 1 + n;
     }
-    if (*rest != '\0' && strcmp(rest, "/") != 0)
-        goto bad;
-    if (alen >= sizeof o->authority)
-        goto bad;
+    if (*rest != '\0' && strcmp(rest, "/") != 0) goto bad;
+    if (alen >= sizeof o->authority) goto bad;
     memcpy(o->authority, p, alen);
     o->authority[alen] = '\0';
     snprintf(o->host, sizeof o->host, "%s", host);
@@ -885,8 +823,7 @@ static bool fb_parse_url(struct fb_opts *o, const char *url)
         sin->sin_port = htons((uint16_t)port);
         o->addrlen = sizeof *sin;
         if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
-            fprintf(stderr, "fv-bench: %s is not a loopback address; fv-bench is loopback only\n",
-                    host);
+            fprintf(stderr, "fv-bench: %s is not a loopback address; fv-bench is loopback only\n", host);
             return false;
         }
     } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
@@ -894,8 +831,7 @@ static bool fb_parse_url(struct fb_opts *o, const char *url)
         sin6->sin6_port = htons((uint16_t)port);
         o->addrlen = sizeof *sin6;
         if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
-            fprintf(stderr, "fv-bench: %s is not a loopback address; fv-bench is loopback only\n",
-                    host);
+            fprintf(stderr, "fv-bench: %s is not a loopback address; fv-bench is loopback only\n", host);
             return false;
         }
     } else {
@@ -912,8 +848,22 @@ bad:
 static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
 {
     enum {
-        OPT_URL = 256, OPT_KEY, OPT_DEP, OPT_CONNS, OPT_PIPE, OPT_REQS, OPT_DUR, OPT_MAXT,
-        OPT_TIMEOUT, OPT_DATA, OPT_CACERT, OPT_PG, OPT_DRAIN, OPT_IDS, OPT_JSON, OPT_HELP
+        OPT_URL = 256,
+        OPT_KEY,
+        OPT_DEP,
+        OPT_CONNS,
+        OPT_PIPE,
+        OPT_REQS,
+        OPT_DUR,
+        OPT_MAXT,
+        OPT_TIMEOUT,
+        OPT_DATA,
+        OPT_CACERT,
+        OPT_PG,
+        OPT_DRAIN,
+        OPT_IDS,
+        OPT_JSON,
+        OPT_HELP
     };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, OPT_URL},
@@ -956,38 +906,31 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
             break;
         case OPT_DEP: o->deployment = optarg; break;
         case OPT_CONNS:
-            if (!fb_parse_long(optarg, 1, 10000, &o->connections))
-                goto bad;
+            if (!fb_parse_long(optarg, 1, 10000, &o->connections)) goto bad;
             break;
         case OPT_PIPE:
-            if (!fb_parse_long(optarg, 1, 1000, &o->pipeline))
-                goto bad;
+            if (!fb_parse_long(optarg, 1, 1000, &o->pipeline)) goto bad;
             break;
         case OPT_REQS:
-            if (!fb_parse_long(optarg, 1, LONG_MAX, &v))
-                goto bad;
+            if (!fb_parse_long(optarg, 1, LONG_MAX, &v)) goto bad;
             o->requests = v;
             o->requests_set = true;
             break;
         case OPT_DUR:
-            if (!fb_parse_seconds(optarg, 0.001, &o->duration_s))
-                goto bad;
+            if (!fb_parse_seconds(optarg, 0.001, &o->duration_s)) goto bad;
             break;
         case OPT_MAXT:
-            if (!fb_parse_seconds(optarg, 0.001, &o->max_time_s))
-                goto bad;
+            if (!fb_parse_seconds(optarg, 0.001, &o->max_time_s)) goto bad;
             max_time_set = true;
             break;
         case OPT_TIMEOUT:
-            if (!fb_parse_seconds(optarg, 0.001, &o->timeout_s))
-                goto bad;
+            if (!fb_parse_seconds(optarg, 0.001, &o->timeout_s)) goto bad;
             break;
         case OPT_DATA: o->data = optarg; break;
         case OPT_CACERT: o->cacert = optarg; break;
         case OPT_PG: o->pg = optarg; break;
         case OPT_DRAIN:
-            if (!fb_parse_seconds(optarg, 0, &o->drain_timeout_s))
-                goto bad;
+            if (!fb_parse_seconds(optarg, 0, &o->drain_timeout_s)) goto bad;
             break;
         case OPT_IDS: o->ids_out = optarg; break;
         case OPT_JSON: o->json = true; break;
@@ -999,13 +942,10 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
         fprintf(stderr, "fv-bench: unexpected argument \"%s\"\n", argv[optind]);
         return false;
     }
-    if (o->duration_s == 0)
-        o->requests_set = true; /* the default request count bounds the run */
-    if (!max_time_set)
-        o->max_time_s = o->duration_s > 0 ? o->duration_s + 30 : 300;
+    if (o->duration_s == 0) o->requests_set = true; /* the default request count bounds the run */
+    if (!max_time_set) o->max_time_s = o->duration_s > 0 ? o->duration_s + 30 : 300;
     o->url = url;
-    if (!fb_parse_url(o, url))
-        return false;
+    if (!fb_parse_url(o, url)) return false;
     if (!o->key || !*o->key || strpbrk(o->key, "\r\n")) {
         fprintf(stderr, "fv-bench: no key: set FV_BENCH_KEY (or --key)\n");
         return false;
@@ -1017,8 +957,7 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
     }
     const char *d = o->data + strspn(o->data, " \t\r\n");
     size_t dl = strlen(d);
-    while (dl > 0 && strchr(" \t\r\n", d[dl - 1]))
-        dl--;
+    while (dl > 0 && strchr(" \t\r\n", d[dl - 1])) dl--;
     if (dl < 2 || d[0] != '{' || d[dl - 1] != '}') {
         fprintf(stderr, "fv-bench: --data must be a JSON object\n");
         return false;
@@ -1046,12 +985,10 @@ static void fb_build_request(struct fb_bench *b)
                       "Content-Length: %zu\r\n"
                       "\r\n",
                       o->deployment, o->authority, o->key, body_len);
-    if (hl < 0)
-        fb_oom();
+    if (hl < 0) fb_oom();
     b->req_len = (size_t)hl + body_len;
     b->req = malloc(b->req_len + 1);
-    if (!b->req)
-        fb_oom();
+    if (!b->req) fb_oom();
     b->req_id_off = (size_t)hl + strlen(body_pre);
     snprintf(b->req, b->req_len + 1, "%s%s%.*s%s%s}", head, body_pre, FB_UUID_LEN,
              "000000000000000000000000000000000000", body_mid, o->data);
@@ -1061,15 +998,12 @@ static void fb_build_request(struct fb_bench *b)
 static bool fb_tls_setup(struct fb_bench *b)
 {
     b->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (!b->ssl_ctx || !SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION))
-        goto failed;
+    if (!b->ssl_ctx || !SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION)) goto failed;
     /* a peer closing without close_notify is an ordinary EOF here, not an SSL error */
     SSL_CTX_set_options(b->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (b->o.cacert) {
-        if (SSL_CTX_load_verify_locations(b->ssl_ctx, b->o.cacert, NULL) != 1)
-            goto failed;
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(b->ssl_ctx), b->o.host) != 1)
-            goto failed;
+        if (SSL_CTX_load_verify_locations(b->ssl_ctx, b->o.cacert, NULL) != 1) goto failed;
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(b->ssl_ctx), b->o.host) != 1) goto failed;
         SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_PEER, NULL);
     } else {
         SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_NONE, NULL);
@@ -1097,8 +1031,7 @@ static PGresult *fb_pg_query(PGconn *pg, const char *sql, int n, const char *con
     PGresult *res, *last = NULL;
 
     *timed_out = false;
-    if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0))
-        return NULL;
+    if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0)) return NULL;
     for (;;) {
         while (PQisBusy(pg)) {
             uint64_t now = fb_now_us();
@@ -1109,16 +1042,14 @@ static PGresult *fb_pg_query(PGconn *pg, const char *sql, int n, const char *con
             }
             struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
             int ms = (int)((deadline_us - now) / 1000) + 1;
-            if (poll(&pfd, 1, ms) == -1 && errno != EINTR)
-                return NULL;
+            if (poll(&pfd, 1, ms) == -1 && errno != EINTR) return NULL;
             if (!PQconsumeInput(pg)) {
                 PQclear(last);
                 return NULL;
             }
         }
         res = PQgetResult(pg);
-        if (!res)
-            return last;
+        if (!res) return last;
         PQclear(last);
         last = res;
     }
@@ -1154,8 +1085,7 @@ static void fb_pg_drain(struct fb_bench *b, struct fb_drain *d)
     pending = malloc(n * sizeof *pending);
     hit = malloc(FB_PG_CHUNK);
     arr = malloc((size_t)FB_PG_CHUNK * (FB_UUID_LEN + 1) + 3);
-    if (!pending || !hit || !arr)
-        fb_oom();
+    if (!pending || !hit || !arr) fb_oom();
     memcpy(pending, b->acked, n * sizeof *pending);
 
     while (n > 0) {
@@ -1169,8 +1099,7 @@ static void fb_pg_drain(struct fb_bench *b, struct fb_drain *d)
         size_t used = 0;
         arr[used++] = '{';
         for (size_t i = 0; i < m; i++) {
-            if (i)
-                arr[used++] = ',';
+            if (i) arr[used++] = ',';
             uuid_unparse_lower(pending[i], arr + used);
             used += FB_UUID_LEN;
         }
@@ -1195,8 +1124,7 @@ static void fb_pg_drain(struct fb_bench *b, struct fb_drain *d)
         size_t found = 0;
         for (int r = 0; r < PQntuples(res); r++) {
             uuid_t u;
-            if (uuid_parse(PQgetvalue(res, r, 0), u) != 0)
-                continue;
+            if (uuid_parse(PQgetvalue(res, r, 0), u) != 0) continue;
             uuid_t *p = bsearch(u, pending, m, sizeof *pending, fb_uuid_cmp);
             if (p && !hit[p - pending]) {
                 hit[p - pending] = 1;
@@ -1207,8 +1135,7 @@ static void fb_pg_drain(struct fb_bench *b, struct fb_drain *d)
         if (found > 0) {
             size_t w = 0;
             for (size_t i = 0; i < m; i++)
-                if (!hit[i])
-                    uuid_copy(pending[w++], pending[i]);
+                if (!hit[i]) uuid_copy(pending[w++], pending[i]);
             memmove(pending + w, pending + m, (n - m) * sizeof *pending);
             n = w + (n - m);
             d->stored += found;
@@ -1216,13 +1143,11 @@ static void fb_pg_drain(struct fb_bench *b, struct fb_drain *d)
         }
         if (fb_now_us() - last_report >= 1000000) {
             last_report = fb_now_us();
-            fprintf(stderr, "fv-bench: drain: %zu of %zu accepted ids stored\n", d->stored,
-                    b->acked_n);
+            fprintf(stderr, "fv-bench: drain: %zu of %zu accepted ids stored\n", d->stored, b->acked_n);
         }
         if (n > 0 && found < m) {
             uint64_t spent = fb_now_us() - t_query;
-            if (spent < FB_PG_POLL_US)
-                usleep((useconds_t)(FB_PG_POLL_US - spent));
+            if (spent < FB_PG_POLL_US) usleep((useconds_t)(FB_PG_POLL_US - spent));
         }
     }
     d->ok = n == 0;
@@ -1250,16 +1175,12 @@ static int fb_u32_cmp(const void *a, const void *b)
 /* Nearest-rank percentile of the sorted latencies, in ms. */
 static double fb_pct_ms(const struct fb_bench *b, double p)
 {
-    if (b->lat_n == 0)
-        return 0;
+    if (b->lat_n == 0) return 0;
     double exact = p / 100.0 * (double)b->lat_n;
     size_t rank = (size_t)exact;
-    if ((double)rank < exact)
-        rank++;
-    if (rank < 1)
-        rank = 1;
-    if (rank > b->lat_n)
-        rank = b->lat_n;
+    if ((double)rank < exact) rank++;
+    if (rank < 1) rank = 1;
+    if (rank > b->lat_n) rank = b->lat_n;
     return (double)b->lat_us[rank - 1] / 1000.0;
 }
 
@@ -1289,15 +1210,13 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
     long long non202 = 0;
     double elapsed = 0, rate = 0;
 
-    for (int s = 0; s < FB_STATUS_MAX; s++)
-        non202 += b->status[s];
+    for (int s = 0; s < FB_STATUS_MAX; s++) non202 += b->status[s];
     if (b->t_first_send_us && b->t_load_end_us > b->t_first_send_us)
         elapsed = (double)(b->t_load_end_us - b->t_first_send_us) / 1e6;
-    if (elapsed > 0)
-        rate = (double)b->accepted / elapsed;
+    if (elapsed > 0) rate = (double)b->accepted / elapsed;
 
-    printf("fv-bench: %s deployment %s, %ld connections x pipeline %ld\n", o->url,
-           o->deployment, o->connections, o->pipeline);
+    printf("fv-bench: %s deployment %s, %ld connections x pipeline %ld\n", o->url, o->deployment,
+           o->connections, o->pipeline);
     printf("  requests sent       %lld\n", b->sent);
     printf("  202 accepted        %lld\n", b->accepted);
     printf("  non-202             %lld", non202);
@@ -1308,11 +1227,9 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
         }
     }
     printf("%s\n", non202 ? ")" : "");
-    if (b->bad_ack)
-        printf("  202 without our id  %lld\n", b->bad_ack);
+    if (b->bad_ack) printf("  202 without our id  %lld\n", b->bad_ack);
     printf("  no response         %lld", b->no_response);
-    if (b->timed_out)
-        printf("  (%lld abandoned at the hard deadline)", b->timed_out);
+    if (b->timed_out) printf("  (%lld abandoned at the hard deadline)", b->timed_out);
     printf("\n  connection errors   %lld  (TLS connections opened: %lld)\n", b->conn_errors,
            b->connects);
     printf("  elapsed             %.3f s  (first send to last response or give-up)%s\n", elapsed,
@@ -1342,10 +1259,9 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
     }
     fflush(stdout);
 
-    if (!o->json)
-        return;
-    printf("{\"sent\":%lld,\"accepted\":%lld,\"non_202\":%lld,\"status\":{", b->sent,
-           b->accepted, non202);
+    if (!o->json) return;
+    printf("{\"sent\":%lld,\"accepted\":%lld,\"non_202\":%lld,\"status\":{", b->sent, b->accepted,
+           non202);
     for (int s = 0, first = 1; s < FB_STATUS_MAX; s++) {
         if (b->status[s]) {
             printf("%s\"%d\":%lld", first ? "" : ",", s, b->status[s]);
@@ -1357,17 +1273,15 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
            "\"connections\":%ld,\"pipeline\":%ld,\"elapsed_s\":%.6f,\"accepted_per_s\":%.1f,"
            "\"deadline_hit\":%s,\"ids_out_ok\":%s,"
            "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"n\":%zu},",
-           b->bad_ack, b->no_response, b->timed_out, b->conn_errors, b->connects,
-           o->connections, o->pipeline, elapsed, rate, b->deadline_hit ? "true" : "false",
-           ids_ok ? "true" : "false", fb_pct_ms(b, 50), fb_pct_ms(b, 90), fb_pct_ms(b, 99),
-           fb_pct_ms(b, 100), b->lat_n);
-    if (!d->ran)
-        printf("\"e2e\":null}\n");
+           b->bad_ack, b->no_response, b->timed_out, b->conn_errors, b->connects, o->connections,
+           o->pipeline, elapsed, rate, b->deadline_hit ? "true" : "false", ids_ok ? "true" : "false",
+           fb_pct_ms(b, 50), fb_pct_ms(b, 90), fb_pct_ms(b, 99), fb_pct_ms(b, 100), b->lat_n);
+    if (!d->ran) printf("\"e2e\":null}\n");
     else
         printf("\"e2e\":{\"ok\":%s,\"timed_out\":%s,\"failed\":%s,\"stored\":%zu,"
                "\"accepted\":%zu,\"e2e_per_s\":%.1f,\"e2e_s\":%.3f,\"drain_s\":%.3f}}\n",
-               d->ok ? "true" : "false", d->timed_out ? "true" : "false",
-               d->failed ? "true" : "false", d->stored, b->acked_n, e2e_rate, e2e_s, drain_s);
+               d->ok ? "true" : "false", d->timed_out ? "true" : "false", d->failed ? "true" : "false",
+               d->stored, b->acked_n, e2e_rate, e2e_s, drain_s);
     fflush(stdout);
 }
 
@@ -1378,18 +1292,14 @@ int main(int argc, char **argv)
     bool ids_ok = true;
 
     signal(SIGPIPE, SIG_IGN);
-    if (!fb_parse_args(&b->o, argc, argv))
-        return FB_EXIT_USAGE;
-    if (!fb_tls_setup(b))
-        return FB_EXIT_USAGE;
+    if (!fb_parse_args(&b->o, argc, argv)) return FB_EXIT_USAGE;
+    if (!fb_tls_setup(b)) return FB_EXIT_USAGE;
     fb_build_request(b);
 
     b->base = event_base_new();
-    if (!b->base)
-        fb_oom();
+    if (!b->base) fb_oom();
     b->conns = calloc((size_t)b->o.connections, sizeof *b->conns);
-    if (!b->conns)
-        fb_oom();
+    if (!b->conns) fb_oom();
     b->t_start_us = fb_now_us();
     b->t_issue_end_us = b->t_start_us + (uint64_t)(b->o.duration_s * 1e6);
     b->live = b->o.connections;
@@ -1398,16 +1308,14 @@ int main(int argc, char **argv)
     b->deadline_ev = evtimer_new(b->base, fb_deadlinecb, b);
     b->sigint_ev = evsignal_new(b->base, SIGINT, fb_signalcb, b);
     b->sigterm_ev = evsignal_new(b->base, SIGTERM, fb_signalcb, b);
-    if (!b->deadline_ev || !b->sigint_ev || !b->sigterm_ev)
-        fb_oom();
+    if (!b->deadline_ev || !b->sigint_ev || !b->sigterm_ev) fb_oom();
     evtimer_add(b->deadline_ev, &tv);
     evsignal_add(b->sigint_ev, NULL);
     evsignal_add(b->sigterm_ev, NULL);
     if (isatty(STDERR_FILENO)) {
         struct timeval sec = {1, 0};
         b->progress_ev = event_new(b->base, -1, EV_PERSIST, fb_progresscb, b);
-        if (!b->progress_ev)
-            fb_oom();
+        if (!b->progress_ev) fb_oom();
         event_add(b->progress_ev, &sec);
     }
 
@@ -1419,15 +1327,12 @@ int main(int argc, char **argv)
         c->backoff_ms = FB_BACKOFF_MIN_MS;
         c->ring = calloc((size_t)b->o.pipeline, sizeof *c->ring);
         c->timer = evtimer_new(b->base, fb_conn_timercb, c);
-        if (!c->ring || !c->timer)
-            fb_oom();
+        if (!c->ring || !c->timer) fb_oom();
     }
     for (long i = 0; i < b->o.connections; i++)
-        if (b->conns[i].state == FB_CONN_IDLE)
-            fb_conn_open(&b->conns[i]);
+        if (b->conns[i].state == FB_CONN_IDLE) fb_conn_open(&b->conns[i]);
 
-    if (b->live > 0)
-        event_base_dispatch(b->base);
+    if (b->live > 0) event_base_dispatch(b->base);
 
     for (long i = 0; i < b->o.connections; i++) {
         fb_conn_release(&b->conns[i]);
@@ -1437,22 +1342,17 @@ int main(int argc, char **argv)
     free(b->conns);
     b->conns = NULL;
 
-    if (b->lat_n > 0)
-        qsort(b->lat_us, b->lat_n, sizeof *b->lat_us, fb_u32_cmp);
-    if (b->o.ids_out)
-        ids_ok = fb_write_ids(b, b->o.ids_out);
-    if (b->o.pg)
-        fb_pg_drain(b, &drain);
+    if (b->lat_n > 0) qsort(b->lat_us, b->lat_n, sizeof *b->lat_us, fb_u32_cmp);
+    if (b->o.ids_out) ids_ok = fb_write_ids(b, b->o.ids_out);
+    if (b->o.pg) fb_pg_drain(b, &drain);
     fb_report(b, &drain, ids_ok);
 
     long long non202 = 0;
-    for (int s = 0; s < FB_STATUS_MAX; s++)
-        non202 += b->status[s];
+    for (int s = 0; s < FB_STATUS_MAX; s++) non202 += b->status[s];
     bool failed = non202 || b->bad_ack || b->no_response || b->conn_errors || !ids_ok ||
                   b->deadline_hit || b->unreachable || b->sent == 0 || (drain.ran && !drain.ok);
 
-    if (b->progress_ev)
-        event_free(b->progress_ev);
+    if (b->progress_ev) event_free(b->progress_ev);
     event_free(b->deadline_ev);
     event_free(b->sigint_ev);
     event_free(b->sigterm_ev);

@@ -16,7 +16,8 @@ static void fv_test_sample_documents(const fv_cfg_entry *table)
 {
     for (const fv_cfg_entry *e = table; e->name; e++) {
         if (e->type != FV_CFG_INT) continue;
-        if (e->min >= e->max) fail_msg("[%s] %s has no range (min %d, max %d)", e->section, e->name, e->min, e->max);
+        if (e->min >= e->max)
+            fail_msg("[%s] %s has no range (min %d, max %d)", e->section, e->name, e->min, e->max);
         int def = atoi(e->def);
         if (def < e->min || def > e->max) fail_msg("%s: default %d is out of its range", e->name, def);
     }
@@ -65,7 +66,8 @@ static void fv_test_sample_documents(const fv_cfg_entry *table)
         case FV_CFG_BOOL: {
             bool def = !strcmp(e->def, "yes") || !strcmp(e->def, "true") || !strcmp(e->def, "on") ||
                        !strcmp(e->def, "1");
-            if (*(bool *)e->var != def) fail_msg("sample %s differs from its default %s", e->name, e->def);
+            if (*(bool *)e->var != def)
+                fail_msg("sample %s differs from its default %s", e->name, e->def);
             break;
         }
         }

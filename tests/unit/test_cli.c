@@ -21,8 +21,10 @@ static const fv_cfg_entry table[] = {
 };
 
 static const fv_program daemon_prog = {.name = "fv-test", .purpose = "a test", .table = table};
-static const fv_program command_prog = {
-    .name = "fvtest", .purpose = "a test", .command_usage = "COMMAND [ARGS]", .table = table};
+static const fv_program command_prog = {.name = "fvtest",
+                                        .purpose = "a test",
+                                        .command_usage = "COMMAND [ARGS]",
+                                        .table = table};
 
 static int setup(void **state)
 {
@@ -91,7 +93,8 @@ static void test_default_config_path(void **state)
     assert_string_equal(cli.config_path, "/srv/fv.conf");
     unsetenv("FV_CONFIG");
     assert_int_equal(fv_cli_parse(&daemon_prog, 1, a, &cli), -1);
-    if (access(FV_CONFIG_DEFAULT_PATH, F_OK) == 0) assert_string_equal(cli.config_path, FV_CONFIG_DEFAULT_PATH);
+    if (access(FV_CONFIG_DEFAULT_PATH, F_OK) == 0)
+        assert_string_equal(cli.config_path, FV_CONFIG_DEFAULT_PATH);
     else assert_null(cli.config_path);
     char *b[] = {"prog", "-c", "/given.conf", NULL};
     setenv("FV_CONFIG", "/srv/fv.conf", 1);

@@ -198,7 +198,8 @@ static void test_print_hides_password(void **state)
 static int split_lines(char *err, char **lines, int max)
 {
     int n = 0;
-    for (char *save = NULL, *l = strtok_r(err, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save))
+    for (char *save = NULL, *l = strtok_r(err, "\n", &save); l && n < max;
+         l = strtok_r(NULL, "\n", &save))
         lines[n++] = l;
     return n;
 }
@@ -210,9 +211,9 @@ static void test_three_bad_keys_three_lines(void **state)
     write_conf("[common]\n"
                "t_str = fine\n"
                "[worker]\n"
-               "t_int = 101\n"      /* line 4: out of range */
+               "t_int = 101\n" /* line 4: out of range */
                "t_port = 80\n"
-               "t_bool = maybe\n"   /* line 6: not a boolean */
+               "t_bool = maybe\n" /* line 6: not a boolean */
                "\n"
                "t_port = 70000\n"); /* line 8: out of range */
     char err[2048] = "", *lines[8], want[128];
@@ -220,7 +221,10 @@ static void test_three_bad_keys_three_lines(void **state)
     assert_non_null(strstr(err, "t_int: must be between -100 and 100, not 101"));
     assert_non_null(strstr(err, "t_port: must be between 1 and 65535, not 70000"));
     assert_int_equal(split_lines(err, lines, 8), 3);
-    static const struct { int line; const char *key; } bad[] = {{4, "t_int"}, {6, "t_bool"}, {8, "t_port"}};
+    static const struct {
+        int line;
+        const char *key;
+    } bad[] = {{4, "t_int"}, {6, "t_bool"}, {8, "t_port"}};
     for (int i = 0; i < 3; i++) {
         snprintf(want, sizeof want, "%s:%d: %s: ", path, bad[i].line, bad[i].key);
         int found = 0;
@@ -238,7 +242,8 @@ static void test_range_from_environment_names_the_variable(void **state)
     char err[1024] = "";
     assert_int_equal(fv_config_load(table, path, err, sizeof err), -1);
     assert_null(strchr(err, '\n'));
-    assert_non_null(strstr(err, "environment FV_T_PORT: t_port: must be between 1 and 65535, not 65536"));
+    assert_non_null(
+        strstr(err, "environment FV_T_PORT: t_port: must be between 1 and 65535, not 65536"));
     setenv("FV_T_PORT", "443", 1);
     assert_int_equal(fv_config_load(table, path, err, sizeof err), 0); /* the variable wins */
     assert_int_equal(t_port, 443);
@@ -276,7 +281,8 @@ static void test_print_shows_range_and_reload(void **state)
     fv_config_print(table, f);
     fclose(f);
     assert_non_null(strstr(buf, "# an integer\n# between -100 and 100\nt_int = 42\n"));
-    assert_non_null(strstr(buf, "# a port\n# between 1 and 65535; SIGHUP applies a change\nt_port = 80\n"));
+    assert_non_null(
+        strstr(buf, "# a port\n# between 1 and 65535; SIGHUP applies a change\nt_port = 80\n"));
 }
 
 int main(void)

@@ -32,8 +32,8 @@ static fv_envelope sample(void)
 }
 
 /* Encodes e and parses the field/value part (argv after "XADD stream *") back into out. */
-static int round_trip(const fv_envelope *e, fv_envelope *out, const char **argv, size_t *lens,
-                      char *err, size_t errlen)
+static int round_trip(const fv_envelope *e, fv_envelope *out, const char **argv, size_t *lens, char *err,
+                      size_t errlen)
 {
     char scratch[64];
     int n = fv_envelope_xadd_argv(e, "fv:test", scratch, sizeof scratch, argv, lens);
@@ -118,9 +118,9 @@ static int parse_with(const char *field, const char *value, char *err, size_t er
 static void test_missing_fields_rejected(void **state)
 {
     (void)state;
-    static const char *fields[] = {"v", "id", "survey_id", "survey_version", "deployment_id",
-                                   "submitted_by", "received_at", "data", "location",
-                                   "collected_at", "verified"};
+    static const char *fields[] = {
+        "v",           "id",   "survey_id", "survey_version", "deployment_id", "submitted_by",
+        "received_at", "data", "location",  "collected_at",   "verified"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         char err[128] = "";
         assert_int_equal(parse_with(fields[i], NULL, err, sizeof err), -1);
@@ -132,11 +132,13 @@ static void test_missing_fields_rejected(void **state)
 static void test_malformed_fields_rejected(void **state)
 {
     (void)state;
-    struct { const char *field, *value; } bad[] = {
+    struct {
+        const char *field, *value;
+    } bad[] = {
         {"v", "2"},
         {"id", "not-a-uuid"},
-        {"id", "0190a1b2-c3d4-7e5f-8a9b-0123456789a"},   /* one short */
-        {"id", "0190a1b2xc3d4-7e5f-8a9b-0123456789ab"},  /* separator */
+        {"id", "0190a1b2-c3d4-7e5f-8a9b-0123456789a"},  /* one short */
+        {"id", "0190a1b2xc3d4-7e5f-8a9b-0123456789ab"}, /* separator */
         {"survey_id", "0190a1b2-c3d4-7e5f-8a9b-0123456789ag"},
         {"survey_version", "0"},
         {"survey_version", "-3"},
@@ -177,11 +179,12 @@ static void test_unknown_fields_ignored(void **state)
 #define NDEAD (NARGS + 2 * FV_ENVELOPE_DEAD_NFIELDS)
 
 /* A dead letter as the worker writes it: the entry's fields, then the dead-letter fields. */
-static int dead_letter(const fv_envelope *e, const char *error, const char **argv, size_t *lens, char *scratch,
-                       size_t scratchlen)
+static int dead_letter(const fv_envelope *e, const char *error, const char **argv, size_t *lens,
+                       char *scratch, size_t scratchlen)
 {
     int n = fv_envelope_xadd_argv(e, "fv:dead", scratch, 64, argv, lens);
-    n += fv_envelope_dead_argv(error, "1700000000000-7", 5, scratch + 64, scratchlen - 64, argv + n, lens + n);
+    n += fv_envelope_dead_argv(error, "1700000000000-7", 5, scratch + 64, scratchlen - 64, argv + n,
+                               lens + n);
     return n;
 }
 
@@ -220,8 +223,8 @@ static void test_dead_letter_round_trip(void **state)
 static void test_dead_letter_fields_only_at_the_end(void **state)
 {
     (void)state;
-    const char *items[] = {"id", "x", "error", "its own", "deliveries", "7", "stream_id", "1-1",
-                           "deliveries", "x9", "error", "the worker's"};
+    const char *items[] = {"id",        "x",   "error",      "its own", "deliveries", "7",
+                           "stream_id", "1-1", "deliveries", "x9",      "error",      "the worker's"};
     size_t lens[12];
     for (int i = 0; i < 12; i++) lens[i] = strlen(items[i]);
     fv_dead_letter d;

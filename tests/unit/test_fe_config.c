@@ -42,17 +42,24 @@ static void test_env_overrides(void **state)
 static void test_each_bad_key_its_own_line(void **state)
 {
     (void)state;
-    static const char *bad[][2] = {{"FV_MAX_BODY_BYTES", "1023"},          {"FV_LISTEN_PORT", "0"},
-                                   {"FV_PG_POOL_SIZE", "0"},               {"FV_PROCESSES", "-1"},
-                                   {"FV_PASSWORD_ITERATIONS", "100000"},   {"FV_PASSWORD_THREADS", "65"},
-                                   {"FV_SESSION_TTL_S", "59"},             {"FV_MIN_PASSWORD_SCORE", "5"},
-                                   {"FV_LOGIN_MAX_FAILURES_ACCOUNT", "0"}, {"FV_LOGIN_MAX_FAILURES_ADDRESS", "-1"},
-                                   {"FV_LOGIN_WINDOW_S", "0"},             {"FV_API_KEY_RATE_WINDOW_S", "0"},
+    static const char *bad[][2] = {{"FV_MAX_BODY_BYTES", "1023"},
+                                   {"FV_LISTEN_PORT", "0"},
+                                   {"FV_PG_POOL_SIZE", "0"},
+                                   {"FV_PROCESSES", "-1"},
+                                   {"FV_PASSWORD_ITERATIONS", "100000"},
+                                   {"FV_PASSWORD_THREADS", "65"},
+                                   {"FV_SESSION_TTL_S", "59"},
+                                   {"FV_MIN_PASSWORD_SCORE", "5"},
+                                   {"FV_LOGIN_MAX_FAILURES_ACCOUNT", "0"},
+                                   {"FV_LOGIN_MAX_FAILURES_ADDRESS", "-1"},
+                                   {"FV_LOGIN_WINDOW_S", "0"},
+                                   {"FV_API_KEY_RATE_WINDOW_S", "0"},
                                    {"FV_LOG_LEVEL", "chatty"}};
     size_t n = sizeof bad / sizeof bad[0];
     for (size_t i = 0; i < n; i++) setenv(bad[i][0], bad[i][1], 1);
     char err[8192] = "";
-    assert_int_equal(fv_config_load_checked(fe_config_table, NULL, fe_config_check, err, sizeof err), -1);
+    assert_int_equal(fv_config_load_checked(fe_config_table, NULL, fe_config_check, err, sizeof err),
+                     -1);
     for (size_t i = 0; i < n; i++) {
         char want[128];
         snprintf(want, sizeof want, "environment %s: ", bad[i][0]);

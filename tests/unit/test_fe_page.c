@@ -19,7 +19,8 @@ static void test_limit(void **state)
     assert_int_equal(fe_page_limit(NULL), FE_PAGE_DEFAULT);
     assert_int_equal(fe_page_limit("1"), 1);
     assert_int_equal(fe_page_limit("500"), 500);
-    const char *bad[] = {"", "0", "-1", "501", "12x", " 5", "5 ", "+5", "1e2", "99999999999999999999", "0x10"};
+    const char *bad[] = {"",    "0", "-1", "501", "12x", " 5", "5 ", "+5", "1e2", "99999999999999999999",
+                         "0x10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(fe_page_limit(bad[i]), -1);
 }
 
@@ -114,8 +115,13 @@ static void test_hostile_cursors(void **state)
     hex(nul, sizeof TS_KEY - 1, c);
     assert_false(fe_page_decode(FE_PAGE_TS_UUID, c, &pg));
     /* bad timestamps */
-    const char *bad_ts[] = {"2026-13-02T07:45:51Z", "2026-02-30T07:45:51Z", "2026-12-02 07:45:51Z",
-                            "2026-12-02T25:00:00Z", "yesterday", "", "2026-12-02T07:45:51+15:00"};
+    const char *bad_ts[] = {"2026-13-02T07:45:51Z",
+                            "2026-02-30T07:45:51Z",
+                            "2026-12-02 07:45:51Z",
+                            "2026-12-02T25:00:00Z",
+                            "yesterday",
+                            "",
+                            "2026-12-02T07:45:51+15:00"};
     for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++) {
         char key[128];
         snprintf(key, sizeof key, "%s|%s", bad_ts[i], UUID);
@@ -179,12 +185,9 @@ static void test_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_limit),
-        cmocka_unit_test(test_uuid_round_trip),
-        cmocka_unit_test(test_int_round_trip),
-        cmocka_unit_test(test_ts_uuid_round_trip),
-        cmocka_unit_test(test_hostile_cursors),
-        cmocka_unit_test(test_wrong_kind),
+        cmocka_unit_test(test_limit),           cmocka_unit_test(test_uuid_round_trip),
+        cmocka_unit_test(test_int_round_trip),  cmocka_unit_test(test_ts_uuid_round_trip),
+        cmocka_unit_test(test_hostile_cursors), cmocka_unit_test(test_wrong_kind),
         cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

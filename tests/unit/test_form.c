@@ -132,16 +132,16 @@ static void test_compile_errors_all_at_once(void **state)
     fv_form_errors_init(&e);
     fv_form *f = compile_text(
         "{\"questions\":["
-        "{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"x+\"}}," /* 0 ok */
-        "{\"name\":\"a\",\"type\":\"integer\"},"                                     /* 1 dup */
-        "{\"name\":\"b\",\"type\":\"colour\"},"                                      /* 2 type */
-        "{\"name\":\"c\",\"type\":\"select_one\"},"                                  /* 3 choices */
-        "{\"name\":\"d\",\"type\":\"text\",\"constraint\":{\"pattern\":\"a(b\"}},"    /* 4 regex */
+        "{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"x+\"}},"  /* 0 ok */
+        "{\"name\":\"a\",\"type\":\"integer\"},"                                   /* 1 dup */
+        "{\"name\":\"b\",\"type\":\"colour\"},"                                    /* 2 type */
+        "{\"name\":\"c\",\"type\":\"select_one\"},"                                /* 3 choices */
+        "{\"name\":\"d\",\"type\":\"text\",\"constraint\":{\"pattern\":\"a(b\"}}," /* 4 regex */
         /* 5: min > max */
         "{\"name\":\"e\",\"type\":\"integer\",\"constraint\":{\"min\":5,\"max\":4}},"
-        "{\"type\":\"text\"},"                                                       /* 6 no name */
-        "{\"name\":\"1x\",\"type\":\"text\"},"                                /* 7 bad name */
-        "{\"name\":\"g\",\"type\":\"text\",\"required\":\"yes\"}"                   /* 8 bool */
+        "{\"type\":\"text\"},"                                    /* 6 no name */
+        "{\"name\":\"1x\",\"type\":\"text\"},"                    /* 7 bad name */
+        "{\"name\":\"g\",\"type\":\"text\",\"required\":\"yes\"}" /* 8 bool */
         "]}",
         &e);
     assert_null(f);
@@ -231,14 +231,13 @@ static void test_compile_question_checks(void **state)
     /* booleans and label */
     compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"confidential\":1}"), "a",
                  "confidential must be true or false");
-    compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"label\":[]}"), "a",
-                 "label must be a string");
+    compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"label\":[]}"), "a", "label must be a string");
     compile_bad1(Q("{\"name\":\"a\",\"type\":\"note\",\"required\":true}"), "a", NULL);
     /* choices */
     compile_bad1(Q("{\"name\":\"a\",\"type\":\"select_multiple\",\"choices\":[]}"), "a",
                  "choices must be a non-empty list");
-    compile_bad1(Q("{\"name\":\"a\",\"type\":\"select_one\",\"choices\":[\"x\",{\"name\":\"x\"}]}"),
-                 "a", "duplicate choice");
+    compile_bad1(Q("{\"name\":\"a\",\"type\":\"select_one\",\"choices\":[\"x\",{\"name\":\"x\"}]}"), "a",
+                 "duplicate choice");
     compile_bad1(Q("{\"name\":\"a\",\"type\":\"select_one\","
                    "\"choices\":[\"x\",{\"label\":\"y\"}]}"),
                  "a", "invalid choice");
@@ -263,9 +262,10 @@ static void test_compile_question_checks(void **state)
     compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":1}}"), "a",
                  "constraint pattern must be a string");
     /* back-references can make matching exponential: refused; an escaped backslash is fine */
-    compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"(a*)*\\\\1\"}}"), "a",
-                 "back-references are not allowed in a pattern");
-    fv_form_free(compile_ok(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"a\\\\\\\\1\"}}")));
+    compile_bad1(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"(a*)*\\\\1\"}}"),
+                 "a", "back-references are not allowed in a pattern");
+    fv_form_free(
+        compile_ok(Q("{\"name\":\"a\",\"type\":\"text\",\"constraint\":{\"pattern\":\"a\\\\\\\\1\"}}")));
     /* equal bounds are fine, unknown constraint keys too */
     fv_form_free(compile_ok(Q("{\"name\":\"a\",\"type\":\"decimal\","
                               "\"constraint\":{\"min\":1.5,\"max\":1.5,\"step\":1}}")));
@@ -277,8 +277,7 @@ static void test_compile_question_checks(void **state)
 static void test_validate_data_not_object(void **state)
 {
     (void)state;
-    fv_form *f =
-        compile_ok("{\"questions\":[{\"name\":\"a\",\"type\":\"text\",\"required\":true}]}");
+    fv_form *f = compile_ok("{\"questions\":[{\"name\":\"a\",\"type\":\"text\",\"required\":true}]}");
     fv_form_errors e;
     fv_form_errors_init(&e);
     assert_int_equal(check(f, "[1]", &e), 1);
@@ -388,15 +387,14 @@ static void test_validate_decimal(void **state)
 static void test_validate_select(void **state)
 {
     (void)state;
-    fv_form *f = compile_ok(
-        "{\"questions\":["
-        "{\"name\":\"one\",\"type\":\"select_one\","
-        " \"choices\":[\"yes\",\"no\",{\"name\":\"maybe\"}]},"
-        "{\"name\":\"many\",\"type\":\"select_multiple\","
-        " \"choices\":[\"a\",\"b\",\"c\",\"d\",\"e\"]},"
-        "{\"name\":\"cnt\",\"type\":\"select_multiple\","
-        " \"choices\":[\"a\",\"b\",\"c\",\"d\",\"e\"],"
-        " \"constraint\":{\"min\":2,\"max\":3}}]}");
+    fv_form *f = compile_ok("{\"questions\":["
+                            "{\"name\":\"one\",\"type\":\"select_one\","
+                            " \"choices\":[\"yes\",\"no\",{\"name\":\"maybe\"}]},"
+                            "{\"name\":\"many\",\"type\":\"select_multiple\","
+                            " \"choices\":[\"a\",\"b\",\"c\",\"d\",\"e\"]},"
+                            "{\"name\":\"cnt\",\"type\":\"select_multiple\","
+                            " \"choices\":[\"a\",\"b\",\"c\",\"d\",\"e\"],"
+                            " \"constraint\":{\"min\":2,\"max\":3}}]}");
     accept(f, "one", "\"yes\"");
     accept(f, "one", "\"maybe\"");
     reject(f, "one", "\"YES\"", "not one of the choices");
@@ -501,13 +499,12 @@ static void test_validate_geopoint(void **state)
     fv_form_free(f);
 }
 
-static const char *const mixed_def =
-    "{\"questions\":["
-    "{\"name\":\"name\",\"type\":\"text\",\"required\":true},"
-    "{\"name\":\"age\",\"type\":\"integer\",\"required\":true},"
-    "{\"name\":\"note1\",\"type\":\"note\",\"label\":\"Thanks\"},"
-    "{\"name\":\"comment\",\"type\":\"text\"},"
-    "{\"name\":\"when\",\"type\":\"date\"}]}";
+static const char *const mixed_def = "{\"questions\":["
+                                     "{\"name\":\"name\",\"type\":\"text\",\"required\":true},"
+                                     "{\"name\":\"age\",\"type\":\"integer\",\"required\":true},"
+                                     "{\"name\":\"note1\",\"type\":\"note\",\"label\":\"Thanks\"},"
+                                     "{\"name\":\"comment\",\"type\":\"text\"},"
+                                     "{\"name\":\"when\",\"type\":\"date\"}]}";
 
 static void test_validate_several_errors_at_once(void **state)
 {
@@ -521,8 +518,9 @@ static void test_validate_several_errors_at_once(void **state)
     assert_string_equal(fv_form_errors_get(&e, "age"), "expected integer");
     fv_form_errors_free(&e);
     /* everything wrong together: definition order, then unknown keys */
-    assert_int_equal(check(f, "{\"zzz\":1,\"when\":\"2023-02-30\",\"note1\":\"x\",\"age\":1.5,"
-                              "\"name\":null}",
+    assert_int_equal(check(f,
+                           "{\"zzz\":1,\"when\":\"2023-02-30\",\"note1\":\"x\",\"age\":1.5,"
+                           "\"name\":null}",
                            &e),
                      5);
     assert_string_equal(e.items[0].field, "name");
@@ -556,8 +554,9 @@ static void test_validate_optional_null_and_note(void **state)
     fv_form_errors e;
     fv_form_errors_init(&e);
     assert_int_equal(check(f, "{\"name\":\"Ann\",\"age\":30}", &e), 0);
-    assert_int_equal(check(f, "{\"name\":\"Ann\",\"age\":30,\"comment\":null,\"when\":null,"
-                              "\"note1\":null}",
+    assert_int_equal(check(f,
+                           "{\"name\":\"Ann\",\"age\":30,\"comment\":null,\"when\":null,"
+                           "\"note1\":null}",
                            &e),
                      0);
     assert_int_equal(check(f, "{\"name\":\"\",\"age\":null}", &e), 2); /* "" and null: unanswered */

@@ -20,13 +20,19 @@ static void test_sql_dir(void **state)
 {
     (void)state;
     char err[512] = "";
-    assert_int_equal(fv_config_load_checked(fvctl_config_table, NULL, fvctl_config_check_files, err, sizeof err), 0);
+    assert_int_equal(fv_config_load_checked(fvctl_config_table, NULL, fvctl_config_check_files, err,
+                                            sizeof err),
+                     0);
     assert_string_equal(fvctl_cfg.sql_dir, "");
     setenv("FV_SQL_DIR", "/nonexistent/sql", 1);
-    assert_int_equal(fv_config_load_checked(fvctl_config_table, NULL, fvctl_config_check_files, err, sizeof err), -1);
+    assert_int_equal(fv_config_load_checked(fvctl_config_table, NULL, fvctl_config_check_files, err,
+                                            sizeof err),
+                     -1);
     assert_string_equal(err, "environment FV_SQL_DIR: sql_dir: '/nonexistent/sql' is not a directory");
     setenv("FV_SQL_DIR", "/", 1);
-    assert_int_equal(fv_config_load_checked(fvctl_config_table, NULL, fvctl_config_check_files, err, sizeof err), 0);
+    assert_int_equal(fv_config_load_checked(fvctl_config_table, NULL, fvctl_config_check_files, err,
+                                            sizeof err),
+                     0);
     unsetenv("FV_SQL_DIR");
     fv_config_free(fvctl_config_table);
 }

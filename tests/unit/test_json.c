@@ -8,19 +8,22 @@
 
 #include "fv_json.h"
 
-static const char *check(const char *s) { return fv_json_check_escapes(s, strlen(s)); }
+static const char *check(const char *s)
+{
+    return fv_json_check_escapes(s, strlen(s));
+}
 
 static void test_check_escapes(void **state)
 {
     (void)state;
     assert_null(check("{\"a\":\"plain\"}"));
     assert_null(check("{\"a\":\"tab\\t quote\\\" slash\\\\ \\u00e9\"}"));
-    assert_null(check("{\"a\":\"\\ud83d\\ude00\"}"));        /* a proper surrogate pair */
-    assert_null(check("{\"a\":\"\\\\u0000\"}"));             /* an escaped backslash, then text */
+    assert_null(check("{\"a\":\"\\ud83d\\ude00\"}")); /* a proper surrogate pair */
+    assert_null(check("{\"a\":\"\\\\u0000\"}"));      /* an escaped backslash, then text */
     assert_non_null(check("{\"a\":\"x\\u0000y\"}"));
     assert_non_null(check("{\"a\":\"\\ud800 alone\"}"));
     assert_non_null(check("{\"a\":\"\\udc00\"}"));
-    assert_non_null(check("{\"a\":\"\\ud800\\u0041\"}"));   /* high surrogate, then no low one */
+    assert_non_null(check("{\"a\":\"\\ud800\\u0041\"}")); /* high surrogate, then no low one */
     assert_non_null(check("{\"a\":\"\\ud800\"}"));
 }
 

@@ -121,10 +121,10 @@ static void test_base64(void **state)
     fv_b64_encode(bin, 3, out);
     assert_string_equal(out, "+//+");
     /* not canonical or not base64 */
-    assert_int_equal(fv_b64url_decode("Zh", 2, back), -1);   /* non-zero padding bits */
+    assert_int_equal(fv_b64url_decode("Zh", 2, back), -1); /* non-zero padding bits */
     assert_int_equal(fv_b64url_decode("Z", 1, back), -1);
     assert_int_equal(fv_b64url_decode("Zm9v+", 5, back), -1);
-    assert_int_equal(fv_b64_decode("Zm9", 3, back), -1);     /* standard needs padding */
+    assert_int_equal(fv_b64_decode("Zm9", 3, back), -1); /* standard needs padding */
     assert_int_equal(fv_b64_decode("Zm9v\0Zm9v", 9, back), -1);
 }
 

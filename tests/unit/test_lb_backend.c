@@ -26,9 +26,21 @@ static void test_addr_parse(void **state)
     assert_string_equal(a.text, "[::1]:65535");
     assert_true(lb_addr_parse("10.0.0.7:80", &a));
     assert_false(lb_addr_is_loopback(&a));
-    const char *bad[] = {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:+80",
-                         "127.0.0.1:80x", "localhost:80", "::1:80", "[127.0.0.1]:80", "[::1]80",
-                         "[::1", "1.2.3.4.5:80", "127.0.0.1:123456", NULL};
+    const char *bad[] = {"",
+                         "127.0.0.1",
+                         "127.0.0.1:",
+                         "127.0.0.1:0",
+                         "127.0.0.1:65536",
+                         "127.0.0.1:+80",
+                         "127.0.0.1:80x",
+                         "localhost:80",
+                         "::1:80",
+                         "[127.0.0.1]:80",
+                         "[::1]80",
+                         "[::1",
+                         "1.2.3.4.5:80",
+                         "127.0.0.1:123456",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         if (lb_addr_parse(bad[i], &a)) fail_msg("'%s' parsed as %s", bad[i], a.text);
 }
@@ -43,7 +55,8 @@ static void test_addr_list(void **state)
     assert_string_equal(v[1].text, "[::1]:2");
     assert_int_equal(lb_addr_parse_list("127.0.0.1:1,host:2", v, 4, err, sizeof err), -1);
     assert_non_null(strstr(err, "host:2"));
-    assert_int_equal(lb_addr_parse_list("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", v, 2, err, sizeof err), -1);
+    assert_int_equal(lb_addr_parse_list("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", v, 2, err, sizeof err),
+                     -1);
     assert_int_equal(lb_addr_parse_list("127.0.0.1:1,127.000.0.1:1", v, 4, err, sizeof err), -1);
 }
 
@@ -174,10 +187,8 @@ static void test_least_connections(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_parse),
-        cmocka_unit_test(test_addr_list),
-        cmocka_unit_test(test_rise_fall),
-        cmocka_unit_test(test_checking_goes_down_after_fall),
+        cmocka_unit_test(test_addr_parse),        cmocka_unit_test(test_addr_list),
+        cmocka_unit_test(test_rise_fall),         cmocka_unit_test(test_checking_goes_down_after_fall),
         cmocka_unit_test(test_least_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

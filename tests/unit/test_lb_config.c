@@ -73,7 +73,8 @@ static void test_validation_refuses(void **state)
     assert_int_equal(validate_with("FV_RISE", "0", err, sizeof err), -1);
     assert_int_equal(validate_with("FV_FALL", "0", err, sizeof err), -1);
     assert_int_equal(validate_with("FV_MIN_BACKENDS", "9", err, sizeof err), -1); /* > max_backends */
-    assert_string_equal(err, "environment FV_MIN_BACKENDS: min_backends: 9 is more than max_backends (8)");
+    assert_string_equal(err,
+                        "environment FV_MIN_BACKENDS: min_backends: 9 is more than max_backends (8)");
     assert_int_equal(validate_with("FV_HIGH_WATER_BYTES", "100", err, sizeof err), -1);
     assert_int_equal(validate_with("FV_SPAWN_COMMAND", "start-frontend", err, sizeof err), -1);
     assert_non_null(strstr(err, "{port}"));
@@ -81,7 +82,9 @@ static void test_validation_refuses(void **state)
     assert_int_equal(validate_with("FV_PROXY_ADDR", "example.org", err, sizeof err), -1);
     /* more backends than max_backends */
     setenv("FV_MAX_BACKENDS", "2", 1);
-    assert_int_equal(validate_with("FV_BACKENDS", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", err, sizeof err), -1);
+    assert_int_equal(validate_with("FV_BACKENDS", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", err,
+                                   sizeof err),
+                     -1);
     unsetenv("FV_MAX_BACKENDS");
     /* Every problem at once, each on its key. */
     setenv("FV_RISE", "0", 1);
@@ -90,8 +93,11 @@ static void test_validation_refuses(void **state)
     unsetenv("FV_RISE");
     unsetenv("FV_ADMIN_ADDR");
     assert_non_null(strstr(err, "environment FV_RISE: rise: must be between 1 and 1000, not 0\n"));
-    assert_non_null(strstr(err, "environment FV_HIGH_WATER_BYTES: high_water_bytes: must be at least 4096, not 100"));
-    assert_non_null(strstr(err, "environment FV_ADMIN_ADDR: admin_addr: 0.0.0.0 is not a loopback address"));
+    assert_non_null(
+        strstr(err,
+               "environment FV_HIGH_WATER_BYTES: high_water_bytes: must be at least 4096, not 100"));
+    assert_non_null(
+        strstr(err, "environment FV_ADMIN_ADDR: admin_addr: 0.0.0.0 is not a loopback address"));
 }
 
 /* Only backends and log_level are marked as applied by SIGHUP: lb_server_reload keeps the rest. */
@@ -100,7 +106,8 @@ static void test_reloadable_keys(void **state)
     (void)state;
     for (const fv_cfg_entry *e = lb_config_table; e->name; e++) {
         bool want = strcmp(e->name, "backends") == 0 || strcmp(e->name, "log_level") == 0;
-        if ((e->reload == FV_CFG_RELOAD) != want) fail_msg("%s: reload flag %d", e->name, (int)e->reload);
+        if ((e->reload == FV_CFG_RELOAD) != want)
+            fail_msg("%s: reload flag %d", e->name, (int)e->reload);
     }
 }
 

@@ -43,7 +43,8 @@ static void assert_matches(const char *text, const char *pattern)
     if (rc != 0) fail_msg("%s does not match %s", text, pattern);
 }
 
-#define TS_PID "^\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z\",\"pid\":[0-9]+"
+#define TS_PID \
+    "^\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z\",\"pid\":[0-9]+"
 
 static void write_access(void)
 {
@@ -84,8 +85,9 @@ static void test_log_lines_have_ts_first(void **state)
 {
     (void)state;
     char *out = captured(write_line);
-    assert_matches(out, "^\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z\","
-                        "\"level\":\"info\",\"proc\":\"test\",\"pid\":[0-9]+,\"msg\":\"hello 7\"\\}\n$");
+    assert_matches(out,
+                   "^\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z\","
+                   "\"level\":\"info\",\"proc\":\"test\",\"pid\":[0-9]+,\"msg\":\"hello 7\"\\}\n$");
     free(out);
 }
 

@@ -15,7 +15,8 @@
  *     make_password("lètmein", "seasalt", "pbkdf2_sha256") ==
  *     "pbkdf2_sha256$390000$seasalt$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c="
  * The password is UTF-8 ("l\xc3\xa8tmein"). */
-static const char DJANGO_HASH[] = "pbkdf2_sha256$390000$seasalt$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c=";
+static const char DJANGO_HASH[] =
+    "pbkdf2_sha256$390000$seasalt$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c=";
 static const char DJANGO_PW[] = "l\xc3\xa8tmein";
 
 static void test_django_hash_verifies(void **st)
@@ -122,7 +123,8 @@ static void test_strength_scores(void **st)
     /* made of the user's own name and email: weak despite its length */
     const char *mine = "gwendolyn.harrington";
     assert_int_equal(fv_strength_estimate(mine, strlen(mine), "gwendolyn.harrington@example.org",
-                                          "Gwendolyn Harrington", &s), 0);
+                                          "Gwendolyn Harrington", &s),
+                     0);
     assert_true(s.score < 3);
     assert_non_null(strstr(s.warning, "name or email"));
     /* a very long password is evaluated on its first bytes only, and fast */
@@ -135,10 +137,8 @@ static void test_strength_scores(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_django_hash_verifies),
-        cmocka_unit_test(test_same_text_as_django),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_tampered_and_malformed),
+        cmocka_unit_test(test_django_hash_verifies), cmocka_unit_test(test_same_text_as_django),
+        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_tampered_and_malformed),
         cmocka_unit_test(test_strength_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -85,7 +85,16 @@ static void test_tampered(void **st)
     bad[n - 2] = bad[n - 2] == 'A' ? 'B' : 'A';
     assert_int_equal(fv_token_verify(&ks, bad, 1700000100, &out), FV_TOKEN_BAD_SIG);
     /* shapes */
-    const char *shapes[] = {"", "fvs_", "fvs_.", "fvk_abc.def", "fvs_abc", "fvs_a.b.c", tok + 1, "fvs_" "\xff" ".x"};
+    const char *shapes[] = {"",
+                            "fvs_",
+                            "fvs_.",
+                            "fvk_abc.def",
+                            "fvs_abc",
+                            "fvs_a.b.c",
+                            tok + 1,
+                            "fvs_"
+                            "\xff"
+                            ".x"};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         assert_int_equal(fv_token_verify(&ks, shapes[i], 1700000100, &out), FV_TOKEN_MALFORMED);
     strcpy(bad, tok);
@@ -138,11 +147,11 @@ static const struct {
     time_t t;
     const char *code;
 } RFC[] = {
-    {59, "287082"},         /* 94287082 */
-    {1111111109, "081804"}, /* 07081804 */
-    {1111111111, "050471"}, /* 14050471 */
-    {1234567890, "005924"}, /* 89005924 */
-    {2000000000, "279037"}, /* 69279037 */
+    {59, "287082"},          /* 94287082 */
+    {1111111109, "081804"},  /* 07081804 */
+    {1111111111, "050471"},  /* 14050471 */
+    {1234567890, "005924"},  /* 89005924 */
+    {2000000000, "279037"},  /* 69279037 */
     {20000000000, "353130"}, /* 65353130 */
 };
 
@@ -202,7 +211,8 @@ static void test_seal(void **st)
     OPENSSL_cleanse(pt, len);
     free(pt);
     /* wrong associated data (another user's row), wrong label */
-    assert_null(fv_unseal(&ks, "fv-seal-totp", "totp:0190a1b2-c3d4-7e5f-8a9b-0123456789ad", sealed, &len));
+    assert_null(
+        fv_unseal(&ks, "fv-seal-totp", "totp:0190a1b2-c3d4-7e5f-8a9b-0123456789ad", sealed, &len));
     assert_null(fv_unseal(&ks, "fv-seal-other", aad, sealed, &len));
     /* tampered ciphertext */
     char *t = strdup(sealed);
@@ -226,12 +236,9 @@ static void test_seal(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_expired),
-        cmocka_unit_test(test_rotation),
-        cmocka_unit_test(test_totp_vectors),
-        cmocka_unit_test(test_totp_drift_and_replay),
+        cmocka_unit_test(test_good),         cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_expired),      cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_totp_vectors), cmocka_unit_test(test_totp_drift_and_replay),
         cmocka_unit_test(test_seal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

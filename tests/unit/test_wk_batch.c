@@ -38,12 +38,28 @@ static redisReply *rnil(void)
 /* One entry [id, [field, value, ...]] with the good envelope, one field changed when given. */
 static redisReply *entry(const char *id, const char *field, const char *value)
 {
-    const char *kv[] = {"v", "1", "id", "0190a1b2-c3d4-7e5f-8a9b-0123456789ab",
-                        "survey_id", "0190a1b2-c3d4-7e5f-8a9b-0123456789ac", "survey_version", "3",
-                        "deployment_id", "0190a1b2-c3d4-7e5f-8a9b-0123456789ad",
-                        "submitted_by", "0190a1b2-c3d4-7e5f-8a9b-0123456789ae",
-                        "received_at", "1717171717123", "data", "{\"a\":[1,2,{\"b\":null}]}",
-                        "location", "", "collected_at", "", "verified", "0"};
+    const char *kv[] = {"v",
+                        "1",
+                        "id",
+                        "0190a1b2-c3d4-7e5f-8a9b-0123456789ab",
+                        "survey_id",
+                        "0190a1b2-c3d4-7e5f-8a9b-0123456789ac",
+                        "survey_version",
+                        "3",
+                        "deployment_id",
+                        "0190a1b2-c3d4-7e5f-8a9b-0123456789ad",
+                        "submitted_by",
+                        "0190a1b2-c3d4-7e5f-8a9b-0123456789ae",
+                        "received_at",
+                        "1717171717123",
+                        "data",
+                        "{\"a\":[1,2,{\"b\":null}]}",
+                        "location",
+                        "",
+                        "collected_at",
+                        "",
+                        "verified",
+                        "0"};
     size_t n = sizeof kv / sizeof kv[0];
     redisReply *fields = rarr(n);
     for (size_t i = 0; i < n; i += 2) {
@@ -60,7 +76,8 @@ static void test_json_object_check(void **state)
 {
     (void)state;
     const char *good[] = {"{}", " {\"a\":1}", "{\"a\":\"caf\xc3\xa9\",\"b\":[true,null,1.5e3]}\n"};
-    const char *bad[] = {"", "[]", "1", "\"x\"", "{", "{\"a\":}", "{} {}", "{}x", "{\"a\":\"\xff\"}", "null"};
+    const char *bad[] = {"",    "[]", "1", "\"x\"", "{", "{\"a\":}", "{} {}", "{}x", "{\"a\":\"\xff\"}",
+                         "null"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         if (!wk_json_is_object(good[i], strlen(good[i]))) fail_msg("rejected %s", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -74,10 +91,10 @@ static void test_fill_marks_states(void **state)
     (void)state;
     redisReply *list = rarr(6);
     list->element[0] = entry("1-0", NULL, NULL);
-    list->element[1] = entry("1-1", "data", "{\"a\":");          /* broken JSON */
-    list->element[2] = entry("1-2", "location", "[1,2]");        /* not an object */
-    list->element[3] = entry("1-3", "survey_version", "zero");   /* envelope refuses it */
-    list->element[4] = rarr(2);                                   /* deleted while pending */
+    list->element[1] = entry("1-1", "data", "{\"a\":");        /* broken JSON */
+    list->element[2] = entry("1-2", "location", "[1,2]");      /* not an object */
+    list->element[3] = entry("1-3", "survey_version", "zero"); /* envelope refuses it */
+    list->element[4] = rarr(2);                                /* deleted while pending */
     list->element[4]->element[0] = rstr("1-4");
     list->element[4]->element[1] = rnil();
     list->element[5] = entry("1-5", "location", "{\"lat\":1,\"lon\":2}");

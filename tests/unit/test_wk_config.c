@@ -51,11 +51,11 @@ static void test_defaults(void **state)
 static void test_validate_rejects(void **state)
 {
     (void)state;
-    static const char *bad[][2] = {{"FV_BATCH_SIZE", "0"},    {"FV_BLOCK_MS", "0"},
-                                   {"FV_CLAIM_IDLE_MS", "-1"}, {"FV_MAX_DELIVERIES", "0"},
-                                   {"FV_PG_RETRY_MAX_MS", "0"}, {"FV_IO_TIMEOUT_MS", "0"},
-                                   {"FV_REDIS_PORT", "70000"}, {"FV_BATCH_SIZE", "100001"},
-                                   {"FV_PG_STATEMENT_TIMEOUT_MS", "-1"}, {"FV_LOG_LEVEL", "loud"}};
+    static const char *bad[][2] = {
+        {"FV_BATCH_SIZE", "0"},     {"FV_BLOCK_MS", "0"},        {"FV_CLAIM_IDLE_MS", "-1"},
+        {"FV_MAX_DELIVERIES", "0"}, {"FV_PG_RETRY_MAX_MS", "0"}, {"FV_IO_TIMEOUT_MS", "0"},
+        {"FV_REDIS_PORT", "70000"}, {"FV_BATCH_SIZE", "100001"}, {"FV_PG_STATEMENT_TIMEOUT_MS", "-1"},
+        {"FV_LOG_LEVEL", "loud"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "", want[128];
         setenv(bad[i][0], bad[i][1], 1);

@@ -7,8 +7,9 @@ fvctl_settings fvctl_cfg;
 
 const fv_cfg_entry fvctl_config_table[] = {
     FV_COMMON_CFG_ENTRIES,
-    FV_CFG_STR_KEY("fvctl", "sql_dir", &fvctl_cfg.sql_dir, "", FV_CFG_RESTART,
-     "directory of the numbered migrations for fvctl migrate; empty: next to the fvctl executable"),
+    FV_CFG_STR_KEY(
+        "fvctl", "sql_dir", &fvctl_cfg.sql_dir, "", FV_CFG_RESTART,
+        "directory of the numbered migrations for fvctl migrate; empty: next to the fvctl executable"),
     FV_CFG_END,
 };
 

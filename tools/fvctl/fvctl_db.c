@@ -52,7 +52,8 @@ static int find_sql_dir(const char *given, char *out, size_t outlen)
     const char *dir = given ? given : fvctl_cfg.sql_dir[0] ? fvctl_cfg.sql_dir : NULL;
     if (dir) {
         if (!is_dir(dir)) {
-            fprintf(stderr, "fvctl migrate: %s%s is not a directory\n", given ? "--sql-dir " : "sql_dir ", dir);
+            fprintf(stderr, "fvctl migrate: %s%s is not a directory\n",
+                    given ? "--sql-dir " : "sql_dir ", dir);
             return -1;
         }
         snprintf(out, outlen, "%s", dir);
@@ -61,7 +62,8 @@ static int find_sql_dir(const char *given, char *out, size_t outlen)
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n == -1) {
-        fprintf(stderr, "fvctl migrate: readlink /proc/self/exe: %s; name the migrations with --sql-dir\n",
+        fprintf(stderr,
+                "fvctl migrate: readlink /proc/self/exe: %s; name the migrations with --sql-dir\n",
                 strerror(errno));
         return -1;
     }
@@ -72,7 +74,8 @@ static int find_sql_dir(const char *given, char *out, size_t outlen)
         snprintf(out, outlen, "%s/%s", exe, sql_beside_exe[i]);
         if (is_dir(out)) return 0;
     }
-    fprintf(stderr, "fvctl migrate: no migrations in %s/%s or %s/%s; name them with --sql-dir DIR or sql_dir\n",
+    fprintf(stderr,
+            "fvctl migrate: no migrations in %s/%s or %s/%s; name them with --sql-dir DIR or sql_dir\n",
             exe, sql_beside_exe[0], exe, sql_beside_exe[1]);
     return -1;
 }
@@ -86,8 +89,13 @@ int fvctl_migrate(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'd') given = optarg;
-        else if (c == 'h') { migrate_usage(stdout); return FV_EXIT_OK; }
-        else { migrate_usage(stderr); return FV_EXIT_CONFIG; }
+        else if (c == 'h') {
+            migrate_usage(stdout);
+            return FV_EXIT_OK;
+        } else {
+            migrate_usage(stderr);
+            return FV_EXIT_CONFIG;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "fvctl migrate: unexpected argument '%s'\n", argv[optind]);
@@ -104,7 +112,8 @@ int fvctl_migrate(int argc, char **argv)
         fprintf(stderr, "fvctl %s\n", err);
         return FV_EXIT_FAILURE;
     }
-    fprintf(stderr, "fvctl migrate: %d migration%s applied from %s, schema up to date\n", n, n == 1 ? "" : "s", dir);
+    fprintf(stderr, "fvctl migrate: %d migration%s applied from %s, schema up to date\n", n,
+            n == 1 ? "" : "s", dir);
     return FV_EXIT_OK;
 }
 
@@ -133,16 +142,18 @@ static bool plausible_email(const char *s)
 
 static void create_admin_usage(FILE *out)
 {
-    fprintf(out, "usage: fvctl [-c FILE] create-admin --email E --name N\n"
-                 "create an operator account (or reuse the one with that email and make it an operator),\n"
-                 "and print a new API key for it on stdout (the only thing on stdout)\n");
+    fprintf(out,
+            "usage: fvctl [-c FILE] create-admin --email E --name N\n"
+            "create an operator account (or reuse the one with that email and make it an operator),\n"
+            "and print a new API key for it on stdout (the only thing on stdout)\n");
 }
 
 static void create_user_usage(FILE *out)
 {
-    fprintf(out, "usage: fvctl [-c FILE] create-user --email E --name N\n"
-                 "create an ordinary (non-admin) account (or reuse the one with that email), and print a\n"
-                 "new API key for it on stdout (the only thing on stdout)\n");
+    fprintf(out,
+            "usage: fvctl [-c FILE] create-user --email E --name N\n"
+            "create an ordinary (non-admin) account (or reuse the one with that email), and print a\n"
+            "new API key for it on stdout (the only thing on stdout)\n");
 }
 
 /* create-admin / create-user: one transaction making (or reusing) the user, a key and audit rows. */
@@ -157,8 +168,13 @@ static int create_user(int argc, char **argv, bool admin)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'e') email = optarg;
         else if (c == 'n') name = optarg;
-        else if (c == 'h') { (admin ? create_admin_usage : create_user_usage)(stdout); return FV_EXIT_OK; }
-        else { (admin ? create_admin_usage : create_user_usage)(stderr); return FV_EXIT_CONFIG; }
+        else if (c == 'h') {
+            (admin ? create_admin_usage : create_user_usage)(stdout);
+            return FV_EXIT_OK;
+        } else {
+            (admin ? create_admin_usage : create_user_usage)(stderr);
+            return FV_EXIT_CONFIG;
+        }
     }
     const char *cmd = admin ? "create-admin" : "create-user";
     if (!email || !name || optind < argc) {
@@ -191,8 +207,9 @@ static int create_user(int argc, char **argv, bool admin)
     bool created = PQntuples(res) == 1;
     PQclear(res);
     const char *sel[] = {email};
-    res = q(conn, "find user", "SELECT id, is_admin FROM users WHERE lower(email) = lower($1) FOR UPDATE",
-            1, sel, PGRES_TUPLES_OK);
+    res = q(conn, "find user",
+            "SELECT id, is_admin FROM users WHERE lower(email) = lower($1) FOR UPDATE", 1, sel,
+            PGRES_TUPLES_OK);
     if (!res) goto done;
     if (PQntuples(res) != 1) {
         fprintf(stderr, "fvctl %s: user %s vanished\n", cmd, email);
@@ -205,8 +222,10 @@ static int create_user(int argc, char **argv, bool admin)
 
     const char *uid[] = {user_id};
     if (created) {
-        res = q(conn, "audit", "INSERT INTO audit (actor, action, target_type, target_id, detail)"
-                " VALUES (NULL, 'user.create', 'user', $1, '{\"via\":\"fvctl\"}')", 1, uid, PGRES_COMMAND_OK);
+        res = q(conn, "audit",
+                "INSERT INTO audit (actor, action, target_type, target_id, detail)"
+                " VALUES (NULL, 'user.create', 'user', $1, '{\"via\":\"fvctl\"}')",
+                1, uid, PGRES_COMMAND_OK);
         if (!res) goto done;
         PQclear(res);
         fprintf(stderr, "fvctl %s: created user %s (%s)\n", cmd, user_id, email);
@@ -218,9 +237,10 @@ static int create_user(int argc, char **argv, bool admin)
                     PGRES_COMMAND_OK);
             if (!res) goto done;
             PQclear(res);
-            res = q(conn, "audit", "INSERT INTO audit (actor, action, target_type, target_id, detail)"
-                    " VALUES (NULL, 'user.admin_grant', 'user', $1, '{\"via\":\"fvctl\"}')", 1, uid,
-                    PGRES_COMMAND_OK);
+            res = q(conn, "audit",
+                    "INSERT INTO audit (actor, action, target_type, target_id, detail)"
+                    " VALUES (NULL, 'user.admin_grant', 'user', $1, '{\"via\":\"fvctl\"}')",
+                    1, uid, PGRES_COMMAND_OK);
             if (!res) goto done;
             PQclear(res);
             fprintf(stderr, "fvctl %s: user %s is now an admin\n", cmd, user_id);
@@ -236,8 +256,8 @@ static int create_user(int argc, char **argv, bool admin)
     fv_id_new(key_id);
     const char *kparams[] = {key_id, user_id, hash};
     res = q(conn, "insert api key",
-            "INSERT INTO api_keys (id, user_id, key_hash, name) VALUES ($1, $2, $3, 'fvctl')", 3, kparams,
-            PGRES_COMMAND_OK);
+            "INSERT INTO api_keys (id, user_id, key_hash, name) VALUES ($1, $2, $3, 'fvctl')", 3,
+            kparams, PGRES_COMMAND_OK);
     if (!res) goto done;
     PQclear(res);
     const char *aparams[] = {user_id, key_id};

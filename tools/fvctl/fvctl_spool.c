@@ -11,10 +11,11 @@
 
 static void spool_replay_usage(FILE *out)
 {
-    fprintf(out, "usage: fvctl [-c FILE] spool-replay DIR\n"
-                 "replay the spool files (spool-*.log) a dead front end left in DIR (its spool_dir) into\n"
-                 "Redis and empty them; files a running front end holds are skipped; prints the count.\n"
-                 "Replaying again is safe: the workers write each submission once.\n");
+    fprintf(out,
+            "usage: fvctl [-c FILE] spool-replay DIR\n"
+            "replay the spool files (spool-*.log) a dead front end left in DIR (its spool_dir) into\n"
+            "Redis and empty them; files a running front end holds are skipped; prints the count.\n"
+            "Replaying again is safe: the workers write each submission once.\n");
 }
 typedef struct replay_ctx {
     redisContext *c;
@@ -57,7 +58,8 @@ int fvctl_spool_replay(int argc, char **argv)
     }
     char err[512];
     redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port,
-                                           fv_common.redis_user, fv_common.redis_password, 5000, 30000, err, sizeof err);
+                                           fv_common.redis_user, fv_common.redis_password, 5000, 30000,
+                                           err, sizeof err);
     if (!c) {
         fprintf(stderr, "fvctl spool-replay: redis: %s\n", err);
         closedir(d);
@@ -68,7 +70,8 @@ int fvctl_spool_replay(int argc, char **argv)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "spool-", 6) != 0 || n < 5 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+        if (strncmp(e->d_name, "spool-", 6) != 0 || n < 5 || strcmp(e->d_name + n - 4, ".log") != 0)
+            continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         replay_ctx x = {c, 0};
@@ -78,7 +81,8 @@ int fvctl_spool_replay(int argc, char **argv)
             continue;
         }
         if (got < 0) {
-            fprintf(stderr, "fvctl spool-replay: %s (%ld sent before; replaying again is safe)\n", err, x.sent);
+            fprintf(stderr, "fvctl spool-replay: %s (%ld sent before; replaying again is safe)\n", err,
+                    x.sent);
             status = 1;
             continue;
         }
@@ -90,4 +94,3 @@ int fvctl_spool_replay(int argc, char **argv)
     printf("%ld\n", total);
     return status;
 }
-

@@ -15,9 +15,10 @@
 
 static void queue_usage(FILE *out)
 {
-    fprintf(out, "usage: fvctl [-c FILE] queue\n"
-                 "show the submissions stream's length, the pending entries per consumer of the workers'\n"
-                 "group and the dead-letter stream's length\n");
+    fprintf(out,
+            "usage: fvctl [-c FILE] queue\n"
+            "show the submissions stream's length, the pending entries per consumer of the workers'\n"
+            "group and the dead-letter stream's length\n");
 }
 
 static void dead_letters_usage(FILE *out)
@@ -30,9 +31,10 @@ static void dead_letters_usage(FILE *out)
 
 static void requeue_usage(FILE *out)
 {
-    fprintf(out, "usage: fvctl [-c FILE] requeue ID | --all\n"
-                 "move dead letter ID (from fvctl dead-letters), or every one present now, back onto the\n"
-                 "submissions stream without the dead-letter fields, atomically (MULTI/EXEC)\n");
+    fprintf(out,
+            "usage: fvctl [-c FILE] requeue ID | --all\n"
+            "move dead letter ID (from fvctl dead-letters), or every one present now, back onto the\n"
+            "submissions stream without the dead-letter fields, atomically (MULTI/EXEC)\n");
 }
 
 int fvctl_queue(int argc, char **argv)
@@ -55,7 +57,8 @@ int fvctl_queue(int argc, char **argv)
         printf("group %s: does not exist yet (no worker has started)\n", fv_common.group);
     } else {
         /* [count, min-id, max-id, [[consumer, count], ...] or nil] */
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0]->type != REDIS_REPLY_INTEGER)
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER)
             goto failed;
         printf("group %s: %lld pending\n", fv_common.group, r->element[0]->integer);
         const redisReply *cons = r->element[3];
@@ -275,7 +278,8 @@ static void dead_print_row(const dead_entry *d, bool json, bool show_data)
         else fputs(",\"deliveries\":null", stdout);
         put_json_field(stdout, "stream_id", orig, &first);
         if (show_data)
-            for (int k = 0; k < 3; k++) put_json_field(stdout, data_fields[k], dead_field(d, data_fields[k]), &first);
+            for (int k = 0; k < 3; k++)
+                put_json_field(stdout, data_fields[k], dead_field(d, data_fields[k]), &first);
         fputs("}\n", stdout);
         return;
     }
@@ -326,8 +330,13 @@ int fvctl_dead_letters(int argc, char **argv)
             }
         } else if (o == 'j') json = true;
         else if (o == 'd') show_data = true;
-        else if (o == 'h') { dead_letters_usage(stdout); return FV_EXIT_OK; }
-        else { dead_letters_usage(stderr); return FV_EXIT_CONFIG; }
+        else if (o == 'h') {
+            dead_letters_usage(stdout);
+            return FV_EXIT_OK;
+        } else {
+            dead_letters_usage(stderr);
+            return FV_EXIT_CONFIG;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "fvctl dead-letters: unexpected argument '%s'\n", argv[optind]);
@@ -370,8 +379,7 @@ int fvctl_dead_letters(int argc, char **argv)
         if (last_page) break;
     }
     fflush(stdout);
-    if (total == 0)
-        fprintf(stderr, "fvctl dead-letters: %s is empty\n", fv_common.dead_stream);
+    if (total == 0) fprintf(stderr, "fvctl dead-letters: %s is empty\n", fv_common.dead_stream);
     else
         fprintf(stderr, "fvctl dead-letters: %ld shown of %lld in %s%s\n", shown, total,
                 fv_common.dead_stream, shown < total ? " (--limit N, 0 for all)" : "");
@@ -441,8 +449,10 @@ static requeue_rc requeue_one(redisContext *c, const char *id, bool quiet_missin
         fv_envelope env;
         char why[256];
         if (attempt == 0 && fv_envelope_parse(&env, d.items, d.lens, nf, why, sizeof why) != 0)
-            fprintf(stderr, "fvctl requeue: warning: %s is not a valid envelope (%s): the worker "
-                    "will dead-letter it again\n", id, why);
+            fprintf(stderr,
+                    "fvctl requeue: warning: %s is not a valid envelope (%s): the worker "
+                    "will dead-letter it again\n",
+                    id, why);
         args = malloc((3 + nf) * sizeof *args);
         lens = malloc((3 + nf) * sizeof *lens);
         if (!args || !lens) {
@@ -499,9 +509,10 @@ static requeue_rc requeue_one(redisContext *c, const char *id, bool quiet_missin
         if (r->element[0]->type != REDIS_REPLY_STRING) {
             /* Cannot happen short of a type clash on the stream key; the XDEL ran regardless.
              * Name the entry so that it can be found in the AOF. */
-            fprintf(stderr, "fvctl requeue: XADD of %s failed inside EXEC (%s) after it was removed "
-                    "from %s; recover it from the AOF\n", id,
-                    r->element[0]->type == REDIS_REPLY_ERROR ? r->element[0]->str : "?",
+            fprintf(stderr,
+                    "fvctl requeue: XADD of %s failed inside EXEC (%s) after it was removed "
+                    "from %s; recover it from the AOF\n",
+                    id, r->element[0]->type == REDIS_REPLY_ERROR ? r->element[0]->str : "?",
                     fv_common.dead_stream);
             goto out;
         }
@@ -533,7 +544,8 @@ out:
 /* The id of an XRANGE entry [id, fields], or NULL. Borrows from the reply. */
 static const char *entry_id(const redisReply *e)
 {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) return NULL;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
+        return NULL;
     return e->element[0]->str;
 }
 
@@ -610,8 +622,13 @@ int fvctl_requeue(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (o == 'a') all = true;
-        else if (o == 'h') { requeue_usage(stdout); return FV_EXIT_OK; }
-        else { requeue_usage(stderr); return FV_EXIT_CONFIG; }
+        else if (o == 'h') {
+            requeue_usage(stdout);
+            return FV_EXIT_OK;
+        } else {
+            requeue_usage(stderr);
+            return FV_EXIT_CONFIG;
+        }
     }
     if (all ? optind != argc : optind + 1 != argc) {
         fprintf(stderr, "fvctl requeue: needs one dead-letter ID (from fvctl dead-letters) or --all\n");
@@ -624,7 +641,9 @@ int fvctl_requeue(int argc, char **argv)
     }
     redisContext *c = fvctl_redis_connect("requeue", FVCTL_TIMEOUT_S * 1000);
     if (!c) return FV_EXIT_FAILURE;
-    int status = all ? requeue_all(c) : requeue_one(c, id, false) == REQUEUE_OK ? FV_EXIT_OK : FV_EXIT_FAILURE;
+    int status = all                                       ? requeue_all(c)
+                 : requeue_one(c, id, false) == REQUEUE_OK ? FV_EXIT_OK
+                                                           : FV_EXIT_FAILURE;
     fflush(stdout);
     redisFree(c);
     return status;

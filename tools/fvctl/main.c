@@ -27,18 +27,19 @@ static const fv_program program = {
     .name = "fvctl",
     .purpose = "Fieldvault's operator tool. `fvctl COMMAND --help` shows a command's own options.",
     .command_usage = "COMMAND [ARGS]",
-    .help_more = "\n"
-                 "commands:\n"
-                 "  migrate          apply the numbered migrations not yet applied\n"
-                 "  create-admin     create (or reuse and promote) an operator account, print an API key\n"
-                 "  create-user      the same for an ordinary (non-admin) account\n"
-                 "  queue            the stream length, pending entries per consumer, dead letters\n"
-                 "  dead-letters     list the dead-letter stream, oldest first\n"
-                 "  requeue          move dead letters back onto the submissions stream\n"
-                 "  spool-replay     replay the spool files a dead front end left into Redis\n"
-                 "  help [COMMAND]   this text, or a command's\n"
-                 "\n"
-                 "fvctl uses the [common] section (pg_dsn, redis_*, streams) and [fvctl] (sql_dir).\n",
+    .help_more =
+        "\n"
+        "commands:\n"
+        "  migrate          apply the numbered migrations not yet applied\n"
+        "  create-admin     create (or reuse and promote) an operator account, print an API key\n"
+        "  create-user      the same for an ordinary (non-admin) account\n"
+        "  queue            the stream length, pending entries per consumer, dead letters\n"
+        "  dead-letters     list the dead-letter stream, oldest first\n"
+        "  requeue          move dead letters back onto the submissions stream\n"
+        "  spool-replay     replay the spool files a dead front end left into Redis\n"
+        "  help [COMMAND]   this text, or a command's\n"
+        "\n"
+        "fvctl uses the [common] section (pg_dsn, redis_*, streams) and [fvctl] (sql_dir).\n",
     .table = fvctl_config_table,
     .check = fvctl_config_check,
     .check_files = fvctl_config_check_files,
@@ -82,9 +83,9 @@ PGconn *fvctl_pg_connect(const char *cmd)
 redisContext *fvctl_redis_connect(const char *cmd, int command_timeout_ms)
 {
     char err[512];
-    redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port, fv_common.redis_user,
-                                           fv_common.redis_password, FVCTL_TIMEOUT_S * 1000, command_timeout_ms,
-                                           err, sizeof err);
+    redisContext *c = fv_redisutil_connect(fv_common.redis_host, fv_common.redis_port,
+                                           fv_common.redis_user, fv_common.redis_password,
+                                           FVCTL_TIMEOUT_S * 1000, command_timeout_ms, err, sizeof err);
     if (!c) fprintf(stderr, "fvctl %s: cannot connect to Redis: %s\n", cmd, err);
     return c;
 }

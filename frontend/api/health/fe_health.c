@@ -25,7 +25,9 @@ void fe_health_readyz(fe_req *r)
     if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "status");
-    fv_jgen_str(j, !accepting ? "unavailable" : db && !strcmp(queue, "up") && !spooled ? "ready" : "degraded");
+    fv_jgen_str(j, !accepting                               ? "unavailable"
+                   : db && !strcmp(queue, "up") && !spooled ? "ready"
+                                                            : "degraded");
     fv_jgen_key(j, "db");
     fv_jgen_str(j, db ? "up" : "down");
     fv_jgen_key(j, "queue");

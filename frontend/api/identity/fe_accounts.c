@@ -75,7 +75,8 @@ static void signup_hashed(void *job, bool ran, void *owner)
 void fe_accounts_signup(fe_req *r)
 {
     if (!fe_cfg.signup_open) {
-        fe_reply_error(r, 403, "signup_closed", "sign-up is closed on this server; ask an administrator");
+        fe_reply_error(r, 403, "signup_closed",
+                       "sign-up is closed on this server; ask an administrator");
         return;
     }
     const char *email = fv_json_get_str(r->body, "email");

@@ -107,8 +107,9 @@ static void key_created(const fe_pg_result *res, void *arg)
 void fe_apikeys_create(fe_req *r)
 {
     if (r->user->cred != FE_CRED_SESSION && !fe_cfg.api_key_create_with_key) {
-        fe_reply_error(r, 403, "session_required",
-                       "API keys can be created only with a session (log in); an API key cannot create keys");
+        fe_reply_error(
+            r, 403, "session_required",
+            "API keys can be created only with a session (log in); an API key cannot create keys");
         return;
     }
     const char *name = fv_json_get_str(r->body, "name");

@@ -19,7 +19,7 @@ static char *dup_or_null(const char *s, bool *oom)
 }
 
 fe_pw_job *fe_pw_job_new(const char *password, const char *new_password, const char *stored,
-                   const char *email, const char *name)
+                         const char *email, const char *name)
 {
     fe_pw_job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
@@ -89,7 +89,8 @@ const char *fe_identity_dummy_hash(void)
     /* Parses like any hash (32-byte key, this many iterations) and matches nothing anybody types:
      * the key is all zero bytes. */
     static char buf[FV_PASSWORD_HASH_MAX + 1];
-    snprintf(buf, sizeof buf, "pbkdf2_sha256$%d$fvdummysaltfvdummy$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    snprintf(buf, sizeof buf,
+             "pbkdf2_sha256$%d$fvdummysaltfvdummy$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
              fe_cfg.password_iterations);
     return buf;
 }
@@ -152,7 +153,8 @@ void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s)
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     char why[96];
-    snprintf(why, sizeof why, "too weak: score %d, at least %d needed", s->score, fe_cfg.min_password_score);
+    snprintf(why, sizeof why, "too weak: score %d, at least %d needed", s->score,
+             fe_cfg.min_password_score);
     fv_jgen_map_open(j);
     fv_jgen_key(j, "error");
     fv_jgen_map_open(j);
@@ -217,7 +219,8 @@ bool fe_identity_account_row(fe_req *r, const fe_pg_result *res)
 
 void fe_reply_throttled(fe_req *r, int secs)
 {
-    fe_reply_error_retry(r, 429, "too_many_attempts", "too many failed sign-in attempts; retry later", secs);
+    fe_reply_error_retry(r, 429, "too_many_attempts", "too many failed sign-in attempts; retry later",
+                         secs);
 }
 
 void fe_reply_pool_full(fe_req *r)
@@ -251,4 +254,3 @@ void fe_user_fields(fv_jgen *j, const char *id, const char *email, const char *n
         fv_jgen_str(j, created_at);
     }
 }
-

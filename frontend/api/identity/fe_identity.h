@@ -41,7 +41,7 @@ typedef struct fe_pw_job {
 
 /* A job with copies of the given strings (any may be NULL), or NULL when out of memory. */
 fe_pw_job *fe_pw_job_new(const char *password, const char *new_password, const char *stored,
-                   const char *email, const char *name);
+                         const char *email, const char *name);
 void fe_pw_job_free(void *job);
 void fe_pw_job_run(void *job);
 

@@ -39,11 +39,11 @@ void fe_me_get(fe_req *r)
 
 /* State of one change: owned by the request. */
 typedef struct pw_change {
-    fe_work *work;           /* the password job while it runs (owned by the pool) */
-    char *current, *next;    /* owned, wiped; copied into the job, then wiped */
-    char *stored;            /* the hash the change replaces (owned) */
+    fe_work *work;        /* the password job while it runs (owned by the pool) */
+    char *current, *next; /* owned, wiped; copied into the job, then wiped */
+    char *stored;         /* the hash the change replaces (owned) */
     char hash[FV_PASSWORD_HASH_MAX + 1];
-    fv_strength strength;    /* static texts only */
+    fv_strength strength; /* static texts only */
     char session_id[FV_UUID_STRLEN + 1];
     bool mfa;
 } pw_change;
@@ -133,7 +133,9 @@ static void change_checked(void *job, bool ran, void *owner)
     fv_id_new(s->session_id);
     /* the new session keeps the caller's second factor: it was proven for this session */
     s->mfa = r->user->cred == FE_CRED_SESSION && r->user->mfa;
-    const char *params[] = {r->user->id, s->hash, s->stored, ttl, s->session_id, s->mfa ? "true" : "false", r->address};
+    const char *params[] = {r->user->id, s->hash,       s->stored,
+                            ttl,         s->session_id, s->mfa ? "true" : "false",
+                            r->address};
     fe_pg_query(sql_change, 7, params, changed, r);
 }
 
@@ -150,8 +152,9 @@ static void stored_read(const fe_pg_result *res, void *arg)
     /* An account without a password (API keys only) cannot prove the current one: the dummy
      * hash never verifies, so it answers 403 like a wrong password. */
     s->stored = strdup(has ? PQgetvalue(p, 0, 0) : "");
-    fe_pw_job *pj = fe_pw_job_new(s->current, s->next, has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
-                            PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2));
+    fe_pw_job *pj = fe_pw_job_new(s->current, s->next,
+                                  has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
+                                  PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2));
     fe_identity_wipe(s->current);
     fe_identity_wipe(s->next);
     s->current = s->next = NULL;
@@ -192,7 +195,8 @@ void fe_me_password(fe_req *r)
         names[n] = "current_password", why[n++] = "required: a string of 1 to 1024 bytes";
     if ((e = fe_check_new_password(next))) names[n] = "new_password", why[n++] = e;
     if (n) {
-        fe_reply_error_fields(r, 422, "validation_failed", "the password change is invalid", n, names, why);
+        fe_reply_error_fields(r, 422, "validation_failed", "the password change is invalid", n, names,
+                              why);
         return;
     }
     pw_change *s = calloc(1, sizeof *s);

@@ -33,19 +33,19 @@
 
 /* State of one login: owned by the request. */
 typedef struct login {
-    fe_work *work;     /* the password job while it runs (owned by the pool) */
-    char *email;       /* as typed (owned) */
-    char *password;    /* owned; wiped; handed to the job (copied) then wiped at once */
-    char *totp;        /* owned, may be NULL */
+    fe_work *work;  /* the password job while it runs (owned by the pool) */
+    char *email;    /* as typed (owned) */
+    char *password; /* owned; wiped; handed to the job (copied) then wiped at once */
+    char *totp;     /* owned, may be NULL */
     bool found, disabled, has_password, totp_on;
     char user_id[FV_UUID_STRLEN + 1];
     char *user_email, *user_name; /* owned */
     bool is_admin;
-    char *stored;      /* the stored hash (owned) */
-    char *sealed;      /* the sealed TOTP secret (owned) */
+    char *stored; /* the stored hash (owned) */
+    char *sealed; /* the sealed TOTP secret (owned) */
     long long last_step;
     char rehash[FV_PASSWORD_HASH_MAX + 1]; /* "" unless rehashed */
-    long long step;    /* accepted TOTP step, 0 when none */
+    long long step;                        /* accepted TOTP step, 0 when none */
     char session_id[FV_UUID_STRLEN + 1];
 } login;
 
@@ -86,7 +86,8 @@ static void audit_failure(fe_req *r, const char *action, const char *user_id, co
     login *s = r->state;
     char lower[FE_EMAIL_MAX + 1], hex[65];
     size_t n = strnlen(s->email, FE_EMAIL_MAX);
-    for (size_t i = 0; i < n; i++) lower[i] = (char)((s->email[i] >= 'A' && s->email[i] <= 'Z') ? s->email[i] + 32 : s->email[i]);
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)((s->email[i] >= 'A' && s->email[i] <= 'Z') ? s->email[i] + 32 : s->email[i]);
     lower[n] = '\0';
     fv_sha256_hex(lower, n, hex);
     const char *params[] = {user_id ? user_id : "", action, r->address, reason, hex};
@@ -201,7 +202,10 @@ static void password_checked(void *job, bool ran, void *owner)
         return;
     }
     if (!s->found || !s->has_password || s->disabled || !pj->verified) {
-        fail(r, !s->found ? "unknown_email" : !s->has_password ? "no_password" : s->disabled ? "disabled" : "bad_password");
+        fail(r, !s->found          ? "unknown_email"
+                : !s->has_password ? "no_password"
+                : s->disabled      ? "disabled"
+                                   : "bad_password");
         return;
     }
     if (pj->hashed) memcpy(s->rehash, pj->new_hash, sizeof s->rehash);
@@ -291,16 +295,20 @@ void fe_sessions_login(fe_req *r)
     const char *totp = fv_json_get_str(r->body, "totp");
     const char *names[3], *why[3];
     size_t n = 0;
-    if (!email || !*email || strlen(email) > FE_EMAIL_MAX) names[n] = "email", why[n++] = "required: a string of 1 to 254 characters";
-    if (!pw || !*pw || strlen(pw) > FE_PASSWORD_MAX) names[n] = "password", why[n++] = "required: a string of 1 to 1024 bytes";
+    if (!email || !*email || strlen(email) > FE_EMAIL_MAX)
+        names[n] = "email", why[n++] = "required: a string of 1 to 254 characters";
+    if (!pw || !*pw || strlen(pw) > FE_PASSWORD_MAX)
+        names[n] = "password", why[n++] = "required: a string of 1 to 1024 bytes";
     if (totp_v && !YAJL_IS_NULL(totp_v) && (!totp || strlen(totp) > 16))
         names[n] = "totp", why[n++] = "a string: the 6-digit code of the authenticator app";
     if (n) {
-        fe_reply_error_fields(r, 422, "validation_failed", "the sign-in request is invalid", n, names, why);
+        fe_reply_error_fields(r, 422, "validation_failed", "the sign-in request is invalid", n, names,
+                              why);
         return;
     }
     login *s = calloc(1, sizeof *s);
-    if (!s || !(s->email = strdup(email)) || !(s->password = strdup(pw)) || (totp && !(s->totp = strdup(totp)))) {
+    if (!s || !(s->email = strdup(email)) || !(s->password = strdup(pw)) ||
+        (totp && !(s->totp = strdup(totp)))) {
         if (s) login_free(s);
         fe_reply_oom(r);
         return;
@@ -335,7 +343,8 @@ static void logged_out(const fe_pg_result *res, void *arg)
 void fe_sessions_logout(fe_req *r)
 {
     if (r->user->cred != FE_CRED_SESSION) {
-        fe_reply_error(r, 403, "not_a_session", "only a session token can be logged out; revoke API keys instead");
+        fe_reply_error(r, 403, "not_a_session",
+                       "only a session token can be logged out; revoke API keys instead");
         return;
     }
     char ttl[16];

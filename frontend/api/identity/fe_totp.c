@@ -71,7 +71,8 @@ static void enrolled(const fe_pg_result *res, void *arg)
     enrol *s = r->state;
     if (!fe_identity_account_row(r, res)) return;
     if (strcmp(PQgetvalue(res->res, 0, 2), "1") != 0) {
-        fe_reply_error(r, 409, "totp_already_enabled", "TOTP is already on; turn it off first to enrol again");
+        fe_reply_error(r, 409, "totp_already_enabled",
+                       "TOTP is already on; turn it off first to enrol again");
         return;
     }
     char *label = evhttp_uriencode(PQgetvalue(res->res, 0, 0), -1, 0);
@@ -80,8 +81,10 @@ static void enrolled(const fe_pg_result *res, void *arg)
         return;
     }
     char uri[1024];
-    snprintf(uri, sizeof uri, "otpauth://totp/Fieldvault:%s?secret=%s&issuer=Fieldvault&algorithm=SHA1&digits=6&period=30",
-             label, s->b32);
+    snprintf(
+        uri, sizeof uri,
+        "otpauth://totp/Fieldvault:%s?secret=%s&issuer=Fieldvault&algorithm=SHA1&digits=6&period=30",
+        label, s->b32);
     free(label);
     fv_jgen *j = fe_reply_gen(r);
     if (!j) {
@@ -129,8 +132,8 @@ void fe_totp_enrol(fe_req *r)
 
 typedef struct code_op {
     char code[FV_TOTP_DIGITS + 1];
-    bool disable;           /* DELETE /v1/me/totp, else confirm */
-    char *sealed;           /* owned: the secret the code was checked against */
+    bool disable; /* DELETE /v1/me/totp, else confirm */
+    char *sealed; /* owned: the secret the code was checked against */
     char step[24];
 } code_op;
 
@@ -261,7 +264,8 @@ static void code_op_start(fe_req *r, bool disable)
     for (size_t i = 0; ok && i < FV_TOTP_DIGITS; i++) ok = code[i] >= '0' && code[i] <= '9';
     if (!ok) {
         const char *f[] = {"code"}, *why[] = {"required: a string of 6 digits"};
-        fe_reply_error_fields(r, 422, "validation_failed", "the TOTP code is missing or malformed", 1, f, why);
+        fe_reply_error_fields(r, 422, "validation_failed", "the TOTP code is missing or malformed", 1, f,
+                              why);
         return;
     }
     code_op *s = calloc(1, sizeof *s);

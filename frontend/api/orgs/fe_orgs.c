@@ -161,13 +161,18 @@ void fe_orgs_update(fe_req *r)
     if (name && !name_ok(name)) bad[nbad] = "name", why[nbad++] = "a string of 1 to 200 characters";
     if (totp && !YAJL_IS_TRUE(totp) && !YAJL_IS_FALSE(totp))
         bad[nbad] = "require_admin_totp", why[nbad++] = "a boolean";
-    if (!nbad && !name && !totp) bad[nbad] = "name", why[nbad++] = "nothing to change: send name or require_admin_totp";
+    if (!nbad && !name && !totp)
+        bad[nbad] = "name", why[nbad++] = "nothing to change: send name or require_admin_totp";
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the change is invalid", nbad, bad, why);
         return;
     }
-    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), name ? name->u.string : NULL,
-                            totp ? (YAJL_IS_TRUE(totp) ? "true" : "false") : NULL, r->address};
+    const char *params[] = {r->user->id,
+                            r->param[0],
+                            fe_verdict_mfa(r),
+                            name ? name->u.string : NULL,
+                            totp ? (YAJL_IS_TRUE(totp) ? "true" : "false") : NULL,
+                            r->address};
     fe_verdict_run(r, sql_org_update, 6, params, 200, "organisation", NULL);
 }
 
@@ -198,14 +203,16 @@ void fe_orgs_branch_create(fe_req *r)
     const char *parent, *bad[2], *why[2];
     size_t nbad = 0;
     if (!name_ok(name)) bad[nbad] = "name", why[nbad++] = "required: a string of 1 to 200 characters";
-    if (!optional_id(r->body, "parent_id", &parent)) bad[nbad] = "parent_id", why[nbad++] = "a branch id (UUID)";
+    if (!optional_id(r->body, "parent_id", &parent))
+        bad[nbad] = "parent_id", why[nbad++] = "a branch id (UUID)";
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the branch is invalid", nbad, bad, why);
         return;
     }
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
-    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), id, name->u.string, parent, r->address};
+    const char *params[] = {r->user->id,    r->param[0], fe_verdict_mfa(r), id,
+                            name->u.string, parent,      r->address};
     fe_verdict_run(r, sql_branch_create, 7, params, 201, "organisation", NULL);
 }
 
@@ -258,8 +265,7 @@ static const char sql_team_list[] = FE_VERDICT_PAGE_SQL(
     "SELECT t.id, t.name, t.created_at FROM teams t "
     "WHERE t.org_id = $2 AND ($3::uuid IS NULL OR t.id > $3::uuid)",
     "id", "page.id::text",
-    "jsonb_build_object('id', page.id, 'name', page.name, 'created_at', fv_ts(page.created_at))",
-    "$4");
+    "jsonb_build_object('id', page.id, 'name', page.name, 'created_at', fv_ts(page.created_at))", "$4");
 
 void fe_orgs_team_list(fe_req *r)
 {
@@ -333,7 +339,8 @@ void fe_orgs_member_set(fe_req *r)
     size_t nbad = 0;
     if (!role || (strcmp(role, "admin") && strcmp(role, "manager") && strcmp(role, "member")))
         bad[nbad] = "role", why[nbad++] = "required: admin, manager or member";
-    if (!optional_id(r->body, "branch_id", &branch)) bad[nbad] = "branch_id", why[nbad++] = "a branch id (UUID)";
+    if (!optional_id(r->body, "branch_id", &branch))
+        bad[nbad] = "branch_id", why[nbad++] = "a branch id (UUID)";
     if (!optional_id(r->body, "team_id", &team)) bad[nbad] = "team_id", why[nbad++] = "a team id (UUID)";
     else if (team && branch) bad[nbad] = "team_id", why[nbad++] = "give branch_id or team_id, not both";
     if (nbad) {
@@ -343,8 +350,8 @@ void fe_orgs_member_set(fe_req *r)
     char id[FV_UUID_STRLEN + 1], user[FV_UUID_STRLEN + 1];
     fv_id_new(id);
     for (int i = 0; i <= FV_UUID_STRLEN; i++) user[i] = (char)tolower((unsigned char)r->param[1][i]);
-    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), user, role, branch, team, id,
-                            r->address};
+    const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), user, role, branch,
+                            team,        id,          r->address};
     fe_verdict_run(r, sql_member_set, 9, params, 200, "organisation", user);
 }
 
@@ -388,7 +395,8 @@ void fe_orgs_member_remove(fe_req *r)
     } else {
         char user[FV_UUID_STRLEN + 1];
         for (int i = 0; i <= FV_UUID_STRLEN; i++) user[i] = (char)tolower((unsigned char)r->param[1][i]);
-        const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), user, branch, team, r->address};
+        const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r), user,
+                                branch,      team,        r->address};
         fe_verdict_run(r, sql_member_remove, 7, params, 204, "organisation", user);
     }
     free(branch);

@@ -112,8 +112,8 @@ void fe_sites_create(fe_req *r)
     if (!site_fields_parse(r, true, &f)) return;
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
-    const char *params[] = {r->user->id, org->u.string, id, f.name, f.type, f.privacy, f.location,
-                            f.properties, r->address};
+    const char *params[] = {r->user->id, org->u.string, id,           f.name,    f.type,
+                            f.privacy,   f.location,    f.properties, r->address};
     fe_verdict_run(r, sql_site_create, 9, params, 201, "organisation", NULL);
     site_fields_free(&f);
 }
@@ -160,14 +160,13 @@ void fe_sites_get(fe_req *r)
 
 /* The verdict on changing site $2 by $1: hidden when the caller may not see it, forbidden unless
  * an admin or manager of the managing org. `cur` locks the row so versions follow each other. */
-#define SITE_CHANGE_VERDICT                                                                        \
-    "WITH cur AS (SELECT s.id, s.org_id, s.privacy, s.version FROM sites s "                      \
-    "             WHERE s.id = $2 AND s.deleted_at IS NULL FOR UPDATE), "                          \
+#define SITE_CHANGE_VERDICT                                                                           \
+    "WITH cur AS (SELECT s.id, s.org_id, s.privacy, s.version FROM sites s "                          \
+    "             WHERE s.id = $2 AND s.deleted_at IS NULL FOR UPDATE), "                             \
     "     v0 AS (SELECT fv_site_change_verdict($1, cur.org_id, cur.privacy) AS verdict, cur.version " \
     "            FROM (SELECT 1) one LEFT JOIN cur ON true), "
 
-static const char sql_site_update[] =
-    SITE_CHANGE_VERDICT
+static const char sql_site_update[] = SITE_CHANGE_VERDICT
     "     v AS (SELECT CASE WHEN v0.verdict = 'ok' AND $9::int IS NOT NULL AND $9::int <> v0.version "
     "                       THEN 'version_conflict' ELSE v0.verdict END AS verdict FROM v0), "
     "     u AS (UPDATE sites s SET name = COALESCE($3::text, s.name), type = COALESCE($4::text, s.type), "
@@ -198,15 +197,15 @@ void fe_sites_update(fe_req *r)
     if (!site_fields_parse(r, false, &f)) return;
     char vtext[24] = "";
     if (version) snprintf(vtext, sizeof vtext, "%lld", YAJL_GET_INTEGER(version));
-    const char *params[] = {r->user->id, r->param[0], f.name, f.type, f.privacy,
-                            f.location_set ? "true" : "false", f.location, f.properties,
-                            version ? vtext : NULL, r->address};
+    const char *params[] = {r->user->id, r->param[0],  f.name,
+                            f.type,      f.privacy,    f.location_set ? "true" : "false",
+                            f.location,  f.properties, version ? vtext : NULL,
+                            r->address};
     fe_verdict_run(r, sql_site_update, 10, params, 200, "site", NULL);
     site_fields_free(&f);
 }
 
-static const char sql_site_delete[] =
-    SITE_CHANGE_VERDICT
+static const char sql_site_delete[] = SITE_CHANGE_VERDICT
     "     v AS (SELECT verdict FROM v0), "
     "     u AS (UPDATE sites s SET deleted_at = now(), updated_at = now(), version = s.version + 1 "
     "           WHERE s.id = $2 AND s.deleted_at IS NULL AND (SELECT verdict FROM v) = 'ok' "

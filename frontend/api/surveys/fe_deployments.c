@@ -108,15 +108,18 @@ void fe_deployments_create(fe_req *r)
     int count = 0, stages = 0;
     fv_jgen_array_open(rows);
     if (roles && YAJL_IS_OBJECT(roles)) {
-        static const struct { const char *key, *role; } lists[] = {
-            {"enumerators", "enumerator"}, {"viewers", "viewer"}, {"managers", "manager"}};
+        static const struct {
+            const char *key, *role;
+        } lists[] = {{"enumerators", "enumerator"}, {"viewers", "viewer"}, {"managers", "manager"}};
         for (size_t k = 0; k < 3; k++) {
-            const char *e = add_principals(rows, fv_json_get(roles, lists[k].key), lists[k].role, 0, &count);
+            const char *e = add_principals(rows, fv_json_get(roles, lists[k].key), lists[k].role, 0,
+                                           &count);
             if (e) bad[nbad] = lists[k].key, why[nbad++] = e;
         }
         yajl_val approvers = fv_json_get(roles, "approvers");
         if (approvers && !YAJL_IS_ARRAY(approvers)) {
-            bad[nbad] = "approvers", why[nbad++] = "must be an array with one list of principals per stage";
+            bad[nbad] = "approvers",
+            why[nbad++] = "must be an array with one list of principals per stage";
         } else if (approvers && approvers->u.array.len > FE_MAX_STAGES) {
             bad[nbad] = "approvers", why[nbad++] = "at most 16 approval stages";
         } else if (approvers) {
@@ -148,19 +151,24 @@ void fe_deployments_create(fe_req *r)
     char id[FV_UUID_STRLEN + 1], stages_txt[8];
     fv_id_new(id);
     snprintf(stages_txt, sizeof stages_txt, "%d", stages);
-    const char *params[] = {r->param[0], r->user->id, id, name,
+    const char *params[] = {r->param[0],
+                            r->user->id,
+                            id,
+                            name,
                             branch && YAJL_IS_STRING(branch) ? branch->u.string : NULL,
                             team && YAJL_IS_STRING(team) ? team->u.string : NULL,
-                            stages_txt, rows_text, r->address, fe_verdict_mfa(r)};
+                            stages_txt,
+                            rows_text,
+                            r->address,
+                            fe_verdict_mfa(r)};
     fe_verdict_run(r, sql_dep_create, 10, params, 201, "survey", NULL);
     free(rows_text);
 }
 
 /* ---- reading ---- */
 
-static const char sql_dep_get[] =
-    "SELECT 'ok', fv_deployment_json(d)::text FROM deployments d "
-    "WHERE d.id = $1 AND fv_can_see_deployment($2, d.id)";
+static const char sql_dep_get[] = "SELECT 'ok', fv_deployment_json(d)::text FROM deployments d "
+                                  "WHERE d.id = $1 AND fv_can_see_deployment($2, d.id)";
 
 void fe_deployments_get(fe_req *r)
 {

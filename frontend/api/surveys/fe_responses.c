@@ -50,8 +50,8 @@ void fe_responses_list(fe_req *r)
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", nbad, bad, why);
     } else {
-        const char *params[] = {r->param[0], r->user->id, dep, status, fe_page_after(&pg),
-                                fe_page_after_id(&pg), pg.limit_text};
+        const char *params[] = {r->param[0],        r->user->id,           dep,          status,
+                                fe_page_after(&pg), fe_page_after_id(&pg), pg.limit_text};
         fe_verdict_list(r, &pg, sql_response_list, 7, params, "survey");
     }
     free(dep);

@@ -41,10 +41,10 @@ typedef enum { PATCH_LOAD, PATCH_WRITE } patch_step;
 /* State of one PATCH: owned by the request. */
 typedef struct patch {
     patch_step step;
-    bool set_location;  /* the body has a "location" key */
-    char *location;     /* owned; NULL: JSON null */
-    char *data;         /* owned: the answers to store (after the merge), set at PATCH_WRITE */
-    yajl_val loaded;    /* owned: the load step's body, set at PATCH_WRITE */
+    bool set_location; /* the body has a "location" key */
+    char *location;    /* owned; NULL: JSON null */
+    char *data;        /* owned: the answers to store (after the merge), set at PATCH_WRITE */
+    yajl_val loaded;   /* owned: the load step's body, set at PATCH_WRITE */
 } patch;
 
 static void patch_free(void *p)
@@ -139,7 +139,8 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
         return;
     }
     yajl_val loaded = s->loaded, data = fv_json_get(r->body, "data");
-    yajl_val version = fv_json_get(loaded, "version"), survey_version = fv_json_get(loaded, "survey_version");
+    yajl_val version = fv_json_get(loaded, "version"),
+             survey_version = fv_json_get(loaded, "survey_version");
     const char *action = fv_json_get_str(loaded, "action");
     bool admin = YAJL_IS_TRUE(fv_json_get(loaded, "admin"));
     s->data = admin ? fv_json_text(data) : merge_confidential(data, fv_json_get(loaded, "confidential"));
@@ -171,8 +172,9 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
     char vtext[24], svtext[24];
     snprintf(vtext, sizeof vtext, "%lld", YAJL_GET_INTEGER(version));
     snprintf(svtext, sizeof svtext, "%lld", YAJL_GET_INTEGER(survey_version));
-    const char *params[] = {r->param[0], r->user->id, s->data, s->location,
-                            s->set_location ? "true" : "false", action, vtext, svtext};
+    const char *params[] = {
+        r->param[0], r->user->id, s->data, s->location, s->set_location ? "true" : "false",
+        action,      vtext,       svtext};
     fe_pg_query(sql_patch_write, 8, params, patch_written, r);
 }
 
@@ -183,7 +185,8 @@ void fe_review_patch(fe_req *r)
     const char *bad[2], *why[2];
     size_t nbad = 0;
     char *location = NULL;
-    if (!data || !YAJL_IS_OBJECT(data)) bad[nbad] = "data", why[nbad++] = "required: an object of answers";
+    if (!data || !YAJL_IS_OBJECT(data))
+        bad[nbad] = "data", why[nbad++] = "required: an object of answers";
     const char *e = loc ? location_json(loc, &location) : NULL;
     if (e) bad[nbad] = "location", why[nbad++] = e;
     if (nbad) {

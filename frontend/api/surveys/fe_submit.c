@@ -28,10 +28,10 @@ typedef struct submit {
     char id[FV_UUID_STRLEN + 1];
     char dep_id[FV_UUID_STRLEN + 1];
     char perm_key[FE_DEPCACHE_PERM_KEY_MAX];
-    char *data;     /* owned: the answers as JSON */
-    char *location; /* owned: JSON or NULL */
-    char *collected_at; /* owned or NULL */
-    char *shared_dep;   /* owned or NULL: the deployment as shared in Redis, between two replies */
+    char *data;            /* owned: the answers as JSON */
+    char *location;        /* owned: JSON or NULL */
+    char *collected_at;    /* owned or NULL */
+    char *shared_dep;      /* owned or NULL: the deployment as shared in Redis, between two replies */
     bool ask_pg_after_get; /* the HGET could not be sent: ask PostgreSQL once the GET returns */
 } submit;
 
@@ -156,7 +156,8 @@ static bool try_cached(fe_req *r, bool allow_stale)
         return true;
     }
     char perm;
-    if (!fe_depcache_perm(s->perm_key, &perm, &pfresh) || (!(dfresh && pfresh) && !allow_stale)) return false;
+    if (!fe_depcache_perm(s->perm_key, &perm, &pfresh) || (!(dfresh && pfresh) && !allow_stale))
+        return false;
     submit_checked(r, dep, perm); /* dep is borrowed from the cache: used at once */
     return true;
 }
@@ -185,7 +186,8 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
         submit_checked(r, missing, FE_PERM_HIDDEN); /* missing: 404 */
         return;
     }
-    fe_dep_info *dep = fe_dep_info_from_definition(PQgetvalue(res->res, 0, 0), atoi(PQgetvalue(res->res, 0, 1)),
+    fe_dep_info *dep = fe_dep_info_from_definition(PQgetvalue(res->res, 0, 0),
+                                                   atoi(PQgetvalue(res->res, 0, 1)),
                                                    PQgetvalue(res->res, 0, 2));
     if (!dep) {
         fv_error("req %s: deployment %s: stored form definition does not compile (or out of memory)",
@@ -255,7 +257,8 @@ void fe_submit_response(fe_req *r)
     yajl_val loc = fv_json_get(r->body, "location"), coll = fv_json_get(r->body, "collected_at");
     if (id && !YAJL_IS_NULL(id) && !(YAJL_IS_STRING(id) && fv_id_valid(id->u.string)))
         bad[nbad] = "id", why[nbad++] = "must be a UUID";
-    if (!data || !YAJL_IS_OBJECT(data)) bad[nbad] = "data", why[nbad++] = "required: an object of answers";
+    if (!data || !YAJL_IS_OBJECT(data))
+        bad[nbad] = "data", why[nbad++] = "required: an object of answers";
     fv_geopoint geo;
     const char *geo_why = loc && !YAJL_IS_NULL(loc) ? fv_check_geopoint(loc, &geo) : NULL;
     if (geo_why) bad[nbad] = "location", why[nbad++] = geo_why;
@@ -275,7 +278,8 @@ void fe_submit_response(fe_req *r)
     r->state = s;
     r->state_free = submit_free;
     if (id && YAJL_IS_STRING(id)) {
-        for (int i = 0; i < FV_UUID_STRLEN; i++) s->id[i] = (char)tolower((unsigned char)id->u.string[i]);
+        for (int i = 0; i < FV_UUID_STRLEN; i++)
+            s->id[i] = (char)tolower((unsigned char)id->u.string[i]);
     } else {
         fv_id_new(s->id);
     }

@@ -77,9 +77,8 @@ void fe_surveys_create(fe_req *r)
 
 /* Visible to survey admins and viewers and to anyone with a role in one of its deployments (an
  * enumerator needs the form to fill it in). */
-static const char sql_survey_get[] =
-    "SELECT 'ok', fv_survey_json(s, $2, true)::text FROM surveys s "
-    "WHERE s.id = $1 AND fv_can_see_survey($2, s.id)";
+static const char sql_survey_get[] = "SELECT 'ok', fv_survey_json(s, $2, true)::text FROM surveys s "
+                                     "WHERE s.id = $1 AND fv_can_see_survey($2, s.id)";
 
 void fe_surveys_get(fe_req *r)
 {
@@ -178,7 +177,7 @@ void fe_surveys_put_access(fe_req *r)
         bad[nbad] = "principal_type", why[nbad++] = "required: user, team or branch";
     if (!id || !fv_id_valid(id)) bad[nbad] = "principal_id", why[nbad++] = "required: a UUID";
     if (!role || !(YAJL_IS_NULL(role) || (YAJL_IS_STRING(role) && (!strcmp(role->u.string, "admin") ||
-                                                                    !strcmp(role->u.string, "viewer")))))
+                                                                   !strcmp(role->u.string, "viewer")))))
         bad[nbad] = "role", why[nbad++] = "required: admin, viewer, or null to remove the grant";
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the grant is invalid", nbad, bad, why);
@@ -186,7 +185,8 @@ void fe_surveys_put_access(fe_req *r)
     }
     char pid[FV_UUID_STRLEN + 1];
     for (int i = 0; i <= FV_UUID_STRLEN; i++) pid[i] = (char)tolower((unsigned char)id[i]);
-    const char *params[] = {r->param[0], r->user->id, type, pid,
-                            YAJL_IS_STRING(role) ? role->u.string : NULL, fe_verdict_mfa(r), r->address};
+    const char *params[] = {
+        r->param[0],       r->user->id, type, pid, YAJL_IS_STRING(role) ? role->u.string : NULL,
+        fe_verdict_mfa(r), r->address};
     fe_verdict_run(r, sql_access_put, 7, params, 200, "survey", NULL);
 }
