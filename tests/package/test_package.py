@@ -162,6 +162,25 @@ def test_installed_layout(root):
         assert "file:///usr/share/doc/fieldvault/operations.md" in text
 
 
+def test_installed_programs_are_hardened(root):
+    """OWASP ASVS 14.1.2: the shipped binaries are position-independent, with read-only
+    relocations bound at start (full RELRO), a non-executable stack, the stack protector and
+    glibc's fortified calls (the release build; the sanitizer builds leave these out)."""
+    for p in PROGRAMS:
+        f = root / "usr/bin" / p
+        header = run(["readelf", "-hW", f]).stdout
+        assert re.search(r"Type:\s+DYN", header), f"{p} is not PIE"
+        dyn = run(["readelf", "-dW", f]).stdout
+        assert "BIND_NOW" in dyn or re.search(r"FLAGS_1.*NOW", dyn), f"{p} lacks -z now"
+        seg = run(["readelf", "-lW", f]).stdout
+        assert "GNU_RELRO" in seg, f"{p} lacks RELRO"
+        stack = [l for l in seg.splitlines() if "GNU_STACK" in l]
+        assert stack and not stack[0].rstrip().endswith("RWE 0x10") and " RWE " not in stack[0], f"{p} has an executable stack"
+        syms = run(["readelf", "--dyn-syms", "-W", f]).stdout
+        assert "__stack_chk_fail" in syms, f"{p} lacks the stack protector"
+        assert re.search(r"__\w+_chk\b", syms.replace("__stack_chk_fail", "")), f"{p} has no fortified calls"
+
+
 # ------------------------------------------------------------------ the installed programs work
 def test_installed_fvctl_applies_the_installed_migrations(root, pg):
     """fvctl migrate from the unpacked tree, --sql-dir naming the installed migrations: every
