@@ -105,6 +105,11 @@ static void finish(fe_req *r, int status, struct evbuffer *buf)
     evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    /* An API answer is data, never a page: nothing in it may run, load, frame it or be sent on
+     * as a referrer (OWASP ASVS 14.4.3-14.4.7); JSON is saved, not shown (fe_reply_text). */
+    evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     if (fe_http_draining) evhttp_add_header(h, "Connection", "close");
     double secs = elapsed_s(&r->start);
     fe_metrics_request(r->route >= 0 ? r->route : fe_nroutes, status, secs);
@@ -123,7 +128,10 @@ void fe_reply_text(fe_req *r, int status, const char *content_type, const char *
 {
     struct evbuffer *buf = evbuffer_new();
     if (buf && body) evbuffer_add(buf, body, len);
-    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type", content_type);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "Content-Type", content_type);
+    if (strncmp(content_type, "application/json", 16) == 0)
+        evhttp_add_header(h, "Content-Disposition", "attachment; filename=\"api.json\"");
     finish(r, status, buf);
 }
 
@@ -147,6 +155,12 @@ void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j)
     fv_jgen_free(j);
 }
 
+void fe_reply_request_id(fe_req *r, fv_jgen *j)
+{
+    fv_jgen_key(j, "request_id");
+    fv_jgen_str(j, r->req_id);
+}
+
 /* An error reply; retry_after_s > 0 adds Retry-After. */
 static void reply_error(fe_req *r, int status, const char *code, const char *message, size_t n,
                         const char *const *names, const char *const *reasons, int retry_after_s)
@@ -163,6 +177,7 @@ static void reply_error(fe_req *r, int status, const char *code, const char *mes
     fv_jgen_str(j, code);
     fv_jgen_key(j, "message");
     fv_jgen_str(j, message);
+    fe_reply_request_id(r, j);
     if (n > 0) {
         fv_jgen_key(j, "fields");
         fv_jgen_map_open(j);

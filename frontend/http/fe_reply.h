@@ -25,6 +25,9 @@ struct fv_form_errors;
 void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);
 /* 503 overloaded "out of memory; retry later" (with Retry-After): the one out-of-memory reply. */
 void fe_reply_oom(fe_req *r);
+/* Adds "request_id": r's X-Request-Id to the error object being written in j: every error body
+ * names the request, so a user can quote it and an operator find it in the access log. */
+void fe_reply_request_id(fe_req *r, fv_jgen *j);
 /* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
 void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
 

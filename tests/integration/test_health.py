@@ -35,6 +35,29 @@ def test_hsts_header(anon):
     assert "max-age=" in r.headers.get("Strict-Transport-Security", "")
 
 
+def test_security_headers_on_answers_and_errors(anon):
+    """OWASP ASVS 14.4.x and 7.4.1: every answer carries the browser-hardening headers; JSON is
+    an attachment; an error names its request id in the body, equal to X-Request-Id; nothing
+    names the software or opens the API to other origins."""
+    for r in (anon.get("/healthz"), anon.get("/v1/no-such-thing"), anon.get("/v1/me")):
+        h = r.headers
+        assert h["Strict-Transport-Security"].startswith("max-age=")
+        assert h["X-Content-Type-Options"] == "nosniff"
+        assert h["Cache-Control"] == "no-store"
+        assert h["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert h["X-Frame-Options"] == "DENY"
+        assert h["Referrer-Policy"] == "no-referrer"
+        assert h["Content-Type"].startswith("application/json")
+        assert h["Content-Disposition"] == 'attachment; filename="api.json"'
+        assert "Server" not in h and "X-Powered-By" not in h
+        assert not any(k.lower().startswith("access-control-") for k in h)
+        if r.status_code >= 400:
+            assert r.json()["error"]["request_id"] == h["X-Request-Id"], r.text
+    r = anon.get("/v1/me", headers={"Origin": "https://evil.example"})
+    assert r.status_code == 401
+    assert not any(k.lower().startswith("access-control-") for k in r.headers)
+
+
 def test_metrics_format(anon):
     anon.get("/healthz")
     r = anon.get("/metrics")

@@ -115,9 +115,9 @@ def test_the_checker_accepts_documented_answers(doc):
     doc.check("GET", "/healthz", 200, _h(Content_Type=JSON), b'{"status":"ok"}')
     doc.check("HEAD", "/healthz", 200, _h(Content_Type=JSON), b"")
     doc.check("DELETE", "/v1/me/api-keys/abc", 204, _h(), b"")
-    doc.check("GET", "/nope", 404, _h(Content_Type=JSON), b'{"error":{"code":"not_found","message":"no"}}')
+    doc.check("GET", "/nope", 404, _h(Content_Type=JSON), b'{"error":{"code":"not_found","message":"no","request_id":"r-1"}}')
     doc.check("PATCH", "/v1/surveys/x", 405, _h(Content_Type=JSON, Allow="GET"),
-              b'{"error":{"code":"method_not_allowed","message":"no"}}')
+              b'{"error":{"code":"method_not_allowed","message":"no","request_id":"r-1"}}')
     doc.check("GET", "/v1/me/api-keys", 200, _h(Content_Type=JSON), b'{"items":[],"next":null}')
     doc.check("POST", "/v1/users", 413, _h(Content_Type="text/html"), b"<html></html>")
 
@@ -125,16 +125,16 @@ def test_the_checker_accepts_documented_answers(doc):
 @pytest.mark.parametrize("method,path,status,headers,body,why", [
     ("GET", "/healthz", 200, {"Content-Type": JSON}, b'{"status":"up"}', "does not match"),
     ("GET", "/healthz", 500, {"Content-Type": JSON}, b'{}', "not documented"),
-    ("GET", "/v1/me", 404, {"Content-Type": JSON}, b'{"error":{"code":"gone","message":"x"}}', "does not match"),
+    ("GET", "/v1/me", 404, {"Content-Type": JSON}, b'{"error":{"code":"gone","message":"x","request_id":"r-1"}}', "does not match"),
     ("GET", "/v1/me", 200, {"Content-Type": "text/plain"}, b"hi", "Content-Type"),
     ("GET", "/v1/me/api-keys", 200, {"Content-Type": JSON}, b'{"items":[]}', "next"),
     ("DELETE", "/v1/me/api-keys/x", 204, {}, b"{}", "with a body"),
     ("PATCH", "/v1/surveys/x", 405, {"Content-Type": JSON},
-     b'{"error":{"code":"method_not_allowed","message":"no"}}', "Allow"),
+     b'{"error":{"code":"method_not_allowed","message":"no","request_id":"r-1"}}', "Allow"),
     ("PATCH", "/v1/surveys/x", 405, {"Content-Type": JSON, "Allow": "GET, PUT"},
-     b'{"error":{"code":"method_not_allowed","message":"no"}}', "Allow"),
+     b'{"error":{"code":"method_not_allowed","message":"no","request_id":"r-1"}}', "Allow"),
     ("PATCH", "/v1/surveys/x", 404, {"Content-Type": JSON},
-     b'{"error":{"code":"not_found","message":"no"}}', "not 405"),
+     b'{"error":{"code":"not_found","message":"no","request_id":"r-1"}}', "not 405"),
     ("GET", "/nope", 200, {"Content-Type": JSON}, b'{}', "not 404"),
     ("GET", "/v1/sites/" + "a" * 64, 200, {"Content-Type": JSON}, b'{}', "not 404"),
 ])

@@ -162,6 +162,7 @@ void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s)
     fv_jgen_str(j, "weak_password");
     fv_jgen_key(j, "message");
     fv_jgen_str(j, "the password is too easy to guess");
+    fe_reply_request_id(r, j);
     fv_jgen_key(j, "fields");
     fv_jgen_map_open(j);
     fv_jgen_key(j, field);
