@@ -10,6 +10,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import signal
 import ssl
 import struct
@@ -133,7 +134,7 @@ def test_signup_strong_password(anon, idfe):
     assert audit(idfe.c, "user.create", u["id"])
 
 
-@pytest.mark.parametrize("pw", ["password", "qwertyuiop", "12345678", "aaaaaaaaaaaa"])
+@pytest.mark.parametrize("pw", ["password1234", "qwertyuiopas", "123456789012", "aaaaaaaaaaaa"])
 def test_signup_weak_password_is_refused_with_feedback(anon, idfe, pw):
     mail = email()
     r = anon.post("/v1/users", json={"email": mail, "name": "Weak", "password": pw})
@@ -145,6 +146,24 @@ def test_signup_weak_password_is_refused_with_feedback(anon, idfe, pw):
     assert ps["score"] < 3
     assert ps["feedback"]["warning"] and ps["feedback"]["suggestions"]
     assert idfe.c.psql("SELECT count(*) FROM users WHERE email = %s", mail) == [(0,)]
+
+
+def test_password_length_is_counted_in_characters_and_never_cut(anon):
+    """ASVS 2.1.1-2.1.4: 12 characters are enough, 128 of any kind (emoji, CJK, accents:
+    code points, not bytes) are allowed, and the whole password counts: a prefix of it is wrong."""
+    short = "Zq9!vB2#kL4m"  # 12 characters
+    mail = email()
+    signup(anon, mail, password=short)
+    assert login(anon, mail, short).status_code == 200
+    assert login(anon, mail, short[:-1]).status_code == 401
+    rnd = random.Random(1)
+    long_pw = "".join(rnd.choice("abcdefghijkmnpqrstuvwxyz23456789\u00e9\u00f8\u00df\U0001f989\u65e5\u672c")
+                      for _ in range(128))
+    assert len(long_pw) == 128 and len(long_pw.encode()) > 128
+    mail = email()
+    signup(anon, mail, password=long_pw)
+    assert login(anon, mail, long_pw).status_code == 200
+    assert login(anon, mail, long_pw[:-1]).status_code == 401
 
 
 def test_signup_password_made_of_own_name_is_weak(anon):
@@ -177,6 +196,11 @@ def test_signup_duplicate_email_is_409_case_insensitively(anon, idfe):
     ({"email": "ok@example.org", "name": "X", "password": "short"}, "password"),
     ({"email": "ok@example.org", "name": "X", "password": 12345678}, "password"),
     ({"email": "ok@example.org", "name": "X", "password": "p" * 1025}, "password"),
+    # ASVS 2.1.1-2.1.2: 12 to 128 characters, counted as code points, a run of spaces once
+    ({"email": "ok@example.org", "name": "X", "password": "Zq9!vB2#kL4"}, "password"),
+    ({"email": "ok@example.org", "name": "X", "password": "Zq9! vB2#  " + " " * 20}, "password"),
+    ({"email": "ok@example.org", "name": "X", "password": "\u00e9" * 129}, "password"),
+    ({"email": "ok@example.org", "name": "X", "password": "Zq9!vB2#kL4m" * 10 + "Zq9!vB2#k"}, "password"),
 ])
 def test_signup_bad_input_is_422(anon, body, field):
     r = anon.post("/v1/users", json=body)
@@ -416,7 +440,7 @@ def test_password_change_refusals(anon, idfe):
     api = idfe.api(token_of(anon, mail))
     r = api.put("/v1/me/password", json={"current_password": "not-the-password", "new_password": STRONG2})
     assert r.status_code == 403 and error_body(r)["code"] == "wrong_password"
-    r = api.put("/v1/me/password", json={"current_password": STRONG, "new_password": "password1"})
+    r = api.put("/v1/me/password", json={"current_password": STRONG, "new_password": "password1234"})
     assert r.status_code == 422
     err = error_body(r)
     assert err["code"] == "weak_password" and "new_password" in err["fields"]

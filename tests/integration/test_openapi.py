@@ -157,7 +157,7 @@ def test_the_checker_knows_the_shapes(doc):
     with pytest.raises(AssertionError, match="does not match"):
         doc.check("GET", f"/v1/sites/{site['id']}", 200, _h(Content_Type=JSON),
                   _j(dict(full, created_at="2026-11-23 16:11:14")))
-    weak = {"error": {"code": "weak_password", "message": "too easy", "fields": {"password": "too weak"}}}
+    weak = {"error": {"code": "weak_password", "message": "too easy", "request_id": "r-1", "fields": {"password": "too weak"}}}
     with pytest.raises(AssertionError, match="password_strength"):
         doc.check("POST", "/v1/users", 422, _h(Content_Type=JSON), _j(weak))
     weak["error"]["password_strength"] = {"score": 1, "guesses_log10": 3.1,
@@ -197,7 +197,7 @@ def _response(method, url, status, reason, ctype, body):
 
 
 def test_the_hook_checks_reason_phrases():
-    body = b'{"error":{"code":"validation_failed","message":"bad","fields":{"name":"required"}}}'
+    body = b'{"error":{"code":"validation_failed","message":"bad","request_id":"r-1","fields":{"name":"required"}}}'
     openapi_check.check_response(_response("POST", "https://h/v1/orgs", 422, "Unprocessable Content", JSON, body))
     with pytest.raises(AssertionError, match="Client Error"):
         openapi_check.check_response(_response("POST", "https://h/v1/orgs", 422, "Client Error", JSON, body))

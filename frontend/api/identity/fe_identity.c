@@ -122,8 +122,14 @@ const char *fe_check_name(const char *name)
 const char *fe_check_new_password(const char *pw)
 {
     if (!pw) return "required: a string";
-    size_t n = strlen(pw);
-    if (n < FE_PASSWORD_MIN || n > FE_PASSWORD_MAX) return "must be 8 to 1024 bytes";
+    size_t chars = 0, counted = 0; /* every code point; code points with space runs as one */
+    for (const unsigned char *p = (const unsigned char *)pw; *p; p++) {
+        if ((*p & 0xC0) == 0x80) continue; /* a continuation byte (the body is valid UTF-8) */
+        chars++;
+        if (!(*p == ' ' && p > (const unsigned char *)pw && p[-1] == ' ')) counted++;
+    }
+    if (counted < FE_PASSWORD_MIN_CHARS || chars > FE_PASSWORD_MAX_CHARS)
+        return "must be 12 to 128 characters";
     return NULL;
 }
 

@@ -14,7 +14,12 @@
 
 #define FE_EMAIL_MAX 254
 #define FE_USER_NAME_MAX 200
-#define FE_PASSWORD_MIN 8
+/* A new password (sign-up, change) is 12 to 128 characters (Unicode code points; for the
+ * minimum a run of spaces counts once), OWASP ASVS 2.1.1-2.1.2; any character may be used and
+ * nothing is cut or changed. A password given to log in or to confirm an action may be up to
+ * FE_PASSWORD_MAX bytes (older accounts may have set a longer one). */
+#define FE_PASSWORD_MIN_CHARS 12
+#define FE_PASSWORD_MAX_CHARS 128
 #define FE_PASSWORD_MAX 1024
 
 /* Password work done on a pool thread. Every string is owned by the job and freed (passwords
