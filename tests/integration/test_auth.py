@@ -73,3 +73,17 @@ def test_access_log_names_the_user(frontend, admin):
     def logged():
         return any(uid in str(v) for line in json_lines(log) for v in line.values())
     wait_until(logged, 30, what="an access-log line with the admin's user id")
+
+
+@pytest.mark.parametrize("param", ["access_token", "token", "api_key", "key", "authorization"])
+def test_credentials_in_the_url_are_never_used(anon, admin, admin_key, param):
+    """ASVS 3.1.1 / 13.1.3: a credential travels in the Authorization header only. A key or a
+    token in the query string is ignored (401 as for no credential at all), so it never becomes
+    the way in that ends up in proxy logs and browser histories."""
+    assert admin.get("/v1/me").status_code == 200  # the key itself works, in the header
+    key = admin_key
+    r = anon.get(f"/v1/me?{param}={key}")
+    assert r.status_code == 401, r.text
+    assert error_body(r)["code"] == "unauthenticated"
+    r = anon.get(f"/v1/me?{param}=Bearer%20{key}")
+    assert r.status_code == 401, r.text

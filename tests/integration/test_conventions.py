@@ -2,12 +2,16 @@
 methods, RFC 9110 reason phrases, a timestamp on every access-log line, and one name for requests
 no route takes in the access log and in the metrics."""
 import http.client
+import re
 import ssl
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from fvharness import error_body, json_lines, new_id, parse_metrics, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("method,path,allow", [
@@ -119,3 +123,49 @@ def test_metrics_name_unmatched_requests_as_the_access_log_does(frontend, anon):
     m = parse_metrics(anon.get("/metrics").text)
     routes = {labels.get("route") for labels, _ in m.get("fv_http_requests_total", [])}
     assert "none" not in routes
+
+
+# ------------------------------------------------------------------ SQL is never built from text
+
+SOURCES = [p for d in ("frontend", "worker", "balancer", "common", "tools") for p in (REPO / d).rglob("*.c")]
+
+
+def test_sql_is_never_built_from_strings():
+    """ASVS 5.3.4: every statement is a constant with $n parameters. No SQL keyword appears in a
+    format string or a string concatenation, and the libpq calls that take a statement text are
+    only given literals, named constants (sql_*, FE_*), or, for the migrations, the text of the
+    installed SQL files."""
+    assert len(SOURCES) > 50
+    building = re.compile(r'\b(v?s?n?printf|asprintf|evbuffer_add_printf|strcat|strncat|strcpy|memcpy)\s*\(((?:[^;"]|"(?:[^"\\]|\\.)*")*)\)\s*;', re.S)
+    keyword = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|ALTER|DROP|CREATE)\b")
+    calls = re.compile(r'\b(PQexec|PQsendQuery|PQexecParams|PQsendQueryParams|PQprepare|PQsendPrepare|fe_pg_query|fv_pgutil_exec)\s*\(\s*([^,]+),\s*([^,)]+)')
+    allowed_dynamic = {  # (file, argument): where a variable holds the statement, and why it is constant
+        ("frontend/io/fe_pg.c", "q->sql"): "fe_pg_query's own queue: the text fe_pg_query was given",
+        ("worker/wk_store.c", "sql"): "wk_store's send helper: called with its sql_* constants",
+        ("tools/fvctl/fvctl_db.c", "sql"): "fvctl's query helper: called with its sql_* constants",
+        ("common/fv_pgutil.c", "sql"): "fv_pgutil_exec itself",
+        ("common/fv_migrate.c", "sql"): "a migration file's text, read from the installed sql directory",
+        ("frontend/api/fe_verdict.c", "sql"): "fe_verdict_run/list: called with the handlers' sql_* constants",
+        ("frontend/api/identity/fe_totp.c", "s->disable ? sql_disable : sql_confirm"): "two constants",
+    }
+    bad = []
+    for path in SOURCES:
+        rel = str(path.relative_to(REPO))
+        text = path.read_text()
+        for m in building.finditer(text):
+            literals = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))
+            if any(keyword.search(lit) for lit in literals):
+                bad.append(f"{rel}: SQL built with {m.group(1)}: {m.group(0)[:80]!r}")
+        for m in calls.finditer(text):
+            fn, first, second = m.group(1), m.group(2).strip(), m.group(3).strip()
+            stmt = first if fn == "fe_pg_query" else second
+            if fn == "fe_pg_query" and first.startswith("const char"):
+                continue  # the prototype
+            if stmt.startswith('"') or re.fullmatch(r"(sql_\w+|FE_[A-Z_]+|s->sql|st->sql_\w+)", stmt):
+                continue
+            if (rel, stmt) in allowed_dynamic or (rel, first) in allowed_dynamic:
+                continue
+            if re.match(r"(const )?(char|PGconn|struct|fe_)", stmt):
+                continue  # a declaration
+            bad.append(f"{rel}: {fn} given {stmt!r}")
+    assert not bad, "\n".join(bad)
