@@ -83,7 +83,8 @@ static void term_cb(evutil_socket_t sig, short what, void *arg)
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     char err[512];
-    SSL_CTX *ctx = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
+    SSL_CTX *ctx = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, fe_cfg.tls_ocsp_response, err,
+                                     sizeof err);
     if (!ctx) {
         fv_error("certificate reload failed, keeping the old one: %s", err);
         return;
@@ -106,7 +107,8 @@ int fe_child_run(int index, int listen_fd)
     ch.base = event_base_new();
     if (!ch.base) goto failed;
     errpos = "tls";
-    ch.ssl_ctx = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
+    ch.ssl_ctx = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, fe_cfg.tls_ocsp_response, err,
+                                   sizeof err);
     if (!ch.ssl_ctx) goto failed;
     errpos = "evhttp_new";
     ch.http = evhttp_new(ch.base);

@@ -14,6 +14,7 @@ typedef struct fe_settings {
     int processes; /* children; 0 = CPU count */
     char *tls_cert;
     char *tls_key;
+    char *tls_ocsp_response; /* "" for none */
     int max_body_bytes;
     int pg_pool_size;     /* PostgreSQL connections per child */
     int pg_timeout_ms;    /* a query slower than this fails the request with 503 */

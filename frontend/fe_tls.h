@@ -4,8 +4,12 @@
 
 #include <openssl/ssl.h>
 
-/* Builds a server context from PEM files. Returns a context the caller frees with SSL_CTX_free,
- * or NULL with the reason (OpenSSL's error queue included) in err. */
-SSL_CTX *fe_tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen);
+/* Builds a server context from PEM files; with ocsp_file (a DER OCSP response, NULL or "" for
+ * none) it staples that response to handshakes that ask for it, until its nextUpdate passes. The
+ * response must be a good, verified, current answer about cert_file, whose chain file must hold
+ * the issuer. Returns a context the caller frees with SSL_CTX_free, or NULL with the reason
+ * (OpenSSL's error queue included) in err. */
+SSL_CTX *fe_tls_server_ctx(const char *cert_file, const char *key_file, const char *ocsp_file, char *err,
+                           size_t errlen);
 
 #endif

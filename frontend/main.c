@@ -41,7 +41,8 @@ static void check_files(fv_cfg_load *ld)
     char err[512];
     if (fe_pg_check_dsn(fv_common.pg_dsn, err, sizeof err) != 0)
         fv_config_problem(ld, "pg_dsn", "%s", err);
-    SSL_CTX *probe = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, err, sizeof err);
+    SSL_CTX *probe = fe_tls_server_ctx(fe_cfg.tls_cert, fe_cfg.tls_key, fe_cfg.tls_ocsp_response, err,
+                                       sizeof err);
     if (!probe) fv_config_problem(ld, "tls_cert", "%s (tls_key = %s)", err, fe_cfg.tls_key);
     else SSL_CTX_free(probe);
     fv_keyset keys;
