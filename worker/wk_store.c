@@ -246,6 +246,11 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen_array_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
+    errpos = "generate";
+    if (json == NULL) {
+        snprintf(why, sizeof why, "%s", fv_jgen_error(j));
+        goto failed;
+    }
     errpos = "INSERT";
     const char *params[] = {json};
     res = wk_store_exec(st, insert_sql, 1, params);
