@@ -1,5 +1,6 @@
 /* Unit tests for common/fv_json.c: escaping, escape checks, generator round trips. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -436,9 +437,10 @@ static void test_jgen_tree_bounded(void **state)
     /* freed level by level from the top: yajl_tree_free would recurse 1000 deep */
     while (root) {
         yajl_val next = root->u.array.values[0];
-        root->u.array.len = YAJL_IS_ARRAY(next) ? 0 : 1;
+        bool more = YAJL_IS_ARRAY(next);
+        root->u.array.len = more ? 0 : 1; /* the innermost goes with its number */
         yajl_tree_free(root);
-        root = YAJL_IS_ARRAY(next) ? next : NULL;
+        root = more ? next : NULL;
     }
 }
 
