@@ -8,6 +8,7 @@ overflowed the stack. The strict reader (common/fv_json.h) now refuses nesting d
 its pre-scan, before any tree exists.
 
 A front end of its own with the production body limit (1 MiB; the session's has 64 KiB)."""
+import os
 import threading
 import time
 import types
@@ -15,6 +16,7 @@ import types
 import pytest
 import requests
 
+from conftest import make_survey
 from fvharness import Api, error_body, free_port, new_id, wait_until
 from openapi_check import hook_session
 
@@ -130,3 +132,37 @@ def test_a_good_submission_still_goes_through(fe):
     r = fe.enum.post(f"/v1/deployments/{fe.dep}/responses",
                      json={"id": rid, "data": {"household": "After the storm", "members": 3}})
     assert r.status_code == 202, r.text[:300]
+
+
+@pytest.mark.skipif(os.environ.get("FV_HEAVY_TESTS") != "1",
+                    reason="moves ~280 MB through Redis and PostgreSQL; set FV_HEAVY_TESTS=1 to run it")
+def test_batch_beyond_jsonb_limit_is_written_entry_by_entry(fe, world):
+    """A worker batch is one jsonb array, and jsonb refuses one whose elements total more than
+    256 MiB (SQLSTATE 54000). With the default batch_size of 500, some 260 acknowledged
+    submissions near the 1 MiB body limit make such a batch: before, it was retried forever (not a
+    data error) and the whole queue stalled. Now it is written entry by entry."""
+    c = world.cluster
+    _s, dep = make_survey(world.admin, world.org_id, [world.enum_id], name="Big answers",
+                          definition={"questions": [{"name": "t", "type": "text", "label": "T"}]})
+    n, text = 280, "x" * (MIB - 200)
+    c.stop_all_workers()  # the submissions pile up, to be read in one batch
+    try:
+        ids = []
+        for _ in range(n):
+            rid = new_id()
+            r = fe.enum.post(f"/v1/deployments/{dep['id']}/responses", json={"id": rid, "data": {"t": text}},
+                             timeout=60)
+            assert r.status_code == 202, r.text[:300]
+            ids.append(rid)
+        w = c.start_worker("big-batch", FV_BATCH_SIZE=500)
+
+        def stored():
+            return c.psql("SELECT count(*) FROM responses WHERE id = ANY(%s::uuid[])", ids)[0][0] == n
+        wait_until(stored, 300, interval=1, what=f"all {n} large submissions to be stored")
+        assert not [f for _e, f in c.redis_cli("XRANGE", c.DEAD, "-", "+") or [] if set(ids) & set(f)]
+        # ... and they did meet the limit in one batch (else this test proves nothing)
+        log = w.log_path.read_text(errors="replace")
+        assert "writing its entries one by one" in log and "jsonb" in log, log[-2000:]
+    finally:
+        c.stop_all_workers()
+        c.start_default_workers()
