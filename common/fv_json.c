@@ -407,9 +407,16 @@ static yajl_val parse(const char *text, size_t len, bool terminated, fv_json_err
     yajl_val v = yajl_tree_parse(z, ebuf, sizeof ebuf);
     free(copy);
     if (v == NULL) {
-        /* The scan accepted it, so only memory can be short here. */
-        fail(e, FV_JSON_NOMEM, (const unsigned char *)text, (const unsigned char *)text,
-             "out of memory");
+        /* The scan accepted it, so only memory should be short here ("Out of memory"); anything
+         * else would be yajl disagreeing with the scan: refused as not JSON, with its reason. */
+        const unsigned char *t = (const unsigned char *)text;
+        if (ebuf[0] == '\0' || strstr(ebuf, "memory")) {
+            fail(e, FV_JSON_NOMEM, t, t, "out of memory");
+        } else {
+            char *nl = strchr(ebuf, '\n');
+            if (nl) *nl = '\0';
+            fail(e, FV_JSON_SYNTAX, t, t, ebuf);
+        }
         return NULL;
     }
     bool oom = false;
