@@ -427,7 +427,16 @@ static yajl_val parse(const char *text, size_t len, bool terminated, fv_json_err
                  "out of memory");
         } else {
             char shown[48];
-            fv_json_escape(dup, strlen(dup), shown, sizeof shown);
+            size_t n = fv_json_escape(dup, strlen(dup), shown, sizeof shown);
+            /* A long key is cut short: never in the middle of a character (the message must
+             * stay UTF-8, it goes into a JSON reply). */
+            const unsigned char *q = (const unsigned char *)shown, *qend = q + n;
+            while (q < qend) {
+                size_t k = *q < 0x80 ? 1 : utf8_seq(q, qend);
+                if (k == 0) break;
+                q += k;
+            }
+            shown[q - (const unsigned char *)shown] = '\0';
             e->status = FV_JSON_DUPLICATE_KEY;
             e->offset = 0;
             snprintf(e->msg, sizeof e->msg, "an object has the key \"%s\" twice", shown);

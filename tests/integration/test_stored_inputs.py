@@ -224,6 +224,9 @@ REFUSED = [
     ("duplicate_answer", '{"t5": "ok", "t5": "far too long"}', 400, "duplicate_key"),
     ("duplicate_escaped", r'{"t5": "ok", "\u0074\u0035": "far too long"}', 400, "duplicate_key"),
     ("duplicate_in_geopoint", '{"g": {"lat": 1, "lon": 2, "lat": 999}}', 400, "duplicate_key"),
+    # the key is named in the message, cut short: at a character boundary (the reply stays UTF-8)
+    ("duplicate_long_unicode_key", '{"' + "\u00e9" * 60 + '": 1, "' + "\u00e9" * 60 + '": 2}', 400,
+     "duplicate_key"),
     # too deep
     ("depth_65", '{"g": ' + nested(63) + '}', 400, "json_too_deep"),
     # not JSON

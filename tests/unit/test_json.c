@@ -361,6 +361,18 @@ static void test_duplicate_keys(void **state)
     assert_null(fv_json_parse(s, err, sizeof err));
     assert_non_null(strstr(err, "\"k10000\" twice"));
     free(s);
+    /* a long key named in the message is cut at a character boundary: the message stays UTF-8 */
+    char key[200] = "", doc[500];
+    for (int i = 0; i < 60; i++) strcat(key, "\xc3\xa9");
+    snprintf(doc, sizeof doc, "{\"%s\":1,\"%s\":2}", key, key);
+    assert_null(fv_json_parse(doc, err, sizeof err));
+    assert_non_null(strstr(err, "\xc3\xa9\" twice"));
+    char quoted[400];
+    quoted[0] = '"';
+    size_t qn = fv_json_escape(err, strlen(err), quoted + 1, sizeof quoted - 2);
+    quoted[qn + 1] = '"';
+    quoted[qn + 2] = '\0';
+    assert_int_equal(fv_json_scan(quoted, strlen(quoted), NULL), FV_JSON_OK);
 }
 
 static void test_jgen_failures(void **state)
