@@ -51,7 +51,8 @@ static void reply_error(struct evhttp_request *req, int code, const char *ecode,
     fv_jgen_map_close(j);
     size_t len;
     const char *buf = fv_jgen_buf(j, &len);
-    reply(req, code, "application/json", buf, len);
+    if (buf) reply(req, code, "application/json", buf, len);
+    else evhttp_send_error(req, 500, NULL); /* generation failed: never invalid JSON */
     fv_jgen_free(j);
 }
 
@@ -108,7 +109,8 @@ static void send_json(struct evhttp_request *req, int code, fv_jgen *j)
 {
     size_t len;
     const char *buf = fv_jgen_buf(j, &len);
-    reply(req, code, "application/json", buf, len);
+    if (buf) reply(req, code, "application/json", buf, len);
+    else evhttp_send_error(req, 500, NULL); /* generation failed: never invalid JSON */
     fv_jgen_free(j);
 }
 

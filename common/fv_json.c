@@ -62,18 +62,423 @@ size_t fv_json_escape(const char *s, size_t len, char *out, size_t outlen)
     return o;
 }
 
-yajl_val fv_json_parse(const char *text, char *err, size_t errlen)
+/* ---- the strict reader ---------------------------------------------------------------- */
+
+static fv_json_status fail(fv_json_error *e, fv_json_status st, const unsigned char *base,
+                           const unsigned char *at, const char *what)
 {
-    char ebuf[256];
-    ebuf[0] = '\0';
-    yajl_val v = yajl_tree_parse(text, ebuf, sizeof ebuf);
-    if (v == NULL && err != NULL) {
-        /* yajl's message spans lines and quotes the input; keep its first line only. */
-        char *nl = strchr(ebuf, '\n');
-        if (nl) *nl = '\0';
-        snprintf(err, errlen, "%s", ebuf[0] ? ebuf : "invalid JSON");
+    if (e) {
+        e->status = st;
+        e->offset = (size_t)(at - base);
+        snprintf(e->msg, sizeof e->msg, "%s at byte %zu", what, e->offset);
+    }
+    return st;
+}
+
+static int hexval(unsigned char c)
+{
+    return (c >= '0' && c <= '9')   ? c - '0'
+           : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+           : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                    : -1;
+}
+
+/* The four hex digits at p (p + 4 <= end), or -1. */
+static long hex4u(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hexval(p[i]);
+        if (d < 0) return -1;
+        v = v * 16 + d;
     }
     return v;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (its first byte >= 0x80), or 0. The table of
+ * well-formed sequences (Unicode 3.9, table 3-7; RFC 3629): no overlongs (C0, C1, E0 80-9F,
+ * F0 80-8F), no surrogates (ED A0-BF), nothing above U+10FFFF (F4 90-BF, F5-FF). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else return 0;
+    if ((size_t)(end - p) < n) return 0;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return n;
+}
+
+/* A string from the opening quote at *pp; on success *pp is just past the closing quote. */
+static fv_json_status scan_string(const unsigned char **pp, const unsigned char *end,
+                                  const unsigned char *base, fv_json_error *e)
+{
+    const unsigned char *p = *pp + 1;
+    for (;;) {
+        /* The common case first: printable ASCII other than the quote and the backslash. */
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        if (p == end) return fail(e, FV_JSON_SYNTAX, base, p, "unterminated string");
+        unsigned char c = *p;
+        if (c == '"') {
+            *pp = p + 1;
+            return FV_JSON_OK;
+        }
+        if (c < 0x20) return fail(e, FV_JSON_SYNTAX, base, p, "control character inside a string");
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p, end);
+            if (n == 0) return fail(e, FV_JSON_UTF8, base, p, "invalid UTF-8");
+            p += n;
+            continue;
+        }
+        /* a backslash */
+        if (p + 1 >= end) return fail(e, FV_JSON_SYNTAX, base, p, "unterminated string");
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't': p += 2; continue;
+        case 'u': break;
+        default: return fail(e, FV_JSON_SYNTAX, base, p, "invalid escape in a string");
+        }
+        long v = hex4u(p + 2, end);
+        if (v < 0) return fail(e, FV_JSON_SYNTAX, base, p, "invalid \\u escape in a string");
+        if (v == 0)
+            return fail(e, FV_JSON_CHARACTER, base, p,
+                        "strings must not contain the NUL character (\\u0000)");
+        if (v >= 0xDC00 && v <= 0xDFFF)
+            return fail(e, FV_JSON_CHARACTER, base, p, "a lone UTF-16 surrogate is not a character");
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            long lo = (end - p >= 12 && p[6] == '\\' && p[7] == 'u') ? hex4u(p + 8, end) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return fail(e, FV_JSON_CHARACTER, base, p, "a lone UTF-16 surrogate is not a character");
+            p += 12;
+            continue;
+        }
+        p += 6;
+    }
+}
+
+/* The exponent's magnitude at which PostgreSQL refuses even a zero (INT_MAX / 2). */
+#define EXP_LIMIT 1073741823LL
+
+/* A number from *pp (a '-' or a digit). Checks the grammar and that numeric can hold it:
+ * PostgreSQL refuses (does not round) a value with more than FV_JSON_MAX_FRAC_DIGITS digits after
+ * the point or more than FV_JSON_MAX_INT_DIGITS before it, counted after applying the exponent. */
+static fv_json_status scan_number(const unsigned char **pp, const unsigned char *end,
+                                  const unsigned char *base, fv_json_error *e)
+{
+    const unsigned char *p = *pp, *start = p;
+    if (*p == '-') p++;
+    if (p == end || *p < '0' || *p > '9') return fail(e, FV_JSON_SYNTAX, base, start, "invalid number");
+    /* lead: digits from the first non-zero one of the integer part; first_frac: 1-based position
+     * of the first non-zero digit after the point (0: none) */
+    long long lead = 0, nfrac = 0, first_frac = 0;
+    if (*p == '0') {
+        p++;
+        if (p < end && *p >= '0' && *p <= '9')
+            return fail(e, FV_JSON_SYNTAX, base, start, "invalid number (leading zero)");
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') p++, lead++;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p == end || *p < '0' || *p > '9')
+            return fail(e, FV_JSON_SYNTAX, base, start, "invalid number (digits must follow '.')");
+        while (p < end && *p >= '0' && *p <= '9') {
+            nfrac++;
+            if (first_frac == 0 && *p != '0') first_frac = nfrac;
+            p++;
+        }
+    }
+    long long exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        bool neg = false;
+        if (p < end && (*p == '+' || *p == '-')) neg = *p++ == '-';
+        if (p == end || *p < '0' || *p > '9')
+            return fail(e, FV_JSON_SYNTAX, base, start, "invalid number (digits must follow 'e')");
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (exp <= EXP_LIMIT) exp = exp * 10 + (*p - '0'); /* saturates past the limit */
+            p++;
+        }
+        if (neg) exp = -exp;
+    }
+    *pp = p;
+    /* Every count is at most the text's length (< 2^40) and |exp| <= 10 * EXP_LIMIT + 9: no
+     * overflow below. */
+    if (exp >= EXP_LIMIT || exp <= -EXP_LIMIT)
+        return fail(e, FV_JSON_NUMBER, base, start, "number out of range (exponent too large)");
+    long long scale = nfrac - exp;
+    if (scale > FV_JSON_MAX_FRAC_DIGITS)
+        return fail(e, FV_JSON_NUMBER, base, start,
+                    "number out of range (more than 16383 digits after the decimal point)");
+    /* the power of ten of the first significant digit */
+    bool nonzero = lead > 0 || first_frac > 0;
+    long long top = lead > 0 ? lead - 1 + exp : -first_frac + exp;
+    if (nonzero && top >= FV_JSON_MAX_INT_DIGITS)
+        return fail(e, FV_JSON_NUMBER, base, start,
+                    "number out of range (more than 131072 digits before the decimal point)");
+    return FV_JSON_OK;
+}
+
+static bool is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+fv_json_status fv_json_scan(const char *text, size_t len, fv_json_error *e)
+{
+    const unsigned char *base = (const unsigned char *)text, *p = base, *end = base + len;
+    /* bit d of kind: the container at depth d+1 is an object (1) or an array (0) */
+    uint64_t kind = 0;
+    _Static_assert(FV_JSON_MAX_DEPTH <= 64, "one bit per level in kind");
+    unsigned depth = 0;
+    fv_json_status st;
+    if (e) {
+        e->status = FV_JSON_OK;
+        e->offset = 0;
+        e->msg[0] = '\0';
+    }
+
+value:
+    while (p < end && is_ws(*p)) p++;
+    if (p == end) return fail(e, FV_JSON_SYNTAX, base, p, "a value is missing");
+    switch (*p) {
+    case '{':
+    case '[':
+        if (depth == FV_JSON_MAX_DEPTH)
+            return fail(e, FV_JSON_DEPTH, base, p, "nested more than 64 arrays or objects deep");
+        if (*p == '{') kind |= (uint64_t)1 << depth;
+        else kind &= ~((uint64_t)1 << depth);
+        depth++;
+        p++;
+        while (p < end && is_ws(*p)) p++;
+        if (p < end && *p == (kind >> (depth - 1) & 1 ? '}' : ']')) {
+            depth--;
+            p++;
+            goto after;
+        }
+        if (kind >> (depth - 1) & 1) goto key;
+        goto value;
+    case '"':
+        if ((st = scan_string(&p, end, base, e)) != FV_JSON_OK) return st;
+        goto after;
+    case 't':
+        if (end - p < 4 || memcmp(p, "true", 4) != 0) break;
+        p += 4;
+        goto after;
+    case 'f':
+        if (end - p < 5 || memcmp(p, "false", 5) != 0) break;
+        p += 5;
+        goto after;
+    case 'n':
+        if (end - p < 4 || memcmp(p, "null", 4) != 0) break;
+        p += 4;
+        goto after;
+    default:
+        if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            if ((st = scan_number(&p, end, base, e)) != FV_JSON_OK) return st;
+            goto after;
+        }
+        break;
+    }
+    if (*p == '/') return fail(e, FV_JSON_SYNTAX, base, p, "comments are not JSON");
+    if (*p >= 0x80 && utf8_seq(p, end) == 0) return fail(e, FV_JSON_UTF8, base, p, "invalid UTF-8");
+    return fail(e, FV_JSON_SYNTAX, base, p, "unexpected character");
+
+key:
+    /* p is at the first non-blank byte after '{' or ',' in an object */
+    if (p == end || *p != '"') return fail(e, FV_JSON_SYNTAX, base, p, "an object key must be a string");
+    if ((st = scan_string(&p, end, base, e)) != FV_JSON_OK) return st;
+    while (p < end && is_ws(*p)) p++;
+    if (p == end || *p != ':')
+        return fail(e, FV_JSON_SYNTAX, base, p, "':' expected after an object key");
+    p++;
+    goto value;
+
+after:
+    while (p < end && is_ws(*p)) p++;
+    if (depth == 0) {
+        if (p == end) return FV_JSON_OK;
+        if (*p == '/') return fail(e, FV_JSON_SYNTAX, base, p, "comments are not JSON");
+        return fail(e, FV_JSON_SYNTAX, base, p, "trailing garbage after the JSON value");
+    }
+    if (p == end) return fail(e, FV_JSON_SYNTAX, base, p, "unexpected end of the text");
+    bool in_object = kind >> (depth - 1) & 1;
+    if (*p == ',') {
+        p++;
+        while (p < end && is_ws(*p)) p++;
+        if (in_object) goto key;
+        goto value;
+    }
+    if (*p == (in_object ? '}' : ']')) {
+        depth--;
+        p++;
+        goto after;
+    }
+    if (*p == '/') return fail(e, FV_JSON_SYNTAX, base, p, "comments are not JSON");
+    return fail(e, FV_JSON_SYNTAX, base, p, in_object ? "',' or '}' expected" : "',' or ']' expected");
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key named twice in an object of v, or NULL; *oom on out of memory. Recursion is
+ * bounded by the depth the scan allowed. A small object is compared pairwise; a larger one
+ * through a sorted copy of its key pointers (O(n log n): 100,000 keys must not take n^2). */
+static const char *duplicate_key(yajl_val v, bool *oom)
+{
+    if (YAJL_IS_ARRAY(v)) {
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            const char *d = duplicate_key(v->u.array.values[i], oom);
+            if (d || *oom) return d;
+        }
+        return NULL;
+    }
+    if (!YAJL_IS_OBJECT(v)) return NULL;
+    size_t n = v->u.object.len;
+    const char **keys = (const char **)v->u.object.keys;
+    if (n <= 8) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t k = 0; k < i; k++)
+                if (strcmp(keys[i], keys[k]) == 0) return keys[i];
+    } else {
+        const char **sorted = malloc(n * sizeof *sorted); /* freed below */
+        if (!sorted) {
+            *oom = true;
+            return NULL;
+        }
+        memcpy(sorted, keys, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, cmp_key);
+        const char *d = NULL;
+        for (size_t i = 1; i < n && !d; i++)
+            if (strcmp(sorted[i], sorted[i - 1]) == 0) d = sorted[i];
+        free(sorted);
+        if (d) return d;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *d = duplicate_key(v->u.object.values[i], oom);
+        if (d || *oom) return d;
+    }
+    return NULL;
+}
+
+/* terminated: text[len] is a NUL the caller put there; otherwise the text is copied. */
+static yajl_val parse(const char *text, size_t len, bool terminated, fv_json_error *e)
+{
+    fv_json_error local;
+    if (!e) e = &local;
+    if (fv_json_scan(text, len, e) != FV_JSON_OK) return NULL;
+    /* The scan refused any NUL byte, so yajl_tree_parse (which takes a C string) sees it all.
+     * It would allow comments: the scan has refused them already. */
+    char *copy = NULL; /* only when text is not terminated where it ends; freed below */
+    const char *z = text;
+    if (!terminated) {
+        copy = malloc(len + 1);
+        if (!copy) {
+            fail(e, FV_JSON_NOMEM, (const unsigned char *)text, (const unsigned char *)text,
+                 "out of memory");
+            return NULL;
+        }
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+        z = copy;
+    }
+    char ebuf[128];
+    ebuf[0] = '\0';
+    yajl_val v = yajl_tree_parse(z, ebuf, sizeof ebuf);
+    free(copy);
+    if (v == NULL) {
+        /* The scan accepted it, so only memory should be short here ("Out of memory"); anything
+         * else would be yajl disagreeing with the scan: refused as not JSON, with its reason. */
+        const unsigned char *t = (const unsigned char *)text;
+        if (ebuf[0] == '\0' || strstr(ebuf, "memory")) {
+            fail(e, FV_JSON_NOMEM, t, t, "out of memory");
+        } else {
+            char *nl = strchr(ebuf, '\n');
+            if (nl) *nl = '\0';
+            fail(e, FV_JSON_SYNTAX, t, t, ebuf);
+        }
+        return NULL;
+    }
+    bool oom = false;
+    const char *dup = duplicate_key(v, &oom);
+    if (dup || oom) {
+        if (oom) {
+            fail(e, FV_JSON_NOMEM, (const unsigned char *)text, (const unsigned char *)text,
+                 "out of memory");
+        } else {
+            char shown[48];
+            size_t n = fv_json_escape(dup, strlen(dup), shown, sizeof shown);
+            /* A long key is cut short: never in the middle of a character (the message must
+             * stay UTF-8, it goes into a JSON reply). */
+            const unsigned char *q = (const unsigned char *)shown, *qend = q + n;
+            while (q < qend) {
+                size_t k = *q < 0x80 ? 1 : utf8_seq(q, qend);
+                if (k == 0) break;
+                q += k;
+            }
+            shown[q - (const unsigned char *)shown] = '\0';
+            e->status = FV_JSON_DUPLICATE_KEY;
+            e->offset = 0;
+            snprintf(e->msg, sizeof e->msg, "an object has the key \"%s\" twice", shown);
+        }
+        yajl_tree_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+yajl_val fv_json_parse_n(const char *text, size_t len, fv_json_error *e)
+{
+    return parse(text, len, false, e);
+}
+
+yajl_val fv_json_parse_z(const char *text, size_t len, fv_json_error *e)
+{
+    return parse(text, len, true, e);
+}
+
+yajl_val fv_json_parse(const char *text, char *err, size_t errlen)
+{
+    fv_json_error e;
+    yajl_val v = parse(text, strlen(text), true, &e);
+    if (v == NULL && err != NULL) snprintf(err, errlen, "%s", e.msg[0] ? e.msg : "invalid JSON");
+    return v;
+}
+
+bool fv_json_is_object(const char *text, size_t len, fv_json_error *e)
+{
+    fv_json_error local;
+    if (!e) e = &local;
+    yajl_val v = fv_json_parse_n(text, len, e);
+    if (v == NULL) return false;
+    bool obj = YAJL_IS_OBJECT(v);
+    yajl_tree_free(v);
+    if (!obj) {
+        e->status = FV_JSON_SYNTAX;
+        e->offset = 0;
+        snprintf(e->msg, sizeof e->msg, "not a JSON object");
+    }
+    return obj;
 }
 
 static int hex4(const char *p, const char *end)
@@ -139,6 +544,7 @@ fv_jgen *fv_jgen_new(void)
         free(j);
         return NULL;
     }
+    j->status = yajl_gen_status_ok;
     yajl_gen_config(j->g, yajl_gen_validate_utf8, 0);
     return j;
 }
@@ -150,95 +556,150 @@ void fv_jgen_free(fv_jgen *j)
     free(j);
 }
 
+/* Keeps the first failure; true when j may go on. */
+static bool note(fv_jgen *j, yajl_gen_status st)
+{
+    if (st != yajl_gen_status_ok && j->status == yajl_gen_status_ok) j->status = st;
+    return j->status == yajl_gen_status_ok;
+}
+
+/* Every helper: nothing once j has failed (yajl would go on writing after some failures, e.g.
+ * yajl_gen_invalid_number, and the result would not be JSON). */
+#define GEN(call)                                           \
+    do {                                                    \
+        if (j->status == yajl_gen_status_ok) note(j, call); \
+    } while (0)
+
 void fv_jgen_map_open(fv_jgen *j)
 {
-    yajl_gen_map_open(j->g);
+    GEN(yajl_gen_map_open(j->g));
+    j->open++;
 }
 void fv_jgen_map_close(fv_jgen *j)
 {
-    yajl_gen_map_close(j->g);
+    GEN(yajl_gen_map_close(j->g));
+    j->open--;
 }
 void fv_jgen_array_open(fv_jgen *j)
 {
-    yajl_gen_array_open(j->g);
+    GEN(yajl_gen_array_open(j->g));
+    j->open++;
 }
 void fv_jgen_array_close(fv_jgen *j)
 {
-    yajl_gen_array_close(j->g);
+    GEN(yajl_gen_array_close(j->g));
+    j->open--;
 }
 void fv_jgen_key(fv_jgen *j, const char *key)
 {
-    yajl_gen_string(j->g, (const unsigned char *)key, strlen(key));
+    GEN(yajl_gen_string(j->g, (const unsigned char *)key, strlen(key)));
 }
 void fv_jgen_str(fv_jgen *j, const char *s)
 {
-    if (s == NULL) yajl_gen_null(j->g);
-    else yajl_gen_string(j->g, (const unsigned char *)s, strlen(s));
+    if (s == NULL) GEN(yajl_gen_null(j->g));
+    else GEN(yajl_gen_string(j->g, (const unsigned char *)s, strlen(s)));
 }
 void fv_jgen_strn(fv_jgen *j, const char *s, size_t n)
 {
-    yajl_gen_string(j->g, (const unsigned char *)s, n);
+    GEN(yajl_gen_string(j->g, (const unsigned char *)s, n));
 }
 void fv_jgen_int(fv_jgen *j, long long v)
 {
-    yajl_gen_integer(j->g, v);
+    GEN(yajl_gen_integer(j->g, v));
 }
 void fv_jgen_double(fv_jgen *j, double v)
 {
-    yajl_gen_double(j->g, v);
+    GEN(yajl_gen_double(j->g, v));
 }
 void fv_jgen_bool(fv_jgen *j, bool v)
 {
-    yajl_gen_bool(j->g, v ? 1 : 0);
+    GEN(yajl_gen_bool(j->g, v ? 1 : 0));
 }
 void fv_jgen_null(fv_jgen *j)
 {
-    yajl_gen_null(j->g);
+    GEN(yajl_gen_null(j->g));
 }
 
 void fv_jgen_raw(fv_jgen *j, const char *json, size_t len)
 {
     /* yajl_gen_number writes its argument verbatim and keeps the generator's state machine in
      * step (commas, map keys), which is exactly what inserting a serialised value needs. */
-    yajl_gen_number(j->g, json, len);
+    GEN(yajl_gen_number(j->g, json, len));
 }
 
-void fv_jgen_tree(fv_jgen *j, yajl_val v)
+static void gen_tree(fv_jgen *j, yajl_val v, int depth)
 {
+    if (j->status != yajl_gen_status_ok) return;
     if (v == NULL) {
-        yajl_gen_null(j->g);
+        fv_jgen_null(j);
         return;
     }
     switch (v->type) {
     case yajl_t_string: fv_jgen_str(j, v->u.string); break;
     case yajl_t_number:
-        if (v->u.number.r) yajl_gen_number(j->g, v->u.number.r, strlen(v->u.number.r));
-        else yajl_gen_null(j->g);
+        if (v->u.number.r) GEN(yajl_gen_number(j->g, v->u.number.r, strlen(v->u.number.r)));
+        else fv_jgen_null(j);
         break;
     case yajl_t_object:
-        yajl_gen_map_open(j->g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            fv_jgen_key(j, v->u.object.keys[i]);
-            fv_jgen_tree(j, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(j->g);
-        break;
     case yajl_t_array:
-        yajl_gen_array_open(j->g);
-        for (size_t i = 0; i < v->u.array.len; i++) fv_jgen_tree(j, v->u.array.values[i]);
-        yajl_gen_array_close(j->g);
+        if (depth >= FV_JSON_MAX_DEPTH) {
+            /* Not a tree of the strict reader's: refuse it rather than recurse without bound. */
+            note(j, yajl_max_depth_exceeded);
+            return;
+        }
+        if (v->type == yajl_t_object) {
+            fv_jgen_map_open(j);
+            for (size_t i = 0; i < v->u.object.len && j->status == yajl_gen_status_ok; i++) {
+                fv_jgen_key(j, v->u.object.keys[i]);
+                gen_tree(j, v->u.object.values[i], depth + 1);
+            }
+            fv_jgen_map_close(j);
+        } else {
+            fv_jgen_array_open(j);
+            for (size_t i = 0; i < v->u.array.len && j->status == yajl_gen_status_ok; i++)
+                gen_tree(j, v->u.array.values[i], depth + 1);
+            fv_jgen_array_close(j);
+        }
         break;
-    case yajl_t_true: yajl_gen_bool(j->g, 1); break;
-    case yajl_t_false: yajl_gen_bool(j->g, 0); break;
-    default: yajl_gen_null(j->g); break;
+    case yajl_t_true: fv_jgen_bool(j, true); break;
+    case yajl_t_false: fv_jgen_bool(j, false); break;
+    default: fv_jgen_null(j); break;
     }
+}
+
+void fv_jgen_tree(fv_jgen *j, yajl_val v)
+{
+    gen_tree(j, v, 0);
+}
+
+bool fv_jgen_ok(const fv_jgen *j)
+{
+    return j->status == yajl_gen_status_ok;
+}
+
+const char *fv_jgen_error(const fv_jgen *j)
+{
+    switch (j->status) {
+    case yajl_gen_status_ok: return "";
+    case yajl_gen_keys_must_be_strings: return "a value where an object key must be";
+    case yajl_max_depth_exceeded: return "nested too deep";
+    case yajl_gen_in_error_state: return "the generator is in an error state";
+    case yajl_gen_generation_complete: return "a second value after a complete one";
+    case yajl_gen_invalid_number: return "a number that is NaN or infinite";
+    case yajl_gen_no_buf: return "no buffer";
+    case yajl_gen_invalid_string: return "a string that is not UTF-8";
+    }
+    return "generator failure";
 }
 
 const char *fv_jgen_buf(fv_jgen *j, size_t *len)
 {
+    if (len) *len = 0;
+    if (j->status != yajl_gen_status_ok || j->open != 0) return NULL;
     const unsigned char *buf = NULL;
     size_t l = 0;
-    yajl_gen_get_buf(j->g, &buf, &l);
+    if (!note(j, yajl_gen_get_buf(j->g, &buf, &l))) return NULL;
+    if (l == 0) return NULL; /* nothing generated: not a JSON text */
     if (len) *len = l;
     return (const char *)buf;
 }
@@ -248,7 +709,8 @@ char *fv_json_text(yajl_val v)
     fv_jgen *j = fv_jgen_new();
     if (!j) return NULL;
     fv_jgen_tree(j, v);
-    char *s = strdup(fv_jgen_buf(j, NULL));
+    const char *t = fv_jgen_buf(j, NULL);
+    char *s = t ? strdup(t) : NULL;
     fv_jgen_free(j);
     return s;
 }

@@ -21,7 +21,7 @@ const fv_cfg_entry fe_config_table[] = {
     FV_CFG_STR_KEY("frontend", "tls_ocsp_response", &fe_cfg.tls_ocsp_response, "", FV_CFG_RESTART,
                    "DER OCSP response for tls_cert to staple (refreshed by the operator, reread on "
                    "SIGHUP); empty: no stapling"),
-    FV_CFG_INT_KEY("frontend", "max_body_bytes", &fe_cfg.max_body_bytes, "1048576", 1024, INT_MAX,
+    FV_CFG_INT_KEY("frontend", "max_body_bytes", &fe_cfg.max_body_bytes, "1048576", 1024, 67108864,
                    FV_CFG_RESTART, "largest request body accepted; larger ones get 413"),
     FV_CFG_INT_KEY("frontend", "pg_pool_size", &fe_cfg.pg_pool_size, "4", 1, INT_MAX, FV_CFG_RESTART,
                    "PostgreSQL connections per child"),

@@ -4,20 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
+#include "fv_json.h"
 
 bool wk_json_is_object(const char *text, size_t len)
 {
-    size_t i = 0;
-    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) i++;
-    if (i == len || text[i] != '{' || memchr(text, '\0', len) != NULL) return false;
-    /* No callbacks: yajl only checks the syntax (and UTF-8 inside strings). */
-    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    if (h == NULL) return false;
-    bool ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
-              yajl_complete_parse(h) == yajl_status_ok;
-    yajl_free(h);
-    return ok;
+    /* The front end's strict reader (fv_json.h): whatever the worker hands PostgreSQL verbatim
+     * must be what the front end would have acknowledged, so nothing PostgreSQL would refuse or
+     * alter (deep nesting, bad UTF-8, numbers numeric cannot hold, duplicate keys) gets there. */
+    return fv_json_is_object(text, len, NULL);
 }
 
 void wk_batch_init(wk_batch *b)
@@ -74,12 +68,13 @@ static void parse_entry(wk_entry *e, const redisReply *fields)
     }
     if (fv_envelope_parse(&e->env, items, lens, n, e->error, sizeof e->error) != 0) goto done;
     /* data and location go into the INSERT's JSON verbatim: they must be exactly one object. */
-    if (!wk_json_is_object(e->env.data, e->env.data_len)) {
-        snprintf(e->error, sizeof e->error, "malformed field 'data': not a JSON object");
+    fv_json_error je;
+    if (!fv_json_is_object(e->env.data, e->env.data_len, &je)) {
+        snprintf(e->error, sizeof e->error, "malformed field 'data': %s", je.msg);
         goto done;
     }
-    if (e->env.location_len > 0 && !wk_json_is_object(e->env.location, e->env.location_len)) {
-        snprintf(e->error, sizeof e->error, "malformed field 'location': not a JSON object");
+    if (e->env.location_len > 0 && !fv_json_is_object(e->env.location, e->env.location_len, &je)) {
+        snprintf(e->error, sizeof e->error, "malformed field 'location': %s", je.msg);
         goto done;
     }
     e->state = WK_ENTRY_NEW;

@@ -59,7 +59,8 @@ void wk_batch_reset(wk_batch *b);
 /* Counts entries in state s. */
 size_t wk_batch_count(const wk_batch *b, wk_entry_state s);
 
-/* Checks that text (len bytes) is one JSON object: syntax and UTF-8, nothing after it. */
+/* Checks that text (len bytes) is one JSON object the strict reader accepts (fv_json.h: syntax,
+ * strict UTF-8, depth, numbers, no duplicate keys), nothing after it. */
 bool wk_json_is_object(const char *text, size_t len);
 
 #endif

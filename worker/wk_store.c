@@ -204,6 +204,16 @@ static void abandon(wk_store *st)
     }
 }
 
+/* Whether PostgreSQL refused what was sent rather than failed: bad data (SQLSTATE class 22, 23)
+ * or a limit the statement went over (class 54: a batch of large submissions is one jsonb array,
+ * and jsonb refuses one whose elements total more than 256 MiB). Either way sending the same
+ * batch again fails again: its entries are written one by one instead. */
+static bool refused(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return fv_pgutil_is_data_error(res) || (state && strncmp(state, "54", 2) == 0);
+}
+
 wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err, size_t errlen)
 {
     wk_store_rc rc = WK_STORE_RETRY;
@@ -246,12 +256,17 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen_array_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
+    errpos = "generate";
+    if (json == NULL) {
+        snprintf(why, sizeof why, "%s", fv_jgen_error(j));
+        goto failed;
+    }
     errpos = "INSERT";
     const char *params[] = {json};
     res = wk_store_exec(st, insert_sql, 1, params);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         fv_pgutil_error(st->conn, res, why, sizeof why);
-        if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
+        if (refused(res)) rc = WK_STORE_REJECTED;
         goto failed;
     }
     PQclear(res);

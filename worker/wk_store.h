@@ -9,7 +9,8 @@
 
 typedef enum wk_store_rc {
     WK_STORE_OK,       /* committed (rows already present count as written: ids are keys) */
-    WK_STORE_REJECTED, /* PostgreSQL refused the data (SQLSTATE class 22 or 23); rolled back */
+    WK_STORE_REJECTED, /* PostgreSQL refused the data (SQLSTATE class 22, 23, or 54 for the
+                        * INSERT); rolled back */
     WK_STORE_RETRY,    /* anything else (connection lost, timeout, deadlock): try again later */
 } wk_store_rc;
 

@@ -170,7 +170,8 @@ static void share(const char *redis_key, const fe_user *u, bool suspended)
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
-    fe_redis_set_ex(redis_key, json, len, fe_cfg.redis_cache_ttl_s);
+    if (json) fe_redis_set_ex(redis_key, json, len, fe_cfg.redis_cache_ttl_s);
+    else fv_error("auth cache entry not shared: %s", fv_jgen_error(j));
     fv_jgen_free(j);
 }
 

@@ -48,20 +48,37 @@ static bool parse_body(fe_req *r)
     }
     evbuffer_copyout(in, text, len);
     text[len] = '\0';
-    char err[256];
-    r->body = (strlen(text) == len) ? fv_json_parse(text, err, sizeof err) : NULL;
-    if (strlen(text) != len) snprintf(err, sizeof err, "the body contains a NUL byte");
-    const char *bad_escape = r->body ? fv_json_check_escapes(text, len) : NULL;
+    /* The strict reader (fv_json.h): one pass that refuses what PostgreSQL could not store or
+     * would store altered, and anything nested deep enough to hurt, before a tree is built. */
+    fv_json_error err;
+    r->body = fv_json_parse_z(text, len, &err);
     free(text);
     if (!r->body) {
+        static const struct {
+            int status;
+            const char *code, *what;
+        } refusal[] = {
+            [FV_JSON_OK] = {400, "malformed_json", "the body is not valid JSON"},
+            [FV_JSON_SYNTAX] = {400, "malformed_json", "the body is not valid JSON"},
+            [FV_JSON_UTF8] = {400, "invalid_utf8", "the body is not UTF-8"},
+            [FV_JSON_DEPTH] = {400, "json_too_deep", "the body is nested too deep"},
+            [FV_JSON_NUMBER] = {400, "number_out_of_range",
+                                "the body holds a number that cannot be stored"},
+            /* Refused rather than stored altered: yajl would cut or replace these characters. */
+            [FV_JSON_CHARACTER] = {422, "unsupported_character",
+                                   "the body holds an unsupported character"},
+            [FV_JSON_DUPLICATE_KEY] = {400, "duplicate_key", "the body names an object key twice"},
+            [FV_JSON_NOMEM] = {503, "overloaded", "out of memory; retry later"},
+        };
+        if (err.status == FV_JSON_NOMEM) {
+            fe_reply_oom(r);
+            return false;
+        }
+        size_t k = (size_t)err.status < sizeof refusal / sizeof refusal[0] ? (size_t)err.status : 0;
         char msg[320];
-        snprintf(msg, sizeof msg, "the body is not valid JSON: %s", err);
-        fe_reply_error(r, 400, "malformed_json", msg);
-        return false;
-    }
-    if (bad_escape) {
-        /* Refused rather than stored altered: yajl would cut or replace these characters. */
-        fe_reply_error(r, 422, "unsupported_character", bad_escape);
+        if (err.status == FV_JSON_CHARACTER) snprintf(msg, sizeof msg, "%s", err.msg);
+        else snprintf(msg, sizeof msg, "%s: %s", refusal[k].what, err.msg);
+        fe_reply_error(r, refusal[k].status, refusal[k].code, msg);
         return false;
     }
     if (!YAJL_IS_OBJECT(r->body)) {

@@ -97,6 +97,9 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* The body of a 500 when even the error reply cannot be generated. */
+#define FE_REPLY_INTERNAL "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}"
+
 /* Sends the reply held in buf (taken) and ends the request. */
 static void finish(fe_req *r, int status, struct evbuffer *buf)
 {
@@ -139,6 +142,12 @@ void fe_reply_json(fe_req *r, int status, fv_jgen *body)
 {
     size_t len = 0;
     const char *text = body ? fv_jgen_buf(body, &len) : "";
+    if (text == NULL) {
+        /* A generator that failed (fv_json.h): a bug to fix, never invalid JSON on the wire. */
+        fv_error("reply of %d not sent: JSON generation failed: %s", status, fv_jgen_error(body));
+        fe_reply_text(r, 500, "application/json", FE_REPLY_INTERNAL, strlen(FE_REPLY_INTERNAL));
+        return;
+    }
     fe_reply_text(r, status, "application/json", text, len);
 }
 

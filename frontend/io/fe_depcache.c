@@ -10,6 +10,7 @@
 #include "fe_redis.h"
 #include "fe_revoke.h"
 #include "fv_json.h"
+#include "fv_log.h"
 
 /* A deployment that does not exist is remembered this long (s). */
 #define FE_NEGATIVE_TTL_S 5
@@ -164,7 +165,8 @@ void fe_depcache_share(const char *dep_id, const char *user_id, const char *surv
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
-    fe_redis_set_ex(dep_key, json, len, fe_cfg.redis_cache_ttl_s);
+    if (json) fe_redis_set_ex(dep_key, json, len, fe_cfg.redis_cache_ttl_s);
+    else fv_error("deployment cache entry not shared: %s", fv_jgen_error(j));
     fv_jgen_free(j);
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);

@@ -70,6 +70,20 @@ static size_t check(const fv_form *f, const char *data, fv_form_errors *e)
     return n;
 }
 
+/* check() on a tree with duplicate keys, which the strict reader refuses (fv_json.h) before any
+ * validator sees it: built by yajl directly, to show the validator copes with one anyway. */
+static size_t check_dups(const fv_form *f, const char *data, fv_form_errors *e)
+{
+    char err[256];
+    assert_null(fv_json_parse(data, err, sizeof err));
+    assert_non_null(strstr(err, "twice"));
+    yajl_val d = yajl_tree_parse(data, err, sizeof err);
+    assert_non_null(d);
+    size_t n = fv_form_validate(f, d, e);
+    yajl_tree_free(d);
+    return n;
+}
+
 /* Asserts that {"<q>": <value>} validates. */
 static void accept(const fv_form *f, const char *q, const char *value)
 {
@@ -581,12 +595,12 @@ static void test_validate_unknown_and_duplicate_keys(void **state)
     assert_string_equal(fv_form_errors_get(&e, "Name"), "unknown question");
     fv_form_errors_free(&e);
     /* an unknown key given twice is one error (fields are unique) */
-    assert_int_equal(check(f, "{\"name\":\"A\",\"age\":1,\"x\":1,\"x\":2,\"\":3}", &e), 2);
+    assert_int_equal(check_dups(f, "{\"name\":\"A\",\"age\":1,\"x\":1,\"x\":2,\"\":3}", &e), 2);
     assert_string_equal(fv_form_errors_get(&e, "x"), "unknown question");
     assert_string_equal(fv_form_errors_get(&e, ""), "unknown question");
     fv_form_errors_free(&e);
     /* a known key given twice */
-    assert_int_equal(check(f, "{\"name\":\"A\",\"age\":1,\"age\":2}", &e), 1);
+    assert_int_equal(check_dups(f, "{\"name\":\"A\",\"age\":1,\"age\":2}", &e), 1);
     assert_string_equal(fv_form_errors_get(&e, "age"), "duplicate answer");
     fv_form_errors_free(&e);
 

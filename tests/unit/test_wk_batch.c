@@ -76,14 +76,38 @@ static void test_json_object_check(void **state)
 {
     (void)state;
     const char *good[] = {"{}", " {\"a\":1}", "{\"a\":\"caf\xc3\xa9\",\"b\":[true,null,1.5e3]}\n"};
-    const char *bad[] = {"",    "[]", "1", "\"x\"", "{", "{\"a\":}", "{} {}", "{}x", "{\"a\":\"\xff\"}",
-                         "null"};
+    /* ... and what the front end's strict reader refuses (fv_json.h), so nothing PostgreSQL
+     * would refuse reaches its INSERT: overlong UTF-8, comments, numbers numeric cannot hold,
+     * duplicate keys, nesting deeper than 64. */
+    const char *bad[] = {"",
+                         "[]",
+                         "1",
+                         "\"x\"",
+                         "{",
+                         "{\"a\":}",
+                         "{} {}",
+                         "{}x",
+                         "{\"a\":\"\xff\"}",
+                         "null",
+                         "{\"a\":\"\xc0\xaf\"}",
+                         "{/**/}",
+                         "{\"a\":1e999999}",
+                         "{\"a\":1,\"a\":2}"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         if (!wk_json_is_object(good[i], strlen(good[i]))) fail_msg("rejected %s", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (wk_json_is_object(bad[i], strlen(bad[i]))) fail_msg("accepted %s", bad[i]);
     /* An embedded NUL would cut the text short in PostgreSQL. */
     assert_false(wk_json_is_object("{}\0{}", 5));
+    /* 64 levels are fine, 65 are not: {"a": [[...]]} with 63 or 64 arrays inside the object */
+    char deep[200];
+    for (int n = 63; n <= 64; n++) {
+        int o = snprintf(deep, sizeof deep, "{\"a\":");
+        for (int i = 0; i < n; i++) deep[o++] = '[';
+        for (int i = 0; i < n; i++) deep[o++] = ']';
+        deep[o++] = '}';
+        assert_int_equal(wk_json_is_object(deep, (size_t)o), n == 63);
+    }
 }
 
 static void test_fill_marks_states(void **state)

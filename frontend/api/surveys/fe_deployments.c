@@ -142,7 +142,8 @@ void fe_deployments_create(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "the deployment is invalid", nbad, bad, why);
         return;
     }
-    char *rows_text = strdup(fv_jgen_buf(rows, NULL));
+    const char *rows_json = fv_jgen_buf(rows, NULL); /* NULL: generation failed, as out of memory */
+    char *rows_text = rows_json ? strdup(rows_json) : NULL;
     fv_jgen_free(rows);
     if (!rows_text) {
         fe_reply_oom(r);

@@ -113,7 +113,8 @@ static char *merge_confidential(yajl_val data, yajl_val stored)
             fv_jgen_tree(j, stored->u.object.values[i]);
         }
         fv_jgen_map_close(j);
-        out = strdup(fv_jgen_buf(j, NULL));
+        const char *text = fv_jgen_buf(j, NULL); /* NULL: generation failed (memory) */
+        out = text ? strdup(text) : NULL;
     }
     fv_jgen_free(j);
     return out;

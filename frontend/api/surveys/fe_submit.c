@@ -289,7 +289,8 @@ void fe_submit_response(fe_req *r)
     fv_jgen *j = fv_jgen_new();
     if (j) {
         fv_jgen_tree(j, data);
-        s->data = strdup(fv_jgen_buf(j, NULL));
+        const char *text = fv_jgen_buf(j, NULL); /* NULL only when out of memory: data is shallow */
+        s->data = text ? strdup(text) : NULL;
         if (loc && YAJL_IS_OBJECT(loc)) s->location = fv_geopoint_json(&geo);
         fv_jgen_free(j);
     }
