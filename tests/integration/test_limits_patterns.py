@@ -19,7 +19,7 @@ import types
 import pytest
 
 from conftest import make_survey
-from fvharness import error_body, free_port, new_id, pin_children
+from fvharness import error_body, free_port, new_id, pin_children, wait_until
 
 # The review's compile-time bombs (glibc: 3-7 s and 1.8 GB per question; 8 GB and 29 s for a
 # short counted repetition) and match-time ones ((x+x+)+y: 13 s on 100,000 characters).
@@ -260,3 +260,57 @@ def test_stored_form_with_refused_pattern_fails_closed(world, big_fe):
     r = submit(world.enum.s, big_fe.base, world.enum_key, dep["id"], {"legacy": "abc"})
     assert r.status_code == 422, r.text
     assert error_body(r)["fields"]["legacy"] == reason
+
+
+def test_worker_fails_closed_on_stored_refused_pattern(world):
+    """The worker re-checks submissions accepted unverified while PostgreSQL was down with the
+    same compile limits: against a stored form whose pattern is refused today, an answer to that
+    question is quarantined (never written unchecked) and one leaving it unanswered is written.
+    Stops PostgreSQL: kept last in this module."""
+    from faults import pg_start, pg_stop_immediate
+    c = world.cluster
+    port = free_port()
+    p = c.start_frontend(name="frontend-patterns-degraded", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000)
+    base = f"https://127.0.0.1:{port}"
+    s = pin_children(c, port, children=1)
+    session = next(iter(s.values()))  # one child: it takes both submissions
+    try:
+        key = c.create_user(f"pat-e-{new_id()[:8]}@example.org", "Pat Enumerator")
+        uid = c.api(key).get("/v1/me").json()["id"]
+        form = {"questions": [{"name": "legacy", "type": "text", "constraint": {"pattern": "[a-z]+"}},
+                              {"name": "other", "type": "integer"}]}
+        survey, dep = make_survey(world.admin, world.org_id, [uid], definition=form, name="Legacy cold")
+        form["questions"][0]["constraint"]["pattern"] = BOMBS[0]
+        c.psql("UPDATE survey_versions SET definition = %s::jsonb WHERE survey_id = %s",
+               json.dumps(form), survey["id"])
+        # the child knows the key, neither the permission nor the form (never looked up)
+        wait_until(lambda: session.get(base + "/v1/me", headers=auth(key), timeout=30).status_code == 200,
+                   30, what="the key known here")
+        ids = {"answered": new_id(), "unanswered": new_id()}
+        pg_stop_immediate(c)
+        try:
+            def db_down():
+                r = session.get(base + "/readyz", timeout=30)
+                return r.json().get("db") == "down"
+            wait_until(db_down, 60, what="db: down")
+            for name, data in (("answered", {"legacy": "abc", "other": 1}), ("unanswered", {"other": 2})):
+                r = session.post(f"{base}/v1/deployments/{dep['id']}/responses", headers=auth(key), timeout=30,
+                                 json={"id": ids[name], "data": data})
+                assert r.status_code == 202, r.text
+        finally:
+            pg_start(c)
+        c.wait_drained(120)
+
+        def settled():
+            stored = {r[0] for r in c.psql("SELECT id::text FROM responses WHERE id = ANY(%s::uuid[])",
+                                           list(ids.values()))}
+            q = dict(c.psql("SELECT id::text, reason FROM quarantine WHERE id = ANY(%s::uuid[])",
+                            list(ids.values())))
+            return (stored, q) if len(stored) + len(q) == 2 else None
+        stored, q = wait_until(settled, 60, what="both written or quarantined")
+        assert stored == {ids["unanswered"]}, (stored, q)
+        assert "cannot be checked" in q[ids["answered"]], q
+    finally:
+        for sess in s.values():
+            sess.close()
+        p.stop()
