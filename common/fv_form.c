@@ -69,7 +69,6 @@ struct fv_form {
     size_t nq;
     size_t *by_name;    /* owned: indices into q sorted by name */
     size_t max_choices; /* largest nchoices (scratch size for validation) */
-    size_t npatterns;   /* questions with a compiled pattern */
     size_t compiled;    /* bytes of every compiled pattern */
     size_t source;      /* bytes of every pattern compiled */
 };
@@ -526,7 +525,6 @@ static fv_form *compile_form(yajl_val definition, fv_form_errors *errs, bool sto
     size_t named = 0;
     for (size_t i = 0; i < n; i++) {
         why[i] = compile_question(&f->q[i], list->u.array.values[i], stored, f);
-        if (f->q[i].re != NULL) f->npatterns++;
         if (f->q[i].name != NULL) f->by_name[named++] = i;
         if (f->q[i].nchoices > f->max_choices) f->max_choices = f->q[i].nchoices;
     }
