@@ -410,6 +410,9 @@ static const char *const heavy[] = {
     "(?:a|aa)+(?:y|z)",
     "(?:.*){10}[yz]",
     "(?:a+)+(?<=b)",
+    /* a lookahead that scans to the end at every step: work per step grows with the answer,
+     * which is why answers checked are at most 4096 bytes */
+    "(*NO_START_OPT)(?:a(?=a*!))*b",
 };
 
 /* An answer of n bytes: n - 1 'a' and a final '!', which none of the heavy patterns accepts. */
