@@ -4,9 +4,10 @@
 #include "fv_check.h"
 #include "fv_json.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <limits.h>
 #include <math.h>
-#include <regex.h>
+#include <pcre2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,11 @@ static const char *const type_names[] = {
 /* Number bound texts longer than this are printed with %.17g in reasons instead of verbatim. */
 #define BOUND_TXT_MAX 32
 
+/* The memory one pattern's compilation may still take (see capped_malloc). */
+typedef struct capped_heap {
+    size_t used, limit;
+} capped_heap;
+
 typedef struct fv_form_question {
     char *name; /* owned */
     fv_form_type type;
@@ -51,9 +57,10 @@ typedef struct fv_form_question {
     double min, max;                 /* text: characters; select_multiple: selections */
     char min_txt[BOUND_TXT_MAX + 1]; /* the bound as written, for reasons */
     char max_txt[BOUND_TXT_MAX + 1];
-    bool has_re;
-    regex_t re;     /* owned when has_re (regfree) */
-    char **choices; /* owned, each owned; sorted by strcmp for bsearch */
+    pcre2_code *re;   /* owned (pcre2_code_free); NULL without a pattern */
+    capped_heap heap; /* re's allocator state: re points at it */
+    bool re_refused;  /* stored form: the pattern is refused today, so is every answer */
+    char **choices;   /* owned, each owned; sorted by strcmp for bsearch */
     size_t nchoices;
 } fv_form_question;
 
@@ -62,6 +69,8 @@ struct fv_form {
     size_t nq;
     size_t *by_name;    /* owned: indices into q sorted by name */
     size_t max_choices; /* largest nchoices (scratch size for validation) */
+    size_t compiled;    /* bytes of every compiled pattern */
+    size_t source;      /* bytes of every pattern compiled */
 };
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -300,7 +309,110 @@ static const char *compile_bound(yajl_val c, const char *key, bool count, bool *
     return NULL;
 }
 
-static const char *compile_constraint(fv_form_question *q, yajl_val c)
+/* ---- patterns ------------------------------------------------------------------------------ */
+
+/* PCRE2 with the meaning of today's whole-answer POSIX match: anchored at both ends, `.` matches a
+ * newline and `$` only the very end (as in POSIX without REG_NEWLINE), UTF-8 code points. No
+ * numbered captures (nothing reads them; smaller backtracking frames; `\1` does not compile) and
+ * no `\C` (it could split a UTF-8 character). */
+#define PATTERN_OPTIONS                                                                     \
+    (PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | \
+     PCRE2_NO_AUTO_CAPTURE | PCRE2_NEVER_BACKSLASH_C)
+
+#define TOO_COMPLEX FV_FORM_PATTERN_TOO_COMPLEX
+#define TOO_COMPLEX_COMPILE                                                                \
+    TOO_COMPLEX " (its compiled size, nesting or memory is over the limits: at most " STR( \
+        FV_FORM_MAX_PATTERN_COMPILED) " bytes compiled, " STR(FV_FORM_MAX_PATTERN_NEST) " nested groups)"
+#define TOO_COMPLEX_FORM                                               \
+    TOO_COMPLEX " (the form's patterns together are longer than " STR( \
+        FV_FORM_MAX_PATTERNS_SOURCE) " bytes or compile to more than " STR(FV_FORM_MAX_PATTERNS_COMPILED) " bytes)"
+
+/* A heap cap for one compilation: PCRE2 allocates through capped_malloc, so compiling a pattern
+ * cannot take more than FV_FORM_PATTERN_COMPILE_MEMORY in all (freed blocks are not counted off:
+ * the cap is on everything allocated). The compiled code keeps a pointer to its question's
+ * capped_heap (q->heap) for later frees, so it lives in the question; after compilation the cap
+ * is lifted. */
+static void *capped_malloc(size_t n, void *data)
+{
+    capped_heap *h = data;
+    if (n > h->limit - h->used) return NULL;
+    void *p = malloc(n);
+    if (p != NULL) h->used += n;
+    return p;
+}
+
+static void capped_free(void *block, void *data)
+{
+    (void)data;
+    free(block);
+}
+
+/* Compiles pattern (a JSON string: yajl has checked its UTF-8, PCRE2 checks it again) into q->re,
+ * counting its length and compiled size into the form's totals. Once a total is reached, later
+ * patterns are refused without being compiled, so the work of compiling a form is bounded by
+ * FV_FORM_MAX_PATTERNS_SOURCE bytes parsed and FV_FORM_MAX_PATTERNS_COMPILED (plus one pattern)
+ * bytes generated. Returns NULL or the (static) reason it is refused.
+ * A compile error of PCRE2 about size, nesting or memory is "too complex"; any other is "invalid
+ * pattern" (a syntax error). */
+static const char *compile_pattern(fv_form_question *q, const char *pattern, fv_form *f)
+{
+    size_t len = strlen(pattern);
+    if (len > FV_FORM_MAX_PATTERN)
+        return "constraint pattern too long (max " STR(FV_FORM_MAX_PATTERN) " bytes)";
+    /* Back-references made glibc's matcher exponential; PCRE2 bounds them, but they are not
+     * regular and the dialect keeps refusing them with this clear reason. */
+    for (const char *b = pattern; *b; b++) {
+        if (*b == '\\' && b[1] >= '1' && b[1] <= '9')
+            return "back-references are not allowed in a pattern";
+        if (*b == '\\' && b[1]) b++;
+    }
+    if (f->source + len > FV_FORM_MAX_PATTERNS_SOURCE || f->compiled >= FV_FORM_MAX_PATTERNS_COMPILED)
+        return TOO_COMPLEX_FORM;
+    f->source += len;
+    q->heap = (capped_heap){.used = 0, .limit = FV_FORM_PATTERN_COMPILE_MEMORY};
+    pcre2_general_context *gctx = pcre2_general_context_create(capped_malloc, capped_free, &q->heap);
+    pcre2_compile_context *cctx = gctx ? pcre2_compile_context_create(gctx) : NULL;
+    if (cctx == NULL) {
+        pcre2_general_context_free(gctx);
+        return OOM;
+    }
+    pcre2_set_max_pattern_length(cctx, FV_FORM_MAX_PATTERN);
+    pcre2_set_parens_nest_limit(cctx, FV_FORM_MAX_PATTERN_NEST);
+    int errcode = 0;
+    PCRE2_SIZE erroffset = 0;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, PATTERN_OPTIONS, &errcode, &erroffset,
+                                   cctx);
+    pcre2_compile_context_free(cctx);
+    pcre2_general_context_free(gctx); /* the code has its own copy of the memory functions */
+    q->heap.limit = SIZE_MAX;         /* later frees (and nothing else) go through them */
+    const char *why = NULL;
+    if (re == NULL) {
+        switch (errcode) {
+        case PCRE2_ERROR_PATTERN_TOO_LARGE:
+        case PCRE2_ERROR_PARENTHESES_NEST_TOO_DEEP:
+        case PCRE2_ERROR_HEAP_FAILED:
+        case PCRE2_ERROR_PATTERN_STRING_TOO_LONG:
+        case PCRE2_ERROR_PATTERN_TOO_COMPLICATED:
+        case PCRE2_ERROR_TOO_MANY_NAMED_SUBPATTERNS: why = TOO_COMPLEX_COMPILE; break;
+        default: why = "invalid pattern";
+        }
+        return why;
+    }
+    size_t size = q->heap.used; /* what the compilation allocated, at least the code's size */
+    pcre2_pattern_info(re, PCRE2_INFO_SIZE, &size);
+    /* Charged even when refused: it is work done, and the form's total bounds that work. */
+    f->compiled += size;
+    if (size > FV_FORM_MAX_PATTERN_COMPILED) why = TOO_COMPLEX_COMPILE;
+    else if (f->compiled > FV_FORM_MAX_PATTERNS_COMPILED) why = TOO_COMPLEX_FORM;
+    if (why != NULL) {
+        pcre2_code_free(re);
+        return why;
+    }
+    q->re = re;
+    return NULL;
+}
+
+static const char *compile_constraint(fv_form_question *q, yajl_val c, bool stored, fv_form *f)
 {
     if (!YAJL_IS_OBJECT(c)) return "constraint must be an object";
     bool ranged = q->type == FV_FORM_TEXT || q->type == FV_FORM_INTEGER || q->type == FV_FORM_DECIMAL ||
@@ -316,24 +428,20 @@ static const char *compile_constraint(fv_form_question *q, yajl_val c)
     if (p != NULL) {
         if (q->type != FV_FORM_TEXT) return "constraint pattern is only for text questions";
         if (!YAJL_IS_STRING(p)) return "constraint pattern must be a string";
-        if (strlen(p->u.string) > FV_FORM_MAX_PATTERN)
-            return "constraint pattern too long (max " STR(FV_FORM_MAX_PATTERN) " bytes)";
-        /* glibc's back-references (\1..\9) can take exponential time on crafted answers;
-         * answers from the field are matched against the pattern, so refuse them. */
-        for (const char *b = p->u.string; *b; b++) {
-            if (*b == '\\' && b[1] >= '1' && b[1] <= '9')
-                return "back-references are not allowed in a pattern";
-            if (*b == '\\' && b[1]) b++;
+        why = compile_pattern(q, p->u.string, f);
+        /* A stored form keeps loading: the question then refuses every answer (fails closed). */
+        if (why != NULL && stored && strcmp(why, OOM) != 0) {
+            q->re_refused = true;
+            why = NULL;
         }
-        if (regcomp(&q->re, p->u.string, REG_EXTENDED) != 0) return "invalid pattern";
-        q->has_re = true;
+        if (why != NULL) return why;
     }
     return NULL;
 }
 
 /* Compiles one question into q (already zeroed; q owns what it gets even on error). Returns NULL
  * or the first (static) reason the question is bad. */
-static const char *compile_question(fv_form_question *q, yajl_val qv)
+static const char *compile_question(fv_form_question *q, yajl_val qv, bool stored, fv_form *f)
 {
     if (!YAJL_IS_OBJECT(qv)) return "expected an object";
     yajl_val v = opt(qv, "name");
@@ -369,7 +477,7 @@ static const char *compile_question(fv_form_question *q, yajl_val qv)
     if (select && (why = compile_choices(q, v))) return why;
 
     v = opt(qv, "constraint");
-    if (v != NULL && (why = compile_constraint(q, v))) return why;
+    if (v != NULL && (why = compile_constraint(q, v, stored, f))) return why;
     return NULL;
 }
 
@@ -381,7 +489,7 @@ static void question_error(fv_form_errors *errs, const char *name, size_t i, con
     fv_form_errors_add(errs, name ? name : field, why);
 }
 
-fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs)
+static fv_form *compile_form(yajl_val definition, fv_form_errors *errs, bool stored)
 {
     size_t before = errs->n + errs->dropped;
     const char **why = NULL; /* per question: NULL or its first problem (static text) */
@@ -416,7 +524,7 @@ fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs)
     f->nq = n;
     size_t named = 0;
     for (size_t i = 0; i < n; i++) {
-        why[i] = compile_question(&f->q[i], list->u.array.values[i]);
+        why[i] = compile_question(&f->q[i], list->u.array.values[i], stored, f);
         if (f->q[i].name != NULL) f->by_name[named++] = i;
         if (f->q[i].nchoices > f->max_choices) f->max_choices = f->q[i].nchoices;
     }
@@ -443,6 +551,23 @@ fail:
     return NULL;
 }
 
+fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs)
+{
+    return compile_form(definition, errs, false);
+}
+
+fv_form *fv_form_compile_stored(yajl_val definition, fv_form_errors *errs)
+{
+    return compile_form(definition, errs, true);
+}
+
+bool fv_form_errors_pattern_too_complex(const fv_form_errors *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (!strncmp(e->items[i].reason, TOO_COMPLEX, strlen(TOO_COMPLEX))) return true;
+    return false;
+}
+
 void fv_form_free(fv_form *f)
 {
     if (f == NULL) return;
@@ -451,7 +576,7 @@ void fv_form_free(fv_form *f)
         free(q->name);
         for (size_t c = 0; c < q->nchoices; c++) free(q->choices[c]);
         free(q->choices);
-        if (q->has_re) regfree(&q->re);
+        pcre2_code_free(q->re); /* NULL is fine */
     }
     free(f->q);
     free(f->by_name);
@@ -511,10 +636,38 @@ static const char *bound_reason(char *buf, size_t len, const char *prefix, const
     return buf;
 }
 
+/* Matches a text answer against q's pattern (the whole answer must match) within the form's
+ * limits. NULL when it matches, else the reason it is refused: an answer the limits stop is
+ * refused, never accepted unchecked. PCRE2 checks the answer's UTF-8 itself (no
+ * PCRE2_NO_UTF_CHECK): the JSON reader's checks are not relied on. */
+static const char *check_pattern(const fv_form_question *q, const char *s, pcre2_match_data *md,
+                                 pcre2_match_context *mctx)
+{
+    size_t n = strlen(s);
+    if (n > FV_FORM_MAX_PATTERN_ANSWER)
+        return "too long to be checked against the pattern (max " STR(
+            FV_FORM_MAX_PATTERN_ANSWER) " bytes)";
+    if (md == NULL || mctx == NULL) return OOM;
+    int rc = pcre2_match(q->re, (PCRE2_SPTR)s, n, 0, 0, md, mctx);
+    if (rc >= 0) return NULL; /* 0: matched, the 1-pair ovector was too small for the captures */
+    switch (rc) {
+    case PCRE2_ERROR_NOMATCH:
+    case PCRE2_ERROR_PARTIAL: return "does not match pattern";
+    case PCRE2_ERROR_MATCHLIMIT:
+    case PCRE2_ERROR_DEPTHLIMIT:
+    case PCRE2_ERROR_HEAPLIMIT:
+        return "cannot be checked: " TOO_COMPLEX " for this answer (the check hit its limits); refused";
+    case PCRE2_ERROR_NOMEMORY: return OOM;
+    default:
+        if (rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21) return "not valid UTF-8";
+        return "cannot be checked against the pattern; refused";
+    }
+}
+
 /* Checks one answer v (non-null) to q. Returns NULL when valid, else the reason, which is static
  * or written into buf. seen: scratch of q->nchoices bytes, zeroed by the caller. */
 static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf, size_t len,
-                                unsigned char *seen)
+                                unsigned char *seen, pcre2_match_data *md, pcre2_match_context *mctx)
 {
     switch (q->type) {
     case FV_FORM_NOTE: return "a note cannot be answered";
@@ -525,12 +678,10 @@ static const char *check_answer(const fv_form_question *q, yajl_val v, char *buf
             return bound_reason(buf, len, "must be at least ", q->min_txt, " characters");
         if (q->has_max && (double)n > q->max)
             return bound_reason(buf, len, "must be at most ", q->max_txt, " characters");
-        if (q->has_re) {
-            regmatch_t m;
-            if (regexec(&q->re, v->u.string, 1, &m, 0) != 0 || m.rm_so != 0 ||
-                (size_t)m.rm_eo != strlen(v->u.string))
-                return "does not match pattern";
-        }
+        if (q->re_refused)
+            return "cannot be checked: this question's pattern is no longer accepted (" TOO_COMPLEX
+                   " or invalid); every answer is refused until the form is corrected";
+        if (q->re != NULL) return check_pattern(q, v->u.string, md, mctx);
         return NULL;
     }
     case FV_FORM_INTEGER: {
@@ -609,6 +760,8 @@ size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
     yajl_val *ans = calloc(f->nq ? f->nq : 1, sizeof *ans);
     unsigned char *count = calloc(f->nq ? f->nq : 1, 1);
     unsigned char *seen = malloc(f->max_choices ? f->max_choices : 1);
+    pcre2_match_data *md = NULL;
+    pcre2_match_context *mctx = NULL;
     if (ans == NULL || count == NULL || seen == NULL) {
         fv_form_errors_add(errs, "", OOM);
         goto out;
@@ -623,6 +776,25 @@ size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
         ans[i] = data->u.object.values[k];
         if (count[i] < 2) count[i]++;
     }
+    /* The budget of pattern checks is shared by the answers that will be checked (each question
+     * once), so all the checks of one submission together stay under FV_FORM_PATTERN_BUDGET. */
+    size_t nchecks = 0;
+    for (size_t i = 0; i < f->nq; i++)
+        if (f->q[i].re != NULL && count[i] == 1 && !unanswered(ans[i])) nchecks++;
+    if (nchecks > 0) {
+        size_t per = FV_FORM_PATTERN_BUDGET / nchecks;
+        if (per > FV_FORM_PATTERN_MATCH_LIMIT) per = FV_FORM_PATTERN_MATCH_LIMIT;
+        if (per < 1) per = 1;
+        /* One match block for every check (its backtracking frames grow to the heap limit at
+         * most); both freed below. */
+        md = pcre2_match_data_create(1, NULL);
+        mctx = pcre2_match_context_create(NULL);
+        if (md != NULL && mctx != NULL) {
+            pcre2_set_match_limit(mctx, (uint32_t)per);
+            pcre2_set_depth_limit(mctx, FV_FORM_PATTERN_DEPTH_LIMIT);
+            pcre2_set_heap_limit(mctx, FV_FORM_PATTERN_HEAP_KIB);
+        } /* else each check answers "out of memory": refused, never accepted unchecked */
+    }
     /* At most one error per question, in definition order. */
     for (size_t i = 0; i < f->nq; i++) {
         const fv_form_question *q = &f->q[i];
@@ -632,7 +804,7 @@ size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
         else if (unanswered(ans[i])) why = q->required ? "required" : NULL;
         else {
             if (q->type == FV_FORM_SELECT_MULTIPLE) memset(seen, 0, q->nchoices);
-            why = check_answer(q, ans[i], buf, sizeof buf, seen);
+            why = check_answer(q, ans[i], buf, sizeof buf, seen, md, mctx);
         }
         if (why != NULL) fv_form_errors_add(errs, q->name, why);
     }
@@ -657,6 +829,8 @@ out:
     free(ans);
     free(count);
     free(seen);
+    pcre2_match_data_free(md); /* NULL is fine */
+    pcre2_match_context_free(mctx);
     return errs->n + errs->dropped - before;
 }
 
@@ -667,7 +841,7 @@ fv_form *fv_form_compile_text(const char *definition)
     if (!def) return NULL;
     fv_form_errors errs;
     fv_form_errors_init(&errs);
-    fv_form *form = fv_form_compile(def, &errs);
+    fv_form *form = fv_form_compile_stored(def, &errs);
     fv_form_errors_free(&errs);
     yajl_tree_free(def);
     return form;

@@ -12,6 +12,28 @@
 #define FV_FORM_MAX_CHOICE_LEN 256 /* bytes of one choice name */
 #define FV_FORM_MAX_PATTERN 512    /* bytes of one constraint pattern */
 #define FV_FORM_MAX_NAME_LEN 64    /* ^[A-Za-z_][A-Za-z0-9_]{0,63}$ */
+/* Constraint patterns (PCRE2, docs/api/surveys-and-responses.md). Every bound below keeps the work
+ * of compiling a form and of checking one submission small enough for the event loop (the
+ * worst cases measured are in docs/security.md). A pattern over a compile limit is refused when
+ * the form is defined (reason FV_FORM_PATTERN_TOO_COMPLEX); a check that hits a match limit
+ * refuses the answer (never accepts it unchecked). */
+#define FV_FORM_MAX_PATTERN_NEST 32          /* nesting depth of parentheses */
+#define FV_FORM_MAX_PATTERN_COMPILED 8192    /* bytes of one compiled pattern */
+#define FV_FORM_MAX_PATTERNS_COMPILED 262144 /* bytes of every compiled pattern of a form */
+#define FV_FORM_MAX_PATTERNS_SOURCE 131072   /* bytes of every pattern of a form */
+/* Heap one pattern's compilation may use: a pattern that would compile to more than fits fails as
+ * PCRE2 allocates its code, before the costly second pass (the rest: PCRE2's parsed pattern). */
+#define FV_FORM_PATTERN_COMPILE_MEMORY (FV_FORM_MAX_PATTERN_COMPILED + 16384)
+#define FV_FORM_MAX_PATTERN_ANSWER 4096 /* bytes of an answer checked against a pattern */
+/* PCRE2 match limit of one check, and of all the checks of one submission together: a submission
+ * answering n questions that have a pattern gives each check
+ * min(FV_FORM_PATTERN_MATCH_LIMIT, FV_FORM_PATTERN_BUDGET / n). */
+#define FV_FORM_PATTERN_MATCH_LIMIT 5000
+#define FV_FORM_PATTERN_BUDGET 10000
+#define FV_FORM_PATTERN_DEPTH_LIMIT 5000 /* nested backtracking points of one check */
+#define FV_FORM_PATTERN_HEAP_KIB 1024    /* backtracking memory of one check (KiB) */
+/* The reason of a pattern refused for its size or complexity starts with this text. */
+#define FV_FORM_PATTERN_TOO_COMPLEX "pattern too complex"
 /* Unknown answer keys reported one by one before a single summary error (field ""). */
 #define FV_FORM_MAX_UNKNOWN_REPORTED 100
 
@@ -43,10 +65,19 @@ const char *fv_form_errors_get(const fv_form_errors *e, const char *field);
  * errs: one error per bad question, field = its name, or "questions[i]" when it has no usable
  * unique name; field "questions" (or "" when definition is not an object) for the whole list. */
 fv_form *fv_form_compile(yajl_val definition, fv_form_errors *errs);
+/* As fv_form_compile, for a definition that was accepted and stored earlier (by an older version
+ * perhaps): a pattern refused today (one the limits or PCRE2's syntax refuse) does not refuse the
+ * form; its question is kept and every answer to it is refused ("fails closed") at validation.
+ * Every other problem refuses the form as fv_form_compile does. */
+fv_form *fv_form_compile_stored(yajl_val definition, fv_form_errors *errs);
 void fv_form_free(fv_form *f);
-/* Compiles a definition stored as JSON text (checked when it was stored): the form, or NULL when
- * the text does not parse or compile, or memory runs out. Caller frees. */
+/* Compiles a definition stored as JSON text (checked when it was stored) as
+ * fv_form_compile_stored does: the form, or NULL when the text does not parse or compile, or
+ * memory runs out. Caller frees. */
 fv_form *fv_form_compile_text(const char *definition);
+/* True when some error in e refuses a pattern for its size or complexity (its reason starts
+ * with FV_FORM_PATTERN_TOO_COMPLEX): the API answers those with the code pattern_too_complex. */
+bool fv_form_errors_pattern_too_complex(const fv_form_errors *e);
 
 /* Validates an answers object (borrowed) against f. Returns the number of errors found and added
  * to errs (0 = valid); every bad field is reported, at most one error per question, in definition

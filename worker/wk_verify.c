@@ -72,7 +72,7 @@ static bool answers_pass(const char *definition, const fv_envelope *e, char *why
     yajl_val data = text ? fv_json_parse(text, perr, sizeof perr) : NULL;
     fv_form_errors errs;
     fv_form_errors_init(&errs);
-    fv_form *form = def ? fv_form_compile(def, &errs) : NULL;
+    fv_form *form = def ? fv_form_compile_stored(def, &errs) : NULL;
     bool ok = false;
     if (!form || !data) {
         snprintf(why, whylen, "the form or the answers cannot be read");

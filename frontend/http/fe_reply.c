@@ -268,19 +268,25 @@ void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res)
 /* Replies 422 listing every problem in errs (borrowed). */
 void fe_reply_form_errors(fe_req *r, const char *message, const fv_form_errors *errs)
 {
+    fe_reply_form_errors_code(r, "validation_failed", message, errs);
+}
+
+void fe_reply_form_errors_code(fe_req *r, const char *code, const char *message,
+                               const fv_form_errors *errs)
+{
     const char **names = calloc(errs->n ? errs->n : 1, sizeof *names);
     const char **reasons = calloc(errs->n ? errs->n : 1, sizeof *reasons);
     if (!names || !reasons) {
         free(names);
         free(reasons);
-        fe_reply_error(r, 422, "validation_failed", message);
+        fe_reply_error(r, 422, code, message);
         return;
     }
     for (size_t i = 0; i < errs->n; i++) {
         names[i] = errs->items[i].field;
         reasons[i] = errs->items[i].reason;
     }
-    fe_reply_error_fields(r, 422, "validation_failed", message, errs->n, names, reasons);
+    fe_reply_error_fields(r, 422, code, message, errs->n, names, reasons);
     free(names);
     free(reasons);
 }

@@ -23,6 +23,9 @@ void fe_reply_error_fields(fe_req *r, int status, const char *code, const char *
 /* A 422 listing every problem in errs (borrowed; a struct fv_form_errors). */
 struct fv_form_errors;
 void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_errors *errs);
+/* As fe_reply_form_errors with another error code than validation_failed (a string literal). */
+void fe_reply_form_errors_code(fe_req *r, const char *code, const char *message,
+                               const struct fv_form_errors *errs);
 /* 503 overloaded "out of memory; retry later" (with Retry-After): the one out-of-memory reply. */
 void fe_reply_oom(fe_req *r);
 /* Adds "request_id": r's X-Request-Id to the error object being written in j: every error body

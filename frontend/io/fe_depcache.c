@@ -120,7 +120,7 @@ fe_dep_info *fe_dep_info_from_json(const char *json)
     fv_form_errors errs;
     fv_form_errors_init(&errs);
     if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
-        YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile(def, &errs))) {
+        YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile_stored(def, &errs))) {
         snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
         dep->version = (int)YAJL_GET_INTEGER(version);
     } else {

@@ -152,7 +152,7 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
     /* The answers are checked against the survey's current form; the response moves to it. */
     fv_form_errors errs;
     fv_form_errors_init(&errs);
-    fv_form *form = fv_form_compile(fv_json_get(loaded, "definition"), &errs);
+    fv_form *form = fv_form_compile_stored(fv_json_get(loaded, "definition"), &errs);
     if (!form) {
         fv_form_errors_free(&errs);
         fv_error("req %s: stored form definition does not compile", r->req_id);

@@ -12,8 +12,11 @@
 
 #define FE_NAME_MAX 200
 
-/* Compiles def (borrowed) and answers 422 with every problem when it is not a valid form.
- * Returns the definition as JSON text (caller frees), or NULL after r was answered. */
+/* Compiles def (borrowed) and answers 422 with every problem when it is not a valid form (code
+ * pattern_too_complex when a pattern is over the limits of fv_form.h, else validation_failed).
+ * Returns the definition as JSON text (caller frees), or NULL after r was answered. Called only
+ * once the caller's right to store the definition is known (a stranger's form is never
+ * compiled); the statement that stores it checks that right again. */
 static char *definition_text(fe_req *r, yajl_val def)
 {
     if (!def || !YAJL_IS_OBJECT(def)) {
@@ -25,7 +28,10 @@ static char *definition_text(fe_req *r, yajl_val def)
     fv_form_errors_init(&errs);
     fv_form *form = fv_form_compile(def, &errs);
     if (!form) {
-        fe_reply_form_errors(r, "the form definition is invalid", &errs);
+        if (fv_form_errors_pattern_too_complex(&errs))
+            fe_reply_form_errors_code(r, "pattern_too_complex",
+                                      "a constraint pattern of the form is over the limits", &errs);
+        else fe_reply_form_errors(r, "the form definition is invalid", &errs);
         fv_form_errors_free(&errs);
         return NULL;
     }
@@ -49,6 +55,13 @@ static const char sql_survey_create[] =
     "                          'version', 1, 'definition', $5::jsonb, 'created_at', fv_ts(s.created_at))::text "
     "                   FROM s) FROM v";
 
+/* $1 caller, $2 org: whether the caller may create a survey there, asked before the form is
+ * compiled (sql_survey_create decides again as it inserts). */
+static const char sql_survey_may_create[] =
+    "SELECT CASE WHEN fv_is_org_member($1::uuid, $2::uuid) THEN 'ok' ELSE 'no_such_org' END";
+
+static void survey_create_permitted(const fe_pg_result *res, void *arg);
+
 void fe_surveys_create(fe_req *r)
 {
     const char *org_id = fv_json_get_str(r->body, "org_id");
@@ -64,7 +77,17 @@ void fe_surveys_create(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "the survey is invalid", nbad, bad, why);
         return;
     }
-    char *text = definition_text(r, def);
+    const char *params[] = {r->user->id, org_id};
+    fe_pg_query(sql_survey_may_create, 2, params, survey_create_permitted, r);
+}
+
+static void survey_create_permitted(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (!fe_verdict_answer(r, res, "organisation")) return;
+    const char *org_id = fv_json_get_str(r->body, "org_id");
+    const char *name = fv_json_get_str(r->body, "name");
+    char *text = definition_text(r, fv_json_get(r->body, "definition"));
     if (!text) return;
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
@@ -124,9 +147,24 @@ static const char sql_definition_put[] =
     "                          'definition', $3::jsonb, 'updated_at', fv_ts(u.updated_at))::text FROM u) "
     "FROM s";
 
+/* $1 survey, $2 caller, $3 mfa: whether the caller may give the survey a new definition, asked
+ * before the form is compiled (sql_definition_put decides again as it writes). */
+static const char sql_definition_may_put[] =
+    "SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) FROM surveys x WHERE x.id = $1::uuid";
+
+static void definition_put_permitted(const fe_pg_result *res, void *arg);
+
 void fe_surveys_put_definition(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r)};
+    fe_pg_query(sql_definition_may_put, 3, params, definition_put_permitted, r);
+}
+
+static void definition_put_permitted(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (!fe_verdict_answer(r, res, "survey")) return;
     char *def = definition_text(r, fv_json_get(r->body, "definition"));
     if (!def) return;
     const char *params[] = {r->param[0], r->user->id, def, fe_verdict_mfa(r), r->address};
