@@ -1,28 +1,37 @@
 /* Client connections of a child: deadlines, connection caps and request framing, between the
  * TLS bufferevent and libevent's HTTP parser.
  *
- * Why a filter. libevent 2.1 has no hook when it creates a connection or a request (2.2's
+ * Why. libevent 2.1 has no hook when it creates a connection or a request (2.2's
  * evhttp_set_newreqcb does not exist here), only an idle timeout per read, and it answers what
  * its parser refuses itself: evhttp_connection_fail_() -> evhttp_connection_incoming_fail()
  * drops the URI and calls evhttp_handle_request(), which sends evhttp_send_error()'s HTML page
  * (400 for a bad request line or headers, 413 for a body over the limit) without our headers.
- * Its parser is also lenient where that is a smuggling risk (fe_framing.h). So every connection
- * is a bufferevent_filter over the TLS bufferevent (fe_conn_make_bev, given to evhttp with
- * evhttp_set_bevcb), and conn_filter() sees every decrypted byte before libevent does:
+ * Its parser is also lenient where that is a smuggling risk (fe_framing.h).
  *
- * - A request head is held in the TLS bufferevent's input until it is complete (at most
- *   max_header_bytes), checked whole (fe_head_check), and only then moved to libevent. Bodies
- *   are passed through as they come, counted by Content-Length, or by chunk, whose size lines
- *   are rewritten to their canonical form (libevent 2.1 cannot parse chunk extensions).
+ * How. Each connection's bufferevent is the TLS one (fe_conn_make_bev, given to evhttp with
+ * evhttp_set_bevcb), with a callback on its input buffer (input_cb): OpenSSL's read adds the
+ * decrypted bytes there, the callback runs at once, before the bufferevent's read callback
+ * (libevent's parser), and takes the new bytes out into the connection's own `hold` buffer;
+ * conn_filter() then puts back only what libevent may see. (A bufferevent_filter would do the
+ * same on the input side, but 2.1's filter reports a reply written once it is handed to TLS,
+ * and evhttp then closes the socket with the reply possibly unsent.)
+ *
+ * - A request head is held until it is complete (at most max_header_bytes), checked whole
+ *   (fe_head_check), and only then handed to libevent. A Content-Length body is passed through
+ *   as it comes. A chunked request is held whole (at most max_body_bytes of data), its chunk
+ *   lines checked and rewritten to their canonical form (libevent 2.1 cannot parse chunk
+ *   extensions), and handed over after its last chunk.
  * - A refused head never reaches libevent: in its place libevent gets
  *   "GET / HTTP/1.1", FE_REJECT_HEADER: <fe_reject>, "Connection: close", and everything the
- *   client sends afterwards is dropped. A chunked body refused midway (too large, malformed) is
- *   ended for libevent with a last chunk whose trailer carries FE_REJECT_HEADER. Either way the
- *   request reaches the dispatcher (fe_http_dispatch), which sees the header first and answers
- *   the project's JSON error with X-Request-Id and Connection: close; libevent then closes the
- *   connection. A client cannot forge the header: a head that has it is refused.
- *   libevent's own limits (evhttp_set_max_headers_size, evhttp_set_max_body_size) stay set,
- *   above ours, as a backstop that no request reaches.
+ *   client sends afterwards is dropped. (libevent 2.1 drops trailer fields, so a refusal cannot
+ *   ride in one: hence chunked requests are held whole.) A body too large is read
+ *   and dropped first (bounded by request_timeout_s), then refused: closing a socket with unread
+ *   data resets it, and the client would never read the 413. Either way the request reaches
+ *   the dispatcher (fe_http_dispatch), which sees the header first and answers the project's
+ *   JSON error with X-Request-Id and Connection: close; libevent then closes the connection. A
+ *   client cannot forge the header: a head that has it is refused. libevent's own limits
+ *   (evhttp_set_max_headers_size, evhttp_set_max_body_size) stay set, above ours, as a
+ *   backstop no request reaches.
  * - Deadlines run on one timer per connection: the TLS handshake (tls_handshake_timeout_s from
  *   accept), the head (header_timeout_s from accept, or from the first byte of a later request),
  *   the whole request (request_timeout_s). A late head gets 408 the way a refused one does; a
@@ -34,17 +43,18 @@
  *
  * Closing a connection: conn_kill() triggers libevent's own event callback on the bufferevent
  * with BEV_EVENT_TIMEOUT, the path of its idle timeout, which detaches a request still held by a
- * handler (its later reply is dropped by libevent) and frees the connection; that frees the
- * filter, whose free_context (conn_free) frees the fe_conn and counts it off.
+ * handler (its later reply is dropped by libevent) and frees the connection.
  *
- * Ownership: evhttp owns the filter bufferevent; it owns the TLS bufferevent (CLOSE_ON_FREE),
- * which owns the SSL and the socket; the fe_conn is the filter's context, freed by conn_free. */
+ * Ownership: evhttp owns the bufferevent, which owns the SSL and the socket (CLOSE_ON_FREE).
+ * The fe_conn hangs on the SSL as ex_data: SSL_free, whichever path frees the connection, calls
+ * conn_free, which frees the fe_conn (timer, hold buffer) and counts the connection off. */
 #include "fe_conn.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/crypto.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -83,23 +93,30 @@ typedef struct addr_slot {
 } addr_slot;
 
 typedef struct fe_conn {
-    struct bufferevent *bev; /* the filter; evhttp owns it */
-    SSL *ssl;                /* owned by the TLS bufferevent under bev */
-    struct event *timer;     /* owned: setup, then the next deadline */
-    addr_slot *slot;         /* the per-address count this connection holds, or NULL */
+    struct bufferevent *bev;      /* TLS; evhttp owns it (and it owns ssl) */
+    SSL *ssl;                     /* carries this fe_conn as ex_data */
+    struct event *timer;          /* owned: setup, then the next deadline */
+    struct evbuffer *hold;        /* owned: decrypted bytes libevent may not see yet */
+    struct evbuffer *pend;        /* owned: a chunked request checked so far, not yet handed over */
+    struct evbuffer_cb_entry *cb; /* input_cb on bev's input buffer */
+    bool busy;                    /* input_cb is moving bytes: ignore its own changes */
+    bool unfiltered;              /* input_cb could not be installed: closed at setup */
+    addr_slot *slot;              /* the per-address count this connection holds, or NULL */
     conn_state st;
     bool set_up;     /* the per-address check ran */
-    bool doomed;     /* no TLS could be set up: closed at setup */
     bool hs_done;    /* TLS handshake finished */
     bool in_request; /* a request has begun (from accept for the first one) */
     bool head_done;  /* ... and its head was passed to libevent */
     int64_t accepted_ms, req_start_ms, refused_ms;
+    fe_reject pending;  /* a refusal waiting for the body to be read and dropped */
     size_t scanned;     /* bytes of the current head already scanned for its end */
     uint64_t remaining; /* of the body or of the current chunk */
     uint64_t body_total;
 } fe_conn;
 
 static struct {
+    int ex_index;                    /* SSL ex_data index of the fe_conn */
+    struct evbuffer *scratch;        /* input_cb's, empty between calls */
     struct evconnlistener *listener; /* borrowed from evhttp's bound socket */
     struct event *resume_timer;      /* ends an accept-error pause */
     struct event *trim_timer;        /* hands freed memory back after a flood */
@@ -115,9 +132,6 @@ static struct {
     .lr_libevent = FV_LOGRATE_INIT(10.0, 5),
 };
 
-/* Connections that could not get their own fe_conn (out of memory): every byte is dropped and
- * evhttp's idle timeout closes them. Never freed, never counted. */
-static fe_conn doomed_conn = {.st = ST_REFUSED, .doomed = true};
 
 static int64_t now_ms(void)
 {
@@ -246,10 +260,15 @@ static void maybe_trim(void)
 
 /* ---------------------------------------------------------------- one connection */
 
-static void conn_free(void *ctx)
+/* SSL_free's ex_data callback: the connection is gone (see the top of this file). */
+static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-    fe_conn *c = ctx;
+    fe_conn *c = ptr;
+    if (!c) return;
+    if (c->cb) evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->cb);
     if (c->timer) event_free(c->timer);
+    if (c->hold) evbuffer_free(c->hold);
+    if (c->pend) evbuffer_free(c->pend);
     if (c->slot) slot_release(c->slot);
     free(c);
     g.conns--;
@@ -311,31 +330,27 @@ static void refuse_head(fe_conn *c, struct evbuffer *dst, fe_reject why)
     refused(c);
 }
 
-/* A refusal inside a chunked body whose head libevent has: the body ends, the trailer says why. */
-static void refuse_chunked(fe_conn *c, struct evbuffer *dst, fe_reject why, bool after_data)
+/* A refusal inside a chunked request, held whole in c->pend until now: dropped, refused. */
+static void refuse_chunked(fe_conn *c, struct evbuffer *dst, fe_reject why)
 {
-    if (after_data) evbuffer_add(dst, "\r\n", 2);
-    evbuffer_add_printf(dst, "0\r\n" FE_REJECT_HEADER ": %d\r\n\r\n", (int)why);
-    refused(c);
+    evbuffer_drain(c->pend, evbuffer_get_length(c->pend));
+    refuse_head(c, dst, why);
 }
 
 static void request_done(fe_conn *c)
 {
     c->st = ST_HEAD;
+    c->pending = FE_REJECT_NONE;
     c->in_request = false;
     c->head_done = false;
     conn_arm(c);
 }
 
-/* The input filter: moves what libevent may see from src (decrypted bytes) to dst (libevent's
- * input), as the top of this file says. */
-static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct evbuffer *dst,
-                                                  ev_ssize_t limit, enum bufferevent_flush_mode mode,
-                                                  void *ctx)
+/* Moves what libevent may see from src (c->hold: decrypted bytes) to dst (libevent's input),
+ * as the top of this file says. */
+static void conn_filter(struct evbuffer *src, struct evbuffer *dst, fe_conn *c)
 {
-    fe_conn *c = ctx;
-    bool moved = false;
-    if (c != &doomed_conn && !c->hs_done) {
+    if (!c->hs_done) {
         c->hs_done = true; /* decrypted bytes: the handshake is over */
         conn_arm(c);
     }
@@ -368,7 +383,7 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
             if (!p) break; /* out of memory: try again on the next read */
             size_t end = fe_head_end(p, look, c->scanned);
             fe_reject why = FE_REJECT_NONE;
-            fe_head h;
+            fe_head h = {0};
             if (end == FE_HEAD_BARE_LF) {
                 why = FE_REJECT_BARE_LF;
             } else if (end == 0) {
@@ -383,14 +398,27 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
                 why = fe_head_check(p, end, (size_t)fe_cfg.max_headers, (uint64_t)fe_cfg.max_body_bytes,
                                     &h);
             }
+            if (why == FE_REJECT_BODY_TOO_LARGE && !h.expect_continue) {
+                /* Read and drop the body first, then answer: closing a socket with unread data
+                 * resets it, and the client would see a reset instead of the 413. A client that
+                 * asked for 100-continue has sent no body: it is answered at once. */
+                evbuffer_drain(src, end);
+                c->scanned = 0;
+                c->head_done = true;
+                c->pending = why;
+                c->st = ST_BODY;
+                c->remaining = h.length;
+                conn_arm(c);
+                continue;
+            }
             if (why != FE_REJECT_NONE) {
                 evbuffer_drain(src, evbuffer_get_length(src));
                 refuse_head(c, dst, why);
-                moved = true;
                 break;
             }
-            evbuffer_remove_buffer(src, dst, end);
-            moved = true;
+            /* A chunked request is held whole (at most max_body_bytes of data) and handed over
+             * once its last chunk came: a refusal midway can then still replace all of it. */
+            evbuffer_remove_buffer(src, h.body == FE_BODY_CHUNKED ? c->pend : dst, end);
             c->scanned = 0;
             c->head_done = true;
             if (h.body == FE_BODY_NONE) {
@@ -408,12 +436,18 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
         }
         if (c->st == ST_BODY || c->st == ST_CHUNK_DATA) {
             size_t n = avail < c->remaining ? avail : (size_t)c->remaining;
-            evbuffer_remove_buffer(src, dst, n);
-            moved = true;
+            if (c->pending) evbuffer_drain(src, n); /* a refused body: read and dropped */
+            else evbuffer_remove_buffer(src, c->st == ST_BODY ? dst : c->pend, n);
             c->remaining -= n;
             if (c->remaining == 0) {
-                if (c->st == ST_BODY) request_done(c);
-                else c->st = ST_CHUNK_CRLF;
+                if (c->st == ST_CHUNK_DATA) {
+                    c->st = ST_CHUNK_CRLF;
+                } else if (c->pending) {
+                    refuse_head(c, dst, c->pending); /* libevent has seen nothing of it */
+                    break;
+                } else {
+                    request_done(c);
+                }
             }
             continue;
         }
@@ -431,13 +465,10 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
                 why = FE_REJECT_CHUNK;
             } else {
                 why = fe_chunk_size(p, (size_t)(lf - p) - 1, &size);
-                if (!why && size > (uint64_t)fe_cfg.max_body_bytes - c->body_total)
-                    why = FE_REJECT_BODY_TOO_LARGE;
             }
             if (why != FE_REJECT_NONE) {
                 evbuffer_drain(src, evbuffer_get_length(src));
-                refuse_chunked(c, dst, why, false);
-                moved = true;
+                refuse_chunked(c, dst, c->pending ? c->pending : why);
                 break;
             }
             evbuffer_drain(src, (size_t)(lf - p) + 1);
@@ -445,10 +476,15 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
                 c->st = ST_TRAILER;
                 continue;
             }
-            /* Canonical: libevent 2.1 refuses chunk extensions, which RFC 9112 allows. */
-            evbuffer_add_printf(dst, "%llx\r\n", (unsigned long long)size);
-            moved = true;
-            c->body_total += size;
+            /* Too large: the rest of the body is read and dropped, then the refusal answered
+             * (as for a Content-Length body, a reset would hide the answer). */
+            if (!c->pending && size > (uint64_t)fe_cfg.max_body_bytes - c->body_total)
+                c->pending = FE_REJECT_BODY_TOO_LARGE;
+            if (!c->pending) {
+                /* Canonical: libevent 2.1 refuses chunk extensions, which RFC 9112 allows. */
+                evbuffer_add_printf(c->pend, "%llx\r\n", (unsigned long long)size);
+                c->body_total += size;
+            }
             c->remaining = size;
             c->st = ST_CHUNK_DATA;
             continue;
@@ -462,31 +498,33 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
             if (p && p[0] == '\r' && p[1] == '\n') {
                 evbuffer_drain(src, 2);
                 if (c->st == ST_CHUNK_CRLF) {
-                    evbuffer_add(dst, "\r\n", 2);
+                    if (!c->pending) evbuffer_add(c->pend, "\r\n", 2);
                     c->st = ST_CHUNK_SIZE;
+                } else if (c->pending) {
+                    refuse_chunked(c, dst, c->pending);
+                    break;
                 } else {
-                    evbuffer_add(dst, "0\r\n\r\n", 5);
+                    evbuffer_add(c->pend, "0\r\n\r\n", 5);
+                    evbuffer_add_buffer(dst, c->pend);
                     request_done(c);
                 }
-                moved = true;
                 continue;
             }
         }
-        bool after_data = c->st == ST_CHUNK_CRLF;
-        fe_reject why = after_data ? FE_REJECT_CHUNK : FE_REJECT_TRAILER;
+        fe_reject why = c->pending               ? c->pending
+                        : c->st == ST_CHUNK_CRLF ? FE_REJECT_CHUNK
+                                                 : FE_REJECT_TRAILER;
         evbuffer_drain(src, evbuffer_get_length(src));
-        refuse_chunked(c, dst, why, after_data);
-        moved = true;
+        refuse_chunked(c, dst, why);
         break;
     }
-    return moved ? BEV_OK : BEV_NEED_MORE;
 }
 
 /* The first turn of the loop after accept: libevent has set the socket; count its address. */
 static bool conn_setup(fe_conn *c)
 {
-    if (c->doomed) {
-        fv_log_limited(&g.lr_setup, FV_LOG_ERROR, "cannot set up TLS for a connection: closed");
+    if (c->unfiltered) {
+        fv_log_limited(&g.lr_setup, FV_LOG_ERROR, "out of memory for a new connection: closed");
         return false;
     }
     int cap = fe_cfg.max_connections_per_address;
@@ -529,7 +567,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         if ((head_late || req_late) && c->st == ST_HEAD && c->hs_done) {
             /* Nothing of this request reached libevent: it can be answered 408. */
             struct evbuffer *in = bufferevent_get_input(c->bev);
+            c->busy = true;
             refuse_head(c, in, FE_REJECT_TIMEOUT);
+            c->busy = false;
             /* libevent reads it now if it is waiting for a request; if it is still busy with
              * the previous one, it finds it when it starts reading again. */
             bufferevent_data_cb readcb = NULL;
@@ -546,16 +586,40 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_arm(c);
 }
 
-/* A connection whose own state could not be allocated (out of memory). Returning NULL would
- * make libevent serve plain HTTP on the socket: it gets a filter that drops every byte. */
+/* Takes the bytes OpenSSL just added to buf (its last info->n_added) into c->hold and puts
+ * back what conn_filter lets through. Runs before the bufferevent's read callback. */
+static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    fe_conn *c = arg;
+    if (c->busy || info->n_added == 0) return;
+    c->busy = true;
+    size_t len = evbuffer_get_length(buf);
+    size_t fresh = info->n_added < len ? info->n_added : len;
+    /* buf = [bytes already let through][fresh]: move all out, the first part back. */
+    evbuffer_add_buffer(g.scratch, buf);
+    evbuffer_remove_buffer(g.scratch, buf, len - fresh);
+    evbuffer_add_buffer(c->hold, g.scratch);
+    conn_filter(c->hold, buf, c);
+    c->busy = false;
+}
+
+/* A socket we cannot serve (out of memory, no SSL): returning NULL would make libevent serve
+ * plain HTTP on it, so it gets a bufferevent that drops every byte; evhttp's idle timeout
+ * (keepalive_timeout_s) closes it. Not counted. */
+static void doomed_drop(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    if (info->n_added) evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
 static struct bufferevent *doomed_bev(struct event_base *base)
 {
-    fv_log_limited(&g.lr_setup, FV_LOG_ERROR, "out of memory for a new connection");
-    struct bufferevent *under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!under) return NULL;
-    struct bufferevent *bev = bufferevent_filter_new(under, conn_filter, NULL, BEV_OPT_CLOSE_ON_FREE,
-                                                     NULL, &doomed_conn);
-    if (!bev) bufferevent_free(under);
+    fv_log_limited(&g.lr_setup, FV_LOG_ERROR, "cannot set up TLS for a new connection: closed");
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) return NULL;
+    if (!evbuffer_add_cb(bufferevent_get_input(bev), doomed_drop, NULL)) {
+        bufferevent_free(bev);
+        return NULL;
+    }
     return bev;
 }
 
@@ -563,44 +627,42 @@ struct bufferevent *fe_conn_make_bev(struct event_base *base, void *arg)
 {
     SSL_CTX *ctx = *(SSL_CTX **)arg;
     fe_conn *c = calloc(1, sizeof *c);
-    if (c) c->timer = evtimer_new(base, conn_timer_cb, c);
-    if (!c || !c->timer) {
+    if (c) {
+        c->timer = evtimer_new(base, conn_timer_cb, c);
+        c->hold = evbuffer_new();
+        c->pend = evbuffer_new();
+    }
+    SSL *ssl = c && c->timer && c->hold && c->pend ? SSL_new(ctx) : NULL;
+    /* On failure it frees ssl (BEV_OPT_CLOSE_ON_FREE). */
+    struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl,
+                                                                   BUFFEREVENT_SSL_ACCEPTING,
+                                                                   BEV_OPT_CLOSE_ON_FREE)
+                                  : NULL;
+    if (bev && SSL_set_ex_data(ssl, g.ex_index, c) != 1) {
+        bufferevent_free(bev);
+        bev = NULL;
+    }
+    if (!bev) {
+        if (c && c->timer) event_free(c->timer);
+        if (c && c->hold) evbuffer_free(c->hold);
+        if (c && c->pend) evbuffer_free(c->pend);
         free(c);
         return doomed_bev(base);
     }
+    /* From here SSL_free (with bev) frees c. */
+    c->bev = bev;
+    c->ssl = ssl;
     c->accepted_ms = c->req_start_ms = now_ms();
     c->in_request = true;
-    struct bufferevent *under = NULL;
-    SSL *ssl = SSL_new(ctx);
-    if (ssl) {
-        /* On failure it frees ssl (BEV_OPT_CLOSE_ON_FREE). */
-        under = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                               BEV_OPT_CLOSE_ON_FREE);
-        if (under) {
-            bufferevent_openssl_set_allow_dirty_shutdown(under, 1);
-            c->ssl = ssl;
-        }
-    }
-    if (!under) {
-        /* Never plain HTTP on the TLS port: a socket that drops every byte, closed at setup. */
-        c->doomed = true;
-        c->st = ST_REFUSED;
-        under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (under)
-        c->bev = bufferevent_filter_new(under, conn_filter, NULL, BEV_OPT_CLOSE_ON_FREE, conn_free, c);
-    if (!c->bev) {
-        if (under) bufferevent_free(under);
-        event_free(c->timer);
-        free(c);
-        return doomed_bev(base);
-    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     g.conns++;
     if (g.conns > g.peak) g.peak = g.conns;
+    c->cb = evbuffer_add_cb(bufferevent_get_input(bev), input_cb, c);
     struct timeval zero = {0, 0};
-    evtimer_add(c->timer, &zero); /* conn_setup, once libevent has set the socket */
+    evtimer_add(c->timer, &zero);     /* conn_setup, once libevent has set the socket */
+    if (!c->cb) c->unfiltered = true; /* closed by conn_setup, before any request can come */
     listener_update();
-    return c->bev;
+    return bev;
 }
 
 /* ---------------------------------------------------------------- the module */
@@ -616,6 +678,9 @@ static void libevent_log(int severity, const char *msg)
 int fe_conn_init(struct event_base *base, int reserve)
 {
     event_set_log_callback(libevent_log);
+    g.ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+    g.scratch = evbuffer_new();
+    if (g.ex_index < 0 || !g.scratch) return -1;
     g.resume_timer = evtimer_new(base, resume_cb, NULL);
     g.trim_timer = evtimer_new(base, trim_cb, NULL);
     if (!g.resume_timer || !g.trim_timer) return -1;
@@ -664,4 +729,6 @@ void fe_conn_shutdown(void)
     if (g.resume_timer) event_free(g.resume_timer);
     if (g.trim_timer) event_free(g.trim_timer);
     g.resume_timer = g.trim_timer = NULL;
+    /* g.scratch stays: connections freed by evhttp_free still pass through conn_free, not
+     * input_cb; it is freed with the process. */
 }

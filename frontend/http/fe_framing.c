@@ -174,6 +174,7 @@ fe_reject fe_head_check(const char *head, size_t len, size_t max_headers, uint64
             chunked = true;
         } else if (name_is(p, nlen, "Expect")) {
             if (!(vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)) return FE_REJECT_EXPECT;
+            out->expect_continue = true;
         }
         p = eol + 2;
     }
@@ -181,6 +182,7 @@ fe_reject fe_head_check(const char *head, size_t len, size_t max_headers, uint64
     if (chunked) {
         out->body = FE_BODY_CHUNKED;
     } else if (n_cl) {
+        out->length = length;
         if (length > max_body) return FE_REJECT_BODY_TOO_LARGE;
         out->body = length ? FE_BODY_LENGTH : FE_BODY_NONE;
         out->length = length;

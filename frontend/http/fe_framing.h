@@ -59,8 +59,9 @@ typedef enum { FE_BODY_NONE, FE_BODY_LENGTH, FE_BODY_CHUNKED } fe_body_kind;
 
 typedef struct fe_head {
     fe_body_kind body;
-    uint64_t length; /* FE_BODY_LENGTH: the Content-Length */
-    size_t headers;  /* header fields counted */
+    uint64_t length;      /* FE_BODY_LENGTH: the Content-Length (also on FE_REJECT_BODY_TOO_LARGE) */
+    size_t headers;       /* header fields counted */
+    bool expect_continue; /* Expect: 100-continue (also on FE_REJECT_BODY_TOO_LARGE) */
 } fe_head;
 
 /* Where the request head in buf[0..len) ends: its length with the blank line ("\r\n\r\n"), or
@@ -71,7 +72,8 @@ size_t fe_head_end(const char *buf, size_t len, size_t from);
 
 /* Checks the head head[0..len) (as fe_head_end delimits it): the request line, every header
  * line, the framing headers, at most max_headers fields and a Content-Length of at most
- * max_body. FE_REJECT_NONE and *out filled, or why it is refused. */
+ * max_body. FE_REJECT_NONE and *out filled, or why it is refused (on FE_REJECT_BODY_TOO_LARGE,
+ * out->length and out->expect_continue are filled: the caller may read and drop the body). */
 fe_reject fe_head_check(const char *head, size_t len, size_t max_headers, uint64_t max_body,
                         fe_head *out);
 
