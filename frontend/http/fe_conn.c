@@ -83,7 +83,7 @@ typedef enum {
 #define ADDR_KEY_LEN 17 /* address family byte + 16 address bytes */
 #define ADDR_BUCKETS 1024
 #define CHUNK_LINE_MAX 1024
-#define TRIM_MIN_DROP 64 /* connections closed since the peak before memory is handed back */
+#define TRIM_MIN_DROP 32 /* connections closed since the peak before memory is handed back */
 
 /* Connections of one client address (a node exists while count > 0). */
 typedef struct addr_slot {
@@ -567,6 +567,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         if ((head_late || req_late) && c->st == ST_HEAD && c->hs_done) {
             /* Nothing of this request reached libevent: it can be answered 408. */
             struct evbuffer *in = bufferevent_get_input(c->bev);
+            evbuffer_drain(c->hold, evbuffer_get_length(c->hold)); /* the partial head */
             c->busy = true;
             refuse_head(c, in, FE_REJECT_TIMEOUT);
             c->busy = false;
