@@ -13,6 +13,7 @@
 #include "fe_auth.h"
 #include "fe_revoke.h"
 #include "fe_config.h"
+#include "fe_conn.h"
 #include "fe_depcache.h"
 #include "fe_handlers.h"
 #include "fe_http.h"
@@ -36,16 +37,9 @@ static struct {
     int flush_ticks; /* drain ticks spent waiting for replies to be written out */
 } ch;
 
-/* Called by evhttp for each accepted connection: a TLS bufferevent that owns the socket. */
-static struct bufferevent *make_bev(struct event_base *base, void *arg)
-{
-    SSL *ssl = SSL_new(ch.ssl_ctx);
-    if (!ssl) return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
-    if (bev) bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
-}
+/* Descriptors a child needs besides client connections and its PostgreSQL pool: stdio, the
+ * listener, epoll, signals, Redis, the spool, the work pool's pipes, with room to spare. */
+#define FE_CHILD_FD_RESERVE 64
 
 #define FE_FLUSH_GRACE_TICKS 50 /* 1 s of 20 ms ticks for answered replies to reach their sockets */
 
@@ -69,6 +63,7 @@ static void term_cb(evutil_socket_t sig, short what, void *arg)
 {
     if (!ch.bound) return;
     fv_info("draining: %d requests in flight", fe_http_inflight);
+    fe_conn_set_listener(NULL); /* freed with the bound socket */
     evhttp_del_accept_socket(ch.http, ch.bound);
     ch.bound = NULL;
     fe_http_draining = true;
@@ -113,13 +108,16 @@ int fe_child_run(int index, int listen_fd)
     errpos = "evhttp_new";
     ch.http = evhttp_new(ch.base);
     if (!ch.http) goto failed;
-    evhttp_set_bevcb(ch.http, make_bev, NULL);
+    /* Every connection: TLS under fe_conn's framing filter, which enforces the deadlines, caps
+     * and framing rules and owns every error answer (fe_conn.c). */
+    errpos = "connection limits";
+    if (fe_conn_init(ch.base, fe_cfg.pg_pool_size + FE_CHILD_FD_RESERVE) != 0) goto failed;
+    evhttp_set_bevcb(ch.http, fe_conn_make_bev, &ch.ssl_ctx);
     evhttp_set_gencb(ch.http, fe_http_dispatch, NULL);
-    evhttp_set_max_body_size(ch.http, fe_cfg.max_body_bytes);
-    /* Read (and discard) an oversized body before answering 413, so the client sees the 413
-     * instead of a reset from closing a socket with unread data. */
+    /* Backstops above fe_conn's own limits, which refuse first with JSON answers. */
+    evhttp_set_max_body_size(ch.http, (ev_ssize_t)fe_cfg.max_body_bytes + 1);
     evhttp_set_flags(ch.http, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_max_headers_size(ch.http, 16384);
+    evhttp_set_max_headers_size(ch.http, (ev_ssize_t)fe_cfg.max_header_bytes + 1024);
     evhttp_set_timeout(ch.http, fe_cfg.keepalive_timeout_s);
     evhttp_set_allowed_methods(ch.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
@@ -127,6 +125,7 @@ int fe_child_run(int index, int listen_fd)
     errpos = "evhttp_accept_socket_with_handle";
     ch.bound = evhttp_accept_socket_with_handle(ch.http, listen_fd);
     if (!ch.bound) goto failed;
+    fe_conn_set_listener(evhttp_bound_socket_get_listener(ch.bound));
     errpos = "postgresql pool";
     if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0)
         goto failed;
@@ -167,6 +166,7 @@ cleanup:
     fe_redis_shutdown();
     fe_queue_shutdown();
     fe_pg_shutdown();
+    fe_conn_shutdown();
     if (ch.http) evhttp_free(ch.http);
     fe_revoke_shutdown();
     fe_ratelimit_shutdown();

@@ -99,6 +99,29 @@ const fv_cfg_entry fe_config_table[] = {
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */
+    /* ---- http limits ---- */
+    FV_CFG_INT_KEY(
+        "frontend", "tls_handshake_timeout_s", &fe_cfg.tls_handshake_timeout_s, "10", 1, 300,
+        FV_CFG_RESTART,
+        "a connection that has not finished its TLS handshake this long after accept is closed"),
+    FV_CFG_INT_KEY(
+        "frontend", "header_timeout_s", &fe_cfg.header_timeout_s, "20", 1, 3600, FV_CFG_RESTART,
+        "a request head not complete this long after accept (or after its first byte) gets 408 and the connection closes"),
+    FV_CFG_INT_KEY(
+        "frontend", "request_timeout_s", &fe_cfg.request_timeout_s, "60", 1, 3600, FV_CFG_RESTART,
+        "a request (head and body) not complete this long after it began closes its connection"),
+    FV_CFG_INT_KEY("frontend", "max_header_bytes", &fe_cfg.max_header_bytes, "16384", 1024, 1048576,
+                   FV_CFG_RESTART, "largest request head (request line and headers); larger gets 431"),
+    FV_CFG_INT_KEY("frontend", "max_headers", &fe_cfg.max_headers, "100", 1, 10000, FV_CFG_RESTART,
+                   "most header fields in a request; more gets 431"),
+    FV_CFG_INT_KEY(
+        "frontend", "max_connections", &fe_cfg.max_connections, "10000", 1, 1000000, FV_CFG_RESTART,
+        "open client connections per child; at the cap the child stops accepting until one closes (clamped below RLIMIT_NOFILE)"),
+    FV_CFG_INT_KEY(
+        "frontend", "max_connections_per_address", &fe_cfg.max_connections_per_address, "256", 0,
+        1000000, FV_CFG_RESTART,
+        "open connections per client address per child; more are closed at once; 0: no limit (behind fv-balancer)"),
+    /* ---- http limits end ---- */
     FV_CFG_END,
 };
 

@@ -51,6 +51,15 @@ typedef struct fe_settings {
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */
+    /* ---- http limits ---- */
+    int tls_handshake_timeout_s;     /* accept to the end of the TLS handshake */
+    int header_timeout_s;            /* accept (or a request's first byte) to the end of its head */
+    int request_timeout_s;           /* a request's start to the end of its body */
+    int max_header_bytes;            /* request line + headers */
+    int max_headers;                 /* header fields per request */
+    int max_connections;             /* per child; clamped below RLIMIT_NOFILE at start-up */
+    int max_connections_per_address; /* per child; 0 = no limit */
+    /* ---- http limits end ---- */
 } fe_settings;
 
 extern fe_settings fe_cfg;

@@ -11,6 +11,7 @@
 
 #include "fe_auth.h"
 #include "fe_config.h"
+#include "fe_framing.h"
 
 static unsigned long long req_counter;
 
@@ -107,6 +108,19 @@ static void allow_header(int methods, char *out, size_t outlen)
     }
 }
 
+/* Answers a request that fe_conn.c refused before libevent parsed it (its FE_REJECT_HEADER
+ * says why) and closes the connection: whatever followed on it is not trusted to be framed. */
+static void refuse(fe_req *r, const char *why)
+{
+    const fe_reject_info *info = fe_reject_get(atoi(why));
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Connection", "close");
+    if (!info) {
+        fe_reply_error(r, 400, "bad_request", "malformed request");
+        return;
+    }
+    fe_reply_error(r, info->status, info->code, info->message);
+}
+
 void fe_http_dispatch(struct evhttp_request *ev, void *arg)
 {
     fe_req *r = calloc(1, sizeof *r);
@@ -125,6 +139,13 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(evcon, &addr, &port);
         snprintf(r->address, sizeof r->address, "%s", addr ? addr : "");
+    }
+
+    /* Before anything else: only fe_conn.c can have set this header (fe_framing.h). */
+    const char *refused = evhttp_find_header(evhttp_request_get_input_headers(ev), FE_REJECT_HEADER);
+    if (refused) {
+        refuse(r, refused);
+        return;
     }
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);

@@ -12,6 +12,7 @@
 
 #include "fe_auth.h"
 #include "fe_config.h"
+#include "fe_framing.h"
 #include "fe_metrics.h"
 #include "fv_form.h"
 #include "fv_log.h"
@@ -86,12 +87,16 @@ static const char *reason_phrase(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     default: return NULL;
     }
@@ -296,6 +301,9 @@ char *fe_query_param(fe_req *r, const char *name)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     if (!query) return NULL;
+    /* evhttp_parse_query_str decodes %00 into a NUL that cuts the value: fe_conn.c refuses such
+     * targets with 400 before they get here (fe_target_encoding_ok); this keeps it so. */
+    if (!fe_target_encoding_ok(query, strlen(query))) return NULL;
     struct evkeyvalq params;
     TAILQ_INIT(&params);
     if (evhttp_parse_query_str(query, &params) != 0) return NULL;

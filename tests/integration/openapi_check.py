@@ -84,6 +84,10 @@ class OpenApiDoc:
         method = method.upper()
         template = self.match(path)
         where = f"{method} {path}"
+        if self._refused(status, headers, body):
+            # Refused before routing (framing, deadlines): the same on every path.
+            return self._check_response(where, "RequestRefused", status, headers, body,
+                                        self.doc["components"]["responses"]["RequestRefused"], method)
         if template is None:
             if status == 400:  # a malformed request target: the router answers before matching
                 return self._check_response(where, "-", status, headers, body,
@@ -111,6 +115,20 @@ class OpenApiDoc:
             f"OpenAPI: {where}: status {status} is not documented (documented: {', '.join(sorted(responses))}); "
             f"body: {body[:300]!r}")
         self._check_response(where, f"{op_method} {template} {status}", status, headers, body, response, method)
+
+    REFUSAL_STATUSES = {400, 408, 413, 417, 431, 501}
+
+    def _refused(self, status, headers, body):
+        """An answer of components/responses/RequestRefused: one of its statuses and codes, with
+        Connection: close (the router's own 400 and 413 do not close the connection)."""
+        if status not in self.REFUSAL_STATUSES or (headers.get("Connection") or "").lower() != "close":
+            return False
+        try:
+            code = json.loads(body)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        schema = self.doc["components"]["schemas"]["ErrorRefused"]["allOf"][1]
+        return code in schema["properties"]["error"]["properties"]["code"]["enum"]
 
     def _check_response(self, where, key, status, headers, body, response, method):
         response = self.deref(response)
@@ -167,9 +185,10 @@ def unexercised():
 # RFC 9110's reason phrases of the statuses the front end answers (frontend/http/fe_reply.c).
 REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
            401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
-           422: "Unprocessable Content", 429: "Too Many Requests", 500: "Internal Server Error",
-           503: "Service Unavailable"}
+           408: "Request Timeout", 409: "Conflict", 413: "Content Too Large",
+           415: "Unsupported Media Type", 417: "Expectation Failed", 422: "Unprocessable Content",
+           429: "Too Many Requests", 431: "Request Header Fields Too Large",
+           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
 def check_response(resp):

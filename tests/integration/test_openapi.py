@@ -119,12 +119,21 @@ def test_the_checker_accepts_documented_answers(doc):
     doc.check("PATCH", "/v1/surveys/x", 405, _h(Content_Type=JSON, Allow="GET"),
               b'{"error":{"code":"method_not_allowed","message":"no","request_id":"r-1"}}')
     doc.check("GET", "/v1/me/api-keys", 200, _h(Content_Type=JSON), b'{"items":[],"next":null}')
-    doc.check("POST", "/v1/users", 413, _h(Content_Type="text/html"), b"<html></html>")
+    doc.check("POST", "/v1/users", 413, _h(Content_Type=JSON),
+              b'{"error":{"code":"body_too_large","message":"too large","request_id":"r-1"}}')
+    # Refused before routing (tests/integration/test_limits_http.py): any path, Connection: close.
+    doc.check("GET", "/healthz", 431, _h(Content_Type=JSON, Connection="close"),
+              b'{"error":{"code":"headers_too_large","message":"too large","request_id":"r-1"}}')
+    doc.check("GET", "/no/such/path", 400, _h(Content_Type=JSON, Connection="close"),
+              b'{"error":{"code":"bad_framing","message":"two Content-Length","request_id":"r-1"}}')
 
 
 @pytest.mark.parametrize("method,path,status,headers,body,why", [
     ("GET", "/healthz", 200, {"Content-Type": JSON}, b'{"status":"up"}', "does not match"),
     ("GET", "/healthz", 500, {"Content-Type": JSON}, b'{}', "not documented"),
+    # a refusal's code without Connection: close is not a refusal (the router's own answers)
+    ("GET", "/healthz", 431, {"Content-Type": JSON}, b'{"error":{"code":"headers_too_large","message":"x","request_id":"r-1"}}',
+     "not documented"),
     ("GET", "/v1/me", 404, {"Content-Type": JSON}, b'{"error":{"code":"gone","message":"x","request_id":"r-1"}}', "does not match"),
     ("GET", "/v1/me", 200, {"Content-Type": "text/plain"}, b"hi", "Content-Type"),
     ("GET", "/v1/me/api-keys", 200, {"Content-Type": JSON}, b'{"items":[]}', "next"),
@@ -201,6 +210,7 @@ def test_the_hook_checks_reason_phrases():
     openapi_check.check_response(_response("POST", "https://h/v1/orgs", 422, "Unprocessable Content", JSON, body))
     with pytest.raises(AssertionError, match="Client Error"):
         openapi_check.check_response(_response("POST", "https://h/v1/orgs", 422, "Client Error", JSON, body))
-    # libevent's own 413 page keeps libevent's phrase
-    openapi_check.check_response(_response("POST", "https://h/v1/orgs", 413, "Request Entity Too Large",
-                                           "text/html", b"<html></html>"))
+    # libevent's own pages (HTML, its phrases) no longer reach clients: 413 is ours too
+    with pytest.raises(AssertionError, match="Content Too Large"):
+        openapi_check.check_response(_response("POST", "https://h/v1/orgs", 413, "Request Entity Too Large",
+                                               JSON, b'{"error":{"code":"body_too_large","message":"x","request_id":"r-1"}}'))
