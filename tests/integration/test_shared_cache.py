@@ -1,0 +1,195 @@
+"""The lookups shared through Redis (fv:cache:enumerator:<user>, fv:cache:deployment:<id>,
+fv:cache:apikey:<sha256>) cannot outlive a revocation, nor be forged by whoever can write to Redis
+(review item 4 and the "Redis is trusted for authentication" note; issue 9 item 5).
+
+Each race is reproduced deterministically the way the review did: the answer as it stood before
+the change is written back into Redis directly after the change (the lookup that read PostgreSQL
+before the removal committed and shared its answer after the DEL; a DEL lost while Redis was
+unreachable), once as captured (correctly MACed, an old version) and once unMACed (a forgery).
+A front end started afterwards (whose children know nothing locally and keep nothing: cache times
+of 0) must refuse the removed member, and store nothing of theirs as verified, even with
+PostgreSQL down; and must not authenticate a revoked or forged API key."""
+import hashlib
+import json
+import re
+import signal
+
+import requests
+
+from conftest import DEFINITION, good_data
+from faults import pg_start, pg_stop_immediate
+from fvharness import free_port, new_id, wait_until
+from openapi_check import hook_session
+
+COLD = dict(FV_PROCESSES=1, FV_DEPLOYMENT_CACHE_TTL_S=0, FV_CACHE_STALE_S=0, FV_AUTH_CACHE_TTL_S=0,
+            FV_PG_TIMEOUT_MS=1000)
+
+
+class Cold:
+    """A front end of one child that keeps nothing in its own caches: every lookup goes to Redis
+    (when it knows nothing of the deployment) and then PostgreSQL."""
+
+    def __init__(self, c, name, **env):
+        self.c, self.port = c, free_port()
+        self.proc = c.start_frontend(name=name, FV_LISTEN_PORT=self.port, **dict(COLD, **env))
+        self.s = hook_session(requests.Session())
+        self.s.trust_env = False
+        self.s.verify = str(c.cert)
+
+    def req(self, method, path, key, **kw):
+        return self.s.request(method, f"https://127.0.0.1:{self.port}{path}", timeout=30,
+                              headers={"Authorization": f"Bearer {key}"}, **kw)
+
+    def submit(self, key, dep, rid):
+        return self.req("POST", f"/v1/deployments/{dep}/responses", key, json={"id": rid, "data": good_data()})
+
+    def readyz(self):
+        return self.s.get(f"https://127.0.0.1:{self.port}/readyz", timeout=30).json()
+
+    def close(self):
+        self.s.close()
+        assert self.proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def setup_member(world, label):
+    """A user who is an enumerator of a new deployment through their membership of the org's root
+    branch (removing the membership revokes it), warmed: one submission accepted and the lookups
+    shared in Redis. Returns (key, user id, deployment id, shared permission, shared deployment)."""
+    c, admin = world.cluster, world.admin
+    key = c.create_user(f"{label}-{new_id()[:8]}@example.org", label)
+    api = c.api(key)
+    uid = api.get("/v1/me").json()["id"]
+    r = admin.put(f"/v1/orgs/{world.org_id}/members/{uid}",
+                  json={"role": "member", "branch_id": world.root_branch_id})
+    assert r.status_code == 200, r.text
+    r = admin.post(f"/v1/surveys/{world.survey_id}/deployments", json={
+        "name": f"{label} deployment", "roles": {"enumerators": [{"type": "branch", "id": world.root_branch_id}]}})
+    assert r.status_code == 201, r.text
+    dep = r.json()["id"]
+    rid = new_id()
+    r = api.post(f"/v1/deployments/{dep}/responses", json={"id": rid, "data": good_data()})
+    assert r.status_code == 202, r.text
+    world.wait_readable(rid, api=api)
+    perm_key, dep_key = f"fv:cache:enumerator:{uid}", f"fv:cache:deployment:{dep}"
+    wait_until(lambda: c.redis_cli("HGET", perm_key, dep) and c.redis_cli("GET", dep_key), 30,
+               what="the lookups shared in Redis")
+    shared = (c.redis_cli("HGET", perm_key, dep), c.redis_cli("GET", dep_key))
+    api.close()
+    return key, uid, dep, shared
+
+
+def remove_member(world, uid):
+    r = world.admin.delete(f"/v1/orgs/{world.org_id}/members/{uid}")
+    assert r.status_code == 204, r.text
+
+
+def plant(c, uid, dep, perm, dep_json):
+    """What a late HSET (or an attacker) leaves in Redis."""
+    c.redis_cli("HSET", f"fv:cache:enumerator:{uid}", dep, perm)
+    c.redis_cli("EXPIRE", f"fv:cache:enumerator:{uid}", "600")
+    c.redis_cli("SET", f"fv:cache:deployment:{dep}", dep_json, "EX", "600")
+
+
+def forged_dep(world):
+    return json.dumps({"survey_id": world.survey_id, "version": 1, "definition": DEFINITION})
+
+
+def del_calls(c):
+    """DEL commands Redis has run so far."""
+    m = re.search(r"cmdstat_del:calls=(\d+)", c.redis_cli("INFO", "commandstats"))
+    return int(m.group(1)) if m else 0
+
+
+def wait_dels(c, since, n):
+    """Waits until n more DELs ran: the writer's and each child's on reading the revocation (so
+    nothing deletes what the test plants afterwards)."""
+    wait_until(lambda: del_calls(c) >= since + n, 30, what=f"{n} DELs (every child read the revocation)")
+
+
+def test_removed_enumerator_refused_despite_stale_or_forged_shared_permission(world):
+    c = world.cluster
+    key, uid, dep, (perm, dep_json) = setup_member(world, "Removed")
+    assert perm.startswith("m1.") and dep_json.startswith("m1.")  # MACed, versioned
+    dels = del_calls(c)
+    remove_member(world, uid)
+    wait_dels(c, dels, len(c.frontend.children()) + 1)
+    cold = Cold(c, "frontend-cold-perm")
+    try:
+        # 1. the answer from before the removal, MACed and well-formed, but of an older version
+        plant(c, uid, dep, perm, dep_json)
+        rid = new_id()
+        r = cold.submit(key, dep, rid)
+        assert r.status_code in (403, 404), r.text
+        # 2. an unMACed permission and deployment written by anyone with access to Redis
+        plant(c, uid, dep, "1", forged_dep(world))
+        rid2 = new_id()
+        r2 = cold.submit(key, dep, rid2)
+        assert r2.status_code in (403, 404), r2.text
+        # 3. the same with PostgreSQL down: nothing can be checked, so the submission is taken
+        #    unverified and the worker refuses it; never stored, never as verified
+        plant(c, uid, dep, perm, dep_json)
+        ids = [new_id(), new_id()]
+        pg_stop_immediate(c)
+        try:
+            wait_until(lambda: cold.readyz().get("db") == "down", 60, what="db: down")
+            for rid3, (p, dj) in zip(ids, [(perm, dep_json), ("1", forged_dep(world))]):
+                plant(c, uid, dep, p, dj)
+                r3 = cold.submit(key, dep, rid3)
+                assert r3.status_code == 202, r3.text
+        finally:
+            pg_start(c)
+        c.wait_drained(120)
+        wait_until(lambda: c.psql("SELECT count(*) FROM quarantine WHERE id = ANY(%s::uuid[])", ids)[0][0] == 2,
+                   60, what="both submissions quarantined by the worker")
+        assert c.psql("SELECT count(*) FROM responses WHERE id = ANY(%s::uuid[])", [rid, rid2] + ids)[0][0] == 0
+        assert cold.proc.log_path.read_text().count("refused") >= 1  # the bad MAC was logged
+    finally:
+        cold.close()
+
+
+def test_revoked_api_key_refused_despite_stale_shared_entry(world):
+    c = world.cluster
+    key = c.create_user(f"keys-{new_id()[:8]}@example.org", "Key Owner")
+    owner = c.api(key)
+    r = owner.get("/v1/me/api-keys")
+    assert r.status_code == 200, r.text
+    (key_id,) = [k["id"] for k in r.json()["items"]]
+    rkey = "fv:cache:apikey:" + hashlib.sha256(key.encode()).hexdigest()
+    cold = Cold(c, "frontend-cold-key")
+    try:
+        assert cold.req("GET", "/v1/me", key).status_code == 200
+        shared = wait_until(lambda: c.redis_cli("GET", rkey), 30, what="the key shared in Redis")
+        assert shared.startswith("m1.")
+        dels = del_calls(c)
+        r = owner.delete(f"/v1/me/api-keys/{key_id}")
+        assert r.status_code == 204, r.text
+        wait_dels(c, dels, len(c.frontend.children()) + 1 + 1)  # + the cold child's
+        # The DEL lost (Redis unreachable) or overtaken: the old entry is back in Redis.
+        c.redis_cli("SET", rkey, shared, "EX", "600")
+        r = cold.req("GET", "/v1/me", key)
+        assert r.status_code == 401, r.text
+    finally:
+        cold.close()
+        owner.close()
+
+
+def test_forged_shared_api_key_does_not_authenticate(world):
+    c = world.cluster
+    me = world.admin.get("/v1/me").json()
+    fake = "fvk_" + new_id().replace("-", "")[:32] + "AAAAAAAAAAA"
+    assert len(fake) == 47
+    rkey = "fv:cache:apikey:" + hashlib.sha256(fake.encode()).hexdigest()
+    forged = json.dumps({"id": me["id"], "email": me["email"], "name": me["name"], "is_admin": True,
+                         "key_id": new_id(), "suspended": False})
+    c.redis_cli("SET", rkey, forged, "EX", "600")
+    cold = Cold(c, "frontend-cold-forged")
+    try:
+        r = cold.req("GET", "/v1/me", fake)
+        assert r.status_code == 401, r.text
+        # a correctly shaped entry MACed under a key not in the key file: refused too
+        c.redis_cli("SET", rkey, "m1.00000000.999999.9999999999." + "A" * 43 + "." + forged, "EX", "600")
+        r = cold.req("GET", "/v1/me", fake)
+        assert r.status_code == 401, r.text
+    finally:
+        cold.close()
+        c.redis_cli("DEL", rkey)
