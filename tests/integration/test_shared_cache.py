@@ -17,9 +17,10 @@ import signal
 import requests
 
 from conftest import DEFINITION, good_data
-from faults import pg_start, pg_stop_immediate
+from faults import kill_redis, pg_start, pg_stop_immediate, restart_redis
 from fvharness import free_port, new_id, wait_until
 from openapi_check import hook_session
+from test_accounts import STRONG
 
 COLD = dict(FV_PROCESSES=1, FV_DEPLOYMENT_CACHE_TTL_S=0, FV_CACHE_STALE_S=0, FV_AUTH_CACHE_TTL_S=0,
             FV_PG_TIMEOUT_MS=1000)
@@ -35,6 +36,8 @@ class Cold:
         self.s = hook_session(requests.Session())
         self.s.trust_env = False
         self.s.verify = str(c.cert)
+        # connected to Redis (else nothing shared is even looked at)
+        wait_until(lambda: self.readyz().get("queue") == "up", 30, what="the cold front end's Redis connection")
 
     def req(self, method, path, key, **kw):
         return self.s.request(method, f"https://127.0.0.1:{self.port}{path}", timeout=30,
@@ -49,6 +52,13 @@ class Cold:
     def close(self):
         self.s.close()
         assert self.proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def db_back(world):
+    """After PostgreSQL was restarted: the session's front end answers again (its pool
+    reconnects with backoff)."""
+    wait_until(lambda: world.admin.get("/v1/me", headers={"Connection": "close"}).status_code == 200, 60,
+               what="the front end reading PostgreSQL again")
 
 
 def setup_member(world, label):
@@ -108,6 +118,7 @@ def wait_dels(c, since, n):
 
 def test_removed_enumerator_refused_despite_stale_or_forged_shared_permission(world):
     c = world.cluster
+    db_back(world)
     key, uid, dep, (perm, dep_json) = setup_member(world, "Removed")
     assert perm.startswith("m1.") and dep_json.startswith("m1.")  # MACed, versioned
     dels = del_calls(c)
@@ -138,6 +149,7 @@ def test_removed_enumerator_refused_despite_stale_or_forged_shared_permission(wo
                 assert r3.status_code == 202, r3.text
         finally:
             pg_start(c)
+        db_back(world)
         c.wait_drained(120)
         wait_until(lambda: c.psql("SELECT count(*) FROM quarantine WHERE id = ANY(%s::uuid[])", ids)[0][0] == 2,
                    60, what="both submissions quarantined by the worker")
@@ -149,6 +161,7 @@ def test_removed_enumerator_refused_despite_stale_or_forged_shared_permission(wo
 
 def test_revoked_api_key_refused_despite_stale_shared_entry(world):
     c = world.cluster
+    db_back(world)
     key = c.create_user(f"keys-{new_id()[:8]}@example.org", "Key Owner")
     owner = c.api(key)
     r = owner.get("/v1/me/api-keys")
@@ -171,6 +184,48 @@ def test_revoked_api_key_refused_despite_stale_shared_entry(world):
     finally:
         cold.close()
         owner.close()
+
+
+def test_key_revoked_while_redis_is_down_stays_revoked(world):
+    """The review's case: the key is revoked while Redis is unreachable, so every DEL of its shared
+    entry is dropped (fire and forget) and the entry comes back with Redis (AOF). A running child
+    that read the revocation but holds nothing of the key itself (its local entry expired: here
+    cache times of 0) must not accept the key from that entry."""
+    c = world.cluster
+    db_back(world)
+    key = c.create_user(f"down-{new_id()[:8]}@example.org", "Revoked While Down")
+    owner = c.api(key)
+    (key_id,) = [k["id"] for k in owner.get("/v1/me/api-keys").json()["items"]]
+    rkey = "fv:cache:apikey:" + hashlib.sha256(key.encode()).hexdigest()
+    shared = wait_until(lambda: c.redis_cli("GET", rkey), 30, what="the key shared in Redis")
+    # a session whose logout, written after the key's revocation, shows when the cold child has
+    # read the revocation (rows are applied in id order)
+    anon = c.api()
+    mail = f"marker-{new_id()[:8]}@example.org"
+    assert anon.post("/v1/users", json={"email": mail, "name": "Marker", "password": STRONG}).status_code == 201
+    r = anon.post("/v1/auth/login", json={"email": mail, "password": STRONG})
+    assert r.status_code == 200, r.text
+    marker = r.json()["token"]
+    cold = Cold(c, "frontend-cold-down")
+    try:
+        assert cold.req("GET", "/v1/me", marker).status_code == 200
+        kill_redis(c)
+        try:
+            r = owner.delete(f"/v1/me/api-keys/{key_id}")
+            assert r.status_code == 204, r.text
+            assert c.api(marker).post("/v1/auth/logout").status_code == 204
+            wait_until(lambda: cold.req("GET", "/v1/me", marker).status_code == 401, 10,
+                       what="the cold child to read both revocations")
+        finally:
+            restart_redis(c)
+        assert c.redis_cli("GET", rkey) == shared  # every DEL was lost: the stale entry is back
+        wait_until(lambda: cold.readyz().get("queue") == "up", 30, what="the cold child's Redis again")
+        r = cold.req("GET", "/v1/me", key)
+        assert r.status_code == 401, r.text
+    finally:
+        cold.close()
+        owner.close()
+        anon.close()
 
 
 def test_forged_shared_api_key_does_not_authenticate(world):
