@@ -11,14 +11,13 @@ of 0) must refuse the removed member, and store nothing of theirs as verified, e
 PostgreSQL down; and must not authenticate a revoked or forged API key."""
 import hashlib
 import json
-import re
 import signal
 
 import requests
 
 from conftest import DEFINITION, good_data
 from faults import kill_redis, pg_start, pg_stop_immediate, restart_redis
-from fvharness import free_port, new_id, wait_until
+from fvharness import free_port, new_id, pin_children, wait_until
 from openapi_check import hook_session
 from test_accounts import STRONG
 
@@ -61,7 +60,7 @@ def db_back(world):
                what="the front end reading PostgreSQL again")
 
 
-def setup_member(world, label):
+def setup_member(world, label, marker):
     """A user who is an enumerator of a new deployment through their membership of the org's root
     branch (removing the membership revokes it), warmed: one submission accepted and the lookups
     shared in Redis. Returns (key, user id, deployment id, shared permission, shared deployment)."""
@@ -72,6 +71,7 @@ def setup_member(world, label):
     r = admin.put(f"/v1/orgs/{world.org_id}/members/{uid}",
                   json={"role": "member", "branch_id": world.root_branch_id})
     assert r.status_code == 200, r.text
+    marker.wait_all()  # else a child reading the membership's revocation deletes what is shared
     r = admin.post(f"/v1/surveys/{world.survey_id}/deployments", json={
         "name": f"{label} deployment", "roles": {"enumerators": [{"type": "branch", "id": world.root_branch_id}]}})
     assert r.status_code == 201, r.text
@@ -104,28 +104,61 @@ def forged_dep(world):
     return json.dumps({"survey_id": world.survey_id, "version": 1, "definition": DEFINITION})
 
 
-def del_calls(c):
-    """DEL commands Redis has run so far."""
-    m = re.search(r"cmdstat_del:calls=(\d+)", c.redis_cli("INFO", "commandstats"))
-    return int(m.group(1)) if m else 0
+class Marker:
+    """Sessions whose logout, written right after a revocation, shows when a child has read that
+    revocation: rows are applied in id order, and a session token is checked by the child alone
+    (its signature, then the revocations it has read). Used to wait, without sleeping, until every
+    child of the session's front end has read a revocation (and deleted the shared entry, so that
+    nothing deletes what the test shares or plants afterwards), and until a cold front end has
+    loaded it."""
 
+    def __init__(self, c):
+        self.c, self.token = c, None
+        self.mail = f"marker-{new_id()[:8]}@example.org"
+        anon = c.api()
+        r = anon.post("/v1/users", json={"email": self.mail, "name": "Marker", "password": STRONG})
+        assert r.status_code == 201, r.text
+        anon.close()
+        self.pins = pin_children(c, c.http_port, children=len(c.frontend.children()))
 
-def wait_dels(c, since, n):
-    """Waits until n more DELs ran: the writer's and each child's on reading the revocation (so
-    nothing deletes what the test plants afterwards)."""
-    wait_until(lambda: del_calls(c) >= since + n, 30, what=f"{n} DELs (every child read the revocation)")
+    def _status(self, s, port):
+        return s.get(f"https://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {self.token}"},
+                     timeout=30).status_code
+
+    def wait_all(self):
+        """A new session logged out: waits until every child of the session's front end refuses it,
+        so every child has read every revocation written before."""
+        api = self.c.api()
+        r = api.post("/v1/auth/login", json={"email": self.mail, "password": STRONG})
+        assert r.status_code == 200, r.text
+        self.token = r.json()["token"]
+        api.close()
+        api = self.c.api(self.token)
+        assert api.post("/v1/auth/logout").status_code == 204
+        api.close()
+        wait_until(lambda: all(self._status(s, self.c.http_port) == 401 for s in self.pins.values()), 30,
+                   what="every child to read the revocations")
+
+    def wait_loaded(self, cold):
+        """Waits until the cold front end has read the revocations up to the last wait_all."""
+        wait_until(lambda: self._status(cold.s, cold.port) == 401, 30, what="the cold front end's revocations")
+
+    def close(self):
+        for s in self.pins.values():
+            s.close()
 
 
 def test_removed_enumerator_refused_despite_stale_or_forged_shared_permission(world):
     c = world.cluster
     db_back(world)
-    key, uid, dep, (perm, dep_json) = setup_member(world, "Removed")
+    marker = Marker(c)
+    key, uid, dep, (perm, dep_json) = setup_member(world, "Removed", marker)
     assert perm.startswith("m1.") and dep_json.startswith("m1.")  # MACed, versioned
-    dels = del_calls(c)
     remove_member(world, uid)
-    wait_dels(c, dels, len(c.frontend.children()) + 1)
+    marker.wait_all()
     cold = Cold(c, "frontend-cold-perm")
     try:
+        marker.wait_loaded(cold)
         # 1. the answer from before the removal, MACed and well-formed, but of an older version
         plant(c, uid, dep, perm, dep_json)
         rid = new_id()
@@ -157,33 +190,39 @@ def test_removed_enumerator_refused_despite_stale_or_forged_shared_permission(wo
         assert cold.proc.log_path.read_text().count("refused") >= 1  # the bad MAC was logged
     finally:
         cold.close()
+        marker.close()
 
 
 def test_revoked_api_key_refused_despite_stale_shared_entry(world):
+    """The DEL of the shared entry lost or overtaken by a late SET of the answer from before the
+    revocation: the entry, MACed and well-formed, is in Redis again, and authenticates nobody."""
     c = world.cluster
     db_back(world)
     key = c.create_user(f"keys-{new_id()[:8]}@example.org", "Key Owner")
     owner = c.api(key)
-    r = owner.get("/v1/me/api-keys")
+    r = owner.get("/v1/me/api-keys")  # looked up in PostgreSQL and shared
     assert r.status_code == 200, r.text
     (key_id,) = [k["id"] for k in r.json()["items"]]
     rkey = "fv:cache:apikey:" + hashlib.sha256(key.encode()).hexdigest()
-    cold = Cold(c, "frontend-cold-key")
+    shared = wait_until(lambda: c.redis_cli("GET", rkey), 30, what="the key shared in Redis")
+    assert shared.startswith("m1.")
+    marker = Marker(c)
+    cold = None
     try:
-        assert cold.req("GET", "/v1/me", key).status_code == 200
-        shared = wait_until(lambda: c.redis_cli("GET", rkey), 30, what="the key shared in Redis")
-        assert shared.startswith("m1.")
-        dels = del_calls(c)
         r = owner.delete(f"/v1/me/api-keys/{key_id}")
         assert r.status_code == 204, r.text
-        wait_dels(c, dels, len(c.frontend.children()) + 1 + 1)  # + the cold child's
-        # The DEL lost (Redis unreachable) or overtaken: the old entry is back in Redis.
+        marker.wait_all()
+        cold = Cold(c, "frontend-cold-key")
+        marker.wait_loaded(cold)
         c.redis_cli("SET", rkey, shared, "EX", "600")
         r = cold.req("GET", "/v1/me", key)
         assert r.status_code == 401, r.text
+        assert c.redis_cli("GET", rkey) == shared  # it was there to be read, and was refused
     finally:
-        cold.close()
+        if cold:
+            cold.close()
         owner.close()
+        marker.close()
 
 
 def test_key_revoked_while_redis_is_down_stays_revoked(world):
