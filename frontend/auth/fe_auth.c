@@ -2,7 +2,11 @@
  * found by its SHA-256 in three places, in order: this child's cache, the cache shared through
  * Redis (fv:cache:apikey:<hash>), PostgreSQL. Entries remember whether the key is suspended
  * (403 key_suspended); revoked keys are not found (401). A revocation or suspension writes a
- * revocations row: every child then drops its entry and deletes the shared one (key_revoked). */
+ * revocations row: every child then drops its entry and deletes the shared one (key_revoked).
+ * The shared entry is MACed and versioned (fe_sharedcache.h): it counts only while no revocation
+ * of the key newer than the lookup that made it is known, so a DEL lost while Redis was down, or
+ * overtaken by a lookup that read PostgreSQL before the revocation committed, revives nothing,
+ * and an entry written into Redis by anyone without the key file authenticates nobody. */
 #include "fe_auth.h"
 #include "fe_session_auth.h"
 
@@ -15,6 +19,7 @@
 #include "fe_ratelimit.h"
 #include "fe_redis.h"
 #include "fe_revoke.h"
+#include "fe_sharedcache.h"
 #include "fv_crypto.h"
 #include "fv_log.h"
 
@@ -84,6 +89,7 @@ void fe_auth_shutdown(void)
 {
     fe_cache_free(auth_cache);
     auth_cache = NULL;
+    fe_sharedcache_shutdown();
 }
 
 void fe_auth_unauthorized(fe_req *r, const char *code, const char *message)
@@ -98,6 +104,7 @@ typedef struct auth_lookup {
     char hash[FV_SHA256_HEXLEN + 1];
     char redis_key[FV_SHA256_HEXLEN + 32];
     fe_handler next;
+    long long version; /* fe_revoke_version() when PostgreSQL was asked */
 } auth_lookup;
 
 static const char sql_key_lookup[] =
@@ -132,9 +139,11 @@ static void proceed(fe_req *r, const fe_user *u, bool suspended)
     fe_ratelimit_check(r, next);
 }
 
-/* Caches a lookup's outcome in this child (u NULL: no such key, briefly). */
-static void remember(const char *hash, const fe_user *u, bool suspended)
+/* Caches a lookup's outcome in this child (u NULL: no such key, briefly), unless the answer
+ * (taken at revocation version `version`) predates a revocation of the key known here. */
+static void remember(const char *hash, const fe_user *u, bool suspended, long long version)
 {
+    if (u && !fe_revoke_unchanged_since(FE_REVOKE_API_KEY, hash, version)) return;
     auth_entry *e = calloc(1, sizeof *e);
     if (!e) return;
     e->suspended = suspended;
@@ -149,9 +158,12 @@ static void remember(const char *hash, const fe_user *u, bool suspended)
                      FE_AUTH_NEGATIVE_TTL_S);
 }
 
-/* Shares a positive lookup with the other children and front ends through Redis. */
-static void share(const char *redis_key, const fe_user *u, bool suspended)
+/* Shares a positive lookup (asked at revocation version `version`) with the other children and
+ * front ends through Redis, MACed; not when already known stale here. */
+static void share(const char *hash, const char *redis_key, const fe_user *u, bool suspended,
+                  long long version)
 {
+    if (!fe_revoke_unchanged_since(FE_REVOKE_API_KEY, hash, version)) return;
     fv_jgen *j = fv_jgen_new();
     if (!j) return;
     fv_jgen_map_open(j);
@@ -170,7 +182,7 @@ static void share(const char *redis_key, const fe_user *u, bool suspended)
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
-    if (json) fe_redis_set_ex(redis_key, json, len, fe_cfg.redis_cache_ttl_s);
+    if (json) fe_shared_set(redis_key, version, json, len, fe_cfg.redis_cache_ttl_s);
     else fv_error("auth cache entry not shared: %s", fv_jgen_error(j));
     fv_jgen_free(j);
 }
@@ -192,7 +204,7 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
         return;
     }
     if (PQntuples(res->res) != 1) {
-        remember(l->hash, NULL, false);
+        remember(l->hash, NULL, false, l->version);
         proceed(r, NULL, false);
         return;
     }
@@ -204,8 +216,8 @@ static void pg_looked_up(const fe_pg_result *res, void *arg)
     u.cred = FE_CRED_API_KEY;
     snprintf(u.cred_id, sizeof u.cred_id, "%s", PQgetvalue(res->res, 0, 4));
     bool suspended = PQgetvalue(res->res, 0, 5)[0] == 't';
-    remember(l->hash, &u, suspended);
-    share(l->redis_key, &u, suspended);
+    remember(l->hash, &u, suspended, l->version);
+    share(l->hash, l->redis_key, &u, suspended, l->version);
     proceed(r, &u, suspended);
 }
 
@@ -213,6 +225,7 @@ static void ask_pg(fe_req *r)
 {
     auth_lookup *l = r->state;
     const char *params[] = {l->hash};
+    l->version = fe_revoke_version(); /* before asking: see fe_revoke.h */
     fe_pg_query(sql_key_lookup, 1, params, pg_looked_up, r);
 }
 
@@ -220,9 +233,19 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
 {
     fe_req *r = arg;
     auth_lookup *l = r->state;
-    if (reply && reply->type == REDIS_REPLY_STRING) {
+    long long version = -1;
+    size_t plen = 0;
+    const char *payload = reply && reply->type == REDIS_REPLY_STRING
+                              ? fe_shared_open(l->redis_key, NULL, reply->str, reply->len, &version,
+                                               &plen)
+                              : NULL;
+    char *json = payload && fe_revoke_unchanged_since(FE_REVOKE_API_KEY, l->hash, version)
+                     ? strndup(payload, plen)
+                     : NULL; /* owned here */
+    if (json) {
         char err[64];
-        yajl_val v = fv_json_parse(reply->str, err, sizeof err);
+        yajl_val v = fv_json_parse(json, err, sizeof err);
+        free(json);
         const char *id = fv_json_get_str(v, "id"), *email = fv_json_get_str(v, "email");
         const char *name = fv_json_get_str(v, "name"), *key_id = fv_json_get_str(v, "key_id");
         yajl_val adm = fv_json_get(v, "is_admin"), susp = fv_json_get(v, "suspended");
@@ -235,7 +258,7 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
             u.name = (char *)name;
             u.is_admin = adm && YAJL_IS_TRUE(adm);
             bool suspended = susp && YAJL_IS_TRUE(susp);
-            remember(l->hash, &u, suspended);
+            remember(l->hash, &u, suspended, version);
             proceed(r, &u, suspended); /* copies u, which borrows from v: free v only afterwards */
             yajl_tree_free(v);
             return;

@@ -19,7 +19,7 @@ void fe_session_authenticate(fe_req *r, const char *token, fe_handler next)
         fe_auth_unauthorized(r, "token_expired", "the session has expired; sign in again");
         return;
     }
-    if (v != FV_TOKEN_OK || fe_revoke_session_void(t.session_id, t.user_id, t.issued_at)) {
+    if (v != FV_TOKEN_OK || fe_revoke_session_void(t.session_id, t.user_id, t.issued_at, t.expires_at)) {
         fe_auth_unauthorized(r, "invalid_token", "the session token is not valid");
         return;
     }

@@ -29,7 +29,7 @@ const fe_route fe_routes[] = {
     {POST, "/v1/auth/logout", fe_sessions_logout, AUTH, false, "auth_logout"},
     {GET, "/v1/me", fe_me_get, AUTH, false, "me"},
     {PUT, "/v1/me/password", fe_me_password, AUTH, true, "me_password"},
-    {POST, "/v1/me/totp", fe_totp_enrol, AUTH, false, "totp_enrol"},
+    {POST, "/v1/me/totp", fe_totp_enrol, AUTH, true, "totp_enrol"},
     {POST, "/v1/me/totp/confirm", fe_totp_confirm, AUTH, true, "totp_confirm"},
     {DELETE, "/v1/me/totp", fe_totp_disable, AUTH, true, "totp_disable"},
 

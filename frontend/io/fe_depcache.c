@@ -9,6 +9,7 @@
 #include "fe_config.h"
 #include "fe_redis.h"
 #include "fe_revoke.h"
+#include "fe_sharedcache.h"
 #include "fv_json.h"
 #include "fv_log.h"
 
@@ -31,12 +32,16 @@ void fe_dep_info_free(void *p)
 }
 
 /* A user's memberships or roles changed: forget their cached permissions in this child (keys
- * are "<user id>:<deployment id>"; the writer deleted the Redis-shared ones). */
+ * are "<user id>:<deployment id>"), and delete the Redis-shared ones again (the writer's DEL may
+ * have been lost or overtaken by an older answer; entries older than the revocation would be
+ * refused by their version anyway, this only frees them). Not while the revocations are first
+ * loaded: a day of rows would be a burst of DELs for nothing. */
 static void permissions_changed(const char *user_id)
 {
     char prefix[FV_UUID_STRLEN + 2];
     snprintf(prefix, sizeof prefix, "%s:", user_id);
     fe_cache_del_prefix(perm_cache, prefix);
+    if (fe_revoke_get_state() == FE_REVOKE_CURRENT) fe_depcache_forget_user_shared(user_id);
 }
 
 int fe_depcache_init(void)
@@ -73,10 +78,14 @@ bool fe_depcache_perm(const char *perm_key, char *perm, bool *fresh)
     return true;
 }
 
-void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm_key, char perm)
+void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm_key, char perm,
+                          long long version)
 {
     time_t now = fe_cache_now();
-    if (perm_key) {
+    char user_id[FV_UUID_STRLEN + 1] = "";
+    if (perm_key) snprintf(user_id, sizeof user_id, "%.*s", FV_UUID_STRLEN, perm_key);
+    /* an answer older than a revocation of its user this child has read is not kept */
+    if (perm_key && fe_revoke_unchanged_since(FE_REVOKE_PERMISSIONS, user_id, version)) {
         perm_info *p = calloc(1, sizeof *p);
         if (p) {
             p->perm = perm;
@@ -110,10 +119,12 @@ fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, con
     return dep;
 }
 
-fe_dep_info *fe_dep_info_from_json(const char *json)
+/* A deployment from its JSON text (json[len] need not be NUL-terminated). */
+static fe_dep_info *dep_from_json(const char *json, size_t len)
 {
-    char err[64];
-    yajl_val v = fv_json_parse(json, err, sizeof err);
+    char err[64], *text = strndup(json, len); /* owned here */
+    yajl_val v = text ? fv_json_parse(text, err, sizeof err) : NULL;
+    free(text);
     const char *survey_id = fv_json_get_str(v, "survey_id");
     yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
     fe_dep_info *dep = calloc(1, sizeof *dep);
@@ -139,6 +150,32 @@ void fe_depcache_redis_keys(const char *dep_id, const char *user_id, char dep_ke
     snprintf(perm_key, FE_DEPCACHE_KEY_MAX, "fv:cache:enumerator:%s", user_id);
 }
 
+fe_dep_info *fe_dep_info_from_shared(const char *dep_id, const char *text, size_t len)
+{
+    char key[FE_DEPCACHE_KEY_MAX];
+    snprintf(key, sizeof key, "fv:cache:deployment:%s", dep_id);
+    long long version;
+    size_t plen;
+    const char *json = fe_shared_open(key, NULL, text, len, &version, &plen);
+    return json ? dep_from_json(json, plen) : NULL;
+}
+
+bool fe_depcache_shared_perm(const char *dep_id, const char *user_id, const char *text, size_t len,
+                             char *perm, long long *version)
+{
+    char key[FE_DEPCACHE_KEY_MAX];
+    snprintf(key, sizeof key, "fv:cache:enumerator:%s", user_id);
+    size_t plen;
+    const char *p = fe_shared_open(key, dep_id, text, len, version, &plen);
+    if (!p || plen != 1 ||
+        (p[0] != FE_PERM_ENUMERATOR && p[0] != FE_PERM_VISIBLE && p[0] != FE_PERM_HIDDEN))
+        return false;
+    /* shared before a revocation of this user that this child has read: stale */
+    if (!fe_revoke_unchanged_since(FE_REVOKE_PERMISSIONS, user_id, *version)) return false;
+    *perm = p[0];
+    return true;
+}
+
 void fe_depcache_forget_user_shared(const char *user_id)
 {
     char key[FE_DEPCACHE_KEY_MAX];
@@ -149,8 +186,10 @@ void fe_depcache_forget_user_shared(const char *user_id)
 }
 
 void fe_depcache_share(const char *dep_id, const char *user_id, const char *survey_id, int version,
-                       const char *definition, size_t deflen, char perm)
+                       const char *definition, size_t deflen, char perm, long long rversion)
 {
+    /* not shared when already known stale here (the others would refuse it too) */
+    if (!fe_revoke_unchanged_since(FE_REVOKE_PERMISSIONS, user_id, rversion)) return;
     char dep_key[FE_DEPCACHE_KEY_MAX], perm_key[FE_DEPCACHE_KEY_MAX];
     fe_depcache_redis_keys(dep_id, user_id, dep_key, perm_key);
     fv_jgen *j = fv_jgen_new();
@@ -165,16 +204,9 @@ void fe_depcache_share(const char *dep_id, const char *user_id, const char *surv
     fv_jgen_map_close(j);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
-    if (json) fe_redis_set_ex(dep_key, json, len, fe_cfg.redis_cache_ttl_s);
+    if (json) fe_shared_set(dep_key, rversion, json, len, fe_cfg.redis_cache_ttl_s);
     else fv_error("deployment cache entry not shared: %s", fv_jgen_error(j));
     fv_jgen_free(j);
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", fe_cfg.redis_cache_ttl_s);
     const char value[2] = {perm, '\0'};
-    const char *hset[] = {"HSET", perm_key, dep_id, value};
-    size_t hlens[] = {4, strlen(perm_key), strlen(dep_id), 1};
-    fe_redis_fire(4, hset, hlens);
-    const char *expire[] = {"EXPIRE", perm_key, ttl};
-    size_t elens[] = {6, strlen(perm_key), strlen(ttl)};
-    fe_redis_fire(3, expire, elens);
+    fe_shared_hset(perm_key, dep_id, rversion, value, 1, fe_cfg.redis_cache_ttl_s);
 }

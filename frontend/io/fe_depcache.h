@@ -2,7 +2,11 @@
  * Per child: each deployment's survey and compiled form, and each user's permission on it.
  * Across children and front ends: the same lookups shared through Redis (the deployment's form
  * under fv:cache:deployment:<id>, one hash per user fv:cache:enumerator:<user> mapping
- * deployment id to a FE_PERM_* character), so a membership change deletes one key.
+ * deployment id to a FE_PERM_* character), so a membership change deletes one key. What is
+ * shared is MACed and versioned (fe_sharedcache.h): a permission answer carries the revocation
+ * version (fe_revoke_version) taken before PostgreSQL was asked, and is used, locally or from
+ * Redis, only while no `permissions` revocation of its user newer than that is known, so an
+ * answer read before a removal committed never outlives the removal's revocation row.
  *
  * This is the submission path's one exception to "permission answers come from SQL statements
  * through fe_verdict": its answers are SQL's (fv_has_deployment_role, fv_can_see_deployment),
@@ -48,8 +52,10 @@ fe_dep_info *fe_depcache_dep(const char *dep_id, bool *fresh);
 /* This child's permission under perm_key into *perm; false when unknown or past its life. */
 bool fe_depcache_perm(const char *perm_key, char *perm, bool *fresh);
 
-/* Caches dep (takes ownership) under dep_id, and perm under perm_key unless perm_key is NULL. */
-void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm_key, char perm);
+/* Caches dep (takes ownership) under dep_id, and perm under perm_key unless perm_key is NULL or
+ * the answer (taken at revocation version `version`) is older than a known revocation of its user. */
+void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm_key, char perm,
+                          long long version);
 /* Caches that dep_id does not exist, for a few seconds. Returns the entry (borrowed), or NULL
  * when out of memory. */
 fe_dep_info *fe_depcache_remember_missing(const char *dep_id);
@@ -57,16 +63,23 @@ fe_dep_info *fe_depcache_remember_missing(const char *dep_id);
 /* A deployment built from its stored definition text (survey_id borrowed); NULL when it does not
  * compile or memory runs out. Caller owns the result (fe_dep_info_free). */
 fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition);
-/* A deployment from its Redis-shared JSON; NULL when malformed. Caller owns the result. */
-fe_dep_info *fe_dep_info_from_json(const char *json);
+/* A deployment from its Redis-shared text (MACed JSON, as read from fv:cache:deployment:<dep_id>);
+ * NULL when malformed, not MACed by us, or expired. Caller owns the result. */
+fe_dep_info *fe_dep_info_from_shared(const char *dep_id, const char *text, size_t len);
+/* A permission from its Redis-shared text (the HGET of fv:cache:enumerator:<user_id> dep_id) into
+ * *perm and its revocation version into *version; false when not MACed by us, expired, or older
+ * than a revocation of user_id this child knows (or the revocations are not loaded yet). */
+bool fe_depcache_shared_perm(const char *dep_id, const char *user_id, const char *text, size_t len,
+                             char *perm, long long *version);
 void fe_dep_info_free(void *dep);
 
 /* The Redis keys of the shared lookups of user_id on dep_id. */
 void fe_depcache_redis_keys(const char *dep_id, const char *user_id, char dep_key[FE_DEPCACHE_KEY_MAX],
                             char perm_key[FE_DEPCACHE_KEY_MAX]);
-/* Shares a PostgreSQL lookup with the other children and front ends (fire and forget). */
+/* Shares a PostgreSQL lookup, asked at revocation version rversion, with the other children and
+ * front ends (fire and forget; nothing when rversion < 0 or already stale). */
 void fe_depcache_share(const char *dep_id, const char *user_id, const char *survey_id, int version,
-                       const char *definition, size_t deflen, char perm);
+                       const char *definition, size_t deflen, char perm, long long rversion);
 /* After a membership or role change of user_id: deletes the permissions shared through Redis
  * (best effort; every child drops its own through fe_revoke's permissions rows). */
 void fe_depcache_forget_user_shared(const char *user_id);

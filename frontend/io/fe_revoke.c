@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fe_cache.h"
 #include "fe_pg.h"
@@ -20,6 +21,10 @@ static struct {
     bool in_flight, again;
     fe_cache *sessions; /* session id -> (void *)1 until the token would have expired anyway */
     fe_cache *users;    /* user id -> int64_t not_before (Unix seconds), owned */
+    /* api_key and permissions rows: subject -> long long id of the newest row (owned), kept
+     * while the row is in force, so a cached answer computed before it is known to be stale */
+    fe_cache *subjects[FE_REVOKE_NKINDS];
+    long long evicted_id; /* newest id of a subject's row forgotten early (cache full) */
     fe_revoke_fn handlers[FE_REVOKE_NKINDS][MAX_HANDLERS];
     bool full_logged;
 } rv;
@@ -78,7 +83,8 @@ static void gaps_prune(long long found, time_t now)
 
 static void poll(void);
 
-static void apply(const char *kind, const char *subject, long long not_before, long long ttl)
+static void apply(long long id, const char *kind, const char *subject, long long not_before,
+                  long long ttl)
 {
     int k = -1;
     for (int i = 0; i < FE_REVOKE_NKINDS; i++)
@@ -88,8 +94,19 @@ static void apply(const char *kind, const char *subject, long long not_before, l
     int ttl_s = ttl > 400 * 24 * 3600 ? 400 * 24 * 3600 : (int)ttl;
     if ((k == FE_REVOKE_SESSION || k == FE_REVOKE_USER_SESSIONS) && !rv.full_logged &&
         fe_cache_count(rv.sessions) + fe_cache_count(rv.users) >= MAX_ENTRIES - 1) {
-        fv_error("revocations: %d entries in force; the oldest may be forgotten", MAX_ENTRIES);
+        fv_error("revocations: %d entries in force; the ones nearest expiry are forgotten, and every "
+                 "session token expiring before them is refused",
+                 MAX_ENTRIES);
         rv.full_logged = true;
+    }
+    if (rv.subjects[k]) {
+        long long *prev = fe_cache_get(rv.subjects[k], subject, now, NULL), *idp;
+        if ((!prev || *prev < id) && (idp = malloc(sizeof *idp))) {
+            *idp = id;
+            fe_cache_put(rv.subjects[k], subject, idp, now, ttl_s, ttl_s);
+        } else if (!prev || *prev < id) {
+            rv.evicted_id = id; /* out of memory: fail closed as if forgotten */
+        }
     }
     if (k == FE_REVOKE_SESSION) {
         fe_cache_put(rv.sessions, subject, (void *)1, now, ttl_s, ttl_s);
@@ -126,8 +143,8 @@ static void polled(const fe_pg_result *res, void *arg)
             for (long long g = from; g < id && g < from + MAX_GAPS; g++) gap_add(g, now + GAP_WAIT_S);
             rv.last_id = id;
         }
-        apply(PQgetvalue(res->res, i, 1), PQgetvalue(res->res, i, 2), atoll(PQgetvalue(res->res, i, 3)),
-              atoll(PQgetvalue(res->res, i, 4)));
+        apply(id, PQgetvalue(res->res, i, 1), PQgetvalue(res->res, i, 2),
+              atoll(PQgetvalue(res->res, i, 3)), atoll(PQgetvalue(res->res, i, 4)));
     }
     if (rv.state == FE_REVOKE_LOADING && n < BATCH) {
         rv.state = FE_REVOKE_CURRENT;
@@ -164,12 +181,26 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     poll();
 }
 
+/* A subject's row forgotten before its end (the cache is full): every cached answer older than
+ * it counts as stale from now on (fail closed). */
+static void subject_evicted(const char *subject, void *value, time_t expires)
+{
+    long long id = *(long long *)value;
+    if (id > rv.evicted_id) rv.evicted_id = id;
+}
+
 int fe_revoke_init(struct event_base *base, int poll_ms)
 {
     rv.sessions = fe_cache_new(MAX_ENTRIES, NULL);
     rv.users = fe_cache_new(MAX_ENTRIES, free);
+    rv.subjects[FE_REVOKE_API_KEY] = fe_cache_new(MAX_ENTRIES, free);
+    rv.subjects[FE_REVOKE_PERMISSIONS] = fe_cache_new(MAX_ENTRIES, free);
     rv.timer = event_new(base, -1, EV_PERSIST, on_timer, NULL);
-    if (!rv.sessions || !rv.users || !rv.timer) return -1;
+    if (!rv.sessions || !rv.users || !rv.timer || !rv.subjects[FE_REVOKE_API_KEY] ||
+        !rv.subjects[FE_REVOKE_PERMISSIONS])
+        return -1;
+    fe_cache_on_evict(rv.subjects[FE_REVOKE_API_KEY], subject_evicted);
+    fe_cache_on_evict(rv.subjects[FE_REVOKE_PERMISSIONS], subject_evicted);
     struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
     event_add(rv.timer, &tv);
     poll();
@@ -181,6 +212,7 @@ void fe_revoke_shutdown(void)
     if (rv.timer) event_free(rv.timer);
     fe_cache_free(rv.sessions);
     fe_cache_free(rv.users);
+    for (int k = 0; k < FE_REVOKE_NKINDS; k++) fe_cache_free(rv.subjects[k]);
     memset(&rv, 0, sizeof rv);
     memset(&gaps, 0, sizeof gaps);
 }
@@ -200,12 +232,38 @@ void fe_revoke_on(fe_revoke_kind kind, fe_revoke_fn fn)
     fv_error("revocations: too many handlers for kind %d", (int)kind);
 }
 
-bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t issued_at)
+bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t issued_at,
+                            int64_t expires_at)
 {
     time_t now = fe_cache_now();
     if (fe_cache_get(rv.sessions, session_id, now, NULL)) return true;
     int64_t *nb = fe_cache_get(rv.users, user_id, now, NULL);
-    return nb && issued_at < *nb;
+    if (nb && issued_at < *nb) return true;
+    /* A full cache forgot the revocations nearest their end: a token whose life ends no later
+     * than the latest of them may be one of them, so it is refused (fail closed; its owner signs
+     * in again). The rows' lives are the tokens' (+1 s of rounding). */
+    time_t forgot = fe_cache_evicted_until(rv.sessions), forgot_users = fe_cache_evicted_until(rv.users);
+    if (forgot_users > forgot) forgot = forgot_users;
+    if (forgot == 0) return false;
+    int64_t left = expires_at - (int64_t)time(NULL);
+    return (int64_t)now + left <= (int64_t)forgot + 1;
+}
+
+long long fe_revoke_version(void)
+{
+    if (rv.state != FE_REVOKE_CURRENT) return -1;
+    long long v = rv.last_id;
+    for (int i = 0; i < gaps.n; i++)
+        if (gaps.id[i] - 1 < v) v = gaps.id[i] - 1;
+    return v;
+}
+
+bool fe_revoke_unchanged_since(fe_revoke_kind kind, const char *subject, long long version)
+{
+    if (rv.state != FE_REVOKE_CURRENT || version < 0 || version < rv.evicted_id) return false;
+    if (!rv.subjects[kind]) return true;
+    long long *id = fe_cache_get(rv.subjects[kind], subject, fe_cache_now(), NULL);
+    return !id || *id <= version;
 }
 
 void fe_revoke_poll_now(void)

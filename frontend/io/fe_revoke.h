@@ -42,9 +42,24 @@ void fe_revoke_shutdown(void);
 fe_revoke_state fe_revoke_get_state(void);
 /* Registers fn for rows of kind (FE_REVOKE_API_KEY or FE_REVOKE_PERMISSIONS; several allowed). */
 void fe_revoke_on(fe_revoke_kind kind, fe_revoke_fn fn);
-/* True when the session token (session_id of user_id, issued at issued_at, Unix seconds) has been
- * revoked: logged out, or issued before the user's sessions were voided. */
-bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t issued_at);
+/* True when the session token (session_id of user_id, issued at issued_at and expiring at
+ * expires_at, Unix seconds) has been revoked: logged out, or issued before the user's sessions
+ * were voided; or when it may have been and the revocation was forgotten early because the
+ * revocation cache was full (fail closed: only tokens ending before the forgotten ones). */
+bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t issued_at,
+                            int64_t expires_at);
+
+/* Versions of cached answers (fe_auth's API keys, fe_depcache's permissions, shared through Redis
+ * too): take fe_revoke_version() BEFORE asking PostgreSQL and keep it with the answer. It is the
+ * id up to which every revocation row has been read (the lowest id still missing, less one), so
+ * every change whose row is at or below it had committed before the question was asked. -1 while
+ * the revocations are not loaded (nothing may be cached or shared then). */
+long long fe_revoke_version(void);
+/* True when an answer about subject (a key hash for FE_REVOKE_API_KEY, a user id for
+ * FE_REVOKE_PERMISSIONS) taken at version is still good: the revocations are loaded and no row of
+ * that kind about subject newer than version is known (nor any forgotten early). An answer whose
+ * version is older than the subject's newest revocation may predate it: not to be used. */
+bool fe_revoke_unchanged_since(fe_revoke_kind kind, const char *subject, long long version);
 /* Polls at once (after this child wrote a revocation), without waiting for the timer. */
 void fe_revoke_poll_now(void);
 

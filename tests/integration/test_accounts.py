@@ -434,6 +434,85 @@ def test_password_change_voids_other_sessions(anon, idfe):
         a.close()
 
 
+def test_password_change_revokes_every_api_key(anon, idfe):
+    """A key minted with a stolen session must not survive the owner's password change: every API
+    key of the account is revoked with it (each with a revocations row and an audit entry), and
+    the reply says how many."""
+    mail = email()
+    u = signup(anon, mail)
+    api = idfe.api(token_of(anon, mail))
+    keys = []
+    for name in ("thief's", "tablet"):
+        r = api.post("/v1/me/api-keys", json={"name": name, "current_password": STRONG})
+        assert r.status_code == 201, r.text
+        keys.append(r.json())
+    keyed = [idfe.api(k["key"]) for k in keys]
+    for k in keyed:
+        for _ in range(4):  # cached by every child
+            assert k.get("/v1/me", headers=CLOSE).status_code == 200
+    r = api.put("/v1/me/password", json={"current_password": STRONG, "new_password": STRONG2})
+    assert r.status_code == 200, r.text
+    assert r.json()["api_keys_revoked"] == 2
+    for k in keyed:
+        wait_until(lambda: all(k.get("/v1/me", headers=CLOSE).status_code == 401 for _ in range(6)), 10,
+                   what="the key refused by every child")
+    assert idfe.c.psql("SELECT count(*) FROM api_keys WHERE user_id = %s AND revoked_at IS NULL", u["id"]) == [(0,)]
+    revoked = audit(idfe.c, "apikey.revoke", u["id"])
+    assert {row[1] for row in revoked} == {k["id"] for k in keys}
+    assert all("password_change" in row[3] for row in revoked)
+    for a in [api] + keyed:
+        a.close()
+
+
+def test_session_mints_a_key_only_with_the_password_and_code(anon, idfe):
+    """A stolen session cannot mint an API key (which outlives it): the current password again,
+    and the current TOTP code when TOTP is on (used once)."""
+    mail = email()
+    u = signup(anon, mail)
+    api = idfe.api(token_of(anon, mail))
+
+    def mint(**extra):
+        return api.post("/v1/me/api-keys", json={"name": "laptop", **extra})
+    r = mint()
+    assert r.status_code == 422 and "current_password" in error_body(r)["fields"], r.text
+    r = mint(current_password="not-the-password")
+    assert r.status_code == 403 and error_body(r)["code"] == "wrong_password", r.text
+    r = mint(current_password=STRONG, totp="12x456")
+    assert r.status_code == 422 and "totp" in error_body(r)["fields"], r.text
+    assert idfe.c.psql("SELECT count(*) FROM api_keys WHERE user_id = %s", u["id"]) == [(0,)]
+    assert mint(current_password=STRONG).status_code == 201
+    # TOTP on: the code too
+    secret = enrol(api)["secret"]
+    s = now_step()
+    assert api.post("/v1/me/totp/confirm", json={"code": totp(secret, s)}).status_code == 200
+    r = mint(current_password=STRONG)
+    assert r.status_code == 422 and "totp" in error_body(r)["fields"], r.text
+    r = mint(current_password=STRONG, totp=totp(secret, s))  # used to confirm: refused
+    assert r.status_code == 422 and error_body(r)["code"] == "invalid_code", r.text
+    r = mint(current_password="not-the-password", totp=totp(secret, s + 1))
+    assert r.status_code == 403, r.text
+    code = totp(secret, s + 1)
+    assert mint(current_password=STRONG, totp=code).status_code == 201
+    r = mint(current_password=STRONG, totp=code)  # once only
+    assert r.status_code == 422 and error_body(r)["code"] == "invalid_code", r.text
+    assert idfe.c.psql("SELECT count(*) FROM api_keys WHERE user_id = %s", u["id"]) == [(2,)]
+    api.close()
+
+
+def test_totp_enrol_needs_the_password(anon, idfe):
+    """A stolen session cannot put the thief's authenticator on the account."""
+    mail = email()
+    u = signup(anon, mail)
+    api = idfe.api(token_of(anon, mail))
+    r = api.post("/v1/me/totp", json={})
+    assert r.status_code == 422 and "current_password" in error_body(r)["fields"], r.text
+    r = api.post("/v1/me/totp", json={"current_password": "not-the-password"})
+    assert r.status_code == 403 and error_body(r)["code"] == "wrong_password", r.text
+    assert idfe.c.psql("SELECT totp_secret IS NULL FROM users WHERE id = %s", u["id"]) == [(True,)]
+    assert enrol(api)["secret"]
+    api.close()
+
+
 def test_password_change_refusals(anon, idfe):
     mail = email()
     signup(anon, mail)
@@ -467,7 +546,7 @@ def test_guessing_with_a_stolen_token_is_throttled(anon, idfe):
     r = api.put("/v1/me/password", json={"current_password": STRONG, "new_password": STRONG2})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     assert error_body(r)["code"] == "too_many_attempts"
-    r = api.request("DELETE", "/v1/me/totp", json={"code": "000000"})
+    r = api.request("DELETE", "/v1/me/totp", json={"code": "000000", "current_password": STRONG})
     assert r.status_code == 429
     assert login(anon, mail, STRONG2).status_code == 401  # the change did not happen
     api.close()
@@ -610,8 +689,8 @@ def test_address_throttling(migrated):
 
 # ------------------------------------------------------------------ TOTP
 
-def enrol(api):
-    r = api.post("/v1/me/totp")
+def enrol(api, password=STRONG):
+    r = api.post("/v1/me/totp", json={"current_password": password})
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -639,7 +718,7 @@ def test_totp_enrol_confirm_login_and_replay(anon, idfe):
     assert r.json()["totp_enabled"] is True
     assert api.get("/v1/me").json()["totp_enabled"] is True
     # enrolling again is refused once confirmed
-    assert api.post("/v1/me/totp").status_code == 409
+    assert api.post("/v1/me/totp", json={"current_password": STRONG}).status_code == 409
     # login now asks for the code
     r = login(anon, mail)
     assert r.status_code == 401 and error_body(r)["code"] == "totp_required"
@@ -668,14 +747,20 @@ def test_totp_disable_needs_a_current_code(anon, idfe):
     mail = email()
     u = signup(anon, mail)
     api = idfe.api(token_of(anon, mail))
-    assert api.request("DELETE", "/v1/me/totp", json={"code": "123456"}).status_code == 409
+    assert api.request("DELETE", "/v1/me/totp", json={"code": "123456", "current_password": STRONG}).status_code == 409
     secret = enrol(api)["secret"]
     s = now_step()
     assert api.post("/v1/me/totp/confirm", json={"code": totp(secret, s)}).status_code == 200
     # the code used to confirm cannot disable
-    r = api.request("DELETE", "/v1/me/totp", json={"code": totp(secret, s)})
+    r = api.request("DELETE", "/v1/me/totp", json={"code": totp(secret, s), "current_password": STRONG})
     assert r.status_code == 422, r.text
+    # a current code without the password (a stolen session with a stolen phone... or just the
+    # session): refused before the code is even looked at
     r = api.request("DELETE", "/v1/me/totp", json={"code": totp(secret, s + 1)})
+    assert r.status_code == 422 and "current_password" in error_body(r)["fields"], r.text
+    r = api.request("DELETE", "/v1/me/totp", json={"code": totp(secret, s + 1), "current_password": "wrong-wrong"})
+    assert r.status_code == 403 and error_body(r)["code"] == "wrong_password", r.text
+    r = api.request("DELETE", "/v1/me/totp", json={"code": totp(secret, s + 1), "current_password": STRONG})
     assert r.status_code == 204, r.text
     assert api.get("/v1/me").json()["totp_enabled"] is False
     assert login(anon, mail).status_code == 200  # no code needed any more
@@ -695,7 +780,7 @@ def test_totp_bad_input(anon, idfe):
         r = api.post("/v1/me/totp/confirm", json=body)
         assert r.status_code == 422, (body, r.text)
         assert "code" in error_body(r)["fields"]
-    assert anon.post("/v1/me/totp").status_code == 401
+    assert anon.post("/v1/me/totp", json={}).status_code == 401
     api.close()
 
 
@@ -818,7 +903,8 @@ def test_totp_changes_need_a_session(migrated, idfe):
     """An API key (a script's, or a stolen one) may not enrol a second factor that would lock its
     owner out of their own login, nor confirm or remove one."""
     api = idfe.api(migrated.create_user(email(), "Key Only"))
-    for method, path, body in (("POST", "/v1/me/totp", None), ("POST", "/v1/me/totp/confirm", {"code": "123456"}),
+    for method, path, body in (("POST", "/v1/me/totp", {"current_password": "x"}),
+                               ("POST", "/v1/me/totp/confirm", {"code": "123456"}),
                                ("DELETE", "/v1/me/totp", {"code": "123456"})):
         r = api.request(method, path, json=body) if body else api.request(method, path)
         assert r.status_code == 403, r.text

@@ -13,7 +13,11 @@ def _totp_admin(frontend):
     mail = f"mfa-admin-{new_id()[:8]}@example.org"
     user = signup(anon, mail)
     plain = frontend.api(token_of(anon, mail))
-    r = plain.post("/v1/me/totp")
+    # the script's key is made before TOTP is on (then the password alone confirms it)
+    r = plain.post("/v1/me/api-keys", json={"name": "script", "current_password": STRONG})
+    assert r.status_code == 201, r.text
+    keyed = frontend.api(r.json()["key"])
+    r = plain.post("/v1/me/totp", json={"current_password": STRONG})
     assert r.status_code == 200, r.text
     secret = r.json()["secret"]
     step = int(time.time()) // 30
@@ -21,9 +25,6 @@ def _totp_admin(frontend):
     assert r.status_code == 200, r.text
     # a code is used once: log in with the next step's (within the one step of drift)
     mfa = frontend.api(token_of(anon, mail, STRONG, totp=totp(secret, step + 1)))
-    r = mfa.post("/v1/me/api-keys", json={"name": "script"})
-    assert r.status_code == 201, r.text
-    keyed = frontend.api(r.json()["key"])
     anon.close()
     return mfa, plain, keyed, user["id"]
 

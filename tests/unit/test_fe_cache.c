@@ -178,22 +178,86 @@ static void test_size_cap_full_of_live_entries(void **state)
     for (int i = 0; i < 3; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        fe_cache_put(c, key, val(i), 0, 100, 100);
+        fe_cache_put(c, key, val(i), 0, 100 + i, 100 + i);
     }
-    /* nothing expired: the cache starts over rather than grow past its cap */
+    assert_int_equal(fe_cache_evicted_until(c), 0);
+    /* nothing expired: the entry nearest its end (k0) makes room; the others stay */
     fe_cache_put(c, "k3", val(3), 1, 100, 100);
-    assert_int_equal(fe_cache_count(c), 1);
+    assert_int_equal(fe_cache_count(c), 3);
     assert_int_equal(get(c, "k3", 1, NULL), 3);
     assert_int_equal(get(c, "k0", 1, NULL), -1);
-    assert_int_equal(freed, 3);
+    assert_int_equal(get(c, "k1", 1, NULL), 1);
+    assert_int_equal(get(c, "k2", 1, NULL), 2);
+    assert_int_equal(freed, 1);
+    assert_int_equal(fe_cache_evicted_until(c), 100);
     /* replacing a key of a full cache evicts nothing else */
-    fe_cache_put(c, "k4", val(4), 1, 100, 100);
-    fe_cache_put(c, "k5", val(5), 1, 100, 100);
+    fe_cache_put(c, "k3", val(33), 1, 100, 100);
     assert_int_equal(fe_cache_count(c), 3);
-    fe_cache_put(c, "k5", val(55), 1, 100, 100);
-    assert_int_equal(fe_cache_count(c), 3);
-    assert_int_equal(get(c, "k3", 1, NULL), 3);
-    assert_int_equal(get(c, "k5", 1, NULL), 55);
+    assert_int_equal(get(c, "k1", 1, NULL), 1);
+    assert_int_equal(get(c, "k2", 1, NULL), 2);
+    assert_int_equal(get(c, "k3", 1, NULL), 33);
+    fe_cache_free(c);
+    assert_int_equal(live, 0);
+}
+
+/* The evicted keys, as the eviction hook reports them. */
+static char evicted_keys[4096];
+static void on_evict(const char *key, void *value, time_t expires)
+{
+    (void)value;
+    (void)expires;
+    size_t o = strlen(evicted_keys);
+    snprintf(evicted_keys + o, sizeof evicted_keys - o, "%s,", key);
+}
+
+/* A revocation cache full of live entries (review finding: it was wiped whole, so every revoked
+ * token came back): only the entries nearest their end are forgotten, an eighth at a time, the
+ * hook hears of each, and evicted_until says until when an entry may be missing. */
+static void test_full_cache_forgets_only_the_nearest_to_expiry(void **state)
+{
+    (void)state;
+    const size_t cap = 64;
+    fe_cache *c = fe_cache_new(cap, val_free);
+    assert_non_null(c);
+    evicted_keys[0] = '\0';
+    fe_cache_on_evict(c, on_evict);
+    /* inserted in an order unrelated to their lives: key i lives 1000 + (i * 37) % 64 s */
+    for (int i = 0; i < (int)cap; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "r%d", i);
+        int life = 1000 + (i * 37) % 64;
+        fe_cache_put(c, key, val(life), 0, life, life);
+    }
+    assert_int_equal(fe_cache_count(c), cap);
+    fe_cache_put(c, "new", val(5000), 1, 5000, 5000);
+    /* 64 / 8 = 8 evicted: exactly those living 1000..1007 */
+    assert_int_equal(fe_cache_count(c), cap - 8 + 1);
+    assert_int_equal(fe_cache_evicted_until(c), 1007);
+    int gone = 0;
+    for (int i = 0; i < (int)cap; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "r%d", i);
+        int life = 1000 + (i * 37) % 64, v = get(c, key, 1, NULL);
+        if (life <= 1007) {
+            assert_int_equal(v, -1);
+            assert_non_null(strstr(evicted_keys, key));
+            gone++;
+        } else {
+            assert_int_equal(v, life);
+        }
+    }
+    assert_int_equal(gone, 8);
+    assert_int_equal(get(c, "new", 1, NULL), 5000);
+    /* many more puts: the count never passes the cap, the longest-lived always survive */
+    fe_cache_on_evict(c, NULL);
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "s%d", i);
+        fe_cache_put(c, key, val(2000 + i), 2, 2000 + i, 2000 + i);
+        assert_true(fe_cache_count(c) <= cap);
+    }
+    assert_int_equal(get(c, "new", 2, NULL), 5000);
+    assert_int_equal(get(c, "s999", 2, NULL), 2999);
     fe_cache_free(c);
     assert_int_equal(live, 0);
 }
@@ -249,6 +313,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_del_and_del_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_cap_evicts_expired_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_cap_full_of_live_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_cache_forgets_only_the_nearest_to_expiry, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_many_keys_never_exceed_the_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_destructor, setup, teardown),
         cmocka_unit_test(test_clock_is_monotonic),

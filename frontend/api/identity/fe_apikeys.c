@@ -13,6 +13,7 @@
 #include "fe_revoke.h"
 #include "fe_verdict.h"
 #include "fv_crypto.h"
+#include "fe_reauth.h"
 
 #define NAME_MAX_CHARS 100
 #define MAX_ACTIVE_KEYS 100 /* unrevoked keys one user may hold: a cap against floods */
@@ -104,21 +105,10 @@ static void key_created(const fe_pg_result *res, void *arg)
     fe_reply_gen_send(r, 201, j);
 }
 
-void fe_apikeys_create(fe_req *r)
+/* The key made, once the caller proved who they are (a session) or straight away (a key). */
+static void key_create_go(fe_req *r)
 {
-    if (r->user->cred != FE_CRED_SESSION && !fe_cfg.api_key_create_with_key) {
-        fe_reply_error(
-            r, 403, "session_required",
-            "API keys can be created only with a session (log in); an API key cannot create keys");
-        return;
-    }
-    const char *name = fv_json_get_str(r->body, "name");
-    const char *why = name_problem(name);
-    if (why) {
-        const char *f[] = {"name"};
-        fe_reply_error_fields(r, 422, "validation_failed", "the API key is invalid", 1, f, &why);
-        return;
-    }
+    const char *name = fv_json_get_str(r->body, "name"); /* checked by fe_apikeys_create */
     key_create *s = calloc(1, sizeof *s);
     if (!s || !(s->name = strdup(name))) {
         free(s);
@@ -137,6 +127,27 @@ void fe_apikeys_create(fe_req *r)
     snprintf(cap, sizeof cap, "%d", MAX_ACTIVE_KEYS);
     const char *params[] = {s->id, r->user->id, s->hash, s->name, r->address, cap};
     fe_pg_query(sql_key_create, 6, params, key_created, r);
+}
+
+void fe_apikeys_create(fe_req *r)
+{
+    if (r->user->cred != FE_CRED_SESSION && !fe_cfg.api_key_create_with_key) {
+        fe_reply_error(
+            r, 403, "session_required",
+            "API keys can be created only with a session (log in); an API key cannot create keys");
+        return;
+    }
+    const char *name = fv_json_get_str(r->body, "name");
+    const char *why = name_problem(name);
+    if (why) {
+        const char *f[] = {"name"};
+        fe_reply_error_fields(r, 422, "validation_failed", "the API key is invalid", 1, f, &why);
+        return;
+    }
+    /* A session (which may be stolen) mints a key only with the password again, and the TOTP
+     * code when TOTP is on: a key outlives the session and, until issue 9, the password. */
+    if (r->user->cred == FE_CRED_SESSION) fe_reauth(r, true, key_create_go);
+    else key_create_go(r);
 }
 
 /* ------------------------------------------------------------------ GET /v1/me/api-keys */

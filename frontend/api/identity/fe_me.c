@@ -60,8 +60,10 @@ static void pw_change_free(void *p)
 }
 
 /* One statement: the new hash (only if the old one is still in place), every open session of the
- * user ended and revoked one by one, a "void before now" row for the user, a new session for the
- * caller, the audit entry. */
+ * user ended and revoked one by one, a "void before now" row for the user, every API key of the
+ * user revoked (a key minted with a stolen session, or one the owner gave away, must not outlive
+ * the password: a password change is how an owner takes their account back), with a revocations
+ * row per key and an audit entry each, a new session for the caller, the audit entry. */
 static const char sql_change[] =
     "WITH u AS (UPDATE users SET password_hash = $2, password_changed_at = now(), sessions_valid_after = now() "
     "           WHERE id = $1 AND password_hash = $3 AND disabled_at IS NULL RETURNING id), "
@@ -71,13 +73,20 @@ static const char sql_change[] =
     "     vs AS (INSERT INTO revocations (kind, subject, expires_at) SELECT 'session', id::text, expires_at FROM old), "
     "     vu AS (INSERT INTO revocations (kind, subject, not_before, expires_at) "
     "            SELECT 'user_sessions', $1, now(), now() + make_interval(secs => $4::int) FROM u), "
+    "     ks AS (UPDATE api_keys SET revoked_at = now() "
+    "            WHERE user_id = $1 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM u) RETURNING id, key_hash), "
+    "     vk AS (INSERT INTO revocations (kind, subject, expires_at) "
+    "            SELECT 'api_key', key_hash, now() + make_interval(secs => $8::int) FROM ks), "
+    "     ak AS (INSERT INTO audit (actor, action, target_type, target_id, address, detail) "
+    "            SELECT $1, 'apikey.revoke', 'api_key', id::text, NULLIF($7, '')::inet, "
+    "                   jsonb_build_object('reason', 'password_change') FROM ks), "
     "     n AS (INSERT INTO sessions (id, user_id, mfa, address, expires_at) "
     "           SELECT $5, id, $6::boolean, NULLIF($7, '')::inet, now() + make_interval(secs => $4::int) FROM u "
     "           RETURNING created_at, expires_at), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
     "           SELECT id, 'user.password_change', 'user', id::text, NULLIF($7, '')::inet FROM u) "
     "SELECT floor(extract(epoch FROM created_at))::bigint, floor(extract(epoch FROM expires_at))::bigint, "
-    "       fv_ts(expires_at) FROM n";
+    "       fv_ts(expires_at), (SELECT count(*) FROM ks) FROM n";
 
 static void changed(const fe_pg_result *res, void *arg)
 {
@@ -114,6 +123,8 @@ static void changed(const fe_pg_result *res, void *arg)
     OPENSSL_cleanse(token, sizeof token);
     fv_jgen_key(j, "expires_at");
     fv_jgen_str(j, PQgetvalue(res->res, 0, 2));
+    fv_jgen_key(j, "api_keys_revoked");
+    fv_jgen_int(j, atoi(PQgetvalue(res->res, 0, 3)));
     fv_jgen_key(j, "password_strength");
     fe_strength_json(j, &s->strength);
     fv_jgen_map_close(j);
@@ -128,15 +139,17 @@ static void change_checked(void *job, bool ran, void *owner)
     s->work = NULL;
     if (!fe_pw_job_done(r, pj, ran, "new_password", &s->strength)) return;
     memcpy(s->hash, pj->new_hash, sizeof s->hash);
-    char ttl[16];
+    char ttl[16], key_ttl[16];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.session_ttl_s);
+    /* a key's revocation row lives as long as any cache may hold the key (as fe_apikeys.c's) */
+    snprintf(key_ttl, sizeof key_ttl, "%d", fe_cfg.cache_stale_s + fe_cfg.redis_cache_ttl_s);
     fv_id_new(s->session_id);
     /* the new session keeps the caller's second factor: it was proven for this session */
     s->mfa = r->user->cred == FE_CRED_SESSION && r->user->mfa;
     const char *params[] = {r->user->id, s->hash,       s->stored,
                             ttl,         s->session_id, s->mfa ? "true" : "false",
-                            r->address};
-    fe_pg_query(sql_change, 7, params, changed, r);
+                            r->address,  key_ttl};
+    fe_pg_query(sql_change, 8, params, changed, r);
 }
 
 static const char sql_pw_of[] =

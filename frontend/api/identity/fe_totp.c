@@ -18,6 +18,7 @@
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
+#include "fe_reauth.h"
 #include "fe_throttle.h"
 #include "fv_log.h"
 #include "fv_seal.h"
@@ -103,9 +104,8 @@ static void enrolled(const fe_pg_result *res, void *arg)
     fe_reply_gen_send(r, 200, j);
 }
 
-void fe_totp_enrol(fe_req *r)
+static void enrol_go(fe_req *r)
 {
-    if (!session_only(r)) return;
     enrol *s = calloc(1, sizeof *s);
     if (!s) {
         fe_reply_oom(r);
@@ -126,6 +126,13 @@ void fe_totp_enrol(fe_req *r)
     OPENSSL_cleanse(secret, sizeof secret);
     const char *params[] = {r->user->id, s->sealed};
     fe_pg_query(sql_enrol, 2, params, enrolled, r);
+}
+
+/* Enrolling asks for the current password again: a stolen session must not be able to put a
+ * factor of the thief's on the account (and lock its owner out). */
+void fe_totp_enrol(fe_req *r)
+{
+    if (session_only(r)) fe_reauth(r, false, enrol_go);
 }
 
 /* ---- confirm and disable: both check a code against the stored secret ---- */
@@ -257,17 +264,10 @@ static void code_throttled(int retry_after_s, void *arg)
     fe_pg_query(sql_secret, 1, params, secret_read, r);
 }
 
-static void code_op_start(fe_req *r, bool disable)
+/* The code of the body (checked by code_shape_ok) against the stored secret. */
+static void code_op_begin(fe_req *r, bool disable)
 {
     const char *code = fv_json_get_str(r->body, "code");
-    bool ok = code && strlen(code) == FV_TOTP_DIGITS;
-    for (size_t i = 0; ok && i < FV_TOTP_DIGITS; i++) ok = code[i] >= '0' && code[i] <= '9';
-    if (!ok) {
-        const char *f[] = {"code"}, *why[] = {"required: a string of 6 digits"};
-        fe_reply_error_fields(r, 422, "validation_failed", "the TOTP code is missing or malformed", 1, f,
-                              why);
-        return;
-    }
     code_op *s = calloc(1, sizeof *s);
     if (!s) {
         fe_reply_oom(r);
@@ -280,12 +280,33 @@ static void code_op_start(fe_req *r, bool disable)
     fe_throttle_begin(r->user->id, r->address, code_throttled, r);
 }
 
-void fe_totp_confirm(fe_req *r)
+/* True when the body's code is 6 digits; else answers 422. */
+static bool code_shape_ok(fe_req *r)
 {
-    if (session_only(r)) code_op_start(r, false);
+    const char *code = fv_json_get_str(r->body, "code");
+    bool ok = code && strlen(code) == FV_TOTP_DIGITS;
+    for (size_t i = 0; ok && i < FV_TOTP_DIGITS; i++) ok = code[i] >= '0' && code[i] <= '9';
+    if (!ok) {
+        const char *f[] = {"code"}, *why[] = {"required: a string of 6 digits"};
+        fe_reply_error_fields(r, 422, "validation_failed", "the TOTP code is missing or malformed", 1, f,
+                              why);
+    }
+    return ok;
 }
 
+static void disable_go(fe_req *r)
+{
+    code_op_begin(r, true);
+}
+
+void fe_totp_confirm(fe_req *r)
+{
+    if (session_only(r) && code_shape_ok(r)) code_op_begin(r, false);
+}
+
+/* Switching the factor off needs the password again, then the current code: neither a stolen
+ * session nor a stolen phone alone is enough. */
 void fe_totp_disable(fe_req *r)
 {
-    if (session_only(r)) code_op_start(r, true);
+    if (session_only(r) && code_shape_ok(r)) fe_reauth(r, false, disable_go);
 }

@@ -17,6 +17,7 @@
 #include "fe_pg.h"
 #include "fe_queue.h"
 #include "fe_redis.h"
+#include "fe_revoke.h"
 #include "fe_verdict.h"
 #include "fv_check.h"
 #include "fv_envelope.h"
@@ -33,6 +34,7 @@ typedef struct submit {
     char *collected_at;    /* owned or NULL */
     char *shared_dep;      /* owned or NULL: the deployment as shared in Redis, between two replies */
     bool ask_pg_after_get; /* the HGET could not be sent: ask PostgreSQL once the GET returns */
+    long long rversion;    /* fe_revoke_version() when PostgreSQL was asked */
 } submit;
 
 static void submit_free(void *p)
@@ -199,8 +201,8 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
                 : PQgetvalue(res->res, 0, 4)[0] == 't' ? FE_PERM_VISIBLE
                                                        : FE_PERM_HIDDEN;
     fe_depcache_share(s->dep_id, r->user->id, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
-                      (size_t)PQgetlength(res->res, 0, 2), perm);
-    fe_depcache_remember(s->dep_id, dep, s->perm_key, perm);
+                      (size_t)PQgetlength(res->res, 0, 2), perm, s->rversion);
+    fe_depcache_remember(s->dep_id, dep, s->perm_key, perm, s->rversion);
     submit_checked(r, dep, perm); /* dep is borrowed from the cache: used synchronously */
 }
 
@@ -208,6 +210,7 @@ static void ask_pg(fe_req *r)
 {
     submit *s = r->state;
     const char *params[] = {s->dep_id, r->user->id};
+    s->rversion = fe_revoke_version(); /* before asking: see fe_revoke.h */
     fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
 }
 
@@ -221,7 +224,7 @@ static void redis_dep_got(redisReply *reply, const char *error, void *arg)
     fe_req *r = arg;
     submit *s = r->state;
     free(s->shared_dep);
-    s->shared_dep = reply && reply->type == REDIS_REPLY_STRING ? strdup(reply->str) : NULL;
+    s->shared_dep = reply && reply->type == REDIS_REPLY_STRING ? strndup(reply->str, reply->len) : NULL;
     if (s->ask_pg_after_get) redis_looked_up(NULL, "HGET not sent", r);
 }
 
@@ -230,19 +233,19 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
     fe_req *r = arg;
     submit *s = r->state;
     if (s->shared_dep) {
-        fe_dep_info *dep = fe_dep_info_from_json(s->shared_dep);
-        if (dep && reply && reply->type == REDIS_REPLY_STRING && reply->len == 1 &&
-            (reply->str[0] == FE_PERM_ENUMERATOR || reply->str[0] == FE_PERM_VISIBLE ||
-             reply->str[0] == FE_PERM_HIDDEN)) {
-            char perm = reply->str[0];
-            fe_depcache_remember(s->dep_id, dep, s->perm_key, perm);
+        fe_dep_info *dep = fe_dep_info_from_shared(s->dep_id, s->shared_dep, strlen(s->shared_dep));
+        char perm;
+        long long version;
+        if (dep && reply && reply->type == REDIS_REPLY_STRING &&
+            fe_depcache_shared_perm(s->dep_id, r->user->id, reply->str, reply->len, &perm, &version)) {
+            fe_depcache_remember(s->dep_id, dep, s->perm_key, perm, version);
             submit_checked(r, dep, perm); /* borrowed from the cache: used at once */
             return;
         }
         if (dep) {
             /* The form is known, the caller's permission is not: keep the form (it lets an
              * unverified submission still be validated here) and ask PostgreSQL. */
-            fe_depcache_remember(s->dep_id, dep, NULL, 0);
+            fe_depcache_remember(s->dep_id, dep, NULL, 0, -1);
         }
     }
     ask_pg(r);
