@@ -93,6 +93,10 @@ const fv_cfg_entry fe_config_table[] = {
     /* ---- orgs ---- */
     /* ---- orgs end ---- */
     /* ---- access ---- */
+    FV_CFG_INT_KEY("frontend", "submission_claim_ttl_s", &fe_cfg.submission_claim_ttl_s, "3600", 0,
+                   604800, FV_CFG_RESTART,
+                   "seconds a submission id stays claimed in Redis: a reuse by another submitter "
+                   "gets 409 at once; 0 = no claims"),
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */

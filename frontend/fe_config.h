@@ -47,6 +47,7 @@ typedef struct fe_settings {
     /* ---- orgs ---- */
     /* ---- orgs end ---- */
     /* ---- access ---- */
+    int submission_claim_ttl_s; /* life of a submission id's claim in Redis (fv:subid:*); 0 = off */
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */
