@@ -1,4 +1,5 @@
-/* The worker's side of PostgreSQL: one parameterised INSERT per batch, inside BEGIN/COMMIT. */
+/* The worker's side of PostgreSQL: one parameterised INSERT per batch, inside BEGIN/COMMIT (and,
+ * when an id was taken, the statement that keeps the refused entries). */
 #include "wk_store.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fv_envelope.h"
@@ -253,6 +255,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     errpos = "BEGIN";
     if (exec_simple(st, "BEGIN", &res, why, sizeof why) != 0) goto failed;
+    long n_insert = 0, n_stored = 0; /* entries in j, in k */
     fv_jgen_array_open(j);
     fv_jgen_array_open(k);
     for (size_t i = 0; i < b->n; i++) {
@@ -261,6 +264,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         const fv_envelope *e = &b->entries[i].env;
         if (e->verified) {
             gen_envelope(j, e);
+            n_insert++;
             continue;
         }
         /* Accepted while PostgreSQL was down without a permission check: check it now, in
@@ -268,9 +272,15 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         fv_envelope checked = *e;
         errpos = "verify";
         switch (wk_verify_entry(st, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
-        case WK_VERIFY_ACCEPT: gen_envelope(j, &checked); break;
+        case WK_VERIFY_ACCEPT:
+            gen_envelope(j, &checked);
+            n_insert++;
+            break;
         case WK_VERIFY_QUARANTINE: break;
-        case WK_VERIFY_STORED: gen_envelope(k, &checked); break;
+        case WK_VERIFY_STORED:
+            gen_envelope(k, &checked);
+            n_stored++;
+            break;
         case WK_VERIFY_REJECTED: rc = WK_STORE_REJECTED; goto failed; /* written one by one next */
         case WK_VERIFY_FAILED: goto failed;
         }
@@ -286,22 +296,26 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
         goto failed;
     }
-    PQclear(res);
-    errpos = "refuse";
-    const char *stored = fv_jgen_buf(k, NULL);
-    const char *rparams[] = {json, stored};
-    res = wk_store_exec(st, refuse_sql, 2, rparams);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fv_pgutil_error(st->conn, res, why, sizeof why);
-        if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
-        goto failed;
-    }
-    for (int i = 0; i < PQntuples(res); i++)
-        fv_warn("submission %s refused: id_conflict (its id is held by another response; "
-                "submitted by %s)",
-                PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+    /* Every entry inserted (the usual case): no id was taken, nothing to refuse. */
+    bool all_new = n_stored == 0 && atol(PQcmdTuples(res)) == n_insert;
     PQclear(res);
     res = NULL;
+    if (!all_new) {
+        errpos = "refuse";
+        const char *rparams[] = {json, fv_jgen_buf(k, NULL)};
+        res = wk_store_exec(st, refuse_sql, 2, rparams);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fv_pgutil_error(st->conn, res, why, sizeof why);
+            if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
+            goto failed;
+        }
+        for (int i = 0; i < PQntuples(res); i++)
+            fv_warn("submission %s refused: id_conflict (its id is held by another response; "
+                    "submitted by %s)",
+                    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        PQclear(res);
+        res = NULL;
+    }
     errpos = "COMMIT";
     /* A COMMIT lost with its connection leaves the outcome unknown: RETRY writes the batch
      * again, which is harmless (ON CONFLICT DO NOTHING). */
