@@ -69,6 +69,7 @@ static struct {
     struct fe_pgq_list failed; /* queries to fail from dispatch_ev (cb never runs re-entrantly) */
     struct event *ping_ev;     /* owned: the liveness ping timer */
     bool ping_in_flight;
+    int timeouts_in_row; /* queries timed out since the server last answered one */
 } pg;
 
 static void conn_start(fe_pgconn *c);
@@ -299,6 +300,7 @@ static void conn_read_results(fe_pgconn *c)
             evtimer_del(c->timer);
             watch(c, EV_READ);
             ExecStatusType st = final ? PQresultStatus(final) : PGRES_FATAL_ERROR;
+            pg.timeouts_in_row = 0; /* the server answers */
             if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
                 q_finish(q, FE_PG_OK, final, NULL);
             } else {
@@ -360,6 +362,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         q_finish(q, FE_PG_TIMEOUT, NULL, NULL);
         if (c->state != PGC_BUSY || c->q) break; /* the callback's own query took c meanwhile */
         cancel_async(c);
+        if (++pg.timeouts_in_row >= (pg.size < 2 ? 2 : pg.size)) {
+            /* As many queries in a row timed out as there are connections (two at least), none
+             * answered in between: every connection is failing, the server is as good as down. */
+            for (int i = 0; i < pg.size; i++) {
+                pg.conns[i].replacing = false;
+                if (pg.conns[i].state != PGC_DOWN)
+                    conn_down(&pg.conns[i], "every connection's queries time out");
+            }
+            break;
+        }
         c->replacing = true;
         conn_down(c, "query timed out; replacing this connection");
         break;
