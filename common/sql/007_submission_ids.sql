@@ -75,3 +75,13 @@ LANGUAGE sql STABLE AS $$
                                    'quarantined_at', fv_ts(q.created_at))
          FROM quarantine q WHERE q.id = sid AND q.submitted_by = u))
 $$;
+
+-- The same rule for an id already in the quarantine (an unverified submission refused by the
+-- worker's re-check): a submission that is no retry of quarantine row q is refused too, not
+-- dropped.
+CREATE OR REPLACE FUNCTION fv_quarantine_is_retry(q quarantine, sub uuid, dep uuid, data jsonb,
+                                                  loc jsonb, coll timestamptz)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT q.submitted_by = sub AND q.deployment_id = dep AND q.data = fv_quarantine_is_retry.data
+       AND q.location IS NOT DISTINCT FROM loc AND q.collected_at IS NOT DISTINCT FROM coll
+$$;

@@ -9,6 +9,7 @@ side learns anything of the other: the attacker's status names nothing of the ex
 (not its org, deployment or answers), the owner's status is `stored`, and a stranger's question
 gets the same 404 as an unknown id."""
 import json
+import time
 
 import pytest
 
@@ -146,6 +147,12 @@ def test_taken_id_without_its_claim_is_refused_and_kept(ids, who):
     # The operator sees it.
     out = w.c.fvctl("refused").stdout
     assert rid in out and uid in out and "id_conflict" in out, out
+    assert theirs["household"] not in out  # the answers only with --show-data
+    rows = [json.loads(line) for line in w.c.fvctl("refused", "--limit", "0", "--json").stdout.splitlines()]
+    mine_rows = [r for r in rows if r["id"] == rid]
+    assert len(mine_rows) == 1 and mine_rows[0]["submitted_by"] == uid and "data" not in mine_rows[0]
+    shown = w.c.fvctl("refused", "--show-data", "--limit", "0").stdout
+    assert theirs["household"] in shown
 
 
 def test_same_submitter_same_content_retry_is_idempotent(ids):
@@ -255,3 +262,51 @@ def test_a_conflicting_entry_does_not_fail_its_batch(ids):
     assert n == len(good)
     assert [r[0] for r in refused_rows(c, taken)] == [w.mallory_id]
     assert c.redis_cli("XLEN", c.DEAD) == dead_before
+
+
+def xadd_unverified(c, rid, dep, submitter, data):
+    """An envelope as a front end queues it while PostgreSQL is down (fe_submit.c, unverified)."""
+    c.redis_cli("XADD", c.STREAM, "*", "v", "1", "id", rid,
+                "survey_id", "00000000-0000-0000-0000-000000000000", "survey_version", "0",
+                "deployment_id", dep, "submitted_by", submitter,
+                "received_at", str(int(time.time() * 1000)), "data", json.dumps(data),
+                "location", "", "collected_at", "", "verified", "0")
+
+
+def test_unverified_reuse_of_a_stored_id_is_refused(ids):
+    """Accepted unverified (no claim, no permission check): the worker's re-check finds the id
+    stored; it is refused and kept, not dropped."""
+    w = ids
+    mine = dict(good_data(13), household="Owner House unverified")
+    rid = stored_by_enum(w, mine)
+    theirs = dict(good_data(14), household="Attacker House unverified")
+    xadd_unverified(w.c, rid, w.db, w.mallory_id, theirs)
+    body = wait_status(w.mallory, rid, "refused")
+    assert body["entry"]["data"] == theirs
+    says_nothing_of(json.dumps(body), w, mine)
+    assert stored_row(w.c, rid) == [(w.world.enum_id, w.da, mine, 1)]
+    # The same unverified submission of the owner's again is a retry: nothing refused.
+    xadd_unverified(w.c, rid, w.da, w.world.enum_id, mine)
+    w.c.wait_drained()
+    assert [r[0] for r in refused_rows(w.c, rid)] == [w.mallory_id]
+
+
+def test_unverified_reuse_of_a_quarantined_id_is_refused(ids):
+    """Two unverified submissions refused by the re-check with one id: the first is quarantined,
+    the second (another submitter's) is kept as refused, not dropped."""
+    w = ids
+    c = w.c
+    rid = new_id()
+    first = dict(good_data(15), household="Quarantined First")
+    xadd_unverified(c, rid, w.db, w.world.enum_id, first)  # enum is no enumerator of DB
+    wait_status(w.enum, rid, "quarantined")
+    second = dict(good_data(16), household="Quarantined Second")
+    xadd_unverified(c, rid, w.da, w.mallory_id, second)  # mallory is none of DA
+    body = wait_status(w.mallory, rid, "refused")
+    assert body["entry"]["data"] == second and body["entry"]["deployment_id"] == w.da
+    assert c.psql("SELECT submitted_by::text, data FROM quarantine WHERE id = %s", rid) == \
+        [(w.world.enum_id, first)]
+    # A retry of the quarantined one stays a retry.
+    xadd_unverified(c, rid, w.db, w.world.enum_id, first)
+    c.wait_drained()
+    assert [r[0] for r in refused_rows(c, rid)] == [w.mallory_id]
