@@ -21,7 +21,7 @@ static void refused_usage(FILE *out)
 }
 
 /* $1 the limit (NULL: all), $2 with the answers. */
-static const char list_sql[] =
+static const char sql_refused_list[] =
     "SELECT fv_ts(f.created_at), f.id::text, f.submitted_by::text, f.deployment_id::text, f.reason,"
     "       jsonb_strip_nulls(jsonb_build_object("
     "           'refused_at', fv_ts(f.created_at), 'id', f.id, 'submitted_by', f.submitted_by,"
@@ -72,7 +72,7 @@ int fvctl_refused(int argc, char **argv)
     char lim[24];
     snprintf(lim, sizeof lim, "%ld", limit);
     const char *params[] = {limit > 0 ? lim : NULL, show_data ? "true" : "false"};
-    PGresult *res = PQexecParams(conn, list_sql, 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, sql_refused_list, 2, NULL, params, NULL, NULL, 0);
     int status = FV_EXIT_FAILURE;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "fvctl refused: %s", PQerrorMessage(conn));
