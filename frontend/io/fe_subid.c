@@ -76,6 +76,13 @@ void fe_subid_claim(const char *id, const char *submitter, const char *deploymen
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.submission_claim_ttl_s);
     const char *argv[] = {"SET", key, c->value, "NX", "GET", "EX", ttl};
     size_t lens[] = {3, strlen(key), strlen(c->value), 2, 3, 2, strlen(ttl)};
+    if (!fe_cfg.submission_claim_wait) {
+        /* Sent ahead of the XADD on the same connection, not waited for: no added latency. */
+        fe_redis_fire(7, argv, lens);
+        free(c);
+        cb(FE_SUBID_UNKNOWN, arg);
+        return;
+    }
     if (fe_redis_command(7, argv, lens, claimed, c) != 0) {
         free(c); /* not sent: claimed() will not run */
         cb(FE_SUBID_UNKNOWN, arg);

@@ -20,7 +20,8 @@ typedef enum fe_subid_outcome {
 typedef void (*fe_subid_cb)(fe_subid_outcome outcome, void *arg);
 
 /* Claims id (lower-case UUID) for submitter and deployment. cb runs exactly once: later from the
- * event loop, or before this returns with FE_SUBID_UNKNOWN when nothing could be sent. */
+ * event loop, or before this returns with FE_SUBID_UNKNOWN when nothing could be sent (or when
+ * submission_claim_wait is off: the claim is then sent without waiting for its answer). */
 void fe_subid_claim(const char *id, const char *submitter, const char *deployment, fe_subid_cb cb,
                     void *arg);
 

@@ -9,12 +9,15 @@ side learns anything of the other: the attacker's status names nothing of the ex
 (not its org, deployment or answers), the owner's status is `stored`, and a stranger's question
 gets the same 404 as an unknown id."""
 import json
+import signal
 import time
 
 import pytest
+import requests
 
 from conftest import good_data, make_survey
-from fvharness import new_id, wait_until
+from fvharness import free_port, new_id, wait_until
+from openapi_check import hook_session
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +27,11 @@ def ids(world):
     c, admin = world.cluster, world.admin
     apis = []
 
+    keys = {}
+
     def user(email, name):
-        api = c.api(c.create_user(email, name))
+        keys[email] = c.create_user(email, name)
+        api = c.api(keys[email])
         apis.append(api)
         return api, api.get("/v1/me").json()["id"]
     enum2, enum2_id = user("enum2-ids@example.org", "Second Enumerator")
@@ -39,6 +45,7 @@ def ids(world):
     w = type("Ids", (), {})()
     w.c, w.world, w.enum = c, world, world.enum
     w.enum2, w.enum2_id, w.mallory, w.mallory_id = enum2, enum2_id, mallory, mallory_id
+    w.mallory_key = keys["mallory-ids@example.org"]
     w.boss_b, w.org_b = boss_b, org_b
     w.da, w.db = da["id"], db["id"]
     yield w
@@ -310,3 +317,46 @@ def test_unverified_reuse_of_a_quarantined_id_is_refused(ids):
     xadd_unverified(c, rid, w.db, w.world.enum_id, first)
     c.wait_drained()
     assert [r[0] for r in refused_rows(c, rid)] == [w.mallory_id]
+
+
+@pytest.fixture()
+def nowait(ids):
+    """A front end of our own with submission_claim_wait = no."""
+    c = ids.c
+    port = free_port()
+    p = c.start_frontend(name="frontend-nowait", FV_LISTEN_PORT=port, FV_SUBMISSION_CLAIM_WAIT="no")
+    s = hook_session(requests.Session())
+    s.trust_env = False
+    s.verify = str(c.cert)
+    base = f"https://127.0.0.1:{port}"
+
+    def call(method, path, key, **kw):
+        return s.request(method, base + path, headers={"Authorization": f"Bearer {key}"}, timeout=30, **kw)
+    yield call
+    s.close()
+    assert p.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_without_waiting_for_the_claim_a_reuse_is_refused_by_the_worker(ids, nowait):
+    """submission_claim_wait = no: no 409 at once, but the reuse is still refused and kept, and
+    the claim (sent without waiting) still says queued."""
+    w = ids
+    mine = dict(good_data(17), household="Owner House nowait")
+    rid = stored_by_enum(w, mine)
+    theirs = dict(good_data(18), household="Attacker House nowait")
+    r = nowait("POST", f"/v1/deployments/{w.db}/responses", w.mallory_key, json={"id": rid, "data": theirs})
+    assert r.status_code == 202, r.text
+    body = wait_status(w.mallory, rid, "refused")
+    assert body["entry"]["data"] == theirs
+    assert stored_row(w.c, rid) == [(w.world.enum_id, w.da, mine, 1)]
+    fresh = new_id()
+    w.c.stop_all_workers()
+    try:
+        r = nowait("POST", f"/v1/deployments/{w.da}/responses", w.world.enum_key,
+                   json={"id": fresh, "data": good_data(19)})
+        assert r.status_code == 202, r.text
+        st = nowait("GET", f"/v1/submissions/{fresh}", w.world.enum_key)
+        assert st.json() == {"id": fresh, "status": "queued"}, st.text
+    finally:
+        w.c.start_default_workers()
+    wait_status(w.enum, fresh, "stored")
