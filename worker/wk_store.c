@@ -1,4 +1,5 @@
-/* The worker's side of PostgreSQL: one parameterised INSERT per batch, inside BEGIN/COMMIT. */
+/* The worker's side of PostgreSQL: one parameterised INSERT per batch, inside BEGIN/COMMIT (and,
+ * when an id was taken, the statement that keeps the refused entries). */
 #include "wk_store.h"
 
 #include <errno.h>
@@ -6,9 +7,12 @@
 #include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "fv_envelope.h"
 #include "fv_json.h"
+#include "fv_log.h"
 #include "fv_pgutil.h"
 #include "wk_verify.h"
 
@@ -34,6 +38,34 @@ static const char insert_sql[] =
     " INSERT INTO response_events (response_id, version, action, stage, status, actor, data,"
     "                              location, at)"
     " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at FROM ins";
+
+/* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
+ * committed meanwhile is seen): every entry of $1 (those just inserted and those the re-check
+ * found stored, $2) whose id is held by a response it is no retry of (fv_submission_is_retry,
+ * migration 007) is kept in refused_submissions, once, with an audit entry in the submitter's
+ * deployment's org (never the existing response's). The rows just inserted are retries of
+ * themselves; the other rows of the batch are written whatever one of them conflicts with. */
+static const char refuse_sql[] =
+    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb || $2::jsonb) AS x(id uuid,"
+    "           survey_id uuid, survey_version integer, deployment_id uuid, submitted_by uuid, data jsonb,"
+    "           location jsonb, collected_at timestamptz, received_at_ms bigint)),"
+    " f AS (INSERT INTO refused_submissions (id, deployment_id, survey_id, survey_version,"
+    "            submitted_by, data, location, collected_at, received_at, reason, fingerprint)"
+    "       SELECT x.id, x.deployment_id,"
+    "              NULLIF(x.survey_id, '" FV_ENVELOPE_UNKNOWN_SURVEY "'::uuid),"
+    "              NULLIF(x.survey_version, 0), x.submitted_by, x.data, x.location, x.collected_at,"
+    "              to_timestamp(x.received_at_ms / 1000.0), 'id_conflict',"
+    "              fv_submission_fingerprint(x.data, x.location, x.collected_at)"
+    "       FROM x JOIN responses r ON r.id = x.id"
+    "       WHERE NOT fv_submission_is_retry(r, x.submitted_by, x.deployment_id, x.data,"
+    "                                        x.location, x.collected_at)"
+    "       ON CONFLICT DO NOTHING RETURNING id, deployment_id, submitted_by)"
+    " INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
+    " SELECT f.submitted_by, 'submission.refused', 'submission', f.id::text,"
+    "        jsonb_build_object('deployment_id', f.deployment_id::text, 'reason', 'id_conflict'),"
+    "        (SELECT s.org_id FROM deployments d JOIN surveys s ON s.id = d.survey_id"
+    "         WHERE d.id = f.deployment_id)"
+    " FROM f RETURNING target_id, actor::text";
 
 void wk_store_close(wk_store *st)
 {
@@ -221,7 +253,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     const char *errpos = "generate";
     char why[512] = "";
     fv_jgen *j = fv_jgen_new();
-    if (!j) {
+    fv_jgen *k = fv_jgen_new(); /* entries the re-check found stored: checked for a conflict */
+    if (!j || !k) {
         snprintf(why, sizeof why, "out of memory");
         goto failed;
     }
@@ -232,13 +265,16 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     errpos = "BEGIN";
     if (exec_simple(st, "BEGIN", &res, why, sizeof why) != 0) goto failed;
+    long n_insert = 0, n_stored = 0; /* entries in j, in k */
     fv_jgen_array_open(j);
+    fv_jgen_array_open(k);
     for (size_t i = 0; i < b->n; i++) {
         if (only >= 0 && (size_t)only != i) continue;
         if (b->entries[i].state != WK_ENTRY_NEW) continue;
         const fv_envelope *e = &b->entries[i].env;
         if (e->verified) {
             gen_envelope(j, e);
+            n_insert++;
             continue;
         }
         /* Accepted while PostgreSQL was down without a permission check: check it now, in
@@ -246,19 +282,27 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         fv_envelope checked = *e;
         errpos = "verify";
         switch (wk_verify_entry(st, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
-        case WK_VERIFY_ACCEPT: gen_envelope(j, &checked); break;
-        case WK_VERIFY_QUARANTINE:
-        case WK_VERIFY_STORED: break;
+        case WK_VERIFY_ACCEPT:
+            gen_envelope(j, &checked);
+            n_insert++;
+            break;
+        case WK_VERIFY_QUARANTINE: break;
+        case WK_VERIFY_STORED:
+            gen_envelope(k, &checked);
+            n_stored++;
+            break;
         case WK_VERIFY_REJECTED: rc = WK_STORE_REJECTED; goto failed; /* written one by one next */
         case WK_VERIFY_FAILED: goto failed;
         }
     }
     fv_jgen_array_close(j);
+    fv_jgen_array_close(k);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
+    const char *stored_json = fv_jgen_buf(k, NULL);
     errpos = "generate";
-    if (json == NULL) {
-        snprintf(why, sizeof why, "%s", fv_jgen_error(j));
+    if (json == NULL || stored_json == NULL) {
+        snprintf(why, sizeof why, "%s", fv_jgen_error(json == NULL ? j : k));
         goto failed;
     }
     errpos = "INSERT";
@@ -269,8 +313,26 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         if (refused(res)) rc = WK_STORE_REJECTED;
         goto failed;
     }
+    /* Every entry inserted (the usual case): no id was taken, nothing to refuse. */
+    bool all_new = n_stored == 0 && atol(PQcmdTuples(res)) == n_insert;
     PQclear(res);
     res = NULL;
+    if (!all_new) {
+        errpos = "refuse";
+        const char *rparams[] = {json, stored_json};
+        res = wk_store_exec(st, refuse_sql, 2, rparams);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fv_pgutil_error(st->conn, res, why, sizeof why);
+            if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
+            goto failed;
+        }
+        for (int i = 0; i < PQntuples(res); i++)
+            fv_warn("submission %s refused: id_conflict (its id is held by another response; "
+                    "submitted by %s)",
+                    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        PQclear(res);
+        res = NULL;
+    }
     errpos = "COMMIT";
     /* A COMMIT lost with its connection leaves the outcome unknown: RETRY writes the batch
      * again, which is harmless (ON CONFLICT DO NOTHING). */
@@ -282,11 +344,13 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     PQclear(res);
     fv_jgen_free(j);
+    fv_jgen_free(k);
     return WK_STORE_OK;
 failed:
     snprintf(err, errlen, "%s: %s", errpos, why);
     PQclear(res);
     fv_jgen_free(j);
+    fv_jgen_free(k);
     abandon(st);
     return rc;
 }

@@ -8,7 +8,8 @@
 #include "wk_batch.h"
 
 typedef enum wk_store_rc {
-    WK_STORE_OK,       /* committed (rows already present count as written: ids are keys) */
+    WK_STORE_OK,       /* committed (a retry of a stored row counts as written: ids are keys;
+                        * a row whose id another response holds is kept in refused_submissions) */
     WK_STORE_REJECTED, /* PostgreSQL refused the data (SQLSTATE class 22, 23, or 54 for the
                         * INSERT); rolled back */
     WK_STORE_RETRY,    /* anything else (connection lost, timeout, deadlock): try again later */
@@ -39,8 +40,9 @@ void wk_store_close(wk_store *st);
 PGresult *wk_store_exec(wk_store *st, const char *sql, int nparams, const char *const *params);
 
 /* Inserts the entries of b in state NEW (or only b->entries[only] when only >= 0) with one
- * statement in one transaction. On OK they are committed; on REJECTED and RETRY nothing is, and
- * err says why. On RETRY over a broken connection the connection is dropped (conn == NULL). */
+ * statement in one transaction; when some id was taken, a second statement keeps those that are
+ * no retry of the stored row as refused (migration 007). On OK they are committed; on REJECTED
+ * and RETRY nothing is, and err says why. On RETRY over a broken connection the connection is dropped (conn == NULL). */
 wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err, size_t errlen);
 
 #endif

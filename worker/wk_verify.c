@@ -21,17 +21,30 @@ static const char check_sql[] =
     " LEFT JOIN survey_versions sv ON sv.survey_id = s.id"
     "      AND sv.version = CASE WHEN $4::int > 0 THEN $4::int ELSE s.current_version END";
 
+/* An id already quarantined for another submission (fv_quarantine_is_retry, migration 007) is
+ * refused and kept in refused_submissions, as the worker's INSERT does for responses. */
 static const char quarantine_sql[] =
     "WITH q AS (INSERT INTO quarantine (id, deployment_id, submitted_by, data, location,"
     "                                   collected_at, received_at, reason)"
     "           VALUES ($1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
     "                   to_timestamp($7::bigint / 1000.0), $8)"
-    "           ON CONFLICT (id) DO NOTHING RETURNING id)"
+    "           ON CONFLICT (id) DO NOTHING RETURNING id),"
+    " f AS (INSERT INTO refused_submissions (id, deployment_id, submitted_by, data, location,"
+    "                                        collected_at, received_at, reason, fingerprint)"
+    "       SELECT $1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
+    "              to_timestamp($7::bigint / 1000.0), 'id_conflict',"
+    "              fv_submission_fingerprint($4::jsonb, NULLIF($5, '')::jsonb,"
+    "                                        NULLIF($6, '')::timestamptz)"
+    "       FROM quarantine x WHERE x.id = $1 AND NOT EXISTS (SELECT 1 FROM q)"
+    "         AND NOT fv_quarantine_is_retry(x, $3, $2, $4::jsonb, NULLIF($5, '')::jsonb,"
+    "                                        NULLIF($6, '')::timestamptz)"
+    "       ON CONFLICT DO NOTHING RETURNING id)"
     " INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
-    " SELECT $3, 'submission.quarantined', 'submission', q.id::text,"
-    "        jsonb_build_object('deployment_id', $2::text, 'reason', $8::text),"
+    " SELECT $3, a.action, 'submission', a.id::text,"
+    "        jsonb_build_object('deployment_id', $2::text, 'reason', a.reason),"
     "        (SELECT s.org_id FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $2)"
-    " FROM q";
+    " FROM (SELECT id, 'submission.quarantined' AS action, $8::text AS reason FROM q"
+    "       UNION ALL SELECT id, 'submission.refused', 'id_conflict' FROM f) a";
 
 /* Writes the quarantine row and its audit entry. */
 static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, char *err,

@@ -56,6 +56,7 @@ void fe_deployments_get(fe_req *r);
 void fe_submit_response(fe_req *r);
 /* fe_responses.c */
 void fe_responses_get(fe_req *r);
+void fe_submissions_get(fe_req *r);
 void fe_responses_list(fe_req *r);
 /* fe_review.c */
 void fe_review_patch(fe_req *r);

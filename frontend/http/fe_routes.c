@@ -68,6 +68,7 @@ const fe_route fe_routes[] = {
     {GET, "/v1/deployments/:id", fe_deployments_get, AUTH, false, "deployments_get"},
     {GET, "/v1/surveys/:id/responses", fe_responses_list, AUTH, false, "responses_list"},
     {POST, "/v1/deployments/:id/responses", fe_submit_response, AUTH, true, "responses_submit"},
+    {GET, "/v1/submissions/:id", fe_submissions_get, AUTH, false, "submissions_get"},
     {GET, "/v1/responses/:id", fe_responses_get, AUTH, false, "responses_get"},
     {PATCH, "/v1/responses/:id", fe_review_patch, AUTH, true, "responses_patch"},
     {DELETE, "/v1/responses/:id", fe_review_delete, AUTH, false, "responses_delete"},

@@ -2,6 +2,9 @@
 #include "fe_pg.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,10 @@
 #define FE_PG_MAX_QUEUE 4096
 #define FE_PG_BACKOFF_MIN_MS 100
 #define FE_PG_BACKOFF_MAX_MS 5000
+/* At most this many cancel requests in flight per child (each a short-lived thread: PQcancel
+ * blocks). Past it a timed-out query's connection is only closed, which ends its statement when
+ * the server next notices the closed socket. */
+#define FE_PG_MAX_CANCELS 8
 
 typedef struct fe_pgq {
     TAILQ_ENTRY(fe_pgq) link;
@@ -43,6 +50,10 @@ typedef struct fe_pgconn {
     fe_pgq *q;           /* owned while BUSY */
     PGresult *res;       /* owned: the result being collected */
     int backoff_ms;
+    /* Being replaced after one of its queries timed out: the server answered until then, so the
+     * pool still counts as up while this connection reconnects; a failed reconnect is evidence
+     * the server is unreachable and takes the whole pool down. */
+    bool replacing;
 } fe_pgconn;
 
 static struct {
@@ -58,6 +69,7 @@ static struct {
     struct fe_pgq_list failed; /* queries to fail from dispatch_ev (cb never runs re-entrantly) */
     struct event *ping_ev;     /* owned: the liveness ping timer */
     bool ping_in_flight;
+    int timeouts_in_row; /* queries timed out since the server last answered one */
 } pg;
 
 static void conn_start(fe_pgconn *c);
@@ -109,11 +121,55 @@ static void arm_timer(fe_pgconn *c, int ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Up: a connection is established, or one is being replaced after a slow query (one slow
+ * statement is no evidence that the server is down: it must not switch the child to degraded
+ * mode). */
 static bool any_up(void)
 {
     for (int i = 0; i < pg.size; i++)
-        if (pg.conns[i].state == PGC_IDLE || pg.conns[i].state == PGC_BUSY) return true;
+        if (pg.conns[i].state == PGC_IDLE || pg.conns[i].state == PGC_BUSY || pg.conns[i].replacing)
+            return true;
     return false;
+}
+
+static atomic_int cancels_in_flight;
+
+/* Owns pc (freed here). Signals stay with the event loop's thread (blocked in this one). */
+static void *cancel_main(void *arg)
+{
+    PGcancel *pc = arg;
+    char err[256];
+    if (!PQcancel(pc, err, sizeof err)) fv_info("postgresql: cancel request not delivered: %s", err);
+    PQfreeCancel(pc);
+    atomic_fetch_sub(&cancels_in_flight, 1);
+    return NULL;
+}
+
+/* Asks the server to cancel c's running statement without waiting for it (PQcancel opens a
+ * connection of its own and blocks: it runs in a detached thread, at most FE_PG_MAX_CANCELS). */
+static void cancel_async(fe_pgconn *c)
+{
+    if (atomic_fetch_add(&cancels_in_flight, 1) >= FE_PG_MAX_CANCELS) {
+        atomic_fetch_sub(&cancels_in_flight, 1);
+        return;
+    }
+    PGcancel *pc = PQgetCancel(c->conn); /* owned: handed to the thread */
+    pthread_attr_t attr;
+    sigset_t all, old;
+    sigfillset(&all);
+    bool started = false;
+    if (pc && pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_t t;
+        started = pthread_create(&t, &attr, cancel_main, pc) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        if (pc) PQfreeCancel(pc);
+        atomic_fetch_sub(&cancels_in_flight, 1);
+    }
 }
 
 bool fe_pg_up(void)
@@ -121,11 +177,12 @@ bool fe_pg_up(void)
     return any_up();
 }
 
-/* True when a query could be served soon: a connection is up or being established. */
+/* True when a query could be served soon: a connection is up or being established (or about to
+ * be, replacing one whose query timed out). */
 static bool any_usable(void)
 {
     for (int i = 0; i < pg.size; i++)
-        if (pg.conns[i].state != PGC_DOWN) return true;
+        if (pg.conns[i].state != PGC_DOWN || pg.conns[i].replacing) return true;
     return false;
 }
 
@@ -157,12 +214,22 @@ static void conn_down(fe_pgconn *c, const char *why)
         PQfinish(c->conn);
         c->conn = NULL;
     }
+    /* A replacement that cannot connect: the server does not answer new connections either,
+     * so the pool is down (every connection, not just this one). */
+    bool unreachable = c->replacing && c->state == PGC_CONNECTING;
+    if (c->state != PGC_BUSY) c->replacing = false; /* BUSY: timer_cb starts a replacement */
     c->state = PGC_DOWN;
     if (c->q) {
         fe_pgq *q = c->q;
         c->q = NULL;
         q_finish(q, FE_PG_UNAVAILABLE, NULL, NULL);
     }
+    if (unreachable)
+        for (int i = 0; i < pg.size; i++)
+            if (pg.conns[i].state != PGC_DOWN || pg.conns[i].replacing) {
+                pg.conns[i].replacing = false;
+                conn_down(&pg.conns[i], "the server does not answer new connections");
+            }
     fail_queue_if_down();
     if (pg.shutting_down) return;
     arm_timer(c, c->backoff_ms);
@@ -177,6 +244,7 @@ static void conn_poll(fe_pgconn *c)
     case PGRES_POLLING_OK:
         evtimer_del(c->timer);
         c->state = PGC_IDLE;
+        c->replacing = false;
         c->backoff_ms = FE_PG_BACKOFF_MIN_MS;
         watch(c, EV_READ);
         fv_info("postgresql connection %d ready", c->index);
@@ -232,6 +300,7 @@ static void conn_read_results(fe_pgconn *c)
             evtimer_del(c->timer);
             watch(c, EV_READ);
             ExecStatusType st = final ? PQresultStatus(final) : PGRES_FATAL_ERROR;
+            pg.timeouts_in_row = 0; /* the server answers */
             if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
                 q_finish(q, FE_PG_OK, final, NULL);
             } else {
@@ -283,14 +352,28 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case PGC_DOWN: conn_start(c); break;
     case PGC_CONNECTING: conn_down(c, "connect timed out"); break;
     case PGC_BUSY: {
-        /* A hung server: fail the request now and drop every connection (they all talk to the
-         * same server), so nothing queues behind it and /readyz says db: down at once. The
-         * reconnects find out when it answers again. */
+        /* A slow statement (a lock wait, a big scan) or a hung server: fail the request now,
+         * ask the server to cancel the statement (off the loop) and replace this connection
+         * only. The other connections go on serving; whether the server is hung is told by the
+         * replacement's connect (conn_down: a failed one takes the pool down) and by their own
+         * queries and pings. */
         fe_pgq *q = c->q;
         c->q = NULL;
         q_finish(q, FE_PG_TIMEOUT, NULL, NULL);
-        for (int i = 0; i < pg.size; i++)
-            if (pg.conns[i].state != PGC_DOWN) conn_down(&pg.conns[i], "query timed out");
+        if (c->state != PGC_BUSY || c->q) break; /* the callback's own query took c meanwhile */
+        cancel_async(c);
+        if (++pg.timeouts_in_row >= (pg.size < 2 ? 2 : pg.size)) {
+            /* As many queries in a row timed out as there are connections (two at least), none
+             * answered in between: every connection is failing, the server is as good as down. */
+            for (int i = 0; i < pg.size; i++) {
+                pg.conns[i].replacing = false;
+                if (pg.conns[i].state != PGC_DOWN)
+                    conn_down(&pg.conns[i], "every connection's queries time out");
+            }
+            break;
+        }
+        c->replacing = true;
+        conn_down(c, "query timed out; replacing this connection");
         break;
     }
     case PGC_IDLE: break;

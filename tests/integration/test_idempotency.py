@@ -1,4 +1,5 @@
-"""A submission id is the key: submitting it again answers the same and never duplicates."""
+"""A submission id is the key: submitting it again answers the same and never duplicates (other
+content under a taken id is refused, not dropped: test_submission_ids.py)."""
 from conftest import good_data
 from fvharness import new_id
 
@@ -28,6 +29,10 @@ def test_same_id_after_it_was_written_keeps_the_first(world):
     world.cluster.wait_drained()
     assert count(world.cluster, rid) == 1
     assert world.enum.get(f"/v1/responses/{rid}").json()["data"] == good_data(2)
+    # Other answers under the same id are no retry: refused and kept for the submitter to see
+    # (test_submission_ids.py); a retry with the first answers is.
+    st = world.enum.get(f"/v1/submissions/{rid}").json()
+    assert st["status"] == "refused" and st["entry"]["data"] == good_data(3), st
 
 
 def test_many_ids_each_written_once(world):

@@ -20,6 +20,7 @@ static const struct {
     {"create-user", fvctl_create_user},   {"queue", fvctl_queue},
     {"dead-letters", fvctl_dead_letters}, {"requeue", fvctl_requeue},
     {"spool-replay", fvctl_spool_replay}, {"reseal", fvctl_reseal},
+    {"refused", fvctl_refused},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -38,6 +39,7 @@ static const fv_program program = {
         "  requeue          move dead letters back onto the submissions stream\n"
         "  spool-replay     replay the spool files a dead front end left into Redis\n"
         "  reseal           seal every TOTP secret again under the key file's current key\n"
+        "  refused          list the submissions refused because their id was taken\n"
         "  help [COMMAND]   this text, or a command's\n"
         "\n"
         "fvctl uses the [common] section (pg_dsn, redis_*, streams, key_file) and [fvctl] (sql_dir).\n",

@@ -1,0 +1,98 @@
+/* fvctl refused: the submissions the worker refused because their id is held by another
+ * response (refused_submissions, migration 007), newest first. Their answers only with
+ * --show-data: an operator looking for who reuses ids seldom needs them on the screen. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fv_cli.h"
+#include "fvctl.h"
+
+static void refused_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fvctl refused [--limit N] [--json] [--show-data]\n"
+            "  The refused submissions (reason id_conflict: their id is held by another response),\n"
+            "  newest first: when, the submission id, who sent it, for which deployment, why.\n"
+            "  --limit N     at most N (default 100; 0: all)\n"
+            "  --json        one JSON object a line\n"
+            "  --show-data   with the answers, location and collection time\n");
+}
+
+/* $1 the limit (NULL: all), $2 with the answers. */
+static const char sql_refused_list[] =
+    "SELECT fv_ts(f.created_at), f.id::text, f.submitted_by::text, f.deployment_id::text, f.reason,"
+    "       jsonb_strip_nulls(jsonb_build_object("
+    "           'refused_at', fv_ts(f.created_at), 'id', f.id, 'submitted_by', f.submitted_by,"
+    "           'deployment_id', f.deployment_id, 'survey_id', f.survey_id,"
+    "           'survey_version', f.survey_version, 'reason', f.reason,"
+    "           'received_at', fv_ts(f.received_at))"
+    "         || CASE WHEN $2::boolean THEN jsonb_build_object('data', f.data, 'location', f.location,"
+    "                     'collected_at', fv_ts(f.collected_at)) ELSE '{}'::jsonb END)::text,"
+    "       CASE WHEN $2::boolean THEN jsonb_build_object('data', f.data, 'location', f.location,"
+    "                     'collected_at', fv_ts(f.collected_at))::text END"
+    " FROM refused_submissions f ORDER BY f.seq DESC LIMIT $1::bigint";
+
+int fvctl_refused(int argc, char **argv)
+{
+    long limit = 100;
+    bool json = false, show_data = false;
+    static const struct option opts[] = {{"limit", required_argument, NULL, 'l'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"show-data", no_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'l') {
+            char *end;
+            errno = 0;
+            limit = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || limit < 0) {
+                fprintf(stderr, "fvctl refused: --limit wants a number >= 0 (0: all)\n");
+                return FV_EXIT_CONFIG;
+            }
+        } else if (o == 'j') json = true;
+        else if (o == 'd') show_data = true;
+        else if (o == 'h') {
+            refused_usage(stdout);
+            return FV_EXIT_OK;
+        } else {
+            refused_usage(stderr);
+            return FV_EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fvctl refused: unexpected argument '%s'\n", argv[optind]);
+        return FV_EXIT_CONFIG;
+    }
+    PGconn *conn = fvctl_pg_connect("refused");
+    if (!conn) return FV_EXIT_FAILURE;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *params[] = {limit > 0 ? lim : NULL, show_data ? "true" : "false"};
+    PGresult *res = PQexecParams(conn, sql_refused_list, 2, NULL, params, NULL, NULL, 0);
+    int status = FV_EXIT_FAILURE;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "fvctl refused: %s", PQerrorMessage(conn));
+    } else {
+        int n = PQntuples(res);
+        if (!json && n > 0)
+            printf("%-27s  %-36s  %-36s  %-36s  %s\n", "REFUSED AT (UTC)", "SUBMISSION", "SUBMITTED BY",
+                   "DEPLOYMENT", "REASON");
+        for (int i = 0; i < n; i++) {
+            if (json) {
+                printf("%s\n", PQgetvalue(res, i, 5));
+                continue;
+            }
+            printf("%-27s  %-36s  %-36s  %-36s  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+            if (show_data) printf("    %s\n", PQgetvalue(res, i, 6));
+        }
+        status = FV_EXIT_OK;
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return status;
+}
