@@ -13,6 +13,10 @@ void fe_accounts_signup(fe_req *r);
 /* fe_sessions.c */
 void fe_sessions_login(fe_req *r);
 void fe_sessions_logout(fe_req *r);
+/* fe_mysessions.c */
+void fe_mysessions_list(fe_req *r);
+void fe_mysessions_end(fe_req *r);
+void fe_mysessions_end_others(fe_req *r);
 /* fe_me.c */
 void fe_me_get(fe_req *r);
 void fe_me_password(fe_req *r);

@@ -25,7 +25,8 @@ name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
 Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
 Org A also manages three sites made by org_admin: {pub} public, {prot} protected, {priv}
 private; {fresh_site} is a new private one and {fresh_member} a new member of org A, made for
-the cell ({oa_key} and {susp_key} too: API keys made with SQL). The identity rows show the
+the cell ({oa_key} and {susp_key} too: API keys made with SQL; {fresh_session} a live session of
+org_admin's). The identity rows show the
 credential rules: logout and the second factor need a session, a password change the current
 password (the table's users have API keys and no password). {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
 """
@@ -108,6 +109,11 @@ ROWS = [
     ("POST",   "/v1/me/totp",                              401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     ("POST",   "/v1/me/totp/confirm",                      401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     ("DELETE", "/v1/me/totp",                              401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    # the caller's own sessions: listed by anyone signed in; ended only with a session (the
+    # table's callers use API keys) and the password again
+    ("GET",    "/v1/me/sessions",                          401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("DELETE", "/v1/me/sessions",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("DELETE", "/v1/me/sessions/{fresh_session}",          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     # ---- identity end ----
     # ---- other areas end ----
 ]
@@ -173,6 +179,8 @@ BODIES = {
     ("POST", "/v1/me/totp/confirm"): lambda w: {"code": "123456"},
     ("POST", "/v1/me/totp"): lambda w: {"current_password": w.password},
     ("DELETE", "/v1/me/totp"): lambda w: {"code": "123456", "current_password": w.password},
+    ("DELETE", "/v1/me/sessions"): lambda w: {"current_password": w.password},
+    ("DELETE", "/v1/me/sessions/{fresh_session}"): lambda w: {"current_password": w.password},
     ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},

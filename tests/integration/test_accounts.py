@@ -910,3 +910,68 @@ def test_totp_changes_need_a_session(migrated, idfe):
         assert r.status_code == 403, r.text
         assert error_body(r)["code"] == "session_required"
     api.close()
+
+
+# ------------------------------------------------------------------ the caller's sessions
+
+def test_sessions_are_listed_and_ended_one_or_all(anon, idfe):
+    """ASVS 3.3.4: a user sees their live sessions (address, time, TOTP, which is this one) and
+    ends any or all the others, with the password again; an ended session stops working on every
+    child; nobody sees or ends another user's sessions."""
+    mail = email()
+    u = signup(anon, mail)
+    t1, t2, t3 = token_of(anon, mail), token_of(anon, mail), token_of(anon, mail)
+    a1, a2, a3 = idfe.api(t1), idfe.api(t2), idfe.api(t3)
+    r = a1.get("/v1/me/sessions")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert len(items) == 3 and [i["current"] for i in items].count(True) == 1
+    assert all(i["address"] == "127.0.0.1" and i["mfa"] is False for i in items)
+    mine = next(i["id"] for i in items if i["current"])
+
+    def current_of(a):
+        return next(i["id"] for i in a.get("/v1/me/sessions").json()["items"] if i["current"])
+    other = current_of(a2)
+    # ending needs the password again: a stolen token alone cannot sign its owner out
+    r = a1.delete(f"/v1/me/sessions/{other}", json={})
+    assert r.status_code == 422 and "current_password" in error_body(r)["fields"]
+    r = a1.delete(f"/v1/me/sessions/{other}", json={"current_password": "not-" + STRONG})
+    assert r.status_code == 403 and error_body(r)["code"] == "wrong_password"
+    # another user can neither see nor end them
+    stranger = signup(anon, email())
+    sa = idfe.api(token_of(anon, stranger["email"]))
+    assert all(i["id"] not in (mine, other) for i in sa.get("/v1/me/sessions").json()["items"])
+    r = sa.delete(f"/v1/me/sessions/{other}", json={"current_password": STRONG})
+    assert r.status_code == 404, r.text
+    r = a1.delete(f"/v1/me/sessions/{new_id()}", json={"current_password": STRONG})
+    assert r.status_code == 404, r.text
+    r = a1.delete(f"/v1/me/sessions/{other}", json={"current_password": STRONG})
+    assert r.status_code == 204, r.text
+    ended, still = a2, a3
+    wait_until(lambda: all(ended.get("/v1/me", headers=CLOSE).status_code == 401 for _ in range(6)), 10,
+               what="the ended session refused on every child")
+    assert still.get("/v1/me").status_code == 200
+    assert audit(idfe.c, "auth.session_end", u["id"])
+    # all the others at once: the caller's own stays
+    r = a1.delete("/v1/me/sessions", json={"current_password": STRONG})
+    assert r.status_code == 200 and r.json() == {"ended": 1}, r.text
+    wait_until(lambda: all(still.get("/v1/me", headers=CLOSE).status_code == 401 for _ in range(6)), 10,
+               what="the other session refused on every child")
+    items = a1.get("/v1/me/sessions").json()["items"]
+    assert [i["id"] for i in items] == [mine]
+    for a in (a1, a2, a3, sa):
+        a.close()
+
+
+def test_sessions_cannot_be_ended_with_an_api_key(anon, idfe):
+    mail = email()
+    signup(anon, mail)
+    a = idfe.api(token_of(anon, mail))
+    r = a.post("/v1/me/api-keys", json={"name": "k", "current_password": STRONG})
+    assert r.status_code == 201, r.text
+    k = idfe.api(r.json()["key"])
+    assert k.get("/v1/me/sessions").status_code == 200
+    r = k.delete("/v1/me/sessions", json={"current_password": STRONG})
+    assert r.status_code == 403 and error_body(r)["code"] == "session_required"
+    a.close()
+    k.close()

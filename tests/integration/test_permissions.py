@@ -126,6 +126,11 @@ def _path(w, template):
             return u
         if key == "fresh_site":
             return w.new_site("private")
+        if key == "fresh_session":  # a live session of org_admin's, made with SQL
+            sid = new_id()
+            w.cluster.psql("INSERT INTO sessions (id, user_id, expires_at) VALUES (%s, %s, now() + interval '1 hour')",
+                           sid, w.users["org_admin"].id)
+            return sid
         if key in ("oa_key", "susp_key"):
             kid = new_id()
             owner = w.users["org_admin" if key == "oa_key" else "enumerator"].id
