@@ -10,6 +10,8 @@ static const fe_reject_info infos[FE_REJECT_COUNT] = {
     [FE_REJECT_TARGET] = {400, "bad_request", "malformed request target"},
     [FE_REJECT_ENCODING] = {400, "bad_request",
                             "invalid percent-encoding in the request target (or an encoded NUL)"},
+    [FE_REJECT_QUERY] = {400, "bad_request",
+                         "a query parameter is given more than once (or more than 64 are given)"},
     [FE_REJECT_METHOD] = {501, "not_implemented", "this method is not implemented"},
     [FE_REJECT_BARE_LF] = {400, "bad_header", "every line of the request head must end in CRLF"},
     [FE_REJECT_HEADER_SYNTAX] = {400, "bad_header", "malformed header line"},
@@ -90,6 +92,53 @@ static void trim_ows(const char **v, size_t *n)
     while (*n && ((*v)[*n - 1] == ' ' || (*v)[*n - 1] == '\t')) (*n)--;
 }
 
+#define FE_QUERY_MAX_PARAMS 64
+#define FE_QUERY_NAME_MAX 64
+
+/* The name of query parameter q[0..n) (up to '=') percent-decoded into out (a '+' is a space, as
+ * evhttp decodes it); false when longer than FE_QUERY_NAME_MAX. Encoding is already checked. */
+static bool query_name(const char *q, size_t n, char out[FE_QUERY_NAME_MAX + 1], size_t *outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && q[i] != '='; i++) {
+        if (o == FE_QUERY_NAME_MAX) return false;
+        if (q[i] == '%' && i + 2 < n) {
+            out[o++] = (char)(hexval((unsigned char)q[i + 1]) * 16 + hexval((unsigned char)q[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = q[i] == '+' ? ' ' : q[i];
+        }
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return true;
+}
+
+/* HTTP parameter pollution (OWASP ASVS 5.1.1): which copy of a repeated parameter counts would
+ * depend on the parser, so a query that names one twice (after decoding), or has more parameters
+ * than any route reads, is refused. */
+static bool query_names_unique(const char *q, size_t n)
+{
+    char names[FE_QUERY_MAX_PARAMS][FE_QUERY_NAME_MAX + 1];
+    size_t lens[FE_QUERY_MAX_PARAMS];
+    int count = 0;
+    const char *end = q + n;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t len = amp ? (size_t)(amp - q) : (size_t)(end - q);
+        if (len > 0) {
+            if (count == FE_QUERY_MAX_PARAMS) return false;
+            size_t nl;
+            if (!query_name(q, len, names[count], &nl)) nl = FE_QUERY_NAME_MAX + 1; /* never equal */
+            for (int i = 0; i < count && nl <= FE_QUERY_NAME_MAX; i++)
+                if (lens[i] == nl && memcmp(names[i], names[count], nl) == 0) return false;
+            lens[count++] = nl;
+        }
+        q += len + (amp ? 1 : 0);
+    }
+    return true;
+}
+
 static fe_reject check_request_line(const char *p, size_t n)
 {
     static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
@@ -119,6 +168,8 @@ static fe_reject check_request_line(const char *p, size_t n)
         if (c <= 0x20 || c >= 0x7f) return FE_REJECT_TARGET;
     }
     if (!fe_target_encoding_ok(target, tlen)) return FE_REJECT_ENCODING;
+    const char *q = memchr(target, '?', tlen);
+    if (q && !query_names_unique(q + 1, (size_t)(target + tlen - (q + 1)))) return FE_REJECT_QUERY;
     return FE_REJECT_NONE;
 }
 

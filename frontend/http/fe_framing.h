@@ -21,6 +21,7 @@ typedef enum {
     FE_REJECT_VERSION,             /* 400 bad_request: not HTTP/1.0 or HTTP/1.1 */
     FE_REJECT_TARGET,              /* 400 bad_request: not an origin-form target */
     FE_REJECT_ENCODING,            /* 400 bad_request: bad percent-encoding, or %00 */
+    FE_REJECT_QUERY,               /* 400 bad_request: a query parameter twice, or too many */
     FE_REJECT_METHOD,              /* 501 not_implemented */
     FE_REJECT_BARE_LF,             /* 400 bad_header: a line not ended by CRLF */
     FE_REJECT_HEADER_SYNTAX,       /* 400 bad_header: no colon, empty name */

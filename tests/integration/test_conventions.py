@@ -169,3 +169,17 @@ def test_sql_is_never_built_from_strings():
                 continue  # a declaration
             bad.append(f"{rel}: {fn} given {stmt!r}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("query", ["limit=1&limit=500", "after=x&limit=2&after=y", "limit=2&limit=2",
+                                   "%C0%AF=1&%C0%AF=2"])
+def test_a_query_parameter_given_twice_is_400(admin, query):
+    """ASVS 5.1.1 (HTTP parameter pollution): which copy would count depends on the parser, so
+    neither does; the answer is a JSON 400 naming the problem (never echoing odd bytes)."""
+    r = admin.get(f"/v1/orgs?{query}")
+    assert r.status_code == 400, r.text
+    err = error_body(r)
+    assert err["code"] == "bad_request" and "more than once" in err["message"]
+    assert r.headers.get("Connection") == "close"  # refused before routing, like every framing refusal
+    r.content.decode("utf-8")  # the answer is UTF-8 whatever the query held
+    assert admin.get("/v1/orgs?limit=1").status_code == 200

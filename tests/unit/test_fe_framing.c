@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -69,6 +70,20 @@ static void test_request_line(void **state)
     assert_int_equal(check("GET /?q=%zz HTTP/1.1\r\n\r\n", NULL), FE_REJECT_ENCODING);
     assert_int_equal(check("GET /?q=%4 HTTP/1.1\r\n\r\n", NULL), FE_REJECT_ENCODING);
     assert_int_equal(check("GET /%00/x HTTP/1.1\r\n\r\n", NULL), FE_REJECT_ENCODING);
+    /* a parameter named twice, also once encoded; more than 64 parameters */
+    assert_int_equal(check("GET /?limit=1&limit=2 HTTP/1.1\r\n\r\n", NULL), FE_REJECT_QUERY);
+    assert_int_equal(check("GET /?limit=1&%6cimit=2 HTTP/1.1\r\n\r\n", NULL), FE_REJECT_QUERY);
+    assert_int_equal(check("GET /?a&a HTTP/1.1\r\n\r\n", NULL), FE_REJECT_QUERY);
+    assert_int_equal(check("GET /?a=1&b=2&&c=3&ab=4 HTTP/1.1\r\n\r\n", NULL), FE_REJECT_NONE);
+    char many[1024] = "GET /?";
+    for (int i = 0; i < 65; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "p%d=1&", i);
+    strcat(many, " HTTP/1.1\r\n\r\n");
+    assert_int_equal(check(many, NULL), FE_REJECT_QUERY);
+    many[0] = '\0';
+    strcpy(many, "GET /?");
+    for (int i = 0; i < 64; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "p%d=1&", i);
+    strcat(many, " HTTP/1.1\r\n\r\n");
+    assert_int_equal(check(many, NULL), FE_REJECT_NONE);
 }
 
 static void test_header_lines(void **state)
