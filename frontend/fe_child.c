@@ -21,6 +21,7 @@
 #include "fe_queue.h"
 #include "fe_ratelimit.h"
 #include "fe_redis.h"
+#include "fe_reply.h"
 #include "fe_throttle.h"
 #include "fe_tls.h"
 #include "fe_workpool.h"
@@ -101,6 +102,8 @@ int fe_child_run(int index, int listen_fd)
     /* Die with the master: a child never outlives its supervisor. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     fe_metrics_set_slot(index);
+    errpos = "request id prefix";
+    if (!fe_reqid_seed()) goto failed;
 
     errpos = "event_base_new";
     ch.base = event_base_new();

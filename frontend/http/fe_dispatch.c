@@ -12,8 +12,6 @@
 #include "fe_auth.h"
 #include "fe_config.h"
 
-static unsigned long long req_counter;
-
 static bool is_json_content_type(const char *ct)
 {
     if (!ct) return false;
@@ -101,7 +99,7 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
     r->ev = ev;
     r->route = -1;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
-    snprintf(r->req_id, sizeof r->req_id, "%x-%llx", (unsigned)getpid(), ++req_counter);
+    fe_reqid_next(r->req_id, sizeof r->req_id);
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     if (evcon) {
         char *addr = NULL;

@@ -746,7 +746,7 @@ class Cluster:
 
 
 def child_of(resp):
-    """The pid (hex) of the front-end child that answered: the request id is <pid>-<counter>."""
+    """Which front-end child answered: the request id is <random per-child prefix>-<counter>."""
     return resp.headers["X-Request-Id"].split("-")[0]
 
 

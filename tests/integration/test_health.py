@@ -32,7 +32,11 @@ def test_readyz_ready_when_everything_is_up(anon):
 def test_hsts_header(anon):
     # Transport: TLS only, with HSTS (DESIGN.md section 3).
     r = anon.get("/healthz")
-    assert "max-age=" in r.headers.get("Strict-Transport-Security", "")
+    # One year at least, and subdomains too (a sibling host must not be reachable over http).
+    hsts = [p.strip() for p in r.headers.get("Strict-Transport-Security", "").split(";")]
+    ages = [int(p.split("=", 1)[1]) for p in hsts if p.lower().startswith("max-age=")]
+    assert ages and ages[0] >= 31536000, hsts
+    assert "includesubdomains" in [p.lower() for p in hsts], hsts
 
 
 def test_metrics_format(anon):
