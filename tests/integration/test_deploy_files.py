@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fvharness import (IS_ROOT, PG_BIN, Proc, RedisClient, RedisError, binary, child_env, free_port,
-                       wait_until, write_config)
+                       new_id, wait_until, write_config)
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -410,7 +410,24 @@ def test_redis_conf_acl(sample_redis):
         for cmd in (["XADD", "other", "*", "a", "b"], ["XLEN", "jobs"], ["XRANGE", "x:fv", "-", "+"]):
             with pytest.raises(RedisError, match="NOPERM"):
                 app(*cmd)
-        assert app("XLEN", "fv:submissions") == 1  # still there
+        # Each command only on its own keys: no string or hash command reaches a stream (it
+        # would overwrite or read the queue of acknowledged submissions), no stream command a
+        # cache entry or a counter.
+        for cmd in (["SET", "fv:submissions", "x"], ["SET", "fv:dead", "x"], ["GET", "fv:submissions"],
+                    ["MGET", "fv:cache:apikey:x", "fv:submissions"], ["HGET", "fv:dead", "a"],
+                    ["EXPIRE", "fv:dead", "1"], ["SET", "fv:rl:k:1", "0"], ["SET", "fv:throttle:acct:h", "0"],
+                    ["SET", "fv:other", "x"], ["GET", "fv:other"],
+                    ["XADD", "fv:cache:apikey:x", "*", "a", "b"], ["XADD", "fv:rl:k:2", "*", "a", "b"],
+                    ["XLEN", "fv:throttle:acct:h"], ["XADD", "fv:other", "*", "a", "b"],
+                    ["WATCH", "fv:cache:apikey:x"]):
+            with pytest.raises(RedisError, match="NOPERM"):
+                app(*cmd)
+        # What fvctl's requeue does: WATCH the dead letters, then MULTI/XADD/XDEL/EXEC.
+        assert app("WATCH", "fv:dead") == "OK"
+        assert app("MULTI") == "OK"
+        assert app("XADD", "fv:submissions", "*", "v", "1") == "QUEUED"
+        assert len(app("EXEC")) == 1
+        assert app("XLEN", "fv:submissions") == 2  # still there, one more
     finally:
         anon.close()
         app.close()
@@ -538,3 +555,33 @@ def test_postgresql_fragment_archives_wal():
                 subprocess.run(as_pg([PG_BIN / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]),
                                capture_output=True, text=True)
         cleanup(d)
+
+
+def test_session_cluster_runs_under_the_redis_acl(world):
+    """The harness starts Redis with deploy/redis.conf's users and the programs authenticate as
+    `fieldvault`, so the whole suite runs under the production ACL (and fails at teardown on any
+    refusal in Redis's ACL LOG). Here: every connection but the harness's is that user, and the
+    Redis work of a sign-in failure, API-key requests, a submission and its storage is refused
+    nothing."""
+    c = world.cluster
+    clients = [dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+               for line in c.redis_cli("CLIENT", "LIST").splitlines()]
+    users = {x["user"] for x in clients if x.get("user") != "fvadmin"}
+    assert users == {"fieldvault"}, clients
+    r = world.stranger.post("/v1/auth/login", json={"email": "nobody@example.org", "password": "wrong-password-1"})
+    assert r.status_code == 401, r.text
+    for _ in range(3):  # API-key cache, rate limit, permissions cache
+        assert world.enum.get("/v1/me").status_code == 200
+    rid = new_id()
+    assert world.submit(id=rid).status_code == 202
+    world.wait_readable(rid)
+    assert c.acl_refusals() == []
+    # The check has teeth: a refused command shows in the log the harness reads.
+    app = c.redis_client("fieldvault")
+    try:
+        with pytest.raises(RedisError, match="NOPERM"):
+            app("SET", c.STREAM, "x")
+        assert [(e["reason"], e["object"]) for e in c.acl_refusals()] == [("key", c.STREAM)]
+    finally:
+        app.close()
+        c.redis_cli("ACL", "LOG", "RESET")
