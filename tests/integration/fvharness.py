@@ -918,14 +918,23 @@ class Balancer:
         self.sections = sections
         self.admin = requests.Session()
         self.admin.trust_env = False
+        token_file = sections.get("balancer", {}).get("admin_token_file")
+        self.admin_token = Path(token_file).read_text().strip() if token_file else None
 
     @property
     def pid(self):
         return self.proc.pid
 
-    def admin_request(self, method, path, **kw):
+    def admin_request(self, method, path, token=True, **kw):
+        """A request to the admin listener, with the admin token unless token is False (or a
+        string to send instead)."""
         kw.setdefault("timeout", 10)
-        return self.admin.request(method, f"http://127.0.0.1:{self.admin_port}{path}", **kw)
+        headers = dict(kw.pop("headers", None) or {})
+        bearer = self.admin_token if token is True else token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return self.admin.request(method, f"http://127.0.0.1:{self.admin_port}{path}",
+                                  headers=headers, **kw)
 
     def status(self):
         self.proc.check_alive()
@@ -976,10 +985,24 @@ class Balancer:
         return self.proc.stop(sig=sig, timeout=timeout)
 
 
+def balancer_admin_token_file(cluster):
+    """The cluster's balancer admin token file (mode 0600), made on first use."""
+    f = cluster.base / "lb-admin.token"
+    if not f.exists():
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(os.urandom(32).hex() + "\n")
+    return f
+
+
 def balancer_sections(cluster, port, admin_port, **keys):
-    """The cluster's config with a [balancer] section for tests: loopback, fast checks."""
+    """The cluster's config with a [balancer] section for tests: loopback, fast checks, the
+    front ends' certificates verified against the harness's (self-signed) certificate, and an
+    admin token."""
     sections = cluster.config_sections()
     bal = {
+        "check_ca_file": cluster.cert,
+        "admin_token_file": balancer_admin_token_file(cluster),
         "proxy_addr": "127.0.0.1",
         "proxy_port": port,
         "admin_addr": "127.0.0.1",
