@@ -269,10 +269,10 @@ static bool authorized(struct evhttp_request *req)
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                       "Bearer realm=\"fv-balancer\"");
     if (!admin_token.set)
-        reply_error(req, 401, "unauthorized",
+        reply_error(req, 401, "unauthenticated",
                     "changes through the admin API need admin_token_file, which is not set");
     else
-        reply_error(req, 401, "unauthorized",
+        reply_error(req, 401, "unauthenticated",
                     h ? "wrong admin token" : "Authorization: Bearer <admin token> required");
     return false;
 }

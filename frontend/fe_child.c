@@ -17,6 +17,7 @@
 #include "fe_handlers.h"
 #include "fe_http.h"
 #include "fe_metrics.h"
+#include "fe_metrics_http.h"
 #include "fe_pg.h"
 #include "fe_queue.h"
 #include "fe_ratelimit.h"
@@ -128,6 +129,8 @@ int fe_child_run(int index, int listen_fd)
     errpos = "evhttp_accept_socket_with_handle";
     ch.bound = evhttp_accept_socket_with_handle(ch.http, listen_fd);
     if (!ch.bound) goto failed;
+    errpos = "metrics_listen";
+    if (!fe_metrics_http_start(ch.base)) goto failed;
     errpos = "postgresql pool";
     if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0)
         goto failed;
@@ -169,6 +172,7 @@ cleanup:
     fe_queue_shutdown();
     fe_pg_shutdown();
     if (ch.http) evhttp_free(ch.http);
+    fe_metrics_http_free();
     fe_revoke_shutdown();
     fe_ratelimit_shutdown();
     fe_depcache_shutdown();

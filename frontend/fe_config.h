@@ -50,6 +50,10 @@ typedef struct fe_settings {
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */
+    /* ---- metrics ---- */
+    char *metrics_listen;     /* "" = no separate metrics listener; else IP:port */
+    char *metrics_token_file; /* "" = /metrics only on metrics_listen, without a token */
+    /* ---- metrics end ---- */
 } fe_settings;
 
 extern fe_settings fe_cfg;

@@ -115,7 +115,8 @@ class ChaosCluster:
             try:
                 with requests.Session() as s:
                     s.trust_env = False
-                    text = s.get(f"https://127.0.0.1:{port}/metrics", verify=str(self.c.cert), timeout=5).text
+                    text = s.get(f"https://127.0.0.1:{port}/metrics", verify=str(self.c.cert), timeout=5,
+                                 headers=self.c.metrics_headers).text
             except Exception:
                 continue
             for line in text.splitlines():

@@ -526,6 +526,12 @@ class Cluster:
         self.master_key.parent.mkdir()
         self.master_key.write_text(os.urandom(32).hex() + "\n")
         os.chmod(self.master_key, 0o600)
+        # /metrics on the API port needs this token (metrics_token_file).
+        self.metrics_token_file = self.base / "keys" / "metrics.token"
+        self.metrics_token = os.urandom(24).hex()
+        fd = os.open(self.metrics_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.metrics_token + "\n")
 
     def config_sections(self):
         return {
@@ -553,6 +559,7 @@ class Cluster:
                 # Existing tests submit thousands of times with one key: a limit they never reach
                 # (tests of the limit itself start front ends with FV_API_KEY_RATE_LIMIT).
                 "api_key_rate_limit": 1000000,
+                "metrics_token_file": self.metrics_token_file,
             },
             "worker": {
                 "batch_size": 50,
@@ -674,6 +681,11 @@ class Cluster:
             if e.get("username") == "fieldvault":
                 out.append({k: e.get(k) for k in ("reason", "context", "object", "count")})
         return out
+
+    @property
+    def metrics_headers(self):
+        """The Authorization header /metrics on the API port needs."""
+        return {"Authorization": f"Bearer {self.metrics_token}"}
 
     def redis_cli(self, *args):
         return self._redis(*args)

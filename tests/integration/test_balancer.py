@@ -424,7 +424,7 @@ def test_admin_changes_need_the_token(frontend, fe2, balancers):
     for token in (False, "wrong-" + "x" * 30, b.admin_token[:-1], b.admin_token + "x"):
         r = b.admin_request("POST", "/backends", token=token, json={"addr": fe2.addr})
         assert r.status_code == 401, (token, r.text)
-        assert r.json()["error"]["code"] == "unauthorized"
+        assert r.json()["error"]["code"] == "unauthenticated"
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
         r = b.admin_request("DELETE", f"/backends/{fe1_addr(frontend)}", token=token)
         assert r.status_code == 401, (token, r.text)
