@@ -321,27 +321,83 @@ def redis_conf_password(user):
     return m.group(1)
 
 
+def start_sample_redis(d, port):
+    """redis-server deploy/redis.conf in directory d, with port, bind and dir overridden on the
+    command line; waits until the operator user gets PONG. Returns (Proc, operator client)."""
+    p = Proc("redis-sample", ["redis-server", str(DEPLOY / "redis.conf"), "--port", port,
+                              "--bind", "127.0.0.1", "--dir", d, "--supervised", "no"],
+             d / "redis.log", env=child_env())
+    admin = RedisClient(port, auth=("fvadmin", redis_conf_password("fvadmin")))
+
+    def up():
+        p.check_alive()
+        try:
+            return admin("PING") == "PONG"
+        except (OSError, EOFError, RedisError):
+            admin.close()
+            return False
+    try:
+        wait_until(up, 30, what="redis-server with deploy/redis.conf")
+    except BaseException:
+        p.stop()
+        raise
+    return p, admin
+
+
 @pytest.fixture()
 def sample_redis():
     """redis-server deploy/redis.conf, with port, bind and dir overridden on the command line."""
     d = temp_dir("fv-redisconf-")
     port = free_port()
-    p = Proc("redis-sample", ["redis-server", str(DEPLOY / "redis.conf"), "--port", port,
-                              "--bind", "127.0.0.1", "--dir", d, "--supervised", "no"],
-             d / "redis.log", env=child_env())
-    admin = RedisClient(port)
+    p, admin = start_sample_redis(d, port)
     try:
-        def up():
-            p.check_alive()
-            try:
-                admin("AUTH", "fvadmin", redis_conf_password("fvadmin"))
-                return admin("PING") == "PONG"
-            except OSError:
-                admin.close()
-                return False
-        wait_until(up, 30, what="redis-server with deploy/redis.conf")
         yield port, admin, d
     finally:
+        admin.close()
+        p.stop()
+        cleanup(d)
+
+
+def test_redis_conf_keeps_transactions_across_a_restart():
+    """Redis 7.0 re-checks each MULTI/EXEC it replays from the AOF against the `default` user's
+    ACL: deploy/redis.conf must not make it drop the workers' dead-letter move (and fvctl's
+    requeue) at the next start, while nobody can still log in as `default`."""
+    d = temp_dir("fv-redisconf-")
+    port = free_port()
+    p, admin = start_sample_redis(d, port)
+    app = RedisClient(port, auth=("fieldvault", redis_conf_password("fieldvault")))
+    try:
+        sid = app("XADD", "fv:submissions", "*", "v", "1", "id", "a")
+        kept = app("XADD", "fv:submissions", "*", "v", "1", "id", "b")
+        app("XGROUP", "CREATE", "fv:submissions", "workers", "0")
+        assert len(app("XREADGROUP", "GROUP", "workers", "w1", "COUNT", "1", "STREAMS", "fv:submissions", ">")) == 1
+        # the worker's dead-letter move of entry a: one transaction
+        assert app("MULTI") == "OK"
+        for cmd in (["XADD", "fv:dead", "*", "v", "1", "id", "a", "error", "e", "stream_id", sid],
+                    ["XACK", "fv:submissions", "workers", sid], ["XDEL", "fv:submissions", sid]):
+            assert app(*cmd) == "QUEUED"
+        assert len(app("EXEC")) == 3
+        assert app("XLEN", "fv:dead") == 1 and app("XLEN", "fv:submissions") == 1
+        app.close()
+        admin.close()
+        assert p.stop() == 0
+        p, admin = start_sample_redis(d, port)
+        assert admin("XLEN", "fv:dead") == 1, (d / "redis.log").read_text()[-3000:]
+        assert [e for e, _f in admin("XRANGE", "fv:submissions", "-", "+")] == [kept]
+        assert admin("XPENDING", "fv:submissions", "workers")[0] == 0
+        assert "NOPERM" not in (d / "redis.log").read_text()
+        # `default` still lets nobody in
+        anon = RedisClient(port)
+        try:
+            with pytest.raises(RedisError, match="NOAUTH"):
+                anon("GET", "x")
+            for pw in ("", "x", redis_conf_password("fieldvault")):
+                with pytest.raises(RedisError, match="WRONGPASS"):
+                    anon("AUTH", "default", pw)
+        finally:
+            anon.close()
+    finally:
+        app.close()
         admin.close()
         p.stop()
         cleanup(d)
