@@ -1,5 +1,6 @@
 /* Admin listener: GET /status (JSON), GET /metrics (Prometheus), POST /backends and
- * DELETE /backends/ADDR. Loopback only (checked by lb_config_check): no authentication. */
+ * DELETE /backends/ADDR. Loopback only (checked by lb_config_check); the two that change the
+ * pool need the bearer token of admin_token_file (refused when none is configured). */
 #include "lb_admin.h"
 
 #include <errno.h>
@@ -14,11 +15,14 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "fv_bearer.h"
 #include "fv_json.h"
 #include "fv_log.h"
 #include "lb_config.h"
 
 #define LB_ADMIN_MAX_BODY 4096
+
+static fv_bearer admin_token; /* from admin_token_file; not set: changes are refused */
 
 static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body, size_t len)
 {
@@ -259,6 +263,22 @@ static void handle_delete(lb_server *s, struct evhttp_request *req, const char *
     reply(req, 202, "application/json", body, sizeof body - 1);
 }
 
+/* True when req carries the admin token; else answers 401 and returns false. */
+static bool authorized(struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (fv_bearer_matches(&admin_token, h)) return true;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"fv-balancer\"");
+    if (!admin_token.set)
+        reply_error(req, 401, "unauthenticated",
+                    "changes through the admin API need admin_token_file, which is not set");
+    else
+        reply_error(req, 401, "unauthenticated",
+                    h ? "wrong admin token" : "Authorization: Bearer <admin token> required");
+    return false;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     lb_server *s = arg;
@@ -268,11 +288,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (!path) path = "/";
     if (strcmp(path, "/status") == 0 && cmd == EVHTTP_REQ_GET) handle_status(s, req);
     else if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) handle_metrics(s, req);
-    else if (strcmp(path, "/backends") == 0 && cmd == EVHTTP_REQ_POST) handle_add(s, req);
-    else if (strncmp(path, "/backends/", 10) == 0 && cmd == EVHTTP_REQ_DELETE)
-        handle_delete(s, req, path + 10);
-    else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 ||
-             strcmp(path, "/backends") == 0 || strncmp(path, "/backends/", 10) == 0)
+    else if (strcmp(path, "/backends") == 0 && cmd == EVHTTP_REQ_POST) {
+        if (authorized(req)) handle_add(s, req);
+    } else if (strncmp(path, "/backends/", 10) == 0 && cmd == EVHTTP_REQ_DELETE) {
+        if (authorized(req)) handle_delete(s, req, path + 10);
+    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 ||
+               strcmp(path, "/backends") == 0 || strncmp(path, "/backends/", 10) == 0)
         reply_error(req, 405, "method_not_allowed", "method not allowed on this path");
     else
         reply_error(req, 404, "not_found",
@@ -281,9 +302,17 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 bool lb_admin_start(lb_server *s)
 {
-    const char *errpos = "admin_addr";
+    const char *errpos = "admin_token_file";
     lb_addr a;
     int fd = -1;
+    char err[256];
+    if (lb_cfg.admin_token_file[0] &&
+        !fv_bearer_load(lb_cfg.admin_token_file, &admin_token, err, sizeof err)) {
+        fv_error("cannot start the admin listener: admin_token_file: %s", err);
+        return false;
+    }
+    if (!admin_token.set) fv_warn("admin_token_file is not set: POST and DELETE /backends are refused");
+    errpos = "admin_addr";
     if (!lb_addr_from_ip(lb_cfg.admin_addr, lb_cfg.admin_port, &a)) {
         errno = EINVAL;
         goto failed;

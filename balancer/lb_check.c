@@ -36,7 +36,7 @@ typedef struct lb_check {
     long long started_ms;
 } lb_check;
 
-SSL_CTX *lb_check_ctx_new(const char *ca_file, char *err, size_t errlen)
+SSL_CTX *lb_check_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
@@ -44,18 +44,21 @@ SSL_CTX *lb_check_ctx_new(const char *ca_file, char *err, size_t errlen)
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (ca_file && ca_file[0]) {
-        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-            char e[256];
-            ERR_error_string_n(ERR_get_error(), e, sizeof e);
-            snprintf(err, errlen, "check_ca_file %s: %s", ca_file, e);
-            SSL_CTX_free(ctx);
-            return NULL;
-        }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    } else {
+    if (!verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return ctx;
     }
+    bool loaded = ca_file && ca_file[0] ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) == 1
+                                        : SSL_CTX_set_default_verify_paths(ctx) == 1;
+    if (!loaded) {
+        char e[256];
+        ERR_error_string_n(ERR_get_error(), e, sizeof e);
+        snprintf(err, errlen, "check_ca_file %s: %s", ca_file && ca_file[0] ? ca_file : "(system CAs)",
+                 e);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     return ctx;
 }
 
@@ -191,12 +194,26 @@ static void start_check(lb_check *c)
     c->started_ms = lb_now_ms();
     SSL *ssl = SSL_new(c->srv->check_ctx);
     if (!ssl) goto failed;
-    if (SSL_CTX_get_verify_mode(c->srv->check_ctx) & SSL_VERIFY_PEER) {
+    if (lb_cfg.check_server_name[0]) {
+        /* The certificate must carry this name; it is also the SNI the front end sees. */
+        errpos = "check_server_name";
+        if (SSL_set_tlsext_host_name(ssl, lb_cfg.check_server_name) != 1 ||
+            ((SSL_CTX_get_verify_mode(c->srv->check_ctx) & SSL_VERIFY_PEER) &&
+             X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), lb_cfg.check_server_name, 0) != 1)) {
+            SSL_free(ssl);
+            goto failed;
+        }
+    } else if (SSL_CTX_get_verify_mode(c->srv->check_ctx) & SSL_VERIFY_PEER) {
+        /* No name configured: the certificate must name the backend's IP address. */
         char ip[64];
         snprintf(ip, sizeof ip, "%s", b->addr.text[0] == '[' ? b->addr.text + 1 : b->addr.text);
         char *end = strrchr(ip, b->addr.text[0] == '[' ? ']' : ':');
         if (end) *end = '\0';
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip);
+        errpos = "X509_VERIFY_PARAM_set1_ip_asc";
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) != 1) {
+            SSL_free(ssl);
+            goto failed;
+        }
     }
     errpos = "socket";
     int fd = socket(b->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -34,7 +34,8 @@ const fv_cfg_entry lb_config_table[] = {
     FV_CFG_INT_KEY("balancer", "fall", &lb_cfg.fall, "3", 1, 1000, FV_CFG_RESTART,
                    "failed checks in a row that take a backend out of rotation"),
     FV_CFG_STR_KEY("balancer", "check_ca_file", &lb_cfg.check_ca_file, "", FV_CFG_RESTART,
-                   "CA file to verify the front ends' certificates during checks; empty: not verified"),
+                   "CA file (PEM) the checks verify the front ends' certificates against; empty: "
+                   "the system's trusted CAs"),
     FV_CFG_INT_KEY("balancer", "connect_timeout_ms", &lb_cfg.connect_timeout_ms, "1000", 1, INT_MAX,
                    FV_CFG_RESTART,
                    "a connect to a backend slower than this is retried on another backend"),
@@ -61,6 +62,15 @@ const fv_cfg_entry lb_config_table[] = {
     FV_CFG_INT_KEY("balancer", "drain_timeout_s", &lb_cfg.drain_timeout_s, "30", 0, INT_MAX,
                    FV_CFG_RESTART,
                    "on SIGTERM, open connections get this long to finish before the balancer exits"),
+    FV_CFG_BOOL_KEY("balancer", "check_tls_verify", &lb_cfg.check_tls_verify, "yes", FV_CFG_RESTART,
+                    "verify the front ends' certificates during checks (no: a backend with any "
+                    "certificate is checked; only for testing)"),
+    FV_CFG_STR_KEY("balancer", "check_server_name", &lb_cfg.check_server_name, "", FV_CFG_RESTART,
+                   "host name the front ends' certificates must carry (also sent as SNI); empty: "
+                   "the backend's IP address"),
+    FV_CFG_STR_KEY("balancer", "admin_token_file", &lb_cfg.admin_token_file, "", FV_CFG_RESTART,
+                   "file (mode 0600) holding the bearer token POST /backends and DELETE "
+                   "/backends/ADDR require; empty: those are refused"),
     FV_CFG_END,
 };
 
@@ -76,8 +86,8 @@ void lb_config_check(fv_cfg_load *ld)
             fv_config_problem(ld, "admin_addr", "'%s' is not an IP address", lb_cfg.admin_addr);
         else if (!lb_addr_is_loopback(&a))
             fv_config_problem(ld, "admin_addr",
-                              "%s is not a loopback address (the admin listener has no "
-                              "authentication: use 127.0.0.1 or ::1)",
+                              "%s is not a loopback address (the admin listener is plain "
+                              "HTTP: use 127.0.0.1 or ::1)",
                               lb_cfg.admin_addr);
     }
     if (!fv_config_is_bad(ld, "min_backends") && !fv_config_is_bad(ld, "max_backends") &&

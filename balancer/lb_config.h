@@ -18,7 +18,7 @@ typedef struct lb_settings {
     int check_timeout_ms;
     int rise;
     int fall;
-    char *check_ca_file; /* "" = do not verify the front ends' certificates */
+    char *check_ca_file; /* "" = the system's trusted CAs */
     int connect_timeout_ms;
     int min_backends;
     int max_backends;
@@ -29,6 +29,9 @@ typedef struct lb_settings {
     int spawn_cooldown_ms;
     int high_water_bytes;
     int drain_timeout_s;
+    bool check_tls_verify;   /* false: the checks accept any certificate (testing only) */
+    char *check_server_name; /* "" = the certificate must name the backend's IP */
+    char *admin_token_file;  /* "" = the admin API's changes are refused */
 } lb_settings;
 
 extern lb_settings lb_cfg;

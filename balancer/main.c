@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "fv_bearer.h"
 #include "fv_cli.h"
 #include "fv_log.h"
 #include "lb_admin.h"
@@ -19,13 +20,17 @@
 #include "lb_server.h"
 #include "lb_spawn.h"
 
-/* --check-config and the start: check_ca_file loads (the start then loads it again). */
+/* --check-config and the start: check_ca_file and admin_token_file load (the start then loads
+ * them again). */
 static void check_files(fv_cfg_load *ld)
 {
     char err[512];
-    SSL_CTX *ctx = lb_check_ctx_new(lb_cfg.check_ca_file, err, sizeof err);
+    SSL_CTX *ctx = lb_check_ctx_new(lb_cfg.check_ca_file, lb_cfg.check_tls_verify, err, sizeof err);
     if (!ctx) fv_config_problem(ld, "check_ca_file", "%s", err);
     else SSL_CTX_free(ctx);
+    fv_bearer token;
+    if (lb_cfg.admin_token_file[0] && !fv_bearer_load(lb_cfg.admin_token_file, &token, err, sizeof err))
+        fv_config_problem(ld, "admin_token_file", "%s", err);
 }
 
 static const fv_program program = {
@@ -94,7 +99,8 @@ int main(int argc, char **argv)
     lb_server srv;
     memset(&srv, 0, sizeof srv);
     srv.config_path = cli.config_path;
-    if (!(srv.check_ctx = lb_check_ctx_new(lb_cfg.check_ca_file, err, sizeof err))) {
+    if (!(srv.check_ctx = lb_check_ctx_new(lb_cfg.check_ca_file, lb_cfg.check_tls_verify, err,
+                                           sizeof err))) {
         fprintf(stderr, "fv-balancer: check_ca_file: %s\n", err);
         fv_config_free(lb_config_table);
         return FV_EXIT_CONFIG;

@@ -34,6 +34,104 @@ static int split_words(const char *text, char **buf, const char **words, int n)
     return n;
 }
 
+static bool all_same(const char *t, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (t[i] != t[0]) return false;
+    return true;
+}
+
+static bool all_digits(const char *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isdigit((unsigned char)t[i])) return false;
+    return true;
+}
+
+/* Case hints for a dictionary match's token t[0..n) (zxcvbn's START_UPPER and ALL_UPPER). */
+static void case_hints(fv_strength *s, const char *t, int n)
+{
+    bool upper_first = n > 0 && isupper((unsigned char)t[0]), lower_rest = true, any_lower = false;
+    for (int i = 1; i < n; i++)
+        if (isupper((unsigned char)t[i])) lower_rest = false;
+    for (int i = 0; i < n; i++)
+        if (islower((unsigned char)t[i])) any_lower = true;
+    if (upper_first && lower_rest && n > 1) suggest(s, "Capitalization doesn't help very much.");
+    else if (!any_lower && upper_first)
+        suggest(s, "All-uppercase is almost as easy to guess as all-lowercase.");
+}
+
+/* zxcvbn's feedback (feedback.coffee): the warning and suggestions come from the longest match
+ * of the sequence libzxcvbn chose, so each warning names the pattern that made the password
+ * weak (a "1" read as a substitution of "l" after "password" says nothing about password1, and
+ * "aaaaaaaa" is a repeat, not a common word). zxcvbn-c does not say which dictionary a word is
+ * from (common passwords, English words and names are one list), so its warnings name all three.
+ * pw is the evaluated text (borrowed), info libzxcvbn's matches. */
+static void feedback(fv_strength *s, const char *pw, const ZxcMatch_t *info)
+{
+    const ZxcMatch_t *longest = NULL;
+    int nmatches = 0;
+    bool user = false;
+    for (const ZxcMatch_t *m = info; m; m = m->Next) {
+        nmatches++;
+        int t = (int)m->Type & ~MULTIPLE_MATCH;
+        if (t == USER_MATCH || t == USER_LEET_MATCH) user = true;
+        if (!longest || m->Length > longest->Length) longest = m;
+    }
+    suggest(s, "Add another word or two. Uncommon words are better.");
+    if (!longest) {
+        s->warning = "This password is too short or too simple.";
+        return;
+    }
+    int type = (int)longest->Type & ~MULTIPLE_MATCH;
+    bool repeated = (int)longest->Type & MULTIPLE_MATCH;
+    const char *tok = pw + longest->Begin;
+    int n = longest->Length;
+    bool sole = nmatches == 1;
+    if (repeated || type == REPEATS_MATCH) {
+        s->warning = all_same(tok, n) ? "Repeats like \"aaa\" are easy to guess."
+                                      : "Repeats like \"abcabcabc\" are only slightly harder to "
+                                        "guess than \"abc\".";
+        suggest(s, "Avoid repeated words and characters.");
+        return;
+    }
+    switch (type) {
+    case USER_MATCH:
+    case USER_LEET_MATCH:
+        s->warning = "This password contains your name or email address.";
+        suggest(s, "Avoid your name and email address.");
+        if (type == USER_LEET_MATCH)
+            suggest(s, "Predictable substitutions like '@' instead of 'a' don't help very much.");
+        return;
+    case DICTIONARY_MATCH:
+    case DICT_LEET_MATCH:
+        s->warning = sole && type == DICTIONARY_MATCH
+                         ? "This is a very common password, word or name."
+                         : "This is similar to a commonly used password, word or name.";
+        case_hints(s, tok, n);
+        if (type == DICT_LEET_MATCH)
+            suggest(s, "Predictable substitutions like '@' instead of 'a' don't help very much.");
+        break;
+    case SPATIAL_MATCH:
+        s->warning = "Straight rows and short patterns of keys are easy to guess.";
+        suggest(s, "Use a longer keyboard pattern with more turns.");
+        break;
+    case SEQUENCE_MATCH:
+        s->warning = "Sequences like abc or 6543 are easy to guess.";
+        suggest(s, "Avoid sequences.");
+        break;
+    case YEAR_MATCH:
+    case DATE_MATCH:
+        s->warning = type == YEAR_MATCH || (n == 4 && all_digits(tok, n))
+                         ? "Years are easy to guess."
+                         : "Dates are often easy to guess.";
+        suggest(s, "Avoid dates and years that are associated with you.");
+        break;
+    default: s->warning = "This password is too short or too simple."; break;
+    }
+    if (user) suggest(s, "Avoid your name and email address.");
+}
+
 int fv_strength_estimate(const char *pw, size_t len, const char *email, const char *name,
                          fv_strength *out)
 {
@@ -55,53 +153,14 @@ int fv_strength_estimate(const char *pw, size_t len, const char *email, const ch
 
     ZxcMatch_t *info = NULL;
     double bits = ZxcvbnMatch(copy, words, &info);
-    OPENSSL_cleanse(copy, len);
-    free(copy);
 
     double lg = bits * log10(2.0);
     out->guesses_log10 = round(lg * 100.0) / 100.0;
     out->score = lg < 3 ? 0 : lg < 6 ? 1 : lg < 8 ? 2 : lg < 10 ? 3 : 4;
-
-    bool user = false, dict = false, leet = false, repeat = false, seq = false, spatial = false,
-         date = false, whole_dict = false;
-    for (ZxcMatch_t *m = info; m; m = m->Next) {
-        int t = (int)m->Type & ~MULTIPLE_MATCH;
-        switch (t) {
-        case USER_MATCH:
-        case USER_LEET_MATCH: user = true; break;
-        case DICTIONARY_MATCH:
-        case DICT_LEET_MATCH:
-            dict = true;
-            if (t == DICT_LEET_MATCH) leet = true;
-            if (m->Length == (int)len) whole_dict = true;
-            break;
-        case REPEATS_MATCH: repeat = true; break;
-        case SEQUENCE_MATCH: seq = true; break;
-        case SPATIAL_MATCH: spatial = true; break;
-        case DATE_MATCH:
-        case YEAR_MATCH: date = true; break;
-        default: break;
-        }
-    }
+    if (out->score < 3) feedback(out, copy, info);
     ZxcvbnFreeInfo(info);
+    OPENSSL_cleanse(copy, len);
+    free(copy);
     for (int i = 0; i < 3; i++) free(bufs[i]);
-
-    if (out->score >= 3) return 0;
-    if (user) out->warning = "This password contains your name or email address.";
-    else if (whole_dict) out->warning = "This is a very common password or word.";
-    else if (spatial) out->warning = "Straight rows or patterns of keys are easy to guess.";
-    else if (repeat) out->warning = "Repeated characters or words are easy to guess.";
-    else if (seq) out->warning = "Sequences like abc or 6543 are easy to guess.";
-    else if (date) out->warning = "Dates and years are easy to guess.";
-    else if (dict) out->warning = "Common words are easy to guess.";
-    else out->warning = "This password is too short or too simple.";
-    suggest(out, "Use a few words, avoid common phrases.");
-    if (user) suggest(out, "Avoid your name and email address.");
-    if (leet) suggest(out, "Predictable substitutions like '@' instead of 'a' don't help very much.");
-    if (spatial) suggest(out, "Use a longer keyboard pattern with more turns.");
-    if (repeat) suggest(out, "Avoid repeated words and characters.");
-    if (seq) suggest(out, "Avoid sequences.");
-    if (date) suggest(out, "Avoid dates and years that are associated with you.");
-    suggest(out, "Add another word or two. Uncommon words are better.");
     return 0;
 }

@@ -30,9 +30,10 @@ packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev
 # pulls it in too, named here because the package step needs it).
 if [ "$want_test" = 1 ]; then
     # clang-format-14: the pinned formatter of tools/format.sh (Debian 12's version);
-    # jsonschema, yaml: the live check of every answer against docs/openapi.yaml.
+    # jsonschema, yaml: the live check of every answer against docs/openapi.yaml;
+    # testssl.sh: tests/integration/test_tls.py scans a front end with it.
     packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml
-        clang-format-14)
+        clang-format-14 testssl.sh)
 fi
 
 missing=()

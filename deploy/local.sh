@@ -245,6 +245,11 @@ if [ ! -s "$MASTER_KEY" ]; then
     chmod 700 "$LOCAL/keys"
     (umask 077 && openssl rand -hex 32 >"$MASTER_KEY") || die "openssl rand failed"
 fi
+METRICS_TOKEN="$LOCAL/keys/metrics.token"
+if [ ! -s "$METRICS_TOKEN" ]; then
+    say "making the /metrics bearer token"
+    (umask 077 && openssl rand -hex 32 >"$METRICS_TOKEN") || die "openssl rand failed"
+fi
 
 cat >"$CONF" <<EOF
 # Written by deploy/local.sh on every start (edit deploy/local.sh, or override keys with FV_*
@@ -262,6 +267,7 @@ tls_cert = $CERT
 tls_key = $KEY
 processes = 2
 spool_dir = $LOCAL/spool
+metrics_token_file = $METRICS_TOKEN
 EOF
 
 # The programs read FV_<KEY> overrides: keep this script's own variables away from them.
@@ -311,6 +317,7 @@ cat <<EOF
 Fieldvault is running:
   API       https://127.0.0.1:$HTTP_PORT  (certificate: $CERT)
   admin key $ADMIN_KEY_FILE
+  metrics   curl --cacert $CERT -H "Authorization: Bearer \$(cat $METRICS_TOKEN)" https://127.0.0.1:$HTTP_PORT/metrics
   logs      $LOGS/  (PostgreSQL: $PGDIR/postgresql.log)
   config    $CONF
 

@@ -18,10 +18,12 @@
 #include "fe_handlers.h"
 #include "fe_http.h"
 #include "fe_metrics.h"
+#include "fe_metrics_http.h"
 #include "fe_pg.h"
 #include "fe_queue.h"
 #include "fe_ratelimit.h"
 #include "fe_redis.h"
+#include "fe_reply.h"
 #include "fe_throttle.h"
 #include "fe_tls.h"
 #include "fe_workpool.h"
@@ -97,6 +99,8 @@ int fe_child_run(int index, int listen_fd)
     /* Die with the master: a child never outlives its supervisor. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     fe_metrics_set_slot(index);
+    errpos = "request id prefix";
+    if (!fe_reqid_seed()) goto failed;
 
     errpos = "event_base_new";
     ch.base = event_base_new();
@@ -126,6 +130,8 @@ int fe_child_run(int index, int listen_fd)
     ch.bound = evhttp_accept_socket_with_handle(ch.http, listen_fd);
     if (!ch.bound) goto failed;
     fe_conn_set_listener(evhttp_bound_socket_get_listener(ch.bound));
+    errpos = "metrics_listen";
+    if (!fe_metrics_http_start(ch.base)) goto failed;
     errpos = "postgresql pool";
     if (fe_pg_init(ch.base, fv_common.pg_dsn, fe_cfg.pg_pool_size, fe_cfg.pg_timeout_ms) != 0)
         goto failed;
@@ -168,6 +174,7 @@ cleanup:
     fe_pg_shutdown();
     fe_conn_shutdown();
     if (ch.http) evhttp_free(ch.http);
+    fe_metrics_http_free();
     fe_revoke_shutdown();
     fe_ratelimit_shutdown();
     fe_depcache_shutdown();

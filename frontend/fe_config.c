@@ -2,6 +2,9 @@
 #include "fe_config.h"
 
 #include <limits.h>
+#include <string.h>
+
+#include "fe_metrics_http.h"
 
 fe_settings fe_cfg;
 fv_keyset fe_keys;
@@ -130,11 +133,31 @@ const fv_cfg_entry fe_config_table[] = {
         1000000, FV_CFG_RESTART,
         "open connections per client address per child; more are closed at once; 0: no limit (behind fv-balancer)"),
     /* ---- http limits end ---- */
+    /* ---- metrics ---- */
+    FV_CFG_STR_KEY("frontend", "metrics_listen", &fe_cfg.metrics_listen, "", FV_CFG_RESTART,
+                   "IP:port of a separate plain-HTTP listener serving only GET /metrics; empty: none"),
+    FV_CFG_STR_KEY("frontend", "metrics_token_file", &fe_cfg.metrics_token_file, "", FV_CFG_RESTART,
+                   "file (mode 0600) with the bearer token /metrics needs; empty: /metrics is not "
+                   "served on the API port, and metrics_listen needs no token"),
+    /* ---- metrics end ---- */
     FV_CFG_END,
 };
 
 void fe_config_check(fv_cfg_load *ld)
 {
-    /* Every integer's range is in the table; no key depends on another. */
+    /* Every integer's range is in the table. */
     fv_common_check(ld);
+    if (fe_cfg.metrics_listen[0]) {
+        char addr[64];
+        int port;
+        if (!fe_metrics_listen_parse(fe_cfg.metrics_listen, addr, sizeof addr, &port))
+            fv_config_problem(ld, "metrics_listen", "'%s' is not IP:port or [IPv6]:port",
+                              fe_cfg.metrics_listen);
+        else if (!fe_cfg.metrics_token_file[0] && strcmp(addr, "127.0.0.1") != 0 &&
+                 strcmp(addr, "::1") != 0)
+            fv_config_problem(ld, "metrics_listen",
+                              "%s is not a loopback address: set metrics_token_file too (plain "
+                              "HTTP, otherwise readable by anybody who reaches it)",
+                              fe_cfg.metrics_listen);
+    }
 }

@@ -62,6 +62,10 @@ typedef struct fe_settings {
     int max_connections;             /* per child; clamped below RLIMIT_NOFILE at start-up */
     int max_connections_per_address; /* per child; 0 = no limit */
     /* ---- http limits end ---- */
+    /* ---- metrics ---- */
+    char *metrics_listen;     /* "" = no separate metrics listener; else IP:port */
+    char *metrics_token_file; /* "" = /metrics only on metrics_listen, without a token */
+    /* ---- metrics end ---- */
 } fe_settings;
 
 extern fe_settings fe_cfg;

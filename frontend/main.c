@@ -16,6 +16,7 @@
 #include "fe_child.h"
 #include "fe_config.h"
 #include "fe_metrics.h"
+#include "fe_metrics_http.h"
 #include "fe_pg.h"
 #include "fe_tls.h"
 #include "fv_totp.h"
@@ -50,6 +51,7 @@ static void check_files(fv_cfg_load *ld)
     if (fv_keys_load(&keys, fv_common.key_file, err, sizeof err) != 0)
         fv_config_problem(ld, "key_file", "%s", err);
     fv_keys_clear(&keys);
+    if (!fe_metrics_access_load(err, sizeof err)) fv_config_problem(ld, "metrics_token_file", "%s", err);
 }
 
 static const fv_program program = {
@@ -187,6 +189,11 @@ int main(int argc, char **argv)
         fv_config_free(fe_config_table);
         return FV_EXIT_CONFIG;
     }
+    if (!fe_metrics_access_load(err, sizeof err)) {
+        fprintf(stderr, "fv-frontend: metrics_token_file: %s\n", err);
+        fv_config_free(fe_config_table);
+        return FV_EXIT_CONFIG;
+    }
 
     nchildren = fe_cfg.processes > 0 ? fe_cfg.processes : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nchildren < 1) nchildren = 1;
@@ -203,6 +210,15 @@ int main(int argc, char **argv)
 
     int listen_fd = bind_listener(fe_cfg.listen_addr, fe_cfg.listen_port);
     if (listen_fd == -1) return 1;
+    if (fe_cfg.metrics_listen[0]) { /* checked by fe_config_check */
+        char maddr[64];
+        int mport = 0;
+        if (!fe_metrics_listen_parse(fe_cfg.metrics_listen, maddr, sizeof maddr, &mport)) return 1;
+        fe_metrics_listen_fd = bind_listener(maddr, mport);
+        if (fe_metrics_listen_fd == -1) return 1;
+        fv_info("metrics on http://%s/metrics%s", fe_cfg.metrics_listen,
+                fe_metrics_token.set ? " (bearer token required)" : "");
+    }
     if (fe_metrics_init() != 0) {
         fv_error("mmap of the metrics region failed: %s", strerror(errno));
         return 1;
@@ -223,6 +239,7 @@ int main(int argc, char **argv)
                 stopping = true;
                 deadline = now_s() + fe_cfg.shutdown_timeout_s + 2;
                 close(listen_fd);
+                if (fe_metrics_listen_fd != -1) close(fe_metrics_listen_fd);
                 signal_all(SIGTERM);
             }
         } else if (sig == SIGHUP) {

@@ -13,8 +13,6 @@
 #include "fe_config.h"
 #include "fe_framing.h"
 
-static unsigned long long req_counter;
-
 static bool is_json_content_type(const char *ct)
 {
     if (!ct) return false;
@@ -132,7 +130,7 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
     r->ev = ev;
     r->route = -1;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
-    snprintf(r->req_id, sizeof r->req_id, "%x-%llx", (unsigned)getpid(), ++req_counter);
+    fe_reqid_next(r->req_id, sizeof r->req_id);
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     if (evcon) {
         char *addr = NULL;

@@ -3,6 +3,7 @@
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/rand.h>
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,25 @@
 
 int fe_http_inflight;
 int fe_http_unflushed;
+
+/* X-Request-Id: a random prefix drawn once per child (so it names no pid and differs between
+ * children and across restarts) and a counter of the child's requests. */
+static char reqid_prefix[13];
+static unsigned long long reqid_counter;
+
+bool fe_reqid_seed(void)
+{
+    unsigned char b[6];
+    if (RAND_bytes(b, sizeof b) != 1) return false;
+    for (size_t i = 0; i < sizeof b; i++) snprintf(reqid_prefix + 2 * i, 3, "%02x", b[i]);
+    reqid_counter = 0;
+    return true;
+}
+
+void fe_reqid_next(char *out, size_t n)
+{
+    snprintf(out, n, "%s-%llx", reqid_prefix, ++reqid_counter);
+}
 
 /* libevent wrote the whole reply to the socket (a reply whose connection failed never gets
  * here: the drain bounds its wait for this count). */
@@ -110,7 +130,7 @@ static void finish(fe_req *r, int status, struct evbuffer *buf)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     evhttp_add_header(h, "X-Request-Id", r->req_id);
-    evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+    evhttp_add_header(h, "Strict-Transport-Security", FE_HSTS);
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "Cache-Control", "no-store");
     /* An API answer is data, never a page: nothing in it may run, load, frame it or be sent on

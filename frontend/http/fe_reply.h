@@ -34,6 +34,15 @@ void fe_reply_request_id(fe_req *r, fv_jgen *j);
 /* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
 void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
 
+/* Strict-Transport-Security on every reply: one year, subdomains included. */
+#define FE_HSTS "max-age=31536000; includeSubDomains"
+
+/* Draws this child's random request-id prefix (call once at child start, after fork); false
+ * when the random generator fails. */
+bool fe_reqid_seed(void);
+/* Writes the next request id, "<12 hex digits>-<counter in hex>" (at most 29 characters). */
+void fe_reqid_next(char *out, size_t n);
+
 /* The decoded value of query parameter `name` (caller frees), or NULL. */
 char *fe_query_param(fe_req *r, const char *name);
 

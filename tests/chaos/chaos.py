@@ -84,6 +84,7 @@ class ChaosCluster:
             "backends": ",".join(f"127.0.0.1:{p}" for p in self.fe_ports),
             "check_interval_ms": 300, "check_timeout_ms": 1000, "rise": 2, "fall": 2,
             "connect_timeout_ms": 500, "min_backends": 1, "max_backends": 4,
+            "check_ca_file": self.c.cert,  # the checks verify the front ends' certificate
         }
         write_config(conf, sections)
         self.balancer = self.c._spawn("balancer", [binary("fv-balancer"), "-c", conf])
@@ -114,7 +115,8 @@ class ChaosCluster:
             try:
                 with requests.Session() as s:
                     s.trust_env = False
-                    text = s.get(f"https://127.0.0.1:{port}/metrics", verify=str(self.c.cert), timeout=5).text
+                    text = s.get(f"https://127.0.0.1:{port}/metrics", verify=str(self.c.cert), timeout=5,
+                                 headers=self.c.metrics_headers).text
             except Exception:
                 continue
             for line in text.splitlines():

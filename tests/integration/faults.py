@@ -18,11 +18,7 @@ def kill_redis(c):
 
 
 def restart_redis(c):
-    d = c.base / "redis"
-    c.redis_proc = c._spawn("redis", [
-        "redis-server", "--port", c.redis_port, "--bind", "127.0.0.1", "--dir", d,
-        "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-        "--save", ""], track=False)
+    c.redis_proc = c._spawn("redis", c.redis_argv(), track=False)
 
     def pong():
         c.redis_proc.check_alive()

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     psycopg2 = None
 
 REPO = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO / "deploy"
 PG_BIN = Path(os.environ.get("FV_PG_BIN", "/usr/lib/postgresql/15/bin"))
 IS_ROOT = os.geteuid() == 0
 
@@ -35,6 +36,9 @@ SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"SUMMARY: UndefinedBehaviorSanitizer|SUMMARY: AddressSanitizer"
 )
+# Redis's answer to a command the ACL of deploy/redis.conf does not allow: any program that logs
+# it at teardown fails the run (the programs log the Redis error text).
+REDIS_ACL_REFUSAL = re.compile(r"NOPERM")
 
 
 class HarnessError(Exception):
@@ -208,15 +212,22 @@ class RedisClient:
     """A minimal RESP2 client (no dependency): call it with the command words, get the reply as
     str / int / list / None; an error reply raises RedisError."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=30.0):
+    def __init__(self, port, host="127.0.0.1", timeout=30.0, auth=None):
         self.addr = (host, port)
         self.timeout = timeout
+        self.auth = auth  # (user, password): sent as AUTH on every new connection
         self.sock = None
         self.f = None
 
     def _connect(self):
         self.sock = socket.create_connection(self.addr, timeout=self.timeout)
         self.f = self.sock.makefile("rb")
+        if self.auth:
+            try:
+                self("AUTH", *self.auth)
+            except BaseException:
+                self.close()
+                raise
 
     def close(self):
         if self.sock:
@@ -455,14 +466,42 @@ class Cluster:
         self.findings = []  # problems seen at teardown (sanitizer reports, stray processes)
 
     # ---------------------------------------------------------------- infrastructure
+    def write_redis_acl(self, d):
+        """The ACL of deploy/redis.conf (its `user` lines, each password replaced by a random
+        one), so that every test runs the programs as the production `fieldvault` user and a
+        command the ACL forgot fails the suite. The harness itself is `fvadmin`."""
+        self.redis_passwords = {}
+        lines = []
+        for line in (DEPLOY_DIR / "redis.conf").read_text().splitlines():
+            m = re.match(r"user (\S+) ", line)
+            if not m:
+                continue
+            pw = self.redis_passwords.setdefault(m.group(1), os.urandom(16).hex())
+            lines.append(re.sub(r" >\S+", f" >{pw}", line))
+        missing = {"fieldvault", "fvadmin"} - set(self.redis_passwords)
+        if missing:
+            raise HarnessError(f"deploy/redis.conf defines no user {missing}")
+        acl = d / "acl.conf"
+        acl.write_text("\n".join(lines) + "\n")
+        os.chmod(acl, 0o600)
+        return acl
+
+    def redis_argv(self):
+        d = self.base / "redis"
+        return ["redis-server", d / "acl.conf", "--port", self.redis_port, "--bind", "127.0.0.1",
+                "--dir", d, "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
+                "--save", ""]
+
+    def redis_client(self, user="fvadmin"):
+        """A new Redis connection authenticated as user (of deploy/redis.conf's ACL)."""
+        return RedisClient(self.redis_port, auth=(user, self.redis_passwords[user]))
+
     def start_redis(self):
         d = self.base / "redis"
         d.mkdir()
-        self.redis_proc = self._spawn("redis", [
-            "redis-server", "--port", self.redis_port, "--bind", "127.0.0.1", "--dir", d,
-            "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-            "--save", ""], track=False)
-        self._redis = RedisClient(self.redis_port)
+        self.write_redis_acl(d)
+        self.redis_proc = self._spawn("redis", self.redis_argv(), track=False)
+        self._redis = self.redis_client()
 
         def pong():
             self.redis_proc.check_alive()
@@ -487,6 +526,12 @@ class Cluster:
         self.master_key.parent.mkdir()
         self.master_key.write_text(os.urandom(32).hex() + "\n")
         os.chmod(self.master_key, 0o600)
+        # /metrics on the API port needs this token (metrics_token_file).
+        self.metrics_token_file = self.base / "keys" / "metrics.token"
+        self.metrics_token = os.urandom(24).hex()
+        fd = os.open(self.metrics_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.metrics_token + "\n")
 
     def config_sections(self):
         return {
@@ -494,6 +539,8 @@ class Cluster:
                 "pg_dsn": self.pg.dsn(),
                 "redis_host": "127.0.0.1",
                 "redis_port": self.redis_port,
+                "redis_user": "fieldvault",
+                "redis_password": self.redis_passwords["fieldvault"],
                 "stream": self.STREAM,
                 "dead_stream": self.DEAD,
                 "group": self.GROUP,
@@ -512,6 +559,7 @@ class Cluster:
                 # Existing tests submit thousands of times with one key: a limit they never reach
                 # (tests of the limit itself start front ends with FV_API_KEY_RATE_LIMIT).
                 "api_key_rate_limit": 1000000,
+                "metrics_token_file": self.metrics_token_file,
             },
             "worker": {
                 "batch_size": 50,
@@ -624,6 +672,21 @@ class Cluster:
             self.stop_worker(p)
 
     # ---------------------------------------------------------------- clients
+    def acl_refusals(self):
+        """Commands Redis refused to the programs' `fieldvault` user since it started (its ACL
+        LOG): each a dict with reason, context, object (the command or key) and count."""
+        out = []
+        for entry in self.redis_cli("ACL", "LOG") or []:
+            e = dict(zip(entry[0::2], entry[1::2]))
+            if e.get("username") == "fieldvault":
+                out.append({k: e.get(k) for k in ("reason", "context", "object", "count")})
+        return out
+
+    @property
+    def metrics_headers(self):
+        """The Authorization header /metrics on the API port needs."""
+        return {"Authorization": f"Bearer {self.metrics_token}"}
+
     def redis_cli(self, *args):
         return self._redis(*args)
 
@@ -656,8 +719,10 @@ class Cluster:
             out.append((f"fvctl {fvctl}", tail(fvctl, lines)))
         return out
 
-    def scan_logs(self):
-        """Sanitizer reports in any of our programs' logs: a list of (log, line)."""
+    def scan_logs(self, pattern=None):
+        """Sanitizer reports (or lines matching pattern) in any of our programs' logs: a list
+        of (log, line)."""
+        pattern = pattern or SANITIZER_PATTERNS
         found = []
         for p in self.procs:
             if p.name == "redis":
@@ -665,7 +730,7 @@ class Cluster:
             try:
                 with open(p.log_path, errors="replace") as f:
                     for line in f:
-                        if SANITIZER_PATTERNS.search(line):
+                        if pattern.search(line):
                             found.append((str(p.log_path), line.rstrip()))
             except OSError:
                 pass
@@ -731,6 +796,12 @@ class Cluster:
                                      f"(a negative status is the signal that ended it)")
             if p.leftovers:
                 self.findings.append(f"{p.name} (pid {p.pid}): processes of its group outlived it")
+        if self.redis_proc and self.redis_proc.alive():
+            try:
+                for entry in self.acl_refusals():
+                    self.findings.append(f"deploy/redis.conf's ACL refused the programs: {entry}")
+            except (OSError, EOFError, RedisError) as e:
+                self.findings.append(f"could not read Redis's ACL LOG: {e}")
         if self._redis:
             self._redis.close()
         if self.redis_proc:
@@ -738,6 +809,8 @@ class Cluster:
         self.pg.stop()
         for log, line in self.scan_logs():
             self.findings.append(f"sanitizer report in {log}: {line}")
+        for log, line in self.scan_logs(REDIS_ACL_REFUSAL):
+            self.findings.append(f"deploy/redis.conf's ACL refused a command in {log}: {line}")
 
     def cleanup(self):
         if os.environ.get("FV_KEEP_TMP") == "1":
@@ -746,7 +819,7 @@ class Cluster:
 
 
 def child_of(resp):
-    """The pid (hex) of the front-end child that answered: the request id is <pid>-<counter>."""
+    """Which front-end child answered: the request id is <random per-child prefix>-<counter>."""
     return resp.headers["X-Request-Id"].split("-")[0]
 
 
@@ -861,14 +934,23 @@ class Balancer:
         self.sections = sections
         self.admin = requests.Session()
         self.admin.trust_env = False
+        token_file = sections.get("balancer", {}).get("admin_token_file")
+        self.admin_token = Path(token_file).read_text().strip() if token_file else None
 
     @property
     def pid(self):
         return self.proc.pid
 
-    def admin_request(self, method, path, **kw):
+    def admin_request(self, method, path, token=True, **kw):
+        """A request to the admin listener, with the admin token unless token is False (or a
+        string to send instead)."""
         kw.setdefault("timeout", 10)
-        return self.admin.request(method, f"http://127.0.0.1:{self.admin_port}{path}", **kw)
+        headers = dict(kw.pop("headers", None) or {})
+        bearer = self.admin_token if token is True else token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return self.admin.request(method, f"http://127.0.0.1:{self.admin_port}{path}",
+                                  headers=headers, **kw)
 
     def status(self):
         self.proc.check_alive()
@@ -919,10 +1001,24 @@ class Balancer:
         return self.proc.stop(sig=sig, timeout=timeout)
 
 
+def balancer_admin_token_file(cluster):
+    """The cluster's balancer admin token file (mode 0600), made on first use."""
+    f = cluster.base / "lb-admin.token"
+    if not f.exists():
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(os.urandom(32).hex() + "\n")
+    return f
+
+
 def balancer_sections(cluster, port, admin_port, **keys):
-    """The cluster's config with a [balancer] section for tests: loopback, fast checks."""
+    """The cluster's config with a [balancer] section for tests: loopback, fast checks, the
+    front ends' certificates verified against the harness's (self-signed) certificate, and an
+    admin token."""
     sections = cluster.config_sections()
     bal = {
+        "check_ca_file": cluster.cert,
+        "admin_token_file": balancer_admin_token_file(cluster),
         "proxy_addr": "127.0.0.1",
         "proxy_port": port,
         "admin_addr": "127.0.0.1",

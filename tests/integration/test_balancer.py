@@ -28,14 +28,15 @@ PATTERN = bytes(range(256)) * 256
 
 
 class Fake:
-    def __init__(self, cluster, name):
+    def __init__(self, cluster, name, cert=None, key=None):
         self.cluster = cluster
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.modefile = cluster.base / f"{name}.mode"
         self.set_mode("ready")
         script = Path(__file__).with_name("fake_backend.py")
-        self.proc = cluster._spawn(name, [PY, script, self.port, cluster.cert, cluster.key, self.modefile])
+        self.proc = cluster._spawn(name, [PY, script, self.port, cert or cluster.cert, key or cluster.key,
+                                          self.modefile])
 
         def listening():
             self.proc.check_alive()
@@ -91,8 +92,8 @@ def balancers(frontend):
 def fake(frontend):
     fakes = []
 
-    def make(name="fake-backend"):
-        f = Fake(frontend, name)
+    def make(name="fake-backend", cert=None, key=None):
+        f = Fake(frontend, name, cert, key)
         fakes.append(f)
         return f
     yield make
@@ -357,6 +358,107 @@ def test_checks_verify_with_check_ca_file(frontend, balancers):
     wait_until(lambda: checks("failed") >= 3, 30, what="three failed checks against the wrong CA")
     assert checks("ready") == 0 and checks("degraded") == 0
     assert wrong.state(addr) != "up"
+
+
+def make_cert(d, san, cn="fv-test"):
+    """A self-signed certificate (its own CA) for san, in directory d: (cert, key)."""
+    d.mkdir(parents=True, exist_ok=True)
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", f"/CN={cn}", "-addext", f"subjectAltName={san}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def check_results(b, addr, result):
+    return sum(v for labels, v in b.metrics().get("fv_lb_checks_total", [])
+               if labels["backend"] == addr and labels["result"] == result)
+
+
+def test_checks_verify_by_default(frontend, balancers):
+    """With no check_ca_file the checks still verify (against the system's CAs): the harness's
+    self-signed front end is never marked up, and the check names the TLS failure. The opt-out
+    check_tls_verify = no brings it up."""
+    addr = fe1_addr(frontend)
+    strict = balancers(check_ca_file="")
+    wait_until(lambda: check_results(strict, addr, "failed") >= 3, 30,
+               what="three failed checks of a certificate no system CA signed")
+    assert check_results(strict, addr, "ready") == 0 and check_results(strict, addr, "degraded") == 0
+    assert strict.state(addr) != "up"
+    assert "certificate verify failed" in strict.backend(addr)["last_check"]["error"]
+    lax = balancers(check_ca_file="", check_tls_verify="no")
+    lax.wait_state(addr, "up")
+
+
+def test_checks_verify_check_server_name(frontend, fake, balancers):
+    """check_server_name: the certificate must carry that name (sent as SNI too); without it, the
+    backend's IP address."""
+    cert, key = make_cert(frontend.base / "named-backend", "DNS:backend.fv.test")
+    f = fake("fake-named", cert=cert, key=key)
+    good = balancers(backends=f.addr, check_ca_file=cert, check_server_name="backend.fv.test")
+    good.wait_state(f.addr, "up")
+    for keys in ({"check_server_name": "other.fv.test"}, {}):  # a wrong name; the IP (not in it)
+        b = balancers(backends=f.addr, check_ca_file=cert, **keys)
+        wait_until(lambda: check_results(b, f.addr, "failed") >= 3, 30,
+                   what=f"three failed checks with {keys}")
+        assert check_results(b, f.addr, "ready") == 0, keys
+        assert b.state(f.addr) != "up", keys
+
+
+def test_check_from_another_ca_is_not_up(frontend, fake, balancers):
+    """A backend whose certificate comes from another CA (right IP address in it) is not marked up
+    by a balancer that trusts the harness's CA."""
+    cert, key = make_cert(frontend.base / "other-ca-backend", "IP:127.0.0.1", cn="127.0.0.1")
+    f = fake("fake-other-ca", cert=cert, key=key)
+    b = balancers(backends=f"{fe1_addr(frontend)},{f.addr}")
+    b.wait_state(fe1_addr(frontend), "up")  # the harness's CA: verified
+    wait_until(lambda: check_results(b, f.addr, "failed") >= 3, 30, what="three failed checks")
+    assert check_results(b, f.addr, "ready") == 0 and b.state(f.addr) != "up"
+
+
+def test_admin_changes_need_the_token(frontend, fe2, balancers):
+    """POST /backends and DELETE /backends/ADDR answer 401 (JSON) without the admin token or with
+    a wrong one, and change nothing; GET /status and /metrics stay open (loopback only)."""
+    b = balancers(backends=fe1_addr(frontend), max_backends=3)
+    for token in (False, "wrong-" + "x" * 30, b.admin_token[:-1], b.admin_token + "x"):
+        r = b.admin_request("POST", "/backends", token=token, json={"addr": fe2.addr})
+        assert r.status_code == 401, (token, r.text)
+        assert r.json()["error"]["code"] == "unauthenticated"
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        r = b.admin_request("DELETE", f"/backends/{fe1_addr(frontend)}", token=token)
+        assert r.status_code == 401, (token, r.text)
+    r = b.admin_request("POST", "/backends", headers={"Authorization": f"Basic {b.admin_token}"},
+                        token=False, json={"addr": fe2.addr})
+    assert r.status_code == 401
+    assert [x["addr"] for x in b.status()["backends"]] == [fe1_addr(frontend)]
+    assert b.admin_request("GET", "/status", token=False).status_code == 200
+    assert b.admin_request("GET", "/metrics", token=False).status_code == 200
+    r = b.admin_request("POST", "/backends", json={"addr": fe2.addr})
+    assert r.status_code == 201, r.text
+    # Without admin_token_file no token opens the admin API's changes.
+    closed = balancers(backends=fe1_addr(frontend), admin_token_file="")
+    r = closed.admin_request("POST", "/backends", token=b.admin_token, json={"addr": fe2.addr})
+    assert r.status_code == 401 and "admin_token_file" in r.json()["error"]["message"], r.text
+
+
+def test_check_config_checks_the_admin_token_file(frontend, tmp_path):
+    from fvharness import balancer_sections, write_config
+    conf = tmp_path / "lb.conf"
+    write_config(conf, balancer_sections(frontend, free_port(), free_port()))
+
+    def check(token_text, mode):
+        f = tmp_path / "token"
+        f.write_text(token_text)
+        os.chmod(f, mode)
+        return subprocess.run([binary("fv-balancer"), "-c", conf, "--check-config"], capture_output=True,
+                              text=True, env=child_env(FV_ADMIN_TOKEN_FILE=str(f)), timeout=30)
+    ok = check("a" * 40 + "\n", 0o600)
+    assert ok.returncode == 0, ok.stderr
+    for text, mode in (("a" * 40, 0o644), ("short", 0o600), ("two words here and more", 0o600)):
+        bad = check(text, mode)
+        assert bad.returncode == 2 and "admin_token_file" in bad.stderr, (text, mode, bad.stderr)
+        assert text not in bad.stderr
 
 
 def test_spawner_starts_front_ends_up_to_max_backends(frontend, balancers):

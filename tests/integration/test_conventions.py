@@ -114,13 +114,13 @@ def test_every_log_line_of_the_front_end_has_a_timestamp(frontend, admin):
 
 def test_metrics_name_unmatched_requests_as_the_access_log_does(frontend, anon):
     def unmatched_404s():
-        m = parse_metrics(anon.get("/metrics").text)
+        m = parse_metrics(anon.get("/metrics", headers=frontend.metrics_headers).text)
         return sum(v for labels, v in m.get("fv_http_requests_total", [])
                    if labels.get("route") == "unmatched" and labels.get("status") == "404")
     before = unmatched_404s()
     assert anon.get(f"/v1/no-such-route-{new_id()}").status_code == 404
     wait_until(lambda: unmatched_404s() >= before + 1, 30, what="an unmatched 404 in fv_http_requests_total")
-    m = parse_metrics(anon.get("/metrics").text)
+    m = parse_metrics(anon.get("/metrics", headers=frontend.metrics_headers).text)
     routes = {labels.get("route") for labels, _ in m.get("fv_http_requests_total", [])}
     assert "none" not in routes
 

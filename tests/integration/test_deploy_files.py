@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fvharness import (IS_ROOT, PG_BIN, Proc, RedisClient, RedisError, binary, child_env, free_port,
-                       wait_until, write_config)
+                       new_id, wait_until, write_config)
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -321,27 +321,83 @@ def redis_conf_password(user):
     return m.group(1)
 
 
+def start_sample_redis(d, port):
+    """redis-server deploy/redis.conf in directory d, with port, bind and dir overridden on the
+    command line; waits until the operator user gets PONG. Returns (Proc, operator client)."""
+    p = Proc("redis-sample", ["redis-server", str(DEPLOY / "redis.conf"), "--port", port,
+                              "--bind", "127.0.0.1", "--dir", d, "--supervised", "no"],
+             d / "redis.log", env=child_env())
+    admin = RedisClient(port, auth=("fvadmin", redis_conf_password("fvadmin")))
+
+    def up():
+        p.check_alive()
+        try:
+            return admin("PING") == "PONG"
+        except (OSError, EOFError, RedisError):
+            admin.close()
+            return False
+    try:
+        wait_until(up, 30, what="redis-server with deploy/redis.conf")
+    except BaseException:
+        p.stop()
+        raise
+    return p, admin
+
+
 @pytest.fixture()
 def sample_redis():
     """redis-server deploy/redis.conf, with port, bind and dir overridden on the command line."""
     d = temp_dir("fv-redisconf-")
     port = free_port()
-    p = Proc("redis-sample", ["redis-server", str(DEPLOY / "redis.conf"), "--port", port,
-                              "--bind", "127.0.0.1", "--dir", d, "--supervised", "no"],
-             d / "redis.log", env=child_env())
-    admin = RedisClient(port)
+    p, admin = start_sample_redis(d, port)
     try:
-        def up():
-            p.check_alive()
-            try:
-                admin("AUTH", "fvadmin", redis_conf_password("fvadmin"))
-                return admin("PING") == "PONG"
-            except OSError:
-                admin.close()
-                return False
-        wait_until(up, 30, what="redis-server with deploy/redis.conf")
         yield port, admin, d
     finally:
+        admin.close()
+        p.stop()
+        cleanup(d)
+
+
+def test_redis_conf_keeps_transactions_across_a_restart():
+    """Redis 7.0 re-checks each MULTI/EXEC it replays from the AOF against the `default` user's
+    ACL: deploy/redis.conf must not make it drop the workers' dead-letter move (and fvctl's
+    requeue) at the next start, while nobody can still log in as `default`."""
+    d = temp_dir("fv-redisconf-")
+    port = free_port()
+    p, admin = start_sample_redis(d, port)
+    app = RedisClient(port, auth=("fieldvault", redis_conf_password("fieldvault")))
+    try:
+        sid = app("XADD", "fv:submissions", "*", "v", "1", "id", "a")
+        kept = app("XADD", "fv:submissions", "*", "v", "1", "id", "b")
+        app("XGROUP", "CREATE", "fv:submissions", "workers", "0")
+        assert len(app("XREADGROUP", "GROUP", "workers", "w1", "COUNT", "1", "STREAMS", "fv:submissions", ">")) == 1
+        # the worker's dead-letter move of entry a: one transaction
+        assert app("MULTI") == "OK"
+        for cmd in (["XADD", "fv:dead", "*", "v", "1", "id", "a", "error", "e", "stream_id", sid],
+                    ["XACK", "fv:submissions", "workers", sid], ["XDEL", "fv:submissions", sid]):
+            assert app(*cmd) == "QUEUED"
+        assert len(app("EXEC")) == 3
+        assert app("XLEN", "fv:dead") == 1 and app("XLEN", "fv:submissions") == 1
+        app.close()
+        admin.close()
+        assert p.stop() == 0
+        p, admin = start_sample_redis(d, port)
+        assert admin("XLEN", "fv:dead") == 1, (d / "redis.log").read_text()[-3000:]
+        assert [e for e, _f in admin("XRANGE", "fv:submissions", "-", "+")] == [kept]
+        assert admin("XPENDING", "fv:submissions", "workers")[0] == 0
+        assert "NOPERM" not in (d / "redis.log").read_text()
+        # `default` still lets nobody in
+        anon = RedisClient(port)
+        try:
+            with pytest.raises(RedisError, match="NOAUTH"):
+                anon("GET", "x")
+            for pw in ("", "x", redis_conf_password("fieldvault")):
+                with pytest.raises(RedisError, match="WRONGPASS"):
+                    anon("AUTH", "default", pw)
+        finally:
+            anon.close()
+    finally:
+        app.close()
         admin.close()
         p.stop()
         cleanup(d)
@@ -410,7 +466,24 @@ def test_redis_conf_acl(sample_redis):
         for cmd in (["XADD", "other", "*", "a", "b"], ["XLEN", "jobs"], ["XRANGE", "x:fv", "-", "+"]):
             with pytest.raises(RedisError, match="NOPERM"):
                 app(*cmd)
-        assert app("XLEN", "fv:submissions") == 1  # still there
+        # Each command only on its own keys: no string or hash command reaches a stream (it
+        # would overwrite or read the queue of acknowledged submissions), no stream command a
+        # cache entry or a counter.
+        for cmd in (["SET", "fv:submissions", "x"], ["SET", "fv:dead", "x"], ["GET", "fv:submissions"],
+                    ["MGET", "fv:cache:apikey:x", "fv:submissions"], ["HGET", "fv:dead", "a"],
+                    ["EXPIRE", "fv:dead", "1"], ["SET", "fv:rl:k:1", "0"], ["SET", "fv:throttle:acct:h", "0"],
+                    ["SET", "fv:other", "x"], ["GET", "fv:other"],
+                    ["XADD", "fv:cache:apikey:x", "*", "a", "b"], ["XADD", "fv:rl:k:2", "*", "a", "b"],
+                    ["XLEN", "fv:throttle:acct:h"], ["XADD", "fv:other", "*", "a", "b"],
+                    ["WATCH", "fv:cache:apikey:x"]):
+            with pytest.raises(RedisError, match="NOPERM"):
+                app(*cmd)
+        # What fvctl's requeue does: WATCH the dead letters, then MULTI/XADD/XDEL/EXEC.
+        assert app("WATCH", "fv:dead") == "OK"
+        assert app("MULTI") == "OK"
+        assert app("XADD", "fv:submissions", "*", "v", "1") == "QUEUED"
+        assert len(app("EXEC")) == 1
+        assert app("XLEN", "fv:submissions") == 2  # still there, one more
     finally:
         anon.close()
         app.close()
@@ -538,3 +611,33 @@ def test_postgresql_fragment_archives_wal():
                 subprocess.run(as_pg([PG_BIN / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]),
                                capture_output=True, text=True)
         cleanup(d)
+
+
+def test_session_cluster_runs_under_the_redis_acl(world):
+    """The harness starts Redis with deploy/redis.conf's users and the programs authenticate as
+    `fieldvault`, so the whole suite runs under the production ACL (and fails at teardown on any
+    refusal in Redis's ACL LOG). Here: every connection but the harness's is that user, and the
+    Redis work of a sign-in failure, API-key requests, a submission and its storage is refused
+    nothing."""
+    c = world.cluster
+    clients = [dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+               for line in c.redis_cli("CLIENT", "LIST").splitlines()]
+    users = {x["user"] for x in clients if x.get("user") != "fvadmin"}
+    assert users == {"fieldvault"}, clients
+    r = world.stranger.post("/v1/auth/login", json={"email": "nobody@example.org", "password": "wrong-password-1"})
+    assert r.status_code == 401, r.text
+    for _ in range(3):  # API-key cache, rate limit, permissions cache
+        assert world.enum.get("/v1/me").status_code == 200
+    rid = new_id()
+    assert world.submit(id=rid).status_code == 202
+    world.wait_readable(rid)
+    assert c.acl_refusals() == []
+    # The check has teeth: a refused command shows in the log the harness reads.
+    app = c.redis_client("fieldvault")
+    try:
+        with pytest.raises(RedisError, match="NOPERM"):
+            app("SET", c.STREAM, "x")
+        assert [(e["reason"], e["object"]) for e in c.acl_refusals()] == [("key", c.STREAM)]
+    finally:
+        app.close()
+        c.redis_cli("ACL", "LOG", "RESET")

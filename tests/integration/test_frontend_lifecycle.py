@@ -89,3 +89,46 @@ def test_sigterm_lets_in_flight_requests_finish(frontend, extra, admin_key):
     assert result["r"].status_code == 201, result["r"].text
     assert extra.stop(signal.SIGTERM, timeout=30) == 0
     assert not extra.leftovers
+
+
+def test_request_ids_name_no_pid_and_stay_unique(frontend, extra):
+    """X-Request-Id is <12 random hex digits drawn at child start>-<counter>: it does not reveal
+    the child's pid, and ids stay unique across children, many requests and a child restart."""
+    import re
+
+    import requests
+
+    def request_ids(n):
+        out = []
+        with hook_session(requests.Session()) as s:
+            s.trust_env = False
+            s.verify = str(frontend.cert)
+            for i in range(n):
+                # every 5th request on a new connection, so that both children answer
+                headers = {"Connection": "close"} if i % 5 == 4 else {}
+                r = s.get(f"https://127.0.0.1:{extra.port}/healthz", headers=headers, timeout=30)
+                assert r.status_code == 200
+                out.append(r.headers["X-Request-Id"])
+        return out
+
+    children = wait_until(lambda: (lambda ch: ch if len(ch) == 2 else None)(extra.children()), 30,
+                          what="2 children")
+    seen = request_ids(300)
+    for rid in seen:
+        assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]{1,16}", rid), rid
+        for pid in children:
+            assert not rid.startswith(f"{pid:x}-") and not rid.startswith(f"{pid}-"), (rid, pid)
+    assert len(set(seen)) == len(seen), "a request id repeated"
+    prefixes = {rid.split("-")[0] for rid in seen}
+    assert 1 <= len(prefixes) <= 2, prefixes
+
+    os.kill(children[0], signal.SIGKILL)
+    wait_until(lambda: len(extra.children()) == 2 and children[0] not in extra.children(), 30,
+               what="the killed child to be replaced")
+
+    def new_prefix():
+        more = request_ids(20)
+        seen.extend(more)
+        return {rid.split("-")[0] for rid in more} - prefixes
+    wait_until(new_prefix, 60, what="an answer from the replacement child")
+    assert len(set(seen)) == len(seen), "a request id repeated after the restart"

@@ -1,5 +1,12 @@
 """/healthz, /readyz and /metrics (DESIGN.md section 5)."""
-from fvharness import metric_sum, parse_metrics, wait_until
+import os
+import subprocess
+
+import pytest
+import requests
+
+from fvharness import (Api, binary, child_env, error_body, free_port, metric_sum, parse_metrics,
+                       wait_until)
 
 
 def test_healthz(anon):
@@ -32,7 +39,11 @@ def test_readyz_ready_when_everything_is_up(anon):
 def test_hsts_header(anon):
     # Transport: TLS only, with HSTS (DESIGN.md section 3).
     r = anon.get("/healthz")
-    assert "max-age=" in r.headers.get("Strict-Transport-Security", "")
+    # One year at least, and subdomains too (a sibling host must not be reachable over http).
+    hsts = [p.strip() for p in r.headers.get("Strict-Transport-Security", "").split(";")]
+    ages = [int(p.split("=", 1)[1]) for p in hsts if p.lower().startswith("max-age=")]
+    assert ages and ages[0] >= 31536000, hsts
+    assert "includesubdomains" in [p.lower() for p in hsts], hsts
 
 
 def test_security_headers_on_answers_and_errors(anon):
@@ -58,9 +69,9 @@ def test_security_headers_on_answers_and_errors(anon):
     assert not any(k.lower().startswith("access-control-") for k in r.headers)
 
 
-def test_metrics_format(anon):
+def test_metrics_format(frontend, anon):
     anon.get("/healthz")
-    r = anon.get("/metrics")
+    r = anon.get("/metrics", headers=frontend.metrics_headers)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     m = parse_metrics(r.text)  # every sample line must parse
@@ -75,19 +86,111 @@ def test_metrics_format(anon):
     assert "# TYPE fv_http_requests_total counter" in r.text
 
 
-def test_request_counter_counts_across_children(anon):
+def test_request_counter_counts_across_children(frontend, anon):
     """The front end has several children; /metrics sums them, so the total only grows."""
-    before = metric_sum(parse_metrics(anon.get("/metrics").text), "fv_http_requests_total")
+    before = metric_sum(parse_metrics(anon.get("/metrics", headers=frontend.metrics_headers).text), "fv_http_requests_total")
     for _ in range(20):  # new connections, so both children are likely to serve some
         assert anon.get("/healthz", headers={"Connection": "close"}).status_code == 200
-    wait_until(lambda: metric_sum(parse_metrics(anon.get("/metrics").text), "fv_http_requests_total")
+    wait_until(lambda: metric_sum(parse_metrics(anon.get("/metrics", headers=frontend.metrics_headers).text), "fv_http_requests_total")
                >= before + 20, 30, what="fv_http_requests_total to grow by 20")
 
 
 def test_accepted_counter_grows_after_a_submission(world, anon):
+    frontend = world.cluster
     def accepted():
-        return metric_sum(parse_metrics(anon.get("/metrics").text), "fv_submissions_accepted_total")
+        return metric_sum(parse_metrics(anon.get("/metrics", headers=frontend.metrics_headers).text), "fv_submissions_accepted_total")
     before = accepted()
     r = world.submit()
     assert r.status_code == 202, r.text
     wait_until(lambda: accepted() >= before + 1, 30, what="fv_submissions_accepted_total to grow")
+
+
+def test_metrics_need_the_metrics_token_on_the_api_port(frontend, anon, admin_key):
+    """The harness sets metrics_token_file: without that token (none, a wrong one, an API key)
+    /metrics on the API port answers 401 and no metrics."""
+    for headers in ({}, {"Authorization": "Bearer " + "0" * 48},
+                    {"Authorization": f"Bearer {admin_key}"},
+                    {"Authorization": f"Bearer {frontend.metrics_token}x"},
+                    {"Authorization": frontend.metrics_token}):
+        r = anon.get("/metrics", headers=headers)
+        assert r.status_code == 401, (headers, r.status_code)
+        assert error_body(r)["code"] == "unauthenticated"
+        assert "fv_http_requests_total" not in r.text
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    r = anon.get("/metrics", headers=frontend.metrics_headers)
+    assert r.status_code == 200 and "fv_http_requests_total" in r.text
+
+
+@pytest.fixture()
+def metrics_frontend(frontend):
+    """A second front end with metrics_listen on a free loopback port; metrics_token_file as the
+    test asks (FV_METRICS_TOKEN_FILE)."""
+    started = []
+
+    def start(token_file=""):
+        port, mport = free_port(), free_port()
+        p = frontend.start_frontend(name="frontend-metrics", FV_LISTEN_PORT=port,
+                                    FV_METRICS_LISTEN=f"127.0.0.1:{mport}",
+                                    FV_METRICS_TOKEN_FILE=str(token_file))
+        started.append(p)
+        p.port, p.metrics_url = port, f"http://127.0.0.1:{mport}/metrics"
+        return p
+    yield start
+    for p in started:
+        if p.returncode is None:
+            assert p.stop() == 0
+
+
+def plain_get(url, **kw):
+    with requests.Session() as s:
+        s.trust_env = False
+        return s.request(kw.pop("method", "GET"), url, timeout=30, **kw)
+
+
+def test_metrics_listen_serves_metrics_apart(frontend, metrics_frontend):
+    """metrics_listen without a token file: metrics on the separate plain-HTTP listener only; the
+    API port has no /metrics (404)."""
+    p = metrics_frontend()
+    api = Api(f"https://127.0.0.1:{p.port}", frontend.cert)
+    try:
+        r = api.get("/metrics")
+        assert r.status_code == 404 and error_body(r)["code"] == "not_found"
+        assert api.get("/metrics", headers=frontend.metrics_headers).status_code == 404
+    finally:
+        api.close()
+    r = plain_get(p.metrics_url)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    m = parse_metrics(r.text)
+    assert any(labels.get("route") == "metrics" and labels.get("status") == "404"
+               for labels, _ in m.get("fv_http_requests_total", []))
+    assert plain_get(p.metrics_url.replace("/metrics", "/v1/me")).status_code == 404
+    r = plain_get(p.metrics_url, method="POST")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_metrics_listen_asks_for_the_token_when_one_is_set(frontend, metrics_frontend):
+    p = metrics_frontend(frontend.metrics_token_file)
+    r = plain_get(p.metrics_url)
+    assert r.status_code == 401 and "fv_http_requests_total" not in r.text
+    assert r.json()["error"]["code"] == "unauthenticated"
+    r = plain_get(p.metrics_url, headers=frontend.metrics_headers)
+    assert r.status_code == 200 and "fv_http_requests_total" in r.text
+
+
+def test_check_config_checks_the_metrics_keys(frontend, tmp_path):
+    def check(**env):
+        return subprocess.run([binary("fv-frontend"), "-c", frontend.conf, "--check-config"],
+                              capture_output=True, text=True, env=child_env(**env), timeout=60)
+    assert check().returncode == 0
+    assert check(FV_METRICS_LISTEN="127.0.0.1:9464").returncode == 0
+    for value in ("9464", "localhost:9464", "127.0.0.1:0", "127.0.0.1:x"):
+        r = check(FV_METRICS_LISTEN=value)
+        assert r.returncode == 2 and "metrics_listen" in r.stderr, (value, r.stderr)
+    r = check(FV_METRICS_LISTEN="0.0.0.0:9464", FV_METRICS_TOKEN_FILE="")
+    assert r.returncode == 2 and "metrics_listen" in r.stderr and "loopback" in r.stderr, r.stderr
+    assert check(FV_METRICS_LISTEN="0.0.0.0:9464").returncode == 0  # with the harness's token file
+    loose = tmp_path / "metrics.token"
+    loose.write_text("x" * 40)
+    os.chmod(loose, 0o644)
+    r = check(FV_METRICS_TOKEN_FILE=str(loose))
+    assert r.returncode == 2 and "metrics_token_file" in r.stderr, r.stderr

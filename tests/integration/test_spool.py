@@ -42,7 +42,7 @@ def test_redis_down_spools_then_replays(world, redis_restored):
     assert body["spool_pending"] == len(ids), body
     # Whichever child answers, with Redis gone the answer is the spool.
     wait_until(lambda: readyz(c).json()["queue"] == "spool", 30, what="queue: spool")
-    metrics = world.admin.get("/metrics").text
+    metrics = world.admin.get("/metrics", headers=c.metrics_headers).text
     spooled = [int(l.split()[1]) for l in metrics.splitlines() if l.startswith("fv_submissions_spooled_total ")]
     assert spooled and spooled[0] >= len(ids), spooled
     assert f"fv_spool_pending {len(ids)}" in metrics

@@ -1,5 +1,8 @@
 """TLS: 1.2 and 1.3 only (DESIGN.md section 3), with the test-time ECDSA certificate."""
+import json
 import os
+import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -144,3 +147,85 @@ def test_a_wrong_ocsp_response_is_refused_at_start(frontend, pki, tmp_path, whic
     r = subprocess.run([binary("fv-frontend"), "-c", str(frontend.conf), "--check-config"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode != 0 and "tls_ocsp_response" in r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------ testssl.sh
+TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
+
+
+@pytest.fixture(scope="module")
+def testssl_findings(frontend, tmp_path_factory):
+    """testssl.sh (Debian's testssl.sh 3.0.8; deploy/install-deps.sh --test installs it) against
+    the session front end: protocols, cipher categories, each cipher per protocol, forward
+    secrecy, HTTP headers and the vulnerability checks. {id: finding dict}."""
+    if not TESTSSL:
+        pytest.fail("testssl.sh is not installed (deploy/install-deps.sh --test installs it)")
+    out = tmp_path_factory.mktemp("testssl") / "testssl.json"
+    argv = [TESTSSL, "--quiet", "--warnings", "off", "--color", "0", "--jsonfile", str(out),
+            "--ip", "127.0.0.1", "--sneaky", "--openssl-timeout", "10", "--connect-timeout", "10",
+            "-p", "-s", "-E", "-f", "-h", "-U", f"127.0.0.1:{frontend.http_port}"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=240,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(out.parent),
+                            "LC_ALL": "C.UTF-8", "TERM": "dumb"})
+    assert out.exists(), f"testssl wrote no JSON (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
+    findings = json.loads(out.read_text())
+    assert findings, "testssl found nothing at all"
+    by_id = {}
+    for f in findings:
+        by_id.setdefault(f["id"], f)
+    assert not [f for f in findings if f["id"] in ("scanProblem", "engine_problem")], findings
+    return by_id
+
+
+def test_testssl_only_tls12_and_tls13(testssl_findings):
+    f = testssl_findings
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert f[old]["finding"].startswith("not offered"), f[old]
+    assert f["TLS1_2"]["finding"].startswith("offered"), f["TLS1_2"]
+    assert f["TLS1_3"]["finding"].startswith("offered"), f["TLS1_3"]
+
+
+def test_testssl_no_weak_cipher_categories(testssl_findings):
+    f = testssl_findings
+    for cat in ("cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW",
+                "cipherlist_3DES_IDEA", "cipherlist_AVERAGE"):  # AVERAGE: the obsolete CBC suites
+        assert f[cat]["finding"] == "not offered", f[cat]
+    assert f["cipherlist_STRONG"]["finding"].startswith("offered"), f["cipherlist_STRONG"]
+
+
+def test_testssl_every_suite_is_aead_with_forward_secrecy(testssl_findings):
+    suites = [v["finding"] for k, v in testssl_findings.items() if k.startswith("cipher-tls1_")]
+    assert suites, "testssl listed no cipher suite"
+    for s in suites:
+        # e.g. "TLSv1.2   xc02b   ECDHE-ECDSA-AES128-GCM-SHA256   ECDH 253   AESGCM   128   ..."
+        assert re.search(r"\bECDH|TLS_AES_|TLS_CHACHA20_", s), s
+        assert re.search(r"GCM|CHACHA20|POLY1305", s), s
+        for bad in ("NULL", "EXP", "RC4", "DES", "CBC", "-SHA ", "SHA1", "MD5", "anon", "RSA  "):
+            assert bad not in s, (bad, s)
+    fs = testssl_findings.get("FS") or testssl_findings.get("PFS")  # 3.0.8 says PFS
+    assert fs and fs["severity"] == "OK", fs
+    fs_ciphers = (testssl_findings.get("FS_ciphers") or testssl_findings.get("PFS_ciphers"))["finding"].split()
+    names = {s.split()[3] for s in suites}  # "TLS 1.2   xc02b   ECDHE-ECDSA-AES128-GCM-SHA256 ..."
+    assert names <= set(fs_ciphers), (names, fs_ciphers)
+
+
+def test_testssl_finds_nothing_to_warn_about(testssl_findings):
+    bad = [f for f in testssl_findings.values() if f["severity"] not in ("OK", "INFO")]
+    assert bad == [], bad
+
+
+def test_testssl_hsts_with_subdomains(testssl_findings):
+    hsts = testssl_findings["HSTS_time"]
+    assert hsts["severity"] == "OK", hsts
+    sub = testssl_findings["HSTS_subdomains"]
+    assert "includes subdomains" in sub["finding"], sub
+
+
+def test_testssl_no_known_vulnerability(testssl_findings):
+    vulns = ("heartbleed", "CCS", "ticketbleed", "ROBOT", "secure_renego", "secure_client_renego",
+             "CRIME_TLS", "POODLE_SSL", "fallback_SCSV", "SWEET32", "FREAK", "DROWN", "LOGJAM",
+             "BEAST", "LUCKY13", "RC4")
+    for v in vulns:
+        if v in testssl_findings:
+            assert testssl_findings[v]["severity"] in ("OK", "INFO"), testssl_findings[v]
+    assert "heartbleed" in testssl_findings and "ROBOT" in testssl_findings

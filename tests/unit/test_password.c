@@ -134,12 +134,70 @@ static void test_strength_scores(void **st)
     assert_true(s.score <= 2);
 }
 
+static bool has_suggestion(const fv_strength *s, const char *part)
+{
+    for (int i = 0; i < s->nsuggestions; i++)
+        if (strstr(s->suggestions[i], part)) return true;
+    return false;
+}
+
+/* Each warning names the pattern that made the password weak (zxcvbn's feedback: the longest
+ * match decides), and no suggestion is about a pattern that is not there. */
+static void test_strength_feedback(void **st)
+{
+    static const struct {
+        const char *pw;
+        const char *warning; /* a part of the expected warning */
+        const char *hint;    /* a part of an expected suggestion, or NULL */
+    } cases[] = {
+        {"password1", "similar to a commonly used password", NULL},
+        {"aaaaaaaa", "Repeats like \"aaa\"", "Avoid repeated"},
+        {"abcabcabc", "Repeats like \"abcabcabc\"", "Avoid repeated"},
+        {"qwerty", "very common password, word or name", NULL},
+        {"1234567890", "Sequences like abc", "Avoid sequences"},
+        {"p@ssw0rd", "similar to a commonly used password", "Predictable substitutions"},
+        {"1984-04-19", "Dates are often easy to guess", "Avoid dates"},
+        {"2019", "Years are easy to guess", "Avoid dates"},
+        {"jennifer", "very common password, word or name", NULL},
+        {"Jennifer", "very common password, word or name", "Capitalization"},
+        {"PASSWORD", "very common password, word or name", "All-uppercase"},
+    };
+    static const char *const unrelated[] = {"Predictable substitutions",
+                                            "Avoid repeated",
+                                            "Avoid sequences",
+                                            "Avoid dates",
+                                            "keyboard",
+                                            "Capitalization",
+                                            "All-uppercase",
+                                            "your name"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fv_strength s;
+        assert_int_equal(fv_strength_estimate(cases[i].pw, strlen(cases[i].pw), "", "", &s), 0);
+        assert_true(s.score < 3);
+        if (!strstr(s.warning, cases[i].warning)) fail_msg("%s: warning '%s'", cases[i].pw, s.warning);
+        assert_true(has_suggestion(&s, "Add another word"));
+        if (cases[i].hint && !has_suggestion(&s, cases[i].hint))
+            fail_msg("%s: no suggestion '%s'", cases[i].pw, cases[i].hint);
+        for (size_t k = 0; k < sizeof unrelated / sizeof unrelated[0]; k++)
+            if ((!cases[i].hint || strcmp(cases[i].hint, unrelated[k]) != 0) &&
+                has_suggestion(&s, unrelated[k]))
+                fail_msg("%s: suggestion '%s' does not match what was found", cases[i].pw, unrelated[k]);
+    }
+    /* the user's own name: that warning, and its suggestion */
+    fv_strength s;
+    assert_int_equal(fv_strength_estimate("harrington1", 11, "g.harrington@example.org",
+                                          "Gwen Harrington", &s),
+                     0);
+    assert_non_null(strstr(s.warning, "name or email"));
+    assert_true(has_suggestion(&s, "Avoid your name"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_django_hash_verifies), cmocka_unit_test(test_same_text_as_django),
         cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_tampered_and_malformed),
-        cmocka_unit_test(test_strength_scores),
+        cmocka_unit_test(test_strength_scores),      cmocka_unit_test(test_strength_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

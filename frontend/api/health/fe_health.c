@@ -3,6 +3,7 @@
 
 #include "fe_handlers.h"
 #include "fe_metrics.h"
+#include "fe_metrics_http.h"
 #include "fe_queue.h"
 #include <string.h>
 
@@ -41,6 +42,19 @@ void fe_health_readyz(fe_req *r)
 
 void fe_health_metrics(fe_req *r)
 {
+    /* On the API port only with the token of metrics_token_file: without one configured the
+     * route does not exist here (metrics_listen serves them). */
+    if (!fe_metrics_token.set) {
+        fe_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
+    if (!fv_bearer_matches(&fe_metrics_token, h)) {
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "WWW-Authenticate",
+                          "Bearer realm=\"fieldvault-metrics\"");
+        fe_reply_error(r, 401, "unauthenticated", "send Authorization: Bearer <metrics token>");
+        return;
+    }
     size_t len = 0;
     char *text = fe_metrics_render(fe_route_name, fe_nroutes + 1, &len);
     if (!text) {
