@@ -1,9 +1,12 @@
 /* JSON helpers over yajl: escaping, a growable generator, tree lookups. */
 #include "fv_json.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 
 size_t fv_json_escape(const char *s, size_t len, char *out, size_t outlen)
 {
@@ -381,42 +384,223 @@ static const char *duplicate_key(yajl_val v, bool *oom)
     return NULL;
 }
 
-/* terminated: text[len] is a NUL the caller put there; otherwise the text is copied. */
-static yajl_val parse(const char *text, size_t len, bool terminated, fv_json_error *e)
+/* ---- the tree builder ---------------------------------------------------------------------
+ * yajl's own tree parser grows every array and object by one element per realloc (quadratic
+ * copying for 200,000 elements wherever realloc cannot grow in place, e.g. under ASan, where
+ * one such body took a minute) and would allow comments. This builds the same yajl_val trees
+ * (yajl_tree_free frees them) from yajl's callback parser, doubling capacities. */
+
+typedef struct builder {
+    yajl_val root;                    /* owns the whole tree, attached as it is built */
+    yajl_val open[FV_JSON_MAX_DEPTH]; /* the containers being filled, borrowed from root */
+    size_t cap[FV_JSON_MAX_DEPTH];    /* their capacities */
+    int depth;
+    char *key; /* owned: the key of the next member of the innermost object */
+    bool oom;
+} builder;
+
+/* Hands v (taken) to the innermost container, or makes it the root. 0 (and v freed) when out of
+ * memory or deeper than the scan allows, which stops yajl. */
+static int attach(builder *b, yajl_val v)
+{
+    if (v == NULL) goto failed;
+    if (b->depth == 0) {
+        if (b->root) goto failed; /* a second top-level value: yajl refuses it first anyway */
+        b->root = v;
+        return 1;
+    }
+    yajl_val top = b->open[b->depth - 1];
+    size_t *cap = &b->cap[b->depth - 1];
+    bool object = top->type == yajl_t_object;
+    size_t len = object ? top->u.object.len : top->u.array.len;
+    if (object && b->key == NULL) goto failed;
+    if (len == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4;
+        yajl_val *values = object ? top->u.object.values : top->u.array.values;
+        values = realloc(values, ncap * sizeof *values);
+        if (!values) goto failed;
+        if (object) {
+            top->u.object.values = values;
+            const char **keys = realloc(top->u.object.keys, ncap * sizeof *keys);
+            if (!keys) goto failed;
+            top->u.object.keys = keys;
+        } else {
+            top->u.array.values = values;
+        }
+        *cap = ncap;
+    }
+    if (object) {
+        top->u.object.keys[len] = b->key; /* handed over */
+        b->key = NULL;
+        top->u.object.values[len] = v;
+        top->u.object.len++;
+    } else {
+        top->u.array.values[len] = v;
+        top->u.array.len++;
+    }
+    return 1;
+failed:
+    b->oom = true;
+    if (v) yajl_tree_free(v);
+    return 0;
+}
+
+static yajl_val node(yajl_type t)
+{
+    yajl_val v = calloc(1, sizeof *v);
+    if (v) v->type = t;
+    return v;
+}
+
+static int cb_null(void *ctx)
+{
+    return attach(ctx, node(yajl_t_null));
+}
+
+static int cb_boolean(void *ctx, int b)
+{
+    return attach(ctx, node(b ? yajl_t_true : yajl_t_false));
+}
+
+/* yajl_parse_integer's rule, which yajl_tree_parse applies (not exported): digits only, an
+ * optional sign, within long long (and, as there, -2^63 counts as out of range). */
+static bool integer(const char *s, size_t n, long long *out)
+{
+    const char *p = s, *end = s + n;
+    long long sign = 1, v = 0;
+    if (p < end && *p == '-') sign = -1, p++;
+    if (p == end) return false;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9' || v > LLONG_MAX / 10) return false;
+        v *= 10;
+        if (LLONG_MAX - v < *p - '0') return false;
+        v += *p - '0';
+    }
+    *out = sign * v;
+    return true;
+}
+
+static int cb_number(void *ctx, const char *s, size_t n)
+{
+    yajl_val v = node(yajl_t_number);
+    if (!v || !(v->u.number.r = malloc(n + 1))) {
+        free(v);
+        return attach(ctx, NULL);
+    }
+    memcpy(v->u.number.r, s, n);
+    v->u.number.r[n] = '\0';
+    /* the flags as yajl_tree_parse sets them */
+    if (integer(s, n, &v->u.number.i)) v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    char *endp = NULL;
+    errno = 0;
+    v->u.number.d = strtod(v->u.number.r, &endp);
+    if (errno == 0 && endp && *endp == '\0') v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    return attach(ctx, v);
+}
+
+static char *copy_text(const unsigned char *s, size_t n)
+{
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return c;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t n)
+{
+    yajl_val v = node(yajl_t_string);
+    if (!v || !(v->u.string = copy_text(s, n))) {
+        free(v);
+        return attach(ctx, NULL);
+    }
+    return attach(ctx, v);
+}
+
+static int cb_key(void *ctx, const unsigned char *s, size_t n)
+{
+    builder *b = ctx;
+    free(b->key);
+    if ((b->key = copy_text(s, n)) == NULL) return attach(b, NULL);
+    return 1;
+}
+
+static int open_container(builder *b, yajl_type t)
+{
+    if (b->depth == FV_JSON_MAX_DEPTH) return attach(b, NULL); /* the scan refused this already */
+    yajl_val v = node(t);
+    if (!attach(b, v)) return 0; /* the node now belongs to its parent (or is the root) */
+    b->open[b->depth] = v;
+    b->cap[b->depth] = 0;
+    b->depth++;
+    return 1;
+}
+
+static int close_container(void *ctx)
+{
+    builder *b = ctx;
+    if (b->depth > 0) b->depth--;
+    return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+    return open_container(ctx, yajl_t_object);
+}
+
+static int cb_start_array(void *ctx)
+{
+    return open_container(ctx, yajl_t_array);
+}
+
+static const yajl_callbacks build_callbacks = {
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_boolean,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_key,
+    .yajl_end_map = close_container,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = close_container,
+};
+
+/* Builds the tree of text, which the scan accepted. NULL when memory ran out (*oom) or, never
+ * expected, yajl disagrees with the scan. */
+static yajl_val build(const char *text, size_t len, bool *oom)
+{
+    builder b;
+    memset(&b, 0, sizeof b);
+    *oom = false;
+    yajl_handle h = yajl_alloc(&build_callbacks, NULL, &b);
+    if (!h) {
+        *oom = true;
+        return NULL;
+    }
+    /* Comments stay off (yajl's default); the scan has checked the UTF-8 more strictly. */
+    yajl_config(h, yajl_dont_validate_strings, 1);
+    bool ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+              yajl_complete_parse(h) == yajl_status_ok;
+    yajl_free(h);
+    free(b.key);
+    if (ok && b.root && b.depth == 0) return b.root;
+    *oom = b.oom;
+    if (b.root) yajl_tree_free(b.root);
+    return NULL;
+}
+
+static yajl_val parse(const char *text, size_t len, fv_json_error *e)
 {
     fv_json_error local;
     if (!e) e = &local;
     if (fv_json_scan(text, len, e) != FV_JSON_OK) return NULL;
-    /* The scan refused any NUL byte, so yajl_tree_parse (which takes a C string) sees it all.
-     * It would allow comments: the scan has refused them already. */
-    char *copy = NULL; /* only when text is not terminated where it ends; freed below */
-    const char *z = text;
-    if (!terminated) {
-        copy = malloc(len + 1);
-        if (!copy) {
-            fail(e, FV_JSON_NOMEM, (const unsigned char *)text, (const unsigned char *)text,
-                 "out of memory");
-            return NULL;
-        }
-        memcpy(copy, text, len);
-        copy[len] = '\0';
-        z = copy;
-    }
-    char ebuf[128];
-    ebuf[0] = '\0';
-    yajl_val v = yajl_tree_parse(z, ebuf, sizeof ebuf);
-    free(copy);
+    bool nomem;
+    yajl_val v = build(text, len, &nomem);
     if (v == NULL) {
-        /* The scan accepted it, so only memory should be short here ("Out of memory"); anything
-         * else would be yajl disagreeing with the scan: refused as not JSON, with its reason. */
         const unsigned char *t = (const unsigned char *)text;
-        if (ebuf[0] == '\0' || strstr(ebuf, "memory")) {
-            fail(e, FV_JSON_NOMEM, t, t, "out of memory");
-        } else {
-            char *nl = strchr(ebuf, '\n');
-            if (nl) *nl = '\0';
-            fail(e, FV_JSON_SYNTAX, t, t, ebuf);
-        }
+        fail(e, nomem ? FV_JSON_NOMEM : FV_JSON_SYNTAX, t, t,
+             nomem ? "out of memory" : "not JSON (the parser disagrees with the scan)");
         return NULL;
     }
     bool oom = false;
@@ -449,18 +633,18 @@ static yajl_val parse(const char *text, size_t len, bool terminated, fv_json_err
 
 yajl_val fv_json_parse_n(const char *text, size_t len, fv_json_error *e)
 {
-    return parse(text, len, false, e);
+    return parse(text, len, e);
 }
 
 yajl_val fv_json_parse_z(const char *text, size_t len, fv_json_error *e)
 {
-    return parse(text, len, true, e);
+    return parse(text, len, e);
 }
 
 yajl_val fv_json_parse(const char *text, char *err, size_t errlen)
 {
     fv_json_error e;
-    yajl_val v = parse(text, strlen(text), true, &e);
+    yajl_val v = parse(text, strlen(text), &e);
     if (v == NULL && err != NULL) snprintf(err, errlen, "%s", e.msg[0] ? e.msg : "invalid JSON");
     return v;
 }

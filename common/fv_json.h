@@ -50,11 +50,12 @@ typedef struct fv_json_error {
  * the above except duplicate keys. FV_JSON_OK or the first problem (also in *e when e != NULL). */
 fv_json_status fv_json_scan(const char *text, size_t len, fv_json_error *e);
 
-/* Parses len bytes of text, which need not be NUL-terminated (a NUL inside is refused; the text
- * is copied for yajl). Returns a tree the caller frees with yajl_tree_free, or NULL with why in
- * *e (e may be NULL). */
+/* Parses len bytes of text, which need not be NUL-terminated (a NUL inside is refused): the
+ * scan, then a tree built from yajl's callback parser (arrays and objects grown by doubling,
+ * not yajl_tree_parse's one element per realloc), then the duplicate-key check. Returns a tree
+ * the caller frees with yajl_tree_free, or NULL with why in *e (e may be NULL). */
 yajl_val fv_json_parse_n(const char *text, size_t len, fv_json_error *e);
-/* The same without the copy, when text[len] is a NUL the caller put there. */
+/* The same, for a caller whose text is NUL-terminated at len. */
 yajl_val fv_json_parse_z(const char *text, size_t len, fv_json_error *e);
 
 /* fv_json_parse_n on a NUL-terminated text, the message only. */
