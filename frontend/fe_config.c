@@ -103,10 +103,6 @@ const fv_cfg_entry fe_config_table[] = {
                    604800, FV_CFG_RESTART,
                    "seconds a submission id stays claimed in Redis: a reuse by another submitter "
                    "gets 409 at once; 0 = no claims"),
-    FV_CFG_BOOL_KEY("frontend", "submission_claim_wait", &fe_cfg.submission_claim_wait, "yes",
-                    FV_CFG_RESTART,
-                    "wait for a submission id's claim before queueing it (409 at once; one more "
-                    "Redis round trip); no: send the claim with the XADD, the worker refuses reuses"),
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */

@@ -49,7 +49,6 @@ typedef struct fe_settings {
     /* ---- orgs end ---- */
     /* ---- access ---- */
     int submission_claim_ttl_s; /* life of a submission id's claim in Redis (fv:subid:*); 0 = off */
-    bool submission_claim_wait; /* wait for the claim before queueing (409 at once) */
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */

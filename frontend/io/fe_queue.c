@@ -49,7 +49,18 @@ typedef struct qsub {
     const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
     size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
     char *copy; /* owned: the argument bytes argv points into */
+    bool claim; /* send as the claim script (claim_key, claim_value, claim_ttl) */
+    char claim_key[64], claim_value[96], claim_ttl[16];
 } qsub;
+
+/* The id claim and the XADD as one step (fe_queue_submit): KEYS[1] the claim, KEYS[2] the
+ * stream, ARGV[1] the claim's value, ARGV[2] its TTL, ARGV[3..] the XADD arguments after the
+ * stream. {1, entry id} when added; {0, holder} when another submitter holds the id. Redis runs
+ * a script alone and writes its effects (SET, XADD) to the AOF as one transaction. */
+static const char claim_script[] =
+    "local old = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) "
+    "if old and old ~= ARGV[1] then return {0, old} end "
+    "return {1, redis.call('XADD', KEYS[2], unpack(ARGV, 3))}";
 
 static void publish_gauges(void)
 {
@@ -110,11 +121,32 @@ static void to_spool(qsub *s)
     q.appends_total++;
 }
 
+static int send_to_redis(qsub *s);
+
 static void xadd_replied(redisReply *reply, const char *error, void *arg)
 {
     qsub *s = arg;
     if (reply && reply->type == REDIS_REPLY_STRING) {
         sub_done(s, FE_QUEUED_REDIS);
+        return;
+    }
+    if (s->claim && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER) {
+        sub_done(s, reply->element[0]->integer == 1 ? FE_QUEUED_REDIS : FE_QUEUE_ID_TAKEN);
+        return;
+    }
+    if (s->claim && reply && reply->type == REDIS_REPLY_ERROR) {
+        /* Redis refused the script (an ACL without EVAL, scripting disabled, out of memory):
+         * queue the entry unclaimed; the worker still refuses an id another response holds. */
+        static bool warned;
+        if (!warned)
+            fv_warn("submission id claims unavailable, queueing unclaimed (the worker still refuses "
+                    "conflicts): %.200s",
+                    reply->str ? reply->str : "");
+        warned = true;
+        s->claim = false;
+        if (fe_redis_ready() && send_to_redis(s) == 0) return;
+        to_spool(s);
         return;
     }
     /* Lost connection, timeout, or an error reply (e.g. out of memory): the entry may or may
@@ -126,7 +158,27 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
     to_spool(s);
 }
 
-void fe_queue_submit(const fv_envelope *e, fe_queue_cb cb, void *arg)
+/* Sends s to Redis: the claim script when s->claim, else a plain XADD. 0 when sent. */
+static int send_to_redis(qsub *s)
+{
+    if (!s->claim) return fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s);
+    /* EVAL script 2 claim stream value ttl <XADD args after the stream> */
+    const char *argv[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
+    size_t lens[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
+    int n = 0;
+    argv[n] = "EVAL", lens[n++] = 4;
+    argv[n] = claim_script, lens[n++] = sizeof claim_script - 1;
+    argv[n] = "2", lens[n++] = 1;
+    argv[n] = s->claim_key, lens[n++] = strlen(s->claim_key);
+    argv[n] = s->argv[1], lens[n++] = s->lens[1];
+    argv[n] = s->claim_value, lens[n++] = strlen(s->claim_value);
+    argv[n] = s->claim_ttl, lens[n++] = strlen(s->claim_ttl);
+    for (int i = 2; i < s->argc; i++) argv[n] = s->argv[i], lens[n++] = s->lens[i];
+    return fe_redis_command(n, argv, lens, xadd_replied, s);
+}
+
+void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *claim_value,
+                     int claim_ttl_s, fe_queue_cb cb, void *arg)
 {
     qsub *s = calloc(1, sizeof *s);
     char scratch[64];
@@ -153,7 +205,13 @@ void fe_queue_submit(const fv_envelope *e, fe_queue_cb cb, void *arg)
         s->argv[i] = p;
         p += s->lens[i] + 1;
     }
-    if (fe_redis_ready() && fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s) == 0) return;
+    if (claim_key && claim_value && claim_ttl_s > 0) {
+        s->claim = true;
+        snprintf(s->claim_key, sizeof s->claim_key, "%s", claim_key);
+        snprintf(s->claim_value, sizeof s->claim_value, "%s", claim_value);
+        snprintf(s->claim_ttl, sizeof s->claim_ttl, "%d", claim_ttl_s);
+    }
+    if (fe_redis_ready() && send_to_redis(s) == 0) return;
     to_spool(s);
 }
 

@@ -10,13 +10,12 @@
 #include "fv_id.h"
 #include "fv_log.h"
 
-#define KEY_MAX (sizeof "fv:subid:" + FV_UUID_STRLEN)
-#define VALUE_MAX (2 * FV_UUID_STRLEN + 2)
+#define KEY_MAX FE_SUBID_KEY_MAX
+#define VALUE_MAX FE_SUBID_VALUE_MAX
 
-/* One claim or lookup in flight: owned by the Redis callback, freed there. */
+/* One lookup in flight: owned by the Redis callback, freed there. */
 typedef struct claim {
-    char value[VALUE_MAX]; /* "<submitter>:<deployment>", or "<user>:" for a lookup */
-    fe_subid_cb cb;
+    char value[VALUE_MAX]; /* "<user>:" */
     fe_subid_lookup_cb lookup_cb;
     void *arg;
 } claim;
@@ -26,67 +25,26 @@ static void key_of(const char *id, char key[KEY_MAX])
     snprintf(key, KEY_MAX, "fv:subid:%s", id);
 }
 
-/* An error reply (an old Redis without SET NX GET, an ACL refusing the key, out of memory) is
- * logged once per child: submissions go on unclaimed, the worker still refuses conflicts. */
+/* An error reply (an ACL refusing the key, out of memory) is logged once per child. */
 static void warn_error_once(const redisReply *reply)
 {
     static bool warned;
     if (warned) return;
     warned = true;
-    fv_warn("submission id claims unavailable (the worker still refuses conflicts): %.*s",
-            (int)(reply->len < 200 ? reply->len : 200), reply->str ? reply->str : "");
+    fv_warn("submission id claims cannot be read: %.*s", (int)(reply->len < 200 ? reply->len : 200),
+            reply->str ? reply->str : "");
 }
 
-static void claimed(redisReply *reply, const char *error, void *arg)
+bool fe_subid_enabled(void)
 {
-    claim *c = arg;
-    fe_subid_outcome out = FE_SUBID_UNKNOWN;
-    if (reply && reply->type == REDIS_REPLY_NIL) {
-        out = FE_SUBID_NEW;
-    } else if (reply && reply->type == REDIS_REPLY_STRING) {
-        out = reply->len == strlen(c->value) && memcmp(reply->str, c->value, reply->len) == 0
-                  ? FE_SUBID_RETRY
-                  : FE_SUBID_TAKEN;
-    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        warn_error_once(reply);
-    }
-    fe_subid_cb cb = c->cb;
-    void *cb_arg = c->arg;
-    free(c);
-    cb(out, cb_arg);
+    return fe_cfg.submission_claim_ttl_s > 0;
 }
 
-void fe_subid_claim(const char *id, const char *submitter, const char *deployment, fe_subid_cb cb,
-                    void *arg)
+void fe_subid_claim_of(const char *id, const char *submitter, const char *deployment,
+                       char key[FE_SUBID_KEY_MAX], char value[FE_SUBID_VALUE_MAX])
 {
-    if (fe_cfg.submission_claim_ttl_s <= 0 || !fe_redis_ready()) {
-        cb(FE_SUBID_UNKNOWN, arg);
-        return;
-    }
-    claim *c = calloc(1, sizeof *c);
-    if (!c) {
-        cb(FE_SUBID_UNKNOWN, arg);
-        return;
-    }
-    snprintf(c->value, sizeof c->value, "%s:%s", submitter, deployment);
-    c->cb = cb;
-    c->arg = arg;
-    char key[KEY_MAX], ttl[16];
     key_of(id, key);
-    snprintf(ttl, sizeof ttl, "%d", fe_cfg.submission_claim_ttl_s);
-    const char *argv[] = {"SET", key, c->value, "NX", "GET", "EX", ttl};
-    size_t lens[] = {3, strlen(key), strlen(c->value), 2, 3, 2, strlen(ttl)};
-    if (!fe_cfg.submission_claim_wait) {
-        /* Sent ahead of the XADD on the same connection, not waited for: no added latency. */
-        fe_redis_fire(7, argv, lens);
-        free(c);
-        cb(FE_SUBID_UNKNOWN, arg);
-        return;
-    }
-    if (fe_redis_command(7, argv, lens, claimed, c) != 0) {
-        free(c); /* not sent: claimed() will not run */
-        cb(FE_SUBID_UNKNOWN, arg);
-    }
+    snprintf(value, FE_SUBID_VALUE_MAX, "%s:%s", submitter, deployment);
 }
 
 static void looked_up(redisReply *reply, const char *error, void *arg)

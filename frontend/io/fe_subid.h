@@ -1,29 +1,27 @@
-/* Submission id claims: each accepted submission claims its id in Redis (SET fv:subid:<id>
- * "<submitter>:<deployment>" NX GET EX submission_claim_ttl_s), one command on the child's Redis
- * connection before the XADD. A claim held by another submitter or deployment means the id is
- * taken: the front end answers 409 id_conflict at once, without PostgreSQL. The claim also lets
+/* Submission id claims: each accepted submission claims its id in Redis, the key
+ * fv:subid:<id> holding "<submitter>:<deployment>" for submission_claim_ttl_s, in the same atomic
+ * step as its XADD (fe_queue_submit's claim script: one round trip, no added latency). A claim
+ * held by another submitter or for another deployment means the id is taken: the front end
+ * answers 409 id_conflict at once and queues nothing, without PostgreSQL. The claim also lets
  * GET /v1/submissions/{id} answer "queued" before the worker has written the submission. What
- * the claim cannot see (an id stored before the claim's TTL, Redis down) the worker refuses
- * (refused_submissions, migration 007). */
+ * the claim cannot see (an id stored before the claim's TTL, Redis down: spooled entries are not
+ * claimed) the worker refuses (refused_submissions, migration 007). */
 #ifndef FE_SUBID_H
 #define FE_SUBID_H
 
 #include <stdbool.h>
 
-typedef enum fe_subid_outcome {
-    FE_SUBID_NEW,     /* claimed now */
-    FE_SUBID_RETRY,   /* claimed before by the same submitter for the same deployment */
-    FE_SUBID_TAKEN,   /* claimed by another submitter or for another deployment */
-    FE_SUBID_UNKNOWN, /* Redis could not say (down, claims off, an error reply): go on unclaimed */
-} fe_subid_outcome;
+#include "fv_id.h"
 
-typedef void (*fe_subid_cb)(fe_subid_outcome outcome, void *arg);
+#define FE_SUBID_KEY_MAX (sizeof "fv:subid:" + FV_UUID_STRLEN)
+#define FE_SUBID_VALUE_MAX (2 * FV_UUID_STRLEN + 2)
 
-/* Claims id (lower-case UUID) for submitter and deployment. cb runs exactly once: later from the
- * event loop, or before this returns with FE_SUBID_UNKNOWN when nothing could be sent (or when
- * submission_claim_wait is off: the claim is then sent without waiting for its answer). */
-void fe_subid_claim(const char *id, const char *submitter, const char *deployment, fe_subid_cb cb,
-                    void *arg);
+/* Whether submissions claim their ids (submission_claim_ttl_s > 0). */
+bool fe_subid_enabled(void);
+
+/* The claim of id (lower-case UUID) for submitter and deployment: its key and its value. */
+void fe_subid_claim_of(const char *id, const char *submitter, const char *deployment,
+                       char key[FE_SUBID_KEY_MAX], char value[FE_SUBID_VALUE_MAX]);
 
 typedef enum fe_subid_holder {
     FE_SUBID_HELD_BY_USER, /* a live claim of user's */

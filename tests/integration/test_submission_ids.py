@@ -9,15 +9,13 @@ side learns anything of the other: the attacker's status names nothing of the ex
 (not its org, deployment or answers), the owner's status is `stored`, and a stranger's question
 gets the same 404 as an unknown id."""
 import json
-import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from conftest import good_data, make_survey
-from fvharness import error_body, free_port, new_id, wait_until
-from openapi_check import hook_session
+from fvharness import error_body, new_id, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -319,44 +317,34 @@ def test_unverified_reuse_of_a_quarantined_id_is_refused(ids):
     assert [r[0] for r in refused_rows(c, rid)] == [w.mallory_id]
 
 
-@pytest.fixture()
-def nowait(ids):
-    """A front end of our own with submission_claim_wait = no."""
-    c = ids.c
-    port = free_port()
-    p = c.start_frontend(name="frontend-nowait", FV_LISTEN_PORT=port, FV_SUBMISSION_CLAIM_WAIT="no")
-    s = hook_session(requests.Session())
-    s.trust_env = False
-    s.verify = str(c.cert)
-    base = f"https://127.0.0.1:{port}"
-
-    def call(method, path, key, **kw):
-        return s.request(method, base + path, headers={"Authorization": f"Bearer {key}"}, timeout=30, **kw)
-    yield call
-    s.close()
-    assert p.stop(signal.SIGTERM, timeout=30) == 0
-
-
-def test_without_waiting_for_the_claim_a_reuse_is_refused_by_the_worker(ids, nowait):
-    """submission_claim_wait = no: no 409 at once, but the reuse is still refused and kept, and
-    the claim (sent without waiting) still says queued."""
+def test_concurrent_claims_of_one_id_leave_one_owner_and_queue_nothing_else(ids):
+    """The claim and the XADD are one atomic step in Redis: of two submitters racing for one
+    id, one gets 202 for every copy it sends, the other 409 for every copy, and the loser's
+    copies were never queued (no refused entry), so the winner's answer is the one stored."""
     w = ids
-    mine = dict(good_data(17), household="Owner House nowait")
-    rid = stored_by_enum(w, mine)
-    theirs = dict(good_data(18), household="Attacker House nowait")
-    r = nowait("POST", f"/v1/deployments/{w.db}/responses", w.mallory_key, json={"id": rid, "data": theirs})
-    assert r.status_code == 202, r.text
-    body = wait_status(w.mallory, rid, "refused")
-    assert body["entry"]["data"] == theirs
-    assert stored_row(w.c, rid) == [(w.world.enum_id, w.da, mine, 1)]
-    fresh = new_id()
-    w.c.stop_all_workers()
-    try:
-        r = nowait("POST", f"/v1/deployments/{w.da}/responses", w.world.enum_key,
-                   json={"id": fresh, "data": good_data(19)})
-        assert r.status_code == 202, r.text
-        st = nowait("GET", f"/v1/submissions/{fresh}", w.world.enum_key)
-        assert st.json() == {"id": fresh, "status": "queued"}, st.text
-    finally:
-        w.c.start_default_workers()
-    wait_status(w.enum, fresh, "stored")
+    rid = new_id()
+    sides = {"enum": (w.world.enum_key, w.da, dict(good_data(21), household="Race A")),
+             "mallory": (w.mallory_key, w.db, dict(good_data(22), household="Race B"))}
+
+    def send(side):
+        key, dep, data = sides[side]
+        api = w.c.api(key)
+        try:
+            return side, api.post(f"/v1/deployments/{dep}/responses", json={"id": rid, "data": data}).status_code
+        finally:
+            api.close()
+    with ThreadPoolExecutor(max_workers=16) as ex:
+        results = list(ex.map(send, ["enum", "mallory"] * 8))
+    by_side = {side: sorted(code for s2, code in results if s2 == side) for side in sides}
+    winners = [side for side, codes in by_side.items() if codes == [202] * 8]
+    assert len(winners) == 1, by_side
+    loser = "mallory" if winners[0] == "enum" else "enum"
+    assert by_side[loser] == [409] * 8, by_side
+    key, dep, data = sides[winners[0]]
+    api = w.c.api(key)
+    wait_status(api, rid, "stored")
+    api.close()
+    w.c.wait_drained()
+    owner = w.world.enum_id if winners[0] == "enum" else w.mallory_id
+    assert stored_row(w.c, rid) == [(owner, dep, data, 1)]
+    assert refused_rows(w.c, rid) == []

@@ -36,10 +36,6 @@ typedef struct submit {
     char *shared_dep;      /* owned or NULL: the deployment as shared in Redis, between two replies */
     bool ask_pg_after_get; /* the HGET could not be sent: ask PostgreSQL once the GET returns */
     long long rversion;    /* fe_revoke_version() when PostgreSQL was asked */
-    /* what enqueue() learnt, kept while the id's claim is asked (fe_subid) */
-    char survey_id[FV_UUID_STRLEN + 1];
-    int survey_version;
-    bool verified;
 } submit;
 
 static void submit_free(void *p)
@@ -61,19 +57,8 @@ static void queued(fe_queue_outcome outcome, void *arg)
         fe_reply_error(r, 503, "queue_unavailable", "the submission could not be queued; retry later");
         return;
     }
-    fe_metrics_submission_accepted();
-    char body[96];
-    int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"status\":\"queued\"}", s->id);
-    fe_reply_text(r, 202, "application/json", body, (size_t)n);
-}
-
-/* The id's claim answered (fe_subid.h): an id another submitter (or another deployment) holds
- * gets 409 at once; anything else is queued, the worker refusing what the claim could not see. */
-static void claim_answered(fe_subid_outcome outcome, void *arg)
-{
-    fe_req *r = arg;
-    submit *s = r->state;
-    if (outcome == FE_SUBID_TAKEN) {
+    if (outcome == FE_QUEUE_ID_TAKEN) {
+        /* Another submitter (or another deployment) holds the id's claim: nothing was queued. */
         fv_info("req %s: submission id %s is taken; refused with 409", r->req_id, s->id);
         fe_metrics_submission_rejected();
         fe_reply_error(
@@ -81,10 +66,23 @@ static void claim_answered(fe_subid_outcome outcome, void *arg)
             "this submission id is already used by another submission; send it with a new id");
         return;
     }
+    fe_metrics_submission_accepted();
+    char body[96];
+    int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"status\":\"queued\"}", s->id);
+    fe_reply_text(r, 202, "application/json", body, (size_t)n);
+}
+
+/* Queues the submission, claiming its id in the same step (fe_subid.h). dep may be NULL only
+ * when !verified (the deployment is unknown to every cache and PostgreSQL cannot be asked): then
+ * the worker resolves the survey and validates. dep is borrowed: what is needed of it is copied
+ * into the envelope, which fe_queue_submit copies. */
+static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified)
+{
+    submit *s = r->state;
     fv_envelope e = {0};
     memcpy(e.id, s->id, sizeof e.id);
-    memcpy(e.survey_id, s->survey_id, sizeof e.survey_id);
-    e.survey_version = s->survey_version;
+    memcpy(e.survey_id, dep ? dep->survey_id : FV_ENVELOPE_UNKNOWN_SURVEY, sizeof e.survey_id);
+    e.survey_version = dep ? dep->version : 0;
     memcpy(e.deployment_id, s->dep_id, sizeof e.deployment_id);
     memcpy(e.submitted_by, r->user->id, sizeof e.submitted_by);
     struct timeval tv;
@@ -96,20 +94,12 @@ static void claim_answered(fe_subid_outcome outcome, void *arg)
     e.location_len = s->location ? strlen(s->location) : 0;
     e.collected_at = s->collected_at;
     e.collected_at_len = s->collected_at ? strlen(s->collected_at) : 0;
-    e.verified = s->verified;
-    fe_queue_submit(&e, queued, r);
-}
-
-/* Queues the submission once its id is claimed. dep may be NULL only when !verified (the
- * deployment is unknown to every cache and PostgreSQL cannot be asked): then the worker resolves
- * the survey and validates. dep is borrowed: what is needed of it is copied. */
-static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified)
-{
-    submit *s = r->state;
-    memcpy(s->survey_id, dep ? dep->survey_id : FV_ENVELOPE_UNKNOWN_SURVEY, sizeof s->survey_id);
-    s->survey_version = dep ? dep->version : 0;
-    s->verified = verified;
-    fe_subid_claim(s->id, r->user->id, s->dep_id, claim_answered, r);
+    e.verified = verified;
+    char key[FE_SUBID_KEY_MAX], value[FE_SUBID_VALUE_MAX];
+    bool claim = fe_subid_enabled();
+    if (claim) fe_subid_claim_of(s->id, r->user->id, s->dep_id, key, value);
+    fe_queue_submit(&e, claim ? key : NULL, claim ? value : NULL, fe_cfg.submission_claim_ttl_s, queued,
+                    r);
 }
 
 /* Validates the answers against dep's form; answers 422 and returns false when they fail. */
