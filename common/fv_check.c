@@ -69,7 +69,7 @@ bool fv_check_datetime(const char *s)
     /* The instant in UTC stays within 0001-01-01 and 9999-12-31 too: PostgreSQL would store
      * 0001-01-01T00:30+01:00 in 1 BC and 9999-12-31T23:30-01:00 in year 10000, and give back
      * text that is no RFC 3339 date-time. Only the first and the last day can cross. */
-    int y, mo, d;
+    int y = 0, mo = 0, d = 0;
     digits(s, 4, &y);
     digits(s + 5, 2, &mo);
     digits(s + 8, 2, &d);
