@@ -76,6 +76,39 @@ const fv_cfg_entry fe_config_table[] = {
     FV_CFG_INT_KEY("frontend", "login_window_s", &fe_cfg.login_window_s, "900", 1, INT_MAX,
                    FV_CFG_RESTART,
                    "window (seconds, from the first failure) over which failed logins are counted"),
+    FV_CFG_INT_KEY("frontend", "password_reserved_threads", &fe_cfg.password_reserved_threads, "1", 0,
+                   63, FV_CFG_RESTART,
+                   "of password_threads, how many check only logins and signed-in users' passwords, "
+                   "never sign-ups (less than password_threads)"),
+    FV_CFG_INT_KEY("frontend", "password_queue_auth", &fe_cfg.password_queue_auth, "32", 1, 65536,
+                   FV_CFG_RESTART,
+                   "logins and password checks waiting for a thread per child; more: 503 + Retry-After"),
+    FV_CFG_INT_KEY("frontend", "password_queue_signup", &fe_cfg.password_queue_signup, "8", 1, 65536,
+                   FV_CFG_RESTART, "sign-ups waiting for a thread per child; more: 503 + Retry-After"),
+    FV_CFG_INT_KEY("frontend", "signup_window_s", &fe_cfg.signup_window_s, "600", 1, 86400,
+                   FV_CFG_RESTART, "window (seconds) over which sign-ups are counted"),
+    FV_CFG_INT_KEY("frontend", "signup_max_per_address", &fe_cfg.signup_max_per_address, "10", 0,
+                   INT_MAX, FV_CFG_RESTART,
+                   "sign-ups one client address may make per window in a child; 0: no limit"),
+    FV_CFG_INT_KEY("frontend", "signup_max_per_child", &fe_cfg.signup_max_per_child, "100", 0, INT_MAX,
+                   FV_CFG_RESTART,
+                   "sign-ups one child accepts per window from all addresses; 0: no limit"),
+    FV_CFG_INT_KEY("frontend", "login_account_delay_after", &fe_cfg.login_account_delay_after, "10", 1,
+                   INT_MAX, FV_CFG_RESTART,
+                   "failed logins for one account (from all addresses) within login_window_s after "
+                   "which each login for it is delayed (never refused)"),
+    FV_CFG_INT_KEY("frontend", "login_account_delay_ms", &fe_cfg.login_account_delay_ms, "250", 0, 60000,
+                   FV_CFG_RESTART,
+                   "the first such delay; it doubles with each further failure, up to "
+                   "login_account_delay_max_ms"),
+    FV_CFG_INT_KEY("frontend", "login_account_delay_max_ms", &fe_cfg.login_account_delay_max_ms, "3000",
+                   0, 60000, FV_CFG_RESTART, "the longest delay of a login for an account under attack"),
+    FV_CFG_INT_KEY("frontend", "session_rate_limit", &fe_cfg.session_rate_limit, "600", 0, INT_MAX,
+                   FV_CFG_RESTART,
+                   "requests one user may make per window with session tokens (all front ends "
+                   "together); 0 turns the limit off"),
+    FV_CFG_INT_KEY("frontend", "session_rate_window_s", &fe_cfg.session_rate_window_s, "60", 1, 86400,
+                   FV_CFG_RESTART, "length in seconds of the session rate-limit window"),
     /* ---- identity end ---- */
     /* ---- api keys ---- */
     FV_CFG_INT_KEY(
@@ -96,11 +129,26 @@ const fv_cfg_entry fe_config_table[] = {
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */
+    /* ---- unverified submissions ---- */
+    FV_CFG_INT_KEY("frontend", "unverified_max_per_user", &fe_cfg.unverified_max_per_user, "100", 0,
+                   INT_MAX, FV_CFG_RESTART,
+                   "submissions one user may have accepted unverified (PostgreSQL down) per "
+                   "unverified_window_s; more: 429; 0: none at all"),
+    FV_CFG_INT_KEY("frontend", "unverified_max_bytes_per_user", &fe_cfg.unverified_max_bytes_per_user,
+                   "10485760", 0, INT_MAX, FV_CFG_RESTART,
+                   "bytes of answers one user may have accepted unverified per unverified_window_s"),
+    FV_CFG_INT_KEY("frontend", "unverified_window_s", &fe_cfg.unverified_window_s, "3600", 1, 86400,
+                   FV_CFG_RESTART, "window (seconds) of the unverified-submission caps"),
+    /* ---- unverified submissions end ---- */
     FV_CFG_END,
 };
 
 void fe_config_check(fv_cfg_load *ld)
 {
-    /* Every integer's range is in the table; no key depends on another. */
+    /* Every integer's range is in the table; the one key that depends on another: */
     fv_common_check(ld);
+    if (fe_cfg.password_reserved_threads >= fe_cfg.password_threads)
+        fv_config_problem(ld, "password_reserved_threads",
+                          "%d must be less than password_threads (%d): sign-ups need a thread",
+                          fe_cfg.password_reserved_threads, fe_cfg.password_threads);
 }

@@ -33,7 +33,7 @@ static struct {
     int busy;                     /* queued + running + done but not delivered (loop's view) */
     bool stop;
     fe_work *queue[FE_WORK_NCLASSES], *queue_tail[FE_WORK_NCLASSES]; /* waiting, under mu */
-    fe_work *done, *done_tail;   /* finished, under mu */
+    fe_work *done, *done_tail;                                       /* finished, under mu */
     int efd;
     struct event *ev;
     bool running;

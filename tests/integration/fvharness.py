@@ -512,6 +512,13 @@ class Cluster:
                 # Existing tests submit thousands of times with one key: a limit they never reach
                 # (tests of the limit itself start front ends with FV_API_KEY_RATE_LIMIT).
                 "api_key_rate_limit": 1000000,
+                # Likewise for sessions, sign-ups from 127.0.0.1 and unverified submissions (their
+                # own tests, test_throttle_abuse.py, start front ends with low limits).
+                "session_rate_limit": 1000000,
+                "signup_max_per_address": 0,
+                "signup_max_per_child": 0,
+                "unverified_max_per_user": 1000000,
+                "unverified_max_bytes_per_user": 1000000000,
             },
             "worker": {
                 "batch_size": 50,

@@ -52,6 +52,8 @@ def no_throttling_left(migrated):
     """The failed logins of this module are counted in the shared Redis under 127.0.0.1: forget
     them afterwards, so other modules of the same session (whose front end keeps the default
     per-address limit) start clean."""
+    global _CLUSTER
+    _CLUSTER = migrated
     yield
     forget_throttling(migrated)
 
@@ -74,11 +76,21 @@ def email():
     return f"u-{new_id()[:12]}@example.org"
 
 
-def signup(api, mail=None, name="Test User", password=STRONG):
+_CLUSTER = None  # set by no_throttling_left: signup() reads the new account's id from it
+
+
+def signup(api, mail=None, name="Test User", password=STRONG, c=None):
+    """Signs up; returns the answer (email, name, password_strength) with the new account's id,
+    which the answer does not carry (it is the same for a taken email), read from the database."""
     mail = mail or email()
     r = api.post("/v1/users", json={"email": mail, "name": name, "password": password})
-    assert r.status_code == 201, r.text
-    return r.json()
+    assert r.status_code == 202, r.text
+    u = r.json()
+    assert u["email"] == mail and set(u) == {"email", "name", "password_strength"}, u
+    rows = (c or _CLUSTER).psql("SELECT id::text FROM users WHERE lower(email) = lower(%s)", mail)
+    assert len(rows) == 1, rows
+    u["id"] = rows[0][0]
+    return u
 
 
 def login(api, mail, password=STRONG, **extra):
@@ -116,21 +128,21 @@ def audit(c, action, actor=None):
 def test_signup_strong_password(anon, idfe):
     mail = email()
     r = anon.post("/v1/users", json={"email": mail, "name": "Ada Strong", "password": STRONG})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     u = r.json()
-    assert u["email"] == mail and u["name"] == "Ada Strong" and len(u["id"]) == 36
-    assert u["is_admin"] is False and u["totp_enabled"] is False and u["created_at"]
+    assert u["email"] == mail and u["name"] == "Ada Strong"
+    # the same answer as for a taken email: no id, no created_at (sign in to get them)
+    assert set(u) == {"email", "name", "password_strength"}
     ps = u["password_strength"]
     assert ps["score"] >= 3 and ps["guesses_log10"] >= 8
     assert set(ps["feedback"]) == {"warning", "suggestions"}
-    assert "password" not in u and "password_hash" not in u
+    (uid, h) = idfe.c.psql("SELECT id::text, password_hash FROM users WHERE email = %s", mail)[0]
     # stored in Django's format with the configured iterations, never the password itself
-    (h,) = idfe.c.psql("SELECT password_hash FROM users WHERE id = %s", u["id"])[0]
     algo, it, salt, digest = h.split("$")
     assert (algo, it) == ("pbkdf2_sha256", "600000")
     assert len(salt) == 22 and len(base64.b64decode(digest)) == 32
     assert base64.b64encode(hashlib.pbkdf2_hmac("sha256", STRONG.encode(), salt.encode(), 600000)).decode() == digest
-    assert audit(idfe.c, "user.create", u["id"])
+    assert audit(idfe.c, "user.create", uid)
 
 
 @pytest.mark.parametrize("pw", ["password", "qwertyuiop", "12345678", "aaaaaaaaaaaa"])
@@ -154,13 +166,24 @@ def test_signup_password_made_of_own_name_is_weak(anon):
     assert "name or email" in error_body(r)["password_strength"]["feedback"]["warning"]
 
 
-def test_signup_duplicate_email_is_409_case_insensitively(anon, idfe):
+def test_signup_taken_email_answers_like_a_new_one_and_leaves_the_account(anon, idfe):
+    """No email enumeration: a taken email (in any case) gets the very answer a new one gets; the
+    existing account keeps its name and password, and its audit log records the attempt."""
     mail = email()
-    signup(anon, mail)
+    first = signup(anon, mail)
+    (before,) = idfe.c.psql("SELECT name, password_hash FROM users WHERE id = %s", first["id"])
     r = anon.post("/v1/users", json={"email": mail.upper(), "name": "Again", "password": STRONG2})
-    assert r.status_code == 409, r.text
-    assert error_body(r)["code"] == "email_taken"
+    assert r.status_code == 202, r.text
+    again = r.json()
+    assert set(again) == {"email", "name", "password_strength"}
+    assert again["email"] == mail.upper() and again["name"] == "Again"
     assert idfe.c.psql("SELECT count(*) FROM users WHERE lower(email) = lower(%s)", mail) == [(1,)]
+    assert idfe.c.psql("SELECT name, password_hash FROM users WHERE id = %s", first["id"]) == [before]
+    assert login(anon, mail, STRONG2).status_code == 401
+    assert login(anon, mail, STRONG).status_code == 200
+    rows = idfe.c.psql("SELECT actor FROM audit WHERE action = 'user.signup_existing' AND target_id = %s",
+                       first["id"])
+    assert rows == [(None,)]
 
 
 @pytest.mark.parametrize("body,field", [
@@ -240,7 +263,7 @@ def test_login_and_token_on_protected_endpoints(anon, idfe):
     assert me.status_code == 200, me.text
     m = me.json()
     assert (m["id"], m["email"], m["name"], m["totp_enabled"]) == (u["id"], mail, "Lou Login", False)
-    assert m["created_at"] == u["created_at"]
+    assert m["created_at"]
     # a protected endpoint of another area accepts the session too
     r = api.post("/v1/orgs", json={"name": f"Org of {mail}"})
     assert r.status_code == 201, r.text

@@ -49,6 +49,9 @@ int fvctl_requeue(int argc, char **argv);
 /* fvctl_spool.c: the spool files of a front end that is gone. */
 int fvctl_spool_replay(int argc, char **argv);
 
+/* fvctl_quarantine.c: the refused unverified submissions kept for the operator. */
+int fvctl_quarantine(int argc, char **argv);
+
 /* Parses only --help (and nothing else) for a command without options; returns -1 to go on, or
  * the status to exit with. */
 int fvctl_no_options(int argc, char **argv, void (*usage)(FILE *out));

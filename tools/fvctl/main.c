@@ -19,7 +19,7 @@ static const struct {
     {"migrate", fvctl_migrate},           {"create-admin", fvctl_create_admin},
     {"create-user", fvctl_create_user},   {"queue", fvctl_queue},
     {"dead-letters", fvctl_dead_letters}, {"requeue", fvctl_requeue},
-    {"spool-replay", fvctl_spool_replay},
+    {"spool-replay", fvctl_spool_replay}, {"quarantine", fvctl_quarantine},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -37,6 +37,7 @@ static const fv_program program = {
         "  dead-letters     list the dead-letter stream, oldest first\n"
         "  requeue          move dead letters back onto the submissions stream\n"
         "  spool-replay     replay the spool files a dead front end left into Redis\n"
+        "  quarantine       list refused unverified submissions no organisation sees\n"
         "  help [COMMAND]   this text, or a command's\n"
         "\n"
         "fvctl uses the [common] section (pg_dsn, redis_*, streams) and [fvctl] (sql_dir).\n",

@@ -126,6 +126,7 @@ static void change_checked(void *job, bool ran, void *owner)
     pw_change *s = r->state;
     fe_pw_job *pj = job;
     s->work = NULL;
+    if (ran && pj->verify && !pj->verified) fe_throttle_failure(r->user->id, r->address);
     if (!fe_pw_job_done(r, pj, ran, "new_password", &s->strength)) return;
     memcpy(s->hash, pj->new_hash, sizeof s->hash);
     char ttl[16];

@@ -3,7 +3,9 @@
  *
  * Login, step by step (each step answers on failure):
  *   1. shapes of email, password, totp
- *   2. throttle (fe_throttle): 429 before any password work, the same for known and unknown emails
+ *   2. throttle (fe_throttle): 429 before any password work when this address failed too often
+ *      (for this account, or for any), the same for known and unknown emails; an account that
+ *      many addresses fail for is delayed here, never refused
  *   3. the account by email (PostgreSQL)
  *   4. PBKDF2 on the work pool, against the stored hash or a dummy one of equal work (unknown
  *      email, no password, disabled account); a good password with fewer iterations than
@@ -94,10 +96,12 @@ static void audit_failure(fe_req *r, const char *action, const char *user_id, co
     fe_pg_query(sql_audit_failed, 5, params, audit_done, strdup(r->req_id));
 }
 
-/* A failed login (counted when it began): audited, 401 invalid_credentials (the same answer for every cause). */
+/* A failed login: counted by the throttle, audited, 401 invalid_credentials (the same answer for
+ * every cause). */
 static void fail(fe_req *r, const char *reason)
 {
     login *s = r->state;
+    fe_throttle_failure(s->email, r->address);
     audit_failure(r, "auth.login_failed", s->found ? s->user_id : NULL, reason);
     fe_reply_error(r, 401, "invalid_credentials", "the email, password or code is wrong");
 }
@@ -166,6 +170,7 @@ static bool check_totp(fe_req *r)
     login *s = r->state;
     if (!s->totp_on) return true;
     if (!s->totp) {
+        fe_throttle_failure(s->email, r->address);
         audit_failure(r, "auth.login_failed", s->user_id, "totp_missing");
         fe_reply_error(r, 401, "totp_required", "this account needs a TOTP code: send it as totp");
         return false;

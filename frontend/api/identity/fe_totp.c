@@ -162,8 +162,10 @@ static const char sql_disable[] =
     "           SELECT id, 'totp.disable', 'user', id::text, NULLIF($4, '')::inet FROM u) "
     "SELECT count(*) FROM u";
 
+/* A wrong or reused code: a failure for the throttle. */
 static void bad_code(fe_req *r, const char *why)
 {
+    fe_throttle_failure(r->user->id, r->address);
     const char *f[] = {"code"}, *w[] = {why};
     fe_reply_error_fields(r, 422, "invalid_code", "the TOTP code is not valid", 1, f, w);
 }
