@@ -140,8 +140,12 @@ int fe_child_run(int index, int listen_fd)
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     errpos = "identity";
-    if (fe_workpool_init(ch.base, fe_cfg.password_threads, fe_cfg.password_reserved_threads,
-                         fe_cfg.password_queue_auth, fe_cfg.password_queue_signup) != 0 ||
+    /* sign-ups keep one thread at least: at most password_threads - 1 are reserved for logins */
+    int reserved = fe_cfg.password_reserved_threads < fe_cfg.password_threads
+                       ? fe_cfg.password_reserved_threads
+                       : fe_cfg.password_threads - 1;
+    if (fe_workpool_init(ch.base, fe_cfg.password_threads, reserved, fe_cfg.password_queue_auth,
+                         fe_cfg.password_queue_signup) != 0 ||
         fe_throttle_init(ch.base) != 0)
         goto failed;
     ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);

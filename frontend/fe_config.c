@@ -79,7 +79,7 @@ const fv_cfg_entry fe_config_table[] = {
     FV_CFG_INT_KEY("frontend", "password_reserved_threads", &fe_cfg.password_reserved_threads, "1", 0,
                    63, FV_CFG_RESTART,
                    "of password_threads, how many check only logins and signed-in users' passwords, "
-                   "never sign-ups (less than password_threads)"),
+                   "never sign-ups (at most password_threads - 1 are)"),
     FV_CFG_INT_KEY("frontend", "password_queue_auth", &fe_cfg.password_queue_auth, "32", 1, 65536,
                    FV_CFG_RESTART,
                    "logins and password checks waiting for a thread per child; more: 503 + Retry-After"),
@@ -145,10 +145,7 @@ const fv_cfg_entry fe_config_table[] = {
 
 void fe_config_check(fv_cfg_load *ld)
 {
-    /* Every integer's range is in the table; the one key that depends on another: */
+    /* Every integer's range is in the table; no key depends on another (password_reserved_threads
+     * is taken as at most password_threads - 1 where it is used). */
     fv_common_check(ld);
-    if (fe_cfg.password_reserved_threads >= fe_cfg.password_threads)
-        fv_config_problem(ld, "password_reserved_threads",
-                          "%d must be less than password_threads (%d): sign-ups need a thread",
-                          fe_cfg.password_reserved_threads, fe_cfg.password_threads);
 }

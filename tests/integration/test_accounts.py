@@ -509,7 +509,8 @@ def test_account_throttling_same_answer_for_missing_email(migrated):
             assert 1 <= int(r.headers["Retry-After"]) <= 600
             assert error_body(r)["code"] == "too_many_attempts"
         assert answers[0].json() == answers[1].json()
-        # even the right password is refused while throttled (no password work is done)
+        # even the right password is refused from this address while it is throttled for the
+        # account (no password work is done); from another address it works (test_throttle_abuse)
         r = login(api, known, STRONG)
         assert r.status_code == 429
         # another account from the same address is not affected
@@ -518,9 +519,10 @@ def test_account_throttling_same_answer_for_missing_email(migrated):
         assert login(api, other).status_code == 200
         assert migrated.psql("SELECT count(*) FROM audit WHERE action = 'auth.throttled'")[0][0] >= 3
         # the counters live in Redis under the email's hash, never the email itself
-        keys = migrated.redis_cli("KEYS", "fv:throttle:acct:*")
+        keys = migrated.redis_cli("KEYS", "fv:throttle:*")
         want = hashlib.sha256(known.lower().encode()).hexdigest()
-        assert f"fv:throttle:acct:{want}" in keys
+        assert f"fv:throttle:fail:acct:{want}" in keys
+        assert f"fv:throttle:fail:pair:{want}:127.0.0.1" in keys
         assert not any(known in k for k in keys)
     finally:
         api.close()
@@ -559,7 +561,7 @@ def test_parallel_burst_cannot_outrun_the_count(migrated):
 
 
 def test_successful_logins_do_not_use_up_the_address(migrated):
-    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-ok", FV_LOGIN_MAX_FAILURES_ADDRESS=3)
     api = fe.api()
     try:
@@ -569,14 +571,14 @@ def test_successful_logins_do_not_use_up_the_address(migrated):
             assert login(api, mail).status_code == 200
     finally:
         api.close()
-        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
 def test_address_limit_zero_is_off(migrated):
     """Behind a TCP proxy every client has the proxy's address: login_max_failures_address = 0
     turns that limit off, while the per-account limit still holds."""
-    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-addr-off", FV_LOGIN_MAX_FAILURES_ADDRESS=0,
                   FV_LOGIN_MAX_FAILURES_ACCOUNT=2)
     api = fe.api()
@@ -587,12 +589,12 @@ def test_address_limit_zero_is_off(migrated):
         assert [login(api, mail, "wrong-password-here").status_code for _ in range(3)] == [401, 401, 429]
     finally:
         api.close()
-        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
 def test_address_throttling(migrated):
-    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-addr", FV_LOGIN_MAX_FAILURES_ADDRESS=4,
                   FV_LOGIN_WINDOW_S=600)
     api = fe.api()
@@ -603,7 +605,7 @@ def test_address_throttling(migrated):
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     finally:
         api.close()
-        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
