@@ -68,7 +68,8 @@ const fv_cfg_entry fe_config_table[] = {
                    FV_CFG_RESTART, "zxcvbn score (0..4) a new password needs on sign-up and change"),
     FV_CFG_INT_KEY("frontend", "login_max_failures_account", &fe_cfg.login_max_failures_account, "5", 1,
                    INT_MAX, FV_CFG_RESTART,
-                   "failed logins per account within login_window_s before 429"),
+                   "failed logins for one account from one client address within login_window_s before "
+                   "that address gets 429 for it"),
     FV_CFG_INT_KEY(
         "frontend", "login_max_failures_address", &fe_cfg.login_max_failures_address, "20", 0, INT_MAX,
         FV_CFG_RESTART,

@@ -306,6 +306,13 @@ void fe_throttle_success(const char *subject, const char *address)
     /* k.fail_addr is never lowered: others' failures from this address stay counted */
 }
 
+void fe_throttle_abandon(const char *subject, const char *address)
+{
+    keys k;
+    make_keys(subject, address, &k);
+    take_back_pending(&k);
+}
+
 void fe_throttle_failure(const char *subject, const char *address)
 {
     keys k;

@@ -27,8 +27,9 @@
 
 #include <event2/event.h>
 
-/* retry_after_s: 0 = allowed (then the caller ends the attempt with fe_throttle_success or
- * fe_throttle_failure, or lets it lapse); else seconds until it may retry (>= 1). */
+/* retry_after_s: 0 = allowed (then the caller ends the attempt with fe_throttle_success,
+ * fe_throttle_failure or fe_throttle_abandon, or lets it lapse: its pending count expires after
+ * 30 s); else seconds until it may retry (>= 1). */
 typedef void (*fe_throttle_cb)(int retry_after_s, void *arg);
 
 /* base (borrowed) runs the delays' timers. */
@@ -44,6 +45,9 @@ void fe_throttle_success(const char *subject, const char *address);
 /* The attempt failed (wrong password, unknown email, wrong code): it is no longer pending and
  * counts on the pair, the address and the account. */
 void fe_throttle_failure(const char *subject, const char *address);
+/* The attempt ended with neither (PostgreSQL down, the pool full, shutting down): it is no longer
+ * pending and counts nowhere. */
+void fe_throttle_abandon(const char *subject, const char *address);
 /* An anonymous sign-up from address: 0 when allowed, else the seconds until one may be
  * (signup_max_per_address per address, signup_max_per_child in all, per signup_window_s, in this
  * child's memory). */

@@ -274,6 +274,28 @@ def test_per_pair_limit_holds_with_redis_down(start):
     a.close()
 
 
+def test_logins_during_a_database_outage_count_as_nothing(start):
+    """A login that ends with neither success nor failure (503 while PostgreSQL is down) is taken
+    back from the running count: it never adds up to a 429 once the database is back."""
+    fe = start("frontend-throttle-pgdown", FV_PROCESSES=1, FV_PG_TIMEOUT_MS=1000,
+               FV_LOGIN_MAX_FAILURES_ACCOUNT=3, FV_LOGIN_MAX_FAILURES_ADDRESS=3)
+    c = fe.c
+    api = fe.api(ip="127.0.0.8")
+    mail = email("outage")
+    signup(api, mail)
+    pg_stop_immediate(c)
+    try:
+        wait_until(lambda: api.get("/readyz").json().get("db") == "down", 60, what="db: down")
+        got = [login(api, mail).status_code for _ in range(6)]
+        assert got == [503] * 6, got
+    finally:
+        pg_start(c)
+    r = wait_until(lambda: (lambda r: r if r.status_code != 503 else None)(login(api, mail)), 60,
+                   what="a login once PostgreSQL is back")
+    assert r.status_code == 200, r.text
+    api.close()
+
+
 # ------------------------------------------------------------------ sessions, unverified
 
 def test_sessions_are_rate_limited_per_user(start):

@@ -49,12 +49,17 @@ typedef struct login {
     char rehash[FV_PASSWORD_HASH_MAX + 1]; /* "" unless rehashed */
     long long step;                        /* accepted TOTP step, 0 when none */
     char session_id[FV_UUID_STRLEN + 1];
+    char *address; /* the client's (owned): the throttle's key */
+    bool counting; /* the throttle let this attempt in and it has not been ended */
 } login;
 
 static void login_free(void *p)
 {
     login *s = p;
     if (s->work) fe_work_detach(s->work);
+    /* answered without success or failure (PostgreSQL down, pool full, out of memory) */
+    if (s->counting) fe_throttle_abandon(s->email, s->address);
+    free(s->address);
     free(s->email);
     fe_identity_wipe(s->password);
     fe_identity_wipe(s->totp);
@@ -102,6 +107,7 @@ static void fail(fe_req *r, const char *reason)
 {
     login *s = r->state;
     fe_throttle_failure(s->email, r->address);
+    s->counting = false;
     audit_failure(r, "auth.login_failed", s->found ? s->user_id : NULL, reason);
     fe_reply_error(r, 401, "invalid_credentials", "the email, password or code is wrong");
 }
@@ -148,6 +154,7 @@ static void session_opened(const fe_pg_result *res, void *arg)
         return;
     }
     fe_throttle_success(s->email, r->address);
+    s->counting = false;
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
@@ -171,6 +178,7 @@ static bool check_totp(fe_req *r)
     if (!s->totp_on) return true;
     if (!s->totp) {
         fe_throttle_failure(s->email, r->address);
+        s->counting = false;
         audit_failure(r, "auth.login_failed", s->user_id, "totp_missing");
         fe_reply_error(r, 401, "totp_required", "this account needs a TOTP code: send it as totp");
         return false;
@@ -288,6 +296,7 @@ static void throttle_checked(int retry_after_s, void *arg)
         fe_reply_throttled(r, retry_after_s);
         return;
     }
+    s->counting = true;
     const char *params[] = {s->email};
     fe_pg_query(sql_find_user, 1, params, user_found, r);
 }
@@ -313,7 +322,7 @@ void fe_sessions_login(fe_req *r)
     }
     login *s = calloc(1, sizeof *s);
     if (!s || !(s->email = strdup(email)) || !(s->password = strdup(pw)) ||
-        (totp && !(s->totp = strdup(totp)))) {
+        !(s->address = strdup(r->address)) || (totp && !(s->totp = strdup(totp)))) {
         if (s) login_free(s);
         fe_reply_oom(r);
         return;
