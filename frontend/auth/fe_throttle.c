@@ -329,6 +329,22 @@ void fe_throttle_failure(const char *subject, const char *address)
     }
 }
 
+void fe_throttle_opened(fe_throttle_open *o, const char *subject, const char *address)
+{
+    o->open = true;
+    snprintf(o->subject, sizeof o->subject, "%s", subject);
+    snprintf(o->address, sizeof o->address, "%s", address ? address : "");
+}
+
+void fe_throttle_close(fe_throttle_open *o, fe_throttle_outcome outcome)
+{
+    if (!o->open) return;
+    o->open = false;
+    if (outcome == FE_THROTTLE_SUCCESS) fe_throttle_success(o->subject, o->address);
+    else if (outcome == FE_THROTTLE_FAILURE) fe_throttle_failure(o->subject, o->address);
+    else fe_throttle_abandon(o->subject, o->address);
+}
+
 int fe_throttle_signup(const char *address)
 {
     int w = fe_cfg.signup_window_s;

@@ -26,6 +26,7 @@
 #define FE_THROTTLE_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 
 /* retry_after_s: 0 = allowed (then the caller ends the attempt with fe_throttle_success,
  * fe_throttle_failure or fe_throttle_abandon, or lets it lapse: its pending count expires after
@@ -48,6 +49,19 @@ void fe_throttle_failure(const char *subject, const char *address);
 /* The attempt ended with neither (PostgreSQL down, the pool full, shutting down): it is no longer
  * pending and counts nowhere. */
 void fe_throttle_abandon(const char *subject, const char *address);
+/* One attempt the throttle let in, kept in a request's state so that it is ended exactly once:
+ * fe_throttle_opened when the callback said 0, fe_throttle_close with the outcome, and
+ * fe_throttle_close(.., FE_THROTTLE_ABANDON) from the state's free function (a no-op once
+ * closed), so an attempt answered any other way (503, 409, out of memory) is not left pending. */
+typedef enum { FE_THROTTLE_SUCCESS, FE_THROTTLE_FAILURE, FE_THROTTLE_ABANDON } fe_throttle_outcome;
+typedef struct fe_throttle_open {
+    bool open;
+    char subject[256]; /* an email (<= 254) or a user id */
+    char address[64];
+} fe_throttle_open;
+void fe_throttle_opened(fe_throttle_open *o, const char *subject, const char *address);
+void fe_throttle_close(fe_throttle_open *o, fe_throttle_outcome outcome);
+
 /* An anonymous sign-up from address: 0 when allowed, else the seconds until one may be
  * (signup_max_per_address per address, signup_max_per_child in all, per signup_window_s, in this
  * child's memory). */

@@ -49,8 +49,7 @@ typedef struct login {
     char rehash[FV_PASSWORD_HASH_MAX + 1]; /* "" unless rehashed */
     long long step;                        /* accepted TOTP step, 0 when none */
     char session_id[FV_UUID_STRLEN + 1];
-    char *address; /* the client's (owned): the throttle's key */
-    bool counting; /* the throttle let this attempt in and it has not been ended */
+    fe_throttle_open attempt; /* the throttle's count of this attempt, until it is ended */
 } login;
 
 static void login_free(void *p)
@@ -58,8 +57,7 @@ static void login_free(void *p)
     login *s = p;
     if (s->work) fe_work_detach(s->work);
     /* answered without success or failure (PostgreSQL down, pool full, out of memory) */
-    if (s->counting) fe_throttle_abandon(s->email, s->address);
-    free(s->address);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_ABANDON);
     free(s->email);
     fe_identity_wipe(s->password);
     fe_identity_wipe(s->totp);
@@ -106,8 +104,7 @@ static void audit_failure(fe_req *r, const char *action, const char *user_id, co
 static void fail(fe_req *r, const char *reason)
 {
     login *s = r->state;
-    fe_throttle_failure(s->email, r->address);
-    s->counting = false;
+    fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
     audit_failure(r, "auth.login_failed", s->found ? s->user_id : NULL, reason);
     fe_reply_error(r, 401, "invalid_credentials", "the email, password or code is wrong");
 }
@@ -153,8 +150,7 @@ static void session_opened(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 500, "internal", "internal error");
         return;
     }
-    fe_throttle_success(s->email, r->address);
-    s->counting = false;
+    fe_throttle_close(&s->attempt, FE_THROTTLE_SUCCESS);
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
@@ -177,8 +173,7 @@ static bool check_totp(fe_req *r)
     login *s = r->state;
     if (!s->totp_on) return true;
     if (!s->totp) {
-        fe_throttle_failure(s->email, r->address);
-        s->counting = false;
+        fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
         audit_failure(r, "auth.login_failed", s->user_id, "totp_missing");
         fe_reply_error(r, 401, "totp_required", "this account needs a TOTP code: send it as totp");
         return false;
@@ -296,7 +291,7 @@ static void throttle_checked(int retry_after_s, void *arg)
         fe_reply_throttled(r, retry_after_s);
         return;
     }
-    s->counting = true;
+    fe_throttle_opened(&s->attempt, s->email, r->address);
     const char *params[] = {s->email};
     fe_pg_query(sql_find_user, 1, params, user_found, r);
 }
@@ -322,7 +317,7 @@ void fe_sessions_login(fe_req *r)
     }
     login *s = calloc(1, sizeof *s);
     if (!s || !(s->email = strdup(email)) || !(s->password = strdup(pw)) ||
-        !(s->address = strdup(r->address)) || (totp && !(s->totp = strdup(totp)))) {
+        (totp && !(s->totp = strdup(totp)))) {
         if (s) login_free(s);
         fe_reply_oom(r);
         return;
