@@ -9,7 +9,8 @@ import pytest
 from fvharness import binary, child_env
 
 PROGRAMS = ["fv-frontend", "fv-worker", "fv-balancer", "fvctl"]
-FVCTL_COMMANDS = ["migrate", "create-admin", "create-user", "queue", "dead-letters", "requeue", "spool-replay"]
+FVCTL_COMMANDS = ["migrate", "create-admin", "create-user", "queue", "dead-letters", "requeue", "spool-replay",
+                  "quarantine"]
 
 
 def run(*argv, **env):
