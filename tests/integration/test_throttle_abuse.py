@@ -84,8 +84,8 @@ def signup(api, mail, password=STRONG, name="Test User"):
     return r
 
 
-def login(api, mail, password=STRONG):
-    return api.post("/v1/auth/login", json={"email": mail, "password": password})
+def login(api, mail, password=STRONG, timeout=30):
+    return api.post("/v1/auth/login", json={"email": mail, "password": password}, timeout=timeout)
 
 
 # ------------------------------------------------------------------ sign-up
@@ -107,8 +107,9 @@ def test_concurrent_signups_do_not_make_a_login_wait(start):
         a = fe.api()
         try:
             t0 = time.monotonic()
+            # a long client deadline: on a loaded machine (or a sanitizer build) hashing is slow
             r = a.post("/v1/users", json={"email": email(f"flood{i}"), "name": "Flood",
-                                          "password": STRONG})
+                                          "password": STRONG}, timeout=120)
             return r.status_code, r.headers.get("Retry-After"), time.monotonic() - t0
         finally:
             a.close()
@@ -201,7 +202,8 @@ def test_owner_logs_in_while_a_stranger_fails_50_times(start):
     def hammer(ip):
         a = fe.api(ip=ip)
         try:
-            return [login(a, victim, "not-the-password-%d" % n).status_code for n in range(5)]
+            return [login(a, victim, "not-the-password-%d" % n, timeout=120).status_code
+                    for n in range(5)]
         finally:
             a.close()
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
