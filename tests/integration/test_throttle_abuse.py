@@ -354,7 +354,9 @@ def test_unverified_caps_and_no_content_in_a_foreign_org(world, start):
     def post(who, data, rid):
         return attackers[who].post(f"/v1/deployments/{dep}/responses", json={"id": rid, "data": data})
     ids = []
-    ((audit_before,),) = c.psql("SELECT coalesce(max(id), 0) FROM audit")
+    # (polled: the harness's connection may be one a previous test's restart closed)
+    ((audit_before,),) = wait_until(lambda: c.psql("SELECT coalesce(max(id), 0) FROM audit"), 30,
+                                    what="the audit log's last id")
     pg_stop_immediate(c)
     try:
         wait_until(lambda: api.get("/readyz").json().get("db") == "down", 60, what="db: down")
