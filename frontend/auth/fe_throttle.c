@@ -131,8 +131,11 @@ enum { R_PEND_PAIR, R_PEND_ADDR, R_FAIL_PAIR, R_FAIL_ADDR, R_FAIL_ACCT, R_TTL_PA
 typedef struct attempt {
     keys k;
     long long v[R_N]; /* what Redis answered */
-    int due;          /* replies still due */
-    bool redis_ok;    /* every command was sent and answered with an integer */
+    /* this child's pending counts as this attempt began (itself included): read later, they
+     * would count attempts that began after it */
+    long long mem_pend_pair, mem_pend_addr;
+    int due;       /* replies still due */
+    bool redis_ok; /* every command was sent and answered with an integer */
     fe_throttle_cb cb;
     void *arg;
     struct event *timer; /* the account's delay, while it runs */
@@ -178,8 +181,8 @@ static void decide(attempt *a)
     long long fail_pair = max_ll(mem_value(k->fail_pair), r ? a->v[R_FAIL_PAIR] : 0);
     long long fail_addr = max_ll(mem_value(k->fail_addr), r ? a->v[R_FAIL_ADDR] : 0);
     long long fail_acct = max_ll(mem_value(k->fail_acct), r ? a->v[R_FAIL_ACCT] : 0);
-    long long pend_pair = max_ll(mem_value(k->pend_pair), r ? a->v[R_PEND_PAIR] : 0);
-    long long pend_addr = max_ll(mem_value(k->pend_addr), r ? a->v[R_PEND_ADDR] : 0);
+    long long pend_pair = max_ll(a->mem_pend_pair, r ? a->v[R_PEND_PAIR] : 0);
+    long long pend_addr = max_ll(a->mem_pend_addr, r ? a->v[R_PEND_ADDR] : 0);
     int w = fe_cfg.login_window_s;
     int limit_pair = fe_cfg.login_max_failures_account, limit_addr = fe_cfg.login_max_failures_address;
     int retry = 0;
@@ -261,6 +264,8 @@ void fe_throttle_begin(const char *subject, const char *address, fe_throttle_cb 
     a->arg = arg;
     mem_add(a->k.pend_pair, 1, PENDING_TTL_S, true);
     mem_add(a->k.pend_addr, 1, PENDING_TTL_S, true);
+    a->mem_pend_pair = mem_value(a->k.pend_pair);
+    a->mem_pend_addr = mem_value(a->k.pend_addr);
     if (!fe_redis_ready()) {
         decide(a); /* memory alone */
         return;
