@@ -25,6 +25,7 @@
 #include "fe_redis.h"
 #include "fe_reply.h"
 #include "fe_throttle.h"
+#include "fe_unverified.h"
 #include "fe_tls.h"
 #include "fe_workpool.h"
 #include "fv_log.h"
@@ -146,7 +147,13 @@ int fe_child_run(int index, int listen_fd)
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     errpos = "identity";
-    if (fe_workpool_init(ch.base, fe_cfg.password_threads, 256) != 0 || fe_throttle_init() != 0)
+    /* sign-ups keep one thread at least: at most password_threads - 1 are reserved for logins */
+    int reserved = fe_cfg.password_reserved_threads < fe_cfg.password_threads
+                       ? fe_cfg.password_reserved_threads
+                       : fe_cfg.password_threads - 1;
+    if (fe_workpool_init(ch.base, fe_cfg.password_threads, reserved, fe_cfg.password_queue_auth,
+                         fe_cfg.password_queue_signup) != 0 ||
+        fe_throttle_init(ch.base) != 0)
         goto failed;
     ch.sig_term = evsignal_new(ch.base, SIGTERM, term_cb, NULL);
     ch.sig_int = evsignal_new(ch.base, SIGINT, term_cb, NULL);
@@ -180,6 +187,7 @@ cleanup:
     fe_depcache_shutdown();
     fe_auth_shutdown();
     fe_throttle_shutdown();
+    fe_unverified_shutdown();
     if (ch.sig_term) event_free(ch.sig_term);
     if (ch.sig_int) event_free(ch.sig_int);
     if (ch.sig_hup) event_free(ch.sig_hup);

@@ -74,7 +74,8 @@ const fv_cfg_entry fe_config_table[] = {
                    FV_CFG_RESTART, "zxcvbn score (0..4) a new password needs on sign-up and change"),
     FV_CFG_INT_KEY("frontend", "login_max_failures_account", &fe_cfg.login_max_failures_account, "5", 1,
                    INT_MAX, FV_CFG_RESTART,
-                   "failed logins per account within login_window_s before 429"),
+                   "failed logins for one account from one client address within login_window_s before "
+                   "that address gets 429 for it"),
     FV_CFG_INT_KEY(
         "frontend", "login_max_failures_address", &fe_cfg.login_max_failures_address, "20", 0, INT_MAX,
         FV_CFG_RESTART,
@@ -82,6 +83,39 @@ const fv_cfg_entry fe_config_table[] = {
     FV_CFG_INT_KEY("frontend", "login_window_s", &fe_cfg.login_window_s, "900", 1, INT_MAX,
                    FV_CFG_RESTART,
                    "window (seconds, from the first failure) over which failed logins are counted"),
+    FV_CFG_INT_KEY("frontend", "password_reserved_threads", &fe_cfg.password_reserved_threads, "1", 0,
+                   63, FV_CFG_RESTART,
+                   "of password_threads, how many check only logins and signed-in users' passwords, "
+                   "never sign-ups (at most password_threads - 1 are)"),
+    FV_CFG_INT_KEY("frontend", "password_queue_auth", &fe_cfg.password_queue_auth, "32", 1, 65536,
+                   FV_CFG_RESTART,
+                   "logins and password checks waiting for a thread per child; more: 503 + Retry-After"),
+    FV_CFG_INT_KEY("frontend", "password_queue_signup", &fe_cfg.password_queue_signup, "8", 1, 65536,
+                   FV_CFG_RESTART, "sign-ups waiting for a thread per child; more: 503 + Retry-After"),
+    FV_CFG_INT_KEY("frontend", "signup_window_s", &fe_cfg.signup_window_s, "600", 1, 86400,
+                   FV_CFG_RESTART, "window (seconds) over which sign-ups are counted"),
+    FV_CFG_INT_KEY("frontend", "signup_max_per_address", &fe_cfg.signup_max_per_address, "10", 0,
+                   INT_MAX, FV_CFG_RESTART,
+                   "sign-ups one client address may make per window in a child; 0: no limit"),
+    FV_CFG_INT_KEY("frontend", "signup_max_per_child", &fe_cfg.signup_max_per_child, "100", 0, INT_MAX,
+                   FV_CFG_RESTART,
+                   "sign-ups one child accepts per window from all addresses; 0: no limit"),
+    FV_CFG_INT_KEY("frontend", "login_account_delay_after", &fe_cfg.login_account_delay_after, "10", 1,
+                   INT_MAX, FV_CFG_RESTART,
+                   "failed logins for one account (from all addresses) within login_window_s after "
+                   "which each login for it is delayed (never refused)"),
+    FV_CFG_INT_KEY("frontend", "login_account_delay_ms", &fe_cfg.login_account_delay_ms, "250", 0, 60000,
+                   FV_CFG_RESTART,
+                   "the first such delay; it doubles with each further failure, up to "
+                   "login_account_delay_max_ms"),
+    FV_CFG_INT_KEY("frontend", "login_account_delay_max_ms", &fe_cfg.login_account_delay_max_ms, "3000",
+                   0, 60000, FV_CFG_RESTART, "the longest delay of a login for an account under attack"),
+    FV_CFG_INT_KEY("frontend", "session_rate_limit", &fe_cfg.session_rate_limit, "600", 0, INT_MAX,
+                   FV_CFG_RESTART,
+                   "requests one user may make per window with session tokens (all front ends "
+                   "together); 0 turns the limit off"),
+    FV_CFG_INT_KEY("frontend", "session_rate_window_s", &fe_cfg.session_rate_window_s, "60", 1, 86400,
+                   FV_CFG_RESTART, "length in seconds of the session rate-limit window"),
     /* ---- identity end ---- */
     /* ---- api keys ---- */
     FV_CFG_INT_KEY(
@@ -136,12 +170,24 @@ const fv_cfg_entry fe_config_table[] = {
                    "file (mode 0600) with the bearer token /metrics needs; empty: /metrics is not "
                    "served on the API port, and metrics_listen needs no token"),
     /* ---- metrics end ---- */
+    /* ---- unverified submissions ---- */
+    FV_CFG_INT_KEY("frontend", "unverified_max_per_user", &fe_cfg.unverified_max_per_user, "100", 0,
+                   INT_MAX, FV_CFG_RESTART,
+                   "submissions one user may have accepted unverified (PostgreSQL down) per "
+                   "unverified_window_s; more: 429; 0: none at all"),
+    FV_CFG_INT_KEY("frontend", "unverified_max_bytes_per_user", &fe_cfg.unverified_max_bytes_per_user,
+                   "10485760", 0, INT_MAX, FV_CFG_RESTART,
+                   "bytes of answers one user may have accepted unverified per unverified_window_s"),
+    FV_CFG_INT_KEY("frontend", "unverified_window_s", &fe_cfg.unverified_window_s, "3600", 1, 86400,
+                   FV_CFG_RESTART, "window (seconds) of the unverified-submission caps"),
+    /* ---- unverified submissions end ---- */
     FV_CFG_END,
 };
 
 void fe_config_check(fv_cfg_load *ld)
 {
-    /* Every integer's range is in the table. */
+    /* Every integer's range is in the table; no key depends on another (password_reserved_threads
+     * is taken as at most password_threads - 1 where it is used). */
     fv_common_check(ld);
     if (fe_cfg.metrics_listen[0]) {
         char addr[64];

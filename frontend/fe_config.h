@@ -37,7 +37,18 @@ typedef struct fe_settings {
     int min_password_score;  /* zxcvbn score 0..4 a new password needs */
     int login_max_failures_account;
     int login_max_failures_address;
-    int login_window_s; /* failures counted over this window */
+    int login_window_s;            /* failures counted over this window */
+    int password_reserved_threads; /* of password_threads, for FE_WORK_AUTH jobs only */
+    int password_queue_auth;       /* logins/password checks waiting per child */
+    int password_queue_signup;     /* sign-ups waiting per child */
+    int signup_window_s;
+    int signup_max_per_address;     /* per child and window; 0 = no limit */
+    int signup_max_per_child;       /* per window; 0 = no limit */
+    int login_account_delay_after;  /* account failures (all addresses) before logins are delayed */
+    int login_account_delay_ms;     /* the first delay, doubled per further failure */
+    int login_account_delay_max_ms; /* the cap */
+    int session_rate_limit;         /* requests per user per window with sessions; 0 = off */
+    int session_rate_window_s;
     /* ---- identity end ---- */
     /* ---- api keys ---- */
     int api_key_rate_limit;       /* requests per key per window; 0 = no limit */
@@ -65,6 +76,11 @@ typedef struct fe_settings {
     char *metrics_listen;     /* "" = no separate metrics listener; else IP:port */
     char *metrics_token_file; /* "" = /metrics only on metrics_listen, without a token */
     /* ---- metrics end ---- */
+    /* ---- unverified submissions ---- */
+    int unverified_max_per_user;       /* per window, all front ends (Redis) and per child */
+    int unverified_max_bytes_per_user; /* bytes of data, likewise */
+    int unverified_window_s;
+    /* ---- unverified submissions end ---- */
 } fe_settings;
 
 extern fe_settings fe_cfg;

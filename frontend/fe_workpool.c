@@ -18,6 +18,7 @@ struct fe_work {
     void (*job_free)(void *);
     void *owner; /* borrowed; NULL once detached (loop thread only) */
     bool ran;
+    fe_work_class cls;
     fe_work *next;
 };
 
@@ -26,31 +27,45 @@ static struct {
     pthread_cond_t cv;
     pthread_t threads[MAX_THREADS];
     int nthreads;
-    int max_queued;
-    int queued; /* waiting for a thread */
-    int busy;   /* queued + running + done but not delivered (loop's view) */
+    int reserved; /* threads 0..reserved-1 take FE_WORK_AUTH jobs only */
+    int max_queued[FE_WORK_NCLASSES];
+    int queued[FE_WORK_NCLASSES]; /* waiting for a thread, under mu */
+    int busy;                     /* queued + running + done but not delivered (loop's view) */
     bool stop;
-    fe_work *queue, *queue_tail; /* waiting, under mu */
-    fe_work *done, *done_tail;   /* finished, under mu */
+    fe_work *queue[FE_WORK_NCLASSES], *queue_tail[FE_WORK_NCLASSES]; /* waiting, under mu */
+    fe_work *done, *done_tail;                                       /* finished, under mu */
     int efd;
     struct event *ev;
     bool running;
 } P = {.efd = -1};
 
+/* The next job a thread may take (under mu): FE_WORK_AUTH first; FE_WORK_BULK only when the
+ * thread is not reserved. NULL when none. */
+static fe_work *take_job(bool reserved)
+{
+    for (int c = 0; c < (reserved ? 1 : FE_WORK_NCLASSES); c++) {
+        fe_work *w = P.queue[c];
+        if (!w) continue;
+        P.queue[c] = w->next;
+        if (!P.queue[c]) P.queue_tail[c] = NULL;
+        P.queued[c]--;
+        return w;
+    }
+    return NULL;
+}
+
+/* arg: the thread's index (an intptr_t), below P.reserved for a reserved thread. */
 static void *thread_main(void *arg)
 {
-    (void)arg;
+    bool reserved = (intptr_t)arg < P.reserved;
     for (;;) {
         pthread_mutex_lock(&P.mu);
-        while (!P.queue && !P.stop) pthread_cond_wait(&P.cv, &P.mu);
-        if (P.stop) {
+        fe_work *w = NULL;
+        while (!P.stop && !(w = take_job(reserved))) pthread_cond_wait(&P.cv, &P.mu);
+        if (!w) { /* stopping: shutdown delivers what is still queued (ran = false) */
             pthread_mutex_unlock(&P.mu);
             return NULL;
         }
-        fe_work *w = P.queue;
-        P.queue = w->next;
-        if (!P.queue) P.queue_tail = NULL;
-        P.queued--;
         pthread_mutex_unlock(&P.mu);
 
         w->run(w->job);
@@ -99,10 +114,12 @@ static void completions_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int fe_workpool_init(struct event_base *base, int nthreads, int max_queued)
+int fe_workpool_init(struct event_base *base, int nthreads, int reserved, int max_auth, int max_bulk)
 {
-    if (nthreads < 1 || nthreads > MAX_THREADS) return -1;
-    P.max_queued = max_queued;
+    if (nthreads < 1 || nthreads > MAX_THREADS || reserved < 0 || reserved >= nthreads) return -1;
+    P.reserved = reserved;
+    P.max_queued[FE_WORK_AUTH] = max_auth;
+    P.max_queued[FE_WORK_BULK] = max_bulk;
     P.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (P.efd == -1) return -1;
     P.ev = event_new(base, P.efd, EV_READ | EV_PERSIST, completions_cb, NULL);
@@ -111,7 +128,8 @@ int fe_workpool_init(struct event_base *base, int nthreads, int max_queued)
     pthread_cond_init(&P.cv, NULL);
     P.stop = false;
     for (P.nthreads = 0; P.nthreads < nthreads; P.nthreads++)
-        if (pthread_create(&P.threads[P.nthreads], NULL, thread_main, NULL) != 0) {
+        if (pthread_create(&P.threads[P.nthreads], NULL, thread_main, (void *)(intptr_t)P.nthreads) !=
+            0) {
             fv_error("work pool: pthread_create failed");
             P.running = true; /* so shutdown joins the ones started */
             fe_workpool_shutdown();
@@ -144,13 +162,15 @@ void fe_workpool_shutdown(void)
         deliver(list);
         list = next;
     }
-    list = P.queue;
-    P.queue = P.queue_tail = NULL;
-    P.queued = 0;
-    while (list) {
-        fe_work *next = list->next;
-        deliver(list);
-        list = next;
+    for (int c = 0; c < FE_WORK_NCLASSES; c++) {
+        list = P.queue[c];
+        P.queue[c] = P.queue_tail[c] = NULL;
+        P.queued[c] = 0;
+        while (list) {
+            fe_work *next = list->next;
+            deliver(list);
+            list = next;
+        }
     }
     if (P.ev) event_free(P.ev);
     P.ev = NULL;
@@ -160,27 +180,49 @@ void fe_workpool_shutdown(void)
     pthread_mutex_destroy(&P.mu);
 }
 
-fe_work *fe_work_submit(void *job, fe_work_run_fn run, fe_work_done_fn done, void (*job_free)(void *),
-                        void *owner)
+static fe_work *submit(fe_work_class c, void *job, fe_work_run_fn run, fe_work_done_fn done,
+                       void (*job_free)(void *), void *owner)
 {
     if (!P.running) return NULL;
     fe_work *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    *w = (fe_work){.job = job, .run = run, .done = done, .job_free = job_free, .owner = owner};
+    *w = (fe_work){.job = job, .run = run, .done = done, .job_free = job_free, .owner = owner, .cls = c};
     pthread_mutex_lock(&P.mu);
-    if (P.queued >= P.max_queued) {
+    if (P.queued[c] >= P.max_queued[c]) {
         pthread_mutex_unlock(&P.mu);
         free(w);
         return NULL;
     }
-    if (P.queue_tail) P.queue_tail->next = w;
-    else P.queue = w;
-    P.queue_tail = w;
-    P.queued++;
-    pthread_cond_signal(&P.cv);
+    if (P.queue_tail[c]) P.queue_tail[c]->next = w;
+    else P.queue[c] = w;
+    P.queue_tail[c] = w;
+    P.queued[c]++;
+    /* every waiting thread: a reserved one woken for a bulk job would go back to sleep */
+    pthread_cond_broadcast(&P.cv);
     pthread_mutex_unlock(&P.mu);
     P.busy++;
     return w;
+}
+
+fe_work *fe_work_submit(void *job, fe_work_run_fn run, fe_work_done_fn done, void (*job_free)(void *),
+                        void *owner)
+{
+    return submit(FE_WORK_AUTH, job, run, done, job_free, owner);
+}
+
+fe_work *fe_work_submit_bulk(void *job, fe_work_run_fn run, fe_work_done_fn done,
+                             void (*job_free)(void *), void *owner)
+{
+    return submit(FE_WORK_BULK, job, run, done, job_free, owner);
+}
+
+int fe_workpool_queued(fe_work_class c)
+{
+    if (!P.running || c < 0 || c >= FE_WORK_NCLASSES) return 0;
+    pthread_mutex_lock(&P.mu);
+    int n = P.queued[c];
+    pthread_mutex_unlock(&P.mu);
+    return n;
 }
 
 /* owner is only read on the loop thread (deliver), so no lock is needed. */

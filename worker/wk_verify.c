@@ -14,7 +14,7 @@
  * against (0: unknown, take the current one). */
 static const char check_sql[] =
     "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1), d.survey_id, sv.version,"
-    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator')"
+    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator'), fv_has_tie($2, d.id)"
     " FROM (SELECT 1) one"
     " LEFT JOIN deployments d ON d.id = $3"
     " LEFT JOIN surveys s ON s.id = d.survey_id"
@@ -22,33 +22,44 @@ static const char check_sql[] =
     "      AND sv.version = CASE WHEN $4::int > 0 THEN $4::int ELSE s.current_version END";
 
 /* An id already quarantined for another submission (fv_quarantine_is_retry, migration 007) is
- * refused and kept in refused_submissions, as the worker's INSERT does for responses. */
+ * refused and kept in refused_submissions, as the worker's INSERT does for responses.
+ * $9: whether the submitter has a tie to the deployment's organisation (fv_has_tie). With one,
+ * the row shows in the organisation's quarantine and its audit entry says why; without, the row
+ * is the operator's (org_visible false), the full audit entry has no organisation, and the
+ * organisation gets only a content-free entry (which deployment, that a submission was refused;
+ * no answers, no submitter, no reason text). A refused entry is the submitter's and the
+ * operator's only, never the organisation's. */
 static const char quarantine_sql[] =
-    "WITH q AS (INSERT INTO quarantine (id, deployment_id, submitted_by, data, location,"
-    "                                   collected_at, received_at, reason)"
+    "WITH o AS (SELECT s.org_id FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $2),"
+    "     q AS (INSERT INTO quarantine (id, deployment_id, submitted_by, data, location,"
+    "                                   collected_at, received_at, reason, org_visible)"
     "           VALUES ($1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
-    "                   to_timestamp($7::bigint / 1000.0), $8)"
+    "                   to_timestamp($7::bigint / 1000.0), $8, $9::boolean)"
     "           ON CONFLICT (id) DO NOTHING RETURNING id),"
-    " f AS (INSERT INTO refused_submissions (id, deployment_id, submitted_by, data, location,"
-    "                                        collected_at, received_at, reason, fingerprint)"
-    "       SELECT $1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
-    "              to_timestamp($7::bigint / 1000.0), 'id_conflict',"
-    "              fv_submission_fingerprint($4::jsonb, NULLIF($5, '')::jsonb,"
-    "                                        NULLIF($6, '')::timestamptz)"
-    "       FROM quarantine x WHERE x.id = $1 AND NOT EXISTS (SELECT 1 FROM q)"
-    "         AND NOT fv_quarantine_is_retry(x, $3, $2, $4::jsonb, NULLIF($5, '')::jsonb,"
-    "                                        NULLIF($6, '')::timestamptz)"
-    "       ON CONFLICT DO NOTHING RETURNING id)"
+    "     f AS (INSERT INTO refused_submissions (id, deployment_id, submitted_by, data, location,"
+    "                                            collected_at, received_at, reason, fingerprint)"
+    "           SELECT $1, $2, $3, $4::jsonb, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
+    "                  to_timestamp($7::bigint / 1000.0), 'id_conflict',"
+    "                  fv_submission_fingerprint($4::jsonb, NULLIF($5, '')::jsonb,"
+    "                                            NULLIF($6, '')::timestamptz)"
+    "           FROM quarantine x WHERE x.id = $1 AND NOT EXISTS (SELECT 1 FROM q)"
+    "             AND NOT fv_quarantine_is_retry(x, $3, $2, $4::jsonb, NULLIF($5, '')::jsonb,"
+    "                                            NULLIF($6, '')::timestamptz)"
+    "           ON CONFLICT DO NOTHING RETURNING id),"
+    "     n AS (INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
+    "           SELECT NULL, 'submission.refused_no_tie', 'deployment', $2::text,"
+    "                  jsonb_build_object('deployment_id', $2::text), o.org_id"
+    "           FROM q, o WHERE NOT $9::boolean AND o.org_id IS NOT NULL)"
     " INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
     " SELECT $3, a.action, 'submission', a.id::text,"
     "        jsonb_build_object('deployment_id', $2::text, 'reason', a.reason),"
-    "        (SELECT s.org_id FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $2)"
+    "        CASE WHEN $9::boolean THEN (SELECT org_id FROM o) END"
     " FROM (SELECT id, 'submission.quarantined' AS action, $8::text AS reason FROM q"
     "       UNION ALL SELECT id, 'submission.refused', 'id_conflict' FROM f) a";
 
-/* Writes the quarantine row and its audit entry. */
-static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, char *err,
-                                   size_t errlen)
+/* Writes the quarantine row and its audit entries (tie: see quarantine_sql). */
+static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, bool tie,
+                                   char *err, size_t errlen)
 {
     char *data = strndup(e->data, e->data_len);
     char *loc = strndup(e->location ? e->location : "", e->location_len);
@@ -57,10 +68,12 @@ static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const cha
     snprintf(recv, sizeof recv, "%lld", (long long)e->received_at_ms);
     wk_verify_result rc = WK_VERIFY_FAILED;
     if (data && loc && coll) {
-        const char *params[] = {e->id, e->deployment_id, e->submitted_by, data, loc, coll, recv, reason};
-        PGresult *res = wk_store_exec(st, quarantine_sql, 8, params);
+        const char *params[] = {e->id, e->deployment_id, e->submitted_by,       data, loc, coll,
+                                recv,  reason,           tie ? "true" : "false"};
+        PGresult *res = wk_store_exec(st, quarantine_sql, 9, params);
         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-            fv_warn("submission %s quarantined: %s", e->id, reason);
+            fv_warn("submission %s quarantined%s: %s", e->id, tie ? "" : " for the operator (no tie)",
+                    reason);
             rc = WK_VERIFY_QUARANTINE;
         } else {
             fv_pgutil_error(st->conn, res, err, errlen);
@@ -136,7 +149,9 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
         snprintf(survey_id, FV_UUID_STRLEN + 1, "%s", PQgetvalue(res, 0, 1));
         *version = atoi(PQgetvalue(res, 0, 2));
     }
+    /* no deployment: no organisation either, so nothing is shown to any (tie is moot) */
+    bool tie = !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 5)[0] == 't';
     PQclear(res);
     if (rc == WK_VERIFY_STORED || why[0] == '\0') return rc;
-    return quarantine(st, e, why, err, errlen);
+    return quarantine(st, e, why, tie, err, errlen);
 }

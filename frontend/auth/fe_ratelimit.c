@@ -1,4 +1,5 @@
-/* Per-API-key rate limit, strikes and automatic suspension (see fe_ratelimit.h). */
+/* Per-API-key and per-user (session) rate limits, strikes and automatic suspension (see
+ * fe_ratelimit.h). */
 #include "fe_ratelimit.h"
 
 #include <event2/http.h>
@@ -33,6 +34,7 @@ typedef struct rl_check {
     fe_handler next;
     int64_t now; /* Unix seconds when counted: the window the answer refers to */
     char view_key[96];
+    bool session; /* counted per user (session tokens): no strikes */
 } rl_check;
 
 /* State of one count sent without waiting: owned by its INCR callback. */
@@ -40,7 +42,20 @@ typedef struct rl_ahead {
     char view_key[96];
     char key_id[FV_UUID_STRLEN + 1];
     char address[64];
+    bool session;
 } rl_ahead;
+
+/* The limit and the window of a caller's credential. */
+static int limit_of(bool session)
+{
+    return session ? fe_cfg.session_rate_limit : fe_cfg.api_key_rate_limit;
+}
+
+static int window_of(bool session)
+{
+    int len = session ? fe_cfg.session_rate_window_s : fe_cfg.api_key_rate_window_s;
+    return len < 1 ? 1 : len;
+}
 
 /* Records a count Redis answered in the view of view_key (gone views are not made again). */
 static void view_update(const char *view_key, long long count, bool was_ahead)
@@ -159,10 +174,13 @@ static void pass(fe_req *r, fe_handler next)
 }
 
 /* Answers 429 with Retry-After: retry_after. */
-static void refuse(fe_req *r, int retry_after)
+static void refuse(fe_req *r, int retry_after, bool session)
 {
     fe_reply_error_retry(r, 429, "rate_limited",
-                         "this API key made too many requests; retry after the seconds in Retry-After",
+                         session ? "this user made too many requests; retry after the seconds in "
+                                   "Retry-After"
+                                 : "this API key made too many requests; retry after the seconds in "
+                                   "Retry-After",
                          retry_after);
 }
 
@@ -189,13 +207,13 @@ static void counted(redisReply *reply, const char *error, void *arg)
         count_refused = false;
     }
     view_update(c->view_key, reply->integer, false);
-    fe_rw_verdict v = fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit);
+    fe_rw_verdict v = fe_rw_verdict_for(reply->integer, limit_of(c->session));
     if (v == FE_RW_ALLOW) {
         pass(r, c->next);
         return;
     }
-    if (v == FE_RW_REFUSE_STRIKE) strike(r->user->cred_id, r->address);
-    refuse(r, fe_rw_retry_after(c->now, fe_cfg.api_key_rate_window_s));
+    if (v == FE_RW_REFUSE_STRIKE && !c->session) strike(r->user->cred_id, r->address);
+    refuse(r, fe_rw_retry_after(c->now, window_of(c->session)), c->session);
 }
 
 /* The answer to a count sent without waiting: the view learns it; a count past the limit (other
@@ -205,7 +223,8 @@ static void counted_ahead(redisReply *reply, const char *error, void *arg)
     rl_ahead *a = arg;
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
         view_update(a->view_key, reply->integer, true);
-        if (fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit) == FE_RW_REFUSE_STRIKE)
+        if (!a->session &&
+            fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit) == FE_RW_REFUSE_STRIKE)
             strike(a->key_id, a->address);
     } else {
         view_update(a->view_key, 0, true);
@@ -219,11 +238,12 @@ static void counted_ahead(redisReply *reply, const char *error, void *arg)
  * at the limit itself (other children's counts reach this view with each answer). Returns true
  * when r was passed on. */
 static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char *ttl,
-                        const char *view_key, rl_view *v)
+                        const char *view_key, rl_view *v, bool session)
 {
-    if (!v || (v->seen + v->unanswered + 1) * 2 > fe_cfg.api_key_rate_limit) return false;
+    if (!v || (v->seen + v->unanswered + 1) * 2 > limit_of(session)) return false;
     rl_ahead *a = calloc(1, sizeof *a);
     if (!a) return false;
+    a->session = session;
     snprintf(a->view_key, sizeof a->view_key, "%s", view_key);
     snprintf(a->key_id, sizeof a->key_id, "%s", r->user->cred_id);
     snprintf(a->address, sizeof a->address, "%s", r->address);
@@ -244,23 +264,26 @@ static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char 
 
 void fe_ratelimit_check(fe_req *r, fe_handler next)
 {
-    if (fe_cfg.api_key_rate_limit <= 0 || !r->user || r->user->cred != FE_CRED_API_KEY ||
-        !r->user->cred_id[0] || !fe_redis_ready()) {
+    bool session = r->user && r->user->cred == FE_CRED_SESSION;
+    bool apikey = r->user && r->user->cred == FE_CRED_API_KEY && r->user->cred_id[0];
+    if (!(session || apikey) || limit_of(session) <= 0 || !fe_redis_ready()) {
         r->phase = FE_REQ_HANDLER;
         next(r);
         return;
     }
     int64_t now = (int64_t)time(NULL);
-    int len = fe_cfg.api_key_rate_window_s < 1 ? 1 : fe_cfg.api_key_rate_window_s;
+    int len = window_of(session);
     char key[96], ttl[24], view_key[96];
-    snprintf(key, sizeof key, "fv:rl:%s:%" PRId64, r->user->cred_id, fe_rw_index(now, len));
+    /* API keys: per key; sessions: per user (all of a user's sessions together) */
+    if (session) snprintf(key, sizeof key, "fv:rl:user:%s:%" PRId64, r->user->id, fe_rw_index(now, len));
+    else snprintf(key, sizeof key, "fv:rl:%s:%" PRId64, r->user->cred_id, fe_rw_index(now, len));
     snprintf(ttl, sizeof ttl, "%d", len + COUNTER_SLACK_S);
-    snprintf(view_key, sizeof view_key, "%s", key + 6); /* "<key id>:<window>" */
+    snprintf(view_key, sizeof view_key, "%s", key + 6); /* "[user:]<id>:<window>" */
     if (!views) views = fe_cache_new(100000, free);
     rl_view *v = views ? fe_cache_get(views, view_key, fe_cache_now(), NULL) : NULL;
     if (views && !v && (v = calloc(1, sizeof *v)) != NULL)
         fe_cache_put(views, view_key, v, fe_cache_now(), len + COUNTER_SLACK_S, len + COUNTER_SLACK_S);
-    if (count_ahead(r, next, key, ttl, view_key, v)) return; /* r was handed on */
+    if (count_ahead(r, next, key, ttl, view_key, v, session)) return; /* r was handed on */
     rl_check *c = calloc(1, sizeof *c);
     if (!c) {
         r->phase = FE_REQ_HANDLER;
@@ -269,6 +292,7 @@ void fe_ratelimit_check(fe_req *r, fe_handler next)
     }
     c->next = next;
     c->now = now;
+    c->session = session;
     snprintf(c->view_key, sizeof c->view_key, "%s", view_key);
     r->state = c;
     r->state_free = free;

@@ -14,6 +14,10 @@
  * refusals start at the limit (a count past it that was not waited for, other children's
  * requests having arrived meanwhile, is a strike all the same).
  *
+ * Session tokens are limited the same way per user (fv:rl:user:<user id>:<window>,
+ * session_rate_limit per session_rate_window_s, all of the user's sessions together), without
+ * strikes (a session cannot be suspended; it ends by itself).
+ *
  * Fails open: with Redis down (or a command that fails) requests are not limited; with
  * PostgreSQL down a due suspension is retried at the next strike. */
 #ifndef FE_RATELIMIT_H
@@ -21,7 +25,7 @@
 
 #include "fe_reply.h"
 
-/* r->user must be set (an API-key caller). Calls next(r) when within the limit, when the limit
+/* r->user must be set (an API-key or session caller). Calls next(r) when within the limit, when the limit
  * is off or when Redis cannot count; otherwise answers 429. r->state must be free (NULL) on
  * entry; it is NULL again when next runs. */
 void fe_ratelimit_check(fe_req *r, fe_handler next);

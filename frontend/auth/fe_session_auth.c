@@ -8,6 +8,7 @@
 #include "fe_auth.h"
 #include "fe_session_auth.h"
 #include "fe_config.h"
+#include "fe_ratelimit.h"
 #include "fe_revoke.h"
 #include "fv_token.h"
 
@@ -36,6 +37,5 @@ void fe_session_authenticate(fe_req *r, const char *token, fe_handler next)
     u->mfa = t.mfa;
     u->is_admin = false; /* operator power comes with API keys made by fvctl, not in the token */
     r->user = u;
-    r->phase = FE_REQ_HANDLER;
-    next(r);
+    fe_ratelimit_check(r, next); /* per user, like API keys per key */
 }

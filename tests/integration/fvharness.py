@@ -560,6 +560,13 @@ class Cluster:
                 # (tests of the limit itself start front ends with FV_API_KEY_RATE_LIMIT).
                 "api_key_rate_limit": 1000000,
                 "metrics_token_file": self.metrics_token_file,
+                # Likewise for sessions, sign-ups from 127.0.0.1 and unverified submissions (their
+                # own tests, test_throttle_abuse.py, start front ends with low limits).
+                "session_rate_limit": 1000000,
+                "signup_max_per_address": 0,
+                "signup_max_per_child": 0,
+                "unverified_max_per_user": 1000000,
+                "unverified_max_bytes_per_user": 1000000000,
             },
             "worker": {
                 "batch_size": 50,

@@ -53,6 +53,8 @@ def no_throttling_left(migrated):
     """The failed logins of this module are counted in the shared Redis under 127.0.0.1: forget
     them afterwards, so other modules of the same session (whose front end keeps the default
     per-address limit) start clean."""
+    global _CLUSTER
+    _CLUSTER = migrated
     yield
     forget_throttling(migrated)
 
@@ -75,11 +77,21 @@ def email():
     return f"u-{new_id()[:12]}@example.org"
 
 
-def signup(api, mail=None, name="Test User", password=STRONG):
+_CLUSTER = None  # set by no_throttling_left: signup() reads the new account's id from it
+
+
+def signup(api, mail=None, name="Test User", password=STRONG, c=None):
+    """Signs up; returns the answer (email, name, password_strength) with the new account's id,
+    which the answer does not carry (it is the same for a taken email), read from the database."""
     mail = mail or email()
     r = api.post("/v1/users", json={"email": mail, "name": name, "password": password})
-    assert r.status_code == 201, r.text
-    return r.json()
+    assert r.status_code == 202, r.text
+    u = r.json()
+    assert u["email"] == mail and set(u) == {"email", "name", "password_strength"}, u
+    rows = (c or _CLUSTER).psql("SELECT id::text FROM users WHERE lower(email) = lower(%s)", mail)
+    assert len(rows) == 1, rows
+    u["id"] = rows[0][0]
+    return u
 
 
 def login(api, mail, password=STRONG, **extra):
@@ -117,21 +129,21 @@ def audit(c, action, actor=None):
 def test_signup_strong_password(anon, idfe):
     mail = email()
     r = anon.post("/v1/users", json={"email": mail, "name": "Ada Strong", "password": STRONG})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     u = r.json()
-    assert u["email"] == mail and u["name"] == "Ada Strong" and len(u["id"]) == 36
-    assert u["is_admin"] is False and u["totp_enabled"] is False and u["created_at"]
+    assert u["email"] == mail and u["name"] == "Ada Strong"
+    # the same answer as for a taken email: no id, no created_at (sign in to get them)
+    assert set(u) == {"email", "name", "password_strength"}
     ps = u["password_strength"]
     assert ps["score"] >= 3 and ps["guesses_log10"] >= 8
     assert set(ps["feedback"]) == {"warning", "suggestions"}
-    assert "password" not in u and "password_hash" not in u
+    (uid, h) = idfe.c.psql("SELECT id::text, password_hash FROM users WHERE email = %s", mail)[0]
     # stored in Django's format with the configured iterations, never the password itself
-    (h,) = idfe.c.psql("SELECT password_hash FROM users WHERE id = %s", u["id"])[0]
     algo, it, salt, digest = h.split("$")
     assert (algo, it) == ("pbkdf2_sha256", "600000")
     assert len(salt) == 22 and len(base64.b64decode(digest)) == 32
     assert base64.b64encode(hashlib.pbkdf2_hmac("sha256", STRONG.encode(), salt.encode(), 600000)).decode() == digest
-    assert audit(idfe.c, "user.create", u["id"])
+    assert audit(idfe.c, "user.create", uid)
 
 
 @pytest.mark.parametrize("pw", ["password1234", "qwertyuiopas", "123456789012", "aaaaaaaaaaaa"])
@@ -173,13 +185,24 @@ def test_signup_password_made_of_own_name_is_weak(anon):
     assert "name or email" in error_body(r)["password_strength"]["feedback"]["warning"]
 
 
-def test_signup_duplicate_email_is_409_case_insensitively(anon, idfe):
+def test_signup_taken_email_answers_like_a_new_one_and_leaves_the_account(anon, idfe):
+    """No email enumeration: a taken email (in any case) gets the very answer a new one gets; the
+    existing account keeps its name and password, and its audit log records the attempt."""
     mail = email()
-    signup(anon, mail)
+    first = signup(anon, mail)
+    (before,) = idfe.c.psql("SELECT name, password_hash FROM users WHERE id = %s", first["id"])
     r = anon.post("/v1/users", json={"email": mail.upper(), "name": "Again", "password": STRONG2})
-    assert r.status_code == 409, r.text
-    assert error_body(r)["code"] == "email_taken"
+    assert r.status_code == 202, r.text
+    again = r.json()
+    assert set(again) == {"email", "name", "password_strength"}
+    assert again["email"] == mail.upper() and again["name"] == "Again"
     assert idfe.c.psql("SELECT count(*) FROM users WHERE lower(email) = lower(%s)", mail) == [(1,)]
+    assert idfe.c.psql("SELECT name, password_hash FROM users WHERE id = %s", first["id"]) == [before]
+    assert login(anon, mail, STRONG2).status_code == 401
+    assert login(anon, mail, STRONG).status_code == 200
+    rows = idfe.c.psql("SELECT actor FROM audit WHERE action = 'user.signup_existing' AND target_id = %s",
+                       first["id"])
+    assert rows == [(None,)]
 
 
 @pytest.mark.parametrize("body,field", [
@@ -264,7 +287,7 @@ def test_login_and_token_on_protected_endpoints(anon, idfe):
     assert me.status_code == 200, me.text
     m = me.json()
     assert (m["id"], m["email"], m["name"], m["totp_enabled"]) == (u["id"], mail, "Lou Login", False)
-    assert m["created_at"] == u["created_at"]
+    assert m["created_at"]
     # a protected endpoint of another area accepts the session too
     r = api.post("/v1/orgs", json={"name": f"Org of {mail}"})
     assert r.status_code == 201, r.text
@@ -589,7 +612,8 @@ def test_account_throttling_same_answer_for_missing_email(migrated):
             assert 1 <= int(r.headers["Retry-After"]) <= 600
             assert error_body(r)["code"] == "too_many_attempts"
         assert error_body(answers[0]) == error_body(answers[1])
-        # even the right password is refused while throttled (no password work is done)
+        # even the right password is refused from this address while it is throttled for the
+        # account (no password work is done); from another address it works (test_throttle_abuse)
         r = login(api, known, STRONG)
         assert r.status_code == 429
         # another account from the same address is not affected
@@ -598,9 +622,10 @@ def test_account_throttling_same_answer_for_missing_email(migrated):
         assert login(api, other).status_code == 200
         assert migrated.psql("SELECT count(*) FROM audit WHERE action = 'auth.throttled'")[0][0] >= 3
         # the counters live in Redis under the email's hash, never the email itself
-        keys = migrated.redis_cli("KEYS", "fv:throttle:acct:*")
+        keys = migrated.redis_cli("KEYS", "fv:throttle:*")
         want = hashlib.sha256(known.lower().encode()).hexdigest()
-        assert f"fv:throttle:acct:{want}" in keys
+        assert f"fv:throttle:fail:acct:{want}" in keys
+        assert f"fv:throttle:fail:pair:{want}:127.0.0.1" in keys
         assert not any(known in k for k in keys)
     finally:
         api.close()
@@ -639,7 +664,7 @@ def test_parallel_burst_cannot_outrun_the_count(migrated):
 
 
 def test_successful_logins_do_not_use_up_the_address(migrated):
-    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-ok", FV_LOGIN_MAX_FAILURES_ADDRESS=3)
     api = fe.api()
     try:
@@ -649,14 +674,14 @@ def test_successful_logins_do_not_use_up_the_address(migrated):
             assert login(api, mail).status_code == 200
     finally:
         api.close()
-        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
 def test_address_limit_zero_is_off(migrated):
     """Behind a TCP proxy every client has the proxy's address: login_max_failures_address = 0
     turns that limit off, while the per-account limit still holds."""
-    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-addr-off", FV_LOGIN_MAX_FAILURES_ADDRESS=0,
                   FV_LOGIN_MAX_FAILURES_ACCOUNT=2)
     api = fe.api()
@@ -667,12 +692,12 @@ def test_address_limit_zero_is_off(migrated):
         assert [login(api, mail, "wrong-password-here").status_code for _ in range(3)] == [401, 401, 429]
     finally:
         api.close()
-        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 
 def test_address_throttling(migrated):
-    migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+    migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
     fe = start_fe(migrated, "frontend-throttle-addr", FV_LOGIN_MAX_FAILURES_ADDRESS=4,
                   FV_LOGIN_WINDOW_S=600)
     api = fe.api()
@@ -683,7 +708,7 @@ def test_address_throttling(migrated):
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     finally:
         api.close()
-        migrated.redis_cli("DEL", "fv:throttle:addr:127.0.0.1")
+        migrated.redis_cli("DEL", "fv:throttle:fail:addr:127.0.0.1")
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0
 
 

@@ -449,6 +449,11 @@ def test_redis_conf_acl(sample_redis):
         assert app("EXPIRE", "fv:throttle:acct:h", "900") == 1
         assert app("TTL", "fv:throttle:acct:h") > 0
         assert app("DEL", "fv:throttle:acct:h") == 1
+        assert app("GET", "fv:throttle:fail:pair:h:a") is None
+        # The per-user caps on unverified submissions (a count and bytes).
+        assert app("INCR", "fv:unverified:u:1:n") == 1
+        assert app("INCRBY", "fv:unverified:u:1:b", "300") == 300
+        assert app("EXPIRE", "fv:unverified:u:1:b", "3605") == 1
         for cmd in (["HSET", "fv:submissions", "a", "1"], ["HSET", "fv:rl:k:1", "a", "1"]):
             with pytest.raises(RedisError, match="NOPERM|WRONGTYPE"):
                 app(*cmd)

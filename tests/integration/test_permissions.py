@@ -66,7 +66,7 @@ def pw(workers):
     w.login_email = f"table-login-{new_id()}@example.org"
     r = w.apis["anonymous"].post("/v1/users", json={"email": w.login_email, "name": "Table login",
                                                      "password": w.password})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     w.grantee = User(c, "grantee").id
     oa = w.users["org_admin"]
     r = oa.api.post("/v1/orgs", json={"name": "Permission table org"})

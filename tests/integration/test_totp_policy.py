@@ -11,7 +11,7 @@ def _totp_admin(frontend):
     """An admin with TOTP on: (their mfa session api, password-only session api, API key api, id)."""
     anon = frontend.api()
     mail = f"mfa-admin-{new_id()[:8]}@example.org"
-    user = signup(anon, mail)
+    user = signup(anon, mail, c=frontend)
     plain = frontend.api(token_of(anon, mail))
     # the script's key is made before TOTP is on (then the password alone confirms it)
     r = plain.post("/v1/me/api-keys", json={"name": "script", "current_password": STRONG})

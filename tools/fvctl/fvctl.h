@@ -53,6 +53,8 @@ int fvctl_spool_replay(int argc, char **argv);
 int fvctl_reseal(int argc, char **argv);
 /* fvctl_refused.c: the submissions refused for a taken id. */
 int fvctl_refused(int argc, char **argv);
+/* fvctl_quarantine.c: the refused unverified submissions kept for the operator. */
+int fvctl_quarantine(int argc, char **argv);
 
 /* Parses only --help (and nothing else) for a command without options; returns -1 to go on, or
  * the status to exit with. */

@@ -20,7 +20,7 @@ static const struct {
     {"create-user", fvctl_create_user},   {"queue", fvctl_queue},
     {"dead-letters", fvctl_dead_letters}, {"requeue", fvctl_requeue},
     {"spool-replay", fvctl_spool_replay}, {"reseal", fvctl_reseal},
-    {"refused", fvctl_refused},
+    {"refused", fvctl_refused},           {"quarantine", fvctl_quarantine},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -40,6 +40,7 @@ static const fv_program program = {
         "  spool-replay     replay the spool files a dead front end left into Redis\n"
         "  reseal           seal every TOTP secret again under the key file's current key\n"
         "  refused          list the submissions refused because their id was taken\n"
+        "  quarantine       list refused unverified submissions no organisation sees\n"
         "  help [COMMAND]   this text, or a command's\n"
         "\n"
         "fvctl uses the [common] section (pg_dsn, redis_*, streams, key_file) and [fvctl] (sql_dir).\n",

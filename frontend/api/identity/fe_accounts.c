@@ -1,4 +1,13 @@
-/* Accounts: sign-up (POST /v1/users). */
+/* Accounts: sign-up (POST /v1/users).
+ *
+ * The answer never tells whether the email already has an account: for a new and for a taken
+ * email alike the password is estimated and hashed (the same work), one statement runs (an insert
+ * that does nothing on a taken email, and an audit entry either way), and the reply is 202 with
+ * the same shape: {email, name, password_strength}. The existing account is left untouched; its
+ * owner finds the attempt in the audit log (user.signup_existing). The new account's id is not in
+ * the answer (a made-up one would be told apart by later calls): signing in gives it.
+ * Throttled before any password work (fe_throttle_signup, per address and per child), and hashed
+ * on the work pool's bulk class, which logins never wait behind. */
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +16,7 @@
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
+#include "fe_throttle.h"
 #include "fv_log.h"
 
 /* State of one sign-up: owned by the request. */
@@ -28,13 +38,18 @@ static void signup_free(void *p)
     free(s);
 }
 
-/* One statement: the user and its audit entry. ON CONFLICT: the email (case-insensitive) is taken. */
+/* One statement: the user and its audit entry. ON CONFLICT: the email (case-insensitive) is
+ * taken; then an audit entry on the existing account instead (no actor: nobody proved who they
+ * are), so both cases write one row of each kind of work. */
 static const char sql_signup[] =
     "WITH u AS (INSERT INTO users (id, email, name, password_hash, password_changed_at) "
-    "           VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING id, created_at), "
+    "           VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING id), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
-    "           SELECT id, 'user.create', 'user', id::text, NULLIF($5, '')::inet FROM u) "
-    "SELECT fv_ts(created_at) FROM u";
+    "           SELECT id, 'user.create', 'user', id::text, NULLIF($5, '')::inet FROM u), "
+    "     x AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
+    "           SELECT NULL, 'user.signup_existing', 'user', e.id::text, NULLIF($5, '')::inet "
+    "           FROM users e WHERE lower(e.email) = lower($2) AND NOT EXISTS (SELECT 1 FROM u)) "
+    "SELECT count(*) FROM u";
 
 static void signup_stored(const fe_pg_result *res, void *arg)
 {
@@ -44,20 +59,18 @@ static void signup_stored(const fe_pg_result *res, void *arg)
         fe_reply_pg_failure(r, res);
         return;
     }
-    if (PQntuples(res->res) != 1) {
-        const char *f[] = {"email"}, *why[] = {"already registered"};
-        fe_reply_error_fields(r, 409, "email_taken", "an account with this email exists", 1, f, why);
-        return;
-    }
+    /* the same answer whether the account was made or the email was taken */
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
-    /* the user object, plus password_strength */
     fv_jgen_map_open(j);
-    fe_user_fields(j, s->id, s->email, s->name, false, false, PQgetvalue(res->res, 0, 0));
+    fv_jgen_key(j, "email");
+    fv_jgen_str(j, s->email);
+    fv_jgen_key(j, "name");
+    fv_jgen_str(j, s->name);
     fv_jgen_key(j, "password_strength");
     fe_strength_json(j, &s->strength);
     fv_jgen_map_close(j);
-    fe_reply_gen_send(r, 201, j);
+    fe_reply_gen_send(r, 202, j);
 }
 
 static void signup_hashed(void *job, bool ran, void *owner)
@@ -92,6 +105,13 @@ void fe_accounts_signup(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "the account is invalid", n, names, why);
         return;
     }
+    int retry = fe_throttle_signup(r->address);
+    if (retry > 0) {
+        fe_reply_error_retry(r, 429, "too_many_signups",
+                             "too many sign-ups from this address or to this server; retry later",
+                             retry);
+        return;
+    }
     signup *s = calloc(1, sizeof *s);
     if (!s || !(s->email = strdup(email)) || !(s->name = strdup(name))) {
         if (s) free(s->email);
@@ -108,7 +128,7 @@ void fe_accounts_signup(fe_req *r)
         return;
     }
     pj->estimate = pj->hash = true;
-    s->work = fe_work_submit(pj, fe_pw_job_run, signup_hashed, fe_pw_job_free, r);
+    s->work = fe_work_submit_bulk(pj, fe_pw_job_run, signup_hashed, fe_pw_job_free, r);
     if (!s->work) {
         fe_pw_job_free(pj);
         fe_reply_pool_full(r);

@@ -46,12 +46,14 @@ typedef struct pw_change {
     fv_strength strength; /* static texts only */
     char session_id[FV_UUID_STRLEN + 1];
     bool mfa;
+    fe_throttle_open attempt; /* the throttle's count of this attempt, until it is ended */
 } pw_change;
 
 static void pw_change_free(void *p)
 {
     pw_change *s = p;
     if (s->work) fe_work_detach(s->work);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_ABANDON); /* answered otherwise: not a failure */
     fe_identity_wipe(s->current);
     fe_identity_wipe(s->next);
     free(s->stored);
@@ -101,7 +103,7 @@ static void changed(const fe_pg_result *res, void *arg)
         return;
     }
     fe_revoke_poll_now();
-    fe_throttle_success(r->user->id, r->address);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_SUCCESS);
     fv_token t;
     memset(&t, 0, sizeof t);
     memcpy(t.session_id, s->session_id, sizeof t.session_id);
@@ -137,6 +139,7 @@ static void change_checked(void *job, bool ran, void *owner)
     pw_change *s = r->state;
     fe_pw_job *pj = job;
     s->work = NULL;
+    if (ran && pj->verify && !pj->verified) fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
     if (!fe_pw_job_done(r, pj, ran, "new_password", &s->strength)) return;
     memcpy(s->hash, pj->new_hash, sizeof s->hash);
     char ttl[16], key_ttl[16];
@@ -193,6 +196,8 @@ static void change_throttled(int retry_after_s, void *arg)
         fe_reply_throttled(r, retry_after_s);
         return;
     }
+    pw_change *s = r->state;
+    fe_throttle_opened(&s->attempt, r->user->id, r->address);
     const char *params[] = {r->user->id};
     fe_pg_query(sql_pw_of, 1, params, stored_read, r);
 }

@@ -24,13 +24,15 @@ typedef struct reauth {
     char *sealed; /* owned: the stored TOTP secret */
     long long last_step;
     char step[24];
-    fe_work *work; /* the password job while it runs (owned by the pool) */
+    fe_work *work;            /* the password job while it runs (owned by the pool) */
+    fe_throttle_open attempt; /* the throttle's count of this attempt, until it is ended */
 } reauth;
 
 static void reauth_free(void *p)
 {
     reauth *s = p;
     if (s->work) fe_work_detach(s->work);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_ABANDON); /* answered otherwise: not a failure */
     fe_identity_wipe(s->password);
     OPENSSL_cleanse(s->totp, sizeof s->totp);
     free(s->sealed);
@@ -39,6 +41,8 @@ static void reauth_free(void *p)
 
 static void bad_totp(fe_req *r, const char *why)
 {
+    reauth *s = r->state;
+    fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
     const char *f[] = {"totp"}, *w[] = {why};
     fe_reply_error_fields(r, 422, "invalid_code", "the TOTP code is not valid", 1, f, w);
 }
@@ -48,7 +52,7 @@ static void passed(fe_req *r)
 {
     reauth *s = r->state;
     fe_reauth_fn next = s->next;
-    fe_throttle_success(r->user->id, r->address);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_SUCCESS);
     reauth_free(s);
     r->state = NULL;
     r->state_free = NULL;
@@ -78,6 +82,8 @@ static void password_checked(void *job, bool ran, void *owner)
     fe_req *r = owner;
     reauth *s = r->state;
     s->work = NULL;
+    const fe_pw_job *pj = job;
+    if (ran && pj->verify && !pj->verified) fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
     if (!fe_pw_job_done(r, job, ran, "current_password", NULL)) return;
     if (!s->totp_on) {
         passed(r);
@@ -153,6 +159,8 @@ static void throttled(int retry_after_s, void *arg)
         fe_reply_throttled(r, retry_after_s);
         return;
     }
+    reauth *s = r->state;
+    fe_throttle_opened(&s->attempt, r->user->id, r->address);
     const char *params[] = {r->user->id};
     fe_pg_query(sql_account, 1, params, account_read, r);
 }

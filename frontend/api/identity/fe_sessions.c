@@ -3,7 +3,9 @@
  *
  * Login, step by step (each step answers on failure):
  *   1. shapes of email, password, totp
- *   2. throttle (fe_throttle): 429 before any password work, the same for known and unknown emails
+ *   2. throttle (fe_throttle): 429 before any password work when this address failed too often
+ *      (for this account, or for any), the same for known and unknown emails; an account that
+ *      many addresses fail for is delayed here, never refused
  *   3. the account by email (PostgreSQL)
  *   4. PBKDF2 on the work pool, against the stored hash or a dummy one of equal work (unknown
  *      email, no password, disabled account); a good password with fewer iterations than
@@ -47,12 +49,15 @@ typedef struct login {
     char rehash[FV_PASSWORD_HASH_MAX + 1]; /* "" unless rehashed */
     long long step;                        /* accepted TOTP step, 0 when none */
     char session_id[FV_UUID_STRLEN + 1];
+    fe_throttle_open attempt; /* the throttle's count of this attempt, until it is ended */
 } login;
 
 static void login_free(void *p)
 {
     login *s = p;
     if (s->work) fe_work_detach(s->work);
+    /* answered without success or failure (PostgreSQL down, pool full, out of memory) */
+    fe_throttle_close(&s->attempt, FE_THROTTLE_ABANDON);
     free(s->email);
     fe_identity_wipe(s->password);
     fe_identity_wipe(s->totp);
@@ -94,10 +99,12 @@ static void audit_failure(fe_req *r, const char *action, const char *user_id, co
     fe_pg_query(sql_audit_failed, 5, params, audit_done, strdup(r->req_id));
 }
 
-/* A failed login (counted when it began): audited, 401 invalid_credentials (the same answer for every cause). */
+/* A failed login: counted by the throttle, audited, 401 invalid_credentials (the same answer for
+ * every cause). */
 static void fail(fe_req *r, const char *reason)
 {
     login *s = r->state;
+    fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
     audit_failure(r, "auth.login_failed", s->found ? s->user_id : NULL, reason);
     fe_reply_error(r, 401, "invalid_credentials", "the email, password or code is wrong");
 }
@@ -143,7 +150,7 @@ static void session_opened(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 500, "internal", "internal error");
         return;
     }
-    fe_throttle_success(s->email, r->address);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_SUCCESS);
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
@@ -166,6 +173,7 @@ static bool check_totp(fe_req *r)
     login *s = r->state;
     if (!s->totp_on) return true;
     if (!s->totp) {
+        fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
         audit_failure(r, "auth.login_failed", s->user_id, "totp_missing");
         fe_reply_error(r, 401, "totp_required", "this account needs a TOTP code: send it as totp");
         return false;
@@ -283,6 +291,7 @@ static void throttle_checked(int retry_after_s, void *arg)
         fe_reply_throttled(r, retry_after_s);
         return;
     }
+    fe_throttle_opened(&s->attempt, s->email, r->address);
     const char *params[] = {s->email};
     fe_pg_query(sql_find_user, 1, params, user_found, r);
 }

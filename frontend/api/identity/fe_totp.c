@@ -142,11 +142,13 @@ typedef struct code_op {
     bool disable; /* DELETE /v1/me/totp, else confirm */
     char *sealed; /* owned: the secret the code was checked against */
     char step[24];
+    fe_throttle_open attempt; /* the throttle's count of this attempt, until it is ended */
 } code_op;
 
 static void code_op_free(void *p)
 {
     code_op *s = p;
+    fe_throttle_close(&s->attempt, FE_THROTTLE_ABANDON); /* answered otherwise: not a failure */
     OPENSSL_cleanse(s->code, sizeof s->code);
     free(s->sealed);
     free(s);
@@ -169,8 +171,11 @@ static const char sql_disable[] =
     "           SELECT id, 'totp.disable', 'user', id::text, NULLIF($4, '')::inet FROM u) "
     "SELECT count(*) FROM u";
 
+/* A wrong or reused code: a failure for the throttle. */
 static void bad_code(fe_req *r, const char *why)
 {
+    code_op *s = r->state;
+    fe_throttle_close(&s->attempt, FE_THROTTLE_FAILURE);
     const char *f[] = {"code"}, *w[] = {why};
     fe_reply_error_fields(r, 422, "invalid_code", "the TOTP code is not valid", 1, f, w);
 }
@@ -187,7 +192,7 @@ static void stored_step(const fe_pg_result *res, void *arg)
         bad_code(r, "already used, or the enrolment changed meanwhile");
         return;
     }
-    fe_throttle_success(r->user->id, r->address);
+    fe_throttle_close(&s->attempt, FE_THROTTLE_SUCCESS);
     if (s->disable) {
         fe_reply_text(r, 204, "application/json", NULL, 0);
         return;
@@ -260,6 +265,8 @@ static void code_throttled(int retry_after_s, void *arg)
         fe_reply_throttled(r, retry_after_s);
         return;
     }
+    code_op *s = r->state;
+    fe_throttle_opened(&s->attempt, r->user->id, r->address);
     const char *params[] = {r->user->id};
     fe_pg_query(sql_secret, 1, params, secret_read, r);
 }

@@ -1,14 +1,15 @@
 /* The quarantine: GET /v1/orgs/{org}/quarantine lists, for the organisation's admins, the
  * submissions accepted `unverified` while PostgreSQL was down that the worker refused (not an
  * enumerator, answers failing the form), with the reason. Entries naming a deployment no
- * organisation owns are seen only through the database (fvctl). */
+ * organisation owns, and those of submitters with no tie to the organisation (org_visible false:
+ * their content is never shown to it), are the operator's: fvctl quarantine. */
 #include "fe_handlers.h"
 #include "fe_verdict.h"
 
 static const char sql_quarantine_list[] = FE_VERDICT_PAGE_SQL(
     "fv_org_admin_verdict($1, $2, $3::boolean)",
     "SELECT q.* FROM quarantine q JOIN deployments d ON d.id = q.deployment_id "
-    "JOIN surveys s ON s.id = d.survey_id WHERE s.org_id = $2 AND ($4::uuid IS NULL OR q.id > $4::uuid)",
+    "JOIN surveys s ON s.id = d.survey_id WHERE s.org_id = $2 AND q.org_visible AND ($4::uuid IS NULL OR q.id > $4::uuid)",
     "id", "page.id::text",
     "jsonb_build_object('id', page.id, 'deployment_id', page.deployment_id, 'submitted_by', "
     "page.submitted_by, 'reason', page.reason, 'data', page.data, 'location', page.location, "

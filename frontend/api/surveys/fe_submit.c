@@ -19,6 +19,7 @@
 #include "fe_redis.h"
 #include "fe_revoke.h"
 #include "fe_subid.h"
+#include "fe_unverified.h"
 #include "fe_verdict.h"
 #include "fv_check.h"
 #include "fv_envelope.h"
@@ -133,11 +134,20 @@ static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm)
 }
 
 /* PostgreSQL cannot be asked and no cache knows whether the caller may submit here (DESIGN
- * section 2): accept the submission marked unverified. The worker checks permission (and, when
- * the form was unknown here too, the answers) before writing, and quarantines what it refuses. */
-static void submit_unverified(fe_req *r)
+ * section 2): accept the submission marked unverified, within the caller's caps (fe_unverified).
+ * The worker checks permission (and, when the form was unknown here too, the answers) before
+ * writing, and quarantines what it refuses. */
+static void unverified_admitted(int retry_after_s, void *arg)
 {
+    fe_req *r = arg;
     submit *s = r->state;
+    if (retry_after_s > 0) {
+        fe_reply_error_retry(r, 429, "unverified_limit",
+                             "the database is unavailable and this user's submissions that cannot be "
+                             "checked now reached their limit; retry later",
+                             retry_after_s);
+        return;
+    }
     fe_dep_info *dep = fe_depcache_dep(s->dep_id, NULL);
     if (dep && dep->missing) {
         fe_verdict_reply(r, "hidden", "deployment");
@@ -146,6 +156,13 @@ static void submit_unverified(fe_req *r)
     if (dep && !answers_valid(r, dep)) return;
     fv_info("req %s: database unavailable; accepting submission %s unverified", r->req_id, s->id);
     enqueue(r, dep, false);
+}
+
+static void submit_unverified(fe_req *r)
+{
+    submit *s = r->state;
+    size_t bytes = strlen(s->data) + (s->location ? strlen(s->location) : 0);
+    fe_unverified_admit(r->user->id, bytes, unverified_admitted, r);
 }
 
 static const char sql_dep_lookup[] =

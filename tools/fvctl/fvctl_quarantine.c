@@ -1,0 +1,94 @@
+/* fvctl quarantine: the refused unverified submissions that no organisation sees (their
+ * submitter had no tie to the deployment's organisation, or the deployment does not exist), or
+ * with --all every quarantined submission. One JSON object a line, oldest first. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fv_cli.h"
+#include "fv_pgutil.h"
+#include "fvctl.h"
+
+static void quarantine_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fvctl [-c FILE] quarantine [--all] [--show-data] [--limit N]\n"
+            "list the quarantined submissions no organisation sees (no tie to the deployment's\n"
+            "organisation, or no such deployment), oldest first, one JSON object a line:\n"
+            "  {id, deployment_id, submitted_by, reason, received_at, quarantined_at, org_visible,\n"
+            "   data_bytes[, data, location]}\n"
+            "  --all        every quarantined submission, the organisations' too\n"
+            "  --show-data  include the answers and the location (the submitter's content)\n"
+            "  --limit N    at most N (default 100; 0: all)\n");
+}
+
+/* $1: all, $2: with data, $3: limit (NULL: none). The JSON is built by PostgreSQL. */
+static const char sql_list[] =
+    "SELECT jsonb_build_object('id', q.id, 'deployment_id', q.deployment_id, 'submitted_by', "
+    "       q.submitted_by, 'reason', q.reason, 'received_at', fv_ts(q.received_at), "
+    "       'quarantined_at', fv_ts(q.created_at), 'org_visible', q.org_visible, "
+    "       'data_bytes', octet_length(q.data::text)) "
+    "       || CASE WHEN $2::boolean THEN jsonb_build_object('data', q.data, 'location', q.location) "
+    "               ELSE '{}'::jsonb END "
+    "FROM quarantine q "
+    "WHERE $1::boolean OR NOT q.org_visible "
+    "   OR NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = q.deployment_id) "
+    "ORDER BY q.created_at, q.id LIMIT $3::bigint";
+
+int fvctl_quarantine(int argc, char **argv)
+{
+    bool all = false, show_data = false;
+    long limit = 100;
+    static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+                                         {"show-data", no_argument, NULL, 'd'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'a') all = true;
+        else if (o == 'd') show_data = true;
+        else if (o == 'l') {
+            char *end;
+            errno = 0;
+            limit = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || limit < 0) {
+                fprintf(stderr, "fvctl quarantine: --limit wants a number >= 0 (0: all)\n");
+                return FV_EXIT_CONFIG;
+            }
+        } else if (o == 'h') {
+            quarantine_usage(stdout);
+            return FV_EXIT_OK;
+        } else {
+            quarantine_usage(stderr);
+            return FV_EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fvctl quarantine: unexpected argument '%s'\n", argv[optind]);
+        return FV_EXIT_CONFIG;
+    }
+    PGconn *conn = fvctl_pg_connect("quarantine");
+    if (!conn) return FV_EXIT_FAILURE;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *params[] = {all ? "true" : "false", show_data ? "true" : "false",
+                            limit > 0 ? lim : NULL};
+    PGresult *res = PQexecParams(conn, sql_list, 3, NULL, params, NULL, NULL, 0);
+    int status = FV_EXIT_FAILURE;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(res); i++) printf("%s\n", PQgetvalue(res, i, 0));
+        fprintf(stderr, "fvctl quarantine: %d entr%s\n", PQntuples(res),
+                PQntuples(res) == 1 ? "y" : "ies");
+        status = FV_EXIT_OK;
+    } else {
+        char err[512];
+        fv_pgutil_error(conn, res, err, sizeof err);
+        fprintf(stderr, "fvctl quarantine: %s\n", err);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return status;
+}
