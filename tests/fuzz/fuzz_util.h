@@ -97,15 +97,19 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size, bool nul_ok)
     return s;
 }
 
+/* The in-memory file of fuzz_file (created on first use). */
+static int fuzz_file_fd = -1;
+
 /* Writes data to an in-memory file (one per process, rewritten on each call) and returns a path
  * that open() accepts: "/proc/self/fd/N". Borrowed, static. */
 static inline const char *fuzz_file(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
+    int fd = fuzz_file_fd;
     static char path[64];
     if (fd == -1) {
         fd = memfd_create("fuzz-input", MFD_CLOEXEC);
         if (fd == -1) abort();
+        fuzz_file_fd = fd;
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     }
     if (ftruncate(fd, 0) != 0) abort();

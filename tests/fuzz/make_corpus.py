@@ -242,15 +242,19 @@ def main():
     write("envelope", "\0".join(envelope_items({"a": 1}, 1, '{"lat":1,"lon":2}', "0", "0", UUIDS[3])))
     write("envelope", "\0".join(["error", "x", "v", "1", "deliveries", "-1", "stream_id", "0-1"]))
 
-    # spool: files of real records (mode 0: as written), and mode 3 (harness adds header + sums)
+    # spool: files of real records (mode 0: as written, 4: also opened and read), and modes 3, 7
+    # (the harness adds the header and the checksums)
     recs = [envelope_items(a, i) for i, (d, ans) in enumerate(forms) for a in ans[:1]]
     for k in range(0, len(recs), 3):
         f = spool_file(recs[k:k + 3])
-        write("spool", b"\0" + f)
-        write("spool", b"\0" + f[:-7])                   # torn tail
-        write("spool", b"\0" + f[:40] + b"junk" + f[40:])  # garbage before a record
+        for m in (b"\0", b"\4"):  # scan only; scan, open and read on the spool's thread
+            write("spool", m + f)
+            write("spool", m + f[:-7])                   # torn tail
+            write("spool", m + f[:40] + b"junk" + f[40:])  # garbage before a record
         write("spool", b"\3" + f[8:])
+        write("spool", b"\7" + f[8:])
     write("spool", b"\0FVSPOOL1")
+    write("spool", b"\4FVSPOOL1")
     write("spool", b"\3" + struct.pack("<II", 0x31525646, 4) + b"\0" * 8 + struct.pack("<I", 0))
 
     # config: the sample file, each section alone, and the test files' literals
@@ -318,6 +322,23 @@ def main():
     for s in c_strings(os.path.join(unit, "test_fe_page.c")):
         if s and not s.startswith(("the ", "must ")) and " " not in s:
             write("page", s)
+
+    # secrets: mode byte, then a password hash, sealed text, base64, key file, API key / UUID
+    for lit in c_strings(os.path.join(unit, "test_password.c")):
+        if lit.startswith("pbkdf2"):
+            write("secrets", b"\0" + lit.encode())
+    salt_hash = base64.b64encode(hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 3)).decode()
+    write("secrets", "\0pbkdf2_sha256$3$salt$" + salt_hash)
+    write("secrets", "\0pbkdf2_sha256$0$salt$" + salt_hash)
+    write("secrets", b"\1" + os.urandom(0) + b"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    write("secrets", "\1s1.%s.%s" % ("0" * 8, base64.urlsafe_b64encode(b"n" * 40).rstrip(b"=").decode()))
+    for v in (b"", b"f", b"fo", b"foo", b"\xff\xfe", b"x" * 32):
+        write("secrets", b"\2" + base64.urlsafe_b64encode(v).rstrip(b"="))
+        write("secrets", b"\2" + base64.b64encode(v))
+    write("secrets", "\3# master key\n" + "ab" * 32 + "\n\n" + "CD" * 32 + "\n")
+    write("secrets", "\3" + "0" * 63 + "\n")
+    write("secrets", "\4fvk_" + base64.urlsafe_b64encode(b"k" * 32).rstrip(b"=").decode())
+    write("secrets", "\4" + UUIDS[0].upper())
 
     for t in sorted(os.listdir(CORPUS)):
         print("%-10s %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))

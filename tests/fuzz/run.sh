@@ -6,7 +6,7 @@
 #   tests/fuzz/run.sh [--no-build] [--junit FILE] SECONDS [TARGET...]
 #
 #   SECONDS       how long each target runs (libFuzzer -max_total_time)
-#   TARGET...     some of: submit form envelope spool config lbcheck check token routes page
+#   TARGET...     some of: submit form envelope spool config lbcheck check token routes page secrets
 #                 (default: all)
 #   --no-build    use the binaries already in build-fuzz/fuzz/
 #   --junit FILE  also write the results as JUnit XML (one test per target; tests/run.sh)
@@ -25,7 +25,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
-ALL=(submit form envelope spool config lbcheck check token routes page)
+ALL=(submit form envelope spool config lbcheck check token routes page secrets)
 BUILD=${FV_FUZZ_BUILD_DIR:-build-fuzz}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
