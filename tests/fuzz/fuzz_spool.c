@@ -10,6 +10,7 @@
  * bit 1: the harness puts the "FVSPOOL1" header in front; bit 2: the file is also opened as a
  * front end does and read back on the spool's thread (a thread per input: 50 times slower, so
  * the fuzzer may choose). */
+#include <errno.h>
 #include <openssl/evp.h>
 #include <poll.h>
 
@@ -88,7 +89,9 @@ static long read_all(fv_spool *s)
         if (fv_spool_read(s, offset, 7, on_read, &rd) != 0) return -1;
         while (!rd.done) {
             struct pollfd p = {.fd = fv_spool_notify_fd(s), .events = POLLIN};
-            if (poll(&p, 1, 10000) != 1) abort(); /* the spool thread never answered */
+            int ready = poll(&p, 1, 10000);
+            if (ready == -1 && errno == EINTR) continue; /* libFuzzer's SIGALRM (-timeout) */
+            if (ready != 1) abort();                     /* the spool thread never answered */
             fv_spool_run_completions(s);
         }
         if (rd.err || !rd.batch) return -1;

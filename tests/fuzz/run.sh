@@ -128,7 +128,7 @@ for t in "${targets[@]}"; do
     else
         status=1
         crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
-        why=$(grep -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|==[0-9]+== ERROR)' "$log" || true)
+        why=$(grep -a -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|==[0-9]+== ERROR)' "$log" || true)
         echo "fuzz/run.sh: $t FAILED (exit $rc): ${why:-see the log}" >&2
         tail -n 40 "$log" >&2
         [ -n "$crash" ] && echo "fuzz/run.sh: input saved as ${crash#"$ROOT"/}" >&2
