@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
         junit=${1:-}
         ;;
     -h | --help)
-        sed -n '2,24p' "$0"
+        sed -n '2,23p' "$0"
         exit 0
         ;;
     -*)
