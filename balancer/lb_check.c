@@ -99,31 +99,28 @@ static void check_done(lb_check *c, lb_result r, int http_status, const char *er
     lb_server_checked(c->srv, changed);
 }
 
-/* Parses what we have; returns true when the check is decided (check_done was called). */
-static bool try_parse(lb_check *c, bool eof)
+bool lb_check_parse(const char *data, size_t len, bool eof, lb_check_answer *out)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t len = evbuffer_get_length(in);
-    if (len > LB_CHECK_MAX_RESPONSE) {
-        check_done(c, LB_RES_FAILED, 0, "response larger than 16 KiB");
-        return true;
-    }
-    char *text = (char *)evbuffer_pullup(in, -1);
+    out->result = LB_RES_FAILED;
+    out->http_status = 0;
+    out->error[0] = '\0';
+#define FAIL(status, ...)                                     \
+    do {                                                      \
+        out->http_status = (status);                          \
+        snprintf(out->error, sizeof out->error, __VA_ARGS__); \
+        return true;                                          \
+    } while (0)
+    if (len > LB_CHECK_MAX_RESPONSE) FAIL(0, "response larger than 16 KiB");
     char buf[LB_CHECK_MAX_RESPONSE + 1];
-    memcpy(buf, text ? text : "", len);
+    if (len) memcpy(buf, data, len);
     buf[len] = '\0';
     char *hend = strstr(buf, "\r\n\r\n");
     if (!hend) {
-        if (eof)
-            check_done(c, LB_RES_FAILED, 0,
-                       len ? "truncated HTTP response" : "connection closed without a response");
-        return eof;
+        if (eof) FAIL(0, "%s", len ? "truncated HTTP response" : "connection closed without a response");
+        return false;
     }
     int status = 0;
-    if (sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 100) {
-        check_done(c, LB_RES_FAILED, 0, "not an HTTP response");
-        return true;
-    }
+    if (sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 100) FAIL(0, "not an HTTP response");
     *hend = '\0';
     char *body = hend + 4;
     size_t have = len - (size_t)(body - buf);
@@ -131,26 +128,36 @@ static bool try_parse(lb_check *c, bool eof)
     for (char *line = strstr(buf, "\r\n"); line; line = strstr(line + 2, "\r\n"))
         if (strncasecmp(line + 2, "Content-Length:", 15) == 0) clen = strtol(line + 17, NULL, 10);
     if (clen >= 0 && (size_t)clen > have) {
-        if (eof) check_done(c, LB_RES_FAILED, status, "truncated body");
-        return eof;
+        if (eof) FAIL(status, "truncated body");
+        return false;
     }
     if (clen < 0 && !eof) return false; /* read to the end (we asked for Connection: close) */
     if (clen >= 0) body[clen] = '\0';
-    if (status != 200) {
-        char e[64];
-        snprintf(e, sizeof e, "/readyz answered %d", status);
-        check_done(c, LB_RES_FAILED, status, e);
-        return true;
-    }
+    if (status != 200) FAIL(status, "/readyz answered %d", status);
+    out->http_status = status;
     char jerr[128];
     yajl_val v = fv_json_parse(body, jerr, sizeof jerr);
     const char *st = v ? fv_json_get_str(v, "status") : NULL;
-    if (st && strcmp(st, "ready") == 0) check_done(c, LB_RES_READY, status, NULL);
-    else if (st && strcmp(st, "degraded") == 0) check_done(c, LB_RES_DEGRADED, status, NULL);
+    if (st && strcmp(st, "ready") == 0) out->result = LB_RES_READY;
+    else if (st && strcmp(st, "degraded") == 0) out->result = LB_RES_DEGRADED;
     else
-        check_done(c, LB_RES_FAILED, status,
-                   st ? "/readyz status is neither ready nor degraded" : "/readyz body has no status");
+        snprintf(out->error, sizeof out->error, "%s",
+                 st ? "/readyz status is neither ready nor degraded" : "/readyz body has no status");
     if (v) yajl_tree_free(v);
+    return true;
+#undef FAIL
+}
+
+/* Parses what we have; returns true when the check is decided (check_done was called). */
+static bool try_parse(lb_check *c, bool eof)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    /* Past the limit the parser decides without looking: do not pull up a huge buffer. */
+    const char *text = len > LB_CHECK_MAX_RESPONSE ? "" : (const char *)evbuffer_pullup(in, -1);
+    lb_check_answer a;
+    if (!lb_check_parse(text ? text : "", text ? len : 0, eof, &a)) return false;
+    check_done(c, a.result, a.http_status, a.result == LB_RES_FAILED ? a.error : NULL);
     return true;
 }
 

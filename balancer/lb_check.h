@@ -18,4 +18,16 @@ bool lb_check_start(lb_server *s, lb_backend *b, int first_delay_ms) __attribute
 /* Cancels b's checks (an in-flight one included) and frees b->check. */
 void lb_check_stop(lb_backend *b);
 
+/* What an answer to GET /readyz says: the verdict, the HTTP status (0 when there was none) and,
+ * for LB_RES_FAILED, why. */
+typedef struct lb_check_answer {
+    lb_result result;
+    int http_status;
+    char error[64];
+} lb_check_answer;
+/* Parses the answer received so far (data, len bytes; eof: the backend closed the connection).
+ * Returns false while more is needed, true once decided (*out filled). No socket: the checker
+ * calls it on what it has read; tests/fuzz/fuzz_lbcheck.c calls it directly. */
+bool lb_check_parse(const char *data, size_t len, bool eof, lb_check_answer *out);
+
 #endif

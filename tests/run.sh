@@ -4,16 +4,19 @@
 # (cpack, unpacked, its programs run: tests/package), the short fault scenarios (tests/chaos/
 # chaos.py: the whole cluster under load, things broken on purpose, every acknowledged submission
 # checked), then the unit and integration tests again with AddressSanitizer + UndefinedBehavior-
-# Sanitizer. The format check (tools/format.sh --check) runs first and counts as one test.
+# Sanitizer. The format check (tools/format.sh --check) runs first and counts as one test. The
+# fuzz smoke (tests/fuzz/run.sh: every libFuzzer target briefly, clang, build-fuzz/) runs after
+# the chaos step; each target counts as one test.
 #
-#   tests/run.sh [--quick] [--no-chaos] [--no-package] [--no-format] [--only STEP] [--no-install]
-#                [--keep-tmp] [-- PYTEST-ARGS...]
+#   tests/run.sh [--quick] [--no-chaos] [--no-package] [--no-format] [--no-fuzz] [--only STEP]
+#                [--no-install] [--keep-tmp] [-- PYTEST-ARGS...]
 #
 #   --quick       skip the sanitizer pass (build-asan/)
 #   --no-chaos    skip the fault scenarios
 #   --no-package  skip the package step
 #   --no-format   skip the format check
-#   --only STEP   run one step alone: format, or package (configures and builds build/ first)
+#   --no-fuzz     skip the fuzz smoke (FV_FUZZ_SMOKE_SECONDS per target, default 12)
+#   --only STEP   run one step alone: format, fuzz, or package (configures and builds build/ first)
 #   --no-install  do not check or install Debian packages
 #   --keep-tmp    keep the integration tests' temporary directories (FV_KEEP_TMP=1)
 #   -- ARGS       extra arguments for pytest, e.g. -- -k flow -x
@@ -28,6 +31,7 @@ quick=0
 chaos=1
 package=1
 format=1
+fuzz=1
 only=""
 install=1
 pytest_extra=()
@@ -37,12 +41,13 @@ while [ $# -gt 0 ]; do
     --no-chaos) chaos=0 ;;
     --no-package) package=0 ;;
     --no-format) format=0 ;;
+    --no-fuzz) fuzz=0 ;;
     --only)
         shift
         case "${1:-}" in
-        format | package) only=$1 ;;
+        format | fuzz | package) only=$1 ;;
         *)
-            echo "run.sh: --only takes format or package" >&2
+            echo "run.sh: --only takes format, fuzz or package" >&2
             exit 2
             ;;
         esac
@@ -55,7 +60,7 @@ while [ $# -gt 0 ]; do
         break
         ;;
     -h | --help)
-        sed -n '2,21p' "$0"
+        sed -n '2,24p' "$0"
         exit 0
         ;;
     *)
@@ -230,6 +235,29 @@ run_chaos() {
     fi
 }
 
+# The fuzz smoke (tests/fuzz/run.sh): every libFuzzer target for a few seconds from its seeds
+# (the regression inputs among them), in build-fuzz/ with clang. One test per target; a target
+# that crashes, leaks or hangs fails, its input saved under tests/fuzz/crashes/.
+run_fuzz() {
+    local secs=${FV_FUZZ_SMOKE_SECONDS:-12} rc=0
+    note "== fuzz: each libFuzzer target for ${secs}s (tests/fuzz/run.sh, build-fuzz/)"
+    rm -f "$ROOT/build-fuzz/fuzz-junit.xml"
+    local before=$failed
+    mkdir -p "$ROOT/build-fuzz"
+    tests/fuzz/run.sh --junit "$ROOT/build-fuzz/fuzz-junit.xml" "$secs" || rc=$?
+    if [ "$rc" = 2 ] || [ ! -f "$ROOT/build-fuzz/fuzz-junit.xml" ]; then
+        setup_failed "fuzz: build (tests/fuzz/run.sh exit $rc)"
+        return 1
+    fi
+    count_junit "$ROOT/build-fuzz/fuzz-junit.xml"
+    if [ "$rc" = 0 ]; then
+        step_ok "fuzz: every target ${secs}s without a crash"
+    else
+        step_failed "fuzz (crashes under tests/fuzz/crashes/)"
+        [ "$failed" -gt "$before" ] || failed=$((failed + 1))
+    fi
+}
+
 if [ "$install" = 1 ]; then
     note "== dependencies"
     if deploy/install-deps.sh --test; then
@@ -248,6 +276,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=abort_on_error=1
 if [ "$only" = format ]; then
     run_format
+    summary
+    exit "$status"
+elif [ "$only" = fuzz ]; then
+    run_fuzz
     summary
     exit "$status"
 elif [ "$only" = package ]; then
@@ -271,6 +303,11 @@ if run_pass "release" build; then
         run_chaos build
     else
         steps+=("skipped chaos (--no-chaos)")
+    fi
+    if [ "$fuzz" = 1 ]; then
+        run_fuzz
+    else
+        steps+=("skipped fuzz (--no-fuzz)")
     fi
     if [ "$quick" = 0 ]; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1

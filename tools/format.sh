@@ -6,7 +6,7 @@
 #
 #   --check   change nothing; list the files whose formatting differs and exit 1 (CI)
 #   FILE...   only these files (default: every .c and .h under common/ frontend/ worker/
-#             balancer/ tools/ tests/unit/, and tests/bench/*.c)
+#             balancer/ tools/ tests/unit/ tests/fuzz/, and tests/bench/*.c)
 #
 # Exits 0 when every file is formatted (or was formatted), 1 when --check found differences,
 # 2 on a usage error or a missing formatter (deploy/install-deps.sh --test installs it).
@@ -47,7 +47,7 @@ if [ -z "$CF" ] || ! "$CF" --version 2>/dev/null | grep -qE 'clang-format versio
 fi
 
 if [ "${#files[@]}" -eq 0 ]; then
-    mapfile -t files < <(find common frontend worker balancer tools tests/unit -type f \
+    mapfile -t files < <(find common frontend worker balancer tools tests/unit tests/fuzz -type f \
         \( -name '*.c' -o -name '*.h' \) | sort; ls tests/bench/*.c)
 fi
 
