@@ -24,7 +24,6 @@ static bool digit(char c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_too_deep(data, size)) return -1; /* TEMPORARY: see FUZZ_JSON_MAX_DEPTH */
     char *s = fuzz_cstr(data, size, true);
     bool date = fv_check_date(s), dt = fv_check_datetime(s);
     /* The documented shapes: YYYY-MM-DD, and a date-time that starts with a valid date. */

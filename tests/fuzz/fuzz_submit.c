@@ -81,14 +81,12 @@ static void submission_fields(yajl_val body)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_too_deep(data, size)) return -1; /* TEMPORARY: see FUZZ_JSON_MAX_DEPTH */
     const uint8_t *nul = memchr(data, '\0', size);
     fv_form *own = NULL;
     const uint8_t *body = data;
     size_t blen = size;
     if (nul) {
         size_t dlen = (size_t)(nul - data);
-        if (fuzz_has_pattern(data, dlen)) return -1; /* TEMPORARY: see FUZZ_SKIP_PATTERNS */
         char *def = fuzz_cstr(data, dlen, false);
         own = fv_form_compile_text(def);
         free(def);
