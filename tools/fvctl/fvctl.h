@@ -60,4 +60,17 @@ int fvctl_quarantine(int argc, char **argv);
  * the status to exit with. */
 int fvctl_no_options(int argc, char **argv, void (*usage)(FILE *out));
 
+/* The options of the listing commands (dead-letters, refused, quarantine): --limit N (0: all),
+ * --json, --show-data, and --all where the command has it (all: non-NULL). */
+typedef struct fvctl_list_opts {
+    long limit;
+    bool json, show_data, all;
+} fvctl_list_opts;
+
+/* Parses a listing command's options into out (defaults: limit 100, the rest off); with_json and
+ * all_help say whether the command takes --json and --all. Returns -1 to go on, or the status to
+ * exit with (help printed, or a bad option reported). */
+int fvctl_list_options(int argc, char **argv, void (*usage)(FILE *out), bool with_json, bool with_all,
+                       fvctl_list_opts *out);
+
 #endif

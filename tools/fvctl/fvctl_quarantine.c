@@ -39,37 +39,11 @@ static const char sql_list[] =
 
 int fvctl_quarantine(int argc, char **argv)
 {
-    bool all = false, show_data = false;
-    long limit = 100;
-    static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
-                                         {"show-data", no_argument, NULL, 'd'},
-                                         {"limit", required_argument, NULL, 'l'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'a') all = true;
-        else if (o == 'd') show_data = true;
-        else if (o == 'l') {
-            char *end;
-            errno = 0;
-            limit = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || limit < 0) {
-                fprintf(stderr, "fvctl quarantine: --limit wants a number >= 0 (0: all)\n");
-                return FV_EXIT_CONFIG;
-            }
-        } else if (o == 'h') {
-            quarantine_usage(stdout);
-            return FV_EXIT_OK;
-        } else {
-            quarantine_usage(stderr);
-            return FV_EXIT_CONFIG;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "fvctl quarantine: unexpected argument '%s'\n", argv[optind]);
-        return FV_EXIT_CONFIG;
-    }
+    fvctl_list_opts lo;
+    int rc = fvctl_list_options(argc, argv, quarantine_usage, false, true, &lo);
+    if (rc >= 0) return rc;
+    long limit = lo.limit;
+    bool show_data = lo.show_data, all = lo.all;
     PGconn *conn = fvctl_pg_connect("quarantine");
     if (!conn) return FV_EXIT_FAILURE;
     char lim[24];

@@ -36,37 +36,11 @@ static const char sql_refused_list[] =
 
 int fvctl_refused(int argc, char **argv)
 {
-    long limit = 100;
-    bool json = false, show_data = false;
-    static const struct option opts[] = {{"limit", required_argument, NULL, 'l'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"show-data", no_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'l') {
-            char *end;
-            errno = 0;
-            limit = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || limit < 0) {
-                fprintf(stderr, "fvctl refused: --limit wants a number >= 0 (0: all)\n");
-                return FV_EXIT_CONFIG;
-            }
-        } else if (o == 'j') json = true;
-        else if (o == 'd') show_data = true;
-        else if (o == 'h') {
-            refused_usage(stdout);
-            return FV_EXIT_OK;
-        } else {
-            refused_usage(stderr);
-            return FV_EXIT_CONFIG;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "fvctl refused: unexpected argument '%s'\n", argv[optind]);
-        return FV_EXIT_CONFIG;
-    }
+    fvctl_list_opts lo;
+    int rc = fvctl_list_options(argc, argv, refused_usage, true, false, &lo);
+    if (rc >= 0) return rc;
+    long limit = lo.limit;
+    bool json = lo.json, show_data = lo.show_data;
     PGconn *conn = fvctl_pg_connect("refused");
     if (!conn) return FV_EXIT_FAILURE;
     char lim[24];

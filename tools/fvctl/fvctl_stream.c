@@ -311,37 +311,11 @@ static void dead_print_row(const dead_entry *d, bool json, bool show_data)
 
 int fvctl_dead_letters(int argc, char **argv)
 {
-    long limit = 100;
-    bool json = false, show_data = false;
-    static const struct option opts[] = {{"limit", required_argument, NULL, 'l'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"show-data", no_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'l') {
-            char *end;
-            errno = 0;
-            limit = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || limit < 0) {
-                fprintf(stderr, "fvctl dead-letters: --limit wants a number >= 0 (0: all)\n");
-                return FV_EXIT_CONFIG;
-            }
-        } else if (o == 'j') json = true;
-        else if (o == 'd') show_data = true;
-        else if (o == 'h') {
-            dead_letters_usage(stdout);
-            return FV_EXIT_OK;
-        } else {
-            dead_letters_usage(stderr);
-            return FV_EXIT_CONFIG;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "fvctl dead-letters: unexpected argument '%s'\n", argv[optind]);
-        return FV_EXIT_CONFIG;
-    }
+    fvctl_list_opts lo;
+    int rc = fvctl_list_options(argc, argv, dead_letters_usage, true, false, &lo);
+    if (rc >= 0) return rc;
+    long limit = lo.limit;
+    bool json = lo.json, show_data = lo.show_data;
     redisContext *c = fvctl_redis_connect("dead-letters", FVCTL_TIMEOUT_S * 1000);
     if (!c) return FV_EXIT_FAILURE;
     int status = FV_EXIT_FAILURE;

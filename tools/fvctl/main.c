@@ -1,6 +1,7 @@
 /* fvctl: the operator's command line: the start (options, configuration), the list of commands,
  * and the connections every command group uses. */
 #include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,47 @@ int fvctl_no_options(int argc, char **argv, void (*usage)(FILE *out))
     if (optind < argc) {
         fprintf(stderr, "fvctl %s: unexpected argument '%s'\n", argv[0], argv[optind]);
         usage(stderr);
+        return FV_EXIT_CONFIG;
+    }
+    return -1;
+}
+
+int fvctl_list_options(int argc, char **argv, void (*usage)(FILE *out), bool with_json, bool with_all,
+                       fvctl_list_opts *out)
+{
+    static const struct option opts[] = {{"limit", required_argument, NULL, 'l'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"show-data", no_argument, NULL, 'd'},
+                                         {"all", no_argument, NULL, 'a'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *out = (fvctl_list_opts){.limit = 100};
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'l') {
+            char *end;
+            errno = 0;
+            out->limit = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || out->limit < 0) {
+                fprintf(stderr, "fvctl %s: --limit wants a number >= 0 (0: all)\n", argv[0]);
+                return FV_EXIT_CONFIG;
+            }
+        } else if (o == 'j' && with_json) {
+            out->json = true;
+        } else if (o == 'd') {
+            out->show_data = true;
+        } else if (o == 'a' && with_all) {
+            out->all = true;
+        } else if (o == 'h') {
+            usage(stdout);
+            return FV_EXIT_OK;
+        } else {
+            usage(stderr);
+            return FV_EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fvctl %s: unexpected argument '%s'\n", argv[0], argv[optind]);
         return FV_EXIT_CONFIG;
     }
     return -1;
