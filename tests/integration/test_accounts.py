@@ -310,11 +310,12 @@ def test_bad_password_and_unknown_email_answer_alike(anon, idfe):
     assert e1 == e2 and e1["code"] == "invalid_credentials"
     assert r1.headers.get("Retry-After") is None
     # audit: failure with actor for the account, NULL actor for the unknown email; never the password
-    a = audit(idfe.c, "auth.login_failed", u["id"])
+    # (the failure's audit row is written after the answer: poll for it)
+    a = wait_until(lambda: audit(idfe.c, "auth.login_failed", u["id"]), 30, what="the failed login's audit row")
     assert len(a) == 1 and "bad_password" in a[0][3] and "wrong-password" not in a[0][3]
-    unknown = idfe.c.psql("SELECT count(*) FROM audit WHERE action = 'auth.login_failed' AND actor IS NULL "
-                          "AND detail->>'reason' = 'unknown_email'")[0][0]
-    assert unknown >= 1
+    wait_until(lambda: idfe.c.psql("SELECT count(*) FROM audit WHERE action = 'auth.login_failed' "
+                                   "AND actor IS NULL AND detail->>'reason' = 'unknown_email'")[0][0] >= 1,
+               30, what="the unknown email's audit row")
     assert idfe.c.psql("SELECT count(*) FROM audit WHERE detail::text LIKE '%%wrong-password%%'") == [(0,)]
 
 

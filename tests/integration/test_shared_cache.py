@@ -81,7 +81,10 @@ def setup_member(world, label, marker):
     assert r.status_code == 202, r.text
     world.wait_readable(rid, api=api)
     perm_key, dep_key = f"fv:cache:enumerator:{uid}", f"fv:cache:deployment:{dep}"
-    wait_until(lambda: c.redis_cli("HGET", perm_key, dep) and c.redis_cli("GET", dep_key), 30,
+    # An answer is shared only once its version (the revocation log read without a gap) is past
+    # the membership's revocation; a gap (a revocation insert rolled back by another test) holds
+    # the version back for up to 30 s (fe_revoke.c), so wait beyond that.
+    wait_until(lambda: c.redis_cli("HGET", perm_key, dep) and c.redis_cli("GET", dep_key), 75,
                what="the lookups shared in Redis")
     shared = (c.redis_cli("HGET", perm_key, dep), c.redis_cli("GET", dep_key))
     api.close()
