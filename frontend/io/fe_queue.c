@@ -2,6 +2,7 @@
 #include "fe_queue.h"
 
 #include <errno.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,9 @@ typedef struct qsub {
     int argc;
     const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
     size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
-    char *copy; /* owned: the argument bytes argv points into */
-    bool claim; /* send as the claim script (claim_key, claim_value, claim_ttl) */
+    char *copy;     /* owned: the argument bytes argv points into */
+    bool claim;     /* send as the claim script (claim_key, claim_value, claim_ttl) */
+    bool send_eval; /* the script's text, not its hash: Redis answered NOSCRIPT (restarted) */
     char claim_key[64], claim_value[96], claim_ttl[16];
 } qsub;
 
@@ -61,6 +63,17 @@ static const char claim_script[] =
     "local old = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) "
     "if old and old ~= ARGV[1] then return {0, old} end "
     "return {1, redis.call('XADD', KEYS[2], unpack(ARGV, 3))}";
+
+/* SHA-1 of claim_script in hex: EVALSHA sends the hash, not the text; a Redis that does not know
+ * the script (restarted, SCRIPT FLUSH) answers NOSCRIPT and that submission sends EVAL once. */
+static char claim_sha[2 * SHA_DIGEST_LENGTH + 1];
+
+static void claim_sha_init(void)
+{
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)claim_script, sizeof claim_script - 1, d);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(claim_sha + 2 * i, 3, "%02x", d[i]);
+}
 
 static void publish_gauges(void)
 {
@@ -135,6 +148,13 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
         sub_done(s, reply->element[0]->integer == 1 ? FE_QUEUED_REDIS : FE_QUEUE_ID_TAKEN);
         return;
     }
+    if (s->claim && !s->send_eval && reply && reply->type == REDIS_REPLY_ERROR && reply->str &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        s->send_eval = true; /* Redis lost its script cache: send the text this once */
+        if (fe_redis_ready() && send_to_redis(s) == 0) return;
+        to_spool(s);
+        return;
+    }
     if (s->claim && reply && reply->type == REDIS_REPLY_ERROR) {
         /* Redis refused the script (an ACL without EVAL, scripting disabled, out of memory):
          * queue the entry unclaimed; the worker still refuses an id another response holds. */
@@ -162,12 +182,18 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
 static int send_to_redis(qsub *s)
 {
     if (!s->claim) return fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s);
-    /* EVAL script 2 claim stream value ttl <XADD args after the stream> */
+    /* EVALSHA sha (or EVAL script) 2 claim stream value ttl <XADD args after the stream> */
     const char *argv[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
     size_t lens[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
     int n = 0;
-    argv[n] = "EVAL", lens[n++] = 4;
-    argv[n] = claim_script, lens[n++] = sizeof claim_script - 1;
+    if (s->send_eval) {
+        argv[n] = "EVAL", lens[n++] = 4;
+        argv[n] = claim_script, lens[n++] = sizeof claim_script - 1;
+    } else {
+        if (!claim_sha[0]) claim_sha_init();
+        argv[n] = "EVALSHA", lens[n++] = 7;
+        argv[n] = claim_sha, lens[n++] = 2 * SHA_DIGEST_LENGTH;
+    }
     argv[n] = "2", lens[n++] = 1;
     argv[n] = s->claim_key, lens[n++] = strlen(s->claim_key);
     argv[n] = s->argv[1], lens[n++] = s->lens[1];
