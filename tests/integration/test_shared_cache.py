@@ -11,6 +11,7 @@ of 0) must refuse the removed member, and store nothing of theirs as verified, e
 PostgreSQL down; and must not authenticate a revoked or forged API key."""
 import hashlib
 import json
+import time
 import signal
 
 import requests
@@ -81,11 +82,21 @@ def setup_member(world, label, marker):
     assert r.status_code == 202, r.text
     world.wait_readable(rid, api=api)
     perm_key, dep_key = f"fv:cache:enumerator:{uid}", f"fv:cache:deployment:{dep}"
+
+    def shared_now():
+        return c.redis_cli("HGET", perm_key, dep) and c.redis_cli("GET", dep_key)
     # An answer is shared only once its version (the revocation log read without a gap) is past
-    # the membership's revocation; a gap (a revocation insert rolled back by another test) holds
-    # the version back for up to 30 s (fe_revoke.c), so wait beyond that.
-    wait_until(lambda: c.redis_cli("HGET", perm_key, dep) and c.redis_cli("GET", dep_key), 75,
-               what="the lookups shared in Redis")
+    # the membership's revocation; one computed during a gap (a revocation insert another test
+    # rolled back, fe_revoke.c) is neither kept nor shared, and nothing asks again by itself: so
+    # submit again (new ids) until a lookup made after the gap shares both entries.
+    deadline = time.monotonic() + 120
+    while not shared_now():
+        assert time.monotonic() < deadline, "the lookups were never shared in Redis"
+        try:
+            wait_until(shared_now, 3, what="the lookups shared in Redis")
+        except TimeoutError:
+            r = api.post(f"/v1/deployments/{dep}/responses", json={"id": new_id(), "data": good_data()})
+            assert r.status_code == 202, r.text
     shared = (c.redis_cli("HGET", perm_key, dep), c.redis_cli("GET", dep_key))
     api.close()
     return key, uid, dep, shared
