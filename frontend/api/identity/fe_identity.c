@@ -181,6 +181,24 @@ void fe_reply_weak_password(fe_req *r, const char *field, const fv_strength *s)
     fe_reply_gen_send(r, 422, j);
 }
 
+fe_work *fe_pw_verify_start(fe_req *r, char **password, const char *stored, fe_work_done_fn done)
+{
+    fe_pw_job *pj = fe_pw_job_new(*password, NULL, stored, NULL, NULL);
+    fe_identity_wipe(*password);
+    *password = NULL;
+    if (!pj) {
+        fe_reply_oom(r);
+        return NULL;
+    }
+    pj->verify = true;
+    fe_work *w = fe_work_submit(pj, fe_pw_job_run, done, fe_pw_job_free, r);
+    if (!w) {
+        fe_pw_job_free(pj);
+        fe_reply_pool_full(r);
+    }
+    return w;
+}
+
 bool fe_pw_job_done(fe_req *r, const fe_pw_job *pj, bool ran, const char *field, fv_strength *strength)
 {
     if (!ran) {

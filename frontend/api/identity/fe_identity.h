@@ -50,6 +50,12 @@ fe_pw_job *fe_pw_job_new(const char *password, const char *new_password, const c
 void fe_pw_job_free(void *job);
 void fe_pw_job_run(void *job);
 
+/* Checks *password against stored (any hash, or the dummy one) on the work pool; done gets the
+ * job (a fe_pw_job with verify set). Takes the password: it is wiped and freed, *password NULL.
+ * Returns the work (the pool owns it until done), or NULL after answering r (503: out of memory
+ * or the pool full). */
+fe_work *fe_pw_verify_start(fe_req *r, char **password, const char *stored, fe_work_done_fn done);
+
 /* The end of password job pj (borrowed) for r: true when every step asked for passed (pj->new_hash
  * holds the new hash; *strength the estimate, when one was asked for); else answers r and returns
  * false: 503 when the pool did not run it (ran false) or memory ran out, 403 wrong_password

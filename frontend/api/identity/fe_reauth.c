@@ -136,20 +136,8 @@ static void account_read(const fe_pg_result *res, void *arg)
     s->last_step = strtoll(PQgetvalue(p, 0, 5), NULL, 10);
     /* An account without a password cannot prove one: the dummy hash never verifies (403). */
     bool has = !PQgetisnull(p, 0, 0) && fv_password_iterations(PQgetvalue(p, 0, 0)) > 0;
-    fe_pw_job *pj = fe_pw_job_new(s->password, NULL,
-                                  has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(), NULL, NULL);
-    fe_identity_wipe(s->password);
-    s->password = NULL;
-    if (!pj) {
-        fe_reply_oom(r);
-        return;
-    }
-    pj->verify = true;
-    s->work = fe_work_submit(pj, fe_pw_job_run, password_checked, fe_pw_job_free, r);
-    if (!s->work) {
-        fe_pw_job_free(pj);
-        fe_reply_pool_full(r);
-    }
+    s->work = fe_pw_verify_start(r, &s->password, has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
+                                 password_checked);
 }
 
 static void throttled(int retry_after_s, void *arg)

@@ -265,21 +265,11 @@ static void user_found(const fe_pg_result *res, void *arg)
         }
         if (s->has_password && !s->disabled) stored = s->stored;
     }
-    if (!s->stored) s->stored = strdup(""); /* the rehash guard compares with it */
-    fe_pw_job *pj = fe_pw_job_new(s->password, NULL, stored, NULL, NULL);
-    fe_identity_wipe(s->password);
-    s->password = NULL;
-    if (!pj || !s->stored) {
-        fe_pw_job_free(pj);
+    if (!s->stored && !(s->stored = strdup(""))) { /* the rehash guard compares with it */
         fe_reply_oom(r);
         return;
     }
-    pj->verify = true;
-    s->work = fe_work_submit(pj, fe_pw_job_run, password_checked, fe_pw_job_free, r);
-    if (!s->work) {
-        fe_pw_job_free(pj);
-        fe_reply_pool_full(r);
-    }
+    s->work = fe_pw_verify_start(r, &s->password, stored, password_checked);
 }
 
 static void throttle_checked(int retry_after_s, void *arg)
