@@ -31,7 +31,8 @@ typedef enum fe_subid_holder {
 
 typedef void (*fe_subid_lookup_cb)(fe_subid_holder holder, void *arg);
 
-/* Whether user holds the claim of id. cb runs exactly once, as for fe_subid_claim. */
+/* Whether user holds the claim of id. cb runs exactly once: later from the event loop, or before
+ * this returns (FE_SUBID_CANNOT_TELL) when Redis cannot be asked. */
 void fe_subid_lookup(const char *id, const char *user, fe_subid_lookup_cb cb, void *arg);
 
 #endif
