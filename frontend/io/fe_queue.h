@@ -24,8 +24,8 @@ typedef void (*fe_queue_cb)(fe_queue_outcome outcome, void *arg);
 int fe_queue_init(struct event_base *base, int child_index, char *err, size_t errlen);
 void fe_queue_shutdown(void);
 /* Queues e (copied); cb runs exactly once, never before this returns. With claim_key (NULL for
- * none), the id's claim (SET NX GET EX claim_ttl_s) and the XADD are one Redis transaction
- * (MULTI/EXEC, no script: a Lua script cost Redis half as much again per submission): when the
+ * none), the id's claim (SET NX GET EX claim_ttl_s) is sent just before the XADD on the same
+ * connection (no script, no MULTI: both cost Redis more than the two commands): when the
  * key already holds another value cb gets FE_QUEUE_ID_TAKEN, and the entry, added all the same,
  * is refused by the worker, which decides by the claim's holder (worker/wk_subid.h). One round
  * trip, one fsync: the claim costs the submission no latency. Spooled entries are not claimed. */

@@ -468,8 +468,7 @@ def test_redis_conf_acl(sample_redis):
             # DEBUG is refused before the ACL is looked at (enable-debug-command no)
             with pytest.raises(RedisError, match="NOPERM|DEBUG command not allowed"):
                 app(*cmd)
-        # No scripts at all: the claim is a MULTI/EXEC of SET and XADD, checked command by
-        # command (a transaction gains nothing the user lacks).
+        # No scripts at all: the claim is a plain SET sent before the XADD.
         assert app("SET", "fv:subid:x", "1", "NX", "GET", "EX", "60") is None
         assert app("MGET", "fv:subid:x", "fv:subid:y") == ["1", None]
         for cmd in (["EVAL", "return 1", "0"],

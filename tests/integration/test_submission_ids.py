@@ -113,8 +113,8 @@ def test_taken_id_gets_409_at_once_and_the_existing_response_is_unchanged(ids, w
     assert r.json()["error"]["code"] == "id_conflict"
     if who == "other_org":
         says_nothing_of(r.text, w, mine)
-    # The claim and the XADD are one Redis transaction, so the refused copy went to the stream
-    # too: the worker refuses it by the claim's holder and keeps it (never stored), and its
+    # The claim's SET and the XADD are sent together (the XADD goes whatever the SET finds), so
+    # the refused copy went to the stream too: the worker refuses it by the claim's holder and keeps it (never stored), and its
     # sender may ask what became of it, learning nothing of the existing response.
     w.c.wait_drained()
     assert refused_rows(w.c, rid) == [(attacker(w, who)[2], dep, theirs, "id_conflict")]
@@ -323,7 +323,7 @@ def test_unverified_reuse_of_a_quarantined_id_is_refused(ids):
 
 
 def test_concurrent_claims_of_one_id_leave_one_owner_and_store_nothing_else(ids):
-    """The claim and the XADD are one Redis transaction: of two submitters racing for one id, one
+    """The claim and the XADD go in one round trip: of two submitters racing for one id, one
     gets 202 for every copy it sends, the other 409 for every copy; the worker decides by the
     claim's holder, so the winner's answer is the one stored whichever copy it reads first, and
     the loser's copies are kept as one refused entry (they are retries of each other)."""
