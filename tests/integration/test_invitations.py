@@ -153,6 +153,30 @@ def test_invite_by_user_id_then_accept(base):
     assert ok(ann.api.get("/v1/me/invitations"))["items"] == []
 
 
+def test_two_acceptances_at_once_make_one_membership(base):
+    """The invitation row is locked while it is accepted: of two acceptances sent together (each
+    with its password check on the work pool), one makes the membership, the other is 409."""
+    import threading
+    vic = Person(base.fe, "vic")
+    other = base.fe.api(vic.session.key)
+    inv = invite(base.admin.api, base.id, user_id=vic.id, branch_id=base.north)
+    body = {"current_password": PASSWORD}
+    results = []
+
+    def go(api):
+        results.append(api.post(f"/v1/me/invitations/{inv['id']}/accept", json=body))
+    threads = [threading.Thread(target=go, args=(api,)) for api in (vic.session, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+    assert [error_body(r)["code"] for r in results if r.status_code == 409] == ["invitation_used"]
+    assert base.fe.c.psql("SELECT count(*) FROM memberships WHERE user_id = %s", vic.id) == [(1,)]
+    assert len([r for r in org_audit(base.fe.c, base.id) if r[0] == "invitation.accept" and r[1] == vic.id]) == 1
+    other.close()
+
+
 def test_invitation_to_a_team(base):
     bob = Person(base.fe, "bob")
     inv = invite(base.admin.api, base.id, user_id=bob.id, team_id=base.team)
