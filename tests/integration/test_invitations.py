@@ -275,6 +275,31 @@ def test_put_members_refuses_non_members_alike(base):
     denied(base.admin.api.put(f"/v1/orgs/{base.id}/members/{gus.id}", json={"role": "member"}), 409, "not_a_member")
 
 
+def test_put_members_racing_a_removal_does_not_re_add(base):
+    """A removal in flight (uncommitted) when PUT members changes the same user: PUT waits for it
+    and then finds no member, instead of adding the removed user back without their consent."""
+    import threading
+    c = base.fe.c
+    wes = Person(base.fe, "wes")
+    join(base, wes)
+    t1 = c.pg.connect(autocommit=False)
+    with t1.cursor() as cur:
+        cur.execute("DELETE FROM memberships WHERE org_id = %s AND user_id = %s", (base.id, wes.id))
+    out = []
+    th = threading.Thread(target=lambda: out.append(base.admin.api.put(
+        f"/v1/orgs/{base.id}/members/{wes.id}", json={"role": "member", "branch_id": base.north})))
+    th.start()
+    # the PUT waits on the removal's row locks (or, without them, has already answered)
+    wait_until(lambda: out or c.psql("SELECT count(*) FROM pg_locks WHERE NOT granted")[0][0] > 0, 30,
+               what="the PUT to wait on the removal")
+    t1.commit()
+    th.join(30)
+    t1.close()
+    assert not th.is_alive()
+    denied(out[0], 409, "not_a_member")
+    assert c.psql("SELECT count(*) FROM memberships WHERE org_id = %s AND user_id = %s", base.id, wes.id) == [(0,)]
+
+
 # ---------------------------------------------------------------- closed invitations
 
 def test_expired_invitation(base):
