@@ -30,6 +30,9 @@ CREATE TABLE invitations (
 );
 CREATE INDEX invitations_org ON invitations (org_id, id);
 CREATE INDEX invitations_org_created ON invitations (org_id, created_at);
+-- The open ones, counted against invitation_max_pending_per_org (fv_invitation_room).
+CREATE INDEX invitations_org_open ON invitations (org_id, expires_at)
+    WHERE accepted_at IS NULL AND withdrawn_at IS NULL;
 CREATE INDEX invitations_user ON invitations (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX invitations_email ON invitations (lower(email)) WHERE email IS NOT NULL;
 
