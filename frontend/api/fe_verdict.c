@@ -31,6 +31,17 @@ static const struct verdict_reply {
     {"no_such_user", 404, "no_such_user", "no such user"},
     {"no_such_org", 404, "org_not_found", "no such organisation, or you are not a member of it"},
     {"no_such_membership", 404, "not_found", "no such membership"},
+    /* invitations (fe_invitations.c, fe_invitations_me.c) */
+    {"not_a_member", 409, "not_a_member",
+     "this user is not a member of the organisation: invite them (POST /v1/orgs/{org}/invitations)"},
+    {"too_many_invitations", 409, "too_many_invitations",
+     "the organisation has the most pending invitations allowed; withdraw some or wait until they expire"},
+    {"invitation_used", 409, "invitation_used", "this invitation was accepted already"},
+    {"invitation_withdrawn", 409, "invitation_withdrawn", "this invitation was withdrawn"},
+    {"invitation_declined", 409, "invitation_declined", "this invitation was declined"},
+    {"invitation_expired", 409, "invitation_expired", "this invitation has expired"},
+    {"wrong_invitation_code", 403, "wrong_invitation_code",
+     "the invitation code is missing or wrong (ask the organisation's administrator for it)"},
 };
 
 /* How an 'ok' is answered. */

@@ -22,6 +22,11 @@
  *   no_such_user          404 no_such_user
  *   no_such_org           404 org_not_found: no such organisation, or the caller is not a member
  *   no_such_membership    404 not_found "no such membership"
+ *   not_a_member          409 not_a_member: a membership change for a user not in the org
+ *   too_many_invitations  409 too_many_invitations: the org's pending invitations are at the cap
+ *   invitation_used, invitation_withdrawn, invitation_declined, invitation_expired
+ *                         409 of the same codes: the invitation is no longer open
+ *   wrong_invitation_code 403 wrong_invitation_code: an email invitation's code missing or wrong
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
  *
  * The rules are SQL functions of common/sql (fv_*_verdict of migrations 005 and 006 return these

@@ -35,6 +35,11 @@ const fe_route fe_routes[] = {
     {POST, "/v1/me/totp", fe_totp_enrol, AUTH, true, "totp_enrol"},
     {POST, "/v1/me/totp/confirm", fe_totp_confirm, AUTH, true, "totp_confirm"},
     {DELETE, "/v1/me/totp", fe_totp_disable, AUTH, true, "totp_disable"},
+    {GET, "/v1/me/invitations", fe_invitations_me_list, AUTH, false, "my_invitations_list"},
+    {POST, "/v1/me/invitations/:id/accept", fe_invitations_me_accept, AUTH, true,
+     "my_invitations_accept"},
+    {POST, "/v1/me/invitations/:id/decline", fe_invitations_me_decline, AUTH, false,
+     "my_invitations_decline"},
 
 
     /* API keys: api/identity/fe_apikeys.c */
@@ -57,6 +62,10 @@ const fe_route fe_routes[] = {
     {PUT, "/v1/orgs/:org/members/:user", fe_orgs_member_set, AUTH, true, "orgs_member_set"},
     {DELETE, "/v1/orgs/:org/members/:user", fe_orgs_member_remove, AUTH, false, "orgs_member_remove"},
     {GET, "/v1/orgs/:org/audit", fe_orgs_audit, AUTH, false, "orgs_audit"},
+    {POST, "/v1/orgs/:org/invitations", fe_invitations_create, AUTH, true, "invitations_create"},
+    {GET, "/v1/orgs/:org/invitations", fe_invitations_list, AUTH, false, "invitations_list"},
+    {DELETE, "/v1/orgs/:org/invitations/:id", fe_invitations_withdraw, AUTH, false,
+     "invitations_withdraw"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
 

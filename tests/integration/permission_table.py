@@ -24,7 +24,8 @@ Paths: {survey} {dep} {dep2} {p1} {p2} {fin} {rej} {del} name objects of S; {msu
 name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
 Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
 Org A also manages three sites made by org_admin: {pub} public, {prot} protected, {priv}
-private; {fresh_site} is a new private one and {fresh_member} a new member of org A, made for
+private; {fresh_site} is a new private one, {fresh_member} a new member of org A and
+{fresh_invitation} a new invitation of stranger to org A's root (by org_admin), made for
 the cell ({oa_key} and {susp_key} too: API keys made with SQL; {fresh_session} a live session of
 org_admin's). The identity rows show the
 credential rules: logout and the second factor need a session, a password change the current
@@ -74,11 +75,18 @@ ROWS = [
     ("GET",    "/v1/orgs/{org}/branches",                  401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
     ("POST",   "/v1/orgs/{org}/teams",                     401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
     ("GET",    "/v1/orgs/{org}/teams",                     401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
-    ("PUT",    "/v1/orgs/{org}/members/{grantee}",         401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    ("PUT",    "/v1/orgs/{org}/members/{fresh_member}",    401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
     ("DELETE", "/v1/orgs/{org}/members/{fresh_member}",    401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
     ("GET",    "/v1/orgs/{org}/members",                   401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
     ("GET",    "/v1/orgs/{org}/audit",                     401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
     ("GET",    "/v1/orgs/{org}/quarantine",                401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    # joining needs consent: PUT members only for members (409 not_a_member for {grantee}, who is
+    # none); invitations by whoever may set the membership ({fresh_invitation}: to the root, for
+    # stranger, by org_admin)
+    ("PUT",    "/v1/orgs/{org}/members/{grantee}",         401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 409, 403, 403),
+    ("POST",   "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
+    ("GET",    "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
+    ("DELETE", "/v1/orgs/{org}/invitations/{fresh_invitation}", 401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
     # ---- orgs end ----
 
     # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----
@@ -114,6 +122,11 @@ ROWS = [
     ("GET",    "/v1/me/sessions",                          401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("DELETE", "/v1/me/sessions",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     ("DELETE", "/v1/me/sessions/{fresh_session}",          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    # the caller's invitations ({fresh_invitation} is stranger's): accepting needs a session and
+    # the password (the table's callers hold API keys); declining is the invitee's
+    ("GET",    "/v1/me/invitations",                       401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("POST",   "/v1/me/invitations/{fresh_invitation}/accept", 401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("POST",   "/v1/me/invitations/{fresh_invitation}/decline", 401, 204, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
     # ---- identity end ----
     # ---- other areas end ----
 ]
@@ -185,6 +198,9 @@ BODIES = {
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},
     ("PUT", "/v1/orgs/{org}/members/{grantee}"): lambda w: {"role": "member", "branch_id": w.region2},
+    ("PUT", "/v1/orgs/{org}/members/{fresh_member}"): lambda w: {"role": "manager", "branch_id": w.region2},
+    ("POST", "/v1/orgs/{org}/invitations"): lambda w: {"user_id": w.next_id(), "role": "member"},
+    ("POST", "*/accept"): lambda w: {"current_password": w.password},
     ("POST", "/v1/sites"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "type": "well",
                                       "privacy": "private"},
     ("PATCH", "/v1/sites/{pub}"): lambda w: {"properties": {"depth_m": 12}},

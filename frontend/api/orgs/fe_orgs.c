@@ -278,10 +278,14 @@ void fe_orgs_team_list(fe_req *r)
 
 /* Sets the role of user $4 on a branch ($6; default the root) or a team ($7). Who may: the org
  * admin; for a branch, an admin of it or of an ancestor (so only the org admin on the root).
- * Refuses to demote the last org admin. The `permissions` revocation is written with the change:
+ * Only for users who are already members of the org (they consented to join it): anyone else is
+ * 'not_a_member' whether or not the id is an account, so the org learns nothing and must invite
+ * them (fe_invitations.c); the user's memberships are locked (cur), so a removal committing
+ * meanwhile is seen and the change does not re-add them. Refuses to demote the last org admin. The `permissions` revocation is written with the change:
  * every child drops the user's cached permissions within revocation_poll_ms. */
 static const char sql_member_set[] =
     "WITH o AS (SELECT id, root_branch_id FROM orgs WHERE id = $2), "
+    "     cur AS (SELECT m.id FROM memberships m WHERE m.user_id = $4 AND m.org_id = $2 FOR UPDATE), "
     "     t AS (SELECT CASE WHEN $7::uuid IS NULL THEN COALESCE($6::uuid, o.root_branch_id) END AS branch_id, "
     "                  $7::uuid AS team_id, o.root_branch_id FROM o), "
     "     v AS (SELECT CASE "
@@ -294,7 +298,7 @@ static const char sql_member_set[] =
     "               THEN 'invalid:team_id:not a team of this organisation' "
     "             WHEN fv_admin_verdict($1, $2, t.branch_id, $3::boolean) <> 'ok' "
     "               THEN fv_admin_verdict($1, $2, t.branch_id, $3::boolean) "
-    "             WHEN NOT EXISTS (SELECT 1 FROM users u WHERE u.id = $4) THEN 'no_such_user' "
+    "             WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'not_a_member' "
     "             WHEN t.branch_id = t.root_branch_id AND $5 <> 'admin' AND fv_is_last_org_admin($4, $2) "
     "               THEN 'last_admin' "
     "             ELSE 'ok' END AS verdict "
@@ -404,7 +408,8 @@ void fe_orgs_member_remove(fe_req *r)
 }
 
 /* Org members see who is in their org, one item per membership; an email only on the caller's own
- * rows (fv_membership_json: anyone can make an org and add any user id to it). */
+ * rows (fv_membership_json: a member joined by consent, yet other members need not learn their
+ * address). */
 static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
     "fv_member_verdict($1, $2)",
     "SELECT m.id, fv_membership_json(m, u, $1) AS j FROM memberships m JOIN users u ON u.id = m.user_id "
