@@ -23,6 +23,9 @@
  *   no_such_org           404 org_not_found: no such organisation, or the caller is not a member
  *   no_such_membership    404 not_found "no such membership"
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
+ *   principal_not_member:<field>  422 principal_not_member with fields {<field>: ...}: a user
+ *                         principal who is not a member of the object's organisation (or no such
+ *                         user: one answer for both)
  *
  * The rules are SQL functions of common/sql (fv_*_verdict of migrations 005 and 006 return these
  * verdicts): pass fe_verdict_mfa(r) as their mfa parameter. API keys never count as mfa. */

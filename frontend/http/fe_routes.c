@@ -59,6 +59,7 @@ const fe_route fe_routes[] = {
     {GET, "/v1/orgs/:org/audit", fe_orgs_audit, AUTH, false, "orgs_audit"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
+    {GET, "/v1/orgs/:id/grants", fe_grants_list, AUTH, false, "orgs_grant_list"},
 
     /* surveys, grants, deployments, responses and their review: api/surveys/ */
     {POST, "/v1/surveys", fe_surveys_create, AUTH, true, "surveys_create"},

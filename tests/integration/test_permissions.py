@@ -80,6 +80,7 @@ def pw(workers):
     w.region = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region", "parent_id": root})
     w.district = made(f"/v1/orgs/{w.org_id}/branches", {"name": "district", "parent_id": w.region})
     w.region2 = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region2", "parent_id": root})
+    w.region3 = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region3", "parent_id": root})
     w.team = made(f"/v1/orgs/{w.org_id}/teams", {"name": "team T"})
     w.add_member = lambda user_id, **where: made(f"/v1/orgs/{w.org_id}/members/{user_id}",
                                                  dict(role="member", **where), 200)
@@ -89,6 +90,9 @@ def pw(workers):
     w.add_member(uid["dep_viewer"], team_id=w.team)
     w.add_member(uid["below"], branch_id=w.district)
     w.add_member(uid["beside"], branch_id=w.region2)
+    for r in ("manager", "approver1", "approver2", "survey_viewer", "survey_admin"):
+        w.add_member(uid[r], branch_id=w.region3)  # a membership that confers nothing else
+    w.add_member(w.grantee, branch_id=w.region3)
     r = w.users["other_org"].api.post("/v1/orgs", json={"name": "Another org"})
     assert r.status_code == 201, r.text
     w.org_b = r.json()["id"]
@@ -100,7 +104,7 @@ def pw(workers):
     w.msurvey, w.mdep, _ = _survey(w, "Table survey M")
     e, e2 = uid["enumerator"], w.enumerator2.id
     w.labels = {"survey": w.survey, "msurvey": w.msurvey, "dep": w.dep, "dep2": w.dep2, "mdep": w.mdep,
-                "org": w.org_id, "org_b": w.org_b, "grantee": w.grantee,
+                "org": w.org_id, "org_b": w.org_b, "grantee": w.grantee, "region2": w.region2,
                 "pub": w.new_site("public"), "prot": w.new_site("protected"), "priv": w.new_site("private")}
     for label, dep, who, status, stage, deleted in (
             ("p1", w.dep, e, "pending", 1, False), ("p2", w.dep, e, "pending", 2, False),
