@@ -13,7 +13,7 @@ import pytest
 from accesshelp import P, User, list_all
 from conftest import DEFINITION, good_data
 from fvharness import error_body, new_id
-from permission_table import BODIES, LIST_ROWS, ROLES, ROWS
+from permission_table import BODIES, LIST_ROWS, MEMBERS_A, ROLES, ROWS
 
 SIGNED_IN = [r for r in ROLES if r != "anonymous"]
 
@@ -200,7 +200,7 @@ def test_list_rows(pw, template, role):
     others = [i for i in ids if i not in by_id]
     if others and template.startswith("/v1/sites"):
         # sites made by cells: private sites of org A, which only its members may list
-        assert role in ("enumerator", "dep_viewer", "org_admin", "below", "beside"), others
+        assert role in MEMBERS_A, others
         rows = pw.cluster.psql("SELECT count(*) FROM sites WHERE id = ANY(%s::uuid[]) AND org_id = %s "
                                "AND privacy = 'private'", others, pw.org_id)
         assert rows[0][0] == len(others), f"{role} lists sites it may not see: {others}"
