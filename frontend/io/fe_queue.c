@@ -2,7 +2,6 @@
 #include "fe_queue.h"
 
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,31 +48,10 @@ typedef struct qsub {
     int argc;
     const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
     size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
-    char *copy;     /* owned: the argument bytes argv points into */
-    bool claim;     /* send as the claim script (claim_key, claim_value, claim_ttl) */
-    bool send_eval; /* the script's text, not its hash: Redis answered NOSCRIPT (restarted) */
+    char *copy; /* owned: the argument bytes argv points into */
+    bool claim; /* send as the claim transaction (claim_key, claim_value, claim_ttl) */
     char claim_key[64], claim_value[96], claim_ttl[16];
 } qsub;
-
-/* The id claim and the XADD as one step (fe_queue_submit): KEYS[1] the claim, KEYS[2] the
- * stream, ARGV[1] the claim's value, ARGV[2] its TTL, ARGV[3..] the XADD arguments after the
- * stream. {1, entry id} when added; {0, holder} when another submitter holds the id. Redis runs
- * a script alone and writes its effects (SET, XADD) to the AOF as one transaction. */
-static const char claim_script[] =
-    "local old = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) "
-    "if old and old ~= ARGV[1] then return {0, old} end "
-    "return {1, redis.call('XADD', KEYS[2], unpack(ARGV, 3))}";
-
-/* SHA-1 of claim_script in hex: EVALSHA sends the hash, not the text; a Redis that does not know
- * the script (restarted, SCRIPT FLUSH) answers NOSCRIPT and that submission sends EVAL once. */
-static char claim_sha[2 * SHA_DIGEST_LENGTH + 1];
-
-static void claim_sha_init(void)
-{
-    unsigned char d[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)claim_script, sizeof claim_script - 1, d);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(claim_sha + 2 * i, 3, "%02x", d[i]);
-}
 
 static void publish_gauges(void)
 {
@@ -143,21 +121,30 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
         sub_done(s, FE_QUEUED_REDIS);
         return;
     }
-    if (s->claim && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_INTEGER) {
-        sub_done(s, reply->element[0]->integer == 1 ? FE_QUEUED_REDIS : FE_QUEUE_ID_TAKEN);
-        return;
-    }
-    if (s->claim && !s->send_eval && reply && reply->type == REDIS_REPLY_ERROR && reply->str &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        s->send_eval = true; /* Redis lost its script cache: send the text this once */
-        if (fe_redis_ready() && send_to_redis(s) == 0) return;
+    if (s->claim && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        /* EXEC's reply: the SET's (nil: the claim is new; the old value: held already) and the
+         * XADD's. Another submitter's claim means 409; the entry is in the stream all the same
+         * (a transaction cannot skip its XADD) and the worker refuses it by the claim's holder
+         * (worker/wk_subid.c). */
+        const redisReply *set = reply->element[0], *added = reply->element[1];
+        if (set->type == REDIS_REPLY_STRING &&
+            (set->len != strlen(s->claim_value) || memcmp(set->str, s->claim_value, set->len) != 0)) {
+            sub_done(s, FE_QUEUE_ID_TAKEN);
+            return;
+        }
+        if (added->type == REDIS_REPLY_STRING) {
+            sub_done(s, FE_QUEUED_REDIS);
+            return;
+        }
+        fv_warn("XADD failed (%.200s); spooling the submission",
+                added->type == REDIS_REPLY_ERROR ? added->str : "unexpected reply");
         to_spool(s);
         return;
     }
     if (s->claim && reply && reply->type == REDIS_REPLY_ERROR) {
-        /* Redis refused the script (an ACL without EVAL, scripting disabled, out of memory):
-         * queue the entry unclaimed; the worker still refuses an id another response holds. */
+        /* Redis refused the transaction while queueing it (an ACL without SET on the claims,
+         * out of memory: EXECABORT) and ran none of it: queue the entry unclaimed; the worker
+         * still refuses an id another response holds. */
         static bool warned;
         if (!warned)
             fv_warn("submission id claims unavailable, queueing unclaimed (the worker still refuses "
@@ -178,29 +165,18 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
     to_spool(s);
 }
 
-/* Sends s to Redis: the claim script when s->claim, else a plain XADD. 0 when sent. */
+/* Sends s to Redis: MULTI, SET claim value NX GET EX ttl, XADD, EXEC when s->claim (one round
+ * trip, one fsync, and the claims' order is the stream's), else a plain XADD. 0 when sent. */
 static int send_to_redis(qsub *s)
 {
     if (!s->claim) return fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s);
-    /* EVALSHA sha (or EVAL script) 2 claim stream value ttl <XADD args after the stream> */
-    const char *argv[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
-    size_t lens[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
-    int n = 0;
-    if (s->send_eval) {
-        argv[n] = "EVAL", lens[n++] = 4;
-        argv[n] = claim_script, lens[n++] = sizeof claim_script - 1;
-    } else {
-        if (!claim_sha[0]) claim_sha_init();
-        argv[n] = "EVALSHA", lens[n++] = 7;
-        argv[n] = claim_sha, lens[n++] = 2 * SHA_DIGEST_LENGTH;
-    }
-    argv[n] = "2", lens[n++] = 1;
-    argv[n] = s->claim_key, lens[n++] = strlen(s->claim_key);
-    argv[n] = s->argv[1], lens[n++] = s->lens[1];
-    argv[n] = s->claim_value, lens[n++] = strlen(s->claim_value);
-    argv[n] = s->claim_ttl, lens[n++] = strlen(s->claim_ttl);
-    for (int i = 2; i < s->argc; i++) argv[n] = s->argv[i], lens[n++] = s->lens[i];
-    return fe_redis_command(n, argv, lens, xadd_replied, s);
+    const char *set[] = {"SET", s->claim_key, s->claim_value, "NX", "GET", "EX", s->claim_ttl};
+    const size_t set_lens[] = {3, strlen(s->claim_key), strlen(s->claim_value), 2, 3,
+                               2, strlen(s->claim_ttl)};
+    const int argcs[] = {7, s->argc};
+    const char *const *argvs[] = {set, s->argv};
+    const size_t *const lenss[] = {set_lens, s->lens};
+    return fe_redis_transaction(2, argcs, argvs, lenss, xadd_replied, s);
 }
 
 void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *claim_value,

@@ -166,6 +166,33 @@ int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_c
     return 0;
 }
 
+int fe_redis_transaction(int n, const int *argcs, const char *const *const *argvs,
+                         const size_t *const *lenss, fe_redis_cb cb, void *arg)
+{
+    if (rd.state != RS_READY || !rd.ac || rd.inflight + n + 2 > FE_REDIS_MAX_INFLIGHT) return -1;
+    /* MULTI's and the queued commands' replies (+OK, +QUEUED) are dropped by hiredis (no
+     * callback); EXEC's carries the outcome and the deadline. */
+    const char *multi[] = {"MULTI"};
+    const size_t multi_len[] = {5};
+    if (redisAsyncCommandArgv(rd.ac, NULL, NULL, 1, multi, multi_len) != REDIS_OK) return -1;
+    for (int i = 0; i < n; i++) {
+        if (redisAsyncCommandArgv(rd.ac, NULL, NULL, argcs[i], (const char **)argvs[i], lenss[i]) !=
+            REDIS_OK) {
+            /* Out of memory halfway: a transaction left open would swallow the next commands;
+             * dropping the connection makes Redis discard it. */
+            drop_connection();
+            return -1;
+        }
+    }
+    const char *exec[] = {"EXEC"};
+    const size_t exec_len[] = {4};
+    if (fe_redis_command(1, exec, exec_len, cb, arg) != 0) {
+        if (rd.ac) drop_connection();
+        return -1;
+    }
+    return 0;
+}
+
 bool fe_redis_ready(void)
 {
     return rd.state == RS_READY;

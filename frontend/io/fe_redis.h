@@ -20,6 +20,13 @@ bool fe_redis_ready(void);
 /* Sends a command. Returns 0 when sent (cb will be called exactly once, never before this
  * returns), or -1 when Redis is not connected or overloaded (cb is not called). argv is copied. */
 int fe_redis_command(int argc, const char **argv, const size_t *lens, fe_redis_cb cb, void *arg);
+/* Sends MULTI, the n commands (argcs[i], argvs[i], lenss[i]) and EXEC back to back on the one
+ * connection, so no other command can fall between them and Redis runs them as one step (and
+ * writes them to the append-only file as one). Same contract as fe_redis_command; cb gets EXEC's
+ * reply (an array of the n replies, or an error such as EXECABORT when Redis refused one of them
+ * while queueing: then none ran). */
+int fe_redis_transaction(int n, const int *argcs, const char *const *const *argvs,
+                         const size_t *const *lenss, fe_redis_cb cb, void *arg);
 
 /* SET key value EX ttl_s, best effort: nothing is reported (used to share cached lookups). */
 void fe_redis_set_ex(const char *key, const char *value, size_t len, int ttl_s);
