@@ -137,3 +137,8 @@ CREATE FUNCTION fv_grant_key(g survey_grants) RETURNS uuid
 LANGUAGE sql IMMUTABLE AS $$
     SELECT md5(g.survey_id::text || '/' || g.principal_type || '/' || g.principal_id::text)::uuid
 $$;
+
+-- The worker's re-check of verified submissions after a removal (worker/wk_verify.c,
+-- wk_verify_revoked) asks, once per batch, for each submitter's `permissions` revocations newer
+-- than the front end's check.
+CREATE INDEX revocations_permissions_subject ON revocations (subject, id) WHERE kind = 'permissions';

@@ -470,3 +470,104 @@ def test_removed_person_refused_on_both_front_ends(ob):
         for fe in fes:
             fe.close()
         assert proc2.stop(signal.SIGTERM, timeout=30) == 0
+
+
+# ---- the race: a removal while the person's submissions are in flight ----
+
+def _burst_world(w, label):
+    u = new_user(w, label)
+    sid = new_survey(w, f"burst of {label}")
+    dep = deploy(w, sid, {"enumerators": [P("user", u.id)]})
+    assert u.api.post(f"/v1/deployments/{dep}/responses",  # the permission cached on this child
+                      json={"id": new_id(), "data": answers(0)}).status_code == 202
+    return u, dep
+
+
+def _fates(c, ids):
+    """Where each id ended: 'response', 'quarantine', or missing."""
+    stored = {r[0] for r in c.psql("SELECT id::text FROM responses WHERE id = ANY(%s::uuid[])", ids)}
+    kept = {r[0]: r[1] for r in c.psql("SELECT id::text, reason FROM quarantine WHERE id = ANY(%s::uuid[])", ids)}
+    return stored, kept
+
+
+def test_entries_checked_before_the_removal_are_quarantined_not_stored(ob):
+    """The extreme of the race: every entry of the burst was checked (verified, 202) by the front
+    end before the removal committed, and reaches the worker after it (the workers are stopped
+    meanwhile). None is stored; each is in the org's quarantine with the reason; none is lost."""
+    w, c = ob, ob.c
+    u, dep = _burst_world(w, "burst before removal")
+    c.wait_drained()
+    c.stop_all_workers()
+    try:
+        ids = [new_id() for _ in range(30)]
+        for i, rid in enumerate(ids):
+            r = u.api.post(f"/v1/deployments/{dep}/responses", json={"id": rid, "data": answers(i)})
+            assert r.status_code == 202, r.text
+        remove(w, u.id)
+    finally:
+        c.start_default_workers()
+    c.wait_drained(timeout=120)
+    stored, kept = _fates(c, ids)
+    assert stored == set(), f"{len(stored)} entries of a removed member stored as verified"
+    assert set(kept) == set(ids), "an acknowledged submission was lost"
+    assert set(kept.values()) == {"the submitter's permission was revoked before the submission was written"}
+    listed = {q["id"] for q in list_all(w.admin.api, f"/v1/orgs/{w.org}/quarantine", limit=500)}
+    assert set(ids) <= listed  # the org's admins see them (the front end had checked the submitter)
+    assert c.psql("SELECT count(*) FROM audit WHERE action = 'submission.quarantined' AND org_id = %s "
+                  "AND target_id = ANY(%s)", w.org, ids) == [(len(ids),)]
+
+
+def test_removal_racing_a_burst_in_flight(ob):
+    """Submissions keep coming from two threads while the member is removed: after the stream
+    drains, no response of theirs is stored later than the removal's commit, every 202 is in
+    responses or quarantine, and whatever came after the 204 was refused or quarantined."""
+    w, c = ob, ob.c
+    u, dep = _burst_world(w, "burst racing removal")
+    accepted, statuses, unexpected, lock = [], [], [], threading.Lock()
+    stop = threading.Event()
+    removed_at = {}
+
+    def send(n):
+        with requests.Session() as s:
+            hook_session(s)
+            s.trust_env = False
+            s.verify = str(c.cert)
+            for i in range(400):
+                if stop.is_set():
+                    return
+                rid = new_id()
+                r = s.post(f"{c.base_url}/v1/deployments/{dep}/responses", timeout=30,
+                           headers={"Authorization": f"Bearer {u.key}"},
+                           json={"id": rid, "data": answers(n * 1000 + i)})
+                with lock:
+                    statuses.append(r.status_code)
+                    if r.status_code == 202:
+                        accepted.append(rid)
+                    elif r.status_code not in (403, 404):
+                        unexpected.append(r.text[:300])
+                if r.status_code != 202 and "after" in removed_at:
+                    return  # refused after the removal: done
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(accepted) >= 20, 60, what="the burst to get going")
+        remove(w, u.id)
+        removed_at["after"] = c.psql("SELECT clock_timestamp()")[0][0]  # later than the commit
+        wait_until(lambda: not any(t.is_alive() for t in threads), REVOCATION_BOUND_S + 30,
+                   what="the senders to be refused")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not unexpected, unexpected
+    c.wait_drained(timeout=120)
+    stored, kept = _fates(c, accepted)
+    print(f"{len(accepted)} accepted: {len(stored)} stored, {len(kept)} quarantined")
+    assert stored | set(kept) == set(accepted), "an acknowledged submission was lost"
+    assert not (stored & set(kept))
+    late = c.psql("SELECT count(*) FROM responses WHERE submitted_by = %s AND deployment_id = %s "
+                  "AND created_at > %s", u.id, dep, removed_at["after"])
+    assert late == [(0,)], "a response of the removed member was stored after the removal"
+    assert set(kept.values()) <= {"the submitter's permission was revoked before the submission was written"}
+    assert statuses.count(404) + statuses.count(403) >= 1
