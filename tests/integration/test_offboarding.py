@@ -571,3 +571,23 @@ def test_removal_racing_a_burst_in_flight(ob):
     assert late == [(0,)], "a response of the removed member was stored after the removal"
     assert set(kept.values()) <= {"the submitter's permission was revoked before the submission was written"}
     assert statuses.count(404) + statuses.count(403) >= 1
+
+
+def test_removing_the_last_membership_by_team_is_leaving_the_org(ob):
+    """A user whose only membership is one team, named directly as a survey viewer: removing that
+    one membership (?team_id=) is leaving the org, so the user-principal grant goes with it."""
+    w = ob
+    u = new_user(w, "team only", home=False)
+    team = add_team(w.c, w.org, "the only team")
+    add_member(w.c, w.org, u.id, "member", team_id=team)
+    sid = new_survey(w, "seen by a team member")
+    r = w.admin.api.put(f"/v1/surveys/{sid}/access", json={"principal_type": "user", "principal_id": u.id,
+                                                           "role": "viewer"})
+    assert r.status_code == 200, r.text
+    assert u.api.get(f"/v1/surveys/{sid}").status_code == 200
+    detail = remove(w, u.id, team_id=team)
+    assert detail["left_org"] is True and detail["grants"] == [{"survey_id": sid, "role": "viewer"}], detail
+    assert u.api.get(f"/v1/surveys/{sid}").status_code == 404
+    assert u.api.get(f"/v1/orgs/{w.org}").status_code == 404
+    add_member(w.c, w.org, u.id, "member", team_id=team)  # back again: the grant is not
+    assert u.api.get(f"/v1/surveys/{sid}").status_code == 404
