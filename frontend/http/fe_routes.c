@@ -44,7 +44,7 @@ const fe_route fe_routes[] = {
     {POST, "/v1/api-keys/:id/reinstate", fe_apikeys_reinstate, AUTH, false, "apikeys_reinstate"},
 
 
-    /* organisations, branches, teams, members, audit, quarantine: api/orgs/ */
+    /* organisations, branches, teams, members, audit, quarantine, grants: api/orgs/ */
     {POST, "/v1/orgs", fe_orgs_create, AUTH, true, "orgs_create"},
     {GET, "/v1/orgs", fe_orgs_list, AUTH, false, "orgs_list"},
     {GET, "/v1/orgs/:org", fe_orgs_get, AUTH, false, "orgs_get"},
