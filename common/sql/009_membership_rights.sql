@@ -16,6 +16,11 @@
 -- user-principal grants and deployment roles naming them on O's objects too, so joining again
 -- restores none of them (frontend/api/orgs/fe_orgs.c); the rule above is what cuts the rights at
 -- the moment of the removal, whatever rows are left.
+-- fv_has_tie (migration 007: a membership, a role or a grant) now amounts to a membership, since
+-- roles and grants count only for members: an unverified submission of a removed member is the
+-- operator's quarantine (org_visible false); a verified one the worker refuses after a removal is
+-- the organisation's (worker/wk_verify.c, wk_verify_quarantine_revoked: the front end had checked
+-- the submitter).
 
 -- The three-argument form knew no organisation and let a user principal include its user for
 -- good; dropped so that no caller can use it any more.
