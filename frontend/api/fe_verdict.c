@@ -69,9 +69,20 @@ const char *fe_verdict_user(const fe_req *r)
     return r->user ? r->user->id : NULL;
 }
 
-/* Answers an 'invalid:<field>:<why>' verdict. */
+/* Answers an 'invalid:<field>:<why>' verdict (code validation_failed), or a
+ * 'principal_not_member:<field>' one (code principal_not_member). */
 static void reply_invalid(fe_req *r, const char *verdict)
 {
+    bool not_member = !strncmp(verdict, "principal_not_member:", 21);
+    if (not_member) {
+        const char *names[] = {verdict + 21},
+                   *reasons[] = {"names a user who is not a member of the organisation"};
+        fe_reply_error_fields(
+            r, 422, "principal_not_member",
+            "a user named as a principal must be a member of the survey's organisation", 1, names,
+            reasons);
+        return;
+    }
     char field[64] = "", why[200] = "invalid";
     const char *f = verdict + strlen("invalid:");
     const char *colon = strchr(f, ':');
@@ -86,7 +97,7 @@ static void reply_invalid(fe_req *r, const char *verdict)
 
 void fe_verdict_reply(fe_req *r, const char *verdict, const char *what)
 {
-    if (!strncmp(verdict, "invalid:", 8)) {
+    if (!strncmp(verdict, "invalid:", 8) || !strncmp(verdict, "principal_not_member:", 21)) {
         reply_invalid(r, verdict);
         return;
     }

@@ -28,6 +28,9 @@
  *                         409 of the same codes: the invitation is no longer open
  *   wrong_invitation_code 403 wrong_invitation_code: an email invitation's code missing or wrong
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
+ *   principal_not_member:<field>  422 principal_not_member with fields {<field>: ...}: a user
+ *                         principal who is not a member of the object's organisation (or no such
+ *                         user: one answer for both)
  *
  * The rules are SQL functions of common/sql (fv_*_verdict of migrations 005 and 006 return these
  * verdicts): pass fe_verdict_mfa(r) as their mfa parameter. API keys never count as mfa. */

@@ -53,6 +53,8 @@ void fe_invitations_me_decline(fe_req *r);
 void fe_orgs_audit(fe_req *r);
 /* fe_quarantine.c */
 void fe_quarantine_list(fe_req *r);
+/* fe_grants.c */
+void fe_grants_list(fe_req *r);
 
 /* fe_surveys.c */
 void fe_surveys_create(fe_req *r);

@@ -49,7 +49,7 @@ const fe_route fe_routes[] = {
     {POST, "/v1/api-keys/:id/reinstate", fe_apikeys_reinstate, AUTH, false, "apikeys_reinstate"},
 
 
-    /* organisations, branches, teams, members, audit, quarantine: api/orgs/ */
+    /* organisations, branches, teams, members, audit, quarantine, grants: api/orgs/ */
     {POST, "/v1/orgs", fe_orgs_create, AUTH, true, "orgs_create"},
     {GET, "/v1/orgs", fe_orgs_list, AUTH, false, "orgs_list"},
     {GET, "/v1/orgs/:org", fe_orgs_get, AUTH, false, "orgs_get"},
@@ -68,6 +68,7 @@ const fe_route fe_routes[] = {
      "invitations_withdraw"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
+    {GET, "/v1/orgs/:id/grants", fe_grants_list, AUTH, false, "orgs_grant_list"},
 
     /* surveys, grants, deployments, responses and their review: api/surveys/ */
     {POST, "/v1/surveys", fe_surveys_create, AUTH, true, "surveys_create"},

@@ -13,7 +13,7 @@ import pytest
 from accesshelp import P, User, add_member, list_all
 from conftest import DEFINITION, good_data
 from fvharness import error_body, new_id
-from permission_table import BODIES, LIST_ROWS, ROLES, ROWS
+from permission_table import BODIES, LIST_ROWS, MEMBERS_A, ROLES, ROWS
 
 SIGNED_IN = [r for r in ROLES if r != "anonymous"]
 
@@ -68,6 +68,9 @@ def pw(workers):
                                                      "password": w.password})
     assert r.status_code == 202, r.text
     w.grantee = User(c, "grantee").id
+    w.outsider = new_id()  # a user of no org: PUT members answers 409 not_a_member
+    c.psql("INSERT INTO users (id, email, name) VALUES (%s, %s, 'Outsider')", w.outsider,
+           f"outsider-{w.outsider}@example.org")
     oa = w.users["org_admin"]
     r = oa.api.post("/v1/orgs", json={"name": "Permission table org"})
     assert r.status_code == 201, r.text
@@ -81,6 +84,7 @@ def pw(workers):
     w.region = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region", "parent_id": root})
     w.district = made(f"/v1/orgs/{w.org_id}/branches", {"name": "district", "parent_id": w.region})
     w.region2 = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region2", "parent_id": root})
+    w.region3 = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region3", "parent_id": root})
     w.team = made(f"/v1/orgs/{w.org_id}/teams", {"name": "team T"})
     # memberships with SQL: joining needs the user's consent (invitations, test_invitations.py)
     w.add_member = lambda user_id, **where: add_member(c, w.org_id, user_id, "member", **where)
@@ -90,6 +94,9 @@ def pw(workers):
     w.add_member(uid["dep_viewer"], team_id=w.team)
     w.add_member(uid["below"], branch_id=w.district)
     w.add_member(uid["beside"], branch_id=w.region2)
+    for r in ("manager", "approver1", "approver2", "survey_viewer", "survey_admin"):
+        w.add_member(uid[r], branch_id=w.region3)  # a membership that confers nothing else
+    w.add_member(w.grantee, branch_id=w.region3)
     r = w.users["other_org"].api.post("/v1/orgs", json={"name": "Another org"})
     assert r.status_code == 201, r.text
     w.org_b = r.json()["id"]
@@ -101,7 +108,8 @@ def pw(workers):
     w.msurvey, w.mdep, _ = _survey(w, "Table survey M")
     e, e2 = uid["enumerator"], w.enumerator2.id
     w.labels = {"survey": w.survey, "msurvey": w.msurvey, "dep": w.dep, "dep2": w.dep2, "mdep": w.mdep,
-                "org": w.org_id, "org_b": w.org_b, "grantee": w.grantee,
+                "org": w.org_id, "org_b": w.org_b, "grantee": w.grantee, "outsider": w.outsider,
+                "region2": w.region2,
                 "pub": w.new_site("public"), "prot": w.new_site("protected"), "priv": w.new_site("private")}
     for label, dep, who, status, stage, deleted in (
             ("p1", w.dep, e, "pending", 1, False), ("p2", w.dep, e, "pending", 2, False),
@@ -203,7 +211,7 @@ def test_list_rows(pw, template, role):
     others = [i for i in ids if i not in by_id]
     if others and template.startswith("/v1/sites"):
         # sites made by cells: private sites of org A, which only its members may list
-        assert role in ("enumerator", "dep_viewer", "org_admin", "below", "beside"), others
+        assert role in MEMBERS_A, others
         rows = pw.cluster.psql("SELECT count(*) FROM sites WHERE id = ANY(%s::uuid[]) AND org_id = %s "
                                "AND privacy = 'private'", others, pw.org_id)
         assert rows[0][0] == len(others), f"{role} lists sites it may not see: {others}"

@@ -14,7 +14,8 @@
 #define FE_MAX_PRINCIPALS 1000
 
 /* One statement: checks the caller may deploy (fv_survey_admin_verdict), that every principal may
- * be named (fv_principal_valid: a user anywhere, a team or branch of the survey's organisation)
+ * be named (fv_principal_valid: a member of the survey's organisation, else 422
+ * principal_not_member; a team or branch of that organisation)
  * and so may the branch or team, and writes the deployment, its roles and the audit entry
  * together. $1 survey, $2 caller, $3 id, $4 name, $5 branch, $6 team, $7 stages, $8 roles (rows
  * {role, stage, ptype, pid}), $9 address, $10 mfa. */
@@ -24,9 +25,11 @@ static const char sql_dep_create[] =
     "     x AS (SELECT * FROM jsonb_to_recordset($8::jsonb) AS x(role text, stage int, ptype text, pid uuid)), "
     "     c AS (SELECT s.*, CASE "
     "             WHEN s.verdict <> 'ok' THEN s.verdict "
+    "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
+    "                          AND NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
+    "               THEN 'principal_not_member:roles' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
-    "               THEN 'invalid:roles:a principal does not exist (users), or is not a team or branch of "
-    "the survey''s organisation' "
+    "               THEN 'invalid:roles:a principal is not a team or branch of the survey''s organisation' "
     "             WHEN ($5::uuid IS NOT NULL AND NOT fv_principal_valid('branch', $5::uuid, s.org_id)) "
     "               OR ($6::uuid IS NOT NULL AND NOT fv_principal_valid('team', $6::uuid, s.org_id)) "
     "               THEN 'invalid:branch_id:not a branch or team of the survey''s organisation' "
