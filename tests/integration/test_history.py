@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from accesshelp import P, User, add_branch, add_member, denied, list_all, ok, submit_and_wait
-from fvharness import error_body, new_id
+from fvharness import build_dir, new_id
 
 DEF = {"questions": [
     {"name": "household", "type": "text", "label": "Household", "required": True},
@@ -19,7 +19,10 @@ DEF = {"questions": [
     {"name": "phone", "type": "text", "label": "Phone", "required": False, "confidential": True},
 ]}
 
-SQL_DIR = pathlib.Path(__file__).resolve().parents[2] / "common" / "sql"
+def sql_dir():
+    """The migrations fvctl migrate applies: the build's copy, else the source tree's."""
+    built = pathlib.Path(build_dir()) / "share" / "fieldvault" / "sql"
+    return built if built.is_dir() else pathlib.Path(__file__).resolve().parents[2] / "common" / "sql"
 
 
 def data(i=0, phone="555-0100"):
@@ -55,6 +58,8 @@ def hw(workers):
         pass
     w = HW()
     w.c, w.u, w.org, w.survey, w.dep, w.flat, w.branch = c, u, org, survey, dep, flat, branch
+    w.site_id = ok(u["owner"].api.post("/v1/sites", json={"org_id": org["id"], "name": "Paged well",
+                                                           "type": "well", "privacy": "public"}), 201)["id"]
     yield w
     for x in u.values():
         x.close()
@@ -182,6 +187,9 @@ def test_history_paging(hw):
     assert [i["version"] for i in page2["items"]] == [4, 5, 6]
     for bad in ({"limit": 0}, {"limit": 501}, {"after": "x"}, {"after": "-1"}):
         denied(api(w, "owner").get(f"/v1/responses/{rid}/history", params=bad), 422, "validation_failed")
+    for kind, obj in (("responses", rid), ("sites", w.site_id)):  # the largest cursor: an empty page
+        page = ok(api(w, "owner").get(f"/v1/{kind}/{obj}/history", params={"after": "9" * 18}))
+        assert page == {"items": [], "next": None}
 
 
 def test_response_history_permissions(hw):
@@ -362,7 +370,7 @@ def test_migration_backfills_full_history(hw):
     admin.close()
     conn = w.c.pg.connect(user="fieldvault", db=db, autocommit=True)
     try:
-        files = sorted(SQL_DIR.glob("*.sql"))
+        files = sorted(sql_dir().glob("*.sql"))
         old = [f for f in files if f.name < "012"]
         new = [f for f in files if f.name >= "012"]
         with conn.cursor() as cur:

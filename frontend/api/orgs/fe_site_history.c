@@ -14,7 +14,7 @@ static const char sql_history[] = FE_VERDICT_PAGE_SQL(
     "(SELECT fv_site_history_verdict($2::uuid, s) FROM (SELECT 1) one LEFT JOIN sites s ON s.id = $1::uuid)",
     "SELECT v.version, fv_site_version_json(v, s, $2::uuid) AS j "
     "FROM sites s JOIN site_versions v ON v.site_id = s.id "
-    "WHERE s.id = $1::uuid AND ($3::int IS NULL OR v.version > $3::int)",
+    "WHERE s.id = $1::uuid AND ($3::bigint IS NULL OR v.version > $3::bigint)",
     "version", "page.version::text", "page.j", "$4");
 
 void fe_site_history(fe_req *r)

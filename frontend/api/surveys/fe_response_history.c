@@ -16,7 +16,7 @@ static const char sql_history[] = FE_VERDICT_PAGE_SQL(
     "SELECT e.version, fv_response_version_json(e, COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false)) "
     "         AS j "
     "FROM responses r JOIN response_events e ON e.response_id = r.id "
-    "WHERE r.id = $1 AND ($3::int IS NULL OR e.version > $3::int)",
+    "WHERE r.id = $1 AND ($3::bigint IS NULL OR e.version > $3::bigint)",
     "version", "page.version::text", "page.j", "$4");
 
 void fe_response_history(fe_req *r)
