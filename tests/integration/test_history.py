@@ -337,22 +337,33 @@ def test_history_rows_append_only_in_the_database(hw, table, key):
 
 
 def test_change_without_history_cannot_commit(hw):
-    """A change to a response or site that does not append the version row of its new state is
-    refused at commit, whoever makes it."""
+    """A change to a response or site that does not append, in the same statement, the version row
+    of its new state is refused, whoever makes it; so is a new row without its first version."""
     w = hw
     rid = submit_and_wait(api(w, "enum"), w.flat["id"], data(9))["id"]
     sid = ok(api(w, "owner").post("/v1/sites", json={"org_id": w.org["id"], "name": "Well D", "type": "well",
                                                       "privacy": "public"}), 201)["id"]
+    stale = ("WITH u AS (UPDATE responses x SET version = x.version + 1, data = '{}' WHERE x.id = %s RETURNING x) "
+             "INSERT INTO response_events (response_id, version, action, stage, status, actor, state) "
+             "SELECT (u.x).id, (u.x).version, 'edit', 0, 'final', (u.x).submitted_by, "
+             "       to_jsonb(u.x) || '{\"data\": {\"household\": \"not what was written\"}}' FROM u")
     for sql, obj in (("UPDATE responses SET data = '{\"household\": \"sneaky\", \"members\": 1}' WHERE id = %s", rid),
                      ("UPDATE responses SET version = version + 1, deleted_at = now() WHERE id = %s", rid),
-                     ("UPDATE sites SET name = 'sneaky' WHERE id = %s", sid)):
+                     (stale, rid),
+                     ("UPDATE sites SET name = 'sneaky' WHERE id = %s", sid),
+                     ("INSERT INTO sites (id, org_id, name, type, privacy, created_by) "
+                      "SELECT gen_random_uuid(), org_id, 'unrecorded', 'well', 'public', created_by FROM sites "
+                      "WHERE id = %s", sid),
+                     ("INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, "
+                      "stage, data, received_at) SELECT gen_random_uuid(), survey_id, survey_version, deployment_id, "
+                      "submitted_by, status, stage, data, now() FROM responses WHERE id = %s", rid)):
         conn = _app_conn(w)
         try:
-            with conn.cursor() as cur:
-                cur.execute(sql, (obj,))
             with pytest.raises(psycopg2.Error) as e:
+                with conn.cursor() as cur:
+                    cur.execute(sql, (obj,))
                 conn.commit()
-            assert "history" in str(e.value)
+            assert "without its history row" in str(e.value), sql
         finally:
             conn.close()
     assert api(w, "owner").get(f"/v1/responses/{rid}").json()["data"]["household"] == "House 9"

@@ -17,7 +17,7 @@
  * Written synchronously to PostgreSQL (503 + Retry-After while it is down; DESIGN section 5 says
  * edits are queued: not yet). Each change bumps responses.version and appends the
  * response_events row of that version, with the full new state (to_jsonb of the row, migration
- * 012, which refuses a commit without it), in the same statement. */
+ * 012, which refuses the statement without it), in the same statement. */
 
 #define FE_MESSAGE_MAX 2000
 
