@@ -446,3 +446,24 @@ def test_migration_backfills_full_history(hw):
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")
         admin.close()
+
+
+def test_restore_needs_the_totp_session_the_org_requires(hw):
+    """An org admin whose power comes only from the org (not the survey's creator) restores only
+    with the TOTP session the org requires (403 totp_required with an API key); reading the
+    deleted response's history is a read and needs none."""
+    w = hw
+    oa = User(w.c, "history org admin")
+    try:
+        add_member(w.c, w.org["id"], oa.id, "admin", branch_id=w.org["root_branch_id"])
+        rid = submit_and_wait(api(w, "enum"), w.flat["id"], data(12))["id"]
+        ok(api(w, "manager").delete(f"/v1/responses/{rid}"), 204)
+        w.c.psql("UPDATE orgs SET require_admin_totp = true WHERE id = %s", w.org["id"])
+        try:
+            denied(oa.api.post(f"/v1/responses/{rid}/restore"), 403, "totp_required")
+            assert ok(oa.api.get(f"/v1/responses/{rid}/history"))["items"][-1]["deleted"] is True
+        finally:
+            w.c.psql("UPDATE orgs SET require_admin_totp = false WHERE id = %s", w.org["id"])
+        assert ok(oa.api.post(f"/v1/responses/{rid}/restore"))["version"] == 3
+    finally:
+        oa.close()
