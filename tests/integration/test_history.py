@@ -42,6 +42,10 @@ def hw(workers):
     org = ok(u["owner"].api.post("/v1/orgs", json={"name": "History org"}), 201)
     branch = add_branch(c, org["id"], org["root_branch_id"], "field")
     add_member(c, org["id"], u["member"].id, "member", branch_id=branch)
+    # Users named as principals are members of the org (issue 10), in a branch named nowhere.
+    home = add_branch(c, org["id"], org["root_branch_id"], "home")
+    for n in ("enum", "viewer", "manager", "appr1", "appr2"):
+        add_member(c, org["id"], u[n].id, "member", branch_id=home)
     survey = ok(u["owner"].api.post("/v1/surveys", json={"org_id": org["id"], "name": "History",
                                                            "definition": DEF}), 201)
     roles = {"enumerators": [P("user", u["enum"].id)], "viewers": [P("user", u["viewer"].id)],
