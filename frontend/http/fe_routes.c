@@ -87,6 +87,8 @@ const fe_route fe_routes[] = {
     {DELETE, "/v1/responses/:id", fe_review_delete, AUTH, false, "responses_delete"},
     {POST, "/v1/responses/:id/approve", fe_review_approve, AUTH, true, "responses_approve"},
     {POST, "/v1/responses/:id/reject", fe_review_reject, AUTH, true, "responses_reject"},
+    {GET, "/v1/responses/:id/history", fe_response_history, AUTH, false, "responses_history"},
+    {POST, "/v1/responses/:id/restore", fe_response_restore, AUTH, false, "responses_restore"},
 
 
     /* sites: api/orgs/fe_sites.c */
@@ -95,6 +97,8 @@ const fe_route fe_routes[] = {
     {GET, "/v1/sites/:id", fe_sites_get, OPTIONAL, false, "sites_get"},
     {PATCH, "/v1/sites/:id", fe_sites_update, AUTH, true, "sites_update"},
     {DELETE, "/v1/sites/:id", fe_sites_delete, AUTH, false, "sites_delete"},
+    {GET, "/v1/sites/:id/history", fe_site_history, OPTIONAL, false, "sites_history"},
+    {POST, "/v1/sites/:id/restore", fe_site_restore, AUTH, false, "sites_restore"},
 
 };
 
