@@ -81,3 +81,211 @@ BEGIN
                                'errors', jsonb_array_length(COALESCE(j.result->'errors', '[]'::jsonb)))
             || CASE WHEN error IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', error) END);
 END $$;
+
+-- ---- revert of a compromised account (kind 'revert') ----
+-- POST /v1/orgs/{org}/revert {user_id, since, until, force} makes a job with params {user_id, since,
+-- until, force} (until no later than the request's time, so the window's versions are fixed).
+-- Each object (response or site of the org) of which the user made a version in [since, until)
+-- goes back to the state of the version just before the user's first one in the window, as a new
+-- version 'revert' by the job's creator; an object the user created in the window is deleted
+-- (soft). An object with a version after that first one not made by the user in the window (an
+-- other's change, or the user's own outside it) is a conflict: listed, left alone, unless force.
+
+CREATE INDEX response_events_actor ON response_events (actor, at);
+CREATE INDEX site_versions_actor ON site_versions (actor, at);
+
+-- Whether u is or ever was in org: a member now, or named by a membership change, an invitation's
+-- acceptance or any other audit entry of the org, or the author of a version of its objects.
+CREATE FUNCTION fv_user_ever_in_org(u uuid, org uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT fv_is_org_member(u, org)
+        OR EXISTS (SELECT 1 FROM audit a WHERE a.org_id = org
+                   AND (a.actor = u OR (a.target_type = 'user' AND a.target_id = u::text)))
+        OR EXISTS (SELECT 1 FROM response_events e JOIN responses r ON r.id = e.response_id
+                   JOIN surveys s ON s.id = r.survey_id WHERE e.actor = u AND s.org_id = org)
+        OR EXISTS (SELECT 1 FROM site_versions v JOIN sites s ON s.id = v.site_id
+                   WHERE v.actor = u AND s.org_id = org)
+$$;
+
+-- The columns of table t but id, as a list for SET (...) = (SELECT ...): the revert writes the
+-- whole row from a version's state, whatever columns later migrations add.
+CREATE FUNCTION fv_revert_columns(t regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+    WHERE attrelid = t AND attnum > 0 AND NOT attisdropped AND attgenerated = '' AND attname <> 'id'
+$$;
+
+-- Reverts one object (kind 'response' or 'site', id obj) for job j (params u, since, until, force;
+-- the new version's actor admin). Returns {"outcome": "reverted" | "unchanged" | "conflict" |
+-- "gone", ...}: "conflict" with the other versions' actors and numbers.
+CREATE FUNCTION fv_revert_object(kind text, obj uuid, u uuid, since timestamptz, until timestamptz,
+                                 force boolean, admin uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    tbl regclass := CASE kind WHEN 'response' THEN 'responses'::regclass ELSE 'sites'::regclass END;
+    hist text := CASE kind WHEN 'response' THEN 'response_events' ELSE 'site_versions' END;
+    key text := CASE kind WHEN 'response' THEN 'response_id' ELSE 'site_id' END;
+    op text := CASE kind WHEN 'response' THEN 'action' ELSE 'operation' END;
+    cur jsonb;
+    first_v integer;
+    others jsonb;
+    target jsonb;
+    cols text := fv_revert_columns(tbl);
+    written jsonb;
+BEGIN
+    EXECUTE format('SELECT to_jsonb(x) FROM %s x WHERE x.id = $1 FOR UPDATE', tbl) INTO cur USING obj;
+    IF cur IS NULL THEN
+        RETURN jsonb_build_object('outcome', 'gone');
+    END IF;
+    EXECUTE format('SELECT min(version) FROM %I WHERE %I = $1 AND actor = $2 AND at >= $3 AND at < $4',
+                   hist, key) INTO first_v USING obj, u, since, until;
+    IF first_v IS NULL THEN
+        RETURN jsonb_build_object('outcome', 'unchanged');
+    END IF;
+    EXECUTE format('SELECT jsonb_agg(jsonb_build_object(''version'', version, ''operation'', %I, '
+                   '''actor'', actor, ''at'', fv_ts(at)) ORDER BY version) FROM %I '
+                   'WHERE %I = $1 AND version > $2 AND NOT (actor IS NOT DISTINCT FROM $3 AND at >= $4 AND at < $5)',
+                   op, hist, key) INTO others USING obj, first_v, u, since, until;
+    IF others IS NOT NULL AND NOT force THEN
+        RETURN jsonb_build_object('outcome', 'conflict', 'type', kind, 'id', obj,
+                                  'first_version', first_v, 'later_versions', others);
+    END IF;
+    IF first_v = 1 THEN
+        -- created by the user in the window: deleted
+        IF cur->>'deleted_at' IS NOT NULL THEN
+            RETURN jsonb_build_object('outcome', 'unchanged');
+        END IF;
+        target := cur || jsonb_build_object('deleted_at', now());
+    ELSE
+        EXECUTE format('SELECT state FROM %I WHERE %I = $1 AND version = $2', hist, key)
+            INTO target USING obj, first_v - 1;
+        IF target - ARRAY['version', 'updated_at'] = cur - ARRAY['version', 'updated_at'] THEN
+            RETURN jsonb_build_object('outcome', 'unchanged');
+        END IF;
+    END IF;
+    target := target || jsonb_build_object('id', obj, 'version', (cur->>'version')::int + 1,
+                                           'updated_at', now());
+    -- One statement: the row and its version (the history trigger checks they agree).
+    IF kind = 'response' THEN
+        EXECUTE format('WITH n AS (SELECT * FROM jsonb_populate_record(NULL::responses, $1)), '
+                       '     w AS (UPDATE responses x SET (%s) = (SELECT %s FROM n) WHERE x.id = $2 RETURNING x.*), '
+                       '     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, state) '
+                       '           SELECT w.id, w.version, ''revert'', w.stage, w.status, $3, to_jsonb(w) FROM w) '
+                       'SELECT to_jsonb(w) FROM w', cols, cols)
+            INTO written USING target, obj, admin;
+    ELSE
+        EXECUTE format('WITH n AS (SELECT * FROM jsonb_populate_record(NULL::sites, $1)), '
+                       '     w AS (UPDATE sites x SET (%s) = (SELECT %s FROM n) WHERE x.id = $2 RETURNING x.*), '
+                       '     e AS (INSERT INTO site_versions (site_id, version, operation, actor, state) '
+                       '           SELECT w.id, w.version, ''revert'', $3, to_jsonb(w) FROM w) '
+                       'SELECT to_jsonb(w) FROM w', cols, cols)
+            INTO written USING target, obj, admin;
+    END IF;
+    RETURN jsonb_build_object('outcome', 'reverted', 'version', written->'version',
+                              'forced', others IS NOT NULL);
+END $$;
+
+-- At most this many conflicts and errors are listed in a job's result (the counts are exact).
+CREATE FUNCTION fv_job_list_max() RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT 1000 $$;
+
+-- One step of revert job id: at most lim objects, responses first then sites, in id order after
+-- the checkpoint's cursor; the first step counts them. Each object in a subtransaction: one that
+-- fails is an error of the job (listed), the others go on. Returns 'more', 'done' or
+-- 'failed:<why>'. Runs in the worker's fenced step transaction (wk_job_revert.c).
+CREATE FUNCTION fv_job_revert_step(id uuid, lim integer) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    j jobs;
+    u uuid;
+    since timestamptz;
+    until timestamptz;
+    force boolean;
+    phase text;
+    after uuid;
+    obj uuid;
+    n integer := 0;
+    res jsonb;
+    prog jsonb;
+    lists jsonb;
+    outcome text;
+BEGIN
+    SELECT * INTO j FROM jobs x WHERE x.id = fv_job_revert_step.id;
+    u := (j.params->>'user_id')::uuid;
+    since := (j.params->>'since')::timestamptz;
+    until := (j.params->>'until')::timestamptz;
+    force := COALESCE((j.params->>'force')::boolean, false);
+    -- The admin who asked must still be one (rights need current membership, migration 009).
+    IF NOT fv_is_org_admin(j.created_by, j.org_id) THEN
+        RETURN 'failed:the admin who asked for the revert is no longer an admin of the organisation';
+    END IF;
+    phase := COALESCE(j.checkpoint->>'phase', 'count');
+    after := (j.checkpoint->>'after')::uuid;
+    prog := j.progress;
+    lists := j.result;
+    IF phase = 'count' THEN
+        prog := jsonb_build_object(
+            'total', (SELECT count(DISTINCT e.response_id) FROM response_events e
+                      JOIN responses r ON r.id = e.response_id JOIN surveys s ON s.id = r.survey_id
+                      WHERE e.actor = u AND e.at >= since AND e.at < until AND s.org_id = j.org_id)
+                   + (SELECT count(DISTINCT v.site_id) FROM site_versions v JOIN sites s ON s.id = v.site_id
+                      WHERE v.actor = u AND v.at >= since AND v.at < until AND s.org_id = j.org_id),
+            'done', 0, 'reverted', 0, 'unchanged', 0, 'conflicts', 0, 'forced', 0, 'errors', 0);
+        UPDATE jobs x SET progress = prog, checkpoint = '{"phase": "responses"}' WHERE x.id = j.id;
+        RETURN 'more';
+    END IF;
+    FOR obj IN
+        SELECT DISTINCT e.response_id FROM response_events e
+        JOIN responses r ON r.id = e.response_id JOIN surveys s ON s.id = r.survey_id
+        WHERE phase = 'responses' AND e.actor = u AND e.at >= since AND e.at < until
+          AND s.org_id = j.org_id AND (after IS NULL OR e.response_id > after)
+        UNION
+        SELECT DISTINCT v.site_id FROM site_versions v JOIN sites s ON s.id = v.site_id
+        WHERE phase = 'sites' AND v.actor = u AND v.at >= since AND v.at < until
+          AND s.org_id = j.org_id AND (after IS NULL OR v.site_id > after)
+        ORDER BY 1 LIMIT lim
+    LOOP
+        BEGIN
+            res := fv_revert_object(CASE phase WHEN 'responses' THEN 'response' ELSE 'site' END, obj,
+                                    u, since, until, force, j.created_by);
+        EXCEPTION WHEN OTHERS THEN
+            res := jsonb_build_object('outcome', 'error', 'error', SQLERRM);
+        END;
+        outcome := res->>'outcome';
+        prog := prog || jsonb_build_object('done', (prog->>'done')::int + 1);
+        IF outcome = 'reverted' THEN
+            prog := prog || jsonb_build_object('reverted', (prog->>'reverted')::int + 1);
+            IF (res->>'forced')::boolean THEN
+                prog := prog || jsonb_build_object('forced', (prog->>'forced')::int + 1);
+            END IF;
+        ELSIF outcome = 'conflict' THEN
+            prog := prog || jsonb_build_object('conflicts', (prog->>'conflicts')::int + 1);
+            IF jsonb_array_length(lists->'conflicts') < fv_job_list_max() THEN
+                lists := jsonb_set(lists, '{conflicts}', (lists->'conflicts') || jsonb_build_array(res - 'outcome'));
+            END IF;
+        ELSIF outcome = 'error' THEN
+            prog := prog || jsonb_build_object('errors', (prog->>'errors')::int + 1);
+            IF jsonb_array_length(lists->'errors') < fv_job_list_max() THEN
+                lists := jsonb_set(lists, '{errors}', (lists->'errors') || jsonb_build_array(
+                    jsonb_build_object('type', CASE phase WHEN 'responses' THEN 'response' ELSE 'site' END,
+                                       'id', obj, 'error', res->>'error')));
+            END IF;
+        ELSE
+            prog := prog || jsonb_build_object('unchanged', (prog->>'unchanged')::int + 1);
+        END IF;
+        after := obj;
+        n := n + 1;
+    END LOOP;
+    IF n < lim THEN
+        IF phase = 'sites' THEN
+            UPDATE jobs x SET progress = prog, result = lists, checkpoint = '{"phase": "end"}'
+            WHERE x.id = j.id;
+            RETURN 'done';
+        END IF;
+        phase := 'sites';
+        after := NULL;
+    END IF;
+    UPDATE jobs x SET progress = prog, result = lists,
+                      checkpoint = jsonb_build_object('phase', phase, 'after', after)
+    WHERE x.id = j.id;
+    RETURN 'more';
+END $$;

@@ -103,6 +103,8 @@ ROWS = [
     ("POST",   "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
     ("GET",    "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     ("DELETE", "/v1/orgs/{org}/invitations/{fresh_invitation}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    # revert of a (compromised) account's changes: a job, for the org admin (issue 11)
+    ("POST",   "/v1/orgs/{org}/revert",                    401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 202, 403, 403),
     # ---- orgs end ----
 
     # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----
@@ -232,6 +234,9 @@ BODIES = {
     ("PUT", "/v1/orgs/{org}/members/{outsider}"): lambda w: {"role": "member", "branch_id": w.region2},
     ("POST", "/v1/orgs/{org}/invitations"): lambda w: {"user_id": w.next_id(), "role": "member"},
     ("POST", "*/accept"): lambda w: {"current_password": w.password},
+    ("POST", "/v1/orgs/{org}/revert"): lambda w: {"user_id": w.users["enumerator"].id,
+                                                  "since": "2020-01-01T00:00:00Z",
+                                                  "until": "2020-01-02T00:00:00Z"},
     ("POST", "/v1/sites"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "type": "well",
                                       "privacy": "private"},
     ("PATCH", "/v1/sites/{pub}"): lambda w: {"properties": {"depth_m": 12}},

@@ -3,5 +3,6 @@
 #include "wk_job_kinds.h"
 
 const wk_job_kind wk_job_kinds[] = {
+    {"revert", wk_job_revert_step},
     {NULL, NULL},
 };

@@ -4,4 +4,7 @@
 
 #include "wk_jobs.h"
 
+/* wk_job_revert.c */
+wk_job_rc wk_job_revert_step(wk_store *st, const wk_job *job, int items, char *err, size_t errlen);
+
 #endif
