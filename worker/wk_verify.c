@@ -14,7 +14,8 @@
  * against (0: unknown, take the current one). */
 static const char check_sql[] =
     "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1), d.survey_id, sv.version,"
-    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator'), fv_has_tie($2, d.id)"
+    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator'), fv_has_tie($2, d.id),"
+    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL"
     " FROM (SELECT 1) one"
     " LEFT JOIN deployments d ON d.id = $3"
     " LEFT JOIN surveys s ON s.id = d.survey_id"
@@ -143,6 +144,11 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
         snprintf(why, sizeof why, "no such survey version");
     } else if (PQgetvalue(res, 0, 4)[0] != 't') {
         snprintf(why, sizeof why, "the submitter is not an enumerator of the deployment");
+    } else if (PQgetvalue(res, 0, 6)[0] == 't') {
+        /* closed before the entry could be checked: it was accepted unverified, not by the rule */
+        snprintf(why, sizeof why, "the deployment is closed");
+    } else if (PQgetvalue(res, 0, 7)[0] == 't') {
+        snprintf(why, sizeof why, "the survey is archived");
     } else if (!answers_pass(PQgetvalue(res, 0, 3), e, why, sizeof why)) {
         /* why says which answers */
     } else {

@@ -31,6 +31,12 @@ static const struct verdict_reply {
     {"no_such_user", 404, "no_such_user", "no such user"},
     {"no_such_org", 404, "org_not_found", "no such organisation, or you are not a member of it"},
     {"no_such_membership", 404, "not_found", "no such membership"},
+    /* management (migration 010) */
+    {"no_such_grant", 404, "not_found", "no such grant"},
+    {"deployment_closed", 409, "deployment_closed", "the deployment is closed"},
+    {"survey_archived", 409, "survey_archived", "the survey is archived"},
+    {"responses_pending", 409, "responses_pending",
+     "responses are pending at an approval stage this change removes; decide them first"},
 };
 
 /* How an 'ok' is answered. */

@@ -22,6 +22,10 @@
  *   no_such_user          404 no_such_user
  *   no_such_org           404 org_not_found: no such organisation, or the caller is not a member
  *   no_such_membership    404 not_found "no such membership"
+ *   no_such_grant         404 not_found "no such grant"
+ *   deployment_closed     409 deployment_closed: the deployment is closed (refuses submissions)
+ *   survey_archived       409 survey_archived: the survey is archived
+ *   responses_pending     409 responses_pending: responses wait at an approval stage being removed
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
  *
  * The rules are SQL functions of common/sql (fv_*_verdict of migrations 005 and 006 return these

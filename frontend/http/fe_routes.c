@@ -57,6 +57,9 @@ const fe_route fe_routes[] = {
     {PUT, "/v1/orgs/:org/members/:user", fe_orgs_member_set, AUTH, true, "orgs_member_set"},
     {DELETE, "/v1/orgs/:org/members/:user", fe_orgs_member_remove, AUTH, false, "orgs_member_remove"},
     {GET, "/v1/orgs/:org/audit", fe_orgs_audit, AUTH, false, "orgs_audit"},
+    {GET, "/v1/orgs/:org/teams/:team/members", fe_groups_team_members, AUTH, false, "orgs_team_members"},
+    {GET, "/v1/orgs/:org/branches/:branch/members", fe_groups_branch_members, AUTH, false,
+     "orgs_branch_members"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
 
@@ -77,6 +80,11 @@ const fe_route fe_routes[] = {
     {DELETE, "/v1/responses/:id", fe_review_delete, AUTH, false, "responses_delete"},
     {POST, "/v1/responses/:id/approve", fe_review_approve, AUTH, true, "responses_approve"},
     {POST, "/v1/responses/:id/reject", fe_review_reject, AUTH, true, "responses_reject"},
+    {GET, "/v1/surveys/:id/access", fe_grants_list, AUTH, false, "grants_list"},
+    {DELETE, "/v1/surveys/:id/access/:type/:principal", fe_grants_remove, AUTH, false, "grants_remove"},
+    {PATCH, "/v1/deployments/:id", fe_deployments_patch, AUTH, true, "deployments_patch"},
+    {POST, "/v1/surveys/:id/archive", fe_surveys_archive, AUTH, false, "surveys_archive"},
+    {POST, "/v1/surveys/:id/unarchive", fe_surveys_unarchive, AUTH, false, "surveys_unarchive"},
 
 
     /* sites: api/orgs/fe_sites.c */
