@@ -68,6 +68,14 @@ const char *fe_verdict_answer(fe_req *r, const fe_pg_result *res, const char *wh
 void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
                     const char *what, const char *forget_user);
 
+/* fe_verdict_run for a statement that wrote a `deployment` or `survey` revocation (migration 010)
+ * when it changed something: after an 'ok', this child polls the revocations at once, and when
+ * forget_deployment is non-NULL (copied) drops its own and the Redis-shared entry of that
+ * deployment first (fe_depcache_forget_deployment), so this child's next submission asks again.
+ * Takes over r. */
+void fe_verdict_run_revoking(fe_req *r, const char *sql, int nparams, const char *const *params,
+                             int ok_status, const char *what, const char *forget_deployment);
+
 /* Runs a list's statement (FE_VERDICT_PAGE_SQL) for page pg (borrowed) and answers r 200
  * {"items": [...], "next": cursor | null} when it is 'ok', else by the verdict. Takes over r. */
 void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams,

@@ -50,8 +50,14 @@ static void permissions_changed(const char *user_id)
  * is the one shared in Redis. Permissions on it are refused by their version when next read. */
 static void deployment_changed(const char *dep_id)
 {
+    if (fe_revoke_get_state() == FE_REVOKE_CURRENT) fe_depcache_forget_deployment(dep_id);
+    else fe_cache_del(dep_cache, dep_id);
+}
+
+void fe_depcache_forget_deployment(const char *dep_id)
+{
     fe_cache_del(dep_cache, dep_id);
-    if (fe_revoke_get_state() != FE_REVOKE_CURRENT || !fv_id_valid(dep_id)) return;
+    if (!fv_id_valid(dep_id)) return;
     char key[FE_DEPCACHE_KEY_MAX];
     snprintf(key, sizeof key, "fv:cache:deployment:%s", dep_id);
     const char *argv[] = {"DEL", key};

@@ -102,6 +102,10 @@ void fe_depcache_redis_keys(const char *dep_id, const char *user_id, char dep_ke
  * the version is < 0 or already stale). */
 void fe_depcache_share(const char *dep_id, const char *user_id, const fe_dep_info *dep,
                        const char *definition, size_t deflen, char perm);
+/* After this child changed deployment dep_id (PATCH): drops this child's entry of it and deletes
+ * the one shared through Redis (best effort; every child drops its own through fe_revoke's
+ * `deployment` rows, and an older entry is refused by its version anyway). */
+void fe_depcache_forget_deployment(const char *dep_id);
 /* After a membership or role change of user_id: deletes the permissions shared through Redis
  * (best effort; every child drops its own through fe_revoke's permissions rows). */
 void fe_depcache_forget_user_shared(const char *user_id);

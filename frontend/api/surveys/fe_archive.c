@@ -29,7 +29,7 @@ static void set_archived(fe_req *r, const char *archive)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
     const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r), archive, r->address};
-    fe_verdict_run(r, sql_archive, 5, params, 200, "survey", NULL);
+    fe_verdict_run_revoking(r, sql_archive, 5, params, 200, "survey", NULL);
 }
 
 void fe_surveys_archive(fe_req *r)

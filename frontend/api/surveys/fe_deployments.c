@@ -4,6 +4,7 @@
  * hold a role, fv_can_see_deployment); PATCH /v1/deployments/{id} renames it, replaces the
  * principals of the roles it lists, closes or reopens it (its managers,
  * fv_deployment_manage_verdict). Access is decided in SQL by verdict (fe_verdict.h). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +202,8 @@ void fe_deployments_list(fe_req *r)
  * the revision it read is the one it locked (else 409 conflict: a concurrent change committed in
  * between), that every principal may be named (fv_principal_valid), none twice in a role or
  * stage, at most FE_MAX_PRINCIPALS in all, and that no response is pending at a stage the change
- * removes (409 responses_pending); then replaces the principals of the roles listed, renames,
+ * removes (409 responses_pending); then replaces the principals of the roles listed (rows kept
+ * are neither deleted nor inserted: one statement sees one snapshot), renames,
  * closes or reopens, writes the audit entry (every change, the principals before and after) and,
  * when who may submit or see changed (principals, stages, closed), the `deployment` revocation
  * that makes every front end drop what it cached about it. $1 deployment, $2 caller, $3 mfa,
@@ -232,9 +234,13 @@ static const char sql_dep_patch[] =
     "                    AND r.stage > $9::int AND r.deleted_at IS NULL) THEN 'responses_pending' "
     "             ELSE 'ok' END AS outcome FROM d), "
     "     del AS (DELETE FROM deployment_roles dr USING c "
-    "             WHERE c.outcome = 'ok' AND dr.deployment_id = c.id AND dr.role = ANY ($8::text[])), "
+    "             WHERE c.outcome = 'ok' AND dr.deployment_id = c.id AND dr.role = ANY ($8::text[]) "
+    "               AND NOT EXISTS (SELECT 1 FROM x WHERE x.role = dr.role AND x.stage = dr.stage "
+    "                               AND x.ptype = dr.principal_type AND x.pid = dr.principal_id)), "
     "     ins AS (INSERT INTO deployment_roles (deployment_id, role, stage, principal_type, principal_id) "
-    "             SELECT c.id, x.role, x.stage, x.ptype, x.pid FROM c, x WHERE c.outcome = 'ok'), "
+    "             SELECT c.id, x.role, x.stage, x.ptype, x.pid FROM c, x WHERE c.outcome = 'ok' "
+    "               AND NOT EXISTS (SELECT 1 FROM old WHERE old.role = x.role AND old.stage = x.stage "
+    "                               AND old.ptype = x.ptype AND old.pid = x.pid)), "
     "     u AS (UPDATE deployments y SET name = COALESCE($5, y.name), "
     "                  approval_stages = COALESCE($9::int, y.approval_stages), revision = y.revision + 1, "
     "                  closed_at = CASE WHEN $6::boolean IS NULL THEN y.closed_at "
@@ -372,6 +378,8 @@ void fe_deployments_patch(fe_req *r)
                             rows_text,
                             replaced_txt,
                             stages >= 0 ? stages_txt : NULL};
-    fe_verdict_run(r, sql_dep_patch, 9, params, 200, "deployment", NULL);
+    char dep[FV_UUID_STRLEN + 1]; /* as the deployment cache keys it */
+    for (int i = 0; i <= FV_UUID_STRLEN; i++) dep[i] = (char)tolower((unsigned char)r->param[0][i]);
+    fe_verdict_run_revoking(r, sql_dep_patch, 9, params, 200, "deployment", dep);
     free(rows_text);
 }

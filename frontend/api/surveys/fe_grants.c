@@ -60,6 +60,5 @@ void fe_grants_remove(fe_req *r)
     char pid[FV_UUID_STRLEN + 1];
     for (int i = 0; i <= FV_UUID_STRLEN; i++) pid[i] = (char)tolower((unsigned char)r->param[2][i]);
     const char *params[] = {r->param[0], r->user->id, type, pid, fe_verdict_mfa(r), r->address};
-    /* a user principal: its Redis-shared permissions are deleted too (fe_verdict_run) */
-    fe_verdict_run(r, sql_grant_remove, 6, params, 204, "survey", strcmp(type, "user") ? NULL : pid);
+    fe_verdict_run_revoking(r, sql_grant_remove, 6, params, 204, "survey", NULL);
 }

@@ -245,5 +245,5 @@ void fe_surveys_put_access(fe_req *r)
     const char *params[] = {
         r->param[0],       r->user->id, type, pid, YAJL_IS_STRING(role) ? role->u.string : NULL,
         fe_verdict_mfa(r), r->address};
-    fe_verdict_run(r, sql_access_put, 7, params, 200, "survey", NULL);
+    fe_verdict_run_revoking(r, sql_access_put, 7, params, 200, "survey", NULL);
 }
