@@ -428,3 +428,17 @@ def test_team_and_branch_member_lists(mw):
                  f"/v1/orgs/{mw.other['id']}/teams/{mw.other_team}/members"):
         denied(mw.e.api.get(path), 404, "not_found")
     denied(mw.outsider.api.get(f"/v1/orgs/{org}/teams/{mw.team}/members"), 404)
+
+
+def test_a_rejected_response_cannot_be_resubmitted_to_a_closed_deployment_but_managers_edit_it(mw):
+    sid = new_survey(mw)
+    dep = new_deployment(mw, sid, {"enumerators": [P("user", mw.e.id)], "approvers": [[P("user", mw.e2.id)]]})
+    rid = new_id()
+    assert submit(mw.e.api, dep, rid).status_code == 202
+    wait_until(lambda: mw.e2.api.get(f"/v1/responses/{rid}").status_code == 200, 60, what="the response")
+    ok(mw.e2.api.post(f"/v1/responses/{rid}/reject", json={"message": "count again"}))
+    ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"closed": True}))
+    denied(mw.e.api.patch(f"/v1/responses/{rid}", json={"data": good_data(2)}), 409, "deployment_closed")
+    assert ok(mw.admin.patch(f"/v1/responses/{rid}", json={"data": good_data(3)}))["status"] == "rejected"
+    ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"closed": False}))
+    assert ok(mw.e.api.patch(f"/v1/responses/{rid}", json={"data": good_data(4)}))["status"] == "pending"
