@@ -36,6 +36,10 @@
  * survey_version is then 0): the worker resolves it from the deployment. */
 #define FV_ENVELOPE_UNKNOWN_SURVEY "00000000-0000-0000-0000-000000000000"
 #define FV_ENVELOPE_NFIELDS 11
+/* A submission id's claim in Redis (frontend/io/fe_subid.h): this prefix and the id is the key,
+ * "<submitted_by>:<deployment_id>" the value. The worker reads the claims of its batch
+ * (wk_stream_id_holders) to refuse the entries of those that lost one. */
+#define FV_SUBID_KEY_PREFIX "fv:subid:"
 
 /* The field names, as they are on the stream. */
 #define FV_ENVELOPE_F_VERSION "v"

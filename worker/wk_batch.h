@@ -24,6 +24,8 @@ typedef struct wk_entry {
     fv_envelope env;          /* borrows from fields; valid when state was NEW */
     wk_entry_state state;
     long long deliveries; /* delivery count from the stream; 0 while unknown */
+    bool id_taken;        /* its id's claim is another submitter's or deployment's: kept as
+                             refused, never stored (wk_stream_id_holders) */
     char error[256];      /* why it is POISON or FAILED */
 } wk_entry;
 

@@ -152,7 +152,8 @@ static int dead_letter(wk_loop *L, wk_entry *e, const char *reason)
 }
 
 /* READ -> WRITE: poison entries and entries delivered more than max_deliveries times without
- * an ack (a worker died on them) leave for the dead-letter stream. -1 on a Redis failure. */
+ * an ack (a worker died on them) leave for the dead-letter stream; the others' id claims are
+ * read (wk_stream_id_holders). -1 on a Redis failure. */
 static int step_sort(wk_loop *L)
 {
     char err[512], reason[320];
@@ -171,6 +172,10 @@ static int step_sort(wk_loop *L)
                      e->deliveries);
             if (dead_letter(L, e, reason) != 0) return -1;
         }
+    }
+    if (wk_stream_id_holders(&L->stream, b, err, sizeof err) != 0) {
+        fv_warn("redis MGET of the submission id claims failed: %s", err);
+        return -1;
     }
     return 0;
 }

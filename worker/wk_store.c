@@ -40,26 +40,30 @@ static const char insert_sql[] =
     " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at FROM ins";
 
 /* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
- * committed meanwhile is seen): every entry of $1 (those just inserted and those the re-check
- * found stored, $2) whose id is held by a response it is no retry of (fv_submission_is_retry,
- * migration 007) is kept in refused_submissions, once, with an audit entry in the submitter's
- * deployment's org (never the existing response's). The rows just inserted are retries of
- * themselves; the other rows of the batch are written whatever one of them conflicts with. */
+ * committed meanwhile is seen) when some entry may be refused: every entry of $1 (those just
+ * inserted and those the re-check found stored, $2) whose id is held by a response it is no
+ * retry of (fv_submission_is_retry, migration 007), and every entry of $3 (those whose id's
+ * claim another submitter holds: wk_stream_id_holders; never inserted), is kept in
+ * refused_submissions, once, with an audit entry in the submitter's deployment's org (never the
+ * existing response's). The rows just inserted are retries of themselves; the other rows of the
+ * batch are written whatever one of them conflicts with. */
+#define REFUSE_COLUMNS                                                                         \
+    "(id uuid, survey_id uuid, survey_version integer, deployment_id uuid, submitted_by uuid," \
+    " data jsonb, location jsonb, collected_at timestamptz, received_at_ms bigint)"
 static const char refuse_sql[] =
-    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb || $2::jsonb) AS x(id uuid,"
-    "           survey_id uuid, survey_version integer, deployment_id uuid, submitted_by uuid, data jsonb,"
-    "           location jsonb, collected_at timestamptz, received_at_ms bigint)),"
-    " f AS (INSERT INTO refused_submissions (id, deployment_id, survey_id, survey_version,"
-    "            submitted_by, data, location, collected_at, received_at, reason, fingerprint)"
-    "       SELECT x.id, x.deployment_id,"
-    "              NULLIF(x.survey_id, '" FV_ENVELOPE_UNKNOWN_SURVEY "'::uuid),"
-    "              NULLIF(x.survey_version, 0), x.submitted_by, x.data, x.location, x.collected_at,"
-    "              to_timestamp(x.received_at_ms / 1000.0), 'id_conflict',"
-    "              fv_submission_fingerprint(x.data, x.location, x.collected_at)"
-    "       FROM x JOIN responses r ON r.id = x.id"
+    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb || $2::jsonb) AS x" REFUSE_COLUMNS "),"
+    " y AS (SELECT x.* FROM x JOIN responses r ON r.id = x.id"
     "       WHERE NOT fv_submission_is_retry(r, x.submitted_by, x.deployment_id, x.data,"
     "                                        x.location, x.collected_at)"
-    "       ON CONFLICT DO NOTHING RETURNING id, deployment_id, submitted_by)"
+    "       UNION ALL SELECT * FROM jsonb_to_recordset($3::jsonb) AS t" REFUSE_COLUMNS "),"
+    " f AS (INSERT INTO refused_submissions (id, deployment_id, survey_id, survey_version,"
+    "            submitted_by, data, location, collected_at, received_at, reason, fingerprint)"
+    "       SELECT y.id, y.deployment_id,"
+    "              NULLIF(y.survey_id, '" FV_ENVELOPE_UNKNOWN_SURVEY "'::uuid),"
+    "              NULLIF(y.survey_version, 0), y.submitted_by, y.data, y.location, y.collected_at,"
+    "              to_timestamp(y.received_at_ms / 1000.0), 'id_conflict',"
+    "              fv_submission_fingerprint(y.data, y.location, y.collected_at)"
+    "       FROM y ON CONFLICT DO NOTHING RETURNING id, deployment_id, submitted_by)"
     " INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
     " SELECT f.submitted_by, 'submission.refused', 'submission', f.id::text,"
     "        jsonb_build_object('deployment_id', f.deployment_id::text, 'reason', 'id_conflict'),"
@@ -254,7 +258,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     char why[512] = "";
     fv_jgen *j = fv_jgen_new();
     fv_jgen *k = fv_jgen_new(); /* entries the re-check found stored: checked for a conflict */
-    if (!j || !k) {
+    fv_jgen *t = fv_jgen_new(); /* entries whose id's claim is another's: refused */
+    if (!j || !k || !t) {
         snprintf(why, sizeof why, "out of memory");
         goto failed;
     }
@@ -265,13 +270,21 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     errpos = "BEGIN";
     if (exec_simple(st, "BEGIN", &res, why, sizeof why) != 0) goto failed;
-    long n_insert = 0, n_stored = 0; /* entries in j, in k */
+    long n_insert = 0, n_stored = 0, n_taken = 0; /* entries in j, in k, in t */
     fv_jgen_array_open(j);
     fv_jgen_array_open(k);
+    fv_jgen_array_open(t);
     for (size_t i = 0; i < b->n; i++) {
         if (only >= 0 && (size_t)only != i) continue;
         if (b->entries[i].state != WK_ENTRY_NEW) continue;
         const fv_envelope *e = &b->entries[i].env;
+        if (b->entries[i].id_taken) {
+            /* Answered 409 (or spooled before another claimed the id): kept, never stored, and
+             * not re-checked: it is refused whatever its submitter may do. */
+            gen_envelope(t, e);
+            n_taken++;
+            continue;
+        }
         if (e->verified) {
             gen_envelope(j, e);
             n_insert++;
@@ -297,30 +310,35 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     fv_jgen_array_close(j);
     fv_jgen_array_close(k);
+    fv_jgen_array_close(t);
     size_t len;
     const char *json = fv_jgen_buf(j, &len);
     const char *stored_json = fv_jgen_buf(k, NULL);
+    const char *taken_json = fv_jgen_buf(t, NULL);
     errpos = "generate";
-    if (json == NULL || stored_json == NULL) {
-        snprintf(why, sizeof why, "%s", fv_jgen_error(json == NULL ? j : k));
+    if (json == NULL || stored_json == NULL || taken_json == NULL) {
+        snprintf(why, sizeof why, "%s", fv_jgen_error(json == NULL ? j : stored_json == NULL ? k : t));
         goto failed;
     }
-    errpos = "INSERT";
-    const char *params[] = {json};
-    res = wk_store_exec(st, insert_sql, 1, params);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fv_pgutil_error(st->conn, res, why, sizeof why);
-        if (refused(res)) rc = WK_STORE_REJECTED;
-        goto failed;
+    bool all_new = n_stored == 0 && n_taken == 0;
+    if (n_insert > 0) {
+        errpos = "INSERT";
+        const char *params[] = {json};
+        res = wk_store_exec(st, insert_sql, 1, params);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            fv_pgutil_error(st->conn, res, why, sizeof why);
+            if (refused(res)) rc = WK_STORE_REJECTED;
+            goto failed;
+        }
+        /* Every entry inserted (the usual case): no id was taken, nothing to refuse. */
+        all_new = all_new && atol(PQcmdTuples(res)) == n_insert;
+        PQclear(res);
+        res = NULL;
     }
-    /* Every entry inserted (the usual case): no id was taken, nothing to refuse. */
-    bool all_new = n_stored == 0 && atol(PQcmdTuples(res)) == n_insert;
-    PQclear(res);
-    res = NULL;
     if (!all_new) {
         errpos = "refuse";
-        const char *rparams[] = {json, stored_json};
-        res = wk_store_exec(st, refuse_sql, 2, rparams);
+        const char *rparams[] = {json, stored_json, taken_json};
+        res = wk_store_exec(st, refuse_sql, 3, rparams);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             fv_pgutil_error(st->conn, res, why, sizeof why);
             if (fv_pgutil_is_data_error(res)) rc = WK_STORE_REJECTED;
@@ -345,12 +363,14 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     PQclear(res);
     fv_jgen_free(j);
     fv_jgen_free(k);
+    fv_jgen_free(t);
     return WK_STORE_OK;
 failed:
     snprintf(err, errlen, "%s: %s", errpos, why);
     PQclear(res);
     fv_jgen_free(j);
     fv_jgen_free(k);
+    fv_jgen_free(t);
     abandon(st);
     return rc;
 }

@@ -140,6 +140,52 @@ int wk_stream_deliveries(wk_stream *s, wk_batch *b, wk_entry_state which, char *
     return rc;
 }
 
+int wk_stream_id_holders(wk_stream *s, wk_batch *b, char *err, size_t errlen)
+{
+    size_t n = wk_batch_count(b, WK_ENTRY_NEW);
+    if (n == 0) return 0;
+    enum { KEY_MAX = sizeof FV_SUBID_KEY_PREFIX + FV_UUID_STRLEN };
+    const char **argv = malloc((n + 1) * sizeof *argv);
+    char *keys = malloc(n * KEY_MAX);
+    if (!argv || !keys) {
+        free(argv);
+        free(keys);
+        snprintf(err, errlen, "MGET: out of memory");
+        return -1;
+    }
+    size_t argc = 0;
+    argv[argc++] = "MGET";
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->entries[i].state != WK_ENTRY_NEW) continue;
+        char *k = keys + (argc - 1) * KEY_MAX;
+        snprintf(k, KEY_MAX, FV_SUBID_KEY_PREFIX "%s", b->entries[i].env.id);
+        argv[argc++] = k;
+    }
+    redisReply *r = redisCommandArgv(s->c, (int)argc, argv, NULL);
+    free(argv);
+    free(keys);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        int rc = fail(s, r, "MGET", err, errlen);
+        if (r) freeReplyObject(r);
+        return rc;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        wk_entry *e = &b->entries[i];
+        if (e->state != WK_ENTRY_NEW) continue;
+        const redisReply *v = r->element[k++];
+        e->id_taken = false;
+        if (v->type != REDIS_REPLY_STRING)
+            continue; /* no claim (expired, never made): the
+                                                        stored response decides (wk_store.c) */
+        char mine[2 * FV_UUID_STRLEN + 2];
+        int len = snprintf(mine, sizeof mine, "%s:%s", e->env.submitted_by, e->env.deployment_id);
+        e->id_taken = v->len != (size_t)len || memcmp(v->str, mine, v->len) != 0;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 /* Builds "<cmd> <stream> [group] id id ..." for the entries of b in the given states. */
 static int append_ids(wk_stream *s, wk_batch *b, const char *cmd, bool with_group, size_t nids,
                       const wk_entry_state *states, size_t nstates)

@@ -41,6 +41,11 @@ int wk_stream_claim(wk_stream *s, int min_idle_ms, int count, wk_batch *b, bool 
 /* Looks up the delivery count of the entries of b in state `which` (XPENDING, pipelined). An
  * entry no longer pending for this consumer gets 0. */
 int wk_stream_deliveries(wk_stream *s, wk_batch *b, wk_entry_state which, char *err, size_t errlen);
+/* Reads the submission id claims of b's entries in state NEW (one MGET, FV_SUBID_KEY_PREFIX):
+ * sets id_taken on each whose claim is held by another submitter or for another deployment.
+ * The front end answered 409 to such an entry, or spooled it while Redis was away and another
+ * submitter claimed the id meanwhile: either way the claim's holder owns the id. */
+int wk_stream_id_holders(wk_stream *s, wk_batch *b, char *err, size_t errlen);
 /* XACK + XDEL (pipelined) the entries of b in state WRITTEN or GONE, then marks them DONE. */
 int wk_stream_ack(wk_stream *s, wk_batch *b, char *err, size_t errlen);
 /* Moves e to the dead-letter stream with its fields plus error, stream_id and deliveries, and

@@ -2,7 +2,6 @@
 #include "fe_queue.h"
 
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,38 +41,32 @@ static struct {
     bool spool_failing; /* the last append failed (disk full, spool_max_mb reached, I/O error) */
 } q;
 
-/* One submission on its way: owned from fe_queue_submit until its callback has run. */
+/* Where a submission's id claim stands while its SET and XADD are in flight (send_to_redis). */
+typedef enum claim_state {
+    CLAIM_NONE,    /* no claim: a plain XADD */
+    CLAIM_SENT,    /* the SET is sent, its reply not in yet */
+    CLAIM_OURS,    /* the id was free or already this submitter's (or Redis refused the SET: then
+                      the worker decides by the stored response) */
+    CLAIM_TAKEN,   /* held by another submitter or for another deployment: 409 */
+    CLAIM_UNKNOWN, /* no reply (connection lost, deadline): the entry goes to the spool */
+} claim_state;
+
+/* One submission on its way: owned from fe_queue_submit until its callback has run and no Redis
+ * reply is due any more (sub_release). */
 typedef struct qsub {
     fe_queue_cb cb;
     void *arg;
     int argc;
     const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
     size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
-    char *copy;     /* owned: the argument bytes argv points into */
-    bool claim;     /* send as the claim script (claim_key, claim_value, claim_ttl) */
-    bool send_eval; /* the script's text, not its hash: Redis answered NOSCRIPT (restarted) */
+    char *copy;    /* owned: the argument bytes argv points into */
+    bool claiming; /* send with the id's claim (claim_key, claim_value, claim_ttl) */
+    claim_state claim;
     char claim_key[64], claim_value[96], claim_ttl[16];
+    int replies_due;  /* Redis callbacks still to run for it */
+    bool done;        /* cb has run */
+    bool xadd_unsent; /* the SET went out, the XADD could not: the SET's reply finishes it */
 } qsub;
-
-/* The id claim and the XADD as one step (fe_queue_submit): KEYS[1] the claim, KEYS[2] the
- * stream, ARGV[1] the claim's value, ARGV[2] its TTL, ARGV[3..] the XADD arguments after the
- * stream. {1, entry id} when added; {0, holder} when another submitter holds the id. Redis runs
- * a script alone and writes its effects (SET, XADD) to the AOF as one transaction. */
-static const char claim_script[] =
-    "local old = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) "
-    "if old and old ~= ARGV[1] then return {0, old} end "
-    "return {1, redis.call('XADD', KEYS[2], unpack(ARGV, 3))}";
-
-/* SHA-1 of claim_script in hex: EVALSHA sends the hash, not the text; a Redis that does not know
- * the script (restarted, SCRIPT FLUSH) answers NOSCRIPT and that submission sends EVAL once. */
-static char claim_sha[2 * SHA_DIGEST_LENGTH + 1];
-
-static void claim_sha_init(void)
-{
-    unsigned char d[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)claim_script, sizeof claim_script - 1, d);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(claim_sha + 2 * i, 3, "%02x", d[i]);
-}
 
 static void publish_gauges(void)
 {
@@ -91,11 +84,19 @@ uint64_t fe_queue_spool_pending(void)
     return q.spool ? fv_spool_pending(q.spool) : 0;
 }
 
-static void sub_done(qsub *s, fe_queue_outcome o)
+/* Frees s once its callback has run and no Redis reply is due. */
+static void sub_release(qsub *s)
 {
-    s->cb(o, s->arg);
+    if (!s->done || s->replies_due > 0) return;
     free(s->copy);
     free(s);
+}
+
+static void sub_done(qsub *s, fe_queue_outcome o)
+{
+    s->done = true;
+    s->cb(o, s->arg);
+    sub_release(s);
 }
 
 static void spool_appended(int err, void *arg)
@@ -136,37 +137,53 @@ static void to_spool(qsub *s)
 
 static int send_to_redis(qsub *s);
 
+/* An error reply to the SET (an ACL without it, out of memory) is logged once per child. */
+static void claim_unavailable(const redisReply *reply)
+{
+    static bool warned;
+    if (!warned)
+        fv_warn("submission id claims unavailable, queueing unclaimed (the worker still refuses "
+                "conflicts): %.200s",
+                reply->str ? reply->str : "");
+    warned = true;
+}
+
+/* The SET's reply: nil when the claim is new, the old value when one was there. It always comes
+ * before the XADD's (one connection, replies in order), which then decides the outcome. */
+static void set_replied(redisReply *reply, const char *error, void *arg)
+{
+    qsub *s = arg;
+    s->replies_due--;
+    if (reply && reply->type == REDIS_REPLY_STRING)
+        s->claim = reply->len == strlen(s->claim_value) &&
+                           memcmp(reply->str, s->claim_value, reply->len) == 0
+                       ? CLAIM_OURS
+                       : CLAIM_TAKEN;
+    else if (reply && reply->type == REDIS_REPLY_NIL) s->claim = CLAIM_OURS;
+    else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        claim_unavailable(reply);
+        s->claim = CLAIM_OURS;
+    } else s->claim = CLAIM_UNKNOWN;
+    if (s->xadd_unsent) {
+        if (s->claim == CLAIM_TAKEN) sub_done(s, FE_QUEUE_ID_TAKEN);
+        else to_spool(s);
+        return;
+    }
+    sub_release(s); /* the XADD's callback came first only when it failed without a reply */
+}
+
 static void xadd_replied(redisReply *reply, const char *error, void *arg)
 {
     qsub *s = arg;
+    s->replies_due--;
+    if (s->claim == CLAIM_TAKEN) {
+        /* 409; the entry, in the stream or not, is refused by the worker by the claim's holder
+         * (worker/wk_stream.c wk_stream_id_holders). */
+        sub_done(s, FE_QUEUE_ID_TAKEN);
+        return;
+    }
     if (reply && reply->type == REDIS_REPLY_STRING) {
         sub_done(s, FE_QUEUED_REDIS);
-        return;
-    }
-    if (s->claim && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_INTEGER) {
-        sub_done(s, reply->element[0]->integer == 1 ? FE_QUEUED_REDIS : FE_QUEUE_ID_TAKEN);
-        return;
-    }
-    if (s->claim && !s->send_eval && reply && reply->type == REDIS_REPLY_ERROR && reply->str &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        s->send_eval = true; /* Redis lost its script cache: send the text this once */
-        if (fe_redis_ready() && send_to_redis(s) == 0) return;
-        to_spool(s);
-        return;
-    }
-    if (s->claim && reply && reply->type == REDIS_REPLY_ERROR) {
-        /* Redis refused the script (an ACL without EVAL, scripting disabled, out of memory):
-         * queue the entry unclaimed; the worker still refuses an id another response holds. */
-        static bool warned;
-        if (!warned)
-            fv_warn("submission id claims unavailable, queueing unclaimed (the worker still refuses "
-                    "conflicts): %.200s",
-                    reply->str ? reply->str : "");
-        warned = true;
-        s->claim = false;
-        if (fe_redis_ready() && send_to_redis(s) == 0) return;
-        to_spool(s);
         return;
     }
     /* Lost connection, timeout, or an error reply (e.g. out of memory): the entry may or may
@@ -178,29 +195,29 @@ static void xadd_replied(redisReply *reply, const char *error, void *arg)
     to_spool(s);
 }
 
-/* Sends s to Redis: the claim script when s->claim, else a plain XADD. 0 when sent. */
+/* Sends s to Redis: with a claim, SET claim value NX GET EX ttl and the XADD back to back on the
+ * one connection (one round trip, one fsync; no MULTI and no script, which cost Redis more CPU
+ * than the two commands: docs/performance.md), else the XADD alone. 0 when sent: then a
+ * callback finishes s. */
 static int send_to_redis(qsub *s)
 {
-    if (!s->claim) return fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s);
-    /* EVALSHA sha (or EVAL script) 2 claim stream value ttl <XADD args after the stream> */
-    const char *argv[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
-    size_t lens[7 + 2 * FV_ENVELOPE_NFIELDS + 1];
-    int n = 0;
-    if (s->send_eval) {
-        argv[n] = "EVAL", lens[n++] = 4;
-        argv[n] = claim_script, lens[n++] = sizeof claim_script - 1;
-    } else {
-        if (!claim_sha[0]) claim_sha_init();
-        argv[n] = "EVALSHA", lens[n++] = 7;
-        argv[n] = claim_sha, lens[n++] = 2 * SHA_DIGEST_LENGTH;
+    if (s->claiming) {
+        const char *set[] = {"SET", s->claim_key, s->claim_value, "NX", "GET", "EX", s->claim_ttl};
+        const size_t set_lens[] = {3, strlen(s->claim_key), strlen(s->claim_value), 2, 3,
+                                   2, strlen(s->claim_ttl)};
+        if (fe_redis_command(7, set, set_lens, set_replied, s) != 0) return -1; /* to the spool */
+        s->claim = CLAIM_SENT;
+        s->replies_due++;
+        if (fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s) != 0) {
+            s->xadd_unsent = true;
+            return 0;
+        }
+        s->replies_due++;
+        return 0;
     }
-    argv[n] = "2", lens[n++] = 1;
-    argv[n] = s->claim_key, lens[n++] = strlen(s->claim_key);
-    argv[n] = s->argv[1], lens[n++] = s->lens[1];
-    argv[n] = s->claim_value, lens[n++] = strlen(s->claim_value);
-    argv[n] = s->claim_ttl, lens[n++] = strlen(s->claim_ttl);
-    for (int i = 2; i < s->argc; i++) argv[n] = s->argv[i], lens[n++] = s->lens[i];
-    return fe_redis_command(n, argv, lens, xadd_replied, s);
+    if (fe_redis_command(s->argc, s->argv, s->lens, xadd_replied, s) != 0) return -1;
+    s->replies_due++;
+    return 0;
 }
 
 void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *claim_value,
@@ -232,7 +249,7 @@ void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *cl
         p += s->lens[i] + 1;
     }
     if (claim_key && claim_value && claim_ttl_s > 0) {
-        s->claim = true;
+        s->claiming = true;
         snprintf(s->claim_key, sizeof s->claim_key, "%s", claim_key);
         snprintf(s->claim_value, sizeof s->claim_value, "%s", claim_value);
         snprintf(s->claim_ttl, sizeof s->claim_ttl, "%d", claim_ttl_s);

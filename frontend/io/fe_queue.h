@@ -14,7 +14,8 @@ typedef enum {
     FE_QUEUED_REDIS,   /* in the stream */
     FE_QUEUED_SPOOL,   /* on the local disk, to be replayed */
     FE_QUEUE_FAILED,   /* neither took it: answer 503 */
-    FE_QUEUE_ID_TAKEN, /* not queued: the id's claim is another submitter's (fe_subid.h) */
+    FE_QUEUE_ID_TAKEN, /* the id's claim is another submitter's (fe_subid.h): answer 409; the entry
+                          went to the stream with the claim and the worker refuses it */
 } fe_queue_outcome;
 
 typedef void (*fe_queue_cb)(fe_queue_outcome outcome, void *arg);
@@ -23,10 +24,11 @@ typedef void (*fe_queue_cb)(fe_queue_outcome outcome, void *arg);
 int fe_queue_init(struct event_base *base, int child_index, char *err, size_t errlen);
 void fe_queue_shutdown(void);
 /* Queues e (copied); cb runs exactly once, never before this returns. With claim_key (NULL for
- * none), the id's claim and the XADD are one atomic step in Redis (a script): the entry is added
- * only when the key is free or already holds claim_value, which is then kept claim_ttl_s; when it
- * holds another value cb gets FE_QUEUE_ID_TAKEN and nothing is queued. One round trip, one fsync:
- * the claim costs the submission no latency. Spooled entries are not claimed. */
+ * none), the id's claim (SET NX GET EX claim_ttl_s) is sent just before the XADD on the same
+ * connection (no script, no MULTI: both cost Redis more than the two commands): when the
+ * key already holds another value cb gets FE_QUEUE_ID_TAKEN, and the entry, added all the same,
+ * is refused by the worker, which decides by the claim's holder (worker/wk_subid.h). One round
+ * trip, one fsync: the claim costs the submission no latency. Spooled entries are not claimed. */
 void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *claim_value,
                      int claim_ttl_s, fe_queue_cb cb, void *arg);
 /* "up" (Redis), "spool" (Redis down, the spool takes submissions) or "down" (neither). */

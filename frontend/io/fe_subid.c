@@ -7,6 +7,7 @@
 
 #include "fe_config.h"
 #include "fe_redis.h"
+#include "fv_envelope.h"
 #include "fv_id.h"
 #include "fv_log.h"
 
@@ -22,7 +23,7 @@ typedef struct claim {
 
 static void key_of(const char *id, char key[KEY_MAX])
 {
-    snprintf(key, KEY_MAX, "fv:subid:%s", id);
+    snprintf(key, KEY_MAX, FV_SUBID_KEY_PREFIX "%s", id);
 }
 
 /* An error reply (an ACL refusing the key, out of memory) is logged once per child. */

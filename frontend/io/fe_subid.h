@@ -1,11 +1,13 @@
 /* Submission id claims: each accepted submission claims its id in Redis, the key
- * fv:subid:<id> holding "<submitter>:<deployment>" for submission_claim_ttl_s, in the same atomic
- * step as its XADD (fe_queue_submit's claim script: one round trip, no added latency). A claim
- * held by another submitter or for another deployment means the id is taken: the front end
- * answers 409 id_conflict at once and queues nothing, without PostgreSQL. The claim also lets
+ * fv:subid:<id> holding "<submitter>:<deployment>" for submission_claim_ttl_s, sent just before
+ * its XADD on the same connection (fe_queue_submit: SET NX GET EX, XADD; one round trip, no
+ * added latency). A claim held by another submitter or for another deployment means the id is
+ * taken: the front end answers 409 id_conflict at once, without PostgreSQL; the entry the
+ * XADD added anyway is refused by the worker, which asks the claims of its batch
+ * (worker/wk_subid.h) and keeps such entries in refused_submissions. The claim also lets
  * GET /v1/submissions/{id} answer "queued" before the worker has written the submission. What
  * the claim cannot see (an id stored before the claim's TTL, Redis down: spooled entries are not
- * claimed) the worker refuses (refused_submissions, migration 007). */
+ * claimed) the worker refuses by the stored response (refused_submissions, migration 007). */
 #ifndef FE_SUBID_H
 #define FE_SUBID_H
 

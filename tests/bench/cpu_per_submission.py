@@ -9,6 +9,11 @@ Prints the accepted/s line and microseconds of CPU per submission for fv-fronten
 fv-worker, fv-bench and the postgres server processes. CPU time moves far less than the rate when
 the machine is shared, so alternating two builds this way says which process a change costs.
 """
+import os
+import subprocess
+import sys
+import time
+
 # Runs the bench (argv[1] = repo dir) and sums the CPU seconds of its cluster's processes by kind.
 repo = sys.argv[1] if len(sys.argv) > 1 else "."
 env = dict(os.environ, FV_BUILD_DIR=repo + "/build")

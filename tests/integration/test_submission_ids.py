@@ -3,7 +3,7 @@
 The same submitter retrying the same submission (same id, deployment and content) stays an
 idempotent success. Anything else reusing a taken id is refused and the sender can learn it:
 409 id_conflict at once while the id's claim is in Redis (another submitter, another
-deployment), else the worker keeps the refused entry (refused_submissions) and
+deployment), and in every case the worker keeps the refused entry (refused_submissions) and
 GET /v1/submissions/{id} answers `refused` with reason `id_conflict` to its submitter. Neither
 side learns anything of the other: the attacker's status names nothing of the existing response
 (not its org, deployment or answers), the owner's status is `stored`, and a stranger's question
@@ -113,10 +113,15 @@ def test_taken_id_gets_409_at_once_and_the_existing_response_is_unchanged(ids, w
     assert r.json()["error"]["code"] == "id_conflict"
     if who == "other_org":
         says_nothing_of(r.text, w, mine)
-    # The 409 was the final word: nothing of the attacker's is kept, and asking tells nothing.
-    assert status(api, rid).status_code == 404
+    # The claim's SET and the XADD are sent together (the XADD goes whatever the SET finds), so
+    # the refused copy went to the stream too: the worker refuses it by the claim's holder and keeps it (never stored), and its
+    # sender may ask what became of it, learning nothing of the existing response.
     w.c.wait_drained()
-    assert refused_rows(w.c, rid) == []
+    assert refused_rows(w.c, rid) == [(attacker(w, who)[2], dep, theirs, "id_conflict")]
+    body = wait_status(api, rid, "refused")
+    assert body["reason"] == "id_conflict"
+    if who == "other_org":
+        says_nothing_of(json.dumps(body), w, mine)
     row = stored_row(w.c, rid)
     assert row == [(w.world.enum_id, w.da, mine, 1)]
     assert status(w.enum, rid).json()["status"] == "stored"
@@ -317,10 +322,11 @@ def test_unverified_reuse_of_a_quarantined_id_is_refused(ids):
     assert [r[0] for r in refused_rows(c, rid)] == [w.mallory_id]
 
 
-def test_concurrent_claims_of_one_id_leave_one_owner_and_queue_nothing_else(ids):
-    """The claim and the XADD are one atomic step in Redis: of two submitters racing for one
-    id, one gets 202 for every copy it sends, the other 409 for every copy, and the loser's
-    copies were never queued (no refused entry), so the winner's answer is the one stored."""
+def test_concurrent_claims_of_one_id_leave_one_owner_and_store_nothing_else(ids):
+    """The claim and the XADD go in one round trip: of two submitters racing for one id, one
+    gets 202 for every copy it sends, the other 409 for every copy; the worker decides by the
+    claim's holder, so the winner's answer is the one stored whichever copy it reads first, and
+    the loser's copies are kept as one refused entry (they are retries of each other)."""
     w = ids
     rid = new_id()
     sides = {"enum": (w.world.enum_key, w.da, dict(good_data(21), household="Race A")),
@@ -347,4 +353,29 @@ def test_concurrent_claims_of_one_id_leave_one_owner_and_queue_nothing_else(ids)
     w.c.wait_drained()
     owner = w.world.enum_id if winners[0] == "enum" else w.mallory_id
     assert stored_row(w.c, rid) == [(owner, dep, data, 1)]
-    assert refused_rows(w.c, rid) == []
+    loser_id = w.mallory_id if loser == "mallory" else w.world.enum_id
+    assert refused_rows(w.c, rid) == [(loser_id, sides[loser][1], sides[loser][2], "id_conflict")]
+
+
+def test_the_claims_holder_wins_even_when_the_losers_copy_is_read_first(ids):
+    """The worker decides by the claim, not by which copy it writes first: a copy of another
+    submitter's that sits ahead of the holder's in the stream (spooled while Redis was away, say)
+    is refused and kept, and the holder's acknowledged submission is the one stored."""
+    w = ids
+    c = w.c
+    rid = new_id()
+    mine = dict(good_data(31), household="Holder House")
+    theirs = dict(good_data(32), household="Early Copy House")
+    c.stop_all_workers()
+    try:
+        # Another submitter's copy first in the stream, unverified (as spooled during an outage:
+        # the worker would re-check and store it), then the holder's claim and submission.
+        c.redis_cli("SET", f"fv:subid:{rid}", f"{w.world.enum_id}:{w.da}", "EX", "600")
+        xadd_unverified(c, rid, w.db, w.mallory_id, theirs)
+        assert submit(w.enum, w.da, rid, mine).status_code == 202
+    finally:
+        c.start_default_workers()
+    c.wait_drained()
+    assert stored_row(c, rid) == [(w.world.enum_id, w.da, mine, 1)]
+    assert refused_rows(c, rid) == [(w.mallory_id, w.db, theirs, "id_conflict")]
+    assert wait_status(w.mallory, rid, "refused")["reason"] == "id_conflict"

@@ -59,7 +59,8 @@ static void queued(fe_queue_outcome outcome, void *arg)
         return;
     }
     if (outcome == FE_QUEUE_ID_TAKEN) {
-        /* Another submitter (or another deployment) holds the id's claim: nothing was queued. */
+        /* Another submitter (or another deployment) holds the id's claim: the entry queued with
+         * the claim is refused by the worker (worker/wk_subid.h), nothing of it is stored. */
         fv_info("req %s: submission id %s is taken; refused with 409", r->req_id, s->id);
         fe_metrics_submission_rejected();
         fe_reply_error(
