@@ -18,9 +18,22 @@ ALTER TABLE deployments ADD COLUMN revision integer NOT NULL DEFAULT 0;
 --   deployment  subject = deployment id: its principals changed, or it was closed or reopened
 --   survey      subject = survey id: it was archived or unarchived, or a grant was removed
 -- Every cached answer about the subject older than the row is no longer used (fe_depcache).
-ALTER TABLE revocations DROP CONSTRAINT revocations_kind_check;
-ALTER TABLE revocations ADD CONSTRAINT revocations_kind_check
-    CHECK (kind IN ('session', 'user_sessions', 'api_key', 'permissions', 'deployment', 'survey'));
+-- The kinds allowed so far (003's, and any an earlier migration added) are kept: the check is
+-- rebuilt from the one in force plus these two.
+DO $$
+DECLARE
+    kinds text[];
+BEGIN
+    SELECT array_agg(DISTINCT m[1]) INTO kinds
+    FROM pg_constraint c, regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') m
+    WHERE c.conrelid = 'revocations'::regclass AND c.conname = 'revocations_kind_check';
+    kinds := ARRAY(SELECT DISTINCT k FROM unnest(COALESCE(kinds, '{}') ||
+                   ARRAY['session', 'user_sessions', 'api_key', 'permissions', 'deployment', 'survey']) k
+                   ORDER BY 1);
+    ALTER TABLE revocations DROP CONSTRAINT IF EXISTS revocations_kind_check;
+    EXECUTE format('ALTER TABLE revocations ADD CONSTRAINT revocations_kind_check '
+                   'CHECK (kind = ANY (%L::text[]))', kinds);
+END $$;
 
 -- A deployment as the API returns it, with its roles and whether it is closed.
 CREATE OR REPLACE FUNCTION fv_deployment_json(d deployments) RETURNS jsonb

@@ -60,9 +60,9 @@ void fe_deployments_create(fe_req *r);
 void fe_deployments_list(fe_req *r);
 void fe_deployments_get(fe_req *r);
 void fe_deployments_patch(fe_req *r);
-/* fe_grants.c */
-void fe_grants_list(fe_req *r);
-void fe_grants_remove(fe_req *r);
+/* fe_survey_grants.c */
+void fe_survey_grants_list(fe_req *r);
+void fe_survey_grants_remove(fe_req *r);
 /* fe_archive.c */
 void fe_surveys_archive(fe_req *r);
 void fe_surveys_unarchive(fe_req *r);

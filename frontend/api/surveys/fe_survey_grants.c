@@ -16,7 +16,7 @@ static const char sql_grant_list[] = FE_VERDICT_PAGE_SQL(
     "WHERE g.survey_id = $2 AND ($3::uuid IS NULL OR g.principal_id > $3::uuid)",
     "id", "page.id::text", "page.j", "$4");
 
-void fe_grants_list(fe_req *r)
+void fe_survey_grants_list(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
     const char *params[] = {r->user->id, r->param[0]};
@@ -48,7 +48,7 @@ static const char sql_grant_remove[] =
     "SELECT CASE WHEN s.verdict = 'ok' AND NOT EXISTS (SELECT 1 FROM del) THEN 'no_such_grant' "
     "            ELSE s.verdict END, NULL FROM s";
 
-void fe_grants_remove(fe_req *r)
+void fe_survey_grants_remove(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
     const char *type = r->param[1];
