@@ -442,3 +442,21 @@ def test_a_rejected_response_cannot_be_resubmitted_to_a_closed_deployment_but_ma
     assert ok(mw.admin.patch(f"/v1/responses/{rid}", json={"data": good_data(3)}))["status"] == "rejected"
     ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"closed": False}))
     assert ok(mw.e.api.patch(f"/v1/responses/{rid}", json={"data": good_data(4)}))["status"] == "pending"
+
+
+def test_org_admin_power_needs_the_totp_session_the_org_requires(mw):
+    """Changes count org-admin power only as the org's TOTP policy allows (API keys never count
+    as a second factor): 403 totp_required; the survey's creator is its admin regardless."""
+    r = mw.admin.post("/v1/orgs", json={"name": "TOTP management org"})
+    org = ok(r, 201)
+    add_member(mw.c, org["id"], mw.e.id, "member", branch_id=org["root_branch_id"])
+    sid = ok(mw.e.api.post("/v1/surveys", json={"org_id": org["id"], "name": "e's survey",
+                                               "definition": DEFINITION}), 201)["id"]
+    dep = ok(mw.e.api.post(f"/v1/surveys/{sid}/deployments", json={
+        "name": "e's deployment", "roles": {"enumerators": [P("user", mw.e.id)]}}), 201)["id"]
+    mw.c.psql("UPDATE orgs SET require_admin_totp = true WHERE id = %s", org["id"])
+    denied(mw.admin.patch(f"/v1/deployments/{dep}", json={"closed": True}), 403, "totp_required")
+    denied(mw.admin.post(f"/v1/surveys/{sid}/archive"), 403, "totp_required")
+    denied(mw.admin.delete(f"/v1/surveys/{sid}/access/user/{mw.e2.id}"), 403, "totp_required")
+    ok(mw.admin.get(f"/v1/surveys/{sid}/access"))  # a read: org-admin power counts
+    assert ok(mw.e.api.patch(f"/v1/deployments/{dep}", json={"closed": True}))["closed"] is True
