@@ -194,7 +194,6 @@ int fe_revoke_init(struct event_base *base, int poll_ms)
 {
     rv.sessions = fe_cache_new(MAX_ENTRIES, NULL);
     rv.users = fe_cache_new(MAX_ENTRIES, free);
-    rv.subjects[FE_REVOKE_API_KEY] = fe_cache_new(MAX_ENTRIES, free);
     rv.timer = event_new(base, -1, EV_PERSIST, on_timer, NULL);
     if (!rv.sessions || !rv.users || !rv.timer) return -1;
     for (int k = FE_REVOKE_API_KEY; k < FE_REVOKE_NKINDS; k++) {
