@@ -8,14 +8,18 @@ whose caches would otherwise keep the old answer for minutes. Submissions acknow
 close are stored; an entry no front end could check (unverified) for a closed deployment goes to
 quarantine."""
 import json
+import signal
 import threading
 import time
 
 import pytest
+import requests
 
 from accesshelp import P, User, add_branch, add_member, add_team, denied, list_all, ok
 from conftest import DEFINITION, good_data
+from faults import pg_start, pg_stop_immediate
 from fvharness import free_port, new_id, pin_children, wait_until
+from openapi_check import hook_session
 
 
 @pytest.fixture(scope="module")
@@ -460,3 +464,47 @@ def test_org_admin_power_needs_the_totp_session_the_org_requires(mw):
     denied(mw.admin.delete(f"/v1/surveys/{sid}/access/user/{mw.e2.id}"), 403, "totp_required")
     ok(mw.admin.get(f"/v1/surveys/{sid}/access"))  # a read: org-admin power counts
     assert ok(mw.e.api.patch(f"/v1/deployments/{dep}", json={"closed": True}))["closed"] is True
+
+
+def test_with_postgresql_down_a_known_close_refuses_and_an_unchecked_entry_is_quarantined(mw):
+    """PostgreSQL down: a front end that knows the deployment is closed still answers 409; one
+    it could not check is accepted unverified and the worker quarantines it (reason: closed)."""
+    c = mw.c
+    sid = new_survey(mw)
+    known = new_deployment(mw, sid, {"enumerators": [P("user", mw.e.id)]})
+    cold = new_deployment(mw, sid, {"enumerators": [P("user", mw.e2.id)]}, name="never looked up")
+    port = free_port()
+    proc = c.start_frontend(name="frontend-manage-degraded", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000,
+                            FV_PROCESSES=1)
+    sess = hook_session(requests.Session())
+    sess.trust_env, sess.verify = False, str(c.cert)
+
+    def post(key, dep, rid=None):
+        return sess.post(f"https://127.0.0.1:{port}/v1/deployments/{dep}/responses", timeout=30,
+                         headers={"Authorization": f"Bearer {key}"}, json={"id": rid or new_id(), "data": good_data()})
+    try:
+        assert post(mw.e.key, known).status_code == 202  # the deployment and e's permission cached here
+        wait_until(lambda: sess.get(f"https://127.0.0.1:{port}/v1/me", timeout=30,
+                                    headers={"Authorization": f"Bearer {mw.e2.key}"}).status_code == 200, 30,
+                   what="e2's key known here")
+        for dep in (known, cold):
+            ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"closed": True}))
+        wait_until(lambda: post(mw.e.key, known).status_code == 409, 10, what="the close known here")
+        rid = new_id()
+        pg_stop_immediate(c)
+        try:
+            wait_until(lambda: sess.get(f"https://127.0.0.1:{port}/readyz", timeout=30).json().get("db") == "down",
+                       60, what="db: down")
+            denied(post(mw.e.key, known), 409, "deployment_closed")
+            assert post(mw.e2.key, cold, rid).status_code == 202  # nothing known of it: unverified
+        finally:
+            pg_start(c)
+        rows = wait_until(lambda: c.psql("SELECT reason FROM quarantine WHERE id = %s", rid), 120,
+                          what="the unverified entry quarantined")
+        assert rows[0][0] == "the deployment is closed"
+        assert c.psql("SELECT count(*) FROM responses WHERE id = %s", rid)[0][0] == 0
+        wait_until(lambda: mw.admin.get("/v1/me", headers={"Connection": "close"}).status_code == 200, 60,
+                   what="the session's front end reading PostgreSQL again")
+    finally:
+        sess.close()
+        assert proc.stop(signal.SIGTERM, timeout=30) == 0
