@@ -322,8 +322,8 @@ def test_closing_while_submissions_are_in_flight_loses_none_acknowledged(mw):
     dep = new_deployment(mw, sid)
     results, stop = [], threading.Event()
 
-    def submitter(api):
-        while not stop.is_set() and len(results) < 400:
+    def submitter(api):  # until told to stop (bounded: at most 20000 submissions in all)
+        while not stop.is_set() and len(results) < 20000:
             rid = new_id()
             results.append((rid, submit(api, dep, rid).status_code))
     apis = [mw.c.api(mw.e.key) for _ in range(3)]
@@ -332,10 +332,12 @@ def test_closing_while_submissions_are_in_flight_loses_none_acknowledged(mw):
         t.start()
     wait_until(lambda: sum(1 for _, s in results if s == 202) >= 20, 60, what="submissions before the close")
     ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"closed": True}))
-    wait_until(lambda: any(s == 409 for _, s in results[-3:]), 30, what="submissions refused after the close")
-    stop.set()
-    for t in threads:
-        t.join(60)
+    try:
+        wait_until(lambda: any(s == 409 for _, s in results[-3:]), 30, what="submissions refused after the close")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
     for a in apis:
         a.close()
     assert {s for _, s in results} <= {202, 409}, {s for _, s in results}
