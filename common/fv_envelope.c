@@ -15,9 +15,11 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
     ARGS("XADD");
     ARGS(stream);
     ARGS("*");
-    char *ver = scratch, *recv = scratch + 24;
-    snprintf(ver, 24, "%d", e->survey_version);
-    snprintf(recv, scratchlen - 24, "%lld", (long long)e->received_at_ms);
+    /* scratch: the survey version (at most 12 bytes), received_at and rversion (21 each) */
+    char *ver = scratch, *recv = scratch + 12, *rver = scratch + 33;
+    snprintf(ver, 12, "%d", e->survey_version);
+    snprintf(recv, 21, "%lld", (long long)e->received_at_ms);
+    snprintf(rver, scratchlen - 33, "%lld", e->rversion < -1 ? -1LL : e->rversion);
     ARGS(FV_ENVELOPE_F_VERSION);
     ARGS(FV_ENVELOPE_VERSION);
     ARGS(FV_ENVELOPE_F_ID);
@@ -40,6 +42,8 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
     ARG(e->collected_at ? e->collected_at : "", e->collected_at ? e->collected_at_len : 0);
     ARGS(FV_ENVELOPE_F_VERIFIED);
     ARGS(e->verified ? "1" : "0");
+    ARGS(FV_ENVELOPE_F_RVERSION);
+    ARGS(rver);
 #undef ARG
 #undef ARGS
     return n;
@@ -71,6 +75,7 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
                       char *err, size_t errlen)
 {
     memset(e, 0, sizeof *e);
+    e->rversion = -1;
     unsigned seen = 0;
     for (size_t i = 0; i + 1 < nitems; i += 2) {
         const char *k = items[i], *v = items[i + 1];
@@ -117,6 +122,9 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
             if (vl != 1 || (v[0] != '0' && v[0] != '1')) goto bad;
             e->verified = v[0] == '1';
             seen |= 1u << 10;
+        } else if (IS(FV_ENVELOPE_F_RVERSION)) {
+            if (parse_i64(v, vl, &num) || num < -1) goto bad;
+            e->rversion = num;
         }
         /* Unknown fields are ignored: a newer front end may add some. */
         continue;
@@ -131,7 +139,7 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
                                   FV_ENVELOPE_F_RECEIVED_AT,   FV_ENVELOPE_F_DATA,
                                   FV_ENVELOPE_F_LOCATION,      FV_ENVELOPE_F_COLLECTED_AT,
                                   FV_ENVELOPE_F_VERIFIED};
-    for (int b = 0; b < FV_ENVELOPE_NFIELDS; b++)
+    for (int b = 0; b < FV_ENVELOPE_NREQUIRED; b++)
         if (!(seen & (1u << b))) {
             snprintf(err, errlen, "missing field '%s'", names[b]);
             return -1;

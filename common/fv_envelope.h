@@ -14,6 +14,12 @@
  *   location      {"lat":..,"lon":..,"accuracy":..} as JSON, or "" when absent
  *   collected_at  RFC 3339 text from the client, or "" when absent
  *   verified      "1" when the front end checked the submitter's permission, "0" otherwise
+ *   rversion      the front end's revocation version (fe_revoke_version) of the permission
+ *                 answer it checked a verified entry with, "-1" when unverified or unknown;
+ *                 optional on input (an older front end's entry: -1). The worker re-checks a
+ *                 verified entry whose submitter has a `permissions` revocation newer than it
+ *                 (wk_verify_revoked), so a removal that committed before the entry is written
+ *                 but after the front end checked it still refuses it.
  *
  * A dead letter (the dead-letter stream, common/dead_stream) is the entry's own fields, unchanged,
  * followed by three the worker appends (fv_envelope_dead_argv):
@@ -35,7 +41,9 @@
 /* survey_id of an unverified submission whose survey the front end could not look up (its
  * survey_version is then 0): the worker resolves it from the deployment. */
 #define FV_ENVELOPE_UNKNOWN_SURVEY "00000000-0000-0000-0000-000000000000"
-#define FV_ENVELOPE_NFIELDS 11
+#define FV_ENVELOPE_NFIELDS 12
+/* The fields every entry must have: all but rversion. */
+#define FV_ENVELOPE_NREQUIRED 11
 /* A submission id's claim in Redis (frontend/io/fe_subid.h): this prefix and the id is the key,
  * "<submitted_by>:<deployment_id>" the value. The worker reads the claims of its batch
  * (wk_stream_id_holders) to refuse the entries of those that lost one. */
@@ -53,6 +61,7 @@
 #define FV_ENVELOPE_F_LOCATION "location"
 #define FV_ENVELOPE_F_COLLECTED_AT "collected_at"
 #define FV_ENVELOPE_F_VERIFIED "verified"
+#define FV_ENVELOPE_F_RVERSION "rversion"
 /* The dead-letter fields, appended after the entry's own. */
 #define FV_ENVELOPE_F_ERROR "error"
 #define FV_ENVELOPE_F_STREAM_ID "stream_id"
@@ -73,6 +82,7 @@ typedef struct fv_envelope {
     const char *collected_at; /* borrowed: text or empty */
     size_t collected_at_len;
     bool verified;
+    long long rversion; /* -1: unknown (see rversion above) */
 } fv_envelope;
 
 /* Builds the argv of `XADD <stream> * field value ...` for e. The strings in argv borrow from

@@ -131,6 +131,14 @@ const fv_cfg_entry fe_config_table[] = {
                     "whether a caller authenticated by an API key (not a session) may create API keys"),
     /* ---- api keys end ---- */
     /* ---- orgs ---- */
+    FV_CFG_INT_KEY("frontend", "invitation_ttl_s", &fe_cfg.invitation_ttl_s, "604800", 60, 2592000,
+                   FV_CFG_RESTART, "seconds an invitation to an organisation stays open"),
+    FV_CFG_INT_KEY("frontend", "invitation_max_pending_per_org", &fe_cfg.invitation_max_pending_per_org,
+                   "1000", 1, 100000, FV_CFG_RESTART,
+                   "open invitations one organisation may have at once; more: 409"),
+    FV_CFG_INT_KEY("frontend", "invitation_max_per_org_hour", &fe_cfg.invitation_max_per_org_hour, "200",
+                   1, 100000, FV_CFG_RESTART,
+                   "invitations one organisation may make per hour; more: 429"),
     /* ---- orgs end ---- */
     /* ---- access ---- */
     FV_CFG_INT_KEY("frontend", "submission_claim_ttl_s", &fe_cfg.submission_claim_ttl_s, "3600", 0,

@@ -57,6 +57,9 @@ typedef struct fe_settings {
     bool api_key_create_with_key; /* an API-key caller may create keys (until sessions land) */
     /* ---- api keys end ---- */
     /* ---- orgs ---- */
+    int invitation_ttl_s;               /* an invitation expires this long after it is made */
+    int invitation_max_pending_per_org; /* open invitations one org may have at once */
+    int invitation_max_per_org_hour;    /* invitations one org may make per hour */
     /* ---- orgs end ---- */
     /* ---- access ---- */
     int submission_claim_ttl_s; /* life of a submission id's claim in Redis (fv:subid:*); 0 = off */

@@ -259,6 +259,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen *j = fv_jgen_new();
     fv_jgen *k = fv_jgen_new(); /* entries the re-check found stored: checked for a conflict */
     fv_jgen *t = fv_jgen_new(); /* entries whose id's claim is another's: refused */
+    bool *revoked = NULL;       /* owned: per entry, refused by wk_verify_revoked */
     if (!j || !k || !t) {
         snprintf(why, sizeof why, "out of memory");
         goto failed;
@@ -270,6 +271,18 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     }
     errpos = "BEGIN";
     if (exec_simple(st, "BEGIN", &res, why, sizeof why) != 0) goto failed;
+    /* Verified entries a removal made invalid after the front end checked them (wk_verify.h). */
+    revoked = calloc(b->n ? b->n : 1, sizeof *revoked);
+    errpos = "revoked";
+    if (!revoked) {
+        snprintf(why, sizeof why, "out of memory");
+        goto failed;
+    }
+    switch (wk_verify_revoked(st, b, only, revoked, why, sizeof why)) {
+    case WK_VERIFY_REJECTED: rc = WK_STORE_REJECTED; goto failed;
+    case WK_VERIFY_FAILED: goto failed;
+    default: break;
+    }
     long n_insert = 0, n_stored = 0, n_taken = 0; /* entries in j, in k, in t */
     fv_jgen_array_open(j);
     fv_jgen_array_open(k);
@@ -283,6 +296,13 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
              * not re-checked: it is refused whatever its submitter may do. */
             gen_envelope(t, e);
             n_taken++;
+            continue;
+        }
+        if (e->verified && revoked[i]) {
+            errpos = "quarantine";
+            wk_verify_result q = wk_verify_quarantine_revoked(st, e, why, sizeof why);
+            if (q == WK_VERIFY_REJECTED) rc = WK_STORE_REJECTED;
+            if (q != WK_VERIFY_QUARANTINE) goto failed;
             continue;
         }
         if (e->verified) {
@@ -364,6 +384,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen_free(j);
     fv_jgen_free(k);
     fv_jgen_free(t);
+    free(revoked);
     return WK_STORE_OK;
 failed:
     snprintf(err, errlen, "%s: %s", errpos, why);
@@ -371,6 +392,7 @@ failed:
     fv_jgen_free(j);
     fv_jgen_free(k);
     fv_jgen_free(t);
+    free(revoked);
     abandon(st);
     return rc;
 }

@@ -1,4 +1,5 @@
-/* The re-check of unverified submissions before they are written. */
+/* The re-check of unverified submissions before they are written, and of verified ones whose
+ * submitter's permissions were revoked after the front end checked them. */
 #include "wk_verify.h"
 
 #include <stdio.h>
@@ -160,4 +161,83 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
     PQclear(res);
     if (rc == WK_VERIFY_STORED || why[0] == '\0') return rc;
     return quarantine(st, e, why, tie, err, errlen);
+}
+
+/* $1: the batch's verified entries [{i, id, submitted_by, deployment_id, rversion}]. Answers the
+ * i of those whose submitter has a `permissions` revocation newer than the front end's check
+ * (rversion; -1: any) and who is no longer an enumerator by the rule (fv_has_deployment_role,
+ * migration 009: membership included). An id already stored is left to the INSERT (a replay). */
+static const char revoked_sql[] =
+    "SELECT x.i FROM jsonb_to_recordset($1::jsonb) AS x(i int, id uuid, submitted_by uuid,"
+    "                                                   deployment_id uuid, rversion bigint)"
+    " WHERE EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'permissions'"
+    "               AND v.subject = x.submitted_by::text AND v.id > x.rversion)"
+    "   AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = x.id)"
+    "   AND NOT fv_has_deployment_role(x.submitted_by, x.deployment_id, 'enumerator')";
+
+wk_verify_result wk_verify_revoked(wk_store *st, const wk_batch *b, long only, bool *revoked, char *err,
+                                   size_t errlen)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return WK_VERIFY_FAILED;
+    }
+    size_t n = 0;
+    fv_jgen_array_open(j);
+    for (size_t i = 0; i < b->n; i++) {
+        revoked[i] = false;
+        const wk_entry *x = &b->entries[i];
+        if ((only >= 0 && (size_t)only != i) || x->state != WK_ENTRY_NEW || x->id_taken ||
+            !x->env.verified)
+            continue;
+        fv_jgen_map_open(j);
+        fv_jgen_key(j, "i");
+        fv_jgen_int(j, (long long)i);
+        fv_jgen_key(j, "id");
+        fv_jgen_str(j, x->env.id);
+        fv_jgen_key(j, "submitted_by");
+        fv_jgen_str(j, x->env.submitted_by);
+        fv_jgen_key(j, "deployment_id");
+        fv_jgen_str(j, x->env.deployment_id);
+        fv_jgen_key(j, "rversion");
+        fv_jgen_int(j, x->env.rversion);
+        fv_jgen_map_close(j);
+        n++;
+    }
+    fv_jgen_array_close(j);
+    const char *json = fv_jgen_buf(j, NULL);
+    wk_verify_result rc = WK_VERIFY_ACCEPT;
+    if (n == 0) {
+        fv_jgen_free(j);
+        return rc;
+    }
+    if (!json) {
+        snprintf(err, errlen, "%s", fv_jgen_error(j));
+        fv_jgen_free(j);
+        return WK_VERIFY_FAILED;
+    }
+    const char *params[] = {json};
+    PGresult *res = wk_store_exec(st, revoked_sql, 1, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fv_pgutil_error(st->conn, res, err, errlen);
+        rc = fv_pgutil_is_data_error(res) ? WK_VERIFY_REJECTED : WK_VERIFY_FAILED;
+    } else {
+        for (int k = 0; k < PQntuples(res); k++) {
+            long i = atol(PQgetvalue(res, k, 0));
+            if (i >= 0 && (size_t)i < b->n) revoked[i] = true;
+        }
+    }
+    PQclear(res);
+    fv_jgen_free(j);
+    return rc;
+}
+
+wk_verify_result wk_verify_quarantine_revoked(wk_store *st, const fv_envelope *e, char *err,
+                                              size_t errlen)
+{
+    /* tie: the front end checked that the submitter was an enumerator when it accepted it, so
+     * the organisation sees the entry in its quarantine (section "tie" of quarantine_sql). */
+    return quarantine(st, e, "the submitter's permission was revoked before the submission was written",
+                      true, err, errlen);
 }

@@ -10,6 +10,7 @@
 #define WK_VERIFY_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "fv_envelope.h"
@@ -26,5 +27,15 @@ typedef enum wk_verify_result {
 /* Checks e (borrowed) through st inside the caller's open transaction. */
 wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey_id[FV_UUID_STRLEN + 1],
                                  int *version, char *err, size_t errlen);
+
+/* The verified entries of b (only b->entries[only] when only >= 0) that a revocation made
+ * invalid after the front end checked them (fv_envelope.h, rversion): one query, inside the
+ * caller's open transaction; revoked (b->n slots, caller's) is set true for each. ACCEPT when the
+ * query ran, else REJECTED or FAILED with err. */
+wk_verify_result wk_verify_revoked(wk_store *st, const wk_batch *b, long only, bool *revoked, char *err,
+                                   size_t errlen);
+/* Quarantines e, refused by wk_verify_revoked (QUARANTINE, or REJECTED / FAILED with err). */
+wk_verify_result wk_verify_quarantine_revoked(wk_store *st, const fv_envelope *e, char *err,
+                                              size_t errlen);
 
 #endif

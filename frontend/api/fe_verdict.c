@@ -37,6 +37,17 @@ static const struct verdict_reply {
     {"survey_archived", 409, "survey_archived", "the survey is archived"},
     {"responses_pending", 409, "responses_pending",
      "responses are pending at an approval stage this change removes; decide them first"},
+    /* invitations (fe_invitations.c, fe_invitations_me.c) */
+    {"not_a_member", 409, "not_a_member",
+     "this user is not a member of the organisation: invite them (POST /v1/orgs/{org}/invitations)"},
+    {"too_many_invitations", 409, "too_many_invitations",
+     "the organisation has the most pending invitations allowed; withdraw some or wait until they expire"},
+    {"invitation_used", 409, "invitation_used", "this invitation was accepted already"},
+    {"invitation_withdrawn", 409, "invitation_withdrawn", "this invitation was withdrawn"},
+    {"invitation_declined", 409, "invitation_declined", "this invitation was declined"},
+    {"invitation_expired", 409, "invitation_expired", "this invitation has expired"},
+    {"wrong_invitation_code", 403, "wrong_invitation_code",
+     "the invitation code is missing or wrong (ask the organisation's administrator for it)"},
 };
 
 /* How an 'ok' is answered. */
@@ -66,9 +77,20 @@ const char *fe_verdict_user(const fe_req *r)
     return r->user ? r->user->id : NULL;
 }
 
-/* Answers an 'invalid:<field>:<why>' verdict. */
+/* Answers an 'invalid:<field>:<why>' verdict (code validation_failed), or a
+ * 'principal_not_member:<field>' one (code principal_not_member). */
 static void reply_invalid(fe_req *r, const char *verdict)
 {
+    bool not_member = !strncmp(verdict, "principal_not_member:", 21);
+    if (not_member) {
+        const char *names[] = {verdict + 21},
+                   *reasons[] = {"names a user who is not a member of the organisation"};
+        fe_reply_error_fields(
+            r, 422, "principal_not_member",
+            "a user named as a principal must be a member of the survey's organisation", 1, names,
+            reasons);
+        return;
+    }
     char field[64] = "", why[200] = "invalid";
     const char *f = verdict + strlen("invalid:");
     const char *colon = strchr(f, ':');
@@ -83,7 +105,7 @@ static void reply_invalid(fe_req *r, const char *verdict)
 
 void fe_verdict_reply(fe_req *r, const char *verdict, const char *what)
 {
-    if (!strncmp(verdict, "invalid:", 8)) {
+    if (!strncmp(verdict, "invalid:", 8) || !strncmp(verdict, "principal_not_member:", 21)) {
         reply_invalid(r, verdict);
         return;
     }

@@ -26,7 +26,15 @@
  *   deployment_closed     409 deployment_closed: the deployment is closed (refuses submissions)
  *   survey_archived       409 survey_archived: the survey is archived
  *   responses_pending     409 responses_pending: responses wait at an approval stage being removed
+ *   not_a_member          409 not_a_member: a membership change for a user not in the org
+ *   too_many_invitations  409 too_many_invitations: the org's pending invitations are at the cap
+ *   invitation_used, invitation_withdrawn, invitation_declined, invitation_expired
+ *                         409 of the same codes: the invitation is no longer open
+ *   wrong_invitation_code 403 wrong_invitation_code: an email invitation's code missing or wrong
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
+ *   principal_not_member:<field>  422 principal_not_member with fields {<field>: ...}: a user
+ *                         principal who is not a member of the object's organisation (or no such
+ *                         user: one answer for both)
  *
  * The rules are SQL functions of common/sql (fv_*_verdict of migrations 005 and 006 return these
  * verdicts): pass fe_verdict_mfa(r) as their mfa parameter. API keys never count as mfa. */

@@ -15,6 +15,7 @@
 #include "fe_revoke.h"
 #include "fe_ratewindow.h"
 #include "fv_crypto.h"
+#include "fv_id.h"
 #include "fv_log.h"
 
 #define STRIKES_TTL_S "3600"
@@ -42,6 +43,8 @@ typedef struct rl_ahead {
     char view_key[96];
     char key_id[FV_UUID_STRLEN + 1];
     char address[64];
+    char kind[16]; /* the object the request named (rl_object), "" for none */
+    char object[FV_UUID_STRLEN + 1];
     bool session;
 } rl_ahead;
 
@@ -71,8 +74,34 @@ static void view_update(const char *view_key, long long count, bool was_ahead)
 typedef struct rl_strike {
     char key_id[FV_UUID_STRLEN + 1];
     char address[64];
+    char kind[16];
+    char object[FV_UUID_STRLEN + 1];
     long long strikes;
 } rl_strike;
+
+/* The object of an organisation that r's path names, for the suspension record (migration 011's
+ * fv_request_org): kind ("org", "survey", "deployment", "response", "site") and id, both "" when
+ * the path names none (e.g. /v1/me) or its id is not a UUID. */
+static void rl_object(const fe_req *r, char kind[16], char id[FV_UUID_STRLEN + 1])
+{
+    static const struct {
+        const char *prefix, *kind;
+    } objects[] = {{"/v1/orgs/:", "org"},
+                   {"/v1/surveys/:", "survey"},
+                   {"/v1/deployments/:", "deployment"},
+                   {"/v1/responses/:", "response"},
+                   {"/v1/sites/:", "site"}};
+    kind[0] = id[0] = '\0';
+    if (r->route < 0 || r->route >= fe_nroutes || !fv_id_valid(r->param[0])) return;
+    const char *pattern = fe_routes[r->route].pattern;
+    for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
+        if (strncmp(pattern, objects[i].prefix, strlen(objects[i].prefix))) continue;
+        snprintf(kind, 16, "%s", objects[i].kind);
+        memcpy(id, r->param[0], FV_UUID_STRLEN); /* fv_id_valid: exactly that long */
+        id[FV_UUID_STRLEN] = '\0';
+        return;
+    }
+}
 
 void fe_ratelimit_shutdown(void)
 {
@@ -87,18 +116,23 @@ void fe_ratelimit_strikes_key(const char *key_id, char *out, size_t outlen)
 
 /* One statement: the key suspended (unless it is already, or revoked), a revocations row so
  * every child drops its cached entry, and an audit row in every organisation of the owner (one
- * account-level row when they have none). Returns the key's hash for the Redis cache entry. */
+ * account-level row when they have none). Organisations are the owner's only by their consent
+ * (invitations, migration 011), so no other org reads this entry's address. suspended_org_id:
+ * the org whose object the striking request named ($5 kind, $6 id), when the owner is a member of
+ * it (fv_suspension_org): its admins may reinstate the key. Returns the key's hash for the Redis
+ * cache entry. */
 static const char sql_suspend[] =
-    "WITH u AS (UPDATE api_keys SET suspended_at = now(), suspended_reason = 'rate limit' "
+    "WITH u AS (UPDATE api_keys SET suspended_at = now(), suspended_reason = 'rate limit', "
+    "                  suspended_org_id = fv_suspension_org(user_id, NULLIF($5, ''), NULLIF($6, '')::uuid) "
     "           WHERE id = $1 AND suspended_at IS NULL AND revoked_at IS NULL "
-    "           RETURNING id, user_id, key_hash), "
+    "           RETURNING id, user_id, key_hash, suspended_org_id), "
     "     rv AS (INSERT INTO revocations (kind, subject, expires_at) "
     "            SELECT 'api_key', key_hash, now() + make_interval(secs => $3::int) FROM u), "
     "     o AS (SELECT DISTINCT m.org_id FROM u JOIN memberships m ON m.user_id = u.user_id), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT NULL, 'apikey.suspend', 'api_key', u.id::text, NULLIF($2, '')::inet, x.org_id, "
     "                  jsonb_build_object('reason', 'rate limit', 'strikes', $4::int, "
-    "                                     'owner', u.user_id) "
+    "                                     'owner', u.user_id, 'triggered_by_org', u.suspended_org_id) "
     "           FROM u, (SELECT org_id FROM o UNION ALL "
     "                    SELECT NULL::uuid WHERE NOT EXISTS (SELECT 1 FROM o)) x) "
     "SELECT key_hash FROM u";
@@ -137,18 +171,20 @@ static void struck(redisReply *reply, const char *error, void *arg)
     char ttl[24], strikes[24];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.cache_stale_s + fe_cfg.redis_cache_ttl_s);
     snprintf(strikes, sizeof strikes, "%lld", s->strikes);
-    const char *params[] = {s->key_id, s->address, ttl, strikes};
-    fe_pg_query(sql_suspend, 4, params, suspended, s);
+    const char *params[] = {s->key_id, s->address, ttl, strikes, s->kind, s->object};
+    fe_pg_query(sql_suspend, 6, params, suspended, s);
 }
 
 /* Counts a strike against the caller's key (best effort: nothing depends on it but the
- * suspension). */
-static void strike(const char *key_id, const char *address)
+ * suspension); kind and object name what the striking request named (rl_object). */
+static void strike(const char *key_id, const char *address, const char *kind, const char *object)
 {
     rl_strike *s = calloc(1, sizeof *s);
     if (!s) return;
     snprintf(s->key_id, sizeof s->key_id, "%s", key_id);
     snprintf(s->address, sizeof s->address, "%s", address);
+    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    snprintf(s->object, sizeof s->object, "%s", object);
     char key[64];
     fe_ratelimit_strikes_key(s->key_id, key, sizeof key);
     const char *incr[] = {"INCR", key};
@@ -212,7 +248,11 @@ static void counted(redisReply *reply, const char *error, void *arg)
         pass(r, c->next);
         return;
     }
-    if (v == FE_RW_REFUSE_STRIKE && !c->session) strike(r->user->cred_id, r->address);
+    if (v == FE_RW_REFUSE_STRIKE && !c->session) {
+        char kind[16], object[FV_UUID_STRLEN + 1];
+        rl_object(r, kind, object);
+        strike(r->user->cred_id, r->address, kind, object);
+    }
     refuse(r, fe_rw_retry_after(c->now, window_of(c->session)), c->session);
 }
 
@@ -225,7 +265,7 @@ static void counted_ahead(redisReply *reply, const char *error, void *arg)
         view_update(a->view_key, reply->integer, true);
         if (!a->session &&
             fe_rw_verdict_for(reply->integer, fe_cfg.api_key_rate_limit) == FE_RW_REFUSE_STRIKE)
-            strike(a->key_id, a->address);
+            strike(a->key_id, a->address, a->kind, a->object);
     } else {
         view_update(a->view_key, 0, true);
     }
@@ -247,6 +287,7 @@ static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char 
     snprintf(a->view_key, sizeof a->view_key, "%s", view_key);
     snprintf(a->key_id, sizeof a->key_id, "%s", r->user->cred_id);
     snprintf(a->address, sizeof a->address, "%s", r->address);
+    rl_object(r, a->kind, a->object);
     const char *incr[] = {"INCR", key};
     size_t incr_lens[] = {4, strlen(key)};
     if (fe_redis_command(2, incr, incr_lens, counted_ahead, a) != 0) {

@@ -42,12 +42,22 @@ void fe_orgs_team_list(fe_req *r);
 void fe_orgs_member_list(fe_req *r);
 void fe_orgs_member_set(fe_req *r);
 void fe_orgs_member_remove(fe_req *r);
+
+/* fe_invitations.c (the org's side) and fe_invitations_me.c (the invitee's) */
+void fe_invitations_create(fe_req *r);
+void fe_invitations_list(fe_req *r);
+void fe_invitations_withdraw(fe_req *r);
+void fe_invitations_me_list(fe_req *r);
+void fe_invitations_me_accept(fe_req *r);
+void fe_invitations_me_decline(fe_req *r);
 void fe_orgs_audit(fe_req *r);
 /* fe_groups.c */
 void fe_groups_team_members(fe_req *r);
 void fe_groups_branch_members(fe_req *r);
 /* fe_quarantine.c */
 void fe_quarantine_list(fe_req *r);
+/* fe_grants.c */
+void fe_grants_list(fe_req *r);
 
 /* fe_surveys.c */
 void fe_surveys_create(fe_req *r);

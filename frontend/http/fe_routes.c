@@ -35,6 +35,11 @@ const fe_route fe_routes[] = {
     {POST, "/v1/me/totp", fe_totp_enrol, AUTH, true, "totp_enrol"},
     {POST, "/v1/me/totp/confirm", fe_totp_confirm, AUTH, true, "totp_confirm"},
     {DELETE, "/v1/me/totp", fe_totp_disable, AUTH, true, "totp_disable"},
+    {GET, "/v1/me/invitations", fe_invitations_me_list, AUTH, false, "my_invitations_list"},
+    {POST, "/v1/me/invitations/:id/accept", fe_invitations_me_accept, AUTH, true,
+     "my_invitations_accept"},
+    {POST, "/v1/me/invitations/:id/decline", fe_invitations_me_decline, AUTH, false,
+     "my_invitations_decline"},
 
 
     /* API keys: api/identity/fe_apikeys.c */
@@ -44,7 +49,7 @@ const fe_route fe_routes[] = {
     {POST, "/v1/api-keys/:id/reinstate", fe_apikeys_reinstate, AUTH, false, "apikeys_reinstate"},
 
 
-    /* organisations, branches, teams, members, audit, quarantine: api/orgs/ */
+    /* organisations, branches, teams, members, audit, quarantine, grants: api/orgs/ */
     {POST, "/v1/orgs", fe_orgs_create, AUTH, true, "orgs_create"},
     {GET, "/v1/orgs", fe_orgs_list, AUTH, false, "orgs_list"},
     {GET, "/v1/orgs/:org", fe_orgs_get, AUTH, false, "orgs_get"},
@@ -60,8 +65,13 @@ const fe_route fe_routes[] = {
     {GET, "/v1/orgs/:org/teams/:team/members", fe_groups_team_members, AUTH, false, "orgs_team_members"},
     {GET, "/v1/orgs/:org/branches/:branch/members", fe_groups_branch_members, AUTH, false,
      "orgs_branch_members"},
+    {POST, "/v1/orgs/:org/invitations", fe_invitations_create, AUTH, true, "invitations_create"},
+    {GET, "/v1/orgs/:org/invitations", fe_invitations_list, AUTH, false, "invitations_list"},
+    {DELETE, "/v1/orgs/:org/invitations/:id", fe_invitations_withdraw, AUTH, false,
+     "invitations_withdraw"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
+    {GET, "/v1/orgs/:id/grants", fe_grants_list, AUTH, false, "orgs_grant_list"},
 
     /* surveys, grants, deployments, responses and their review: api/surveys/ */
     {POST, "/v1/surveys", fe_surveys_create, AUTH, true, "surveys_create"},

@@ -63,6 +63,20 @@ def add_member(cluster, org_id, user_id, role, branch_id=None, team_id=None):
                  "VALUES (%s, %s, %s, %s, %s, %s)", new_id(), org_id, user_id, role, branch_id, team_id)
 
 
+def add_plain_member(cluster, org_id, user_id):
+    """Makes user_id a member of org_id whose membership confers nothing else: a membership of the
+    org's team "members without a role" (made once per org), which no deployment or grant names.
+    Rights on an org's objects need a membership of the org (migration 009): a user principal must
+    be a member to be named. Idempotent."""
+    cluster.psql("INSERT INTO teams (id, org_id, name) SELECT %s, %s, 'members without a role' "
+                 "WHERE NOT EXISTS (SELECT 1 FROM teams WHERE org_id = %s AND name = 'members without a role')",
+                 new_id(), org_id, org_id)
+    cluster.psql("INSERT INTO memberships (id, org_id, user_id, role, team_id) "
+                 "SELECT %s, %s, %s, 'member', t.id FROM teams t "
+                 "WHERE t.org_id = %s AND t.name = 'members without a role' "
+                 "ON CONFLICT DO NOTHING", new_id(), org_id, user_id, org_id)
+
+
 def P(kind, id):
     """A principal as the API takes it."""
     return {"type": kind, "id": id}

@@ -120,6 +120,11 @@ class World(types.SimpleNamespace):
 
 
 def make_survey(admin, org_id, enumerator_ids, definition=None, name="Household survey"):
+    """A survey of org_id and a deployment naming enumerator_ids as user principals, each made a
+    member of the org first (accesshelp.add_plain_member: a user principal must be a member)."""
+    from accesshelp import add_plain_member
+    for u in enumerator_ids:
+        add_plain_member(_state.cluster, org_id, u)
     r = admin.post("/v1/surveys", json={"org_id": org_id, "name": name,
                                         "definition": definition or DEFINITION})
     assert r.status_code == 201, r.text

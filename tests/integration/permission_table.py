@@ -16,7 +16,10 @@ The world (test_permissions.py):
     survey grants: viewer -> user survey_viewer, admin -> user survey_admin
     memberships (role member unless said): enumerator and enumerator2 in region, dep_viewer in
       team T, org_admin admin on root, below in district, beside in region2, other_org admin of
-      org B. manager, approvers and the survey grantees are named as users only (no membership).
+      org B. manager, approvers, the survey grantees and {grantee} are named as users and are
+      members of branch region3 (under root, named nowhere): rights on an org's objects need a
+      membership of the org (migration 009), and this one confers nothing else, so in the org and
+      site rows they answer as beside does.
     responses of S (inserted as the worker writes them), submitted by enumerator unless said:
       p1 pending at stage 1, p2 pending at stage 2, fin final, rej rejected at stage 1,
       p1x pending at stage 1 by enumerator2, oth final in D2 by enumerator2, del final and deleted.
@@ -24,11 +27,12 @@ Paths: {survey} {dep} {dep2} {p1} {p2} {fin} {rej} {del} name objects of S; {msu
 name M's; {fresh:<status>:<stage>} is a new response of M's D made for the cell.
 Note: org_admin is in branch region (root is above it), so it is also an enumerator of D.
 Org A also manages three sites made by org_admin: {pub} public, {prot} protected, {priv}
-private; {fresh_site} is a new private one and {fresh_member} a new member of org A, made for
+private; {fresh_site} is a new private one, {fresh_member} a new member of org A and
+{fresh_invitation} a new invitation of stranger to org A's root (by org_admin), made for
 the cell ({oa_key} and {susp_key} too: API keys made with SQL; {fresh_session} a live session of
 org_admin's). The identity rows show the
 credential rules: logout and the second factor need a session, a password change the current
-password (the table's users have API keys and no password). {org} is org A, {grantee} a user with no role, org_b the other org's id in lists.
+password (the table's users have API keys and no password). {org} is org A, {grantee} a member with no role, {outsider} a user of no org, org_b the other org's id in lists.
 """
 
 ROLES = ["anonymous", "stranger", "other_org", "enumerator", "dep_viewer", "manager",
@@ -38,7 +42,7 @@ ROLES = ["anonymous", "stranger", "other_org", "enumerator", "dep_viewer", "mana
 ROWS = [
     # method, path                                        anon strn othr enum dviw mngr apr1 apr2 sviw sadm oadm belw besd
     # ---- access: surveys, grants, deployments, responses ----
-    ("POST",   "/v1/surveys",                              401, 404, 404, 201, 201, 404, 404, 404, 404, 404, 201, 201, 201),
+    ("POST",   "/v1/surveys",                              401, 404, 404, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201),
     ("GET",    "/v1/surveys",                              401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/v1/surveys/{survey}",                     401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
     ("PUT",    "/v1/surveys/{msurvey}/definition",         401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
@@ -76,30 +80,41 @@ ROWS = [
     # ---- orgs: organisations, branches, teams, members, audit, quarantine ----
     ("POST",   "/v1/orgs",                                 401, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201),
     ("GET",    "/v1/orgs",                                 401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
-    ("GET",    "/v1/orgs/{org}",                           401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
-    ("PATCH",  "/v1/orgs/{org}",                           401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
-    ("POST",   "/v1/orgs/{org}/branches",                  401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
-    ("GET",    "/v1/orgs/{org}/branches",                  401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
-    ("POST",   "/v1/orgs/{org}/teams",                     401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
-    ("GET",    "/v1/orgs/{org}/teams",                     401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
-    ("PUT",    "/v1/orgs/{org}/members/{grantee}",         401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
-    ("DELETE", "/v1/orgs/{org}/members/{fresh_member}",    401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
-    ("GET",    "/v1/orgs/{org}/members",                   401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
-    ("GET",    "/v1/orgs/{org}/audit",                     401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
-    ("GET",    "/v1/orgs/{org}/quarantine",                401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
-    ("GET",    "/v1/orgs/{org}/teams/{team}/members",      401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
-    ("GET",    "/v1/orgs/{org}/branches/{region}/members", 401, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("GET",    "/v1/orgs/{org}",                           401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("PATCH",  "/v1/orgs/{org}",                           401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("POST",   "/v1/orgs/{org}/branches",                  401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
+    ("GET",    "/v1/orgs/{org}/branches",                  401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("POST",   "/v1/orgs/{org}/teams",                     401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
+    ("GET",    "/v1/orgs/{org}/teams",                     401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("PUT",    "/v1/orgs/{org}/members/{grantee}",         401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("DELETE", "/v1/orgs/{org}/members/{fresh_member}",    401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    ("GET",    "/v1/orgs/{org}/members",                   401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/orgs/{org}/audit",                     401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("GET",    "/v1/orgs/{org}/quarantine",                401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    # one membership only (issue 10): the one on branch region2 of {fresh_member}; the org's grants
+    ("DELETE", "/v1/orgs/{org}/members/{fresh_member}?branch_id={region2}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    ("GET",    "/v1/orgs/{org}/grants",                    401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("GET",    "/v1/orgs/{org}/grants?granted_by={grantee}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    # joining needs consent: PUT members only for members (409 not_a_member for {outsider}, a
+    # user with no membership); invitations by whoever may set the membership
+    # ({fresh_invitation}: to the root, for stranger, by org_admin)
+    ("PUT",    "/v1/orgs/{org}/members/{outsider}",        401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 409, 403, 403),
+    ("POST",   "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
+    ("GET",    "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("DELETE", "/v1/orgs/{org}/invitations/{fresh_invitation}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    ("GET",    "/v1/orgs/{org}/teams/{team}/members",      401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/orgs/{org}/branches/{region}/members", 401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     # ---- orgs end ----
 
     # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----
-    ("POST",   "/v1/sites",                                401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 201, 403, 403),
+    ("POST",   "/v1/sites",                                401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
     ("GET",    "/v1/sites",                                200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/v1/sites/{pub}",                          200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/v1/sites/{prot}",                         404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
-    ("GET",    "/v1/sites/{priv}",                         404, 404, 404, 200, 200, 404, 404, 404, 404, 404, 200, 200, 200),
+    ("GET",    "/v1/sites/{priv}",                         404, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("PATCH",  "/v1/sites/{pub}",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
-    ("PATCH",  "/v1/sites/{priv}",                         401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 200, 403, 403),
-    ("DELETE", "/v1/sites/{fresh_site}",                   401, 404, 404, 403, 403, 404, 404, 404, 404, 404, 204, 403, 403),
+    ("PATCH",  "/v1/sites/{priv}",                         401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
+    ("DELETE", "/v1/sites/{fresh_site}",                   401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
     # ---- sites end ----
 
     # ---- api keys: {oa_key} a fresh key of org_admin, {susp_key} a fresh suspended key of enumerator ----
@@ -124,6 +139,11 @@ ROWS = [
     ("GET",    "/v1/me/sessions",                          401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("DELETE", "/v1/me/sessions",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     ("DELETE", "/v1/me/sessions/{fresh_session}",          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    # the caller's invitations ({fresh_invitation} is stranger's): accepting needs a session and
+    # the password (the table's callers hold API keys); declining is the invitee's
+    ("GET",    "/v1/me/invitations",                       401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("POST",   "/v1/me/invitations/{fresh_invitation}/accept", 401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    ("POST",   "/v1/me/invitations/{fresh_invitation}/decline", 401, 204, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
     # ---- identity end ----
     # ---- other areas end ----
 ]
@@ -155,15 +175,16 @@ LIST_ROWS = {
 
 # Lists of org A's objects: the roles that may list them see exactly these labelled rows (and,
 # for branches and teams, any made by a POST cell; for members, users added by cells).
+MEMBERS_A = ("enumerator", "dep_viewer", "manager", "approver1", "approver2", "survey_viewer", "survey_admin",
+             "org_admin", "below", "beside")
 LIST_ROWS["/v1/sites?org={org}"] = {
     "anonymous": {"pub"},
-    **{r: {"pub", "prot"} for r in ("stranger", "other_org", "manager", "approver1", "approver2",
-                                    "survey_viewer", "survey_admin")},
-    **{r: {"pub", "prot", "priv"} for r in ("enumerator", "dep_viewer", "org_admin", "below", "beside")},
+    **{r: {"pub", "prot"} for r in ("stranger", "other_org")},
+    **{r: {"pub", "prot", "priv"} for r in MEMBERS_A},
 }
 LIST_ROWS["/v1/orgs"] = {
-    **{r: set() for r in ("stranger", "manager", "approver1", "approver2", "survey_viewer", "survey_admin")},
-    **{r: {"org"} for r in ("enumerator", "dep_viewer", "org_admin", "below", "beside")},
+    "stranger": set(),
+    **{r: {"org"} for r in MEMBERS_A},
     "other_org": {"org_b"},
 }
 
@@ -196,6 +217,9 @@ BODIES = {
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},
     ("PUT", "/v1/orgs/{org}/members/{grantee}"): lambda w: {"role": "member", "branch_id": w.region2},
+    ("PUT", "/v1/orgs/{org}/members/{outsider}"): lambda w: {"role": "member", "branch_id": w.region2},
+    ("POST", "/v1/orgs/{org}/invitations"): lambda w: {"user_id": w.next_id(), "role": "member"},
+    ("POST", "*/accept"): lambda w: {"current_password": w.password},
     ("POST", "/v1/sites"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "type": "well",
                                       "privacy": "private"},
     ("PATCH", "/v1/sites/{pub}"): lambda w: {"properties": {"depth_m": 12}},

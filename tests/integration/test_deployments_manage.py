@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from accesshelp import P, User, add_branch, add_member, add_team, denied, list_all, ok
+from accesshelp import P, User, add_branch, add_member, add_plain_member, add_team, denied, list_all, ok
 from conftest import DEFINITION, good_data
 from faults import pg_start, pg_stop_immediate
 from fvharness import free_port, new_id, pin_children, wait_until
@@ -34,8 +34,10 @@ def mw(workers, admin):
     district = add_branch(c, org["id"], region, "district")
     team = add_team(c, org["id"], "team M")
     e, e2, outsider = User(c, "manage-enum"), User(c, "manage-enum2"), User(c, "manage-outsider")
+    named = User(c, "manage-named")  # a member named only as a user principal
     add_member(c, org["id"], e.id, "member", branch_id=region)
     add_member(c, org["id"], e2.id, "member", branch_id=district)
+    add_plain_member(c, org["id"], named.id)
     r = admin.post("/v1/orgs", json={"name": "Another management org"})
     assert r.status_code == 201, r.text
     other = r.json()
@@ -43,8 +45,9 @@ def mw(workers, admin):
     ns = type("MW", (), {})()
     ns.c, ns.admin, ns.org, ns.region, ns.district, ns.team = c, admin, org, region, district, team
     ns.e, ns.e2, ns.outsider, ns.other, ns.other_team = e, e2, outsider, other, other_team
+    ns.named = named
     yield ns
-    for u in (e, e2, outsider):
+    for u in (e, e2, outsider, named):
         u.close()
 
 
@@ -72,26 +75,26 @@ def audit(mw, action, target):
 
 def test_grants_are_listed_and_one_is_removed_with_its_audit_entry(mw):
     sid = new_survey(mw)
-    for p, role in ((P("user", mw.outsider.id), "viewer"), (P("team", mw.team), "admin")):
+    for p, role in ((P("user", mw.named.id), "viewer"), (P("team", mw.team), "admin")):
         ok(mw.admin.put(f"/v1/surveys/{sid}/access",
                         json={"principal_type": p["type"], "principal_id": p["id"], "role": role}))
     items = list_all(mw.admin, f"/v1/surveys/{sid}/access", limit=1)
     me = mw.admin.get("/v1/me").json()["id"]
     got = {(i["principal"]["type"], i["principal"]["id"]): i for i in items}
-    assert set(got) == {("user", mw.outsider.id), ("team", mw.team)}
-    assert got[("user", mw.outsider.id)]["role"] == "viewer" and got[("team", mw.team)]["role"] == "admin"
+    assert set(got) == {("user", mw.named.id), ("team", mw.team)}
+    assert got[("user", mw.named.id)]["role"] == "viewer" and got[("team", mw.team)]["role"] == "admin"
     assert all(i["granted_by"] == me and i["created_at"] for i in items)
     # the viewer sees the survey, not who else may
-    ok(mw.outsider.api.get(f"/v1/surveys/{sid}"))
-    denied(mw.outsider.api.get(f"/v1/surveys/{sid}/access"), 403, "forbidden")
+    ok(mw.named.api.get(f"/v1/surveys/{sid}"))
+    denied(mw.named.api.get(f"/v1/surveys/{sid}/access"), 403, "forbidden")
 
-    r = mw.admin.delete(f"/v1/surveys/{sid}/access/user/{mw.outsider.id.upper()}")
+    r = mw.admin.delete(f"/v1/surveys/{sid}/access/user/{mw.named.id.upper()}")
     assert r.status_code == 204, r.text
-    denied(mw.outsider.api.get(f"/v1/surveys/{sid}"), 404)
-    denied(mw.admin.delete(f"/v1/surveys/{sid}/access/user/{mw.outsider.id}"), 404, "not_found")
+    denied(mw.named.api.get(f"/v1/surveys/{sid}"), 404)
+    denied(mw.admin.delete(f"/v1/surveys/{sid}/access/user/{mw.named.id}"), 404, "not_found")
     assert [(i["principal"]["type"]) for i in list_all(mw.admin, f"/v1/surveys/{sid}/access")] == ["team"]
     (entry,) = audit(mw, "survey.access_remove", sid)
-    assert entry["detail"]["principal_id"] == mw.outsider.id and entry["detail"]["role"] == "viewer"
+    assert entry["detail"]["principal_id"] == mw.named.id and entry["detail"]["role"] == "viewer"
     assert entry["detail"]["granted_by"] == me
     assert mw.c.psql("SELECT count(*) FROM revocations WHERE kind = 'survey' AND subject = %s", sid)[0][0] >= 1
 
@@ -135,7 +138,7 @@ def test_patch_renames_and_replaces_the_roles_listed(mw):
 
 def test_a_principal_removed_from_a_deployment_is_refused_on_every_child_at_once(mw):
     sid = new_survey(mw)
-    outsider = mw.outsider
+    outsider = mw.named
     dep = new_deployment(mw, sid, {"enumerators": [P("user", outsider.id), P("user", mw.e.id)]})
     port = mw.c.http_port
     pins = pin_children(mw.c, port)
@@ -186,10 +189,13 @@ def test_patch_refuses_principals_it_may_not_name(mw):
     dep = new_deployment(mw, sid)
     for roles in ({"viewers": [P("team", mw.other_team)]},                       # another org's team
                   {"managers": [P("branch", mw.other["root_branch_id"])]},       # another org's branch
-                  {"enumerators": [P("user", new_id())]},                        # no such user
                   {"enumerators": [P("team", mw.team), P("team", mw.team)]},     # twice in a role
                   {"approvers": [[P("user", mw.e.id), P("user", mw.e.id)]]}):    # twice in a stage
         err = denied(mw.admin.patch(f"/v1/deployments/{dep}", json={"roles": roles}), 422, "validation_failed")
+        assert "roles" in err["fields"], (roles, err)
+    for roles in ({"enumerators": [P("user", new_id())]},                        # no such user
+                  {"viewers": [P("user", mw.outsider.id)]}):                     # not a member
+        err = denied(mw.admin.patch(f"/v1/deployments/{dep}", json={"roles": roles}), 422, "principal_not_member")
         assert "roles" in err["fields"], (roles, err)
     # the same principal in two roles or two stages is fine
     body = ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"roles": {

@@ -3,7 +3,7 @@ overrides, edits, deletes, confidential answers, survey grants and definitions, 
 every endpoint of the access area."""
 import pytest
 
-from accesshelp import P, User, add_member, list_all, submit_and_wait
+from accesshelp import P, User, add_member, add_plain_member, list_all, submit_and_wait
 from conftest import good_data
 from fvharness import error_body, new_id
 
@@ -33,6 +33,8 @@ def lc(workers, admin):
     assert r.status_code == 201, r.text
     org = r.json()
     add_member(c, org["id"], u["orgadmin"].id, "admin", branch_id=org["root_branch_id"])
+    for n in ("enum", "enum2", "viewer", "manager", "appr1", "appr2", "stranger"):
+        add_plain_member(c, org["id"], u[n].id)  # a user principal must be a member (migration 009)
     r = u["owner"].api.post("/v1/surveys", json={"org_id": org["id"], "name": "Lifecycle", "definition": DEF})
     assert r.status_code == 201, r.text
     survey = r.json()
@@ -275,6 +277,8 @@ def test_survey_grants(lc):
         r = api(lc, "owner").put(f"{path}/access", json=body)
         assert r.status_code == 422, (body, r.text)
         assert "principal_id" in error_body(r)["fields"]
+        assert error_body(r)["code"] == ("principal_not_member" if body["principal_type"] == "user"
+                                         else "validation_failed"), r.text
 
 
 def test_new_definition_version(lc):

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from accesshelp import denied, ok
+from accesshelp import add_member, denied, ok
 from fvharness import child_of, error_body, new_id, pin_children, wait_until
 
 PREFIX = "orgs-"
@@ -47,7 +47,9 @@ def o(world):
                              ("member", "member", {"branch_id": north_east["id"]}),
                              ("sibling", "member", {"branch_id": south["id"]}),
                              ("team-member", "member", {"team_id": team["id"]})]:
-        ok(a.put(f"/v1/orgs/{oid}/members/{u[who].id}", json={"role": role, **where}))
+        # joined with SQL (joining needs the user's consent: test_invitations.py)
+        add_member(c, oid, u[who].id, role, branch_id=where.get("branch_id", None if where else root),
+                   team_id=where.get("team_id"))
     other_org = ok(u["other"].api.post("/v1/orgs", json={"name": "Elsewhere"}), 201)
     anon = c.api()
     ns = types.SimpleNamespace(c=c, id=oid, root=root, north=north["id"], north_east=north_east["id"],
@@ -162,6 +164,7 @@ def test_branch_admin_grants_within_reach_only(o):
     c = o.c
     newbie = user(c, "newbie")
     api = o.branch_admin.api
+    add_member(c, o.id, newbie.id, "member", branch_id=o.south)  # a member already (PUT: members only)
     m = ok(api.put(f"/v1/orgs/{o.id}/members/{newbie.id}", json={"role": "member", "branch_id": o.north_east}))
     assert m["branch_id"] == o.north_east and m["role"] == "member" and m["team_id"] is None
     denied(api.put(f"/v1/orgs/{o.id}/members/{newbie.id}", json={"role": "member", "branch_id": o.south}), 403)
@@ -229,6 +232,9 @@ def test_member_list_pages(o):
 def test_member_set_is_an_idempotent_upsert(o):
     c = o.c
     x = user(c, "upsert")
+    denied(o.admin.api.put(f"/v1/orgs/{o.id}/members/{x.id}", json={"role": "member", "branch_id": o.south}),
+           409, "not_a_member")
+    add_member(c, o.id, x.id, "member", branch_id=o.south)  # joined (by invitation, elsewhere)
     for role in ("member", "member", "manager"):
         m = ok(o.admin.api.put(f"/v1/orgs/{o.id}/members/{x.id}", json={"role": role, "branch_id": o.south}))
         assert m["role"] == role
@@ -247,7 +253,13 @@ def test_member_set_is_an_idempotent_upsert(o):
 
 
 def test_member_set_unknown_user_or_place(o):
-    denied(o.admin.api.put(f"/v1/orgs/{o.id}/members/{new_id()}", json={"role": "member"}), 404, "no_such_user")
+    # no such user and a user who is no member look the same (joining needs consent: invite them)
+    missing = denied(o.admin.api.put(f"/v1/orgs/{o.id}/members/{new_id()}", json={"role": "member"}), 409,
+                     "not_a_member")
+    outsider = denied(o.admin.api.put(f"/v1/orgs/{o.id}/members/{o.stranger.id}", json={"role": "member"}), 409,
+                      "not_a_member")
+    assert {k: v for k, v in missing.items() if k != "request_id"} == \
+        {k: v for k, v in outsider.items() if k != "request_id"}
     # a stranger learns nothing about users: the org is hidden first
     denied(o.stranger.api.put(f"/v1/orgs/{o.id}/members/{new_id()}", json={"role": "member"}), 404, "not_found")
     other_root = ok(o.other.api.get(f"/v1/orgs/{o.other_org}"))["root_branch_id"]
@@ -271,6 +283,7 @@ def test_last_admin_cannot_leave_or_be_demoted(o):
     assert ok(boss.api.get(f"/v1/orgs/{org['id']}"))["org_admin"] is True
     # with a second admin, the first may step down
     deputy = user(c, "deputy")
+    add_member(c, org["id"], deputy.id, "member", branch_id=org["root_branch_id"])
     ok(boss.api.put(f"/v1/orgs/{org['id']}/members/{deputy.id}", json={"role": "admin"}))
     ok(boss.api.put(f"/v1/orgs/{org['id']}/members/{boss.id}", json={"role": "member"}))
     assert ok(boss.api.get(f"/v1/orgs/{org['id']}"))["org_admin"] is False
@@ -288,7 +301,7 @@ def test_removed_enumerator_is_refused_at_once_on_every_child(o, world):
     c = o.c
     enum = user(c, "branch-enumerator")
     # a member of North is "in" North East (a membership reaches sub-branches)
-    ok(o.admin.api.put(f"/v1/orgs/{o.id}/members/{enum.id}", json={"role": "member", "branch_id": o.north}))
+    add_member(c, o.id, enum.id, "member", branch_id=o.north)
     survey = ok(o.admin.api.post("/v1/surveys", json={"org_id": o.id, "name": "Wells",
                                                       "definition": world.definition}), 201)
     dep = ok(o.admin.api.post(f"/v1/surveys/{survey['id']}/deployments", json={
@@ -334,6 +347,7 @@ def test_removed_enumerator_is_refused_at_once_on_every_child(o, world):
 def test_audit_lists_the_orgs_role_changes_for_admins_only(o):
     c = o.c
     x = user(c, "audited")
+    add_member(c, o.id, x.id, "member", team_id=o.team)  # joined (with SQL: no audit row)
     ok(o.admin.api.put(f"/v1/orgs/{o.id}/members/{x.id}", json={"role": "manager", "branch_id": o.south}))
     ok(o.admin.api.delete(f"/v1/orgs/{o.id}/members/{x.id}"), 204)
     items = ok(o.admin.api.get(f"/v1/orgs/{o.id}/audit", params={"limit": 500}))["items"]
@@ -508,6 +522,7 @@ def test_two_admins_removing_each_other_at_once_leave_one(o):
     c = o.c
     a, b = user(c, "race-a"), user(c, "race-b")
     org = ok(a.api.post("/v1/orgs", json={"name": "Race"}), 201)
+    add_member(c, org["id"], b.id, "member", branch_id=org["root_branch_id"])
     ok(a.api.put(f"/v1/orgs/{org['id']}/members/{b.id}", json={"role": "admin"}))
     t1, t2 = c.pg.connect(autocommit=False), c.pg.connect(autocommit=False)
     sql = "DELETE FROM memberships WHERE org_id = %s AND user_id = %s"

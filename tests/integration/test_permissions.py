@@ -10,10 +10,10 @@ import types
 
 import pytest
 
-from accesshelp import P, User, list_all
+from accesshelp import P, User, add_member, list_all
 from conftest import DEFINITION, good_data
 from fvharness import error_body, new_id
-from permission_table import BODIES, LIST_ROWS, ROLES, ROWS
+from permission_table import BODIES, LIST_ROWS, MEMBERS_A, ROLES, ROWS
 
 SIGNED_IN = [r for r in ROLES if r != "anonymous"]
 
@@ -76,10 +76,14 @@ def pw(workers):
                                                      "password": w.password})
     assert r.status_code == 202, r.text
     w.grantee = User(c, "grantee").id
+    w.outsider = new_id()  # a user of no org: PUT members answers 409 not_a_member
+    c.psql("INSERT INTO users (id, email, name) VALUES (%s, %s, 'Outsider')", w.outsider,
+           f"outsider-{w.outsider}@example.org")
     oa = w.users["org_admin"]
     r = oa.api.post("/v1/orgs", json={"name": "Permission table org"})
     assert r.status_code == 201, r.text
     w.org_id, root = r.json()["id"], r.json()["root_branch_id"]
+    w.root = root
 
     def made(path, body, status=201):
         r = oa.api.request("PUT" if "/members/" in path else "POST", path, json=body)
@@ -88,15 +92,19 @@ def pw(workers):
     w.region = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region", "parent_id": root})
     w.district = made(f"/v1/orgs/{w.org_id}/branches", {"name": "district", "parent_id": w.region})
     w.region2 = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region2", "parent_id": root})
+    w.region3 = made(f"/v1/orgs/{w.org_id}/branches", {"name": "region3", "parent_id": root})
     w.team = made(f"/v1/orgs/{w.org_id}/teams", {"name": "team T"})
-    w.add_member = lambda user_id, **where: made(f"/v1/orgs/{w.org_id}/members/{user_id}",
-                                                 dict(role="member", **where), 200)
+    # memberships with SQL: joining needs the user's consent (invitations, test_invitations.py)
+    w.add_member = lambda user_id, **where: add_member(c, w.org_id, user_id, "member", **where)
     uid = {k: v.id for k, v in w.users.items() if v is not None}
     w.add_member(uid["enumerator"], branch_id=w.region)
     w.add_member(w.enumerator2.id, branch_id=w.region)
     w.add_member(uid["dep_viewer"], team_id=w.team)
     w.add_member(uid["below"], branch_id=w.district)
     w.add_member(uid["beside"], branch_id=w.region2)
+    for r in ("manager", "approver1", "approver2", "survey_viewer", "survey_admin"):
+        w.add_member(uid[r], branch_id=w.region3)  # a membership that confers nothing else
+    w.add_member(w.grantee, branch_id=w.region3)
     r = w.users["other_org"].api.post("/v1/orgs", json={"name": "Another org"})
     assert r.status_code == 201, r.text
     w.org_b = r.json()["id"]
@@ -108,8 +116,8 @@ def pw(workers):
     w.msurvey, w.mdep, _ = _survey(w, "Table survey M")
     e, e2 = uid["enumerator"], w.enumerator2.id
     w.labels = {"survey": w.survey, "msurvey": w.msurvey, "dep": w.dep, "dep2": w.dep2, "mdep": w.mdep,
-                "org": w.org_id, "org_b": w.org_b, "grantee": w.grantee,
-                "team": w.team, "region": w.region, "ptype_user": "user",
+                "org": w.org_id, "org_b": w.org_b, "grantee": w.grantee, "outsider": w.outsider,
+                "region2": w.region2, "team": w.team, "region": w.region, "ptype_user": "user",
                 "pub": w.new_site("public"), "prot": w.new_site("protected"), "priv": w.new_site("private")}
     for label, dep, who, status, stage, deleted in (
             ("p1", w.dep, e, "pending", 1, False), ("p2", w.dep, e, "pending", 2, False),
@@ -133,6 +141,12 @@ def _path(w, template):
                            u, f"fresh-{u}@example.org")
             w.add_member(u, branch_id=w.region2)
             return u
+        if key == "fresh_invitation":  # stranger invited to the root by org_admin, with SQL
+            i = new_id()
+            w.cluster.psql("INSERT INTO invitations (id, org_id, invited_by, user_id, role, branch_id, expires_at) "
+                           "VALUES (%s, %s, %s, %s, 'member', %s, now() + interval '1 day')",
+                           i, w.org_id, w.users["org_admin"].id, w.users["stranger"].id, w.root)
+            return i
         if key == "fresh_site":
             return w.new_site("private")
         if key == "fresh_session":  # a live session of org_admin's, made with SQL
@@ -200,7 +214,7 @@ def test_cell(pw, method, template, role, expected):
     if expected >= 400:
         err = error_body(r)
         if expected == 409:
-            assert err["code"] == "not_pending"
+            assert err["code"] == ("not_a_member" if "/members/" in template else "not_pending")
 
 
 LISTS = [pytest.param(path, role, id=f"{path} | {role}") for path, per in LIST_ROWS.items() for role in per]
@@ -221,7 +235,7 @@ def test_list_rows(pw, template, role):
     others = [i for i in ids if i not in by_id and i not in pw.cell_surveys]
     if others and template.startswith("/v1/sites"):
         # sites made by cells: private sites of org A, which only its members may list
-        assert role in ("enumerator", "dep_viewer", "org_admin", "below", "beside"), others
+        assert role in MEMBERS_A, others
         rows = pw.cluster.psql("SELECT count(*) FROM sites WHERE id = ANY(%s::uuid[]) AND org_id = %s "
                                "AND privacy = 'private'", others, pw.org_id)
         assert rows[0][0] == len(others), f"{role} lists sites it may not see: {others}"

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from accesshelp import denied, ok
+from accesshelp import add_member, denied, ok
 from fvharness import error_body, new_id
 
 PREFIX = "sites-"
@@ -30,9 +30,9 @@ def s(world):
     u = {n: user(c, n) for n in ("admin", "manager", "member", "other", "stranger")}
     org = ok(u["admin"].api.post("/v1/orgs", json={"name": "Water Board"}), 201)
     east = ok(u["admin"].api.post(f"/v1/orgs/{org['id']}/branches", json={"name": "East"}), 201)
-    ok(u["admin"].api.put(f"/v1/orgs/{org['id']}/members/{u['manager'].id}",
-                          json={"role": "manager", "branch_id": east["id"]}))
-    ok(u["admin"].api.put(f"/v1/orgs/{org['id']}/members/{u['member'].id}", json={"role": "member"}))
+    # memberships with SQL: joining needs the user's consent (test_invitations.py)
+    add_member(c, org["id"], u["manager"].id, "manager", branch_id=east["id"])
+    add_member(c, org["id"], u["member"].id, "member", branch_id=org["root_branch_id"])
     other_org = ok(u["other"].api.post("/v1/orgs", json={"name": "Clinics"}), 201)
     sites = {}
     for privacy in ("public", "protected", "private"):

@@ -278,10 +278,14 @@ void fe_orgs_team_list(fe_req *r)
 
 /* Sets the role of user $4 on a branch ($6; default the root) or a team ($7). Who may: the org
  * admin; for a branch, an admin of it or of an ancestor (so only the org admin on the root).
- * Refuses to demote the last org admin. The `permissions` revocation is written with the change:
+ * Only for users who are already members of the org (they consented to join it): anyone else is
+ * 'not_a_member' whether or not the id is an account, so the org learns nothing and must invite
+ * them (fe_invitations.c); the user's memberships are locked (cur), so a removal committing
+ * meanwhile is seen and the change does not re-add them. Refuses to demote the last org admin. The `permissions` revocation is written with the change:
  * every child drops the user's cached permissions within revocation_poll_ms. */
 static const char sql_member_set[] =
     "WITH o AS (SELECT id, root_branch_id FROM orgs WHERE id = $2), "
+    "     cur AS (SELECT m.id FROM memberships m WHERE m.user_id = $4 AND m.org_id = $2 FOR UPDATE), "
     "     t AS (SELECT CASE WHEN $7::uuid IS NULL THEN COALESCE($6::uuid, o.root_branch_id) END AS branch_id, "
     "                  $7::uuid AS team_id, o.root_branch_id FROM o), "
     "     v AS (SELECT CASE "
@@ -294,7 +298,7 @@ static const char sql_member_set[] =
     "               THEN 'invalid:team_id:not a team of this organisation' "
     "             WHEN fv_admin_verdict($1, $2, t.branch_id, $3::boolean) <> 'ok' "
     "               THEN fv_admin_verdict($1, $2, t.branch_id, $3::boolean) "
-    "             WHEN NOT EXISTS (SELECT 1 FROM users u WHERE u.id = $4) THEN 'no_such_user' "
+    "             WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'not_a_member' "
     "             WHEN t.branch_id = t.root_branch_id AND $5 <> 'admin' AND fv_is_last_org_admin($4, $2) "
     "               THEN 'last_admin' "
     "             ELSE 'ok' END AS verdict "
@@ -356,7 +360,14 @@ void fe_orgs_member_set(fe_req *r)
 }
 
 /* Removes every membership of user $4 in the org, or only the one on branch $5 or team $6. Org
- * admin only; refuses to remove the last org admin. */
+ * admin only; refuses to remove the last org admin. What the memberships gave goes with them at
+ * once: every right needs current membership (migration 009) and the `permissions` revocation
+ * makes every front end drop the user's cached permissions within revocation_poll_ms. When the
+ * user keeps no membership in the org, the same statement deletes the grants and deployment roles
+ * naming them as a user principal on the org's surveys and deployments, so that joining again
+ * restores none of them. The audit entry lists what was removed: the memberships, those grants
+ * and roles, the surveys whose creator rights lapsed, and how many grants the user made to others
+ * (kept: the admin reviews them with GET /v1/orgs/{org}/grants?granted_by=). */
 static const char sql_member_remove[] =
     "WITH o AS (SELECT id, root_branch_id FROM orgs WHERE id = $2), "
     "     sel AS (SELECT m.id, m.role, m.branch_id, m.team_id FROM memberships m "
@@ -372,12 +383,34 @@ static const char sql_member_remove[] =
     "           FROM (SELECT fv_org_admin_verdict($1, $2, $3::boolean) AS verdict) x), "
     "     d AS (DELETE FROM memberships m WHERE m.id IN (SELECT id FROM sel) "
     "           AND (SELECT verdict FROM v) = 'ok' RETURNING m.role, m.branch_id, m.team_id), "
+    "     gone AS (SELECT 1 AS yes WHERE EXISTS (SELECT 1 FROM d) AND NOT EXISTS ("
+    "                  SELECT 1 FROM memberships m WHERE m.org_id = $2 AND m.user_id = $4 "
+    "                  AND m.id NOT IN (SELECT id FROM sel))), "
+    "     dg AS (DELETE FROM survey_grants g USING surveys s, gone "
+    "            WHERE g.survey_id = s.id AND s.org_id = $2 AND g.principal_type = 'user' "
+    "              AND g.principal_id = $4 RETURNING g.survey_id, g.role), "
+    "     dr AS (DELETE FROM deployment_roles r USING deployments x, surveys s, gone "
+    "            WHERE r.deployment_id = x.id AND x.survey_id = s.id AND s.org_id = $2 "
+    "              AND r.principal_type = 'user' AND r.principal_id = $4 "
+    "            RETURNING r.deployment_id, r.role, r.stage), "
     "     rv AS (INSERT INTO revocations (kind, subject, expires_at) "
     "            SELECT 'permissions', $4::text, now() + interval '1 day' WHERE EXISTS (SELECT 1 FROM d)), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $1, 'member.remove', 'user', $4::text, NULLIF($7, '')::inet, $2, "
     "                  jsonb_build_object('removed', (SELECT jsonb_agg(jsonb_build_object("
-    "                      'role', d.role, 'branch_id', d.branch_id, 'team_id', d.team_id)) FROM d)) "
+    "                      'role', d.role, 'branch_id', d.branch_id, 'team_id', d.team_id)) FROM d), "
+    "                    'left_org', EXISTS (SELECT 1 FROM gone), "
+    "                    'grants', COALESCE((SELECT jsonb_agg(jsonb_build_object("
+    "                        'survey_id', dg.survey_id, 'role', dg.role)) FROM dg), '[]'), "
+    "                    'deployment_roles', COALESCE((SELECT jsonb_agg(jsonb_build_object("
+    "                        'deployment_id', dr.deployment_id, 'role', dr.role, 'stage', dr.stage)) "
+    "                        FROM dr), '[]'), "
+    "                    'creator_of', COALESCE((SELECT jsonb_agg(s.id ORDER BY s.id) FROM surveys s, gone "
+    "                        WHERE s.org_id = $2 AND s.created_by = $4), '[]'), "
+    "                    'grants_made', (SELECT count(*) FROM survey_grants g JOIN surveys s "
+    "                        ON s.id = g.survey_id WHERE s.org_id = $2 AND g.granted_by = $4 "
+    "                        AND EXISTS (SELECT 1 FROM gone) "
+    "                        AND NOT (g.principal_type = 'user' AND g.principal_id = $4))) "
     "           WHERE EXISTS (SELECT 1 FROM d)) "
     "SELECT v.verdict, NULL FROM v";
 
@@ -404,7 +437,8 @@ void fe_orgs_member_remove(fe_req *r)
 }
 
 /* Org members see who is in their org, one item per membership; an email only on the caller's own
- * rows (fv_membership_json: anyone can make an org and add any user id to it). */
+ * rows (fv_membership_json: a member joined by consent, yet other members need not learn their
+ * address). */
 static const char sql_member_list[] = FE_VERDICT_PAGE_SQL(
     "fv_member_verdict($1, $2)",
     "SELECT m.id, fv_membership_json(m, u, $1) AS j FROM memberships m JOIN users u ON u.id = m.user_id "

@@ -17,7 +17,8 @@
 #define FE_MAX_PRINCIPALS 1000
 
 /* One statement: checks the caller may deploy (fv_survey_admin_verdict), that every principal may
- * be named (fv_principal_valid: a user anywhere, a team or branch of the survey's organisation)
+ * be named (fv_principal_valid: a member of the survey's organisation, else 422
+ * principal_not_member; a team or branch of that organisation)
  * and so may the branch or team, and writes the deployment, its roles and the audit entry
  * together. $1 survey, $2 caller, $3 id, $4 name, $5 branch, $6 team, $7 stages, $8 roles (rows
  * {role, stage, ptype, pid}), $9 address, $10 mfa. */
@@ -29,9 +30,11 @@ static const char sql_dep_create[] =
     "     c AS (SELECT s.*, CASE "
     "             WHEN s.verdict <> 'ok' THEN s.verdict "
     "             WHEN s.archived_at IS NOT NULL THEN 'survey_archived' "
+    "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
+    "                          AND NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
+    "               THEN 'principal_not_member:roles' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
-    "               THEN 'invalid:roles:a principal does not exist (users), or is not a team or branch of "
-    "the survey''s organisation' "
+    "               THEN 'invalid:roles:a principal is not a team or branch of the survey''s organisation' "
     "             WHEN ($5::uuid IS NOT NULL AND NOT fv_principal_valid('branch', $5::uuid, s.org_id)) "
     "               OR ($6::uuid IS NOT NULL AND NOT fv_principal_valid('team', $6::uuid, s.org_id)) "
     "               THEN 'invalid:branch_id:not a branch or team of the survey''s organisation' "
@@ -200,7 +203,8 @@ void fe_deployments_list(fe_req *r)
 
 /* One statement: checks the caller manages the deployment (fv_deployment_manage_verdict) and that
  * the revision it read is the one it locked (else 409 conflict: a concurrent change committed in
- * between), that every principal may be named (fv_principal_valid), none twice in a role or
+ * between), that every principal may be named (fv_principal_valid: a user must be a member of
+ * the survey's organisation, else 422 principal_not_member), none twice in a role or
  * stage, at most FE_MAX_PRINCIPALS in all, and that no response is pending at a stage the change
  * removes (409 responses_pending); then replaces the principals of the roles listed (rows kept
  * are neither deleted nor inserted: one statement sees one snapshot), renames,
@@ -224,9 +228,11 @@ static const char sql_dep_patch[] =
     "             WHEN d.revision <> (SELECT revision FROM snap) THEN 'conflict' "
     "             WHEN EXISTS (SELECT 1 FROM x GROUP BY x.role, x.stage, x.ptype, x.pid HAVING count(*) > 1) "
     "               THEN 'invalid:roles:a principal is named twice in one role or stage' "
+    "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
+    "                          AND NOT fv_principal_valid(x.ptype, x.pid, d.org_id)) "
+    "               THEN 'principal_not_member:roles' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, d.org_id)) "
-    "               THEN 'invalid:roles:a principal does not exist (users), or is not a team or branch of "
-    "the survey''s organisation' "
+    "               THEN 'invalid:roles:a principal is not a team or branch of the survey''s organisation' "
     "             WHEN (SELECT count(*) FROM kept) + (SELECT count(*) FROM x) > 1000 "
     "               THEN 'invalid:roles:a deployment names at most 1000 principals' "
     "             WHEN $9::int IS NOT NULL AND $9::int < d.approval_stages AND EXISTS ("

@@ -78,7 +78,7 @@ static void queued(fe_queue_outcome outcome, void *arg)
  * when !verified (the deployment is unknown to every cache and PostgreSQL cannot be asked): then
  * the worker resolves the survey and validates. dep is borrowed: what is needed of it is copied
  * into the envelope, which fe_queue_submit copies. */
-static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified)
+static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified, long long rversion)
 {
     submit *s = r->state;
     fv_envelope e = {0};
@@ -97,6 +97,7 @@ static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified)
     e.collected_at = s->collected_at;
     e.collected_at_len = s->collected_at ? strlen(s->collected_at) : 0;
     e.verified = verified;
+    e.rversion = verified ? rversion : -1; /* the worker re-checks it after a newer revocation */
     char key[FE_SUBID_KEY_MAX], value[FE_SUBID_VALUE_MAX];
     bool claim = fe_subid_enabled();
     if (claim) fe_subid_claim_of(s->id, r->user->id, s->dep_id, key, value);
@@ -130,8 +131,11 @@ static bool refused_closed(fe_req *r, const fe_dep_info *dep)
     return true;
 }
 
-/* Checks permission and answers against what is known of the deployment, then queues. */
-static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm)
+/* Checks permission and answers against what is known of the deployment, then queues. rversion:
+ * the revocation version the permission answer is good at (fv_envelope.h, rversion): the one
+ * taken before PostgreSQL was asked for a fresh answer; the current one for a cached or shared
+ * answer, which is used only while no revocation of the user newer than its own is known. */
+static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm, long long rversion)
 {
     if (dep->missing || perm == FE_PERM_HIDDEN) {
         fe_verdict_reply(r, "hidden", "deployment");
@@ -142,7 +146,7 @@ static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm)
         return;
     }
     if (refused_closed(r, dep)) return;
-    if (answers_valid(r, dep)) enqueue(r, dep, true);
+    if (answers_valid(r, dep)) enqueue(r, dep, true, rversion);
 }
 
 /* PostgreSQL cannot be asked and no cache knows whether the caller may submit here (DESIGN
@@ -169,7 +173,7 @@ static void unverified_admitted(int retry_after_s, void *arg)
     if (dep && refused_closed(r, dep)) return;
     if (dep && !answers_valid(r, dep)) return;
     fv_info("req %s: database unavailable; accepting submission %s unverified", r->req_id, s->id);
-    enqueue(r, dep, false);
+    enqueue(r, dep, false, -1);
 }
 
 static void submit_unverified(fe_req *r)
@@ -197,13 +201,13 @@ static bool try_cached(fe_req *r, bool allow_stale)
     if (!dep) return false;
     if (dep->missing) {
         if (!dfresh && !allow_stale) return false;
-        submit_checked(r, dep, FE_PERM_HIDDEN); /* dep->missing: 404 */
+        submit_checked(r, dep, FE_PERM_HIDDEN, -1); /* dep->missing: 404 */
         return true;
     }
     char perm;
     if (!fe_depcache_perm(s->perm_key, dep, &perm, &pfresh) || (!(dfresh && pfresh) && !allow_stale))
         return false;
-    submit_checked(r, dep, perm); /* dep is borrowed from the cache: used at once */
+    submit_checked(r, dep, perm, fe_revoke_version()); /* dep is borrowed from the cache: used at once */
     return true;
 }
 
@@ -228,7 +232,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
             fe_reply_oom(r);
             return;
         }
-        submit_checked(r, missing, FE_PERM_HIDDEN); /* missing: 404 */
+        submit_checked(r, missing, FE_PERM_HIDDEN, -1); /* missing: 404 */
         return;
     }
     fe_dep_info *dep = fe_dep_info_from_definition(PQgetvalue(res->res, 0, 0),
@@ -248,7 +252,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     fe_depcache_share(s->dep_id, r->user->id, dep, PQgetvalue(res->res, 0, 2),
                       (size_t)PQgetlength(res->res, 0, 2), perm);
     fe_depcache_remember(s->dep_id, dep, s->perm_key, perm, s->rversion);
-    submit_checked(r, dep, perm); /* dep is borrowed from the cache: used synchronously */
+    submit_checked(r, dep, perm, s->rversion); /* dep is borrowed from the cache: used synchronously */
 }
 
 static void ask_pg(fe_req *r)
@@ -289,7 +293,8 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
             fe_depcache_shared_perm(s->dep_id, r->user->id, dep->survey_id, reply->str, reply->len,
                                     &perm, &version)) {
             fe_depcache_remember(s->dep_id, dep, s->perm_key, perm, version);
-            submit_checked(r, dep, perm); /* borrowed from the cache: used at once */
+            submit_checked(r, dep, perm,
+                           fe_revoke_version()); /* borrowed from the cache: used at once */
             return;
         }
         if (dep) {

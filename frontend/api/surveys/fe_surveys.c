@@ -190,15 +190,17 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg)
 /* ---- grants (survey admin) ---- */
 
 /* $1 survey, $2 caller, $3 principal type, $4 principal id, $5 role or NULL (remove), $6 mfa,
- * $7 address. A user principal needs only to exist; a team or branch must belong to the
- * survey's organisation (fv_principal_valid). A change writes a `survey` revocation: every front
- * end drops what it cached about the survey's deployments (a viewer's grant decides 403 or 404). */
+ * $7 address. A user principal must be a member of the survey's organisation (else 422
+ * principal_not_member), a team or branch must belong to it (fv_principal_valid, migration 009).
+ * A change writes a `survey` revocation: every front end drops what it cached about the survey's
+ * deployments (a viewer's grant decides 403 or 404). */
 static const char sql_access_put[] =
     "WITH s AS (SELECT x.id, x.org_id, "
-    "                  CASE WHEN v.verdict = 'ok' AND $5::text IS NOT NULL "
-    "                            AND NOT fv_principal_valid($3::text, $4::uuid, x.org_id) "
-    "                       THEN 'invalid:principal_id:no such user, or no such team or branch in the "
-    "survey''s organisation' ELSE v.verdict END AS verdict "
+    "                  CASE WHEN v.verdict <> 'ok' OR $5::text IS NULL "
+    "                            OR fv_principal_valid($3::text, $4::uuid, x.org_id) THEN v.verdict "
+    "                       WHEN $3::text = 'user' THEN 'principal_not_member:principal_id' "
+    "                       ELSE 'invalid:principal_id:no such team or branch in the survey''s organisation' "
+    "                  END AS verdict "
     "           FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2, x.id, $6::boolean) AS verdict) v "
     "           WHERE x.id = $1), "
     "     del AS (DELETE FROM survey_grants g USING s "
