@@ -164,14 +164,18 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
 }
 
 /* $1: the batch's verified entries [{i, id, submitted_by, deployment_id, rversion}]. Answers the
- * i of those whose submitter has a `permissions` revocation newer than the front end's check
- * (rversion; -1: any) and who is no longer an enumerator by the rule (fv_has_deployment_role,
+ * i of those whose submitter has a `permissions` revocation, or whose deployment a `deployment`
+ * revocation (its principals changed, or it closed: migration 010), newer than the front end's
+ * check (rversion; -1: any) and who is no longer an enumerator by the rule (fv_has_deployment_role,
  * migration 009: membership included). An id already stored is left to the INSERT (a replay). */
 static const char revoked_sql[] =
     "SELECT x.i FROM jsonb_to_recordset($1::jsonb) AS x(i int, id uuid, submitted_by uuid,"
     "                                                   deployment_id uuid, rversion bigint)"
-    " WHERE EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'permissions'"
-    "               AND v.subject = x.submitted_by::text AND v.id > x.rversion)"
+    " WHERE (EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'permissions'"
+    "                AND v.subject = x.submitted_by::text AND v.id > x.rversion)"
+    /* or the deployment's principals changed since (PATCH /v1/deployments, migration 010) */
+    "        OR EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'deployment'"
+    "                   AND v.subject = x.deployment_id::text AND v.id > x.rversion))"
     "   AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = x.id)"
     "   AND NOT fv_has_deployment_role(x.submitted_by, x.deployment_id, 'enumerator')";
 

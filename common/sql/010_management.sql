@@ -35,6 +35,10 @@ BEGIN
                    'CHECK (kind = ANY (%L::text[]))', kinds);
 END $$;
 
+-- The worker's re-check of verified entries (wk_verify_revoked) asks, once per batch, for each
+-- deployment's `deployment` revocations newer than the front end's check.
+CREATE INDEX revocations_deployment_subject ON revocations (subject, id) WHERE kind = 'deployment';
+
 -- A deployment as the API returns it, with its roles and whether it is closed.
 CREATE OR REPLACE FUNCTION fv_deployment_json(d deployments) RETURNS jsonb
 LANGUAGE sql STABLE AS $$

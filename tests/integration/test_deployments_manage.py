@@ -516,3 +516,27 @@ def test_with_postgresql_down_a_known_close_refuses_and_an_unchecked_entry_is_qu
     finally:
         sess.close()
         assert proc.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_an_entry_checked_before_a_principal_was_removed_is_quarantined_by_the_worker(mw):
+    """A front end checked the entries (verified) at revocation version v; the deployment's
+    principals changed after v: the worker re-checks them, quarantines the one whose submitter is
+    no longer an enumerator and stores the other."""
+    c = mw.c
+    sid = new_survey(mw)
+    dep = new_deployment(mw, sid, {"enumerators": [P("user", mw.named.id), P("user", mw.e.id)]})
+    (v,) = c.psql("SELECT COALESCE(max(id), 0) FROM revocations")[0]
+    ok(mw.admin.patch(f"/v1/deployments/{dep}", json={"roles": {"enumerators": [P("user", mw.e.id)]}}))
+    ids = {}
+    for who in (mw.named, mw.e):
+        ids[who.id] = new_id()
+        c.redis_cli("XADD", c.STREAM, "*", "v", "1", "id", ids[who.id], "survey_id", sid,
+                    "survey_version", "1", "deployment_id", dep, "submitted_by", who.id,
+                    "received_at", str(int(time.time() * 1000)), "data", json.dumps(good_data()),
+                    "location", "", "collected_at", "", "verified", "1", "rversion", str(v))
+    wait_until(lambda: c.psql("SELECT count(*) FROM responses WHERE id = %s", ids[mw.e.id])[0][0] == 1, 60,
+               what="the kept enumerator's entry stored")
+    rows = wait_until(lambda: c.psql("SELECT reason FROM quarantine WHERE id = %s", ids[mw.named.id]), 60,
+                      what="the removed enumerator's entry quarantined")
+    assert "revoked" in rows[0][0]
+    assert c.psql("SELECT count(*) FROM responses WHERE id = %s", ids[mw.named.id])[0][0] == 0
