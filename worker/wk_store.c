@@ -19,12 +19,13 @@
 /* $1 is a JSON array of envelopes. LEFT JOIN, not JOIN: an unknown deployment must fail the
  * foreign key (and the entry), never vanish from the INSERT while its entry gets acked.
  * A response starts pending at stage 1 when its deployment has approval stages, final (stage 0)
- * otherwise; each inserted row gets its 'submit' event (response_events, migration 004) in the
+ * otherwise; each inserted row gets its 'submit' event (response_events, migration 004; its full
+ * state, migration 012) in the
  * same statement. A replayed entry inserts neither. */
 static const char insert_sql[] =
     "WITH ins AS ("
-    " INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status,"
-    "                        stage, data, location, collected_at, received_at)"
+    " INSERT INTO responses AS r (id, survey_id, survey_version, deployment_id, submitted_by,"
+    "                             status, stage, data, location, collected_at, received_at)"
     " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
     "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
     "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
@@ -34,10 +35,12 @@ static const char insert_sql[] =
     "      collected_at timestamptz, received_at_ms bigint)"
     " LEFT JOIN deployments d ON d.id = x.deployment_id"
     " ON CONFLICT (id) DO NOTHING"
-    " RETURNING id, version, stage, status, submitted_by, data, location, created_at)"
+    " RETURNING id, version, stage, status, submitted_by, data, location, created_at,"
+    "           to_jsonb(r) AS state)"
     " INSERT INTO response_events (response_id, version, action, stage, status, actor, data,"
-    "                              location, at)"
-    " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at FROM ins";
+    "                              location, at, state)"
+    " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at, state"
+    " FROM ins";
 
 /* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
  * committed meanwhile is seen) when some entry may be refused: every entry of $1 (those just

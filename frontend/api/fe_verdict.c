@@ -25,6 +25,7 @@ static const struct verdict_reply {
     {"version_conflict", 409, "version_conflict", "the object has changed since that version"},
     {"conflict", 409, "conflict", "the object changed meanwhile; read it again and retry"},
     {"not_pending", 409, "not_pending", "the response is not waiting for approval"},
+    {"not_deleted", 409, "not_deleted", "the object is not deleted: there is nothing to restore"},
     {"key_revoked", 409, "key_revoked", "the API key is revoked; it cannot be reinstated"},
     {"too_many_keys", 409, "too_many_keys",
      "you hold 100 API keys that are not revoked; revoke one before creating another"},

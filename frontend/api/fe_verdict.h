@@ -17,6 +17,7 @@
  *   version_conflict      409 version_conflict: the object changed since the version sent
  *   conflict              409 conflict: the object changed between two steps of the request
  *   not_pending           409 not_pending: the response is not waiting for approval
+ *   not_deleted           409 not_deleted: a restore of an object that is not deleted
  *   key_revoked           409 key_revoked: a revoked API key cannot be reinstated
  *   too_many_keys         409 too_many_keys: the user holds the most live API keys allowed
  *   no_such_user          404 no_such_user

@@ -87,6 +87,9 @@ void fe_review_patch(fe_req *r);
 void fe_review_delete(fe_req *r);
 void fe_review_approve(fe_req *r);
 void fe_review_reject(fe_req *r);
+/* fe_response_history.c */
+void fe_response_history(fe_req *r);
+void fe_response_restore(fe_req *r);
 
 /* fe_sites.c */
 void fe_sites_create(fe_req *r);
@@ -94,6 +97,9 @@ void fe_sites_list(fe_req *r);
 void fe_sites_get(fe_req *r);
 void fe_sites_update(fe_req *r);
 void fe_sites_delete(fe_req *r);
+/* fe_site_history.c */
+void fe_site_history(fe_req *r);
+void fe_site_restore(fe_req *r);
 
 
 #endif

@@ -96,6 +96,8 @@ const fe_route fe_routes[] = {
     {PATCH, "/v1/deployments/:id", fe_deployments_patch, AUTH, true, "deployments_patch"},
     {POST, "/v1/surveys/:id/archive", fe_surveys_archive, AUTH, false, "surveys_archive"},
     {POST, "/v1/surveys/:id/unarchive", fe_surveys_unarchive, AUTH, false, "surveys_unarchive"},
+    {GET, "/v1/responses/:id/history", fe_response_history, AUTH, false, "responses_history"},
+    {POST, "/v1/responses/:id/restore", fe_response_restore, AUTH, false, "responses_restore"},
 
 
     /* sites: api/orgs/fe_sites.c */
@@ -104,6 +106,8 @@ const fe_route fe_routes[] = {
     {GET, "/v1/sites/:id", fe_sites_get, OPTIONAL, false, "sites_get"},
     {PATCH, "/v1/sites/:id", fe_sites_update, AUTH, true, "sites_update"},
     {DELETE, "/v1/sites/:id", fe_sites_delete, AUTH, false, "sites_delete"},
+    {GET, "/v1/sites/:id/history", fe_site_history, OPTIONAL, false, "sites_history"},
+    {POST, "/v1/sites/:id/restore", fe_site_restore, AUTH, false, "sites_restore"},
 
 };
 

@@ -2,7 +2,8 @@
 
 One row per endpoint, one column per role; each cell is the status the caller gets:
     2xx  allowed            403  visible but not allowed      404  not visible at all
-    401  not signed in      409  allowed, but the response is not waiting for approval
+    401  not signed in      409  allowed, but the response is not waiting for approval (a restore:
+                                 the object is not deleted)
 test_permissions.py builds the world below and tries every cell; LIST_ROWS says which rows of
 each list a role sees (exactly: a row a role may not see in a list fails the test).
 
@@ -75,6 +76,14 @@ ROWS = [
     ("PATCH",  "/v1/deployments/{fresh_dep}",              401, 404, 404, 403, 403, 200, 403, 403, 403, 200, 200, 404, 404),
     ("POST",   "/v1/surveys/{fresh_survey}/archive",       401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
     ("POST",   "/v1/surveys/{fresh_archived}/unarchive",   401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    # history (issue 11): a response's history is read by exactly those who read the response; a
+    # deleted one's by its managers only, who restore it ({fresh_del}: a new deleted response of M)
+    ("GET",    "/v1/responses/{p1}/history",               401, 404, 404, 200, 404, 200, 200, 404, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{fin}/history",              401, 404, 404, 200, 200, 200, 200, 200, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{rej}/history",              401, 404, 404, 200, 404, 200, 404, 404, 404, 200, 200, 404, 404),
+    ("GET",    "/v1/responses/{del}/history",              401, 404, 404, 404, 404, 200, 404, 404, 404, 200, 200, 404, 404),
+    ("POST",   "/v1/responses/{fresh_del}/restore",        401, 404, 404, 404, 404, 200, 404, 404, 404, 200, 200, 404, 404),
+    ("POST",   "/v1/responses/{fresh:final:0}/restore",    401, 404, 404, 403, 403, 409, 403, 403, 404, 409, 409, 404, 404),
     # ---- access end ----
 
     # ---- orgs: organisations, branches, teams, members, audit, quarantine ----
@@ -115,6 +124,15 @@ ROWS = [
     ("PATCH",  "/v1/sites/{pub}",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     ("PATCH",  "/v1/sites/{priv}",                         401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     ("DELETE", "/v1/sites/{fresh_site}",                   401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    # history (issue 11): read by those who see the site (a deleted one's: those who may change it,
+    # and restore it); {fresh_del_site}: a new private site org_admin deleted
+    ("GET",    "/v1/sites/{pub}/history",                  200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/sites/{prot}/history",                 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/sites/{priv}/history",                 404, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/sites/{fresh_del_site}/history",       404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 200, 404, 404),
+    ("POST",   "/v1/sites/{fresh_del_site}/restore",       401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 200, 404, 404),
+    ("POST",   "/v1/sites/{pub}/restore",                  401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 409, 403, 403),
+    ("POST",   "/v1/sites/{priv}/restore",                 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 409, 403, 403),
     # ---- sites end ----
 
     # ---- api keys: {oa_key} a fresh key of org_admin, {susp_key} a fresh suspended key of enumerator ----

@@ -20,6 +20,7 @@ from conftest import DEFINITION, good_data
 from faults import pg_start, pg_stop_immediate
 from fvharness import free_port, new_id, pin_children, wait_until
 from openapi_check import hook_session
+from test_permissions import _insert_response
 
 
 @pytest.fixture(scope="module")
@@ -224,12 +225,7 @@ def test_reducing_stages_is_refused_while_responses_wait_at_a_removed_stage(mw):
     sid = new_survey(mw)
     a1, a2 = P("user", mw.e.id), P("user", mw.e2.id)
     dep = new_deployment(mw, sid, {"enumerators": [P("user", mw.e.id)], "approvers": [[a1], [a2]]})
-    rid = new_id()
-    mw.c.psql("INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, stage, "
-              "data, received_at) VALUES (%s, %s, 1, %s, %s, 'pending', 2, %s::jsonb, now())",
-              rid, sid, dep, mw.e.id, json.dumps(good_data()))
-    mw.c.psql("INSERT INTO response_events (response_id, version, action, stage, status, actor) "
-              "VALUES (%s, 1, 'submit', 2, 'pending', %s)", rid, mw.e.id)
+    rid = _insert_response(mw.c, sid, dep, mw.e.id, "pending", 2)
     denied(mw.admin.patch(f"/v1/deployments/{dep}", json={"roles": {"approvers": [[a1]]}}), 409, "responses_pending")
     assert ok(mw.admin.get(f"/v1/deployments/{dep}"))["approval_stages"] == 2
     # replacing a stage's approvers, or adding a stage, is fine

@@ -40,11 +40,13 @@ def answers(i=0, secret=SECRET):
 def insert_response(c, survey, dep, by, status, stage, secret=SECRET):
     """A response as the worker (and the lifecycle) would leave it."""
     rid = new_id()
-    c.psql("INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, "
-           "stage, data, received_at) VALUES (%s, %s, 1, %s, %s, %s, %s, %s::jsonb, now())",
+    # One statement: the response and its version row with the full state (migration 012).
+    c.psql("WITH r AS (INSERT INTO responses AS x (id, survey_id, survey_version, deployment_id, submitted_by, "
+           "  status, stage, data, received_at) VALUES (%s, %s, 1, %s, %s, %s, %s, %s::jsonb, now()) "
+           "  RETURNING x.id, x.stage, x.status, x.submitted_by, to_jsonb(x) AS state) "
+           "INSERT INTO response_events (response_id, version, action, stage, status, actor, state) "
+           "SELECT id, 1, 'submit', stage, status, submitted_by, state FROM r",
            rid, survey, dep, by, status, stage, json.dumps(answers(1, secret)))
-    c.psql("INSERT INTO response_events (response_id, version, action, stage, status, actor) "
-           "VALUES (%s, 1, 'submit', %s, %s, %s)", rid, stage, status, by)
     return rid
 
 

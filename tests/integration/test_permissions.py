@@ -20,13 +20,16 @@ SIGNED_IN = [r for r in ROLES if r != "anonymous"]
 
 def _insert_response(c, survey_id, dep_id, submitted_by, status, stage, deleted=False):
     rid = new_id()
-    c.psql("INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, "
-           "stage, data, received_at, rejection_message, deleted_at) "
-           "VALUES (%s, %s, 1, %s, %s, %s, %s, %s::jsonb, now(), %s, CASE WHEN %s THEN now() END)",
+    # One statement: the response and its version row (with the full state, migration 012) commit
+    # together, as the database requires.
+    c.psql("WITH r AS (INSERT INTO responses AS x (id, survey_id, survey_version, deployment_id, submitted_by, "
+           "  status, stage, data, received_at, rejection_message, deleted_at) "
+           "  VALUES (%s, %s, 1, %s, %s, %s, %s, %s::jsonb, now(), %s, CASE WHEN %s THEN now() END) "
+           "  RETURNING x.id, x.stage, x.status, x.submitted_by, to_jsonb(x) AS state) "
+           "INSERT INTO response_events (response_id, version, action, stage, status, actor, state) "
+           "SELECT id, 1, 'submit', stage, status, submitted_by, state FROM r",
            rid, survey_id, dep_id, submitted_by, status, stage, json.dumps(good_data(1)),
            "rejected by the table's world" if status == "rejected" else None, deleted)
-    c.psql("INSERT INTO response_events (response_id, version, action, stage, status, actor) "
-           "VALUES (%s, 1, 'submit', %s, %s, %s)", rid, stage, status, submitted_by)
     return rid
 
 
@@ -178,6 +181,13 @@ def _path(w, template):
                 r = w.users["org_admin"].api.post(f"/v1/surveys/{sid}/archive")
                 assert r.status_code == 200, r.text
             return sid
+        if key == "fresh_del":
+            return _insert_response(w.cluster, w.msurvey, w.mdep, w.users["enumerator"].id, "final", 0, True)
+        if key == "fresh_del_site":
+            site = w.new_site("private")
+            r = w.users["org_admin"].api.delete(f"/v1/sites/{site}")
+            assert r.status_code == 204, r.text
+            return site
         if key.startswith("fresh:"):
             _, status, stage = key.split(":")
             return _insert_response(w.cluster, w.msurvey, w.mdep, w.users["enumerator"].id, status, int(stage))
@@ -214,7 +224,8 @@ def test_cell(pw, method, template, role, expected):
     if expected >= 400:
         err = error_body(r)
         if expected == 409:
-            assert err["code"] == ("not_a_member" if "/members/" in template else "not_pending")
+            assert err["code"] == ("not_a_member" if "/members/" in template
+                                   else "not_deleted" if template.endswith("/restore") else "not_pending")
 
 
 LISTS = [pytest.param(path, role, id=f"{path} | {role}") for path, per in LIST_ROWS.items() for role in per]

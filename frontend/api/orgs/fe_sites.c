@@ -1,6 +1,7 @@
 /* Sites (water points, clinics): create, list, read, change and soft-delete, by privacy and
  * managing organisation (DESIGN section 4). Access is decided in SQL by verdict (fe_verdict.h);
- * every change appends a site_versions row and an audit row (with org_id) in the same statement. */
+ * every change appends a site_versions row (the full new row, migration 012) and an audit row (with
+ * org_id) in the same statement. Restore and history: fe_site_history.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,9 +93,9 @@ static const char sql_site_create[] =
     "     ins AS (INSERT INTO sites AS s (id, org_id, name, type, privacy, location, properties, created_by) "
     "             SELECT $3, $2, $4, $5, $6, $7::jsonb, COALESCE($8::jsonb, '{}'), $1 "
     "             WHERE (SELECT verdict FROM v) = 'ok' "
-    "             RETURNING fv_site_json(s, true) AS j), "
+    "             RETURNING fv_site_json(s, true) AS j, to_jsonb(s) AS state), "
     "     h AS (INSERT INTO site_versions (site_id, version, operation, actor, state) "
-    "           SELECT $3, 1, 'create', $1, ins.j FROM ins), "
+    "           SELECT $3, 1, 'create', $1, ins.state FROM ins), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $1, 'site.create', 'site', $3::text, NULLIF($9, '')::inet, $2, "
     "                  jsonb_build_object('name', $4::text, 'type', $5::text, 'privacy', $6::text) FROM ins) "
@@ -175,9 +176,9 @@ static const char sql_site_update[] = SITE_CHANGE_VERDICT
     "                  properties = COALESCE($8::jsonb, s.properties), "
     "                  version = s.version + 1, updated_at = now() "
     "           WHERE s.id = $2 AND s.deleted_at IS NULL AND (SELECT verdict FROM v) = 'ok' "
-    "           RETURNING s.id, s.org_id, s.version, fv_site_json(s, true) AS j), "
+    "           RETURNING s.id, s.org_id, s.version, fv_site_json(s, true) AS j, to_jsonb(s) AS state), "
     "     h AS (INSERT INTO site_versions (site_id, version, operation, actor, state) "
-    "           SELECT u.id, u.version, 'update', $1, u.j FROM u), "
+    "           SELECT u.id, u.version, 'update', $1, u.state FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $1, 'site.update', 'site', u.id::text, NULLIF($10, '')::inet, u.org_id, "
     "                  jsonb_build_object('version', u.version) FROM u) "
@@ -209,9 +210,9 @@ static const char sql_site_delete[] = SITE_CHANGE_VERDICT
     "     v AS (SELECT verdict FROM v0), "
     "     u AS (UPDATE sites s SET deleted_at = now(), updated_at = now(), version = s.version + 1 "
     "           WHERE s.id = $2 AND s.deleted_at IS NULL AND (SELECT verdict FROM v) = 'ok' "
-    "           RETURNING s.id, s.org_id, s.version, fv_site_json(s, true) AS j), "
+    "           RETURNING s.id, s.org_id, s.version, to_jsonb(s) AS state), "
     "     h AS (INSERT INTO site_versions (site_id, version, operation, actor, state) "
-    "           SELECT u.id, u.version, 'delete', $1, u.j FROM u), "
+    "           SELECT u.id, u.version, 'delete', $1, u.state FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $1, 'site.delete', 'site', u.id::text, NULLIF($3, '')::inet, u.org_id, "
     "                  jsonb_build_object('version', u.version) FROM u) "

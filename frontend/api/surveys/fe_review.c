@@ -16,7 +16,8 @@
 /* ---- changes: edit or resubmit, delete, approve, reject ----
  * Written synchronously to PostgreSQL (503 + Retry-After while it is down; DESIGN section 5 says
  * edits are queued: not yet). Each change bumps responses.version and appends the
- * response_events row of that version in the same statement. */
+ * response_events row of that version, with the full new state (to_jsonb of the row, migration
+ * 012, which refuses the statement without it), in the same statement. */
 
 #define FE_MESSAGE_MAX 2000
 
@@ -95,9 +96,10 @@ static const char sql_patch_write[] =
     "           FROM deployments d "
     "           WHERE x.id = $1 AND d.id = x.deployment_id AND x.version = $7::int AND x.deleted_at IS NULL "
     "           RETURNING x), "
-    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, data, location) "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, data, location, "
+    "                                        state) "
     "           SELECT (u.x).id, (u.x).version, $6::text, (u.x).stage, (u.x).status, $2, (u.x).data, "
-    "                  (u.x).location FROM u) "
+    "                  (u.x).location, to_jsonb(u.x) FROM u) "
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 'ok' ELSE 'conflict' END, "
     "       (SELECT fv_response_json(u.x, COALESCE(fv_survey_role($2, (u.x).survey_id) = 'admin', false))::text "
     "        FROM u)";
@@ -224,9 +226,10 @@ static const char sql_delete[] =
     "           FROM responses x JOIN surveys s ON s.id = x.survey_id "
     "           WHERE x.id = $1 AND x.deleted_at IS NULL FOR UPDATE OF x), "
     "     u AS (UPDATE responses y SET deleted_at = now(), version = y.version + 1, updated_at = now() "
-    "           FROM c WHERE y.id = c.id AND c.verdict = 'ok' RETURNING y.id, y.version, y.stage, y.status), "
-    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor) "
-    "           SELECT id, version, 'delete', stage, status, $2 FROM u), "
+    "           FROM c WHERE y.id = c.id AND c.verdict = 'ok' "
+    "           RETURNING y.id, y.version, y.stage, y.status, to_jsonb(y) AS state), "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, state) "
+    "           SELECT id, version, 'delete', stage, status, $2, state FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
     "           SELECT $2, 'response.delete', 'response', u.id::text, NULLIF($3, '')::inet, c.org_id "
     "           FROM u, c) "
@@ -259,8 +262,10 @@ static const char sql_decide[] =
     "             version = y.version + 1, updated_at = now() "
     "           FROM c WHERE y.id = c.id AND y.status = 'pending' AND c.verdict = 'ok' "
     "           RETURNING y), "
-    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, override, message) "
-    "           SELECT (u.y).id, (u.y).version, $3::text, c.stage, (u.y).status, $2, NOT c.approver, $4::text "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, override, message, "
+    "                                        state) "
+    "           SELECT (u.y).id, (u.y).version, $3::text, c.stage, (u.y).status, $2, NOT c.approver, $4::text, "
+    "                  to_jsonb(u.y) "
     "           FROM u, c), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $2, 'response.' || $3::text, 'response', (u.y).id::text, NULLIF($5, '')::inet, c.org_id, "
