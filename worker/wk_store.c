@@ -29,7 +29,8 @@ static const char insert_sql[] =
     " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
     "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
     "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
-    "        x.data, x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0)"
+    "        fv_purge_strip(x.survey_id, x.data, to_timestamp(x.received_at_ms / 1000.0)),"
+    "        x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0)"
     " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
     "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
     "      collected_at timestamptz, received_at_ms bigint)"
@@ -53,12 +54,21 @@ static const char insert_sql[] =
 #define REFUSE_COLUMNS                                                                         \
     "(id uuid, survey_id uuid, survey_version integer, deployment_id uuid, submitted_by uuid," \
     " data jsonb, location jsonb, collected_at timestamptz, received_at_ms bigint)"
+/* The entries' columns with the answers purged from their survey after they were received
+ * removed (fv_purge_strip, migration 013): queued work never brings purged answers back, into
+ * the responses or the refused submissions. */
+#define PURGED_COLUMNS                                                                       \
+    "x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"                  \
+    " fv_purge_strip(x.survey_id, x.data, to_timestamp(x.received_at_ms / 1000.0)) AS data," \
+    " x.location, x.collected_at, x.received_at_ms"
 static const char refuse_sql[] =
-    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb || $2::jsonb) AS x" REFUSE_COLUMNS "),"
+    "WITH x AS (SELECT " PURGED_COLUMNS
+    " FROM jsonb_to_recordset($1::jsonb || $2::jsonb) AS x" REFUSE_COLUMNS "),"
     " y AS (SELECT x.* FROM x JOIN responses r ON r.id = x.id"
     "       WHERE NOT fv_submission_is_retry(r, x.submitted_by, x.deployment_id, x.data,"
     "                                        x.location, x.collected_at)"
-    "       UNION ALL SELECT * FROM jsonb_to_recordset($3::jsonb) AS t" REFUSE_COLUMNS "),"
+    "       UNION ALL SELECT " PURGED_COLUMNS " FROM jsonb_to_recordset($3::jsonb) AS x" REFUSE_COLUMNS
+    "),"
     " f AS (INSERT INTO refused_submissions (id, deployment_id, survey_id, survey_version,"
     "            submitted_by, data, location, collected_at, received_at, reason, fingerprint)"
     "       SELECT y.id, y.deployment_id,"

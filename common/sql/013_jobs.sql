@@ -289,3 +289,101 @@ BEGIN
     WHERE x.id = j.id;
     RETURN 'more';
 END $$;
+
+-- ---- purge of questions (kind 'purge', pseudonymisation) ----
+-- POST /v1/surveys/{id}/purge {questions, reason} records the questions here (with the job) and
+-- makes the job; the job removes those answers from every response of the survey, from every
+-- version in its history (through fv_history_purge_begin, audited) and from the refused and
+-- quarantined submissions held for it. Work queued before the purge and not yet written: the
+-- worker strips the purged questions from every entry of the survey received before the purge
+-- (fv_purge_strip, in its INSERT), so nothing queued brings them back.
+
+CREATE TABLE survey_purges (
+    survey_id uuid NOT NULL REFERENCES surveys(id),
+    question  text NOT NULL,
+    job_id    uuid NOT NULL REFERENCES jobs(id),
+    purged_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (survey_id, question, job_id)
+);
+
+-- data without the answers purged from survey at or after received (the entry's receipt time).
+CREATE FUNCTION fv_purge_strip(survey uuid, data jsonb, received timestamptz) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN data IS NULL OR jsonb_typeof(data) <> 'object' THEN data
+                ELSE data - COALESCE((SELECT array_agg(p.question) FROM survey_purges p
+                                      WHERE p.survey_id = survey AND p.purged_at >= received), '{}'::text[]) END
+$$;
+
+-- Every question name in any version of survey s's definition.
+CREATE FUNCTION fv_survey_question_names(s uuid) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT q->>'name' FROM survey_versions v, jsonb_array_elements(v.definition->'questions') q
+    WHERE v.survey_id = s AND jsonb_typeof(v.definition->'questions') = 'array'
+$$;
+
+-- One step of purge job id: at most lim responses of the survey (in id order after the cursor),
+-- each: its history rows lose the answers (the step opened the audited purge first), and when its
+-- current data held one, a new version 'purge' by the job's creator; then the refused and
+-- quarantined submissions of the survey. Returns 'more', 'done' or 'failed:<why>'.
+CREATE FUNCTION fv_job_purge_step(id uuid, lim integer) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    j jobs;
+    survey uuid;
+    q text[];
+    phase text;
+    after uuid;
+    obj uuid;
+    n integer := 0;
+    k integer;
+    prog jsonb;
+BEGIN
+    SELECT * INTO j FROM jobs x WHERE x.id = fv_job_purge_step.id;
+    survey := (j.params->>'survey_id')::uuid;
+    q := ARRAY(SELECT jsonb_array_elements_text(j.params->'questions'));
+    IF NOT COALESCE(fv_survey_role(j.created_by, survey) = 'admin', false) THEN
+        RETURN 'failed:the admin who asked for the purge is no longer an admin of the survey';
+    END IF;
+    phase := COALESCE(j.checkpoint->>'phase', 'responses');
+    after := (j.checkpoint->>'after')::uuid;
+    prog := jsonb_build_object('responses', 0, 'versions', 0, 'refused', 0, 'quarantined', 0, 'done', 0)
+            || j.progress;
+    PERFORM fv_history_purge_begin(j.created_by, j.org_id, 'survey', survey::text,
+                                   jsonb_build_object('job_id', j.id, 'questions', j.params->'questions',
+                                                      'reason', j.params->'reason'));
+    IF phase = 'responses' THEN
+        FOR obj IN SELECT r.id FROM responses r WHERE r.survey_id = survey AND (after IS NULL OR r.id > after)
+                   ORDER BY r.id LIMIT lim LOOP
+            UPDATE response_events e
+            SET state = CASE WHEN jsonb_typeof(e.state->'data') = 'object'
+                             THEN jsonb_set(e.state, '{data}', (e.state->'data') - q) ELSE e.state END,
+                data = CASE WHEN jsonb_typeof(e.data) = 'object' THEN e.data - q ELSE e.data END
+            WHERE e.response_id = obj AND ((e.state->'data') ?| q OR COALESCE(e.data ?| q, false));
+            GET DIAGNOSTICS k = ROW_COUNT;
+            prog := prog || jsonb_build_object('versions', (prog->>'versions')::int + k);
+            WITH w AS (UPDATE responses x SET data = x.data - q, version = x.version + 1, updated_at = now()
+                       WHERE x.id = obj AND x.data ?| q RETURNING x.*),
+                 e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, state)
+                       SELECT w.id, w.version, 'purge', w.stage, w.status, j.created_by, to_jsonb(w) FROM w)
+            SELECT count(*) INTO k FROM w;
+            prog := prog || jsonb_build_object('responses', (prog->>'responses')::int + k,
+                                               'done', (prog->>'done')::int + 1);
+            after := obj;
+            n := n + 1;
+        END LOOP;
+        IF n = lim THEN
+            UPDATE jobs x SET progress = prog, checkpoint = jsonb_build_object('phase', 'responses', 'after', after)
+            WHERE x.id = j.id;
+            RETURN 'more';
+        END IF;
+    END IF;
+    UPDATE refused_submissions f SET data = f.data - q WHERE f.survey_id = survey AND f.data ?| q;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    prog := prog || jsonb_build_object('refused', (prog->>'refused')::int + k);
+    UPDATE quarantine x SET data = x.data - q
+    FROM deployments d WHERE d.id = x.deployment_id AND d.survey_id = survey AND x.data ?| q;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    prog := prog || jsonb_build_object('quarantined', (prog->>'quarantined')::int + k);
+    UPDATE jobs x SET progress = prog, checkpoint = '{"phase": "end"}' WHERE x.id = j.id;
+    RETURN 'done';
+END $$;

@@ -104,6 +104,9 @@ void fe_site_restore(fe_req *r);
 /* api/orgs/fe_revert.c */
 void fe_revert_create(fe_req *r);
 
+/* api/surveys/fe_purge.c */
+void fe_purge_create(fe_req *r);
+
 /* api/jobs/fe_jobs.c */
 void fe_jobs_get(fe_req *r);
 

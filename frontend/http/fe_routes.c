@@ -99,6 +99,7 @@ const fe_route fe_routes[] = {
     {POST, "/v1/surveys/:id/unarchive", fe_surveys_unarchive, AUTH, false, "surveys_unarchive"},
     {GET, "/v1/responses/:id/history", fe_response_history, AUTH, false, "responses_history"},
     {POST, "/v1/responses/:id/restore", fe_response_restore, AUTH, false, "responses_restore"},
+    {POST, "/v1/surveys/:id/purge", fe_purge_create, AUTH, true, "surveys_purge"},
 
 
     /* sites: api/orgs/fe_sites.c */

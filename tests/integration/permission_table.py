@@ -48,6 +48,8 @@ ROWS = [
     ("GET",    "/v1/surveys/{survey}",                     401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
     ("PUT",    "/v1/surveys/{msurvey}/definition",         401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
     ("PUT",    "/v1/surveys/{msurvey}/access",             401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    # purge (issue 11): survey admins, from a TOTP session always (the table's callers hold API keys)
+    ("POST",   "/v1/surveys/{msurvey}/purge",              401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 403, 404, 404),
     ("POST",   "/v1/surveys/{msurvey}/deployments",        401, 404, 404, 403, 403, 403, 403, 403, 403, 201, 201, 404, 404),
     ("GET",    "/v1/surveys/{survey}/deployments",         401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
     ("GET",    "/v1/deployments/{dep}",                    401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
@@ -245,6 +247,7 @@ BODIES = {
     ("PUT", "/v1/orgs/{org}/members/{outsider}"): lambda w: {"role": "member", "branch_id": w.region2},
     ("POST", "/v1/orgs/{org}/invitations"): lambda w: {"user_id": w.next_id(), "role": "member"},
     ("POST", "*/accept"): lambda w: {"current_password": w.password},
+    ("POST", "/v1/surveys/{msurvey}/purge"): lambda w: {"questions": ["household"], "reason": "a cell"},
     ("POST", "/v1/orgs/{org}/revert"): lambda w: {"user_id": w.users["enumerator"].id,
                                                   "since": "2020-01-01T00:00:00Z",
                                                   "until": "2020-01-02T00:00:00Z"},
