@@ -90,6 +90,25 @@ static const char *add_principals(fv_jgen *out, yajl_val list, const char *role,
     return NULL;
 }
 
+/* Ends the role rows of a create or a change (rows: taken and freed): with problems, answers 422
+ * with them (message) and returns NULL; else the rows' JSON text, owned by the caller, or NULL
+ * after answering 500 when memory runs out. */
+static char *rows_done(fe_req *r, fv_jgen *rows, const char *message, size_t nbad, const char **bad,
+                       const char **why)
+{
+    fv_jgen_array_close(rows);
+    if (nbad) {
+        fv_jgen_free(rows);
+        fe_reply_error_fields(r, 422, "validation_failed", message, nbad, bad, why);
+        return NULL;
+    }
+    const char *rows_json = fv_jgen_buf(rows, NULL); /* NULL: generation failed, as out of memory */
+    char *rows_text = rows_json ? strdup(rows_json) : NULL;
+    fv_jgen_free(rows);
+    if (!rows_text) fe_reply_oom(r);
+    return rows_text;
+}
+
 void fe_deployments_create(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
@@ -144,19 +163,8 @@ void fe_deployments_create(fe_req *r)
             }
         }
     }
-    fv_jgen_array_close(rows);
-    if (nbad) {
-        fv_jgen_free(rows);
-        fe_reply_error_fields(r, 422, "validation_failed", "the deployment is invalid", nbad, bad, why);
-        return;
-    }
-    const char *rows_json = fv_jgen_buf(rows, NULL); /* NULL: generation failed, as out of memory */
-    char *rows_text = rows_json ? strdup(rows_json) : NULL;
-    fv_jgen_free(rows);
-    if (!rows_text) {
-        fe_reply_oom(r);
-        return;
-    }
+    char *rows_text = rows_done(r, rows, "the deployment is invalid", nbad, bad, why);
+    if (!rows_text) return;
     char id[FV_UUID_STRLEN + 1], stages_txt[8];
     fv_id_new(id);
     snprintf(stages_txt, sizeof stages_txt, "%d", stages);
@@ -360,19 +368,8 @@ void fe_deployments_patch(fe_req *r)
         }
     }
     strcat(replaced_txt, "}");
-    fv_jgen_array_close(rows);
-    if (nbad) {
-        fv_jgen_free(rows);
-        fe_reply_error_fields(r, 422, "validation_failed", "the change is invalid", nbad, bad, why);
-        return;
-    }
-    const char *rows_json = fv_jgen_buf(rows, NULL); /* NULL: generation failed, as out of memory */
-    char *rows_text = rows_json ? strdup(rows_json) : NULL;
-    fv_jgen_free(rows);
-    if (!rows_text) {
-        fe_reply_oom(r);
-        return;
-    }
+    char *rows_text = rows_done(r, rows, "the change is invalid", nbad, bad, why);
+    if (!rows_text) return;
     char stages_txt[8];
     snprintf(stages_txt, sizeof stages_txt, "%d", stages);
     const char *params[] = {r->param[0],
