@@ -127,10 +127,14 @@ static bool claim(wk_jobs *J)
     const char *params[] = {J->owner, lease};
     PGresult *res = run(J->store, claim_sql, 2, params, PGRES_TUPLES_OK, why, sizeof why);
     if (res == NULL) {
-        fv_warn("jobs: claiming a job failed: %s", why);
+        /* PostgreSQL away: the first failure warns, the retries that follow are debug lines. */
+        if (!J->claim_failing) fv_warn("jobs: claiming a job failed: %s", why);
+        else fv_debug("jobs: claiming a job failed again: %s", why);
+        J->claim_failing = true;
         rollback(J->store);
         return false;
     }
+    J->claim_failing = false;
     if (PQntuples(res) == 1) {
         wk_job *j = &J->job;
         copy_field(j->id, sizeof j->id, res, 0);

@@ -52,6 +52,7 @@ typedef struct wk_jobs {
     wk_job job;             /* ... this one */
     long long next_poll_ms; /* no claim before this (monotonic ms) */
     unsigned failures;      /* consecutive failed steps of the held job */
+    bool claim_failing;     /* the last claim failed: the next failures are debug lines */
     unsigned long long steps, finished;
 } wk_jobs;
 
