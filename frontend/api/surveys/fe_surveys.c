@@ -9,6 +9,7 @@
 #include "fe_verdict.h"
 #include "fe_handlers.h"
 #include "fv_form.h"
+#include "fv_xform.h"
 
 #define FE_NAME_MAX 200
 
@@ -42,13 +43,115 @@ static char *definition_text(fe_req *r, yajl_val def)
     return text;
 }
 
-/* $1 id, $2 org, $3 name, $4 caller, $5 definition, $6 address: a member of the org creates. */
+/* A version's form as it is stored: the Fieldvault definition (JSON text) and its XForm, either
+ * the one uploaded (kept byte for byte) or one generated from the JSON definition. Every string is
+ * owned by the struct except xform_src (borrowed from the request body). */
+typedef struct survey_form {
+    char *def;             /* JSON text */
+    char *xform_gen;       /* generated XForm, or NULL when uploaded */
+    const char *xform_src; /* the uploaded XForm (borrowed), or NULL */
+    char *form_id, *version;
+} survey_form;
+
+static void survey_form_free(survey_form *sf)
+{
+    free(sf->def), free(sf->xform_gen), free(sf->form_id), free(sf->version);
+    memset(sf, 0, sizeof *sf);
+}
+
+static const char *survey_form_xml(const survey_form *sf)
+{
+    return sf->xform_src ? sf->xform_src : sf->xform_gen;
+}
+
+static void reply_xform_error(fe_req *r, const char *why)
+{
+    const char *f[] = {"xform"}, *w[] = {why};
+    fe_reply_error_fields(r, 422, "validation_failed", "the XForm is refused", 1, f, w);
+}
+
+/* Builds the stored form of the request: from "xform" (parsed with fv_xform, its derived
+ * definition compiled as any other) or from "definition" (checked, then an XForm generated with
+ * gen_form_id). Returns false after r was answered (422, or 500 when out of memory). The parse is
+ * bounded by max_body_bytes (a 1 MiB XForm parses in a few milliseconds: docs/security.md, "XML
+ * hardening"), so it runs on the loop like the pattern compile. */
+static bool survey_form_build(fe_req *r, survey_form *sf, const char *gen_form_id, const char *name)
+{
+    memset(sf, 0, sizeof *sf);
+    yajl_val xv = fv_json_get(r->body, "xform");
+    if (xv && YAJL_IS_STRING(xv)) {
+        char why[256];
+        fv_xform *x = fv_xform_parse(xv->u.string, strlen(xv->u.string), why, sizeof why);
+        if (!x) {
+            reply_xform_error(r, why);
+            return false;
+        }
+        char *json = fv_xform_definition(x);
+        sf->form_id = strdup(fv_xform_id(x));
+        sf->version = strdup(fv_xform_version(x));
+        fv_xform_free(x);
+        char err[128];
+        yajl_val def = json ? fv_json_parse(json, err, sizeof err) : NULL;
+        free(json);
+        if (!def || !sf->form_id || !sf->version) {
+            yajl_tree_free(def);
+            survey_form_free(sf);
+            fe_reply_oom(r);
+            return false;
+        }
+        sf->def = definition_text(r, def);
+        yajl_tree_free(def);
+        if (!sf->def) {
+            survey_form_free(sf);
+            return false;
+        }
+        sf->xform_src = xv->u.string;
+        return true;
+    }
+    yajl_val def = fv_json_get(r->body, "definition");
+    if (!(sf->def = definition_text(r, def))) return false;
+    char ver[FV_UUID_STRLEN + 1];
+    fv_id_new(ver); /* a new version string for each generated XForm (clients compare them) */
+    sf->form_id = strdup(gen_form_id);
+    sf->version = strdup(ver);
+    sf->xform_gen = sf->form_id && sf->version ? fv_xform_generate(def, sf->form_id, sf->version, name)
+                                               : NULL;
+    if (!sf->xform_gen) {
+        survey_form_free(sf);
+        fe_reply_oom(r);
+        return false;
+    }
+    return true;
+}
+
+/* The body names exactly one of definition (an object) and xform (a string). */
+static bool form_given(fe_req *r, const char **bad, const char **why, size_t *nbad)
+{
+    yajl_val def = fv_json_get(r->body, "definition"), xv = fv_json_get(r->body, "xform");
+    if (def && xv) {
+        bad[*nbad] = "xform", why[(*nbad)++] = "give either definition or xform, not both";
+        return false;
+    }
+    if (xv && !YAJL_IS_STRING(xv)) {
+        bad[*nbad] = "xform", why[(*nbad)++] = "must be a string (the XForm's XML)";
+        return false;
+    }
+    if (!xv && (!def || !YAJL_IS_OBJECT(def))) {
+        bad[*nbad] = "definition", why[(*nbad)++] = "required: an object (or xform: a string)";
+        return false;
+    }
+    return true;
+}
+
+/* $1 id, $2 org, $3 name, $4 caller, $5 definition, $6 address, $7 XForm, $8 its formID, $9 its
+ * version, $10 whether it was generated: a member of the org creates. */
 static const char sql_survey_create[] =
     "WITH v AS (SELECT CASE WHEN fv_is_org_member($4, $2) THEN 'ok' ELSE 'no_such_org' END AS verdict), "
-    "     s AS (INSERT INTO surveys AS x (id, org_id, name, created_by) "
-    "           SELECT $1, $2, $3, $4 FROM v WHERE v.verdict = 'ok' RETURNING x.*), "
-    "     sv AS (INSERT INTO survey_versions (survey_id, version, definition, created_by) "
-    "            SELECT id, 1, $5::jsonb, $4 FROM s), "
+    "     s AS (INSERT INTO surveys AS x (id, org_id, name, created_by, xform_form_id) "
+    "           SELECT $1, $2, $3, $4, $8 FROM v WHERE v.verdict = 'ok' RETURNING x.*), "
+    "     sv AS (INSERT INTO survey_versions (survey_id, version, definition, created_by, xform, "
+    "                                         xform_form_id, xform_version, xform_generated) "
+    "            SELECT id, 1, $5::jsonb, $4, $7, $8, $9, $10::boolean FROM s), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
     "           SELECT $4, 'survey.create', 'survey', id::text, NULLIF($6, '')::inet, $2 FROM s) "
     "SELECT v.verdict, (SELECT jsonb_build_object('id', s.id, 'org_id', s.org_id, 'name', s.name, "
@@ -66,13 +169,12 @@ void fe_surveys_create(fe_req *r)
 {
     const char *org_id = fv_json_get_str(r->body, "org_id");
     const char *name = fv_json_get_str(r->body, "name");
-    yajl_val def = fv_json_get(r->body, "definition");
     const char *bad[3], *why[3];
     size_t nbad = 0;
     if (!org_id || !fv_id_valid(org_id)) bad[nbad] = "org_id", why[nbad++] = "required: a UUID";
     if (!name || !*name || strlen(name) > FE_NAME_MAX)
         bad[nbad] = "name", why[nbad++] = "required: a string of 1 to 200 characters";
-    if (!def || !YAJL_IS_OBJECT(def)) bad[nbad] = "definition", why[nbad++] = "required: an object";
+    form_given(r, bad, why, &nbad);
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the survey is invalid", nbad, bad, why);
         return;
@@ -87,13 +189,22 @@ static void survey_create_permitted(const fe_pg_result *res, void *arg)
     if (!fe_verdict_answer(r, res, "organisation")) return;
     const char *org_id = fv_json_get_str(r->body, "org_id");
     const char *name = fv_json_get_str(r->body, "name");
-    char *text = definition_text(r, fv_json_get(r->body, "definition"));
-    if (!text) return;
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
-    const char *params[] = {id, org_id, name, r->user->id, text, r->address};
-    fe_verdict_run(r, sql_survey_create, 6, params, 201, "organisation", NULL);
-    free(text);
+    survey_form sf;
+    if (!survey_form_build(r, &sf, id, name)) return;
+    const char *params[] = {id,
+                            org_id,
+                            name,
+                            r->user->id,
+                            sf.def,
+                            r->address,
+                            survey_form_xml(&sf),
+                            sf.form_id,
+                            sf.version,
+                            sf.xform_gen ? "true" : "false"};
+    fe_verdict_run(r, sql_survey_create, 10, params, 201, "organisation", NULL);
+    survey_form_free(&sf);
 }
 
 /* ---- reading ---- */
@@ -132,14 +243,16 @@ void fe_surveys_list(fe_req *r)
 
 /* ---- a new definition version (survey admin) ---- */
 
-/* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address. */
+/* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address, $6 XForm, $7 its formID, $8 its
+ * version, $9 whether it was generated. */
 static const char sql_definition_put[] =
     "WITH s AS (SELECT x.id, x.org_id, fv_survey_admin_verdict($2, x.id, $4::boolean) AS verdict "
     "           FROM surveys x WHERE x.id = $1 FOR UPDATE), "
     "     u AS (UPDATE surveys y SET current_version = y.current_version + 1, updated_at = now() "
     "           FROM s WHERE y.id = s.id AND s.verdict = 'ok' RETURNING y.id, y.current_version, y.updated_at), "
-    "     v AS (INSERT INTO survey_versions (survey_id, version, definition, created_by) "
-    "           SELECT u.id, u.current_version, $3::jsonb, $2 FROM u), "
+    "     v AS (INSERT INTO survey_versions (survey_id, version, definition, created_by, xform, "
+    "                                        xform_form_id, xform_version, xform_generated) "
+    "           SELECT u.id, u.current_version, $3::jsonb, $2, $6, $7, $8, $9::boolean FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $2, 'survey.definition', 'survey', u.id::text, NULLIF($5, '')::inet, s.org_id, "
     "                  jsonb_build_object('version', u.current_version) FROM u, s) "
@@ -150,13 +263,22 @@ static const char sql_definition_put[] =
 /* $1 survey, $2 caller, $3 mfa: whether the caller may give the survey a new definition, asked
  * before the form is compiled (sql_definition_put decides again as it writes). */
 static const char sql_definition_may_put[] =
-    "SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) FROM surveys x WHERE x.id = $1::uuid";
+    "SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean), COALESCE(x.xform_form_id, x.id::text), "
+    "       (SELECT v.xform_version FROM survey_versions v "
+    "        WHERE v.survey_id = x.id AND v.version = x.current_version AND NOT v.xform_generated) "
+    "FROM surveys x WHERE x.id = $1::uuid";
 
 static void definition_put_permitted(const fe_pg_result *res, void *arg);
 
 void fe_surveys_put_definition(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *bad[1], *why[1];
+    size_t nbad = 0;
+    if (!form_given(r, bad, why, &nbad)) {
+        fe_reply_error_fields(r, 422, "validation_failed", "the definition is invalid", nbad, bad, why);
+        return;
+    }
     const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r)};
     fe_pg_query(sql_definition_may_put, 3, params, definition_put_permitted, r);
 }
@@ -164,12 +286,37 @@ void fe_surveys_put_definition(fe_req *r)
 static void definition_put_permitted(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
-    if (!fe_verdict_answer(r, res, "survey")) return;
-    char *def = definition_text(r, fv_json_get(r->body, "definition"));
-    if (!def) return;
-    const char *params[] = {r->param[0], r->user->id, def, fe_verdict_mfa(r), r->address};
-    fe_verdict_run(r, sql_definition_put, 5, params, 200, "survey", NULL);
-    free(def);
+    const char *form_id = fe_verdict_answer(r, res, "survey");
+    if (!form_id) return;
+    /* The current version's uploaded XForm version, or NULL (none, or a generated one). */
+    const char *cur = PQgetisnull(res->res, 0, 2) ? NULL : PQgetvalue(res->res, 0, 2);
+    survey_form sf;
+    char *fid = strdup(form_id); /* res is freed by the next query */
+    if (!fid) {
+        fe_reply_oom(r);
+        return;
+    }
+    bool ok = survey_form_build(r, &sf, fid, "");
+    if (ok && sf.xform_src && strcmp(sf.form_id, fid) != 0) {
+        char w[FV_XFORM_MAX_ID * 2 + 80];
+        snprintf(w, sizeof w, "the formID must stay \"%s\" (this XForm has \"%s\")", fid, sf.form_id);
+        reply_xform_error(r, w);
+        ok = false;
+    } else if (ok && sf.xform_src && cur && strcmp(sf.version, cur) == 0) {
+        reply_xform_error(
+            r, "a new XForm needs a new version attribute (this one is the current version's)");
+        ok = false;
+    }
+    free(fid);
+    if (!ok) {
+        survey_form_free(&sf);
+        return;
+    }
+    const char *params[] = {r->param[0],       r->user->id, sf.def,
+                            fe_verdict_mfa(r), r->address,  survey_form_xml(&sf),
+                            sf.form_id,        sf.version,  sf.xform_gen ? "true" : "false"};
+    fe_verdict_run(r, sql_definition_put, 9, params, 200, "survey", NULL);
+    survey_form_free(&sf);
 }
 
 /* ---- grants (survey admin) ---- */
