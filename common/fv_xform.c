@@ -134,8 +134,8 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
     n->attr = calloc(na / 2 * 3 + 1, sizeof *n->attr);
     if (!n->attr || !split_name(name, &n->ns, &n->name)) return fail(b, "out of memory");
     for (size_t i = 0, k = 0; i < na; i += 2, k += 3) {
-        if (strlen(atts[i + 1]) > FV_XFORM_MAX_TEXT)
-            return fail(b, "XML: an attribute value is over %d bytes", FV_XFORM_MAX_TEXT);
+        if (strlen(atts[i + 1]) > FV_XFORM_MAX_ATTR)
+            return fail(b, "XML: an attribute value is over %d bytes", FV_XFORM_MAX_ATTR);
         if (!split_name(atts[i], &n->attr[k], &n->attr[k + 1]) ||
             !(n->attr[k + 2] = strdup(atts[i + 1])))
             return fail(b, "out of memory");

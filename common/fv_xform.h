@@ -5,8 +5,8 @@
  * the declaration starts (so no entity can be declared: no "billion laughs", no external
  * entity), external entity references and parameter entities are never resolved, expat's
  * amplification protection is on all the same, elements nest at most FV_XFORM_MAX_DEPTH deep, a
- * document holds at most FV_XFORM_MAX_NODES elements, an attribute value or a text at most
- * FV_XFORM_MAX_TEXT bytes, and the whole input at most FV_XFORM_MAX_BYTES. Each check stops the
+ * document holds at most FV_XFORM_MAX_NODES elements, an attribute value at most FV_XFORM_MAX_ATTR bytes and a text
+ * at most FV_XFORM_MAX_TEXT, and the whole input at most FV_XFORM_MAX_BYTES. Each check stops the
  * parse at once, so refusing costs at most one pass over the input. */
 #ifndef FV_XFORM_H
 #define FV_XFORM_H
@@ -18,8 +18,9 @@
 #define FV_XFORM_MAX_BYTES (4u << 20) /* the request body limit bounds it further */
 #define FV_XFORM_MAX_DEPTH 64
 #define FV_XFORM_MAX_NODES 50000
-#define FV_XFORM_MAX_TEXT 65536
-#define FV_XFORM_MAX_ID 255 /* bytes of the form id and of the version */
+#define FV_XFORM_MAX_TEXT 65536 /* bytes of one element's text */
+#define FV_XFORM_MAX_ATTR 16384 /* bytes of one attribute value (an XPath expression at most) */
+#define FV_XFORM_MAX_ID 255     /* bytes of the form id and of the version */
 
 typedef struct fv_xform fv_xform; /* a parsed XForm; owned by the caller (fv_xform_free) */
 

@@ -61,6 +61,7 @@ void fe_surveys_create(fe_req *r);
 void fe_surveys_list(fe_req *r);
 void fe_surveys_get(fe_req *r);
 void fe_surveys_put_definition(fe_req *r);
+void fe_surveys_get_xform(fe_req *r);
 void fe_surveys_put_access(fe_req *r);
 /* fe_deployments.c */
 void fe_deployments_create(fe_req *r);

@@ -89,6 +89,7 @@ const fe_route fe_routes[] = {
     {POST, "/v1/responses/:id/reject", fe_review_reject, AUTH, true, "responses_reject"},
     {GET, "/v1/responses/:id/history", fe_response_history, AUTH, false, "responses_history"},
     {POST, "/v1/responses/:id/restore", fe_response_restore, AUTH, false, "responses_restore"},
+    {GET, "/v1/surveys/:id/xform", fe_surveys_get_xform, AUTH, false, "surveys_get_xform"},
 
 
     /* sites: api/orgs/fe_sites.c */

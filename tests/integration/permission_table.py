@@ -76,6 +76,7 @@ ROWS = [
     ("GET",    "/v1/responses/{del}/history",              401, 404, 404, 404, 404, 200, 404, 404, 404, 200, 200, 404, 404),
     ("POST",   "/v1/responses/{fresh_del}/restore",        401, 404, 404, 404, 404, 200, 404, 404, 404, 200, 200, 404, 404),
     ("POST",   "/v1/responses/{fresh:final:0}/restore",    401, 404, 404, 403, 403, 409, 403, 403, 404, 409, 409, 404, 404),
+    ("GET",    "/v1/surveys/{survey}/xform",               401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
     # ---- access end ----
 
     # ---- orgs: organisations, branches, teams, members, audit, quarantine ----

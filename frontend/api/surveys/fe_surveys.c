@@ -219,6 +219,29 @@ void fe_surveys_get(fe_req *r)
     fe_verdict_get(r, sql_survey_get, "survey");
 }
 
+/* The current version's XForm, byte for byte as uploaded (or as generated from the JSON
+ * definition), to whoever may read the survey. A version stored before migration 016 has none:
+ * 404 (until a new version is stored). */
+static const char sql_survey_xform[] =
+    "SELECT CASE WHEN v.xform IS NULL THEN 'hidden' ELSE 'ok' END, v.xform, md5(v.xform) "
+    "FROM surveys s JOIN survey_versions v ON v.survey_id = s.id AND v.version = s.current_version "
+    "WHERE s.id = $1::uuid AND fv_can_see_survey($2::uuid, s.id)";
+
+static void survey_xform_read(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    const char *xml = fe_verdict_answer(r, res, "survey XForm");
+    if (!xml) return;
+    fe_reply_text(r, 200, "text/xml; charset=utf-8", xml, strlen(xml));
+}
+
+void fe_surveys_get_xform(fe_req *r)
+{
+    if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *params[] = {r->param[0], r->user->id};
+    fe_pg_query(sql_survey_xform, 2, params, survey_xform_read, r);
+}
+
 /* The candidates are the surveys of the caller's organisations, the ones they created, and the
  * ones naming them as a user principal (a team or branch principal implies a membership in the
  * survey's org, see sql_access_put and fe_deployments.c); each is then filtered by the rule. */
