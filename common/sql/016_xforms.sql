@@ -23,3 +23,20 @@ CREATE TABLE survey_media (
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (survey_id, name)
 );
+
+-- A deployment's OpenRosa base URL, the Server URL of ODK Collect's settings: base is the front
+-- ends' public origin (the frontend key public_url, passed by the front end).
+CREATE FUNCTION fv_openrosa_url(base text, d uuid) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT base || '/v1/openrosa/deployments/' || d::text
+$$;
+
+-- Who may read a deployment's form list, form, manifest and media: its enumerators ('ok');
+-- others who may see the deployment are 'forbidden' (the form list is then empty); everybody
+-- else 'hidden'.
+CREATE FUNCTION fv_openrosa_verdict(u uuid, d uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN u IS NULL OR NOT fv_can_see_deployment(u, d) THEN 'hidden'
+                WHEN fv_has_deployment_role(u, d, 'enumerator') THEN 'ok'
+                ELSE 'forbidden' END
+$$;

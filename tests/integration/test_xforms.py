@@ -185,3 +185,120 @@ def test_malicious_xml_refused_quickly(xw, xml, reason):
     assert reason in err["fields"]["xform"]
     assert elapsed < 5  # generous: each is refused at its first offending construct
     assert xw.owner.api.get("/v1/me").status_code == 200  # the front end is fine
+
+
+# ---- OpenRosa: per-deployment form list, form, manifest, media ----
+
+@pytest.fixture(scope="module")
+def orw(xw):
+    enum, viewer = User(xw.c, "xform enum"), User(xw.c, "xform dep viewer")
+    for u in (enum, viewer):
+        add_plain_member(xw.c, xw.org["id"], u.id)
+    s = ok(create(xw, INLINE.format(v="2024-01"), "OpenRosa form"), 201)
+    dep = ok(xw.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "collect", "roles": {"enumerators": [{"type": "user", "id": enum.id}],
+                                     "viewers": [{"type": "user", "id": viewer.id}]}}), 201)
+    xw.enum, xw.viewer, xw.or_survey, xw.dep = enum, viewer, s, dep
+    yield xw
+    enum.close()
+    viewer.close()
+
+
+def or_get(api, path):
+    r = api.get(path)
+    assert r.headers.get("X-OpenRosa-Version") == "1.0", r.headers
+    assert "Date" in r.headers
+    return r
+
+
+def xml_of(r):
+    import xml.etree.ElementTree as ET
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"].startswith("text/xml")
+    return ET.fromstring(r.content)
+
+
+def test_deployment_json_carries_openrosa_url(orw):
+    url = orw.dep["openrosa_url"]
+    assert url.startswith("https://") and url.endswith(f"/v1/openrosa/deployments/{orw.dep['id']}")
+    got = ok(orw.owner.api.get(f"/v1/deployments/{orw.dep['id']}"))
+    assert got["openrosa_url"] == url
+    listed = ok(orw.owner.api.get(f"/v1/surveys/{orw.or_survey['id']}/deployments"))["items"]
+    assert listed[0]["openrosa_url"] == url
+
+
+def test_form_list_form_download_and_md5(orw):
+    import hashlib
+    base = f"/v1/openrosa/deployments/{orw.dep['id']}"
+    ns = "{http://openrosa.org/xforms/xformsList}"
+    root = xml_of(or_get(orw.enum.api, base + "/formList"))
+    forms = root.findall(ns + "xform")
+    assert len(forms) == 1
+    f = forms[0]
+    xml = INLINE.format(v="2024-01")
+    assert f.find(ns + "formID").text == "inline"
+    assert f.find(ns + "name").text == "OpenRosa form"
+    assert f.find(ns + "version").text == "2024-01"
+    assert f.find(ns + "hash").text == "md5:" + hashlib.md5(xml.encode()).hexdigest()
+    assert f.find(ns + "downloadUrl").text == orw.dep["openrosa_url"] + "/form"
+    assert f.find(ns + "manifestUrl") is None  # no media yet
+    r = or_get(orw.enum.api, base + "/form")
+    assert r.status_code == 200 and r.content == xml.encode()
+    assert r.headers["Content-Type"].startswith("text/xml")
+
+
+def test_media_upload_manifest_and_download(orw):
+    import base64
+    import hashlib
+    sid, base = orw.or_survey["id"], f"/v1/openrosa/deployments/{orw.dep['id']}"
+    png = bytes(range(256)) * 4
+    up = ok(orw.owner.api.put(f"/v1/surveys/{sid}/media/logo.png", json={
+        "content_type": "image/png", "content_base64": base64.b64encode(png).decode()}))
+    assert up["hash"] == "md5:" + hashlib.md5(png).hexdigest() and up["size"] == len(png)
+    ns = "{http://openrosa.org/xforms/xformsList}"
+    f = xml_of(or_get(orw.enum.api, base + "/formList")).find(ns + "xform")
+    assert f.find(ns + "manifestUrl").text == orw.dep["openrosa_url"] + "/manifest"
+    mns = "{http://openrosa.org/xforms/xformsManifest}"
+    files = xml_of(or_get(orw.enum.api, base + "/manifest")).findall(mns + "mediaFile")
+    assert [m.find(mns + "filename").text for m in files] == ["logo.png"]
+    assert files[0].find(mns + "hash").text == up["hash"]
+    assert files[0].find(mns + "downloadUrl").text == orw.dep["openrosa_url"] + "/media/logo.png"
+    r = or_get(orw.enum.api, base + "/media/logo.png")
+    assert r.status_code == 200 and r.content == png and r.headers["Content-Type"] == "image/png"
+    denied(or_get(orw.enum.api, base + "/media/nothere.png"), 404)
+    # bad uploads, and not an admin
+    denied(orw.owner.api.put(f"/v1/surveys/{sid}/media/..x", json={"content_type": "image/png",
+                                                                     "content_base64": "AAAA"}), 422)
+    denied(orw.owner.api.put(f"/v1/surveys/{sid}/media/a.png", json={"content_type": "image/png",
+                                                                       "content_base64": "not base64!"}), 422)
+    denied(orw.enum.api.put(f"/v1/surveys/{sid}/media/a.png", json={"content_type": "image/png",
+                                                                      "content_base64": "AAAA"}), 403)
+
+
+def test_openrosa_rights(orw):
+    base = f"/v1/openrosa/deployments/{orw.dep['id']}"
+    # a deployment viewer sees the deployment but is no enumerator: an empty list, 403 on the rest
+    root = xml_of(or_get(orw.viewer.api, base + "/formList"))
+    assert list(root) == []
+    for p in ("/form", "/manifest", "/media/logo.png"):
+        denied(or_get(orw.viewer.api, base + p), 403)
+    # a stranger: 404 everywhere, as an unknown deployment
+    for p in ("/formList", "/form", "/manifest", "/media/logo.png"):
+        denied(or_get(orw.stranger.api, base + p), 404)
+        denied(or_get(orw.enum.api, "/v1/openrosa/deployments/00000000-0000-4000-8000-000000000000" + p), 404)
+    anon = orw.c.api(None)
+    assert anon.get(base + "/formList").status_code == 401
+    anon.close()
+
+
+def test_new_xform_version_is_listed_and_old_one_kept(orw):
+    sid, base = orw.or_survey["id"], f"/v1/openrosa/deployments/{orw.dep['id']}"
+    new = INLINE.format(v="2024-02")
+    v = ok(orw.owner.api.put(f"/v1/surveys/{sid}/definition", json={"xform": new}))
+    ns = "{http://openrosa.org/xforms/xformsList}"
+    f = xml_of(or_get(orw.enum.api, base + "/formList")).find(ns + "xform")
+    assert f.find(ns + "version").text == "2024-02"
+    assert or_get(orw.enum.api, base + "/form").content == new.encode()
+    kept = orw.c.psql("SELECT xform FROM survey_versions WHERE survey_id = %s AND version = %s",
+                      sid, v["version"] - 1)
+    assert kept[0][0] == INLINE.format(v="2024-01")  # the old version's XForm, byte for byte
