@@ -91,9 +91,11 @@ const fe_route fe_routes[] = {
     {POST, "/v1/responses/:id/restore", fe_response_restore, AUTH, false, "responses_restore"},
     {GET, "/v1/surveys/:id/xform", fe_surveys_get_xform, AUTH, false, "surveys_get_xform"},
     {PUT, "/v1/surveys/:id/media/:name", fe_surveys_put_media, AUTH, true, "surveys_put_media"},
-    {GET, "/v1/openrosa/deployments/:id/formList", fe_openrosa_form_list, AUTH, false, "openrosa_form_list"},
+    {GET, "/v1/openrosa/deployments/:id/formList", fe_openrosa_form_list, AUTH, false,
+     "openrosa_form_list"},
     {GET, "/v1/openrosa/deployments/:id/form", fe_openrosa_form, AUTH, false, "openrosa_form"},
-    {GET, "/v1/openrosa/deployments/:id/manifest", fe_openrosa_manifest, AUTH, false, "openrosa_manifest"},
+    {GET, "/v1/openrosa/deployments/:id/manifest", fe_openrosa_manifest, AUTH, false,
+     "openrosa_manifest"},
     {GET, "/v1/openrosa/deployments/:id/media/:name", fe_openrosa_media, AUTH, false, "openrosa_media"},
 
 

@@ -27,7 +27,8 @@ const char *fe_openrosa_base(void)
 {
     static char base[300];
     if (!base[0]) {
-        if (fe_cfg.public_url && fe_cfg.public_url[0]) snprintf(base, sizeof base, "%s", fe_cfg.public_url);
+        if (fe_cfg.public_url && fe_cfg.public_url[0])
+            snprintf(base, sizeof base, "%s", fe_cfg.public_url);
         else if (strchr(fe_cfg.listen_addr, ':'))
             snprintf(base, sizeof base, "https://[%s]:%d", fe_cfg.listen_addr, fe_cfg.listen_port);
         else snprintf(base, sizeof base, "https://%s:%d", fe_cfg.listen_addr, fe_cfg.listen_port);
@@ -141,8 +142,8 @@ static bool media_name_ok(const char *s)
     if (n == 0 || n > MEDIA_NAME_MAX) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                  (i > 0 && (c == '.' || c == '-'));
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || (i > 0 && (c == '.' || c == '-'));
         if (!ok) return false;
     }
     return true;
@@ -214,22 +215,24 @@ static const char sql_media_put[] =
     "WITH s AS (SELECT x.id, x.org_id, "
     "                  CASE WHEN v.verdict <> 'ok' THEN v.verdict "
     "                       WHEN (SELECT count(*) FROM survey_media m WHERE m.survey_id = x.id AND m.name <> $4) "
-    "                            >= " FE_STR(MEDIA_MAX_PER_SURVEY) " "
-    "                         THEN 'invalid:name:a survey holds at most " FE_STR(MEDIA_MAX_PER_SURVEY) " media files' "
-    "                       ELSE 'ok' END AS verdict "
-    "           FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) AS verdict) v "
-    "           WHERE x.id = $1::uuid), "
-    "     up AS (INSERT INTO survey_media (survey_id, name, content_type, content, created_by) "
-    "            SELECT s.id, $4, $5, decode($6, 'base64'), $2::uuid FROM s WHERE s.verdict = 'ok' "
-    "            ON CONFLICT (survey_id, name) DO UPDATE SET content_type = EXCLUDED.content_type, "
-    "               content = EXCLUDED.content, created_by = EXCLUDED.created_by, created_at = now() "
-    "            RETURNING name, content_type, length(content) AS size, md5(content) AS md5), "
-    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
-    "           SELECT $2::uuid, 'survey.media', 'survey', s.id::text, NULLIF($7, '')::inet, s.org_id, "
-    "                  jsonb_build_object('name', up.name, 'size', up.size, 'md5', up.md5) FROM s, up) "
-    "SELECT s.verdict, (SELECT jsonb_build_object('survey_id', s.id, 'name', up.name, "
-    "                          'content_type', up.content_type, 'size', up.size, 'hash', 'md5:' || up.md5)::text "
-    "                   FROM up) FROM s";
+    "                            >= " FE_STR(
+        MEDIA_MAX_PER_SURVEY) " "
+                              "                         THEN 'invalid:name:a survey holds at most " FE_STR(
+                                  MEDIA_MAX_PER_SURVEY) " media files' "
+                                                        "                       ELSE 'ok' END AS verdict "
+                                                        "           FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) AS verdict) v "
+                                                        "           WHERE x.id = $1::uuid), "
+                                                        "     up AS (INSERT INTO survey_media (survey_id, name, content_type, content, created_by) "
+                                                        "            SELECT s.id, $4, $5, decode($6, 'base64'), $2::uuid FROM s WHERE s.verdict = 'ok' "
+                                                        "            ON CONFLICT (survey_id, name) DO UPDATE SET content_type = EXCLUDED.content_type, "
+                                                        "               content = EXCLUDED.content, created_by = EXCLUDED.created_by, created_at = now() "
+                                                        "            RETURNING name, content_type, length(content) AS size, md5(content) AS md5), "
+                                                        "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
+                                                        "           SELECT $2::uuid, 'survey.media', 'survey', s.id::text, NULLIF($7, '')::inet, s.org_id, "
+                                                        "                  jsonb_build_object('name', up.name, 'size', up.size, 'md5', up.md5) FROM s, up) "
+                                                        "SELECT s.verdict, (SELECT jsonb_build_object('survey_id', s.id, 'name', up.name, "
+                                                        "                          'content_type', up.content_type, 'size', up.size, 'hash', 'md5:' || up.md5)::text "
+                                                        "                   FROM up) FROM s";
 
 static bool base64_ok(const char *s)
 {
@@ -243,7 +246,8 @@ static bool base64_ok(const char *s)
             continue;
         }
         if (pad) return false;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/'))
             return false;
     }
     return true;
@@ -252,9 +256,18 @@ static bool base64_ok(const char *s)
 /* The media types a media file may have (what ODK forms use: images, audio, video, CSV for
  * external choices, GeoJSON); a file is always served as an attachment with nosniff, and never as
  * a type a browser would run (no HTML, no SVG). Keep in step with docs/openapi.yaml. */
-static const char *const media_types[] = {"image/png",  "image/jpeg", "image/gif",  "image/webp",
-                                          "audio/mpeg", "audio/ogg",  "audio/wav",  "audio/mp4",
-                                          "video/mp4",  "video/3gpp", "text/csv",   "application/geo+json",
+static const char *const media_types[] = {"image/png",
+                                          "image/jpeg",
+                                          "image/gif",
+                                          "image/webp",
+                                          "audio/mpeg",
+                                          "audio/ogg",
+                                          "audio/wav",
+                                          "audio/mp4",
+                                          "video/mp4",
+                                          "video/3gpp",
+                                          "text/csv",
+                                          "application/geo+json",
                                           "application/octet-stream"};
 
 static bool content_type_ok(const char *s)
@@ -274,7 +287,8 @@ void fe_surveys_put_media(fe_req *r)
     if (!media_name_ok(r->param[1]))
         bad[nbad] = "name", why[nbad++] = "letters, digits, _, . and - (not first), at most 128";
     if (!type || !content_type_ok(type))
-        bad[nbad] = "content_type", why[nbad++] =
+        bad[nbad] = "content_type",
+        why[nbad++] =
             "required: one of image/png, image/jpeg, image/gif, image/webp, audio/mpeg, audio/ogg, audio/wav, "
             "audio/mp4, video/mp4, video/3gpp, text/csv, application/geo+json, application/octet-stream";
     if (!content || !base64_ok(content))
@@ -283,6 +297,7 @@ void fe_surveys_put_media(fe_req *r)
         fe_reply_error_fields(r, 422, "validation_failed", "the media file is invalid", nbad, bad, why);
         return;
     }
-    const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r), r->param[1], type, content, r->address};
+    const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r), r->param[1],
+                            type,        content,     r->address};
     fe_verdict_run(r, sql_media_put, 7, params, 200, "survey", NULL);
 }
