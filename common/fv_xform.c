@@ -92,7 +92,7 @@ static void node_free(node *n)
     }
 }
 
-static void fail(builder *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void fail(builder *b, const char *fmt, ...)
 {
     if (!b->failed) {
         va_list ap;
@@ -297,12 +297,16 @@ struct fv_xform {
     char **ctl_ref;
     const node **ctl;
     size_t nctl, capctl;
+    /* bind lookup: nodeset (normalised) -> node, built once */
+    char **bind_ref;
+    const node **bind;
+    size_t nbind;
     char *why;
     size_t whylen;
     bool failed;
 };
 
-static void xfail(fv_xform *x, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void xfail(fv_xform *x, const char *fmt, ...)
 {
     if (x->failed) return;
     va_list ap;
@@ -322,6 +326,9 @@ void fv_xform_free(fv_xform *x)
     for (size_t i = 0; i < x->nctl; i++) free(x->ctl_ref[i]);
     free(x->ctl_ref);
     free(x->ctl);
+    for (size_t i = 0; i < x->nbind; i++) free(x->bind_ref[i]);
+    free(x->bind_ref);
+    free(x->bind);
     free(x->id), free(x->version), free(x->title), free(x->root);
     node_free(x->tree);
     free(x);
@@ -361,15 +368,26 @@ static bool is_repeat(const fv_xform *x, const char *abs)
     return false;
 }
 
+/* Normalises every bind's nodeset once (find_bind then compares strings only). */
+static void index_binds(fv_xform *x)
+{
+    size_t n = 0;
+    for (const node *c = x->model->child; c; c = c->next)
+        if (strcmp(c->name, "bind") == 0) n++;
+    x->bind_ref = calloc(n ? n : 1, sizeof *x->bind_ref);
+    x->bind = calloc(n ? n : 1, sizeof *x->bind);
+    if (!x->bind_ref || !x->bind) return xfail(x, "out of memory");
+    for (const node *c = x->model->child; c; c = c->next) {
+        if (strcmp(c->name, "bind") != 0 || !attr(c, "nodeset")) continue;
+        if (!(x->bind_ref[x->nbind] = norm_path(attr(c, "nodeset")))) return xfail(x, "out of memory");
+        x->bind[x->nbind++] = c;
+    }
+}
+
 static const node *find_bind(const fv_xform *x, const char *abs)
 {
-    for (const node *c = x->model->child; c; c = c->next) {
-        if (strcmp(c->name, "bind") != 0) continue;
-        char *p = norm_path(attr(c, "nodeset"));
-        bool same = p && strcmp(p, abs) == 0;
-        free(p);
-        if (same) return c;
-    }
+    for (size_t i = 0; i < x->nbind; i++)
+        if (strcmp(x->bind_ref[i], abs) == 0) return x->bind[i];
     return NULL;
 }
 
@@ -551,7 +569,8 @@ fv_xform *fv_xform_parse(const char *xml, size_t len, char *why, size_t whylen)
         xfail(x, "out of memory");
         goto out;
     }
-    if (x->body) walk_body(x, x->body, x->root);
+    index_binds(x);
+    if (x->body && !x->failed) walk_body(x, x->body, x->root);
     if (!x->failed) walk_instance(x, data, x->root, "", NULL);
     if (!x->failed && x->n == 0) xfail(x, "the primary instance has no fields");
     for (size_t i = 0; i < x->n && !x->failed; i++) {

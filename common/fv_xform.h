@@ -17,10 +17,11 @@
 
 #define FV_XFORM_MAX_BYTES (4u << 20) /* the request body limit bounds it further */
 #define FV_XFORM_MAX_DEPTH 64
-#define FV_XFORM_MAX_NODES 50000
-#define FV_XFORM_MAX_TEXT 65536 /* bytes of one element's text */
-#define FV_XFORM_MAX_ATTR 16384 /* bytes of one attribute value (an XPath expression at most) */
-#define FV_XFORM_MAX_ID 255     /* bytes of the form id and of the version */
+#define FV_XFORM_MAX_NODES 20000   /* the 250-question soak form has about 2,300 */
+#define FV_XFORM_MAX_CHILDREN 2000 /* element children of one primary-instance element */
+#define FV_XFORM_MAX_TEXT 65536    /* bytes of one element's text */
+#define FV_XFORM_MAX_ATTR 16384    /* bytes of one attribute value (an XPath expression at most) */
+#define FV_XFORM_MAX_ID 255        /* bytes of the form id and of the version */
 
 typedef struct fv_xform fv_xform; /* a parsed XForm; owned by the caller (fv_xform_free) */
 

@@ -10,6 +10,8 @@
 #include "fe_handlers.h"
 #include "fv_form.h"
 #include "fv_xform.h"
+#include "fe_workpool.h"
+#include "fe_identity.h"
 
 #define FE_NAME_MAX 200
 
@@ -70,44 +72,120 @@ static void reply_xform_error(fe_req *r, const char *why)
     fe_reply_error_fields(r, 422, "validation_failed", "the XForm is refused", 1, f, w);
 }
 
-/* Builds the stored form of the request: from "xform" (parsed with fv_xform, its derived
- * definition compiled as any other) or from "definition" (checked, then an XForm generated with
- * gen_form_id). Returns false after r was answered (422, or 500 when out of memory). The parse is
- * bounded by max_body_bytes (a 1 MiB XForm parses in a few milliseconds: docs/security.md, "XML
- * hardening"), so it runs on the loop like the pattern compile. */
+/* ---- XForm parses on the work pool ----
+ * An XForm is parsed off the event loop (a 1 MiB body of many elements takes tens of ms): the
+ * job owns a copy of the XML and its results; the request's state (xform_state) holds the job's
+ * handle while it runs and detaches it when the request goes first. */
+typedef struct xform_job {
+    char *xml; /* owned copy */
+    size_t len;
+    char *def_json, *form_id, *version; /* results, owned; NULL when refused */
+    char why[256];
+} xform_job;
+
+static void xform_job_free(void *p)
+{
+    xform_job *j = p;
+    if (!j) return;
+    free(j->xml), free(j->def_json), free(j->form_id), free(j->version);
+    free(j);
+}
+
+static void xform_job_run(void *p)
+{
+    xform_job *j = p;
+    fv_xform *x = fv_xform_parse(j->xml, j->len, j->why, sizeof j->why);
+    if (!x) return;
+    j->def_json = fv_xform_definition(x);
+    j->form_id = strdup(fv_xform_id(x));
+    j->version = strdup(fv_xform_version(x));
+    if (!j->def_json || !j->form_id || !j->version) {
+        free(j->def_json), free(j->form_id), free(j->version);
+        j->def_json = j->form_id = j->version = NULL;
+        snprintf(j->why, sizeof j->why, "out of memory");
+    }
+    fv_xform_free(x);
+}
+
+/* What the request does once its XForm is parsed. Owned by the request (r->state). */
+typedef struct xform_state {
+    fe_work *work; /* the job while it runs (owned by the pool) */
+    bool put;      /* a new version (else a new survey) */
+    char id[FV_UUID_STRLEN + 1];
+    char *form_id; /* put: the survey's formID (owned) */
+    char *current; /* put: the current version's uploaded XForm version, or NULL (owned) */
+} xform_state;
+
+static void xform_state_free(void *p)
+{
+    xform_state *st = p;
+    if (st->work) fe_work_detach(st->work);
+    free(st->form_id), free(st->current);
+    free(st);
+}
+
+/* Fills sf from a finished job's results (copied) and checks the derived definition as any
+ * other. False after r was answered. */
+static bool survey_form_from_job(fe_req *r, survey_form *sf, const xform_job *j)
+{
+    memset(sf, 0, sizeof *sf);
+    if (!j->def_json) {
+        if (strcmp(j->why, "out of memory") == 0) fe_reply_oom(r);
+        else reply_xform_error(r, j->why);
+        return false;
+    }
+    char err[128];
+    yajl_val def = fv_json_parse(j->def_json, err, sizeof err);
+    sf->form_id = strdup(j->form_id);
+    sf->version = strdup(j->version);
+    if (!def || !sf->form_id || !sf->version) {
+        yajl_tree_free(def);
+        survey_form_free(sf);
+        fe_reply_oom(r);
+        return false;
+    }
+    sf->def = definition_text(r, def);
+    yajl_tree_free(def);
+    if (!sf->def) {
+        survey_form_free(sf);
+        return false;
+    }
+    sf->xform_src = fv_json_get_str(r->body, "xform");
+    return true;
+}
+
+static void xform_parsed(void *job, bool ran, void *owner);
+
+/* Queues the parse of the body's "xform" (FE_WORK_BULK: never in the way of logins). Takes over
+ * st (r's state from here). */
+static void xform_parse_start(fe_req *r, xform_state *st)
+{
+    r->state = st;
+    r->state_free = xform_state_free;
+    const char *xml = fv_json_get_str(r->body, "xform");
+    xform_job *j = calloc(1, sizeof *j);
+    if (j) j->len = strlen(xml);
+    if (j && !(j->xml = strndup(xml, j->len))) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) {
+        fe_reply_oom(r);
+        return;
+    }
+    st->work = fe_work_submit_bulk(j, xform_job_run, xform_parsed, xform_job_free, r);
+    if (!st->work) {
+        xform_job_free(j);
+        fe_reply_pool_full(r);
+    }
+}
+
+/* Builds the stored form of a request with a JSON "definition": checked, then an XForm generated
+ * with gen_form_id and a fresh version string. Returns false after r was answered (422, or 500
+ * when out of memory). */
 static bool survey_form_build(fe_req *r, survey_form *sf, const char *gen_form_id, const char *name)
 {
     memset(sf, 0, sizeof *sf);
-    yajl_val xv = fv_json_get(r->body, "xform");
-    if (xv && YAJL_IS_STRING(xv)) {
-        char why[256];
-        fv_xform *x = fv_xform_parse(xv->u.string, strlen(xv->u.string), why, sizeof why);
-        if (!x) {
-            reply_xform_error(r, why);
-            return false;
-        }
-        char *json = fv_xform_definition(x);
-        sf->form_id = strdup(fv_xform_id(x));
-        sf->version = strdup(fv_xform_version(x));
-        fv_xform_free(x);
-        char err[128];
-        yajl_val def = json ? fv_json_parse(json, err, sizeof err) : NULL;
-        free(json);
-        if (!def || !sf->form_id || !sf->version) {
-            yajl_tree_free(def);
-            survey_form_free(sf);
-            fe_reply_oom(r);
-            return false;
-        }
-        sf->def = definition_text(r, def);
-        yajl_tree_free(def);
-        if (!sf->def) {
-            survey_form_free(sf);
-            return false;
-        }
-        sf->xform_src = xv->u.string;
-        return true;
-    }
     yajl_val def = fv_json_get(r->body, "definition");
     if (!(sf->def = definition_text(r, def))) return false;
     char ver[FV_UUID_STRLEN + 1];
@@ -164,6 +242,8 @@ static const char sql_survey_may_create[] =
     "SELECT CASE WHEN fv_is_org_member($1::uuid, $2::uuid) THEN 'ok' ELSE 'no_such_org' END";
 
 static void survey_create_permitted(const fe_pg_result *res, void *arg);
+static void survey_create_store(fe_req *r, const char *id, const survey_form *sf);
+static void definition_put_store(fe_req *r, survey_form *sf, const char *form_id, const char *cur);
 
 void fe_surveys_create(fe_req *r)
 {
@@ -187,24 +267,38 @@ static void survey_create_permitted(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     if (!fe_verdict_answer(r, res, "organisation")) return;
-    const char *org_id = fv_json_get_str(r->body, "org_id");
-    const char *name = fv_json_get_str(r->body, "name");
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
+    if (fv_json_get_str(r->body, "xform")) {
+        xform_state *st = calloc(1, sizeof *st);
+        if (!st) {
+            fe_reply_oom(r);
+            return;
+        }
+        memcpy(st->id, id, sizeof st->id);
+        xform_parse_start(r, st);
+        return;
+    }
     survey_form sf;
-    if (!survey_form_build(r, &sf, id, name)) return;
-    const char *params[] = {id,
-                            org_id,
-                            name,
-                            r->user->id,
-                            sf.def,
-                            r->address,
-                            survey_form_xml(&sf),
-                            sf.form_id,
-                            sf.version,
-                            sf.xform_gen ? "true" : "false"};
-    fe_verdict_run(r, sql_survey_create, 10, params, 201, "organisation", NULL);
+    if (!survey_form_build(r, &sf, id, fv_json_get_str(r->body, "name"))) return;
+    survey_create_store(r, id, &sf);
     survey_form_free(&sf);
+}
+
+/* Stores the new survey with its form (borrowed). */
+static void survey_create_store(fe_req *r, const char *id, const survey_form *sf)
+{
+    const char *params[] = {id,
+                            fv_json_get_str(r->body, "org_id"),
+                            fv_json_get_str(r->body, "name"),
+                            r->user->id,
+                            sf->def,
+                            r->address,
+                            survey_form_xml(sf),
+                            sf->form_id,
+                            sf->version,
+                            sf->xform_gen ? "true" : "false"};
+    fe_verdict_run(r, sql_survey_create, 10, params, 201, "organisation", NULL);
 }
 
 /* ---- reading ---- */
@@ -313,33 +407,60 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg)
     if (!form_id) return;
     /* The current version's uploaded XForm version, or NULL (none, or a generated one). */
     const char *cur = PQgetisnull(res->res, 0, 2) ? NULL : PQgetvalue(res->res, 0, 2);
-    survey_form sf;
-    char *fid = strdup(form_id); /* res is freed by the next query */
-    if (!fid) {
-        fe_reply_oom(r);
+    if (fv_json_get_str(r->body, "xform")) {
+        xform_state *st = calloc(1, sizeof *st); /* res is freed after this callback: copies */
+        if (st) st->put = true, st->form_id = strdup(form_id), st->current = cur ? strdup(cur) : NULL;
+        if (!st || !st->form_id || (cur && !st->current)) {
+            if (st) xform_state_free(st);
+            fe_reply_oom(r);
+            return;
+        }
+        xform_parse_start(r, st);
         return;
     }
-    bool ok = survey_form_build(r, &sf, fid, "");
-    if (ok && sf.xform_src && strcmp(sf.form_id, fid) != 0) {
+    survey_form sf;
+    if (!survey_form_build(r, &sf, form_id, "")) return;
+    definition_put_store(r, &sf, form_id, cur);
+}
+
+/* Checks an uploaded XForm against the survey's formID and current version, then stores the new
+ * version. Frees what sf holds. */
+static void definition_put_store(fe_req *r, survey_form *sf, const char *form_id, const char *cur)
+{
+    if (sf->xform_src && strcmp(sf->form_id, form_id) != 0) {
         char w[FV_XFORM_MAX_ID * 2 + 80];
-        snprintf(w, sizeof w, "the formID must stay \"%s\" (this XForm has \"%s\")", fid, sf.form_id);
+        snprintf(w, sizeof w, "the formID must stay \"%s\" (this XForm has \"%s\")", form_id,
+                 sf->form_id);
         reply_xform_error(r, w);
-        ok = false;
-    } else if (ok && sf.xform_src && cur && strcmp(sf.version, cur) == 0) {
+    } else if (sf->xform_src && cur && strcmp(sf->version, cur) == 0) {
         reply_xform_error(
             r, "a new XForm needs a new version attribute (this one is the current version's)");
-        ok = false;
+    } else {
+        const char *params[] = {r->param[0],       r->user->id, sf->def,
+                                fe_verdict_mfa(r), r->address,  survey_form_xml(sf),
+                                sf->form_id,       sf->version, sf->xform_gen ? "true" : "false"};
+        fe_verdict_run(r, sql_definition_put, 9, params, 200, "survey", NULL);
     }
-    free(fid);
-    if (!ok) {
-        survey_form_free(&sf);
+    survey_form_free(sf);
+}
+
+/* The parse finished (or the pool stopped before running it). */
+static void xform_parsed(void *job, bool ran, void *owner)
+{
+    fe_req *r = owner;
+    xform_state *st = r->state;
+    st->work = NULL;
+    if (!ran) {
+        fe_reply_pool_full(r);
         return;
     }
-    const char *params[] = {r->param[0],       r->user->id, sf.def,
-                            fe_verdict_mfa(r), r->address,  survey_form_xml(&sf),
-                            sf.form_id,        sf.version,  sf.xform_gen ? "true" : "false"};
-    fe_verdict_run(r, sql_definition_put, 9, params, 200, "survey", NULL);
-    survey_form_free(&sf);
+    survey_form sf;
+    if (!survey_form_from_job(r, &sf, job)) return;
+    if (st->put) definition_put_store(r, &sf, st->form_id, st->current);
+    else {
+        survey_create_store(r, st->id, &sf);
+        survey_form_free(&sf);
+    }
 }
 
 /* ---- grants (survey admin) ---- */
