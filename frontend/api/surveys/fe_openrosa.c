@@ -46,14 +46,14 @@ static void openrosa_headers(fe_req *r)
 
 /* $1 deployment, $2 caller, $3 base. The list holds the deployment's survey when the caller is
  * an enumerator and its current version has an XForm; else it is empty (a caller who may see
- * the deployment) or 404. hash is md5 of the stored bytes; manifestUrl only when media exist. */
+ * the deployment), also while the deployment is closed, or 404. hash is md5 of the stored bytes; manifestUrl only when media exist. */
 static const char sql_form_list[] =
     "WITH v AS (SELECT fv_openrosa_verdict($2::uuid, $1::uuid) AS verdict), "
     "     f AS (SELECT s.name, sv.xform_form_id, sv.xform_version, md5(sv.xform) AS md5, "
     "                  EXISTS (SELECT 1 FROM survey_media m WHERE m.survey_id = s.id) AS media "
     "           FROM v, deployments d JOIN surveys s ON s.id = d.survey_id "
     "           JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
-    "           WHERE v.verdict = 'ok' AND d.id = $1::uuid AND sv.xform IS NOT NULL) "
+    "           WHERE v.verdict = 'ok' AND d.id = $1::uuid AND d.closed_at IS NULL AND sv.xform IS NOT NULL) "
     "SELECT CASE WHEN v.verdict = 'forbidden' THEN 'ok' ELSE v.verdict END, "
     "       '<?xml version=\"1.0\" encoding=\"UTF-8\"?>' || "
     "       xmlelement(name xforms, xmlattributes('http://openrosa.org/xforms/xformsList' AS xmlns), "
