@@ -27,6 +27,19 @@ const fv_cfg_entry wk_config_table[] = {
     FV_CFG_INT_KEY(
         "worker", "io_timeout_ms", &wk_cfg.io_timeout_ms, "5000", 1, INT_MAX, FV_CFG_RESTART,
         "connect timeout (ms) for PostgreSQL and Redis; a Redis reply may take this long past block_ms"),
+    FV_CFG_INT_KEY(
+        "worker", "jobs_poll_ms", &wk_cfg.jobs_poll_ms, "1000", 10, 3600000, FV_CFG_RESTART,
+        "how often (ms) a worker holding no job looks for one (queued, or its lease expired)"),
+    FV_CFG_INT_KEY("worker", "jobs_lease_ms", &wk_cfg.jobs_lease_ms, "30000", 100, 3600000,
+                   FV_CFG_RESTART,
+                   "a job's lease (ms), renewed by every step: a job whose worker died is taken over "
+                   "by another once it expires"),
+    FV_CFG_INT_KEY("worker", "jobs_step_items", &wk_cfg.jobs_step_items, "50", 1, 10000, FV_CFG_RESTART,
+                   "objects one step of a job handles in one transaction, between two batches"),
+    FV_CFG_INT_KEY("worker", "jobs_max_attempts", &wk_cfg.jobs_max_attempts, "5", 1, 1000,
+                   FV_CFG_RESTART,
+                   "a job claimed this many times (its workers crashed) or whose step failed this "
+                   "many times in a row ends failed"),
     FV_CFG_END,
 };
 

@@ -14,6 +14,10 @@ typedef struct wk_settings {
     int pg_retry_max_ms;         /* backoff cap when reconnecting to PostgreSQL or Redis */
     int pg_statement_timeout_ms; /* statement_timeout of the worker's session */
     int io_timeout_ms;           /* connect timeouts, and a Redis reply's allowance past block_ms */
+    int jobs_poll_ms;            /* how often an idle worker looks for a job (wk_jobs.h) */
+    int jobs_lease_ms;           /* a job whose worker renewed its lease this long ago is taken over */
+    int jobs_step_items;         /* objects one step of a job handles (one transaction) */
+    int jobs_max_attempts;       /* claims (crashes) or failed steps before a job ends failed */
 } wk_settings;
 
 extern wk_settings wk_cfg;

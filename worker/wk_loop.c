@@ -66,6 +66,7 @@ void wk_loop_init(wk_loop *L, const char *consumer, const volatile sig_atomic_t 
     L->store.wait_arg = L;
     L->store.wait_tick_ms = wk_cfg.claim_idle_ms / 3 > 100 ? wk_cfg.claim_idle_ms / 3 : 100;
     wk_batch_init(&L->batch);
+    wk_jobs_init(&L->jobs, &L->store, consumer);
     L->stop = stop;
     L->own_pending = true; /* a restart under the same name finds its unacked entries first */
     snprintf(L->own_cursor, sizeof L->own_cursor, "0");
@@ -74,6 +75,7 @@ void wk_loop_init(wk_loop *L, const char *consumer, const volatile sig_atomic_t 
 void wk_loop_free(wk_loop *L)
 {
     wk_batch_reset(&L->batch);
+    wk_jobs_free(&L->jobs);
     wk_stream_close(&L->stream);
     wk_store_close(&L->store);
 }
@@ -102,8 +104,9 @@ static bool ensure_redis(wk_loop *L)
 
 /* EMPTY -> READ: this consumer's own pending entries first (after a restart), then entries idle
  * too long anywhere (XAUTOCLAIM, at most once a second unless a scan is unfinished), then new
- * ones (XREADGROUP >, blocking up to block_ms). Returns -1 on a Redis failure. */
-static int step_read(wk_loop *L)
+ * ones (XREADGROUP >, blocking up to block_ms; 1 ms while a job is held, so job steps and batches
+ * take turns). Returns -1 on a Redis failure. */
+static int step_read(wk_loop *L, bool job_held)
 {
     char err[512];
     wk_batch *b = &L->batch;
@@ -129,7 +132,8 @@ static int step_read(wk_loop *L)
             return 0;
         }
     }
-    if (wk_stream_read(&L->stream, ">", wk_cfg.batch_size, wk_cfg.block_ms, b, err, sizeof err) != 0)
+    if (wk_stream_read(&L->stream, ">", wk_cfg.batch_size, job_held ? 1 : wk_cfg.block_ms, b, err,
+                       sizeof err) != 0)
         goto failed;
     return 0;
 failed:
@@ -278,7 +282,9 @@ int wk_loop_run(wk_loop *L)
         switch (b->state) {
         case WK_BATCH_EMPTY:
             if (*L->stop) goto stopped;
-            if (step_read(L) == 0 && b->n > 0) {
+            /* Between two batches: one bounded step of a job (wk_jobs.h), so neither the stream
+             * nor the jobs wait for the other for more than one step or one batch. */
+            if (step_read(L, wk_jobs_tick(&L->jobs)) == 0 && b->n > 0) {
                 L->dead_at_read = L->dead;
                 b->state = WK_BATCH_READ;
             }
@@ -312,6 +318,7 @@ int wk_loop_run(wk_loop *L)
         }
     }
 stopped:
+    wk_jobs_release(&L->jobs);
     if (b->state != WK_BATCH_EMPTY) {
         fv_warn("stopping with %zu entries unacked; another worker will claim them", b->n);
     } else if (L->stream.c) {

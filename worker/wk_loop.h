@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "wk_batch.h"
+#include "wk_jobs.h"
 #include "wk_store.h"
 #include "wk_stream.h"
 
@@ -12,6 +13,7 @@ typedef struct wk_loop {
     wk_stream stream;                  /* owned connection to Redis */
     wk_store store;                    /* owned connection to PostgreSQL */
     wk_batch batch;                    /* the one batch in flight */
+    wk_jobs jobs;                      /* the job being run between batches (on store) */
     const volatile sig_atomic_t *stop; /* borrowed: set by SIGTERM/SIGINT */
     bool own_pending;                  /* still re-reading this consumer's pending list */
     char own_cursor[64];               /* ... after this id */

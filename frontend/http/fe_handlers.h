@@ -91,5 +91,8 @@ void fe_sites_delete(fe_req *r);
 void fe_site_history(fe_req *r);
 void fe_site_restore(fe_req *r);
 
+/* api/jobs/fe_jobs.c */
+void fe_jobs_get(fe_req *r);
+
 
 #endif

@@ -100,6 +100,9 @@ const fe_route fe_routes[] = {
     {GET, "/v1/sites/:id/history", fe_site_history, OPTIONAL, false, "sites_history"},
     {POST, "/v1/sites/:id/restore", fe_site_restore, AUTH, false, "sites_restore"},
 
+    /* jobs: api/jobs/ (the kinds' own endpoints stay in their areas' groups) */
+    {GET, "/v1/jobs/:id", fe_jobs_get, AUTH, false, "jobs_get"},
+
 };
 
 const int fe_nroutes = (int)(sizeof fe_routes / sizeof fe_routes[0]);

@@ -125,6 +125,11 @@ ROWS = [
     ("POST",   "/v1/sites/{priv}/restore",                 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 409, 403, 403),
     # ---- sites end ----
 
+    # ---- jobs (issue 11): {job} a finished job of org A created by enumerator, read by the org's
+    # admins and its creator (a member) ----
+    ("GET",    "/v1/jobs/{job}",                           401, 404, 404, 200, 404, 404, 404, 404, 404, 404, 200, 404, 404),
+    # ---- jobs end ----
+
     # ---- api keys: {oa_key} a fresh key of org_admin, {susp_key} a fresh suspended key of enumerator ----
     # (the table's callers sign in with API keys: a key may not mint keys, a session may)
     ("POST",   "/v1/me/api-keys",                          401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),

@@ -144,6 +144,12 @@ def _path(w, template):
             return i
         if key == "fresh_site":
             return w.new_site("private")
+        if key == "job":  # a finished job of org A, created by enumerator, made with SQL
+            j = new_id()
+            w.cluster.psql("INSERT INTO jobs (id, org_id, kind, state, created_by, finished_at) "
+                           "VALUES (%s, %s, 'table', 'done', %s, now())",
+                           j, w.org_id, w.users["enumerator"].id)
+            return j
         if key == "fresh_session":  # a live session of org_admin's, made with SQL
             sid = new_id()
             w.cluster.psql("INSERT INTO sessions (id, user_id, expires_at) VALUES (%s, %s, now() + interval '1 hour')",
