@@ -3,5 +3,6 @@
 #include "wk_job_kinds.h"
 
 const wk_job_kind wk_job_kinds[] = {
+    {"export", wk_job_export_step},
     {NULL, NULL},
 };

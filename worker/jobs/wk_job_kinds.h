@@ -4,4 +4,10 @@
 
 #include "wk_jobs.h"
 
+/* The organisation export (wk_job_export.c). */
+wk_job_rc wk_job_export_step(wk_store *st, const wk_job *job, int items, char *err, size_t errlen);
+/* Deletes the bytes of expired and failed exports, every export_sweep_ms, when st is connected
+ * and idle (between two batches). */
+void wk_job_export_sweep(wk_store *st);
+
 #endif
