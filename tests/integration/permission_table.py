@@ -103,6 +103,10 @@ ROWS = [
     ("POST",   "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
     ("GET",    "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     ("DELETE", "/v1/orgs/{org}/invitations/{fresh_invitation}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    # exports (issue 11): the org's admins only ({export}: a ready export of org A, made with SQL;
+    # the POST cell of org_admin starts a real export job)
+    ("POST",   "/v1/orgs/{org}/exports",                   401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 202, 403, 403),
+    ("GET",    "/v1/exports/{export}",                     401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     # ---- orgs end ----
 
     # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----

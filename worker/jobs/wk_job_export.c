@@ -87,8 +87,9 @@ static const file_spec org_files[] = {
 #define N_ORG_FILES (sizeof org_files / sizeof org_files[0])
 
 /* Responses are paged on responses_survey_created (survey_id, created_at, id). */
-#define RESP_KEY "to_char(x.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || x.id"
-#define RESP_AFTER                                                                             \
+#define RESP_KEY \
+    "to_char(x.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || x.id"
+#define RESP_AFTER                                                                                \
     "($2::text IS NULL OR (x.created_at, x.id) > ((split_part($2, '|', 1) || 'Z')::timestamptz, " \
     "split_part($2, '|', 2)::uuid))"
 
@@ -103,7 +104,8 @@ static const file_spec survey_files[] = {
      "WHERE d.survey_id = $1::uuid AND ($2::uuid IS NULL OR d.id > $2::uuid) AND $4::uuid IS NOT NULL "
      "ORDER BY d.id LIMIT $3::int"},
     {"responses.jsonl", F_LINES,
-     "SELECT " RESP_KEY ", (fv_response_json(x, true) || jsonb_build_object('deleted_at', fv_ts(x.deleted_at)))::text "
+     "SELECT " RESP_KEY
+     ", (fv_response_json(x, true) || jsonb_build_object('deleted_at', fv_ts(x.deleted_at)))::text "
      "FROM responses x WHERE x.survey_id = $1::uuid AND " RESP_AFTER " AND $4::uuid IS NOT NULL "
      "ORDER BY x.created_at, x.id LIMIT $3::int"},
     {"responses.csv", F_CSV,
@@ -119,9 +121,9 @@ static const file_spec survey_files[] = {
 #define N_SURVEY_FILES (sizeof survey_files / sizeof survey_files[0])
 
 /* The fixed CSV columns before the questions' (fv_export_csv_row). */
-static const char *const csv_fixed[] = {"id",         "survey_version", "status",     "submitted_by",
-                                        "collected_at", "created_at",   "updated_at", "deleted_at",
-                                        "latitude",   "longitude"};
+static const char *const csv_fixed[] = {"id",           "survey_version", "status",     "submitted_by",
+                                        "collected_at", "created_at",     "updated_at", "deleted_at",
+                                        "latitude",     "longitude"};
 
 static const char sql_csv_columns[] =
     "SELECT COALESCE(jsonb_agg(jsonb_build_object('name', name, 'question', question, 'kind', kind, "
@@ -129,8 +131,10 @@ static const char sql_csv_columns[] =
 static const char sql_next_survey[] =
     "SELECT s.id::text FROM surveys s WHERE s.org_id = $1::uuid AND ($2::uuid IS NULL OR s.id > $2::uuid) "
     "ORDER BY s.id LIMIT 1";
-static const char sql_chunk[] = "INSERT INTO export_chunks (export_id, seq, data) VALUES ($1::uuid, $2::int, $3::bytea)";
-static const char sql_count_chunks[] = "SELECT count(*)::text FROM export_chunks WHERE export_id = $1::uuid";
+static const char sql_chunk[] =
+    "INSERT INTO export_chunks (export_id, seq, data) VALUES ($1::uuid, $2::int, $3::bytea)";
+static const char sql_count_chunks[] =
+    "SELECT count(*)::text FROM export_chunks WHERE export_id = $1::uuid";
 static const char sql_restart[] =
     "WITH d AS (DELETE FROM export_chunks WHERE export_id = $1::uuid) "
     "UPDATE exports SET attempt = $2::int, state = 'building' WHERE id = $1::uuid AND state = 'building'";
@@ -154,16 +158,16 @@ typedef struct builder {
     /* the chunk being filled */
     unsigned char *chunk;
     size_t fill, cap;
-    long long seq;              /* chunks INSERTed so far */
-    long long zip_bytes;        /* bytes of zip written so far */
-    EVP_MD_CTX *zip_sha;        /* of the whole zip */
+    long long seq;       /* chunks INSERTed so far */
+    long long zip_bytes; /* bytes of zip written so far */
+    EVP_MD_CTX *zip_sha; /* of the whole zip */
     /* where the export is */
     phase ph;
-    size_t file;         /* index in org_files or survey_files */
-    bool open;           /* the file is open in the archive */
-    char *key;           /* the last row's key in the open file (owned), NULL at its start */
-    char survey[40];     /* the survey of PH_SURVEYS ("" before the first) */
-    char *csv_cols;      /* the open CSV's columns (jsonb text, owned) */
+    size_t file;     /* index in org_files or survey_files */
+    bool open;       /* the file is open in the archive */
+    char *key;       /* the last row's key in the open file (owned), NULL at its start */
+    char survey[40]; /* the survey of PH_SURVEYS ("" before the first) */
+    char *csv_cols;  /* the open CSV's columns (jsonb text, owned) */
     EVP_MD_CTX *file_sha;
     long long file_rows, file_bytes;
     /* totals and the manifest's entries (one JSON object per file, comma-separated) */
@@ -385,7 +389,8 @@ static bool file_close(builder *b)
     file_path(b, path, sizeof path);
     hex_digest(b->file_sha, sha);
     fv_json_escape(path, strlen(path), esc, sizeof esc);
-    int n = snprintf(line, sizeof line, "%s{\"path\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"sha256\":\"%s\"}",
+    int n = snprintf(line, sizeof line,
+                     "%s{\"path\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"sha256\":\"%s\"}",
                      b->files ? ",\n  " : "\n  ", esc, b->file_rows, b->file_bytes, sha);
     b->open = false;
     b->files++;
@@ -404,7 +409,8 @@ static bool csv_row(builder *b, const char *cells)
     fv_csv_buf_reset(&b->csv);
     bool ok = true;
     for (size_t i = 0; ok && i < v->u.array.len; i++) {
-        const char *s = YAJL_IS_STRING(v->u.array.values[i]) ? YAJL_GET_STRING(v->u.array.values[i]) : NULL;
+        const char *s = YAJL_IS_STRING(v->u.array.values[i]) ? YAJL_GET_STRING(v->u.array.values[i])
+                                                             : NULL;
         ok = fv_csv_cell(&b->csv, s, s ? strlen(s) : 0, i == 0);
     }
     yajl_tree_free(v);
@@ -424,8 +430,9 @@ static long file_batch(builder *b, long limit)
     long n = PQntuples(res);
     for (long i = 0; i < n; i++) {
         const char *line = PQgetvalue(res, (int)i, 1);
-        bool ok = f->kind == F_CSV ? csv_row(b, line)
-                                   : entry_write(b, line, strlen(line), true) && entry_write(b, "\n", 1, true);
+        bool ok = f->kind == F_CSV
+                      ? csv_row(b, line)
+                      : entry_write(b, line, strlen(line), true) && entry_write(b, "\n", 1, true);
         if (!ok) {
             PQclear(res);
             return -1;
@@ -465,10 +472,11 @@ static bool write_manifest(builder *b)
 {
     if (!entry_open(b, "manifest.json")) return false;
     char head[400];
-    int n = snprintf(head, sizeof head,
-                     "{\n \"format\": \"fieldvault-export/1\",\n \"export_id\": \"%s\",\n \"org_id\": \"%s\",\n"
-                     " \"created_by\": \"%s\",\n \"surveys\": %lld,\n \"files\": [",
-                     b->id, b->org, b->creator, b->surveys);
+    int n = snprintf(
+        head, sizeof head,
+        "{\n \"format\": \"fieldvault-export/1\",\n \"export_id\": \"%s\",\n \"org_id\": \"%s\",\n"
+        " \"created_by\": \"%s\",\n \"surveys\": %lld,\n \"files\": [",
+        b->id, b->org, b->creator, b->surveys);
     if (!entry_write(b, head, (size_t)n, false) ||
         !entry_write(b, b->manifest ? b->manifest : "", b->mlen, false) ||
         !entry_write(b, "\n ]\n}\n", 6, false))
@@ -508,7 +516,8 @@ static wk_job_rc fail_rc(wk_store *st, char *err, size_t errlen, const char *why
 {
     snprintf(err, errlen, "export: %s", why && *why ? why : "out of memory");
     /* PostgreSQL trouble is retried (the builder starts again: its chunks were rolled back) */
-    return st->conn && PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) != PQTRANS_INERROR
+    return st->conn && PQstatus(st->conn) == CONNECTION_OK &&
+                   PQtransactionStatus(st->conn) != PQTRANS_INERROR
                ? WK_JOB_FAILED
                : WK_JOB_RETRY;
 }
@@ -526,7 +535,8 @@ wk_job_rc wk_job_export_step(wk_store *st, const wk_job *job, int items, char *e
     if (cur) {
         const char *params[] = {job->id};
         PGresult *res = wk_store_exec(st, sql_count_chunks, 1, params);
-        bool same = res && PQresultStatus(res) == PGRES_TUPLES_OK && atoll(PQgetvalue(res, 0, 0)) == cur->seq;
+        bool same = res && PQresultStatus(res) == PGRES_TUPLES_OK &&
+                    atoll(PQgetvalue(res, 0, 0)) == cur->seq;
         bool failed = !res || PQresultStatus(res) != PGRES_TUPLES_OK;
         if (failed) fv_pgutil_error(st->conn, res, err, errlen);
         PQclear(res);
@@ -617,7 +627,8 @@ void wk_job_export_sweep(wk_store *st)
     next_ms = now + wk_cfg.export_sweep_ms;
     PGresult *res = wk_store_exec(st, sql_sweep, 0, NULL);
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-        if (atoll(PQgetvalue(res, 0, 0)) > 0) fv_info("exports: %s expired or failed, bytes deleted", PQgetvalue(res, 0, 0));
+        if (atoll(PQgetvalue(res, 0, 0)) > 0)
+            fv_info("exports: %s expired or failed, bytes deleted", PQgetvalue(res, 0, 0));
     } else {
         char why[256];
         fv_pgutil_error(st->conn, res, why, sizeof why);
