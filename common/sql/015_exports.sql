@@ -93,7 +93,7 @@ LANGUAGE sql STABLE AS $$
                  fv_ts(x.collected_at), fv_ts(x.created_at), fv_ts(x.updated_at), fv_ts(x.deleted_at),
                  x.location->>'lat', x.location->>'lon']
            || COALESCE((SELECT array_agg(CASE WHEN c->>'kind' = 'choice' THEN
-                                             CASE WHEN jsonb_typeof(x.data->(c->>'question')) <> 'array' THEN NULL
+                                             CASE WHEN COALESCE(jsonb_typeof(x.data->(c->>'question')), 'null') <> 'array' THEN NULL
                                                   WHEN x.data->(c->>'question') @> jsonb_build_array(c->>'choice') THEN '1'
                                                   ELSE '0' END
                                          WHEN jsonb_typeof(x.data->(c->>'question')) IN ('object', 'array')

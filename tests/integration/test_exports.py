@@ -270,9 +270,9 @@ def test_permissions(ex, built):
     job = built[0]
     org, other = ex.org["id"], ex.other["id"]
     denied(ex.u["member"].api.post(f"/v1/orgs/{org}/exports"), 403, "forbidden")
-    denied(ex.u["outsider"].api.post(f"/v1/orgs/{org}/exports"), 404, "org_not_found")
-    denied(ex.u["owner"].api.post(f"/v1/orgs/{other}/exports"), 404, "org_not_found")
-    denied(ex.u["owner"].api.post(f"/v1/orgs/{new_id()}/exports"), 404, "org_not_found")
+    denied(ex.u["outsider"].api.post(f"/v1/orgs/{org}/exports"), 404, "not_found")
+    denied(ex.u["owner"].api.post(f"/v1/orgs/{other}/exports"), 404, "not_found")
+    denied(ex.u["owner"].api.post(f"/v1/orgs/{new_id()}/exports"), 404, "not_found")
     denied(ex.u["owner"].api.post("/v1/orgs/not-a-uuid/exports"), 404)
     denied(ex.c.api().post(f"/v1/orgs/{org}/exports"), 401)
     denied(ex.u["member"].api.get(f"/v1/exports/{job['id']}"), 403, "forbidden")

@@ -425,7 +425,9 @@ static long file_batch(builder *b, long limit)
     snprintf(lim, sizeof lim, "%ld", limit);
     const char *scope = b->ph == PH_ORG ? b->org : b->survey;
     const char *params[] = {scope, b->key, lim, b->creator, b->csv_cols};
-    PGresult *res = query1(b, f->sql, f->kind == F_CSV ? 5 : 4, params);
+    /* a query names $1..$3 and, when it needs them, $4 and $5: pass just those */
+    int np = strstr(f->sql, "$5") ? 5 : strstr(f->sql, "$4") ? 4 : 3;
+    PGresult *res = query1(b, f->sql, np, params);
     if (!res) return -1;
     long n = PQntuples(res);
     for (long i = 0; i < n; i++) {

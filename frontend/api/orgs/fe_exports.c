@@ -22,8 +22,7 @@
 /* $1 caller, $2 org, $3 mfa, $4 address: an org admin starts an export unless one is being
  * built (one at a time per org: each holds a worker and the org's whole data in storage). */
 static const char sql_create[] =
-    "WITH v AS (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM orgs WHERE id = $2::uuid) THEN 'no_such_org' "
-    "                       WHEN fv_org_admin_verdict($1::uuid, $2::uuid, $3::boolean) <> 'ok' "
+    "WITH v AS (SELECT CASE WHEN fv_org_admin_verdict($1::uuid, $2::uuid, $3::boolean) <> 'ok' "
     "                       THEN fv_org_admin_verdict($1::uuid, $2::uuid, $3::boolean) "
     "                       WHEN EXISTS (SELECT 1 FROM exports e WHERE e.org_id = $2::uuid AND e.state = 'building') "
     "                       THEN 'export_running' ELSE 'ok' END AS verdict), "
