@@ -316,6 +316,23 @@ def test_every_download_audited(ex, built):
     assert ex.c.psql("SELECT count(*) FROM audit WHERE action = 'export.create' AND target_id = %s", job["id"])[0][0] == 1
 
 
+# n responses of incompressible text and each one's history row, in one statement (the history
+# trigger of migration 012 wants both); tests/bench/export_memory.py uses it too.
+INSERT_RESPONSES = (
+    "WITH r AS (INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, data, "
+    "           received_at) SELECT gen_random_uuid(), %s, 1, %s, %s, 'final', "
+    "           jsonb_build_object('household', md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), "
+    "                              'members', g %% 50, 'water', '[\"well\"]'::jsonb), now() "
+    "           FROM generate_series(%s, %s) g RETURNING *) "
+    "INSERT INTO response_events (response_id, version, action, stage, status, actor, state) "
+    "SELECT r.id, 1, 'submit', 0, r.status, r.submitted_by, to_jsonb(r) FROM r")
+
+
+def insert_responses(psql, survey, dep, user, n, batch=100000):
+    for lo in range(1, n + 1, batch):
+        psql(INSERT_RESPONSES, survey, dep, user, lo, min(n, lo + batch - 1))
+
+
 def big_org(ex, n):
     """An org of the outsider with n responses of incompressible text, written with SQL."""
     api = ex.u["outsider"].api
@@ -324,11 +341,7 @@ def big_org(ex, n):
     add_plain_member(ex.c, org["id"], ex.u["outsider"].id)
     dep = ok(api.post(f"/v1/surveys/{sv['id']}/deployments", json={
         "name": "Big dep", "roles": {"enumerators": [{"type": "user", "id": ex.u["outsider"].id}]}}), 201)
-    ex.c.psql("INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, data, "
-              "received_at) SELECT gen_random_uuid(), %s, 1, %s, %s, 'final', "
-              "jsonb_build_object('household', md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), "
-              "'members', g % 50, 'water', '[\"well\"]'::jsonb), now() FROM generate_series(1, %s) g",
-              sv["id"], dep["id"], ex.u["outsider"].id, n)
+    insert_responses(ex.c.psql, sv["id"], dep["id"], ex.u["outsider"].id, n)
     return org
 
 
