@@ -242,14 +242,22 @@ static int cmp_by_name(const void *a, const void *b, void *arg)
     return (ia > ib) - (ia < ib); /* stable: the first occurrence sorts first */
 }
 
+/* A name is one segment ^[A-Za-z_][A-Za-z0-9_]{0,63}$, or a path of such segments joined by '/'
+ * (a question inside a group or repeat of an XForm, "grp/age"), at most FV_FORM_MAX_PATH_LEN. */
 static bool valid_name(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > FV_FORM_MAX_NAME_LEN) return false;
-    for (size_t i = 0; i < n; i++) {
+    size_t n = strlen(s), seg = 0;
+    if (n == 0 || n > FV_FORM_MAX_PATH_LEN) return false;
+    for (size_t i = 0; i < n; i++, seg++) {
         char c = s[i];
+        if (c == '/') {
+            if (seg == 0 || i + 1 == n) return false;
+            seg = (size_t)-1;
+            continue;
+        }
         bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-        if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+        if (!alpha && !(seg > 0 && c >= '0' && c <= '9')) return false;
+        if (seg >= FV_FORM_MAX_NAME_LEN) return false;
     }
     return true;
 }

@@ -11,7 +11,8 @@
 #define FV_FORM_MAX_CHOICES 1000   /* per select question */
 #define FV_FORM_MAX_CHOICE_LEN 256 /* bytes of one choice name */
 #define FV_FORM_MAX_PATTERN 512    /* bytes of one constraint pattern */
-#define FV_FORM_MAX_NAME_LEN 64    /* ^[A-Za-z_][A-Za-z0-9_]{0,63}$ */
+#define FV_FORM_MAX_NAME_LEN 64    /* ^[A-Za-z_][A-Za-z0-9_]{0,63}$ (one segment of a path) */
+#define FV_FORM_MAX_PATH_LEN 255   /* segments joined by '/' (XForm groups and repeats) */
 /* Constraint patterns (PCRE2, docs/api/surveys-and-responses.md). Every bound below keeps the work
  * of compiling a form and of checking one submission small enough for the event loop (the
  * worst cases measured are in docs/security.md). A pattern over a compile limit is refused when

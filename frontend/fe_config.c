@@ -145,6 +145,10 @@ const fv_cfg_entry fe_config_table[] = {
                    604800, FV_CFG_RESTART,
                    "seconds a submission id stays claimed in Redis: a reuse by another submitter "
                    "gets 409 at once; 0 = no claims"),
+    FV_CFG_STR_KEY(
+        "frontend", "public_url", &fe_cfg.public_url, "", FV_CFG_RESTART,
+        "the https:// origin clients reach the front ends at (no path, no trailing /): the "
+        "start of each deployment's openrosa_url; empty: https://<listen_addr>:<listen_port>"),
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */
@@ -197,6 +201,21 @@ void fe_config_check(fv_cfg_load *ld)
     /* Every integer's range is in the table; no key depends on another (password_reserved_threads
      * is taken as at most password_threads - 1 where it is used). */
     fv_common_check(ld);
+    if (fe_cfg.public_url[0]) {
+        const char *u = fe_cfg.public_url;
+        bool bad = strncmp(u, "https://", 8) != 0 || strlen(u) > 200 || strlen(u) == 8 ||
+                   u[strlen(u) - 1] == '/' || strchr(u + 8, '/') != NULL;
+        for (const char *c = u; *c; c++)
+            if ((unsigned char)*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '&' ||
+                *c == '\\' || *c == 0x7f)
+                bad = true;
+        if (bad)
+            fv_config_problem(
+                ld, "public_url",
+                "'%s' is not an https:// origin (https://host or https://host:port, at most 200 "
+                "bytes)",
+                u);
+    }
     if (fe_cfg.metrics_listen[0]) {
         char addr[64];
         int port;

@@ -63,6 +63,7 @@ typedef struct fe_settings {
     /* ---- orgs end ---- */
     /* ---- access ---- */
     int submission_claim_ttl_s; /* life of a submission id's claim in Redis (fv:subid:*); 0 = off */
+    char *public_url;           /* "https://host[:port]" or "" (fe_openrosa.c) */
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */

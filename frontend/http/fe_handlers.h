@@ -67,6 +67,15 @@ void fe_surveys_create(fe_req *r);
 void fe_surveys_list(fe_req *r);
 void fe_surveys_get(fe_req *r);
 void fe_surveys_put_definition(fe_req *r);
+void fe_surveys_get_xform(fe_req *r);
+/* OpenRosa (api/surveys/fe_openrosa.c): form list, form, manifest, media; media uploads. */
+void fe_openrosa_form_list(fe_req *r);
+void fe_openrosa_form(fe_req *r);
+void fe_openrosa_manifest(fe_req *r);
+void fe_openrosa_media(fe_req *r);
+void fe_surveys_put_media(fe_req *r);
+/* The OpenRosa base: public_url, or https://<listen_addr>:<listen_port>. Static. */
+const char *fe_openrosa_base(void);
 void fe_surveys_put_access(fe_req *r);
 /* fe_deployments.c */
 void fe_deployments_create(fe_req *r);

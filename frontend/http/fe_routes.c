@@ -100,6 +100,14 @@ const fe_route fe_routes[] = {
     {POST, "/v1/surveys/:id/unarchive", fe_surveys_unarchive, AUTH, false, "surveys_unarchive"},
     {GET, "/v1/responses/:id/history", fe_response_history, AUTH, false, "responses_history"},
     {POST, "/v1/responses/:id/restore", fe_response_restore, AUTH, false, "responses_restore"},
+    {GET, "/v1/surveys/:id/xform", fe_surveys_get_xform, AUTH, false, "surveys_get_xform"},
+    {PUT, "/v1/surveys/:id/media/:name", fe_surveys_put_media, AUTH, true, "surveys_put_media"},
+    {GET, "/v1/openrosa/deployments/:id/formList", fe_openrosa_form_list, AUTH, false,
+     "openrosa_form_list"},
+    {GET, "/v1/openrosa/deployments/:id/form", fe_openrosa_form, AUTH, false, "openrosa_form"},
+    {GET, "/v1/openrosa/deployments/:id/manifest", fe_openrosa_manifest, AUTH, false,
+     "openrosa_manifest"},
+    {GET, "/v1/openrosa/deployments/:id/media/:name", fe_openrosa_media, AUTH, false, "openrosa_media"},
 
 
     /* sites: api/orgs/fe_sites.c */

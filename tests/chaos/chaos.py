@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 import faults  # noqa: E402
 import requests  # noqa: E402
-from fvharness import Cluster, binary, child_env, free_port, wait_until, write_config  # noqa: E402
+from fvharness import Cluster, binary, child_env, free_port, new_id, wait_until, write_config  # noqa: E402
 
 DEFINITION = {"questions": [
     {"name": "household", "type": "text", "required": True},
@@ -61,6 +61,10 @@ class ChaosCluster:
         admin, enum = c.api(self.admin_key), c.api(self.enum_key)
         enum_id = enum.get("/v1/me").json()["id"]
         org = admin.post("/v1/orgs", json={"name": "Chaos"}).json()
+        # Rights need a membership of the org (issue 10): the enumerator is a plain member.
+        c.psql("INSERT INTO memberships (id, org_id, user_id, role, branch_id) "
+               "SELECT %s, id, %s, 'member', root_branch_id FROM orgs WHERE id = %s",
+               new_id(), enum_id, org["id"])
         survey = admin.post("/v1/surveys", json={"org_id": org["id"], "name": "Chaos",
                                                  "definition": DEFINITION}).json()
         dep = admin.post(f"/v1/surveys/{survey['id']}/deployments", json={

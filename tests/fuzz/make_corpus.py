@@ -212,6 +212,16 @@ def main():
         if "pattern" not in s:
             write("form", s)
 
+    # xform: the fixture XForms as they are, and a few refused shapes
+    for sub in ("forms", "standard"):
+        d = os.path.join(args.fixtures, sub)
+        for fn in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if fn.endswith(".xml") and "submission" not in fn:
+                with open(os.path.join(d, fn), "rb") as f:
+                    write("xform", f.read())
+    write("xform", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "x">]><x>&e;</x>')
+    write("xform", "<a>" * 100 + "</a>" * 100)
+
     # submit: bodies (against the built-in forms), and definition \0 body
     for d, ans in forms:
         for a in ans[:2]:

@@ -84,6 +84,13 @@ ROWS = [
     ("GET",    "/v1/responses/{del}/history",              401, 404, 404, 404, 404, 200, 404, 404, 404, 200, 200, 404, 404),
     ("POST",   "/v1/responses/{fresh_del}/restore",        401, 404, 404, 404, 404, 200, 404, 404, 404, 200, 200, 404, 404),
     ("POST",   "/v1/responses/{fresh:final:0}/restore",    401, 404, 404, 403, 403, 409, 403, 403, 404, 409, 409, 404, 404),
+    ("GET",    "/v1/surveys/{survey}/xform",               401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
+    ("PUT",    "/v1/surveys/{msurvey}/media/{logo}",       401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    # OpenRosa: enumerators read; others who see the deployment get an empty form list and 403
+    ("GET",    "/v1/openrosa/deployments/{dep}/formList",  401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 404, 404),
+    ("GET",    "/v1/openrosa/deployments/{dep}/form",      401, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200, 404, 404),
+    ("GET",    "/v1/openrosa/deployments/{dep}/manifest",  401, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200, 404, 404),
+    ("GET",    "/v1/openrosa/deployments/{dep}/media/{nomedia}", 401, 404, 404, 404, 403, 403, 403, 403, 403, 403, 404, 404, 404),
     # ---- access end ----
 
     # ---- orgs: organisations, branches, teams, members, audit, quarantine ----
@@ -219,6 +226,7 @@ LIST_ROWS["/v1/orgs"] = {
 BODIES = {
     ("POST", "/v1/surveys"): lambda w: {"org_id": w.org_id, "name": "made by a cell", "definition": w.definition},
     ("PUT", "/v1/surveys/{msurvey}/definition"): lambda w: {"definition": w.definition},
+    ("PUT", "/v1/surveys/{msurvey}/media/{logo}"): lambda w: {"content_type": "image/png", "content_base64": "iVBORw0K"},
     ("PUT", "/v1/surveys/{msurvey}/access"): lambda w: {"principal_type": "user", "principal_id": w.grantee,
                                                        "role": "viewer"},
     ("POST", "/v1/surveys/{msurvey}/deployments"): lambda w: {"name": "made by a cell", "branch_id": w.region,

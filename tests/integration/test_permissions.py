@@ -18,6 +18,10 @@ from permission_table import BODIES, LIST_ROWS, MEMBERS_A, ROLES, ROWS
 SIGNED_IN = [r for r in ROLES if r != "anonymous"]
 
 
+# Media file names of the OpenRosa rows (permission_table.py): {logo} stored by the cell, {nomedia} never.
+MEDIA_NAMES = {"logo": "logo.png", "nomedia": "none.png"}
+
+
 def _insert_response(c, survey_id, dep_id, submitted_by, status, stage, deleted=False):
     rid = new_id()
     # One statement: the response and its version row (with the full state, migration 012) commit
@@ -206,6 +210,8 @@ def _path(w, template):
         if key.startswith("fresh:"):
             _, status, stage = key.split(":")
             return _insert_response(w.cluster, w.msurvey, w.mdep, w.users["enumerator"].id, status, int(stage))
+        if key in MEDIA_NAMES:
+            return MEDIA_NAMES[key]
         return w.labels[key]
     return re.sub(r"\{([^}]+)\}", sub, template)
 

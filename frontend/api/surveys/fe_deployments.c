@@ -21,7 +21,7 @@
  * principal_not_member; a team or branch of that organisation)
  * and so may the branch or team, and writes the deployment, its roles and the audit entry
  * together. $1 survey, $2 caller, $3 id, $4 name, $5 branch, $6 team, $7 stages, $8 roles (rows
- * {role, stage, ptype, pid}), $9 address, $10 mfa. */
+ * {role, stage, ptype, pid}), $9 address, $10 mfa, $11 the OpenRosa base (fe_openrosa_base). */
 static const char sql_dep_create[] =
     "WITH s AS (SELECT s.id, s.org_id, o.root_branch_id, s.archived_at, "
     "                  fv_survey_admin_verdict($2, s.id, $10::boolean) AS verdict "
@@ -50,7 +50,8 @@ static const char sql_dep_create[] =
     "                  jsonb_build_object('survey_id', c.id, 'roles', $8::jsonb) FROM d, c) "
     "SELECT c.outcome, (SELECT jsonb_build_object('id', d.id, 'survey_id', d.survey_id, 'name', d.name, "
     "                          'branch_id', d.branch_id, 'team_id', d.team_id, "
-    "                          'approval_stages', d.approval_stages, 'created_at', fv_ts(d.created_at))::text "
+    "                          'approval_stages', d.approval_stages, 'created_at', fv_ts(d.created_at), "
+    "                          'openrosa_url', fv_openrosa_url($11, d.id))::text "
     "                   FROM d) FROM c";
 
 /* Checks v is a principal object {type: user|team|branch, id: UUID}: NULL, or the reason. */
@@ -177,34 +178,40 @@ void fe_deployments_create(fe_req *r)
                             stages_txt,
                             rows_text,
                             r->address,
-                            fe_verdict_mfa(r)};
-    fe_verdict_run(r, sql_dep_create, 10, params, 201, "survey", NULL);
+                            fe_verdict_mfa(r),
+                            fe_openrosa_base()};
+    fe_verdict_run(r, sql_dep_create, 11, params, 201, "survey", NULL);
     free(rows_text);
 }
 
 /* ---- reading ---- */
 
-static const char sql_dep_get[] = "SELECT 'ok', fv_deployment_json(d)::text FROM deployments d "
-                                  "WHERE d.id = $1 AND fv_can_see_deployment($2, d.id)";
+/* $3: the OpenRosa base (fe_openrosa_base). */
+static const char sql_dep_get[] =
+    "SELECT 'ok', (fv_deployment_json(d) || jsonb_build_object('openrosa_url', fv_openrosa_url($3, d.id)))::text "
+    "FROM deployments d WHERE d.id = $1 AND fv_can_see_deployment($2, d.id)";
 
 void fe_deployments_get(fe_req *r)
 {
-    fe_verdict_get(r, sql_dep_get, "deployment");
+    if (!fe_verdict_id(r, 0, "deployment")) return;
+    const char *params[] = {r->param[0], fe_verdict_user(r), fe_openrosa_base()};
+    fe_verdict_run(r, sql_dep_get, 3, params, 200, "deployment", NULL);
 }
 
 /* The deployments of a survey the caller may see (a survey they may not see answers 404, even
  * with no deployments). */
 static const char sql_dep_list[] = FE_VERDICT_PAGE_SQL(
     "fv_survey_read_verdict($2, $1)",
-    "SELECT d.id, fv_deployment_json(d) AS j FROM deployments d "
-    "WHERE d.survey_id = $1 AND ($3::uuid IS NULL OR d.id > $3::uuid) AND fv_can_see_deployment($2, d.id)",
-    "id", "page.id::text", "page.j", "$4");
+    "SELECT d.id, fv_deployment_json(d) || jsonb_build_object('openrosa_url', fv_openrosa_url($3, d.id)) AS j "
+    "FROM deployments d "
+    "WHERE d.survey_id = $1 AND ($4::uuid IS NULL OR d.id > $4::uuid) AND fv_can_see_deployment($2, d.id)",
+    "id", "page.id::text", "page.j", "$5");
 
 void fe_deployments_list(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
-    const char *params[] = {r->param[0], r->user->id};
-    fe_verdict_page_list(r, FE_PAGE_UUID, sql_dep_list, 2, params, "survey");
+    const char *params[] = {r->param[0], r->user->id, fe_openrosa_base()};
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_dep_list, 3, params, "survey");
 }
 
 /* ---- changing (PATCH /v1/deployments/{id}) ---- */
@@ -221,7 +228,7 @@ void fe_deployments_list(fe_req *r)
  * that makes every front end drop what it cached about it. $1 deployment, $2 caller, $3 mfa,
  * $4 address, $5 name or NULL, $6 closed (true/false) or NULL, $7 the new principal rows
  * [{role, stage, ptype, pid}] of the roles replaced, $8 the roles replaced (text[]), $9 the new
- * number of approval stages or NULL (approvers not listed). */
+ * number of approval stages or NULL (approvers not listed), $10 the OpenRosa base. */
 static const char sql_dep_patch[] =
     "WITH d AS (SELECT x.*, s.org_id, fv_deployment_manage_verdict($2, x.id, $3::boolean) AS verdict "
     "           FROM deployments x JOIN surveys s ON s.id = x.survey_id WHERE x.id = $1 FOR UPDATE OF x), "
@@ -286,7 +293,8 @@ static const char sql_dep_patch[] =
     "           SELECT $2, 'deployment.update', 'deployment', ch.id::text, NULLIF($4, '')::inet, ch.org_id, "
     "                  ch.changes FROM ch) "
     "SELECT c.outcome, (SELECT (fv_deployment_json(ROW(u.*)::deployments) "
-    "                          || jsonb_build_object('roles', fv_roles_json_of(ch.new_rows, u.approval_stages)))::text "
+    "                          || jsonb_build_object('roles', fv_roles_json_of(ch.new_rows, u.approval_stages), "
+    "                                                'openrosa_url', fv_openrosa_url($10, u.id)))::text "
     "                   FROM u, ch) FROM c";
 
 /* Rejects keys of obj not in keys[n]: returns the first unknown key, or NULL. */
@@ -380,9 +388,10 @@ void fe_deployments_patch(fe_req *r)
                             closed ? (YAJL_IS_TRUE(closed) ? "true" : "false") : NULL,
                             rows_text,
                             replaced_txt,
-                            stages >= 0 ? stages_txt : NULL};
+                            stages >= 0 ? stages_txt : NULL,
+                            fe_openrosa_base()};
     char dep[FV_UUID_STRLEN + 1]; /* as the deployment cache keys it */
     for (int i = 0; i <= FV_UUID_STRLEN; i++) dep[i] = (char)tolower((unsigned char)r->param[0][i]);
-    fe_verdict_run_revoking(r, sql_dep_patch, 9, params, 200, "deployment", dep);
+    fe_verdict_run_revoking(r, sql_dep_patch, 10, params, 200, "deployment", dep);
     free(rows_text);
 }

@@ -9,6 +9,9 @@
 #include "fe_verdict.h"
 #include "fe_handlers.h"
 #include "fv_form.h"
+#include "fv_xform.h"
+#include "fe_workpool.h"
+#include "fe_identity.h"
 
 #define FE_NAME_MAX 200
 
@@ -42,13 +45,191 @@ static char *definition_text(fe_req *r, yajl_val def)
     return text;
 }
 
-/* $1 id, $2 org, $3 name, $4 caller, $5 definition, $6 address: a member of the org creates. */
+/* A version's form as it is stored: the Fieldvault definition (JSON text) and its XForm, either
+ * the one uploaded (kept byte for byte) or one generated from the JSON definition. Every string is
+ * owned by the struct except xform_src (borrowed from the request body). */
+typedef struct survey_form {
+    char *def;             /* JSON text */
+    char *xform_gen;       /* generated XForm, or NULL when uploaded */
+    const char *xform_src; /* the uploaded XForm (borrowed), or NULL */
+    char *form_id, *version;
+} survey_form;
+
+static void survey_form_free(survey_form *sf)
+{
+    free(sf->def), free(sf->xform_gen), free(sf->form_id), free(sf->version);
+    memset(sf, 0, sizeof *sf);
+}
+
+static const char *survey_form_xml(const survey_form *sf)
+{
+    return sf->xform_src ? sf->xform_src : sf->xform_gen;
+}
+
+static void reply_xform_error(fe_req *r, const char *why)
+{
+    const char *f[] = {"xform"}, *w[] = {why};
+    fe_reply_error_fields(r, 422, "validation_failed", "the XForm is refused", 1, f, w);
+}
+
+/* ---- XForm parses on the work pool ----
+ * An XForm is parsed off the event loop (a 1 MiB body of many elements takes tens of ms): the
+ * job owns a copy of the XML and its results; the request's state (xform_state) holds the job's
+ * handle while it runs and detaches it when the request goes first. */
+typedef struct xform_job {
+    char *xml; /* owned copy */
+    size_t len;
+    char *def_json, *form_id, *version; /* results, owned; NULL when refused */
+    char why[256];
+} xform_job;
+
+static void xform_job_free(void *p)
+{
+    xform_job *j = p;
+    if (!j) return;
+    free(j->xml), free(j->def_json), free(j->form_id), free(j->version);
+    free(j);
+}
+
+static void xform_job_run(void *p)
+{
+    xform_job *j = p;
+    fv_xform *x = fv_xform_parse(j->xml, j->len, j->why, sizeof j->why);
+    if (!x) return;
+    j->def_json = fv_xform_definition(x);
+    j->form_id = strdup(fv_xform_id(x));
+    j->version = strdup(fv_xform_version(x));
+    if (!j->def_json || !j->form_id || !j->version) {
+        free(j->def_json), free(j->form_id), free(j->version);
+        j->def_json = j->form_id = j->version = NULL;
+        snprintf(j->why, sizeof j->why, "out of memory");
+    }
+    fv_xform_free(x);
+}
+
+/* What the request does once its XForm is parsed. Owned by the request (r->state). */
+typedef struct xform_state {
+    fe_work *work; /* the job while it runs (owned by the pool) */
+    bool put;      /* a new version (else a new survey) */
+    char id[FV_UUID_STRLEN + 1];
+    char *form_id; /* put: the survey's formID (owned) */
+    char *current; /* put: the current version's uploaded XForm version, or NULL (owned) */
+} xform_state;
+
+static void xform_state_free(void *p)
+{
+    xform_state *st = p;
+    if (st->work) fe_work_detach(st->work);
+    free(st->form_id), free(st->current);
+    free(st);
+}
+
+/* Fills sf from a finished job's results (copied) and checks the derived definition as any
+ * other. False after r was answered. */
+static bool survey_form_from_job(fe_req *r, survey_form *sf, const xform_job *j)
+{
+    memset(sf, 0, sizeof *sf);
+    if (!j->def_json) {
+        if (strcmp(j->why, "out of memory") == 0) fe_reply_oom(r);
+        else reply_xform_error(r, j->why);
+        return false;
+    }
+    char err[128];
+    yajl_val def = fv_json_parse(j->def_json, err, sizeof err);
+    sf->form_id = strdup(j->form_id);
+    sf->version = strdup(j->version);
+    if (!def || !sf->form_id || !sf->version) {
+        yajl_tree_free(def);
+        survey_form_free(sf);
+        fe_reply_oom(r);
+        return false;
+    }
+    sf->def = definition_text(r, def);
+    yajl_tree_free(def);
+    if (!sf->def) {
+        survey_form_free(sf);
+        return false;
+    }
+    sf->xform_src = fv_json_get_str(r->body, "xform");
+    return true;
+}
+
+static void xform_parsed(void *job, bool ran, void *owner);
+
+/* Queues the parse of the body's "xform" (FE_WORK_BULK: never in the way of logins). Takes over
+ * st (r's state from here). */
+static void xform_parse_start(fe_req *r, xform_state *st)
+{
+    r->state = st;
+    r->state_free = xform_state_free;
+    const char *xml = fv_json_get_str(r->body, "xform");
+    xform_job *j = calloc(1, sizeof *j);
+    if (j) j->len = strlen(xml);
+    if (j && !(j->xml = strndup(xml, j->len))) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) {
+        fe_reply_oom(r);
+        return;
+    }
+    st->work = fe_work_submit_bulk(j, xform_job_run, xform_parsed, xform_job_free, r);
+    if (!st->work) {
+        xform_job_free(j);
+        fe_reply_pool_full(r);
+    }
+}
+
+/* Builds the stored form of a request with a JSON "definition": checked, then an XForm generated
+ * with gen_form_id and a fresh version string. Returns false after r was answered (422, or 500
+ * when out of memory). */
+static bool survey_form_build(fe_req *r, survey_form *sf, const char *gen_form_id, const char *name)
+{
+    memset(sf, 0, sizeof *sf);
+    yajl_val def = fv_json_get(r->body, "definition");
+    if (!(sf->def = definition_text(r, def))) return false;
+    char ver[FV_UUID_STRLEN + 1];
+    fv_id_new(ver); /* a new version string for each generated XForm (clients compare them) */
+    sf->form_id = strdup(gen_form_id);
+    sf->version = strdup(ver);
+    sf->xform_gen = sf->form_id && sf->version ? fv_xform_generate(def, sf->form_id, sf->version, name)
+                                               : NULL;
+    if (!sf->xform_gen) {
+        survey_form_free(sf);
+        fe_reply_oom(r);
+        return false;
+    }
+    return true;
+}
+
+/* The body names exactly one of definition (an object) and xform (a string). */
+static bool form_given(fe_req *r, const char **bad, const char **why, size_t *nbad)
+{
+    yajl_val def = fv_json_get(r->body, "definition"), xv = fv_json_get(r->body, "xform");
+    if (def && xv) {
+        bad[*nbad] = "xform", why[(*nbad)++] = "give either definition or xform, not both";
+        return false;
+    }
+    if (xv && !YAJL_IS_STRING(xv)) {
+        bad[*nbad] = "xform", why[(*nbad)++] = "must be a string (the XForm's XML)";
+        return false;
+    }
+    if (!xv && (!def || !YAJL_IS_OBJECT(def))) {
+        bad[*nbad] = "definition", why[(*nbad)++] = "required: an object (or xform: a string)";
+        return false;
+    }
+    return true;
+}
+
+/* $1 id, $2 org, $3 name, $4 caller, $5 definition, $6 address, $7 XForm, $8 its formID, $9 its
+ * version, $10 whether it was generated: a member of the org creates. */
 static const char sql_survey_create[] =
     "WITH v AS (SELECT CASE WHEN fv_is_org_member($4, $2) THEN 'ok' ELSE 'no_such_org' END AS verdict), "
-    "     s AS (INSERT INTO surveys AS x (id, org_id, name, created_by) "
-    "           SELECT $1, $2, $3, $4 FROM v WHERE v.verdict = 'ok' RETURNING x.*), "
-    "     sv AS (INSERT INTO survey_versions (survey_id, version, definition, created_by) "
-    "            SELECT id, 1, $5::jsonb, $4 FROM s), "
+    "     s AS (INSERT INTO surveys AS x (id, org_id, name, created_by, xform_form_id) "
+    "           SELECT $1, $2, $3, $4, $8 FROM v WHERE v.verdict = 'ok' RETURNING x.*), "
+    "     sv AS (INSERT INTO survey_versions (survey_id, version, definition, created_by, xform, "
+    "                                         xform_form_id, xform_version, xform_generated) "
+    "            SELECT id, 1, $5::jsonb, $4, $7, $8, $9, $10::boolean FROM s), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
     "           SELECT $4, 'survey.create', 'survey', id::text, NULLIF($6, '')::inet, $2 FROM s) "
     "SELECT v.verdict, (SELECT jsonb_build_object('id', s.id, 'org_id', s.org_id, 'name', s.name, "
@@ -61,18 +242,19 @@ static const char sql_survey_may_create[] =
     "SELECT CASE WHEN fv_is_org_member($1::uuid, $2::uuid) THEN 'ok' ELSE 'no_such_org' END";
 
 static void survey_create_permitted(const fe_pg_result *res, void *arg);
+static void survey_create_store(fe_req *r, const char *id, const survey_form *sf);
+static void definition_put_store(fe_req *r, survey_form *sf, const char *form_id, const char *cur);
 
 void fe_surveys_create(fe_req *r)
 {
     const char *org_id = fv_json_get_str(r->body, "org_id");
     const char *name = fv_json_get_str(r->body, "name");
-    yajl_val def = fv_json_get(r->body, "definition");
     const char *bad[3], *why[3];
     size_t nbad = 0;
     if (!org_id || !fv_id_valid(org_id)) bad[nbad] = "org_id", why[nbad++] = "required: a UUID";
     if (!name || !*name || strlen(name) > FE_NAME_MAX)
         bad[nbad] = "name", why[nbad++] = "required: a string of 1 to 200 characters";
-    if (!def || !YAJL_IS_OBJECT(def)) bad[nbad] = "definition", why[nbad++] = "required: an object";
+    form_given(r, bad, why, &nbad);
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the survey is invalid", nbad, bad, why);
         return;
@@ -85,15 +267,38 @@ static void survey_create_permitted(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     if (!fe_verdict_answer(r, res, "organisation")) return;
-    const char *org_id = fv_json_get_str(r->body, "org_id");
-    const char *name = fv_json_get_str(r->body, "name");
-    char *text = definition_text(r, fv_json_get(r->body, "definition"));
-    if (!text) return;
     char id[FV_UUID_STRLEN + 1];
     fv_id_new(id);
-    const char *params[] = {id, org_id, name, r->user->id, text, r->address};
-    fe_verdict_run(r, sql_survey_create, 6, params, 201, "organisation", NULL);
-    free(text);
+    if (fv_json_get_str(r->body, "xform")) {
+        xform_state *st = calloc(1, sizeof *st);
+        if (!st) {
+            fe_reply_oom(r);
+            return;
+        }
+        memcpy(st->id, id, sizeof st->id);
+        xform_parse_start(r, st);
+        return;
+    }
+    survey_form sf;
+    if (!survey_form_build(r, &sf, id, fv_json_get_str(r->body, "name"))) return;
+    survey_create_store(r, id, &sf);
+    survey_form_free(&sf);
+}
+
+/* Stores the new survey with its form (borrowed). */
+static void survey_create_store(fe_req *r, const char *id, const survey_form *sf)
+{
+    const char *params[] = {id,
+                            fv_json_get_str(r->body, "org_id"),
+                            fv_json_get_str(r->body, "name"),
+                            r->user->id,
+                            sf->def,
+                            r->address,
+                            survey_form_xml(sf),
+                            sf->form_id,
+                            sf->version,
+                            sf->xform_gen ? "true" : "false"};
+    fe_verdict_run(r, sql_survey_create, 10, params, 201, "organisation", NULL);
 }
 
 /* ---- reading ---- */
@@ -106,6 +311,29 @@ static const char sql_survey_get[] = "SELECT 'ok', fv_survey_json(s, $2, true)::
 void fe_surveys_get(fe_req *r)
 {
     fe_verdict_get(r, sql_survey_get, "survey");
+}
+
+/* The current version's XForm, byte for byte as uploaded (or as generated from the JSON
+ * definition), to whoever may read the survey. A version stored before migration 016 has none:
+ * 404 (until a new version is stored). */
+static const char sql_survey_xform[] =
+    "SELECT CASE WHEN v.xform IS NULL THEN 'hidden' ELSE 'ok' END, v.xform, md5(v.xform) "
+    "FROM surveys s JOIN survey_versions v ON v.survey_id = s.id AND v.version = s.current_version "
+    "WHERE s.id = $1::uuid AND fv_can_see_survey($2::uuid, s.id)";
+
+static void survey_xform_read(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    const char *xml = fe_verdict_answer(r, res, "survey XForm");
+    if (!xml) return;
+    fe_reply_text(r, 200, "text/xml; charset=utf-8", xml, strlen(xml));
+}
+
+void fe_surveys_get_xform(fe_req *r)
+{
+    if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *params[] = {r->param[0], r->user->id};
+    fe_pg_query(sql_survey_xform, 2, params, survey_xform_read, r);
 }
 
 /* The candidates are the surveys of the caller's organisations, the ones they created, and the
@@ -142,7 +370,8 @@ void fe_surveys_list(fe_req *r)
 
 /* ---- a new definition version (survey admin) ---- */
 
-/* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address. An archived survey: 409 survey_archived. */
+/* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address, $6 XForm, $7 its formID, $8 its
+ * version, $9 whether it was generated. An archived survey: 409 survey_archived. */
 static const char sql_definition_put[] =
     "WITH s AS (SELECT x.id, x.org_id, "
     "                  CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' "
@@ -151,8 +380,9 @@ static const char sql_definition_put[] =
     "           WHERE x.id = $1 FOR UPDATE OF x), "
     "     u AS (UPDATE surveys y SET current_version = y.current_version + 1, updated_at = now() "
     "           FROM s WHERE y.id = s.id AND s.verdict = 'ok' RETURNING y.id, y.current_version, y.updated_at), "
-    "     v AS (INSERT INTO survey_versions (survey_id, version, definition, created_by) "
-    "           SELECT u.id, u.current_version, $3::jsonb, $2 FROM u), "
+    "     v AS (INSERT INTO survey_versions (survey_id, version, definition, created_by, xform, "
+    "                                        xform_form_id, xform_version, xform_generated) "
+    "           SELECT u.id, u.current_version, $3::jsonb, $2, $6, $7, $8, $9::boolean FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $2, 'survey.definition', 'survey', u.id::text, NULLIF($5, '')::inet, s.org_id, "
     "                  jsonb_build_object('version', u.current_version) FROM u, s) "
@@ -163,7 +393,10 @@ static const char sql_definition_put[] =
 /* $1 survey, $2 caller, $3 mfa: whether the caller may give the survey a new definition, asked
  * before the form is compiled (sql_definition_put decides again as it writes). */
 static const char sql_definition_may_put[] =
-    "SELECT CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' ELSE v.verdict END "
+    "SELECT CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' ELSE v.verdict END, "
+    "       COALESCE(x.xform_form_id, x.id::text), "
+    "       (SELECT sv.xform_version FROM survey_versions sv "
+    "        WHERE sv.survey_id = x.id AND sv.version = x.current_version AND NOT sv.xform_generated) "
     "FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) AS verdict) v "
     "WHERE x.id = $1::uuid";
 
@@ -172,6 +405,12 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg);
 void fe_surveys_put_definition(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
+    const char *bad[1], *why[1];
+    size_t nbad = 0;
+    if (!form_given(r, bad, why, &nbad)) {
+        fe_reply_error_fields(r, 422, "validation_failed", "the definition is invalid", nbad, bad, why);
+        return;
+    }
     const char *params[] = {r->param[0], r->user->id, fe_verdict_mfa(r)};
     fe_pg_query(sql_definition_may_put, 3, params, definition_put_permitted, r);
 }
@@ -179,12 +418,64 @@ void fe_surveys_put_definition(fe_req *r)
 static void definition_put_permitted(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
-    if (!fe_verdict_answer(r, res, "survey")) return;
-    char *def = definition_text(r, fv_json_get(r->body, "definition"));
-    if (!def) return;
-    const char *params[] = {r->param[0], r->user->id, def, fe_verdict_mfa(r), r->address};
-    fe_verdict_run(r, sql_definition_put, 5, params, 200, "survey", NULL);
-    free(def);
+    const char *form_id = fe_verdict_answer(r, res, "survey");
+    if (!form_id) return;
+    /* The current version's uploaded XForm version, or NULL (none, or a generated one). */
+    const char *cur = PQgetisnull(res->res, 0, 2) ? NULL : PQgetvalue(res->res, 0, 2);
+    if (fv_json_get_str(r->body, "xform")) {
+        xform_state *st = calloc(1, sizeof *st); /* res is freed after this callback: copies */
+        if (st) st->put = true, st->form_id = strdup(form_id), st->current = cur ? strdup(cur) : NULL;
+        if (!st || !st->form_id || (cur && !st->current)) {
+            if (st) xform_state_free(st);
+            fe_reply_oom(r);
+            return;
+        }
+        xform_parse_start(r, st);
+        return;
+    }
+    survey_form sf;
+    if (!survey_form_build(r, &sf, form_id, "")) return;
+    definition_put_store(r, &sf, form_id, cur);
+}
+
+/* Checks an uploaded XForm against the survey's formID and current version, then stores the new
+ * version. Frees what sf holds. */
+static void definition_put_store(fe_req *r, survey_form *sf, const char *form_id, const char *cur)
+{
+    if (sf->xform_src && strcmp(sf->form_id, form_id) != 0) {
+        char w[FV_XFORM_MAX_ID * 2 + 80];
+        snprintf(w, sizeof w, "the formID must stay \"%s\" (this XForm has \"%s\")", form_id,
+                 sf->form_id);
+        reply_xform_error(r, w);
+    } else if (sf->xform_src && cur && strcmp(sf->version, cur) == 0) {
+        reply_xform_error(
+            r, "a new XForm needs a new version attribute (this one is the current version's)");
+    } else {
+        const char *params[] = {r->param[0],       r->user->id, sf->def,
+                                fe_verdict_mfa(r), r->address,  survey_form_xml(sf),
+                                sf->form_id,       sf->version, sf->xform_gen ? "true" : "false"};
+        fe_verdict_run(r, sql_definition_put, 9, params, 200, "survey", NULL);
+    }
+    survey_form_free(sf);
+}
+
+/* The parse finished (or the pool stopped before running it). */
+static void xform_parsed(void *job, bool ran, void *owner)
+{
+    fe_req *r = owner;
+    xform_state *st = r->state;
+    st->work = NULL;
+    if (!ran) {
+        fe_reply_pool_full(r);
+        return;
+    }
+    survey_form sf;
+    if (!survey_form_from_job(r, &sf, job)) return;
+    if (st->put) definition_put_store(r, &sf, st->form_id, st->current);
+    else {
+        survey_create_store(r, st->id, &sf);
+        survey_form_free(&sf);
+    }
 }
 
 /* ---- grants (survey admin) ---- */
