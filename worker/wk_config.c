@@ -40,6 +40,16 @@ const fv_cfg_entry wk_config_table[] = {
                    FV_CFG_RESTART,
                    "a job claimed this many times (its workers crashed) or whose step failed this "
                    "many times in a row ends failed"),
+    FV_CFG_INT_KEY("worker", "export_ttl_s", &wk_cfg.export_ttl_s, "86400", 1, 31536000, FV_CFG_RESTART,
+                   "an organisation export can be downloaded for this long (s) after it was built; "
+                   "then its bytes are deleted and downloads answer 410 export_expired"),
+    FV_CFG_INT_KEY("worker", "export_chunk_bytes", &wk_cfg.export_chunk_bytes, "1048576", 65536, 8388608,
+                   FV_CFG_RESTART,
+                   "bytes of one chunk of an export's zip stored in PostgreSQL (export_chunks)"),
+    FV_CFG_INT_KEY("worker", "export_step_rows", &wk_cfg.export_step_rows, "5000", 1, 1000000,
+                   FV_CFG_RESTART, "rows one step of an export job reads (in batches) and writes"),
+    FV_CFG_INT_KEY("worker", "export_sweep_ms", &wk_cfg.export_sweep_ms, "60000", 100, 3600000,
+                   FV_CFG_RESTART, "how often (ms) a worker deletes expired and failed exports"),
     FV_CFG_END,
 };
 

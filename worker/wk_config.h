@@ -18,6 +18,10 @@ typedef struct wk_settings {
     int jobs_lease_ms;           /* a job whose worker renewed its lease this long ago is taken over */
     int jobs_step_items;         /* objects one step of a job handles (one transaction) */
     int jobs_max_attempts;       /* claims (crashes) or failed steps before a job ends failed */
+    int export_ttl_s;            /* a ready export is deleted this long after it was built */
+    int export_chunk_bytes;      /* bytes of one stored chunk of an export's zip */
+    int export_step_rows;        /* rows one step of an export job reads and writes */
+    int export_sweep_ms;         /* how often expired exports are looked for */
 } wk_settings;
 
 extern wk_settings wk_cfg;

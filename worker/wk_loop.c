@@ -1,5 +1,6 @@
 /* The worker's consumer loop: the batch state machine, backoff and the dead-letter decisions. */
 #include "wk_loop.h"
+#include "wk_job_kinds.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -284,6 +285,7 @@ int wk_loop_run(wk_loop *L)
             if (*L->stop) goto stopped;
             /* Between two batches: one bounded step of a job (wk_jobs.h), so neither the stream
              * nor the jobs wait for the other for more than one step or one batch. */
+            wk_job_export_sweep(&L->store); /* expired exports lose their bytes */
             if (step_read(L, wk_jobs_tick(&L->jobs)) == 0 && b->n > 0) {
                 L->dead_at_read = L->dead;
                 b->state = WK_BATCH_READ;

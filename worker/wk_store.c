@@ -200,7 +200,13 @@ static void gen_envelope(fv_jgen *j, const fv_envelope *e)
 
 PGresult *wk_store_exec(wk_store *st, const char *sql, int nparams, const char *const *params)
 {
-    if (!PQsendQueryParams(st->conn, sql, nparams, NULL, params, NULL, NULL, 0)) return NULL;
+    return wk_store_exec_bin(st, sql, nparams, params, NULL, NULL);
+}
+
+PGresult *wk_store_exec_bin(wk_store *st, const char *sql, int nparams, const char *const *params,
+                            const int *lengths, const int *formats)
+{
+    if (!PQsendQueryParams(st->conn, sql, nparams, NULL, params, lengths, formats, 0)) return NULL;
     PGresult *kept = NULL; /* the first error, else the last result */
     for (;;) {
         while (PQisBusy(st->conn)) {

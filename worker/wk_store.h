@@ -38,6 +38,9 @@ void wk_store_close(wk_store *st);
 /* Runs one statement and returns its result (the caller PQclears it; NULL when it could not be
  * sent), waiting for the server in slices with on_wait between them. */
 PGresult *wk_store_exec(wk_store *st, const char *sql, int nparams, const char *const *params);
+/* As wk_store_exec, with PQexecParams' lengths and formats (1: binary, e.g. a bytea's bytes). */
+PGresult *wk_store_exec_bin(wk_store *st, const char *sql, int nparams, const char *const *params,
+                            const int *lengths, const int *formats);
 
 /* Inserts the entries of b in state NEW (or only b->entries[only] when only >= 0) with one
  * statement in one transaction; when some id was taken, a second statement keeps those that are

@@ -49,6 +49,12 @@ static const struct verdict_reply {
     {"invitation_expired", 409, "invitation_expired", "this invitation has expired"},
     {"wrong_invitation_code", 403, "wrong_invitation_code",
      "the invitation code is missing or wrong (ask the organisation's administrator for it)"},
+    /* exports (fe_exports.c) */
+    {"export_running", 409, "export_running",
+     "an export of this organisation is being built already; wait for its job to end"},
+    {"export_not_ready", 409, "export_not_ready",
+     "this export is not ready: see its job (GET /v1/jobs/{id}); a failed one has no file"},
+    {"export_expired", 410, "export_expired", "this export has expired and its file was deleted"},
 };
 
 /* How an 'ok' is answered. */

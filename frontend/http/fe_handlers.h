@@ -47,6 +47,9 @@ void fe_orgs_member_remove(fe_req *r);
 void fe_invitations_create(fe_req *r);
 void fe_invitations_list(fe_req *r);
 void fe_invitations_withdraw(fe_req *r);
+/* fe_exports.c */
+void fe_exports_create(fe_req *r);
+void fe_exports_download(fe_req *r);
 void fe_invitations_me_list(fe_req *r);
 void fe_invitations_me_accept(fe_req *r);
 void fe_invitations_me_decline(fe_req *r);

@@ -79,7 +79,8 @@ static void req_free(fe_req *r)
 
 static void access_log(fe_req *r, int status, double secs)
 {
-    const char *uri = evhttp_request_get_uri(r->ev);
+    /* r->ev is NULL when a streamed reply's connection closed before its end (fe_reply_stream_*) */
+    const char *uri = r->ev ? evhttp_request_get_uri(r->ev) : NULL;
     char path[1024];
     fv_json_escape(uri ? uri : "", uri ? strlen(uri) : 0, path, sizeof path);
     char line[2048];
@@ -87,7 +88,7 @@ static void access_log(fe_req *r, int status, double secs)
              "{\"level\":\"info\",\"proc\":\"frontend\",\"msg\":\"access\",\"req\":\"%s\","
              "\"method\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"status\":%d,\"ms\":%.3f,"
              "\"user\":%s%s%s,\"addr\":\"%s\"}",
-             r->req_id, method_name(evhttp_request_get_command(r->ev)), path,
+             r->req_id, r->ev ? method_name(evhttp_request_get_command(r->ev)) : "GET", path,
              fe_route_name(r->route >= 0 ? r->route : fe_nroutes), status, secs * 1000.0,
              r->user ? "\"" : "", r->user ? r->user->id : "null", r->user ? "\"" : "", r->address);
     fv_log_raw_json(line);
@@ -109,6 +110,7 @@ static const char *reason_phrase(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 410: return "Gone";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
@@ -125,8 +127,8 @@ static const char *reason_phrase(int status)
 /* The body of a 500 when even the error reply cannot be generated. */
 #define FE_REPLY_INTERNAL "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}"
 
-/* Sends the reply held in buf (taken) and ends the request. */
-static void finish(fe_req *r, int status, struct evbuffer *buf)
+/* The headers of every reply. */
+static void common_headers(fe_req *r)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     evhttp_add_header(h, "X-Request-Id", r->req_id);
@@ -139,6 +141,12 @@ static void finish(fe_req *r, int status, struct evbuffer *buf)
     evhttp_add_header(h, "X-Frame-Options", "DENY");
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     if (fe_http_draining) evhttp_add_header(h, "Connection", "close");
+}
+
+/* Sends the reply held in buf (taken) and ends the request. */
+static void finish(fe_req *r, int status, struct evbuffer *buf)
+{
+    common_headers(r);
     double secs = elapsed_s(&r->start);
     fe_metrics_request(r->route >= 0 ? r->route : fe_nroutes, status, secs);
     if (fe_cfg.access_log) access_log(r, status, secs);
@@ -331,4 +339,83 @@ char *fe_query_param(fe_req *r, const char *name)
     char *out = v ? strdup(v) : NULL;
     evhttp_clear_headers(&params);
     return out;
+}
+
+/* ---- streamed replies ---- */
+
+/* The stream's connection closed (the client left, a deadline, the child's shutdown): from now
+ * on r->ev is not ours to use. A request libevent detached from its connection (an unfinished
+ * reply) is ours to free; one still attached is freed by libevent right after this call. */
+typedef struct stream_ctl {
+    fe_req *r;
+    void (*gone)(void *arg);
+    void *arg;
+    bool aborting;
+} stream_ctl;
+
+static void stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    stream_ctl *s = arg;
+    if (s->aborting) return;
+    fe_req *r = s->r;
+    if (r->ev && evhttp_request_get_connection(r->ev) == NULL)
+        evhttp_send_reply_end(r->ev); /* frees it */
+    r->ev = NULL;
+    s->gone(s->arg);
+}
+
+void *fe_reply_stream_start(fe_req *r, const char *content_type, const char *disposition,
+                            void (*gone)(void *), void *arg)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    stream_ctl *s = calloc(1, sizeof *s);
+    if (!s || !evcon) {
+        free(s);
+        fe_reply_oom(r);
+        return NULL;
+    }
+    s->r = r;
+    s->gone = gone;
+    s->arg = arg;
+    common_headers(r);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Content-Disposition", disposition);
+    evhttp_connection_set_closecb(evcon, stream_closed, s);
+    evhttp_send_reply_start(r->ev, 200, "OK");
+    return s;
+}
+
+bool fe_reply_stream_chunk(void *stream, struct evbuffer *buf,
+                           void (*sent)(struct evhttp_connection *, void *), void *arg)
+{
+    stream_ctl *s = stream;
+    if (!s->r->ev || !evhttp_request_get_connection(s->r->ev)) return false;
+    evhttp_send_reply_chunk_with_cb(s->r->ev, buf, sent, arg);
+    return true;
+}
+
+void fe_reply_stream_end(void *stream, bool complete)
+{
+    stream_ctl *s = stream;
+    fe_req *r = s->r;
+    struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
+    if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
+    double secs = elapsed_s(&r->start);
+    fe_metrics_request(r->route >= 0 ? r->route : fe_nroutes, 200, secs);
+    if (fe_cfg.access_log) access_log(r, 200, secs);
+    if (r->ev && complete && evcon) {
+        evhttp_send_reply_end(r->ev);
+    } else if (r->ev && evcon) {
+        /* cut short: the client must not take a truncated body for the whole (no last chunk) */
+        s->aborting = true;
+        evhttp_connection_free(evcon); /* frees r->ev too */
+    } else if (r->ev) {
+        evhttp_send_reply_end(r->ev); /* detached: frees it */
+    }
+    r->ev = NULL;
+    fe_http_inflight--;
+    free(s);
+    req_free(r);
 }

@@ -34,6 +34,22 @@ void fe_reply_request_id(fe_req *r, fv_jgen *j);
 /* Maps a failed PostgreSQL query to 503 (+ Retry-After) or the fitting 4xx. */
 void fe_reply_pg_failure(fe_req *r, const fe_pg_result *res);
 
+/* Streamed replies (a download of unbounded size, sent chunk by chunk with bounded memory):
+ * fe_reply_stream_start sends 200 with the usual headers, content_type and Content-Disposition
+ * (chunked transfer) and returns the stream (NULL after answering 503: r is gone). r stays alive
+ * (and counted in flight) until fe_reply_stream_end(stream, complete), which logs and frees r
+ * and the stream; complete false cuts the connection without the last chunk. When the
+ * connection closes first, gone(arg) is called once: the caller must then call
+ * fe_reply_stream_end (at once, or when its pending work ends) and never chunk again.
+ * fe_reply_stream_chunk moves buf's bytes out (false when the connection is gone); sent(evcon,
+ * arg) runs once they were all written to the socket, never if the connection closes first. */
+struct evbuffer;
+void *fe_reply_stream_start(fe_req *r, const char *content_type, const char *disposition,
+                            void (*gone)(void *), void *arg);
+bool fe_reply_stream_chunk(void *stream, struct evbuffer *buf,
+                           void (*sent)(struct evhttp_connection *, void *), void *arg);
+void fe_reply_stream_end(void *stream, bool complete);
+
 /* Strict-Transport-Security on every reply: one year, subdomains included. */
 #define FE_HSTS "max-age=31536000; includeSubDomains"
 

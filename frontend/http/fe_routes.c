@@ -70,6 +70,8 @@ const fe_route fe_routes[] = {
     {DELETE, "/v1/orgs/:org/invitations/:id", fe_invitations_withdraw, AUTH, false,
      "invitations_withdraw"},
     {POST, "/v1/orgs/:org/revert", fe_revert_create, AUTH, true, "orgs_revert"},
+    {POST, "/v1/orgs/:org/exports", fe_exports_create, AUTH, false, "exports_create"},
+    {GET, "/v1/exports/:id", fe_exports_download, AUTH, false, "exports_download"},
 
     {GET, "/v1/orgs/:id/quarantine", fe_quarantine_list, AUTH, false, "quarantine_list"},
     {GET, "/v1/orgs/:id/grants", fe_grants_list, AUTH, false, "orgs_grant_list"},

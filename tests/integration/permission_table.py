@@ -124,6 +124,10 @@ ROWS = [
     ("GET",    "/v1/orgs/{org}/branches/{region}/members", 401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     # revert of a (compromised) account's changes: a job, for the org admin (issue 11)
     ("POST",   "/v1/orgs/{org}/revert",                    401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 202, 403, 403),
+    # exports (issue 11): the org's admins only ({export}: a ready export of org A, made with SQL;
+    # the POST cell of org_admin starts a real export job)
+    ("POST",   "/v1/orgs/{org}/exports",                   401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 202, 403, 403),
+    ("GET",    "/v1/exports/{export}",                     401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     # ---- orgs end ----
 
     # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----

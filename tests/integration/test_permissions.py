@@ -162,6 +162,15 @@ def _path(w, template):
                            "VALUES (%s, %s, 'table', 'done', %s, now())",
                            j, w.org_id, w.users["enumerator"].id)
             return j
+        if key == "export":  # a ready export of org A (one chunk), made with SQL
+            e = new_id()
+            w.cluster.psql("INSERT INTO jobs (id, org_id, kind, state, created_by, finished_at) "
+                           "VALUES (%s, %s, 'table', 'done', %s, now())", e, w.org_id, w.users["org_admin"].id)
+            w.cluster.psql("INSERT INTO exports (id, org_id, created_by, state, size, chunks, sha256, expires_at) "
+                           "VALUES (%s, %s, %s, 'ready', 2, 1, 'x', now() + interval '1 hour')",
+                           e, w.org_id, w.users["org_admin"].id)
+            w.cluster.psql("INSERT INTO export_chunks (export_id, seq, data) VALUES (%s, 0, 'PK')", e)
+            return e
         if key == "fresh_session":  # a live session of org_admin's, made with SQL
             sid = new_id()
             w.cluster.psql("INSERT INTO sessions (id, user_id, expires_at) VALUES (%s, %s, now() + interval '1 hour')",

@@ -5,5 +5,6 @@
 const wk_job_kind wk_job_kinds[] = {
     {"revert", wk_job_revert_step},
     {"purge", wk_job_purge_step},
+    {"export", wk_job_export_step},
     {NULL, NULL},
 };

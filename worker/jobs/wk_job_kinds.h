@@ -14,5 +14,10 @@ wk_job_rc wk_job_purge_step(wk_store *st, const wk_job *job, int items, char *er
 
 /* wk_job_revert.c */
 wk_job_rc wk_job_revert_step(wk_store *st, const wk_job *job, int items, char *err, size_t errlen);
+/* The organisation export (wk_job_export.c). */
+wk_job_rc wk_job_export_step(wk_store *st, const wk_job *job, int items, char *err, size_t errlen);
+/* Deletes the bytes of expired and failed exports, every export_sweep_ms, when st is connected
+ * and idle (between two batches). */
+void wk_job_export_sweep(wk_store *st);
 
 #endif
