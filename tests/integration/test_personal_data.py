@@ -236,3 +236,53 @@ def test_erase_everywhere_at_once_and_for_good(pd):
                 s.close()
         me.api.close()
         assert proc2.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_erase_with_totp_on_needs_the_code(pd):
+    """An account with TOTP on erases only with a current code too (accepted once)."""
+    w = pd
+    from test_accounts import enrol, now_step, totp
+    me = _make(w)
+    try:
+        secret = enrol(me.api, me.password)["secret"]
+        s = now_step()
+        ok(me.api.post("/v1/me/totp/confirm", json={"code": totp(secret, s)}))
+        assert ok(me.api.get("/v1/me/personal-data"))["account"]["totp_enrolled"] is True
+        err = denied(me.api.post("/v1/me/erase", json={"current_password": me.password}), 422, "validation_failed")
+        assert "totp" in err["fields"]
+        denied(me.api.post("/v1/me/erase", json={"current_password": me.password, "totp": totp(secret, s)}),
+               422, "invalid_code")  # used to confirm
+        assert w.c.psql("SELECT disabled_at IS NULL FROM users WHERE id = %s", me.id) == [(True,)]
+        ok(me.api.post("/v1/me/erase", json={"current_password": me.password, "totp": totp(secret, s + 1)}))
+        assert w.c.psql("SELECT disabled_at IS NOT NULL, totp_secret IS NULL FROM users WHERE id = %s",
+                        me.id) == [(True, True)]
+    finally:
+        me.api.close()
+
+
+def test_redis_forgets_the_erased_account(pd):
+    """The Redis-shared cache of API keys holds a key's user (email and name): the key's
+    revocation row makes every child delete it, so no Redis value names the erased person."""
+    w = pd
+    c = w.c
+    me = _make(w)
+    try:
+        kapi = c.api(me.key)
+        assert ok(kapi.get("/v1/me"))["email"] == me.mail  # cached, and shared through Redis
+        kapi.close()
+        rc = c.redis_client()
+
+        def values():
+            out = []
+            for k in rc("KEYS", "fv:cache:*") or []:
+                if rc("TYPE", k) in (b"string", "string"):
+                    v = rc("GET", k)
+                    out.append(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+            return "\n".join(out).lower()
+        assert me.mail.lower() in values()
+        ok(me.api.post("/v1/me/erase", json={"current_password": me.password}))
+        wait_until(lambda: me.mail.lower() not in values() and me.name.lower() not in values(), 10,
+                   what="the shared cache to forget the erased account")
+        rc.close()
+    finally:
+        me.api.close()
