@@ -37,7 +37,21 @@ LANGUAGE sql IMMUTABLE AS $$
         ELSE j END
 $$;
 
+-- Every string of j, lower-cased (NULL j: none): what an audit entry's detail says, indexed so an
+-- erasure finds the entries naming an email without reading the whole log.
+CREATE FUNCTION fv_json_strings(j jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT COALESCE(array_agg(DISTINCT lower(x #>> '{}')), '{}')
+    FROM jsonb_path_query(COALESCE(j, 'null'::jsonb), 'strict $.**') x
+    WHERE jsonb_typeof(x) = 'string'
+$$;
+
 -- ---- the audit log: append-only, except one audited erasure ----
+
+-- The entries by or about a user (the personal-data document, the erasure): by actor, by target.
+CREATE INDEX audit_actor ON audit (actor, id) WHERE actor IS NOT NULL;
+CREATE INDEX audit_target ON audit (target_id, id) WHERE target_id IS NOT NULL;
+CREATE INDEX audit_strings ON audit USING gin (fv_json_strings(detail));
 
 CREATE FUNCTION fv_erasure_active() RETURNS boolean
 LANGUAGE sql STABLE AS $$
@@ -117,8 +131,11 @@ BEGIN
                RETURNING x.id, x.expires_at)
     INSERT INTO revocations (kind, subject, expires_at) SELECT 'session', s.id::text, s.expires_at FROM s;
     GET DIAGNOSTICS n_sessions = ROW_COUNT;
+    -- every token of u issued until the longest session could end is void: a login whose
+    -- statement saw the account before this transaction committed cannot outlive the erasure
     INSERT INTO revocations (kind, subject, not_before, expires_at)
-    VALUES ('user_sessions', u::text, now(), now() + make_interval(secs => session_ttl_s));
+    VALUES ('user_sessions', u::text, now() + make_interval(secs => session_ttl_s + 60),
+            now() + make_interval(secs => 2 * session_ttl_s + 60));
     WITH k AS (UPDATE api_keys x SET revoked_at = now()
                WHERE x.user_id = u AND x.revoked_at IS NULL RETURNING x.key_hash)
     INSERT INTO revocations (kind, subject, expires_at)
@@ -134,13 +151,15 @@ BEGIN
     GET DIAGNOSTICS n_invitations = ROW_COUNT;
     UPDATE invitations i SET email = p || '@erased.invalid' WHERE lower(i.email) = lower(me.email);
 
-    -- the audit log: the name and email in any detail, the login failures' email hash, and the
-    -- addresses u acted from (personal data too)
-    UPDATE audit a SET detail = fv_replace_strings(a.detail, needles, p)
-    WHERE a.detail IS NOT NULL AND (strpos(lower(a.detail::text), lower(me.email)) > 0
-                                    OR strpos(lower(a.detail::text), lower(to_jsonb(me.name)::text)) > 0);
-    UPDATE audit a SET detail = a.detail || jsonb_build_object('email_sha256', p)
-    WHERE a.detail->>'email_sha256' = email_hash;
+    -- the audit log: the email in any entry's detail (an email is distinctive: it has an @) and
+    -- the login failures' email hash, both found through the index of the details' strings; the
+    -- name in the entries by or about u only (a name may be a common word: "admin", "member");
+    -- and the addresses u acted from (personal data too)
+    UPDATE audit a SET detail = fv_replace_strings(a.detail, ARRAY[lower(me.email), email_hash], p)
+    WHERE fv_json_strings(a.detail) && ARRAY[lower(me.email), email_hash];
+    UPDATE audit a SET detail = fv_replace_strings(a.detail, ARRAY[lower(me.name)], p)
+    WHERE (a.actor = u OR (a.target_type = 'user' AND a.target_id = u::text))
+      AND fv_json_strings(a.detail) @> ARRAY[lower(me.name)];
     UPDATE audit a SET address = NULL WHERE a.actor = u AND a.address IS NOT NULL;
 
     -- the submissions the worker refused or quarantined are u's own: an answer equal to the name
@@ -171,6 +190,8 @@ DECLARE
     items jsonb;
     last text;
     n integer;
+    keys text[];
+    sess text[];
 BEGIN
     IF section = 'sessions' THEN
         SELECT jsonb_agg(j ORDER BY k), count(*), max(k::text) INTO items, n, last FROM (
@@ -180,6 +201,8 @@ BEGIN
             FROM sessions s WHERE s.user_id = u AND (aft IS NULL OR s.id > aft::uuid)
             ORDER BY s.id LIMIT lim) x;
     ELSIF section = 'audit' THEN
+        SELECT COALESCE(array_agg(k.id::text), '{}') INTO keys FROM api_keys k WHERE k.user_id = u;
+        SELECT COALESCE(array_agg(s.id::text), '{}') INTO sess FROM sessions s WHERE s.user_id = u;
         -- entries by u or about u (its account, keys, sessions); the detail and address only of
         -- entries by u about u: another person's entry may name others (an admin's address, an
         -- invitee's email)
@@ -190,11 +213,11 @@ BEGIN
                        'address', CASE WHEN a.actor = u THEN host(a.address) END,
                        'detail', CASE WHEN a.actor = u AND about THEN a.detail END) AS j
             FROM (SELECT a.*, (a.target_type = 'user' AND a.target_id = u::text)
-                              OR (a.target_type = 'api_key' AND a.target_id IN
-                                  (SELECT k.id::text FROM api_keys k WHERE k.user_id = u))
-                              OR (a.target_type = 'session' AND a.target_id IN
-                                  (SELECT s.id::text FROM sessions s WHERE s.user_id = u)) AS about
-                  FROM audit a WHERE (aft IS NULL OR a.id > aft::bigint)) a
+                              OR (a.target_type = 'api_key' AND a.target_id = ANY (keys))
+                              OR (a.target_type = 'session' AND a.target_id = ANY (sess)) AS about
+                  FROM audit a
+                  WHERE (a.actor = u OR a.target_id = ANY (ARRAY[u::text] || keys || sess))
+                    AND (aft IS NULL OR a.id > aft::bigint)) a
             WHERE a.actor = u OR a.about
             ORDER BY a.id LIMIT lim) x;
     ELSIF section = 'submissions' THEN
