@@ -15,7 +15,8 @@
  * against (0: unknown, take the current one). */
 static const char check_sql[] =
     "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1), d.survey_id, sv.version,"
-    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator'), fv_has_tie($2, d.id)"
+    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator'), fv_has_tie($2, d.id),"
+    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL"
     " FROM (SELECT 1) one"
     " LEFT JOIN deployments d ON d.id = $3"
     " LEFT JOIN surveys s ON s.id = d.survey_id"
@@ -144,6 +145,11 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
         snprintf(why, sizeof why, "no such survey version");
     } else if (PQgetvalue(res, 0, 4)[0] != 't') {
         snprintf(why, sizeof why, "the submitter is not an enumerator of the deployment");
+    } else if (PQgetvalue(res, 0, 6)[0] == 't') {
+        /* closed before the entry could be checked: it was accepted unverified, not by the rule */
+        snprintf(why, sizeof why, "the deployment is closed");
+    } else if (PQgetvalue(res, 0, 7)[0] == 't') {
+        snprintf(why, sizeof why, "the survey is archived");
     } else if (!answers_pass(PQgetvalue(res, 0, 3), e, why, sizeof why)) {
         /* why says which answers */
     } else {
@@ -158,14 +164,18 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
 }
 
 /* $1: the batch's verified entries [{i, id, submitted_by, deployment_id, rversion}]. Answers the
- * i of those whose submitter has a `permissions` revocation newer than the front end's check
- * (rversion; -1: any) and who is no longer an enumerator by the rule (fv_has_deployment_role,
+ * i of those whose submitter has a `permissions` revocation, or whose deployment a `deployment`
+ * revocation (its principals changed, or it closed: migration 010), newer than the front end's
+ * check (rversion; -1: any) and who is no longer an enumerator by the rule (fv_has_deployment_role,
  * migration 009: membership included). An id already stored is left to the INSERT (a replay). */
 static const char revoked_sql[] =
     "SELECT x.i FROM jsonb_to_recordset($1::jsonb) AS x(i int, id uuid, submitted_by uuid,"
     "                                                   deployment_id uuid, rversion bigint)"
-    " WHERE EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'permissions'"
-    "               AND v.subject = x.submitted_by::text AND v.id > x.rversion)"
+    " WHERE (EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'permissions'"
+    "                AND v.subject = x.submitted_by::text AND v.id > x.rversion)"
+    /* or the deployment's principals changed since (PATCH /v1/deployments, migration 010) */
+    "        OR EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'deployment'"
+    "                   AND v.subject = x.deployment_id::text AND v.id > x.rversion))"
     "   AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = x.id)"
     "   AND NOT fv_has_deployment_role(x.submitted_by, x.deployment_id, 'enumerator')";
 

@@ -1,8 +1,11 @@
 /* The re-check of unverified submissions: accepted by a front end while PostgreSQL was down and
  * it could not check the submitter's permission (DESIGN section 2). Before such an entry is
  * written, the worker checks, inside the batch's transaction, that the deployment exists, that
- * the submitter is one of its enumerators and that the answers pass the form; a refused entry
- * goes to the quarantine table with an audit entry, never into responses. */
+ * the submitter is one of its enumerators, that the deployment is not closed nor its survey
+ * archived (quarantined "the deployment is closed" / "the survey is archived": an entry the front
+ * end verified before the close was acknowledged under the rule and is stored, wk_store.c), and
+ * that the answers pass the form; a refused entry goes to the quarantine table with an audit
+ * entry, never into responses. */
 #ifndef WK_VERIFY_H
 #define WK_VERIFY_H
 

@@ -32,6 +32,12 @@ static const struct verdict_reply {
     {"no_such_user", 404, "no_such_user", "no such user"},
     {"no_such_org", 404, "org_not_found", "no such organisation, or you are not a member of it"},
     {"no_such_membership", 404, "not_found", "no such membership"},
+    /* management (migration 010) */
+    {"no_such_grant", 404, "not_found", "no such grant"},
+    {"deployment_closed", 409, "deployment_closed", "the deployment is closed"},
+    {"survey_archived", 409, "survey_archived", "the survey is archived"},
+    {"responses_pending", 409, "responses_pending",
+     "responses are pending at an approval stage this change removes; decide them first"},
     /* invitations (fe_invitations.c, fe_invitations_me.c) */
     {"not_a_member", 409, "not_a_member",
      "this user is not a member of the organisation: invite them (POST /v1/orgs/{org}/invitations)"},
@@ -58,6 +64,8 @@ typedef struct verdict_call {
     fe_page_kind page_kind;
     const char *what;                     /* borrowed string literal */
     char forget_user[FV_UUID_STRLEN + 1]; /* "" unless the statement changed memberships */
+    bool revoking;                        /* it may have written a deployment or survey revocation */
+    char forget_dep[FV_UUID_STRLEN + 1];  /* "" or the deployment it changed */
 } verdict_call;
 
 const char *fe_verdict_mfa(const fe_req *r)
@@ -172,10 +180,9 @@ static void ran(const fe_pg_result *res, void *arg)
         reply_list(r, c, res->res, body);
         return;
     }
-    if (c->forget_user[0]) {
-        fe_depcache_forget_user_shared(c->forget_user);
-        fe_revoke_poll_now();
-    }
+    if (c->forget_user[0]) fe_depcache_forget_user_shared(c->forget_user);
+    if (c->forget_dep[0]) fe_depcache_forget_deployment(c->forget_dep);
+    if (c->forget_user[0] || c->revoking) fe_revoke_poll_now();
     fe_reply_text(r, c->ok_status, "application/json", c->ok_status == 204 ? NULL : body,
                   c->ok_status == 204 ? 0 : strlen(body));
 }
@@ -200,6 +207,14 @@ void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *
 {
     verdict_call c = {.kind = CALL_REPLY, .ok_status = ok_status, .what = what};
     if (forget_user) snprintf(c.forget_user, sizeof c.forget_user, "%s", forget_user);
+    start(r, &c, sql, nparams, params);
+}
+
+void fe_verdict_run_revoking(fe_req *r, const char *sql, int nparams, const char *const *params,
+                             int ok_status, const char *what, const char *forget_deployment)
+{
+    verdict_call c = {.kind = CALL_REPLY, .ok_status = ok_status, .what = what, .revoking = true};
+    if (forget_deployment) snprintf(c.forget_dep, sizeof c.forget_dep, "%s", forget_deployment);
     start(r, &c, sql, nparams, params);
 }
 

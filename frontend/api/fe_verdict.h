@@ -23,6 +23,10 @@
  *   no_such_user          404 no_such_user
  *   no_such_org           404 org_not_found: no such organisation, or the caller is not a member
  *   no_such_membership    404 not_found "no such membership"
+ *   no_such_grant         404 not_found "no such grant"
+ *   deployment_closed     409 deployment_closed: the deployment is closed (refuses submissions)
+ *   survey_archived       409 survey_archived: the survey is archived
+ *   responses_pending     409 responses_pending: responses wait at an approval stage being removed
  *   not_a_member          409 not_a_member: a membership change for a user not in the org
  *   too_many_invitations  409 too_many_invitations: the org's pending invitations are at the cap
  *   invitation_used, invitation_withdrawn, invitation_declined, invitation_expired
@@ -72,6 +76,14 @@ const char *fe_verdict_answer(fe_req *r, const fe_pg_result *res, const char *wh
  * r->state). */
 void fe_verdict_run(fe_req *r, const char *sql, int nparams, const char *const *params, int ok_status,
                     const char *what, const char *forget_user);
+
+/* fe_verdict_run for a statement that wrote a `deployment` or `survey` revocation (migration 010)
+ * when it changed something: after an 'ok', this child polls the revocations at once, and when
+ * forget_deployment is non-NULL (copied) drops its own and the Redis-shared entry of that
+ * deployment first (fe_depcache_forget_deployment), so this child's next submission asks again.
+ * Takes over r. */
+void fe_verdict_run_revoking(fe_req *r, const char *sql, int nparams, const char *const *params,
+                             int ok_status, const char *what, const char *forget_deployment);
 
 /* Runs a list's statement (FE_VERDICT_PAGE_SQL) for page pg (borrowed) and answers r 200
  * {"items": [...], "next": cursor | null} when it is 'ok', else by the verdict. Takes over r. */

@@ -54,6 +54,9 @@ void fe_invitations_me_list(fe_req *r);
 void fe_invitations_me_accept(fe_req *r);
 void fe_invitations_me_decline(fe_req *r);
 void fe_orgs_audit(fe_req *r);
+/* fe_groups.c */
+void fe_groups_team_members(fe_req *r);
+void fe_groups_branch_members(fe_req *r);
 /* fe_quarantine.c */
 void fe_quarantine_list(fe_req *r);
 /* fe_grants.c */
@@ -69,6 +72,13 @@ void fe_surveys_put_access(fe_req *r);
 void fe_deployments_create(fe_req *r);
 void fe_deployments_list(fe_req *r);
 void fe_deployments_get(fe_req *r);
+void fe_deployments_patch(fe_req *r);
+/* fe_survey_grants.c */
+void fe_survey_grants_list(fe_req *r);
+void fe_survey_grants_remove(fe_req *r);
+/* fe_archive.c */
+void fe_surveys_archive(fe_req *r);
+void fe_surveys_unarchive(fe_req *r);
 /* fe_submit.c */
 void fe_submit_response(fe_req *r);
 /* fe_responses.c */

@@ -18,7 +18,8 @@
 
 /* Owned by perm_cache. */
 typedef struct perm_info {
-    char perm; /* FE_PERM_* */
+    char perm;          /* FE_PERM_* */
+    long long rversion; /* the revocation version it was taken at */
 } perm_info;
 
 static fe_cache *dep_cache, *perm_cache;
@@ -44,13 +45,40 @@ static void permissions_changed(const char *user_id)
     if (fe_revoke_get_state() == FE_REVOKE_CURRENT) fe_depcache_forget_user_shared(user_id);
 }
 
+/* A deployment's principals changed, or it was closed or reopened: its entry here is dropped at
+ * once (the version check of fe_depcache_dep_current would refuse it anyway; this frees it), as
+ * is the one shared in Redis. Permissions on it are refused by their version when next read. */
+static void deployment_changed(const char *dep_id)
+{
+    if (fe_revoke_get_state() == FE_REVOKE_CURRENT) fe_depcache_forget_deployment(dep_id);
+    else fe_cache_del(dep_cache, dep_id);
+}
+
+void fe_depcache_forget_deployment(const char *dep_id)
+{
+    fe_cache_del(dep_cache, dep_id);
+    if (!fv_id_valid(dep_id)) return;
+    char key[FE_DEPCACHE_KEY_MAX];
+    snprintf(key, sizeof key, "fv:cache:deployment:%s", dep_id);
+    const char *argv[] = {"DEL", key};
+    size_t lens[] = {3, strlen(key)};
+    fe_redis_fire(2, argv, lens);
+}
+
 int fe_depcache_init(void)
 {
     dep_cache = fe_cache_new(10000, fe_dep_info_free);
     perm_cache = fe_cache_new(200000, free);
     if (!dep_cache || !perm_cache) return -1;
     fe_revoke_on(FE_REVOKE_PERMISSIONS, permissions_changed);
+    fe_revoke_on(FE_REVOKE_DEPLOYMENT, deployment_changed);
     return 0;
+}
+
+bool fe_depcache_dep_current(const char *dep_id, const char *survey_id, long long version)
+{
+    return fe_revoke_unchanged_since(FE_REVOKE_DEPLOYMENT, dep_id, version) &&
+           fe_revoke_unchanged_since(FE_REVOKE_SURVEY, survey_id, version);
 }
 
 void fe_depcache_shutdown(void)
@@ -67,13 +95,22 @@ void fe_depcache_perm_key(const char *user_id, const char *dep_id, char key[FE_D
 
 fe_dep_info *fe_depcache_dep(const char *dep_id, bool *fresh)
 {
-    return fe_cache_get(dep_cache, dep_id, fe_cache_now(), fresh);
+    fe_dep_info *dep = fe_cache_get(dep_cache, dep_id, fe_cache_now(), fresh);
+    if (dep && !dep->missing && !fe_depcache_dep_current(dep_id, dep->survey_id, dep->rversion)) {
+        fe_cache_del(dep_cache, dep_id); /* older than a change of the deployment or its survey */
+        return NULL;
+    }
+    return dep;
 }
 
-bool fe_depcache_perm(const char *perm_key, char *perm, bool *fresh)
+bool fe_depcache_perm(const char *perm_key, const fe_dep_info *dep, char *perm, bool *fresh)
 {
     perm_info *p = fe_cache_get(perm_cache, perm_key, fe_cache_now(), fresh);
-    if (!p) return false;
+    if (!p || strlen(perm_key) != 2 * FV_UUID_STRLEN + 1) return false;
+    if (!fe_depcache_dep_current(perm_key + FV_UUID_STRLEN + 1, dep->survey_id, p->rversion)) {
+        fe_cache_del(perm_cache, perm_key);
+        return false;
+    }
     *perm = p->perm;
     return true;
 }
@@ -89,6 +126,7 @@ void fe_depcache_remember(const char *dep_id, fe_dep_info *dep, const char *perm
         perm_info *p = calloc(1, sizeof *p);
         if (p) {
             p->perm = perm;
+            p->rversion = version;
             fe_cache_put(perm_cache, perm_key, p, now, fe_cfg.deployment_cache_ttl_s,
                          fe_cfg.cache_stale_s);
         }
@@ -105,10 +143,14 @@ fe_dep_info *fe_depcache_remember_missing(const char *dep_id)
     return dep;
 }
 
-fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition)
+fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition,
+                                         bool closed, bool archived, long long rversion)
 {
     fe_dep_info *dep = calloc(1, sizeof *dep);
     if (!dep) return NULL;
+    dep->closed = closed;
+    dep->archived = archived;
+    dep->rversion = rversion;
     dep->form = fv_form_compile_text(definition);
     if (!dep->form) {
         free(dep);
@@ -119,21 +161,29 @@ fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, con
     return dep;
 }
 
-/* A deployment from its JSON text (json[len] need not be NUL-terminated). */
-static fe_dep_info *dep_from_json(const char *json, size_t len)
+/* A deployment from its JSON text (json[len] need not be NUL-terminated), shared at revocation
+ * version rversion. An entry without `closed` and `archived` (shared by an older front end) is
+ * not used. */
+static fe_dep_info *dep_from_json(const char *json, size_t len, long long rversion)
 {
     char err[64], *text = strndup(json, len); /* owned here */
     yajl_val v = text ? fv_json_parse(text, err, sizeof err) : NULL;
     free(text);
     const char *survey_id = fv_json_get_str(v, "survey_id");
     yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
+    yajl_val closed = fv_json_get(v, "closed"), archived = fv_json_get(v, "archived");
     fe_dep_info *dep = calloc(1, sizeof *dep);
     fv_form_errors errs;
     fv_form_errors_init(&errs);
     if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
-        YAJL_GET_INTEGER(version) >= 1 && def && (dep->form = fv_form_compile_stored(def, &errs))) {
+        YAJL_GET_INTEGER(version) >= 1 && closed && (YAJL_IS_TRUE(closed) || YAJL_IS_FALSE(closed)) &&
+        archived && (YAJL_IS_TRUE(archived) || YAJL_IS_FALSE(archived)) && def &&
+        (dep->form = fv_form_compile_stored(def, &errs))) {
         snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
         dep->version = (int)YAJL_GET_INTEGER(version);
+        dep->closed = YAJL_IS_TRUE(closed);
+        dep->archived = YAJL_IS_TRUE(archived);
+        dep->rversion = rversion;
     } else {
         free(dep);
         dep = NULL;
@@ -157,11 +207,11 @@ fe_dep_info *fe_dep_info_from_shared(const char *dep_id, const char *text, size_
     long long version;
     size_t plen;
     const char *json = fe_shared_open(key, NULL, text, len, &version, &plen);
-    return json ? dep_from_json(json, plen) : NULL;
+    return json ? dep_from_json(json, plen, version) : NULL;
 }
 
-bool fe_depcache_shared_perm(const char *dep_id, const char *user_id, const char *text, size_t len,
-                             char *perm, long long *version)
+bool fe_depcache_shared_perm(const char *dep_id, const char *user_id, const char *survey_id,
+                             const char *text, size_t len, char *perm, long long *version)
 {
     char key[FE_DEPCACHE_KEY_MAX];
     snprintf(key, sizeof key, "fv:cache:enumerator:%s", user_id);
@@ -172,6 +222,8 @@ bool fe_depcache_shared_perm(const char *dep_id, const char *user_id, const char
         return false;
     /* shared before a revocation of this user that this child has read: stale */
     if (!fe_revoke_unchanged_since(FE_REVOKE_PERMISSIONS, user_id, *version)) return false;
+    /* shared before the deployment's principals changed, it closed, or its survey changed */
+    if (!fe_depcache_dep_current(dep_id, survey_id, *version)) return false;
     *perm = p[0];
     return true;
 }
@@ -185,20 +237,27 @@ void fe_depcache_forget_user_shared(const char *user_id)
     fe_redis_fire(2, argv, lens);
 }
 
-void fe_depcache_share(const char *dep_id, const char *user_id, const char *survey_id, int version,
-                       const char *definition, size_t deflen, char perm, long long rversion)
+void fe_depcache_share(const char *dep_id, const char *user_id, const fe_dep_info *dep,
+                       const char *definition, size_t deflen, char perm)
 {
+    long long rversion = dep->rversion;
     /* not shared when already known stale here (the others would refuse it too) */
-    if (!fe_revoke_unchanged_since(FE_REVOKE_PERMISSIONS, user_id, rversion)) return;
+    if (!fe_revoke_unchanged_since(FE_REVOKE_PERMISSIONS, user_id, rversion) ||
+        !fe_depcache_dep_current(dep_id, dep->survey_id, rversion))
+        return;
     char dep_key[FE_DEPCACHE_KEY_MAX], perm_key[FE_DEPCACHE_KEY_MAX];
     fe_depcache_redis_keys(dep_id, user_id, dep_key, perm_key);
     fv_jgen *j = fv_jgen_new();
     if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "survey_id");
-    fv_jgen_str(j, survey_id);
+    fv_jgen_str(j, dep->survey_id);
     fv_jgen_key(j, "version");
-    fv_jgen_int(j, version);
+    fv_jgen_int(j, dep->version);
+    fv_jgen_key(j, "closed");
+    fv_jgen_bool(j, dep->closed);
+    fv_jgen_key(j, "archived");
+    fv_jgen_bool(j, dep->archived);
     fv_jgen_key(j, "definition");
     fv_jgen_raw(j, definition, deflen);
     fv_jgen_map_close(j);

@@ -21,7 +21,8 @@ static struct {
     bool in_flight, again;
     fe_cache *sessions; /* session id -> (void *)1 until the token would have expired anyway */
     fe_cache *users;    /* user id -> int64_t not_before (Unix seconds), owned */
-    /* api_key and permissions rows: subject -> long long id of the newest row (owned), kept
+    /* api_key, permissions, deployment and survey rows: subject -> long long id of the newest
+     * row (owned), kept
      * while the row is in force, so a cached answer computed before it is known to be stale */
     fe_cache *subjects[FE_REVOKE_NKINDS];
     long long evicted_id; /* newest id of a subject's row forgotten early (cache full) */
@@ -29,8 +30,8 @@ static struct {
     bool full_logged;
 } rv;
 
-static const char *const kind_names[FE_REVOKE_NKINDS] = {"session", "user_sessions", "api_key",
-                                                         "permissions"};
+static const char *const kind_names[FE_REVOKE_NKINDS] = {"session",     "user_sessions", "api_key",
+                                                         "permissions", "deployment",    "survey"};
 
 /* Rows after the last one applied, and the ids missing so far (gaps); on the first poll every row
  * from the oldest still in force ($3 NULL), expired or not, so that gaps are real.
@@ -193,14 +194,13 @@ int fe_revoke_init(struct event_base *base, int poll_ms)
 {
     rv.sessions = fe_cache_new(MAX_ENTRIES, NULL);
     rv.users = fe_cache_new(MAX_ENTRIES, free);
-    rv.subjects[FE_REVOKE_API_KEY] = fe_cache_new(MAX_ENTRIES, free);
-    rv.subjects[FE_REVOKE_PERMISSIONS] = fe_cache_new(MAX_ENTRIES, free);
     rv.timer = event_new(base, -1, EV_PERSIST, on_timer, NULL);
-    if (!rv.sessions || !rv.users || !rv.timer || !rv.subjects[FE_REVOKE_API_KEY] ||
-        !rv.subjects[FE_REVOKE_PERMISSIONS])
-        return -1;
-    fe_cache_on_evict(rv.subjects[FE_REVOKE_API_KEY], subject_evicted);
-    fe_cache_on_evict(rv.subjects[FE_REVOKE_PERMISSIONS], subject_evicted);
+    if (!rv.sessions || !rv.users || !rv.timer) return -1;
+    for (int k = FE_REVOKE_API_KEY; k < FE_REVOKE_NKINDS; k++) {
+        rv.subjects[k] = fe_cache_new(MAX_ENTRIES, free);
+        if (!rv.subjects[k]) return -1;
+        fe_cache_on_evict(rv.subjects[k], subject_evicted);
+    }
     struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
     event_add(rv.timer, &tv);
     poll();

@@ -5,8 +5,8 @@
  * (so the two commit together), deletes any Redis-shared cache entry it knows of, and calls
  * fe_revoke_poll_now() so its own child applies it at once. Every child reads new rows every
  * revocation_poll_ms (one indexed query) and applies them: session ids and per-user "not before"
- * times are kept here for verifying session tokens; api_key and permissions rows are handed to
- * the handlers registered with fe_revoke_on (which drop their cached entries).
+ * times are kept here for verifying session tokens; api_key, permissions, deployment and survey
+ * rows are handed to the handlers registered with fe_revoke_on (which drop their cached entries).
  *
  * Why a poll and not Redis pub/sub (DESIGN section 2 said pub/sub): a message published while a
  * child's subscription is reconnecting is lost for good and leaves a cache stale until its TTL;
@@ -30,6 +30,8 @@ typedef enum {
     FE_REVOKE_USER_SESSIONS, /* subject: user id; sessions issued before not_before are void */
     FE_REVOKE_API_KEY,       /* subject: SHA-256 hex of the key */
     FE_REVOKE_PERMISSIONS,   /* subject: user id whose memberships or roles changed */
+    FE_REVOKE_DEPLOYMENT,    /* subject: deployment id whose principals changed, or closed/reopened */
+    FE_REVOKE_SURVEY,        /* subject: survey id archived/unarchived, or whose grants changed */
     FE_REVOKE_NKINDS
 } fe_revoke_kind;
 
@@ -40,7 +42,8 @@ typedef void (*fe_revoke_fn)(const char *subject);
 int fe_revoke_init(struct event_base *base, int poll_ms);
 void fe_revoke_shutdown(void);
 fe_revoke_state fe_revoke_get_state(void);
-/* Registers fn for rows of kind (FE_REVOKE_API_KEY or FE_REVOKE_PERMISSIONS; several allowed). */
+/* Registers fn for rows of kind (FE_REVOKE_API_KEY, _PERMISSIONS, _DEPLOYMENT or _SURVEY; several
+ * allowed). */
 void fe_revoke_on(fe_revoke_kind kind, fe_revoke_fn fn);
 /* True when the session token (session_id of user_id, issued at issued_at and expiring at
  * expires_at, Unix seconds) has been revoked: logged out, or issued before the user's sessions
@@ -56,7 +59,8 @@ bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t
  * the revocations are not loaded (nothing may be cached or shared then). */
 long long fe_revoke_version(void);
 /* True when an answer about subject (a key hash for FE_REVOKE_API_KEY, a user id for
- * FE_REVOKE_PERMISSIONS) taken at version is still good: the revocations are loaded and no row of
+ * FE_REVOKE_PERMISSIONS, a deployment or survey id for FE_REVOKE_DEPLOYMENT/_SURVEY) taken at
+ * version is still good: the revocations are loaded and no row of
  * that kind about subject newer than version is known (nor any forgotten early). An answer whose
  * version is older than the subject's newest revocation may predate it: not to be used. */
 bool fe_revoke_unchanged_since(fe_revoke_kind kind, const char *subject, long long version);

@@ -68,6 +68,14 @@ ROWS = [
     ("POST",   "/v1/responses/{fresh:final:0}/approve",    401, 404, 404, 403, 403, 409, 409, 409, 404, 409, 409, 404, 404),
     ("POST",   "/v1/responses/{fresh:pending:1}/reject",   401, 404, 404, 403, 404, 200, 200, 404, 404, 200, 200, 404, 404),
     ("POST",   "/v1/responses/{fresh:pending:2}/reject",   401, 404, 404, 403, 404, 200, 404, 200, 404, 200, 200, 404, 404),
+    # management (issue 10): grants listed by survey admins only (viewers see the survey: 403);
+    # {fresh_grantee} a user granted viewer on M for the cell; {fresh_dep} a new deployment of M
+    # shaped as D; {fresh_survey} a new survey shaped as S, {fresh_archived} one archived
+    ("GET",    "/v1/surveys/{survey}/access",              401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    ("DELETE", "/v1/surveys/{msurvey}/access/{ptype_user}/{fresh_grantee}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 204, 204, 404, 404),
+    ("PATCH",  "/v1/deployments/{fresh_dep}",              401, 404, 404, 403, 403, 200, 403, 403, 403, 200, 200, 404, 404),
+    ("POST",   "/v1/surveys/{fresh_survey}/archive",       401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
+    ("POST",   "/v1/surveys/{fresh_archived}/unarchive",   401, 404, 404, 403, 403, 403, 403, 403, 403, 200, 200, 404, 404),
     # history (issue 11): a response's history is read by exactly those who read the response; a
     # deleted one's by its managers only, who restore it ({fresh_del}: a new deleted response of M)
     ("GET",    "/v1/responses/{p1}/history",               401, 404, 404, 200, 404, 200, 200, 404, 404, 200, 200, 404, 404),
@@ -103,6 +111,8 @@ ROWS = [
     ("POST",   "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 201, 403, 403),
     ("GET",    "/v1/orgs/{org}/invitations",               401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     ("DELETE", "/v1/orgs/{org}/invitations/{fresh_invitation}", 401, 404, 404, 403, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    ("GET",    "/v1/orgs/{org}/teams/{team}/members",      401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/v1/orgs/{org}/branches/{region}/members", 401, 404, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     # ---- orgs end ----
 
     # ---- sites: {pub} public, {prot} protected, {priv} private, all managed by org A ----
@@ -226,6 +236,7 @@ BODIES = {
     ("DELETE", "/v1/me/sessions/{fresh_session}"): lambda w: {"current_password": w.password},
     ("POST", "/v1/me/erase"): lambda w: {"current_password": w.password},
     ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
+    ("PATCH", "/v1/deployments/{fresh_dep}"): lambda w: {"name": "renamed by a cell"},
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},
     ("PUT", "/v1/orgs/{org}/members/{grantee}"): lambda w: {"role": "member", "branch_id": w.region2},

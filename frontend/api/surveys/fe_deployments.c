@@ -1,7 +1,10 @@
 /* Deployments: POST /v1/surveys/{id}/deployments sends a survey to a branch or team with its
  * enumerators, viewers, managers and approval stages; GET /v1/surveys/{id}/deployments and
  * GET /v1/deployments/{id} read them (survey admins and viewers: all; others: those where they
- * hold a role, fv_can_see_deployment). Access is decided in SQL by verdict (fe_verdict.h). */
+ * hold a role, fv_can_see_deployment); PATCH /v1/deployments/{id} renames it, replaces the
+ * principals of the roles it lists, closes or reopens it (its managers,
+ * fv_deployment_manage_verdict). Access is decided in SQL by verdict (fe_verdict.h). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +23,13 @@
  * together. $1 survey, $2 caller, $3 id, $4 name, $5 branch, $6 team, $7 stages, $8 roles (rows
  * {role, stage, ptype, pid}), $9 address, $10 mfa. */
 static const char sql_dep_create[] =
-    "WITH s AS (SELECT s.id, s.org_id, o.root_branch_id, fv_survey_admin_verdict($2, s.id, $10::boolean) AS verdict "
+    "WITH s AS (SELECT s.id, s.org_id, o.root_branch_id, s.archived_at, "
+    "                  fv_survey_admin_verdict($2, s.id, $10::boolean) AS verdict "
     "           FROM surveys s JOIN orgs o ON o.id = s.org_id WHERE s.id = $1), "
     "     x AS (SELECT * FROM jsonb_to_recordset($8::jsonb) AS x(role text, stage int, ptype text, pid uuid)), "
     "     c AS (SELECT s.*, CASE "
     "             WHEN s.verdict <> 'ok' THEN s.verdict "
+    "             WHEN s.archived_at IS NOT NULL THEN 'survey_archived' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
     "                          AND NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
     "               THEN 'principal_not_member:roles' "
@@ -192,4 +197,195 @@ void fe_deployments_list(fe_req *r)
     if (!fe_verdict_id(r, 0, "survey")) return;
     const char *params[] = {r->param[0], r->user->id};
     fe_verdict_page_list(r, FE_PAGE_UUID, sql_dep_list, 2, params, "survey");
+}
+
+/* ---- changing (PATCH /v1/deployments/{id}) ---- */
+
+/* One statement: checks the caller manages the deployment (fv_deployment_manage_verdict) and that
+ * the revision it read is the one it locked (else 409 conflict: a concurrent change committed in
+ * between), that every principal may be named (fv_principal_valid: a user must be a member of
+ * the survey's organisation, else 422 principal_not_member), none twice in a role or
+ * stage, at most FE_MAX_PRINCIPALS in all, and that no response is pending at a stage the change
+ * removes (409 responses_pending); then replaces the principals of the roles listed (rows kept
+ * are neither deleted nor inserted: one statement sees one snapshot), renames,
+ * closes or reopens, writes the audit entry (every change, the principals before and after) and,
+ * when who may submit or see changed (principals, stages, closed), the `deployment` revocation
+ * that makes every front end drop what it cached about it. $1 deployment, $2 caller, $3 mfa,
+ * $4 address, $5 name or NULL, $6 closed (true/false) or NULL, $7 the new principal rows
+ * [{role, stage, ptype, pid}] of the roles replaced, $8 the roles replaced (text[]), $9 the new
+ * number of approval stages or NULL (approvers not listed). */
+static const char sql_dep_patch[] =
+    "WITH d AS (SELECT x.*, s.org_id, fv_deployment_manage_verdict($2, x.id, $3::boolean) AS verdict "
+    "           FROM deployments x JOIN surveys s ON s.id = x.survey_id WHERE x.id = $1 FOR UPDATE OF x), "
+    "     snap AS (SELECT y.revision FROM deployments y WHERE y.id = $1), "
+    "     x AS (SELECT * FROM jsonb_to_recordset($7::jsonb) AS x(role text, stage int, ptype text, pid uuid)), "
+    "     kept AS (SELECT dr.role, dr.stage, dr.principal_type AS ptype, dr.principal_id AS pid "
+    "              FROM deployment_roles dr WHERE dr.deployment_id = $1 AND dr.role <> ALL ($8::text[])), "
+    "     old AS (SELECT dr.role, dr.stage, dr.principal_type AS ptype, dr.principal_id AS pid "
+    "             FROM deployment_roles dr WHERE dr.deployment_id = $1 AND dr.role = ANY ($8::text[])), "
+    "     c AS (SELECT d.*, CASE "
+    "             WHEN d.verdict <> 'ok' THEN d.verdict "
+    "             WHEN d.revision <> (SELECT revision FROM snap) THEN 'conflict' "
+    "             WHEN EXISTS (SELECT 1 FROM x GROUP BY x.role, x.stage, x.ptype, x.pid HAVING count(*) > 1) "
+    "               THEN 'invalid:roles:a principal is named twice in one role or stage' "
+    "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
+    "                          AND NOT fv_principal_valid(x.ptype, x.pid, d.org_id)) "
+    "               THEN 'principal_not_member:roles' "
+    "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, d.org_id)) "
+    "               THEN 'invalid:roles:a principal is not a team or branch of the survey''s organisation' "
+    "             WHEN (SELECT count(*) FROM kept) + (SELECT count(*) FROM x) > 1000 "
+    "               THEN 'invalid:roles:a deployment names at most 1000 principals' "
+    "             WHEN $9::int IS NOT NULL AND $9::int < d.approval_stages AND EXISTS ("
+    "                  SELECT 1 FROM responses r WHERE r.deployment_id = d.id AND r.status = 'pending' "
+    "                    AND r.stage > $9::int AND r.deleted_at IS NULL) THEN 'responses_pending' "
+    "             ELSE 'ok' END AS outcome FROM d), "
+    "     del AS (DELETE FROM deployment_roles dr USING c "
+    "             WHERE c.outcome = 'ok' AND dr.deployment_id = c.id AND dr.role = ANY ($8::text[]) "
+    "               AND NOT EXISTS (SELECT 1 FROM x WHERE x.role = dr.role AND x.stage = dr.stage "
+    "                               AND x.ptype = dr.principal_type AND x.pid = dr.principal_id)), "
+    "     ins AS (INSERT INTO deployment_roles (deployment_id, role, stage, principal_type, principal_id) "
+    "             SELECT c.id, x.role, x.stage, x.ptype, x.pid FROM c, x WHERE c.outcome = 'ok' "
+    "               AND NOT EXISTS (SELECT 1 FROM old WHERE old.role = x.role AND old.stage = x.stage "
+    "                               AND old.ptype = x.ptype AND old.pid = x.pid)), "
+    "     u AS (UPDATE deployments y SET name = COALESCE($5, y.name), "
+    "                  approval_stages = COALESCE($9::int, y.approval_stages), revision = y.revision + 1, "
+    "                  closed_at = CASE WHEN $6::boolean IS NULL THEN y.closed_at "
+    "                                   WHEN $6::boolean THEN COALESCE(y.closed_at, now()) END "
+    "           FROM c WHERE y.id = c.id AND c.outcome = 'ok' RETURNING y.*), "
+    "     ch AS (SELECT u.id, c.org_id, "
+    "                   (SELECT jsonb_agg(jsonb_build_object('role', role, 'stage', stage, 'ptype', ptype, "
+    "                                                        'pid', pid)) "
+    "                    FROM (SELECT * FROM kept UNION ALL SELECT * FROM x) n) AS new_rows, "
+    "                   jsonb_strip_nulls(jsonb_build_object("
+    "                     'name', CASE WHEN u.name <> c.name THEN jsonb_build_object('old', c.name, 'new', u.name) END, "
+    "                     'closed', CASE WHEN (u.closed_at IS NULL) <> (c.closed_at IS NULL) "
+    "                                    THEN jsonb_build_object('old', c.closed_at IS NOT NULL, "
+    "                                                            'new', u.closed_at IS NOT NULL) END, "
+    "                     'approval_stages', CASE WHEN u.approval_stages <> c.approval_stages "
+    "                                    THEN jsonb_build_object('old', c.approval_stages, 'new', u.approval_stages) END, "
+    "                     'roles', CASE WHEN cardinality($8::text[]) > 0 THEN jsonb_build_object("
+    "                                    'replaced', to_jsonb($8::text[]), "
+    "                                    'old', (SELECT COALESCE(jsonb_agg(jsonb_build_object('role', role, 'stage', "
+    "                                            stage, 'type', ptype, 'id', pid)), '[]') FROM old), "
+    "                                    'new', (SELECT COALESCE(jsonb_agg(jsonb_build_object('role', role, 'stage', "
+    "                                            stage, 'type', ptype, 'id', pid)), '[]') FROM x)) END)) AS changes, "
+    "                   cardinality($8::text[]) > 0 OR (u.closed_at IS NULL) <> (c.closed_at IS NULL) "
+    "                     OR u.approval_stages <> c.approval_stages AS revoke "
+    "            FROM u, c), "
+    "     rv AS (INSERT INTO revocations (kind, subject, expires_at) "
+    "            SELECT 'deployment', ch.id::text, now() + interval '1 day' FROM ch WHERE ch.revoke), "
+    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
+    "           SELECT $2, 'deployment.update', 'deployment', ch.id::text, NULLIF($4, '')::inet, ch.org_id, "
+    "                  ch.changes FROM ch) "
+    "SELECT c.outcome, (SELECT (fv_deployment_json(ROW(u.*)::deployments) "
+    "                          || jsonb_build_object('roles', fv_roles_json_of(ch.new_rows, u.approval_stages)))::text "
+    "                   FROM u, ch) FROM c";
+
+/* Rejects keys of obj not in keys[n]: returns the first unknown key, or NULL. */
+static const char *unknown_key(yajl_val obj, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < obj->u.object.len; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(obj->u.object.keys[i], keys[k])) k++;
+        if (k == n) return obj->u.object.keys[i];
+    }
+    return NULL;
+}
+
+void fe_deployments_patch(fe_req *r)
+{
+    if (!fe_verdict_id(r, 0, "deployment")) return;
+    static const char *const top[] = {"name", "closed", "roles"};
+    static const struct {
+        const char *key, *role;
+    } lists[] = {{"enumerators", "enumerator"},
+                 {"viewers", "viewer"},
+                 {"managers", "manager"},
+                 {"approvers", "approver"}};
+    static const char *const role_keys[] = {"enumerators", "viewers", "managers", "approvers"};
+    yajl_val namev = fv_json_get(r->body, "name"), closed = fv_json_get(r->body, "closed");
+    yajl_val roles = fv_json_get(r->body, "roles");
+    const char *bad[12], *why[12]; /* at most 9 problems are reported */
+    size_t nbad = 0;
+    if (unknown_key(r->body, top, 3))
+        bad[nbad] = "body", why[nbad++] = "only name, closed and roles can be changed";
+    else if (!namev && !closed && !roles) bad[nbad] = "body", why[nbad++] = "give name, closed or roles";
+    if (namev &&
+        !(YAJL_IS_STRING(namev) && namev->u.string[0] && strlen(namev->u.string) <= FE_NAME_MAX))
+        bad[nbad] = "name", why[nbad++] = "a string of 1 to 200 characters";
+    if (closed && !YAJL_IS_TRUE(closed) && !YAJL_IS_FALSE(closed))
+        bad[nbad] = "closed", why[nbad++] = "true to close, false to reopen";
+    if (roles && !YAJL_IS_OBJECT(roles)) bad[nbad] = "roles", why[nbad++] = "must be an object";
+    else if (roles && unknown_key(roles, role_keys, 4))
+        bad[nbad] = "roles", why[nbad++] = "only enumerators, viewers, managers and approvers";
+
+    fv_jgen *rows = fv_jgen_new();
+    if (!rows) {
+        fe_reply_oom(r);
+        return;
+    }
+    /* replaced: the roles listed, as an SQL array literal of plain words */
+    char replaced_txt[64] = "{";
+    int count = 0, stages = -1;
+    fv_jgen_array_open(rows);
+    if (!nbad && roles) {
+        for (size_t k = 0; k < 4; k++) {
+            yajl_val list = fv_json_get(roles, lists[k].key);
+            if (!list) continue;
+            if (strlen(replaced_txt) > 1) strcat(replaced_txt, ",");
+            strcat(replaced_txt, lists[k].role);
+            if (k < 3) {
+                const char *e = add_principals(rows, list, lists[k].role, 0, &count);
+                if (e) bad[nbad] = lists[k].key, why[nbad++] = e;
+                continue;
+            }
+            if (!YAJL_IS_ARRAY(list)) {
+                bad[nbad] = "approvers",
+                why[nbad++] = "must be an array with one list of principals per stage";
+            } else if (list->u.array.len > FE_MAX_STAGES) {
+                bad[nbad] = "approvers", why[nbad++] = "at most 16 approval stages";
+            } else {
+                stages = (int)list->u.array.len;
+                for (int st = 0; st < stages; st++) {
+                    yajl_val stage = list->u.array.values[st];
+                    const char *e = add_principals(rows, stage, "approver", st + 1, &count);
+                    if (!e && (!YAJL_IS_ARRAY(stage) || stage->u.array.len == 0))
+                        e = "every stage needs at least one approver";
+                    if (e) {
+                        bad[nbad] = "approvers", why[nbad++] = e;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    strcat(replaced_txt, "}");
+    fv_jgen_array_close(rows);
+    if (nbad) {
+        fv_jgen_free(rows);
+        fe_reply_error_fields(r, 422, "validation_failed", "the change is invalid", nbad, bad, why);
+        return;
+    }
+    const char *rows_json = fv_jgen_buf(rows, NULL); /* NULL: generation failed, as out of memory */
+    char *rows_text = rows_json ? strdup(rows_json) : NULL;
+    fv_jgen_free(rows);
+    if (!rows_text) {
+        fe_reply_oom(r);
+        return;
+    }
+    char stages_txt[8];
+    snprintf(stages_txt, sizeof stages_txt, "%d", stages);
+    const char *params[] = {r->param[0],
+                            r->user->id,
+                            fe_verdict_mfa(r),
+                            r->address,
+                            namev ? namev->u.string : NULL,
+                            closed ? (YAJL_IS_TRUE(closed) ? "true" : "false") : NULL,
+                            rows_text,
+                            replaced_txt,
+                            stages >= 0 ? stages_txt : NULL};
+    char dep[FV_UUID_STRLEN + 1]; /* as the deployment cache keys it */
+    for (int i = 0; i <= FV_UUID_STRLEN; i++) dep[i] = (char)tolower((unsigned char)r->param[0][i]);
+    fe_verdict_run_revoking(r, sql_dep_patch, 9, params, 200, "deployment", dep);
+    free(rows_text);
 }

@@ -57,11 +57,18 @@ static void patch_free(void *p)
     free(s);
 }
 
-/* $1 response, $2 caller, $3 mfa. The body of 'ok' is what the write step needs: action (edit, or
- * resubmit by its submitter), the version read, the survey's current version and its definition,
+/* $1 response, $2 caller, $3 mfa. A resubmission is a submission: refused (409) when the
+ * deployment is closed or its survey archived; edits by its managers are not. The body of 'ok' is
+ * what the write step needs: action (edit, or resubmit by its submitter), the version read, the survey's current version and its definition,
  * whether the caller is survey admin, and the stored confidential answers. */
 static const char sql_patch_load[] =
-    "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN jsonb_build_object("
+    "SELECT CASE WHEN v.verdict = 'ok' AND fv_can_resubmit($2, r) AND s.archived_at IS NOT NULL "
+    "              THEN 'survey_archived' "
+    "            WHEN v.verdict = 'ok' AND fv_can_resubmit($2, r) "
+    "                 AND EXISTS (SELECT 1 FROM deployments d WHERE d.id = r.deployment_id "
+    "                             AND d.closed_at IS NOT NULL) THEN 'deployment_closed' "
+    "            ELSE v.verdict END, "
+    "       CASE WHEN v.verdict = 'ok' THEN jsonb_build_object("
     "         'action', CASE WHEN fv_can_resubmit($2, r) THEN 'resubmit' ELSE 'edit' END, "
     "         'version', r.version, 'survey_version', s.current_version, 'definition', sv.definition, "
     "         'admin', COALESCE(fv_survey_role($2, s.id) = 'admin', false), "

@@ -121,6 +121,16 @@ static bool answers_valid(fe_req *r, const fe_dep_info *dep)
     return true;
 }
 
+/* A closed deployment, or one of an archived survey, refuses submissions (409; checked after the
+ * permission, so only its enumerators learn it): answers r and returns true then. */
+static bool refused_closed(fe_req *r, const fe_dep_info *dep)
+{
+    if (!dep->closed && !dep->archived) return false;
+    fe_metrics_submission_rejected();
+    fe_verdict_reply(r, dep->archived ? "survey_archived" : "deployment_closed", "deployment");
+    return true;
+}
+
 /* Checks permission and answers against what is known of the deployment, then queues. rversion:
  * the revocation version the permission answer is good at (fv_envelope.h, rversion): the one
  * taken before PostgreSQL was asked for a fresh answer; the current one for a cached or shared
@@ -135,6 +145,7 @@ static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm, long lo
         fe_verdict_reply(r, "forbidden", "deployment");
         return;
     }
+    if (refused_closed(r, dep)) return;
     if (answers_valid(r, dep)) enqueue(r, dep, true, rversion);
 }
 
@@ -158,6 +169,8 @@ static void unverified_admitted(int retry_after_s, void *arg)
         fe_verdict_reply(r, "hidden", "deployment");
         return;
     }
+    /* known closed (not a permission: the worker decides that; a closed deployment refuses all) */
+    if (dep && refused_closed(r, dep)) return;
     if (dep && !answers_valid(r, dep)) return;
     fv_info("req %s: database unavailable; accepting submission %s unverified", r->req_id, s->id);
     enqueue(r, dep, false, -1);
@@ -172,7 +185,8 @@ static void submit_unverified(fe_req *r)
 
 static const char sql_dep_lookup[] =
     "SELECT d.survey_id, s.current_version, sv.definition::text, "
-    "       fv_has_deployment_role($2, d.id, 'enumerator'), fv_can_see_deployment($2, d.id) "
+    "       fv_has_deployment_role($2, d.id, 'enumerator'), fv_can_see_deployment($2, d.id), "
+    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL "
     "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
     "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "WHERE d.id = $1";
@@ -191,7 +205,7 @@ static bool try_cached(fe_req *r, bool allow_stale)
         return true;
     }
     char perm;
-    if (!fe_depcache_perm(s->perm_key, &perm, &pfresh) || (!(dfresh && pfresh) && !allow_stale))
+    if (!fe_depcache_perm(s->perm_key, dep, &perm, &pfresh) || (!(dfresh && pfresh) && !allow_stale))
         return false;
     submit_checked(r, dep, perm, fe_revoke_version()); /* dep is borrowed from the cache: used at once */
     return true;
@@ -223,7 +237,9 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     }
     fe_dep_info *dep = fe_dep_info_from_definition(PQgetvalue(res->res, 0, 0),
                                                    atoi(PQgetvalue(res->res, 0, 1)),
-                                                   PQgetvalue(res->res, 0, 2));
+                                                   PQgetvalue(res->res, 0, 2),
+                                                   PQgetvalue(res->res, 0, 5)[0] == 't',
+                                                   PQgetvalue(res->res, 0, 6)[0] == 't', s->rversion);
     if (!dep) {
         fv_error("req %s: deployment %s: stored form definition does not compile (or out of memory)",
                  r->req_id, s->dep_id);
@@ -233,8 +249,8 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
     char perm = PQgetvalue(res->res, 0, 3)[0] == 't'   ? FE_PERM_ENUMERATOR
                 : PQgetvalue(res->res, 0, 4)[0] == 't' ? FE_PERM_VISIBLE
                                                        : FE_PERM_HIDDEN;
-    fe_depcache_share(s->dep_id, r->user->id, dep->survey_id, dep->version, PQgetvalue(res->res, 0, 2),
-                      (size_t)PQgetlength(res->res, 0, 2), perm, s->rversion);
+    fe_depcache_share(s->dep_id, r->user->id, dep, PQgetvalue(res->res, 0, 2),
+                      (size_t)PQgetlength(res->res, 0, 2), perm);
     fe_depcache_remember(s->dep_id, dep, s->perm_key, perm, s->rversion);
     submit_checked(r, dep, perm, s->rversion); /* dep is borrowed from the cache: used synchronously */
 }
@@ -267,10 +283,15 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
     submit *s = r->state;
     if (s->shared_dep) {
         fe_dep_info *dep = fe_dep_info_from_shared(s->dep_id, s->shared_dep, strlen(s->shared_dep));
+        if (dep && !fe_depcache_dep_current(s->dep_id, dep->survey_id, dep->rversion)) {
+            fe_dep_info_free(dep); /* shared before the deployment or its survey changed */
+            dep = NULL;
+        }
         char perm;
         long long version;
         if (dep && reply && reply->type == REDIS_REPLY_STRING &&
-            fe_depcache_shared_perm(s->dep_id, r->user->id, reply->str, reply->len, &perm, &version)) {
+            fe_depcache_shared_perm(s->dep_id, r->user->id, dep->survey_id, reply->str, reply->len,
+                                    &perm, &version)) {
             fe_depcache_remember(s->dep_id, dep, s->perm_key, perm, version);
             submit_checked(r, dep, perm,
                            fe_revoke_version()); /* borrowed from the cache: used at once */

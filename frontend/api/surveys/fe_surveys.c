@@ -110,7 +110,8 @@ void fe_surveys_get(fe_req *r)
 
 /* The candidates are the surveys of the caller's organisations, the ones they created, and the
  * ones naming them as a user principal (a team or branch principal implies a membership in the
- * survey's org, see sql_access_put and fe_deployments.c); each is then filtered by the rule. */
+ * survey's org, see sql_access_put and fe_deployments.c); each is then filtered by the rule.
+ * Archived surveys too with $2 (?archived=true). */
 static const char sql_survey_list[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "WITH c AS (SELECT s.id FROM surveys s "
@@ -121,21 +122,33 @@ static const char sql_survey_list[] = FE_VERDICT_PAGE_SQL(
     "           UNION SELECT d.survey_id FROM deployment_roles dr JOIN deployments d ON d.id = dr.deployment_id "
     "                 WHERE dr.principal_type = 'user' AND dr.principal_id = $1) "
     "SELECT s.id, fv_survey_json(s, $1, false) AS j FROM c JOIN surveys s ON s.id = c.id "
-    "WHERE ($2::uuid IS NULL OR s.id > $2::uuid) AND fv_can_see_survey($1, s.id)",
-    "id", "page.id::text", "page.j", "$3");
+    "WHERE ($3::uuid IS NULL OR s.id > $3::uuid) AND (s.archived_at IS NULL OR $2::boolean) "
+    "  AND fv_can_see_survey($1, s.id)",
+    "id", "page.id::text", "page.j", "$4");
 
 void fe_surveys_list(fe_req *r)
 {
-    const char *params[] = {r->user->id};
-    fe_verdict_page_list(r, FE_PAGE_UUID, sql_survey_list, 1, params, "survey");
+    char *archived = fe_query_param(r, "archived");
+    if (archived && strcmp(archived, "true") && strcmp(archived, "false")) {
+        free(archived);
+        const char *bad[] = {"archived"}, *why[] = {"true (archived surveys too) or false"};
+        fe_reply_error_fields(r, 422, "validation_failed", "invalid query parameters", 1, bad, why);
+        return;
+    }
+    const char *params[] = {r->user->id, archived && !strcmp(archived, "true") ? "true" : "false"};
+    free(archived);
+    fe_verdict_page_list(r, FE_PAGE_UUID, sql_survey_list, 2, params, "survey");
 }
 
 /* ---- a new definition version (survey admin) ---- */
 
-/* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address. */
+/* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address. An archived survey: 409 survey_archived. */
 static const char sql_definition_put[] =
-    "WITH s AS (SELECT x.id, x.org_id, fv_survey_admin_verdict($2, x.id, $4::boolean) AS verdict "
-    "           FROM surveys x WHERE x.id = $1 FOR UPDATE), "
+    "WITH s AS (SELECT x.id, x.org_id, "
+    "                  CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' "
+    "                       ELSE v.verdict END AS verdict "
+    "           FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2, x.id, $4::boolean) AS verdict) v "
+    "           WHERE x.id = $1 FOR UPDATE OF x), "
     "     u AS (UPDATE surveys y SET current_version = y.current_version + 1, updated_at = now() "
     "           FROM s WHERE y.id = s.id AND s.verdict = 'ok' RETURNING y.id, y.current_version, y.updated_at), "
     "     v AS (INSERT INTO survey_versions (survey_id, version, definition, created_by) "
@@ -150,7 +163,9 @@ static const char sql_definition_put[] =
 /* $1 survey, $2 caller, $3 mfa: whether the caller may give the survey a new definition, asked
  * before the form is compiled (sql_definition_put decides again as it writes). */
 static const char sql_definition_may_put[] =
-    "SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) FROM surveys x WHERE x.id = $1::uuid";
+    "SELECT CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' ELSE v.verdict END "
+    "FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) AS verdict) v "
+    "WHERE x.id = $1::uuid";
 
 static void definition_put_permitted(const fe_pg_result *res, void *arg);
 
@@ -176,7 +191,9 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg)
 
 /* $1 survey, $2 caller, $3 principal type, $4 principal id, $5 role or NULL (remove), $6 mfa,
  * $7 address. A user principal must be a member of the survey's organisation (else 422
- * principal_not_member), a team or branch must belong to it (fv_principal_valid, migration 009). */
+ * principal_not_member), a team or branch must belong to it (fv_principal_valid, migration 009).
+ * A change writes a `survey` revocation: every front end drops what it cached about the survey's
+ * deployments (a viewer's grant decides 403 or 404). */
 static const char sql_access_put[] =
     "WITH s AS (SELECT x.id, x.org_id, "
     "                  CASE WHEN v.verdict <> 'ok' OR $5::text IS NULL "
@@ -195,6 +212,9 @@ static const char sql_access_put[] =
     "            ON CONFLICT (survey_id, principal_type, principal_id) "
     "            DO UPDATE SET role = EXCLUDED.role, granted_by = EXCLUDED.granted_by, created_at = now() "
     "            RETURNING role), "
+    "     rv AS (INSERT INTO revocations (kind, subject, expires_at) "
+    "            SELECT 'survey', s.id::text, now() + interval '1 day' FROM s "
+    "            WHERE EXISTS (SELECT 1 FROM up) OR EXISTS (SELECT 1 FROM del)), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $2, 'survey.access', 'survey', s.id::text, NULLIF($7, '')::inet, s.org_id, "
     "                  jsonb_build_object('principal_type', $3::text, 'principal_id', $4::text, "
@@ -227,5 +247,5 @@ void fe_surveys_put_access(fe_req *r)
     const char *params[] = {
         r->param[0],       r->user->id, type, pid, YAJL_IS_STRING(role) ? role->u.string : NULL,
         fe_verdict_mfa(r), r->address};
-    fe_verdict_run(r, sql_access_put, 7, params, 200, "survey", NULL);
+    fe_verdict_run_revoking(r, sql_access_put, 7, params, 200, "survey", NULL);
 }
