@@ -20,6 +20,9 @@ void fe_mysessions_end_others(fe_req *r);
 /* fe_me.c */
 void fe_me_get(fe_req *r);
 void fe_me_password(fe_req *r);
+/* fe_erase.c */
+void fe_personal_data_get(fe_req *r);
+void fe_me_erase(fe_req *r);
 /* fe_totp.c */
 void fe_totp_enrol(fe_req *r);
 void fe_totp_confirm(fe_req *r);

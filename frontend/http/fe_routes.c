@@ -40,6 +40,8 @@ const fe_route fe_routes[] = {
      "my_invitations_accept"},
     {POST, "/v1/me/invitations/:id/decline", fe_invitations_me_decline, AUTH, false,
      "my_invitations_decline"},
+    {GET, "/v1/me/personal-data", fe_personal_data_get, AUTH, false, "me_personal_data"},
+    {POST, "/v1/me/erase", fe_me_erase, AUTH, true, "me_erase"},
 
 
     /* API keys: api/identity/fe_apikeys.c */

@@ -182,6 +182,10 @@ ROWS = [
     ("GET",    "/v1/me/invitations",                       401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("POST",   "/v1/me/invitations/{fresh_invitation}/accept", 401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     ("POST",   "/v1/me/invitations/{fresh_invitation}/decline", 401, 204, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    # personal data (issue 11): the caller's own document, for anyone signed in; erasure needs a
+    # session and the password (the table's callers hold API keys: 403 session_required)
+    ("GET",    "/v1/me/personal-data",                     401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("POST",   "/v1/me/erase",                             401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
     # ---- identity end ----
     # ---- other areas end ----
 ]
@@ -251,6 +255,7 @@ BODIES = {
     ("DELETE", "/v1/me/totp"): lambda w: {"code": "123456", "current_password": w.password},
     ("DELETE", "/v1/me/sessions"): lambda w: {"current_password": w.password},
     ("DELETE", "/v1/me/sessions/{fresh_session}"): lambda w: {"current_password": w.password},
+    ("POST", "/v1/me/erase"): lambda w: {"current_password": w.password},
     ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
     ("PATCH", "/v1/deployments/{fresh_dep}"): lambda w: {"name": "renamed by a cell"},
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},

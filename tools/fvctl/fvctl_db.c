@@ -208,14 +208,22 @@ static int create_user(int argc, char **argv, bool admin)
     PQclear(res);
     const char *sel[] = {email};
     res = q(conn, "find user",
-            "SELECT id, is_admin FROM users WHERE lower(email) = lower($1) FOR UPDATE", 1, sel,
-            PGRES_TUPLES_OK);
+            "SELECT id, is_admin, disabled_at IS NOT NULL FROM users WHERE lower(email) = lower($1) "
+            "FOR UPDATE",
+            1, sel, PGRES_TUPLES_OK);
     if (!res) goto done;
     if (PQntuples(res) != 1) {
         fprintf(stderr, "fvctl %s: user %s vanished\n", cmd, email);
         goto done;
     }
     snprintf(user_id, sizeof user_id, "%s", PQgetvalue(res, 0, 0));
+    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+        /* a disabled account (erased at its owner's request: POST /v1/me/erase) is never given a
+         * key or rights again: nothing re-enables it */
+        fprintf(stderr, "fvctl %s: user %s is disabled (erased); it cannot be used again\n", cmd,
+                user_id);
+        goto done;
+    }
     bool was_admin = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
     res = NULL;
