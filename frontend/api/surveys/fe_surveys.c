@@ -471,11 +471,16 @@ static void xform_parsed(void *job, bool ran, void *owner)
     }
     survey_form sf;
     if (!survey_form_from_job(r, &sf, job)) return;
+    /* The store's statement takes r->state for its own call (fe_verdict_run): st leaves r here
+     * and is freed once the statement has copied what it names. */
+    r->state = NULL;
+    r->state_free = NULL;
     if (st->put) definition_put_store(r, &sf, st->form_id, st->current);
     else {
         survey_create_store(r, st->id, &sf);
         survey_form_free(&sf);
     }
+    xform_state_free(st);
 }
 
 /* ---- grants (survey admin) ---- */
