@@ -55,5 +55,11 @@ DEP=$(api POST "/v1/surveys/$SURVEY/deployments" '{"name":"bench","roles":{"enum
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--connections 32 --requests 50000)
 echo "bench: $(nproc) cores, cluster on 127.0.0.1:$PORT (2 front-end children, 2 workers)"
+PGURL="host=127.0.0.1 port=$PG_PORT dbname=fieldvault user=fieldvault"
+lsn() { psql "$PGURL" -Atc "SELECT pg_current_wal_lsn()"; }
+LSN0=$(lsn)
 FV_BENCH_KEY=$KEY "$BUILD/fv-bench" --url "https://127.0.0.1:$PORT" --cacert "$DIR/tls/cert.pem" \
-    --deployment "$DEP" --pg "host=127.0.0.1 port=$PG_PORT dbname=fieldvault user=fieldvault" "${args[@]}"
+    --deployment "$DEP" --pg "$PGURL" "${args[@]}"
+# PostgreSQL's write-ahead log per stored submission (every response's bytes reach the disk
+# through it: what the history rows and indexes cost the submission path).
+psql "$PGURL" -Atc "SELECT '  WAL bytes/response  ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$LSN0') / greatest(count(*), 1)) FROM responses"
