@@ -20,8 +20,8 @@
  * migration 013). The function runs only for a survey that has purges: it is not inlined, and
  * calling it for every row cost the batch insert about a fifth of its rate (pgbench on the
  * insert statement, 100-row batches); the EXISTS is one index probe. */
-#define PURGE_STRIP                                                                        \
-    "CASE WHEN EXISTS (SELECT 1 FROM survey_purges p WHERE p.survey_id = x.survey_id)"    \
+#define PURGE_STRIP                                                                      \
+    "CASE WHEN EXISTS (SELECT 1 FROM survey_purges p WHERE p.survey_id = x.survey_id)"   \
     " THEN fv_purge_strip(x.survey_id, x.data, to_timestamp(x.received_at_ms / 1000.0))" \
     " ELSE x.data END"
 
@@ -66,9 +66,9 @@ static const char insert_sql[] =
 /* The entries' columns with the answers purged from their survey after they were received
  * removed (fv_purge_strip, migration 013): queued work never brings purged answers back, into
  * the responses or the refused submissions. */
-#define PURGED_COLUMNS                                                                       \
-    "x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"                  \
-    " " PURGE_STRIP " AS data,"                                                              \
+#define PURGED_COLUMNS                                                      \
+    "x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by," \
+    " " PURGE_STRIP " AS data,"                                             \
     " x.location, x.collected_at, x.received_at_ms"
 static const char refuse_sql[] =
     "WITH x AS (SELECT " PURGED_COLUMNS
