@@ -44,6 +44,10 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
     ARGS(e->verified ? "1" : "0");
     ARGS(FV_ENVELOPE_F_RVERSION);
     ARGS(rver);
+    if (e->openrosa && e->openrosa_len > 0) {
+        ARGS(FV_ENVELOPE_F_OPENROSA);
+        ARG(e->openrosa, e->openrosa_len);
+    }
 #undef ARG
 #undef ARGS
     return n;
@@ -125,6 +129,10 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
         } else if (IS(FV_ENVELOPE_F_RVERSION)) {
             if (parse_i64(v, vl, &num) || num < -1) goto bad;
             e->rversion = num;
+        } else if (IS(FV_ENVELOPE_F_OPENROSA)) {
+            if (vl == 0) goto bad;
+            e->openrosa = v;
+            e->openrosa_len = vl;
         }
         /* Unknown fields are ignored: a newer front end may add some. */
         continue;

@@ -20,6 +20,11 @@
  *                 verified entry whose submitter has a `permissions` revocation newer than it
  *                 (wk_verify_revoked), so a removal that committed before the entry is written
  *                 but after the front end checked it still refuses it.
+ *   openrosa      optional (OpenRosa submissions only, docs/api/openrosa.md): a JSON object
+ *                 {"instance_id": text, "xml": the instance XML byte for byte, "attachments":
+ *                 [{"name", "content_type", "size", "sha256" (hex), "data" (base64)}]}; absent
+ *                 for a JSON submission. The worker stores the XML with the response and the
+ *                 attachments beside it (migration 021).
  *
  * A dead letter (the dead-letter stream, common/dead_stream) is the entry's own fields, unchanged,
  * followed by three the worker appends (fv_envelope_dead_argv):
@@ -44,6 +49,8 @@
 #define FV_ENVELOPE_NFIELDS 12
 /* The fields every entry must have: all but rversion. */
 #define FV_ENVELOPE_NREQUIRED 11
+/* The most fields an entry has: those above and the optional openrosa. */
+#define FV_ENVELOPE_MAX_FIELDS (FV_ENVELOPE_NFIELDS + 1)
 /* A submission id's claim in Redis (frontend/io/fe_subid.h): this prefix and the id is the key,
  * "<submitted_by>:<deployment_id>" the value. The worker reads the claims of its batch
  * (wk_stream_id_holders) to refuse the entries of those that lost one. */
@@ -62,6 +69,7 @@
 #define FV_ENVELOPE_F_COLLECTED_AT "collected_at"
 #define FV_ENVELOPE_F_VERIFIED "verified"
 #define FV_ENVELOPE_F_RVERSION "rversion"
+#define FV_ENVELOPE_F_OPENROSA "openrosa"
 /* The dead-letter fields, appended after the entry's own. */
 #define FV_ENVELOPE_F_ERROR "error"
 #define FV_ENVELOPE_F_STREAM_ID "stream_id"
@@ -82,12 +90,14 @@ typedef struct fv_envelope {
     const char *collected_at; /* borrowed: text or empty */
     size_t collected_at_len;
     bool verified;
-    long long rversion; /* -1: unknown (see rversion above) */
+    long long rversion;   /* -1: unknown (see rversion above) */
+    const char *openrosa; /* borrowed: JSON object text, or NULL (a JSON submission) */
+    size_t openrosa_len;
 } fv_envelope;
 
 /* Builds the argv of `XADD <stream> * field value ...` for e. The strings in argv borrow from
  * e, stream and scratch (a caller-provided buffer of at least 64 bytes for the numbers);
- * returns argc (3 + 2 * FV_ENVELOPE_NFIELDS). argv/argvlen must hold that many slots. */
+ * returns argc (3 + 2 * FV_ENVELOPE_NFIELDS, 2 more with openrosa). argv/argvlen must hold that many slots. */
 int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratch, size_t scratchlen,
                           const char **argv, size_t *argvlen);
 

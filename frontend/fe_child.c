@@ -120,7 +120,10 @@ int fe_child_run(int index, int listen_fd)
     evhttp_set_bevcb(ch.http, fe_conn_make_bev, &ch.ssl_ctx);
     evhttp_set_gencb(ch.http, fe_http_dispatch, NULL);
     /* Backstops above fe_conn's own limits, which refuse first with JSON answers. */
-    evhttp_set_max_body_size(ch.http, (ev_ssize_t)fe_cfg.max_body_bytes + 1);
+    evhttp_set_max_body_size(ch.http, (ev_ssize_t)(fe_cfg.max_body_bytes > fe_cfg.openrosa_max_body_bytes
+                                                       ? fe_cfg.max_body_bytes
+                                                       : fe_cfg.openrosa_max_body_bytes) +
+                                          1);
     evhttp_set_flags(ch.http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_max_headers_size(ch.http, (ev_ssize_t)fe_cfg.max_header_bytes + 1024);
     evhttp_set_timeout(ch.http, fe_cfg.keepalive_timeout_s);

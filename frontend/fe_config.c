@@ -149,6 +149,24 @@ const fv_cfg_entry fe_config_table[] = {
         "frontend", "public_url", &fe_cfg.public_url, "", FV_CFG_RESTART,
         "the https:// origin clients reach the front ends at (no path, no trailing /): the "
         "start of each deployment's openrosa_url; empty: https://<listen_addr>:<listen_port>"),
+    FV_CFG_INT_KEY("frontend", "openrosa_max_body_bytes", &fe_cfg.openrosa_max_body_bytes, "10485760",
+                   65536, 11534336, FV_CFG_RESTART,
+                   "largest body of an OpenRosa submission (XML and attachments), announced in "
+                   "X-OpenRosa-Accept-Content-Length; larger ones get 413"),
+    FV_CFG_INT_KEY("frontend", "openrosa_max_parts", &fe_cfg.openrosa_max_parts, "100", 2, 1000,
+                   FV_CFG_RESTART,
+                   "multipart parts (the XML and its attachments) of one OpenRosa submission"),
+    FV_CFG_INT_KEY("frontend", "openrosa_degraded_max_bytes", &fe_cfg.openrosa_degraded_max_bytes,
+                   "4194304", 0, 11534336, FV_CFG_RESTART,
+                   "while PostgreSQL is down, an OpenRosa submission with at most this many attachment "
+                   "bytes is still queued (202); a larger one gets 503 with Retry-After"),
+    FV_CFG_INT_KEY("frontend", "openrosa_store_wait_ms", &fe_cfg.openrosa_store_wait_ms, "3000", 0,
+                   30000, FV_CFG_RESTART,
+                   "how long an OpenRosa submission waits for a worker to store it (201) before it is "
+                   "answered 202 (queued)"),
+    FV_CFG_INT_KEY("frontend", "openrosa_org_quota_mb", &fe_cfg.openrosa_org_quota_mb, "10240", 1,
+                   INT_MAX, FV_CFG_RESTART,
+                   "MiB of attachments one organisation may hold; a submission past it gets 413"),
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */

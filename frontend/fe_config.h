@@ -64,6 +64,12 @@ typedef struct fe_settings {
     /* ---- access ---- */
     int submission_claim_ttl_s; /* life of a submission id's claim in Redis (fv:subid:*); 0 = off */
     char *public_url;           /* "https://host[:port]" or "" (fe_openrosa.c) */
+    /* OpenRosa submissions (fe_orsubmit.c) */
+    int openrosa_max_body_bytes; /* body limit of .../submission (X-OpenRosa-Accept-Content-Length) */
+    int openrosa_max_parts;      /* multipart parts of one submission */
+    int openrosa_degraded_max_bytes; /* attachment bytes accepted while PostgreSQL is down */
+    int openrosa_store_wait_ms;      /* how long a submission waits for the worker before 202 */
+    int openrosa_org_quota_mb;       /* attachment MiB one organisation may hold */
     /* ---- access end ---- */
     /* ---- sites ---- */
     /* ---- sites end ---- */

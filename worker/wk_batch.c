@@ -77,6 +77,10 @@ static void parse_entry(wk_entry *e, const redisReply *fields)
         snprintf(e->error, sizeof e->error, "malformed field 'location': %s", je.msg);
         goto done;
     }
+    if (e->env.openrosa && !fv_json_is_object(e->env.openrosa, e->env.openrosa_len, &je)) {
+        snprintf(e->error, sizeof e->error, "malformed field 'openrosa': %s", je.msg);
+        goto done;
+    }
     e->state = WK_ENTRY_NEW;
 done:
     if (items != items_small) free(items);

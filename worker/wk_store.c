@@ -34,15 +34,17 @@
 static const char insert_sql[] =
     "WITH ins AS ("
     " INSERT INTO responses AS r (id, survey_id, survey_version, deployment_id, submitted_by,"
-    "                             status, stage, data, location, collected_at, received_at)"
+    "                             status, stage, data, location, collected_at, received_at,"
+    "                             xml, instance_id)"
     " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
     "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
     "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
     "        " PURGE_STRIP ","
-    "        x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0)"
+    "        x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0),"
+    "        x.openrosa->>'xml', x.openrosa->>'instance_id'"
     " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
     "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
-    "      collected_at timestamptz, received_at_ms bigint)"
+    "      collected_at timestamptz, received_at_ms bigint, openrosa jsonb)"
     " LEFT JOIN deployments d ON d.id = x.deployment_id"
     " ON CONFLICT (id) DO NOTHING"
     " RETURNING id, version, stage, status, submitted_by, data, location, created_at,"
@@ -51,6 +53,29 @@ static const char insert_sql[] =
     "                              location, at, state)"
     " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at, state"
     " FROM ins";
+
+/* Run after insert_sql in the same transaction when the batch has OpenRosa entries: their
+ * attachments (fv_envelope.h, openrosa), stored for the response of the entry's id when that
+ * response holds the entry's XML from the entry's deployment (a first submission, or the same
+ * instance sent again with the attachments that were missing), deduplicated by SHA-256, each
+ * name once per response (ON CONFLICT: a replayed entry adds nothing). Migration 021. */
+static const char attach_sql[] =
+    "WITH a AS ("
+    " SELECT x.id, s.org_id, t.att FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, deployment_id uuid,"
+    "                                                                     openrosa jsonb)"
+    " JOIN responses r ON r.id = x.id AND r.deployment_id = x.deployment_id"
+    "                 AND r.xml IS NOT DISTINCT FROM x.openrosa->>'xml'"
+    " JOIN surveys s ON s.id = r.survey_id,"
+    " LATERAL jsonb_array_elements(COALESCE(x.openrosa->'attachments', '[]'::jsonb)) AS t(att)"
+    " WHERE x.openrosa IS NOT NULL),"
+    " b AS (INSERT INTO attachment_blobs (sha256, size, data)"
+    "       SELECT DISTINCT ON (att->>'sha256') decode(att->>'sha256', 'hex'), (att->>'size')::bigint,"
+    "              decode(att->>'data', 'base64')"
+    "       FROM a ON CONFLICT (sha256) DO NOTHING)"
+    " INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id)"
+    " SELECT a.id, att->>'name', att->>'content_type', (att->>'size')::bigint,"
+    "        decode(att->>'sha256', 'hex'), a.org_id FROM a"
+    " ON CONFLICT (response_id, name) DO NOTHING";
 
 /* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
  * committed meanwhile is seen) when some entry may be refused: every entry of $1 (those just
@@ -204,6 +229,10 @@ static void gen_envelope(fv_jgen *j, const fv_envelope *e)
     else fv_jgen_null(j);
     fv_jgen_key(j, "received_at_ms");
     fv_jgen_int(j, e->received_at_ms);
+    if (e->openrosa) { /* checked to be one JSON object (wk_batch.c) */
+        fv_jgen_key(j, "openrosa");
+        fv_jgen_raw(j, e->openrosa, e->openrosa_len);
+    }
     fv_jgen_map_close(j);
 }
 
@@ -312,6 +341,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     default: break;
     }
     long n_insert = 0, n_stored = 0, n_taken = 0; /* entries in j, in k, in t */
+    long n_openrosa = 0;                          /* OpenRosa entries (with XML, attachments) */
     fv_jgen_array_open(j);
     fv_jgen_array_open(k);
     fv_jgen_array_open(t);
@@ -333,6 +363,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
             if (q != WK_VERIFY_QUARANTINE) goto failed;
             continue;
         }
+        if (e->openrosa) n_openrosa++;
         if (e->verified) {
             gen_envelope(j, e);
             n_insert++;
@@ -398,6 +429,22 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
                     PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
         PQclear(res);
         res = NULL;
+    }
+    if (n_openrosa > 0) {
+        /* The stored ones (k) too: an unverified instance sent again with its missing files. */
+        errpos = "attachments";
+        const char *aparams[] = {json};
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) aparams[0] = stored_json;
+            res = wk_store_exec(st, attach_sql, 1, aparams);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                fv_pgutil_error(st->conn, res, why, sizeof why);
+                if (refused(res)) rc = WK_STORE_REJECTED;
+                goto failed;
+            }
+            PQclear(res);
+            res = NULL;
+        }
     }
     errpos = "COMMIT";
     /* A COMMIT lost with its connection leaves the outcome unknown: RETRY writes the batch

@@ -112,6 +112,8 @@ typedef struct fe_conn {
     size_t scanned;     /* bytes of the current head already scanned for its end */
     uint64_t remaining; /* of the body or of the current chunk */
     uint64_t body_total;
+    uint64_t
+        body_max; /* the current request's body limit (max_body_bytes, or openrosa_max_body_bytes) */
 } fe_conn;
 
 static struct {
@@ -395,8 +397,9 @@ static void conn_filter(struct evbuffer *src, struct evbuffer *dst, fe_conn *c)
             } else if (end > max) {
                 why = FE_REJECT_HEADERS_TOO_LARGE;
             } else {
-                why = fe_head_check(p, end, (size_t)fe_cfg.max_headers, (uint64_t)fe_cfg.max_body_bytes,
-                                    &h);
+                c->body_max = (uint64_t)(fe_head_is_submission(p, end) ? fe_cfg.openrosa_max_body_bytes
+                                                                       : fe_cfg.max_body_bytes);
+                why = fe_head_check(p, end, (size_t)fe_cfg.max_headers, c->body_max, &h);
             }
             if (why == FE_REJECT_BODY_TOO_LARGE && !h.expect_continue) {
                 /* Read and drop the body first, then answer: closing a socket with unread data
@@ -478,8 +481,7 @@ static void conn_filter(struct evbuffer *src, struct evbuffer *dst, fe_conn *c)
             }
             /* Too large: the rest of the body is read and dropped, then the refusal answered
              * (as for a Content-Length body, a reset would hide the answer). */
-            if (!c->pending && size > (uint64_t)fe_cfg.max_body_bytes - c->body_total)
-                c->pending = FE_REJECT_BODY_TOO_LARGE;
+            if (!c->pending && size > c->body_max - c->body_total) c->pending = FE_REJECT_BODY_TOO_LARGE;
             if (!c->pending) {
                 /* Canonical: libevent 2.1 refuses chunk extensions, which RFC 9112 allows. */
                 evbuffer_add_printf(c->pend, "%llx\r\n", (unsigned long long)size);

@@ -175,6 +175,9 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         return;
     }
     const fe_route *rt = &fe_routes[r->route];
+    /* The OpenRosa submission answers everything, its authentication's refusals too, in the
+     * OpenRosa envelope (docs/api/openrosa.md). */
+    r->openrosa = strncmp(rt->name, "openrosa_submission", 19) == 0;
     if (rt->body && !parse_body(r)) return;
     if (rt->auth == FE_AUTH_REQUIRED ||
         (rt->auth == FE_AUTH_OPTIONAL &&

@@ -241,6 +241,20 @@ fe_reject fe_head_check(const char *head, size_t len, size_t max_headers, uint64
     return FE_REJECT_NONE;
 }
 
+bool fe_head_is_submission(const char *head, size_t len)
+{
+    const char *eol = memchr(head, '\r', len);
+    const char *sp = memchr(head, ' ', eol ? (size_t)(eol - head) : len);
+    if (!sp) return false;
+    const char *t = sp + 1, *end = memchr(t, ' ', (size_t)((eol ? eol : head + len) - t));
+    if (!end) return false;
+    const char *q = memchr(t, '?', (size_t)(end - t));
+    if (q) end = q;
+    static const char seg[] = "/submission";
+    size_t n = sizeof seg - 1;
+    return (size_t)(end - t) > n && memcmp(end - n, seg, n) == 0 && strncmp(t, "/v1/openrosa/", 13) == 0;
+}
+
 fe_reject fe_chunk_size(const char *line, size_t len, uint64_t *size)
 {
     size_t i = 0;

@@ -78,6 +78,11 @@ size_t fe_head_end(const char *buf, size_t len, size_t from);
 fe_reject fe_head_check(const char *head, size_t len, size_t max_headers, uint64_t max_body,
                         fe_head *out);
 
+/* Whether the request line at head (up to its CR) targets an OpenRosa submission
+ * (".../submission" as the path's last segment, before any query): such a body may be up to
+ * openrosa_max_body_bytes instead of max_body_bytes. */
+bool fe_head_is_submission(const char *head, size_t len);
+
 /* A chunk-size line without its CRLF: 1*HEXDIG (at most 15 digits), then optionally
  * extensions after ';' (printable bytes, dropped). FE_REJECT_NONE and *size, or FE_REJECT_CHUNK. */
 fe_reject fe_chunk_size(const char *line, size_t len, uint64_t *size);

@@ -77,6 +77,11 @@ void fe_openrosa_form(fe_req *r);
 void fe_openrosa_manifest(fe_req *r);
 void fe_openrosa_media(fe_req *r);
 void fe_surveys_put_media(fe_req *r);
+/* OpenRosa submissions (api/surveys/fe_orsubmit.c) and what they store. */
+void fe_orsubmit_head(fe_req *r);
+void fe_orsubmit_post(fe_req *r);
+void fe_orsubmit_get_xml(fe_req *r);
+void fe_orsubmit_get_attachment(fe_req *r);
 /* The OpenRosa base: public_url, or https://<listen_addr>:<listen_port>. Static. */
 const char *fe_openrosa_base(void);
 void fe_surveys_put_access(fe_req *r);

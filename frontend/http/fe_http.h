@@ -60,6 +60,7 @@ struct fe_req {
     char address[64];
     fe_user *user; /* owned; NULL until authenticated */
     yajl_val body; /* owned; the parsed JSON body for routes with body */
+    bool openrosa; /* answers in the OpenRosa envelope (fe_reply_openrosa), errors too */
     void *state;   /* handler's own state, freed with state_free at the reply */
     void (*state_free)(void *);
 };

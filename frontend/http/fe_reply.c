@@ -203,10 +203,65 @@ void fe_reply_request_id(fe_req *r, fv_jgen *j)
     fv_jgen_str(j, r->req_id);
 }
 
+static void xml_escape(struct evbuffer *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': evbuffer_add(b, "&lt;", 4); break;
+        case '>': evbuffer_add(b, "&gt;", 4); break;
+        case '&': evbuffer_add(b, "&amp;", 5); break;
+        case '"': evbuffer_add(b, "&quot;", 6); break;
+        default: evbuffer_add(b, s, 1);
+        }
+    }
+}
+
+/* The envelope with message, then ": name: reason; ..." for n fields. */
+static void openrosa_send(fe_req *r, int status, const char *nature, const char *message, size_t n,
+                          const char *const *names, const char *const *reasons)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_remove_header(h, "X-OpenRosa-Version");
+    evhttp_add_header(h, "X-OpenRosa-Version", "1.0");
+    evhttp_add_header(h, "Content-Type", "text/xml; charset=utf-8");
+    if (buf) {
+        evbuffer_add_printf(buf, "<OpenRosaResponse xmlns=\"http://openrosa.org/http/response\">"
+                                 "<message nature=\"");
+        xml_escape(buf, nature);
+        evbuffer_add_printf(buf, "\">");
+        xml_escape(buf, message);
+        for (size_t i = 0; i < n; i++) {
+            evbuffer_add_printf(buf, i ? "; " : ": ");
+            xml_escape(buf, names[i]);
+            evbuffer_add_printf(buf, ": ");
+            xml_escape(buf, reasons[i]);
+        }
+        evbuffer_add_printf(buf, "</message></OpenRosaResponse>");
+    }
+    finish(r, status, buf);
+}
+
+void fe_reply_openrosa(fe_req *r, int status, const char *nature, const char *message)
+{
+    openrosa_send(r, status, nature, message, 0, NULL, NULL);
+}
+
 /* An error reply; retry_after_s > 0 adds Retry-After. */
 static void reply_error(fe_req *r, int status, const char *code, const char *message, size_t n,
                         const char *const *names, const char *const *reasons, int retry_after_s)
 {
+    if (r->openrosa) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+        evhttp_add_header(h, "X-Fieldvault-Error", code);
+        if (retry_after_s > 0) {
+            char v[16];
+            snprintf(v, sizeof v, "%d", retry_after_s);
+            evhttp_add_header(h, "Retry-After", v);
+        }
+        openrosa_send(r, status, "error", message, n, names, reasons);
+        return;
+    }
     fv_jgen *j = fv_jgen_new();
     if (!j) {
         fe_reply_text(r, status, "application/json", "{}", 2);

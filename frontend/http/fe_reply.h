@@ -26,6 +26,11 @@ void fe_reply_form_errors(fe_req *r, const char *message, const struct fv_form_e
 /* As fe_reply_form_errors with another error code than validation_failed (a string literal). */
 void fe_reply_form_errors_code(fe_req *r, const char *code, const char *message,
                                const struct fv_form_errors *errs);
+/* An OpenRosa answer: <OpenRosaResponse xmlns="http://openrosa.org/http/response"><message
+ * nature="nature">message</message></OpenRosaResponse> (text/xml, message escaped) with
+ * X-OpenRosa-Version: 1.0. For a request with r->openrosa every error reply takes this form
+ * (nature "error", the message followed by the fields' reasons, the code in X-Fieldvault-Error). */
+void fe_reply_openrosa(fe_req *r, int status, const char *nature, const char *message);
 /* 503 overloaded "out of memory; retry later" (with Retry-After): the one out-of-memory reply. */
 void fe_reply_oom(fe_req *r);
 /* Adds "request_id": r's X-Request-Id to the error object being written in j: every error body

@@ -112,6 +112,14 @@ const fe_route fe_routes[] = {
     {GET, "/v1/openrosa/deployments/:id/manifest", fe_openrosa_manifest, AUTH, false,
      "openrosa_manifest"},
     {GET, "/v1/openrosa/deployments/:id/media/:name", fe_openrosa_media, AUTH, false, "openrosa_media"},
+    /* OPTIONAL: no credentials is the handler's 401, in the OpenRosa envelope (fe_orsubmit.c) */
+    {EVHTTP_REQ_HEAD, "/v1/openrosa/deployments/:id/submission", fe_orsubmit_head, OPTIONAL, false,
+     "openrosa_submission_head"},
+    {POST, "/v1/openrosa/deployments/:id/submission", fe_orsubmit_post, OPTIONAL, false,
+     "openrosa_submission"},
+    {GET, "/v1/responses/:id/xml", fe_orsubmit_get_xml, AUTH, false, "responses_get_xml"},
+    {GET, "/v1/responses/:id/attachments/:name", fe_orsubmit_get_attachment, AUTH, false,
+     "responses_get_attachment"},
 
 
     /* sites: api/orgs/fe_sites.c */

@@ -29,6 +29,7 @@ void fe_dep_info_free(void *p)
     fe_dep_info *d = p;
     if (!d) return;
     fv_form_free(d->form);
+    free(d->definition);
     free(d);
 }
 
@@ -152,7 +153,10 @@ fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, con
     dep->archived = archived;
     dep->rversion = rversion;
     dep->form = fv_form_compile_text(definition);
-    if (!dep->form) {
+    dep->definition = strdup(definition);
+    if (!dep->form || !dep->definition) {
+        fv_form_free(dep->form);
+        free(dep->definition);
         free(dep);
         return NULL;
     }
@@ -164,6 +168,18 @@ fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, con
 /* A deployment from its JSON text (json[len] need not be NUL-terminated), shared at revocation
  * version rversion. An entry without `closed` and `archived` (shared by an older front end) is
  * not used. */
+/* def as JSON text (caller frees), or NULL. */
+static char *def_text(yajl_val def)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return NULL;
+    fv_jgen_tree(j, def);
+    const char *t = fv_jgen_buf(j, NULL);
+    char *out = t ? strdup(t) : NULL;
+    fv_jgen_free(j);
+    return out;
+}
+
 static fe_dep_info *dep_from_json(const char *json, size_t len, long long rversion)
 {
     char err[64], *text = strndup(json, len); /* owned here */
@@ -178,13 +194,14 @@ static fe_dep_info *dep_from_json(const char *json, size_t len, long long rversi
     if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
         YAJL_GET_INTEGER(version) >= 1 && closed && (YAJL_IS_TRUE(closed) || YAJL_IS_FALSE(closed)) &&
         archived && (YAJL_IS_TRUE(archived) || YAJL_IS_FALSE(archived)) && def &&
-        (dep->form = fv_form_compile_stored(def, &errs))) {
+        (dep->form = fv_form_compile_stored(def, &errs)) && (dep->definition = def_text(def))) {
         snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
         dep->version = (int)YAJL_GET_INTEGER(version);
         dep->closed = YAJL_IS_TRUE(closed);
         dep->archived = YAJL_IS_TRUE(archived);
         dep->rversion = rversion;
     } else {
+        if (dep) fv_form_free(dep->form);
         free(dep);
         dep = NULL;
     }

@@ -45,7 +45,8 @@ typedef struct fe_dep_info {
     char survey_id[FV_UUID_STRLEN + 1];
     int version;
     long long rversion;
-    fv_form *form; /* owned */
+    fv_form *form;    /* owned */
+    char *definition; /* owned: the definition as JSON text (OpenRosa instances are typed by it) */
 } fe_dep_info;
 
 /* Creates the caches and subscribes to `permissions` revocations. 0, or -1 (out of memory). */

@@ -57,8 +57,8 @@ typedef struct qsub {
     fe_queue_cb cb;
     void *arg;
     int argc;
-    const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
-    size_t lens[3 + 2 * FV_ENVELOPE_NFIELDS];
+    const char *argv[3 + 2 * FV_ENVELOPE_MAX_FIELDS];
+    size_t lens[3 + 2 * FV_ENVELOPE_MAX_FIELDS];
     char *copy;    /* owned: the argument bytes argv points into */
     bool claiming; /* send with the id's claim (claim_key, claim_value, claim_ttl) */
     claim_state claim;

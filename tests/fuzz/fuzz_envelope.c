@@ -46,11 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)wk_json_is_object(e.data, e.data_len);
         if (e.location_len > 0) (void)wk_json_is_object(e.location, e.location_len);
         /* Round trip through the XADD arguments, as the front end writes an entry. */
-        const char *argv[3 + 2 * FV_ENVELOPE_NFIELDS];
-        size_t argvlen[3 + 2 * FV_ENVELOPE_NFIELDS];
+        const char *argv[3 + 2 * FV_ENVELOPE_MAX_FIELDS];
+        size_t argvlen[3 + 2 * FV_ENVELOPE_MAX_FIELDS];
         char scratch[64];
         int argc = fv_envelope_xadd_argv(&e, "s", scratch, sizeof scratch, argv, argvlen);
-        if (argc != 3 + 2 * FV_ENVELOPE_NFIELDS) abort();
+        if (argc != 3 + 2 * FV_ENVELOPE_NFIELDS + (e.openrosa ? 2 : 0)) abort();
         fv_envelope back;
         if (fv_envelope_parse(&back, argv + 3, argvlen + 3, (size_t)argc - 3, err, sizeof err) != 0)
             abort();

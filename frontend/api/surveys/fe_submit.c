@@ -19,6 +19,7 @@
 #include "fe_redis.h"
 #include "fe_revoke.h"
 #include "fe_subid.h"
+#include "fe_submit.h"
 #include "fe_unverified.h"
 #include "fe_verdict.h"
 #include "fv_check.h"
@@ -28,15 +29,11 @@
 
 /* State of one submission: owned by the request. */
 typedef struct submit {
+    fe_submit_base base; /* first: the lookup's (fe_submit.h) */
     char id[FV_UUID_STRLEN + 1];
-    char dep_id[FV_UUID_STRLEN + 1];
-    char perm_key[FE_DEPCACHE_PERM_KEY_MAX];
-    char *data;            /* owned: the answers as JSON */
-    char *location;        /* owned: JSON or NULL */
-    char *collected_at;    /* owned or NULL */
-    char *shared_dep;      /* owned or NULL: the deployment as shared in Redis, between two replies */
-    bool ask_pg_after_get; /* the HGET could not be sent: ask PostgreSQL once the GET returns */
-    long long rversion;    /* fe_revoke_version() when PostgreSQL was asked */
+    char *data;         /* owned: the answers as JSON */
+    char *location;     /* owned: JSON or NULL */
+    char *collected_at; /* owned or NULL */
 } submit;
 
 static void submit_free(void *p)
@@ -45,8 +42,14 @@ static void submit_free(void *p)
     free(s->data);
     free(s->location);
     free(s->collected_at);
-    free(s->shared_dep);
+    fe_submit_base_clear(&s->base);
     free(s);
+}
+
+void fe_submit_base_clear(fe_submit_base *b)
+{
+    free(b->shared_dep);
+    b->shared_dep = NULL;
 }
 
 static void queued(fe_queue_outcome outcome, void *arg)
@@ -85,7 +88,7 @@ static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified, long long 
     memcpy(e.id, s->id, sizeof e.id);
     memcpy(e.survey_id, dep ? dep->survey_id : FV_ENVELOPE_UNKNOWN_SURVEY, sizeof e.survey_id);
     e.survey_version = dep ? dep->version : 0;
-    memcpy(e.deployment_id, s->dep_id, sizeof e.deployment_id);
+    memcpy(e.deployment_id, s->base.dep_id, sizeof e.deployment_id);
     memcpy(e.submitted_by, r->user->id, sizeof e.submitted_by);
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -100,7 +103,7 @@ static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified, long long 
     e.rversion = verified ? rversion : -1; /* the worker re-checks it after a newer revocation */
     char key[FE_SUBID_KEY_MAX], value[FE_SUBID_VALUE_MAX];
     bool claim = fe_subid_enabled();
-    if (claim) fe_subid_claim_of(s->id, r->user->id, s->dep_id, key, value);
+    if (claim) fe_subid_claim_of(s->id, r->user->id, s->base.dep_id, key, value);
     fe_queue_submit(&e, claim ? key : NULL, claim ? value : NULL, fe_cfg.submission_claim_ttl_s, queued,
                     r);
 }
@@ -146,7 +149,15 @@ static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm, long lo
         return;
     }
     if (refused_closed(r, dep)) return;
-    if (answers_valid(r, dep)) enqueue(r, dep, true, rversion);
+    ((fe_submit_base *)r->state)->permitted(r, dep, true, rversion);
+}
+
+/* The JSON submission's next step: its answers checked against the form when it is known,
+ * then queued. */
+static void json_permitted(fe_req *r, const fe_dep_info *dep, bool verified, long long rversion)
+{
+    if (dep && !answers_valid(r, dep)) return;
+    enqueue(r, dep, verified, rversion);
 }
 
 /* PostgreSQL cannot be asked and no cache knows whether the caller may submit here (DESIGN
@@ -156,7 +167,7 @@ static void submit_checked(fe_req *r, const fe_dep_info *dep, char perm, long lo
 static void unverified_admitted(int retry_after_s, void *arg)
 {
     fe_req *r = arg;
-    submit *s = r->state;
+    fe_submit_base *s = r->state;
     if (retry_after_s > 0) {
         fe_reply_error_retry(r, 429, "unverified_limit",
                              "the database is unavailable and this user's submissions that cannot be "
@@ -171,16 +182,15 @@ static void unverified_admitted(int retry_after_s, void *arg)
     }
     /* known closed (not a permission: the worker decides that; a closed deployment refuses all) */
     if (dep && refused_closed(r, dep)) return;
-    if (dep && !answers_valid(r, dep)) return;
-    fv_info("req %s: database unavailable; accepting submission %s unverified", r->req_id, s->id);
-    enqueue(r, dep, false, -1);
+    fv_info("req %s: database unavailable; accepting a submission to %s unverified", r->req_id,
+            s->dep_id);
+    s->permitted(r, dep, false, -1);
 }
 
 static void submit_unverified(fe_req *r)
 {
-    submit *s = r->state;
-    size_t bytes = strlen(s->data) + (s->location ? strlen(s->location) : 0);
-    fe_unverified_admit(r->user->id, bytes, unverified_admitted, r);
+    fe_submit_base *s = r->state;
+    fe_unverified_admit(r->user->id, s->unverified_bytes, unverified_admitted, r);
 }
 
 static const char sql_dep_lookup[] =
@@ -195,7 +205,7 @@ static const char sql_dep_lookup[] =
  * (PostgreSQL cannot be asked). Returns true when r was taken care of. */
 static bool try_cached(fe_req *r, bool allow_stale)
 {
-    submit *s = r->state;
+    fe_submit_base *s = r->state;
     bool dfresh = false, pfresh = false;
     fe_dep_info *dep = fe_depcache_dep(s->dep_id, &dfresh);
     if (!dep) return false;
@@ -215,7 +225,7 @@ static bool try_cached(fe_req *r, bool allow_stale)
 static void dep_looked_up(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
-    submit *s = r->state;
+    fe_submit_base *s = r->state;
     if (res->status != FE_PG_OK) {
         /* PostgreSQL down or hung: what we knew recently still serves, else the submission is
          * accepted unverified (DESIGN section 2). */
@@ -257,7 +267,7 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
 
 static void ask_pg(fe_req *r)
 {
-    submit *s = r->state;
+    fe_submit_base *s = r->state;
     const char *params[] = {s->dep_id, r->user->id};
     s->rversion = fe_revoke_version(); /* before asking: see fe_revoke.h */
     fe_pg_query(sql_dep_lookup, 2, params, dep_looked_up, r);
@@ -271,7 +281,7 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg);
 static void redis_dep_got(redisReply *reply, const char *error, void *arg)
 {
     fe_req *r = arg;
-    submit *s = r->state;
+    fe_submit_base *s = r->state;
     free(s->shared_dep);
     s->shared_dep = reply && reply->type == REDIS_REPLY_STRING ? strndup(reply->str, reply->len) : NULL;
     if (s->ask_pg_after_get) redis_looked_up(NULL, "HGET not sent", r);
@@ -280,7 +290,7 @@ static void redis_dep_got(redisReply *reply, const char *error, void *arg)
 static void redis_looked_up(redisReply *reply, const char *error, void *arg)
 {
     fe_req *r = arg;
-    submit *s = r->state;
+    fe_submit_base *s = r->state;
     if (s->shared_dep) {
         fe_dep_info *dep = fe_dep_info_from_shared(s->dep_id, s->shared_dep, strlen(s->shared_dep));
         if (dep && !fe_depcache_dep_current(s->dep_id, dep->survey_id, dep->rversion)) {
@@ -341,8 +351,6 @@ void fe_submit_response(fe_req *r)
     } else {
         fv_id_new(s->id);
     }
-    for (int i = 0; i < FV_UUID_STRLEN; i++) s->dep_id[i] = (char)tolower((unsigned char)r->param[0][i]);
-    fe_depcache_perm_key(r->user->id, s->dep_id, s->perm_key);
 
     fv_jgen *j = fv_jgen_new();
     if (j) {
@@ -357,6 +365,16 @@ void fe_submit_response(fe_req *r)
         fe_reply_oom(r);
         return;
     }
+    s->base.unverified_bytes = strlen(s->data) + (s->location ? strlen(s->location) : 0);
+    fe_submit_lookup(r, &s->base, json_permitted);
+}
+
+void fe_submit_lookup(fe_req *r, fe_submit_base *s, fe_submit_permitted_fn permitted)
+{
+    s->permitted = permitted;
+    for (int i = 0; i < FV_UUID_STRLEN; i++) s->dep_id[i] = (char)tolower((unsigned char)r->param[0][i]);
+    s->dep_id[FV_UUID_STRLEN] = '\0';
+    fe_depcache_perm_key(r->user->id, s->dep_id, s->perm_key);
 
     /* 1. this child's caches: fresh, or stale while PostgreSQL is down (no waiting on it) */
     if (try_cached(r, !fe_pg_up())) return;
