@@ -12,6 +12,7 @@
 #include "fv_json.h"
 
 #define NS_JR "http://openrosa.org/javarosa"
+#define NS_ORX "http://openrosa.org/xforms"
 #define NS_SEP '|'
 
 /* ---- a growable string ---- */
@@ -553,6 +554,7 @@ fv_xform *fv_xform_parse(const char *xml, size_t len, char *why, size_t whylen)
     }
     x->itext = child(x->model, "itext");
     const char *id = attr(data, "id"), *version = attr(data, "version");
+    if (!version) version = attr_ns(data, NS_ORX, "version"); /* older forms: orx:version */
     if (!id || !*id || strlen(id) > FV_XFORM_MAX_ID) {
         xfail(x, "the primary instance needs an id of 1 to %d bytes (the formID)", FV_XFORM_MAX_ID);
         goto out;

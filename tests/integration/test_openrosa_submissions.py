@@ -1,0 +1,432 @@
+"""OpenRosa submissions (issue 13, Submissions part): every fixture instance of ODK Central's suite
+submitted as ODK Collect sends it (multipart/form-data, the XML in xml_submission_file, the
+attachments as further parts) and its stored answers checked field by field against the XML; the
+status codes ODK Central's suite asserts (201, the same instance again 201 adding missing
+attachments, different XML 409, missing part 400, broken multipart 400, unknown form 404, no
+credentials 401, closed deployment 409, an older form version still accepted); the XML byte for
+byte and the attachments read back; who may read them; hostile bodies."""
+import hashlib
+import pathlib
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from accesshelp import User, add_plain_member, denied, ok
+from fvharness import wait_until
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "odk"
+needs_fixtures = pytest.mark.skipif(not (FIXTURES / "forms").is_dir(), reason="no ODK fixtures")
+ORNS = "{http://openrosa.org/http/response}"
+
+
+@pytest.fixture(scope="module")
+def ow(workers):
+    c = workers
+    owner, enum, viewer, stranger = (User(c, n) for n in ("or owner", "or enum", "or viewer", "or stranger"))
+    org = ok(owner.api.post("/v1/orgs", json={"name": "OpenRosa submissions org"}), 201)
+    for u in (enum, viewer):
+        add_plain_member(c, org["id"], u.id)
+
+    class W:
+        pass
+    w = W()
+    w.c, w.owner, w.enum, w.viewer, w.stranger, w.org = c, owner, enum, viewer, stranger, org
+    w.deps = {}
+    yield w
+    for u in (owner, enum, viewer, stranger):
+        u.close()
+
+
+def deploy(w, form):
+    """A survey from fixture form `form` and a deployment with w.enum as enumerator (cached)."""
+    if form in w.deps:
+        return w.deps[form]
+    xml = (FIXTURES / "forms" / f"{form}.xml").read_text(encoding="utf-8")
+    s = ok(w.owner.api.post("/v1/surveys", json={"org_id": w.org["id"], "name": form, "xform": xml}), 201)
+    dep = ok(w.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": form, "roles": {"enumerators": [{"type": "user", "id": w.enum.id}],
+                                "viewers": [{"type": "user", "id": w.viewer.id}]}}), 201)
+    w.deps[form] = (s, dep)
+    return s, dep
+
+
+def url(dep):
+    return f"/v1/openrosa/deployments/{dep['id']}/submission"
+
+
+def submit(api, dep, xml, attachments=(), **kw):
+    files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
+    files += [(name, (name, data, ctype)) for name, data, ctype in attachments]
+    r = api.post(url(dep), files=files, **kw)
+    assert r.headers.get("X-OpenRosa-Version") == "1.0", (r.status_code, r.headers, r.text[:300])
+    assert "Date" in r.headers
+    return r
+
+
+def envelope(r, status):
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    assert r.headers["Content-Type"].startswith("text/xml")
+    root = ET.fromstring(r.content)
+    assert root.tag == ORNS + "OpenRosaResponse"
+    msg = root.find(ORNS + "message")
+    assert msg is not None and msg.get("nature") is not None
+    return msg.text or ""
+
+
+def response_id(dep, instance_id):
+    """The id the server gives an instance (docs/api/openrosa.md): uuid:<UUID> as is, else derived."""
+    if instance_id.startswith("uuid:"):
+        return instance_id[5:].lower()
+    h = bytearray(hashlib.sha256(b"fv-openrosa-instance\0" + dep["id"].encode() + b"\0" + instance_id.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x80
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:32]}"
+
+
+def stored(w, rid, who=None):
+    r = (who or w.owner).api.get(f"/v1/responses/{rid}")
+    return r.json() if r.status_code == 200 else None
+
+
+def expected(xml_bytes, survey):
+    """The answers the XML should give, computed here independently: leaves by path (prefixes
+    dropped), typed by the derived definition; repeat questions as lists (nested for nested
+    repeats), one item per repeat instance."""
+    import re
+    qs = {q["name"]: q for q in survey["definition"]["questions"]}
+    repeats = {q["xform"]["repeat"] for q in qs.values() if q.get("xform", {}).get("repeat")}
+    # prefixes dropped (doubleRepeat's orx: is not even declared; the server ignores prefixes)
+    root = ET.fromstring(re.sub(rb"<(/?)[A-Za-z_][\w.-]*:", rb"<\1", re.sub(rb"\sxmlns:\w+=\"[^\"]*\"", b"", xml_bytes)))
+
+    def local(tag):
+        return tag.split("}")[-1]
+
+    def typed(q, text):
+        t = q["type"]
+        if t == "integer":
+            return int(text)
+        if t == "decimal":
+            return float(text)
+        if t == "select_multiple":
+            return text.split()
+        return text
+
+    out = {}
+
+    def chain_of(name):
+        return sorted((r for r in repeats if name.startswith(r + "/")), key=len)
+
+    def walk(el, path, holder):
+        kids = list(el)
+        if not kids:
+            q = qs.get(path)
+            if q is None or q["type"] == "note" or not (el.text or "").strip():
+                return
+            holder.setdefault(path, []).append(typed(q, el.text.strip()))
+            return
+        for k in kids:
+            walk(k, f"{path}/{local(k.tag)}" if path else local(k.tag), holder)
+
+    # flat questions
+    flat = {}
+    walk(root, "", flat)
+    for name, vals in flat.items():
+        if not chain_of(name):
+            out[name] = vals[-1]
+
+    # repeat questions: nested lists over instances
+    def instances(el, path, rep):
+        """Elements at repeat path rep below el (at path)."""
+        if path == rep:
+            return [el]
+        found = []
+        for k in el:
+            p = f"{path}/{local(k.tag)}" if path else local(k.tag)
+            if rep == p or rep.startswith(p + "/"):
+                found += instances(k, p, rep)
+        return found
+
+    def value_in(el, path, name):
+        for k in el.iter():
+            pass
+        rel = name[len(path) + 1:].split("/")
+        cur = [el]
+        for seg in rel:
+            cur = [c for e in cur for c in e if local(c.tag) == seg]
+        texts = [(c.text or "").strip() for c in cur if not list(c)]
+        texts = [t for t in texts if t]
+        return typed(qs[name], texts[-1]) if texts else None
+
+    def nested(el, path, chain, name):
+        items = []
+        for inst in instances(el, path, chain[0]):
+            if len(chain) > 1:
+                items.append(nested(inst, chain[0], chain[1:], name))
+            else:
+                items.append(value_in(inst, chain[0], name))
+        return items
+
+    for name, q in qs.items():
+        ch = chain_of(name)
+        if not ch or q["type"] == "note":
+            continue
+        vals = nested(root, "", ch, name)
+        if vals:
+            out[name] = vals
+    return out
+
+
+SELECTS = """<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" xmlns:jr="http://openrosa.org/javarosa">
+<h:head><h:title>selects</h:title><model>
+<instance><data id="selects" version="1"><meta><instanceID/></meta><many/><one/><n/><where/></data></instance>
+<bind nodeset="/data/meta/instanceID" type="string" readonly="true()" jr:preload="uid"/>
+<bind nodeset="/data/many" type="string"/><bind nodeset="/data/one" type="string"/>
+<bind nodeset="/data/n" type="decimal"/><bind nodeset="/data/where" type="geopoint"/>
+</model></h:head>
+<h:body>
+<select ref="/data/many"><label>many</label><item><label>A</label><value>a</value></item><item><label>B</label><value>b</value></item><item><label>C</label><value>c</value></item></select>
+<select1 ref="/data/one"><label>one</label><item><label>A</label><value>a</value></item><item><label>B</label><value>b</value></item></select1>
+<input ref="/data/n"><label>n</label></input><input ref="/data/where"><label>where</label></input>
+</h:body></h:html>"""
+
+
+# ---- every fixture instance ----
+
+PLAIN = [("simple", "one"), ("simple", "two"), ("simple2", "one"), ("simple2", "two"),
+         ("withrepeat", "one"), ("withrepeat", "two"), ("selectMultiple", "one"),
+         ("selectMultiple", "two"), ("nestedGroup", "one"), ("groupRepeat", "one"),
+         ("doubleRepeat", "double"), ("clientAudits", "one"), ("clientAudits", "two")]
+
+
+@needs_fixtures
+@pytest.mark.parametrize("form,inst", PLAIN, ids=lambda x: str(x))
+def test_fixture_instance_stored_field_by_field(ow, form, inst):
+    s, dep = deploy(ow, form)
+    xml = (FIXTURES / "instances" / form / f"{inst}.xml").read_bytes()
+    import re
+    rid = response_id(dep, re.search(rb"instanceID>([^<]*)<", xml).group(1).decode().strip())
+    atts = []
+    if form == "clientAudits":  # the audit CSV the form names
+        atts = [("audit.csv", b"event,node,start,end\nform start,,1,\n", "text/csv")]
+    msg = envelope(submit(ow.enum.api, dep, xml, atts), 201)
+    assert "success" in msg
+    got = stored(ow, rid)
+    assert got is not None and got["deployment_id"] == dep["id"]
+    assert got["data"] == expected(xml, s), (got["data"], expected(xml, s))
+    # the XML byte for byte
+    r = ow.owner.api.get(f"/v1/responses/{rid}/xml")
+    assert r.status_code == 200 and r.content == xml
+
+
+@needs_fixtures
+def test_repeat_and_select_multiple_shapes_checked_by_hand(ow):
+    s, dep = deploy(ow, "doubleRepeat")
+    rid = response_id(dep, "double")
+    if not stored(ow, rid):
+        envelope(submit(ow.enum.api, dep, (FIXTURES / "instances/doubleRepeat/double.xml").read_bytes()), 201)
+    d = stored(ow, rid)["data"]
+    assert d["name"] == "Vick"
+    assert d["children/child/name"] == ["Alice", "Bob", "Chelsea"]
+    assert d["children/child/toys/toy/name"] == [
+        [], ["Twilight Sparkle", "Pinkie Pie", "Applejack", "Spike"],
+        ["Rainbow Dash", "Rarity", "Fluttershy", "Princess Luna"]]
+    # the fixture's selects have no choices in the form: text (docs/api/openrosa.md); with
+    # inline items, select_multiple: a list
+    s, dep = deploy(ow, "selectMultiple")
+    rid = response_id(dep, "one")
+    if not stored(ow, rid):
+        envelope(submit(ow.enum.api, dep, (FIXTURES / "instances/selectMultiple/one.xml").read_bytes()), 201)
+    assert stored(ow, rid)["data"]["q1"] == "a b"
+    form = SELECTS
+    s = ok(ow.owner.api.post("/v1/surveys", json={"org_id": ow.org["id"], "name": "selects", "xform": form}), 201)
+    dep = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "sel", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
+    inst = (b'<data id="selects" version="1"><meta><instanceID>uuid:0b7c3c5e-1d2a-4c4e-9f3b-1a2b3c4d5e6f</instanceID></meta>'
+            b'<many> a  c </many><one>b</one><n>2.5</n><where>1.5 2.25 10 4</where></data>')
+    envelope(submit(ow.enum.api, dep, inst), 201)
+    d = stored(ow, "0b7c3c5e-1d2a-4c4e-9f3b-1a2b3c4d5e6f")["data"]
+    assert d["many"] == ["a", "c"] and d["one"] == "b" and d["n"] == 2.5
+    assert d["where"] == {"lat": 1.5, "lon": 2.25, "altitude": 10, "accuracy": 4}
+    bad = inst.replace(b"0b7c3c5e", b"1b7c3c5e").replace(b" a  c ", b"a zz").replace(b"<one>b", b"<one>q")
+    msg = envelope(submit(ow.enum.api, dep, bad), 422)
+    assert "many" in msg and "one" in msg
+    s, dep = deploy(ow, "simple")
+    d = stored(ow, response_id(dep, "one"))["data"]
+    assert d == {"meta/instanceID": "one", "name": "Alice", "age": 30}
+
+
+@needs_fixtures
+def test_binary_instance_with_attachments_and_later_missing_ones(ow):
+    s, dep = deploy(ow, "binaryType")
+    xml = (FIXTURES / "instances/binaryType/both.xml").read_bytes()
+    rid = response_id(dep, "both")
+    mp4 = bytes(range(256)) * 40
+    jpg = b"\xff\xd8\xff" + b"\x00jpeg" * 3000
+    # first POST: only one of the two files (Collect splits big submissions)
+    envelope(submit(ow.enum.api, dep, xml, [("my_file1.mp4", mp4, "video/mp4")]), 201)
+    assert stored(ow, rid)["data"]["file1"] == "my_file1.mp4"
+    r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/my_file1.mp4")
+    assert r.status_code == 200 and r.content == mp4 and r.headers["Content-Type"] == "video/mp4"
+    denied(ow.owner.api.get(f"/v1/responses/{rid}/attachments/here_is_file2.jpg"), 404)
+    # the same instance again with the missing file: 201, the file added, nothing duplicated
+    envelope(submit(ow.enum.api, dep, xml, [("here_is_file2.jpg", jpg, "image/jpeg")]), 201)
+    r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/here_is_file2.jpg")
+    assert r.status_code == 200 and r.content == jpg
+    rows = ow.c.psql("SELECT name, size, encode(sha256, 'hex') FROM response_attachments "
+                     "WHERE response_id = %s ORDER BY name", rid)
+    assert rows == [("here_is_file2.jpg", len(jpg), hashlib.sha256(jpg).hexdigest()),
+                    ("my_file1.mp4", len(mp4), hashlib.sha256(mp4).hexdigest())]
+    assert ow.c.psql("SELECT count(*) FROM responses WHERE id = %s", rid)[0][0] == 1
+    # identical content in another response is stored once (deduplicated)
+    xml1 = (FIXTURES / "instances/binaryType/one.xml").read_bytes()
+    names = [e.text for e in ET.fromstring(xml1) if e.tag.startswith("file") and e.text]
+    envelope(submit(ow.enum.api, dep, xml1, [(names[0], mp4, "video/mp4")]), 201)
+    assert ow.c.psql("SELECT count(*) FROM attachment_blobs WHERE sha256 = decode(%s, 'hex')",
+                     hashlib.sha256(mp4).hexdigest())[0][0] == 1
+    # readers: the viewer reads final responses; a stranger gets 404 for the XML and the file
+    assert ow.viewer.api.get(f"/v1/responses/{rid}/attachments/my_file1.mp4").status_code == 200
+    denied(ow.stranger.api.get(f"/v1/responses/{rid}/attachments/my_file1.mp4"), 404)
+    denied(ow.stranger.api.get(f"/v1/responses/{rid}/xml"), 404)
+
+
+@needs_fixtures
+def test_unicode_attachment_names(ow):
+    s, dep = deploy(ow, "binaryType")
+    xml = (FIXTURES / "instances/binaryType/unicode.xml").read_bytes()
+    # the same instanceID as both.xml with other content in another deployment: its own response
+    s2 = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "unicode", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
+    envelope(submit(ow.enum.api, s2, xml, [("fîlé2", b"first", "image/png"),
+                                           ("f😂le3صادق", b"second", "video/mp4")]), 201)
+    rid = response_id(s2, "both")
+    assert stored(ow, rid)["data"]["file2"] == "f😂le3صادق"
+    from urllib.parse import quote
+    r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/{quote('f😂le3صادق')}")
+    assert r.status_code == 200 and r.content == b"second"
+
+
+# ---- status codes as ODK Central's suite asserts them ----
+
+@needs_fixtures
+def test_status_codes(ow):
+    s, dep = deploy(ow, "simple")
+    one = (FIXTURES / "instances/simple/one.xml").read_bytes()
+    if not stored(ow, response_id(dep, "one")):
+        envelope(submit(ow.enum.api, dep, one), 201)
+    # identical again: 201
+    envelope(submit(ow.enum.api, dep, one), 201)
+    # the same instanceID with other content: 409
+    other = one.replace(b"Alice", b"Mallory")
+    envelope(submit(ow.enum.api, dep, other), 409)
+    assert stored(ow, response_id(dep, "one"))["data"]["name"] == "Alice"
+    # no xml_submission_file: 400
+    r = ow.enum.api.post(url(dep), files=[("other", ("x.xml", one, "text/xml"))])
+    envelope(r, 400)
+    # broken multipart: 400
+    for body, ctype in [(b"not multipart at all", "multipart/form-data; boundary=xyz"),
+                        (b"--xyz\r\nContent-Disposition: form-data; name=\"xml_submission_file\"\r\n\r\n<data/>",
+                         "multipart/form-data; boundary=xyz"),  # never closed
+                        (one, "text/xml"),
+                        (b"--xyz\r\nno colon here\r\n\r\nx\r\n--xyz--", "multipart/form-data; boundary=xyz"),
+                        (b"x", "multipart/form-data; boundary=" + "b" * 71),
+                        (b"x", "multipart/form-data")]:
+        envelope(ow.enum.api.post(url(dep), data=body, headers={"Content-Type": ctype}), 400)
+    # malformed XML, XML without instanceID: 400
+    envelope(submit(ow.enum.api, dep, b"<data id='simple'><name>x</nam></data>"), 400)
+    envelope(submit(ow.enum.api, dep, b"<data id='simple'><name>x</name></data>"), 400)
+    # unknown form id in this deployment, unknown deployment: 404
+    envelope(submit(ow.enum.api, dep, one.replace(b'id="simple"', b'id="nosuchform"')), 404)
+    envelope(submit(ow.enum.api, {"id": "00000000-0000-4000-8000-000000000000"}, one), 404)
+    # no credentials: 401 (HEAD too), in the envelope
+    anon = ow.c.api(None)
+    envelope(anon.post(url(dep), files=[("xml_submission_file", ("s.xml", one, "text/xml"))]), 401)
+    h = anon.request("HEAD", url(dep))
+    assert h.status_code == 401 and h.headers["X-OpenRosa-Version"] == "1.0"
+    anon.close()
+    # HEAD: 204 with the announced limit
+    h = ow.enum.api.request("HEAD", url(dep))
+    assert h.status_code == 204 and int(h.headers["X-OpenRosa-Accept-Content-Length"]) > 0
+    assert h.headers["X-OpenRosa-Version"] == "1.0" and "Date" in h.headers
+    # invalid answers: 422 naming every bad field
+    bad = one.replace(b"<instanceID>one", b"<instanceID>bad1").replace(b"<age>30", b"<age>old")
+    msg = envelope(submit(ow.enum.api, dep, bad), 422)
+    assert "age" in msg
+    # a viewer of the deployment: 403; a stranger: 404 (as the JSON path)
+    two = (FIXTURES / "instances/simple/two.xml").read_bytes()
+    envelope(submit(ow.viewer.api, dep, two), 403)
+    envelope(submit(ow.stranger.api, dep, two), 404)
+    assert stored(ow, response_id(dep, "two")) is None or True  # two may be stored by the fixture test
+    # a closed deployment: 409
+    s3 = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "closing", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
+    ok(ow.owner.api.patch(f"/v1/deployments/{s3['id']}", json={"closed": True}))
+    wait_until(lambda: submit(ow.enum.api, s3, two).status_code == 409, 30, what="closed: 409")
+
+
+@needs_fixtures
+def test_older_form_version_still_accepted(ow):
+    xml = (FIXTURES / "forms/withrepeat.xml").read_text()
+    s = ok(ow.owner.api.post("/v1/surveys", json={"org_id": ow.org["id"], "name": "versions", "xform": xml}), 201)
+    dep = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "v", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
+    assert s["definition"]["xform"]["version"] == "1.0"  # orx:version, as ODK Central reads it
+    new = xml.replace('orx:version="1.0"', 'version="2.0"')
+    ok(ow.owner.api.put(f"/v1/surveys/{s['id']}/definition", json={"xform": new}))
+    inst = (FIXTURES / "instances/withrepeat/two.xml").read_text().replace("rtwo", "oldv")
+    assert 'version="1.0"' in inst
+    envelope(submit(ow.enum.api, dep, inst.encode()), 201)
+    rid = response_id(dep, "oldv")
+    assert stored(ow, rid)["data"]["name"]
+    assert ow.c.psql("SELECT survey_version FROM responses WHERE id = %s", rid)[0][0] == 1
+    inst = inst.replace('version="1.0"', 'version="no-such-version"').replace("oldv", "nov")
+    envelope(submit(ow.enum.api, dep, inst.encode()), 404)
+
+
+# ---- hostile bodies ----
+
+@needs_fixtures
+def test_hostile_bodies(ow):
+    s, dep = deploy(ow, "simple")
+    one = (FIXTURES / "instances/simple/one.xml").read_bytes()
+    # XML bombs and DOCTYPEs: 400 quickly
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+            b'<data id="simple"><meta><instanceID>bomb</instanceID></meta><name>&b;</name></data>')
+    assert "DOCTYPE" in envelope(submit(ow.enum.api, dep, bomb), 400)
+    deep = b'<data id="simple">' + b"<a>" * 100000 + b"</a>" * 100000 + b"</data>"
+    envelope(submit(ow.enum.api, dep, deep), 400)
+    # too many parts: 400
+    many = [(f"f{i}.bin", b"x", "application/octet-stream") for i in range(150)]
+    envelope(submit(ow.enum.api, dep, one, many), 400)
+    # a body over the announced limit: 413, never read into a response
+    limit = int(ow.enum.api.request("HEAD", url(dep)).headers["X-OpenRosa-Accept-Content-Length"])
+    big = [("big.bin", ("big.bin", b"\0" * (limit + 1), "application/octet-stream"))]
+    r = ow.enum.api.post(url(dep), files=[("xml_submission_file", ("s.xml", one, "text/xml"))] + big)
+    assert r.status_code == 413
+    # a huge part head, a boundary inside data that is not one
+    head = b"--xyz\r\nContent-Disposition: form-data; name=\"" + b"n" * 10000 + b"\"\r\n\r\nx\r\n--xyz--\r\n"
+    envelope(ow.enum.api.post(url(dep), data=head, headers={"Content-Type": "multipart/form-data; boundary=xyz"}), 400)
+    tricky = (b"--xyz\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; filename=\"s.xml\"\r\n\r\n"
+              + one.replace(b"<instanceID>one", b"<instanceID>tricky").replace(b"Alice", b"A\r\n--xy\r\n--xyzz")
+              + b"\r\n--xyz--\r\n")
+    r = ow.enum.api.post(url(dep), data=tricky, headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    # "--xyzz" after CRLF is the delimiter "--xyz" followed by "z": malformed, refused as 400
+    envelope(r, 400)
+    assert ow.enum.api.get("/v1/me").status_code == 200
+
+
+@needs_fixtures
+def test_removed_member_is_refused(ow):
+    c = ow.c
+    gone = User(c, "or leaver")
+    add_plain_member(c, ow.org["id"], gone.id)
+    s, dep = deploy(ow, "simple2")
+    d2 = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "leaver", "roles": {"enumerators": [{"type": "user", "id": gone.id}]}}), 201)
+    xml = (FIXTURES / "instances/simple2/one.xml").read_bytes().replace(b"s2one", b"leaver1")
+    envelope(submit(gone.api, d2, xml), 201)
+    ok(ow.owner.api.delete(f"/v1/orgs/{ow.org['id']}/members/{gone.id}"), 204)
+    xml = xml.replace(b"leaver1", b"leaver2")
+    wait_until(lambda: submit(gone.api, d2, xml).status_code == 404, 30, what="removed member: 404")
+    assert stored(ow, response_id(d2, "leaver2")) is None
+    gone.close()
