@@ -1,0 +1,128 @@
+"""OpenRosa submissions in degraded mode (issue 13): PostgreSQL stopped -> 202 (durably queued in
+Redis, attachments up to openrosa_degraded_max_bytes; larger 503 with Retry-After), stored once
+PostgreSQL is back, attachments included; Redis stopped -> the spool, replayed when Redis returns."""
+import hashlib
+import pathlib
+import signal
+
+import pytest
+import requests
+
+from accesshelp import User, add_plain_member, ok
+from faults import kill_redis, pg_start, pg_stop_immediate, readyz, restart_redis
+from fvharness import free_port, wait_until
+from openapi_check import hook_session
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "odk"
+pytestmark = pytest.mark.skipif(not (FIXTURES / "forms").is_dir(), reason="no ODK fixtures")
+DEGRADED_MAX = 2000
+
+
+class Instance:
+    def __init__(self, c, proc, port, key):
+        self.c, self.proc, self.port = c, proc, port
+        self.s = hook_session(requests.Session())
+        self.s.trust_env = False
+        self.s.verify = str(c.cert)
+        self.h = {"Authorization": f"Bearer {key}"}
+
+    def submit(self, dep, xml, attachments=()):
+        files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
+        files += [(n, (n, d, t)) for n, d, t in attachments]
+        r = self.s.post(f"https://127.0.0.1:{self.port}/v1/openrosa/deployments/{dep['id']}/submission",
+                        files=files, headers=self.h, timeout=30)
+        assert r.headers.get("X-OpenRosa-Version") == "1.0" and r.headers["Content-Type"].startswith("text/xml")
+        return r
+
+    def readyz(self):
+        return self.s.get(f"https://127.0.0.1:{self.port}/readyz", timeout=30).json()
+
+
+@pytest.fixture(scope="module")
+def od(workers):
+    c = workers
+    owner, enum = User(c, "ord owner"), User(c, "ord enum")
+    org = ok(owner.api.post("/v1/orgs", json={"name": "OpenRosa degraded org"}), 201)
+    add_plain_member(c, org["id"], enum.id)
+    xml = (FIXTURES / "forms/binaryType.xml").read_text()
+    s = ok(owner.api.post("/v1/surveys", json={"org_id": org["id"], "name": "bin", "xform": xml}), 201)
+    dep = ok(owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "bin", "roles": {"enumerators": [{"type": "user", "id": enum.id}]}}), 201)
+    port = free_port()
+    p = c.start_frontend(name="frontend-openrosa-degraded", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000,
+                         FV_OPENROSA_DEGRADED_MAX_BYTES=DEGRADED_MAX)
+    inst = Instance(c, p, port, enum.key)
+
+    class W:
+        pass
+    w = W()
+    w.c, w.owner, w.enum, w.dep, w.inst = c, owner, enum, dep, inst
+    # warm this instance's caches the normal way
+    r = inst.submit(dep, instance("warm"), [("warm.jpg", b"warm", "image/jpeg")])
+    assert r.status_code == 201, r.text
+    yield w
+    inst.s.close()
+    assert p.stop(signal.SIGTERM, timeout=30) == 0
+    owner.close()
+    enum.close()
+
+
+def instance(iid, f1="", f2=""):
+    return (f'<data id="binaryType"><meta><instanceID>uuid:{iid_uuid(iid)}</instanceID></meta>'
+            f'<file1>{f1}</file1><file2>{f2}</file2></data>').encode()
+
+
+def iid_uuid(label):
+    h = hashlib.sha256(label.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
+
+
+def stored_row(c, rid):
+    return c.psql("SELECT count(*) FROM responses WHERE id = %s AND xml IS NOT NULL", rid)[0][0]
+
+
+def test_pg_down_202_then_stored_once(od):
+    c, inst = od.c, od.inst
+    photo = b"\x89PNG" + bytes(range(200)) * 5
+    pg_stop_immediate(c)
+    try:
+        wait_until(lambda: inst.readyz().get("db") == "down", 60, what="/readyz db: down")
+        xml = instance("pgdown", "p.png")
+        r = inst.submit(od.dep, xml, [("p.png", photo, "image/png")])
+        assert r.status_code == 202, r.text
+        assert "queued" in r.text
+        # too large to queue while the database is down: 503 with Retry-After
+        big = instance("pgdown-big", "big.png")
+        r = inst.submit(od.dep, big, [("big.png", b"\0" * (DEGRADED_MAX + 1), "image/png")])
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+    finally:
+        pg_start(c)
+    rid = iid_uuid("pgdown")
+    wait_until(lambda: stored_row(c, rid) == 1, 90, what="the queued OpenRosa submission stored")
+    wait_until(lambda: c.psql("SELECT count(*) FROM response_attachments WHERE response_id = %s", rid)[0][0] == 1,
+               30, what="its attachment stored")
+    r = od.owner.api.get(f"/v1/responses/{rid}/attachments/p.png")
+    assert r.status_code == 200 and r.content == photo
+    assert od.owner.api.get(f"/v1/responses/{rid}/xml").content == instance("pgdown", "p.png")
+    assert stored_row(c, iid_uuid("pgdown-big")) == 0
+    c.wait_drained()
+    assert c.psql("SELECT count(*) FROM responses WHERE id = %s", rid)[0][0] == 1
+
+
+def test_redis_down_spools_then_replays(od):
+    c, inst = od.c, od.inst
+    wait_until(lambda: inst.readyz().get("status") == "ready", 60, what="ready before the test")
+    kill_redis(c)
+    try:
+        r = inst.submit(od.dep, instance("spooled", "s.jpg"), [("s.jpg", b"spooled photo", "image/jpeg")])
+        assert r.status_code == 202, r.text
+        wait_until(lambda: inst.readyz().get("queue") == "spool", 30, what="queue: spool")
+    finally:
+        restart_redis(c)
+    rid = iid_uuid("spooled")
+    wait_until(lambda: stored_row(c, rid) == 1, 90, what="the spooled OpenRosa submission stored")
+    wait_until(lambda: od.owner.api.get(f"/v1/responses/{rid}/attachments/s.jpg").status_code == 200, 30,
+               what="its attachment readable")
+    assert od.owner.api.get(f"/v1/responses/{rid}/attachments/s.jpg").content == b"spooled photo"
+    wait_until(lambda: readyz(c).json().get("spool_pending") == 0 and inst.readyz().get("spool_pending") == 0,
+               60, what="spools empty")
