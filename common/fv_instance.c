@@ -379,8 +379,17 @@ static void emit_value(fv_jgen *j, qtype type, const char *text)
         bool ok = dn > 0 && dn <= 19;
         for (size_t i = (dn && d[0] == '-') ? 1 : 0; ok && i < dn; i++)
             ok = isdigit((unsigned char)d[i]);
-        if (ok && !(dn == 1 && d[0] == '-')) fv_jgen_raw(j, d, dn);
-        else fv_jgen_strn(j, t, n);
+        if (ok && !(dn == 1 && d[0] == '-')) {
+            /* JSON has no leading zeros: "007" is 7 */
+            char buf[24];
+            size_t k = 0, i = 0;
+            if (d[0] == '-') buf[k++] = '-', i = 1;
+            while (i + 1 < dn && d[i] == '0') i++;
+            memcpy(buf + k, d + i, dn - i);
+            fv_jgen_raw(j, buf, k + dn - i);
+        } else {
+            fv_jgen_strn(j, t, n);
+        }
         return;
     }
     case T_DECIMAL: {

@@ -7,6 +7,7 @@
 #
 #   SECONDS       how long each target runs (libFuzzer -max_total_time)
 #   TARGET...     some of: submit form envelope spool config lbcheck check token routes page secrets xform
+#                 multipart
 #                 (default: all)
 #   --no-build    use the binaries already in build-fuzz/fuzz/
 #   --junit FILE  also write the results as JUnit XML (one test per target; tests/run.sh)
@@ -25,7 +26,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
-ALL=(submit form envelope spool config lbcheck check token routes page secrets xform)
+ALL=(submit form envelope spool config lbcheck check token routes page secrets xform multipart)
 BUILD=${FV_FUZZ_BUILD_DIR:-build-fuzz}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
