@@ -701,7 +701,8 @@ int fv_instance_parse(const char *xml, size_t len, yajl_val definition, const fv
     const char *emitted[FV_FORM_MAX_UNKNOWN_REPORTED + 1];
     for (size_t i = 0; i < b.nleaves && unknown < FV_FORM_MAX_UNKNOWN_REPORTED + 1; i++) {
         leaf *l = &b.leaves[i];
-        if (l->q >= 0 || blank(l->text)) continue;
+        /* the OpenRosa meta block is the client's (deprecatedID, instanceName, audit, ...) */
+        if (l->q >= 0 || blank(l->text) || strncmp(l->path, "meta/", 5) == 0) continue;
         bool seen = false;
         for (size_t k = 0; k < unknown && !seen; k++) seen = strcmp(emitted[k], l->path) == 0;
         if (seen) continue;

@@ -9,7 +9,8 @@
  * numbers (text that is not a number stays text, and validation says so); geopoint's
  * "lat lon [altitude [accuracy]]" an object {lat, lon, altitude?, accuracy?}; everything else
  * text. Empty elements are unanswered (absent); notes are never answers. A leaf that is no
- * question of the definition is kept as text under its path (validation reports it unknown).
+ * question of the definition is kept as text under its path (validation reports it unknown),
+ * except in the OpenRosa meta block (meta/deprecatedID, meta/instanceName, ...: the client's).
  *
  * Hardening: as fv_xform.h (DOCTYPE refused as soon as it starts, no entity ever resolved,
  * expat's amplification protection, input read as UTF-8 whatever it declares), with

@@ -28,3 +28,7 @@ CREATE TABLE response_attachments (
 );
 CREATE INDEX response_attachments_org ON response_attachments (org_id);
 CREATE INDEX response_attachments_blob ON response_attachments (sha256);
+
+-- An edit (meta/deprecatedID) finds the response holding the instance it replaces.
+CREATE INDEX responses_deployment_instance ON responses (deployment_id, instance_id)
+    WHERE instance_id IS NOT NULL;

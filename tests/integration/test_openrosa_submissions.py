@@ -430,3 +430,32 @@ def test_removed_member_is_refused(ow):
     wait_until(lambda: submit(gone.api, d2, xml).status_code == 404, 30, what="removed member: 404")
     assert stored(ow, response_id(d2, "leaver2")) is None
     gone.close()
+
+
+@needs_fixtures
+def test_deprecated_id_makes_an_edit_with_history(ow):
+    xml = (FIXTURES / "forms/simple.xml").read_text()
+    s = ok(ow.owner.api.post("/v1/surveys", json={"org_id": ow.org["id"], "name": "edits", "xform": xml}), 201)
+    dep = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "e", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id},
+                                               {"type": "user", "id": ow.owner.id}]}}), 201)
+    v1 = b'<data id="simple"><meta><instanceID>uuid:11111111-1111-4111-8111-111111111111</instanceID></meta><name>Ann</name><age>5</age></data>'
+    envelope(submit(ow.enum.api, dep, v1, [("a.jpg", b"one", "image/jpeg")]), 201)
+    rid = "11111111-1111-4111-8111-111111111111"
+    v2 = (b'<data id="simple"><meta><instanceID>uuid:22222222-2222-4222-8222-222222222222</instanceID>'
+          b'<deprecatedID>uuid:11111111-1111-4111-8111-111111111111</deprecatedID></meta><name>Anne</name><age>6</age></data>')
+    # the enumerator may not edit a final response (as PATCH): 403; its manager (the survey admin) may
+    envelope(submit(ow.enum.api, dep, v2), 403)
+    envelope(submit(ow.owner.api, dep, v2, [("a.jpg", b"two", "image/jpeg")]), 201)
+    got = stored(ow, rid)
+    assert got["data"]["name"] == "Anne" and got["data"]["age"] == 6 and got["version"] == 2
+    assert ow.owner.api.get(f"/v1/responses/{rid}/xml").content == v2
+    assert ow.owner.api.get(f"/v1/responses/{rid}/attachments/a.jpg").content == b"two"
+    hist = ok(ow.owner.api.get(f"/v1/responses/{rid}/history"))["items"]
+    assert [h["version"] for h in hist][:2] in ([1, 2], [2, 1])
+    # the same edit again: 201, no new version; an edit of an unknown instance: 404
+    envelope(submit(ow.owner.api, dep, v2), 201)
+    assert stored(ow, rid)["version"] == 2
+    v3 = v2.replace(b"22222222-2222-4222-8222-222222222222", b"33333333-3333-4333-8333-333333333333").replace(
+        b"11111111-1111-4111-8111-111111111111", b"44444444-4444-4444-8444-444444444444")
+    envelope(submit(ow.owner.api, dep, v3), 404)

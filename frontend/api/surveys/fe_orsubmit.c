@@ -632,6 +632,75 @@ static void prechecked(const fe_pg_result *res, void *arg)
     enqueue(r);
 }
 
+/* An edit (meta/deprecatedID names the instance it replaces, ODK Collect's "edit a sent
+ * form"): a new version of the response that holds the deprecated instance in this deployment,
+ * by the rule of PATCH /v1/responses/{id} (fv_response_edit_verdict: its managers; its submitter
+ * when it was rejected, which resubmits it), in one statement with its history row and its
+ * attachments (a name sent again replaces the file). The same edit sent again (its instanceID
+ * already holds this XML) is 201 again. Edits need PostgreSQL (as PATCH does).
+ * $1 caller, $2 mfa, $3 deployment, $4 deprecatedID, $5 answers, $6 XML, $7 new instanceID,
+ * $8 survey version, $9 the openrosa field (attachments). */
+static const char sql_edit[] =
+    "WITH t AS (SELECT r FROM responses r WHERE r.deployment_id = $3::uuid AND r.instance_id = $4 "
+    "           AND r.deleted_at IS NULL LIMIT 1), "
+    "     again AS (SELECT 1 FROM responses r WHERE r.deployment_id = $3::uuid AND r.instance_id = $7 "
+    "               AND r.xml = $6 AND r.deleted_at IS NULL AND fv_can_read_response($1, r.id)), "
+    "     v AS (SELECT (t.r).id AS id, fv_response_edit_verdict($1, t.r, $2::boolean) AS verdict, "
+    "                  fv_can_resubmit($1, t.r) AS resub FROM t), "
+    "     u AS (UPDATE responses x SET data = $5::jsonb, xml = $6, instance_id = $7, "
+    "             survey_version = $8::int, version = x.version + 1, updated_at = now(), "
+    "             status = CASE WHEN v.resub THEN CASE WHEN d.approval_stages > 0 THEN 'pending' "
+    "                                                  ELSE 'final' END ELSE x.status END, "
+    "             stage = CASE WHEN v.resub THEN CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END "
+    "                          ELSE x.stage END, "
+    "             rejection_message = CASE WHEN v.resub THEN NULL ELSE x.rejection_message END "
+    "           FROM v, deployments d "
+    "           WHERE x.id = v.id AND v.verdict = 'ok' AND d.id = x.deployment_id "
+    "             AND NOT EXISTS (SELECT 1 FROM again) "
+    "           RETURNING x, v.resub, d.id AS dep), "
+    "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, data, "
+    "                                        location, state) "
+    "           SELECT (u.x).id, (u.x).version, CASE WHEN u.resub THEN 'resubmit' ELSE 'edit' END, "
+    "                  (u.x).stage, (u.x).status, $1, (u.x).data, (u.x).location, to_jsonb(u.x) FROM u), "
+    "     att AS (SELECT a FROM jsonb_array_elements($9::jsonb->'attachments') a), "
+    "     b AS (INSERT INTO attachment_blobs (sha256, size, data) "
+    "           SELECT DISTINCT ON (a->>'sha256') decode(a->>'sha256', 'hex'), (a->>'size')::bigint, "
+    "                  decode(a->>'data', 'base64') FROM att, u "
+    "           ON CONFLICT (sha256) DO NOTHING), "
+    "     f AS (INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id) "
+    "           SELECT (u.x).id, a->>'name', a->>'content_type', (a->>'size')::bigint, "
+    "                  decode(a->>'sha256', 'hex'), s.org_id "
+    "           FROM u JOIN surveys s ON s.id = (u.x).survey_id, att "
+    "           ON CONFLICT (response_id, name) DO UPDATE SET content_type = EXCLUDED.content_type, "
+    "              size = EXCLUDED.size, sha256 = EXCLUDED.sha256) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM again) THEN 'ok' "
+    "            ELSE COALESCE((SELECT verdict FROM v), 'hidden') END, NULL";
+
+static void edited(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    if (!fe_verdict_answer(r, res, "submission to edit")) return;
+    fe_reply_openrosa(r, 201, "", "full submission upload was successful!");
+}
+
+static void edit(fe_req *r)
+{
+    or_state *st = r->state;
+    or_job *j = st->res;
+    if (!fe_pg_up()) {
+        fe_reply_error_retry(r, 503, "db_unavailable",
+                             "the database is unavailable; an edit (meta/deprecatedID) needs it; retry later",
+                             30);
+        return;
+    }
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d", st->survey_version);
+    const char *params[] = {r->user->id,          fe_verdict_mfa(r), st->base.dep_id,
+                            j->inst.deprecated_id, j->inst.data,      j->xml,
+                            j->inst.instance_id,  ver,               j->openrosa};
+    fe_pg_query(sql_edit, 9, params, edited, r);
+}
+
 /* The typed instance is ready: its answers' problems, the degraded-mode bound, the precheck. */
 static void instance_ready(fe_req *r)
 {
@@ -643,9 +712,7 @@ static void instance_ready(fe_req *r)
         return;
     }
     if (j->inst.deprecated_id[0]) {
-        /* Edits (meta/deprecatedID) are not built yet: refused rather than stored as new. */
-        fe_reply_error(r, 501, "edit_not_supported",
-                       "edits of submissions (meta/deprecatedID) are not supported yet");
+        edit(r);
         return;
     }
     if (!response_id(st->base.dep_id, j->inst.instance_id, st->id)) {
