@@ -93,6 +93,13 @@ ROWS = [
     ("GET",    "/v1/openrosa/deployments/{dep}/form",      401, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200, 404, 404),
     ("GET",    "/v1/openrosa/deployments/{dep}/manifest",  401, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200, 404, 404),
     ("GET",    "/v1/openrosa/deployments/{dep}/media/{nomedia}", 401, 404, 404, 404, 403, 403, 403, 403, 403, 403, 404, 404, 404),
+    # OpenRosa submissions (answers in the OpenRosa envelope): M's D, a fresh instance per cell
+    ("HEAD",   "/v1/openrosa/deployments/{mdep}/submission", 401, 204, 204, 204, 204, 204, 204, 204, 204, 204, 204, 204, 204),
+    ("POST",   "/v1/openrosa/deployments/{mdep}/submission", 401, 404, 404, 201, 403, 403, 403, 403, 403, 403, 201, 404, 404),
+    # no response of the table was sent as XML: 404 for every reader too (the reading rule of
+    # these two is GET /v1/responses/{id}'s: test_openrosa_submissions.py)
+    ("GET",    "/v1/responses/{fin}/xml",                  401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    ("GET",    "/v1/responses/{fin}/attachments/{nomedia}", 401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
     # ---- access end ----
 
     # ---- orgs: organisations, branches, teams, members, audit, quarantine ----
@@ -240,6 +247,8 @@ BODIES = {
     ("POST", "/v1/surveys/{msurvey}/deployments"): lambda w: {"name": "made by a cell", "branch_id": w.region,
                                                              "roles": {}},
     ("POST", "/v1/deployments/{mdep}/responses"): lambda w: {"data": w.answers},
+    # multipart: {"__files__": [...]} (test_permissions.py sends it as files)
+    ("POST", "/v1/openrosa/deployments/{mdep}/submission"): lambda w: {"__files__": w.openrosa_instance()},
     ("PATCH", "/v1/responses/{fresh:pending:1}"): lambda w: {"data": w.answers},
     ("PATCH", "/v1/responses/{fresh:rejected:1}"): lambda w: {"data": w.answers},
     ("POST", "*/reject"): lambda w: {"message": "not good enough"},

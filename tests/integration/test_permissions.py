@@ -132,6 +132,16 @@ def pw(workers):
             ("p1x", w.dep, e2, "pending", 1, False), ("oth", w.dep2, e2, "final", 0, False),
             ("del", w.dep, e, "final", 0, True)):
         w.labels[label] = _insert_response(c, w.survey, dep, who, status, stage, deleted)
+
+    def openrosa_instance():
+        """A fresh instance of M's current XForm (generated from DEFINITION), as Collect sends it."""
+        import re as _re
+        x = w.users["org_admin"].api.get(f"/v1/surveys/{w.msurvey}/xform").text
+        m = _re.search(r'<data id="([^"]+)" version="([^"]+)"', x)
+        xml = (f'<data id="{m.group(1)}" version="{m.group(2)}"><household>House</household>'
+               f'<members>3</members><meta><instanceID>uuid:{new_id()}</instanceID></meta></data>')
+        return [("xml_submission_file", ("submission.xml", xml.encode(), "text/xml"))]
+    w.openrosa_instance = openrosa_instance
     yield w
     for u in list(w.users.values()) + [w.enumerator2]:
         if u is not None:
@@ -240,9 +250,17 @@ def test_cell(pw, method, template, role, expected):
     path = _path(pw, template)
     body = _body(pw, method, template)
     api = pw.apis[role]
-    r = api.request(method, path, json=body) if body is not None else api.request(method, path)
+    if isinstance(body, dict) and "__files__" in body:
+        r = api.request(method, path, files=body["__files__"])
+    else:
+        r = api.request(method, path, json=body) if body is not None else api.request(method, path)
     assert r.status_code == expected, f"{method} {template} as {role}: {r.status_code} {r.text[:300]}"
-    if expected >= 400:
+    if "/openrosa/" in template and template.endswith("/submission"):
+        # the OpenRosa envelope, errors included
+        assert r.headers.get("X-OpenRosa-Version") == "1.0", r.headers
+        if method != "HEAD":
+            assert r.headers["Content-Type"].startswith("text/xml") and b"OpenRosaResponse" in r.content
+    elif expected >= 400:
         err = error_body(r)
         if expected == 409:
             assert err["code"] == ("not_a_member" if "/members/" in template

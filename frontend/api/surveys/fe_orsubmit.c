@@ -833,6 +833,29 @@ static void def_xform(const char *definition, char *form_id, char *version)
     if (d) yajl_tree_free(d);
 }
 
+static const char sql_generated[] =
+    "SELECT xform_form_id, xform_version FROM survey_versions "
+    "WHERE survey_id = $1::uuid AND version = $2::int AND xform IS NOT NULL";
+
+static void generated_found(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    or_state *st = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1 || PQgetisnull(res->res, 0, 0)) {
+        fe_reply_error(r, 404, "not_found", "this deployment's survey has no XForm");
+        return;
+    }
+    or_job *j = st->res;
+    st->res = NULL;
+    snprintf(j->cur_form_id, sizeof j->cur_form_id, "%s", PQgetvalue(res->res, 0, 0));
+    snprintf(j->cur_version, sizeof j->cur_version, "%s", PQgetvalue(res->res, 0, 1));
+    start_job(r, j, OR_PARTS);
+}
+
 static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long long rversion)
 {
     or_state *st = r->state;
@@ -855,16 +878,26 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
     }
     fv_form_errors_init(&j->errs);
     def_xform(dep->definition, j->cur_form_id, j->cur_version);
-    if (!j->cur_form_id[0]) {
-        job_free(j);
-        fe_reply_error(r, 404, "not_found", "this deployment's survey has no XForm");
-        return;
-    }
     j->body = st->body;
     st->body = NULL;
     memcpy(j->boundary, st->boundary, sizeof j->boundary);
     j->max_parts = (size_t)fe_cfg.openrosa_max_parts;
-    start_job(r, j, OR_PARTS);
+    if (j->cur_form_id[0]) {
+        start_job(r, j, OR_PARTS);
+        return;
+    }
+    /* A survey defined in JSON: its generated XForm's id and version are the version's columns
+     * (its definition does not carry them). */
+    st->res = j;
+    if (!fe_pg_up()) {
+        fe_reply_error_retry(r, 503, "db_unavailable",
+                             "the database is unavailable and this form's XForm is not cached; retry later", 30);
+        return;
+    }
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d", st->survey_version);
+    const char *params[] = {st->survey_id, ver};
+    fe_pg_query(sql_generated, 2, params, generated_found, r);
 }
 
 void fe_orsubmit_post(fe_req *r)
