@@ -459,3 +459,32 @@ def test_deprecated_id_makes_an_edit_with_history(ow):
     v3 = v2.replace(b"22222222-2222-4222-8222-222222222222", b"33333333-3333-4333-8333-333333333333").replace(
         b"11111111-1111-4111-8111-111111111111", b"44444444-4444-4444-8444-444444444444")
     envelope(submit(ow.owner.api, dep, v3), 404)
+
+
+@needs_fixtures
+def test_export_carries_instances_and_attachments(ow):
+    import io
+    import json
+    import zipfile
+    s, dep = deploy(ow, "binaryType")
+    rid = response_id(dep, "both")
+    if ow.owner.api.get(f"/v1/responses/{rid}/attachments/my_file1.mp4").status_code != 200:
+        test_binary_instance_with_attachments_and_later_missing_ones(ow)
+    job = ok(ow.owner.api.post(f"/v1/orgs/{ow.org['id']}/exports"), 202)
+
+    def ended():
+        j = ok(ow.owner.api.get(f"/v1/jobs/{job['id']}"))
+        return j if j["state"] in ("done", "failed") else None
+    assert wait_until(ended, 120, what="export")["state"] == "done"
+    r = ow.owner.api.get(f"/v1/exports/{job['id']}")
+    assert r.status_code == 200
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    inst = [json.loads(l) for l in z.read(f"surveys/{s['id']}/instances.jsonl").decode().splitlines()]
+    mine = [i for i in inst if i["response_id"] == rid]
+    assert mine and mine[0]["xml"].encode() == (FIXTURES / "instances/binaryType/both.xml").read_bytes()
+    atts = [json.loads(l) for l in z.read(f"surveys/{s['id']}/attachments.jsonl").decode().splitlines()]
+    got = {a["name"]: a for a in atts if a["response_id"] == rid}
+    import base64
+    f1 = base64.b64decode(got["my_file1.mp4"]["content_base64"])
+    assert f1 == bytes(range(256)) * 40 and got["my_file1.mp4"]["sha256"] == hashlib.sha256(f1).hexdigest()
+    assert set(got) == {"my_file1.mp4", "here_is_file2.jpg"}

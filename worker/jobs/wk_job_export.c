@@ -4,7 +4,8 @@
  * creator sees them: nobody else's email), sites and their history, the org's audit log, the
  * surveys, and per survey (surveys/<id>/): every definition version, the deployments, the
  * responses (deleted ones too) as JSON lines and as CSV (fv_export_csv_columns: one column per
- * question, select_multiple one per choice; cells by common/fv_csv.c), and their history; last,
+ * question, select_multiple one per choice; cells by common/fv_csv.c), their history, the OpenRosa
+ * instances' XML and their attachments (base64, one per batch: max_rows); last,
  * manifest.json with each file's rows, bytes and SHA-256 (of the file as extracted).
  *
  * How, in bounded memory. Each file is read in keyset-paged batches (LIMIT export_step_rows,
@@ -44,45 +45,54 @@ typedef struct file_spec {
     const char *name; /* file name in its folder */
     file_kind kind;
     const char *sql;
+    long max_rows; /* rows per batch at most (0: the step's budget): attachments are read one by one */
 } file_spec;
 
 static const file_spec org_files[] = {
     {"org.jsonl", F_LINES,
      "SELECT o.id::text, (fv_org_json(o, $4::uuid) || jsonb_build_object('created_at', fv_ts(o.created_at)))::text "
-     "FROM orgs o WHERE o.id = $1::uuid AND $2::text IS NULL AND $3::int > 0"},
+     "FROM orgs o WHERE o.id = $1::uuid AND $2::text IS NULL AND $3::int > 0",
+     0},
     {"branches.jsonl", F_LINES,
      "SELECT b.id::text, jsonb_build_object('id', b.id, 'parent_id', b.parent_id, 'name', b.name, "
      "       'created_at', fv_ts(b.created_at))::text "
      "FROM branches b WHERE b.org_id = $1::uuid AND ($2::uuid IS NULL OR b.id > $2::uuid) "
-     "ORDER BY b.id LIMIT $3::int"},
+     "ORDER BY b.id LIMIT $3::int",
+     0},
     {"teams.jsonl", F_LINES,
      "SELECT t.id::text, (to_jsonb(t) - 'created_at' || jsonb_build_object('created_at', fv_ts(t.created_at)))::text "
      "FROM teams t WHERE t.org_id = $1::uuid AND ($2::uuid IS NULL OR t.id > $2::uuid) "
-     "ORDER BY t.id LIMIT $3::int"},
+     "ORDER BY t.id LIMIT $3::int",
+     0},
     {"members.jsonl", F_LINES,
      "SELECT m.id::text, fv_membership_json(m, u, $4::uuid)::text "
      "FROM memberships m JOIN users u ON u.id = m.user_id "
-     "WHERE m.org_id = $1::uuid AND ($2::uuid IS NULL OR m.id > $2::uuid) ORDER BY m.id LIMIT $3::int"},
+     "WHERE m.org_id = $1::uuid AND ($2::uuid IS NULL OR m.id > $2::uuid) ORDER BY m.id LIMIT $3::int",
+     0},
     {"sites.jsonl", F_LINES,
      "SELECT s.id::text, (fv_site_json(s, true) || jsonb_build_object('deleted_at', fv_ts(s.deleted_at)))::text "
      "FROM sites s WHERE s.org_id = $1::uuid AND ($2::uuid IS NULL OR s.id > $2::uuid) "
-     "ORDER BY s.id LIMIT $3::int"},
+     "ORDER BY s.id LIMIT $3::int",
+     0},
     {"site_history.jsonl", F_LINES,
      "SELECT v.site_id::text || '/' || v.version, "
      "       (fv_site_version_json(v, s, $4::uuid) || jsonb_build_object('site_id', v.site_id))::text "
      "FROM site_versions v JOIN sites s ON s.id = v.site_id WHERE s.org_id = $1::uuid "
      "AND ($2::text IS NULL OR (v.site_id, v.version) > (split_part($2, '/', 1)::uuid, split_part($2, '/', 2)::int)) "
-     "ORDER BY v.site_id, v.version LIMIT $3::int"},
+     "ORDER BY v.site_id, v.version LIMIT $3::int",
+     0},
     {"audit.jsonl", F_LINES,
      "SELECT a.id::text, jsonb_build_object('id', a.id::text, 'actor', a.actor, 'action', a.action, "
      "       'target_type', a.target_type, 'target_id', a.target_id, 'address', host(a.address), "
      "       'at', fv_ts(a.at), 'detail', a.detail)::text "
      "FROM audit a WHERE a.org_id = $1::uuid AND ($2::bigint IS NULL OR a.id > $2::bigint) "
-     "ORDER BY a.id LIMIT $3::int"},
+     "ORDER BY a.id LIMIT $3::int",
+     0},
     {"surveys.jsonl", F_LINES,
      "SELECT s.id::text, fv_survey_json(s, $4::uuid, false)::text "
      "FROM surveys s WHERE s.org_id = $1::uuid AND ($2::uuid IS NULL OR s.id > $2::uuid) "
-     "ORDER BY s.id LIMIT $3::int"},
+     "ORDER BY s.id LIMIT $3::int",
+     0},
 };
 #define N_ORG_FILES (sizeof org_files / sizeof org_files[0])
 
@@ -98,25 +108,50 @@ static const file_spec survey_files[] = {
      "SELECT v.version::text, jsonb_build_object('survey_id', v.survey_id, 'version', v.version, "
      "       'definition', v.definition, 'created_by', v.created_by, 'created_at', fv_ts(v.created_at))::text "
      "FROM survey_versions v WHERE v.survey_id = $1::uuid AND ($2::int IS NULL OR v.version > $2::int) "
-     "AND $4::uuid IS NOT NULL ORDER BY v.version LIMIT $3::int"},
+     "AND $4::uuid IS NOT NULL ORDER BY v.version LIMIT $3::int",
+     0},
     {"deployments.jsonl", F_LINES,
      "SELECT d.id::text, fv_deployment_json(d)::text FROM deployments d "
      "WHERE d.survey_id = $1::uuid AND ($2::uuid IS NULL OR d.id > $2::uuid) AND $4::uuid IS NOT NULL "
-     "ORDER BY d.id LIMIT $3::int"},
+     "ORDER BY d.id LIMIT $3::int",
+     0},
     {"responses.jsonl", F_LINES,
      "SELECT " RESP_KEY
      ", (fv_response_json(x, true) || jsonb_build_object('deleted_at', fv_ts(x.deleted_at)))::text "
      "FROM responses x WHERE x.survey_id = $1::uuid AND " RESP_AFTER " AND $4::uuid IS NOT NULL "
-     "ORDER BY x.created_at, x.id LIMIT $3::int"},
+     "ORDER BY x.created_at, x.id LIMIT $3::int",
+     0},
     {"responses.csv", F_CSV,
      "SELECT " RESP_KEY ", array_to_json(fv_export_csv_row(x, $5::jsonb))::text "
      "FROM responses x WHERE x.survey_id = $1::uuid AND " RESP_AFTER " AND $4::uuid IS NOT NULL "
-     "ORDER BY x.created_at, x.id LIMIT $3::int"},
+     "ORDER BY x.created_at, x.id LIMIT $3::int",
+     0},
     {"history.jsonl", F_LINES,
      "SELECT e.id::text, (fv_response_version_json(e, true) || jsonb_build_object('response_id', e.response_id))::text "
      "FROM response_events e JOIN responses x ON x.id = e.response_id "
      "WHERE x.survey_id = $1::uuid AND ($2::bigint IS NULL OR e.id > $2::bigint) AND $4::uuid IS NOT NULL "
-     "ORDER BY e.id LIMIT $3::int"},
+     "ORDER BY e.id LIMIT $3::int",
+     0},
+    /* OpenRosa submissions (migration 021): each instance XML byte for byte, and each attachment
+     * with its content in base64, one per batch (max_rows 1: a batch holds one file, whatever
+     * export_step_rows is). */
+    {"instances.jsonl", F_LINES,
+     "SELECT x.id::text, jsonb_build_object('response_id', x.id, 'instance_id', x.instance_id, "
+     "       'xml', x.xml)::text FROM responses x "
+     "WHERE x.survey_id = $1::uuid AND x.xml IS NOT NULL AND ($2::uuid IS NULL OR x.id > $2::uuid) "
+     "AND $4::uuid IS NOT NULL ORDER BY x.id LIMIT $3::int",
+     0},
+    {"attachments.jsonl", F_LINES,
+     "SELECT a.response_id::text || '/' || a.name, jsonb_build_object('response_id', a.response_id, "
+     "       'name', a.name, 'content_type', a.content_type, 'size', a.size, "
+     "       'sha256', encode(a.sha256, 'hex'), "
+     "       'content_base64', translate(encode(b.data, 'base64'), E'\\n', ''))::text "
+     "FROM response_attachments a JOIN responses x ON x.id = a.response_id "
+     "JOIN attachment_blobs b ON b.sha256 = a.sha256 "
+     "WHERE x.survey_id = $1::uuid AND $4::uuid IS NOT NULL AND ($2::text IS NULL "
+     "  OR (a.response_id, a.name) > (split_part($2, '/', 1)::uuid, substr($2, 38))) "
+     "ORDER BY a.response_id, a.name LIMIT $3::int",
+     1},
 };
 #define N_SURVEY_FILES (sizeof survey_files / sizeof survey_files[0])
 
@@ -500,10 +535,12 @@ static bool advance(builder *b, long budget)
             break;
         }
         if (!b->open && !file_open(b)) return false;
-        long n = file_batch(b, budget);
+        long max = file_cur(b)->max_rows, lim = max > 0 && max < budget ? max : budget;
+        long n = file_batch(b, lim);
         if (n < 0) return false;
         budget -= n > 0 ? n : 1;
         if (n > 0 && budget <= 0) break; /* the file may have more */
+        if (n == lim) continue;          /* a full batch below the budget: more may follow */
         if (!file_close(b)) return false;
         if (b->ph == PH_ORG) {
             if (++b->file == N_ORG_FILES && !next_survey(b)) return false;

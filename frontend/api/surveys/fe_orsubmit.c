@@ -688,16 +688,18 @@ static void edit(fe_req *r)
     or_state *st = r->state;
     or_job *j = st->res;
     if (!fe_pg_up()) {
-        fe_reply_error_retry(r, 503, "db_unavailable",
-                             "the database is unavailable; an edit (meta/deprecatedID) needs it; retry later",
-                             30);
+        fe_reply_error_retry(
+            r, 503, "db_unavailable",
+            "the database is unavailable; an edit (meta/deprecatedID) needs it; retry later", 30);
         return;
     }
     char ver[16];
     snprintf(ver, sizeof ver, "%d", st->survey_version);
-    const char *params[] = {r->user->id,          fe_verdict_mfa(r), st->base.dep_id,
-                            j->inst.deprecated_id, j->inst.data,      j->xml,
-                            j->inst.instance_id,  ver,               j->openrosa};
+    const char *params[] = {r->user->id,         fe_verdict_mfa(r),
+                            st->base.dep_id,     j->inst.deprecated_id,
+                            j->inst.data,        j->xml,
+                            j->inst.instance_id, ver,
+                            j->openrosa};
     fe_pg_query(sql_edit, 9, params, edited, r);
 }
 
@@ -890,8 +892,9 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
      * (its definition does not carry them). */
     st->res = j;
     if (!fe_pg_up()) {
-        fe_reply_error_retry(r, 503, "db_unavailable",
-                             "the database is unavailable and this form's XForm is not cached; retry later", 30);
+        fe_reply_error_retry(
+            r, 503, "db_unavailable",
+            "the database is unavailable and this form's XForm is not cached; retry later", 30);
         return;
     }
     char ver[16];
