@@ -50,7 +50,7 @@ def od(workers):
         "name": "bin", "roles": {"enumerators": [{"type": "user", "id": enum.id}]}}), 201)
     port = free_port()
     p = c.start_frontend(name="frontend-openrosa-degraded", FV_LISTEN_PORT=port, FV_PG_TIMEOUT_MS=1000,
-                         FV_OPENROSA_DEGRADED_MAX_BYTES=DEGRADED_MAX)
+                         FV_OPENROSA_DEGRADED_MAX_BYTES=DEGRADED_MAX, FV_OPENROSA_ORG_QUOTA_MB=1)
     inst = Instance(c, p, port, enum.key)
 
     class W:
@@ -81,6 +81,18 @@ def stored_row(c, rid):
     return c.psql("SELECT count(*) FROM responses WHERE id = %s AND xml IS NOT NULL", rid)[0][0]
 
 
+def test_org_attachment_quota(od):
+    """This instance allows the org 1 MiB of attachments: past it, 413 in the envelope."""
+    c, inst = od.c, od.inst
+    r = inst.submit(od.dep, instance("quota-1", "q1.bin"), [("q1.bin", b"\1" * 700000, "application/octet-stream")])
+    assert r.status_code == 201, r.text
+    r = inst.submit(od.dep, instance("quota-2", "q2.bin"), [("q2.bin", b"\2" * 700000, "application/octet-stream")])
+    assert r.status_code == 413 and r.headers["X-Fieldvault-Error"] == "attachment_quota", r.text
+    assert stored_row(c, iid_uuid("quota-2")) == 0
+    # without attachments the org may still submit
+    assert inst.submit(od.dep, instance("quota-3")).status_code == 201
+
+
 def test_pg_down_202_then_stored_once(od):
     c, inst = od.c, od.inst
     photo = b"\x89PNG" + bytes(range(200)) * 5
@@ -101,8 +113,10 @@ def test_pg_down_202_then_stored_once(od):
     wait_until(lambda: stored_row(c, rid) == 1, 90, what="the queued OpenRosa submission stored")
     wait_until(lambda: c.psql("SELECT count(*) FROM response_attachments WHERE response_id = %s", rid)[0][0] == 1,
                30, what="its attachment stored")
-    r = od.owner.api.get(f"/v1/responses/{rid}/attachments/p.png")
-    assert r.status_code == 200 and r.content == photo
+    # the shared front end reconnects to PostgreSQL in its own time
+    wait_until(lambda: od.owner.api.get(f"/v1/responses/{rid}/attachments/p.png").status_code == 200, 60,
+               what="the attachment readable")
+    assert od.owner.api.get(f"/v1/responses/{rid}/attachments/p.png").content == photo
     assert od.owner.api.get(f"/v1/responses/{rid}/xml").content == instance("pgdown", "p.png")
     assert stored_row(c, iid_uuid("pgdown-big")) == 0
     c.wait_drained()
