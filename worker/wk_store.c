@@ -58,7 +58,7 @@ static const char insert_sql[] =
  * attachments (fv_envelope.h, openrosa), stored for the response of the entry's id when that
  * response holds the entry's XML from the entry's deployment (a first submission, or the same
  * instance sent again with the attachments that were missing), deduplicated by SHA-256, each
- * name once per response (ON CONFLICT: a replayed entry adds nothing). Migration 021. */
+ * name once per response (ON CONFLICT: a replayed entry adds nothing). Migration 022. */
 static const char attach_sql[] =
     "WITH a AS ("
     " SELECT x.id, s.org_id, t.att FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, deployment_id uuid,"
