@@ -428,3 +428,41 @@ def test_bad_input(ex):
     api = ex.u["owner"].api
     denied(api.get(f"/v1/exports/{'1' * 300}"), 404)
     denied(api.request("DELETE", f"/v1/exports/{new_id()}"), 405)
+
+
+def test_export_survives_kill_9_of_its_worker(ex):
+    """The worker building an export is killed (SIGKILL) mid-build; another takes the job over once
+    the lease expired and builds the zip again from nothing: one whole zip of the second claim (its
+    manifest agrees with its files), one export.create and one job.done."""
+    c = ex.c
+    org = big_org(ex, 20000)
+    api = ex.u["outsider"].api
+    c.stop_all_workers()
+    try:
+        slow = dict(FV_JOBS_LEASE_MS="1500", FV_JOBS_POLL_MS="50", FV_EXPORT_STEP_ROWS="200",
+                    FV_EXPORT_CHUNK_BYTES="65536")
+        k1 = c.start_worker("export-k1", **slow)
+        job = start_export(api, org["id"])
+
+        def building():
+            row = c.psql("SELECT j.state, j.lease_owner, (SELECT count(*) FROM export_chunks x WHERE x.export_id = j.id) "
+                         "FROM jobs j WHERE j.id = %s", job["id"])[0]
+            return row[0] == "running" and row[1] == k1.consumer and row[2] >= 3
+        wait_until(building, 120, what="the export to have written chunks")
+        c.kill_worker(k1)
+        c.start_worker("export-k2", **slow)
+        done = wait_done(api, job["id"], timeout=300)
+    finally:
+        c.stop_all_workers()
+        c.start_default_workers()
+    assert done["attempts"] == 2, done
+    assert c.psql("SELECT attempt, state FROM exports WHERE id = %s", job["id"]) == [(2, "ready")]
+    body = download(api, job["id"])
+    z = zipfile.ZipFile(io.BytesIO(body))
+    assert z.testzip() is None
+    m = json.loads(z.read("manifest.json"))
+    for f in m["files"]:
+        assert hashlib.sha256(z.read(f["path"])).hexdigest() == f["sha256"], f
+    assert [f["rows"] for f in m["files"] if f["path"].endswith("responses.jsonl")] == [20000]
+    for action in ("export.create", "job.done"):
+        assert c.psql("SELECT count(*) FROM audit WHERE action = %s AND target_id = %s", action, job["id"]) == [(1,)]
