@@ -17,7 +17,7 @@ import zipfile
 
 import pytest
 
-from accesshelp import User, add_plain_member, denied, list_all, ok, submit_and_wait
+from accesshelp import User, add_member, add_plain_member, denied, list_all, ok, submit_and_wait
 from fvharness import new_id, wait_until
 
 DEFINITION = {
@@ -466,3 +466,22 @@ def test_export_survives_kill_9_of_its_worker(ex):
     assert [f["rows"] for f in m["files"] if f["path"].endswith("responses.jsonl")] == [20000]
     for action in ("export.create", "job.done"):
         assert c.psql("SELECT count(*) FROM audit WHERE action = %s AND target_id = %s", action, job["id"]) == [(1,)]
+
+
+def test_a_removed_admin_downloads_nothing(ex, built):
+    """Issue 10: an admin removed from the org loses the export at once (404 like a stranger, for
+    the download and the job); made an admin again, they download it again."""
+    job = built[0]
+    org = ex.org["id"]
+    a2 = User(ex.c, "second admin")
+    try:
+        add_member(ex.c, org, a2.id, "admin", branch_id=ex.org["root_branch_id"])
+        assert download(a2.api, job["id"]) == built[3]
+        ok(ex.u["owner"].api.delete(f"/v1/orgs/{org}/members/{a2.id}"), 204)
+        denied(a2.api.get(f"/v1/exports/{job['id']}"), 404, "not_found")
+        denied(a2.api.get(f"/v1/jobs/{job['id']}"), 404, "not_found")
+        denied(a2.api.post(f"/v1/orgs/{org}/exports"), 404, "not_found")
+        n = ex.c.psql("SELECT count(*) FROM audit WHERE action = 'export.download' AND actor = %s", a2.id)
+        assert n == [(1,)], n
+    finally:
+        a2.close()

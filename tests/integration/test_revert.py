@@ -365,3 +365,29 @@ def test_revert_under_required_totp(rw):
         for a in (mfa, plain, keyed):
             a.close()
         vic.close()
+
+
+def test_admin_removed_before_the_job_runs_reverts_nothing(rw):
+    """Issue 10: the job runs with its creator's rights at every step; an admin removed from the
+    org after asking (before a worker took the job) reverts nothing: the job fails, saying why."""
+    w, u, c = rw, rw.u, rw.c
+    adm = User(c, "short-lived admin")
+    try:
+        add_member(c, w.org["id"], adm.id, "admin", branch_id=w.org["root_branch_id"])
+        since = db_now(w)
+        sid = new_site(u["mallory"].api, w, "removed admin's case")
+        until = db_now(w)
+        c.stop_all_workers()
+        try:
+            jid = ok(adm.api.post(f"/v1/orgs/{w.org['id']}/revert",
+                                  json={"user_id": u["mallory"].id, "since": since, "until": until}), 202)["job_id"]
+            ok(u["owner"].api.delete(f"/v1/orgs/{w.org['id']}/members/{adm.id}"), 204)
+        finally:
+            c.start_default_workers()
+        j = wait_job(w, jid)
+        assert j["state"] == "failed", j
+        assert any("no longer an admin" in e["error"] for e in j["errors"]), j
+        assert [v[1] for v in versions(w, "site", sid)] == ["create"]
+        denied(adm.api.get(f"/v1/jobs/{jid}"), 404, "not_found")
+    finally:
+        adm.close()
