@@ -226,3 +226,48 @@ def test_entry_queued_before_the_purge_and_quarantined_after_it_is_stripped(pw):
     assert "revoked" in data[1]
     dump = pg_dump(c)
     assert phone not in dump and house in dump
+
+
+def test_purge_job_survives_kill_9_and_runs_once(pw):
+    """The worker running a purge is killed (SIGKILL) in the middle of a step (it waits on a locked
+    response); another takes the job over once the lease expired: every response loses the
+    answer with exactly one 'purge' version, and the job ends once."""
+    w, c = pw, pw.c
+    survey = ok(w.mfa.post("/v1/surveys", json={"org_id": w.org["id"], "name": "Purge kill", "definition": DEF}), 201)
+    dep = ok(w.mfa.post(f"/v1/surveys/{survey['id']}/deployments", json={
+        "name": "k", "roles": {"enumerators": [P("user", w.enum.id)]}}), 201)
+    phones = [marker(f"kill{i}") for i in range(6)]
+    rids = [submit_and_wait(w.enum.api, dep["id"], {"household": f"K{i}", "phone": p})["id"]
+            for i, p in enumerate(phones)]
+    c.wait_drained()
+    c.stop_all_workers()
+    lock = None
+    try:
+        k1 = c.start_worker("purge-k1", FV_JOBS_LEASE_MS="1500", FV_JOBS_STEP_ITEMS="1", FV_JOBS_POLL_MS="50")
+        lock = psycopg2.connect(c.pg.dsn(user="postgres"))
+        lock.cursor().execute("SELECT 1 FROM responses WHERE id = %s FOR UPDATE", (sorted(rids)[3],))
+        jid = ok(w.mfa.post(f"/v1/surveys/{survey['id']}/purge",
+                            json={"questions": ["phone"], "reason": "kill test"}), 202)["job_id"]
+        wait_until(lambda: c.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fv-worker' "
+                                  "AND wait_event_type = 'Lock'")[0][0] == 1, 60,
+                   what="the purge step to wait on the locked response")
+        row = c.psql("SELECT state, lease_owner, progress->>'done' FROM jobs WHERE id = %s", jid)[0]
+        assert row == ("running", k1.consumer, "3"), row
+        c.kill_worker(k1)
+        c.start_worker("purge-k2", FV_JOBS_LEASE_MS="1500", FV_JOBS_STEP_ITEMS="1", FV_JOBS_POLL_MS="50")
+        lock.rollback()
+        j = wait_job(w.mfa, jid)
+    finally:
+        if lock is not None:
+            lock.close()
+        c.stop_all_workers()
+        c.start_default_workers()
+    assert j["state"] == "done" and j["attempts"] == 2, j
+    assert j["progress"]["responses"] == 6 and j["progress"]["done"] == 6, j["progress"]
+    for rid in rids:
+        ops = c.psql("SELECT action FROM response_events WHERE response_id = %s ORDER BY version", rid)
+        assert ops == [("submit",), ("purge",)], (rid, ops)
+    assert c.psql("SELECT count(*) FROM audit WHERE action LIKE 'job.%%' AND target_id = %s", jid) == [(1,)]
+    dump = pg_dump(c)
+    for p in phones:
+        assert p not in dump, p
