@@ -271,3 +271,34 @@ def test_purge_job_survives_kill_9_and_runs_once(pw):
     dump = pg_dump(c)
     for p in phones:
         assert p not in dump, p
+
+
+def test_purge_withdraws_an_export_being_built(pw):
+    """An export of the org being built when a purge is asked for is withdrawn at once: its
+    chunks are deleted, its worker's next step finds it no longer 'building' and the export job
+    fails saying so; it never becomes ready."""
+    from test_exports import insert_responses
+    w, c = pw, pw.c
+    big = ok(w.mfa.post("/v1/surveys", json={"org_id": w.org["id"], "name": "Purge big", "definition": DEF}), 201)
+    dep = ok(w.mfa.post(f"/v1/surveys/{big['id']}/deployments", json={
+        "name": "big", "roles": {"enumerators": [P("user", w.enum.id)]}}), 201)
+    insert_responses(c.psql, big["id"], dep["id"], w.enum.id, 20000)
+    c.stop_all_workers()
+    try:
+        c.start_worker("withdraw-1", FV_JOBS_POLL_MS="50", FV_EXPORT_STEP_ROWS="200", FV_EXPORT_CHUNK_BYTES="65536")
+        eid = ok(w.mfa.post(f"/v1/orgs/{w.org['id']}/exports"), 202)["id"]
+        wait_until(lambda: c.psql("SELECT count(*) FROM export_chunks WHERE export_id = %s", eid)[0][0] >= 3, 120,
+                   what="the export to have written chunks")
+        jid = ok(w.mfa.post(f"/v1/surveys/{w.survey['id']}/purge",
+                            json={"questions": ["note"], "reason": "while exporting"}), 202)["job_id"]
+        assert c.psql("SELECT state FROM exports WHERE id = %s", eid) == [("withdrawn",)]
+        ej = wait_job(w.mfa, eid)
+        assert ej["state"] == "failed", ej
+        assert any("building" in e["error"] or "withdrawn" in e["error"] for e in ej["errors"]), ej
+        assert wait_job(w.mfa, jid)["state"] == "done"
+    finally:
+        c.stop_all_workers()
+        c.start_default_workers()
+    assert c.psql("SELECT state, (SELECT count(*) FROM export_chunks WHERE export_id = e.id) FROM exports e "
+                  "WHERE id = %s", eid) == [("withdrawn", 0)]
+    denied(w.mfa.get(f"/v1/exports/{eid}"), 410, "export_withdrawn")
