@@ -30,7 +30,8 @@
  * A response starts pending at stage 1 when its deployment has approval stages, final (stage 0)
  * otherwise; each inserted row gets its 'submit' event (response_events, migration 004; its full
  * state, migration 012) in the
- * same statement. A replayed entry inserts neither. */
+ * same statement. A replayed entry inserts neither. An OpenRosa entry's XML (migration 022) is
+ * not kept when a purge of its survey came after it was received (its answers were stripped). */
 static const char insert_sql[] =
     "WITH ins AS ("
     " INSERT INTO responses AS r (id, survey_id, survey_version, deployment_id, submitted_by,"
@@ -41,7 +42,11 @@ static const char insert_sql[] =
     "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
     "        " PURGE_STRIP ","
     "        x.location, x.collected_at, to_timestamp(x.received_at_ms / 1000.0),"
-    "        x.openrosa->>'xml', x.openrosa->>'instance_id'"
+    "        CASE WHEN x.openrosa IS NULL THEN NULL"
+    "             WHEN EXISTS (SELECT 1 FROM survey_purges p WHERE p.survey_id = x.survey_id"
+    "                          AND p.purged_at >= to_timestamp(x.received_at_ms / 1000.0))"
+    "             THEN NULL ELSE x.openrosa->>'xml' END,"
+    "        x.openrosa->>'instance_id'"
     " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
     "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
     "      collected_at timestamptz, received_at_ms bigint, openrosa jsonb)"

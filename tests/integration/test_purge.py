@@ -302,3 +302,36 @@ def test_purge_withdraws_an_export_being_built(pw):
     assert c.psql("SELECT state, (SELECT count(*) FROM export_chunks WHERE export_id = e.id) FROM exports e "
                   "WHERE id = %s", eid) == [("withdrawn", 0)]
     denied(w.mfa.get(f"/v1/exports/{eid}"), 410, "export_withdrawn")
+
+
+def test_purge_reaches_the_openrosa_xml_and_attachments(pw):
+    """An OpenRosa submission keeps its XML and attachments (migration 022): a purge of the
+    question removes the answer from them too (the XML of the response and of its versions, the
+    file the purged answer named), so neither the API, the export nor pg_dump holds it."""
+    import re
+    w, c = pw, pw.c
+    x = w.mfa.get(f"/v1/surveys/{w.survey['id']}/xform").text
+    m = re.search(r'<data id="([^"]+)" version="([^"]+)"', x)
+    phone, house = marker("or-phone"), marker("or-house")
+    rid = new_id()
+    xml = (f'<data id="{m.group(1)}" version="{m.group(2)}"><household>{house}</household>'
+           f'<phone>{phone}.jpg</phone><note>kept-note</note><meta><instanceID>uuid:{rid}</instanceID></meta></data>')
+    files = [("xml_submission_file", ("s.xml", xml.encode(), "text/xml")),
+             (f"{phone}.jpg", (f"{phone}.jpg", phone.encode() * 3, "image/jpeg")),
+             ("other.jpg", ("other.jpg", b"not named by any answer", "image/jpeg"))]
+    r = w.enum.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files)
+    assert r.status_code == 201, r.text
+    assert w.mfa.get(f"/v1/responses/{rid}/xml").content == xml.encode()
+    assert w.mfa.get(f"/v1/responses/{rid}/attachments/{phone}.jpg").status_code == 200
+    jid = ok(w.mfa.post(f"/v1/surveys/{w.survey['id']}/purge",
+                        json={"questions": ["phone"], "reason": "identifying answers"}), 202)["job_id"]
+    assert wait_job(w.mfa, jid)["state"] == "done"
+    denied(w.mfa.get(f"/v1/responses/{rid}/xml"), 404)
+    denied(w.mfa.get(f"/v1/responses/{rid}/attachments/{phone}.jpg"), 404)
+    assert c.psql("SELECT count(*) FROM response_attachments WHERE response_id = %s AND name = %s",
+                  rid, f"{phone}.jpg")[0][0] == 0
+    assert c.psql("SELECT count(*) FROM response_events WHERE response_id = %s AND state::text LIKE %s",
+                  rid, f"%{phone}%")[0][0] == 0
+    assert ok(w.mfa.get(f"/v1/responses/{rid}"))["data"]["household"] == house
+    dump = pg_dump(c)
+    assert phone not in dump and house in dump

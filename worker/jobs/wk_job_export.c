@@ -138,7 +138,8 @@ static const file_spec survey_files[] = {
     {"instances.jsonl", F_LINES,
      "SELECT x.id::text, jsonb_build_object('response_id', x.id, 'instance_id', x.instance_id, "
      "       'xml', x.xml)::text FROM responses x "
-     "WHERE x.survey_id = $1::uuid AND x.xml IS NOT NULL AND ($2::uuid IS NULL OR x.id > $2::uuid) "
+     "WHERE x.survey_id = $1::uuid AND x.xml IS NOT NULL AND NOT fv_openrosa_purged(x) "
+     "AND ($2::uuid IS NULL OR x.id > $2::uuid) "
      "AND $4::uuid IS NOT NULL ORDER BY x.id LIMIT $3::int",
      0},
     {"attachments.jsonl", F_LINES,
@@ -148,7 +149,8 @@ static const file_spec survey_files[] = {
      "       'content_base64', translate(encode(b.data, 'base64'), E'\\n', ''))::text "
      "FROM response_attachments a JOIN responses x ON x.id = a.response_id "
      "JOIN attachment_blobs b ON b.sha256 = a.sha256 "
-     "WHERE x.survey_id = $1::uuid AND $4::uuid IS NOT NULL AND ($2::text IS NULL "
+     "WHERE x.survey_id = $1::uuid AND $4::uuid IS NOT NULL AND fv_attachment_visible(x, a.name) "
+     "AND ($2::text IS NULL "
      "  OR (a.response_id, a.name) > (split_part($2, '/', 1)::uuid, substr($2, 38))) "
      "ORDER BY a.response_id, a.name LIMIT $3::int",
      1},

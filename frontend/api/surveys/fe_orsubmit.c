@@ -937,7 +937,9 @@ void fe_orsubmit_post(fe_req *r)
 
 /* ---- reading back: the XML and the attachments, by the reading rule ---- */
 
-static const char sql_xml[] = "SELECT 'ok', r.xml FROM responses r "
+/* The XML of a response a purge reached is withheld (fv_openrosa_purged, migration 022). */
+static const char sql_xml[] = "SELECT 'ok', CASE WHEN fv_openrosa_purged(r) THEN NULL ELSE r.xml END "
+                              "FROM responses r "
                               "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id)";
 
 static void xml_read(const fe_pg_result *res, void *arg)
@@ -946,7 +948,8 @@ static void xml_read(const fe_pg_result *res, void *arg)
     const char *xml = fe_verdict_answer(r, res, "response");
     if (!xml) return;
     if (PQgetisnull(res->res, 0, 1)) {
-        fe_reply_error(r, 404, "not_found", "this response was not submitted as XML");
+        fe_reply_error(r, 404, "not_found",
+                       "no XML for this response (it was not sent as XML, or a purge withdrew it)");
         return;
     }
     fe_reply_text(r, 200, "text/xml; charset=utf-8", xml, strlen(xml));
@@ -963,7 +966,7 @@ static const char sql_attachment[] =
     "SELECT 'ok', b.data, a.content_type FROM responses r "
     "JOIN response_attachments a ON a.response_id = r.id AND a.name = $3 "
     "JOIN attachment_blobs b ON b.sha256 = a.sha256 "
-    "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id)";
+    "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id) AND fv_attachment_visible(r, $3)";
 
 static int hexval(char c)
 {
