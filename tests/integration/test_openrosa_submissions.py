@@ -412,6 +412,13 @@ def test_hostile_bodies(ow):
     r = ow.enum.api.post(url(dep), data=tricky, headers={"Content-Type": "multipart/form-data; boundary=xyz"})
     # "--xyzz" after CRLF is the delimiter "--xyz" followed by "z": malformed, refused as 400
     envelope(r, 400)
+    # an attachment name that is not UTF-8 (PostgreSQL could not store it): 400, nothing queued
+    raw = (b"--xyz\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; filename=\"s.xml\"\r\n\r\n"
+           + one.replace(b"<instanceID>one", b"<instanceID>badname") + b"\r\n--xyz\r\n"
+           b"Content-Disposition: form-data; name=\"f\"; filename=\"\xff\xfe.jpg\"\r\n\r\nx\r\n--xyz--\r\n")
+    assert "UTF-8" in envelope(ow.enum.api.post(url(dep), data=raw, headers={
+        "Content-Type": "multipart/form-data; boundary=xyz"}), 400)
+    assert stored(ow, response_id(dep, "badname")) is None
     assert ow.enum.api.get("/v1/me").status_code == 200
 
 

@@ -154,10 +154,32 @@ static bool grow(unsigned char **buf, size_t *cap, size_t need)
     return true;
 }
 
+/* Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points above U+10FFFF): what
+ * PostgreSQL stores; anything else would make the queued entry a dead letter. */
+static bool utf8_ok(const unsigned char *p)
+{
+    while (*p) {
+        unsigned char c = *p;
+        int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
+        unsigned int cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
 static bool att_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > ATT_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
+    if (!utf8_ok((const unsigned char *)s)) return false;
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == '/' || *s == '\\' || *s == 0x7f) return false;
     return true;
@@ -206,10 +228,11 @@ static bool on_begin(void *arg, const fv_multipart_part *p)
     or_att *a = &j->atts[j->natt++];
     memset(a, 0, sizeof *a);
     snprintf(a->name, sizeof a->name, "%s", p->filename);
-    const char *ct = p->content_type ? p->content_type : "application/octet-stream";
+    /* a content type is printable ASCII, else the file is octet-stream */
+    const char *ct = p->content_type && p->content_type[0] ? p->content_type : "application/octet-stream";
+    for (const char *c = ct; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) ct = "application/octet-stream";
     snprintf(a->ctype, sizeof a->ctype, "%s", ct);
-    for (char *c = a->ctype; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
     j->cur = a;
     return true;
 }
@@ -375,6 +398,11 @@ static void run_instance(or_job *j)
         } else {
             j->typed = true;
             if (rc == 0 && !(j->openrosa = openrosa_field(j))) job_failed(j, 503, "out of memory");
+            for (size_t i = 0; rc == 0 && j->openrosa && i < j->natt; i++) {
+                free(j->atts[i].data); /* the envelope field holds them now (base64) */
+                j->atts[i].data = NULL;
+                j->atts[i].cap = 0;
+            }
         }
     }
     fv_form_free(form);
