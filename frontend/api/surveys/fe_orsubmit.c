@@ -160,7 +160,11 @@ static bool utf8_ok(const unsigned char *p)
 {
     while (*p) {
         unsigned char c = *p;
-        int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+        int n = c < 0x80             ? 0
+                : (c & 0xe0) == 0xc0 ? 1
+                : (c & 0xf0) == 0xe0 ? 2
+                : (c & 0xf8) == 0xf0 ? 3
+                                     : -1;
         if (n < 0 || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
         unsigned int cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
         for (int i = 1; i <= n; i++) {
@@ -229,7 +233,8 @@ static bool on_begin(void *arg, const fv_multipart_part *p)
     memset(a, 0, sizeof *a);
     snprintf(a->name, sizeof a->name, "%s", p->filename);
     /* a content type is printable ASCII, else the file is octet-stream */
-    const char *ct = p->content_type && p->content_type[0] ? p->content_type : "application/octet-stream";
+    const char *ct = p->content_type && p->content_type[0] ? p->content_type
+                                                           : "application/octet-stream";
     for (const char *c = ct; *c; c++)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) ct = "application/octet-stream";
     snprintf(a->ctype, sizeof a->ctype, "%s", ct);
