@@ -292,16 +292,20 @@ def test_binary_instance_with_attachments_and_later_missing_ones(ow):
 
 @needs_fixtures
 def test_unicode_attachment_names(ow):
+    from urllib.parse import quote
     s, dep = deploy(ow, "binaryType")
     xml = (FIXTURES / "instances/binaryType/unicode.xml").read_bytes()
     # the same instanceID as both.xml with other content in another deployment: its own response
     s2 = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
         "name": "unicode", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
-    envelope(submit(ow.enum.api, s2, xml, [("fîlé2", b"first", "image/png"),
-                                           ("f😂le3صادق", b"second", "video/mp4")]), 201)
+    # named by the part's field name, whatever its filename (as ODK Central's suite sends them)
+    files = [("xml_submission_file", ("data.xml", xml, "text/xml")),
+             ("fîlé2", ("fîlé2.bin", b"first", "image/png")), ("f😂le3صادق", ("f😂le3صادق", b"second", "video/mp4"))]
+    r = ow.enum.api.post(url(s2), files=files)
+    envelope(r, 201)
+    assert ow.owner.api.get(f"/v1/responses/{response_id(s2, 'both')}/attachments/{quote('fîlé2')}").content == b"first"
     rid = response_id(s2, "both")
     assert stored(ow, rid)["data"]["file2"] == "f😂le3صادق"
-    from urllib.parse import quote
     r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/{quote('f😂le3صادق')}")
     assert r.status_code == 200 and r.content == b"second"
 
@@ -415,7 +419,7 @@ def test_hostile_bodies(ow):
     # an attachment name that is not UTF-8 (PostgreSQL could not store it): 400, nothing queued
     raw = (b"--xyz\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; filename=\"s.xml\"\r\n\r\n"
            + one.replace(b"<instanceID>one", b"<instanceID>badname") + b"\r\n--xyz\r\n"
-           b"Content-Disposition: form-data; name=\"f\"; filename=\"\xff\xfe.jpg\"\r\n\r\nx\r\n--xyz--\r\n")
+           b"Content-Disposition: form-data; name=\"\xff\xfe.jpg\"; filename=\"f.jpg\"\r\n\r\nx\r\n--xyz--\r\n")
     assert "UTF-8" in envelope(ow.enum.api.post(url(dep), data=raw, headers={
         "Content-Type": "multipart/form-data; boundary=xyz"}), 400)
     assert stored(ow, response_id(dep, "badname")) is None

@@ -210,13 +210,16 @@ static bool on_begin(void *arg, const fv_multipart_part *p)
         return true;
     }
     if (!p->filename) return true; /* another form field: not ours, ignored */
-    if (!att_name_ok(p->filename)) {
-        job_failed(j, 400,
-                   "an attachment's file name is empty, too long or holds / or a control character");
+    /* A file part names its attachment by its field name, as ODK Central does (Collect sends the
+     * file name as both). */
+    if (!att_name_ok(p->name)) {
+        job_failed(
+            j, 400,
+            "an attachment's name is empty, too long, not UTF-8 or holds /, \\ or a control character");
         return false;
     }
     for (size_t i = 0; i < j->natt; i++)
-        if (strcmp(j->atts[i].name, p->filename) == 0) {
+        if (strcmp(j->atts[i].name, p->name) == 0) {
             job_failed(j, 400, "two attachments have the same file name");
             return false;
         }
@@ -231,7 +234,7 @@ static bool on_begin(void *arg, const fv_multipart_part *p)
     }
     or_att *a = &j->atts[j->natt++];
     memset(a, 0, sizeof *a);
-    snprintf(a->name, sizeof a->name, "%s", p->filename);
+    snprintf(a->name, sizeof a->name, "%s", p->name);
     /* a content type is printable ASCII, else the file is octet-stream */
     const char *ct = p->content_type && p->content_type[0] ? p->content_type
                                                            : "application/octet-stream";
