@@ -264,10 +264,14 @@ def test_binary_instance_with_attachments_and_later_missing_ones(ow):
     mp4 = bytes(range(256)) * 40
     jpg = b"\xff\xd8\xff" + b"\x00jpeg" * 3000
     # first POST: only one of the two files (Collect splits big submissions)
-    envelope(submit(ow.enum.api, dep, xml, [("my_file1.mp4", mp4, "video/mp4")]), 201)
+    # (a file no answer names is ignored, as ODK Central does)
+    envelope(submit(ow.enum.api, dep, xml, [("my_file1.mp4", mp4, "video/mp4"),
+                                            ("some_random_file", b"unknown", "image/png")]), 201)
     assert stored(ow, rid)["data"]["file1"] == "my_file1.mp4"
     r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/my_file1.mp4")
     assert r.status_code == 200 and r.content == mp4 and r.headers["Content-Type"] == "video/mp4"
+    assert r.headers["Content-Disposition"] == "attachment; filename=\"my_file1.mp4\"; filename*=UTF-8''my_file1.mp4"
+    denied(ow.owner.api.get(f"/v1/responses/{rid}/attachments/some_random_file"), 404)
     denied(ow.owner.api.get(f"/v1/responses/{rid}/attachments/here_is_file2.jpg"), 404)
     # the same instance again with the missing file: 201, the file added, nothing duplicated
     envelope(submit(ow.enum.api, dep, xml, [("here_is_file2.jpg", jpg, "image/jpeg")]), 201)

@@ -386,6 +386,40 @@ static char *openrosa_field(or_job *j)
     return out;
 }
 
+/* Whether some string in v (an answer, or an item of a list of them) is name. */
+static bool named_by(yajl_val v, const char *name)
+{
+    if (YAJL_IS_STRING(v)) return strcmp(v->u.string, name) == 0;
+    if (YAJL_IS_ARRAY(v)) {
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (named_by(v->u.array.values[i], name)) return true;
+    } else if (YAJL_IS_OBJECT(v)) {
+        for (size_t i = 0; i < v->u.object.len; i++)
+            if (named_by(v->u.object.values[i], name)) return true;
+    }
+    return false;
+}
+
+/* Attachments no answer names are dropped, as ODK Central does ("should ignore unknown
+ * attachments"): only the files the instance refers to are kept and counted. */
+static void keep_named(or_job *j)
+{
+    char err[64];
+    yajl_val data = fv_json_parse(j->inst.data, err, sizeof err);
+    size_t k = 0;
+    j->att_bytes = 0;
+    for (size_t i = 0; i < j->natt; i++) {
+        if (data && named_by(data, j->atts[i].name)) {
+            j->att_bytes += j->atts[i].len;
+            j->atts[k++] = j->atts[i];
+        } else {
+            free(j->atts[i].data);
+        }
+    }
+    j->natt = k;
+    if (data) yajl_tree_free(data);
+}
+
 /* The instance typed by j->definition and validated; the openrosa field built. */
 static void run_instance(or_job *j)
 {
@@ -405,6 +439,7 @@ static void run_instance(or_job *j)
             job_failed(j, strcmp(why, "out of memory") == 0 ? 503 : 400, why);
         } else {
             j->typed = true;
+            if (rc == 0) keep_named(j);
             if (rc == 0 && !(j->openrosa = openrosa_field(j))) job_failed(j, 503, "out of memory");
             for (size_t i = 0; rc == 0 && j->openrosa && i < j->natt; i++) {
                 free(j->atts[i].data); /* the envelope field holds them now (base64) */
@@ -1037,8 +1072,27 @@ static void attachment_read(const fe_pg_result *res, void *arg)
         bytes[i] = (unsigned char)(hexval(hx[2 + 2 * i]) << 4 | hexval(hx[3 + 2 * i]));
     char type[FV_MULTIPART_MAX_NAME + 1];
     snprintf(type, sizeof type, "%s", PQgetvalue(res->res, 0, 2));
-    /* never rendered by a browser in our origin: a download, sniffing off (fe_reply.c) */
-    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Disposition", "attachment");
+    /* never rendered by a browser in our origin: a download, sniffing off (fe_reply.c); named
+     * as ODK Central names it (RFC 6266: an ASCII fallback, the UTF-8 name percent-encoded) */
+    char *name = evhttp_uridecode(r->param[1], 0, NULL);
+    char *enc = name ? evhttp_uriencode(name, -1, 0) : NULL;
+    char disp[3 * 256 + 300];
+    if (name && enc) {
+        char ascii[ATT_NAME_MAX + 1];
+        size_t k = 0;
+        for (const char *c = name; *c && k < ATT_NAME_MAX; c++)
+            ascii[k++] = ((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f && *c != '"' &&
+                          *c != '\\')
+                             ? *c
+                             : '_';
+        ascii[k] = '\0';
+        snprintf(disp, sizeof disp, "attachment; filename=\"%s\"; filename*=UTF-8''%s", ascii, enc);
+    } else {
+        snprintf(disp, sizeof disp, "attachment");
+    }
+    free(name);
+    free(enc);
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Disposition", disp);
     fe_reply_text(r, 200, type, (const char *)bytes, len);
     free(bytes);
 }
