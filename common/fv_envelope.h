@@ -24,7 +24,7 @@
  *                 {"instance_id": text, "xml": the instance XML byte for byte, "attachments":
  *                 [{"name", "content_type", "size", "sha256" (hex), "data" (base64)}]}; absent
  *                 for a JSON submission. The worker stores the XML with the response and the
- *                 attachments beside it (migration 022).
+ *                 attachments beside it (migration 023).
  *
  * A dead letter (the dead-letter stream, common/dead_stream) is the entry's own fields, unchanged,
  * followed by three the worker appends (fv_envelope_dead_argv):

@@ -30,7 +30,7 @@
  * A response starts pending at stage 1 when its deployment has approval stages, final (stage 0)
  * otherwise; each inserted row gets its 'submit' event (response_events, migration 004; its full
  * state, migration 012) in the
- * same statement. A replayed entry inserts neither. An OpenRosa entry's XML (migration 022) is
+ * same statement. A replayed entry inserts neither. An OpenRosa entry's XML (migration 023) is
  * not kept when a purge of its survey came after it was received (its answers were stripped). */
 static const char insert_sql[] =
     "WITH ins AS ("
@@ -63,7 +63,7 @@ static const char insert_sql[] =
  * attachments (fv_envelope.h, openrosa), stored for the response of the entry's id when that
  * response holds the entry's XML from the entry's deployment (a first submission, or the same
  * instance sent again with the attachments that were missing), deduplicated by SHA-256, each
- * name once per response (ON CONFLICT: a replayed entry adds nothing). Migration 022. */
+ * name once per response (ON CONFLICT: a replayed entry adds nothing). Migration 023. */
 static const char attach_sql[] =
     "WITH a AS ("
     " SELECT x.id, s.org_id, t.att FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, deployment_id uuid,"

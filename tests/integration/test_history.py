@@ -438,7 +438,7 @@ def test_migration_backfills_full_history(hw):
             assert st[4]["deleted_at"] is not None
             cur.execute("SELECT to_jsonb(r) FROM responses r WHERE id = %s", (r1,))
             row = cur.fetchone()[0]
-            # columns added after 012 (022's xml, instance_id) are NULL in old rows and absent from
+            # columns added after 012 (023's xml, instance_id) are NULL in old rows and absent from
             # the state 012 backfilled
             assert st[4] == {k: v for k, v in row.items() if k in st[4] or v is not None}
             cur.execute("SELECT version, action, actor, state = (SELECT to_jsonb(r) - 'xml' - 'instance_id' "

@@ -305,7 +305,7 @@ def test_purge_withdraws_an_export_being_built(pw):
 
 
 def test_purge_reaches_the_openrosa_xml_and_attachments(pw):
-    """An OpenRosa submission keeps its XML and attachments (migration 022): a purge of the
+    """An OpenRosa submission keeps its XML and attachments (migration 023): a purge of the
     question removes the answer from them too (the XML of the response and of its versions, the
     file the purged answer named), so neither the API, the export nor pg_dump holds it."""
     import re

@@ -132,7 +132,7 @@ static const file_spec survey_files[] = {
      "WHERE x.survey_id = $1::uuid AND ($2::bigint IS NULL OR e.id > $2::bigint) AND $4::uuid IS NOT NULL "
      "ORDER BY e.id LIMIT $3::int",
      0},
-    /* OpenRosa submissions (migration 022): each instance XML byte for byte, and each attachment
+    /* OpenRosa submissions (migration 023): each instance XML byte for byte, and each attachment
      * with its content in base64, one per batch (max_rows 1: a batch holds one file, whatever
      * export_step_rows is). */
     {"instances.jsonl", F_LINES,

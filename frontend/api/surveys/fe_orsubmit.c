@@ -1008,7 +1008,7 @@ void fe_orsubmit_post(fe_req *r)
 
 /* ---- reading back: the XML and the attachments, by the reading rule ---- */
 
-/* The XML of a response a purge reached is withheld (fv_openrosa_purged, migration 022). */
+/* The XML of a response a purge reached is withheld (fv_openrosa_purged, migration 023). */
 static const char sql_xml[] = "SELECT 'ok', CASE WHEN fv_openrosa_purged(r) THEN NULL ELSE r.xml END "
                               "FROM responses r "
                               "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id)";

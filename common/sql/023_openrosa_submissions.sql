@@ -1,4 +1,4 @@
--- 022: OpenRosa submissions (issue 13, docs/api/openrosa.md): the instance XML kept byte for
+-- 023: OpenRosa submissions (issue 13, docs/api/openrosa.md): the instance XML kept byte for
 -- byte with its response, and the attachments (photos, audio, ...) in PostgreSQL.
 
 -- The XML as received in xml_submission_file and its meta/instanceID; NULL for a JSON
