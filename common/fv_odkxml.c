@@ -23,7 +23,7 @@ typedef struct parse {
     size_t whylen;
 } parse;
 
-static void fail(parse *ps, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void fail(parse *ps, const char *fmt, ...)
 {
     if (!ps->failed) {
         va_list ap;
