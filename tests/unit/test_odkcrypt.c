@@ -19,6 +19,8 @@
 #include "fv_crypto.h"
 #include "fv_json.h"
 #include "fv_odkcrypt.h"
+#include "fv_odkxml.h"
+#include "fv_xform.h"
 
 static char fixtures[1024];
 
@@ -443,6 +445,70 @@ static void test_envelope_shapes(void **st)
     EVP_PKEY_free(priv), EVP_PKEY_free(pub);
 }
 
+static void test_submission_xml(void **st)
+{
+    const char *xml =
+        "<?xml version='1.0'?><data id=\"f1\" version=\"v2\" xmlns:orx=\"http://openrosa.org/xforms\">"
+        "<orx:meta><orx:instanceID>uuid:1</orx:instanceID></orx:meta><name>A &amp; B</name>"
+        "<kids><kid><n>x</n></kid><kid><n>y</n></kid></kids><empty/></data>";
+    fv_odkxml x;
+    char why[256];
+    assert_true(fv_odkxml_parse(xml, strlen(xml), &x, why, sizeof why));
+    assert_string_equal(x.form_id, "f1");
+    assert_string_equal(x.version, "v2");
+    assert_string_equal(x.instance_id, "uuid:1");
+    assert_int_equal(x.n, 5);
+    assert_string_equal(x.f[1].path, "name");
+    assert_string_equal(x.f[1].value, "A & B");
+    assert_string_equal(x.f[2].path, "kids/kid/n");
+    assert_string_equal(x.f[3].value, "y");
+    assert_string_equal(x.f[4].path, "empty");
+    assert_string_equal(x.f[4].value, "");
+    fv_odkxml_free(&x);
+    const char *bad[] = {"<!DOCTYPE x [<!ENTITY e \"x\">]><x>&e;</x>", "<a><b></a>", "", "<a>&xxe;</a>"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        assert_false(fv_odkxml_parse(bad[i], strlen(bad[i]), &x, why, sizeof why));
+        assert_true(why[0] != '\0');
+    }
+    char deep[2000] = "";
+    for (int i = 0; i < 70; i++) strcat(deep, "<a>");
+    for (int i = 0; i < 70; i++) strcat(deep, "</a>");
+    assert_false(fv_odkxml_parse(deep, strlen(deep), &x, why, sizeof why));
+}
+
+static void test_xform_key(void **st)
+{
+    if (*fixtures) {
+        size_t len;
+        char *form = slurp("forms/encrypted.xml", &len);
+        char why[256];
+        fv_xform *x = fv_xform_parse(form, len, why, sizeof why);
+        assert_non_null(x);
+        fv_odkcrypt_pubkey k;
+        assert_non_null(fv_xform_public_key(x));
+        assert_null(
+            fv_odkcrypt_pubkey_from_b64(fv_xform_public_key(x), strlen(fv_xform_public_key(x)), &k));
+        assert_int_equal(k.bits, 2048);
+        fv_odkcrypt_pubkey_free(&k);
+        fv_xform_free(x);
+        free(form);
+    }
+    yajl_val def = parse("{\"questions\":[{\"name\":\"q\",\"type\":\"text\",\"label\":\"Q\"}]}");
+    char *gen = fv_xform_generate_keyed(def, "f", "1", "t", "QUJD");
+    assert_non_null(strstr(gen, "<submission method=\"post\" base64RsaPublicKey=\"QUJD\"/>"));
+    char why[256];
+    fv_xform *x = fv_xform_parse(gen, strlen(gen), why, sizeof why);
+    assert_non_null(x);
+    assert_string_equal(fv_xform_public_key(x), "QUJD");
+    fv_xform_free(x);
+    free(gen);
+    gen = fv_xform_generate(def, "f", "1", "t");
+    assert_null(strstr(gen, "base64RsaPublicKey"));
+    free(gen);
+    yajl_tree_free(def);
+}
+
 int main(void)
 {
     const char *env = getenv("FV_ODK_FIXTURES"), *src = getenv("FV_SOURCE_DIR");
@@ -454,10 +520,15 @@ int main(void)
     if (f) fclose(f);
     else fixtures[0] = '\0';
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vector_key_retrieval),     cmocka_unit_test(test_vector_ivs),
-        cmocka_unit_test(test_vector_end_to_end),        cmocka_unit_test(test_fixture_instances),
-        cmocka_unit_test(test_round_trip_and_tampering), cmocka_unit_test(test_public_keys),
+        cmocka_unit_test(test_vector_key_retrieval),
+        cmocka_unit_test(test_vector_ivs),
+        cmocka_unit_test(test_vector_end_to_end),
+        cmocka_unit_test(test_fixture_instances),
+        cmocka_unit_test(test_round_trip_and_tampering),
+        cmocka_unit_test(test_public_keys),
         cmocka_unit_test(test_envelope_shapes),
+        cmocka_unit_test(test_submission_xml),
+        cmocka_unit_test(test_xform_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
