@@ -251,6 +251,54 @@ const char *fv_odkcrypt_envelope_check_text(const char *text, size_t len, int mo
     return why;
 }
 
+static void jgen_b64(fv_jgen *j, const unsigned char *d, size_t n)
+{
+    char *b = malloc(4 * ((n + 2) / 3) + 1);
+    if (!b) {
+        fv_jgen_str(j, NULL); /* the text is then refused by the check (no silent loss) */
+        return;
+    }
+    size_t l = fv_b64_encode(d, n, b);
+    fv_jgen_strn(j, b, l);
+    free(b);
+}
+
+char *fv_odkcrypt_envelope_build(const char *instance_id, const char *version, const char *b64_key,
+                                 const unsigned char *xml_enc, size_t xml_len,
+                                 const fv_odkcrypt_part *media, size_t nmedia, const char *b64_signature)
+{
+    fv_jgen *j = fv_jgen_new();
+    if (!j) return NULL;
+    fv_jgen_map_open(j);
+    fv_jgen_key(j, "instanceID");
+    fv_jgen_str(j, instance_id);
+    fv_jgen_key(j, "version");
+    fv_jgen_str(j, version && *version ? version : NULL);
+    fv_jgen_key(j, "base64EncryptedKey");
+    fv_jgen_str(j, b64_key);
+    fv_jgen_key(j, "encryptedXmlFile");
+    jgen_b64(j, xml_enc, xml_len);
+    fv_jgen_key(j, "media");
+    fv_jgen_array_open(j);
+    for (size_t i = 0; i < nmedia; i++) {
+        fv_jgen_map_open(j);
+        fv_jgen_key(j, "name");
+        fv_jgen_str(j, media[i].name);
+        fv_jgen_key(j, "content");
+        jgen_b64(j, media[i].data, media[i].len);
+        fv_jgen_map_close(j);
+    }
+    fv_jgen_array_close(j);
+    fv_jgen_key(j, "base64EncryptedElementSignature");
+    fv_jgen_str(j, b64_signature);
+    fv_jgen_map_close(j);
+    size_t len;
+    const char *t = fv_jgen_buf(j, &len);
+    char *out = t ? strndup(t, len) : NULL;
+    fv_jgen_free(j);
+    return out;
+}
+
 /* ---- opening ---- */
 
 fv_odkcrypt_privkey *fv_odkcrypt_privkey_load(const char *path, char *why, size_t whylen)

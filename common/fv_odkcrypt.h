@@ -62,6 +62,24 @@ const char *fv_odkcrypt_envelope_check(yajl_val env, int modulus_bytes, const ch
 const char *fv_odkcrypt_envelope_check_text(const char *text, size_t len, int modulus_bytes,
                                             const char **field);
 
+/* One encrypted file as it arrives in an OpenRosa multipart submission (borrowed). */
+typedef struct fv_odkcrypt_part {
+    const char *name; /* "photo.jpg.enc" */
+    const unsigned char *data;
+    size_t len;
+} fv_odkcrypt_part;
+
+/* The stored envelope (the JSON text above, what the JSON API stores) of an encrypted submission
+ * given as its parts: what the OpenRosa endpoint has after reading ODK Collect's manifest
+ * (instanceID, version or NULL, base64EncryptedKey, base64EncryptedElementSignature) and the
+ * multipart's files (submission.xml.enc and the media named by <media><file>, in that order).
+ * Everything borrowed. Returns the JSON text (caller frees), or NULL when out of memory; the
+ * caller then checks it with fv_odkcrypt_envelope_check_text like any other. */
+char *fv_odkcrypt_envelope_build(const char *instance_id, const char *version, const char *b64_key,
+                                 const unsigned char *xml_enc, size_t xml_len,
+                                 const fv_odkcrypt_part *media, size_t nmedia,
+                                 const char *b64_signature);
+
 /* ---- opening (offline, with the private key: fv-decrypt and the tests) ---- */
 
 typedef struct evp_pkey_st fv_odkcrypt_privkey; /* OpenSSL's EVP_PKEY */

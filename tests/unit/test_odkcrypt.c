@@ -326,6 +326,21 @@ static void test_round_trip_and_tampering(void **st)
         yajl_tree_free(env);
         free(t2);
     }
+    /* the same envelope from its parts (the OpenRosa path): opens the same */
+    env = parse(text);
+    const char *xb = fv_json_get_str(env, "encryptedXmlFile");
+    yajl_val m0 = fv_json_get(env, "media")->u.array.values[0];
+    const char *mb = fv_json_get_str(m0, "content");
+    unsigned char *xe = malloc(strlen(xb)), *me = malloc(strlen(mb));
+    long xl = fv_b64_decode(xb, strlen(xb), xe), ml = fv_b64_decode(mb, strlen(mb), me);
+    fv_odkcrypt_part part = {"photo.png.enc", me, (size_t)ml};
+    char *built = fv_odkcrypt_envelope_build(fv_json_get_str(env, "instanceID"), "v2",
+                                             fv_json_get_str(env, "base64EncryptedKey"), xe, (size_t)xl,
+                                             &part, 1,
+                                             fv_json_get_str(env, "base64EncryptedElementSignature"));
+    assert_string_equal(built, text);
+    free(built), free(xe), free(me);
+    yajl_tree_free(env);
     free(text);
     EVP_PKEY_free(priv), EVP_PKEY_free(pub), EVP_PKEY_free(other);
 }
