@@ -460,3 +460,21 @@ def test_fixture_key_opens_a_submission_to_the_odk_form(enc):
         assert f"response {rid}" not in p.stderr, p.stderr
         assert (t / "o" / "surveys" / s["id"] / rid / "submission.xml").read_bytes() == sub
         assert (t / "o" / "surveys" / s["id"] / rid / "x.jpg").read_bytes() == b"\xff\xd8 jpeg bytes"
+
+
+def test_an_encrypted_survey_is_not_purged(workers):
+    """A purge strips question names from responses: on envelopes it would destroy ciphertext (a
+    question named `media`), so a survey with an encrypted version refuses it (422 naming
+    questions)."""
+    from test_totp_policy import _totp_admin
+    mfa, plain, keyed, _ = _totp_admin(workers)
+    try:
+        org = ok(mfa.post("/v1/orgs", json={"name": "Purge encrypted"}), 201)
+        d = {"questions": [{"name": "media", "type": "text", "label": "Media"}]}
+        s = ok(mfa.post("/v1/surveys", json={"org_id": org["id"], "name": "p", "definition": d,
+                                             "public_key": pub_pem(new_key())}), 201)
+        err = denied(mfa.post(f"/v1/surveys/{s['id']}/purge", json={"questions": ["media"], "reason": "x"}), 422)
+        assert list(err["fields"]) == ["questions"] and "encrypted" in err["fields"]["questions"], err
+    finally:
+        for a in (mfa, plain, keyed):
+            a.close()
