@@ -478,3 +478,32 @@ def test_an_encrypted_survey_is_not_purged(workers):
     finally:
         for a in (mfa, plain, keyed):
             a.close()
+
+
+def xadd_unverified(c, rid, dep, submitter, data):
+    """An entry as a front end queues it while PostgreSQL is down (fe_submit.c, unverified): the
+    front end did not know the survey, so the worker checks the envelope against its key."""
+    import time
+    c.redis_cli("XADD", c.STREAM, "*", "v", "1", "id", rid,
+                "survey_id", "00000000-0000-0000-0000-000000000000", "survey_version", "0",
+                "deployment_id", dep, "submitted_by", submitter,
+                "received_at", str(int(time.time() * 1000)), "data", json.dumps(data),
+                "location", "", "collected_at", "", "verified", "0")
+
+
+def test_worker_rechecks_unverified_envelopes_against_the_key(enc):
+    fid, ver = form_version(enc)
+    iid = f"uuid:{new_id()}"
+    xml = submission_xml(fid, ver, iid, "Unverified", 40)
+    good = envelope(enc.key.public_key(), fid, ver, xml, instance_id=iid)
+    short = envelope(new_key(3072).public_key(), fid, ver, xml)  # another key's length
+    ok_id, bad_id, clear_id = new_id(), new_id(), new_id()
+    xadd_unverified(enc.c, ok_id, enc.dep["id"], enc.u["enum"].id, good)
+    xadd_unverified(enc.c, bad_id, enc.dep["id"], enc.u["enum"].id, short)
+    xadd_unverified(enc.c, clear_id, enc.dep["id"], enc.u["enum"].id, {"name": "in clear"})
+    enc.c.wait_drained()
+    r = ok(enc.u["enum"].api.get(f"/v1/responses/{ok_id}"))
+    assert r["encrypted"] is True and r["data"] == good
+    q = dict(enc.c.psql("SELECT id::text, reason FROM quarantine WHERE id = ANY(%s::uuid[])", [bad_id, clear_id]))
+    assert "base64EncryptedKey" in q[bad_id] and "encrypted" in q[clear_id], q
+    denied(enc.u["enum"].api.get(f"/v1/responses/{bad_id}"), 404)
