@@ -9,7 +9,7 @@
  * signature checked, the XML's formID and instanceID compared with the envelope's. Only then is
  * anything of it written:
  *   DIR/surveys/<survey>/<response>/submission.xml and its media files (names without ".enc")
- *   DIR/surveys/<survey>/responses.jsonl   one line per opened response: {"id", "survey_id",
+ *   DIR/surveys/<survey>/responses.jsonl   (only for a survey with encrypted responses) one line per opened response: {"id", "survey_id",
  *        "instanceID", "form_id", "version", "submitted_by", "status", "created_at", "deleted_at",
  *        "answers": {"path": "text" or ["text", ...] for a repeat}, "media": [names]}
  *   DIR/surveys/<survey>/responses.csv     the same as CSV (fv_csv: every cell quoted, formulas
@@ -125,6 +125,8 @@ static void answers_json(fv_jgen *j, const fv_odkxml *x)
     fv_jgen_map_close(j);
 }
 
+static int survey_open(fvd *d);
+
 /* Opens one response (its export line, parsed) of survey sid and writes it. */
 static void one_response(fvd *d, const char *sid, yajl_val resp)
 {
@@ -168,6 +170,7 @@ static void one_response(fvd *d, const char *sid, yajl_val resp)
         snprintf(path, sizeof path, "%s/%s", dir, o.media[i].name);
         io = write_file(path, o.media[i].data, o.media[i].len) == 0;
     }
+    if (io && !d->jsonl && survey_open(d) != 0) io = false;
     fv_jgen *j = fv_jgen_new();
     if (io && j) {
         fv_jgen_map_open(j);
@@ -279,12 +282,13 @@ static int survey_end(fvd *d)
     return rc;
 }
 
-static int survey_begin(fvd *d, const char *sid)
+/* Opens DIR/surveys/<cur>/responses.jsonl, at the survey's first encrypted response (a survey
+ * in clear gets nothing). */
+static int survey_open(fvd *d)
 {
     char dir[4096], path[4200];
-    snprintf(dir, sizeof dir, "%s/surveys/%s", d->out, sid);
+    snprintf(dir, sizeof dir, "%s/surveys/%s", d->out, d->cur);
     snprintf(path, sizeof path, "%s/responses.jsonl", dir);
-    snprintf(d->cur, sizeof d->cur, "%s", sid);
     if (mkdirs(dir) != 0 || !(d->jsonl = fopen(path, "wb"))) {
         fprintf(stderr, "fv-decrypt: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -441,8 +445,8 @@ int main(int argc, char **argv)
                    strcmp(name + 8 + FV_UUID_STRLEN, "/responses.jsonl") == 0) {
             memcpy(sid, name + 8, FV_UUID_STRLEN);
             if (!fv_id_valid(sid)) continue;
-            rc = survey_begin(&d, sid);
-            if (rc == 0) rc = read_lines(&d, a, FVD_RESPONSES, sid);
+            snprintf(d.cur, sizeof d.cur, "%s", sid);
+            rc = read_lines(&d, a, FVD_RESPONSES, sid);
             if (survey_end(&d) != 0) rc = -1;
         }
     }
