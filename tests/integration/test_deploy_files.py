@@ -668,8 +668,8 @@ def test_build_tree_holds_exactly_the_source_migrations():
 
 
 def test_stale_migration_copies_are_pruned(tmp_path):
-    for n in ("001_initial.sql", "017_survey_keys.sql", "019_survey_keys.sql", "notes.txt"):
+    for n in ("001_initial.sql", "017_survey_keys.sql", "022_survey_keys.sql", "notes.txt"):
         (tmp_path / n).write_text("--")
-    subprocess.run(["cmake", f"-DDIR={tmp_path}", "-DKEEP=001_initial.sql,019_survey_keys.sql", "-P",
+    subprocess.run(["cmake", f"-DDIR={tmp_path}", "-DKEEP=001_initial.sql,022_survey_keys.sql", "-P",
                     str(REPO / "tools/prune_sql.cmake")], check=True, capture_output=True)
-    assert sorted(os.listdir(tmp_path)) == ["001_initial.sql", "019_survey_keys.sql", "notes.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["001_initial.sql", "022_survey_keys.sql", "notes.txt"]

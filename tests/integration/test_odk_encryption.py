@@ -1,4 +1,4 @@
-"""End-to-end encryption in the ODK format (issue 12, migration 019, common/fv_odkcrypt.h): a survey
+"""End-to-end encryption in the ODK format (issue 12, migration 022, common/fv_odkcrypt.h): a survey
 carries an RSA public key (POST /v1/surveys, PUT .../definition, an XForm's <submission
 base64RsaPublicKey>); submissions arrive as envelopes encrypted by the client (here a Python test
 client using the `cryptography` module, in ODK Collect's format), are stored as received, shown as

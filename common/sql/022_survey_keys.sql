@@ -1,7 +1,8 @@
--- 019 (issue 12, end to end): a survey version may carry an RSA public key (the ODK
+-- 022 (issue 12, end to end): a survey version may carry an RSA public key (the ODK
 -- encrypted-submission format, common/fv_odkcrypt.h). Its submissions then arrive encrypted by
 -- the client and are stored as received: responses.data holds the envelope (ciphertext), which
--- the server cannot read. (017 is unused and stays unused.)
+-- the server cannot read. (017 is unused and stays unused; 019 and 021 were taken by other
+-- issues meanwhile, and 020 is left to the branch that may hold it.)
 --
 -- public_key: the key as PEM (SubjectPublicKeyInfo, normalised by the front end, at least 2048
 -- bits); public_key_bytes: its modulus in bytes, the exact length of an envelope's wrapped key
