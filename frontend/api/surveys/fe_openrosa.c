@@ -2,8 +2,9 @@
  * stored XForm bytes of the survey's current version), the manifest and the media files; and the
  * survey admins' media uploads. Who may read is decided in SQL (fv_openrosa_verdict, migration
  * 016): the deployment's enumerators; others who see the deployment get an empty form list and
- * 403 on the rest; everybody else 404. Authentication: the bearer tokens of the JSON API for now
- * (HTTP Basic and app-user tokens come with the submission part: docs/api/openrosa.md).
+ * 403 on the rest; everybody else 404; an app user (migration 020) its own deployment only.
+ * Authentication: fe_openrosa_authenticate (frontend/auth/fe_openrosa_auth.h: HTTP Basic, an
+ * app-user token under /v1/key/{token}/, or Bearer), run by the dispatcher for these routes.
  *
  * Every answer of these routes carries X-OpenRosa-Version: 1.0 (errors too) and Date (evhttp). */
 #include <stdio.h>
@@ -39,6 +40,7 @@ const char *fe_openrosa_base(void)
 static void openrosa_headers(fe_req *r)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_remove_header(h, "X-OpenRosa-Version"); /* fe_openrosa_authenticate set it already */
     evhttp_add_header(h, "X-OpenRosa-Version", "1.0");
 }
 
