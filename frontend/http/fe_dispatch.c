@@ -181,10 +181,6 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         r->route = i;
         break;
     }
-    if (r->route < 0 && app_key && !path_methods) {
-        fe_openrosa_reply_error(r, 404, "no such resource");
-        return;
-    }
     if (r->route < 0) {
         if (path_methods) {
             char allow[64];
