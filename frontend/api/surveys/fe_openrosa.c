@@ -54,9 +54,11 @@ static void deployment_url(const fe_req *r, char *out, size_t outlen)
     char id[FE_PARAM_MAX];
     size_t n = strlen(r->param[0]);
     for (size_t i = 0; i <= n; i++)
-        id[i] = (char)(r->param[0][i] >= 'A' && r->param[0][i] <= 'Z' ? r->param[0][i] + 32 : r->param[0][i]);
+        id[i] = (char)(r->param[0][i] >= 'A' && r->param[0][i] <= 'Z' ? r->param[0][i] + 32
+                                                                      : r->param[0][i]);
     if (r->app_token[0])
-        snprintf(out, outlen, "%s/v1/key/%s/openrosa/deployments/%s", fe_openrosa_base(), r->app_token, id);
+        snprintf(out, outlen, "%s/v1/key/%s/openrosa/deployments/%s", fe_openrosa_base(), r->app_token,
+                 id);
     else snprintf(out, outlen, "%s/v1/openrosa/deployments/%s", fe_openrosa_base(), id);
 }
 
