@@ -375,6 +375,11 @@ def test_app_user_lifecycle(oa):
             challenged(api.get(key_path(token, dep, "form")))
         items = ok(oa.owner.api.get(f"/v1/deployments/{dep['id']}/app-users"))["items"]
         assert items[0]["revoked"] is True and items[0]["revoked_at"]
+        audited = oa.c.psql("SELECT action, actor::text, org_id::text FROM audit WHERE target_id = %s "
+                            "AND action LIKE 'app_user.%%' ORDER BY id", dep["id"])
+        assert audited == [("app_user.create", oa.owner.id, oa.org["id"]),
+                           ("app_user.revoke", oa.owner.id, oa.org["id"])]
+        assert token not in json.dumps(oa.c.psql("SELECT detail FROM audit WHERE target_id = %s", dep["id"]))
         assert oa.owner.api.delete(f"/v1/deployments/{dep['id']}/app-users/{made['id']}").status_code == 204
     finally:
         for api in apis:
