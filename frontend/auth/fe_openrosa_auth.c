@@ -17,6 +17,7 @@
 #include "fe_config.h"
 #include "fe_identity.h"
 #include "fe_metrics.h"
+#include "fe_ratelimit.h"
 #include "fe_revoke.h"
 #include "fe_throttle.h"
 #include "fv_crypto.h"
@@ -152,7 +153,8 @@ static void pg_failed(fe_req *r, const fe_pg_result *res)
     retry_later(r, 503, "the database is unavailable; retry later", 5);
 }
 
-/* Hands r to its handler as u (copied). */
+/* Hands r to its handler as u (copied), through the per-user rate limit (as sessions:
+ * fe_ratelimit.h). r->state must be NULL. */
 static void proceed(fe_req *r, const fe_user *u, fe_handler next)
 {
     r->user = user_dup(u);
@@ -160,8 +162,7 @@ static void proceed(fe_req *r, const fe_user *u, fe_handler next)
         fe_reply_oom(r);
         return;
     }
-    r->phase = FE_REQ_HANDLER;
-    next(r);
+    fe_ratelimit_check(r, next);
 }
 
 /* ---- app-user tokens ---- */

@@ -21,6 +21,8 @@
  *     come with it).
  *   - Authorization: Bearer (API keys, session tokens), as fe_auth.c.
  *
+ * Basic callers and app users are then rate-limited per user as sessions are (fe_ratelimit.h).
+ *
  * Refusals are OpenRosa XML envelopes with X-OpenRosa-Version: 1.0; with no credentials (or bad
  * ones) 401 with WWW-Authenticate: Basic realm="fieldvault" (never Digest). */
 #ifndef FE_OPENROSA_AUTH_H

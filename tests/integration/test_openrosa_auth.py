@@ -57,12 +57,14 @@ def forget_throttling(c):
 @pytest.fixture(scope="module")
 def oa(frontend):
     """Two front ends of ours (A, B: one child each, so a keep-alive client meets one cache), and
-    a throttling one (T: three failures per account and address); an org with a deployment of a
+    a throttling one (T: three failures per account and address, five requests per user an hour);
+    an org with a deployment of a
     JSON survey (its XForm generated), whose enumerators are password users signed up here."""
     c = frontend
     a = start_fe(c, "frontend-or-a", FV_PROCESSES=1)
     b = start_fe(c, "frontend-or-b", FV_PROCESSES=1)
-    t = start_fe(c, "frontend-or-t", FV_PROCESSES=1, FV_LOGIN_MAX_FAILURES_ACCOUNT=3)
+    t = start_fe(c, "frontend-or-t", FV_PROCESSES=1, FV_LOGIN_MAX_FAILURES_ACCOUNT=3,
+                 FV_SESSION_RATE_LIMIT=5, FV_SESSION_RATE_WINDOW_S=3600)
     owner, stranger, enum_key_user = User(c, "or owner"), User(c, "or stranger"), User(c, "or key enum")
     org = ok(owner.api.post("/v1/orgs", json={"name": "OpenRosa auth org"}), 201)
     other_org = ok(stranger.api.post("/v1/orgs", json={"name": "Someone else's org"}), 201)
@@ -450,3 +452,21 @@ def test_bad_app_user_names_are_422(oa, body, field):
     r = oa.owner.api.post(f"/v1/deployments/{oa.dep['id']}/app-users", json=body)
     err = denied(r, 422, "validation_failed")
     assert field in err["fields"]
+
+
+def test_app_users_and_basic_callers_are_rate_limited_per_user(oa):
+    dep = new_deployment(oa, [oa.key_enum.id])
+    token = ok(create_app_user(oa, dep), 201)["token"]
+    mail, _uid, bdep = password_user(oa)
+    api = oa.t.api()
+    try:
+        for path, headers in ((key_path(token, dep), {}), (or_url(bdep), basic(mail, PASSWORD))):
+            for _ in range(5):
+                form_ids(api.get(path, headers=headers))
+            r = api.get(path, headers=headers)
+            denied(r, 429, "rate_limited")
+            assert int(r.headers["Retry-After"]) >= 1
+            assert r.headers.get("X-OpenRosa-Version") == "1.0"
+    finally:
+        forget_throttling(oa.c)
+        api.close()
