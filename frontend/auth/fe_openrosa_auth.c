@@ -313,8 +313,7 @@ static void basic_free(void *p)
     free(s);
 }
 
-/* The entry still speaks for its user: no user_sessions (password change, erasure, sessions
- * ended) or permissions (membership) revocation of the user newer than its lookup is known. */
+/* The entry still speaks for its user: no user_sessions (password change, erasure) or permissions (membership) revocation of the user newer than its lookup is known. */
 static bool basic_entry_good(const or_entry *e)
 {
     return fe_revoke_unchanged_since(FE_REVOKE_USER_SESSIONS, e->user->id, e->version) &&

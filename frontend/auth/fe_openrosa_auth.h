@@ -15,7 +15,7 @@
  *     email and password), so a device sending the same header on every request costs one
  *     PBKDF2 per child per TTL. An entry counts only while no user_sessions or permissions
  *     revocation of its user newer than its lookup is known (password change, erasure, removal
- *     from an org, sessions ended: within revocation_poll_ms on every front end). Accounts with
+ *     from an org: within revocation_poll_ms on every front end). Accounts with
  *     TOTP enrolled are refused (401): a password alone is not their credential; their devices
  *     use app-user tokens. cred FE_CRED_BASIC (mfa false: the TOTP policy's admin powers never
  *     come with it).
