@@ -161,7 +161,7 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         const char *tok = path + strlen(FE_APP_KEY_PATH), *slash = strchr(tok, '/');
         size_t tl = slash ? (size_t)(slash - tok) : strlen(tok);
         if (!slash || tl == 0 || tl >= sizeof r->app_token || strlen(slash) + 3 >= sizeof keyed) {
-            fe_openrosa_reply_error(r, 404, "no such resource");
+            fe_reply_error(r, 404, "not_found", "no such resource");
             return;
         }
         memcpy(r->app_token, tok, tl);

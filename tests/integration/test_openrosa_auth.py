@@ -470,3 +470,42 @@ def test_app_users_and_basic_callers_are_rate_limited_per_user(oa):
     finally:
         forget_throttling(oa.c)
         api.close()
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/v1/key/", 404), ("/v1/key/fva_x", 404), ("/v1/key//openrosa/deployments/{dep}/formList", 404),
+    ("/v1/key/" + "A" * 64 + "/openrosa/deployments/{dep}/formList", 404),
+    ("/v1/key/%00%ff/openrosa/deployments/{dep}/formList", 400),  # refused before routing
+    ("/v1/key/%41%41/openrosa/deployments/{dep}/formList", 401),
+    ("/v1/key/fva_" + "!" * 43 + "/openrosa/deployments/{dep}/formList", 401),
+    ("/v1/key/fva_" + "A" * 43 + "/openrosa/deployments/{dep}/formList", 401),
+    ("/v1/key/fva_" + "A" * 43 + "/openrosa/deployments/not-a-uuid/formList", 401),
+    ("/v1/key/fva_" + "A" * 43 + "/openrosa/deployments/{dep}/nothing", 404),
+    ("/v1/key/fva_" + "A" * 43 + "/healthz", 404),
+], ids=["bare", "no-rest", "empty-token", "long-token", "nul", "percent", "bad-alphabet", "unknown", "bad-id",
+        "no-route", "health"])
+def test_worst_key_paths_are_clear_refusals(oa, path, status):
+    api = oa.a.api()
+    try:
+        r = api.get(path.replace("{dep}", oa.dep["id"]))
+        assert r.status_code == status, (r.status_code, r.text[:200])
+        if status == 401:
+            challenged(r)
+        else:
+            denied(r, status)
+        assert api.get("/healthz").status_code == 200
+    finally:
+        api.close()
+
+
+def test_head_and_a_wrong_method_under_the_key_prefix(oa):
+    dep = new_deployment(oa, [oa.key_enum.id])
+    token = ok(create_app_user(oa, dep), 201)["token"]
+    api = oa.a.api()
+    try:
+        r = api.head(key_path(token, dep)) if hasattr(api, "head") else api.request("HEAD", key_path(token, dep))
+        assert r.status_code == 200 and not r.content
+        r = api.post(key_path(token, dep), json={})
+        assert r.status_code == 405 and "GET" in r.headers["Allow"], r.text
+    finally:
+        api.close()
