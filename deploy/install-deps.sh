@@ -32,9 +32,11 @@ if [ "$want_test" = 1 ]; then
     # clang-format-14: the pinned formatter of tools/format.sh (Debian 12's version);
     # jsonschema, yaml: the live check of every answer against docs/openapi.yaml;
     # testssl.sh: tests/integration/test_tls.py scans a front end with it;
-    # clang-14, libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of tests/fuzz/.
+    # clang-14, libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of tests/fuzz/;
+    # libreoffice-calc-nogui: test_exports.py opens the export's CSV with headless LibreOffice
+    # Calc (soffice --convert-to; without it that test is skipped and the promise unproven).
     packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml
-        clang-format-14 testssl.sh clang-14 libclang-rt-14-dev)
+        clang-format-14 testssl.sh clang-14 libclang-rt-14-dev libreoffice-calc-nogui)
 fi
 
 missing=()

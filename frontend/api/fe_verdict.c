@@ -55,6 +55,9 @@ static const struct verdict_reply {
     {"export_not_ready", 409, "export_not_ready",
      "this export is not ready: see its job (GET /v1/jobs/{id}); a failed one has no file"},
     {"export_expired", 410, "export_expired", "this export has expired and its file was deleted"},
+    {"export_withdrawn", 410, "export_withdrawn",
+     "this export was withdrawn and its file deleted: a purge or an erasure in the organisation "
+     "made its contents out of date (start a new export)"},
 };
 
 /* How an 'ok' is answered. */

@@ -35,6 +35,7 @@
  *   export_running        409 export_running: the org has an export being built already
  *   export_not_ready      409 export_not_ready: the export is being built, or failed
  *   export_expired        410 export_expired: the export's file was deleted at its expiry
+ *   export_withdrawn      410 export_withdrawn: a purge or an erasure withdrew it (migration 019)
  *   invalid:<field>:<why> 422 validation_failed with fields {<field>: <why>}
  *   principal_not_member:<field>  422 principal_not_member with fields {<field>: ...}: a user
  *                         principal who is not a member of the object's organisation (or no such

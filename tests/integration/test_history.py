@@ -471,3 +471,34 @@ def test_restore_needs_the_totp_session_the_org_requires(hw):
         assert ok(oa.api.post(f"/v1/responses/{rid}/restore"))["version"] == 3
     finally:
         oa.close()
+
+
+def test_site_history_paging_and_a_removed_member(hw):
+    """A site's history pages like a response's (every limit gives the same versions); a member of
+    the org reads a private site's history, each version as GET showed it to them then; removed
+    from the org (issue 10) they read nothing of it, and again once a member."""
+    w = hw
+    oa = api(w, "owner")
+    sid = ok(oa.post("/v1/sites", json={"org_id": w.org["id"], "name": "Paged 0", "type": "well",
+                                         "privacy": "private"}), 201)["id"]
+    seen = {1: ok(api(w, "member").get(f"/v1/sites/{sid}"))}
+    for i in range(1, 6):
+        ok(oa.patch(f"/v1/sites/{sid}", json={"name": f"Paged {i}"}))
+        seen[i + 1] = ok(api(w, "member").get(f"/v1/sites/{sid}"))
+    every = history(w, "owner", sid, kind="sites")
+    assert [i["version"] for i in every] == list(range(1, 7))
+    for limit in (1, 2, 4, 6):
+        assert history(w, "owner", sid, kind="sites", limit=limit) == every
+    page = ok(oa.get(f"/v1/sites/{sid}/history", params={"limit": 4}))
+    assert [i["version"] for i in page["items"]] == [1, 2, 3, 4] and page["next"]
+    rest = ok(oa.get(f"/v1/sites/{sid}/history", params={"limit": 4, "after": page["next"]}))
+    assert [i["version"] for i in rest["items"]] == [5, 6] and rest["next"] is None
+    mine = history(w, "member", sid, kind="sites")
+    assert [i["state"] for i in mine] == [seen[v] for v in range(1, 7)]
+    ok(oa.delete(f"/v1/orgs/{w.org['id']}/members/{w.u['member'].id}"), 204)
+    try:
+        denied(api(w, "member").get(f"/v1/sites/{sid}/history"), 404, "not_found")
+        denied(api(w, "member").get(f"/v1/sites/{sid}"), 404, "not_found")
+    finally:
+        add_member(w.c, w.org["id"], w.u["member"].id, "member", branch_id=w.branch)
+    assert history(w, "member", sid, kind="sites") == mine

@@ -300,6 +300,85 @@ def test_put_members_racing_a_removal_does_not_re_add(base):
     assert c.psql("SELECT count(*) FROM memberships WHERE org_id = %s AND user_id = %s", base.id, wes.id) == [(0,)]
 
 
+def _blocked(c):
+    return c.psql("SELECT count(*) FROM pg_locks WHERE NOT granted")[0][0] > 0
+
+
+def _in_thread(call):
+    import threading
+    out = []
+    th = threading.Thread(target=lambda: out.append(call()))
+    th.start()
+    return th, out
+
+
+def test_a_removal_sees_what_an_admin_wrote_for_the_member_while_it_waited(base):
+    """The other order of the race above: another admin's PUT of a further membership and a grant
+    naming the member are in flight (their statements hold the member's rows) when the removal
+    starts. The removal waits for them, then removes what they wrote: the member keeps nothing
+    (before migration 021 the removal's one snapshot missed both rows, and the member kept a
+    membership and, on rejoining, the grant)."""
+    from conftest import make_survey
+    c = base.fe.c
+    vic = Person(base.fe, "vic")
+    join(base, vic)
+    survey, _dep = make_survey(base.admin.api, base.id, [], name="Race survey")
+    t1 = c.pg.connect(autocommit=False)
+    with t1.cursor() as cur:  # what sql_member_set and sql_access_put hold and write, uncommitted
+        cur.execute("SELECT id FROM memberships WHERE org_id = %s AND user_id = %s ORDER BY id FOR UPDATE",
+                    (base.id, vic.id))
+        cur.execute("INSERT INTO memberships (id, org_id, user_id, role, branch_id) VALUES (%s, %s, %s, 'member', %s)",
+                    (new_id(), base.id, vic.id, base.north))
+        cur.execute("INSERT INTO survey_grants (survey_id, principal_type, principal_id, role, granted_by) "
+                    "VALUES (%s, 'user', %s, 'viewer', %s)", (survey["id"], vic.id, base.admin.id))
+    th, out = _in_thread(lambda: base.admin.api.delete(f"/v1/orgs/{base.id}/members/{vic.id}"))
+    wait_until(lambda: out or _blocked(c), 30, what="the removal to wait on the writer's row locks")
+    t1.commit()
+    th.join(30)
+    t1.close()
+    assert not th.is_alive()
+    assert out[0].status_code == 204, out[0].text
+    assert c.psql("SELECT count(*) FROM memberships WHERE org_id = %s AND user_id = %s", base.id, vic.id) == [(0,)]
+    assert c.psql("SELECT count(*) FROM survey_grants WHERE principal_id = %s", vic.id) == [(0,)]
+    (detail,) = c.psql("SELECT detail FROM audit WHERE action = 'member.remove' AND target_id = %s", vic.id)[0]
+    assert len(detail["removed"]) == 2 and detail["left_org"] is True
+    assert [g["survey_id"] for g in detail["grants"]] == [survey["id"]]
+
+
+@pytest.mark.parametrize("what", ["grant", "deployment_create", "deployment_patch"])
+def test_naming_a_member_whose_removal_is_in_flight_waits_and_is_refused(base, what):
+    """A grant or deployment role naming a member whose removal is in flight (uncommitted) waits
+    for it and then finds no member: 422 principal_not_member, nothing written (before migration
+    021 the statement's snapshot still showed the membership, and the row outlived the removal)."""
+    from conftest import make_survey
+    c = base.fe.c
+    wil = Person(base.fe, "wil")
+    join(base, wil)
+    survey, dep = make_survey(base.admin.api, base.id, [], name="Race survey")
+    api = base.admin.api
+    principal = {"type": "user", "id": wil.id}
+    call = {
+        "grant": lambda: api.put(f"/v1/surveys/{survey['id']}/access",
+                                 json={"principal_type": "user", "principal_id": wil.id, "role": "viewer"}),
+        "deployment_create": lambda: api.post(f"/v1/surveys/{survey['id']}/deployments",
+                                              json={"name": "Race", "roles": {"viewers": [principal]}}),
+        "deployment_patch": lambda: api.patch(f"/v1/deployments/{dep['id']}",
+                                              json={"roles": {"viewers": [principal]}}),
+    }[what]
+    t1 = c.pg.connect(autocommit=False)
+    with t1.cursor() as cur:  # the removal's delete, uncommitted
+        cur.execute("DELETE FROM memberships WHERE org_id = %s AND user_id = %s", (base.id, wil.id))
+    th, out = _in_thread(call)
+    wait_until(lambda: out or _blocked(c), 30, what="the write to wait on the removal's row locks")
+    t1.commit()
+    th.join(30)
+    t1.close()
+    assert not th.is_alive()
+    denied(out[0], 422, "principal_not_member")
+    assert c.psql("SELECT count(*) FROM survey_grants WHERE principal_id = %s", wil.id) == [(0,)]
+    assert c.psql("SELECT count(*) FROM deployment_roles WHERE principal_id = %s", wil.id) == [(0,)]
+
+
 # ---------------------------------------------------------------- closed invitations
 
 def test_expired_invitation(base):

@@ -5,10 +5,12 @@ POST /v1/me/erase (session, password, TOTP when on) disables the account for goo
 sessions and keys on every front end at once, removes its memberships and invitations, and
 replaces its name and email everywhere by a stable pseudonym: afterwards a pg_dump of the whole
 database holds neither (marker values)."""
+import io
 import json
 import signal
 import subprocess
 import types
+import zipfile
 
 import pytest
 
@@ -192,6 +194,12 @@ def test_erase_everywhere_at_once_and_for_good(pd):
         assert statuses(me.session) == {200} and statuses(me.key) == {200}  # cached everywhere
         before = _dump(c)  # the markers are there to be found before
         assert me.mail.lower() in before and me.name.lower() in before
+        # an export of the org made before holds the name (members.jsonl) inside its zip, in
+        # PostgreSQL: the erasure withdraws it
+        eid = ok(w.admin.post(f"/v1/orgs/{w.org}/exports"), 202)["id"]
+        wait_until(lambda: ok(w.admin.get(f"/v1/jobs/{eid}"))["state"] == "done", 120, what="the export")
+        z = zipfile.ZipFile(io.BytesIO(w.admin.get(f"/v1/exports/{eid}").content))
+        assert me.name in z.read("org/members.jsonl").decode()
 
         done = ok(me.api.post("/v1/me/erase", json={"current_password": me.password}))
         pseudonym = done["pseudonym"]
@@ -215,6 +223,12 @@ def test_erase_everywhere_at_once_and_for_good(pd):
         inv = ok(w.admin.get(f"/v1/orgs/{me.invited_to}/invitations"))["items"]
         assert inv and all(i["email"] != me.mail for i in inv), inv
 
+        # the export: withdrawn, its bytes deleted, audited under the pseudonym
+        denied(w.admin.get(f"/v1/exports/{eid}"), 410, "export_withdrawn")
+        assert c.psql("SELECT state, (SELECT count(*) FROM export_chunks WHERE export_id = e.id) FROM exports e "
+                      "WHERE id = %s", eid) == [("withdrawn", 0)]
+        assert c.psql("SELECT detail->>'reason', detail->>'pseudonym' FROM audit WHERE action = 'export.withdrawn' "
+                      "AND target_id = %s", eid) == [("erasure", pseudonym)]
         # the whole database: neither the name nor the email, anywhere
         dump = _dump(c)
         assert me.mail.lower() not in dump and me.name.lower() not in dump

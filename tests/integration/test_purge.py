@@ -2,10 +2,14 @@
 response of the survey, from every stored version of its history (through the audited
 fv_history_purge_begin) and from submissions queued before the purge; afterwards pg_dump of the
 database holds none of the purged values."""
+import io
 import subprocess
 import uuid
+import zipfile
 
 import pytest
+
+import psycopg2
 
 from accesshelp import P, User, add_plain_member, denied, ok, submit_and_wait
 from fvharness import PG_BIN, new_id, wait_until
@@ -58,6 +62,15 @@ def wait_job(api, jid, timeout=120):
     return wait_until(ended, timeout, what=f"job {jid} to end")
 
 
+def export_zip(w):
+    """A whole-org export of w's org by its admin: (export id, ZipFile)."""
+    eid = ok(w.mfa.post(f"/v1/orgs/{w.org['id']}/exports"), 202)["id"]
+    assert wait_job(w.mfa, eid)["state"] == "done"
+    r = w.mfa.get(f"/v1/exports/{eid}")
+    assert r.status_code == 200, r.text[:300]
+    return eid, zipfile.ZipFile(io.BytesIO(r.content))
+
+
 def test_purge_leaves_no_value_in_pg_dump(pw):
     w, c = pw, pw.c
     E = w.enum.api
@@ -74,6 +87,15 @@ def test_purge_leaves_no_value_in_pg_dump(pw):
         purged.append(phone)
         ok(w.mfa.patch(f"/v1/responses/{rids[i]}", json={"data": {"household": kept[i], "phone": phone}}))
     ok(w.mfa.delete(f"/v1/responses/{rids[2]}"), 204)          # deleted ones too
+    # an export made before the purge holds the values (inside its zip, in PostgreSQL): the purge
+    # withdraws it; so it does one still being built (a job no worker runs: 'done' already)
+    old_export = export_zip(w)
+    old_text = "".join(old_export[1].read(n).decode() for n in old_export[1].namelist())
+    assert purged[0] in old_text and purged[-1] in old_text
+    building = new_id()
+    c.psql("INSERT INTO jobs (id, org_id, kind, created_by, state, finished_at) "
+           "VALUES (%s, %s, 'export', %s, 'done', now())", building, w.org["id"], w.admin_id)
+    c.psql("INSERT INTO exports (id, org_id, created_by) VALUES (%s, %s, %s)", building, w.org["id"], w.admin_id)
     # queued before the purge, not yet written: the workers are stopped
     c.stop_all_workers()
     try:
@@ -103,6 +125,28 @@ def test_purge_leaves_no_value_in_pg_dump(pw):
         assert v not in dump, v
     for v in kept:
         assert v in dump, v
+    # the exports made before: withdrawn, their bytes gone, audited; a chunk cannot be added back
+    for eid in (old_export[0], building):
+        assert c.psql("SELECT state FROM exports WHERE id = %s", eid) == [("withdrawn",)], eid
+        assert c.psql("SELECT count(*) FROM export_chunks WHERE export_id = %s", eid) == [(0,)], eid
+        assert c.psql("SELECT actor::text, detail->>'reason', detail->>'job_id' FROM audit "
+                      "WHERE action = 'export.withdrawn' AND target_id = %s", eid) == [(w.admin_id, "purge", jid)]
+    denied(w.mfa.get(f"/v1/exports/{old_export[0]}"), 410, "export_withdrawn")
+    conn = c.pg.connect(user="fieldvault", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            with pytest.raises(psycopg2.Error, match="only while it is being built"):
+                cur.execute("INSERT INTO export_chunks (export_id, seq, data) VALUES (%s, 0, '\\x00')",
+                            (building,))
+    finally:
+        conn.close()
+    # an export made after the purge holds none of the purged values and the kept ones
+    new_export = export_zip(w)
+    new_text = "".join(new_export[1].read(n).decode() for n in new_export[1].namelist())
+    for v in purged:
+        assert v not in new_text, v
+    for v in kept:
+        assert v in new_text, v
     g = ok(w.mfa.get(f"/v1/responses/{rids[0]}"))
     assert "phone" not in g["data"] and g["data"]["household"] == kept[0], g
     ops = [v["operation"] for v in ok(w.mfa.get(f"/v1/responses/{rids[0]}/history"))["items"]]
@@ -134,3 +178,127 @@ def test_purge_bad_input_and_totp(pw):
     assert w.c.psql("SELECT count(*) FROM jobs WHERE kind = 'purge' AND params->>'survey_id' = %s "
                     "AND created_at > now() - interval '1 minute' AND params->'questions' ? 'nope'",
                     w.survey["id"])[0][0] == 0
+
+
+def test_entry_queued_before_the_purge_and_quarantined_after_it_is_stripped(pw):
+    """Work queued before a purge and not yet written that the worker quarantines after the purge
+    ended (its submitter was removed from the org meanwhile: issue 10) loses the purged answers
+    too: the job's own pass over the quarantine ran before the entry got there."""
+    w, c = pw, pw.c
+    leaver = User(c, "purge leaver")
+    lock = None
+    try:
+        add_plain_member(c, w.org["id"], leaver.id)
+        dep = ok(w.mfa.post(f"/v1/surveys/{w.survey['id']}/deployments", json={
+            "name": "leaver's", "roles": {"enumerators": [P("user", leaver.id)]}}), 201)["id"]
+        submit_and_wait(leaver.api, dep, {"household": "warm-up"})  # the front end knows the role
+        phone, house = marker("quarantined-phone"), marker("quarantined-house")
+        c.wait_drained()
+        c.stop_all_workers()
+        qid = new_id()
+        ok(leaver.api.post(f"/v1/deployments/{dep}/responses",
+                           json={"id": qid, "data": {"household": house, "phone": phone}}), 202)
+        ok(w.mfa.delete(f"/v1/orgs/{w.org['id']}/members/{leaver.id}"), 204)
+        jid = ok(w.mfa.post(f"/v1/surveys/{w.survey['id']}/purge",
+                            json={"questions": ["phone"], "reason": "after the leaver"}), 202)["job_id"]
+        # the worker's quarantine INSERT waits (ON CONFLICT on its id) for an uncommitted row of
+        # the same id until the purge job has ended; the job cannot see that row
+        lock = psycopg2.connect(c.pg.dsn(user="postgres"))
+        lock.cursor().execute("INSERT INTO quarantine (id, deployment_id, submitted_by, data, received_at, reason) "
+                              "VALUES (%s, %s, %s, '{}', now(), 'placeholder')", (qid, dep, leaver.id))
+        for n in ("p1", "p2"):
+            c.start_worker(n, FV_JOBS_LEASE_MS="1500", FV_JOBS_POLL_MS="50")
+        assert wait_job(w.mfa, jid)["state"] == "done"
+        wait_until(lambda: c.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fv-worker' "
+                                  "AND wait_event_type = 'Lock'")[0][0] == 1, 60,
+                   what="the worker's quarantine INSERT to wait")
+        assert c.psql("SELECT count(*) FROM quarantine WHERE id = %s", qid) == [(0,)]
+        lock.rollback()
+        wait_until(lambda: c.psql("SELECT 1 FROM quarantine WHERE id = %s", qid), 60, what="the quarantine row")
+    finally:
+        if lock is not None:
+            lock.close()
+        c.stop_all_workers()
+        c.start_default_workers()
+        leaver.close()
+    data = c.psql("SELECT data, reason FROM quarantine WHERE id = %s", qid)[0]
+    assert data[0] == {"household": house}, data
+    assert "revoked" in data[1]
+    dump = pg_dump(c)
+    assert phone not in dump and house in dump
+
+
+def test_purge_job_survives_kill_9_and_runs_once(pw):
+    """The worker running a purge is killed (SIGKILL) in the middle of a step (it waits on a locked
+    response); another takes the job over once the lease expired: every response loses the
+    answer with exactly one 'purge' version, and the job ends once."""
+    w, c = pw, pw.c
+    survey = ok(w.mfa.post("/v1/surveys", json={"org_id": w.org["id"], "name": "Purge kill", "definition": DEF}), 201)
+    dep = ok(w.mfa.post(f"/v1/surveys/{survey['id']}/deployments", json={
+        "name": "k", "roles": {"enumerators": [P("user", w.enum.id)]}}), 201)
+    phones = [marker(f"kill{i}") for i in range(6)]
+    rids = [submit_and_wait(w.enum.api, dep["id"], {"household": f"K{i}", "phone": p})["id"]
+            for i, p in enumerate(phones)]
+    c.wait_drained()
+    c.stop_all_workers()
+    lock = None
+    try:
+        k1 = c.start_worker("purge-k1", FV_JOBS_LEASE_MS="1500", FV_JOBS_STEP_ITEMS="1", FV_JOBS_POLL_MS="50")
+        lock = psycopg2.connect(c.pg.dsn(user="postgres"))
+        lock.cursor().execute("SELECT 1 FROM responses WHERE id = %s FOR UPDATE", (sorted(rids)[3],))
+        jid = ok(w.mfa.post(f"/v1/surveys/{survey['id']}/purge",
+                            json={"questions": ["phone"], "reason": "kill test"}), 202)["job_id"]
+        wait_until(lambda: c.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fv-worker' "
+                                  "AND wait_event_type = 'Lock'")[0][0] == 1, 60,
+                   what="the purge step to wait on the locked response")
+        row = c.psql("SELECT state, lease_owner, progress->>'done' FROM jobs WHERE id = %s", jid)[0]
+        assert row == ("running", k1.consumer, "3"), row
+        c.kill_worker(k1)
+        c.start_worker("purge-k2", FV_JOBS_LEASE_MS="1500", FV_JOBS_STEP_ITEMS="1", FV_JOBS_POLL_MS="50")
+        lock.rollback()
+        j = wait_job(w.mfa, jid)
+    finally:
+        if lock is not None:
+            lock.close()
+        c.stop_all_workers()
+        c.start_default_workers()
+    assert j["state"] == "done" and j["attempts"] == 2, j
+    assert j["progress"]["responses"] == 6 and j["progress"]["done"] == 6, j["progress"]
+    for rid in rids:
+        ops = c.psql("SELECT action FROM response_events WHERE response_id = %s ORDER BY version", rid)
+        assert ops == [("submit",), ("purge",)], (rid, ops)
+    assert c.psql("SELECT count(*) FROM audit WHERE action LIKE 'job.%%' AND target_id = %s", jid) == [(1,)]
+    dump = pg_dump(c)
+    for p in phones:
+        assert p not in dump, p
+
+
+def test_purge_withdraws_an_export_being_built(pw):
+    """An export of the org being built when a purge is asked for is withdrawn at once: its
+    chunks are deleted, its worker's next step finds it no longer 'building' and the export job
+    fails saying so; it never becomes ready."""
+    from test_exports import insert_responses
+    w, c = pw, pw.c
+    big = ok(w.mfa.post("/v1/surveys", json={"org_id": w.org["id"], "name": "Purge big", "definition": DEF}), 201)
+    dep = ok(w.mfa.post(f"/v1/surveys/{big['id']}/deployments", json={
+        "name": "big", "roles": {"enumerators": [P("user", w.enum.id)]}}), 201)
+    insert_responses(c.psql, big["id"], dep["id"], w.enum.id, 20000)
+    c.stop_all_workers()
+    try:
+        c.start_worker("withdraw-1", FV_JOBS_POLL_MS="50", FV_EXPORT_STEP_ROWS="200", FV_EXPORT_CHUNK_BYTES="65536")
+        eid = ok(w.mfa.post(f"/v1/orgs/{w.org['id']}/exports"), 202)["id"]
+        wait_until(lambda: c.psql("SELECT count(*) FROM export_chunks WHERE export_id = %s", eid)[0][0] >= 3, 120,
+                   what="the export to have written chunks")
+        jid = ok(w.mfa.post(f"/v1/surveys/{w.survey['id']}/purge",
+                            json={"questions": ["note"], "reason": "while exporting"}), 202)["job_id"]
+        assert c.psql("SELECT state FROM exports WHERE id = %s", eid) == [("withdrawn",)]
+        ej = wait_job(w.mfa, eid)
+        assert ej["state"] == "failed", ej
+        assert any("building" in e["error"] or "withdrawn" in e["error"] for e in ej["errors"]), ej
+        assert wait_job(w.mfa, jid)["state"] == "done"
+    finally:
+        c.stop_all_workers()
+        c.start_default_workers()
+    assert c.psql("SELECT state, (SELECT count(*) FROM export_chunks WHERE export_id = e.id) FROM exports e "
+                  "WHERE id = %s", eid) == [("withdrawn", 0)]
+    denied(w.mfa.get(f"/v1/exports/{eid}"), 410, "export_withdrawn")

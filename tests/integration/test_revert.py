@@ -8,6 +8,7 @@ import pytest
 
 from accesshelp import P, User, add_branch, add_member, denied, ok, submit_and_wait
 from fvharness import new_id, wait_until
+from test_totp_policy import _totp_admin
 
 DEF = {"questions": [
     {"name": "household", "type": "text", "label": "Household", "required": True},
@@ -289,7 +290,104 @@ def test_job_survives_kill_9_and_runs_once(rw):
         c.start_default_workers()
     assert j["state"] == "done" and j["attempts"] == 2, j
     assert j["progress"]["done"] == 8 and j["progress"]["reverted"] == 8, j
+    # ended once: one audit entry of its end, with the counts of the one run
+    end = c.psql("SELECT detail->'progress' FROM audit WHERE action LIKE 'job.%%' AND target_id = %s", jid)
+    assert end == [(j["progress"],)], end
     for rid in base:
         vs = versions(w, "response", rid)
         assert [v[1] for v in vs] == ["submit", "edit", "revert"], (rid, vs)
         assert vs[2][3] == vs[0][3]
+
+
+def test_revert_of_a_member_removed_first(rw):
+    """The usual order: the compromised account is removed from the org (issue 10: it loses every
+    right at once), then its changes are reverted. The removed user is still 'in the org' for the
+    revert (it made versions there); it can neither start a revert nor see the job."""
+    w, u, c = rw, rw.u, rw.c
+    O = u["owner"].api
+    eve = User(c, "eve")
+    try:
+        add_member(c, w.org["id"], eve.id, "manager", branch_id=w.org["root_branch_id"])
+        mine = new_site(O, w, "Owner's well")
+        since = db_now(w)
+        made = new_site(eve.api, w, "Eve's well")
+        ok(eve.api.patch(f"/v1/sites/{mine}", json={"name": "defaced", "privacy": "public"}))
+        until = db_now(w)
+        ok(O.delete(f"/v1/orgs/{w.org['id']}/members/{eve.id}"), 204)
+        # removed: no right left (no change to the org's sites, no revert of her own)
+        assert eve.api.patch(f"/v1/sites/{mine}", json={"name": "again"}).status_code in (403, 404)
+        assert eve.api.patch(f"/v1/sites/{made}", json={"name": "again"}).status_code in (403, 404)
+        denied(eve.api.post(f"/v1/orgs/{w.org['id']}/revert",
+                            json={"user_id": eve.id, "since": since, "until": until}), 404)
+        jid = start_revert(w, eve.id, since, until)
+        j = wait_job(w, jid)
+        assert j["state"] == "done", j
+        assert j["progress"]["reverted"] == 2 and j["progress"]["conflicts"] == 0, j["progress"]
+        denied(eve.api.get(f"/v1/jobs/{jid}"), 404, "not_found")
+        vs = versions(w, "site", mine)
+        assert vs[-1][1] == "revert" and vs[-1][3] == vs[0][3], vs
+        assert versions(w, "site", made)[-1][4] is not None  # her creation: deleted
+    finally:
+        eve.close()
+
+
+def test_revert_under_required_totp(rw):
+    """An org that requires TOTP of its admins: the revert is refused from an API key and from a
+    password-only session of the admin (403 totp_required, no job made), and runs from the
+    admin's TOTP session."""
+    c = rw.c
+    mfa, plain, keyed, admin_id = _totp_admin(c)
+    vic = User(c, "totp victim")
+    try:
+        org = ok(mfa.post("/v1/orgs", json={"name": "Revert TOTP org"}), 201)
+        add_member(c, org["id"], vic.id, "manager", branch_id=org["root_branch_id"])
+        ok(mfa.patch(f"/v1/orgs/{org['id']}", json={"require_admin_totp": True}))
+        since = c.psql("SELECT fv_ts(now())")[0][0]
+        sid = ok(vic.api.post("/v1/sites", json={"org_id": org["id"], "name": "V", "type": "well",
+                                                  "privacy": "private"}), 201)["id"]
+        until = c.psql("SELECT fv_ts(now())")[0][0]
+        body = {"user_id": vic.id, "since": since, "until": until}
+        path = f"/v1/orgs/{org['id']}/revert"
+        for api in (keyed, plain):
+            denied(api.post(path, json=body), 403, "totp_required")
+        assert c.psql("SELECT count(*) FROM jobs WHERE org_id = %s", org["id"]) == [(0,)]
+        jid = ok(mfa.post(path, json=body), 202)["job_id"]
+
+        def ended():
+            j = ok(mfa.get(f"/v1/jobs/{jid}"))
+            return j if j["state"] in ("done", "failed") else None
+        j = wait_until(ended, 120, what="the revert job")
+        assert j["state"] == "done" and j["progress"]["reverted"] == 1, j
+        assert c.psql("SELECT deleted_at IS NOT NULL FROM sites WHERE id = %s", sid) == [(True,)]
+        assert c.psql("SELECT actor::text FROM site_versions WHERE site_id = %s ORDER BY version DESC LIMIT 1",
+                      sid) == [(admin_id,)]
+    finally:
+        for a in (mfa, plain, keyed):
+            a.close()
+        vic.close()
+
+
+def test_admin_removed_before_the_job_runs_reverts_nothing(rw):
+    """Issue 10: the job runs with its creator's rights at every step; an admin removed from the
+    org after asking (before a worker took the job) reverts nothing: the job fails, saying why."""
+    w, u, c = rw, rw.u, rw.c
+    adm = User(c, "short-lived admin")
+    try:
+        add_member(c, w.org["id"], adm.id, "admin", branch_id=w.org["root_branch_id"])
+        since = db_now(w)
+        sid = new_site(u["mallory"].api, w, "removed admin's case")
+        until = db_now(w)
+        c.stop_all_workers()
+        try:
+            jid = ok(adm.api.post(f"/v1/orgs/{w.org['id']}/revert",
+                                  json={"user_id": u["mallory"].id, "since": since, "until": until}), 202)["job_id"]
+            ok(u["owner"].api.delete(f"/v1/orgs/{w.org['id']}/members/{adm.id}"), 204)
+        finally:
+            c.start_default_workers()
+        j = wait_job(w, jid)
+        assert j["state"] == "failed", j
+        assert any("no longer an admin" in e["error"] for e in j["errors"]), j
+        assert [v[1] for v in versions(w, "site", sid)] == ["create"]
+        denied(adm.api.get(f"/v1/jobs/{jid}"), 404, "not_found")
+    finally:
+        adm.close()

@@ -170,10 +170,14 @@ def testssl_findings(frontend, tmp_path_factory):
     assert out.exists(), f"testssl wrote no JSON (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
     findings = json.loads(out.read_text())
     assert findings, "testssl found nothing at all"
+    # engine_problem is about the scanner's own openssl (no GOST engine in Debian's OpenSSL 3.0
+    # builds, e.g. 3.0.19-1~deb12u2: `openssl engine gost` cannot load gost.so), not about the
+    # server: it only means testssl cannot try GOST suites, which the front end never offers.
+    assert not [f for f in findings if f["id"] == "scanProblem"], findings
     by_id = {}
     for f in findings:
-        by_id.setdefault(f["id"], f)
-    assert not [f for f in findings if f["id"] in ("scanProblem", "engine_problem")], findings
+        if f["id"] != "engine_problem":
+            by_id.setdefault(f["id"], f)
     return by_id
 
 

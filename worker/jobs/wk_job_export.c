@@ -559,7 +559,9 @@ wk_job_rc wk_job_export_step(wk_store *st, const wk_job *job, int items, char *e
         PQclear(res);
         if (!ok) return WK_JOB_RETRY;
         if (!building) {
-            snprintf(err, errlen, "export: no export in state 'building' for this job");
+            snprintf(err, errlen,
+                     "export: no export in state 'building' for this job (withdrawn by a purge or "
+                     "an erasure in the organisation, migration 019?)");
             return WK_JOB_FAILED;
         }
         cur = builder_new(job);
@@ -599,9 +601,17 @@ wk_job_rc wk_job_export_step(wk_store *st, const wk_job *job, int items, char *e
     res = wk_store_exec(st, sql_ready, 5, rp);
     ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok) fv_pgutil_error(st->conn, res, err, errlen);
+    /* no row: the export is no longer 'building' (withdrawn meanwhile, migration 019) */
+    bool withdrawn = ok && strcmp(PQcmdTuples(res), "0") == 0;
     PQclear(res);
     builder_free(cur); /* done (or a lost COMMIT: then the next claim builds it again) */
     cur = NULL;
+    if (withdrawn) {
+        snprintf(err, errlen,
+                 "export: withdrawn while it was built (a purge or an erasure in the "
+                 "organisation)");
+        return WK_JOB_FAILED;
+    }
     return ok ? WK_JOB_DONE : WK_JOB_RETRY;
 }
 

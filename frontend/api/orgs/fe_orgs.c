@@ -359,52 +359,12 @@ void fe_orgs_member_set(fe_req *r)
  * naming them as a user principal on the org's surveys and deployments, so that joining again
  * restores none of them. The audit entry lists what was removed: the memberships, those grants
  * and roles, the surveys whose creator rights lapsed, and how many grants the user made to others
- * (kept: the admin reviews them with GET /v1/orgs/{org}/grants?granted_by=). */
+ * (kept: the admin reviews them with GET /v1/orgs/{org}/grants?granted_by=). The statement is
+ * fv_member_remove (migration 021): it locks the user's memberships before it reads them, so a
+ * PUT of a further membership, a grant or a deployment role naming the user that committed
+ * meanwhile is seen and removed too, and one that comes after waits and finds no member. */
 static const char sql_member_remove[] =
-    "WITH o AS (SELECT id, root_branch_id FROM orgs WHERE id = $2), "
-    "     sel AS (SELECT m.id, m.role, m.branch_id, m.team_id FROM memberships m "
-    "             WHERE m.org_id = $2 AND m.user_id = $4 "
-    "               AND ($5::uuid IS NULL OR m.branch_id = $5::uuid) "
-    "               AND ($6::uuid IS NULL OR m.team_id = $6::uuid)), "
-    "     v AS (SELECT CASE "
-    "             WHEN x.verdict <> 'ok' THEN x.verdict "
-    "             WHEN NOT EXISTS (SELECT 1 FROM sel) THEN 'no_such_membership' "
-    "             WHEN EXISTS (SELECT 1 FROM sel, o WHERE sel.branch_id = o.root_branch_id) "
-    "                  AND fv_is_last_org_admin($4, $2) THEN 'last_admin' "
-    "             ELSE 'ok' END AS verdict "
-    "           FROM (SELECT fv_org_admin_verdict($1, $2, $3::boolean) AS verdict) x), "
-    "     d AS (DELETE FROM memberships m WHERE m.id IN (SELECT id FROM sel) "
-    "           AND (SELECT verdict FROM v) = 'ok' RETURNING m.role, m.branch_id, m.team_id), "
-    "     gone AS (SELECT 1 AS yes WHERE EXISTS (SELECT 1 FROM d) AND NOT EXISTS ("
-    "                  SELECT 1 FROM memberships m WHERE m.org_id = $2 AND m.user_id = $4 "
-    "                  AND m.id NOT IN (SELECT id FROM sel))), "
-    "     dg AS (DELETE FROM survey_grants g USING surveys s, gone "
-    "            WHERE g.survey_id = s.id AND s.org_id = $2 AND g.principal_type = 'user' "
-    "              AND g.principal_id = $4 RETURNING g.survey_id, g.role), "
-    "     dr AS (DELETE FROM deployment_roles r USING deployments x, surveys s, gone "
-    "            WHERE r.deployment_id = x.id AND x.survey_id = s.id AND s.org_id = $2 "
-    "              AND r.principal_type = 'user' AND r.principal_id = $4 "
-    "            RETURNING r.deployment_id, r.role, r.stage), "
-    "     rv AS (INSERT INTO revocations (kind, subject, expires_at) "
-    "            SELECT 'permissions', $4::text, now() + interval '1 day' WHERE EXISTS (SELECT 1 FROM d)), "
-    "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
-    "           SELECT $1, 'member.remove', 'user', $4::text, NULLIF($7, '')::inet, $2, "
-    "                  jsonb_build_object('removed', (SELECT jsonb_agg(jsonb_build_object("
-    "                      'role', d.role, 'branch_id', d.branch_id, 'team_id', d.team_id)) FROM d), "
-    "                    'left_org', EXISTS (SELECT 1 FROM gone), "
-    "                    'grants', COALESCE((SELECT jsonb_agg(jsonb_build_object("
-    "                        'survey_id', dg.survey_id, 'role', dg.role)) FROM dg), '[]'), "
-    "                    'deployment_roles', COALESCE((SELECT jsonb_agg(jsonb_build_object("
-    "                        'deployment_id', dr.deployment_id, 'role', dr.role, 'stage', dr.stage)) "
-    "                        FROM dr), '[]'), "
-    "                    'creator_of', COALESCE((SELECT jsonb_agg(s.id ORDER BY s.id) FROM surveys s, gone "
-    "                        WHERE s.org_id = $2 AND s.created_by = $4), '[]'), "
-    "                    'grants_made', (SELECT count(*) FROM survey_grants g JOIN surveys s "
-    "                        ON s.id = g.survey_id WHERE s.org_id = $2 AND g.granted_by = $4 "
-    "                        AND EXISTS (SELECT 1 FROM gone) "
-    "                        AND NOT (g.principal_type = 'user' AND g.principal_id = $4))) "
-    "           WHERE EXISTS (SELECT 1 FROM d)) "
-    "SELECT v.verdict, NULL FROM v";
+    "SELECT verdict, body FROM fv_member_remove($1, $2, $3::boolean, $4, $5::uuid, $6::uuid, $7)";
 
 void fe_orgs_member_remove(fe_req *r)
 {

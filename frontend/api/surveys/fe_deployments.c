@@ -18,8 +18,9 @@
 
 /* One statement: checks the caller may deploy (fv_survey_admin_verdict), that every principal may
  * be named (fv_principal_valid: a member of the survey's organisation, else 422
- * principal_not_member; a team or branch of that organisation)
- * and so may the branch or team, and writes the deployment, its roles and the audit entry
+ * principal_not_member, its memberships locked (lk) so that a removal in flight is waited for and
+ * one that starts meanwhile sees these roles: fv_member_remove, migration 021; a team or branch
+ * of that organisation) and so may the branch or team, and writes the deployment, its roles and the audit entry
  * together. $1 survey, $2 caller, $3 id, $4 name, $5 branch, $6 team, $7 stages, $8 roles (rows
  * {role, stage, ptype, pid}), $9 address, $10 mfa, $11 the OpenRosa base (fe_openrosa_base). */
 static const char sql_dep_create[] =
@@ -27,11 +28,13 @@ static const char sql_dep_create[] =
     "                  fv_survey_admin_verdict($2, s.id, $10::boolean) AS verdict "
     "           FROM surveys s JOIN orgs o ON o.id = s.org_id WHERE s.id = $1), "
     "     x AS (SELECT * FROM jsonb_to_recordset($8::jsonb) AS x(role text, stage int, ptype text, pid uuid)), "
+    "     lk AS (SELECT m.user_id FROM memberships m, s WHERE m.org_id = s.org_id "
+    "              AND m.user_id IN (SELECT x.pid FROM x WHERE x.ptype = 'user') ORDER BY m.id FOR SHARE OF m), "
     "     c AS (SELECT s.*, CASE "
     "             WHEN s.verdict <> 'ok' THEN s.verdict "
     "             WHEN s.archived_at IS NOT NULL THEN 'survey_archived' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
-    "                          AND NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
+    "                          AND x.pid NOT IN (SELECT lk.user_id FROM lk)) "
     "               THEN 'principal_not_member:roles' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, s.org_id)) "
     "               THEN 'invalid:roles:a principal is not a team or branch of the survey''s organisation' "
@@ -219,7 +222,7 @@ void fe_deployments_list(fe_req *r)
 /* One statement: checks the caller manages the deployment (fv_deployment_manage_verdict) and that
  * the revision it read is the one it locked (else 409 conflict: a concurrent change committed in
  * between), that every principal may be named (fv_principal_valid: a user must be a member of
- * the survey's organisation, else 422 principal_not_member), none twice in a role or
+ * the survey's organisation, else 422 principal_not_member; locked as at creation), none twice in a role or
  * stage, at most FE_MAX_PRINCIPALS in all, and that no response is pending at a stage the change
  * removes (409 responses_pending); then replaces the principals of the roles listed (rows kept
  * are neither deleted nor inserted: one statement sees one snapshot), renames,
@@ -234,6 +237,8 @@ static const char sql_dep_patch[] =
     "           FROM deployments x JOIN surveys s ON s.id = x.survey_id WHERE x.id = $1 FOR UPDATE OF x), "
     "     snap AS (SELECT y.revision FROM deployments y WHERE y.id = $1), "
     "     x AS (SELECT * FROM jsonb_to_recordset($7::jsonb) AS x(role text, stage int, ptype text, pid uuid)), "
+    "     lk AS (SELECT m.user_id FROM memberships m, d WHERE m.org_id = d.org_id "
+    "              AND m.user_id IN (SELECT x.pid FROM x WHERE x.ptype = 'user') ORDER BY m.id FOR SHARE OF m), "
     "     kept AS (SELECT dr.role, dr.stage, dr.principal_type AS ptype, dr.principal_id AS pid "
     "              FROM deployment_roles dr WHERE dr.deployment_id = $1 AND dr.role <> ALL ($8::text[])), "
     "     old AS (SELECT dr.role, dr.stage, dr.principal_type AS ptype, dr.principal_id AS pid "
@@ -244,7 +249,7 @@ static const char sql_dep_patch[] =
     "             WHEN EXISTS (SELECT 1 FROM x GROUP BY x.role, x.stage, x.ptype, x.pid HAVING count(*) > 1) "
     "               THEN 'invalid:roles:a principal is named twice in one role or stage' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE x.ptype = 'user' "
-    "                          AND NOT fv_principal_valid(x.ptype, x.pid, d.org_id)) "
+    "                          AND x.pid NOT IN (SELECT lk.user_id FROM lk)) "
     "               THEN 'principal_not_member:roles' "
     "             WHEN EXISTS (SELECT 1 FROM x WHERE NOT fv_principal_valid(x.ptype, x.pid, d.org_id)) "
     "               THEN 'invalid:roles:a principal is not a team or branch of the survey''s organisation' "

@@ -488,12 +488,18 @@ static void xform_parsed(void *job, bool ran, void *owner)
 /* $1 survey, $2 caller, $3 principal type, $4 principal id, $5 role or NULL (remove), $6 mfa,
  * $7 address. A user principal must be a member of the survey's organisation (else 422
  * principal_not_member), a team or branch must belong to it (fv_principal_valid, migration 009).
+ * The member's memberships are locked (lk) while it is checked, so a removal in flight is waited
+ * for and seen, and a removal that starts meanwhile sees this grant (fv_member_remove, 021).
  * A change writes a `survey` revocation: every front end drops what it cached about the survey's
  * deployments (a viewer's grant decides 403 or 404). */
 static const char sql_access_put[] =
-    "WITH s AS (SELECT x.id, x.org_id, "
+    "WITH lk AS (SELECT m.id FROM memberships m JOIN surveys x ON x.org_id = m.org_id "
+    "            WHERE x.id = $1 AND $3::text = 'user' AND $5::text IS NOT NULL AND m.user_id = $4::uuid "
+    "            ORDER BY m.id FOR SHARE OF m), "
+    "     s AS (SELECT x.id, x.org_id, "
     "                  CASE WHEN v.verdict <> 'ok' OR $5::text IS NULL "
-    "                            OR fv_principal_valid($3::text, $4::uuid, x.org_id) THEN v.verdict "
+    "                            OR CASE WHEN $3::text = 'user' THEN EXISTS (SELECT 1 FROM lk) "
+    "                                    ELSE fv_principal_valid($3::text, $4::uuid, x.org_id) END THEN v.verdict "
     "                       WHEN $3::text = 'user' THEN 'principal_not_member:principal_id' "
     "                       ELSE 'invalid:principal_id:no such team or branch in the survey''s organisation' "
     "                  END AS verdict "
