@@ -193,6 +193,14 @@ def _path(w, template):
             w.cluster.psql("INSERT INTO survey_grants (survey_id, principal_type, principal_id, role, granted_by) "
                            "VALUES (%s, 'user', %s, 'viewer', %s)", w.msurvey, u, w.users["org_admin"].id)
             return u
+        if key == "fresh_app_user":  # an app user of M's D (migration 020), made with SQL
+            u = new_id()
+            w.cluster.psql("INSERT INTO users (id, email, name) VALUES (%s, %s, 'Table app user')",
+                           u, f"{u}@app-users.invalid")
+            w.cluster.psql("INSERT INTO app_users (id, deployment_id, name, token_hash, created_by) "
+                           "VALUES (%s, %s, 'Table app user', encode(sha256(%s::bytea), 'hex'), %s)",
+                           u, w.mdep, u, w.users["org_admin"].id)
+            return u
         if key == "fresh_dep":  # a deployment of M with D's roles
             return _deployment(w, w.msurvey, "fresh D")
         if key in ("fresh_survey", "fresh_archived"):
@@ -244,7 +252,11 @@ def test_cell(pw, method, template, role, expected):
     api = pw.apis[role]
     r = api.request(method, path, json=body) if body is not None else api.request(method, path)
     assert r.status_code == expected, f"{method} {template} as {role}: {r.status_code} {r.text[:300]}"
-    if expected >= 400:
+    if expected == 401 and template.startswith("/v1/openrosa/"):
+        # the OpenRosa routes ask in their own envelope, with a Basic challenge (fe_openrosa_auth.h)
+        assert r.headers["Content-Type"].startswith("text/xml") and b"OpenRosaResponse" in r.content, r.text
+        assert r.headers["WWW-Authenticate"].startswith("Basic "), r.headers
+    elif expected >= 400:
         err = error_body(r)
         if expected == 409:
             assert err["code"] == ("not_a_member" if "/members/" in template
