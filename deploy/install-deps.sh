@@ -24,7 +24,7 @@ done
 
 # Build and runtime: compilers, libraries, and the servers a local cluster runs.
 packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev libssl-dev
-    libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libpcre2-dev libexpat1-dev libarchive-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
+    libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libpcre2-dev libexpat1-dev libarchive-dev zlib1g-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
     ca-certificates util-linux jq dpkg-dev)
 # dpkg-dev: dpkg-shlibdeps, which computes the .deb's Depends (cpack -G DEB; build-essential
 # pulls it in too, named here because the package step needs it).
