@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/encoder.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -385,6 +386,19 @@ static void test_public_keys(void **st)
     assert_non_null(strstr(why, "2048"));
     assert_null(fv_odkcrypt_pubkey_from_pem(bp, strlen(bp), &k));
     assert_int_equal(k.bytes, 384);
+    /* the same key as PKCS#1 "RSA PUBLIC KEY": accepted, normalised to SubjectPublicKeyInfo */
+    OSSL_ENCODER_CTX *ec = OSSL_ENCODER_CTX_new_for_pkey(big, EVP_PKEY_PUBLIC_KEY, "PEM",
+                                                         "type-specific", NULL);
+    unsigned char *p1 = NULL;
+    size_t p1len = 0;
+    assert_int_equal(OSSL_ENCODER_to_data(ec, &p1, &p1len), 1);
+    OSSL_ENCODER_CTX_free(ec);
+    assert_non_null(memmem(p1, p1len, "BEGIN RSA PUBLIC KEY", 20));
+    fv_odkcrypt_pubkey k1;
+    assert_null(fv_odkcrypt_pubkey_from_pem((const char *)p1, p1len, &k1));
+    assert_string_equal(k1.pem, k.pem);
+    fv_odkcrypt_pubkey_free(&k1);
+    OPENSSL_free(p1);
     fv_odkcrypt_pubkey_free(&k);
     why = fv_odkcrypt_pubkey_from_pem(pp, strlen(pp), &k);
     assert_non_null(why);
