@@ -347,6 +347,14 @@ const char *fv_xform_title(const fv_xform *x)
 {
     return x->title;
 }
+
+const char *fv_xform_public_key(const fv_xform *x)
+{
+    for (const node *c = x->model ? x->model->child : NULL; c; c = c->next)
+        if (strcmp(c->name, "submission") == 0 && attr(c, "base64RsaPublicKey"))
+            return attr(c, "base64RsaPublicKey");
+    return NULL;
+}
 size_t fv_xform_field_count(const fv_xform *x)
 {
     return x->n;
@@ -826,6 +834,12 @@ static void instance_move(sbuf *b, char **stack, size_t *depth, const char *path
 
 char *fv_xform_generate(yajl_val def, const char *form_id, const char *version, const char *title)
 {
+    return fv_xform_generate_keyed(def, form_id, version, title, NULL);
+}
+
+char *fv_xform_generate_keyed(yajl_val def, const char *form_id, const char *version, const char *title,
+                              const char *public_key_b64)
+{
     yajl_val qs = fv_json_get(def, "questions");
     if (!qs || !YAJL_IS_ARRAY(qs)) return NULL;
     size_t nq = qs->u.array.len;
@@ -889,6 +903,12 @@ char *fv_xform_generate(yajl_val def, const char *form_id, const char *version, 
         sb_add(&b,
                "      <bind jr:preload=\"uid\" nodeset=\"/data/meta/instanceID\" readonly=\"true()\" "
                "type=\"string\"/>\n");
+    if (public_key_b64) {
+        /* ODK encryption (common/fv_odkcrypt.h): clients encrypt each submission to this key */
+        sb_add(&b, "      <submission method=\"post\" base64RsaPublicKey=\"");
+        sb_xml(&b, public_key_b64);
+        sb_add(&b, "\"/>\n");
+    }
     sb_add(&b, "    </model>\n  </h:head>\n  <h:body>\n");
     for (size_t i = 0; i < nq; i++) {
         yajl_val q = qs->u.array.values[i];

@@ -37,6 +37,9 @@ const char *fv_xform_id(const fv_xform *x);
 const char *fv_xform_version(const fv_xform *x);
 const char *fv_xform_title(const fv_xform *x);
 size_t fv_xform_field_count(const fv_xform *x);
+/* The model's <submission base64RsaPublicKey="..."> (ODK encryption: base64 of the DER public
+ * key; checked by fv_odkcrypt_pubkey_from_b64), borrowed from x, or NULL when there is none. */
+const char *fv_xform_public_key(const fv_xform *x);
 
 /* The Fieldvault definition derived from x, as JSON text the caller frees (NULL: out of memory):
  * {"questions": [...], "xform": {"form_id", "version"}}. One question per leaf of the primary
@@ -51,5 +54,9 @@ char *fv_xform_definition(const fv_xform *x);
  * version go into the primary instance, title into h:title. */
 char *fv_xform_generate(yajl_val definition, const char *form_id, const char *version,
                         const char *title);
+/* The same with <submission base64RsaPublicKey="public_key_b64"> in the model when
+ * public_key_b64 is not NULL (an encrypted survey, common/fv_odkcrypt.h). */
+char *fv_xform_generate_keyed(yajl_val definition, const char *form_id, const char *version,
+                              const char *title, const char *public_key_b64);
 
 #endif

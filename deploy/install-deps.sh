@@ -24,7 +24,7 @@ done
 
 # Build and runtime: compilers, libraries, and the servers a local cluster runs.
 packages=(build-essential cmake pkg-config libevent-dev libpq-dev libhiredis-dev libssl-dev
-    libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libpcre2-dev libexpat1-dev libarchive-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
+    libyajl-dev uuid-dev liboath-dev libzxcvbn-dev libpcre2-dev libexpat1-dev libarchive-dev zlib1g-dev libcmocka-dev postgresql-15 redis-server redis-tools openssl curl
     ca-certificates util-linux jq dpkg-dev)
 # dpkg-dev: dpkg-shlibdeps, which computes the .deb's Depends (cpack -G DEB; build-essential
 # pulls it in too, named here because the package step needs it).
@@ -33,10 +33,11 @@ if [ "$want_test" = 1 ]; then
     # jsonschema, yaml: the live check of every answer against docs/openapi.yaml;
     # testssl.sh: tests/integration/test_tls.py scans a front end with it;
     # clang-14, libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of tests/fuzz/;
+    # python3-cryptography: the ODK-format test client of tests/integration/test_odk_encryption.py;
     # libreoffice-calc-nogui: test_exports.py opens the export's CSV with headless LibreOffice
     # Calc (soffice --convert-to; without it that test is skipped and the promise unproven).
     packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml
-        clang-format-14 testssl.sh clang-14 libclang-rt-14-dev libreoffice-calc-nogui)
+        clang-format-14 testssl.sh clang-14 libclang-rt-14-dev python3-cryptography libreoffice-calc-nogui)
 fi
 
 missing=()

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fe_auth.h"
+#include "fe_openrosa_auth.h"
 #include "fe_revoke.h"
 #include "fe_config.h"
 #include "fe_conn.h"
@@ -146,7 +147,7 @@ int fe_child_run(int index, int listen_fd)
     errpos = "spool";
     if (fe_queue_init(ch.base, index, err, sizeof err) != 0) goto failed;
     errpos = "caches";
-    if (fe_auth_init() != 0 || fe_depcache_init() != 0) goto failed;
+    if (fe_auth_init() != 0 || fe_openrosa_auth_init() != 0 || fe_depcache_init() != 0) goto failed;
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     errpos = "identity";
@@ -189,6 +190,7 @@ cleanup:
     fe_ratelimit_shutdown();
     fe_depcache_shutdown();
     fe_auth_shutdown();
+    fe_openrosa_auth_shutdown();
     fe_throttle_shutdown();
     fe_unverified_shutdown();
     if (ch.sig_term) event_free(ch.sig_term);

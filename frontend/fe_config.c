@@ -34,6 +34,10 @@ const fv_cfg_entry fe_config_table[] = {
                    FV_CFG_RESTART, "a Redis command unanswered this long fails its request with 503"),
     FV_CFG_INT_KEY("frontend", "auth_cache_ttl_s", &fe_cfg.auth_cache_ttl_s, "30", 0, 86400,
                    FV_CFG_RESTART, "seconds an API key lookup is cached in a child"),
+    FV_CFG_INT_KEY("frontend", "openrosa_basic_cache_ttl_s", &fe_cfg.openrosa_basic_cache_ttl_s, "60", 0,
+                   3600, FV_CFG_RESTART,
+                   "seconds a checked HTTP Basic credential of the OpenRosa routes is reused in a child "
+                   "(0: PBKDF2 on every request)"),
     FV_CFG_INT_KEY("frontend", "deployment_cache_ttl_s", &fe_cfg.deployment_cache_ttl_s, "10", 0, 86400,
                    FV_CFG_RESTART,
                    "seconds a deployment's form and a submitter's permission are cached in a child"),

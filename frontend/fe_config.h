@@ -20,6 +20,7 @@ typedef struct fe_settings {
     int pg_timeout_ms;    /* a query slower than this fails the request with 503 */
     int redis_timeout_ms; /* an XADD unanswered this long fails the request with 503 */
     int auth_cache_ttl_s;
+    int openrosa_basic_cache_ttl_s; /* HTTP Basic credentials checked (fe_openrosa_auth.c) */
     int deployment_cache_ttl_s;
     int cache_stale_s;     /* how long cached entries stand in while PostgreSQL is down */
     int redis_cache_ttl_s; /* life of the lookups shared through Redis */

@@ -21,6 +21,8 @@ typedef struct fe_metrics_slot {
     uint64_t rejected;
     uint64_t spooled;
     uint64_t spool_pending; /* gauge */
+    uint64_t basic_checks;  /* OpenRosa HTTP Basic: PBKDF2 checks run */
+    uint64_t basic_hits;    /* OpenRosa HTTP Basic: answered from the cache */
 } fe_metrics_slot;
 
 static fe_metrics_slot *shm; /* FE_METRICS_MAX_CHILDREN slots, owned by the mapping */
@@ -73,6 +75,11 @@ void fe_metrics_submission_rejected(void)
 void fe_metrics_submission_spooled(void)
 {
     if (mine) ADD(&mine->spooled, 1);
+}
+
+void fe_metrics_basic_auth(bool cache_hit)
+{
+    if (mine) ADD(cache_hit ? &mine->basic_hits : &mine->basic_checks, 1);
 }
 
 void fe_metrics_spool_pending(uint64_t n)
@@ -163,8 +170,10 @@ char *fe_metrics_render(const char *(*route_name)(int route), int nroutes, size_
                   (unsigned long long)total);
     }
 
-    uint64_t acc = 0, rej = 0, spooled = 0;
+    uint64_t acc = 0, rej = 0, spooled = 0, bchecks = 0, bhits = 0;
     for (int c = 0; c < FE_METRICS_MAX_CHILDREN; c++) {
+        bchecks += LOAD(&shm[c].basic_checks);
+        bhits += LOAD(&shm[c].basic_hits);
         acc += LOAD(&shm[c].accepted);
         rej += LOAD(&shm[c].rejected);
         spooled += LOAD(&shm[c].spooled);
@@ -186,6 +195,13 @@ char *fe_metrics_render(const char *(*route_name)(int route), int nroutes, size_
         "# TYPE fv_submissions_spooled_total counter\n"
         "fv_submissions_spooled_total %llu\n",
         (unsigned long long)spooled);
+    sb_printf(&b,
+              "# HELP fv_openrosa_basic_auth_total OpenRosa HTTP Basic credentials checked, by how: "
+              "pbkdf2 (the password hashed on the work pool) or cache (a recent check reused).\n"
+              "# TYPE fv_openrosa_basic_auth_total counter\n"
+              "fv_openrosa_basic_auth_total{check=\"pbkdf2\"} %llu\n"
+              "fv_openrosa_basic_auth_total{check=\"cache\"} %llu\n",
+              (unsigned long long)bchecks, (unsigned long long)bhits);
     sb_printf(&b,
               "# HELP fv_spool_pending Spooled submissions not yet replayed into Redis.\n"
               "# TYPE fv_spool_pending gauge\n"

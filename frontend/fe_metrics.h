@@ -3,6 +3,7 @@
 #ifndef FE_METRICS_H
 #define FE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ void fe_metrics_request(int route, int status, double seconds);
 void fe_metrics_submission_accepted(void);
 void fe_metrics_submission_rejected(void);
 void fe_metrics_submission_spooled(void);
+/* One OpenRosa HTTP Basic check: answered from the cache, or by PBKDF2 on the work pool. */
+void fe_metrics_basic_auth(bool cache_hit);
 /* This child's spool backlog (a gauge), and the sum over all children of the instance. */
 void fe_metrics_spool_pending(uint64_t n);
 uint64_t fe_metrics_spool_pending_total(void);

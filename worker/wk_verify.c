@@ -9,14 +9,15 @@
 #include "fv_form.h"
 #include "fv_json.h"
 #include "fv_log.h"
+#include "fv_odkcrypt.h"
 #include "fv_pgutil.h"
 
 /* $1 submission id, $2 submitter, $3 deployment, $4 the survey version the front end validated
  * against (0: unknown, take the current one). */
 static const char check_sql[] =
     "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1), d.survey_id, sv.version,"
-    "       sv.definition::text, fv_has_deployment_role($2, d.id, 'enumerator'), fv_has_tie($2, d.id),"
-    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL"
+    "       sv.definition::text, fv_may_submit($2, d.id), fv_has_tie($2, d.id),"
+    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL, sv.public_key_bytes"
     " FROM (SELECT 1) one"
     " LEFT JOIN deployments d ON d.id = $3"
     " LEFT JOIN surveys s ON s.id = d.survey_id"
@@ -155,9 +156,17 @@ wk_verify_result wk_verify_entry(wk_store *st, const fv_envelope *e, char survey
         snprintf(why, sizeof why, "the deployment is closed");
     } else if (PQgetvalue(res, 0, 7)[0] == 't') {
         snprintf(why, sizeof why, "the survey is archived");
+    } else if (!PQgetisnull(res, 0, 8)) {
+        /* an encrypted survey: the data must be an envelope for its key (it cannot be read) */
+        const char *field, *bad = fv_odkcrypt_envelope_check_text(e->data, e->data_len,
+                                                                  atoi(PQgetvalue(res, 0, 8)), &field);
+        if (bad)
+            snprintf(why, sizeof why, "not an encrypted submission for the survey's key: %s: %s", field,
+                     bad);
     } else if (!answers_pass(PQgetvalue(res, 0, 3), e, why, sizeof why)) {
         /* why says which answers */
-    } else {
+    }
+    if (rc == WK_VERIFY_ACCEPT && why[0] == '\0') {
         snprintf(survey_id, FV_UUID_STRLEN + 1, "%s", PQgetvalue(res, 0, 1));
         *version = atoi(PQgetvalue(res, 0, 2));
     }
@@ -185,7 +194,7 @@ static const char revoked_sql[] =
     "                  OR EXISTS (SELECT 1 FROM revocations v WHERE v.kind = 'deployment'"
     "                             AND v.subject = x.deployment_id::text AND v.id > x.rversion))"
     "            THEN NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = x.id)"
-    "                 AND NOT fv_has_deployment_role(x.submitted_by, x.deployment_id, 'enumerator')"
+    "                 AND NOT fv_may_submit(x.submitted_by, x.deployment_id)"
     "            ELSE false END";
 
 wk_verify_result wk_verify_revoked(wk_store *st, const wk_batch *b, long only, bool *revoked, char *err,

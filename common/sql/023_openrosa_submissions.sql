@@ -73,3 +73,18 @@ BEGIN
 END $$;
 CREATE TRIGGER response_events_openrosa_purge AFTER INSERT ON response_events
     FOR EACH ROW WHEN (NEW.action = 'purge') EXECUTE FUNCTION fv_openrosa_purge();
+
+-- Who may submit to deployment d: its enumerators by the rule (004), and its live app users
+-- (020: an app user is an enumerator of exactly its deployment). The submission lookup of the
+-- front ends and the worker's checks of unverified entries ask this.
+CREATE OR REPLACE FUNCTION fv_may_submit(u uuid, d uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(fv_app_user_verdict(u, d) = 'ok', fv_has_deployment_role(u, d, 'enumerator'))
+$$;
+
+-- Whether u sees deployment d for the submission's answers (403 rather than 404): an app user
+-- sees its own deployment only.
+CREATE OR REPLACE FUNCTION fv_sees_for_submit(u uuid, d uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(fv_app_user_verdict(u, d) = 'ok', fv_can_see_deployment(u, d))
+$$;

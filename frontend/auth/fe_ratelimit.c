@@ -305,7 +305,9 @@ static bool count_ahead(fe_req *r, fe_handler next, const char *key, const char 
 
 void fe_ratelimit_check(fe_req *r, fe_handler next)
 {
-    bool session = r->user && r->user->cred == FE_CRED_SESSION;
+    /* sessions, and the OpenRosa routes' Basic credentials and app users: per user */
+    bool session = r->user && (r->user->cred == FE_CRED_SESSION || r->user->cred == FE_CRED_BASIC ||
+                               r->user->cred == FE_CRED_APP_USER);
     bool apikey = r->user && r->user->cred == FE_CRED_API_KEY && r->user->cred_id[0];
     if (!(session || apikey) || limit_of(session) <= 0 || !fe_redis_ready()) {
         r->phase = FE_REQ_HANDLER;

@@ -16,7 +16,8 @@
  *
  * Session tokens are limited the same way per user (fv:rl:user:<user id>:<window>,
  * session_rate_limit per session_rate_window_s, all of the user's sessions together), without
- * strikes (a session cannot be suspended; it ends by itself).
+ * strikes (a session cannot be suspended; it ends by itself); so are the OpenRosa routes' HTTP
+ * Basic callers and app users (fe_openrosa_auth.h), counted with the user's sessions.
  *
  * Fails open: with Redis down (or a command that fails) requests are not limited; with
  * PostgreSQL down a due suspension is retried at the next strike. */

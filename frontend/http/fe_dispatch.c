@@ -12,6 +12,7 @@
 #include "fe_auth.h"
 #include "fe_config.h"
 #include "fe_framing.h"
+#include "fe_openrosa_auth.h"
 
 static bool is_json_content_type(const char *ct)
 {
@@ -152,9 +153,26 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
         fe_reply_error(r, 400, "bad_request", "malformed request target");
         return;
     }
+    /* /v1/key/{token}/<rest>: the route /v1/<rest>, for the OpenRosa routes only; the token goes
+     * to r->app_token for fe_openrosa_authenticate (fe_openrosa_auth.h). */
+    char keyed[1024];
+    bool app_key = strncmp(path, FE_APP_KEY_PATH, strlen(FE_APP_KEY_PATH)) == 0;
+    if (app_key) {
+        const char *tok = path + strlen(FE_APP_KEY_PATH), *slash = strchr(tok, '/');
+        size_t tl = slash ? (size_t)(slash - tok) : strlen(tok);
+        if (!slash || tl == 0 || tl >= sizeof r->app_token || strlen(slash) + 3 >= sizeof keyed) {
+            fe_reply_error(r, 404, "not_found", "no such resource");
+            return;
+        }
+        memcpy(r->app_token, tok, tl);
+        r->app_token[tl] = '\0';
+        snprintf(keyed, sizeof keyed, "/v1%s", slash);
+        path = keyed;
+    }
     enum evhttp_cmd_type method = evhttp_request_get_command(ev);
     int path_methods = 0; /* the methods of the routes whose pattern matches the path */
     for (int i = 0; i < fe_nroutes; i++) {
+        if (app_key && fe_routes[i].auth != FE_AUTH_OPENROSA) continue;
         if (!fe_route_match(fe_routes[i].pattern, path, r->param)) continue;
         path_methods |= (int)fe_routes[i].method;
         if (fe_routes[i].method != method &&
@@ -179,6 +197,11 @@ void fe_http_dispatch(struct evhttp_request *ev, void *arg)
      * OpenRosa envelope (docs/api/openrosa.md). */
     r->openrosa = strncmp(rt->name, "openrosa_submission", 19) == 0;
     if (rt->body && !parse_body(r)) return;
+    if (rt->auth == FE_AUTH_OPENROSA) {
+        r->phase = FE_REQ_AUTH;
+        fe_openrosa_authenticate(r, rt->handler);
+        return;
+    }
     if (rt->auth == FE_AUTH_REQUIRED ||
         (rt->auth == FE_AUTH_OPTIONAL &&
          evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization"))) {

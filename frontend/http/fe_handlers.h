@@ -82,6 +82,10 @@ void fe_orsubmit_head(fe_req *r);
 void fe_orsubmit_post(fe_req *r);
 void fe_orsubmit_get_xml(fe_req *r);
 void fe_orsubmit_get_attachment(fe_req *r);
+/* fe_app_users.c: a deployment's app users (OpenRosa tokens) */
+void fe_app_users_create(fe_req *r);
+void fe_app_users_list(fe_req *r);
+void fe_app_users_revoke(fe_req *r);
 /* The OpenRosa base: public_url, or https://<listen_addr>:<listen_port>. Static. */
 const char *fe_openrosa_base(void);
 void fe_surveys_put_access(fe_req *r);

@@ -17,8 +17,14 @@
 #include "fv_id.h"
 #include "fv_json.h"
 
-/* How the caller proved who they are. */
-typedef enum { FE_CRED_API_KEY, FE_CRED_SESSION } fe_cred_kind;
+/* How the caller proved who they are. FE_CRED_BASIC and FE_CRED_APP_USER exist only on the
+ * OpenRosa routes (frontend/auth/fe_openrosa_auth.h). */
+typedef enum {
+    FE_CRED_API_KEY,
+    FE_CRED_SESSION,
+    FE_CRED_BASIC,   /* HTTP Basic: email and password */
+    FE_CRED_APP_USER /* an app-user token in the path; cred_id is its deployment's id */
+} fe_cred_kind;
 
 typedef struct fe_user {
     char id[FV_UUID_STRLEN + 1];
@@ -33,14 +39,16 @@ typedef struct fe_user {
 typedef struct fe_req fe_req;
 typedef void (*fe_handler)(fe_req *r);
 
-typedef enum { FE_AUTH_NONE, FE_AUTH_REQUIRED, FE_AUTH_OPTIONAL } fe_auth_mode;
+typedef enum { FE_AUTH_NONE, FE_AUTH_REQUIRED, FE_AUTH_OPTIONAL, FE_AUTH_OPENROSA } fe_auth_mode;
 
 typedef struct fe_route {
     enum evhttp_cmd_type method;
     const char *pattern; /* "/v1/surveys/:id/responses": ':' segments are parameters */
     fe_handler handler;
     fe_auth_mode auth; /* NONE: anonymous; REQUIRED: 401 without a valid bearer token;
-                          * OPTIONAL: authenticated when an Authorization header is sent */
+                          * OPTIONAL: authenticated when an Authorization header is sent;
+                          * OPENROSA: fe_openrosa_authenticate (Basic, Bearer, or an app-user
+                          * token: only these routes exist under /v1/key/{token}/) */
     bool body;         /* expects a JSON body (Content-Type application/json) */
     const char *name;  /* the route's label in metrics and the access log */
 } fe_route;
@@ -55,6 +63,8 @@ struct fe_req {
     fe_req_phase phase;
     int route; /* index into fe_routes */
     char param[FE_MAX_PARAMS][FE_PARAM_MAX];
+    char app_token[FE_PARAM_MAX]; /* the {token} of /v1/key/{token}/...; "" otherwise (a secret:
+                                   * wiped when r is freed, never logged) */
     struct timespec start;
     char req_id[32];
     char address[64];

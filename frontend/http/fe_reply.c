@@ -5,6 +5,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 #include <sys/queue.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,13 +75,27 @@ static void req_free(fe_req *r)
     if (r->state && r->state_free) r->state_free(r->state);
     if (r->body) yajl_tree_free(r->body);
     fe_auth_user_free(r->user);
+    OPENSSL_cleanse(r->app_token, sizeof r->app_token);
     free(r);
+}
+
+/* uri with the token of a /v1/key/{token}/... path replaced by "***" into out (a secret is never
+ * logged), uri itself otherwise. */
+static const char *redacted_uri(const char *uri, char *out, size_t outlen)
+{
+    static const char prefix[] = "/v1/key/";
+    if (!uri || strncmp(uri, prefix, sizeof prefix - 1) != 0) return uri;
+    const char *rest = strchr(uri + sizeof prefix - 1, '/');
+    snprintf(out, outlen, "%s***%s", prefix, rest ? rest : "");
+    return out;
 }
 
 static void access_log(fe_req *r, int status, double secs)
 {
     /* r->ev is NULL when a streamed reply's connection closed before its end (fe_reply_stream_*) */
-    const char *uri = r->ev ? evhttp_request_get_uri(r->ev) : NULL;
+    char redacted[1024];
+    const char *uri = redacted_uri(r->ev ? evhttp_request_get_uri(r->ev) : NULL, redacted,
+                                   sizeof redacted);
     char path[1024];
     fv_json_escape(uri ? uri : "", uri ? strlen(uri) : 0, path, sizeof path);
     char line[2048];

@@ -14,6 +14,7 @@
 #define NONE FE_AUTH_NONE
 #define AUTH FE_AUTH_REQUIRED
 #define OPTIONAL FE_AUTH_OPTIONAL
+#define OPENROSA FE_AUTH_OPENROSA /* also under /v1/key/{token}/ (fe_openrosa_auth.h) */
 
 const fe_route fe_routes[] = {
     /* method, pattern, handler, auth, body, metrics name */
@@ -106,16 +107,22 @@ const fe_route fe_routes[] = {
     {POST, "/v1/surveys/:id/purge", fe_purge_create, AUTH, true, "surveys_purge"},
     {GET, "/v1/surveys/:id/xform", fe_surveys_get_xform, AUTH, false, "surveys_get_xform"},
     {PUT, "/v1/surveys/:id/media/:name", fe_surveys_put_media, AUTH, true, "surveys_put_media"},
-    {GET, "/v1/openrosa/deployments/:id/formList", fe_openrosa_form_list, AUTH, false,
+    {POST, "/v1/deployments/:id/app-users", fe_app_users_create, AUTH, true, "app_users_create"},
+    {GET, "/v1/deployments/:id/app-users", fe_app_users_list, AUTH, false, "app_users_list"},
+    {DELETE, "/v1/deployments/:id/app-users/:app", fe_app_users_revoke, AUTH, false, "app_users_revoke"},
+    /* OpenRosa: authenticated by fe_openrosa_authenticate (OPENROSA); the same routes are
+     * reachable as /v1/key/{token}/openrosa/... with an app user's token */
+    {GET, "/v1/openrosa/deployments/:id/formList", fe_openrosa_form_list, OPENROSA, false,
      "openrosa_form_list"},
-    {GET, "/v1/openrosa/deployments/:id/form", fe_openrosa_form, AUTH, false, "openrosa_form"},
-    {GET, "/v1/openrosa/deployments/:id/manifest", fe_openrosa_manifest, AUTH, false,
+    {GET, "/v1/openrosa/deployments/:id/form", fe_openrosa_form, OPENROSA, false, "openrosa_form"},
+    {GET, "/v1/openrosa/deployments/:id/manifest", fe_openrosa_manifest, OPENROSA, false,
      "openrosa_manifest"},
-    {GET, "/v1/openrosa/deployments/:id/media/:name", fe_openrosa_media, AUTH, false, "openrosa_media"},
-    /* OPTIONAL: no credentials is the handler's 401, in the OpenRosa envelope (fe_orsubmit.c) */
-    {EVHTTP_REQ_HEAD, "/v1/openrosa/deployments/:id/submission", fe_orsubmit_head, OPTIONAL, false,
+    {GET, "/v1/openrosa/deployments/:id/media/:name", fe_openrosa_media, OPENROSA, false,
+     "openrosa_media"},
+    /* OpenRosa submissions (fe_orsubmit.c): every answer in the OpenRosa envelope */
+    {EVHTTP_REQ_HEAD, "/v1/openrosa/deployments/:id/submission", fe_orsubmit_head, OPENROSA, false,
      "openrosa_submission_head"},
-    {POST, "/v1/openrosa/deployments/:id/submission", fe_orsubmit_post, OPTIONAL, false,
+    {POST, "/v1/openrosa/deployments/:id/submission", fe_orsubmit_post, OPENROSA, false,
      "openrosa_submission"},
     {GET, "/v1/responses/:id/xml", fe_orsubmit_get_xml, AUTH, false, "responses_get_xml"},
     {GET, "/v1/responses/:id/attachments/:name", fe_orsubmit_get_attachment, AUTH, false,

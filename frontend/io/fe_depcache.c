@@ -145,10 +145,11 @@ fe_dep_info *fe_depcache_remember_missing(const char *dep_id)
 }
 
 fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition,
-                                         bool closed, bool archived, long long rversion)
+                                         bool closed, bool archived, long long rversion, int key_bytes)
 {
     fe_dep_info *dep = calloc(1, sizeof *dep);
     if (!dep) return NULL;
+    dep->key_bytes = key_bytes;
     dep->closed = closed;
     dep->archived = archived;
     dep->rversion = rversion;
@@ -165,9 +166,6 @@ fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, con
     return dep;
 }
 
-/* A deployment from its JSON text (json[len] need not be NUL-terminated), shared at revocation
- * version rversion. An entry without `closed` and `archived` (shared by an older front end) is
- * not used. */
 /* def as JSON text (caller frees), or NULL. */
 static char *def_text(yajl_val def)
 {
@@ -180,6 +178,9 @@ static char *def_text(yajl_val def)
     return out;
 }
 
+/* A deployment from its JSON text (json[len] need not be NUL-terminated), shared at revocation
+ * version rversion. An entry without `closed`, `archived` or `key_bytes` (shared by an older
+ * front end) is not used: an encrypted survey's entry must never pass for one in clear. */
 static fe_dep_info *dep_from_json(const char *json, size_t len, long long rversion)
 {
     char err[64], *text = strndup(json, len); /* owned here */
@@ -188,18 +189,21 @@ static fe_dep_info *dep_from_json(const char *json, size_t len, long long rversi
     const char *survey_id = fv_json_get_str(v, "survey_id");
     yajl_val version = fv_json_get(v, "version"), def = fv_json_get(v, "definition");
     yajl_val closed = fv_json_get(v, "closed"), archived = fv_json_get(v, "archived");
+    yajl_val kb = fv_json_get(v, "key_bytes");
     fe_dep_info *dep = calloc(1, sizeof *dep);
     fv_form_errors errs;
     fv_form_errors_init(&errs);
     if (dep && survey_id && fv_id_valid(survey_id) && version && YAJL_IS_INTEGER(version) &&
         YAJL_GET_INTEGER(version) >= 1 && closed && (YAJL_IS_TRUE(closed) || YAJL_IS_FALSE(closed)) &&
-        archived && (YAJL_IS_TRUE(archived) || YAJL_IS_FALSE(archived)) && def &&
+        archived && (YAJL_IS_TRUE(archived) || YAJL_IS_FALSE(archived)) && kb && YAJL_IS_INTEGER(kb) &&
+        YAJL_GET_INTEGER(kb) >= 0 && YAJL_GET_INTEGER(kb) <= 1024 && def &&
         (dep->form = fv_form_compile_stored(def, &errs)) && (dep->definition = def_text(def))) {
         snprintf(dep->survey_id, sizeof dep->survey_id, "%s", survey_id);
         dep->version = (int)YAJL_GET_INTEGER(version);
         dep->closed = YAJL_IS_TRUE(closed);
         dep->archived = YAJL_IS_TRUE(archived);
         dep->rversion = rversion;
+        dep->key_bytes = (int)YAJL_GET_INTEGER(kb);
     } else {
         if (dep) fv_form_free(dep->form);
         free(dep);
@@ -275,6 +279,8 @@ void fe_depcache_share(const char *dep_id, const char *user_id, const fe_dep_inf
     fv_jgen_bool(j, dep->closed);
     fv_jgen_key(j, "archived");
     fv_jgen_bool(j, dep->archived);
+    fv_jgen_key(j, "key_bytes");
+    fv_jgen_int(j, dep->key_bytes);
     fv_jgen_key(j, "definition");
     fv_jgen_raw(j, definition, deflen);
     fv_jgen_map_close(j);

@@ -47,6 +47,7 @@ typedef struct fe_dep_info {
     long long rversion;
     fv_form *form;    /* owned */
     char *definition; /* owned: the definition as JSON text (OpenRosa instances are typed by it) */
+    int key_bytes;    /* the version's RSA modulus in bytes (an encrypted survey), 0: in clear */
 } fe_dep_info;
 
 /* Creates the caches and subscribes to `permissions` revocations. 0, or -1 (out of memory). */
@@ -83,7 +84,7 @@ fe_dep_info *fe_depcache_remember_missing(const char *dep_id);
  * stored, asked at revocation version rversion; NULL when it does not compile or memory runs
  * out. Caller owns the result (fe_dep_info_free). */
 fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition,
-                                         bool closed, bool archived, long long rversion);
+                                         bool closed, bool archived, long long rversion, int key_bytes);
 /* A deployment from its Redis-shared text (MACed JSON, as read from fv:cache:deployment:<dep_id>);
  * NULL when malformed, not MACed by us, or expired. Caller owns the result. */
 fe_dep_info *fe_dep_info_from_shared(const char *dep_id, const char *text, size_t len);

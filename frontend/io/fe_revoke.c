@@ -21,7 +21,7 @@ static struct {
     bool in_flight, again;
     fe_cache *sessions; /* session id -> (void *)1 until the token would have expired anyway */
     fe_cache *users;    /* user id -> int64_t not_before (Unix seconds), owned */
-    /* api_key, permissions, deployment and survey rows: subject -> long long id of the newest
+    /* user_sessions, api_key, permissions, deployment and survey rows: subject -> long long id of the newest
      * row (owned), kept
      * while the row is in force, so a cached answer computed before it is known to be stale */
     fe_cache *subjects[FE_REVOKE_NKINDS];
@@ -196,7 +196,8 @@ int fe_revoke_init(struct event_base *base, int poll_ms)
     rv.users = fe_cache_new(MAX_ENTRIES, free);
     rv.timer = event_new(base, -1, EV_PERSIST, on_timer, NULL);
     if (!rv.sessions || !rv.users || !rv.timer) return -1;
-    for (int k = FE_REVOKE_API_KEY; k < FE_REVOKE_NKINDS; k++) {
+    /* user_sessions rows are kept by subject too: fe_openrosa_auth's Basic cache asks about them */
+    for (int k = FE_REVOKE_USER_SESSIONS; k < FE_REVOKE_NKINDS; k++) {
         rv.subjects[k] = fe_cache_new(MAX_ENTRIES, free);
         if (!rv.subjects[k]) return -1;
         fe_cache_on_evict(rv.subjects[k], subject_evicted);

@@ -42,8 +42,7 @@ typedef void (*fe_revoke_fn)(const char *subject);
 int fe_revoke_init(struct event_base *base, int poll_ms);
 void fe_revoke_shutdown(void);
 fe_revoke_state fe_revoke_get_state(void);
-/* Registers fn for rows of kind (FE_REVOKE_API_KEY, _PERMISSIONS, _DEPLOYMENT or _SURVEY; several
- * allowed). */
+/* Registers fn for rows of kind (any kind; at most 4 per kind). */
 void fe_revoke_on(fe_revoke_kind kind, fe_revoke_fn fn);
 /* True when the session token (session_id of user_id, issued at issued_at and expiring at
  * expires_at, Unix seconds) has been revoked: logged out, or issued before the user's sessions
@@ -59,7 +58,8 @@ bool fe_revoke_session_void(const char *session_id, const char *user_id, int64_t
  * the revocations are not loaded (nothing may be cached or shared then). */
 long long fe_revoke_version(void);
 /* True when an answer about subject (a key hash for FE_REVOKE_API_KEY, a user id for
- * FE_REVOKE_PERMISSIONS, a deployment or survey id for FE_REVOKE_DEPLOYMENT/_SURVEY) taken at
+ * FE_REVOKE_PERMISSIONS or FE_REVOKE_USER_SESSIONS, a deployment or survey id for
+ * FE_REVOKE_DEPLOYMENT/_SURVEY) taken at
  * version is still good: the revocations are loaded and no row of
  * that kind about subject newer than version is known (nor any forgotten early). An answer whose
  * version is older than the subject's newest revocation may predate it: not to be used. */

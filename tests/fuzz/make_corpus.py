@@ -222,6 +222,23 @@ def main():
     write("xform", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "x">]><x>&e;</x>')
     write("xform", "<a>" * 100 + "</a>" * 100)
 
+    # odkcrypt: first byte 0 an envelope, 1 a submission.xml, 2 a public key (fuzz_odkcrypt.c)
+    env = {"instanceID": "uuid:" + UUIDS[0], "version": "v1", "base64EncryptedKey": base64.b64encode(b"k" * 256).decode(),
+           "encryptedXmlFile": base64.b64encode(b"x" * 48).decode(),
+           "media": [{"name": "a.jpg.enc", "content": base64.b64encode(b"m" * 32).decode()}],
+           "base64EncryptedElementSignature": base64.b64encode(b"s" * 256).decode()}
+    write("odkcrypt", b"\0" + json.dumps(env).encode())
+    write("odkcrypt", b"\0" + json.dumps(dict(env, media=None, version=None)).encode())
+    write("odkcrypt", b"\1" + b'<data id="f" version="1"><meta><instanceID>uuid:x</instanceID></meta>'
+                              b"<g><a>1</a><a>2</a></g><b/></data>")
+    write("odkcrypt", b"\1" + b'<!DOCTYPE x [<!ENTITY e "x">]><x>&e;</x>')
+    pub = os.path.join(args.fixtures, "keys", "pub.pem")
+    if os.path.isfile(pub):
+        with open(pub, "rb") as f:
+            pem = f.read()
+        write("odkcrypt", b"\2" + pem)
+        write("odkcrypt", b"\2" + b"".join(pem.splitlines()[1:-1]))
+
     # submit: bodies (against the built-in forms), and definition \0 body
     for d, ans in forms:
         for a in ans[:2]:

@@ -6,7 +6,7 @@
 #   tests/fuzz/run.sh [--no-build] [--junit FILE] SECONDS [TARGET...]
 #
 #   SECONDS       how long each target runs (libFuzzer -max_total_time)
-#   TARGET...     some of: submit form envelope spool config lbcheck check token routes page secrets xform
+#   TARGET...     some of: submit form envelope spool config lbcheck check token routes page secrets xform odkcrypt
 #                 multipart
 #                 (default: all)
 #   --no-build    use the binaries already in build-fuzz/fuzz/
@@ -26,7 +26,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
-ALL=(submit form envelope spool config lbcheck check token routes page secrets xform multipart)
+ALL=(submit form envelope spool config lbcheck check token routes page secrets xform odkcrypt multipart)
 BUILD=${FV_FUZZ_BUILD_DIR:-build-fuzz}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
@@ -85,7 +85,7 @@ fi
 # spending the time on sizes that only repeat (bodies are larger, a token is at most 400 bytes).
 max_len() {
     case "$1" in
-    submit | form | xform) echo 16384 ;;
+    submit | form | xform | odkcrypt) echo 16384 ;;
     lbcheck) echo 17000 ;; # just past the checker's 16 KiB limit
     config | spool | envelope) echo 8192 ;;
     *) echo 1024 ;;

@@ -100,6 +100,11 @@ ROWS = [
     # these two is GET /v1/responses/{id}'s: test_openrosa_submissions.py)
     ("GET",    "/v1/responses/{fin}/xml",                  401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
     ("GET",    "/v1/responses/{fin}/attachments/{nomedia}", 401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    # app users (OpenRosa tokens, migration 020): the deployment's managers, as for PATCH;
+    # {fresh_app_user} an app user of M's D made with SQL
+    ("POST",   "/v1/deployments/{mdep}/app-users",         401, 404, 404, 403, 403, 201, 403, 403, 403, 201, 201, 404, 404),
+    ("GET",    "/v1/deployments/{dep}/app-users",          401, 404, 404, 403, 403, 200, 403, 403, 403, 200, 200, 404, 404),
+    ("DELETE", "/v1/deployments/{mdep}/app-users/{fresh_app_user}", 401, 404, 404, 403, 403, 204, 403, 403, 403, 204, 204, 404, 404),
     # ---- access end ----
 
     # ---- orgs: organisations, branches, teams, members, audit, quarantine ----
@@ -267,6 +272,7 @@ BODIES = {
     ("POST", "/v1/me/erase"): lambda w: {"current_password": w.password},
     ("PATCH", "/v1/orgs/{org}"): lambda w: {"name": "Permission table org"},
     ("PATCH", "/v1/deployments/{fresh_dep}"): lambda w: {"name": "renamed by a cell"},
+    ("POST", "/v1/deployments/{mdep}/app-users"): lambda w: {"name": "made by a cell"},
     ("POST", "/v1/orgs/{org}/branches"): lambda w: {"name": "made by a cell", "parent_id": w.region},
     ("POST", "/v1/orgs/{org}/teams"): lambda w: {"name": "made by a cell"},
     ("PUT", "/v1/orgs/{org}/members/{grantee}"): lambda w: {"role": "member", "branch_id": w.region2},

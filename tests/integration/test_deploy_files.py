@@ -655,3 +655,21 @@ def test_session_cluster_runs_under_the_redis_acl(world):
     finally:
         app.close()
         c.redis_cli("ACL", "LOG", "RESET")
+
+
+def test_build_tree_holds_exactly_the_source_migrations():
+    """fvctl migrate applies what <build>/share/fieldvault/sql holds: exactly common/sql's files
+    (a copy left from a renamed migration would be applied a second time under its old number;
+    017 is unused)."""
+    from fvharness import build_dir
+    built = sorted(p.name for p in (build_dir() / "share/fieldvault/sql").glob("*.sql"))
+    assert built == sorted(p.name for p in (REPO / "common/sql").glob("*.sql"))
+    assert not any(n.startswith("017_") for n in built)
+
+
+def test_stale_migration_copies_are_pruned(tmp_path):
+    for n in ("001_initial.sql", "017_survey_keys.sql", "022_survey_keys.sql", "notes.txt"):
+        (tmp_path / n).write_text("--")
+    subprocess.run(["cmake", f"-DDIR={tmp_path}", "-DKEEP=001_initial.sql,022_survey_keys.sql", "-P",
+                    str(REPO / "tools/prune_sql.cmake")], check=True, capture_output=True)
+    assert sorted(os.listdir(tmp_path)) == ["001_initial.sql", "022_survey_keys.sql", "notes.txt"]

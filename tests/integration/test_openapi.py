@@ -27,6 +27,10 @@ def route_table():
     # Every initialiser line of the table must have been understood.
     entries = re.findall(r"^\s*\{\s*(?:EVHTTP_REQ_)?[A-Z]+\s*,\s*\"", text, flags=re.M)
     assert len(routes) == len(entries) > 40, (len(routes), len(entries))
+    # Every OPENROSA route is also /v1/key/{token}/<rest> (fe_dispatch.c), documented as its own
+    # path with the operationId <name>_key and auth KEY (the token in the path).
+    routes += [(m, "/v1/key/{token}" + p[len("/v1"):], h, "KEY", b, n + "_key")
+               for m, p, h, a, b, n in routes if a == "OPENROSA"]
     return routes
 
 
@@ -61,6 +65,11 @@ def test_security_matches_the_route_auth(doc):
             assert security == [] and not unauthorized, (m, p, security)
         elif auth == "OPTIONAL":
             assert {} in security and len(security) > 1 and unauthorized, (m, p, security)
+        elif auth in ("OPENROSA", "KEY"):  # OpenRosa envelopes, Basic challenge (fe_openrosa_auth.h)
+            ref = responses.get("401", {}).get("$ref")
+            assert ref == "#/components/responses/OpenRosaUnauthorized", (m, p, ref)
+            want = [] if auth == "KEY" else [{"basic": []}, {"apiKey": []}, {"session": []}]
+            assert security == want, (m, p, security)
         else:
             assert security and {} not in security and unauthorized, (m, p, security)
         if auth != "NONE":  # an API key can be over its rate limit or suspended

@@ -176,10 +176,12 @@ def _path(w, template):
             e = new_id()
             w.cluster.psql("INSERT INTO jobs (id, org_id, kind, state, created_by, finished_at) "
                            "VALUES (%s, %s, 'table', 'done', %s, now())", e, w.org_id, w.users["org_admin"].id)
-            w.cluster.psql("INSERT INTO exports (id, org_id, created_by, state, size, chunks, sha256, expires_at) "
-                           "VALUES (%s, %s, %s, 'ready', 2, 1, 'x', now() + interval '1 hour')",
+            # built, then ready, as the worker does it (chunks are written only while building, 019)
+            w.cluster.psql("INSERT INTO exports (id, org_id, created_by) VALUES (%s, %s, %s)",
                            e, w.org_id, w.users["org_admin"].id)
             w.cluster.psql("INSERT INTO export_chunks (export_id, seq, data) VALUES (%s, 0, 'PK')", e)
+            w.cluster.psql("UPDATE exports SET state = 'ready', size = 2, chunks = 1, sha256 = 'x', "
+                           "expires_at = now() + interval '1 hour' WHERE id = %s", e)
             return e
         if key == "fresh_session":  # a live session of org_admin's, made with SQL
             sid = new_id()
@@ -200,6 +202,14 @@ def _path(w, template):
                            u, f"grantee-{u}@example.org")
             w.cluster.psql("INSERT INTO survey_grants (survey_id, principal_type, principal_id, role, granted_by) "
                            "VALUES (%s, 'user', %s, 'viewer', %s)", w.msurvey, u, w.users["org_admin"].id)
+            return u
+        if key == "fresh_app_user":  # an app user of M's D (migration 020), made with SQL
+            u = new_id()
+            w.cluster.psql("INSERT INTO users (id, email, name) VALUES (%s, %s, 'Table app user')",
+                           u, f"{u}@app-users.invalid")
+            w.cluster.psql("INSERT INTO app_users (id, deployment_id, name, token_hash, created_by) "
+                           "VALUES (%s, %s, 'Table app user', encode(sha256(%s::bytea), 'hex'), %s)",
+                           u, w.mdep, u, w.users["org_admin"].id)
             return u
         if key == "fresh_dep":  # a deployment of M with D's roles
             return _deployment(w, w.msurvey, "fresh D")
@@ -255,8 +265,13 @@ def test_cell(pw, method, template, role, expected):
     else:
         r = api.request(method, path, json=body) if body is not None else api.request(method, path)
     assert r.status_code == expected, f"{method} {template} as {role}: {r.status_code} {r.text[:300]}"
-    if "/openrosa/" in template and template.endswith("/submission"):
-        # the OpenRosa envelope, errors included
+    if expected == 401 and template.startswith("/v1/openrosa/"):
+        # the OpenRosa routes ask in their own envelope, with a Basic challenge (fe_openrosa_auth.h)
+        assert r.headers["Content-Type"].startswith("text/xml"), r.headers
+        assert method == "HEAD" or b"OpenRosaResponse" in r.content, r.text
+        assert r.headers["WWW-Authenticate"].startswith("Basic "), r.headers
+    elif "/openrosa/" in template and template.endswith("/submission"):
+        # the submission answers in the OpenRosa envelope, errors included
         assert r.headers.get("X-OpenRosa-Version") == "1.0", r.headers
         if method != "HEAD":
             assert r.headers["Content-Type"].startswith("text/xml") and b"OpenRosaResponse" in r.content

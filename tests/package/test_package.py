@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from fvharness import IS_ROOT, Postgres, build_dir, child_env, free_port  # noqa: E402
 
-PROGRAMS = ["fv-frontend", "fv-worker", "fv-balancer", "fvctl"]
+PROGRAMS = ["fv-frontend", "fv-worker", "fv-balancer", "fvctl", "fv-decrypt"]
 UNITS = ["fv-frontend.service", "fv-worker@.service", "fv-balancer.service"]
 REPO = Path(__file__).resolve().parents[2]
 

@@ -106,7 +106,8 @@ static const file_spec org_files[] = {
 static const file_spec survey_files[] = {
     {"definitions.jsonl", F_LINES,
      "SELECT v.version::text, jsonb_build_object('survey_id', v.survey_id, 'version', v.version, "
-     "       'definition', v.definition, 'created_by', v.created_by, 'created_at', fv_ts(v.created_at))::text "
+     "       'definition', v.definition, 'created_by', v.created_by, 'created_at', fv_ts(v.created_at), "
+     "       'xform_version', v.xform_version, 'public_key', v.public_key)::text "
      "FROM survey_versions v WHERE v.survey_id = $1::uuid AND ($2::int IS NULL OR v.version > $2::int) "
      "AND $4::uuid IS NOT NULL ORDER BY v.version LIMIT $3::int",
      0},

@@ -2,8 +2,9 @@
  * stored XForm bytes of the survey's current version), the manifest and the media files; and the
  * survey admins' media uploads. Who may read is decided in SQL (fv_openrosa_verdict, migration
  * 016): the deployment's enumerators; others who see the deployment get an empty form list and
- * 403 on the rest; everybody else 404. Authentication: the bearer tokens of the JSON API for now
- * (HTTP Basic and app-user tokens come with the submission part: docs/api/openrosa.md).
+ * 403 on the rest; everybody else 404; an app user (migration 020) its own deployment only.
+ * Authentication: fe_openrosa_authenticate (frontend/auth/fe_openrosa_auth.h: HTTP Basic, an
+ * app-user token under /v1/key/{token}/, or Bearer), run by the dispatcher for these routes.
  *
  * Every answer of these routes carries X-OpenRosa-Version: 1.0 (errors too) and Date (evhttp). */
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include <event2/http.h>
+#include <openssl/crypto.h>
 
 #include "fe_config.h"
 #include "fe_handlers.h"
@@ -39,12 +41,30 @@ const char *fe_openrosa_base(void)
 static void openrosa_headers(fe_req *r)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_remove_header(h, "X-OpenRosa-Version"); /* fe_openrosa_authenticate set it already */
     evhttp_add_header(h, "X-OpenRosa-Version", "1.0");
+}
+
+/* The deployment's OpenRosa URL as this request reached it into out: with an app user's token,
+ * <base>/v1/key/<token>/openrosa/deployments/<id> (Collect then fetches the form, the manifest and
+ * the media with its token too), else <base>/v1/openrosa/deployments/<id>; the id in lower case,
+ * as fv_openrosa_url writes it. The caller wipes out (it may hold the token). */
+static void deployment_url(const fe_req *r, char *out, size_t outlen)
+{
+    char id[FE_PARAM_MAX];
+    size_t n = strlen(r->param[0]);
+    for (size_t i = 0; i <= n; i++)
+        id[i] = (char)(r->param[0][i] >= 'A' && r->param[0][i] <= 'Z' ? r->param[0][i] + 32
+                                                                      : r->param[0][i]);
+    if (r->app_token[0])
+        snprintf(out, outlen, "%s/v1/key/%s/openrosa/deployments/%s", fe_openrosa_base(), r->app_token,
+                 id);
+    else snprintf(out, outlen, "%s/v1/openrosa/deployments/%s", fe_openrosa_base(), id);
 }
 
 /* ---- the form list ---- */
 
-/* $1 deployment, $2 caller, $3 base. The list holds the deployment's survey when the caller is
+/* $1 deployment, $2 caller, $3 the deployment's URL (deployment_url). The list holds the deployment's survey when the caller is
  * an enumerator and its current version has an XForm; else it is empty (a caller who may see
  * the deployment), also while the deployment is closed, or 404. hash is md5 of the stored bytes; manifestUrl only when media exist. */
 static const char sql_form_list[] =
@@ -60,9 +80,9 @@ static const char sql_form_list[] =
     "         (SELECT xmlagg(xmlelement(name xform, "
     "             xmlelement(name \"formID\", f.xform_form_id), xmlelement(name name, f.name), "
     "             xmlelement(name version, f.xform_version), xmlelement(name hash, 'md5:' || f.md5), "
-    "             xmlelement(name \"downloadUrl\", fv_openrosa_url($3, $1::uuid) || '/form'), "
+    "             xmlelement(name \"downloadUrl\", $3::text || '/form'), "
     "             CASE WHEN f.media THEN xmlelement(name \"manifestUrl\", "
-    "                                      fv_openrosa_url($3, $1::uuid) || '/manifest') END)) "
+    "                                      $3::text || '/manifest') END)) "
     "          FROM f))::text "
     "FROM v";
 
@@ -78,8 +98,11 @@ void fe_openrosa_form_list(fe_req *r)
 {
     openrosa_headers(r);
     if (!fe_verdict_id(r, 0, "deployment")) return;
-    const char *params[] = {r->param[0], r->user->id, fe_openrosa_base()};
-    fe_pg_query(sql_form_list, 3, params, xml_answer, r);
+    char url[512];
+    deployment_url(r, url, sizeof url);
+    const char *params[] = {r->param[0], r->user->id, url};
+    fe_pg_query(sql_form_list, 3, params, xml_answer, r); /* copies the parameters */
+    OPENSSL_cleanse(url, sizeof url);
 }
 
 /* ---- the form ---- */
@@ -119,7 +142,7 @@ static const char sql_manifest[] =
     "       xmlelement(name manifest, xmlattributes('http://openrosa.org/xforms/xformsManifest' AS xmlns), "
     "         (SELECT xmlagg(xmlelement(name \"mediaFile\", xmlelement(name filename, m.name), "
     "                    xmlelement(name hash, 'md5:' || md5(m.content)), "
-    "                    xmlelement(name \"downloadUrl\", fv_openrosa_url($3, $1::uuid) || '/media/' || m.name)) "
+    "                    xmlelement(name \"downloadUrl\", $3::text || '/media/' || m.name)) "
     "                    ORDER BY m.name) "
     "          FROM deployments d JOIN survey_media m ON m.survey_id = d.survey_id "
     "          WHERE v.verdict = 'ok' AND d.id = $1::uuid))::text "
@@ -129,8 +152,11 @@ void fe_openrosa_manifest(fe_req *r)
 {
     openrosa_headers(r);
     if (!fe_verdict_id(r, 0, "deployment")) return;
-    const char *params[] = {r->param[0], r->user->id, fe_openrosa_base()};
-    fe_pg_query(sql_manifest, 3, params, xml_answer, r);
+    char url[512];
+    deployment_url(r, url, sizeof url);
+    const char *params[] = {r->param[0], r->user->id, url};
+    fe_pg_query(sql_manifest, 3, params, xml_answer, r); /* copies the parameters */
+    OPENSSL_cleanse(url, sizeof url);
 }
 
 /* ---- media files ---- */

@@ -939,6 +939,15 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
                              30);
         return;
     }
+    if (dep->key_bytes > 0) {
+        /* An encrypted survey's OpenRosa submission (submission.xml.enc and its manifest) is not
+         * taken yet: fv_odkcrypt_envelope_build is ready for it (docs/api/openrosa.md). Refused
+         * rather than read as answers in clear. */
+        fe_reply_error(r, 501, "encrypted_not_supported",
+                       "encrypted OpenRosa submissions are not accepted yet; send the envelope "
+                       "through POST /v1/deployments/{id}/responses (`encrypted`)");
+        return;
+    }
     memcpy(st->survey_id, dep->survey_id, sizeof st->survey_id);
     st->survey_version = dep->version;
     st->verified = verified;

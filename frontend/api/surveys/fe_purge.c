@@ -4,7 +4,7 @@
  * removes the answers from every response of the survey and every stored version of its history
  * (worker/jobs/wk_job_purge.c, fv_job_purge_step); entries queued before the purge are stripped as
  * the worker writes them (fv_purge_strip). Questions that no version of the survey's definition has
- * are 422. Audited: 'survey.purge' (who, which questions, why, the job), and at the job's end
+ * are 422, and so is a survey with an encrypted version (its responses are ciphertext). Audited: 'survey.purge' (who, which questions, why, the job), and at the job's end
  * 'job.done' with the counts. */
 #include <string.h>
 
@@ -25,6 +25,11 @@ static const char sql_purge[] =
     "             WHEN fv_survey_admin_verdict($1, $2, $3::boolean) <> 'ok' "
     "               THEN fv_survey_admin_verdict($1, $2, $3::boolean) "
     "             WHEN NOT $3::boolean THEN 'totp_required' "
+    /* an encrypted version's responses are envelopes: their fields are not answers, and
+     * stripping one (a question named like `media`) would destroy ciphertext nobody can restore */
+    "             WHEN EXISTS (SELECT 1 FROM survey_versions sv WHERE sv.survey_id = $2 AND sv.public_key IS NOT NULL) "
+    "               THEN 'invalid:questions:the survey has encrypted versions: the server cannot read or purge "
+    "their responses (purge the decrypted copies)' "
     "             WHEN EXISTS (SELECT 1 FROM q WHERE q.name NOT IN (SELECT fv_survey_question_names($2))) "
     "               THEN 'invalid:questions:no such question in any version of the survey: ' || "
     "                    (SELECT string_agg(q.name, ', ' ORDER BY q.name) FROM q "

@@ -72,6 +72,10 @@ static const char sql_patch_load[] =
     "         'action', CASE WHEN fv_can_resubmit($2, r) THEN 'resubmit' ELSE 'edit' END, "
     "         'version', r.version, 'survey_version', s.current_version, 'definition', sv.definition, "
     "         'admin', COALESCE(fv_survey_role($2, s.id) = 'admin', false), "
+    /* an encrypted survey's (or response's) answers are ciphertext: never edited here */
+    "         'encrypted', sv.public_key IS NOT NULL OR EXISTS (SELECT 1 FROM survey_versions o "
+    "                      WHERE o.survey_id = r.survey_id AND o.version = r.survey_version "
+    "                        AND o.public_key IS NOT NULL), "
     "         'confidential', (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) "
     "                          FROM jsonb_each(r.data) e "
     "                          WHERE e.key = ANY (fv_confidential_names(sv.definition))))::text END "
@@ -153,6 +157,12 @@ static void patch_loaded(const fe_pg_result *res, void *arg)
              survey_version = fv_json_get(loaded, "survey_version");
     const char *action = fv_json_get_str(loaded, "action");
     bool admin = YAJL_IS_TRUE(fv_json_get(loaded, "admin"));
+    if (YAJL_IS_TRUE(fv_json_get(loaded, "encrypted"))) {
+        fe_reply_error(r, 409, "survey_encrypted",
+                       "this survey's responses are encrypted to its public key: the server cannot "
+                       "read or edit them (answers in clear are refused)");
+        return;
+    }
     s->data = admin ? fv_json_text(data) : merge_confidential(data, fv_json_get(loaded, "confidential"));
     if (!s->data || !action || !YAJL_IS_INTEGER(version) || !YAJL_IS_INTEGER(survey_version)) {
         fe_reply_oom(r);

@@ -26,12 +26,14 @@
 #include "fv_envelope.h"
 #include "fv_form.h"
 #include "fv_log.h"
+#include "fv_odkcrypt.h"
 
 /* State of one submission: owned by the request. */
 typedef struct submit {
     fe_submit_base base; /* first: the lookup's (fe_submit.h) */
     char id[FV_UUID_STRLEN + 1];
-    char *data;         /* owned: the answers as JSON */
+    char *data;         /* owned: the answers as JSON, or the encrypted envelope (encrypted) */
+    bool encrypted;     /* the body gave `encrypted` (an ODK envelope), not `data` */
     char *location;     /* owned: JSON or NULL */
     char *collected_at; /* owned or NULL */
 } submit;
@@ -108,9 +110,39 @@ static void enqueue(fe_req *r, const fe_dep_info *dep, bool verified, long long 
                     r);
 }
 
-/* Validates the answers against dep's form; answers 422 and returns false when they fail. */
+static void reply_payload_error(fe_req *r, const char *field, const char *why)
+{
+    const char *f[] = {field}, *w[] = {why};
+    fe_metrics_submission_rejected();
+    fe_reply_error_fields(r, 422, "validation_failed", "the submission is invalid", 1, f, w);
+}
+
+/* Validates the answers against dep's form; answers 422 and returns false when they fail. An
+ * encrypted survey (dep->key_bytes > 0) takes only an envelope (`encrypted`), whose shape is
+ * checked against its key (fv_odkcrypt_envelope_check: linear in the body, which max_body_bytes
+ * bounds; nothing is decrypted: the server cannot), and a survey in clear only `data`. */
 static bool answers_valid(fe_req *r, const fe_dep_info *dep)
 {
+    submit *s = r->state;
+    if (dep->key_bytes > 0 && !s->encrypted) {
+        reply_payload_error(r, "data",
+                            "this survey is encrypted (it has a public key): send the ODK envelope as "
+                            "`encrypted`; answers in clear are refused");
+        return false;
+    }
+    if (dep->key_bytes == 0 && s->encrypted) {
+        reply_payload_error(r, "encrypted", "this survey has no public key: send the answers as `data`");
+        return false;
+    }
+    if (s->encrypted) {
+        const char *field,
+            *why = fv_odkcrypt_envelope_check(fv_json_get(r->body, "encrypted"), dep->key_bytes, &field);
+        if (why) {
+            reply_payload_error(r, field, why);
+            return false;
+        }
+        return true;
+    }
     yajl_val data = fv_json_get(r->body, "data");
     fv_form_errors errs;
     fv_form_errors_init(&errs);
@@ -195,8 +227,8 @@ static void submit_unverified(fe_req *r)
 
 static const char sql_dep_lookup[] =
     "SELECT d.survey_id, s.current_version, sv.definition::text, "
-    "       fv_has_deployment_role($2, d.id, 'enumerator'), fv_can_see_deployment($2, d.id), "
-    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL "
+    "       fv_may_submit($2, d.id), fv_sees_for_submit($2, d.id), "
+    "       d.closed_at IS NOT NULL, s.archived_at IS NOT NULL, sv.public_key_bytes "
     "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
     "JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "WHERE d.id = $1";
@@ -245,11 +277,10 @@ static void dep_looked_up(const fe_pg_result *res, void *arg)
         submit_checked(r, missing, FE_PERM_HIDDEN, -1); /* missing: 404 */
         return;
     }
-    fe_dep_info *dep = fe_dep_info_from_definition(PQgetvalue(res->res, 0, 0),
-                                                   atoi(PQgetvalue(res->res, 0, 1)),
-                                                   PQgetvalue(res->res, 0, 2),
-                                                   PQgetvalue(res->res, 0, 5)[0] == 't',
-                                                   PQgetvalue(res->res, 0, 6)[0] == 't', s->rversion);
+    fe_dep_info *dep = fe_dep_info_from_definition(
+        PQgetvalue(res->res, 0, 0), atoi(PQgetvalue(res->res, 0, 1)), PQgetvalue(res->res, 0, 2),
+        PQgetvalue(res->res, 0, 5)[0] == 't', PQgetvalue(res->res, 0, 6)[0] == 't', s->rversion,
+        PQgetisnull(res->res, 0, 7) ? 0 : atoi(PQgetvalue(res->res, 0, 7)));
     if (!dep) {
         fv_error("req %s: deployment %s: stored form definition does not compile (or out of memory)",
                  r->req_id, s->dep_id);
@@ -319,16 +350,30 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
 void fe_submit_response(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "deployment")) return;
-    const char *bad[4], *why[4];
+    const char *bad[5], *why[5];
     size_t nbad = 0;
     yajl_val id = fv_json_get(r->body, "id"), data = fv_json_get(r->body, "data");
+    yajl_val enc = fv_json_get(r->body, "encrypted");
+    if (enc && YAJL_IS_NULL(enc)) enc = NULL;
     yajl_val loc = fv_json_get(r->body, "location"), coll = fv_json_get(r->body, "collected_at");
     if (id && !YAJL_IS_NULL(id) && !(YAJL_IS_STRING(id) && fv_id_valid(id->u.string)))
         bad[nbad] = "id", why[nbad++] = "must be a UUID";
-    if (!data || !YAJL_IS_OBJECT(data))
-        bad[nbad] = "data", why[nbad++] = "required: an object of answers";
+    if (enc && data) {
+        bad[nbad] = "encrypted",
+        why[nbad++] = "give either data (answers) or encrypted (an envelope), not both";
+    } else if (enc) {
+        /* the shape now; the key length once the survey's key is known (answers_valid) */
+        const char *field, *ewhy = fv_odkcrypt_envelope_check(enc, 0, &field);
+        if (ewhy) bad[nbad] = field, why[nbad++] = ewhy;
+        if (loc && !YAJL_IS_NULL(loc))
+            bad[nbad] = "location",
+            why[nbad++] =
+                "an encrypted submission carries its location inside the envelope, never in clear";
+    } else if (!data || !YAJL_IS_OBJECT(data)) {
+        bad[nbad] = "data", why[nbad++] = "required: an object of answers (or encrypted: an envelope)";
+    }
     fv_geopoint geo;
-    const char *geo_why = loc && !YAJL_IS_NULL(loc) ? fv_check_geopoint(loc, &geo) : NULL;
+    const char *geo_why = loc && !YAJL_IS_NULL(loc) && !enc ? fv_check_geopoint(loc, &geo) : NULL;
     if (geo_why) bad[nbad] = "location", why[nbad++] = geo_why;
     if (coll && !YAJL_IS_NULL(coll) && !(YAJL_IS_STRING(coll) && fv_check_datetime(coll->u.string)))
         bad[nbad] = "collected_at", why[nbad++] = "must be an RFC 3339 date-time";
@@ -354,14 +399,15 @@ void fe_submit_response(fe_req *r)
 
     fv_jgen *j = fv_jgen_new();
     if (j) {
-        fv_jgen_tree(j, data);
+        s->encrypted = enc != NULL;
+        fv_jgen_tree(j, enc ? enc : data);       /* the envelope is stored as received (ciphertext) */
         const char *text = fv_jgen_buf(j, NULL); /* NULL only when out of memory: data is shallow */
         s->data = text ? strdup(text) : NULL;
-        if (loc && YAJL_IS_OBJECT(loc)) s->location = fv_geopoint_json(&geo);
+        if (!enc && loc && YAJL_IS_OBJECT(loc)) s->location = fv_geopoint_json(&geo);
         fv_jgen_free(j);
     }
     if (coll && YAJL_IS_STRING(coll)) s->collected_at = strdup(coll->u.string);
-    if (!s->data || (loc && YAJL_IS_OBJECT(loc) && !s->location)) {
+    if (!s->data || (!enc && loc && YAJL_IS_OBJECT(loc) && !s->location)) {
         fe_reply_oom(r);
         return;
     }

@@ -9,6 +9,7 @@
 #include "fe_verdict.h"
 #include "fe_handlers.h"
 #include "fv_form.h"
+#include "fv_odkcrypt.h"
 #include "fv_xform.h"
 #include "fe_workpool.h"
 #include "fe_identity.h"
@@ -49,15 +50,17 @@ static char *definition_text(fe_req *r, yajl_val def)
  * the one uploaded (kept byte for byte) or one generated from the JSON definition. Every string is
  * owned by the struct except xform_src (borrowed from the request body). */
 typedef struct survey_form {
-    char *def;             /* JSON text */
-    char *xform_gen;       /* generated XForm, or NULL when uploaded */
-    const char *xform_src; /* the uploaded XForm (borrowed), or NULL */
+    char *def;              /* JSON text */
+    fv_odkcrypt_pubkey key; /* the version's RSA public key (key.pem NULL: submissions in clear) */
+    char *xform_gen;        /* generated XForm, or NULL when uploaded */
+    const char *xform_src;  /* the uploaded XForm (borrowed), or NULL */
     char *form_id, *version;
 } survey_form;
 
 static void survey_form_free(survey_form *sf)
 {
     free(sf->def), free(sf->xform_gen), free(sf->form_id), free(sf->version);
+    fv_odkcrypt_pubkey_free(&sf->key);
     memset(sf, 0, sizeof *sf);
 }
 
@@ -72,6 +75,94 @@ static void reply_xform_error(fe_req *r, const char *why)
     fe_reply_error_fields(r, 422, "validation_failed", "the XForm is refused", 1, f, w);
 }
 
+static void reply_key_error(fe_req *r, const char *why)
+{
+    const char *f[] = {"public_key"}, *w[] = {why};
+    fe_reply_error_fields(r, 422, "validation_failed", "the public key is refused", 1, f, w);
+}
+
+/* The body's public_key is absent, null or a string (checked before the permission: a shape). */
+static bool key_given_ok(fe_req *r, const char **bad, const char **why, size_t *nbad)
+{
+    yajl_val k = fv_json_get(r->body, "public_key");
+    if (!k || YAJL_IS_NULL(k) || YAJL_IS_STRING(k)) return true;
+    bad[*nbad] = "public_key", why[(*nbad)++] = "must be a PEM RSA public key (a string) or null";
+    return false;
+}
+
+/* Decides the new version's RSA public key (ODK encryption, common/fv_odkcrypt.h) into sf->key:
+ * the body's public_key (PEM), or, for an uploaded XForm, its <submission base64RsaPublicKey>
+ * (xform_key, borrowed, NULL when it has none; a public_key given with it must be the same key);
+ * when the body says nothing, a JSON definition keeps the current version's key (current_pem,
+ * NULL for a new survey or a version in clear). A version in clear after an encrypted one needs
+ * "public_key": null said explicitly, so that no edit turns encryption off by omission. Parsing
+ * a key (at most FV_ODKCRYPT_MAX_PEM bytes) takes microseconds: done here, on the loop. False
+ * after r was answered (422 naming public_key). */
+static bool survey_form_key(fe_req *r, survey_form *sf, const char *xform_key, const char *current_pem)
+{
+    yajl_val k = fv_json_get(r->body, "public_key");
+    const char *why = NULL;
+    fv_odkcrypt_pubkey body = {0};
+    if (k && YAJL_IS_STRING(k) &&
+        (why = fv_odkcrypt_pubkey_from_pem(k->u.string, strlen(k->u.string), &body))) {
+        reply_key_error(r, why);
+        return false;
+    }
+    if (xform_key) {
+        if ((why = fv_odkcrypt_pubkey_from_b64(xform_key, strlen(xform_key), &sf->key))) {
+            char w[256];
+            snprintf(w, sizeof w, "the XForm's base64RsaPublicKey: %s", why);
+            fv_odkcrypt_pubkey_free(&body);
+            reply_key_error(r, w);
+            return false;
+        }
+        bool differs = body.pem ? strcmp(body.der_b64, sf->key.der_b64) != 0 : k && YAJL_IS_NULL(k);
+        fv_odkcrypt_pubkey_free(&body);
+        if (differs) {
+            reply_key_error(
+                r, "must be the key of the XForm's <submission base64RsaPublicKey> (or left out)");
+            return false;
+        }
+        return true;
+    }
+    if (sf->xform_src && body.pem) {
+        fv_odkcrypt_pubkey_free(&body);
+        reply_key_error(r, "an uploaded XForm is kept as it is: put the key into its "
+                           "<submission base64RsaPublicKey> (base64 of the DER public key)");
+        return false;
+    }
+    if (body.pem) {
+        sf->key = body;
+        return true;
+    }
+    if (!k && current_pem && !sf->xform_src) {
+        /* a new JSON definition of an encrypted survey stays encrypted */
+        if ((why = fv_odkcrypt_pubkey_from_pem(current_pem, strlen(current_pem), &sf->key))) {
+            fe_reply_error(r, 500, "internal", "the survey's stored public key cannot be read");
+            return false;
+        }
+        return true;
+    }
+    if (current_pem && !(k && YAJL_IS_NULL(k))) {
+        reply_key_error(r, "the survey's current version is encrypted: give \"public_key\": null to "
+                           "store a version whose submissions travel in clear");
+        return false;
+    }
+    return true;
+}
+
+/* The version's key as the statements' parameters (NULL, NULL when in clear). */
+static const char *key_pem(const survey_form *sf)
+{
+    return sf->key.pem;
+}
+static const char *key_bytes(const survey_form *sf, char buf[16])
+{
+    if (!sf->key.pem) return NULL;
+    snprintf(buf, 16, "%d", sf->key.bytes);
+    return buf;
+}
+
 /* ---- XForm parses on the work pool ----
  * An XForm is parsed off the event loop (a 1 MiB body of many elements takes tens of ms): the
  * job owns a copy of the XML and its results; the request's state (xform_state) holds the job's
@@ -80,6 +171,7 @@ typedef struct xform_job {
     char *xml; /* owned copy */
     size_t len;
     char *def_json, *form_id, *version; /* results, owned; NULL when refused */
+    char *key_b64;                      /* its <submission base64RsaPublicKey>, owned, or NULL */
     char why[256];
 } xform_job;
 
@@ -87,7 +179,7 @@ static void xform_job_free(void *p)
 {
     xform_job *j = p;
     if (!j) return;
-    free(j->xml), free(j->def_json), free(j->form_id), free(j->version);
+    free(j->xml), free(j->def_json), free(j->form_id), free(j->version), free(j->key_b64);
     free(j);
 }
 
@@ -99,7 +191,9 @@ static void xform_job_run(void *p)
     j->def_json = fv_xform_definition(x);
     j->form_id = strdup(fv_xform_id(x));
     j->version = strdup(fv_xform_version(x));
-    if (!j->def_json || !j->form_id || !j->version) {
+    const char *key = fv_xform_public_key(x);
+    j->key_b64 = key ? strdup(key) : NULL;
+    if (!j->def_json || !j->form_id || !j->version || (key && !j->key_b64)) {
         free(j->def_json), free(j->form_id), free(j->version);
         j->def_json = j->form_id = j->version = NULL;
         snprintf(j->why, sizeof j->why, "out of memory");
@@ -112,21 +206,22 @@ typedef struct xform_state {
     fe_work *work; /* the job while it runs (owned by the pool) */
     bool put;      /* a new version (else a new survey) */
     char id[FV_UUID_STRLEN + 1];
-    char *form_id; /* put: the survey's formID (owned) */
-    char *current; /* put: the current version's uploaded XForm version, or NULL (owned) */
+    char *form_id;     /* put: the survey's formID (owned) */
+    char *current;     /* put: the current version's uploaded XForm version, or NULL (owned) */
+    char *current_key; /* put: the current version's public key (PEM), or NULL (owned) */
 } xform_state;
 
 static void xform_state_free(void *p)
 {
     xform_state *st = p;
     if (st->work) fe_work_detach(st->work);
-    free(st->form_id), free(st->current);
+    free(st->form_id), free(st->current), free(st->current_key);
     free(st);
 }
 
 /* Fills sf from a finished job's results (copied) and checks the derived definition as any
  * other. False after r was answered. */
-static bool survey_form_from_job(fe_req *r, survey_form *sf, const xform_job *j)
+static bool survey_form_from_job(fe_req *r, survey_form *sf, const xform_job *j, const char *current_key)
 {
     memset(sf, 0, sizeof *sf);
     if (!j->def_json) {
@@ -151,6 +246,10 @@ static bool survey_form_from_job(fe_req *r, survey_form *sf, const xform_job *j)
         return false;
     }
     sf->xform_src = fv_json_get_str(r->body, "xform");
+    if (!survey_form_key(r, sf, j->key_b64, current_key)) {
+        survey_form_free(sf);
+        return false;
+    }
     return true;
 }
 
@@ -183,17 +282,23 @@ static void xform_parse_start(fe_req *r, xform_state *st)
 /* Builds the stored form of a request with a JSON "definition": checked, then an XForm generated
  * with gen_form_id and a fresh version string. Returns false after r was answered (422, or 500
  * when out of memory). */
-static bool survey_form_build(fe_req *r, survey_form *sf, const char *gen_form_id, const char *name)
+static bool survey_form_build(fe_req *r, survey_form *sf, const char *gen_form_id, const char *name,
+                              const char *current_key)
 {
     memset(sf, 0, sizeof *sf);
     yajl_val def = fv_json_get(r->body, "definition");
     if (!(sf->def = definition_text(r, def))) return false;
+    if (!survey_form_key(r, sf, NULL, current_key)) {
+        survey_form_free(sf);
+        return false;
+    }
     char ver[FV_UUID_STRLEN + 1];
     fv_id_new(ver); /* a new version string for each generated XForm (clients compare them) */
     sf->form_id = strdup(gen_form_id);
     sf->version = strdup(ver);
-    sf->xform_gen = sf->form_id && sf->version ? fv_xform_generate(def, sf->form_id, sf->version, name)
-                                               : NULL;
+    sf->xform_gen = sf->form_id && sf->version
+                        ? fv_xform_generate_keyed(def, sf->form_id, sf->version, name, sf->key.der_b64)
+                        : NULL;
     if (!sf->xform_gen) {
         survey_form_free(sf);
         fe_reply_oom(r);
@@ -222,18 +327,21 @@ static bool form_given(fe_req *r, const char **bad, const char **why, size_t *nb
 }
 
 /* $1 id, $2 org, $3 name, $4 caller, $5 definition, $6 address, $7 XForm, $8 its formID, $9 its
- * version, $10 whether it was generated: a member of the org creates. */
+ * version, $10 whether it was generated, $11 the public key (PEM) or NULL, $12 its modulus bytes:
+ * a member of the org creates. */
 static const char sql_survey_create[] =
     "WITH v AS (SELECT CASE WHEN fv_is_org_member($4, $2) THEN 'ok' ELSE 'no_such_org' END AS verdict), "
     "     s AS (INSERT INTO surveys AS x (id, org_id, name, created_by, xform_form_id) "
     "           SELECT $1, $2, $3, $4, $8 FROM v WHERE v.verdict = 'ok' RETURNING x.*), "
     "     sv AS (INSERT INTO survey_versions (survey_id, version, definition, created_by, xform, "
-    "                                         xform_form_id, xform_version, xform_generated) "
-    "            SELECT id, 1, $5::jsonb, $4, $7, $8, $9, $10::boolean FROM s), "
+    "                                         xform_form_id, xform_version, xform_generated, "
+    "                                         public_key, public_key_bytes) "
+    "            SELECT id, 1, $5::jsonb, $4, $7, $8, $9, $10::boolean, $11::text, $12::int FROM s), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id) "
     "           SELECT $4, 'survey.create', 'survey', id::text, NULLIF($6, '')::inet, $2 FROM s) "
     "SELECT v.verdict, (SELECT jsonb_build_object('id', s.id, 'org_id', s.org_id, 'name', s.name, "
-    "                          'version', 1, 'definition', $5::jsonb, 'created_at', fv_ts(s.created_at))::text "
+    "                          'version', 1, 'definition', $5::jsonb, 'created_at', fv_ts(s.created_at), "
+    "                          'form_id', $8::text, 'public_key', $11::text)::text "
     "                   FROM s) FROM v";
 
 /* $1 caller, $2 org: whether the caller may create a survey there, asked before the form is
@@ -249,12 +357,13 @@ void fe_surveys_create(fe_req *r)
 {
     const char *org_id = fv_json_get_str(r->body, "org_id");
     const char *name = fv_json_get_str(r->body, "name");
-    const char *bad[3], *why[3];
+    const char *bad[4], *why[4];
     size_t nbad = 0;
     if (!org_id || !fv_id_valid(org_id)) bad[nbad] = "org_id", why[nbad++] = "required: a UUID";
     if (!name || !*name || strlen(name) > FE_NAME_MAX)
         bad[nbad] = "name", why[nbad++] = "required: a string of 1 to 200 characters";
     form_given(r, bad, why, &nbad);
+    key_given_ok(r, bad, why, &nbad);
     if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the survey is invalid", nbad, bad, why);
         return;
@@ -280,7 +389,7 @@ static void survey_create_permitted(const fe_pg_result *res, void *arg)
         return;
     }
     survey_form sf;
-    if (!survey_form_build(r, &sf, id, fv_json_get_str(r->body, "name"))) return;
+    if (!survey_form_build(r, &sf, id, fv_json_get_str(r->body, "name"), NULL)) return;
     survey_create_store(r, id, &sf);
     survey_form_free(&sf);
 }
@@ -288,6 +397,7 @@ static void survey_create_permitted(const fe_pg_result *res, void *arg)
 /* Stores the new survey with its form (borrowed). */
 static void survey_create_store(fe_req *r, const char *id, const survey_form *sf)
 {
+    char kb[16];
     const char *params[] = {id,
                             fv_json_get_str(r->body, "org_id"),
                             fv_json_get_str(r->body, "name"),
@@ -297,8 +407,10 @@ static void survey_create_store(fe_req *r, const char *id, const survey_form *sf
                             survey_form_xml(sf),
                             sf->form_id,
                             sf->version,
-                            sf->xform_gen ? "true" : "false"};
-    fe_verdict_run(r, sql_survey_create, 10, params, 201, "organisation", NULL);
+                            sf->xform_gen ? "true" : "false",
+                            key_pem(sf),
+                            key_bytes(sf, kb)};
+    fe_verdict_run(r, sql_survey_create, 12, params, 201, "organisation", NULL);
 }
 
 /* ---- reading ---- */
@@ -371,7 +483,8 @@ void fe_surveys_list(fe_req *r)
 /* ---- a new definition version (survey admin) ---- */
 
 /* $1 survey, $2 caller, $3 definition, $4 mfa, $5 address, $6 XForm, $7 its formID, $8 its
- * version, $9 whether it was generated. An archived survey: 409 survey_archived. */
+ * version, $9 whether it was generated, $10 the public key (PEM) or NULL, $11 its modulus bytes.
+ * An archived survey: 409 survey_archived. */
 static const char sql_definition_put[] =
     "WITH s AS (SELECT x.id, x.org_id, "
     "                  CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' "
@@ -381,13 +494,15 @@ static const char sql_definition_put[] =
     "     u AS (UPDATE surveys y SET current_version = y.current_version + 1, updated_at = now() "
     "           FROM s WHERE y.id = s.id AND s.verdict = 'ok' RETURNING y.id, y.current_version, y.updated_at), "
     "     v AS (INSERT INTO survey_versions (survey_id, version, definition, created_by, xform, "
-    "                                        xform_form_id, xform_version, xform_generated) "
-    "           SELECT u.id, u.current_version, $3::jsonb, $2, $6, $7, $8, $9::boolean FROM u), "
+    "                                        xform_form_id, xform_version, xform_generated, "
+    "                                        public_key, public_key_bytes) "
+    "           SELECT u.id, u.current_version, $3::jsonb, $2, $6, $7, $8, $9::boolean, $10::text, $11::int FROM u), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $2, 'survey.definition', 'survey', u.id::text, NULLIF($5, '')::inet, s.org_id, "
-    "                  jsonb_build_object('version', u.current_version) FROM u, s) "
+    "                  jsonb_build_object('version', u.current_version, 'encrypted', $10::text IS NOT NULL) FROM u, s) "
     "SELECT s.verdict, (SELECT jsonb_build_object('id', u.id, 'version', u.current_version, "
-    "                          'definition', $3::jsonb, 'updated_at', fv_ts(u.updated_at))::text FROM u) "
+    "                          'definition', $3::jsonb, 'updated_at', fv_ts(u.updated_at), "
+    "                          'public_key', $10::text)::text FROM u) "
     "FROM s";
 
 /* $1 survey, $2 caller, $3 mfa: whether the caller may give the survey a new definition, asked
@@ -396,7 +511,9 @@ static const char sql_definition_may_put[] =
     "SELECT CASE WHEN v.verdict = 'ok' AND x.archived_at IS NOT NULL THEN 'survey_archived' ELSE v.verdict END, "
     "       COALESCE(x.xform_form_id, x.id::text), "
     "       (SELECT sv.xform_version FROM survey_versions sv "
-    "        WHERE sv.survey_id = x.id AND sv.version = x.current_version AND NOT sv.xform_generated) "
+    "        WHERE sv.survey_id = x.id AND sv.version = x.current_version AND NOT sv.xform_generated), "
+    "       (SELECT sv.public_key FROM survey_versions sv "
+    "        WHERE sv.survey_id = x.id AND sv.version = x.current_version) "
     "FROM surveys x, LATERAL (SELECT fv_survey_admin_verdict($2::uuid, x.id, $3::boolean) AS verdict) v "
     "WHERE x.id = $1::uuid";
 
@@ -405,9 +522,11 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg);
 void fe_surveys_put_definition(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "survey")) return;
-    const char *bad[1], *why[1];
+    const char *bad[2], *why[2];
     size_t nbad = 0;
-    if (!form_given(r, bad, why, &nbad)) {
+    form_given(r, bad, why, &nbad);
+    key_given_ok(r, bad, why, &nbad);
+    if (nbad) {
         fe_reply_error_fields(r, 422, "validation_failed", "the definition is invalid", nbad, bad, why);
         return;
     }
@@ -422,10 +541,14 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg)
     if (!form_id) return;
     /* The current version's uploaded XForm version, or NULL (none, or a generated one). */
     const char *cur = PQgetisnull(res->res, 0, 2) ? NULL : PQgetvalue(res->res, 0, 2);
+    const char *cur_key = PQgetisnull(res->res, 0, 3) ? NULL : PQgetvalue(res->res, 0, 3);
     if (fv_json_get_str(r->body, "xform")) {
         xform_state *st = calloc(1, sizeof *st); /* res is freed after this callback: copies */
-        if (st) st->put = true, st->form_id = strdup(form_id), st->current = cur ? strdup(cur) : NULL;
-        if (!st || !st->form_id || (cur && !st->current)) {
+        if (st) {
+            st->put = true, st->form_id = strdup(form_id), st->current = cur ? strdup(cur) : NULL;
+            st->current_key = cur_key ? strdup(cur_key) : NULL;
+        }
+        if (!st || !st->form_id || (cur && !st->current) || (cur_key && !st->current_key)) {
             if (st) xform_state_free(st);
             fe_reply_oom(r);
             return;
@@ -434,7 +557,7 @@ static void definition_put_permitted(const fe_pg_result *res, void *arg)
         return;
     }
     survey_form sf;
-    if (!survey_form_build(r, &sf, form_id, "")) return;
+    if (!survey_form_build(r, &sf, form_id, "", cur_key)) return;
     definition_put_store(r, &sf, form_id, cur);
 }
 
@@ -451,10 +574,12 @@ static void definition_put_store(fe_req *r, survey_form *sf, const char *form_id
         reply_xform_error(
             r, "a new XForm needs a new version attribute (this one is the current version's)");
     } else {
-        const char *params[] = {r->param[0],       r->user->id, sf->def,
-                                fe_verdict_mfa(r), r->address,  survey_form_xml(sf),
-                                sf->form_id,       sf->version, sf->xform_gen ? "true" : "false"};
-        fe_verdict_run(r, sql_definition_put, 9, params, 200, "survey", NULL);
+        char kb[16];
+        const char *params[] = {r->param[0],       r->user->id,      sf->def,
+                                fe_verdict_mfa(r), r->address,       survey_form_xml(sf),
+                                sf->form_id,       sf->version,      sf->xform_gen ? "true" : "false",
+                                key_pem(sf),       key_bytes(sf, kb)};
+        fe_verdict_run(r, sql_definition_put, 11, params, 200, "survey", NULL);
     }
     survey_form_free(sf);
 }
@@ -470,7 +595,7 @@ static void xform_parsed(void *job, bool ran, void *owner)
         return;
     }
     survey_form sf;
-    if (!survey_form_from_job(r, &sf, job)) return;
+    if (!survey_form_from_job(r, &sf, job, st->current_key)) return;
     /* The store's statement takes r->state for its own call (fe_verdict_run): st leaves r here
      * and is freed once the statement has copied what it names. */
     r->state = NULL;
