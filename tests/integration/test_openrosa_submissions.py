@@ -507,3 +507,32 @@ def test_export_carries_instances_and_attachments(ow):
     f1 = base64.b64decode(got["my_file1.mp4"]["content_base64"])
     assert f1 == bytes(range(256)) * 40 and got["my_file1.mp4"]["sha256"] == hashlib.sha256(f1).hexdigest()
     assert set(got) == {"my_file1.mp4", "here_is_file2.jpg"}
+
+
+@needs_fixtures
+def test_app_user_token_and_basic_submit(ow):
+    """ODK Collect's credentials: an app user's token in the URL (the response is the app user's),
+    revoked -> 401; and no credentials on HEAD -> 401 with a Basic challenge."""
+    s, dep = deploy(ow, "simple")
+    au = ok(ow.owner.api.post(f"/v1/deployments/{dep['id']}/app-users", json={"name": "tablet 1"}), 201)
+    anon = ow.c.api(None)
+    base = f"/v1/key/{au['token']}/openrosa/deployments/{dep['id']}/submission"
+    xml = (FIXTURES / "instances/simple/one.xml").read_bytes().replace(b">one<", b">appuser1<")
+    r = anon.post(base, files=[("xml_submission_file", ("s.xml", xml, "text/xml"))])
+    assert envelope(r, 201)
+    rid = response_id(dep, "appuser1")
+    got = stored(ow, rid)
+    assert got and got["submitted_by"] == au["id"]
+    h = anon.request("HEAD", base)
+    assert h.status_code == 204 and h.headers["X-OpenRosa-Version"] == "1.0"
+    # the app user's token is for its own deployment only
+    s2, dep2 = deploy(ow, "simple2")
+    other = f"/v1/key/{au['token']}/openrosa/deployments/{dep2['id']}/submission"
+    envelope(anon.post(other, files=[("xml_submission_file", ("s.xml", xml, "text/xml"))]), 404)
+    h = anon.request("HEAD", url(dep))
+    assert h.status_code == 401 and h.headers["WWW-Authenticate"].startswith("Basic ")
+    ok(ow.owner.api.delete(f"/v1/deployments/{dep['id']}/app-users/{au['id']}"), 204)
+    xml2 = xml.replace(b"appuser1", b"appuser2")
+    wait_until(lambda: anon.post(base, files=[("xml_submission_file", ("s.xml", xml2, "text/xml"))]).status_code == 401,
+               30, what="revoked app user: 401")
+    anon.close()

@@ -483,6 +483,7 @@ static void announce(fe_req *r)
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     char v[24];
     snprintf(v, sizeof v, "%d", fe_cfg.openrosa_max_body_bytes);
+    evhttp_remove_header(h, "X-OpenRosa-Accept-Content-Length");
     evhttp_add_header(h, "X-OpenRosa-Accept-Content-Length", v);
 }
 
@@ -492,6 +493,7 @@ void fe_orsubmit_head(fe_req *r)
     if (!or_caller(r)) return;
     if (!fe_verdict_id(r, 0, "deployment")) return;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_remove_header(h, "X-OpenRosa-Version"); /* once, whoever set it (fe_openrosa_auth.c) */
     evhttp_add_header(h, "X-OpenRosa-Version", "1.0");
     fe_reply_text(r, 204, "text/xml; charset=utf-8", NULL, 0);
 }
