@@ -252,7 +252,9 @@ bool fe_head_is_submission(const char *head, size_t len)
     if (q) end = q;
     static const char seg[] = "/submission";
     size_t n = sizeof seg - 1;
-    return (size_t)(end - t) > n && memcmp(end - n, seg, n) == 0 && strncmp(t, "/v1/openrosa/", 13) == 0;
+    /* /v1/openrosa/... or an app user's /v1/key/{token}/openrosa/... (fe_dispatch.c) */
+    return (size_t)(end - t) > n && memcmp(end - n, seg, n) == 0 &&
+           (strncmp(t, "/v1/openrosa/", 13) == 0 || strncmp(t, "/v1/key/", 8) == 0);
 }
 
 fe_reject fe_chunk_size(const char *line, size_t len, uint64_t *size)

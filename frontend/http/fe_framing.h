@@ -79,7 +79,7 @@ fe_reject fe_head_check(const char *head, size_t len, size_t max_headers, uint64
                         fe_head *out);
 
 /* Whether the request line at head (up to its CR) targets an OpenRosa submission
- * (".../submission" as the path's last segment, before any query): such a body may be up to
+ * (/v1/openrosa/... or /v1/key/{token}/..., "/submission" the path's last segment, before any query): such a body may be up to
  * openrosa_max_body_bytes instead of max_body_bytes. */
 bool fe_head_is_submission(const char *head, size_t len);
 

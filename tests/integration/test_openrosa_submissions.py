@@ -525,6 +525,11 @@ def test_app_user_token_and_basic_submit(ow):
     assert got and got["submitted_by"] == au["id"]
     h = anon.request("HEAD", base)
     assert h.status_code == 204 and h.headers["X-OpenRosa-Version"] == "1.0"
+    # the submission's body limit holds under the token prefix too (2 MiB > max_body_bytes)
+    big = xml.replace(b"appuser1", b"appuser-big")
+    r = anon.post(base, files=[("xml_submission_file", ("s.xml", big, "text/xml")),
+                               ("pad.bin", ("pad.bin", b"\0" * (2 << 20), "application/octet-stream"))])
+    envelope(r, 201)
     # the app user's token is for its own deployment only
     s2, dep2 = deploy(ow, "simple2")
     other = f"/v1/key/{au['token']}/openrosa/deployments/{dep2['id']}/submission"

@@ -174,6 +174,22 @@ static void test_chunk_size(void **state)
     assert_int_equal(fe_chunk_size("5;\x01", 3, &n), FE_REJECT_CHUNK);
 }
 
+static void test_submission_target(void **state)
+{
+    (void)state;
+    static const char *yes[] = {"POST /v1/openrosa/deployments/x/submission HTTP/1.1\r\n",
+                                "HEAD /v1/openrosa/deployments/x/submission?deviceID=1 HTTP/1.1\r\n",
+                                "POST /v1/key/fva_t/openrosa/deployments/x/submission HTTP/1.1\r\n"};
+    static const char *no[] = {"POST /v1/deployments/x/responses HTTP/1.1\r\n",
+                               "POST /v1/openrosa/deployments/x/submission/more HTTP/1.1\r\n",
+                               "POST /v1/surveys/submission HTTP/1.1\r\n",
+                               "POST /submission HTTP/1.1\r\n", "garbage"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_true(fe_head_is_submission(yes[i], strlen(yes[i])));
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(fe_head_is_submission(no[i], strlen(no[i])));
+}
+
 static void test_reject_table(void **state)
 {
     (void)state;
@@ -201,7 +217,7 @@ int main(void)
         cmocka_unit_test(test_head_end),        cmocka_unit_test(test_good_heads),
         cmocka_unit_test(test_request_line),    cmocka_unit_test(test_header_lines),
         cmocka_unit_test(test_framing_headers), cmocka_unit_test(test_chunk_size),
-        cmocka_unit_test(test_reject_table),
+        cmocka_unit_test(test_reject_table),    cmocka_unit_test(test_submission_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
