@@ -44,7 +44,7 @@ def test_reseal_then_drop_the_old_key_totp_login_still_works(migrated):
         # TOTP on, its secret sealed under K1 (the session's key file)
         anon1 = fe(c.master_key)
         mail = email()
-        u = signup(anon1, mail)
+        u = signup(anon1, mail, c=c)
         api = Api(anon1.base, c.cert, token_of(anon1, mail))
         secret = enrol(api)["secret"]
         s = now_step()
