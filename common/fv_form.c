@@ -511,6 +511,18 @@ static fv_form *compile_form(yajl_val definition, fv_form_errors *errs, bool sto
         fv_form_errors_add(errs, "", "definition must be an object");
         goto fail;
     }
+    /* Confidential mode (migration 024): the survey's flag and the radius of its GPS
+     * displacement, checked alongside the questions (every bad field reported at once). */
+    yajl_val cmode = opt(definition, "confidential_mode");
+    if (cmode != NULL && !YAJL_IS_TRUE(cmode) && !YAJL_IS_FALSE(cmode))
+        fv_form_errors_add(errs, "confidential_mode", "must be true or false");
+    yajl_val radius = opt(definition, "confidential_gps_radius_m");
+    if (radius != NULL && (!YAJL_IS_DOUBLE(radius) || !isfinite(YAJL_GET_DOUBLE(radius)) ||
+                           YAJL_GET_DOUBLE(radius) < FV_FORM_MIN_GPS_RADIUS ||
+                           YAJL_GET_DOUBLE(radius) > FV_FORM_MAX_GPS_RADIUS))
+        fv_form_errors_add(errs, "confidential_gps_radius_m",
+                           "must be a number of metres from " STR(FV_FORM_MIN_GPS_RADIUS) " to " STR(
+                               FV_FORM_MAX_GPS_RADIUS));
     yajl_val list = opt(definition, "questions");
     if (!YAJL_IS_ARRAY(list) || list->u.array.len == 0) {
         fv_form_errors_add(errs, "questions", "must be a non-empty list");

@@ -8,6 +8,9 @@
 
 /* Limits on definitions (absurd input is refused at compile time, not at validation time). */
 #define FV_FORM_MAX_QUESTIONS 2000
+/* confidential_gps_radius_m (confidential mode, migration 024): metres; default 1000 */
+#define FV_FORM_MIN_GPS_RADIUS 1
+#define FV_FORM_MAX_GPS_RADIUS 100000
 #define FV_FORM_MAX_CHOICES 1000   /* per select question */
 #define FV_FORM_MAX_CHOICE_LEN 256 /* bytes of one choice name */
 #define FV_FORM_MAX_PATTERN 512    /* bytes of one constraint pattern */

@@ -226,6 +226,37 @@ static void test_compile_top_level(void **state)
     free(big);
 }
 
+/* Confidential mode's survey-level keys (migration 024): a boolean flag and a radius in range. */
+static void test_compile_confidential_mode(void **state)
+{
+    (void)state;
+#define QS "\"questions\":[{\"name\":\"a\",\"type\":\"geopoint\"}]"
+    fv_form_free(compile_ok("{\"confidential_mode\":true,\"confidential_gps_radius_m\":250," QS "}"));
+    fv_form_free(
+        compile_ok("{\"confidential_mode\":false,\"confidential_gps_radius_m\":100000," QS "}"));
+    fv_form_free(compile_ok("{\"confidential_gps_radius_m\":1," QS "}"));
+    fv_form_free(compile_ok("{\"confidential_gps_radius_m\":null," QS "}"));
+    compile_bad1("{\"confidential_mode\":1," QS "}", "confidential_mode", "must be true or false");
+    compile_bad1("{\"confidential_mode\":\"true\"," QS "}", "confidential_mode", NULL);
+    compile_bad1("{\"confidential_gps_radius_m\":0," QS "}", "confidential_gps_radius_m", NULL);
+    compile_bad1("{\"confidential_gps_radius_m\":0.5," QS "}", "confidential_gps_radius_m", NULL);
+    compile_bad1("{\"confidential_gps_radius_m\":100000.5," QS "}", "confidential_gps_radius_m", NULL);
+    compile_bad1("{\"confidential_gps_radius_m\":-5," QS "}", "confidential_gps_radius_m", NULL);
+    compile_bad1("{\"confidential_gps_radius_m\":1e400," QS "}", "confidential_gps_radius_m", NULL);
+    compile_bad1("{\"confidential_gps_radius_m\":\"1000\"," QS "}", "confidential_gps_radius_m", NULL);
+    /* both at once, with a bad question: every error reported */
+    fv_form_errors e;
+    fv_form_errors_init(&e);
+    assert_null(compile_text("{\"confidential_mode\":[],\"confidential_gps_radius_m\":{},"
+                             "\"questions\":[{\"name\":\"a\"}]}",
+                             &e));
+    assert_non_null(fv_form_errors_get(&e, "confidential_mode"));
+    assert_non_null(fv_form_errors_get(&e, "confidential_gps_radius_m"));
+    assert_non_null(fv_form_errors_get(&e, "a"));
+    fv_form_errors_free(&e);
+#undef QS
+}
+
 static void test_compile_question_checks(void **state)
 {
     (void)state;
@@ -625,6 +656,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_ok_and_accessors),
+        cmocka_unit_test(test_compile_confidential_mode),
         cmocka_unit_test(test_compile_errors_all_at_once),
         cmocka_unit_test(test_compile_duplicate_with_other_error),
         cmocka_unit_test(test_compile_top_level),

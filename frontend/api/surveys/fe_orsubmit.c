@@ -1019,8 +1019,13 @@ void fe_orsubmit_post(fe_req *r)
 
 /* ---- reading back: the XML and the attachments, by the reading rule ---- */
 
-/* The XML of a response a purge reached is withheld (fv_openrosa_purged, migration 023). */
-static const char sql_xml[] = "SELECT 'ok', CASE WHEN fv_openrosa_purged(r) THEN NULL ELSE r.xml END "
+/* The XML of a response a purge reached is withheld (fv_openrosa_purged, migration 023), and so
+ * is the XML of a response in confidential mode from every reader who is not survey admin
+ * (migration 024): it holds the confidential answers and the true GPS points as received, which
+ * only survey admins see. */
+static const char sql_xml[] = "SELECT 'ok', CASE WHEN fv_openrosa_purged(r) THEN NULL ELSE r.xml END, "
+                              "       r.xml IS NOT NULL AND fv_response_confidential(r) "
+                              "       AND COALESCE(fv_survey_role($2, r.survey_id) <> 'admin', true) "
                               "FROM responses r "
                               "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id)";
 
@@ -1032,6 +1037,12 @@ static void xml_read(const fe_pg_result *res, void *arg)
     if (PQgetisnull(res->res, 0, 1)) {
         fe_reply_error(r, 404, "not_found",
                        "no XML for this response (it was not sent as XML, or a purge withdrew it)");
+        return;
+    }
+    if (PQgetvalue(res->res, 0, 2)[0] == 't') {
+        fe_reply_error(
+            r, 403, "confidential",
+            "the survey is in confidential mode: the XML as received is for survey admins only");
         return;
     }
     fe_reply_text(r, 200, "text/xml; charset=utf-8", xml, strlen(xml));
@@ -1048,7 +1059,12 @@ static const char sql_attachment[] =
     "SELECT 'ok', b.data, a.content_type FROM responses r "
     "JOIN response_attachments a ON a.response_id = r.id AND a.name = $3 "
     "JOIN attachment_blobs b ON b.sha256 = a.sha256 "
-    "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id) AND fv_attachment_visible(r, $3)";
+    "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id) AND fv_attachment_visible(r, $3) "
+    /* confidential mode (migration 024): a reader who is not survey admin gets only the files
+     * that the answers shown to them name (never one named by a confidential answer) */
+    "  AND (NOT fv_response_confidential(r) OR COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false) "
+    "       OR jsonb_path_exists(fv_response_json(r, false)->'data', '$.** ? (@ == $n)', "
+    "                            jsonb_build_object('n', $3::text)))";
 
 static int hexval(char c)
 {

@@ -88,8 +88,11 @@ static const char sql_patch_load[] =
  * $7 the version read, $8 the survey version validated against. 'conflict' when the response
  * changed since the load step. */
 static const char sql_patch_write[] =
-    "WITH u AS (UPDATE responses x SET data = $3::jsonb, "
-    "             location = CASE WHEN $5::boolean THEN $4::jsonb ELSE x.location END, "
+    "WITH u AS (UPDATE responses x SET data = CASE WHEN NOT m.keep THEN $3::jsonb "
+    "               ELSE fv_confidential_unmask_data($3::jsonb, x.data, m.geo, x.gps_seed, m.radius) END, "
+    "             location = CASE WHEN NOT $5::boolean THEN x.location "
+    "                             WHEN NOT m.keep THEN $4::jsonb "
+    "                             ELSE fv_gps_unmask($4::jsonb, x.location, x.gps_seed, m.radius) END, "
     "             survey_version = $8::int, version = x.version + 1, updated_at = now(), "
     "             status = CASE WHEN $6::text = 'resubmit' "
     "                           THEN CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END "
@@ -97,7 +100,11 @@ static const char sql_patch_write[] =
     "             stage = CASE WHEN $6::text = 'resubmit' "
     "                          THEN CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END ELSE x.stage END, "
     "             rejection_message = CASE WHEN $6::text = 'resubmit' THEN NULL ELSE x.rejection_message END "
-    "           FROM deployments d "
+    "           FROM deployments d, "
+    /* confidential mode (migration 024), an editor who is not survey admin: the points sent back
+     * as they were shown (moved) keep the true ones (m.keep; else stored as sent) */
+    "                (SELECT k.conf AND NOT COALESCE(fv_survey_role($2, y.survey_id) = 'admin', false) AS keep, "
+    "                        k.geo, k.radius FROM responses y, fv_response_mask(y) k WHERE y.id = $1) m "
     "           WHERE x.id = $1 AND d.id = x.deployment_id AND x.version = $7::int AND x.deleted_at IS NULL "
     "           RETURNING x), "
     "     e AS (INSERT INTO response_events (response_id, version, action, stage, status, actor, data, location, "

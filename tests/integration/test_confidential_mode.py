@@ -1,0 +1,205 @@
+"""Confidential mode (issue 12, DESIGN.md section 3; migration 024): confidential answers only for
+survey admins in reads, lists, history, edits and the OpenRosa XML and attachments; every other
+reader gets each response's GPS points (location and geopoint answers) moved by one offset drawn
+once per response from a CSPRNG, uniform over a disc of confidential_gps_radius_m; bad settings
+are refused with 422."""
+import math
+import uuid
+
+import pytest
+
+from accesshelp import P, User, add_plain_member, list_all, submit_and_wait
+from fvharness import new_id, wait_until
+
+RADIUS = 500.0
+EARTH = 6371008.8
+DEF = {"confidential_mode": True, "confidential_gps_radius_m": RADIUS, "questions": [
+    {"name": "household", "type": "text", "required": True},
+    {"name": "home", "type": "geopoint"},
+    {"name": "secret", "type": "text", "confidential": True},
+]}
+
+
+@pytest.fixture(scope="module")
+def cm(workers):
+    c = workers
+    names = ["owner", "enum", "viewer", "manager"]
+    u = {n: User(c, "cm " + n) for n in names}
+    r = u["owner"].api.post("/v1/orgs", json={"name": "Confidential org"})
+    assert r.status_code == 201, r.text
+    org = r.json()
+    for n in names[1:]:
+        add_plain_member(c, org["id"], u[n].id)
+    r = u["owner"].api.post("/v1/surveys", json={"org_id": org["id"], "name": "Conf", "definition": DEF})
+    assert r.status_code == 201, r.text
+    survey = r.json()
+    r = u["owner"].api.post(f"/v1/surveys/{survey['id']}/deployments", json={
+        "name": "d", "roles": {"enumerators": [P("user", u["enum"].id)], "viewers": [P("user", u["viewer"].id)],
+                               "managers": [P("user", u["manager"].id)]}})
+    assert r.status_code == 201, r.text
+
+    class CM:
+        pass
+    w = CM()
+    w.c, w.u, w.org, w.survey, w.sid, w.did = c, u, org, survey, survey["id"], r.json()["id"]
+    yield w
+    for x in u.values():
+        x.close()
+
+
+def offset_m(true, moved):
+    """(north, east) metres from true to moved, on the sphere the server uses."""
+    dn = math.radians(moved["lat"] - true["lat"]) * EARTH
+    dlon = (moved["lon"] - true["lon"] + 180.0) % 360.0 - 180.0
+    de = math.radians(dlon) * EARTH * math.cos(math.radians(true["lat"]))
+    return dn, de
+
+
+def submit(w, i, lat, lon):
+    rid = new_id()
+    r = w.u["enum"].api.post(f"/v1/deployments/{w.did}/responses", json={
+        "id": rid, "data": {"household": f"H{i}", "home": {"lat": lat, "lon": lon, "accuracy": 4.5},
+                            "secret": f"marker-{i}"},
+        "location": {"lat": lat, "lon": lon, "accuracy": 4.5}})
+    assert r.status_code == 202, r.text
+    return rid
+
+
+def test_one_point_for_every_read_and_truth_for_admins(cm):
+    true = {"lat": 46.2, "lon": 6.15, "accuracy": 4.5}
+    rid = submit(cm, 0, true["lat"], true["lon"])
+    wait_until(lambda: cm.u["enum"].api.get(f"/v1/responses/{rid}").status_code == 200, 60, what="written")
+    seen = set()
+    for _ in range(100):
+        r = cm.u["viewer"].api.get(f"/v1/responses/{rid}")
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert "secret" not in got["data"] and got["data"]["household"] == "H0"
+        # the location and the geopoint answer move together (one offset per response)
+        assert got["location"] == got["data"]["home"]
+        seen.add((got["location"]["lat"], got["location"]["lon"]))
+    assert len(seen) == 1
+    moved = {"lat": seen.pop()[0], "lon": got["location"]["lon"]}
+    assert (moved["lat"], moved["lon"]) != (true["lat"], true["lon"])
+    assert math.hypot(*offset_m(true, moved)) <= RADIUS * (1 + 1e-9)
+    assert got["location"]["accuracy"] == 4.5
+    # every other reader who is not survey admin: the same moved point, no confidential answer
+    for who in ("manager", "enum"):
+        got = cm.u[who].api.get(f"/v1/responses/{rid}").json()
+        assert (got["location"]["lat"], got["location"]["lon"]) == (moved["lat"], moved["lon"]), who
+        assert "secret" not in got["data"], who
+    listed = {i["id"]: i for i in list_all(cm.u["viewer"].api, f"/v1/surveys/{cm.sid}/responses")}
+    assert listed[rid]["location"] == got["location"] and "secret" not in listed[rid]["data"]
+    hist = cm.u["viewer"].api.get(f"/v1/responses/{rid}/history")
+    assert hist.status_code == 200, hist.text
+    for item in hist.json()["items"]:
+        st = item["state"]
+        assert st["location"] == got["location"] and st["data"]["home"] == got["location"]
+        assert "secret" not in st["data"]
+    assert "marker-0" not in hist.text and "gps_seed" not in hist.text
+    # the survey admin sees the truth, everywhere
+    full = cm.u["owner"].api.get(f"/v1/responses/{rid}").json()
+    assert full["location"] == true and full["data"]["home"] == true and full["data"]["secret"] == "marker-0"
+    fh = cm.u["owner"].api.get(f"/v1/responses/{rid}/history").json()["items"]
+    assert all(i["state"]["location"] == true for i in fh)
+
+
+def test_edit_by_manager_keeps_true_points(cm):
+    rid = submit(cm, 1, -33.9, 151.2)
+    wait_until(lambda: cm.u["enum"].api.get(f"/v1/responses/{rid}").status_code == 200, 60, what="written")
+    shown = cm.u["manager"].api.get(f"/v1/responses/{rid}").json()
+    r = cm.u["manager"].api.patch(f"/v1/responses/{rid}", json={
+        "data": dict(shown["data"], household="edited"), "location": shown["location"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["location"] == shown["location"]
+    full = cm.u["owner"].api.get(f"/v1/responses/{rid}").json()
+    assert full["data"] == {"household": "edited", "home": {"lat": -33.9, "lon": 151.2, "accuracy": 4.5},
+                            "secret": "marker-1"}
+    assert full["location"] == {"lat": -33.9, "lon": 151.2, "accuracy": 4.5}
+    # a point the manager really changes is stored as sent
+    r = cm.u["manager"].api.patch(f"/v1/responses/{rid}", json={"location": {"lat": -33.0, "lon": 151.0}})
+    assert r.status_code == 200, r.text
+    assert cm.u["owner"].api.get(f"/v1/responses/{rid}").json()["location"] == {"lat": -33.0, "lon": 151.0}
+
+
+def test_offsets_spread_over_the_disc(cm):
+    n = 1000
+    truth = {}
+    for i in range(n):
+        lat, lon = -60.0 + 120.0 * i / n, -179.9 + 359.8 * ((i * 7919) % n) / n
+        truth[submit(cm, 100 + i, lat, lon)] = {"lat": lat, "lon": lon}
+
+    def all_written():
+        items = list_all(cm.u["owner"].api, f"/v1/surveys/{cm.sid}/responses", limit=200)
+        ids = {i["id"] for i in items}
+        return items if set(truth) <= ids else None
+    admin_items = wait_until(all_written, 180, interval=0.5, what="1000 responses written")
+    for it in admin_items:
+        if it["id"] in truth:
+            assert (it["location"]["lat"], it["location"]["lon"]) == (truth[it["id"]]["lat"], truth[it["id"]]["lon"])
+    viewer_items = {i["id"]: i for i in list_all(cm.u["viewer"].api, f"/v1/surveys/{cm.sid}/responses", limit=200)}
+    offs = [offset_m(truth[rid], viewer_items[rid]["location"]) for rid in truth]
+    dist = [math.hypot(dn, de) for dn, de in offs]
+    assert all(0 < d <= RADIUS * (1 + 1e-9) for d in dist)
+    # uniform over the AREA: P(d <= R/sqrt 2) = 1/2, P(d <= R/2) = 1/4 (binomial sd 0.016 and
+    # 0.014 for 1000 draws: the tolerances are 5 sd, a false alarm about once in 10^6 runs)
+    inner = sum(d <= RADIUS / math.sqrt(2) for d in dist) / n
+    assert abs(inner - 0.5) < 0.08, inner
+    quarter = sum(d <= RADIUS / 2 for d in dist) / n
+    assert abs(quarter - 0.25) < 0.07, quarter
+    # directions: each quadrant about 250 (sd 13.7; bounds about 5.8 sd)
+    quads = [0, 0, 0, 0]
+    for dn, de in offs:
+        quads[(dn >= 0) * 2 + (de >= 0)] += 1
+    assert all(170 <= q <= 330 for q in quads), quads
+    # mean offset near 0 (each component has sd R/2 per draw, R/2/sqrt(1000) for the mean)
+    mean_n = sum(o[0] for o in offs) / n
+    mean_e = sum(o[1] for o in offs) / n
+    assert abs(mean_n) < 0.08 * RADIUS and abs(mean_e) < 0.08 * RADIUS, (mean_n, mean_e)
+    # no two responses share an offset (drawn once per response, not once per survey)
+    assert len({(round(dn, 6), round(de, 6)) for dn, de in offs}) == n
+
+
+def test_openrosa_xml_and_attachments_only_for_admins(cm):
+    owner = cm.u["owner"].api
+    s = owner.get(f"/v1/surveys/{cm.sid}").json()
+    iid = str(uuid.uuid4())
+    xml = (f'<?xml version="1.0"?>\n<data id="{s["form_id"]}" version="{s["version"]}">'
+           f"<household>XML house</household><home>12.5 -7.25 100 3</home><secret>xml-marker</secret>"
+           f"<meta><instanceID>uuid:{iid}</instanceID></meta></data>")
+    r = cm.u["enum"].api.post(f"/v1/openrosa/deployments/{cm.did}/submission",
+                              files=[("xml_submission_file", ("submission.xml", xml, "text/xml"))])
+    assert r.status_code in (201, 202), (r.status_code, r.text[:500])
+    wait_until(lambda: owner.get(f"/v1/responses/{iid}").status_code == 200, 60, what="XML response written")
+    assert owner.get(f"/v1/responses/{iid}/xml").text == xml
+    for who in ("viewer", "manager", "enum"):
+        r = cm.u[who].api.get(f"/v1/responses/{iid}/xml")
+        assert r.status_code == 403, (who, r.status_code, r.text)
+        assert r.json()["error"] == "confidential" and "xml-marker" not in r.text
+        got = cm.u[who].api.get(f"/v1/responses/{iid}").json()
+        assert "secret" not in got["data"] and "xml-marker" not in str(got)
+        assert got["data"]["home"]["lat"] != 12.5
+
+
+@pytest.mark.parametrize("bad", [
+    {"confidential_gps_radius_m": 0}, {"confidential_gps_radius_m": 100001},
+    {"confidential_gps_radius_m": -1}, {"confidential_gps_radius_m": "1000"},
+    {"confidential_gps_radius_m": 1e400}, {"confidential_mode": "yes"}, {"confidential_mode": 1},
+])
+def test_bad_settings_refused(cm, bad):
+    definition = dict(DEF, **bad) if not isinstance(bad.get("confidential_gps_radius_m"), float) \
+        or not math.isinf(bad["confidential_gps_radius_m"]) else None
+    if definition is None:  # 1e400 is not a Python float: sent as raw JSON text
+        body = ('{"org_id":"%s","name":"bad","definition":{"confidential_gps_radius_m":1e400,'
+                '"questions":[{"name":"a","type":"text"}]}}' % cm.org["id"])
+        r = cm.u["owner"].api.post("/v1/surveys", data=body, headers={"Content-Type": "application/json"})
+        field = "confidential_gps_radius_m"
+    else:
+        r = cm.u["owner"].api.post("/v1/surveys", json={"org_id": cm.org["id"], "name": "bad",
+                                                         "definition": definition})
+        field = next(iter(bad))
+    assert r.status_code == 422, r.text
+    assert field in str(r.json()), r.text
+    r = cm.u["owner"].api.put(f"/v1/surveys/{cm.sid}/definition",
+                              json={"definition": dict(DEF, **{field: "nope"})})
+    assert r.status_code == 422, r.text
