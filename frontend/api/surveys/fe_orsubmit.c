@@ -1041,7 +1041,7 @@ static void xml_read(const fe_pg_result *res, void *arg)
     }
     if (PQgetvalue(res->res, 0, 2)[0] == 't') {
         fe_reply_error(
-            r, 403, "confidential",
+            r, 403, "forbidden",
             "the survey is in confidential mode: the XML as received is for survey admins only");
         return;
     }
