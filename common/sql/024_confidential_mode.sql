@@ -13,13 +13,6 @@
 -- the API shows only through fv_response_json too).
 ALTER TABLE responses ADD COLUMN gps_seed uuid NOT NULL DEFAULT gen_random_uuid();
 
--- True when a definition puts its survey in confidential mode.
-CREATE FUNCTION fv_confidential_mode(definition jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT COALESCE(definition->'confidential_mode' = 'true'::jsonb, false)
-        OR cardinality(fv_confidential_names(definition)) > 0
-$$;
-
 -- The radius of the displacement in metres: the definition's confidential_gps_radius_m (checked
 -- by the front end, common/fv_form.c: 1 to 100000), default 1000.
 CREATE FUNCTION fv_confidential_radius(definition jsonb) RETURNS double precision
@@ -88,15 +81,18 @@ $$;
 CREATE FUNCTION fv_response_mask(x responses, OUT hidden text[], OUT geo text[], OUT encrypted boolean,
                                  OUT conf boolean, OUT radius double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT fv_confidential_names(a.definition) || fv_confidential_names(c.definition),
-           fv_geopoint_names(a.definition) || fv_geopoint_names(c.definition),
-           a.public_key IS NOT NULL,
-           fv_confidential_mode(a.definition) OR COALESCE(fv_confidential_mode(c.definition), false),
+    SELECT h.names, fv_geopoint_names(a.definition) || fv_geopoint_names(c.definition),
+           COALESCE(a.public_key IS NOT NULL, false),
+           cardinality(h.names) > 0 OR COALESCE(a.definition->'confidential_mode' = 'true'::jsonb, false)
+               OR COALESCE(c.definition->'confidential_mode' = 'true'::jsonb, false),
            fv_confidential_radius(COALESCE(c.definition, a.definition))
     FROM (SELECT 1) one
     LEFT JOIN survey_versions a ON a.survey_id = x.survey_id AND a.version = x.survey_version
     LEFT JOIN surveys s ON s.id = x.survey_id
     LEFT JOIN survey_versions c ON c.survey_id = s.id AND c.version = s.current_version
+    CROSS JOIN LATERAL (SELECT fv_confidential_names(a.definition)
+                               || CASE WHEN c.version IS DISTINCT FROM a.version
+                                       THEN fv_confidential_names(c.definition) ELSE '{}' END AS names) h
 $$;
 
 -- True when a reader who is not survey admin sees response x masked (confidential mode).
@@ -114,18 +110,23 @@ LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', x.id, 'survey_id', x.survey_id, 'survey_version', x.survey_version,
         'deployment_id', x.deployment_id, 'status', x.status, 'stage', x.stage,
-        'data', CASE WHEN admin THEN x.data
-                     WHEN m.conf AND NOT m.encrypted
-                         THEN fv_confidential_data(x.data, m.hidden, m.geo, x.gps_seed, m.radius)
-                     ELSE x.data - m.hidden END,
-        'encrypted', m.encrypted,
-        'location', CASE WHEN admin OR NOT m.conf THEN x.location
-                         ELSE fv_gps_displace(x.location, x.gps_seed, m.radius) END,
+        'data', t.data, 'encrypted', t.encrypted, 'location', t.location,
         'submitted_by', x.submitted_by, 'collected_at', fv_ts(x.collected_at),
         'created_at', fv_ts(x.created_at), 'updated_at', fv_ts(x.updated_at), 'version', x.version)
         || CASE WHEN x.status = 'rejected' THEN jsonb_build_object('rejection_message', x.rejection_message)
                 ELSE '{}'::jsonb END
-    FROM fv_response_mask(x) m
+    FROM (-- a survey admin (exports too): as stored, without reading the definitions
+          SELECT x.data, EXISTS (SELECT 1 FROM survey_versions v WHERE v.survey_id = x.survey_id
+                                 AND v.version = x.survey_version AND v.public_key IS NOT NULL) AS encrypted,
+                 x.location
+          WHERE admin IS TRUE
+          UNION ALL
+          SELECT CASE WHEN m.conf AND NOT m.encrypted
+                      THEN fv_confidential_data(x.data, m.hidden, m.geo, x.gps_seed, m.radius)
+                      ELSE x.data - m.hidden END,
+                 m.encrypted,
+                 CASE WHEN m.conf THEN fv_gps_displace(x.location, x.gps_seed, m.radius) ELSE x.location END
+          FROM fv_response_mask(x) m WHERE admin IS NOT TRUE) t
 $$;
 
 -- One version of a response's history as the API shows it: as in 012, with the response's own

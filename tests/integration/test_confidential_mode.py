@@ -18,6 +18,7 @@ DEF = {"confidential_mode": True, "confidential_gps_radius_m": RADIUS, "question
     {"name": "household", "type": "text", "required": True},
     {"name": "home", "type": "geopoint"},
     {"name": "secret", "type": "text", "confidential": True},
+    {"name": "photo", "type": "text"},
 ]}
 
 
@@ -168,13 +169,18 @@ def test_openrosa_xml_and_attachments_only_for_admins(cm):
     data = form.find(".//{http://www.w3.org/2002/xforms}instance/{http://www.w3.org/2002/xforms}data")
     iid = str(uuid.uuid4())
     xml = (f'<?xml version="1.0"?>\n<data id="{data.get("id")}" version="{data.get("version")}">'
-           f"<household>XML house</household><home>12.5 -7.25 100 3</home><secret>xml-marker</secret>"
+           f"<household>XML house</household><home>12.5 -7.25 100 3</home><secret>xml-marker.jpg</secret>"
+           f"<photo>open.jpg</photo>"
            f"<meta><instanceID>uuid:{iid}</instanceID></meta></data>")
     r = cm.u["enum"].api.post(f"/v1/openrosa/deployments/{cm.did}/submission",
-                              files=[("xml_submission_file", ("submission.xml", xml, "text/xml"))])
+                              files=[("xml_submission_file", ("submission.xml", xml, "text/xml")),
+                                     ("xml-marker.jpg", ("xml-marker.jpg", b"SECRET-JPEG", "image/jpeg")),
+                                     ("open.jpg", ("open.jpg", b"OPEN-JPEG", "image/jpeg"))])
     assert r.status_code in (201, 202), (r.status_code, r.text[:500])
     wait_until(lambda: owner.get(f"/v1/responses/{iid}").status_code == 200, 60, what="XML response written")
     assert owner.get(f"/v1/responses/{iid}/xml").text == xml
+    assert owner.get(f"/v1/responses/{iid}/attachments/xml-marker.jpg").content == b"SECRET-JPEG"
+    assert owner.get(f"/v1/responses/{iid}/attachments/open.jpg").content == b"OPEN-JPEG"
     for who in ("viewer", "manager", "enum"):
         r = cm.u[who].api.get(f"/v1/responses/{iid}/xml")
         assert r.status_code == 403, (who, r.status_code, r.text)
@@ -182,7 +188,11 @@ def test_openrosa_xml_and_attachments_only_for_admins(cm):
         assert "xml-marker" not in r.text
         got = cm.u[who].api.get(f"/v1/responses/{iid}").json()
         assert "secret" not in got["data"] and "xml-marker" not in str(got)
-        assert got["data"]["home"]["lat"] != 12.5
+        assert got["data"]["home"]["lat"] != 12.5 and got["data"]["photo"] == "open.jpg"
+        # the file a confidential answer names is not served to them; the others are
+        r = cm.u[who].api.get(f"/v1/responses/{iid}/attachments/xml-marker.jpg")
+        assert r.status_code == 404 and b"SECRET" not in r.content, (who, r.status_code)
+        assert cm.u[who].api.get(f"/v1/responses/{iid}/attachments/open.jpg").content == b"OPEN-JPEG"
 
 
 @pytest.mark.parametrize("bad", [
