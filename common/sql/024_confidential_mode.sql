@@ -13,6 +13,19 @@
 -- the API shows only through fv_response_json too).
 ALTER TABLE responses ADD COLUMN gps_seed uuid NOT NULL DEFAULT gen_random_uuid();
 
+-- Drawn once: no update changes it. A revert (fv_revert_object, 013) writes every column from an
+-- older version's state, and a state written before 024 has no gps_seed (null); without this the
+-- revert would fail the NOT NULL, and a later seed would give a new offset (a second draw to
+-- average). Fires only when an UPDATE names the column (edits and approvals do not).
+CREATE FUNCTION fv_keep_gps_seed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.gps_seed := OLD.gps_seed;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER responses_keep_gps_seed BEFORE UPDATE OF gps_seed ON responses
+    FOR EACH ROW WHEN (NEW.gps_seed IS DISTINCT FROM OLD.gps_seed) EXECUTE FUNCTION fv_keep_gps_seed();
+
 -- The radius of the displacement in metres: the definition's confidential_gps_radius_m (checked
 -- by the front end, common/fv_form.c: 1 to 100000), default 1000.
 CREATE FUNCTION fv_confidential_radius(definition jsonb) RETURNS double precision

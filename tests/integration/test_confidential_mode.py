@@ -99,6 +99,14 @@ def test_one_point_for_every_read_and_truth_for_admins(cm):
         assert st["location"] == got["location"] and st["data"]["home"] == got["location"]
         assert "secret" not in st["data"]
     assert "marker-0" not in hist.text and "gps_seed" not in hist.text
+    # the offset is drawn once: no update changes it (a revert to a state written before 024
+    # writes a null seed)
+    seed = cm.c.psql("SELECT gps_seed::text FROM responses WHERE id = %s", rid)
+    cm.c.psql("UPDATE responses SET gps_seed = NULL WHERE id = %s", rid)
+    cm.c.psql("UPDATE responses SET gps_seed = gen_random_uuid() WHERE id = %s", rid)
+    assert cm.c.psql("SELECT gps_seed::text FROM responses WHERE id = %s", rid) == seed
+    again = cm.u["viewer"].api.get(f"/v1/responses/{rid}").json()
+    assert (again["location"]["lat"], again["location"]["lon"]) == (moved["lat"], moved["lon"])
     # the survey admin sees the truth, everywhere
     full = cm.u["owner"].api.get(f"/v1/responses/{rid}").json()
     assert full["location"] == true and full["data"]["home"] == true and full["data"]["secret"] == "marker-0"
