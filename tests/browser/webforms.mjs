@@ -1,0 +1,70 @@
+// The browser half of tests/integration/test_browser_webforms.py (issue 13's browser proof):
+// Debian's Chromium (headless, driven by playwright-core, no browser download) opens the host page
+// under Fieldvault's origin, where ODK Web Forms downloads the deployment's XForm over the real
+// TLS front end (formList, then the form), renders it; this script fills the fields as a person
+// would (typing, clicking) and presses Send; the page POSTs the instance to Fieldvault.
+//
+//   node webforms.mjs CONFIG.json     (prints one JSON line: the page's result)
+//
+// CONFIG: {origin, openrosa, bundle_dir, spki, chromium, answers: {text, integer, choice_label}}.
+// Chromium trusts only the test's own certificate: --ignore-certificate-errors-spki-list names
+// the SHA-256 of its public key (any other certificate is still refused).
+import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { extname, join, normalize } from "node:path";
+
+const cfg = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
+const log = [];
+
+const browser = await chromium.launch({
+    executablePath: cfg.chromium,
+    headless: true,
+    args: [`--ignore-certificate-errors-spki-list=${cfg.spki}`, "--no-sandbox"],
+    timeout: 30000,
+});
+let result;
+try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(30000);
+    page.on("console", (m) => log.push(`console.${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
+    // The host page and its bundle, served under Fieldvault's origin (same-origin requests).
+    await page.route(`${cfg.origin}/webforms/**`, (route) => {
+        const name = normalize(new URL(route.request().url()).pathname.slice("/webforms/".length));
+        if (name.startsWith("..")) return route.fulfill({ status: 404 });
+        try {
+            const body = readFileSync(join(cfg.bundle_dir, name));
+            return route.fulfill({ status: 200, body, contentType: TYPES[extname(name)] ?? "application/octet-stream" });
+        } catch {
+            return route.fulfill({ status: 404 });
+        }
+    });
+    const url = `${cfg.origin}/webforms/host.html?openrosa=${encodeURIComponent(cfg.openrosa)}`;
+    await page.goto(url);
+    const a = cfg.answers;
+    // Rendered: every question's label is on the page.
+    await page.getByText(a.text_label, { exact: false }).first().waitFor();
+    await page.getByText(a.integer_label, { exact: false }).first().waitFor();
+    await page.getByText(a.choice_label, { exact: true }).first().waitFor();
+    const inputs = page.locator("#form input");
+    // text then integer, in body order
+    const text = page.locator("#form input[type=text], #form textarea").first();
+    await text.click();
+    await text.pressSequentially(a.text);
+    const num = page.locator("#form input[inputmode=numeric], #form input[type=number]").first();
+    await num.click();
+    await num.pressSequentially(String(a.integer));
+    await page.getByText(a.choice_label, { exact: true }).first().click();
+    await page.getByRole("button", { name: /send|submit/i }).click();
+    await page.waitForFunction(() => ["submitted", "error"].includes(document.body.dataset.fvStatus) && (window.fvResult || window.fvError));
+    result = await page.evaluate(() => ({ result: window.fvResult, error: window.fvError ?? null }));
+    result.inputs = await inputs.count();
+} catch (e) {
+    result = { error: String(e && e.stack ? e.stack : e) };
+} finally {
+    await browser.close();
+}
+result.log = log;
+process.stdout.write(JSON.stringify(result) + "\n");
