@@ -23,20 +23,25 @@ async function main() {
     const xml = await (await fetch(url, { headers: { "X-OpenRosa-Version": "1.0" } })).text();
     const onSubmit = async (payload, callback) => {
         status("submitting");
-        const instance = payload.data[0];
-        const r = await fetch(`${openrosa}/submission`, {
-            method: "POST",
-            headers: { "X-OpenRosa-Version": "1.0" },
-            body: instance,
-        });
-        window.fvResult = {
-            status: r.status,
-            body: await r.text(),
-            instanceXml: await instance.get("xml_submission_file").text(),
-            payloadStatus: payload.status,
-        };
-        callback({});
-        status("submitted");
+        try {
+            const instance = payload.data[0];
+            const r = await fetch(`${openrosa}/submission`, {
+                method: "POST",
+                headers: { "X-OpenRosa-Version": "1.0" },
+                body: instance,
+            });
+            window.fvResult = {
+                status: r.status,
+                body: await r.text(),
+                instanceXml: await instance.get("xml_submission_file").text(),
+                payloadStatus: payload.status,
+            };
+            callback({});
+            status("submitted");
+        } catch (e) {
+            window.fvError = `submission: ${e && e.stack ? e.stack : e}`;
+            status("error");
+        }
     };
     const app = createApp({
         render: () =>

@@ -6,7 +6,8 @@
 //
 //   node webforms.mjs CONFIG.json     (prints one JSON line: the page's result)
 //
-// CONFIG: {origin, openrosa, bundle_dir, spki, chromium, answers: {text, integer, choice_label}}.
+// CONFIG: {origin, openrosa, bundle_dir, spki, chromium, answers: {text, integer, choice_label,
+// text_label, integer_label}}, or load_only: true to report only whether the form loaded.
 // Chromium trusts only the test's own certificate: --ignore-certificate-errors-spki-list names
 // the SHA-256 of its public key (any other certificate is still refused).
 import { chromium } from "playwright-core";
@@ -23,8 +24,7 @@ const browser = await chromium.launch({
     args: [`--ignore-certificate-errors-spki-list=${cfg.spki}`, "--no-sandbox"],
     timeout: 30000,
 });
-let result;
-try {
+async function run() {
     const context = await browser.newContext();
     const page = await context.newPage();
     page.setDefaultTimeout(30000);
@@ -43,6 +43,11 @@ try {
     });
     const url = `${cfg.origin}/webforms/host.html?openrosa=${encodeURIComponent(cfg.openrosa)}`;
     await page.goto(url);
+    if (cfg.load_only) {
+        // Only how far the page got: "rendered" once the form came over TLS, else "error".
+        await page.waitForFunction(() => ["rendered", "error"].includes(document.body.dataset.fvStatus));
+        return page.evaluate(() => ({ status: document.body.dataset.fvStatus, error: window.fvError ?? null }));
+    }
     const a = cfg.answers;
     // Rendered: every question's label is on the page.
     await page.getByText(a.text_label, { exact: false }).first().waitFor();
@@ -59,8 +64,14 @@ try {
     await page.getByText(a.choice_label, { exact: true }).first().click();
     await page.getByRole("button", { name: /send|submit/i }).click();
     await page.waitForFunction(() => ["submitted", "error"].includes(document.body.dataset.fvStatus) && (window.fvResult || window.fvError));
-    result = await page.evaluate(() => ({ result: window.fvResult, error: window.fvError ?? null }));
-    result.inputs = await inputs.count();
+    const out = await page.evaluate(() => ({ result: window.fvResult, error: window.fvError ?? null }));
+    out.inputs = await inputs.count();
+    return out;
+}
+
+let result;
+try {
+    result = await run();
 } catch (e) {
     result = { error: String(e && e.stack ? e.stack : e) };
 } finally {

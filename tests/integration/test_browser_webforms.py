@@ -83,6 +83,11 @@ def run_node(args, timeout, cwd=BROWSER_DIR):
     return r.stdout
 
 
+def browser_run(cfg_path):
+    """tests/browser/webforms.mjs on a config file; its one JSON line."""
+    return json.loads(run_node(["node", "webforms.mjs", str(cfg_path)], 120).strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """tests/browser's packages installed (when needed) and the host page bundled."""
@@ -113,7 +118,16 @@ def test_web_forms_renders_fills_and_submits(workers, bundle, tmp_path):
         cfg.write_text(json.dumps({
             "origin": c.base_url, "openrosa": openrosa, "bundle_dir": str(bundle),
             "spki": spki_sha256(c.cert), "chromium": CHROMIUM, "answers": answers}))
-        out = json.loads(run_node(["node", "webforms.mjs", str(cfg)], 120).strip().splitlines()[-1])
+        # Chromium checks the certificate: pinned to another key, the page cannot get the form.
+        bad = dict(json.loads(cfg.read_text()), load_only=True,
+                   spki=base64.b64encode(hashlib.sha256(b"not our key").digest()).decode())
+        bad_cfg = tmp_path / "bad.json"
+        bad_cfg.write_text(json.dumps(bad))
+        refused = browser_run(bad_cfg)
+        assert refused.get("status") == "error" and "fetch" in (refused.get("error") or ""), refused
+        assert any("ERR_CERT_AUTHORITY_INVALID" in line for line in refused["log"]), refused
+
+        out = browser_run(cfg)
         log = "\n".join(out.get("log", []))[-3000:]
         assert out.get("error") is None, f"{out.get('error')}\n{log}"
         res = out["result"]
