@@ -54,18 +54,31 @@ async function run() {
     await page.getByText(a.integer_label, { exact: false }).first().waitFor();
     await page.getByText(a.choice_label, { exact: true }).first().waitFor();
     const inputs = page.locator("#form input");
-    // text then integer, in body order
+    const send = page.getByRole("button", { name: /send|submit/i });
+    const steps = [];
+    // The form's rules hold in the browser: Send on the empty form names the required fields
+    // and submits nothing.
+    await send.click();
+    await page.getByText("Condition not satisfied: required").first().waitFor();
+    steps.push({ step: "empty send", status: await page.evaluate(() => document.body.dataset.fvStatus) });
     const text = page.locator("#form input[type=text], #form textarea").first();
     await text.click();
     await text.pressSequentially(a.text);
     const num = page.locator("#form input[inputmode=numeric], #form input[type=number]").first();
     await num.click();
-    await num.pressSequentially(String(a.integer));
+    // outside the XForm's constraint (1 to 50) first: refused in the page
+    await num.pressSequentially(String(a.bad_integer));
     await page.getByText(a.choice_label, { exact: true }).first().click();
-    await page.getByRole("button", { name: /send|submit/i }).click();
+    await send.click();
+    await page.getByText("Condition not satisfied: constraint").first().waitFor();
+    steps.push({ step: "constraint send", status: await page.evaluate(() => document.body.dataset.fvStatus) });
+    await num.fill("");
+    await num.pressSequentially(String(a.integer));
+    await send.click();
     await page.waitForFunction(() => ["submitted", "error"].includes(document.body.dataset.fvStatus) && (window.fvResult || window.fvError));
     const out = await page.evaluate(() => ({ result: window.fvResult, error: window.fvError ?? null }));
     out.inputs = await inputs.count();
+    out.steps = steps;
     return out;
 }
 

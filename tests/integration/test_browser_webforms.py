@@ -112,7 +112,7 @@ def test_web_forms_renders_fills_and_submits(workers, bundle, tmp_path):
                                      json={"name": "browser tablet"}), 201)
         openrosa = f"/v1/key/{app_user['token']}/openrosa/deployments/{dep['id']}"
 
-        answers = {"text": "Casa Ndlovu 7", "integer": 6, "text_label": "Household name",
+        answers = {"text": "Casa Ndlovu 7", "integer": 6, "bad_integer": 60, "text_label": "Household name",
                    "integer_label": "Number of members", "choice_label": "Protected well"}
         cfg = tmp_path / "config.json"
         cfg.write_text(json.dumps({
@@ -130,6 +130,8 @@ def test_web_forms_renders_fills_and_submits(workers, bundle, tmp_path):
         out = browser_run(cfg)
         log = "\n".join(out.get("log", []))[-3000:]
         assert out.get("error") is None, f"{out.get('error')}\n{log}"
+        # Send on the empty form and with 60 members (constraint 1..50) submitted nothing.
+        assert [st["status"] for st in out["steps"]] == ["rendered", "rendered"], out["steps"]
         res = out["result"]
         # Fieldvault's answer to the browser's POST: 201 and the OpenRosa envelope.
         assert res["status"] == 201, (res, log)
@@ -156,5 +158,11 @@ def test_web_forms_renders_fills_and_submits(workers, bundle, tmp_path):
         assert resp["data"]["household"] == answers["text"], resp["data"]
         assert resp["data"]["members"] == answers["integer"], resp["data"]
         assert resp["data"]["water"] == "well", resp["data"]
+        # exactly one response: the refused attempts never reached Fieldvault
+        page = ok(owner.api.get(f"/v1/surveys/{survey['id']}/responses", params={"deployment": dep["id"]}))
+        assert [x["id"] for x in page["items"]] == [rid], page
+        # and the instance XML kept byte for byte as the browser sent it
+        r = owner.api.get(f"/v1/responses/{rid}/xml")
+        assert r.status_code == 200 and r.content == res["instanceXml"].encode(), r.text[:500]
     finally:
         owner.close()
