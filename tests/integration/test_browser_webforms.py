@@ -1,8 +1,9 @@
 """Issue 13's browser proof: ODK Web Forms (@getodk/web-forms from npm, bundled with Vue by esbuild,
 tests/browser/) renders a Fieldvault XForm in Debian's Chromium (headless, driven by playwright-core
-from npm: no browser download), a person's input is typed and clicked into it, and its Send button
-submits the instance to Fieldvault's OpenRosa submission URL; the response is stored with those
-answers, read back through the JSON API.
+from npm: no browser download), a person's input is typed and clicked into it (Send is first
+refused in the page on the empty form, required, and on a value outside the XForm's constraint),
+and its Send button submits the instance to Fieldvault's OpenRosa submission URL; the response is
+stored with those answers, read back through the JSON API (one response, its XML byte for byte).
 
 Everything goes through the real front end over TLS: the host page is served under Fieldvault's
 origin by Playwright's request routing (tests/browser/webforms.mjs), so the page's formList, form
