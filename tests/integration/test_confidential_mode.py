@@ -25,7 +25,7 @@ DEF = {"confidential_mode": True, "confidential_gps_radius_m": RADIUS, "question
 @pytest.fixture(scope="module")
 def cm(workers):
     c = workers
-    names = ["owner", "enum", "viewer", "manager"]
+    names = ["owner", "enum", "viewer", "manager", "appr"]
     u = {n: User(c, "cm " + n) for n in names}
     r = u["owner"].api.post("/v1/orgs", json={"name": "Confidential org"})
     assert r.status_code == 201, r.text
@@ -44,6 +44,11 @@ def cm(workers):
         pass
     w = CM()
     w.c, w.u, w.org, w.survey, w.sid, w.did = c, u, org, survey, survey["id"], r.json()["id"]
+    r = u["owner"].api.post(f"/v1/surveys/{survey['id']}/deployments", json={
+        "name": "staged", "roles": {"enumerators": [P("user", u["enum"].id)],
+                                    "approvers": [[P("user", u["appr"].id)]]}})
+    assert r.status_code == 201, r.text
+    w.staged = r.json()["id"]
     yield w
     for x in u.values():
         x.close()
@@ -225,3 +230,24 @@ def test_bad_settings_refused(cm, bad):
     r = cm.u["owner"].api.put(f"/v1/surveys/{cm.sid}/definition",
                               json={"definition": dict(DEF, **{field: "nope"})})
     assert r.status_code == 422, r.text
+
+
+def test_approver_sees_masked_points(cm):
+    rid = new_id()
+    true = {"lat": 0.5, "lon": 179.999}
+    r = cm.u["enum"].api.post(f"/v1/deployments/{cm.staged}/responses", json={
+        "id": rid, "data": {"household": "staged", "home": true, "secret": "appr-marker"}, "location": true})
+    assert r.status_code == 202, r.text
+    wait_until(lambda: cm.u["appr"].api.get(f"/v1/responses/{rid}").status_code == 200, 60, what="written")
+    shown = cm.u["appr"].api.get(f"/v1/responses/{rid}").json()
+    assert shown["status"] == "pending" and "secret" not in shown["data"]
+    assert shown["location"] != true and shown["location"] == shown["data"]["home"]
+    # near the antimeridian the longitude wraps into [-180, 180)
+    assert -180 <= shown["location"]["lon"] < 180
+    assert math.hypot(*offset_m(true, shown["location"])) <= RADIUS * (1 + 1e-9)
+    r = cm.u["appr"].api.post(f"/v1/responses/{rid}/approve", json={})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["status"] == "final" and got["location"] == shown["location"] and "secret" not in got["data"]
+    assert "appr-marker" not in r.text
+    assert cm.u["owner"].api.get(f"/v1/responses/{rid}").json()["location"] == true
