@@ -251,3 +251,22 @@ def test_approver_sees_masked_points(cm):
     assert got["status"] == "final" and got["location"] == shown["location"] and "secret" not in got["data"]
     assert "appr-marker" not in r.text
     assert cm.u["owner"].api.get(f"/v1/responses/{rid}").json()["location"] == true
+
+
+def test_geodesy_edges(cm):
+    """Near a pole the latitude is clamped; across the antimeridian the longitude wraps; a point
+    that is not one is never passed through (null), a missing location stays null."""
+    rows = cm.c.psql(
+        "SELECT (p->>'lat')::float8, (p->>'lon')::float8, lon0 FROM ("
+        " SELECT fv_gps_displace(jsonb_build_object('lat', lat, 'lon', lon), gen_random_uuid(), 100000) AS p,"
+        "        lon AS lon0"
+        " FROM (VALUES (89.9, 179.99), (-89.9, -179.99), (90.0, 0.0), (0.0, 179.9999), (0.0, -180.0)) v(lat, lon),"
+        " generate_series(1, 200)) t")
+    assert len(rows) == 1000
+    assert all(-90 <= lat <= 90 and -180 <= lon < 180 for lat, lon, _ in rows), rows[:5]
+    assert any(lat == 90 for lat, _, _ in rows)  # clamped at the pole, not reflected past it
+    near = [lon for _, lon, lon0 in rows if float(lon0) == 179.9999]
+    assert len(near) == 200 and any(lon < 0 for lon in near) and any(lon > 0 for lon in near)
+    assert cm.c.psql("SELECT fv_gps_displace('{\"lat\": \"x\", \"lon\": 1}', gen_random_uuid(), 10) IS NULL, "
+                     "fv_gps_displace('null', gen_random_uuid(), 10), fv_gps_displace(NULL, gen_random_uuid(), 10) "
+                     "IS NULL, fv_gps_displace('{\"lat\": 1, \"lon\": 1}', NULL, 10) IS NULL") == [(True, None, True, True)]
