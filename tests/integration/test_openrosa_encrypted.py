@@ -131,12 +131,12 @@ def test_fixture_manifests_stored_as_the_envelope(oe):
     denied(oe.stranger.api.get(f"/v1/responses/{response_id(oe.dep, 'uuid:dcf4a151-5088-453f-99e6-369d67828f7a')}"), 404)
 
 
-def fresh(oe, media=(("x.jpg", b"\xff\xd8 photo"),)):
+def fresh(oe, media=(("x.jpg", b"\xff\xd8 photo"),), version="working3"):
     iid = f"uuid:{new_id()}"
-    sub = (f'<data id="encrypted" version="working3"><meta><instanceID>{iid}</instanceID></meta>'
+    sub = (f'<data id="encrypted" version="{version}"><meta><instanceID>{iid}</instanceID></meta>'
            f"<name>bob</name><age>30</age><file>x.jpg</file></data>").encode()
-    env = make_envelope(oe.pub, "encrypted", "working3", sub, list(media), iid)
-    return iid, sub, env, manifest_of("encrypted", "working3", env)
+    env = make_envelope(oe.pub, "encrypted", version, sub, list(media), iid)
+    return iid, sub, env, manifest_of("encrypted", version, env)
 
 
 def test_missing_tampered_and_garbage_parts_are_400(oe):
@@ -291,3 +291,32 @@ def test_a_new_key_of_another_size_is_checked(oe):
     env = make_envelope(key.public_key(), fid, ver, sub, [], iid)
     or_envelope(post(oe.enum.api, url(dep), manifest_of(fid, ver, env), parts_of(env)), 201)
     assert stored(oe, response_id(dep, iid))["data"] == env
+
+
+def test_older_form_versions_by_their_own_key(oe):
+    """A manifest of an older encrypted version is taken (stored under that version); answers in
+    clear to it are refused even once the current version is in clear; an encrypted manifest to
+    the current version in clear is refused."""
+    xml = (FIXTURES / "forms" / "encrypted.xml").read_text()
+    s = ok(oe.owner.api.post("/v1/surveys", json={"org_id": oe.org["id"], "name": "enc versions", "xform": xml}), 201)
+    dep = ok(oe.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "v", "roles": {"enumerators": [{"type": "user", "id": oe.enum.id}]}}), 201)
+    ok(oe.owner.api.put(f"/v1/surveys/{s['id']}/definition",
+                        json={"xform": xml.replace('version="working3"', 'version="working4"')}))
+    iid, _sub, env, man = fresh(oe)  # working3: the older version, encrypted
+    or_envelope(post(oe.enum.api, url(dep), man, parts_of(env)), 201)
+    rid = response_id(dep, iid)
+    assert stored(oe, rid)["data"] == env and stored(oe, rid)["survey_version"] == 1
+    clear = re.sub(r"<submission [^>]*/>", "", xml).replace('version="working3"', 'version="working5"')
+    ok(oe.owner.api.put(f"/v1/surveys/{s['id']}/definition", json={"xform": clear, "public_key": None}))
+    plain = (f'<data id="encrypted" version="working4"><meta><instanceID>uuid:{new_id()}</instanceID></meta>'
+             f"<name>bob</name></data>").encode()
+    assert "encrypted" in or_envelope(post(oe.enum.api, url(dep), plain, []), 400)
+    iid2, _s, env2, man2 = fresh(oe, version="working5")
+    assert "not encrypted" in or_envelope(post(oe.enum.api, url(dep), man2, parts_of(env2)), 400)
+    assert stored(oe, response_id(dep, iid2)) is None
+    # an older encrypted version still takes its manifests
+    iid3, _s, env3, man3 = fresh(oe, version="working4")
+    or_envelope(post(oe.enum.api, url(dep), man3, parts_of(env3)), 201)
+    got = stored(oe, response_id(dep, iid3))
+    assert got["survey_version"] == 2 and got["data"] == env3
