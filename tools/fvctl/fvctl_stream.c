@@ -28,7 +28,8 @@ static void dead_letters_usage(FILE *out)
     fprintf(out, "usage: fvctl [-c FILE] dead-letters [--limit N] [--json] [--show-data]\n"
                  "list the dead-letter stream, oldest first: 100 entries unless --limit N (0: all);\n"
                  "--json: one JSON object per line; --show-data: also the answers, location and\n"
-                 "collected_at (personal data: not shown otherwise)\n");
+                 "collected_at (personal data: not shown otherwise), opening sealed entries\n"
+                 "with key_file (sealed_error says why one does not open)\n");
 }
 
 static void requeue_usage(FILE *out)
