@@ -82,13 +82,13 @@ static void parse_entry(wk_entry *e, const redisReply *fields)
         char why[200];
         if (!batch_seal ||
             fv_qseal_open(batch_seal, &e->env, &e->plain, &e->plain_len, why, sizeof why) != 0) {
-            snprintf(e->error, sizeof e->error, "entry %s (submission %s): %s", e->stream_id, e->env.id,
-                     batch_seal ? why : "no key to open sealed payloads");
+            snprintf(e->error, sizeof e->error, "entry %.48s (submission %s): %.140s", e->stream_id,
+                     e->env.id, batch_seal ? why : "no key to open sealed payloads");
             goto done;
         }
     } else if (!batch_accept_unsealed) {
         snprintf(e->error, sizeof e->error,
-                 "entry %s (submission %s): payload not sealed (queue_accept_unsealed is off)",
+                 "entry %.48s (submission %s): payload not sealed (queue_accept_unsealed is off)",
                  e->stream_id, e->env.id);
         goto done;
     }
