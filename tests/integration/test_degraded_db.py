@@ -249,8 +249,11 @@ def test_long_hang_dead_letters_nothing(world):
     pids = None
     # io_timeout 3 s: a connection attempt to the hung server lasts three claim periods, so a
     # worker that stopped refreshing its claim while connecting would lose its batch to the others
+    # The jobs poll and the export sweep are put an hour apart: a job poll that met the hang first
+    # (it runs between batches) blocked A there instead of in its INSERT, and A, finding
+    # PostgreSQL gone, took no entries (seen in the sanitizer pass under load).
     env = dict(FV_CLAIM_IDLE_MS=1000, FV_MAX_DELIVERIES=2, FV_BLOCK_MS=100, FV_IO_TIMEOUT_MS=3000,
-               FV_PG_RETRY_MAX_MS=300)
+               FV_PG_RETRY_MAX_MS=300, FV_JOBS_POLL_MS=3600000, FV_EXPORT_SWEEP_MS=3600000)
     try:
         # Worker A holds an open PostgreSQL connection (it wrote something) when the server
         # hangs; the entries it takes next block in its INSERT on that connection. B, C and D,

@@ -8,6 +8,7 @@
 
 #include "fe_config.h"
 #include "fe_handlers.h"
+#include "fe_identity.h"
 #include "fe_ratelimit.h"
 #include "fe_redis.h"
 #include "fe_revoke.h"
@@ -33,24 +34,6 @@ static void forget_shared(const char *hash)
     const char *argv[] = {"DEL", key};
     size_t lens[] = {3, strlen(key)};
     fe_redis_fire(2, argv, lens);
-}
-
-/* The reason name (borrowed JSON string, may be NULL) is not a key name, or NULL when it is:
- * 1 to 100 characters (code points; the JSON parser checked the UTF-8), not all blank, no
- * control characters. */
-static const char *name_problem(const char *name)
-{
-    if (!name) return "required: a string of 1 to 100 characters";
-    size_t chars = 0;
-    bool visible = false;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        if ((*p & 0xC0) != 0x80) chars++;
-        if (*p < 0x20 || *p == 0x7F) return "must not contain control characters";
-        if (*p != ' ') visible = true;
-    }
-    if (chars == 0 || !visible) return "must not be empty or blank";
-    if (chars > NAME_MAX_CHARS) return "must be at most 100 characters";
-    return NULL;
 }
 
 /* ------------------------------------------------------------------ POST /v1/me/api-keys */
@@ -138,7 +121,8 @@ void fe_apikeys_create(fe_req *r)
         return;
     }
     const char *name = fv_json_get_str(r->body, "name");
-    const char *why = name_problem(name);
+    const char *why = fe_check_label(name, NAME_MAX_CHARS, "required: a string of 1 to 100 characters",
+                                     "must be at most 100 characters");
     if (why) {
         const char *f[] = {"name"};
         fe_reply_error_fields(r, 422, "validation_failed", "the API key is invalid", 1, f, &why);

@@ -119,6 +119,22 @@ const char *fe_check_name(const char *name)
     return NULL;
 }
 
+const char *fe_check_label(const char *name, size_t max_chars, const char *required,
+                           const char *too_long)
+{
+    if (!name) return required;
+    size_t chars = 0;
+    bool visible = false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        if ((*p & 0xC0) != 0x80) chars++;
+        if (*p < 0x20 || *p == 0x7F) return "must not contain control characters";
+        if (*p != ' ') visible = true;
+    }
+    if (chars == 0 || !visible) return "must not be empty or blank";
+    if (chars > max_chars) return too_long;
+    return NULL;
+}
+
 const char *fe_check_new_password(const char *pw)
 {
     if (!pw) return "required: a string";

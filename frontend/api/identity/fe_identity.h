@@ -78,6 +78,11 @@ const char *fe_identity_dummy_hash(void);
 const char *fe_check_email(const char *email);
 const char *fe_check_name(const char *name);
 const char *fe_check_new_password(const char *pw);
+/* A label (an API key's or an app user's name; borrowed, may be NULL): 1 to max_chars code points
+ * (the JSON parser checked the UTF-8), not all blank, no control characters. NULL when good, else
+ * the reason: `required` when absent, `too_long` past max_chars (both static, the caller's). */
+const char *fe_check_label(const char *name, size_t max_chars, const char *required,
+                           const char *too_long);
 
 /* {score, guesses_log10, feedback: {warning, suggestions: [...]}} */
 void fe_strength_json(fv_jgen *j, const fv_strength *s);

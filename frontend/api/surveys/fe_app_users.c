@@ -14,6 +14,7 @@
 
 #include "fe_config.h"
 #include "fe_handlers.h"
+#include "fe_identity.h"
 #include "fe_openrosa_auth.h"
 #include "fe_revoke.h"
 #include "fe_verdict.h"
@@ -22,22 +23,6 @@
 
 #define NAME_MAX_CHARS 200
 #define MAX_LIVE_APP_USERS 1000 /* unrevoked app users of one deployment: a cap against floods */
-
-/* NULL when name (borrowed, may be NULL) is a good app user name, else why not. */
-static const char *name_problem(const char *name)
-{
-    if (!name) return "required: a string of 1 to 200 characters";
-    size_t chars = 0;
-    bool visible = false;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        if ((*p & 0xC0) != 0x80) chars++;
-        if (*p < 0x20 || *p == 0x7F) return "must not contain control characters";
-        if (*p != ' ') visible = true;
-    }
-    if (chars == 0 || !visible) return "must not be empty or blank";
-    if (chars > NAME_MAX_CHARS) return "must be at most 200 characters";
-    return NULL;
-}
 
 /* ODK Collect's settings QR payload for server_url (borrowed): the JSON
  * {"general":{"server_url":...},"admin":{}} compressed with zlib (RFC 1950, as Collect inflates
@@ -159,7 +144,8 @@ void fe_app_users_create(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "deployment")) return;
     const char *name = fv_json_get_str(r->body, "name");
-    const char *why = name_problem(name);
+    const char *why = fe_check_label(name, NAME_MAX_CHARS, "required: a string of 1 to 200 characters",
+                                     "must be at most 200 characters");
     if (why) {
         const char *f[] = {"name"};
         fe_reply_error_fields(r, 422, "validation_failed", "the app user is invalid", 1, f, &why);
