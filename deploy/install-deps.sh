@@ -37,7 +37,15 @@ if [ "$want_test" = 1 ]; then
     # libreoffice-calc-nogui: test_exports.py opens the export's CSV with headless LibreOffice
     # Calc (soffice --convert-to; without it that test is skipped and the promise unproven).
     packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml
-        clang-format-14 testssl.sh clang-14 libclang-rt-14-dev python3-cryptography libreoffice-calc-nogui)
+        clang-format-14 testssl.sh clang-14 libclang-rt-14-dev python3-cryptography libreoffice-calc-nogui
+        chromium nodejs)
+    # chromium, nodejs, npm: tests/integration/test_browser_webforms.py runs ODK Web Forms in
+    # Debian's headless Chromium through playwright-core (tests/browser/, npm ci from its lockfile;
+    # no browser is downloaded). npm only when no npm is on PATH: a nodejs package from another
+    # archive (NodeSource's) carries its own npm and conflicts with Debian's.
+    if ! command -v npm >/dev/null 2>&1; then
+        packages+=(npm)
+    fi
 fi
 
 missing=()

@@ -6,7 +6,8 @@
 # checked), then the unit and integration tests again with AddressSanitizer + UndefinedBehavior-
 # Sanitizer. The format check (tools/format.sh --check) runs first and counts as one test. The
 # fuzz smoke (tests/fuzz/run.sh: every libFuzzer target briefly, clang, build-fuzz/) runs after
-# the chaos step; each target counts as one test.
+# the chaos step; each target counts as one test. Before the build, tests/browser/ensure.sh installs
+# the browser test's npm packages (npm ci from tests/browser/package-lock.json) when they changed.
 #
 #   tests/run.sh [--quick] [--no-chaos] [--no-package] [--no-format] [--no-fuzz] [--only STEP]
 #                [--no-install] [--keep-tmp] [-- PYTEST-ARGS...]
@@ -269,6 +270,22 @@ if [ "$install" = 1 ]; then
     fi
 fi
 
+# The browser test's npm packages (tests/browser/ensure.sh: npm ci from the lockfile into
+# tests/browser/node_modules, only when that lockfile changed since the last install). Without
+# node and npm (install-deps.sh --test installs them) test_browser_webforms.py is skipped.
+browser_deps() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        steps+=("skipped browser packages (no node/npm: test_browser_webforms.py skips)")
+        return 0
+    fi
+    note "== browser packages: tests/browser/ensure.sh (npm ci when the lockfile changed)"
+    if tests/browser/ensure.sh; then
+        step_ok "browser packages"
+    else
+        setup_failed "browser packages (tests/browser/ensure.sh)"
+    fi
+}
+
 # Sanitizer reports abort the program (a crash the tests see) and LeakSanitizer runs at exit;
 # the integration harness also scans every program's log for reports and fails the run.
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -288,6 +305,7 @@ elif [ "$only" = package ]; then
     exit "$status"
 fi
 
+browser_deps
 if [ "$format" = 1 ]; then
     run_format
 else
