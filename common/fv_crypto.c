@@ -79,7 +79,49 @@ static size_t encode_with(const char *alphabet, bool pad, const unsigned char *i
 
 /* Decodes; with pad, s must be padded to a multiple of 4. Unused low bits must be zero so that
  * every value has exactly one encoding. */
-static long decode_with(const char *alphabet, bool pad, const char *s, size_t slen, unsigned char *out)
+/* Each byte's value in the two alphabets, -1 for none: a table, not a scan of the alphabet per
+ * character (decoding queue entries, fv_qseal, must keep up with encoding). */
+// clang-format off
+static const signed char b64url_value[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+static const signed char b64std_value[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+// clang-format on
+
+static long decode_with(const signed char *values, bool pad, const char *s, size_t slen,
+                        unsigned char *out)
 {
     if (pad) {
         if (slen % 4) return -1;
@@ -91,9 +133,9 @@ static long decode_with(const char *alphabet, bool pad, const char *s, size_t sl
     unsigned acc = 0;
     int bits = 0;
     for (size_t i = 0; i < slen; i++) {
-        const char *p = s[i] ? strchr(alphabet, s[i]) : NULL;
-        if (!p) return -1;
-        acc = (acc << 6) | (unsigned)(p - alphabet);
+        int v = values[(unsigned char)s[i]];
+        if (v < 0) return -1;
+        acc = (acc << 6) | (unsigned)v;
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -114,7 +156,7 @@ size_t fv_b64url_encode(const void *data, size_t len, char *out)
 
 long fv_b64url_decode(const char *s, size_t slen, unsigned char *out)
 {
-    return decode_with(b64url, false, s, slen, out);
+    return decode_with(b64url_value, false, s, slen, out);
 }
 
 size_t fv_b64_encode(const void *data, size_t len, char *out)
@@ -124,5 +166,5 @@ size_t fv_b64_encode(const void *data, size_t len, char *out)
 
 long fv_b64_decode(const char *s, size_t slen, unsigned char *out)
 {
-    return decode_with(b64std, true, s, slen, out);
+    return decode_with(b64std_value, true, s, slen, out);
 }

@@ -34,17 +34,22 @@ int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratc
     ARGS(e->submitted_by);
     ARGS(FV_ENVELOPE_F_RECEIVED_AT);
     ARGS(recv);
-    ARGS(FV_ENVELOPE_F_DATA);
-    ARG(e->data, e->data_len);
-    ARGS(FV_ENVELOPE_F_LOCATION);
-    ARG(e->location ? e->location : "", e->location ? e->location_len : 0);
+    if (e->sealed) {
+        ARGS(FV_ENVELOPE_F_SEALED);
+        ARG(e->sealed, e->sealed_len);
+    } else {
+        ARGS(FV_ENVELOPE_F_DATA);
+        ARG(e->data, e->data_len);
+        ARGS(FV_ENVELOPE_F_LOCATION);
+        ARG(e->location ? e->location : "", e->location ? e->location_len : 0);
+    }
     ARGS(FV_ENVELOPE_F_COLLECTED_AT);
     ARG(e->collected_at ? e->collected_at : "", e->collected_at ? e->collected_at_len : 0);
     ARGS(FV_ENVELOPE_F_VERIFIED);
     ARGS(e->verified ? "1" : "0");
     ARGS(FV_ENVELOPE_F_RVERSION);
     ARGS(rver);
-    if (e->openrosa && e->openrosa_len > 0) {
+    if (!e->sealed && e->openrosa && e->openrosa_len > 0) {
         ARGS(FV_ENVELOPE_F_OPENROSA);
         ARG(e->openrosa, e->openrosa_len);
     }
@@ -133,6 +138,11 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
             if (vl == 0) goto bad;
             e->openrosa = v;
             e->openrosa_len = vl;
+            seen |= 1u << 11;
+        } else if (IS(FV_ENVELOPE_F_SEALED)) {
+            if (vl == 0) goto bad;
+            e->sealed = v;
+            e->sealed_len = vl;
         }
         /* Unknown fields are ignored: a newer front end may add some. */
         continue;
@@ -147,6 +157,14 @@ int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *le
                                   FV_ENVELOPE_F_RECEIVED_AT,   FV_ENVELOPE_F_DATA,
                                   FV_ENVELOPE_F_LOCATION,      FV_ENVELOPE_F_COLLECTED_AT,
                                   FV_ENVELOPE_F_VERIFIED};
+    if (e->sealed) {
+        /* The payload is inside: a clear copy beside it would be a forgery or a bug. */
+        if (seen & (1u << 7 | 1u << 8 | 1u << 11)) {
+            snprintf(err, errlen, "sealed entry with a clear data, location or openrosa field");
+            return -1;
+        }
+        seen |= 1u << 7 | 1u << 8;
+    }
     for (int b = 0; b < FV_ENVELOPE_NREQUIRED; b++)
         if (!(seen & (1u << b))) {
             snprintf(err, errlen, "missing field '%s'", names[b]);

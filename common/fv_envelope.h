@@ -25,6 +25,11 @@
  *                 [{"name", "content_type", "size", "sha256" (hex), "data" (base64)}]}; absent
  *                 for a JSON submission. The worker stores the XML with the response and the
  *                 attachments beside it (migration 023).
+ *   sealed        data, location and openrosa sealed together (common/fv_qseal.h: "q1.<key id>.
+ *                 <base64url>"). A sealed entry has no data, location or openrosa field (an entry
+ *                 with both is malformed); the worker opens it before anything reads them. Every
+ *                 front end seals; an entry without it (an older front end's, or a hand-made one)
+ *                 is accepted by the worker while [worker] queue_accept_unsealed is on.
  *
  * A dead letter (the dead-letter stream, common/dead_stream) is the entry's own fields, unchanged,
  * followed by three the worker appends (fv_envelope_dead_argv):
@@ -47,10 +52,12 @@
  * survey_version is then 0): the worker resolves it from the deployment. */
 #define FV_ENVELOPE_UNKNOWN_SURVEY "00000000-0000-0000-0000-000000000000"
 #define FV_ENVELOPE_NFIELDS 12
-/* The fields every entry must have: all but rversion. */
+/* The fields every entry must have: all but rversion (and data and location when sealed). */
 #define FV_ENVELOPE_NREQUIRED 11
 /* The most fields an entry has: those above and the optional openrosa. */
 #define FV_ENVELOPE_MAX_FIELDS (FV_ENVELOPE_NFIELDS + 1)
+/* A sealed entry's fields: data, location and openrosa give way to sealed. */
+#define FV_ENVELOPE_NSEALED (FV_ENVELOPE_NFIELDS - 1)
 /* A submission id's claim in Redis (frontend/io/fe_subid.h): this prefix and the id is the key,
  * "<submitted_by>:<deployment_id>" the value. The worker reads the claims of its batch
  * (wk_stream_id_holders) to refuse the entries of those that lost one. */
@@ -70,6 +77,7 @@
 #define FV_ENVELOPE_F_VERIFIED "verified"
 #define FV_ENVELOPE_F_RVERSION "rversion"
 #define FV_ENVELOPE_F_OPENROSA "openrosa"
+#define FV_ENVELOPE_F_SEALED "sealed"
 /* The dead-letter fields, appended after the entry's own. */
 #define FV_ENVELOPE_F_ERROR "error"
 #define FV_ENVELOPE_F_STREAM_ID "stream_id"
@@ -93,16 +101,21 @@ typedef struct fv_envelope {
     long long rversion;   /* -1: unknown (see rversion above) */
     const char *openrosa; /* borrowed: JSON object text, or NULL (a JSON submission) */
     size_t openrosa_len;
+    const char *sealed; /* borrowed: the sealed payload (fv_qseal.h), or NULL (not sealed) */
+    size_t sealed_len;
 } fv_envelope;
 
 /* Builds the argv of `XADD <stream> * field value ...` for e. The strings in argv borrow from
  * e, stream and scratch (a caller-provided buffer of at least 64 bytes for the numbers);
- * returns argc (3 + 2 * FV_ENVELOPE_NFIELDS, 2 more with openrosa). argv/argvlen must hold that many slots. */
+ * returns argc (3 + 2 * FV_ENVELOPE_NFIELDS, 2 more with openrosa; with e->sealed set,
+ * 3 + 2 * FV_ENVELOPE_NSEALED: sealed instead of data, location and openrosa). argv/argvlen must
+ * hold that many slots. */
 int fv_envelope_xadd_argv(const fv_envelope *e, const char *stream, char *scratch, size_t scratchlen,
                           const char **argv, size_t *argvlen);
 
 /* Fills e from the field/value pairs of one stream entry (fields[i], lens[i], 2*npairs items).
- * Pointers in e borrow from the pairs. Returns 0, or -1 with a reason in err when a field is
+ * Pointers in e borrow from the pairs. A sealed entry leaves data, location and openrosa unset
+ * (e->sealed set): fv_qseal_open fills them. Returns 0, or -1 with a reason in err when a field is
  * missing or malformed (such an entry is poison: the worker dead-letters it). */
 int fv_envelope_parse(fv_envelope *e, const char *const *items, const size_t *lens, size_t nitems,
                       char *err, size_t errlen);

@@ -20,7 +20,10 @@
 #include <stdint.h>
 
 #define FV_SPOOL_MAX_ITEMS 64
-#define FV_SPOOL_MAX_RECORD (16u * 1024 * 1024)
+/* A record holds one entry: an OpenRosa submission of openrosa_max_body_bytes (11 MiB at most)
+ * with its attachments base64-encoded in the openrosa field (x 4/3), then sealed, which
+ * base64-encodes it once more (fv_qseal.h, x 4/3): about 20 MiB. */
+#define FV_SPOOL_MAX_RECORD (24u * 1024 * 1024)
 
 typedef struct fv_spool fv_spool;
 

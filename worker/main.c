@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include "fv_cli.h"
+#include "fv_keys.h"
 #include "fv_log.h"
+#include "fv_qseal.h"
 #include "fv_settings.h"
+#include "wk_batch.h"
 #include "wk_config.h"
 #include "wk_loop.h"
 
@@ -54,6 +57,7 @@ int main(int argc, char **argv)
 {
     int status = FV_EXIT_FAILURE;
     char *consumer = NULL;
+    fv_qseal *seal = NULL;
     fv_cli cli;
     int cli_status = fv_cli_start(&program, argc, argv, &cli);
     if (cli_status >= 0) return cli_status;
@@ -73,12 +77,29 @@ int main(int argc, char **argv)
         fv_error("out of memory");
         goto done;
     }
+    /* The queue subkeys (fv_qseal.h), derived once; the key material itself is wiped at once. */
+    char kerr[512];
+    fv_keyset keys;
+    memset(&keys, 0, sizeof keys);
+    if (fv_keys_load(&keys, fv_common.key_file, kerr, sizeof kerr) != 0) {
+        fv_error("key_file: %s", kerr);
+        goto done;
+    }
+    seal = fv_qseal_new(&keys);
+    fv_keys_clear(&keys);
+    if (!seal) {
+        fv_error("cannot derive the queue sealing keys from key_file");
+        goto done;
+    }
+    wk_batch_set_seal(seal, wk_cfg.queue_accept_unsealed);
+    if (!wk_cfg.queue_accept_unsealed) fv_info("only sealed stream entries are accepted");
 
     wk_loop loop;
     wk_loop_init(&loop, consumer, &wk_stop_flag);
     status = wk_loop_run(&loop);
     wk_loop_free(&loop);
 done:
+    fv_qseal_free(seal);
     free(consumer);
     fv_config_free(wk_config_table);
     return status;

@@ -14,6 +14,15 @@ bool wk_json_is_object(const char *text, size_t len)
     return fv_json_is_object(text, len, NULL);
 }
 
+static fv_qseal *batch_seal; /* borrowed (wk_batch_set_seal) */
+static bool batch_accept_unsealed = true;
+
+void wk_batch_set_seal(fv_qseal *qs, bool accept_unsealed)
+{
+    batch_seal = qs;
+    batch_accept_unsealed = accept_unsealed;
+}
+
 void wk_batch_init(wk_batch *b)
 {
     memset(b, 0, sizeof *b);
@@ -23,6 +32,8 @@ void wk_batch_init(wk_batch *b)
 void wk_batch_reset(wk_batch *b)
 {
     if (b->reply) freeReplyObject(b->reply);
+    for (size_t i = 0; b->entries && i < b->n; i++)
+        fv_qseal_plain_free(b->entries[i].plain, b->entries[i].plain_len);
     free(b->entries);
     wk_batch_init(b);
 }
@@ -67,6 +78,20 @@ static void parse_entry(wk_entry *e, const redisReply *fields)
         goto done;
     }
     if (fv_envelope_parse(&e->env, items, lens, n, e->error, sizeof e->error) != 0) goto done;
+    if (e->env.sealed) {
+        char why[200];
+        if (!batch_seal ||
+            fv_qseal_open(batch_seal, &e->env, &e->plain, &e->plain_len, why, sizeof why) != 0) {
+            snprintf(e->error, sizeof e->error, "entry %.48s (submission %s): %.140s", e->stream_id,
+                     e->env.id, batch_seal ? why : "no key to open sealed payloads");
+            goto done;
+        }
+    } else if (!batch_accept_unsealed) {
+        snprintf(e->error, sizeof e->error,
+                 "entry %.48s (submission %s): payload not sealed (queue_accept_unsealed is off)",
+                 e->stream_id, e->env.id);
+        goto done;
+    }
     /* data and location go into the INSERT's JSON verbatim: they must be exactly one object. */
     fv_json_error je;
     if (!fv_json_is_object(e->env.data, e->env.data_len, &je)) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "fv_envelope.h"
+#include "fv_qseal.h"
 
 /* Where one entry of a batch stands. */
 typedef enum wk_entry_state {
@@ -27,6 +28,9 @@ typedef struct wk_entry {
     bool id_taken;        /* its id's claim is another submitter's or deployment's: kept as
                              refused, never stored (wk_stream_id_holders) */
     char error[256];      /* why it is POISON or FAILED */
+    unsigned char *plain; /* owned: the opened payload env points into (sealed entries), wiped and
+                             freed by wk_batch_reset */
+    size_t plain_len;
 } wk_entry;
 
 /* The lifecycle of a batch; the loop in wk_loop.c moves it forward one state at a time. */
@@ -50,6 +54,10 @@ typedef struct wk_batch {
     bool redelivered; /* from XAUTOCLAIM or a re-read of our pending list: counts unknown */
 } wk_batch;
 
+/* The sealed-payload opener every batch uses (borrowed: the caller keeps it alive while batches
+ * are filled), and whether an entry without a sealed payload is taken (queue_accept_unsealed). An
+ * entry that does not open is POISON with a reason naming it, and its payload is never read. */
+void wk_batch_set_seal(fv_qseal *qs, bool accept_unsealed);
 void wk_batch_init(wk_batch *b);
 /* Takes ownership of reply; list (inside reply) is an array of [id, fields] items. Parses every
  * entry and leaves the batch in state READ (or EMPTY when list holds nothing). Returns 0, or -1

@@ -50,6 +50,11 @@ const fv_cfg_entry wk_config_table[] = {
                    FV_CFG_RESTART, "rows one step of an export job reads (in batches) and writes"),
     FV_CFG_INT_KEY("worker", "export_sweep_ms", &wk_cfg.export_sweep_ms, "60000", 100, 3600000,
                    FV_CFG_RESTART, "how often (ms) a worker deletes expired and failed exports"),
+    FV_CFG_BOOL_KEY("worker", "queue_accept_unsealed", &wk_cfg.queue_accept_unsealed, "yes",
+                    FV_CFG_RESTART,
+                    "accept stream entries whose payload is not sealed (from a front end older than "
+                    "queue sealing); turn off once every front end seals, so only sealed entries "
+                    "are stored and any other is dead-lettered"),
     FV_CFG_END,
 };
 

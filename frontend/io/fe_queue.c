@@ -11,6 +11,7 @@
 #include "fe_metrics.h"
 #include "fe_redis.h"
 #include "fv_log.h"
+#include "fv_qseal.h"
 #include "fv_settings.h"
 #include "fv_spool.h"
 
@@ -27,6 +28,7 @@ typedef enum {
 
 static struct {
     struct event_base *base; /* borrowed */
+    fv_qseal *seal;          /* owned: seals every entry's payload (fv_qseal.h) */
     fv_spool *spool;         /* owned; NULL when spool_dir is empty */
     struct event *notify;    /* owned: the spool's completion eventfd */
     struct event *tick;      /* owned: replay timer */
@@ -231,11 +233,19 @@ void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *cl
     }
     s->cb = cb;
     s->arg = arg;
-    s->argc = fv_envelope_xadd_argv(e, fv_common.stream, scratch, sizeof scratch, s->argv, s->lens);
-    /* Copy the arguments: the envelope borrows from the request, which may go first. */
+    /* The payload goes sealed (fv_qseal.h): the argv gets a placeholder of the sealed text's
+     * length, which the copy below fills by sealing straight from the request's bytes. */
+    static const char sealed_here[1];
+    fv_envelope se = *e;
+    se.sealed = sealed_here;
+    se.sealed_len = fv_qseal_text_len(e);
+    size_t scratch_len = fv_qseal_scratch_len(e);
+    s->argc = fv_envelope_xadd_argv(&se, fv_common.stream, scratch, sizeof scratch, s->argv, s->lens);
+    /* Copy the arguments: the envelope borrows from the request, which may go first. One
+     * allocation holds them and, after them, the sealing's scratch (ciphertext only). */
     size_t total = 0;
     for (int i = 0; i < s->argc; i++) total += s->lens[i] + 1;
-    s->copy = malloc(total);
+    s->copy = malloc(total + scratch_len);
     if (!s->copy) {
         free(s);
         cb(FE_QUEUE_FAILED, arg);
@@ -243,7 +253,17 @@ void fe_queue_submit(const fv_envelope *e, const char *claim_key, const char *cl
     }
     char *p = s->copy;
     for (int i = 0; i < s->argc; i++) {
-        memcpy(p, s->argv[i], s->lens[i]);
+        if (s->argv[i] == sealed_here) {
+            if (fv_qseal_seal(q.seal, e, (unsigned char *)s->copy + total, p) != 0) {
+                fv_error("sealing a submission for the queue failed");
+                free(s->copy);
+                free(s);
+                cb(FE_QUEUE_FAILED, arg);
+                return;
+            }
+        } else {
+            memcpy(p, s->argv[i], s->lens[i]);
+        }
         p[s->lens[i]] = '\0';
         s->argv[i] = p;
         p += s->lens[i] + 1;
@@ -369,6 +389,12 @@ int fe_queue_init(struct event_base *base, int child_index, char *err, size_t er
 {
     memset(&q, 0, sizeof q);
     q.base = base;
+    /* One per child: the queue subkeys are derived here, once, not per entry. */
+    q.seal = fv_qseal_new(&fe_keys);
+    if (!q.seal) {
+        snprintf(err, errlen, "cannot derive the queue sealing key from key_file");
+        return -1;
+    }
     if (!fe_cfg.spool_dir || !*fe_cfg.spool_dir) return 0;
     if (mkdir(fe_cfg.spool_dir, 0700) == -1 && errno != EEXIST) {
         snprintf(err, errlen, "spool_dir %s: %s", fe_cfg.spool_dir, strerror(errno));
@@ -404,4 +430,6 @@ void fe_queue_shutdown(void)
     /* Appends already queued complete (with ECANCELED if not started) before this returns. */
     fv_spool_close(q.spool);
     q.spool = NULL;
+    fv_qseal_free(q.seal);
+    q.seal = NULL;
 }

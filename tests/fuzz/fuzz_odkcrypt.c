@@ -5,12 +5,15 @@
  *   1  a decrypted submission.xml, as fv-decrypt flattens it
  *   2  a public key as it arrives in "public_key" (PEM) and, the same bytes, as an XForm's
  *      base64RsaPublicKey
+ *   3  an OpenRosa xml_submission_file read as an encrypted submission's manifest
+ *      (common/fv_odkmanifest.h)
  * Invariants: a refusal has a reason (and a field); an accepted envelope is accepted for the
- * unknown key too; an accepted key is 2048 to 8192 bits and its PEM parses back to itself. */
+ * unknown key too; a manifest's names are within their bounds; an accepted key is 2048 to 8192 bits and its PEM parses back to itself. */
 #include <string.h>
 
 #include "fuzz_util.h"
 #include "fv_odkcrypt.h"
+#include "fv_odkmanifest.h"
 #include "fv_odkxml.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -23,7 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return -1;
-    uint8_t mode = data[0] % 3;
+    uint8_t mode = data[0] % 4;
     data++, size--;
     if (mode == 0) {
         const char *field = NULL;
@@ -43,6 +46,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (!why[0]) {
             abort();
         }
+    } else if (mode == 3) {
+        fv_odkmanifest m;
+        char why[256];
+        why[0] = '\0';
+        if (fv_odkmanifest_parse((const char *)data, size, &m, why, sizeof why) == 0) {
+            if (m.nmedia > FV_ODKCRYPT_MAX_MEDIA || strlen(m.instance_id) > FV_ODKCRYPT_MAX_ID ||
+                strlen(m.xml_file) > FV_ODKCRYPT_MAX_NAME)
+                abort();
+            for (size_t i = 0; i < m.nmedia; i++)
+                if (!m.media[i][0] || strlen(m.media[i]) > FV_ODKCRYPT_MAX_NAME) abort();
+            if (m.b64_key && strlen(m.b64_key) > FV_ODKMANIFEST_MAX_TEXT) abort();
+        } else if (!why[0]) {
+            abort();
+        }
+        fv_odkmanifest_clear(&m);
     } else {
         fv_odkcrypt_pubkey k, k2;
         if (!fv_odkcrypt_pubkey_from_pem((const char *)data, size, &k)) {

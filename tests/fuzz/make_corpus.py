@@ -222,7 +222,8 @@ def main():
     write("xform", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "x">]><x>&e;</x>')
     write("xform", "<a>" * 100 + "</a>" * 100)
 
-    # odkcrypt: first byte 0 an envelope, 1 a submission.xml, 2 a public key (fuzz_odkcrypt.c)
+    # odkcrypt: first byte 0 an envelope, 1 a submission.xml, 2 a public key, 3 an encrypted
+    # submission's manifest (fuzz_odkcrypt.c)
     env = {"instanceID": "uuid:" + UUIDS[0], "version": "v1", "base64EncryptedKey": base64.b64encode(b"k" * 256).decode(),
            "encryptedXmlFile": base64.b64encode(b"x" * 48).decode(),
            "media": [{"name": "a.jpg.enc", "content": base64.b64encode(b"m" * 32).decode()}],
@@ -238,6 +239,11 @@ def main():
             pem = f.read()
         write("odkcrypt", b"\2" + pem)
         write("odkcrypt", b"\2" + b"".join(pem.splitlines()[1:-1]))
+    for name in ("one", "two"):
+        man = os.path.join(args.fixtures, "instances", "encrypted", name + ".xml")
+        if os.path.isfile(man):
+            with open(man, "rb") as f:
+                write("odkcrypt", b"\3" + f.read())
 
     # submit: bodies (against the built-in forms), and definition \0 body
     for d, ans in forms:

@@ -510,9 +510,12 @@ def test_programs_work_under_the_redis_acl(sample_redis, tmp_path):
     port, admin, d = sample_redis
     conf = tmp_path / "fieldvault.conf"
     dead_pg = free_port()  # nothing listens there: the worker keeps its batch and retries
+    keys = tmp_path / "master.key"  # the worker opens sealed entries with it (fv_qseal.h)
+    keys.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(keys, 0o600)
     write_config(conf, {
         "common": {"pg_dsn": f"host=127.0.0.1 port={dead_pg} dbname=fieldvault user=fieldvault",
-                   "redis_host": "127.0.0.1", "redis_port": port},
+                   "redis_host": "127.0.0.1", "redis_port": port, "key_file": keys},
         "worker": {"block_ms": 100, "io_timeout_ms": 1000, "pg_retry_max_ms": 200},
     })
     env = child_env(FV_REDIS_USER="fieldvault", FV_REDIS_PASSWORD=redis_conf_password("fieldvault"))

@@ -140,3 +140,49 @@ def test_redis_down_spools_then_replays(od):
     assert od.owner.api.get(f"/v1/responses/{rid}/attachments/s.jpg").content == b"spooled photo"
     wait_until(lambda: readyz(c).json().get("spool_pending") == 0 and inst.readyz().get("spool_pending") == 0,
                60, what="spools empty")
+
+
+def test_encrypted_pg_down_202_then_stored(od):
+    """An encrypted submission as ODK Collect sends it, PostgreSQL stopped: 202, then stored as
+    the envelope with the manifest as its XML once PostgreSQL is back."""
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from test_odk_encryption import envelope as make_envelope
+    from test_openrosa_encrypted import manifest_of, parts_of
+    c, inst = od.c, od.inst
+    wait_until(lambda: inst.readyz().get("status") == "ready", 60, what="ready before the test")
+    org = od.owner.api.get(f"/v1/surveys/{od.dep['survey_id']}").json()["org_id"]
+    s = ok(od.owner.api.post("/v1/surveys", json={"org_id": org, "name": "enc",
+                                                  "xform": (FIXTURES / "forms/encrypted.xml").read_text()}), 201)
+    dep = ok(od.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "enc", "roles": {"enumerators": [{"type": "user", "id": od.enum.id}]}}), 201)
+    pub = serialization.load_pem_public_key((FIXTURES / "keys/pub.pem").read_bytes())
+
+    def one(label, photo):
+        iid = f"uuid:{iid_uuid(label)}"
+        sub = (f'<data id="encrypted" version="working3"><meta><instanceID>{iid}</instanceID></meta>'
+               f"<name>n</name><file>x.jpg</file></data>").encode()
+        env = make_envelope(pub, "encrypted", "working3", sub, [("x.jpg", photo)], iid)
+        return env, manifest_of("encrypted", "working3", env), [(n, d, "application/octet-stream")
+                                                                 for n, d in parts_of(env)]
+    env, man, parts = one("enc-warm", b"warm")
+    assert inst.submit(dep, man, parts).status_code == 201  # the deployment cached here
+    env, man, parts = one("enc-pgdown", b"\xff\xd8" + bytes(range(100)))
+    pg_stop_immediate(c)
+    try:
+        wait_until(lambda: inst.readyz().get("db") == "down", 60, what="/readyz db: down")
+        r = inst.submit(dep, man, parts)
+        assert r.status_code == 202, r.text
+        # a plain instance is refused while the database is down too (the cached key says so)
+        plain = (f'<data id="encrypted" version="working3"><meta><instanceID>uuid:{iid_uuid("enc-plain")}'
+                 f"</instanceID></meta><name>n</name></data>").encode()
+        assert inst.submit(dep, plain).status_code == 400
+    finally:
+        pg_start(c)
+    rid = iid_uuid("enc-pgdown")
+    wait_until(lambda: stored_row(c, rid) == 1, 90, what="the queued encrypted submission stored")
+    wait_until(lambda: od.owner.api.get(f"/v1/responses/{rid}").status_code == 200, 60, what="readable")
+    got = od.owner.api.get(f"/v1/responses/{rid}").json()
+    assert got["encrypted"] is True and got["data"] == env
+    assert od.owner.api.get(f"/v1/responses/{rid}/xml").content == man
+    assert stored_row(c, iid_uuid("enc-plain")) == 0

@@ -10,6 +10,8 @@
 
 #include "fv_cli.h"
 #include "fv_envelope.h"
+#include "fv_keys.h"
+#include "fv_qseal.h"
 #include "fv_redisutil.h"
 #include "fvctl.h"
 
@@ -26,7 +28,8 @@ static void dead_letters_usage(FILE *out)
     fprintf(out, "usage: fvctl [-c FILE] dead-letters [--limit N] [--json] [--show-data]\n"
                  "list the dead-letter stream, oldest first: 100 entries unless --limit N (0: all);\n"
                  "--json: one JSON object per line; --show-data: also the answers, location and\n"
-                 "collected_at (personal data: not shown otherwise)\n");
+                 "collected_at (personal data: not shown otherwise), opening sealed entries\n"
+                 "with key_file (sealed_error says why one does not open)\n");
 }
 
 static void requeue_usage(FILE *out)
@@ -253,8 +256,37 @@ static void id_time(const char *id, char *out, size_t outlen, long long *ms_out)
 
 #define DL_TABLE_FMT "%-20s  %-24s  %5s  %-36s  %-36s  %-20s  %s\n"
 
-static void dead_print_row(const dead_entry *d, bool json, bool show_data)
+/* The payload values (data, location, collected_at) of d for --show-data: as they are in an
+ * unsealed entry, opened with qs (fv_qseal.h) in a sealed one; then *plain holds them (the caller
+ * frees it with fv_qseal_plain_free) or why says why they could not be opened. */
+static void dead_payload(const dead_entry *d, fv_qseal *qs, dead_value out[3], unsigned char **plain,
+                         size_t *plen, char *why, size_t whylen)
 {
+    static const char *const data_fields[] = {FV_ENVELOPE_F_DATA, FV_ENVELOPE_F_LOCATION,
+                                              FV_ENVELOPE_F_COLLECTED_AT};
+    *plain = NULL;
+    *plen = 0;
+    why[0] = '\0';
+    for (int k = 0; k < 3; k++) out[k] = dead_field(d, data_fields[k]);
+    if (!dead_field(d, FV_ENVELOPE_F_SEALED).s) return;
+    fv_envelope env;
+    if (fv_envelope_parse(&env, d->items, d->lens, d->dl.own_items, why, whylen) != 0) return;
+    if (!qs) {
+        snprintf(why, whylen, "sealed, and key_file could not be loaded");
+        return;
+    }
+    if (fv_qseal_open(qs, &env, plain, plen, why, whylen) != 0) return;
+    out[0] = (dead_value){env.data, env.data_len};
+    out[1] = (dead_value){env.location, env.location_len};
+}
+
+static void dead_print_row(const dead_entry *d, bool json, bool show_data, fv_qseal *qs)
+{
+    dead_value payload[3];
+    unsigned char *plain = NULL;
+    size_t plen = 0;
+    char why[256] = "";
+    if (show_data) dead_payload(d, qs, payload, &plain, &plen, why, sizeof why);
     char when[48];
     long long ms;
     id_time(d->id, when, sizeof when, &ms);
@@ -277,10 +309,12 @@ static void dead_print_row(const dead_entry *d, bool json, bool show_data)
         if (d->dl.deliveries >= 0) fprintf(stdout, ",\"deliveries\":%lld", d->dl.deliveries);
         else fputs(",\"deliveries\":null", stdout);
         put_json_field(stdout, "stream_id", orig, &first);
-        if (show_data)
-            for (int k = 0; k < 3; k++)
-                put_json_field(stdout, data_fields[k], dead_field(d, data_fields[k]), &first);
+        if (show_data) {
+            for (int k = 0; k < 3; k++) put_json_field(stdout, data_fields[k], payload[k], &first);
+            if (why[0]) put_json_field(stdout, "sealed_error", (dead_value){why, strlen(why)}, &first);
+        }
         fputs("}\n", stdout);
+        fv_qseal_plain_free(plain, plen);
         return;
     }
     /* Table: the error last and whole, so nothing an operator needs is cut off. */
@@ -300,13 +334,15 @@ static void dead_print_row(const dead_entry *d, bool json, bool show_data)
     fputc('\n', stdout);
     if (show_data) {
         for (int k = 0; k < 3; k++) {
-            dead_value v = dead_field(d, data_fields[k]);
+            dead_value v = payload[k];
             if (!v.s || v.len == 0) continue;
             printf("    %s: ", data_fields[k]);
             put_plain(stdout, v.s, v.len);
             fputc('\n', stdout);
         }
+        if (why[0]) printf("    sealed payload: %s\n", why);
     }
+    fv_qseal_plain_free(plain, plen);
 }
 
 int fvctl_dead_letters(int argc, char **argv)
@@ -316,8 +352,22 @@ int fvctl_dead_letters(int argc, char **argv)
     if (rc >= 0) return rc;
     long limit = lo.limit;
     bool json = lo.json, show_data = lo.show_data;
+    /* --show-data opens sealed payloads (fv_qseal.h) with the key file's queue subkeys. */
+    fv_qseal *qs = NULL;
+    if (show_data) {
+        fv_keyset ks;
+        char kerr[512];
+        memset(&ks, 0, sizeof ks);
+        if (fv_keys_load(&ks, fv_common.key_file, kerr, sizeof kerr) != 0)
+            fprintf(stderr, "fvctl dead-letters: key_file: %s: sealed payloads stay sealed\n", kerr);
+        else qs = fv_qseal_new(&ks);
+        fv_keys_clear(&ks);
+    }
     redisContext *c = fvctl_redis_connect("dead-letters", FVCTL_TIMEOUT_S * 1000);
-    if (!c) return FV_EXIT_FAILURE;
+    if (!c) {
+        fv_qseal_free(qs);
+        return FV_EXIT_FAILURE;
+    }
     int status = FV_EXIT_FAILURE;
     const char *what = "XLEN";
     redisReply *r = redisCommand(c, "XLEN %s", fv_common.dead_stream);
@@ -342,7 +392,7 @@ int fvctl_dead_letters(int argc, char **argv)
             if (!json && shown == 0)
                 printf(DL_TABLE_FMT, "DEAD-LETTER ID", "DEAD-LETTERED AT (UTC)", "TRIES", "SUBMISSION",
                        "DEPLOYMENT", "ORIGINAL STREAM ID", "ERROR");
-            dead_print_row(&d, json, show_data);
+            dead_print_row(&d, json, show_data, qs);
             dead_entry_free(&d);
             shown++;
             snprintf(start, sizeof start, "(%s", d.id);
@@ -364,6 +414,7 @@ failed:
 done:
     if (r) freeReplyObject(r);
     redisFree(c);
+    fv_qseal_free(qs);
     return status;
 }
 

@@ -14,6 +14,10 @@
  *   VERSION   an instance of an older form version: its definition asked from PostgreSQL,
  *             then INSTANCE
  *   INSTANCE  on the work pool: the instance typed and validated against that definition
+ *             An encrypted survey's (docs/api/openrosa.md, "Encrypted submissions"): the XML is
+ *             ODK Collect's cleartext manifest (fv_odkmanifest); its submission.xml.enc and
+ *             media .enc parts become the stored envelope of the JSON API
+ *             (fv_odkcrypt_envelope_build, checked as any), the manifest the stored XML
  *   PRECHECK  (PostgreSQL up) the stored response of the same instance: identical XML goes on
  *             (attachments that were missing are added), different XML is 409; the
  *             organisation's attachment quota (413)
@@ -56,6 +60,8 @@
 #include "fv_json.h"
 #include "fv_log.h"
 #include "fv_multipart.h"
+#include "fv_odkcrypt.h"
+#include "fv_odkmanifest.h"
 
 #define XML_PART "xml_submission_file"
 #define ATT_NAME_MAX 255
@@ -75,6 +81,7 @@ typedef struct or_job {
     struct evbuffer *body; /* owned: the request body (PARTS only) */
     char boundary[FV_MULTIPART_MAX_BOUNDARY + 1];
     size_t max_parts;
+    int key_bytes;    /* the survey's modulus in bytes: an encrypted survey; 0: in clear */
     char *definition; /* owned: the derived definition to type the instance with */
     char cur_form_id[FV_INSTANCE_MAX_ID + 1], cur_version[FV_INSTANCE_MAX_ID + 1];
     /* results */
@@ -452,12 +459,133 @@ static void run_instance(or_job *j)
     if (def) yajl_tree_free(def);
 }
 
+static or_att *att_named(or_job *j, const char *name)
+{
+    for (size_t i = 0; i < j->natt; i++)
+        if (strcmp(j->atts[i].name, name) == 0) return &j->atts[i];
+    return NULL;
+}
+
+/* An encrypted survey's submission: the manifest (j->xml) read, its parts found, the envelope
+ * built and checked (modulus_bytes 0: another version's key, checked by the worker), the
+ * openrosa field holding the manifest as the XML and no attachments (the .enc files are inside
+ * the envelope, where fv-decrypt opens them). Parts the manifest does not name are ignored, as
+ * ODK Central does. */
+static void run_encrypted(or_job *j, int modulus_bytes)
+{
+    fv_odkmanifest m;
+    char why[300];
+    if (fv_odkmanifest_parse(j->xml, j->xml_len, &m, why, sizeof why) != 0) {
+        fv_odkmanifest_clear(&m);
+        job_failed(j, strcmp(why, "out of memory") == 0 ? 503 : 400, why);
+        return;
+    }
+    const char *bad = !m.encrypted ? "this survey is encrypted (its form has a public key): send the "
+                                     "encrypted submission (its manifest with encrypted=\"yes\" and the "
+                                     ".enc files); answers in clear are refused"
+                      : !m.instance_id[0] ? "the manifest has no meta/instanceID"
+                      : !m.b64_key        ? "the manifest has no base64EncryptedKey"
+                      : !m.b64_sig        ? "the manifest has no base64EncryptedElementSignature"
+                      : !m.xml_file[0]    ? "the manifest has no encryptedXmlFile"
+                      : j->inst.deprecated_id[0]
+                          ? "an encrypted submission cannot be an edit (meta/deprecatedID)"
+                          : NULL;
+    if (bad) {
+        fv_odkmanifest_clear(&m);
+        job_failed(j, 400, bad);
+        return;
+    }
+    or_att *x = att_named(j, m.xml_file);
+    fv_odkcrypt_part *media = m.nmedia ? calloc(m.nmedia, sizeof *media) : NULL;
+    if (m.nmedia && !media) {
+        fv_odkmanifest_clear(&m);
+        job_failed(j, 503, "out of memory");
+        return;
+    }
+    size_t bytes = x ? x->len : 0;
+    for (size_t i = 0; x && i < m.nmedia && !bad; i++) {
+        or_att *a = att_named(j, m.media[i]);
+        if (!a) {
+            snprintf(why, sizeof why, "the manifest names the media file %.160s but no part carries it",
+                     m.media[i]);
+            bad = why;
+            break;
+        }
+        media[i] = (fv_odkcrypt_part){a->name, a->data, a->len};
+        bytes += a->len;
+    }
+    if (!x) {
+        snprintf(why, sizeof why,
+                 "the manifest names the encryptedXmlFile %.160s but no part carries it", m.xml_file);
+        bad = why;
+    }
+    char *env = bad ? NULL
+                    : fv_odkcrypt_envelope_build(m.instance_id, m.version, m.b64_key, x->data, x->len,
+                                                 media, m.nmedia, m.b64_sig);
+    free(media);
+    if (bad || !env) {
+        fv_odkmanifest_clear(&m);
+        job_failed(j, bad ? 400 : 503, bad ? bad : "out of memory");
+        return;
+    }
+    const char *field = NULL;
+    bad = fv_odkcrypt_envelope_check_text(env, strlen(env), modulus_bytes, &field);
+    if (bad) {
+        snprintf(why, sizeof why, "not an encrypted submission for this survey's key: %s: %s",
+                 field ? field : "envelope", bad);
+        free(env);
+        fv_odkmanifest_clear(&m);
+        job_failed(j, 400, why);
+        return;
+    }
+    fv_odkmanifest_clear(&m);
+    for (size_t i = 0; i < j->natt; i++) free(j->atts[i].data);
+    j->natt = 0;
+    j->att_bytes = bytes; /* the degraded-mode bound and the quota count the ciphertext */
+    free(j->inst.data);
+    j->inst.data = env; /* owned by the job now */
+    j->typed = true;
+    if (!(j->openrosa = openrosa_field(j))) job_failed(j, 503, "out of memory");
+}
+
+/* A plain survey's submission that is an encrypted manifest: refused rather than stored as
+ * answers nobody asked for. */
+static bool manifest_in_clear(or_job *j)
+{
+    fv_odkmanifest m;
+    char why[64];
+    bool enc = fv_odkmanifest_parse(j->xml, j->xml_len, &m, why, sizeof why) == 0 && m.encrypted;
+    fv_odkmanifest_clear(&m);
+    return enc;
+}
+
 static void job_run(void *p)
 {
     or_job *j = p;
+    if (j->key_bytes && !j->body) {
+        /* another version's envelope, built already: only the version's key was looked up */
+        j->typed = true;
+        return;
+    }
     if (j->body) {
         run_parts(j);
         if (j->status) return;
+        if (j->key_bytes) {
+            if (strcmp(j->inst.form_id, j->cur_form_id) != 0) {
+                job_failed(j, 404, "no such form: the instance's form id is not this deployment's form");
+                return;
+            }
+            bool current = strcmp(j->inst.version, j->cur_version) == 0;
+            run_encrypted(j, current ? j->key_bytes : 0);
+            if (!current) j->typed = false; /* the version is looked up (its key's size) */
+            return;
+        }
+        if (manifest_in_clear(j)) {
+            job_failed(j, 400,
+                       "this survey is not encrypted (its form has no public key): an encrypted "
+                       "submission is refused; send the instance in clear");
+            return;
+        }
         /* The deployment's current version, or (typed stays false) an older one to fetch. */
         if (strcmp(j->inst.form_id, j->cur_form_id) != 0) {
             job_failed(j, 404, "no such form: the instance's form id is not this deployment's form");
@@ -811,7 +939,7 @@ static void instance_ready(fe_req *r)
 }
 
 static const char sql_version[] =
-    "SELECT version, definition::text FROM survey_versions "
+    "SELECT version, definition::text, public_key_bytes FROM survey_versions "
     "WHERE survey_id = $1::uuid AND xform_version = $2 AND xform_form_id = $3 "
     "ORDER BY version DESC LIMIT 1";
 
@@ -827,8 +955,16 @@ static void version_found(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "no such form version");
         return;
     }
-    st->survey_version = atoi(PQgetvalue(res->res, 0, 0));
     or_job *j = st->res;
+    if (PQgetisnull(res->res, 0, 2) != (j->key_bytes == 0)) {
+        fe_metrics_submission_rejected();
+        fe_reply_error(r, 400, "bad_submission",
+                       j->key_bytes
+                           ? "that form version is not encrypted: an encrypted submission is refused"
+                           : "that form version is encrypted: answers in clear are refused");
+        return;
+    }
+    st->survey_version = atoi(PQgetvalue(res->res, 0, 0));
     st->res = NULL;
     free(j->definition);
     if (!(j->definition = strdup(PQgetvalue(res->res, 0, 1)))) {
@@ -941,15 +1077,6 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
                              30);
         return;
     }
-    if (dep->key_bytes > 0) {
-        /* An encrypted survey's OpenRosa submission (submission.xml.enc and its manifest) is not
-         * taken yet: fv_odkcrypt_envelope_build is ready for it (docs/api/openrosa.md). Refused
-         * rather than read as answers in clear. */
-        fe_reply_error(r, 501, "encrypted_not_supported",
-                       "encrypted OpenRosa submissions are not accepted yet; send the envelope "
-                       "through POST /v1/deployments/{id}/responses (`encrypted`)");
-        return;
-    }
     memcpy(st->survey_id, dep->survey_id, sizeof st->survey_id);
     st->survey_version = dep->version;
     st->verified = verified;
@@ -961,6 +1088,7 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
         return;
     }
     fv_form_errors_init(&j->errs);
+    j->key_bytes = dep->key_bytes;
     def_xform(dep->definition, j->cur_form_id, j->cur_version);
     j->body = st->body;
     st->body = NULL;
