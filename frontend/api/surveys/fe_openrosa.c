@@ -182,14 +182,6 @@ static const char sql_media[] =
     "LEFT JOIN deployments d ON d.id = $1::uuid "
     "LEFT JOIN survey_media m ON m.survey_id = d.survey_id AND m.name = $3";
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static void media_answer(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
@@ -199,27 +191,18 @@ static void media_answer(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "no such media file");
         return;
     }
-    /* bytea in text format: "\x" then two hex digits per byte */
-    size_t n = strlen(hex);
-    if (n < 2 || hex[0] != '\\' || hex[1] != 'x' || n % 2) {
-        fv_error("req %s: unexpected bytea text", r->req_id);
-        fe_reply_error(r, 500, "internal", "internal error");
-        return;
-    }
-    size_t len = (n - 2) / 2;
-    unsigned char *bytes = malloc(len ? len : 1);
+    size_t len = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)hex, &len); /* ours: PQfreemem */
     if (!bytes) {
         fe_reply_oom(r);
         return;
     }
-    for (size_t i = 0; i < len; i++)
-        bytes[i] = (unsigned char)(hexval(hex[2 + 2 * i]) << 4 | hexval(hex[3 + 2 * i]));
     char type[128];
     snprintf(type, sizeof type, "%s", PQgetvalue(res->res, 0, 2));
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     evhttp_add_header(h, "Content-Disposition", "attachment");
     fe_reply_text(r, 200, type, (const char *)bytes, len);
-    free(bytes);
+    PQfreemem(bytes);
 }
 
 void fe_openrosa_media(fe_req *r)

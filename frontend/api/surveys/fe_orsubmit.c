@@ -1194,14 +1194,6 @@ static const char sql_attachment[] =
     "       OR jsonb_path_exists(fv_response_json(r, false)->'data', '$.** ? (@ == $n)', "
     "                            jsonb_build_object('n', $3::text)))";
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static void attachment_read(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
@@ -1211,20 +1203,12 @@ static void attachment_read(const fe_pg_result *res, void *arg)
     }
     const char *hx = fe_verdict_answer(r, res, "attachment");
     if (!hx) return;
-    size_t n = strlen(hx);
-    if (n < 2 || hx[0] != '\\' || hx[1] != 'x' || n % 2) {
-        fv_error("req %s: unexpected bytea text", r->req_id);
-        fe_reply_error(r, 500, "internal", "internal error");
-        return;
-    }
-    size_t len = (n - 2) / 2;
-    unsigned char *bytes = malloc(len ? len : 1);
+    size_t len = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)hx, &len); /* ours: PQfreemem */
     if (!bytes) {
         fe_reply_oom(r);
         return;
     }
-    for (size_t i = 0; i < len; i++)
-        bytes[i] = (unsigned char)(hexval(hx[2 + 2 * i]) << 4 | hexval(hx[3 + 2 * i]));
     char type[FV_MULTIPART_MAX_NAME + 1];
     snprintf(type, sizeof type, "%s", PQgetvalue(res->res, 0, 2));
     /* never rendered by a browser in our origin: a download, sniffing off (fe_reply.c); named
@@ -1249,7 +1233,7 @@ static void attachment_read(const fe_pg_result *res, void *arg)
     free(enc);
     evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Disposition", disp);
     fe_reply_text(r, 200, type, (const char *)bytes, len);
-    free(bytes);
+    PQfreemem(bytes);
 }
 
 void fe_orsubmit_get_attachment(fe_req *r)
