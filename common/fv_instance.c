@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fv_json.h"
+#include "fv_mem.h"
 
 #define PATH_MAX_BYTES 1024
 
@@ -238,8 +239,8 @@ static void on_end(void *ud, const XML_Char *name)
             leaf *l = &b->leaves[b->nleaves];
             l->q = find_question(b, b->path, len);
             l->inst = b->sinst[d];
-            l->text = strndup(text, tl);
-            l->path = l->q < 0 ? strndup(b->path, len) : NULL;
+            l->text = fv_memdup0(text, tl);
+            l->path = l->q < 0 ? fv_memdup0(b->path, len) : NULL;
             if (!l->text || (l->q < 0 && !l->path)) {
                 free(l->text), free(l->path);
                 pfail(b, "%s", "out of memory");
@@ -713,7 +714,7 @@ int fv_instance_parse(const char *xml, size_t len, yajl_val definition, const fv
     fv_jgen_map_close(j);
     size_t dlen;
     const char *text = fv_jgen_buf(j, &dlen);
-    if (!text || !(out->data = strndup(text, dlen))) {
+    if (!text || !(out->data = fv_memdup0(text, dlen))) {
         snprintf(why, whylen, "out of memory");
         goto done;
     }

@@ -15,6 +15,7 @@
 
 #include "fv_crypto.h"
 #include "fv_json.h"
+#include "fv_mem.h"
 
 /* ---- public keys ---- */
 
@@ -42,7 +43,7 @@ static const char *pubkey_fill(EVP_PKEY *pk, fv_odkcrypt_pubkey *out)
         fv_b64_encode(der, (size_t)dlen, out->der_b64);
         char *p;
         long n = BIO_get_mem_data(mem, &p);
-        out->pem = n > 0 ? strndup(p, (size_t)n) : NULL;
+        out->pem = n > 0 ? fv_memdup0(p, (size_t)n) : NULL;
     }
     OPENSSL_free(der);
     BIO_free(mem);
@@ -294,7 +295,7 @@ char *fv_odkcrypt_envelope_build(const char *instance_id, const char *version, c
     fv_jgen_map_close(j);
     size_t len;
     const char *t = fv_jgen_buf(j, &len);
-    char *out = t ? strndup(t, len) : NULL;
+    char *out = t ? fv_memdup0(t, len) : NULL;
     fv_jgen_free(j);
     return out;
 }
@@ -498,7 +499,7 @@ bool fv_odkcrypt_open(fv_odkcrypt_privkey *k, yajl_val env, const char *form_id,
     for (size_t i = 0; ok && i < nm; i++) {
         const char *name = fv_json_get_str(media->u.array.values[i], "name");
         out->nmedia++;
-        out->media[i].name = strndup(name, strlen(name) - 4);
+        out->media[i].name = fv_memdup0(name, strlen(name) - 4);
         if (!out->media[i].name ||
             !open_file(key, iid, (unsigned)i, fv_json_get_str(media->u.array.values[i], "content"),
                        &out->media[i])) {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fv_mem.h"
+
 /* Parse state: the open elements' path, the current element's text, and the result. */
 typedef struct parse {
     XML_Parser p;
@@ -110,7 +112,8 @@ static void XMLCALL on_end(void *ud, const char *name)
             }
             x->f = nf, x->cap = nc;
         }
-        char *path = strndup(ps->path, ps->plen), *value = strndup(ps->text ? ps->text : "", ps->tlen);
+        char *path = fv_memdup0(ps->path, ps->plen),
+             *value = fv_memdup0(ps->text ? ps->text : "", ps->tlen);
         if (!path || !value) {
             free(path), free(value);
             fail(ps, "out of memory");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fv_json.h"
+#include "fv_mem.h"
 
 #define NS_JR "http://openrosa.org/javarosa"
 #define NS_ORX "http://openrosa.org/xforms"
@@ -109,7 +110,7 @@ __attribute__((format(printf, 2, 3))) static void fail(builder *b, const char *f
 static bool split_name(const char *full, char **ns, char **local)
 {
     const char *sep = strrchr(full, NS_SEP);
-    *ns = sep ? strndup(full, (size_t)(sep - full)) : strdup("");
+    *ns = sep ? fv_memdup0(full, (size_t)(sep - full)) : strdup("");
     *local = strdup(sep ? sep + 1 : full);
     return *ns && *local;
 }
@@ -252,7 +253,7 @@ static char *trimmed(const node *n)
     size_t len = strlen(s);
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r'))
         len--;
-    return strndup(s, len);
+    return fv_memdup0(s, len);
 }
 
 /* "/data/orx:meta/orx:instanceID" -> "/data/meta/instanceID" (prefixes dropped); owned. */
@@ -774,7 +775,7 @@ char *fv_xform_definition(const fv_xform *x)
     size_t len;
     if (fv_jgen_ok(j)) {
         const char *buf = fv_jgen_buf(j, &len);
-        out = buf ? strndup(buf, len) : NULL;
+        out = buf ? fv_memdup0(buf, len) : NULL;
     }
     fv_jgen_free(j);
     return out;

@@ -10,6 +10,7 @@
 #include "fv_json.h"
 #include "fv_log.h"
 #include "fv_odkcrypt.h"
+#include "fv_mem.h"
 #include "fv_pgutil.h"
 
 /* $1 submission id, $2 submitter, $3 deployment, $4 the survey version the front end validated
@@ -69,9 +70,9 @@ static const char quarantine_sql[] =
 static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, bool tie,
                                    char *err, size_t errlen)
 {
-    char *data = strndup(e->data, e->data_len);
-    char *loc = strndup(e->location ? e->location : "", e->location_len);
-    char *coll = strndup(e->collected_at ? e->collected_at : "", e->collected_at_len);
+    char *data = fv_memdup0(e->data, e->data_len);
+    char *loc = fv_memdup0(e->location ? e->location : "", e->location_len);
+    char *coll = fv_memdup0(e->collected_at ? e->collected_at : "", e->collected_at_len);
     char recv[32];
     snprintf(recv, sizeof recv, "%lld", (long long)e->received_at_ms);
     wk_verify_result rc = WK_VERIFY_FAILED;
@@ -101,7 +102,7 @@ static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const cha
 static bool answers_pass(const char *definition, const fv_envelope *e, char *why, size_t whylen)
 {
     char perr[128];
-    char *text = strndup(e->data, e->data_len);
+    char *text = fv_memdup0(e->data, e->data_len);
     yajl_val def = fv_json_parse(definition, perr, sizeof perr);
     yajl_val data = text ? fv_json_parse(text, perr, sizeof perr) : NULL;
     fv_form_errors errs;

@@ -22,6 +22,7 @@
 #include "fe_sharedcache.h"
 #include "fv_crypto.h"
 #include "fv_log.h"
+#include "fv_mem.h"
 
 #define FE_AUTH_NEGATIVE_TTL_S 5
 
@@ -240,7 +241,7 @@ static void redis_looked_up(redisReply *reply, const char *error, void *arg)
                                                &plen)
                               : NULL;
     char *json = payload && fe_revoke_unchanged_since(FE_REVOKE_API_KEY, l->hash, version)
-                     ? strndup(payload, plen)
+                     ? fv_memdup0(payload, plen)
                      : NULL; /* owned here */
     if (json) {
         char err[64];

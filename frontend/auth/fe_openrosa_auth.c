@@ -22,6 +22,7 @@
 #include "fe_throttle.h"
 #include "fv_crypto.h"
 #include "fv_log.h"
+#include "fv_mem.h"
 
 #define XML_TYPE "text/xml; charset=utf-8"
 #define REALM "Basic realm=\"fieldvault\", charset=\"UTF-8\""
@@ -467,8 +468,8 @@ static void basic_authenticate(fe_req *r, const char *b64, fe_handler next)
                          ? calloc(1, sizeof *s)
                          : NULL;
     if (s) {
-        s->email = strndup((const char *)dec, el);
-        s->password = strndup((const char *)colon + 1, pl);
+        s->email = fv_memdup0((const char *)dec, el);
+        s->password = fv_memdup0((const char *)colon + 1, pl);
     }
     OPENSSL_cleanse(dec, blen);
     free(dec);
