@@ -19,6 +19,7 @@
 
 #include "fv_crypto.h"
 #include "fv_json.h"
+#include "fv_mem.h"
 #include "fv_odkcrypt.h"
 #include "fv_odkxml.h"
 #include "fv_xform.h"
@@ -158,7 +159,7 @@ static char *element(const char *xml, const char *tag)
     const char *a = strstr(xml, open), *b = a ? strstr(a, close) : NULL;
     assert_non_null(b);
     a += strlen(open);
-    return strndup(a, (size_t)(b - a));
+    return fv_memdup0(a, (size_t)(b - a));
 }
 
 static void test_fixture_instances(void **st)
@@ -353,7 +354,7 @@ static char *pem_of(EVP_PKEY *k, bool priv)
     else PEM_write_bio_PUBKEY(b, k);
     char *p;
     long n = BIO_get_mem_data(b, &p);
-    char *out = strndup(p, (size_t)n);
+    char *out = fv_memdup0(p, (size_t)n); /* a BIO's bytes are not a C string */
     BIO_free(b);
     return out;
 }
