@@ -191,7 +191,8 @@ typedef struct builder {
     int attempts;
     wk_store *st; /* borrowed for the step under way */
     struct archive *a;
-    bool failed; /* out_write could not store a chunk (err says why) */
+    bool failed;  /* out_write could not store a chunk (err says why); later bytes are dropped */
+    bool discard; /* builder_free: the archive is being closed only to release it */
     char err[512];
     /* the chunk being filled */
     unsigned char *chunk;
@@ -220,7 +221,12 @@ static builder *cur;
 static void builder_free(builder *b)
 {
     if (!b) return;
-    if (b->a) archive_write_free(b->a); /* may call out_write: b->st is NULL then, nothing stored */
+    /* archive_write_free closes an open entry first, flushing its deflate stream through
+     * out_write; libarchive 3.6's zip writer calls deflateEnd only when that flush succeeds, and
+     * never once the archive is FATAL (a write that failed). So out_write never fails (it drops
+     * bytes after a failure, and all of them here): zlib's state is always released. */
+    b->discard = true;
+    if (b->a) archive_write_free(b->a);
     free(b->chunk);
     free(b->key);
     free(b->csv_cols);
@@ -261,7 +267,8 @@ static la_ssize_t out_write(struct archive *a, void *arg, const void *buf, size_
 {
     (void)a;
     builder *b = arg;
-    if (b->failed) return -1;
+    /* never -1: see builder_free. A failure is b->failed, checked after each archive call. */
+    if (b->failed || b->discard) return (la_ssize_t)len;
     const unsigned char *p = buf;
     size_t left = len;
     EVP_DigestUpdate(b->zip_sha, buf, len);
@@ -271,7 +278,7 @@ static la_ssize_t out_write(struct archive *a, void *arg, const void *buf, size_
         b->fill += n;
         p += n;
         left -= n;
-        if (b->fill == b->cap && !store_chunk(b)) return -1;
+        if (b->fill == b->cap && !store_chunk(b)) return (la_ssize_t)len;
     }
     b->zip_bytes += (long long)len;
     return (la_ssize_t)len;
@@ -327,7 +334,7 @@ static bool entry_open(builder *b, const char *path)
     /* no size: the zip writer puts the sizes in a data descriptor after the data (a stream) */
     int rc = archive_write_header(b->a, e);
     archive_entry_free(e);
-    if (rc != ARCHIVE_OK) {
+    if (rc != ARCHIVE_OK || b->failed) {
         if (!b->failed) snprintf(b->err, sizeof b->err, "zip: %s", archive_error_string(b->a));
         return false;
     }
@@ -338,7 +345,7 @@ static bool entry_write(builder *b, const char *p, size_t len, bool hashed)
 {
     if (len == 0) return true;
     la_ssize_t n = archive_write_data(b->a, p, len);
-    if (n < 0 || (size_t)n != len) {
+    if (n < 0 || (size_t)n != len || b->failed) {
         if (!b->failed) snprintf(b->err, sizeof b->err, "zip: %s", archive_error_string(b->a));
         return false;
     }
@@ -419,7 +426,7 @@ static bool file_open(builder *b)
 /* Closes the current file and adds its manifest line. */
 static bool file_close(builder *b)
 {
-    if (archive_write_finish_entry(b->a) != ARCHIVE_OK) {
+    if (archive_write_finish_entry(b->a) != ARCHIVE_OK || b->failed) {
         if (!b->failed) snprintf(b->err, sizeof b->err, "zip: %s", archive_error_string(b->a));
         return false;
     }
@@ -521,7 +528,8 @@ static bool write_manifest(builder *b)
         !entry_write(b, b->manifest ? b->manifest : "", b->mlen, false) ||
         !entry_write(b, "\n ]\n}\n", 6, false))
         return false;
-    if (archive_write_finish_entry(b->a) != ARCHIVE_OK || archive_write_close(b->a) != ARCHIVE_OK) {
+    if (archive_write_finish_entry(b->a) != ARCHIVE_OK || archive_write_close(b->a) != ARCHIVE_OK ||
+        b->failed) {
         if (!b->failed) snprintf(b->err, sizeof b->err, "zip: %s", archive_error_string(b->a));
         return false;
     }
