@@ -131,6 +131,16 @@ long fv_dk_open(const unsigned char key[FV_DATAKEY_BYTES], const char *aad, cons
     return (long)ct;
 }
 
+void fv_dk_aad_xml(const char *response_id, const char *sha256_hex, char out[FV_DK_AAD_MAX])
+{
+    snprintf(out, FV_DK_AAD_MAX, "fv:response_xml:%.40s:%.64s", response_id, sha256_hex);
+}
+
+void fv_dk_aad_blob(const char *org_id, const char *sha256_hex, char out[FV_DK_AAD_MAX])
+{
+    snprintf(out, FV_DK_AAD_MAX, "fv:attachment_blobs:%.40s:%.64s", org_id, sha256_hex);
+}
+
 /* The ring: entries in order of arrival, the oldest replaced when full. */
 typedef struct dk_entry {
     char scope[FV_DATAKEY_SCOPE_MAX];

@@ -61,6 +61,13 @@ int fv_dk_version(const unsigned char *sealed, size_t len);
 long fv_dk_open(const unsigned char key[FV_DATAKEY_BYTES], const char *aad, const unsigned char *sealed,
                 size_t len, unsigned char *out);
 
+/* The associated data of the sealed values of migration 026 into out[FV_DK_AAD_MAX]: an OpenRosa
+ * instance XML of a response ("fv:response_xml:<response id>:<sha256 hex>") and an attachment
+ * content of an organisation ("fv:attachment_blobs:<org id>:<sha256 hex>"). */
+#define FV_DK_AAD_MAX 160
+void fv_dk_aad_xml(const char *response_id, const char *sha256_hex, char out[FV_DK_AAD_MAX]);
+void fv_dk_aad_blob(const char *org_id, const char *sha256_hex, char out[FV_DK_AAD_MAX]);
+
 typedef struct fv_dkring fv_dkring;
 
 /* A ring of at most cap unwrapped keys (cap 1 to 65536), unwrapping with a copy of ks (ks may be

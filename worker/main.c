@@ -13,6 +13,7 @@
 #include "wk_batch.h"
 #include "wk_config.h"
 #include "wk_loop.h"
+#include "wk_seal.h"
 
 static volatile sig_atomic_t wk_stop_flag;
 
@@ -86,8 +87,10 @@ int main(int argc, char **argv)
         goto done;
     }
     seal = fv_qseal_new(&keys);
+    /* the data keys' ring (wk_seal.h) keeps its own copy of the master keys */
+    int dk = wk_seal_init(&keys);
     fv_keys_clear(&keys);
-    if (!seal) {
+    if (!seal || dk != 0) {
         fv_error("cannot derive the queue sealing keys from key_file");
         goto done;
     }
@@ -100,6 +103,7 @@ int main(int argc, char **argv)
     wk_loop_free(&loop);
 done:
     fv_qseal_free(seal);
+    wk_seal_free();
     free(consumer);
     fv_config_free(wk_config_table);
     return status;

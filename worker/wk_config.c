@@ -50,6 +50,13 @@ const fv_cfg_entry wk_config_table[] = {
                    FV_CFG_RESTART, "rows one step of an export job reads (in batches) and writes"),
     FV_CFG_INT_KEY("worker", "export_sweep_ms", &wk_cfg.export_sweep_ms, "60000", 100, 3600000,
                    FV_CFG_RESTART, "how often (ms) a worker deletes expired and failed exports"),
+    FV_CFG_INT_KEY("worker", "reseal_sweep_ms", &wk_cfg.reseal_sweep_ms, "10000", 100, 3600000,
+                   FV_CFG_RESTART,
+                   "how often (ms) a worker looks for stored values to seal again: OpenRosa XML "
+                   "and attachments in clear (stored before migration 026) or under an older data "
+                   "key of their organisation (fvctl rotate-data-key); sooner while some are left"),
+    FV_CFG_INT_KEY("worker", "reseal_sweep_rows", &wk_cfg.reseal_sweep_rows, "100", 1, 10000,
+                   FV_CFG_RESTART, "values one re-seal sweep seals at most (each its own transaction)"),
     FV_CFG_BOOL_KEY("worker", "queue_accept_unsealed", &wk_cfg.queue_accept_unsealed, "yes",
                     FV_CFG_RESTART,
                     "accept stream entries whose payload is not sealed (from a front end older than "

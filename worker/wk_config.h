@@ -22,6 +22,8 @@ typedef struct wk_settings {
     int export_chunk_bytes;      /* bytes of one stored chunk of an export's zip */
     int export_step_rows;        /* rows one step of an export job reads and writes */
     int export_sweep_ms;         /* how often expired exports are looked for */
+    int reseal_sweep_ms;         /* how often values to seal again are looked for (wk_seal.h) */
+    int reseal_sweep_rows;       /* values one re-seal sweep seals at most */
     bool queue_accept_unsealed;  /* take entries without a sealed payload (older front ends) */
 } wk_settings;
 

@@ -10,6 +10,7 @@
 #include "fv_log.h"
 #include "fv_settings.h"
 #include "wk_config.h"
+#include "wk_seal.h"
 
 static long long now_ms(void)
 {
@@ -286,6 +287,8 @@ int wk_loop_run(wk_loop *L)
             /* Between two batches: one bounded step of a job (wk_jobs.h), so neither the stream
              * nor the jobs wait for the other for more than one step or one batch. */
             wk_job_export_sweep(&L->store); /* expired exports lose their bytes */
+            /* values in clear or under a rotated data key: sealed under the current one */
+            wk_seal_sweep(&L->store, wk_cfg.reseal_sweep_ms, wk_cfg.reseal_sweep_rows);
             if (step_read(L, wk_jobs_tick(&L->jobs)) == 0 && b->n > 0) {
                 L->dead_at_read = L->dead;
                 b->state = WK_BATCH_READ;

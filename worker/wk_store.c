@@ -14,6 +14,7 @@
 #include "fv_json.h"
 #include "fv_log.h"
 #include "fv_pgutil.h"
+#include "wk_seal.h"
 #include "wk_verify.h"
 
 /* The entry's answers without those purged from its survey after it was received (fv_purge_strip,
@@ -36,7 +37,7 @@ static const char insert_sql[] =
     "WITH ins AS ("
     " INSERT INTO responses AS r (id, survey_id, survey_version, deployment_id, submitted_by,"
     "                             status, stage, data, location, collected_at, received_at,"
-    "                             xml, instance_id)"
+    "                             xml_sha256, instance_id)"
     " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
     "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
     "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
@@ -45,7 +46,7 @@ static const char insert_sql[] =
     "        CASE WHEN x.openrosa IS NULL THEN NULL"
     "             WHEN EXISTS (SELECT 1 FROM survey_purges p WHERE p.survey_id = x.survey_id"
     "                          AND p.purged_at >= to_timestamp(x.received_at_ms / 1000.0))"
-    "             THEN NULL ELSE x.openrosa->>'xml' END,"
+    "             THEN NULL ELSE decode(x.openrosa->>'xml_sha256', 'hex') END,"
     "        x.openrosa->>'instance_id'"
     " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
     "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
@@ -59,27 +60,33 @@ static const char insert_sql[] =
     " SELECT id, version, 'submit', stage, status, submitted_by, data, location, created_at, state"
     " FROM ins";
 
-/* Run after insert_sql in the same transaction when the batch has OpenRosa entries: their
- * attachments (fv_envelope.h, openrosa), stored for the response of the entry's id when that
- * response holds the entry's XML from the entry's deployment (a first submission, or the same
- * instance sent again with the attachments that were missing), deduplicated by SHA-256, each
- * name once per response (ON CONFLICT: a replayed entry adds nothing). Migration 023. */
+/* Run after insert_sql in the same transaction when the batch has OpenRosa entries: their XML
+ * and attachments (fv_envelope.h, openrosa; sealed under the org's data key by wk_seal_openrosa,
+ * migration 026), stored for the response of the entry's id when that response holds the entry's
+ * XML (its digest) from the entry's deployment (a first submission, or the same instance sent
+ * again with the attachments that were missing), contents deduplicated by SHA-256 within the org,
+ * each name once per response (ON CONFLICT: a replayed entry adds nothing). */
 static const char attach_sql[] =
     "WITH a AS ("
-    " SELECT x.id, s.org_id, t.att FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, deployment_id uuid,"
-    "                                                                     openrosa jsonb)"
+    " SELECT x.id, s.org_id, x.openrosa AS o FROM jsonb_to_recordset($1::jsonb) AS x(id uuid,"
+    "                                                   deployment_id uuid, openrosa jsonb)"
     " JOIN responses r ON r.id = x.id AND r.deployment_id = x.deployment_id"
-    "                 AND r.xml IS NOT DISTINCT FROM x.openrosa->>'xml'"
-    " JOIN surveys s ON s.id = r.survey_id,"
-    " LATERAL jsonb_array_elements(COALESCE(x.openrosa->'attachments', '[]'::jsonb)) AS t(att)"
-    " WHERE x.openrosa IS NOT NULL),"
-    " b AS (INSERT INTO attachment_blobs (sha256, size, data)"
-    "       SELECT DISTINCT ON (att->>'sha256') decode(att->>'sha256', 'hex'), (att->>'size')::bigint,"
-    "              decode(att->>'data', 'base64')"
-    "       FROM a ON CONFLICT (sha256) DO NOTHING)"
+    "                 AND r.xml_sha256 IS NOT DISTINCT FROM decode(x.openrosa->>'xml_sha256', 'hex')"
+    " JOIN surveys s ON s.id = r.survey_id"
+    " WHERE x.openrosa IS NOT NULL AND x.openrosa ? 'xml_body'),"
+    " xb AS (INSERT INTO response_xml (response_id, sha256, org_id, key_version, body)"
+    "        SELECT a.id, decode(a.o->>'xml_sha256', 'hex'), a.org_id, (a.o->>'key_version')::int,"
+    "               decode(a.o->>'xml_body', 'base64') FROM a"
+    "        ON CONFLICT (response_id, sha256) DO NOTHING),"
+    " t AS (SELECT a.id, a.org_id, (a.o->>'key_version')::int AS kv, att FROM a,"
+    "       LATERAL jsonb_array_elements(COALESCE(a.o->'attachments', '[]'::jsonb)) AS e(att)),"
+    " b AS (INSERT INTO attachment_blobs (org_id, sha256, size, key_version, data)"
+    "       SELECT DISTINCT ON (t.org_id, att->>'sha256') t.org_id, decode(att->>'sha256', 'hex'),"
+    "              (att->>'size')::bigint, t.kv, decode(att->>'data', 'base64')"
+    "       FROM t ON CONFLICT (org_id, sha256) DO NOTHING)"
     " INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id)"
-    " SELECT a.id, att->>'name', att->>'content_type', (att->>'size')::bigint,"
-    "        decode(att->>'sha256', 'hex'), a.org_id FROM a"
+    " SELECT t.id, att->>'name', att->>'content_type', (att->>'size')::bigint,"
+    "        decode(att->>'sha256', 'hex'), t.org_id FROM t"
     " ON CONFLICT (response_id, name) DO NOTHING";
 
 /* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
@@ -210,7 +217,8 @@ int wk_store_connect(wk_store *st, char *err, size_t errlen)
     return 0;
 }
 
-static void gen_envelope(fv_jgen *j, const fv_envelope *e)
+/* openrosa: the entry's openrosa field as stored (sealed: wk_seal_openrosa), NULL for none. */
+static void gen_envelope(fv_jgen *j, const fv_envelope *e, const char *openrosa)
 {
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
@@ -234,9 +242,9 @@ static void gen_envelope(fv_jgen *j, const fv_envelope *e)
     else fv_jgen_null(j);
     fv_jgen_key(j, "received_at_ms");
     fv_jgen_int(j, e->received_at_ms);
-    if (e->openrosa) { /* checked to be one JSON object (wk_batch.c) */
+    if (openrosa) { /* made by wk_seal_openrosa from one JSON object (wk_batch.c) */
         fv_jgen_key(j, "openrosa");
-        fv_jgen_raw(j, e->openrosa, e->openrosa_len);
+        fv_jgen_raw(j, openrosa, strlen(openrosa));
     }
     fv_jgen_map_close(j);
 }
@@ -312,6 +320,12 @@ static bool refused(const PGresult *res)
     return fv_pgutil_is_data_error(res) || (state && strncmp(state, "54", 2) == 0);
 }
 
+static void free_sealed(char **sealed, size_t n)
+{
+    for (size_t i = 0; sealed && i < n; i++) free(sealed[i]);
+    free(sealed);
+}
+
 wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err, size_t errlen)
 {
     wk_store_rc rc = WK_STORE_RETRY;
@@ -322,6 +336,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen *k = fv_jgen_new(); /* entries the re-check found stored: checked for a conflict */
     fv_jgen *t = fv_jgen_new(); /* entries whose id's claim is another's: refused */
     bool *revoked = NULL;       /* owned: per entry, refused by wk_verify_revoked */
+    char **sealed = NULL;       /* owned, each too: per entry, its sealed openrosa field */
     if (!j || !k || !t) {
         snprintf(why, sizeof why, "out of memory");
         goto failed;
@@ -335,8 +350,9 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     if (exec_simple(st, "BEGIN", &res, why, sizeof why) != 0) goto failed;
     /* Verified entries a removal made invalid after the front end checked them (wk_verify.h). */
     revoked = calloc(b->n ? b->n : 1, sizeof *revoked);
+    sealed = calloc(b->n ? b->n : 1, sizeof *sealed);
     errpos = "revoked";
-    if (!revoked) {
+    if (!revoked || !sealed) {
         snprintf(why, sizeof why, "out of memory");
         goto failed;
     }
@@ -357,7 +373,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         if (b->entries[i].id_taken) {
             /* Answered 409 (or spooled before another claimed the id): kept, never stored, and
              * not re-checked: it is refused whatever its submitter may do. */
-            gen_envelope(t, e);
+            gen_envelope(t, e, NULL);
             n_taken++;
             continue;
         }
@@ -368,9 +384,20 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
             if (q != WK_VERIFY_QUARANTINE) goto failed;
             continue;
         }
-        if (e->openrosa) n_openrosa++;
+        if (e->openrosa) {
+            n_openrosa++;
+            errpos = "seal";
+            sealed[i] = wk_seal_openrosa(st, e->id, e->deployment_id, e->openrosa, e->openrosa_len, why,
+                                         sizeof why);
+            if (!sealed[i]) {
+                /* a malformed field fails again: the batch is written one by one, this entry
+                 * dead-letters; anything else (PostgreSQL, memory) is retried */
+                if (strncmp(why, "malformed", 9) == 0) rc = WK_STORE_REJECTED;
+                goto failed;
+            }
+        }
         if (e->verified) {
-            gen_envelope(j, e);
+            gen_envelope(j, e, sealed[i]);
             n_insert++;
             continue;
         }
@@ -380,12 +407,12 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         errpos = "verify";
         switch (wk_verify_entry(st, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
         case WK_VERIFY_ACCEPT:
-            gen_envelope(j, &checked);
+            gen_envelope(j, &checked, sealed[i]);
             n_insert++;
             break;
         case WK_VERIFY_QUARANTINE: break;
         case WK_VERIFY_STORED:
-            gen_envelope(k, &checked);
+            gen_envelope(k, &checked, sealed[i]);
             n_stored++;
             break;
         case WK_VERIFY_REJECTED: rc = WK_STORE_REJECTED; goto failed; /* written one by one next */
@@ -465,6 +492,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen_free(k);
     fv_jgen_free(t);
     free(revoked);
+    free_sealed(sealed, b->n);
     return WK_STORE_OK;
 failed:
     snprintf(err, errlen, "%s: %s", errpos, why);
@@ -473,6 +501,7 @@ failed:
     fv_jgen_free(k);
     fv_jgen_free(t);
     free(revoked);
+    free_sealed(sealed, b->n);
     abandon(st);
     return rc;
 }

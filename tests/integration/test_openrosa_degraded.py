@@ -78,7 +78,7 @@ def iid_uuid(label):
 
 
 def stored_row(c, rid):
-    return c.psql("SELECT count(*) FROM responses WHERE id = %s AND xml IS NOT NULL", rid)[0][0]
+    return c.psql("SELECT count(*) FROM responses r JOIN response_xml x ON x.response_id = r.id AND x.sha256 = r.xml_sha256 WHERE r.id = %s", rid)[0][0]
 
 
 def test_org_attachment_quota(od):

@@ -31,16 +31,25 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
+#include "fv_crypto.h"
 #include "fv_csv.h"
+#include "fv_datakey.h"
 #include "fv_json.h"
 #include "fv_log.h"
 #include "fv_pgutil.h"
 #include "wk_config.h"
 #include "wk_job_kinds.h"
+#include "wk_seal.h"
 
 /* A file's rows: $1 the scope (org or survey id), $2 the last row's key (NULL: from the start),
  * $3 the batch size, $4 the export's creator, $5 (CSV only) the columns; columns: key, line. */
-typedef enum { F_LINES, F_CSV } file_kind;
+/* F_XML and F_BLOB: a line (columns 1..6: the object without its closing brace, a value sealed
+ * under the org's data key (migration 026), its org, the wrapped key, the id and the SHA-256 of
+ * its associated data) completed here with the opened value: "xml" as a JSON string, or
+ * "content_base64". */
+typedef enum { F_LINES, F_CSV, F_XML, F_BLOB } file_kind;
 typedef struct file_spec {
     const char *name; /* file name in its folder */
     file_kind kind;
@@ -136,20 +145,23 @@ static const file_spec survey_files[] = {
     /* OpenRosa submissions (migration 023): each instance XML byte for byte, and each attachment
      * with its content in base64, one per batch (max_rows 1: a batch holds one file, whatever
      * export_step_rows is). */
-    {"instances.jsonl", F_LINES,
-     "SELECT x.id::text, jsonb_build_object('response_id', x.id, 'instance_id', x.instance_id, "
-     "       'xml', x.xml)::text FROM responses x "
-     "WHERE x.survey_id = $1::uuid AND x.xml IS NOT NULL AND NOT fv_openrosa_purged(x) "
+    {"instances.jsonl", F_XML,
+     "SELECT x.id::text, jsonb_build_object('response_id', x.id, 'instance_id', x.instance_id)::text, "
+     "       b.body, b.org_id::text, fv_dk_wrapped(b.org_id, b.key_version), x.id::text, "
+     "       encode(b.sha256, 'hex') "
+     "FROM responses x JOIN response_xml b ON b.response_id = x.id AND b.sha256 = x.xml_sha256 "
+     "WHERE x.survey_id = $1::uuid AND NOT fv_openrosa_purged(x) "
      "AND ($2::uuid IS NULL OR x.id > $2::uuid) "
      "AND $4::uuid IS NOT NULL ORDER BY x.id LIMIT $3::int",
      0},
-    {"attachments.jsonl", F_LINES,
+    {"attachments.jsonl", F_BLOB,
      "SELECT a.response_id::text || '/' || a.name, jsonb_build_object('response_id', a.response_id, "
      "       'name', a.name, 'content_type', a.content_type, 'size', a.size, "
-     "       'sha256', encode(a.sha256, 'hex'), "
-     "       'content_base64', translate(encode(b.data, 'base64'), E'\\n', ''))::text "
+     "       'sha256', encode(a.sha256, 'hex'))::text, "
+     "       b.data, b.org_id::text, fv_dk_wrapped(b.org_id, b.key_version), b.org_id::text, "
+     "       encode(b.sha256, 'hex') "
      "FROM response_attachments a JOIN responses x ON x.id = a.response_id "
-     "JOIN attachment_blobs b ON b.sha256 = a.sha256 "
+     "JOIN attachment_blobs b ON b.org_id = a.org_id AND b.sha256 = a.sha256 "
      "WHERE x.survey_id = $1::uuid AND $4::uuid IS NOT NULL AND fv_attachment_visible(x, a.name) "
      "AND ($2::text IS NULL "
      "  OR (a.response_id, a.name) > (split_part($2, '/', 1)::uuid, substr($2, 38))) "
@@ -462,6 +474,75 @@ static bool csv_row(builder *b, const char *cells)
     return ok && fv_csv_end_row(&b->csv) && entry_write(b, b->csv.p, b->csv.len, true);
 }
 
+/* Writes one line of an F_XML or F_BLOB file (see file_kind): the object from SQL, then the
+ * value opened under the org's data key. A value that does not open fails the export, naming
+ * the row (never garbage in the zip). */
+static bool sealed_row(builder *b, file_kind kind, const PGresult *res, int row)
+{
+    const char *line = PQgetvalue(res, row, 1);
+    size_t llen = strlen(line);
+    if (llen < 2 || line[llen - 1] != '}') {
+        snprintf(b->err, sizeof b->err, "%s: unexpected line", PQgetvalue(res, row, 0));
+        return false;
+    }
+    size_t slen = 0;
+    unsigned char *sealed = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 2),
+                                            &slen);       /* ours: PQfreemem */
+    unsigned char *pt = sealed ? malloc(slen + 1) : NULL; /* ours */
+    char *text = NULL;                                    /* ours: the value as JSON text */
+    bool ok = false;
+    if (!pt) {
+        snprintf(b->err, sizeof b->err, "out of memory");
+        goto done;
+    }
+    long n;
+    int v = fv_dk_version(sealed, slen);
+    if (v < 0) { /* in clear, from before migration 026, not yet sealed by the sweep */
+        memcpy(pt, sealed, slen);
+        n = (long)slen;
+    } else {
+        char scope[FV_DATAKEY_SCOPE_MAX], aad[FV_DK_AAD_MAX], why[256];
+        snprintf(scope, sizeof scope, "org:%s", PQgetvalue(res, row, 3));
+        fv_dkring *ring = wk_seal_ring();
+        const unsigned char *key = ring ? fv_dkring_get(ring, scope, v) : NULL;
+        if (!key && ring && !PQgetisnull(res, row, 4))
+            key = fv_dkring_put(ring, scope, v, PQgetvalue(res, row, 4), why, sizeof why);
+        if (kind == F_XML) fv_dk_aad_xml(PQgetvalue(res, row, 5), PQgetvalue(res, row, 6), aad);
+        else fv_dk_aad_blob(PQgetvalue(res, row, 5), PQgetvalue(res, row, 6), aad);
+        n = key ? fv_dk_open(key, aad, sealed, slen, pt) : -1;
+        if (n < 0) {
+            snprintf(b->err, sizeof b->err, "%s of %s does not open under its data key (v%d): %s",
+                     kind == F_XML ? "the XML" : "the attachment", PQgetvalue(res, row, 0), v,
+                     key ? "tampered or moved" : "key unavailable");
+            goto done;
+        }
+    }
+    size_t cap = kind == F_XML ? 6 * (size_t)n + 3 : 4 * (((size_t)n + 2) / 3) + 3;
+    text = malloc(cap);
+    if (!text) {
+        snprintf(b->err, sizeof b->err, "out of memory");
+        goto done;
+    }
+    size_t tlen;
+    if (kind == F_XML) {
+        text[0] = '"';
+        tlen = 1 + fv_json_escape((const char *)pt, (size_t)n, text + 1, cap - 2);
+    } else {
+        text[0] = '"';
+        tlen = 1 + fv_b64_encode(pt, (size_t)n, text + 1);
+    }
+    text[tlen++] = '"';
+    const char *name = kind == F_XML ? ", \"xml\": " : ", \"content_base64\": ";
+    ok = entry_write(b, line, llen - 1, true) && entry_write(b, name, strlen(name), true) &&
+         entry_write(b, text, tlen, true) && entry_write(b, "}\n", 2, true);
+done:
+    if (pt) OPENSSL_cleanse(pt, slen);
+    free(pt);
+    free(text);
+    if (sealed) PQfreemem(sealed);
+    return ok;
+}
+
 /* One batch of the open file: up to limit rows. Returns rows read, or -1. */
 static long file_batch(builder *b, long limit)
 {
@@ -477,8 +558,9 @@ static long file_batch(builder *b, long limit)
     long n = PQntuples(res);
     for (long i = 0; i < n; i++) {
         const char *line = PQgetvalue(res, (int)i, 1);
-        bool ok = f->kind == F_CSV
-                      ? csv_row(b, line)
+        bool ok = f->kind == F_CSV ? csv_row(b, line)
+                  : f->kind != F_LINES
+                      ? sealed_row(b, f->kind, res, (int)i)
                       : entry_write(b, line, strlen(line), true) && entry_write(b, "\n", 1, true);
         if (!ok) {
             PQclear(res);

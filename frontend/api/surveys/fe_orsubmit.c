@@ -43,9 +43,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "fe_config.h"
+#include "fe_datakeys.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
 #include "fe_metrics.h"
@@ -56,6 +58,7 @@
 #include "fe_verdict.h"
 #include "fe_workpool.h"
 #include "fv_envelope.h"
+#include "fv_orseal.h"
 #include "fv_instance.h"
 #include "fv_json.h"
 #include "fv_log.h"
@@ -98,9 +101,26 @@ typedef struct or_job {
     bool typed;          /* the instance was typed (else: another version's definition needed) */
     fv_form_errors errs; /* owned */
     char *openrosa;      /* owned: the envelope's openrosa field */
+    char xml_sha256[65]; /* of the XML as received (hex): how a stored instance is compared */
+    /* an edit's sealing job (fe_orsubmit's SEAL step): the org's data key, copied (wiped in
+     * job_free), and what fv_orseal_field made of openrosa */
+    bool sealing;
+    unsigned char seal_key[FV_DATAKEY_BYTES];
+    int seal_version;
+    char seal_org[FV_UUID_STRLEN + 1], seal_rid[FV_UUID_STRLEN + 1];
+    char *sealed; /* owned */
 } or_job;
 
-typedef enum { OR_LOOKUP, OR_PARTS, OR_VERSION, OR_INSTANCE, OR_PRECHECK, OR_QUEUE, OR_WAIT } or_step;
+typedef enum {
+    OR_LOOKUP,
+    OR_PARTS,
+    OR_VERSION,
+    OR_INSTANCE,
+    OR_SEAL,
+    OR_PRECHECK,
+    OR_QUEUE,
+    OR_WAIT
+} or_step;
 
 typedef struct or_state {
     fe_submit_base base; /* first: the lookup's (fe_submit.h) */
@@ -132,6 +152,8 @@ static void job_free(void *p)
     fv_instance_clear(&j->inst);
     fv_form_errors_free(&j->errs);
     free(j->openrosa);
+    free(j->sealed);
+    OPENSSL_cleanse(j->seal_key, sizeof j->seal_key);
     free(j);
 }
 
@@ -333,6 +355,15 @@ static void run_parts(or_job *j)
             return;
         }
         hex(md, 32, j->atts[i].sha256);
+    }
+    {
+        unsigned char md[32];
+        unsigned int mdlen = 0;
+        if (!EVP_Digest(j->xml, j->xml_len, md, &mdlen, EVP_sha256(), NULL)) {
+            job_failed(j, 503, "out of memory");
+            return;
+        }
+        hex(md, 32, j->xml_sha256);
     }
     char why[256];
     if (fv_instance_head(j->xml, j->xml_len, &j->inst, why, sizeof why) != 0) {
@@ -562,6 +593,14 @@ static bool manifest_in_clear(or_job *j)
 static void job_run(void *p)
 {
     or_job *j = p;
+    if (j->sealing) { /* an edit's XML and attachments, sealed for the response it edits */
+        char why[256];
+        j->sealed = fv_orseal_field(j->seal_key, j->seal_version, j->seal_org, j->seal_rid, j->openrosa,
+                                    strlen(j->openrosa), why, sizeof why);
+        OPENSSL_cleanse(j->seal_key, sizeof j->seal_key);
+        if (!j->sealed) job_failed(j, strncmp(why, "malformed", 9) == 0 ? 500 : 503, why);
+        return;
+    }
     if (j->key_bytes && !j->body) {
         /* another version's envelope, built already: only the version's key was looked up */
         j->typed = true;
@@ -666,7 +705,7 @@ static void answer_stored(fe_req *r, bool stored)
 }
 
 static const char sql_stored[] =
-    "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1::uuid AND xml = $2), "
+    "SELECT EXISTS (SELECT 1 FROM responses WHERE id = $1::uuid AND xml_sha256 = decode($2, 'hex')), "
     "       (SELECT count(*) FROM response_attachments WHERE response_id = $1::uuid "
     "        AND name = ANY ($3::text[]))";
 
@@ -703,7 +742,7 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 static void poll_stored(fe_req *r)
 {
     or_state *st = r->state;
-    const char *params[] = {st->id, st->res->xml, st->names};
+    const char *params[] = {st->id, st->res->xml_sha256, st->names};
     fe_pg_query(sql_stored, 3, params, stored_answer, r);
 }
 
@@ -800,7 +839,7 @@ static void enqueue(fe_req *r)
 /* $1 id, $2 XML, $3 deployment, $4 survey: the stored response of this instance (NULL when none)
  * and whether it is this very instance; the organisation's attachment bytes. */
 static const char sql_precheck[] =
-    "SELECT r.id IS NOT NULL, r.xml IS NOT DISTINCT FROM $2 AND r.deployment_id = $3::uuid "
+    "SELECT r.id IS NOT NULL, r.xml_sha256 IS NOT DISTINCT FROM decode($2, 'hex') AND r.deployment_id = $3::uuid "
     "       AND r.deleted_at IS NULL, "
     "       (SELECT COALESCE(sum(a.size), 0) FROM response_attachments a "
     "        WHERE a.org_id = (SELECT s.org_id FROM surveys s WHERE s.id = $4::uuid)) "
@@ -836,19 +875,24 @@ static void prechecked(const fe_pg_result *res, void *arg)
 /* An edit (meta/deprecatedID names the instance it replaces, ODK Collect's "edit a sent
  * form"): a new version of the response that holds the deprecated instance in this deployment,
  * by the rule of PATCH /v1/responses/{id} (fv_response_edit_verdict: its managers; its submitter
- * when it was rejected, which resubmits it), in one statement with its history row and its
- * attachments (a name sent again replaces the file). The same edit sent again (its instanceID
- * already holds this XML) is 201 again. Edits need PostgreSQL (as PATCH does).
- * $1 caller, $2 mfa, $3 deployment, $4 deprecatedID, $5 answers, $6 XML, $7 new instanceID,
- * $8 survey version, $9 the openrosa field (attachments). */
+ * when it was rejected, which resubmits it), in one statement with its history row, its XML and
+ * its attachments (a name sent again replaces the file). The same edit sent again (its
+ * instanceID already holds this XML) is 201 again. Edits need PostgreSQL (as PATCH does).
+ * Steps: the response and its org (sql_edit_target), the org's data key (fe_datakeys_current),
+ * the XML and attachments sealed under it on a pool thread (the SEAL job: fv_orseal_field, bound
+ * to the response), then sql_edit.
+ * $1 caller, $2 mfa, $3 deployment, $4 deprecatedID, $5 answers, $6 the XML's SHA-256 (hex),
+ * $7 new instanceID, $8 survey version, $9 the sealed openrosa field (fv_orseal.h), $10 the
+ * response the field was sealed for (another response holding the instance meanwhile: 404). */
 static const char sql_edit[] =
     "WITH t AS (SELECT r FROM responses r WHERE r.deployment_id = $3::uuid AND r.instance_id = $4 "
-    "           AND r.deleted_at IS NULL LIMIT 1), "
+    "           AND r.deleted_at IS NULL AND r.id = $10::uuid LIMIT 1), "
     "     again AS (SELECT 1 FROM responses r WHERE r.deployment_id = $3::uuid AND r.instance_id = $7 "
-    "               AND r.xml = $6 AND r.deleted_at IS NULL AND fv_can_read_response($1, r.id)), "
+    "               AND r.xml_sha256 = decode($6, 'hex') AND r.deleted_at IS NULL "
+    "               AND fv_can_read_response($1, r.id)), "
     "     v AS (SELECT (t.r).id AS id, fv_response_edit_verdict($1, t.r, $2::boolean) AS verdict, "
     "                  fv_can_resubmit($1, t.r) AS resub FROM t), "
-    "     u AS (UPDATE responses x SET data = $5::jsonb, xml = $6, instance_id = $7, "
+    "     u AS (UPDATE responses x SET data = $5::jsonb, xml_sha256 = decode($6, 'hex'), instance_id = $7, "
     "             survey_version = $8::int, version = x.version + 1, updated_at = now(), "
     "             status = CASE WHEN v.resub THEN CASE WHEN d.approval_stages > 0 THEN 'pending' "
     "                                                  ELSE 'final' END ELSE x.status END, "
@@ -863,11 +907,18 @@ static const char sql_edit[] =
     "                                        location, state) "
     "           SELECT (u.x).id, (u.x).version, CASE WHEN u.resub THEN 'resubmit' ELSE 'edit' END, "
     "                  (u.x).stage, (u.x).status, $1, (u.x).data, (u.x).location, to_jsonb(u.x) FROM u), "
-    "     att AS (SELECT a FROM jsonb_array_elements($9::jsonb->'attachments') a), "
-    "     b AS (INSERT INTO attachment_blobs (sha256, size, data) "
-    "           SELECT DISTINCT ON (a->>'sha256') decode(a->>'sha256', 'hex'), (a->>'size')::bigint, "
-    "                  decode(a->>'data', 'base64') FROM att, u "
-    "           ON CONFLICT (sha256) DO NOTHING), "
+    "     o AS (SELECT $9::jsonb AS f), "
+    "     xb AS (INSERT INTO response_xml (response_id, sha256, org_id, key_version, body) "
+    "            SELECT (u.x).id, decode($6, 'hex'), s.org_id, (o.f->>'key_version')::int, "
+    "                   decode(o.f->>'xml_body', 'base64') "
+    "            FROM u JOIN surveys s ON s.id = (u.x).survey_id, o "
+    "            ON CONFLICT (response_id, sha256) DO NOTHING), "
+    "     att AS (SELECT a FROM o, jsonb_array_elements(o.f->'attachments') a), "
+    "     b AS (INSERT INTO attachment_blobs (org_id, sha256, size, key_version, data) "
+    "           SELECT DISTINCT ON (a->>'sha256') s.org_id, decode(a->>'sha256', 'hex'), (a->>'size')::bigint, "
+    "                  (o.f->>'key_version')::int, decode(a->>'data', 'base64') "
+    "           FROM att, o, u JOIN surveys s ON s.id = (u.x).survey_id "
+    "           ON CONFLICT (org_id, sha256) DO NOTHING), "
     "     f AS (INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id) "
     "           SELECT (u.x).id, a->>'name', a->>'content_type', (a->>'size')::bigint, "
     "                  decode(a->>'sha256', 'hex'), s.org_id "
@@ -877,11 +928,80 @@ static const char sql_edit[] =
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM again) THEN 'ok' "
     "            ELSE COALESCE((SELECT verdict FROM v), 'hidden') END, NULL";
 
+/* $1 deployment, $2 deprecatedID: the deployment's org and the response holding the instance. */
+static const char sql_edit_target[] =
+    "SELECT s.org_id::text, (SELECT r.id::text FROM responses r WHERE r.deployment_id = d.id "
+    "                        AND r.instance_id = $2 AND r.deleted_at IS NULL LIMIT 1) "
+    "FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $1::uuid";
+
 static void edited(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     if (!fe_verdict_answer(r, res, "submission to edit")) return;
     fe_reply_openrosa(r, 201, "", "full submission upload was successful!");
+}
+
+/* The SEAL job is done (st->res holds its results): the edit itself. */
+static void edit_send(fe_req *r)
+{
+    or_state *st = r->state;
+    or_job *j = st->res;
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d", st->survey_version);
+    const char *params[] = {r->user->id,         fe_verdict_mfa(r),
+                            st->base.dep_id,     j->inst.deprecated_id,
+                            j->inst.data,        j->xml_sha256,
+                            j->inst.instance_id, ver,
+                            j->sealed,           j->seal_rid[0] ? j->seal_rid : NULL};
+    fe_pg_query(sql_edit, 10, params, edited, r);
+}
+
+static void start_job(fe_req *r, or_job *j, or_step step);
+
+static void edit_keyed(const unsigned char *key, int version, const char *err, void *arg)
+{
+    fe_req *r = arg;
+    or_state *st = r->state;
+    if (!key) {
+        fv_warn("openrosa edit: %s", err ? err : "no data key");
+        fe_reply_error_retry(r, 503, "db_unavailable",
+                             "the organisation's data key is unavailable; retry later", 30);
+        return;
+    }
+    or_job *j = st->res;
+    memcpy(j->seal_key, key, sizeof j->seal_key);
+    j->seal_version = version;
+    j->sealing = true;
+    st->res = NULL;
+    start_job(r, j, OR_SEAL); /* takes j */
+}
+
+static void edit_target(const fe_pg_result *res, void *arg)
+{
+    fe_req *r = arg;
+    or_state *st = r->state;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    or_job *j = st->res;
+    snprintf(j->seal_org, sizeof j->seal_org, "%s", PQgetvalue(res->res, 0, 0));
+    if (PQgetisnull(res->res, 0, 1)) {
+        /* no response holds the instance: sql_edit answers as for any edit it may not make */
+        j->seal_rid[0] = '\0';
+        if (!(j->sealed = strdup("{\"attachments\": []}"))) {
+            fe_reply_oom(r);
+            return;
+        }
+        edit_send(r);
+        return;
+    }
+    snprintf(j->seal_rid, sizeof j->seal_rid, "%s", PQgetvalue(res->res, 0, 1));
+    fe_datakeys_current(j->seal_org, edit_keyed, r);
 }
 
 static void edit(fe_req *r)
@@ -894,14 +1014,8 @@ static void edit(fe_req *r)
             "the database is unavailable; an edit (meta/deprecatedID) needs it; retry later", 30);
         return;
     }
-    char ver[16];
-    snprintf(ver, sizeof ver, "%d", st->survey_version);
-    const char *params[] = {r->user->id,         fe_verdict_mfa(r),
-                            st->base.dep_id,     j->inst.deprecated_id,
-                            j->inst.data,        j->xml,
-                            j->inst.instance_id, ver,
-                            j->openrosa};
-    fe_pg_query(sql_edit, 9, params, edited, r);
+    const char *params[] = {st->base.dep_id, j->inst.deprecated_id};
+    fe_pg_query(sql_edit_target, 2, params, edit_target, r);
 }
 
 /* The typed instance is ready: its answers' problems, the degraded-mode bound, the precheck. */
@@ -934,7 +1048,7 @@ static void instance_ready(fe_req *r)
         return;
     }
     st->step = OR_PRECHECK;
-    const char *params[] = {st->id, j->xml, st->base.dep_id, st->survey_id};
+    const char *params[] = {st->id, j->xml_sha256, st->base.dep_id, st->survey_id};
     fe_pg_query(sql_precheck, 4, params, prechecked, r);
 }
 
@@ -1003,6 +1117,10 @@ static void job_done(void *p, bool ran, void *owner)
     memset(j, 0, sizeof *j); /* every pointer now mine's */
     job_free(st->res);
     st->res = mine;
+    if (mine->sealing) {
+        edit_send(r);
+        return;
+    }
     if (mine->typed) {
         instance_ready(r);
         return;

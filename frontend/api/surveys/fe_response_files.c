@@ -9,8 +9,10 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "fe_config.h"
+#include "fe_datakeys.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
 #include "fe_metrics.h"
@@ -36,11 +38,41 @@
  * is the XML of a response in confidential mode from every reader who is not survey admin
  * (migration 024): it holds the confidential answers and the true GPS points as received, which
  * only survey admins see. */
-static const char sql_xml[] = "SELECT 'ok', CASE WHEN fv_openrosa_purged(r) THEN NULL ELSE r.xml END, "
-                              "       r.xml IS NOT NULL AND fv_response_confidential(r) "
-                              "       AND COALESCE(fv_survey_role($2, r.survey_id) <> 'admin', true) "
-                              "FROM responses r "
-                              "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id)";
+static const char sql_xml[] =
+    "SELECT 'ok', CASE WHEN fv_openrosa_purged(r) THEN NULL ELSE x.body END, "
+    "       r.xml_sha256 IS NOT NULL AND fv_response_confidential(r) "
+    "       AND COALESCE(fv_survey_role($2, r.survey_id) <> 'admin', true), "
+    "       x.org_id::text, fv_dk_wrapped(x.org_id, x.key_version), encode(x.sha256, 'hex') "
+    "FROM responses r LEFT JOIN response_xml x ON x.response_id = r.id AND x.sha256 = r.xml_sha256 "
+    "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id)";
+
+/* Opens the sealed value (bytea text) in column col of res's row 0, of org (column orgcol) with
+ * its wrapped key (orgcol + 1), under aad; NULL after answering 500 (the row is named in the log and
+ * the reply: a value that does not open is an error, never garbage). The caller frees it. */
+static unsigned char *open_sealed(fe_req *r, const fe_pg_result *res, int col, int orgcol,
+                                  const char *aad, const char *what, size_t *len)
+{
+    size_t blen = 0;
+    unsigned char *sealed = PQunescapeBytea((const unsigned char *)PQgetvalue(res->res, 0, col),
+                                            &blen); /* ours: PQfreemem */
+    if (!sealed) {
+        fe_reply_oom(r);
+        return NULL;
+    }
+    char err[256];
+    const char *wrapped = PQgetisnull(res->res, 0, orgcol + 1) ? NULL
+                                                               : PQgetvalue(res->res, 0, orgcol + 1);
+    unsigned char *pt = fe_datakeys_open(PQgetvalue(res->res, 0, orgcol), wrapped, aad, sealed, blen,
+                                         len, err, sizeof err);
+    PQfreemem(sealed);
+    if (!pt) {
+        fv_error("%s of response %s: %s", what, r->param[0], err);
+        char msg[600];
+        snprintf(msg, sizeof msg, "the %s of response %s does not open: %s", what, r->param[0], err);
+        fe_reply_error(r, 500, "internal", msg);
+    }
+    return pt;
+}
 
 static void xml_read(const fe_pg_result *res, void *arg)
 {
@@ -58,7 +90,14 @@ static void xml_read(const fe_pg_result *res, void *arg)
             "the survey is in confidential mode: the XML as received is for survey admins only");
         return;
     }
-    fe_reply_text(r, 200, "text/xml; charset=utf-8", xml, strlen(xml));
+    char aad[FV_DK_AAD_MAX];
+    fv_dk_aad_xml(r->param[0], PQgetvalue(res->res, 0, 5), aad);
+    size_t len = 0;
+    unsigned char *body = open_sealed(r, res, 1, 3, aad, "XML", &len); /* owned */
+    if (!body) return;
+    fe_reply_text(r, 200, "text/xml; charset=utf-8", (const char *)body, len);
+    OPENSSL_cleanse(body, len);
+    free(body);
 }
 
 void fe_orsubmit_get_xml(fe_req *r)
@@ -69,9 +108,10 @@ void fe_orsubmit_get_xml(fe_req *r)
 }
 
 static const char sql_attachment[] =
-    "SELECT 'ok', b.data, a.content_type FROM responses r "
+    "SELECT 'ok', b.data, b.org_id::text, fv_dk_wrapped(b.org_id, b.key_version), a.content_type, "
+    "       encode(a.sha256, 'hex') FROM responses r "
     "JOIN response_attachments a ON a.response_id = r.id AND a.name = $3 "
-    "JOIN attachment_blobs b ON b.sha256 = a.sha256 "
+    "JOIN attachment_blobs b ON b.org_id = a.org_id AND b.sha256 = a.sha256 "
     "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id) AND fv_attachment_visible(r, $3) "
     /* confidential mode (migration 024): a reader who is not survey admin gets only the files
      * that the answers shown to them name (never one named by a confidential answer) */
@@ -86,16 +126,14 @@ static void attachment_read(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "no such attachment");
         return;
     }
-    const char *hx = fe_verdict_answer(r, res, "attachment");
-    if (!hx) return;
+    if (!fe_verdict_answer(r, res, "attachment")) return;
+    char aad[FV_DK_AAD_MAX];
+    fv_dk_aad_blob(PQgetvalue(res->res, 0, 2), PQgetvalue(res->res, 0, 5), aad);
     size_t len = 0;
-    unsigned char *bytes = PQunescapeBytea((const unsigned char *)hx, &len); /* ours: PQfreemem */
-    if (!bytes) {
-        fe_reply_oom(r);
-        return;
-    }
+    unsigned char *bytes = open_sealed(r, res, 1, 2, aad, "attachment", &len); /* owned */
+    if (!bytes) return;
     char type[FV_MULTIPART_MAX_NAME + 1];
-    snprintf(type, sizeof type, "%s", PQgetvalue(res->res, 0, 2));
+    snprintf(type, sizeof type, "%s", PQgetvalue(res->res, 0, 4));
     /* never rendered by a browser in our origin: a download, sniffing off (fe_reply.c); named
      * as ODK Central names it (RFC 6266: an ASCII fallback, the UTF-8 name percent-encoded) */
     char *name = evhttp_uridecode(r->param[1], 0, NULL);
@@ -118,7 +156,8 @@ static void attachment_read(const fe_pg_result *res, void *arg)
     free(enc);
     evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Disposition", disp);
     fe_reply_text(r, 200, type, (const char *)bytes, len);
-    PQfreemem(bytes);
+    OPENSSL_cleanse(bytes, len);
+    free(bytes);
 }
 
 void fe_orsubmit_get_attachment(fe_req *r)

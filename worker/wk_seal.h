@@ -1,0 +1,43 @@
+/* The worker's side of envelope encryption (docs/security.md "Envelope encryption"): an OpenRosa
+ * entry's instance XML and attachments are sealed under the data key of the organisation of the
+ * entry's deployment (common/fv_datakey.h, migrations 025 and 026) before they reach PostgreSQL.
+ * The data key is created (version 1) the first time an organisation needs one. */
+#ifndef WK_SEAL_H
+#define WK_SEAL_H
+
+#include <stddef.h>
+
+#include "fv_datakey.h"
+#include "fv_keys.h"
+#include "wk_store.h"
+
+/* Keeps a ring of unwrapped data keys made from ks (copied). Returns 0, or -1 (out of memory). */
+int wk_seal_init(const fv_keyset *ks);
+void wk_seal_free(void);
+/* The ring (NULL before wk_seal_init). */
+fv_dkring *wk_seal_ring(void);
+
+/* The current data key of org (a uuid), creating version 1 when the org has none, in st's
+ * transaction. Sets *version and returns the key (valid until the next call), or NULL with why. */
+const unsigned char *wk_seal_org_key(wk_store *st, const char *org, int *version, char *err,
+                                     size_t errlen);
+
+/* Rewrites an entry's openrosa field (fv_envelope.h: {"instance_id", "xml", "attachments":
+ * [{"name", "content_type", "size", "sha256", "data" (base64)}]}) into what the worker's INSERT
+ * stores for response response_id, sealed under the current data key of the organisation of deployment:
+ *   {"instance_id", "org_id", "key_version", "xml_sha256" (hex), "xml_body" (base64 of the sealed
+ *    XML), "attachments": [{"name", "content_type", "size", "sha256", "data" (base64 of the sealed
+ *    content)}]}
+ * Returns the new text (the caller frees it), or NULL with why in err (an attachment whose
+ * content does not match its size or SHA-256 is refused: a malformed entry). */
+char *wk_seal_openrosa(wk_store *st, const char *response_id, const char *deployment,
+                       const char *openrosa, size_t len, char *err, size_t errlen);
+
+/* The re-seal sweep, between two batches, every every_ms (sooner while work is left): up to rows
+ * values stored in clear (before migration 026) or under an older data key version than their
+ * org's current one are sealed under the current one, each by compare-and-set, autocommitted.
+ * Does nothing unless st is connected and idle. A value that does not open is logged, naming its
+ * row, and left as it is. */
+void wk_seal_sweep(wk_store *st, int every_ms, int rows);
+
+#endif
