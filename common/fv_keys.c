@@ -65,9 +65,7 @@ int fv_keys_load(fv_keyset *ks, const char *path, char *err, size_t errlen)
             k->key[i] = (unsigned char)(hi << 4 | lo);
         }
         if (rc) break;
-        unsigned char d[SHA256_DIGEST_LENGTH];
-        SHA256(k->key, FV_KEY_BYTES, d);
-        snprintf(k->id, sizeof k->id, "%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
+        fv_keys_id(k->key, k->id);
         ks->n++;
     }
     OPENSSL_cleanse(line, sizeof line);
@@ -83,6 +81,13 @@ int fv_keys_load(fv_keyset *ks, const char *path, char *err, size_t errlen)
 void fv_keys_clear(fv_keyset *ks)
 {
     OPENSSL_cleanse(ks, sizeof *ks);
+}
+
+void fv_keys_id(const unsigned char key[FV_KEY_BYTES], char id[FV_KEY_IDLEN + 1])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(key, FV_KEY_BYTES, d);
+    snprintf(id, FV_KEY_IDLEN + 1, "%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
 }
 
 const fv_key *fv_keys_find(const fv_keyset *ks, const char *id)

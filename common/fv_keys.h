@@ -33,6 +33,8 @@ typedef struct fv_keyset {
 int fv_keys_load(fv_keyset *ks, const char *path, char *err, size_t errlen);
 /* Wipes ks (OPENSSL_cleanse). */
 void fv_keys_clear(fv_keyset *ks);
+/* The id of key (the first 4 bytes of SHA-256(key) as 8 lowercase hex characters) into id. */
+void fv_keys_id(const unsigned char key[FV_KEY_BYTES], char id[FV_KEY_IDLEN + 1]);
 /* The key named id, or NULL. */
 const fv_key *fv_keys_find(const fv_keyset *ks, const char *id);
 /* HKDF-SHA256(key, salt = none, info = label) into out[outlen]. Returns 0 or -1. */

@@ -49,8 +49,10 @@ int fvctl_requeue(int argc, char **argv);
 /* fvctl_spool.c: the spool files of a front end that is gone. */
 int fvctl_spool_replay(int argc, char **argv);
 
-/* fvctl_keys.c: sealed values re-sealed under the current key of the key file. */
+/* fvctl_keys.c: sealed values re-sealed, and data keys re-wrapped, under the current key of the
+ * key file; a new master key put first in it (fvctl_keyfile.c). */
 int fvctl_reseal(int argc, char **argv);
+int fvctl_rotate_master_key(int argc, char **argv);
 /* fvctl_refused.c: the submissions refused for a taken id. */
 int fvctl_refused(int argc, char **argv);
 /* fvctl_quarantine.c: the refused unverified submissions kept for the operator. */

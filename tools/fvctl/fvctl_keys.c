@@ -1,29 +1,39 @@
-/* fvctl reseal: every value sealed under a key of the key file (common/fv_seal.h) sealed again
- * under its current (first) key, so that older keys can then be dropped from the file. Today the
- * only sealed values are TOTP secrets (users.totp_secret, label "fv-seal-totp", associated data
- * "totp:<user id>").
+/* fvctl reseal and rotate-master-key: what is sealed or wrapped under a key of the key file
+ * (common/fv_keys.h) brought under its current (first) key, so that older keys can then be
+ * dropped from the file.
  *
- * Resumable and idempotent: rows are read in id order in batches, and each is replaced with one
- * compare-and-set UPDATE (only if it still holds the text that was opened, so an enrolment made
- * meanwhile wins), committed on its own; a value already under the current key is not touched.
- * A run stopped half-way is simply run again. A value that opens under no key of the file is
- * reported (its user id, never the value) and makes the exit status 1: dropping a key before
- * every value sealed under it was re-sealed is what this command is there to prevent. */
+ * Two kinds of rows: TOTP secrets (users.totp_secret, fv_seal label "fv-seal-totp", associated
+ * data "totp:<user id>"), which `fvctl reseal` re-seals, and data keys (data_keys.wrapped,
+ * common/fv_datakey.h), which `fvctl rotate-master-key` re-wraps before re-sealing the TOTP
+ * secrets the same way. `rotate-master-key --new-key` puts a new random key first in the key file
+ * (fvctl_keyfile.c).
+ *
+ * Resumable and idempotent: one loop (rewrap) for both kinds reads the rows not under the current
+ * key in key order (keyset pagination) in batches, and replaces each with one compare-and-set
+ * UPDATE (only if it still holds the text that was opened, so a change made meanwhile wins),
+ * committed on its own; a row already under the current key is not touched. A run stopped
+ * half-way is simply run again. A row that opens under no key of the file is reported (its user
+ * id, or its scope and version, never a key or a secret) and makes the exit status 1: dropping a
+ * key before everything under it was re-wrapped is what these commands are there to prevent. */
 #include <getopt.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fv_cli.h"
+#include "fv_datakey.h"
 #include "fv_id.h"
 #include "fv_keys.h"
 #include "fv_pgutil.h"
 #include "fv_seal.h"
 #include "fv_settings.h"
 #include "fvctl.h"
+#include "fvctl_keyfile.h"
 
 #define DEFAULT_BATCH 500
+#define TOTP_LABEL "fv-seal-totp"
 
 static void reseal_usage(FILE *out)
 {
@@ -32,44 +42,272 @@ static void reseal_usage(FILE *out)
             "  Seals every sealed value (TOTP secrets) again under the current key: the first key of\n"
             "  key_file. Run it after putting a new key first in the file, and before dropping an\n"
             "  old one. Resumable and idempotent; exit status 1 if a value opens under no key.\n"
+            "  (`fvctl rotate-master-key` does this too, after re-wrapping the data keys.)\n"
             "  --batch N   rows read per query (default %d)\n",
             DEFAULT_BATCH);
 }
 
-/* Rows not under the current key ($1 is "s1.<id>.%"), after id $2, in id order. */
-static const char sql_batch[] =
-    "SELECT id::text, totp_secret FROM users "
-    "WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE $1 AND id > $2::uuid "
-    "ORDER BY id LIMIT $3::int";
+static void rotate_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fvctl [-c FILE] rotate-master-key --new-key\n"
+            "       fvctl [-c FILE] rotate-master-key [--batch N]\n"
+            "  --new-key   put a new random master key first in key_file, every old key kept after\n"
+            "              it (an atomic rewrite, mode 0600); prints its id, never the key. Then\n"
+            "              restart every program one by one and run the command without --new-key.\n"
+            "  (without)   re-wrap every data key under the current master key (the first of\n"
+            "              key_file) and seal every TOTP secret again under it, as `fvctl reseal`.\n"
+            "              Resumable and idempotent; exit status 1 if a data key or a secret opens\n"
+            "              under no key of key_file. When it reports nothing left under another\n"
+            "              key, the old key may leave the file (docs/operations.md section 12).\n"
+            "  --batch N   rows read per query (default %d)\n",
+            DEFAULT_BATCH);
+}
 
-static const char sql_replace[] =
-    "UPDATE users SET totp_secret = $3 WHERE id = $1::uuid AND totp_secret = $2";
+/* What rewrap counted. */
+typedef struct rewrap_counts {
+    long done;     /* re-sealed or re-wrapped under the current key */
+    long current;  /* already under it when the run began */
+    long changed;  /* changed (or deleted) meanwhile: left alone */
+    long unopened; /* open under no key of the file */
+} rewrap_counts;
 
-int fvctl_reseal(int argc, char **argv)
+/* What opening a row's text and sealing it again gave. */
+typedef enum rewrap_result {
+    REWRAP_OK,       /* *out is the new text */
+    REWRAP_UNOPENED, /* opens under no key of the file: err names the row */
+    REWRAP_FAILED,   /* sealing failed (out of memory, no random numbers): stop */
+} rewrap_result;
+
+/* A kind of row rewrap brings under the current key. The row's key is nkey text columns; the
+ * queries take the LIKE pattern of the current key ("s1.<id>.%") as $1. */
+typedef struct rewrap_kind {
+    const char *what;        /* "TOTP secrets", "data keys": for messages */
+    const char *sql_current; /* how many are under the current key */
+    const char *sql_batch;   /* not under it, after the key $2.. in key order, LIMIT $(2+nkey):
+                                  the key columns, then the text */
+    const char *sql_replace; /* the key columns, the old text, the new text: compare-and-set */
+    int nkey;                /* 1 or 2 */
+    const char *start[2];    /* the key before the first row */
+    /* Opens text (of the row with key k) with ks and seals it again under ks's current key into
+     * *out (caller frees). Names the row in err. */
+    rewrap_result (*again)(const fv_keyset *ks, const char *const *k, const char *text, char **out,
+                           char *err, size_t errlen);
+} rewrap_kind;
+
+static rewrap_result totp_again(const fv_keyset *ks, const char *const *k, const char *text, char **out,
+                                char *err, size_t errlen)
+{
+    char aad[8 + FV_UUID_STRLEN + 1];
+    snprintf(aad, sizeof aad, "totp:%s", k[0]);
+    size_t len = 0;
+    unsigned char *pt = fv_unseal(ks, TOTP_LABEL, aad, text, &len); /* owned, wiped */
+    if (!pt) {
+        snprintf(err, errlen, "the TOTP secret of user %s opens under no key of %s", k[0],
+                 fv_common.key_file);
+        return REWRAP_UNOPENED;
+    }
+    *out = fv_seal(ks, TOTP_LABEL, aad, pt, len); /* handed to the caller */
+    OPENSSL_cleanse(pt, len);
+    free(pt);
+    if (!*out) {
+        snprintf(err, errlen, "sealing failed (out of memory or no random numbers)");
+        return REWRAP_FAILED;
+    }
+    return REWRAP_OK;
+}
+
+static rewrap_result datakey_again(const fv_keyset *ks, const char *const *k, const char *text,
+                                   char **out, char *err, size_t errlen)
+{
+    char *end;
+    long version = strtol(k[1], &end, 10);
+    unsigned char key[FV_DATAKEY_BYTES], back[FV_DATAKEY_BYTES];
+    if (*end || version < 1 || version > 0x7fffffffL) {
+        snprintf(err, errlen, "data key %s v%s: not a version", k[0], k[1]);
+        return REWRAP_UNOPENED;
+    }
+    if (fv_datakey_unwrap(ks, k[0], (int)version, text, key, err, errlen) != 0) return REWRAP_UNOPENED;
+    rewrap_result r = REWRAP_OK;
+    *out = fv_datakey_wrap(ks, k[0], (int)version, key); /* handed to the caller */
+    /* The wrapped key is the only copy of the data key: check the new text opens to it before it
+     * replaces the old one. */
+    char cerr[256];
+    if (!*out || fv_datakey_unwrap(ks, k[0], (int)version, *out, back, cerr, sizeof cerr) != 0 ||
+        CRYPTO_memcmp(key, back, sizeof key) != 0) {
+        snprintf(err, errlen,
+                 "data key %s v%ld: wrapping it again failed (out of memory or no random numbers)", k[0],
+                 version);
+        free(*out);
+        *out = NULL;
+        r = REWRAP_FAILED;
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    OPENSSL_cleanse(back, sizeof back);
+    return r;
+}
+
+static const rewrap_kind totp_kind = {
+    .what = "TOTP secrets",
+    .sql_current = "SELECT count(*) FROM users WHERE totp_secret LIKE $1",
+    .sql_batch = "SELECT id::text, totp_secret FROM users "
+                 "WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE $1 AND id > $2::uuid "
+                 "ORDER BY id LIMIT $3::int",
+    .sql_replace = "UPDATE users SET totp_secret = $3 WHERE id = $1::uuid AND totp_secret = $2",
+    .nkey = 1,
+    .start = {"00000000-0000-0000-0000-000000000000"},
+    .again = totp_again,
+};
+
+static const rewrap_kind datakey_kind = {
+    .what = "data keys",
+    .sql_current = "SELECT count(*) FROM data_keys WHERE wrapped LIKE $1",
+    .sql_batch = "SELECT scope, version::text, wrapped FROM data_keys "
+                 "WHERE wrapped NOT LIKE $1 AND (scope, version) > ($2::text, $3::int) "
+                 "ORDER BY scope, version LIMIT $4::int",
+    .sql_replace = "UPDATE data_keys SET wrapped = $4, rewrapped_at = now() "
+                   "WHERE scope = $1 AND version = $2::int AND wrapped = $3",
+    .nkey = 2,
+    .start = {"", "0"},
+    .again = datakey_again,
+};
+
+/* How many rows of kind are under the current key (pattern), or -1 after saying why. */
+static long count_current(const char *cmd, PGconn *conn, const rewrap_kind *kind, const char *pattern)
+{
+    const char *params[] = {pattern};
+    PGresult *res = PQexecParams(conn, kind->sql_current, 1, NULL, params, NULL, NULL, 0);
+    long n = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    } else {
+        char err[512];
+        fv_pgutil_error(conn, res, err, sizeof err);
+        fprintf(stderr, "fvctl %s: counting %s: %s\n", cmd, kind->what, err);
+    }
+    PQclear(res);
+    return n;
+}
+
+/* Brings every row of kind under ks's current key, batch rows per query, into *n. Returns
+ * FV_EXIT_OK (rows that open under no key are only counted, and named on stderr) or
+ * FV_EXIT_FAILURE (a query or sealing failed: the run stopped there; run it again). */
+static int rewrap(const char *cmd, PGconn *conn, const fv_keyset *ks, const rewrap_kind *kind, int batch,
+                  rewrap_counts *n)
+{
+    *n = (rewrap_counts){0};
+    char pattern[3 + FV_KEY_IDLEN + 3], nbatch[16], err[512];
+    /* the last row's key: a uuid, or a scope (FV_DATAKEY_SCOPE_MAX) and a version */
+    char last[2][FV_DATAKEY_SCOPE_MAX + FV_UUID_STRLEN];
+    snprintf(pattern, sizeof pattern, "s1.%s.%%", ks->keys[0].id);
+    snprintf(nbatch, sizeof nbatch, "%d", batch);
+    for (int j = 0; j < kind->nkey; j++) snprintf(last[j], sizeof last[j], "%s", kind->start[j]);
+    if ((n->current = count_current(cmd, conn, kind, pattern)) < 0) return FV_EXIT_FAILURE;
+    int status = FV_EXIT_OK;
+    for (;;) {
+        const char *params[4];
+        int np = 0;
+        params[np++] = pattern;
+        for (int j = 0; j < kind->nkey; j++) params[np++] = last[j];
+        params[np++] = nbatch;
+        PGresult *res = PQexecParams(conn, kind->sql_batch, np, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fv_pgutil_error(conn, res, err, sizeof err);
+            fprintf(stderr, "fvctl %s: reading %s: %s\n", cmd, kind->what, err);
+            PQclear(res);
+            return FV_EXIT_FAILURE;
+        }
+        int rows = PQntuples(res);
+        for (int i = 0; i < rows && status == FV_EXIT_OK; i++) {
+            const char *k[2], *text = PQgetvalue(res, i, kind->nkey);
+            for (int j = 0; j < kind->nkey; j++) {
+                k[j] = PQgetvalue(res, i, j);
+                snprintf(last[j], sizeof last[j], "%s", k[j]);
+            }
+            char *again = NULL; /* owned */
+            rewrap_result r = kind->again(ks, k, text, &again, err, sizeof err);
+            if (r == REWRAP_UNOPENED) {
+                fprintf(stderr, "fvctl %s: %s\n", cmd, err);
+                n->unopened++;
+                continue;
+            }
+            if (r == REWRAP_FAILED) {
+                fprintf(stderr, "fvctl %s: %s\n", cmd, err);
+                status = FV_EXIT_FAILURE;
+                break;
+            }
+            const char *up[4];
+            int nu = 0;
+            for (int j = 0; j < kind->nkey; j++) up[nu++] = k[j];
+            up[nu++] = text;
+            up[nu++] = again;
+            PGresult *u = PQexecParams(conn, kind->sql_replace, nu, NULL, up, NULL, NULL, 0);
+            free(again);
+            if (PQresultStatus(u) != PGRES_COMMAND_OK) {
+                fv_pgutil_error(conn, u, err, sizeof err);
+                fprintf(stderr, "fvctl %s: updating %s (%s%s%s): %s\n", cmd, kind->what, k[0],
+                        kind->nkey > 1 ? " v" : "", kind->nkey > 1 ? k[1] : "", err);
+                status = FV_EXIT_FAILURE;
+            } else if (strcmp(PQcmdTuples(u), "1") == 0) {
+                n->done++;
+            } else {
+                n->changed++; /* re-enrolled, switched off, re-wrapped or removed meanwhile */
+            }
+            PQclear(u);
+        }
+        PQclear(res);
+        if (status != FV_EXIT_OK || rows < batch) break;
+    }
+    return status;
+}
+
+/* Parses [--batch N] (and --new-key when new_key is not NULL). Returns -1 to go on, or the
+ * status to exit with. */
+static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *batch, bool *new_key)
 {
     static const struct option opts[] = {{"batch", required_argument, NULL, 'b'},
+                                         {"new-key", no_argument, NULL, 'n'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int o, batch = DEFAULT_BATCH;
+    int o;
+    bool batch_given = false;
+    *batch = DEFAULT_BATCH;
     while ((o = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
         if (o == 'h') {
-            reseal_usage(stdout);
+            usage(stdout);
             return FV_EXIT_OK;
+        }
+        if (o == 'n' && new_key) {
+            *new_key = true;
+            continue;
         }
         char *end;
         long v = o == 'b' ? strtol(optarg, &end, 10) : 0;
         if (o != 'b' || *end || v < 1 || v > 100000) {
-            if (o == 'b') fprintf(stderr, "fvctl reseal: --batch must be 1 to 100000\n");
-            reseal_usage(stderr);
+            if (o == 'b') fprintf(stderr, "fvctl %s: --batch must be 1 to 100000\n", argv[0]);
+            usage(stderr);
             return FV_EXIT_CONFIG;
         }
-        batch = (int)v;
+        *batch = (int)v;
+        batch_given = true;
     }
     if (optind < argc) {
-        fprintf(stderr, "fvctl reseal: unexpected argument '%s'\n", argv[optind]);
-        reseal_usage(stderr);
+        fprintf(stderr, "fvctl %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        usage(stderr);
         return FV_EXIT_CONFIG;
     }
+    if (new_key && *new_key && batch_given) {
+        fprintf(stderr, "fvctl %s: --new-key reads no rows: it takes no --batch\n", argv[0]);
+        usage(stderr);
+        return FV_EXIT_CONFIG;
+    }
+    return -1;
+}
+
+int fvctl_reseal(int argc, char **argv)
+{
+    int batch, status = key_options(argc, argv, reseal_usage, &batch, NULL);
+    if (status >= 0) return status;
     fv_keyset ks;
     char err[512];
     if (fv_keys_load(&ks, fv_common.key_file, err, sizeof err) != 0) {
@@ -81,67 +319,125 @@ int fvctl_reseal(int argc, char **argv)
         fv_keys_clear(&ks);
         return FV_EXIT_FAILURE;
     }
-    char current[3 + FV_KEY_IDLEN + 3],
-        last[FV_UUID_STRLEN + 1] = "00000000-0000-0000-0000-000000000000", nbatch[16];
-    snprintf(current, sizeof current, "s1.%s.%%", ks.keys[0].id);
-    snprintf(nbatch, sizeof nbatch, "%d", batch);
-    long resealed = 0, changed = 0, unopened = 0;
-    int status = FV_EXIT_OK;
-    for (;;) {
-        const char *params[] = {current, last, nbatch};
-        PGresult *res = PQexecParams(conn, sql_batch, 3, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            fv_pgutil_error(conn, res, err, sizeof err);
-            fprintf(stderr, "fvctl reseal: reading TOTP secrets: %s\n", err);
-            PQclear(res);
-            status = FV_EXIT_FAILURE;
-            break;
-        }
-        int n = PQntuples(res);
-        for (int i = 0; i < n && status == FV_EXIT_OK; i++) {
-            const char *id = PQgetvalue(res, i, 0), *sealed = PQgetvalue(res, i, 1);
-            snprintf(last, sizeof last, "%s", id);
-            char aad[8 + FV_UUID_STRLEN + 1];
-            snprintf(aad, sizeof aad, "totp:%s", id);
-            size_t len = 0;
-            unsigned char *pt = fv_unseal(&ks, "fv-seal-totp", aad, sealed, &len); /* owned, wiped */
-            if (!pt) {
-                fprintf(stderr, "fvctl reseal: the TOTP secret of user %s opens under no key of %s\n",
-                        id, fv_common.key_file);
-                unopened++;
-                continue;
-            }
-            char *again = fv_seal(&ks, "fv-seal-totp", aad, pt, len); /* owned */
-            OPENSSL_cleanse(pt, len);
-            free(pt);
-            if (!again) {
-                fprintf(stderr, "fvctl reseal: sealing failed (out of memory or no random numbers)\n");
-                status = FV_EXIT_FAILURE;
-                break;
-            }
-            const char *up[] = {id, sealed, again};
-            PGresult *u = PQexecParams(conn, sql_replace, 3, NULL, up, NULL, NULL, 0);
-            free(again);
-            if (PQresultStatus(u) != PGRES_COMMAND_OK) {
-                fv_pgutil_error(conn, u, err, sizeof err);
-                fprintf(stderr, "fvctl reseal: updating user %s: %s\n", id, err);
-                status = FV_EXIT_FAILURE;
-            } else if (strcmp(PQcmdTuples(u), "1") == 0) {
-                resealed++;
-            } else {
-                changed++; /* re-enrolled or switched off meanwhile: nothing to do */
-            }
-            PQclear(u);
-        }
-        PQclear(res);
-        if (status != FV_EXIT_OK || n < batch) break;
-    }
+    rewrap_counts n;
+    status = rewrap("reseal", conn, &ks, &totp_kind, batch, &n);
     PQfinish(conn);
     printf(
         "fvctl reseal: %ld TOTP secret(s) re-sealed under key %s, %ld changed meanwhile, %ld that open "
         "under no key\n",
-        resealed, ks.keys[0].id, changed, unopened);
+        n.done, ks.keys[0].id, n.changed, n.unopened);
     fv_keys_clear(&ks);
-    if (status == FV_EXIT_OK && unopened) status = FV_EXIT_FAILURE;
+    if (status == FV_EXIT_OK && n.unopened) status = FV_EXIT_FAILURE;
+    return status;
+}
+
+/* rotate-master-key --new-key. */
+static int new_master_key(void)
+{
+    const char *path = fv_common.key_file;
+    unsigned char key[FV_KEY_BYTES];
+    char err[512];
+    int nkeys = 0;
+    if (RAND_bytes(key, sizeof key) != 1) {
+        fprintf(stderr, "fvctl rotate-master-key: no random numbers (RAND_bytes failed)\n");
+        return FV_EXIT_FAILURE;
+    }
+    int rc = fvctl_keyfile_prepend(path, key, &nkeys, err, sizeof err);
+    OPENSSL_cleanse(key, sizeof key);
+    if (rc != 0) {
+        fprintf(stderr, "fvctl rotate-master-key: %s\n", err);
+        return FV_EXIT_FAILURE;
+    }
+    fv_keyset ks;
+    if (fv_keys_load(&ks, path, err, sizeof err) != 0) {
+        fprintf(stderr, "fvctl rotate-master-key: the new key file: %s\n", err);
+        return FV_EXIT_FAILURE;
+    }
+    printf(
+        "fvctl rotate-master-key: new master key %s is now the first (current) of the %d key(s) in %s\n",
+        ks.keys[0].id, nkeys, path);
+    for (int i = 0; i < ks.n; i++)
+        printf("  key %d: %s%s\n", i + 1, ks.keys[i].id, i == 0 ? " (new, current)" : "");
+    printf("next:\n"
+           "  1. restart every program that reads %s, one by one (front ends, workers), so that each\n"
+           "     loads it: what they sign, seal or wrap from then on is under %s\n"
+           "  2. run `fvctl rotate-master-key` (without --new-key): it re-wraps every data key and\n"
+           "     re-seals every TOTP secret under %s; run it again until it reports nothing left\n"
+           "     under another key\n"
+           "  3. then drop the old key's line from the file and restart again (docs/operations.md\n"
+           "     section 12 says when it is safe)\n",
+           path, ks.keys[0].id, ks.keys[0].id);
+    fv_keys_clear(&ks);
+    return FV_EXIT_OK;
+}
+
+static void print_counts(const char *what, const char *verb, const rewrap_counts *n, const char *id)
+{
+    printf("fvctl rotate-master-key: %s: %ld %s under master key %s, %ld already under it, %ld changed "
+           "meanwhile, %ld that open under no key\n",
+           what, n->done, verb, id, n->current, n->changed, n->unopened);
+}
+
+int fvctl_rotate_master_key(int argc, char **argv)
+{
+    int batch;
+    bool new_key = false;
+    int status = key_options(argc, argv, rotate_usage, &batch, &new_key);
+    if (status >= 0) return status;
+    if (new_key) return new_master_key();
+    fv_keyset ks;
+    char err[512];
+    if (fv_keys_load(&ks, fv_common.key_file, err, sizeof err) != 0) {
+        fprintf(stderr, "fvctl rotate-master-key: %s\n", err);
+        return FV_EXIT_CONFIG;
+    }
+    PGconn *conn = fvctl_pg_connect("rotate-master-key");
+    if (!conn) {
+        fv_keys_clear(&ks);
+        return FV_EXIT_FAILURE;
+    }
+    rewrap_counts dk = {0}, totp = {0};
+    status = rewrap("rotate-master-key", conn, &ks, &datakey_kind, batch, &dk);
+    bool totp_ran = status == FV_EXIT_OK;
+    if (totp_ran) status = rewrap("rotate-master-key", conn, &ks, &totp_kind, batch, &totp);
+    /* What is left under another key now: rows a program not yet restarted made meanwhile, or
+     * the ones that open under no key. */
+    char pattern[3 + FV_KEY_IDLEN + 3];
+    snprintf(pattern, sizeof pattern, "s1.%s.%%", ks.keys[0].id);
+    long dk_left = -1, totp_left = -1;
+    if (status == FV_EXIT_OK) {
+        const char *params[] = {pattern};
+        PGresult *res = PQexecParams(
+            conn,
+            "SELECT (SELECT count(*) FROM data_keys WHERE wrapped NOT LIKE $1), "
+            "(SELECT count(*) FROM users WHERE totp_secret NOT LIKE $1)",
+            1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            dk_left = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+            totp_left = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+        } else {
+            fv_pgutil_error(conn, res, err, sizeof err);
+            fprintf(stderr, "fvctl rotate-master-key: counting what is left: %s\n", err);
+            status = FV_EXIT_FAILURE;
+        }
+        PQclear(res);
+    }
+    PQfinish(conn);
+    print_counts("data keys", "re-wrapped", &dk, ks.keys[0].id);
+    if (totp_ran) print_counts("TOTP secrets", "re-sealed", &totp, ks.keys[0].id);
+    else
+        printf(
+            "fvctl rotate-master-key: TOTP secrets: not reached (the run stopped at the data keys)\n");
+    if (dk_left >= 0)
+        printf("fvctl rotate-master-key: left under another master key: %ld data key(s), %ld TOTP "
+               "secret(s)%s\n",
+               dk_left, totp_left,
+               dk_left + totp_left == 0 ? ""
+               : dk.unopened + totp.unopened == dk_left + totp_left
+                   ? " (the ones that open under no key)"
+                   : " (made meanwhile by a program not yet restarted? run this again once every "
+                     "program runs with the new key file)");
+    fv_keys_clear(&ks);
+    if (status == FV_EXIT_OK && (dk.unopened || totp.unopened)) status = FV_EXIT_FAILURE;
     return status;
 }

@@ -17,11 +17,17 @@ static const struct {
     const char *name;
     fvctl_command_fn run;
 } commands[] = {
-    {"migrate", fvctl_migrate},           {"create-admin", fvctl_create_admin},
-    {"create-user", fvctl_create_user},   {"queue", fvctl_queue},
-    {"dead-letters", fvctl_dead_letters}, {"requeue", fvctl_requeue},
-    {"spool-replay", fvctl_spool_replay}, {"reseal", fvctl_reseal},
-    {"refused", fvctl_refused},           {"quarantine", fvctl_quarantine},
+    {"migrate", fvctl_migrate},
+    {"create-admin", fvctl_create_admin},
+    {"create-user", fvctl_create_user},
+    {"queue", fvctl_queue},
+    {"dead-letters", fvctl_dead_letters},
+    {"requeue", fvctl_requeue},
+    {"spool-replay", fvctl_spool_replay},
+    {"reseal", fvctl_reseal},
+    {"refused", fvctl_refused},
+    {"quarantine", fvctl_quarantine},
+    {"rotate-master-key", fvctl_rotate_master_key},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -40,6 +46,8 @@ static const fv_program program = {
         "  requeue          move dead letters back onto the submissions stream\n"
         "  spool-replay     replay the spool files a dead front end left into Redis\n"
         "  reseal           seal every TOTP secret again under the key file's current key\n"
+        "  rotate-master-key  --new-key: put a new master key first in the key file; without:\n"
+        "                   re-wrap every data key (and re-seal TOTP secrets) under the current key\n"
         "  refused          list the submissions refused because their id was taken\n"
         "  quarantine       list refused unverified submissions no organisation sees\n"
         "  help [COMMAND]   this text, or a command's\n"

@@ -1,0 +1,354 @@
+"""Master key rotation (docs/operations.md section 12, docs/security.md "The master key file"):
+`fvctl rotate-master-key --new-key` puts a new random key first in the key file (atomically, mode
+0600, the old keys kept, only its id printed); `fvctl rotate-master-key` then re-wraps every data key
+(data_keys, common/fv_datakey.h) and re-seals every TOTP secret under it, compare-and-set row by
+row, so that the old key can leave the file and everything still opens. Resumable, idempotent; a
+row that opens under no key is named (scope and version, user id) and makes the exit status 1.
+
+The data keys are made and checked here in Python with the `cryptography` module, reproducing
+fv_seal's format (HKDF-SHA256 without salt, info "fv-wrap-datakey", of the master key; AES-256-GCM,
+a 12-byte nonce, associated data "fv-datakey:<scope>:<version>"; "s1.<key id>.<base64url>"), so
+both directions are checked: fvctl opens what Python wrapped, Python opens what fvctl wrapped.
+
+The test's processes use key files of their own (FV_KEY_FILE); every row is put back under the
+session's key (K1) at the end, and the rows made here are deleted, so the session's other
+programs and a later module's `fvctl reseal` find what they expect."""
+import base64
+import os
+import re
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+from fvharness import Api, binary, child_env, free_port, wait_until
+from test_accounts import STRONG, email, enrol, login, now_step, signup, token_of, totp
+
+cryptography = pytest.importorskip("cryptography")  # apt: python3-cryptography
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: E402
+
+CMD = "rotate-master-key"
+HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def key_id(hexkey):
+    import hashlib
+    return hashlib.sha256(bytes.fromhex(hexkey)).hexdigest()[:8]
+
+
+def write_keys(path, *keys):
+    path.write_text("".join(k + "\n" for k in keys))
+    os.chmod(path, 0o600)
+
+
+def subkey(master_hex, label):
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()).derive(bytes.fromhex(master_hex))
+
+
+def aad(scope, version):
+    return f"fv-datakey:{scope}:{version}".encode()
+
+
+def wrap(master_hex, scope, version, dk):
+    """fv_datakey_wrap, in Python."""
+    nonce = os.urandom(12)
+    ct = AESGCM(subkey(master_hex, "fv-wrap-datakey")).encrypt(nonce, dk, aad(scope, version))
+    return f"s1.{key_id(master_hex)}." + base64.urlsafe_b64encode(nonce + ct).decode().rstrip("=")
+
+
+def unwrap(masters, scope, version, text):
+    """fv_datakey_unwrap, in Python: the key bytes (raises when it does not open)."""
+    m = re.fullmatch(r"s1\.([0-9a-f]{8})\.([A-Za-z0-9_-]+)", text)
+    assert m, text
+    master = next(k for k in masters if key_id(k) == m.group(1))
+    raw = base64.urlsafe_b64decode(m.group(2) + "=" * (-len(m.group(2)) % 4))
+    return AESGCM(subkey(master, "fv-wrap-datakey")).decrypt(raw[:12], raw[12:], aad(scope, version))
+
+
+def scope():
+    return f"org:{uuid.uuid4()}"
+
+
+def counts(out, what):
+    """The counts fvctl printed for what ("data keys", "TOTP secrets")."""
+    m = re.search(rf"{what}: (\d+) re-\w+ under master key ([0-9a-f]{{8}}), (\d+) already under it, (\d+) changed "
+                  r"meanwhile, (\d+) that open under no key", out)
+    assert m, out
+    return {"done": int(m[1]), "key": m[2], "current": int(m[3]), "changed": int(m[4]), "unopened": int(m[5])}
+
+
+def left(out):
+    m = re.search(r"left under another master key: (\d+) data key\(s\), (\d+) TOTP secret\(s\)", out)
+    assert m, out
+    return int(m[1]), int(m[2])
+
+
+class Rows:
+    """Data keys inserted by a test, wrapped in Python; deleted at the end."""
+
+    def __init__(self, c):
+        self.c, self.keys = c, {}
+
+    def add(self, master_hex, sc, version, dk=None, wrapped=None):
+        dk = dk or os.urandom(32)
+        self.c.psql("INSERT INTO data_keys (scope, version, wrapped) VALUES (%s, %s, %s)", sc, version,
+                    wrapped or wrap(master_hex, sc, version, dk))
+        self.keys[(sc, version)] = dk
+        return dk
+
+    def wrapped(self, sc, version):
+        return self.c.psql("SELECT wrapped FROM data_keys WHERE scope = %s AND version = %s", sc, version)[0][0]
+
+    def delete(self):
+        for sc, version in self.keys:
+            self.c.psql("DELETE FROM data_keys WHERE scope = %s AND version = %s", sc, version)
+
+
+@pytest.fixture()
+def k1(migrated):
+    return migrated.master_key.read_text().split()[0]
+
+
+@pytest.fixture()
+def restore(migrated, k1, tmp_path):
+    """Puts every data key and TOTP secret back under K1 (k2s: the keys the test used) and deletes
+    the rows the test inserted."""
+    state = {"k2s": [], "rows": None}
+    yield state
+    back = tmp_path / "back.key"
+    write_keys(back, k1, *state["k2s"])
+    if state["rows"]:
+        state["rows"].delete()
+    r = migrated.fvctl(CMD, check=False, env=child_env(FV_KEY_FILE=back))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert left(r.stdout) == (0, 0), r.stdout
+
+
+def no_secret(r, *secrets):
+    out = r.stdout + r.stderr
+    for s in secrets:
+        assert s not in out
+    assert not HEX64.search(out), out  # no key of any kind in hex
+
+
+def test_new_key_rewrites_the_key_file_atomically(migrated, k1, tmp_path):
+    c = migrated
+    d = tmp_path / "keys"
+    d.mkdir()
+    path = d / "master.key"
+    old_k = os.urandom(32).hex()
+    before = f"# made at install\n{k1}\n\n# previous\n{old_k}\n"
+    path.write_text(before)
+    os.chmod(path, 0o600)
+    env = child_env(FV_KEY_FILE=path)
+    r = c.fvctl(CMD, "--new-key", env=env)
+    after = path.read_text()
+    new = after.split("\n", 1)[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", new), after
+    assert after == new + "\n" + before  # the new key first, every old line as it was
+    assert os.stat(path).st_mode & 0o7777 == 0o600
+    assert sorted(os.listdir(d)) == ["master.key"]  # no temporary file left
+    assert f"new master key {key_id(new)} is now the first" in r.stdout, r.stdout
+    assert f"key 2: {key_id(k1)}" in r.stdout and f"key 3: {key_id(old_k)}" in r.stdout, r.stdout
+    assert "restart every program" in r.stdout and f"fvctl {CMD}" in r.stdout
+    no_secret(r, new, k1, old_k)
+    # --new-key with --batch is bad usage
+    assert c.fvctl(CMD, "--new-key", "--batch", "2", check=False, env=env).returncode == 2
+    # up to FV_KEYS_MAX (8), then refused with the file unchanged
+    for n in range(4, 9):
+        c.fvctl(CMD, "--new-key", env=env)
+        assert len([ln for ln in path.read_text().splitlines() if HEX64.fullmatch(ln)]) == n
+    full = path.read_text()
+    r = c.fvctl(CMD, "--new-key", check=False, env=env)
+    assert r.returncode == 1 and "drop an old key first" in r.stderr, r.stderr
+    assert path.read_text() == full and sorted(os.listdir(d)) == ["master.key"]
+    no_secret(r)
+    # a key file readable by others is refused as the programs refuse it, and left alone
+    os.chmod(path, 0o640)
+    r = c.fvctl(CMD, "--new-key", check=False, env=env)
+    assert r.returncode == 1 and "readable by group or others" in r.stderr, r.stderr
+    assert path.read_text() == full and sorted(os.listdir(d)) == ["master.key"]
+
+
+def test_rotate_then_drop_the_old_key_data_keys_and_totp_still_open(migrated, k1, tmp_path, restore):
+    c = migrated
+    rows = restore["rows"] = Rows(c)
+    scopes = [scope() for _ in range(4)]
+    for sc in scopes:
+        rows.add(k1, sc, 1)
+    rows.add(k1, scopes[0], 2)  # a second version of one scope
+    procs = []
+
+    def fe(keyfile):
+        port = free_port()
+        procs.append(c.start_frontend(name=f"frontend-rotate-{len(procs)}", FV_LISTEN_PORT=port,
+                                      FV_KEY_FILE=keyfile, FV_LOGIN_MAX_FAILURES_ADDRESS=100000))
+        return Api(f"https://127.0.0.1:{port}", c.cert)
+
+    try:
+        # TOTP on, its secret sealed under K1 (the session's key file)
+        anon1 = fe(c.master_key)
+        mail = email()
+        u = signup(anon1, mail, c=c)
+        api = Api(anon1.base, c.cert, token_of(anon1, mail))
+        secret = enrol(api)["secret"]
+        s = now_step()
+        assert api.post("/v1/me/totp/confirm", json={"code": totp(secret, s)}).status_code == 200
+
+        def sealed():
+            return c.psql("SELECT totp_secret FROM users WHERE id = %s", u["id"])[0][0]
+        assert sealed().startswith(f"s1.{key_id(k1)}.")
+
+        # --new-key on a copy of the session's key file: K2 first, K1 kept
+        both = tmp_path / "rotated.key"
+        write_keys(both, k1)
+        c.fvctl(CMD, "--new-key", env=child_env(FV_KEY_FILE=both))
+        k2 = both.read_text().split()[0]
+        restore["k2s"].append(k2)
+        assert both.read_text().split() == [k2, k1]
+
+        r = c.fvctl(CMD, "--batch", "2", env=child_env(FV_KEY_FILE=both))
+        dk, tp = counts(r.stdout, "data keys"), counts(r.stdout, "TOTP secrets")
+        assert dk["key"] == key_id(k2) and dk["done"] >= 5 and dk["unopened"] == 0, r.stdout
+        assert tp["done"] >= 1 and tp["unopened"] == 0, r.stdout
+        assert left(r.stdout) == (0, 0), r.stdout
+        no_secret(r, secret, *(k.hex() for k in rows.keys.values()))
+        for (sc, v), key in rows.keys.items():
+            w = rows.wrapped(sc, v)
+            assert w.startswith(f"s1.{key_id(k2)}."), w
+            assert unwrap([k2], sc, v, w) == key  # the same key, under K2 alone
+        assert c.psql("SELECT count(*) FROM data_keys WHERE scope = ANY(%s) AND rewrapped_at IS NULL",
+                      scopes)[0][0] == 0
+        assert sealed().startswith(f"s1.{key_id(k2)}.")
+
+        # idempotent: a second run re-wraps and re-seals nothing
+        again = c.fvctl(CMD, "--batch", "2", env=child_env(FV_KEY_FILE=both))
+        dk2, tp2 = counts(again.stdout, "data keys"), counts(again.stdout, "TOTP secrets")
+        assert (dk2["done"], tp2["done"]) == (0, 0), again.stdout
+        assert dk2["current"] >= 5 and tp2["current"] >= 1, again.stdout
+        unchanged = {kv: rows.wrapped(*kv) for kv in rows.keys}
+
+        # K1 dropped from the key file: every row still opens, nothing is left to do
+        only_new = tmp_path / "k2.key"
+        write_keys(only_new, k2)
+        r = c.fvctl(CMD, env=child_env(FV_KEY_FILE=only_new))
+        assert counts(r.stdout, "data keys")["done"] == 0 and left(r.stdout) == (0, 0), r.stdout
+        assert {kv: rows.wrapped(*kv) for kv in rows.keys} == unchanged
+        for (sc, v), key in rows.keys.items():
+            assert unwrap([k2], sc, v, rows.wrapped(sc, v)) == key
+        # and TOTP login works under K2 alone, with the same authenticator
+        anon2 = fe(only_new)
+        r = login(anon2, mail)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "totp_required", r.text
+        r = login(anon2, mail, STRONG, totp=totp(secret, s + 1))
+        assert r.status_code == 200, r.text
+        assert r.json()["mfa"] is True
+        # `fvctl reseal` still works as before (nothing left under another key)
+        r = c.fvctl("reseal", env=child_env(FV_KEY_FILE=only_new))
+        assert r.stdout.startswith(f"fvctl reseal: 0 TOTP secret(s) re-sealed under key {key_id(k2)}"), r.stdout
+    finally:
+        for p in procs:
+            assert p.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_a_data_key_that_opens_under_no_key_is_named_exit_1(migrated, k1, tmp_path, restore):
+    c = migrated
+    rows = restore["rows"] = Rows(c)
+    k2, k9 = os.urandom(32).hex(), os.urandom(32).hex()
+    restore["k2s"].append(k2)
+    good, tampered, foreign, moved, odd = scope(), scope(), scope(), scope(), scope()
+    rows.add(k1, good, 1)
+    rows.add(k1, odd, 1, wrapped="s1." + "x" * 5000)  # not the shape of a wrapped key at all
+    w = wrap(k1, tampered, 3, os.urandom(32))
+    flip = w[:-6] + ("A" if w[-6] != "A" else "B") + w[-5:]
+    rows.add(k1, tampered, 3, wrapped=flip)  # a flipped character
+    rows.add(k9, foreign, 1)                  # wrapped by a master key not in the file
+    rows.add(k1, moved, 2, wrapped=wrap(k1, moved, 1, os.urandom(32)))  # another version's wrap
+    rows.add(k1, moved, 1)
+    both = tmp_path / "k2k1.key"
+    write_keys(both, k2, k1)
+    r = c.fvctl(CMD, "--batch", "1", check=False, env=child_env(FV_KEY_FILE=both))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"data key {tampered} v3: does not open under master key {key_id(k1)}" in r.stderr, r.stderr
+    assert f"data key {foreign} v1: wrapped by master key {key_id(k9)}, which is not in the key file" in r.stderr
+    assert f"data key {moved} v2: does not open" in r.stderr, r.stderr
+    assert f"data key {odd} v1: not a wrapped key" in r.stderr, r.stderr
+    assert f"{moved} v1" not in r.stderr and good not in r.stderr
+    dk = counts(r.stdout, "data keys")
+    assert dk["unopened"] == 4 and dk["done"] >= 2, r.stdout
+    assert left(r.stdout)[0] == 4, r.stdout
+    no_secret(r, k9, *(k.hex() for k in rows.keys.values()))
+    # the bad rows are left as they were, the good ones carried on past them
+    assert rows.wrapped(tampered, 3) == flip
+    assert rows.wrapped(foreign, 1).startswith(f"s1.{key_id(k9)}.")
+    for sc, v in ((good, 1), (moved, 1)):
+        assert unwrap([k2], sc, v, rows.wrapped(sc, v)) == rows.keys[(sc, v)]
+    # a second run: the same four, nothing else
+    r = c.fvctl(CMD, check=False, env=child_env(FV_KEY_FILE=both))
+    assert r.returncode == 1 and counts(r.stdout, "data keys")["unopened"] == 4, r.stdout
+    assert counts(r.stdout, "data keys")["done"] == 0, r.stdout
+    # restore deletes them (they would stop every later run)
+
+
+def test_batches_of_one_and_a_run_in_several_goes_converge(migrated, k1, tmp_path, restore):
+    c = migrated
+    rows = restore["rows"] = Rows(c)
+    k2 = os.urandom(32).hex()
+    restore["k2s"].append(k2)
+    both = tmp_path / "k2k1.key"
+    write_keys(both, k2, k1)
+    env = child_env(FV_KEY_FILE=both)
+    # several versions of one scope (pagination within a scope) and several scopes; two rows are
+    # already under K2, as a run stopped half-way leaves them
+    a, b, z = scope(), scope(), scope()
+    for v in (1, 2, 3):
+        rows.add(k1, a, v)
+    rows.add(k2, b, 1)
+    rows.add(k1, b, 2)
+    rows.add(k2, z, 1)
+    r = c.fvctl(CMD, "--batch", "1", env=env)
+    dk = counts(r.stdout, "data keys")
+    assert dk["done"] >= 4 and dk["current"] >= 2 and dk["unopened"] == 0, r.stdout
+    assert left(r.stdout) == (0, 0)
+    for (sc, v), key in rows.keys.items():
+        assert unwrap([k2], sc, v, rows.wrapped(sc, v)) == key
+
+    # rows made between two runs (by a program not yet restarted, under K1): the next run takes them
+    late = [scope() for _ in range(3)]
+    for sc in late:
+        rows.add(k1, sc, 1)
+    r = c.fvctl(CMD, "--batch", "1", env=env)
+    assert counts(r.stdout, "data keys")["done"] == 3, r.stdout
+    for sc in late:
+        assert unwrap([k2], sc, 1, rows.wrapped(sc, 1)) == rows.keys[(sc, 1)]
+
+    # a row changed between fvctl's read and its write (here: re-wrapped by someone else while
+    # fvctl waits for the row lock) is left to the other writer: compare-and-set
+    x = scope()
+    rows.add(k1, x, 1)
+    other = wrap(k2, x, 1, rows.keys[(x, 1)])
+    conn = c.pg.connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE data_keys SET wrapped = %s WHERE scope = %s AND version = 1", (other, x))
+            p = subprocess.Popen([binary("fvctl"), "-c", str(c.conf), CMD, "--batch", "1"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                wait_until(lambda: c.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fvctl' "
+                                          "AND wait_event_type = 'Lock'")[0][0] == 1,
+                           30, what="fvctl waiting for the locked row")
+                conn.commit()
+                out, err = p.communicate(timeout=60)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    finally:
+        conn.close()
+    assert p.returncode == 0, out + err
+    dk = counts(out, "data keys")
+    assert dk["changed"] == 1 and dk["done"] == 0, out
+    assert rows.wrapped(x, 1) == other  # the other writer's text stands
