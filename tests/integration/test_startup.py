@@ -10,7 +10,7 @@ from fvharness import binary, child_env
 
 PROGRAMS = ["fv-frontend", "fv-worker", "fv-balancer", "fvctl"]
 FVCTL_COMMANDS = ["migrate", "create-admin", "create-user", "queue", "dead-letters", "requeue", "spool-replay",
-                  "reseal", "quarantine", "rotate-master-key"]
+                  "reseal", "quarantine", "rotate-master-key", "rotate-data-key"]
 
 
 def run(*argv, **env):

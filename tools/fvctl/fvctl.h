@@ -53,6 +53,8 @@ int fvctl_spool_replay(int argc, char **argv);
  * key file; a new master key put first in it (fvctl_keyfile.c). */
 int fvctl_reseal(int argc, char **argv);
 int fvctl_rotate_master_key(int argc, char **argv);
+/* fvctl_datakey.c: a new version of an organisation's data key. */
+int fvctl_rotate_data_key(int argc, char **argv);
 /* fvctl_refused.c: the submissions refused for a taken id. */
 int fvctl_refused(int argc, char **argv);
 /* fvctl_quarantine.c: the refused unverified submissions kept for the operator. */

@@ -28,6 +28,7 @@ static const struct {
     {"refused", fvctl_refused},
     {"quarantine", fvctl_quarantine},
     {"rotate-master-key", fvctl_rotate_master_key},
+    {"rotate-data-key", fvctl_rotate_data_key},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -48,6 +49,8 @@ static const fv_program program = {
         "  reseal           seal every TOTP secret again under the key file's current key\n"
         "  rotate-master-key  --new-key: put a new master key first in the key file; without:\n"
         "                   re-wrap every data key (and re-seal TOTP secrets) under the current key\n"
+        "  rotate-data-key  --org ID: a new version of an organisation's data key; the workers\n"
+        "                   seal its stored values again in the background (--wait, --retire)\n"
         "  refused          list the submissions refused because their id was taken\n"
         "  quarantine       list refused unverified submissions no organisation sees\n"
         "  help [COMMAND]   this text, or a command's\n"
