@@ -2,15 +2,19 @@
  * Django's format (common/fv_password.c fv_password_iterations, fv_password_verify), sealed TOTP
  * secrets (common/fv_seal.c fv_unseal, and a seal/unseal round trip), the base64 decoders they
  * use (common/fv_crypto.c: each output must encode back to the input, the encoding being
- * canonical), API-key and UUID shapes, and the master key file (common/fv_keys.c fv_keys_load).
+ * canonical), API-key and UUID shapes, the master key file (common/fv_keys.c fv_keys_load), and
+ * envelope encryption's stored forms (common/fv_datakey.c: a wrapped data key as data_keys holds
+ * it, a value sealed under a data key as response_xml and attachment_blobs hold it, and a
+ * seal/open round trip bound to its place).
  *
- * Input: one mode byte (mod 5: 0 password hash, 1 sealed text, 2 base64, 3 key file, 4 API key /
- * UUID), then the text. */
+ * Input: one mode byte (mod 6: 0 password hash, 1 sealed text, 2 base64, 3 key file, 4 API key /
+ * UUID, 5 data keys), then the text. */
 #include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include "fuzz_util.h"
 #include "fv_crypto.h"
+#include "fv_datakey.h"
 #include "fv_id.h"
 #include "fv_keys.h"
 #include "fv_password.h"
@@ -56,7 +60,7 @@ static void base64(const char *s, size_t n, long (*dec)(const char *, size_t, un
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int mode = data[0] % 5;
+    int mode = data[0] % 6;
     char *s = fuzz_cstr(data + 1, size - 1, true);
     size_t n = size - 1;
     switch (mode) {
@@ -107,6 +111,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)fv_api_key_well_formed(s);
         if (fv_id_valid(s) && strlen(s) != FV_UUID_STRLEN) abort();
         break;
+    case 5: {
+        unsigned char key[FV_DATAKEY_BYTES], got[FV_DATAKEY_BYTES];
+        memset(key, 0x5a, sizeof key);
+        char err[256];
+        /* the input as wrapped text: opens only as what was wrapped (nothing the fuzzer makes) */
+        if (fv_datakey_unwrap(&ks, "org:x", 1, s, got, err, sizeof err) == 0) abort();
+        /* the input as a stored value: a version, and it never opens (no valid tag) */
+        int v = fv_dk_version(data + 1, n);
+        if (v == 0 || v < -1) abort();
+        unsigned char *out = malloc(n + 1);
+        if (!out) abort();
+        if (v > 0 && fv_dk_open(key, "fv:a", data + 1, n, out) >= 0) abort();
+        free(out);
+        /* the input as a plaintext: sealed and opened, the same; at another place, nothing */
+        unsigned char *sealed = malloc(n + FV_DK_OVERHEAD), *back = malloc(n + 1);
+        if (!sealed || !back) abort();
+        if (fv_dk_seal(key, 7, "fv:a", data + 1, n, sealed) != 0) abort();
+        if (fv_dk_version(sealed, n + FV_DK_OVERHEAD) != 7) abort();
+        if (fv_dk_open(key, "fv:a", sealed, n + FV_DK_OVERHEAD, back) != (long)n ||
+            memcmp(back, data + 1, n) != 0)
+            abort();
+        if (fv_dk_open(key, "fv:b", sealed, n + FV_DK_OVERHEAD, back) != -1) abort();
+        free(sealed);
+        free(back);
+        /* wrap and unwrap the first 32 bytes (or fewer, padded) */
+        memset(key, 0, sizeof key);
+        memcpy(key, data + 1, n < sizeof key ? n : sizeof key);
+        char *w = fv_datakey_wrap(&ks, "org:x", 3, key);
+        if (!w || fv_datakey_unwrap(&ks, "org:x", 3, w, got, err, sizeof err) != 0 ||
+            memcmp(got, key, sizeof key) != 0 ||
+            fv_datakey_unwrap(&ks, "org:y", 3, w, got, err, sizeof err) == 0)
+            abort();
+        free(w);
+        break;
+    }
     }
     free(s);
     return 0;
