@@ -14,6 +14,8 @@
 
 #define NS_JR "http://openrosa.org/javarosa"
 #define NS_ORX "http://openrosa.org/xforms"
+/* Fieldvault's own attributes (confidential mode, migration 024): ignored by every other client */
+#define NS_FV "https://fieldvault.org/xforms"
 #define NS_SEP '|'
 
 /* ---- a growable string ---- */
@@ -293,6 +295,8 @@ struct fv_xform {
     field *f;
     size_t n, cap;
     const node *model, *body, *itext;
+    const node
+        *data; /* the primary instance's root (fv:confidential_mode, fv:confidential_gps_radius_m) */
     char **repeats; /* absolute paths of repeats (body <repeat nodeset>) */
     size_t nrep;
     /* control lookup: ref (absolute, normalised) -> node */
@@ -580,6 +584,7 @@ fv_xform *fv_xform_parse(const char *xml, size_t len, char *why, size_t whylen)
         xfail(x, "out of memory");
         goto out;
     }
+    x->data = data;
     index_binds(x);
     if (x->body && !x->failed) walk_body(x, x->body, x->root);
     if (!x->failed) walk_instance(x, data, x->root, "", NULL);
@@ -716,6 +721,7 @@ char *fv_xform_definition(const fv_xform *x)
         const char *ro = f->bind ? attr(f->bind, "readonly") : NULL;
         const char *calc = f->bind ? attr(f->bind, "calculate") : NULL;
         const char *req = f->bind ? attr(f->bind, "required") : NULL;
+        const char *conf = f->bind ? attr_ns(f->bind, NS_FV, "confidential") : NULL;
         const char *ft = "text";
         bool select = false;
         if (kind && (strcmp(kind, "select1") == 0 || strcmp(kind, "select") == 0) &&
@@ -739,6 +745,10 @@ char *fv_xform_definition(const fv_xform *x)
         free(label);
         if (is_true(req) && strcmp(ft, "note") != 0) {
             fv_jgen_key(j, "required");
+            fv_jgen_bool(j, true);
+        }
+        if (is_true(conf)) { /* fv:confidential="true()" on the bind */
+            fv_jgen_key(j, "confidential");
             fv_jgen_bool(j, true);
         }
         if (select) emit_choices(j, x, f->ctl);
@@ -765,6 +775,21 @@ char *fv_xform_definition(const fv_xform *x)
         fv_jgen_map_close(j);
     }
     fv_jgen_array_close(j);
+    /* confidential mode on the primary instance's root: fv:confidential_mode="true()" and
+     * fv:confidential_gps_radius_m="N" (checked as a JSON definition's, common/fv_form.c) */
+    const char *cmode = x->data ? attr_ns(x->data, NS_FV, "confidential_mode") : NULL;
+    const char *radius = x->data ? attr_ns(x->data, NS_FV, "confidential_gps_radius_m") : NULL;
+    if (is_true(cmode)) {
+        fv_jgen_key(j, "confidential_mode");
+        fv_jgen_bool(j, true);
+    }
+    if (radius) {
+        char *end;
+        long r = strtol(radius, &end, 10);
+        fv_jgen_key(j, "confidential_gps_radius_m");
+        if (*radius && !*end && r >= -1000000000L && r <= 1000000000L) fv_jgen_int(j, r);
+        else fv_jgen_str(j, radius); /* not a number: fv_form reports it */
+    }
     fv_jgen_key(j, "xform");
     fv_jgen_map_open(j);
     emit_kept(j, "form_id", x->id);
@@ -856,7 +881,8 @@ char *fv_xform_generate_keyed(yajl_val def, const char *form_id, const char *ver
         "<h:html xmlns=\"http://www.w3.org/2002/xforms\" xmlns:ev=\"http://www.w3.org/2001/xml-events\" "
         "xmlns:h=\"http://www.w3.org/1999/xhtml\" xmlns:jr=\"http://openrosa.org/javarosa\" "
         "xmlns:odk=\"http://www.opendatakit.org/xforms\" xmlns:orx=\"http://openrosa.org/xforms\" "
-        "xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\">\n  <h:head>\n    <h:title>");
+        "xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:fv=\"" NS_FV
+        "\">\n  <h:head>\n    <h:title>");
     sb_xml(&b, title ? title : "");
     sb_add(
         &b,
@@ -864,7 +890,16 @@ char *fv_xform_generate_keyed(yajl_val def, const char *form_id, const char *ver
     sb_xml(&b, form_id);
     sb_add(&b, "\" version=\"");
     sb_xml(&b, version ? version : "");
-    sb_add(&b, "\">\n");
+    sb_add(&b, "\"");
+    if (YAJL_IS_TRUE(fv_json_get(def, "confidential_mode")))
+        sb_add(&b, " fv:confidential_mode=\"true()\"");
+    yajl_val radius = fv_json_get(def, "confidential_gps_radius_m");
+    if (YAJL_IS_INTEGER(radius)) {
+        char num[64];
+        snprintf(num, sizeof num, " fv:confidential_gps_radius_m=\"%lld\"", YAJL_GET_INTEGER(radius));
+        sb_add(&b, num);
+    }
+    sb_add(&b, ">\n");
     char *stack[16];
     size_t depth = 0;
     for (size_t i = 0; i < nq; i++) {
@@ -887,6 +922,7 @@ char *fv_xform_generate_keyed(yajl_val def, const char *form_id, const char *ver
         sb_xml(&b, xt ? xt : xform_type(type));
         sb_add(&b, "\"");
         if (YAJL_IS_TRUE(fv_json_get(q, "required"))) sb_add(&b, " required=\"true()\"");
+        if (YAJL_IS_TRUE(fv_json_get(q, "confidential"))) sb_add(&b, " fv:confidential=\"true()\"");
         if (type && strcmp(type, "note") == 0) sb_add(&b, " readonly=\"true()\"");
         static const char *const kept[] = {"relevant", "constraint", "calculate"};
         for (size_t k = 0; k < 3; k++) {

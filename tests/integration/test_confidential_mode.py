@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from accesshelp import P, User, add_plain_member, list_all, submit_and_wait
+from accesshelp import P, User, add_plain_member, list_all, ok, submit_and_wait
 from fvharness import new_id, wait_until
 
 RADIUS = 500.0
@@ -270,3 +270,47 @@ def test_geodesy_edges(cm):
     assert cm.c.psql("SELECT fv_gps_displace('{\"lat\": \"x\", \"lon\": 1}', gen_random_uuid(), 10) IS NULL, "
                      "fv_gps_displace('null', gen_random_uuid(), 10), fv_gps_displace(NULL, gen_random_uuid(), 10) "
                      "IS NULL, fv_gps_displace('{\"lat\": 1, \"lon\": 1}', NULL, 10) IS NULL") == [(True, None, True, True)]
+
+
+XFORM_CONF = """<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
+  xmlns:jr="http://openrosa.org/javarosa" xmlns:fv="https://fieldvault.org/xforms">
+ <h:head><h:title>conf xform</h:title><model>
+  <instance><data id="conf_xform" version="1" fv:confidential_gps_radius_m="{radius}">
+   <name/><phone/><home/><meta><instanceID/></meta></data></instance>
+  <bind nodeset="/data/name" type="string"/>
+  <bind nodeset="/data/phone" type="string" fv:confidential="true()"/>
+  <bind nodeset="/data/home" type="geopoint"/>
+  <bind nodeset="/data/meta/instanceID" type="string" readonly="true()" jr:preload="uid"/>
+ </model></h:head>
+ <h:body><input ref="/data/name"/><input ref="/data/phone"/><input ref="/data/home"/></h:body></h:html>"""
+
+
+def test_an_uploaded_xform_sets_confidential_mode(cm):
+    """An XForm marks a question confidential with fv:confidential on its bind (Fieldvault's
+    namespace, ignored by other clients) and sets the radius on its primary instance; its responses
+    are then in confidential mode: a viewer sees neither the answer nor the true point, a survey
+    admin sees both; the XForm downloaded back is byte for byte the one uploaded; a bad radius is
+    refused as a JSON definition's is."""
+    owner = cm.u["owner"].api
+    bad = owner.post("/v1/surveys", json={"org_id": cm.org["id"], "name": "cx bad",
+                                          "xform": XFORM_CONF.format(radius="far")})
+    assert bad.status_code == 422 and "confidential_gps_radius_m" in bad.text, bad.text
+    xform = XFORM_CONF.format(radius="300")
+    s = ok(owner.post("/v1/surveys", json={"org_id": cm.org["id"], "name": "cx", "xform": xform}), 201)
+    assert owner.get(f"/v1/surveys/{s['id']}/xform").text == xform
+    d = ok(owner.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "cx", "roles": {"enumerators": [P("user", cm.u["enum"].id)],
+                                "viewers": [P("user", cm.u["viewer"].id)]}}), 201)
+    iid = str(uuid.uuid4())
+    xml = (f'<data id="conf_xform" version="1"><name>Ann</name><phone>CONFXFORM-555</phone>'
+           f'<home>10.0 20.0 0 5</home><meta><instanceID>uuid:{iid}</instanceID></meta></data>')
+    r = cm.u["enum"].api.post(f"/v1/openrosa/deployments/{d['id']}/submission",
+                              files=[("xml_submission_file", ("submission.xml", xml, "text/xml"))])
+    assert r.status_code == 201, r.text[:300]
+    mine = ok(owner.get(f"/v1/responses/{iid}"))
+    assert mine["data"]["phone"] == "CONFXFORM-555" and mine["data"]["home"]["lat"] == 10.0
+    seen = ok(cm.u["viewer"].api.get(f"/v1/responses/{iid}"))
+    assert "phone" not in seen["data"] and "CONFXFORM" not in str(seen), seen
+    assert seen["data"]["name"] == "Ann"
+    dn, de = offset_m({"lat": 10.0, "lon": 20.0}, seen["data"]["home"])
+    assert 0 < math.hypot(dn, de) <= 300 * 1.001, (dn, de)

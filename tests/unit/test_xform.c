@@ -240,6 +240,58 @@ static void generated_round_trip(void **state)
     yajl_tree_free(def);
 }
 
+/* Confidential mode (migration 024) in an XForm: fv:confidential on a bind, fv:confidential_mode
+ * and fv:confidential_gps_radius_m on the primary instance's root, in Fieldvault's namespace; a
+ * generated form carries them, so the round trip keeps them; other clients ignore them. */
+static void confidential_attributes(void **state)
+{
+    (void)state;
+    const char *json = "{\"confidential_mode\":true,\"confidential_gps_radius_m\":250,"
+                       "\"questions\":[{\"name\":\"phone\",\"type\":\"text\",\"confidential\":true},"
+                       "{\"name\":\"age\",\"type\":\"integer\"}]}";
+    char err[128];
+    yajl_val def = fv_json_parse(json, err, sizeof err);
+    assert_non_null(def);
+    char *xml = fv_xform_generate(def, "c1", "v1", "C");
+    assert_non_null(xml);
+    assert_non_null(strstr(xml, "fv:confidential=\"true()\""));
+    assert_non_null(strstr(xml, "fv:confidential_mode=\"true()\""));
+    assert_non_null(strstr(xml, "fv:confidential_gps_radius_m=\"250\""));
+    yajl_val back = derive(xml, strlen(xml));
+    assert_true(YAJL_IS_TRUE(fv_json_get(back, "confidential_mode")));
+    assert_int_equal(YAJL_GET_INTEGER(fv_json_get(back, "confidential_gps_radius_m")), 250);
+    yajl_val qs = fv_json_get(back, "questions");
+    assert_true(YAJL_IS_TRUE(fv_json_get(qs->u.array.values[0], "confidential")));
+    assert_null(fv_json_get(qs->u.array.values[1], "confidential"));
+    yajl_tree_free(back);
+    free(xml);
+    yajl_tree_free(def);
+    /* an uploaded form: the attributes only in Fieldvault's namespace count, a bad radius is kept
+     * as text for the definition check to refuse */
+    const char *up =
+        "<h:html xmlns=\"http://www.w3.org/2002/xforms\" xmlns:h=\"http://www.w3.org/1999/xhtml\" "
+        "xmlns:fv=\"https://fieldvault.org/xforms\" xmlns:o=\"urn:other\"><h:head><h:title>t</h:title>"
+        "<model><instance><data id=\"u\" fv:confidential_gps_radius_m=\"far\"><a/><b/></data></instance>"
+        "<bind nodeset=\"/data/a\" type=\"string\" fv:confidential=\"true()\"/>"
+        "<bind nodeset=\"/data/b\" type=\"string\" o:confidential=\"true()\" confidential=\"true()\"/>"
+        "</model></h:head><h:body><input ref=\"/data/a\"/><input ref=\"/data/b\"/></h:body></h:html>";
+    char why[256] = "";
+    fv_xform *x = fv_xform_parse(up, strlen(up), why, sizeof why);
+    if (!x) fail_msg("refused: %s", why);
+    char *dj = fv_xform_definition(x);
+    fv_xform_free(x);
+    assert_non_null(dj);
+    back = fv_json_parse(dj, err, sizeof err); /* not compiled: the radius is refused there */
+    free(dj);
+    assert_non_null(back);
+    qs = fv_json_get(back, "questions");
+    assert_true(YAJL_IS_TRUE(fv_json_get(qs->u.array.values[0], "confidential")));
+    assert_null(fv_json_get(qs->u.array.values[1], "confidential"));
+    assert_null(fv_json_get(back, "confidential_mode"));
+    assert_string_equal(fv_json_get_str(back, "confidential_gps_radius_m"), "far");
+    yajl_tree_free(back);
+}
+
 static void refused(const char *xml, size_t len, const char *want)
 {
     char why[256] = "";
@@ -310,9 +362,10 @@ int main(void)
     if (d) closedir(d);
     else fixtures[0] = '\0';
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_fixture_imports), cmocka_unit_test(checked_by_hand),
-        cmocka_unit_test(derived_questions),     cmocka_unit_test(generated_round_trip),
-        cmocka_unit_test(malicious_refused),     cmocka_unit_test(unsupported_named),
+        cmocka_unit_test(every_fixture_imports),   cmocka_unit_test(checked_by_hand),
+        cmocka_unit_test(derived_questions),       cmocka_unit_test(generated_round_trip),
+        cmocka_unit_test(confidential_attributes), cmocka_unit_test(malicious_refused),
+        cmocka_unit_test(unsupported_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
