@@ -5,8 +5,8 @@
  * Two kinds of rows: TOTP secrets (users.totp_secret, fv_seal label "fv-seal-totp", associated
  * data "totp:<user id>"), which `fvctl reseal` re-seals, and data keys (data_keys.wrapped,
  * common/fv_datakey.h), which `fvctl rotate-master-key` re-wraps before re-sealing the TOTP
- * secrets the same way. `rotate-master-key --new-key` puts a new random key first in the key file
- * (fvctl_keyfile.c).
+ * secrets the same way. `rotate-master-key --new-key --standby` puts a new random key second in the
+ * key file, `--promote ID` moves it first, plain `--new-key` puts it first at once (fvctl_keyfile.c).
  *
  * Resumable and idempotent: one loop (rewrap) for both kinds reads the rows not under the current
  * key in key order (keyset pagination) in batches, and replaces each with one compare-and-set
