@@ -97,6 +97,16 @@ const fv_key *fv_keys_find(const fv_keyset *ks, const char *id)
     return NULL;
 }
 
+void fv_keys_describe(const fv_keyset *ks, char *out, size_t outlen)
+{
+    if (outlen == 0) return;
+    int o = snprintf(out, outlen, "%d key(s): signs, seals and wraps under %s", ks->n,
+                     ks->n > 0 ? ks->keys[0].id : "none");
+    for (int i = 1; i < ks->n && o > 0 && (size_t)o < outlen; i++)
+        o += snprintf(out + o, outlen - (size_t)o, "%s%s", i == 1 ? ", also opens " : " ",
+                      ks->keys[i].id);
+}
+
 int fv_keys_derive(const fv_key *k, const char *label, unsigned char *out, size_t outlen)
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);

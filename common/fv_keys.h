@@ -1,9 +1,11 @@
 /* The master key file: the secrets every program derives its keys from (session-token signing,
  * sealing of TOTP secrets, later the data keys). One key per line as 64 hex characters (32
- * bytes); the first line is the current key, later lines are previous keys still accepted for
- * verifying and opening (rotation: prepend a new key, drop the old one once what it signed has
- * expired). Lines starting with '#' and blank lines are ignored. The file must not be readable
- * by group or others.
+ * bytes); the first line is the current key (everything new is signed, sealed, MACed and wrapped
+ * under it), every later line is accepted for verifying and opening only: a previous key, or a
+ * standby not yet used (rotation without downtime, docs/operations.md section 12: a new key goes in
+ * second, every program restarts, then it is moved first). Every use looks a key up by the id
+ * carried beside what it opens, never by position. Lines starting with '#' and blank lines are
+ * ignored. The file must not be readable by group or others.
  *
  * Subkeys are derived with HKDF-SHA256 (OpenSSL EVP_KDF "HKDF") from a key and a label, so no
  * two uses ever share a key. A key is named by its id: the first 4 bytes of SHA-256(key) as 8 hex
@@ -37,6 +39,9 @@ void fv_keys_clear(fv_keyset *ks);
 void fv_keys_id(const unsigned char key[FV_KEY_BYTES], char id[FV_KEY_IDLEN + 1]);
 /* The key named id, or NULL. */
 const fv_key *fv_keys_find(const fv_keyset *ks, const char *id);
+/* What ks holds, for a start-up log line: "N key(s): signs, seals and wraps under <id>[, also
+ * opens <id> <id>...]" into out (ids only, never key material; truncated to outlen). */
+void fv_keys_describe(const fv_keyset *ks, char *out, size_t outlen);
 /* HKDF-SHA256(key, salt = none, info = label) into out[outlen]. Returns 0 or -1. */
 int fv_keys_derive(const fv_key *k, const char *label, unsigned char *out, size_t outlen);
 

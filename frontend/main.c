@@ -189,6 +189,10 @@ int main(int argc, char **argv)
         fv_config_free(fe_config_table);
         return FV_EXIT_CONFIG;
     }
+    /* Which keys this process signs under and opens (rotation, docs/operations.md section 12). */
+    char kdesc[160];
+    fv_keys_describe(&fe_keys, kdesc, sizeof kdesc);
+    fv_info("key_file %s: %s", fv_common.key_file, kdesc);
     if (!fe_metrics_access_load(err, sizeof err)) {
         fprintf(stderr, "fv-frontend: metrics_token_file: %s\n", err);
         fv_config_free(fe_config_table);

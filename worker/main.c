@@ -86,6 +86,9 @@ int main(int argc, char **argv)
         fv_error("key_file: %s", kerr);
         goto done;
     }
+    char kdesc[160]; /* which keys it seals under and opens: rotation, docs/operations.md section 12 */
+    fv_keys_describe(&keys, kdesc, sizeof kdesc);
+    fv_info("key_file %s: %s", fv_common.key_file, kdesc);
     seal = fv_qseal_new(&keys);
     /* the data keys' ring (wk_seal.h) keeps its own copy of the master keys */
     int dk = wk_seal_init(&keys);

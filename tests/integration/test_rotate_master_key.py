@@ -10,6 +10,12 @@ fv_seal's format (HKDF-SHA256 without salt, info "fv-wrap-datakey", of the maste
 a 12-byte nonce, associated data "fv-datakey:<scope>:<version>"; "s1.<key id>.<base64url>"), so
 both directions are checked: fvctl opens what Python wrapped, Python opens what fvctl wrapped.
 
+Rotation without downtime: `--new-key --standby` puts the new key second (accepted, used for
+nothing), `--promote ID` moves it first; front ends and a worker side by side on the key files a
+rolling restart has at once ([K1] and [K1, K2]; [K1, K2] and [K2, K1]) accept each other's session
+tokens and queue entries, and plain `--new-key` ([K3, K1] beside [K1]) does not: the window the
+standby step closes.
+
 The test's processes use key files of their own (FV_KEY_FILE); every row is put back under the
 session's key (K1) at the end, and the rows made here are deleted, so the session's other
 programs and a later module's `fvctl reseal` find what they expect."""
@@ -352,3 +358,226 @@ def test_batches_of_one_and_a_run_in_several_goes_converge(migrated, k1, tmp_pat
     dk = counts(out, "data keys")
     assert dk["changed"] == 1 and dk["done"] == 0, out
     assert rows.wrapped(x, 1) == other  # the other writer's text stands
+
+
+# ---- rotation without downtime: a standby key, then promoted (docs/operations.md section 12) ----
+
+def ids_in(path):
+    return [key_id(ln.strip()) for ln in path.read_text().splitlines() if HEX64.fullmatch(ln.strip())]
+
+
+def test_standby_then_promote_edit_the_key_file(migrated, k1, tmp_path):
+    c = migrated
+    d = tmp_path / "keys"
+    d.mkdir()
+    path = d / "master.key"
+    old_k = os.urandom(32).hex()
+    before = f"# made at install\n{k1}\n\n# previous\n{old_k}\n"
+    path.write_text(before)
+    os.chmod(path, 0o600)
+    env = child_env(FV_KEY_FILE=path)
+
+    # --new-key --standby: the new key second, just after the first key's line, the rest as it was
+    r = c.fvctl(CMD, "--new-key", "--standby", env=env)
+    lines = path.read_text().split("\n")
+    k2 = lines[2]
+    assert re.fullmatch(r"[0-9a-f]{64}", k2) and k2 not in (k1, old_k), lines
+    assert path.read_text() == f"# made at install\n{k1}\n{k2}\n\n# previous\n{old_k}\n"
+    assert ids_in(path) == [key_id(k1), key_id(k2), key_id(old_k)]
+    assert os.stat(path).st_mode & 0o7777 == 0o600
+    assert sorted(os.listdir(d)) == ["master.key"]
+    assert f"new master key {key_id(k2)} is a standby" in r.stdout, r.stdout
+    assert f"key 1: {key_id(k1)} (current)" in r.stdout and f"key 2: {key_id(k2)} (new, standby)" in r.stdout
+    assert f"--promote {key_id(k2)}" in r.stdout, r.stdout
+    no_secret(r, k1, k2, old_k)
+
+    # with the standby in place the current key is still K1: the re-wrap run wraps under K1, not K2
+    r = c.fvctl(CMD, check=False, env=env)
+    assert counts(r.stdout, "data keys")["key"] == key_id(k1), r.stdout
+
+    # usage errors (exit 2), the file untouched
+    standby_text = path.read_text()
+    for args in (["--standby"], ["--standby", "--batch", "5"], ["--new-key", "--standby", "--batch", "5"],
+                 ["--promote", key_id(k2), "--new-key"], ["--promote", key_id(k2), "--batch", "5"],
+                 ["--promote", key_id(k2), "--promote", key_id(k1)], ["--promote", "zz"],
+                 ["--promote", key_id(k2) + "0"], ["--promote", k2], ["--promote", ""]):
+        r = c.fvctl(CMD, *args, check=False, env=env)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert path.read_text() == standby_text
+        no_secret(r, k1, k2, old_k)
+    # an id no key of the file has: exit 1, the file's ids listed
+    stranger = key_id(os.urandom(32).hex())
+    r = c.fvctl(CMD, "--promote", stranger, check=False, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"has the id {stranger} (its keys, in order: {key_id(k1)} {key_id(k2)} {key_id(old_k)})" in r.stderr
+    assert path.read_text() == standby_text
+
+    # --promote: K2's line moves to the top, the others stay in their order (typed in capitals too)
+    r = c.fvctl(CMD, "--promote", key_id(k2).upper(), env=env)
+    assert path.read_text() == f"{k2}\n# made at install\n{k1}\n\n# previous\n{old_k}\n"
+    assert ids_in(path) == [key_id(k2), key_id(k1), key_id(old_k)]
+    assert os.stat(path).st_mode & 0o7777 == 0o600
+    assert sorted(os.listdir(d)) == ["master.key"]
+    assert f"master key {key_id(k2)} is now the first (current) of the 3 key(s)" in r.stdout, r.stdout
+    no_secret(r, k1, k2, old_k)
+    # promoting the current key again: nothing written (the same inode), exit 0
+    ino = os.stat(path).st_ino
+    r = c.fvctl(CMD, "--promote", key_id(k2), env=env)
+    assert "already: nothing written" in r.stdout and os.stat(path).st_ino == ino, r.stdout
+    # back to K1 (an operator undoing a promotion before the restarts): K1 first, K2 second
+    c.fvctl(CMD, "--promote", key_id(k1), env=env)
+    assert ids_in(path) == [key_id(k1), key_id(k2), key_id(old_k)]
+
+    # what the programs refuse is refused for both, and left alone
+    os.chmod(path, 0o640)
+    for args in (["--new-key", "--standby"], ["--promote", key_id(k2)]):
+        r = c.fvctl(CMD, *args, check=False, env=env)
+        assert r.returncode == 1 and "readable by group or others" in r.stderr, r.stderr
+    os.chmod(path, 0o600)
+    # a full file (FV_KEYS_MAX, 8 keys) takes no standby; promoting within it still works
+    for _ in range(5):
+        c.fvctl(CMD, "--new-key", "--standby", env=env)
+    assert len(ids_in(path)) == 8 and ids_in(path)[0] == key_id(k1)
+    full = path.read_text()
+    r = c.fvctl(CMD, "--new-key", "--standby", check=False, env=env)
+    assert r.returncode == 1 and "drop an old key first" in r.stderr, r.stderr
+    assert path.read_text() == full and sorted(os.listdir(d)) == ["master.key"]
+    c.fvctl(CMD, "--promote", key_id(old_k), env=env)
+    assert ids_in(path)[0] == key_id(old_k) and len(ids_in(path)) == 8
+
+
+def token_kid(token):
+    """The key id a session token says it is signed with (common/fv_token.c: fvs_ b64(v1|kid|...).mac)."""
+    body = token[len("fvs_"):].split(".")[0]
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().split("|")[1]
+
+
+def test_no_downtime_sessions_across_a_rolling_restart(migrated, k1, tmp_path, restore):
+    """Front ends side by side as a rolling restart has them: A on [K1] (not yet restarted), B on
+    [K1, K2] (restarted after --new-key --standby): each accepts the other's sessions. Then B
+    restarted on [K2, K1] (after --promote) beside C on [K1, K2] (the second rolling restart's
+    middle): each accepts the other's. And plain --new-key, D on [K3, K1] beside A on [K1]: A
+    refuses D's sessions, the window the standby step closes."""
+    c = migrated
+    procs = []
+
+    def fe(keyfile, tag):
+        port = free_port()
+        p = c.start_frontend(name=f"frontend-nodowntime-{tag}", FV_LISTEN_PORT=port, FV_KEY_FILE=keyfile,
+                             FV_LOGIN_MAX_FAILURES_ADDRESS=100000)
+        procs.append(p)
+        return p, Api(f"https://127.0.0.1:{port}", c.cert)
+
+    def me(api, token):
+        r = api.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+        return r.status_code
+
+    # the files as fvctl makes them on one host and copies to the others
+    host = tmp_path / "host.key"
+    write_keys(host, k1)
+    old = tmp_path / "a.key"
+    write_keys(old, k1)
+    c.fvctl(CMD, "--new-key", "--standby", env=child_env(FV_KEY_FILE=host))
+    k2 = host.read_text().split()[1]
+    restore["k2s"].append(k2)
+    standby = tmp_path / "standby.key"
+    standby.write_text(host.read_text())
+    os.chmod(standby, 0o600)
+    c.fvctl(CMD, "--promote", key_id(k2), env=child_env(FV_KEY_FILE=host))
+    promoted = tmp_path / "promoted.key"
+    promoted.write_text(host.read_text())
+    os.chmod(promoted, 0o600)
+    assert ids_in(standby) == [key_id(k1), key_id(k2)] and ids_in(promoted) == [key_id(k2), key_id(k1)]
+    i1, i2 = key_id(k1), key_id(k2)
+    try:
+        pa, a = fe(old, "a")
+        mail = email()
+        signup(a, mail, c=c)
+        # step 2 of the procedure, the first rolling restart: A not yet restarted, B restarted
+        pb, b = fe(standby, "b")
+        assert f"signs, seals and wraps under {i1}, also opens {i2}" in pb.log_path.read_text()
+        la = pa.log_path.read_text()
+        assert f"1 key(s): signs, seals and wraps under {i1}" in la and "also opens" not in la, la
+        ta, tb = token_of(a, mail), token_of(b, mail)
+        assert token_kid(tb) == i1  # the standby signs nothing yet
+        assert (me(a, tb), me(b, ta), me(a, ta), me(b, tb)) == (200, 200, 200, 200)
+
+        # step 4, the second rolling restart: B restarted on the promoted file, C still on standby
+        assert pb.stop(signal.SIGTERM, timeout=30) == 0
+        pb2, b2 = fe(promoted, "b-promoted")
+        assert f"signs, seals and wraps under {i2}, also opens {i1}" in pb2.log_path.read_text()
+        pc, cc = fe(standby, "c")
+        tb2, tc = token_of(b2, mail), token_of(cc, mail)
+        assert token_kid(tb2) == i2 and token_kid(tc) == i1
+        assert (me(cc, tb2), me(b2, tc)) == (200, 200)
+        # sessions signed before any restart still verify everywhere
+        assert (me(b2, ta), me(cc, ta), me(b2, tb)) == (200, 200, 200)
+        # once everybody is on [K2, K1], A's old file would be the only one that fails: with the
+        # standby procedure no program on [K1] alone runs beside one on [K2, K1]
+
+        # plain --new-key instead (the single-host variant): D restarted on [K3, K1] beside A on [K1]
+        plain = tmp_path / "plain.key"
+        write_keys(plain, k1)
+        c.fvctl(CMD, "--new-key", env=child_env(FV_KEY_FILE=plain))
+        k3 = plain.read_text().split()[0]
+        restore["k2s"].append(k3)
+        pd, dd = fe(plain, "d-plain")
+        td = token_of(dd, mail)
+        assert token_kid(td) == key_id(k3)
+        r = a.get("/v1/me", headers={"Authorization": f"Bearer {td}"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token", r.text
+        assert me(dd, ta) == 200  # the other way works: D still holds K1
+    finally:
+        for p in procs:
+            if p.alive():
+                assert p.stop(signal.SIGTERM, timeout=30) == 0
+
+
+@pytest.fixture()
+def stopped_workers(world):
+    """The default workers stopped for the test (the entries stay in the stream to be looked at),
+    started again after it."""
+    c = world.cluster
+    c.wait_drained()
+    c.stop_all_workers()
+    yield c
+    c.stop_all_workers()
+    c.start_default_workers()
+
+
+def test_no_downtime_queue_entry_of_a_promoted_front_end_opens_in_a_standby_worker(
+        world, stopped_workers, k1, tmp_path, restore):
+    """The second rolling restart's middle for the queue: a front end restarted on [K2, K1] seals
+    under K2; a worker not yet restarted, on [K1, K2] since the first rolling restart, opens it
+    and stores it (no dead letter, no requeue). A front end on [K1, K2] seals under K1."""
+    import requests
+    from test_queue_sealing import dead_with, entry_of, fields_of
+    c = stopped_workers
+    k2 = os.urandom(32).hex()
+    restore["k2s"].append(k2)
+    standby, promoted = tmp_path / "standby.key", tmp_path / "promoted.key"
+    write_keys(standby, k1, k2)
+    write_keys(promoted, k2, k1)
+    procs, ids = [], {}
+    try:
+        for name, keyfile in (("promoted", promoted), ("standby", standby)):
+            port = free_port()
+            procs.append(c.start_frontend(name=f"frontend-queue-{name}", FV_LISTEN_PORT=port, FV_KEY_FILE=keyfile))
+            rid = ids[name] = str(uuid.uuid4())
+            r = requests.post(f"https://127.0.0.1:{port}/v1/deployments/{world.deployment_id}/responses",
+                              json={"id": rid, "data": {"household": f"sealed by the {name} front end",
+                                                        "members": 2}},
+                              headers={"Authorization": f"Bearer {world.enum_key}"}, verify=str(c.cert), timeout=30)
+            assert r.status_code == 202, r.text
+    finally:
+        for p in procs:
+            assert p.stop(signal.SIGTERM, timeout=30) == 0
+    sealed = {n: fields_of(entry_of(c, rid)[1])["sealed"] for n, rid in ids.items()}
+    assert sealed["promoted"].startswith(f"q1.{key_id(k2)}."), sealed
+    assert sealed["standby"].startswith(f"q1.{key_id(k1)}."), sealed  # the standby seals nothing yet
+    w = c.start_worker("rotate-standby", FV_KEY_FILE=str(standby))
+    for name, rid in ids.items():
+        assert world.wait_readable(rid)["data"]["household"] == f"sealed by the {name} front end"
+    assert w.alive()
+    assert [d for rid in ids.values() for d in dead_with(c, rid)] == []
+    assert f"signs, seals and wraps under {key_id(k1)}, also opens {key_id(k2)}" in w.log_path.read_text()

@@ -1,6 +1,7 @@
-/* The master key file rewritten with a new key first (fvctl rotate-master-key --new-key). */
+/* The master key file rewritten by fvctl rotate-master-key (see fvctl_keyfile.h). */
 #include "fvctl_keyfile.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,7 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KEYFILE_MAX (64 * 1024) /* eight keys and their comments fit many times over */
+#define KEYFILE_MAX (64 * 1024)         /* eight keys and their comments fit many times over */
+#define KEY_LINE (2 * FV_KEY_BYTES + 1) /* a key's line as written: 64 hex characters, a newline */
+
+/* How a rewrite changes the file. */
+typedef enum keyfile_edit {
+    EDIT_FIRST,   /* a new key as the file's first line */
+    EDIT_SECOND,  /* a new key just after the first key's line (a standby) */
+    EDIT_PROMOTE, /* a key of the file moved to the file's first line */
+} keyfile_edit;
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -55,32 +64,118 @@ static bool same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-int fvctl_keyfile_prepend(const char *path, const unsigned char key[FV_KEY_BYTES], int *nkeys, char *err,
-                          size_t errlen)
+/* Where the key lines of text are, read as fv_keys_load reads them (blank lines and lines
+ * starting with '#' after white space are not keys): the i-th key's line is [start[i], end[i]),
+ * its newline included when it has one. Returns how many, or -1 beyond FV_KEYS_MAX. */
+static int key_lines(const char *text, size_t len, size_t start[FV_KEYS_MAX], size_t end[FV_KEYS_MAX])
 {
-    int rc = -1, fd = -1, tfd = -1, dfd = -1;
-    char *real = NULL, *tmp = NULL, *text = NULL, id[FV_KEY_IDLEN + 1], line[2 * FV_KEY_BYTES + 2];
-    size_t len = 0;
+    int n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t e = i;
+        while (e < len && text[e] != '\n') e++;
+        size_t next = e < len ? e + 1 : e, a = i, b = e;
+        while (a < b && isspace((unsigned char)text[a])) a++;
+        while (b > a && isspace((unsigned char)text[b - 1])) b--;
+        if (a < b && text[a] != '#') {
+            if (n == FV_KEYS_MAX) return -1;
+            start[n] = i;
+            end[n] = next;
+            n++;
+        }
+        i = next;
+    }
+    return n;
+}
+
+static void key_line(const unsigned char key[FV_KEY_BYTES], char line[KEY_LINE])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < FV_KEY_BYTES; i++) {
+        line[2 * i] = hex[key[i] >> 4];
+        line[2 * i + 1] = hex[key[i] & 15];
+    }
+    line[2 * FV_KEY_BYTES] = '\n';
+}
+
+static bool id_shaped(const char *id)
+{
+    if (!id || strlen(id) != FV_KEY_IDLEN) return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
+    return true;
+}
+
+/* The file at path rewritten by edit: a new key (EDIT_FIRST, EDIT_SECOND; borrowed) or the id of a
+ * key of the file (EDIT_PROMOTE). Returns 0, 1 (EDIT_PROMOTE: that key is the first already,
+ * nothing written) or -1 with the reason in err. */
+static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key, const char *promote,
+                   int *nkeys, char *err, size_t errlen)
+{
+    int rc = -1, fd = -1, tfd = -1, dfd = -1, nwant = 0, moved = -1;
+    char *real = NULL, *tmp = NULL, *text = NULL, *out = NULL, id[FV_KEY_IDLEN + 1], line[KEY_LINE];
+    char want[FV_KEYS_MAX][FV_KEY_IDLEN + 1]; /* the ids the new file must hold, in its order */
+    size_t len = 0, olen = 0, kstart[FV_KEYS_MAX], kend[FV_KEYS_MAX];
     struct stat st, tst, now;
     const char *what = NULL; /* the step that failed, for the one message at failed: */
     fv_keyset ks;
-    /* The file as every program loads it: its mode, its syntax, and room for one more key. */
+    memset(line, 0, sizeof line);
+    /* The file as every program loads it: its mode, its syntax, the keys and their order. */
     if (fv_keys_load(&ks, path, err, errlen) != 0) return -1;
     int n = ks.n;
-    fv_keys_id(key, id);
-    bool taken = fv_keys_find(&ks, id) != NULL;
+    if (edit == EDIT_PROMOTE) {
+        int found = 0;
+        if (!id_shaped(promote)) {
+            snprintf(err, errlen, "'%.16s' is not a key id (%d lowercase hex characters)", promote,
+                     FV_KEY_IDLEN);
+            for (char *p = err; *p; p++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+            goto out;
+        }
+        snprintf(id, sizeof id, "%s", promote);
+        for (int i = 0; i < n; i++)
+            if (strcmp(ks.keys[i].id, id) == 0 && found++ == 0) moved = i;
+        if (found != 1) {
+            int o = found
+                        ? snprintf(err, errlen, "key %s is on %d lines of %s: remove all but one first",
+                                   id, found, path)
+                        : snprintf(err, errlen, "no key of %s has the id %s (its keys, in order:", path,
+                                   id);
+            for (int i = 0; !found && i < n && o > 0 && (size_t)o < errlen; i++)
+                o += snprintf(err + o, errlen - (size_t)o, " %s", ks.keys[i].id);
+            if (!found && o > 0 && (size_t)o < errlen) snprintf(err + o, errlen - (size_t)o, ")");
+            goto out;
+        }
+        if (moved == 0) {
+            *nkeys = n;
+            rc = 1;
+            goto out;
+        }
+        key_line(ks.keys[moved].key, line);
+        snprintf(want[nwant++], sizeof want[0], "%s", id);
+        for (int i = 0; i < n; i++)
+            if (i != moved) snprintf(want[nwant++], sizeof want[0], "%s", ks.keys[i].id);
+    } else {
+        fv_keys_id(key, id);
+        if (n >= FV_KEYS_MAX) {
+            snprintf(err, errlen,
+                     "key file %s holds %d keys already, the most it may hold: drop an old key first "
+                     "(one that `fvctl rotate-master-key` reported nothing left under), then run this "
+                     "again",
+                     path, n);
+            goto out;
+        }
+        if (fv_keys_find(&ks, id)) {
+            snprintf(err, errlen, "the new key's id %s is the id of a key already in %s", id, path);
+            goto out;
+        }
+        key_line(key, line);
+        for (int i = 0; i < n; i++) {
+            if (i == (edit == EDIT_FIRST ? 0 : 1)) snprintf(want[nwant++], sizeof want[0], "%s", id);
+            snprintf(want[nwant++], sizeof want[0], "%s", ks.keys[i].id);
+        }
+        if (nwant == n) snprintf(want[nwant++], sizeof want[0], "%s", id); /* second of one key */
+    }
     fv_keys_clear(&ks);
-    if (n >= FV_KEYS_MAX) {
-        snprintf(err, errlen,
-                 "key file %s holds %d keys already, the most it may hold: drop an old key first (one "
-                 "that `fvctl rotate-master-key` reported nothing left under), then run this again",
-                 path, n);
-        return -1;
-    }
-    if (taken) {
-        snprintf(err, errlen, "the new key's id %s is the id of a key already in %s", id, path);
-        return -1;
-    }
     /* A symbolic link stays one: the file it points to is replaced, in its own directory. */
     what = "resolving";
     if (!(real = realpath(path, NULL))) goto failed;
@@ -88,6 +183,33 @@ int fvctl_keyfile_prepend(const char *path, const unsigned char key[FV_KEY_BYTES
     if ((fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) goto failed;
     what = "reading";
     if (fstat(fd, &st) == -1 || !(text = read_all(fd, &len))) goto failed;
+    if (key_lines(text, len, kstart, kend) != n) {
+        snprintf(err, errlen,
+                 "key file %s changed while it was being rewritten: nothing done, run again", real);
+        goto out;
+    }
+    what = "rewriting";
+    if (!(out = malloc(len + KEY_LINE + 1))) goto failed;
+    if (edit == EDIT_FIRST) {
+        memcpy(out, line, KEY_LINE);
+        memcpy(out + KEY_LINE, text, len);
+        olen = KEY_LINE + len;
+    } else if (edit == EDIT_SECOND) {
+        size_t at = kend[0]; /* after the first key's line and its newline */
+        memcpy(out, text, at);
+        olen = at;
+        if (text[at - 1] != '\n') out[olen++] = '\n'; /* the first key was the last line */
+        memcpy(out + olen, line, KEY_LINE);
+        olen += KEY_LINE;
+        memcpy(out + olen, text + at, len - at);
+        olen += len - at;
+    } else {
+        memcpy(out, line, KEY_LINE);
+        memcpy(out + KEY_LINE, text, kstart[moved]);
+        olen = KEY_LINE + kstart[moved];
+        memcpy(out + olen, text + kend[moved], len - kend[moved]);
+        olen += len - kend[moved];
+    }
     char *slash = strrchr(real, '/'); /* realpath's answer is absolute */
     size_t dirlen = slash == real ? 1 : (size_t)(slash - real);
     what = "creating a temporary file beside";
@@ -109,29 +231,25 @@ int fvctl_keyfile_prepend(const char *path, const unsigned char key[FV_KEY_BYTES
     if (tst.st_uid == st.st_uid && tst.st_gid != st.st_gid && fchown(tfd, (uid_t)-1, st.st_gid) == -1) {
         /* not a member of that group: keep ours */
     }
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < FV_KEY_BYTES; i++) {
-        line[2 * i] = hex[key[i] >> 4];
-        line[2 * i + 1] = hex[key[i] & 15];
-    }
-    line[2 * FV_KEY_BYTES] = '\n';
     what = "writing the temporary file for";
-    if (write_all(tfd, line, 2 * FV_KEY_BYTES + 1) == -1 || write_all(tfd, text, len) == -1) goto failed;
+    if (write_all(tfd, out, olen) == -1) goto failed;
     what = "syncing the temporary file for";
     if (fsync(tfd) == -1) goto failed;
     int c = close(tfd);
     tfd = -1;
     if (c == -1) goto failed;
-    /* What the programs will load: the new key first, every old one after it. */
+    /* What the programs will load: exactly the keys expected, in the order expected. */
     char lerr[256];
-    if (fv_keys_load(&ks, tmp, lerr, sizeof lerr) != 0 || ks.n != n + 1 ||
-        strcmp(ks.keys[0].id, id) != 0) {
-        fv_keys_clear(&ks);
-        snprintf(err, errlen, "the rewritten key file does not read back as %s with the new key first",
+    bool same = fv_keys_load(&ks, tmp, lerr, sizeof lerr) == 0 && ks.n == nwant;
+    for (int i = 0; same && i < nwant; i++) same = strcmp(ks.keys[i].id, want[i]) == 0;
+    fv_keys_clear(&ks);
+    if (!same) {
+        snprintf(err, errlen,
+                 "the rewritten key file does not read back as %s with its keys in the expected order: "
+                 "nothing done",
                  path);
         goto out;
     }
-    fv_keys_clear(&ks);
     what = "checking";
     if (stat(real, &now) == -1) goto failed;
     if (!same_file(&st, &now)) {
@@ -151,15 +269,18 @@ int fvctl_keyfile_prepend(const char *path, const unsigned char key[FV_KEY_BYTES
                  real, strerror(errno));
         goto out;
     }
-    *nkeys = n + 1;
+    *nkeys = nwant;
     rc = 0;
     goto out;
 failed:
     snprintf(err, errlen, "%s %s: %s", what, real ? real : path, strerror(errno));
 out:
+    fv_keys_clear(&ks);
     OPENSSL_cleanse(line, sizeof line);
     if (text) OPENSSL_cleanse(text, KEYFILE_MAX + 1);
     free(text);
+    if (out) OPENSSL_cleanse(out, len + KEY_LINE + 1);
+    free(out);
     if (tfd != -1) close(tfd);
     if (tmp) unlink(tmp); /* never a partial file left behind */
     free(tmp);
@@ -167,4 +288,21 @@ out:
     if (dfd != -1) close(dfd);
     free(real);
     return rc;
+}
+
+int fvctl_keyfile_prepend(const char *path, const unsigned char key[FV_KEY_BYTES], int *nkeys, char *err,
+                          size_t errlen)
+{
+    return rewrite(path, EDIT_FIRST, key, NULL, nkeys, err, errlen);
+}
+
+int fvctl_keyfile_standby(const char *path, const unsigned char key[FV_KEY_BYTES], int *nkeys, char *err,
+                          size_t errlen)
+{
+    return rewrite(path, EDIT_SECOND, key, NULL, nkeys, err, errlen);
+}
+
+int fvctl_keyfile_promote(const char *path, const char *id, int *nkeys, char *err, size_t errlen)
+{
+    return rewrite(path, EDIT_PROMOTE, NULL, id, nkeys, err, errlen);
 }

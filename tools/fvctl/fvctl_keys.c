@@ -5,8 +5,8 @@
  * Two kinds of rows: TOTP secrets (users.totp_secret, fv_seal label "fv-seal-totp", associated
  * data "totp:<user id>"), which `fvctl reseal` re-seals, and data keys (data_keys.wrapped,
  * common/fv_datakey.h), which `fvctl rotate-master-key` re-wraps before re-sealing the TOTP
- * secrets the same way. `rotate-master-key --new-key` puts a new random key first in the key file
- * (fvctl_keyfile.c).
+ * secrets the same way. `rotate-master-key --new-key --standby` puts a new random key second in the
+ * key file, `--promote ID` moves it first, plain `--new-key` puts it first at once (fvctl_keyfile.c).
  *
  * Resumable and idempotent: one loop (rewrap) for both kinds reads the rows not under the current
  * key in key order (keyset pagination) in batches, and replaces each with one compare-and-set
@@ -15,6 +15,7 @@
  * half-way is simply run again. A row that opens under no key of the file is reported (its user
  * id, or its scope and version, never a key or a secret) and makes the exit status 1: dropping a
  * key before everything under it was re-wrapped is what these commands are there to prevent. */
+#include <ctype.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -50,17 +51,26 @@ static void reseal_usage(FILE *out)
 static void rotate_usage(FILE *out)
 {
     fprintf(out,
-            "usage: fvctl [-c FILE] rotate-master-key --new-key\n"
+            "usage: fvctl [-c FILE] rotate-master-key --new-key --standby\n"
+            "       fvctl [-c FILE] rotate-master-key --promote ID\n"
             "       fvctl [-c FILE] rotate-master-key [--batch N]\n"
-            "  --new-key   put a new random master key first in key_file, every old key kept after\n"
-            "              it (an atomic rewrite, mode 0600); prints its id, never the key. Then\n"
-            "              restart every program one by one and run the command without --new-key.\n"
+            "       fvctl [-c FILE] rotate-master-key --new-key\n"
+            "  --new-key --standby  put a new random master key second in key_file (an atomic\n"
+            "              rewrite, mode 0600): every program restarted with the file accepts it for\n"
+            "              opening and verifying, none uses it yet. Prints its id, never the key.\n"
+            "  --promote ID  move the key with that id to the first line (an atomic rewrite, the\n"
+            "              others kept in order): programs restarted with the file sign, seal and\n"
+            "              wrap under it. Only once every program runs with the key as a standby.\n"
             "  (without)   re-wrap every data key under the current master key (the first of\n"
             "              key_file) and seal every TOTP secret again under it, as `fvctl reseal`.\n"
             "              Resumable and idempotent; exit status 1 if a data key or a secret opens\n"
             "              under no key of key_file. When it reports nothing left under another\n"
             "              key, the old key may leave the file (docs/operations.md section 12).\n"
-            "  --batch N   rows read per query (default %d)\n",
+            "  --new-key   (alone) put a new random key first at once: for a single host, or when\n"
+            "              sessions and queue entries may break until every program restarted.\n"
+            "  --batch N   rows read per query (default %d)\n"
+            "  Without downtime: --new-key --standby, copy the file everywhere, restart everything;\n"
+            "  --promote ID, copy, restart everything; then without options (section 12).\n",
             DEFAULT_BATCH);
 }
 
@@ -261,24 +271,43 @@ static int rewrap(const char *cmd, PGconn *conn, const fv_keyset *ks, const rewr
     return status;
 }
 
-/* Parses [--batch N] (and --new-key when new_key is not NULL). Returns -1 to go on, or the
- * status to exit with. */
-static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *batch, bool *new_key)
+/* What rotate-master-key was asked to do besides re-wrapping. */
+typedef struct rotate_opts {
+    bool new_key;        /* --new-key */
+    bool standby;        /* --standby (with --new-key) */
+    const char *promote; /* --promote ID (argv's), or NULL */
+} rotate_opts;
+
+/* Parses [--batch N] (and, when ro is not NULL, rotate-master-key's --new-key, --standby and
+ * --promote ID). Returns -1 to go on, or the status to exit with. */
+static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *batch, rotate_opts *ro)
 {
     static const struct option opts[] = {{"batch", required_argument, NULL, 'b'},
                                          {"new-key", no_argument, NULL, 'n'},
+                                         {"standby", no_argument, NULL, 's'},
+                                         {"promote", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int o;
     bool batch_given = false;
+    const char *bad = NULL; /* a combination of options that makes no sense */
     *batch = DEFAULT_BATCH;
     while ((o = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
         if (o == 'h') {
             usage(stdout);
             return FV_EXIT_OK;
         }
-        if (o == 'n' && new_key) {
-            *new_key = true;
+        if (ro && o == 'n') {
+            ro->new_key = true;
+            continue;
+        }
+        if (ro && o == 's') {
+            ro->standby = true;
+            continue;
+        }
+        if (ro && o == 'p') {
+            if (ro->promote) bad = "--promote takes one key id";
+            ro->promote = optarg;
             continue;
         }
         char *end;
@@ -296,8 +325,15 @@ static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *bat
         usage(stderr);
         return FV_EXIT_CONFIG;
     }
-    if (new_key && *new_key && batch_given) {
-        fprintf(stderr, "fvctl %s: --new-key reads no rows: it takes no --batch\n", argv[0]);
+    if (ro && !bad) {
+        if (ro->new_key && batch_given) bad = "--new-key reads no rows: it takes no --batch";
+        else if (ro->promote && batch_given) bad = "--promote reads no rows: it takes no --batch";
+        else if (ro->standby && !ro->new_key) bad = "--standby goes with --new-key";
+        else if (ro->promote && ro->new_key)
+            bad = "--promote and --new-key are two steps: a new key first goes in as a standby";
+    }
+    if (bad) {
+        fprintf(stderr, "fvctl %s: %s\n", argv[0], bad);
         usage(stderr);
         return FV_EXIT_CONFIG;
     }
@@ -331,18 +367,33 @@ int fvctl_reseal(int argc, char **argv)
     return status;
 }
 
-/* rotate-master-key --new-key. */
-static int new_master_key(void)
+/* The ids of ks in file order: the first one says it is current, the one named mark says note. */
+static void print_ids(const fv_keyset *ks, const char *mark, const char *note)
+{
+    for (int i = 0; i < ks->n; i++) {
+        bool marked = strcmp(ks->keys[i].id, mark) == 0;
+        printf("  key %d: %s%s%s%s%s\n", i + 1, ks->keys[i].id, marked || i == 0 ? " (" : "",
+               marked ? note : "", marked && i == 0 ? ", " : "",
+               i == 0   ? "current)"
+               : marked ? ")"
+                        : "");
+    }
+}
+
+/* rotate-master-key --new-key [--standby]. */
+static int new_master_key(bool standby)
 {
     const char *path = fv_common.key_file;
     unsigned char key[FV_KEY_BYTES];
-    char err[512];
+    char err[512], id[FV_KEY_IDLEN + 1];
     int nkeys = 0;
     if (RAND_bytes(key, sizeof key) != 1) {
         fprintf(stderr, "fvctl rotate-master-key: no random numbers (RAND_bytes failed)\n");
         return FV_EXIT_FAILURE;
     }
-    int rc = fvctl_keyfile_prepend(path, key, &nkeys, err, sizeof err);
+    fv_keys_id(key, id);
+    int rc = standby ? fvctl_keyfile_standby(path, key, &nkeys, err, sizeof err)
+                     : fvctl_keyfile_prepend(path, key, &nkeys, err, sizeof err);
     OPENSSL_cleanse(key, sizeof key);
     if (rc != 0) {
         fprintf(stderr, "fvctl rotate-master-key: %s\n", err);
@@ -353,20 +404,90 @@ static int new_master_key(void)
         fprintf(stderr, "fvctl rotate-master-key: the new key file: %s\n", err);
         return FV_EXIT_FAILURE;
     }
-    printf(
-        "fvctl rotate-master-key: new master key %s is now the first (current) of the %d key(s) in %s\n",
-        ks.keys[0].id, nkeys, path);
-    for (int i = 0; i < ks.n; i++)
-        printf("  key %d: %s%s\n", i + 1, ks.keys[i].id, i == 0 ? " (new, current)" : "");
+    if (standby) {
+        printf("fvctl rotate-master-key: new master key %s is a standby, the second of the %d key(s) in "
+               "%s: accepted for opening and verifying, used for nothing yet\n",
+               id, nkeys, path);
+        print_ids(&ks, id, "new, standby");
+        printf("next:\n"
+               "  1. copy %s to every other host that has one (mode 0600, owner fieldvault), then\n"
+               "     restart every program that reads it (front ends, workers), one by one: each\n"
+               "     logs \"key_file %s: ... also opens %s\"; they still sign, seal and wrap under %s\n"
+               "  2. once every program runs with it: `fvctl rotate-master-key --promote %s`, copy\n"
+               "     the file again and restart every program again, one by one\n"
+               "  3. then `fvctl rotate-master-key` (re-wraps the data keys, re-seals TOTP secrets)\n"
+               "     and docs/operations.md section 12 for when the old key may leave the file\n",
+               path, path, id, ks.keys[0].id, id);
+    } else {
+        printf("fvctl rotate-master-key: new master key %s is now the first (current) of the %d "
+               "key(s) in %s\n",
+               id, nkeys, path);
+        print_ids(&ks, id, "new");
+        printf("next:\n"
+               "  1. restart every program that reads %s, one by one (front ends, workers), so that\n"
+               "     each loads it: what they sign, seal or wrap from then on is under %s, which the\n"
+               "     programs not yet restarted cannot open (with more than one host, use\n"
+               "     --new-key --standby and --promote instead: docs/operations.md section 12)\n"
+               "  2. run `fvctl rotate-master-key` (without --new-key): it re-wraps every data key and\n"
+               "     re-seals every TOTP secret under %s; run it again until it reports nothing left\n"
+               "     under another key\n"
+               "  3. then drop the old key's line from the file and restart again (docs/operations.md\n"
+               "     section 12 says when it is safe)\n",
+               path, id, id);
+    }
+    fv_keys_clear(&ks);
+    return FV_EXIT_OK;
+}
+
+/* rotate-master-key --promote ID. */
+static int promote_master_key(const char *arg)
+{
+    const char *path = fv_common.key_file;
+    char id[FV_KEY_IDLEN + 1], err[512];
+    int nkeys = 0;
+    /* ids are printed in lowercase; one typed in capitals is the same id */
+    size_t i = 0;
+    for (; i < FV_KEY_IDLEN && isxdigit((unsigned char)arg[i]); i++)
+        id[i] = (char)tolower((unsigned char)arg[i]);
+    id[i] = '\0';
+    if (i != FV_KEY_IDLEN || arg[i]) {
+        char shown[17]; /* what was given, its first 16 bytes, each unprintable one as '?' */
+        snprintf(shown, sizeof shown, "%s", arg);
+        for (char *p = shown; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+        fprintf(stderr,
+                "fvctl rotate-master-key: --promote takes a key id (%d hex characters, as --new-key "
+                "printed it), not '%s'\n",
+                FV_KEY_IDLEN, shown);
+        return FV_EXIT_CONFIG;
+    }
+    int rc = fvctl_keyfile_promote(path, id, &nkeys, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "fvctl rotate-master-key: %s\n", err);
+        return FV_EXIT_FAILURE;
+    }
+    fv_keyset ks;
+    if (fv_keys_load(&ks, path, err, sizeof err) != 0) {
+        fprintf(stderr, "fvctl rotate-master-key: the key file: %s\n", err);
+        return FV_EXIT_FAILURE;
+    }
+    if (rc == 1)
+        printf("fvctl rotate-master-key: master key %s is the first (current) key of %s already: "
+               "nothing written\n",
+               id, path);
+    else
+        printf("fvctl rotate-master-key: master key %s is now the first (current) of the %d key(s) in "
+               "%s\n",
+               id, nkeys, path);
+    print_ids(&ks, id, "promoted");
     printf("next:\n"
-           "  1. restart every program that reads %s, one by one (front ends, workers), so that each\n"
-           "     loads it: what they sign, seal or wrap from then on is under %s\n"
-           "  2. run `fvctl rotate-master-key` (without --new-key): it re-wraps every data key and\n"
-           "     re-seals every TOTP secret under %s; run it again until it reports nothing left\n"
-           "     under another key\n"
-           "  3. then drop the old key's line from the file and restart again (docs/operations.md\n"
-           "     section 12 says when it is safe)\n",
-           path, ks.keys[0].id, ks.keys[0].id);
+           "  1. copy %s to every other host that has one (mode 0600, owner fieldvault), then\n"
+           "     restart every program that reads it, one by one: each signs, seals and wraps under\n"
+           "     %s from then on, which every program opens already if each was restarted with\n"
+           "     %s as a standby (its journal said \"key_file ...: ... also opens %s\")\n"
+           "  2. then `fvctl rotate-master-key` (without options): it re-wraps every data key and\n"
+           "     re-seals every TOTP secret under %s (docs/operations.md section 12)\n",
+           path, id, id, id, id);
     fv_keys_clear(&ks);
     return FV_EXIT_OK;
 }
@@ -381,10 +502,11 @@ static void print_counts(const char *what, const char *verb, const rewrap_counts
 int fvctl_rotate_master_key(int argc, char **argv)
 {
     int batch;
-    bool new_key = false;
-    int status = key_options(argc, argv, rotate_usage, &batch, &new_key);
+    rotate_opts ro = {0};
+    int status = key_options(argc, argv, rotate_usage, &batch, &ro);
     if (status >= 0) return status;
-    if (new_key) return new_master_key();
+    if (ro.new_key) return new_master_key(ro.standby);
+    if (ro.promote) return promote_master_key(ro.promote);
     fv_keyset ks;
     char err[512];
     if (fv_keys_load(&ks, fv_common.key_file, err, sizeof err) != 0) {
