@@ -188,7 +188,8 @@ def test_openrosa_xml_and_attachments_only_for_admins(cm):
     r = cm.u["enum"].api.post(f"/v1/openrosa/deployments/{cm.did}/submission",
                               files=[("xml_submission_file", ("submission.xml", xml, "text/xml")),
                                      ("xml-marker.jpg", ("xml-marker.jpg", b"SECRET-JPEG", "image/jpeg")),
-                                     ("open.jpg", ("open.jpg", b"OPEN-JPEG", "image/jpeg"))])
+                                     ("open.jpg", ("open.jpg", b"OPEN-JPEG", "image/jpeg"))],
+                              headers={"X-OpenRosa-Version": "1.0"})
     assert r.status_code in (201, 202), (r.status_code, r.text[:500])
     wait_until(lambda: owner.get(f"/v1/responses/{iid}").status_code == 200, 60, what="XML response written")
     assert owner.get(f"/v1/responses/{iid}/xml").text == xml
@@ -305,7 +306,8 @@ def test_an_uploaded_xform_sets_confidential_mode(cm):
     xml = (f'<data id="conf_xform" version="1"><name>Ann</name><phone>CONFXFORM-555</phone>'
            f'<home>10.0 20.0 0 5</home><meta><instanceID>uuid:{iid}</instanceID></meta></data>')
     r = cm.u["enum"].api.post(f"/v1/openrosa/deployments/{d['id']}/submission",
-                              files=[("xml_submission_file", ("submission.xml", xml, "text/xml"))])
+                              files=[("xml_submission_file", ("submission.xml", xml, "text/xml"))],
+                              headers={"X-OpenRosa-Version": "1.0"})
     assert r.status_code == 201, r.text[:300]
     mine = ok(owner.get(f"/v1/responses/{iid}"))
     assert mine["data"]["phone"] == "CONFXFORM-555" and mine["data"]["home"]["lat"] == 10.0

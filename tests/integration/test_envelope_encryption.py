@@ -60,7 +60,8 @@ def instance(iid, comment, f1="", f2=""):
 def submit(w, xml, attachments=()):
     files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
     files += [(n, (n, d, "image/jpeg")) for n, d in attachments]
-    r = w.enum.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files)
+    r = w.enum.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files,
+                        headers={"X-OpenRosa-Version": "1.0"})
     assert r.status_code == 201, (r.status_code, r.text[:400])
     return r
 
@@ -149,7 +150,8 @@ def test_same_instance_again_and_an_edit_stay_sealed(ew):
             f'<deprecatedID>uuid:{rid}</deprecatedID></meta><file1>e{tag}.jpg</file1><file2></file2></data>').encode()
     files = [("xml_submission_file", ("submission.xml", xml2, "text/xml")),
              (f"e{tag}.jpg", (f"e{tag}.jpg", photo2, "image/jpeg"))]
-    r = w.owner.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files)
+    r = w.owner.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files,
+                         headers={"X-OpenRosa-Version": "1.0"})
     assert r.status_code == 201, r.text[:400]
     read_back(w, rid, f"e{tag}.jpg", xml2, photo2)
     # both versions' XML kept (history names each by digest), both sealed

@@ -24,7 +24,7 @@ class Instance:
         self.s = hook_session(requests.Session())
         self.s.trust_env = False
         self.s.verify = str(c.cert)
-        self.h = {"Authorization": f"Bearer {key}"}
+        self.h = {"Authorization": f"Bearer {key}", "X-OpenRosa-Version": "1.0"}
 
     def submit(self, dep, xml, attachments=()):
         files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]

@@ -55,6 +55,7 @@ def parts_of(env):
 def post(api, path, manifest, files, **kw):
     fs = [("xml_submission_file", ("submission.xml", manifest, "text/xml"))]
     fs += [(n, (n, d, "application/octet-stream")) for n, d in files]
+    kw["headers"] = {"X-OpenRosa-Version": "1.0", **kw.get("headers", {})}  # as ODK Collect sends it
     r = api.post(path, files=fs, **kw)
     assert r.headers.get("X-OpenRosa-Version") == "1.0", (r.status_code, r.text[:300])
     return r

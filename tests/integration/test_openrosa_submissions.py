@@ -17,6 +17,8 @@ from fvharness import wait_until
 FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "odk"
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "forms").is_dir(), reason="no ODK fixtures")
 ORNS = "{http://openrosa.org/http/response}"
+# ODK Collect sends it on every request; the submission routes require it (as ODK Central does)
+ORV = {"X-OpenRosa-Version": "1.0"}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,7 @@ def url(dep):
 def submit(api, dep, xml, attachments=(), **kw):
     files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
     files += [(name, (name, data, ctype)) for name, data, ctype in attachments]
+    kw["headers"] = {**ORV, **kw.get("headers", {})}
     r = api.post(url(dep), files=files, **kw)
     assert r.headers.get("X-OpenRosa-Version") == "1.0", (r.status_code, r.headers, r.text[:300])
     assert "Date" in r.headers
@@ -307,7 +310,7 @@ def test_unicode_attachment_names(ow):
     # named by the part's field name, whatever its filename (as ODK Central's suite sends them)
     files = [("xml_submission_file", ("data.xml", xml, "text/xml")),
              (f1, (f1 + ".bin", b"first", "image/png")), (f2, (f2, b"second", "video/mp4"))]
-    envelope(ow.enum.api.post(url(s2), files=files), 201)
+    envelope(ow.enum.api.post(url(s2), files=files, headers=ORV), 201)
     rid = response_id(s2, "both")
     assert stored(ow, rid)["data"]["file2"] == f2
     for name, content in ((f1, b"first"), (f2, b"second")):
@@ -331,7 +334,7 @@ def test_status_codes(ow):
     envelope(submit(ow.enum.api, dep, other), 409)
     assert stored(ow, response_id(dep, "one"))["data"]["name"] == "Alice"
     # no xml_submission_file: 400
-    r = ow.enum.api.post(url(dep), files=[("other", ("x.xml", one, "text/xml"))])
+    r = ow.enum.api.post(url(dep), files=[("other", ("x.xml", one, "text/xml"))], headers=ORV)
     envelope(r, 400)
     # broken multipart: 400
     for body, ctype in [(b"not multipart at all", "multipart/form-data; boundary=xyz"),
@@ -341,7 +344,7 @@ def test_status_codes(ow):
                         (b"--xyz\r\nno colon here\r\n\r\nx\r\n--xyz--", "multipart/form-data; boundary=xyz"),
                         (b"x", "multipart/form-data; boundary=" + "b" * 71),
                         (b"x", "multipart/form-data")]:
-        envelope(ow.enum.api.post(url(dep), data=body, headers={"Content-Type": ctype}), 400)
+        envelope(ow.enum.api.post(url(dep), data=body, headers={**ORV, "Content-Type": ctype}), 400)
     # malformed XML, XML without instanceID: 400
     envelope(submit(ow.enum.api, dep, b"<data id='simple'><name>x</nam></data>"), 400)
     envelope(submit(ow.enum.api, dep, b"<data id='simple'><name>x</name></data>"), 400)
@@ -350,12 +353,12 @@ def test_status_codes(ow):
     envelope(submit(ow.enum.api, {"id": "00000000-0000-4000-8000-000000000000"}, one), 404)
     # no credentials: 401 (HEAD too), in the envelope
     anon = ow.c.api(None)
-    envelope(anon.post(url(dep), files=[("xml_submission_file", ("s.xml", one, "text/xml"))]), 401)
-    h = anon.request("HEAD", url(dep))
+    envelope(anon.post(url(dep), files=[("xml_submission_file", ("s.xml", one, "text/xml"))], headers=ORV), 401)
+    h = anon.request("HEAD", url(dep), headers=ORV)
     assert h.status_code == 401 and h.headers["X-OpenRosa-Version"] == "1.0"
     anon.close()
     # HEAD: 204 with the announced limit
-    h = ow.enum.api.request("HEAD", url(dep))
+    h = ow.enum.api.request("HEAD", url(dep), headers=ORV)
     assert h.status_code == 204 and int(h.headers["X-OpenRosa-Accept-Content-Length"]) > 0
     assert h.headers["X-OpenRosa-Version"] == "1.0" and "Date" in h.headers
     # invalid answers: 422 naming every bad field
@@ -372,6 +375,45 @@ def test_status_codes(ow):
         "name": "closing", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
     ok(ow.owner.api.patch(f"/v1/deployments/{s3['id']}", json={"closed": True}))
     wait_until(lambda: submit(ow.enum.api, s3, two).status_code == 409, 30, what="closed: 409")
+
+
+@needs_fixtures
+def test_openrosa_version_header_is_required(ow):
+    """HEAD and POST .../submission without X-OpenRosa-Version: 1.0 are 400, as ODK Central answers
+    them ("should fail if not given X-OpenRosa-Version header"); ODK Collect's own pre-flight (the
+    header, a Date, its User-Agent) is 204 with the announced body limit."""
+    from email.utils import formatdate
+    s, dep = deploy(ow, "simple")
+    one = (FIXTURES / "instances/simple/one.xml").read_bytes().replace(b">one<", b">nover<")
+    for headers in ({}, {"X-OpenRosa-Version": "2.0"}, {"X-OpenRosa-Version": ""},
+                    {"X-OpenRosa-Version": "1.01"}):
+        h = ow.enum.api.request("HEAD", url(dep), headers=headers)
+        assert h.status_code == 400 and not h.content, (headers, h.status_code)
+        assert h.headers["X-OpenRosa-Version"] == "1.0" and h.headers["X-Fieldvault-Error"] == "openrosa_version"
+        files = [("xml_submission_file", ("s.xml", one, "text/xml"))]
+        msg = envelope(ow.enum.api.post(url(dep), files=files, headers=headers), 400)
+        assert "X-OpenRosa-Version" in msg
+    assert stored(ow, response_id(dep, "nover")) is None
+    # without credentials the challenge comes first (Collect then asks for them)
+    anon = ow.c.api(None)
+    h = anon.request("HEAD", url(dep))
+    assert h.status_code == 401 and h.headers["WWW-Authenticate"].startswith("Basic ")
+    anon.close()
+    # ODK Collect's HEAD as it sends it
+    collect = {"X-OpenRosa-Version": "1.0", "Date": formatdate(usegmt=True),
+               "User-Agent": "org.odk.collect.android/v2024.3.0 okhttp/4.12.0", "Accept-Encoding": "gzip"}
+    h = ow.enum.api.request("HEAD", url(dep), headers=collect)
+    assert h.status_code == 204 and int(h.headers["X-OpenRosa-Accept-Content-Length"]) > 0
+    assert h.headers["X-OpenRosa-Version"] == "1.0" and "Date" in h.headers
+    # and an app user's token in the path: the same rule
+    au = ok(ow.owner.api.post(f"/v1/deployments/{dep['id']}/app-users", json={"name": "no header"}), 201)
+    anon = ow.c.api(None)
+    base = f"/v1/key/{au['token']}/openrosa/deployments/{dep['id']}/submission"
+    assert anon.request("HEAD", base).status_code == 400
+    assert anon.request("HEAD", base, headers=collect).status_code == 204
+    envelope(anon.post(base, files=[("xml_submission_file", ("s.xml", one, "text/xml"))]), 400)
+    envelope(anon.post(base, files=[("xml_submission_file", ("s.xml", one, "text/xml"))], headers=collect), 201)
+    anon.close()
 
 
 @needs_fixtures
@@ -409,17 +451,17 @@ def test_hostile_bodies(ow):
     many = [(f"f{i}.bin", b"x", "application/octet-stream") for i in range(150)]
     envelope(submit(ow.enum.api, dep, one, many), 400)
     # a body over the announced limit: 413, never read into a response
-    limit = int(ow.enum.api.request("HEAD", url(dep)).headers["X-OpenRosa-Accept-Content-Length"])
+    limit = int(ow.enum.api.request("HEAD", url(dep), headers=ORV).headers["X-OpenRosa-Accept-Content-Length"])
     big = [("big.bin", ("big.bin", b"\0" * (limit + 1), "application/octet-stream"))]
-    r = ow.enum.api.post(url(dep), files=[("xml_submission_file", ("s.xml", one, "text/xml"))] + big)
+    r = ow.enum.api.post(url(dep), files=[("xml_submission_file", ("s.xml", one, "text/xml"))] + big, headers=ORV)
     assert r.status_code == 413
     # a huge part head, a boundary inside data that is not one
     head = b"--xyz\r\nContent-Disposition: form-data; name=\"" + b"n" * 10000 + b"\"\r\n\r\nx\r\n--xyz--\r\n"
-    envelope(ow.enum.api.post(url(dep), data=head, headers={"Content-Type": "multipart/form-data; boundary=xyz"}), 400)
+    envelope(ow.enum.api.post(url(dep), data=head, headers={**ORV, "Content-Type": "multipart/form-data; boundary=xyz"}), 400)
     tricky = (b"--xyz\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; filename=\"s.xml\"\r\n\r\n"
               + one.replace(b"<instanceID>one", b"<instanceID>tricky").replace(b"Alice", b"A\r\n--xy\r\n--xyzz")
               + b"\r\n--xyz--\r\n")
-    r = ow.enum.api.post(url(dep), data=tricky, headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    r = ow.enum.api.post(url(dep), data=tricky, headers={**ORV, "Content-Type": "multipart/form-data; boundary=xyz"})
     # "--xyzz" after CRLF is the delimiter "--xyz" followed by "z": malformed, refused as 400
     envelope(r, 400)
     # an attachment name that is not UTF-8 (PostgreSQL could not store it): 400, nothing queued
@@ -427,7 +469,7 @@ def test_hostile_bodies(ow):
            + one.replace(b"<instanceID>one", b"<instanceID>badname") + b"\r\n--xyz\r\n"
            b"Content-Disposition: form-data; name=\"\xff\xfe.jpg\"; filename=\"f.jpg\"\r\n\r\nx\r\n--xyz--\r\n")
     assert "UTF-8" in envelope(ow.enum.api.post(url(dep), data=raw, headers={
-        "Content-Type": "multipart/form-data; boundary=xyz"}), 400)
+        **ORV, "Content-Type": "multipart/form-data; boundary=xyz"}), 400)
     assert stored(ow, response_id(dep, "badname")) is None
     assert ow.enum.api.get("/v1/me").status_code == 200
 
@@ -518,26 +560,26 @@ def test_app_user_token_and_basic_submit(ow):
     anon = ow.c.api(None)
     base = f"/v1/key/{au['token']}/openrosa/deployments/{dep['id']}/submission"
     xml = (FIXTURES / "instances/simple/one.xml").read_bytes().replace(b">one<", b">appuser1<")
-    r = anon.post(base, files=[("xml_submission_file", ("s.xml", xml, "text/xml"))])
+    r = anon.post(base, files=[("xml_submission_file", ("s.xml", xml, "text/xml"))], headers=ORV)
     assert envelope(r, 201)
     rid = response_id(dep, "appuser1")
     got = stored(ow, rid)
     assert got and got["submitted_by"] == au["id"]
-    h = anon.request("HEAD", base)
+    h = anon.request("HEAD", base, headers=ORV)
     assert h.status_code == 204 and h.headers["X-OpenRosa-Version"] == "1.0"
     # the submission's body limit holds under the token prefix too (2 MiB > max_body_bytes)
     big = xml.replace(b"appuser1", b"appuser-big")
     r = anon.post(base, files=[("xml_submission_file", ("s.xml", big, "text/xml")),
-                               ("pad.bin", ("pad.bin", b"\0" * (2 << 20), "application/octet-stream"))])
+                               ("pad.bin", ("pad.bin", b"\0" * (2 << 20), "application/octet-stream"))], headers=ORV)
     envelope(r, 201)
     # the app user's token is for its own deployment only
     s2, dep2 = deploy(ow, "simple2")
     other = f"/v1/key/{au['token']}/openrosa/deployments/{dep2['id']}/submission"
-    envelope(anon.post(other, files=[("xml_submission_file", ("s.xml", xml, "text/xml"))]), 404)
-    h = anon.request("HEAD", url(dep))
+    envelope(anon.post(other, files=[("xml_submission_file", ("s.xml", xml, "text/xml"))], headers=ORV), 404)
+    h = anon.request("HEAD", url(dep), headers=ORV)
     assert h.status_code == 401 and h.headers["WWW-Authenticate"].startswith("Basic ")
     ok(ow.owner.api.delete(f"/v1/deployments/{dep['id']}/app-users/{au['id']}"), 204)
     xml2 = xml.replace(b"appuser1", b"appuser2")
-    wait_until(lambda: anon.post(base, files=[("xml_submission_file", ("s.xml", xml2, "text/xml"))]).status_code == 401,
+    wait_until(lambda: anon.post(base, files=[("xml_submission_file", ("s.xml", xml2, "text/xml"))], headers=ORV).status_code == 401,
                30, what="revoked app user: 401")
     anon.close()

@@ -319,7 +319,8 @@ def test_purge_reaches_the_openrosa_xml_and_attachments(pw):
     files = [("xml_submission_file", ("s.xml", xml.encode(), "text/xml")),
              (f"{phone}.jpg", (f"{phone}.jpg", phone.encode() * 3, "image/jpeg")),
              ("other.jpg", ("other.jpg", b"not named by any answer", "image/jpeg"))]
-    r = w.enum.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files)
+    r = w.enum.api.post(f"/v1/openrosa/deployments/{w.dep['id']}/submission", files=files,
+                        headers={"X-OpenRosa-Version": "1.0"})
     assert r.status_code == 201, r.text
     assert w.mfa.get(f"/v1/responses/{rid}/xml").content == xml.encode()
     assert w.mfa.get(f"/v1/responses/{rid}/attachments/{phone}.jpg").status_code == 200

@@ -82,7 +82,8 @@ def stopped_workers(world):
 def submit_openrosa(api, dep, xml, attachments=()):
     files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
     files += [(name, (name, data, ctype)) for name, data, ctype in attachments]
-    return api.post(f"/v1/openrosa/deployments/{dep['id']}/submission", files=files)
+    return api.post(f"/v1/openrosa/deployments/{dep['id']}/submission", files=files,
+                    headers={"X-OpenRosa-Version": "1.0"})
 
 
 def test_aof_and_spool_hold_no_marker(world):

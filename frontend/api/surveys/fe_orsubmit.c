@@ -33,7 +33,8 @@
  * by segment; the XML and each attachment are copied out once.
  *
  * Authentication: or_caller() is the one step (the API's bearer tokens today; HTTP Basic and
- * app-user tokens slot in there). */
+ * app-user tokens slot in there). Then or_version(): both methods require X-OpenRosa-Version: 1.0
+ * (400 without it), as ODK Central does. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,6 +646,20 @@ static bool or_caller(fe_req *r)
     return false;
 }
 
+/* The protocol's version, as ODK Central asks it of every OpenRosa request (HEAD and POST
+ * .../submission): X-OpenRosa-Version: 1.0, which ODK Collect (and KoboCollect), Enketo and the
+ * hosts of ODK Web Forms send on every request. False after answering 400 (in the envelope; a
+ * HEAD's body is dropped, its X-Fieldvault-Error says openrosa_version). */
+static bool or_version(fe_req *r)
+{
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "X-OpenRosa-Version");
+    if (v && strcmp(v, "1.0") == 0) return true;
+    fe_reply_error(r, 400, "openrosa_version",
+                   v ? "this server speaks OpenRosa 1.0: send X-OpenRosa-Version: 1.0"
+                     : "the X-OpenRosa-Version: 1.0 header is required (OpenRosa clients send it)");
+    return false;
+}
+
 static void announce(fe_req *r)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
@@ -657,7 +672,7 @@ static void announce(fe_req *r)
 void fe_orsubmit_head(fe_req *r)
 {
     announce(r);
-    if (!or_caller(r)) return;
+    if (!or_caller(r) || !or_version(r)) return;
     if (!fe_verdict_id(r, 0, "deployment")) return;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     evhttp_remove_header(h, "X-OpenRosa-Version"); /* once, whoever set it (fe_openrosa_auth.c) */
@@ -1234,7 +1249,7 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
 void fe_orsubmit_post(fe_req *r)
 {
     announce(r);
-    if (!or_caller(r)) return;
+    if (!or_caller(r) || !or_version(r)) return;
     if (!fe_verdict_id(r, 0, "deployment")) return;
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
     char boundary[FV_MULTIPART_MAX_BOUNDARY + 1];
