@@ -127,9 +127,13 @@ static int fail(fv_multipart *m, const char *why)
     return -1;
 }
 
-/* Copies a parameter value (quoted-string or token) at *pp into out; false when too long or
- * unterminated. */
-static bool param_value(const char **pp, const char *end, char *out)
+#define NOT_FORM_DATA "a part's Content-Disposition is not form-data with a name"
+#define TOO_LONG \
+    "a part's name or filename is longer than " FV_MULTIPART_STR(FV_MULTIPART_MAX_NAME) " bytes"
+
+/* Copies a parameter value (quoted-string or token) at *pp into out. NULL, or why not: too long
+ * (TOO_LONG), unterminated. */
+static const char *param_value(const char **pp, const char *end, char *out)
 {
     const char *p = *pp;
     size_t n = 0;
@@ -137,47 +141,49 @@ static bool param_value(const char **pp, const char *end, char *out)
         p++;
         while (p < end && *p != '"') {
             if (*p == '\\' && p + 1 < end) p++;
-            if (n >= FV_MULTIPART_MAX_NAME) return false;
+            if (n >= FV_MULTIPART_MAX_NAME) return TOO_LONG;
             out[n++] = *p++;
         }
-        if (p >= end) return false;
+        if (p >= end) return NOT_FORM_DATA;
         p++;
     } else {
         while (p < end && *p != ';' && *p != ' ' && *p != '\t') {
-            if (n >= FV_MULTIPART_MAX_NAME) return false;
+            if (n >= FV_MULTIPART_MAX_NAME) return TOO_LONG;
             out[n++] = *p++;
         }
     }
     out[n] = '\0';
     *pp = p;
-    return true;
+    return NULL;
 }
 
-/* Content-Disposition: form-data; name="x"; filename="y". */
-static bool parse_disposition(fv_multipart *m, const char *v, const char *end)
+/* Content-Disposition: form-data; name="x"; filename="y". NULL, or why not. */
+static const char *parse_disposition(fv_multipart *m, const char *v, const char *end)
 {
     static const char fd[] = "form-data";
-    if ((size_t)(end - v) < sizeof fd - 1 || strncasecmp(v, fd, sizeof fd - 1) != 0) return false;
+    if ((size_t)(end - v) < sizeof fd - 1 || strncasecmp(v, fd, sizeof fd - 1) != 0)
+        return NOT_FORM_DATA;
     const char *p = v + sizeof fd - 1;
     while (p < end) {
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         if (p >= end) break;
-        if (*p != ';') return false;
+        if (*p != ';') return NOT_FORM_DATA;
         p++;
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         const char *k = p;
         while (p < end && *p != '=' && *p != ';') p++;
         size_t klen = (size_t)(p - k);
-        if (p >= end || *p != '=') return false;
+        if (p >= end || *p != '=') return NOT_FORM_DATA;
         p++;
         char tmp[FV_MULTIPART_MAX_NAME + 1];
         char *dst = tmp;
         if (klen == 4 && strncasecmp(k, "name", 4) == 0) dst = m->name, m->has_name = true;
         else if (klen == 8 && strncasecmp(k, "filename", 8) == 0)
             dst = m->filename, m->has_filename = true;
-        if (!param_value(&p, end, dst)) return false;
+        const char *why = param_value(&p, end, dst);
+        if (why) return why;
     }
-    return m->has_name;
+    return m->has_name ? NULL : NOT_FORM_DATA;
 }
 
 /* The head m->head[0..hlen) (lines ending in CRLF, the empty line not included). */
@@ -196,8 +202,8 @@ static int parse_head(fv_multipart *m)
         while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
         size_t nlen = (size_t)(colon - p);
         if (nlen == 19 && strncasecmp(p, "Content-Disposition", 19) == 0) {
-            if (disposition || !parse_disposition(m, v, ve))
-                return fail(m, "a part's Content-Disposition is not form-data with a name");
+            const char *why = disposition ? NOT_FORM_DATA : parse_disposition(m, v, ve);
+            if (why) return fail(m, why);
             disposition = true;
         } else if (nlen == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
             size_t n = (size_t)(ve - v);
@@ -274,6 +280,9 @@ int fv_multipart_feed(fv_multipart *m, const char *buf, size_t len)
                     return fail(m, "a part has too many header lines");
             } else if (m->hlen > 0 && m->head[m->hlen - 1] == '\r') {
                 return fail(m, "a part head has a bare CR");
+            } else if (c == '\0') {
+                /* never in a header (RFC 9110 5.5); a name with one would be cut short at it */
+                return fail(m, "a part head holds a NUL byte");
             }
             if (m->hlen >= FV_MULTIPART_MAX_HEAD) return fail(m, "a part head is too large");
             m->head[m->hlen++] = (char)c;

@@ -6,7 +6,8 @@
  *
  * What it refuses (fv_multipart_feed returns -1, fv_multipart_error says why): a part head over
  * FV_MULTIPART_MAX_HEAD bytes or FV_MULTIPART_MAX_HEADERS lines, a header line without a colon
- * or with a bare LF, a part without Content-Disposition: form-data and a name, more than
+ * or with a bare LF, a NUL byte in a part head, a name or filename over FV_MULTIPART_MAX_NAME
+ * bytes, a part without Content-Disposition: form-data and a name, more than
  * max_parts parts, anything after the closing delimiter but CRLF or padding (ignored: the
  * epilogue), and (fv_multipart_finish) a body that ends before its closing delimiter. The
  * preamble before the first delimiter is skipped, as RFC 2046 says. */
@@ -19,6 +20,8 @@
 #define FV_MULTIPART_MAX_HEAD 4096   /* bytes of one part's header lines */
 #define FV_MULTIPART_MAX_HEADERS 16  /* header lines of one part */
 #define FV_MULTIPART_MAX_NAME 256    /* bytes of a part's name, filename and content type */
+#define FV_MULTIPART_STR_(x) #x
+#define FV_MULTIPART_STR(x) FV_MULTIPART_STR_(x)
 
 /* One part's head, as the callbacks see it (borrowed: valid during part_begin only). */
 typedef struct fv_multipart_part {

@@ -225,7 +225,7 @@ const char *fv_odkcrypt_envelope_check(yajl_val env, int modulus_bytes, const ch
             if (!m || !YAJL_IS_OBJECT(m) || m->u.object.len != 2 || !is_str(name) || !is_str(content))
                 return "each media file must be {\"name\": \"x.jpg.enc\", \"content\": base64}";
             if (!media_name_ok(name->u.string))
-                return "a media file's name must be 5 to 128 of [A-Za-z0-9_.-], not starting with . "
+                return "a media file's name must be 5 to 255 of [A-Za-z0-9_.-], not starting with . "
                        "or -, ending .enc";
             for (size_t j = 0; j < i; j++)
                 if (strcmp(fv_json_get_str(v->u.array.values[j], "name"), name->u.string) == 0)
@@ -533,3 +533,5 @@ bool fv_odkcrypt_open(fv_odkcrypt_privkey *k, yajl_val env, const char *form_id,
     if (!ok) fv_odkcrypt_opened_free(out);
     return ok;
 }
+
+_Static_assert(FV_ODKCRYPT_MAX_NAME == 255, "the media name's reason names 255 bytes");

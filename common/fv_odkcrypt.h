@@ -25,13 +25,17 @@
 #include <stddef.h>
 #include <yajl/yajl_tree.h>
 
+#include "fv_attachment.h"
+
 #define FV_ODKCRYPT_MIN_BITS 2048
 #define FV_ODKCRYPT_MAX_BITS 8192
 #define FV_ODKCRYPT_MAX_PEM 16384 /* bytes of a public key's PEM text */
 #define FV_ODKCRYPT_MAX_MEDIA 100 /* media files of one submission */
 #define FV_ODKCRYPT_MAX_ID 255    /* bytes of the instanceID and of the version */
-#define FV_ODKCRYPT_MAX_NAME 128  /* bytes of a media file's name (with ".enc") */
-#define FV_ODKCRYPT_KEY_LEN 32    /* AES-256 */
+/* bytes of a media file's name (with ".enc"): an attachment's (fv_attachment.h), so a Collect photo
+ * named by a device keeps its name when its form is encrypted */
+#define FV_ODKCRYPT_MAX_NAME FV_ATTACHMENT_NAME_MAX
+#define FV_ODKCRYPT_KEY_LEN 32 /* AES-256 */
 #define FV_ODKCRYPT_IV_LEN 16
 
 /* A checked RSA public key. Strings owned by the struct (fv_odkcrypt_pubkey_free). */

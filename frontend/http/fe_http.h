@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "fe_pg.h"
+#include "fv_attachment.h"
 #include "fv_id.h"
 #include "fv_json.h"
 
@@ -56,14 +57,17 @@ typedef struct fe_route {
 typedef enum { FE_REQ_ROUTED, FE_REQ_AUTH, FE_REQ_HANDLER } fe_req_phase;
 
 #define FE_MAX_PARAMS 3
-#define FE_PARAM_MAX 64 /* bytes of one path parameter, with its NUL */
+/* Bytes of one path parameter, with its NUL: an attachment's name percent-encoded (UUIDs and
+ * tokens are far shorter, and checked by their handlers). */
+#define FE_PARAM_MAX (3 * FV_ATTACHMENT_NAME_MAX + 1)
 
 struct fe_req {
     struct evhttp_request *ev; /* borrowed from evhttp until the reply */
     fe_req_phase phase;
     int route; /* index into fe_routes */
     char param[FE_MAX_PARAMS][FE_PARAM_MAX];
-    char app_token[FE_PARAM_MAX]; /* the {token} of /v1/key/{token}/...; "" otherwise (a secret:
+    char
+        app_token[64]; /* the {token} of /v1/key/{token}/... (a longer one: 404); "" otherwise (a secret:
                                    * wiped when r is freed, never logged) */
     struct timespec start;
     char req_id[32];

@@ -1,7 +1,7 @@
 """Checks answers of the front end against docs/openapi.yaml.
 
 `check(method, path, status, headers, body)` finds the document's path template for path (as the
-router does: `{param}` is one segment of 1 to 63 characters), the operation for method (HEAD is
+router does: `{param}` is one segment of 1 to 765 characters), the operation for method (HEAD is
 GET), the response for status, and validates the JSON body against its schema (Draft 2020-12,
 `#/components/...` references resolved in the document). It raises AssertionError naming the
 route, the status and the problem when the answer is not what the document says, including a
@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator, RefResolver
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-PARAM_SEGMENT = r"([^/]{1,63})"  # fe_req.param is 64 bytes: longer segments match no route
+PARAM_SEGMENT = r"([^/]{1,765})"  # fe_req.param is FE_PARAM_MAX (766) bytes: longer segments match no route
 
 
 def template_regex(template):

@@ -162,7 +162,7 @@ def test_the_checker_accepts_documented_answers(doc):
     ("PATCH", "/v1/surveys/x", 404, {"Content-Type": JSON},
      b'{"error":{"code":"not_found","message":"no","request_id":"r-1"}}', "not 405"),
     ("GET", "/nope", 200, {"Content-Type": JSON}, b'{}', "not 404"),
-    ("GET", "/v1/sites/" + "a" * 64, 200, {"Content-Type": JSON}, b'{}', "not 404"),
+    ("GET", "/v1/sites/" + "a" * 766, 200, {"Content-Type": JSON}, b'{}', "not 404"),
 ])
 def test_the_checker_refuses_wrong_answers(doc, method, path, status, headers, body, why):
     with pytest.raises(AssertionError, match=why):

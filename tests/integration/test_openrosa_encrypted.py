@@ -145,6 +145,21 @@ def fresh(oe, media=(("x.jpg", b"\xff\xd8 photo"),), version="working3"):
     return iid, sub, env, manifest_of("encrypted", version, env)
 
 
+def test_media_names_up_to_255_bytes(oe):
+    """An encrypted photo keeps a device's long file name: a media part of 255 bytes (with .enc)
+    is stored in the envelope; one of 256 is 400 naming the limit."""
+    for size, status in ((255, 201), (256, 400)):
+        name = "p" * (size - len(".jpg.enc")) + ".jpg"
+        iid, _sub, env, man = fresh(oe, media=((name, b"\xff\xd8 long photo"),))
+        assert [m["name"] for m in env["media"]] == [name + ".enc"] and len(name + ".enc") == size
+        msg = or_envelope(post(oe.enum.api, url(oe.dep), man, parts_of(env)), status)
+        got = stored(oe, response_id(oe.dep, iid))
+        if status == 201:
+            assert [m["name"] for m in got["data"]["media"]] == [name + ".enc"]
+        else:
+            assert "255" in msg and got is None
+
+
 def test_missing_tampered_and_garbage_parts_are_400(oe):
     iid, _sub, env, man = fresh(oe)
     files = parts_of(env)

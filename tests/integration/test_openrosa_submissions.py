@@ -319,6 +319,97 @@ def test_unicode_attachment_names(ow):
         assert r.headers["Content-Disposition"].endswith("filename*=UTF-8''" + quote(name, safe=""))
 
 
+def raw_multipart(parts, boundary="fvB0undary"):
+    """A multipart/form-data body built byte by byte (requests percent-encodes control characters
+    in names): parts are (name bytes, filename bytes or None, content type, data)."""
+    out = b""
+    for name, filename, ctype, data in parts:
+        out += b"--" + boundary.encode() + b"\r\nContent-Disposition: form-data; name=\"" + name + b"\""
+        if filename is not None:
+            out += b"; filename=\"" + filename + b"\""
+        out += b"\r\nContent-Type: " + ctype.encode() + b"\r\n\r\n" + data + b"\r\n"
+    return out + b"--" + boundary.encode() + b"--\r\n", "multipart/form-data; boundary=" + boundary
+
+
+def binary_instance(iid, f1, f2="none.mp4"):
+    return ('<data id="binaryType"><meta><instanceID>' + iid + "</instanceID></meta><file1>" + f1 +
+            "</file1><file2>" + f2 + "</file2></data>").encode()
+
+
+@needs_fixtures
+def test_attachment_names_up_to_255_bytes(ow):
+    """Attachment names of 64 to 255 bytes (the Android limit of a file name; Enketo and Web Forms
+    send the device's own file names) are stored and read back by name, percent-encoded UTF-8
+    included (765 bytes in the path)."""
+    from urllib.parse import quote
+    s, dep = deploy(ow, "binaryType")
+    names = ["n" * 60 + ".jpg",                      # 64 bytes: one over the old route limit
+             "p" * 251 + ".jpg",                     # 255 bytes of ASCII
+             "\u00e9" * 125 + ".jpgx",              # 255 bytes of UTF-8 (765 percent-encoded)
+             "a b+c%d;e=f'g(h)i~j!k$l&m,n" + "q" * 224 + ".png"]  # 255 bytes, URL-special characters
+    for i, name in enumerate(names):
+        assert len(name.encode()) in (64, 255), name
+        iid = f"uuid:5a5a5a5a-0000-4000-8000-00000000000{i}"
+        xml = binary_instance(iid, name.replace("&", "&amp;"))
+        body = f"content of name {i}".encode() * 10
+        envelope(submit(ow.enum.api, dep, xml, [(name, body, "image/jpeg")]), 201)
+        rid = iid[5:]
+        assert stored(ow, rid)["data"]["file1"] == name
+        assert ow.c.psql("SELECT name, size FROM response_attachments WHERE response_id = %s", rid) == [
+            (name, len(body))]
+        r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/{quote(name, safe='')}")
+        assert r.status_code == 200 and r.content == body, (name, r.status_code, r.text[:200])
+        disp = r.headers["Content-Disposition"]
+        assert disp.endswith("filename*=UTF-8''" + quote(name, safe="")), disp
+        assert ow.viewer.api.get(f"/v1/responses/{rid}/attachments/{quote(name, safe='')}").status_code == 200
+        denied(ow.stranger.api.get(f"/v1/responses/{rid}/attachments/{quote(name, safe='')}"), 404)
+    # names that cannot be stored are not found (never a 500, never another file)
+    rid = "5a5a5a5a-0000-4000-8000-000000000001"
+    for bad in ["p" * 252 + ".jpg", "p" * 2000, "..", "%2e%2e", "a%2Fb", "a%5Cb", "%01x", "%C2%85x",
+                quote(names[1]) + "%00"]:
+        r = ow.owner.api.get(f"/v1/responses/{rid}/attachments/{bad}")
+        assert r.status_code in (400, 404), (bad[:40], r.status_code, r.text[:200])
+
+
+BAD_NAMES = [
+    (b"p" * 252 + b".jpg", "longer than 255 bytes"),        # 256 bytes
+    (b"p" * 300 + b".jpg", "longer than"),                  # over the parser's own bound too
+    (b"dir/x.jpg", "/"),
+    (b"..", ".."),
+    (b".", '"."'),
+    (b"x..jpg", ".."),
+    (b"..hidden.jpg", ".."),
+    (b"a\\\\b.jpg", "\\"),  # a\\b as a quoted-string writes a\b
+    (b"tab\tname.jpg", "control character"),
+    (b"esc\x1bname.jpg", "control character"),
+    (b"del\x7fname.jpg", "control character"),
+    (b"c1\xc2\x85name.jpg", "control character"),          # U+0085, a C1 control
+    (b"nul\x00name.jpg", "NUL"),                            # never cut short to "nul"
+    (b"\xc3\x28.jpg", "UTF-8"),
+    (b"", "empty"),
+]
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name,why", BAD_NAMES, ids=[w + ":" + repr(n[:12]) for n, w in BAD_NAMES])
+def test_attachment_names_refused(ow, name, why):
+    """A part name (the attachment's name) over 255 bytes, with /, \\, "..", NUL, a control
+    character or not UTF-8: 400 in the OpenRosa envelope saying why, nothing stored."""
+    s, dep = deploy(ow, "binaryType")
+    iid = "badname-" + hashlib.sha256(name).hexdigest()[:16]
+    short = name.split(b"\x00")[0].decode("utf-8", "replace")
+    # the instance names the (shortened) file so that a server cutting the name would keep it
+    xml = binary_instance(iid, "".join(c for c in short if c.isprintable()) or "x.jpg")
+    body, ctype = raw_multipart([(b"xml_submission_file", b"submission.xml", "text/xml", xml),
+                                 (name, name or b"f.jpg", "image/jpeg", b"JPEGDATA")])
+    r = ow.enum.api.post(url(dep), data=body, headers={**ORV, "Content-Type": ctype})
+    msg = envelope(r, 400)
+    assert why in msg, msg
+    assert r.headers["X-Fieldvault-Error"] == "bad_submission"
+    assert stored(ow, response_id(dep, iid)) is None
+    assert ow.c.psql("SELECT count(*) FROM response_attachments WHERE name LIKE 'nul%%'")[0][0] == 0
+
+
 # ---- status codes as ODK Central's suite asserts them ----
 
 @needs_fixtures

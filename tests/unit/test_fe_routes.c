@@ -68,7 +68,7 @@ static void test_parameter_length_limit(void **state)
 {
     (void)state;
     params p;
-    char path[256], longest[FE_PARAM_MAX], too_long[FE_PARAM_MAX + 1];
+    char path[FE_PARAM_MAX + 64], longest[FE_PARAM_MAX], too_long[FE_PARAM_MAX + 1];
     memset(longest, 'a', sizeof longest - 1);
     longest[sizeof longest - 1] = '\0'; /* FE_PARAM_MAX - 1 bytes: fits with its NUL */
     memset(too_long, 'b', sizeof too_long - 1);
@@ -83,6 +83,8 @@ static void test_parameter_length_limit(void **state)
     assert_false(match("/v1/surveys/:id", path, p));
     snprintf(path, sizeof path, "/v1/surveys/%s/responses", too_long);
     assert_false(match("/v1/surveys/:id/responses", path, p));
+    /* An attachment's name of FV_ATTACHMENT_NAME_MAX bytes, percent-encoded, fits. */
+    assert_true(FE_PARAM_MAX > 3 * FV_ATTACHMENT_NAME_MAX);
     /* Nothing was written past the parameter's buffer: the next one keeps its marker. */
     assert_int_equal(p[1][0], '#');
 }

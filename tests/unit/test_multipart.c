@@ -184,6 +184,55 @@ static void refusals(void **st)
     assert_int_equal(parse("b", body, n, 0, &s, 4), -1);
 }
 
+/* A NUL byte in a part head is refused, never read as the end of a name ("a\0b" cut to "a");
+ * a name or filename over FV_MULTIPART_MAX_NAME bytes is refused saying so, one of exactly that
+ * length is taken whole. */
+static void nul_and_long_names(void **st)
+{
+    (void)st;
+    seen s;
+    static const char nul[] = "--b\r\nContent-Disposition: form-data; name=\"a\0b\"\r\n\r\nx\r\n--b--";
+    for (size_t piece = 0; piece < 4; piece++) {
+        memset(&s, 0, sizeof s);
+        s.stop_at = -1;
+        fv_multipart *m = fv_multipart_new("b", &cbs, &s, 4);
+        int rc = 0;
+        size_t step = piece ? piece : sizeof nul - 1;
+        for (size_t i = 0; i < sizeof nul - 1 && rc == 0; i += step)
+            rc = fv_multipart_feed(m, nul + i, sizeof nul - 1 - i < step ? sizeof nul - 1 - i : step);
+        assert_int_equal(rc, -1);
+        assert_string_equal(fv_multipart_error(m), "a part head holds a NUL byte");
+        assert_int_equal(s.parts, 0); /* no callback ever saw the cut name */
+        fv_multipart_free(m);
+    }
+    char body[4096], name[FV_MULTIPART_MAX_NAME + 2];
+    for (int which = 0; which < 2; which++) {
+        for (size_t len = FV_MULTIPART_MAX_NAME; len <= FV_MULTIPART_MAX_NAME + 1; len++) {
+            memset(name, 'n', len);
+            name[len] = '\0';
+            int n = snprintf(
+                body, sizeof body,
+                "--b\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n\r\n"
+                "x\r\n--b--",
+                which ? "f" : name, which ? name : "f");
+            fv_multipart *m = fv_multipart_new("b", &cbs, &s, 4);
+            memset(&s, 0, sizeof s);
+            s.stop_at = -1;
+            int rc = fv_multipart_feed(m, body, (size_t)n);
+            if (rc == 0) rc = fv_multipart_finish(m);
+            if (len == FV_MULTIPART_MAX_NAME) {
+                assert_int_equal(rc, 0);
+                assert_non_null(strstr(s.out, name));
+            } else {
+                assert_int_equal(rc, -1);
+                assert_string_equal(fv_multipart_error(m),
+                                    "a part's name or filename is longer than 256 bytes");
+            }
+            fv_multipart_free(m);
+        }
+    }
+}
+
 static void caller_stops(void **st)
 {
     (void)st;
@@ -211,6 +260,7 @@ int main(void)
         cmocka_unit_test(same_whatever_the_pieces),
         cmocka_unit_test(boundary_parameter),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(nul_and_long_names),
         cmocka_unit_test(caller_stops),
         cmocka_unit_test(empty_part_and_padding),
     };

@@ -59,8 +59,8 @@ static const char sql_chunk[] =
 /* One download (r->state until the stream starts; then owned by the stream's callbacks). */
 typedef struct download {
     fe_req *r;
-    void *stream;          /* NULL until started */
-    char id[FE_PARAM_MAX]; /* a UUID (fe_verdict_id) */
+    void *stream;                /* NULL until started */
+    char id[FV_UUID_STRLEN + 1]; /* a UUID (fe_verdict_id checked it) */
     long seq, nchunks;
     bool querying; /* a chunk's query is outstanding */
     bool gone;     /* the connection closed */
@@ -142,7 +142,7 @@ static void decided(const fe_pg_result *res, void *arg)
         return;
     }
     d->r = r;
-    snprintf(d->id, sizeof d->id, "%s", r->param[0]);
+    snprintf(d->id, sizeof d->id, "%.*s", FV_UUID_STRLEN, r->param[0]); /* a UUID: checked */
     d->nchunks = atol(PQgetvalue(res->res, 0, 2));
     char disp[128];
     snprintf(disp, sizeof disp, "attachment; filename=\"fieldvault-export-%s.zip\"", d->id);

@@ -100,8 +100,8 @@ static void created(const fe_pg_result *res, void *arg)
     app_create *s = r->state;
     if (!fe_verdict_answer(r, res, "deployment")) return;
     char url[512];
-    snprintf(url, sizeof url, "%s/v1/key/%s/openrosa/deployments/%s", fe_openrosa_base(), s->token,
-             r->param[0]);
+    snprintf(url, sizeof url, "%s/v1/key/%s/openrosa/deployments/%.*s", fe_openrosa_base(), s->token,
+             FV_UUID_STRLEN, r->param[0]); /* a UUID: checked */
     char *qr = collect_settings_payload(url);
     if (!qr) {
         OPENSSL_cleanse(url, sizeof url);

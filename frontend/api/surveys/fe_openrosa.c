@@ -16,6 +16,7 @@
 
 #include "fe_config.h"
 #include "fe_handlers.h"
+#include "fe_openrosa_auth.h"
 #include "fe_verdict.h"
 #include "fv_log.h"
 
@@ -51,14 +52,14 @@ static void openrosa_headers(fe_req *r)
  * as fv_openrosa_url writes it. The caller wipes out (it may hold the token). */
 static void deployment_url(const fe_req *r, char *out, size_t outlen)
 {
-    char id[FE_PARAM_MAX];
-    size_t n = strlen(r->param[0]);
-    for (size_t i = 0; i <= n; i++)
-        id[i] = (char)(r->param[0][i] >= 'A' && r->param[0][i] <= 'Z' ? r->param[0][i] + 32
-                                                                      : r->param[0][i]);
+    char id[FV_UUID_STRLEN + 1]; /* a UUID (fe_verdict_id checked it) */
+    snprintf(id, sizeof id, "%.*s", FV_UUID_STRLEN, r->param[0]);
+    for (size_t i = 0; id[i]; i++)
+        if (id[i] >= 'A' && id[i] <= 'Z') id[i] = (char)(id[i] + 32);
+    /* the token is well formed (FE_APP_TOKEN_LEN bytes: fe_openrosa_authenticate checked it) */
     if (r->app_token[0])
-        snprintf(out, outlen, "%s/v1/key/%s/openrosa/deployments/%s", fe_openrosa_base(), r->app_token,
-                 id);
+        snprintf(out, outlen, "%s/v1/key/%.*s/openrosa/deployments/%s", fe_openrosa_base(),
+                 FE_APP_TOKEN_LEN, r->app_token, id);
     else snprintf(out, outlen, "%s/v1/openrosa/deployments/%s", fe_openrosa_base(), id);
 }
 

@@ -58,6 +58,7 @@
 #include "fe_submit.h"
 #include "fe_verdict.h"
 #include "fe_workpool.h"
+#include "fv_attachment.h"
 #include "fv_envelope.h"
 #include "fv_orseal.h"
 #include "fv_instance.h"
@@ -68,11 +69,10 @@
 #include "fv_odkmanifest.h"
 
 #define XML_PART "xml_submission_file"
-#define ATT_NAME_MAX 255
 #define POLL_MS 40
 
 typedef struct or_att {
-    char name[ATT_NAME_MAX + 1];
+    char name[FV_ATTACHMENT_NAME_MAX + 1];
     char ctype[FV_MULTIPART_MAX_NAME + 1];
     unsigned char *data; /* owned */
     size_t len, cap;
@@ -184,41 +184,6 @@ static bool grow(unsigned char **buf, size_t *cap, size_t need)
     return true;
 }
 
-/* Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points above U+10FFFF): what
- * PostgreSQL stores; anything else would make the queued entry a dead letter. */
-static bool utf8_ok(const unsigned char *p)
-{
-    while (*p) {
-        unsigned char c = *p;
-        int n = c < 0x80             ? 0
-                : (c & 0xe0) == 0xc0 ? 1
-                : (c & 0xf0) == 0xe0 ? 2
-                : (c & 0xf8) == 0xf0 ? 3
-                                     : -1;
-        if (n < 0 || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
-        unsigned int cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
-    }
-    return true;
-}
-
-static bool att_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > ATT_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
-    if (!utf8_ok((const unsigned char *)s)) return false;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == '/' || *s == '\\' || *s == 0x7f) return false;
-    return true;
-}
-
 static void job_failed(or_job *j, int status, const char *why)
 {
     if (j->status) return;
@@ -242,10 +207,9 @@ static bool on_begin(void *arg, const fv_multipart_part *p)
     if (!p->filename) return true; /* another form field: not ours, ignored */
     /* A file part names its attachment by its field name, as ODK Central does (Collect sends the
      * file name as both). */
-    if (!att_name_ok(p->name)) {
-        job_failed(
-            j, 400,
-            "an attachment's name is empty, too long, not UTF-8 or holds /, \\ or a control character");
+    const char *bad = fv_attachment_name_problem(p->name);
+    if (bad) {
+        job_failed(j, 400, bad);
         return false;
     }
     for (size_t i = 0; i < j->natt; i++)

@@ -22,6 +22,7 @@
 #include "fe_submit.h"
 #include "fe_verdict.h"
 #include "fe_workpool.h"
+#include "fv_attachment.h"
 #include "fv_envelope.h"
 #include "fv_instance.h"
 #include "fv_json.h"
@@ -29,8 +30,6 @@
 #include "fv_multipart.h"
 #include "fv_odkcrypt.h"
 #include "fv_odkmanifest.h"
-
-#define ATT_NAME_MAX 255 /* as fe_orsubmit.c stores them */
 
 /* ---- reading back: the XML and the attachments, by the reading rule ---- */
 
@@ -66,9 +65,11 @@ static unsigned char *open_sealed(fe_req *r, const fe_pg_result *res, int col, i
                                          len, err, sizeof err);
     PQfreemem(sealed);
     if (!pt) {
-        fv_error("%s of response %s: %s", what, r->param[0], err);
+        /* param 0 is a UUID (fe_verdict_id checked it) */
+        fv_error("%s of response %.*s: %s", what, FV_UUID_STRLEN, r->param[0], err);
         char msg[600];
-        snprintf(msg, sizeof msg, "the %s of response %s does not open: %s", what, r->param[0], err);
+        snprintf(msg, sizeof msg, "the %s of response %.*s does not open: %s", what, FV_UUID_STRLEN,
+                 r->param[0], err);
         fe_reply_error(r, 500, "internal", msg);
     }
     return pt;
@@ -137,12 +138,13 @@ static void attachment_read(const fe_pg_result *res, void *arg)
     /* never rendered by a browser in our origin: a download, sniffing off (fe_reply.c); named
      * as ODK Central names it (RFC 6266: an ASCII fallback, the UTF-8 name percent-encoded) */
     char *name = evhttp_uridecode(r->param[1], 0, NULL);
-    char *enc = name ? evhttp_uriencode(name, -1, 0) : NULL;
-    char disp[3 * 256 + 300];
+    char *enc = name ? evhttp_uriencode(name, -1, 0) : NULL; /* at most 3 bytes per byte */
+    char disp[sizeof "attachment; filename=\"\"; filename*=UTF-8''" + FV_ATTACHMENT_NAME_MAX +
+              3 * FV_ATTACHMENT_NAME_MAX];
     if (name && enc) {
-        char ascii[ATT_NAME_MAX + 1];
+        char ascii[FV_ATTACHMENT_NAME_MAX + 1];
         size_t k = 0;
-        for (const char *c = name; *c && k < ATT_NAME_MAX; c++)
+        for (const char *c = name; *c && k < FV_ATTACHMENT_NAME_MAX; c++)
             ascii[k++] = ((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f && *c != '"' &&
                           *c != '\\')
                              ? *c
@@ -166,6 +168,16 @@ void fe_orsubmit_get_attachment(fe_req *r)
     char *name = evhttp_uridecode(r->param[1], 0, NULL);
     if (!name) {
         fe_reply_oom(r);
+        return;
+    }
+    /* A name no submission can store (fv_attachment.h) names no attachment: not asked for. The
+     * request target's %00 never gets here (fe_framing.c). */
+    const char *bad = fv_attachment_name_problem(name);
+    if (bad) {
+        free(name);
+        char why[128];
+        snprintf(why, sizeof why, "no such attachment: %s", bad);
+        fe_reply_error(r, 404, "not_found", why);
         return;
     }
     const char *params[] = {r->param[0], r->user->id, name};
