@@ -169,6 +169,11 @@ static void finish(fe_req *r, int status, struct evbuffer *buf)
         evhttp_request_set_on_complete_cb(r->ev, reply_flushed, NULL);
         fe_http_unflushed++;
     }
+    /* A HEAD's answer is the GET's head without its content (RFC 9110 9.3.2): evhttp 2.1 would
+     * write buf after the head all the same, and a keep-alive client (ODK Collect's HEAD before
+     * its POST) would read it as the start of the next answer. */
+    if (buf && evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD)
+        evbuffer_drain(buf, evbuffer_get_length(buf));
     evhttp_send_reply(r->ev, status, reason_phrase(status), buf);
     if (buf) evbuffer_free(buf);
     fe_http_inflight--;

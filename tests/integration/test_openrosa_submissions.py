@@ -507,6 +507,38 @@ def test_openrosa_version_header_is_required(ow):
     anon.close()
 
 
+def test_head_answers_carry_no_body_on_a_kept_alive_connection(ow):
+    """ODK Collect sends its HEAD and then its POST on one connection: a HEAD's answer (401 without
+    credentials, 400 without the header, 204, a GET route's 200 or 404) must end at its head, or
+    the client reads the rest as the next answer's status line."""
+    from fvharness import tls_connect
+    s, dep = deploy(ow, "simple")
+    path = url(dep)
+    auth = f"Authorization: Bearer {ow.enum.api.key}\r\n"
+    steps = [("HEAD", path, "", 401), ("HEAD", path, auth, 400),
+             ("HEAD", path, auth + "X-OpenRosa-Version: 1.0\r\n", 204),
+             ("HEAD", f"/v1/openrosa/deployments/{dep['id']}/formList", auth, 200),
+             ("HEAD", "/v1/surveys/00000000-0000-4000-8000-000000000000", auth, 404),
+             ("GET", "/healthz", "", 200)]
+    sock = tls_connect(ow.c)
+    try:
+        pending = b""
+        for method, p, extra, status in steps:
+            sock.sendall(f"{method} {p} HTTP/1.1\r\nHost: fv\r\n{extra}\r\n".encode())
+            while b"\r\n\r\n" not in pending:
+                chunk = sock.recv(65536)
+                assert chunk, (method, p, "connection closed")
+                pending += chunk
+            head, pending = pending.split(b"\r\n\r\n", 1)
+            assert head.startswith(f"HTTP/1.1 {status} ".encode()), (method, p, head[:200])
+            if method == "HEAD":
+                # nothing after the head: the next bytes on the connection are the next answer's
+                assert pending == b"", (p, pending[:200])
+                assert b"Connection: close" not in head, head
+    finally:
+        sock.close()
+
+
 @needs_fixtures
 def test_older_form_version_still_accepted(ow):
     xml = (FIXTURES / "forms/withrepeat.xml").read_text()
