@@ -62,6 +62,11 @@ typedef struct fv_form_question {
     bool re_refused;  /* stored form: the pattern is refused today, so is every answer */
     char **choices;   /* owned, each owned; sorted by strcmp for bsearch */
     size_t nchoices;
+    /* The repeats it is inside (indices into fv_form.repeats), outermost first; NULL and 0 for a
+     * question outside every repeat. Its answer is then a list with one item per instance of the
+     * outermost repeat, lists of lists for nested ones (fv_instance.h). */
+    size_t *chain; /* owned */
+    size_t nchain;
 } fv_form_question;
 
 struct fv_form {
@@ -71,6 +76,8 @@ struct fv_form {
     size_t max_choices; /* largest nchoices (scratch size for validation) */
     size_t compiled;    /* bytes of every compiled pattern */
     size_t source;      /* bytes of every pattern compiled */
+    char **repeats;     /* owned, each owned: the distinct xform.repeat paths, sorted by strcmp */
+    size_t nrep;
 };
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -497,6 +504,53 @@ static void question_error(fv_form_errors *errs, const char *name, size_t i, con
     fv_form_errors_add(errs, name ? name : field, why);
 }
 
+/* The repeats of an XForm's derived definition (fv_xform.h): each question may carry
+ * xform.repeat, the path of the innermost repeat around it. The form's repeats are those paths;
+ * a question's chain is every repeat whose path is a whole-segment prefix of its name, outermost
+ * first (as fv_instance.c reads an instance). A repeat that is no such prefix of its question
+ * only counts for the questions it is a prefix of. Bounded work: one bsearch per segment of a
+ * name. NULL, or OOM. */
+static const char *compile_repeats(fv_form *f, yajl_val list)
+{
+    f->repeats = calloc(f->nq, sizeof *f->repeats);
+    if (f->repeats == NULL) return OOM;
+    for (size_t i = 0; i < f->nq; i++) {
+        yajl_val x = opt(list->u.array.values[i], "xform");
+        yajl_val r = YAJL_IS_OBJECT(x) ? opt(x, "repeat") : NULL;
+        if (!YAJL_IS_STRING(r) || !valid_name(r->u.string)) continue;
+        if ((f->repeats[f->nrep] = strdup(r->u.string)) == NULL) return OOM;
+        f->nrep++;
+    }
+    if (f->nrep == 0) return NULL;
+    qsort(f->repeats, f->nrep, sizeof *f->repeats, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < f->nrep; i++) {
+        if (k > 0 && strcmp(f->repeats[k - 1], f->repeats[i]) == 0) free(f->repeats[i]);
+        else f->repeats[k++] = f->repeats[i];
+    }
+    f->nrep = k;
+    for (size_t i = 0; i < f->nq; i++) {
+        fv_form_question *q = &f->q[i];
+        if (q->name == NULL) continue;
+        char prefix[FV_FORM_MAX_PATH_LEN + 1];
+        const char *key = prefix;
+        for (const char *slash = strchr(q->name, '/'); slash; slash = strchr(slash + 1, '/')) {
+            size_t len = (size_t)(slash - q->name); /* < FV_FORM_MAX_PATH_LEN: a valid name */
+            memcpy(prefix, q->name, len);
+            prefix[len] = '\0';
+            char **hit = bsearch(&key, f->repeats, f->nrep, sizeof *f->repeats, cmp_str);
+            if (hit == NULL) continue;
+            if (q->chain == NULL) {
+                size_t segs = 0;
+                for (const char *c = q->name; *c; c++) segs += *c == '/';
+                if ((q->chain = calloc(segs, sizeof *q->chain)) == NULL) return OOM;
+            }
+            q->chain[q->nchain++] = (size_t)(hit - f->repeats);
+        }
+    }
+    return NULL;
+}
+
 static fv_form *compile_form(yajl_val definition, fv_form_errors *errs, bool stored)
 {
     size_t before = errs->n + errs->dropped;
@@ -560,6 +614,11 @@ static fv_form *compile_form(yajl_val definition, fv_form_errors *errs, bool sto
     for (size_t i = 0; i < n; i++)
         if (why[i] != NULL) question_error(errs, name_ok[i] ? f->q[i].name : NULL, i, why[i]);
     if (errs->n + errs->dropped != before) goto fail;
+    const char *rwhy = compile_repeats(f, list);
+    if (rwhy != NULL) {
+        fv_form_errors_add(errs, "questions", rwhy);
+        goto fail;
+    }
     free(why);
     free(name_ok);
     return f;
@@ -596,8 +655,11 @@ void fv_form_free(fv_form *f)
         free(q->name);
         for (size_t c = 0; c < q->nchoices; c++) free(q->choices[c]);
         free(q->choices);
+        free(q->chain);
         pcre2_code_free(q->re); /* NULL is fine */
     }
+    for (size_t r = 0; r < f->nrep; r++) free(f->repeats[r]);
+    free(f->repeats);
     free(f->q);
     free(f->by_name);
     free(f);
@@ -768,6 +830,147 @@ static bool has_field_since(const fv_form_errors *e, size_t from, const char *fi
     return false;
 }
 
+/* ---- repeats ------------------------------------------------------------------------------- */
+
+/* The scratch of one validation: the checks' shared state and the repeat position being looked
+ * at ("2.3": the second instance of the outer repeat, its third inner one). */
+typedef struct vctx {
+    unsigned char *seen;
+    pcre2_match_data *md;
+    pcre2_match_context *mctx;
+    char pos[256]; /* truncated when nesting is absurdly deep: a reason, never a bound */
+} vctx;
+
+/* Appends item i's position (1-based) to c->pos; returns the length to cut it back to. */
+static size_t pos_push(vctx *c, size_t i)
+{
+    size_t at = strlen(c->pos);
+    if (at < sizeof c->pos) snprintf(c->pos + at, sizeof c->pos - at, at ? ".%zu" : "%zu", i + 1);
+    return at;
+}
+
+/* The number of items of a list (null, absent and anything else: none). */
+static size_t items_of(yajl_val v)
+{
+    return YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+}
+
+/* Checks v, q's answer at repeat level `level` (0: the whole list; q->nchain: one item, an answer
+ * to q). NULL, or the reason (static, or in buf); c->pos then names the item. */
+static const char *check_nested(const fv_form_question *q, yajl_val v, size_t level, vctx *c, char *buf,
+                                size_t len)
+{
+    if (level == q->nchain) {
+        if (unanswered(v)) return q->required ? "required" : NULL;
+        if (q->type == FV_FORM_SELECT_MULTIPLE) memset(c->seen, 0, q->nchoices);
+        return check_answer(q, v, buf, len, c->seen, c->md, c->mctx);
+    }
+    if (level > 0 && YAJL_IS_NULL(v)) return NULL; /* no instances of this inner repeat here */
+    if (!YAJL_IS_ARRAY(v))
+        return level == 0 ? "expected a list (one item per instance of its repeat)"
+                          : "expected a list (one item per instance of its inner repeat)";
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        size_t at = pos_push(c, i);
+        const char *why = check_nested(q, v->u.array.values[i], level + 1, c, buf, len);
+        if (why != NULL) return why; /* one error per question: the first bad item */
+        c->pos[at] = '\0';
+    }
+    return NULL;
+}
+
+/* The answered items of q's list v (a pattern check each). */
+static size_t answered_items(const fv_form_question *q, yajl_val v, size_t level)
+{
+    if (level == q->nchain) return unanswered(v) ? 0 : 1;
+    size_t n = 0;
+    for (size_t i = 0; i < items_of(v); i++) n += answered_items(q, v->u.array.values[i], level + 1);
+    return n;
+}
+
+/* Whether lists a and b have the same instances down `levels` repeat levels; else false with
+ * c->pos naming the list where they differ and *na, *nb its lengths. */
+static bool same_instances(yajl_val a, yajl_val b, size_t levels, vctx *c, size_t *na, size_t *nb)
+{
+    *na = items_of(a), *nb = items_of(b);
+    if (*na != *nb) return false;
+    if (levels == 1) return true;
+    for (size_t i = 0; i < *na; i++) {
+        size_t at = pos_push(c, i);
+        if (!same_instances(a->u.array.values[i], b->u.array.values[i], levels - 1, c, na, nb))
+            return false;
+        c->pos[at] = '\0';
+    }
+    return true;
+}
+
+/* Whether list v has an instance at depth `levels` (the first one's position into c->pos). */
+static bool first_instance(yajl_val v, size_t levels, vctx *c)
+{
+    for (size_t i = 0; i < items_of(v); i++) {
+        size_t at = pos_push(c, i);
+        if (levels == 1 || first_instance(v->u.array.values[i], levels - 1, c)) return true;
+        c->pos[at] = '\0';
+    }
+    return false;
+}
+
+/* Stores "#<pos>: why" (or why) as q's reason in *slot (owned; NULL when memory runs out: the
+ * caller then records OOM). */
+static void set_reason(char **slot, const char *pos, const char *why)
+{
+    size_t n = strlen(why) + strlen(pos) + 4;
+    *slot = malloc(n);
+    if (*slot == NULL) return;
+    if (pos[0]) snprintf(*slot, n, "#%s: %s", pos, why);
+    else snprintf(*slot, n, "%s", why);
+}
+
+/* The repeats' own rules, once each answer is checked: every question of one repeat answers
+ * the same instances (the first present one of the definition is the reference); a required
+ * question left out while its repeat has instances is required in the first of them. */
+static void check_repeat_shapes(const fv_form *f, yajl_val *ans, const unsigned char *count,
+                                char **reason, bool *oom)
+{
+    size_t *ref = malloc(f->nrep * sizeof *ref);
+    if (ref == NULL) {
+        *oom = true;
+        return;
+    }
+    for (size_t r = 0; r < f->nrep; r++) ref[r] = SIZE_MAX;
+    vctx c;
+    for (size_t i = 0; i < f->nq; i++) {
+        const fv_form_question *q = &f->q[i];
+        if (q->nchain == 0 || count[i] != 1 || reason[i] != NULL || unanswered(ans[i])) continue;
+        for (size_t k = 0; k < q->nchain; k++) {
+            size_t r = q->chain[k];
+            if (ref[r] == SIZE_MAX) {
+                ref[r] = i;
+                continue;
+            }
+            size_t here, there;
+            c.pos[0] = '\0';
+            if (same_instances(ans[i], ans[ref[r]], k + 1, &c, &here, &there)) continue;
+            char why[2 * FV_FORM_MAX_PATH_LEN + 96];
+            snprintf(why, sizeof why, "%zu instances of the repeat %s here, %zu in %s", here,
+                     f->repeats[r], there, f->q[ref[r]].name);
+            set_reason(&reason[i], c.pos, why);
+            if (reason[i] == NULL) *oom = true;
+            break;
+        }
+    }
+    for (size_t i = 0; i < f->nq; i++) {
+        const fv_form_question *q = &f->q[i];
+        if (q->nchain == 0 || !q->required || count[i] > 1 || reason[i] != NULL || !unanswered(ans[i]))
+            continue;
+        size_t r = q->chain[q->nchain - 1], from = ref[r];
+        c.pos[0] = '\0';
+        if (from == SIZE_MAX || !first_instance(ans[from], q->nchain, &c)) continue;
+        set_reason(&reason[i], c.pos, "required");
+        if (reason[i] == NULL) *oom = true;
+    }
+    free(ref);
+}
+
 size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
 {
     size_t before = errs->n + errs->dropped;
@@ -775,14 +978,14 @@ size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
         fv_form_errors_add(errs, "", "expected an object");
         return errs->n + errs->dropped - before;
     }
-    /* Scratch, freed below: the answer to each question, how often it was given, and the
-     * selections seen for one select_multiple. */
+    /* Scratch, freed below: the answer to each question, how often it was given, the selections
+     * seen for one select_multiple, and each question's reason. */
     yajl_val *ans = calloc(f->nq ? f->nq : 1, sizeof *ans);
     unsigned char *count = calloc(f->nq ? f->nq : 1, 1);
     unsigned char *seen = malloc(f->max_choices ? f->max_choices : 1);
-    pcre2_match_data *md = NULL;
-    pcre2_match_context *mctx = NULL;
-    if (ans == NULL || count == NULL || seen == NULL) {
+    char **reason = calloc(f->nq ? f->nq : 1, sizeof *reason);
+    vctx c = {.seen = seen};
+    if (ans == NULL || count == NULL || seen == NULL || reason == NULL) {
         fv_form_errors_add(errs, "", OOM);
         goto out;
     }
@@ -797,37 +1000,49 @@ size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
         if (count[i] < 2) count[i]++;
     }
     /* The budget of pattern checks is shared by the answers that will be checked (each question
-     * once), so all the checks of one submission together stay under FV_FORM_PATTERN_BUDGET. */
+     * once, each answered item of a repeat question once), so all the checks of one submission
+     * together stay under FV_FORM_PATTERN_BUDGET. */
     size_t nchecks = 0;
     for (size_t i = 0; i < f->nq; i++)
-        if (f->q[i].re != NULL && count[i] == 1 && !unanswered(ans[i])) nchecks++;
+        if (f->q[i].re != NULL && count[i] == 1 && !unanswered(ans[i]))
+            nchecks += f->q[i].nchain ? answered_items(&f->q[i], ans[i], 0) : 1;
     if (nchecks > 0) {
         size_t per = FV_FORM_PATTERN_BUDGET / nchecks;
         if (per > FV_FORM_PATTERN_MATCH_LIMIT) per = FV_FORM_PATTERN_MATCH_LIMIT;
         if (per < 1) per = 1;
         /* One match block for every check (its backtracking frames grow to the heap limit at
          * most); both freed below. */
-        md = pcre2_match_data_create(1, NULL);
-        mctx = pcre2_match_context_create(NULL);
-        if (md != NULL && mctx != NULL) {
-            pcre2_set_match_limit(mctx, (uint32_t)per);
-            pcre2_set_depth_limit(mctx, FV_FORM_PATTERN_DEPTH_LIMIT);
-            pcre2_set_heap_limit(mctx, FV_FORM_PATTERN_HEAP_KIB);
+        c.md = pcre2_match_data_create(1, NULL);
+        c.mctx = pcre2_match_context_create(NULL);
+        if (c.md != NULL && c.mctx != NULL) {
+            pcre2_set_match_limit(c.mctx, (uint32_t)per);
+            pcre2_set_depth_limit(c.mctx, FV_FORM_PATTERN_DEPTH_LIMIT);
+            pcre2_set_heap_limit(c.mctx, FV_FORM_PATTERN_HEAP_KIB);
         } /* else each check answers "out of memory": refused, never accepted unchecked */
     }
     /* At most one error per question, in definition order. */
+    bool oom = false;
     for (size_t i = 0; i < f->nq; i++) {
         const fv_form_question *q = &f->q[i];
         char buf[96];
         const char *why = NULL;
+        c.pos[0] = '\0';
         if (count[i] > 1) why = "duplicate answer";
+        else if (q->nchain > 0)
+            why = unanswered(ans[i]) ? NULL : check_nested(q, ans[i], 0, &c, buf, sizeof buf);
         else if (unanswered(ans[i])) why = q->required ? "required" : NULL;
         else {
             if (q->type == FV_FORM_SELECT_MULTIPLE) memset(seen, 0, q->nchoices);
-            why = check_answer(q, ans[i], buf, sizeof buf, seen, md, mctx);
+            why = check_answer(q, ans[i], buf, sizeof buf, seen, c.md, c.mctx);
         }
-        if (why != NULL) fv_form_errors_add(errs, q->name, why);
+        if (why == NULL) continue;
+        set_reason(&reason[i], c.pos, why);
+        if (reason[i] == NULL) oom = true;
     }
+    if (f->nrep > 0) check_repeat_shapes(f, ans, count, reason, &oom);
+    for (size_t i = 0; i < f->nq; i++)
+        if (reason[i] != NULL) fv_form_errors_add(errs, f->q[i].name, reason[i]);
+    if (oom) fv_form_errors_add(errs, "", OOM);
     /* Then unknown keys, which may repeat (fields stay unique) and are listed up to a limit,
      * after which one summary error under "" stands for the rest. */
     size_t listed = 0, examined = 0, ufirst = errs->n;
@@ -846,11 +1061,13 @@ size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs)
         listed++;
     }
 out:
+    for (size_t i = 0; reason != NULL && i < f->nq; i++) free(reason[i]);
+    free(reason);
     free(ans);
     free(count);
     free(seen);
-    pcre2_match_data_free(md); /* NULL is fine */
-    pcre2_match_context_free(mctx);
+    pcre2_match_data_free(c.md); /* NULL is fine */
+    pcre2_match_context_free(c.mctx);
     return errs->n + errs->dropped - before;
 }
 

@@ -86,7 +86,13 @@ bool fv_form_errors_pattern_too_complex(const fv_form_errors *e);
 /* Validates an answers object (borrowed) against f. Returns the number of errors found and added
  * to errs (0 = valid); every bad field is reported, at most one error per question, in definition
  * order, then unknown keys. data not an object gives one error with field "". Null, absent, "" and
- * [] all mean "not answered". Never returns 0 for data it could not check (e.g. out of memory). */
+ * [] all mean "not answered". Never returns 0 for data it could not check (e.g. out of memory).
+ * A question inside repeats (its name below a path some question declares as xform.repeat, as an
+ * XForm's derived definition does) is answered by a list, one item per instance of the outermost
+ * repeat, lists of lists inside nested ones (fv_instance.h); each item is checked as an answer
+ * (required in every instance), the first bad one reported with its position ("#2: ...",
+ * "#1.3: ..."); the questions of one repeat must answer the same instances; a required one left
+ * out while its repeat has instances (as another question shows) is "#<first>: required". */
 size_t fv_form_validate(const fv_form *f, yajl_val data, fv_form_errors *errs);
 
 size_t fv_form_question_count(const fv_form *f);

@@ -493,57 +493,9 @@ static bool repeat_has_instances(parser *b, const question *q)
 
 /* ---- validation ---- */
 
-static void drop_error(fv_form_errors *e, size_t i)
-{
-    free(e->items[i].field);
-    free(e->items[i].reason);
-    memmove(&e->items[i], &e->items[i + 1], (e->n - i - 1) * sizeof e->items[0]);
-    e->n--;
-}
-
-/* Validates the items of a repeat question's nested list v (borrowed) one by one. */
-static bool check_items(const fv_form *form, const char *name, yajl_val v, char *pos, size_t plen,
-                        fv_form_errors *errs)
-{
-    if (!YAJL_IS_ARRAY(v)) {
-        if (YAJL_IS_NULL(v)) return true;
-        char *key = (char *)name;
-        yajl_val one_v[1] = {v};
-        const char *one_k[1] = {key};
-        struct yajl_val_s obj;
-        memset(&obj, 0, sizeof obj);
-        obj.type = yajl_t_object;
-        obj.u.object.keys = one_k;
-        obj.u.object.values = one_v;
-        obj.u.object.len = 1;
-        fv_form_errors tmp;
-        fv_form_errors_init(&tmp);
-        fv_form_validate(form, &obj, &tmp);
-        const char *why = fv_form_errors_get(&tmp, name);
-        bool ok = true;
-        if (why) {
-            char reason[512];
-            snprintf(reason, sizeof reason, "#%s: %s", pos + 1, why);
-            fv_form_errors_add(errs, name, reason);
-            ok = false;
-        }
-        fv_form_errors_free(&tmp);
-        return ok;
-    }
-    size_t at = strlen(pos);
-    for (size_t i = 0; i < v->u.array.len; i++) {
-        snprintf(pos + at, plen - at, ".%zu", i + 1);
-        if (!check_items(form, name, v->u.array.values[i], pos, plen, errs)) {
-            pos[at] = '\0';
-            return false; /* one error per field */
-        }
-    }
-    pos[at] = '\0';
-    return true;
-}
-
-static size_t validate(parser *b, const fv_form *form, const char *json, size_t len,
-                       fv_form_errors *errs)
+/* The answers (json, len bytes) checked by fv_form_validate, which knows the repeats (a repeat
+ * question's list item by item, its instances against its siblings'); the number of problems. */
+static size_t validate(const fv_form *form, const char *json, size_t len, fv_form_errors *errs)
 {
     fv_json_error je;
     yajl_val tree = fv_json_parse_n(json, len, &je);
@@ -551,45 +503,9 @@ static size_t validate(parser *b, const fv_form *form, const char *json, size_t 
         fv_form_errors_add(errs, "", "the answers cannot be read back");
         return 1;
     }
-    size_t n = tree->u.object.len, k = 0;
-    const char **keys = calloc(n ? n : 1, sizeof *keys);
-    yajl_val *vals = calloc(n ? n : 1, sizeof *vals);
-    bool *rep = calloc(n ? n : 1, sizeof *rep);
-    size_t before = errs->n;
-    if (!keys || !vals || !rep) {
-        fv_form_errors_add(errs, "", "out of memory");
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            long qi = find_question(b, tree->u.object.keys[i], strlen(tree->u.object.keys[i]));
-            rep[i] = qi >= 0 && b->qs[qi].nchain > 0;
-            if (rep[i]) continue;
-            keys[k] = tree->u.object.keys[i];
-            vals[k++] = tree->u.object.values[i];
-        }
-        struct yajl_val_s flat;
-        memset(&flat, 0, sizeof flat);
-        flat.type = yajl_t_object;
-        flat.u.object.keys = keys;
-        flat.u.object.values = vals;
-        flat.u.object.len = k;
-        fv_form_validate(form, &flat, errs);
-        /* the repeat questions were left out: their "required" is not this object's */
-        for (size_t i = before; i < errs->n;) {
-            long qi = find_question(b, errs->items[i].field, strlen(errs->items[i].field));
-            if (qi >= 0 && b->qs[qi].nchain > 0) drop_error(errs, i);
-            else i++;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (!rep[i]) continue;
-            char pos[FV_INSTANCE_MAX_DEPTH * 12 + 2] = "";
-            check_items(form, tree->u.object.keys[i], tree->u.object.values[i], pos, sizeof pos, errs);
-        }
-    }
-    free(keys);
-    free(vals);
-    free(rep);
+    size_t n = fv_form_validate(form, tree, errs);
     yajl_tree_free(tree);
-    return errs->n - before;
+    return n;
 }
 
 /* ---- the definition ---- */
@@ -718,7 +634,7 @@ int fv_instance_parse(const char *xml, size_t len, yajl_val definition, const fv
         snprintf(why, whylen, "out of memory");
         goto done;
     }
-    rc = (int)validate(&b, form, out->data, dlen, errs);
+    rc = (int)validate(form, out->data, dlen, errs);
 done:
     fv_jgen_free(j);
     parser_free(&b);

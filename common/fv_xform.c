@@ -641,6 +641,28 @@ static bool is_true(const char *xp)
     return xp && (strcmp(xp, "true()") == 0 || strcmp(xp, "true") == 0);
 }
 
+/* Whether the field at abs may be not relevant: its bind, or the bind of a group or repeat
+ * above it, has a relevant expression other than true(). The server does not evaluate XPath, so
+ * such a field is never required here (a client leaves it empty when it is not relevant: ODK
+ * Collect sends the empty element, and refusing that would keep the submission on the phone). */
+static bool maybe_irrelevant(const fv_xform *x, const field *f)
+{
+    const char *rel = f->bind ? attr(f->bind, "relevant") : NULL;
+    if (rel && !is_true(rel)) return true;
+    char prefix[512];
+    size_t root = strlen(x->root ? x->root : "") + 1; /* "/data" */
+    for (const char *slash = strchr(f->abs + root, '/'); slash; slash = strchr(slash + 1, '/')) {
+        size_t len = (size_t)(slash - f->abs);
+        if (len >= sizeof prefix) break;
+        memcpy(prefix, f->abs, len);
+        prefix[len] = '\0';
+        const node *b = find_bind(x, prefix);
+        rel = b ? attr(b, "relevant") : NULL;
+        if (rel && !is_true(rel)) return true;
+    }
+    return false;
+}
+
 /* Emits the inline items or the itemset's items of a select control as "choices". */
 static void emit_choices(fv_jgen *j, const fv_xform *x, const node *ctl)
 {
@@ -743,7 +765,7 @@ char *fv_xform_definition(const fv_xform *x)
         char *label = f->ctl ? label_text(x, child(f->ctl, "label")) : NULL;
         if (label && *label) emit_kept(j, "label", label);
         free(label);
-        if (is_true(req) && strcmp(ft, "note") != 0) {
+        if (is_true(req) && strcmp(ft, "note") != 0 && !maybe_irrelevant(x, f)) {
             fv_jgen_key(j, "required");
             fv_jgen_bool(j, true);
         }

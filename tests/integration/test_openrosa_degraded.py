@@ -142,6 +142,52 @@ def test_redis_down_spools_then_replays(od):
                60, what="spools empty")
 
 
+def test_repeats_pg_down_202_then_stored(od):
+    """An instance with repeats while PostgreSQL is down, from an enumerator whose right nobody has
+    looked up here: 202 unverified, and the worker, which checks an unverified entry's answers
+    against the form again, stores it (its repeat questions as lists, which the form's validation
+    takes; once it quarantined them as "expected text")."""
+    c, inst = od.c, od.inst
+    wait_until(lambda: inst.readyz().get("status") == "ready", 60, what="ready before the test")
+    org = od.owner.api.get(f"/v1/surveys/{od.dep['survey_id']}").json()["org_id"]
+    e2 = User(c, "ord e2")
+    add_plain_member(c, org, e2.id)
+    s = ok(od.owner.api.post("/v1/surveys", json={"org_id": org, "name": "rep",
+                                                  "xform": (FIXTURES / "forms/withrepeat.xml").read_text()}), 201)
+    dep = ok(od.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "rep", "roles": {"enumerators": [{"type": "user", "id": od.enum.id},
+                                                 {"type": "user", "id": e2.id}]}}), 201)
+    two = (FIXTURES / "instances/withrepeat/two.xml").read_bytes()
+
+    def one(label):
+        return two.replace(b">rtwo<", f">uuid:{iid_uuid(label)}<".encode())
+    assert inst.submit(dep, one("rep-warm")).status_code == 201  # the deployment's form cached here
+    # e2's key known here, its right to submit never looked up
+    wait_until(lambda: inst.s.get(f"https://127.0.0.1:{inst.port}/v1/me", timeout=30,
+                                  headers={"Authorization": f"Bearer {e2.key}"}).status_code == 200,
+               30, what="e2's key known here")
+    pg_stop_immediate(c)
+    try:
+        wait_until(lambda: inst.readyz().get("db") == "down", 60, what="/readyz db: down")
+        files = [("xml_submission_file", ("submission.xml", one("rep-pgdown"), "text/xml"))]
+        r = inst.s.post(f"https://127.0.0.1:{inst.port}/v1/openrosa/deployments/{dep['id']}/submission",
+                        files=files, timeout=30,
+                        headers={"Authorization": f"Bearer {e2.key}", "X-OpenRosa-Version": "1.0"})
+        assert r.status_code == 202, r.text
+    finally:
+        pg_start(c)
+    rid = iid_uuid("rep-pgdown")
+    c.wait_drained(120)
+    wait_until(lambda: stored_row(c, rid) + c.psql("SELECT count(*) FROM quarantine WHERE id = %s", rid)[0][0] == 1,
+               90, what="the queued instance with repeats written or quarantined")
+    assert c.psql("SELECT reason FROM quarantine WHERE id = %s", rid) == []
+    assert stored_row(c, rid) == 1
+    wait_until(lambda: od.owner.api.get(f"/v1/responses/{rid}").status_code == 200, 60, what="readable")
+    d = od.owner.api.get(f"/v1/responses/{rid}").json()["data"]
+    assert d["children/child/name"] == ["Billy", "Blaine"] and d["children/child/age"] == [4, 6]
+    e2.close()
+
+
 def test_encrypted_pg_down_202_then_stored(od):
     """An encrypted submission as ODK Collect sends it, PostgreSQL stopped: 202, then stored as
     the envelope with the manifest as its XML once PostgreSQL is back."""

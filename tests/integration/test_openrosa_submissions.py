@@ -410,6 +410,146 @@ def test_attachment_names_refused(ow, name, why):
     assert ow.c.psql("SELECT count(*) FROM response_attachments WHERE name LIKE 'nul%%'")[0][0] == 0
 
 
+# ---- repeats: edits through the JSON API, and their inner questions checked ----
+
+def patch(w, rid, data, who=None):
+    return (who or w.owner).api.patch(f"/v1/responses/{rid}", json={"data": data})
+
+
+@needs_fixtures
+@pytest.mark.parametrize("form,inst", [("withrepeat", "two"), ("doubleRepeat", "double"), ("groupRepeat", "one")])
+def test_patch_of_a_response_with_repeats(ow, form, inst):
+    """A response stored from an instance with repeats (its repeat questions as lists, nested for
+    nested repeats) takes a JSON PATCH: the same answers back, an answer inside a repeat changed, an
+    item added to every question of a repeat; a repeat answer of the wrong shape is 422 naming it."""
+    import copy
+    import re
+    s, dep = deploy(ow, form)
+    xml = (FIXTURES / "instances" / form / f"{inst}.xml").read_bytes()
+    iid = re.search(rb"instanceID>([^<]*)<", xml).group(1).decode().strip()
+    import uuid
+    iid2 = f"uuid:{uuid.uuid4()}" if iid.startswith("uuid:") else iid + "-patched"
+    xml = xml.replace(f">{iid}<".encode(), f">{iid2}<".encode())
+    rid = response_id(dep, iid2)
+    envelope(submit(ow.enum.api, dep, xml), 201)
+    got = stored(ow, rid)
+    data = got["data"]
+    reps = {k: v for k, v in data.items() if isinstance(v, list)}
+    assert reps, data
+    # the same answers back: 200, a new version
+    r = patch(ow, rid, data)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == data and r.json()["version"] == got["version"] + 1
+    # one answer inside a repeat changed
+    def last_leaf_list(v):
+        while v and isinstance(v[-1], list):
+            v = v[-1]
+        return v
+    key = next(k for k in sorted(reps) if isinstance((last_leaf_list(reps[k]) or [None])[-1], str))
+    edited = copy.deepcopy(data)
+    last_leaf_list(edited[key])[-1] = "edited inside the repeat"
+    r = patch(ow, rid, edited)
+    assert r.status_code == 200, r.text
+    assert stored(ow, rid)["data"] == edited
+    hist = ok(ow.owner.api.get(f"/v1/responses/{rid}/history"))["items"]
+    assert [h["version"] for h in hist] == [1, 2, 3] and hist[-1]["state"]["data"] == edited
+    # one more instance of the outermost repeat, in every question of it
+    grown = copy.deepcopy(edited)
+    for k, v in grown.items():
+        if isinstance(v, list):
+            v.append([] if v and isinstance(v[0], list) else None)
+    r = patch(ow, rid, grown)
+    assert r.status_code == 200, r.text
+    # wrong shapes: a repeat question answered by a bare value, or a list where items are expected
+    bare = dict(edited, **{key: "not a list"})
+    r = patch(ow, rid, bare)
+    err = denied(r, 422, "validation_failed")
+    assert key in err["fields"], err
+    assert stored(ow, rid)["data"] == grown
+
+
+REQUIRED_REPEAT = """<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" xmlns:jr="http://openrosa.org/javarosa">
+<h:head><h:title>required in a repeat</h:title><model>
+<instance><data id="reqrep" version="1"><meta><instanceID/></meta><hh/>
+<member jr:template=""><mname/><mage/><mwhy/><pet jr:template=""><pname/></pet></member></data></instance>
+<bind nodeset="/data/meta/instanceID" type="string" readonly="true()" jr:preload="uid"/>
+<bind nodeset="/data/hh" type="string" required="true()"/>
+<bind nodeset="/data/member/mname" type="string" required="true()"/>
+<bind nodeset="/data/member/mage" type="int"/>
+<bind nodeset="/data/member/mwhy" type="string" required="true()" relevant="../mage &gt; 17"/>
+<bind nodeset="/data/member/pet/pname" type="string" required="true()"/>
+</model></h:head>
+<h:body>
+<input ref="/data/hh"><label>household</label></input>
+<group ref="/data/member"><label>member</label><repeat nodeset="/data/member">
+<input ref="/data/member/mname"><label>name</label></input>
+<input ref="/data/member/mage"><label>age</label></input>
+<input ref="/data/member/mwhy"><label>why (adults)</label></input>
+<group ref="/data/member/pet"><label>pet</label><repeat nodeset="/data/member/pet">
+<input ref="/data/member/pet/pname"><label>pet name</label></input></repeat></group>
+</repeat></group>
+</h:body></h:html>"""
+
+
+def reqrep_instance(n, members):
+    out = f'<data id="reqrep" version="1"><meta><instanceID>uuid:{n}</instanceID></meta><hh>home</hh>'
+    for name, age, pets in members:
+        out += f"<member><mname>{name}</mname><mage>{age}</mage><mwhy/>"
+        out += "".join(f"<pet><pname>{p}</pname></pet>" for p in pets) + "</member>"
+    return (out + "</data>").encode()
+
+
+def test_required_and_types_inside_repeats_are_checked(ow):
+    """A required question inside a repeat must be answered in every instance of it (on
+    submission and on edit); its items are typed and checked one by one, reported by position."""
+    s = ok(ow.owner.api.post("/v1/surveys", json={"org_id": ow.org["id"], "name": "reqrep",
+                                                  "xform": REQUIRED_REPEAT}), 201)
+    dep = ok(ow.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "reqrep", "roles": {"enumerators": [{"type": "user", "id": ow.enum.id}]}}), 201)
+    q = {x["name"]: x for x in s["definition"]["questions"]}
+    assert q["member/mname"]["required"] is True and q["member/mname"]["xform"]["repeat"] == "member"
+    # required only when relevant: the server evaluates no XPath, so it does not require it (the
+    # adult's empty <mwhy/> below is taken); the clients keep the rule
+    assert "required" not in q["member/mwhy"] and q["member/mwhy"]["xform"]["required"] == "true()"
+    good = "6d1f3a2e-0000-4000-8000-000000000001"
+    envelope(submit(ow.enum.api, dep, reqrep_instance(good, [("Ann", 30, ["Rex"]), ("Bo", 4, [])])), 201)
+    d = stored(ow, good)["data"]
+    assert d["member/mname"] == ["Ann", "Bo"] and d["member/mage"] == [30, 4]
+    assert d["member/pet/pname"] == [["Rex"], []]
+    # no member at all: nothing inside the repeat is required
+    none = "6d1f3a2e-0000-4000-8000-000000000002"
+    envelope(submit(ow.enum.api, dep, reqrep_instance(none, [])), 201)
+    # the second member without a name, the first member's second pet without one, an age "old"
+    bad = "6d1f3a2e-0000-4000-8000-000000000003"
+    msg = envelope(submit(ow.enum.api, dep, reqrep_instance(bad, [("Ann", "old", ["Rex", ""]), ("", 4, [])])), 422)
+    assert "member/mname: #2: required" in msg, msg
+    assert "member/pet/pname: #1.2: required" in msg, msg
+    assert "member/mage: #1: expected integer" in msg, msg
+    assert stored(ow, bad) is None
+    # edits: the same rules through PATCH
+    r = patch(ow, good, dict(d, **{"member/mname": ["Ann", None]}))
+    err = denied(r, 422, "validation_failed")
+    assert err["fields"]["member/mname"] == "#2: required", err
+    r = patch(ow, good, dict(d, **{"member/pet/pname": [["Rex", ""], []]}))
+    assert denied(r, 422, "validation_failed")["fields"]["member/pet/pname"] == "#1.2: required"
+    r = patch(ow, good, dict(d, **{"member/mage": [30, "four"]}))
+    assert denied(r, 422, "validation_failed")["fields"]["member/mage"] == "#2: expected integer"
+    # the questions of one repeat must agree on how many instances it has
+    r = patch(ow, good, dict(d, **{"member/mage": [30, 4, 5]}))
+    assert "member/mage" in denied(r, 422, "validation_failed")["fields"]
+    r = patch(ow, good, dict(d, **{"member/pet/pname": [["Rex"]]}))
+    assert "member/pet/pname" in denied(r, 422, "validation_failed")["fields"]
+    # a required repeat question left out while its repeat has instances: required
+    partial = {k: v for k, v in d.items() if k != "member/mname"}
+    r = patch(ow, good, partial)
+    assert denied(r, 422, "validation_failed")["fields"]["member/mname"] == "#1: required"
+    # and a good edit inside the repeat
+    ok_edit = dict(d, **{"member/mname": ["Ann", "Bob"], "member/pet/pname": [["Rex", "Tom"], []]})
+    r = patch(ow, good, ok_edit)
+    assert r.status_code == 200, r.text
+    assert stored(ow, good)["data"] == ok_edit
+
+
 # ---- status codes as ODK Central's suite asserts them ----
 
 @needs_fixtures

@@ -652,6 +652,156 @@ static void test_validate_unknown_and_duplicate_keys(void **state)
     fv_form_free(f);
 }
 
+/* ---- repeats (an XForm's derived definition: xform.repeat) ---------------------------------- */
+
+#define REPEATS                                                                                                    \
+    "{\"questions\": ["                                                                                            \
+    "{\"name\": \"hh\", \"type\": \"text\", \"required\": true},"                                                  \
+    "{\"name\": \"m/name\", \"type\": \"text\", \"required\": true, \"xform\": {\"repeat\": \"m\"}},"              \
+    "{\"name\": \"m/age\", \"type\": \"integer\", \"constraint\": {\"min\": 0},"                                   \
+    " \"xform\": {\"repeat\": \"m\"}},"                                                                            \
+    "{\"name\": \"m/ok\", \"type\": \"select_one\", \"choices\": [\"y\", \"n\"], \"xform\": {\"repeat\": \"m\"}}," \
+    "{\"name\": \"m/p/pet\", \"type\": \"text\", \"required\": true, \"constraint\": {\"pattern\": \"[a-z]+\"},"   \
+    " \"xform\": {\"repeat\": \"m/p\"}},"                                                                          \
+    "{\"name\": \"g/x\", \"type\": \"integer\", \"xform\": {\"repeat\": 7}}"                                       \
+    "]}"
+
+/* Validates data against REPEATS: the number of errors; e holds them. */
+static size_t check_repeats(const char *data, fv_form_errors *e)
+{
+    fv_form *f = compile_ok(REPEATS);
+    fv_form_errors_init(e);
+    size_t n = check(f, data, e);
+    fv_form_free(f);
+    return n;
+}
+
+static void expect_one(const char *data, const char *field, const char *reason)
+{
+    fv_form_errors e;
+    size_t n = check_repeats(data, &e);
+    if (n != 1)
+        fail_msg("%s: %zu errors, expected 1 (%s: %s)", data, n, n ? e.items[0].field : "",
+                 n ? e.items[0].reason : "");
+    assert_string_equal(e.items[0].field, field);
+    if (strcmp(e.items[0].reason, reason) != 0)
+        fail_msg("%s: reason \"%s\", expected \"%s\"", data, e.items[0].reason, reason);
+    fv_form_errors_free(&e);
+}
+
+static void expect_valid(const char *data)
+{
+    fv_form_errors e;
+    if (check_repeats(data, &e) != 0)
+        fail_msg("%s refused: %s: %s", data, e.items[0].field, e.items[0].reason);
+    fv_form_errors_free(&e);
+}
+
+static void test_validate_repeats(void **state)
+{
+    (void)state;
+    /* lists, one item per instance; nested lists for the nested repeat; null items unanswered */
+    expect_valid("{\"hh\": \"h\"}");
+    expect_valid("{\"hh\": \"h\", \"m/name\": [], \"m/p/pet\": []}");
+    expect_valid(
+        "{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/age\": [3, null], \"m/ok\": [null, \"y\"],"
+        " \"m/p/pet\": [[\"rex\"], []]}");
+    expect_valid("{\"hh\": \"h\", \"m/name\": [\"a\"], \"m/p/pet\": [null]}"); /* no inner instance */
+    /* a question outside every repeat is unchanged; xform.repeat that is not a string is ignored */
+    expect_valid("{\"hh\": \"h\", \"g/x\": 5}");
+    expect_one("{\"hh\": \"h\", \"g/x\": [5]}", "g/x", "expected integer");
+    /* items checked one by one, the first bad one reported by position */
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/age\": [3, \"x\"]}", "m/age",
+               "#2: expected integer");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/age\": [3, -1]}", "m/age",
+               "#2: must be at least 0");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\"], \"m/ok\": [\"q\"]}", "m/ok",
+               "#1: not one of the choices");
+    expect_one(
+        "{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/p/pet\": [[\"rex\"], [\"ok\", \"BAD\"]]}",
+        "m/p/pet", "#2.2: does not match pattern");
+    /* required in every instance */
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", null]}", "m/name", "#2: required");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", \"\"]}", "m/name", "#2: required");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/p/pet\": [[], [\"rex\", null]]}",
+               "m/p/pet", "#2.2: required");
+    /* left out while its repeat has instances: required in the first */
+    expect_one("{\"hh\": \"h\", \"m/age\": [1, 2]}", "m/name", "#1: required");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\"], \"m/age\": [1], \"m/p/pet\": [[null]]}", "m/p/pet",
+               "#1.1: required");
+    /* shapes: not a list, a list where an item is expected, instances that disagree */
+    expect_one("{\"hh\": \"h\", \"m/name\": \"a\"}", "m/name",
+               "expected a list (one item per instance of its repeat)");
+    expect_one("{\"hh\": \"h\", \"m/name\": [[\"a\"]]}", "m/name", "#1: expected text");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\"], \"m/p/pet\": [\"rex\"]}", "m/p/pet",
+               "#1: expected a list (one item per instance of its inner repeat)");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/age\": [1, 2, 3]}", "m/age",
+               "3 instances of the repeat m here, 2 in m/name");
+    expect_one("{\"hh\": \"h\", \"m/name\": [\"a\", \"b\"], \"m/p/pet\": [[\"rex\"]]}", "m/p/pet",
+               "1 instances of the repeat m here, 2 in m/name");
+    /* every error at once, in definition order */
+    fv_form_errors e;
+    assert_int_equal(check_repeats("{\"m/name\": [null], \"m/age\": [\"x\"], \"m/p/pet\": 1}", &e), 4);
+    assert_string_equal(e.items[0].field, "hh");
+    assert_string_equal(e.items[1].field, "m/name");
+    assert_string_equal(e.items[2].field, "m/age");
+    assert_string_equal(e.items[3].field, "m/p/pet");
+    fv_form_errors_free(&e);
+}
+
+/* The definitions' repeats from the attacker's side: deep nesting of repeats, a repeat path that
+ * is the question itself or no prefix of it, and thousands of items share the pattern budget. */
+static void test_validate_repeats_hostile(void **state)
+{
+    (void)state;
+    /* 40 nested repeats r/r/r/...; the question 40 levels down */
+    char def[8192], path[256] = "r", data[4096];
+    size_t n = (size_t)snprintf(def, sizeof def, "{\"questions\": [");
+    for (int i = 0; i < 40; i++) {
+        n += (size_t)snprintf(def + n, sizeof def - n,
+                              "{\"name\": \"%s/x%d\", \"type\": \"text\","
+                              " \"xform\": {\"repeat\": \"%s\"}},",
+                              path, i, path);
+        strcat(path, "/r");
+    }
+    n += (size_t)snprintf(
+        def + n, sizeof def - n,
+        "{\"name\": \"self\", \"type\": \"text\", \"xform\": {\"repeat\": "
+        "\"self\"}}, {\"name\": \"a/b\", \"type\": \"text\", \"xform\": {\"repeat\": \"zz\"}}]}");
+    fv_form *f = compile_ok(def);
+    fv_form_errors e;
+    fv_form_errors_init(&e);
+    /* "self" is not inside its own repeat; "a/b" is inside no repeat of its own path */
+    assert_int_equal(check(f, "{\"self\": \"t\", \"a/b\": \"t\"}", &e), 0);
+    /* the deepest question: 40 levels of lists, a bad item at the bottom */
+    char q[256];
+    snprintf(q, sizeof q, "%.*s/x39", (int)(strlen(path) - 2), path);
+    size_t d = (size_t)snprintf(data, sizeof data, "{\"%s\": ", q);
+    for (int i = 0; i < 40; i++) data[d++] = '[';
+    d += (size_t)snprintf(data + d, sizeof data - d, "1");
+    for (int i = 0; i < 40; i++) data[d++] = ']';
+    snprintf(data + d, sizeof data - d, "}");
+    assert_int_equal(check(f, data, &e), 1);
+    assert_non_null(strstr(e.items[0].reason, "#1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1"));
+    assert_non_null(strstr(e.items[0].reason, ": expected text"));
+    fv_form_errors_free(&e);
+    fv_form_free(f);
+    /* 3000 items of a pattern question: checked, never more PCRE2 work than the budget */
+    f = compile_ok(REPEATS);
+    static char big[40000];
+    d = (size_t)snprintf(big, sizeof big, "{\"hh\": \"h\", \"m/name\": [");
+    for (int i = 0; i < 3000; i++)
+        d += (size_t)snprintf(big + d, sizeof big - d, "%s\"n\"", i ? "," : "");
+    d += (size_t)snprintf(big + d, sizeof big - d, "], \"m/p/pet\": [");
+    for (int i = 0; i < 3000; i++)
+        d += (size_t)snprintf(big + d, sizeof big - d, "%s[\"rex\"]", i ? "," : "");
+    snprintf(big + d, sizeof big - d, "]}");
+    fv_form_errors_init(&e);
+    assert_int_equal(check(f, big, &e), 0);
+    fv_form_errors_free(&e);
+    fv_form_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +822,8 @@ int main(void)
         cmocka_unit_test(test_validate_several_errors_at_once),
         cmocka_unit_test(test_validate_optional_null_and_note),
         cmocka_unit_test(test_validate_unknown_and_duplicate_keys),
+        cmocka_unit_test(test_validate_repeats),
+        cmocka_unit_test(test_validate_repeats_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,6 +186,47 @@ static void derived_questions(void **state)
     yajl_tree_free(d);
 }
 
+/* required="true()" makes a question required on the server only when it is always relevant:
+ * a relevant expression on its bind or on a group or repeat above it (not true()) leaves it
+ * optional here, as the server evaluates no XPath and a client sends it empty when irrelevant. */
+static const char relevance_form[] =
+    "<h:html xmlns=\"http://www.w3.org/2002/xforms\" xmlns:h=\"http://www.w3.org/1999/xhtml\" "
+    "xmlns:jr=\"http://openrosa.org/javarosa\"><h:head><h:title>R</h:title><model>"
+    "<instance><data id=\"rel\" version=\"1\"><a/><b/><c/><g><d/></g><r jr:template=\"\"><e/><f/></r>"
+    "<meta><instanceID/></meta></data></instance>"
+    "<bind nodeset=\"/data/a\" type=\"string\" required=\"true()\"/>"
+    "<bind nodeset=\"/data/b\" type=\"string\" required=\"true()\" relevant=\"/data/a = 'y'\"/>"
+    "<bind nodeset=\"/data/c\" type=\"string\" required=\"true()\" relevant=\"true()\"/>"
+    "<bind nodeset=\"/data/g\" relevant=\"/data/a = 'y'\"/>"
+    "<bind nodeset=\"/data/g/d\" type=\"string\" required=\"true()\"/>"
+    "<bind nodeset=\"/data/r\" relevant=\"/data/a = 'y'\"/>"
+    "<bind nodeset=\"/data/r/e\" type=\"string\" required=\"true()\"/>"
+    "<bind nodeset=\"/data/r/f\" type=\"int\" required=\"true()\" relevant=\"../e != ''\"/>"
+    "<bind nodeset=\"/data/meta/instanceID\" type=\"string\" readonly=\"true()\" jr:preload=\"uid\"/>"
+    "</model></h:head><h:body><input ref=\"/data/a\"/><input ref=\"/data/b\"/><input ref=\"/data/c\"/>"
+    "<group ref=\"/data/g\"><input ref=\"/data/g/d\"/></group>"
+    "<group ref=\"/data/r\"><repeat nodeset=\"/data/r\"><input ref=\"/data/r/e\"/><input ref=\"/data/r/f\"/>"
+    "</repeat></group></h:body></h:html>";
+
+static void required_only_when_always_relevant(void **state)
+{
+    (void)state;
+    yajl_val d = derive(relevance_form, strlen(relevance_form));
+    static const struct {
+        const char *name;
+        bool required;
+    } want[] = {{"a", true}, {"b", false}, {"c", true}, {"g/d", false}, {"r/e", false}, {"r/f", false}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        yajl_val q = question(d, want[i].name);
+        if (YAJL_IS_TRUE(fv_json_get(q, "required")) != want[i].required)
+            fail_msg("%s: required is %d", want[i].name, !want[i].required);
+        /* the clients' rule is kept whatever the server checks */
+        assert_string_equal(fv_json_get_str(fv_json_get(q, "xform"), "required"), "true()");
+    }
+    assert_string_equal(fv_json_get_str(fv_json_get(question(d, "r/e"), "xform"), "repeat"), "r");
+    yajl_tree_free(d);
+}
+
 /* The names, types, required flags and choices of a definition's questions, as one string. */
 static void summary(yajl_val def, char *out, size_t n)
 {
@@ -362,10 +403,10 @@ int main(void)
     if (d) closedir(d);
     else fixtures[0] = '\0';
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_fixture_imports),   cmocka_unit_test(checked_by_hand),
-        cmocka_unit_test(derived_questions),       cmocka_unit_test(generated_round_trip),
-        cmocka_unit_test(confidential_attributes), cmocka_unit_test(malicious_refused),
-        cmocka_unit_test(unsupported_named),
+        cmocka_unit_test(every_fixture_imports), cmocka_unit_test(checked_by_hand),
+        cmocka_unit_test(derived_questions),     cmocka_unit_test(required_only_when_always_relevant),
+        cmocka_unit_test(generated_round_trip),  cmocka_unit_test(confidential_attributes),
+        cmocka_unit_test(malicious_refused),     cmocka_unit_test(unsupported_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
