@@ -118,6 +118,7 @@ static const char *reason_phrase(int status)
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -189,6 +190,11 @@ void fe_reply_text(fe_req *r, int status, const char *content_type, const char *
     if (strncmp(content_type, "application/json", 16) == 0)
         evhttp_add_header(h, "Content-Disposition", "attachment; filename=\"api.json\"");
     finish(r, status, buf);
+}
+
+void fe_reply_not_modified(fe_req *r)
+{
+    finish(r, 304, NULL);
 }
 
 void fe_reply_json(fe_req *r, int status, fv_jgen *body)

@@ -13,6 +13,9 @@ fv_jgen *fe_reply_gen(fe_req *r);
 /* Sends j as r's JSON reply with status; takes ownership of j (and of r, like every reply). */
 void fe_reply_gen_send(fe_req *r, int status, fv_jgen *j);
 void fe_reply_text(fe_req *r, int status, const char *content_type, const char *body, size_t len);
+/* 304 Not Modified: the headers set so far (ETag, X-OpenRosa-Version, ...) and the common ones,
+ * no content (fe_etag.h). */
+void fe_reply_not_modified(fe_req *r);
 void fe_reply_error(fe_req *r, int status, const char *code, const char *message);
 /* An error with Retry-After: retry_after_s (at least 1); fe_reply_error's 429 and 503 say 5. */
 void fe_reply_error_retry(fe_req *r, int status, const char *code, const char *message,

@@ -291,6 +291,78 @@ def test_media_names_up_to_128_bytes(orw):
     denied(orw.owner.api.put(f"/v1/surveys/{sid}/media/x{name}", json=body), 422)
 
 
+def test_etags_and_304(orw):
+    """The form list, the form and the manifest carry a strong ETag (the MD5 of their body; the
+    form's is the form list's hash) and answer 304 without a body to an If-None-Match naming it
+    (also weakly, in a list, or *), 200 to any other; a change of the form or its media changes
+    the tag. Only those who may read get either: a viewer keeps its 403, a stranger its 404."""
+    import base64
+    import hashlib
+    import re
+    s = ok(create(orw, INLINE.format(v="etag-1"), "ETag form"), 201)
+    dep = ok(orw.owner.api.post(f"/v1/surveys/{s['id']}/deployments", json={
+        "name": "etag", "roles": {"enumerators": [{"type": "user", "id": orw.enum.id}],
+                                  "viewers": [{"type": "user", "id": orw.viewer.id}]}}), 201)
+    sid, base = s["id"], f"/v1/openrosa/deployments/{dep['id']}"
+    ns = "{http://openrosa.org/xforms/xformsList}"
+
+    def tagged(path, api=None):
+        r = or_get(api or orw.enum.api, base + path)
+        assert r.status_code == 200, r.text[:300]
+        tag = r.headers["ETag"]
+        assert re.fullmatch(r'"[0-9a-f]{32}"', tag), tag
+        return r, tag
+
+    for path in ("/formList", "/form", "/manifest"):
+        r, tag = tagged(path)
+        if path == "/form":
+            hash_ = xml_of(or_get(orw.enum.api, base + "/formList")).find(ns + "xform").find(ns + "hash").text
+            assert tag == '"' + hash_[len("md5:"):] + '"' == '"' + hashlib.md5(r.content).hexdigest() + '"'
+        else:
+            assert tag == '"' + hashlib.md5(r.content).hexdigest() + '"'
+        for inm in (tag, "W/" + tag, f'"nope", {tag}', "*"):
+            for method in ("GET", "HEAD"):
+                n = orw.enum.api.request(method, base + path, headers={"If-None-Match": inm})
+                assert n.status_code == 304 and n.content == b"", (path, inm, method, n.status_code)
+                assert n.headers["ETag"] == tag and n.headers["X-OpenRosa-Version"] == "1.0"
+                assert n.headers["Cache-Control"] == "no-store"
+                assert "Content-Length" not in n.headers or n.headers["Content-Length"] == "0"
+        for inm in ('"' + "0" * 32 + '"', tag[:-2] + '"', tag.strip('"'), "W/", tag + " junk"):
+            n = orw.enum.api.get(base + path, headers={"If-None-Match": inm})
+            assert n.status_code == 200 and n.content == r.content, (path, inm, n.status_code)
+        # no tag for those who may not read it, whatever they send
+        for who, status in ((orw.viewer, 403), (orw.stranger, 404)):
+            if path == "/formList" and who is orw.viewer:
+                continue  # a viewer's own (empty) list is its to cache
+            d = who.api.get(base + path, headers={"If-None-Match": "*"})
+            assert d.status_code == status and "ETag" not in d.headers, (path, who, d.status_code)
+    # an app user's form list names its URLs with its token: another body, another tag
+    _, list_tag = tagged("/formList")
+    au = ok(orw.owner.api.post(f"/v1/deployments/{dep['id']}/app-users", json={"name": "etag tablet"}), 201)
+    anon = orw.c.api(None)
+    key_base = f"/v1/key/{au['token']}/openrosa/deployments/{dep['id']}"
+    r = anon.get(key_base + "/formList")
+    assert r.status_code == 200 and au["token"] in r.text and r.headers["ETag"] != list_tag
+    assert anon.get(key_base + "/formList", headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
+    assert anon.get(key_base + "/formList", headers={"If-None-Match": list_tag}).status_code == 200
+    anon.close()
+    # a new media file: the form list (manifestUrl) and the manifest change, the form does not
+    _, form_tag = tagged("/form")
+    _, man_tag = tagged("/manifest")
+    ok(orw.owner.api.put(f"/v1/surveys/{sid}/media/etag.csv", json={
+        "content_type": "text/csv", "content_base64": base64.b64encode(b"x,y\n").decode()}))
+    assert or_get(orw.enum.api, base + "/manifest").headers["ETag"] != man_tag
+    assert orw.enum.api.get(base + "/manifest", headers={"If-None-Match": man_tag}).status_code == 200
+    assert or_get(orw.enum.api, base + "/form").headers["ETag"] == form_tag
+    # a new version of the form: its tag and the list's change
+    new = INLINE.format(v="2024-etag")
+    ok(orw.owner.api.put(f"/v1/surveys/{sid}/definition", json={"xform": new}))
+    r = orw.enum.api.get(base + "/form", headers={"If-None-Match": form_tag})
+    assert r.status_code == 200 and r.content == new.encode()
+    assert r.headers["ETag"] == '"' + hashlib.md5(new.encode()).hexdigest() + '"'
+    assert orw.enum.api.get(base + "/formList", headers={"If-None-Match": list_tag}).status_code == 200
+
+
 def test_openrosa_rights(orw):
     base = f"/v1/openrosa/deployments/{orw.dep['id']}"
     # a deployment viewer sees the deployment but is no enumerator: an empty list, 403 on the rest

@@ -6,7 +6,10 @@
  * Authentication: fe_openrosa_authenticate (frontend/auth/fe_openrosa_auth.h: HTTP Basic, an
  * app-user token under /v1/key/{token}/, or Bearer), run by the dispatcher for these routes.
  *
- * Every answer of these routes carries X-OpenRosa-Version: 1.0 (errors too) and Date (evhttp). */
+ * Every answer of these routes carries X-OpenRosa-Version: 1.0 (errors too) and Date (evhttp).
+ * The form list, the form and the manifest carry a strong ETag, the MD5 of their body (the form's
+ * is the form list's hash), computed by PostgreSQL, and answer 304 to an If-None-Match naming
+ * it (fe_etag.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "fe_config.h"
+#include "fe_etag.h"
 #include "fe_handlers.h"
 #include "fe_openrosa_auth.h"
 #include "fe_verdict.h"
@@ -74,8 +78,8 @@ static const char sql_form_list[] =
     "                  EXISTS (SELECT 1 FROM survey_media m WHERE m.survey_id = s.id) AS media "
     "           FROM v, deployments d JOIN surveys s ON s.id = d.survey_id "
     "           JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
-    "           WHERE v.verdict = 'ok' AND d.id = $1::uuid AND d.closed_at IS NULL AND sv.xform IS NOT NULL) "
-    "SELECT CASE WHEN v.verdict = 'forbidden' THEN 'ok' ELSE v.verdict END, "
+    "           WHERE v.verdict = 'ok' AND d.id = $1::uuid AND d.closed_at IS NULL AND sv.xform IS NOT NULL), "
+    "     b AS (SELECT CASE WHEN v.verdict = 'forbidden' THEN 'ok' ELSE v.verdict END AS verdict, "
     "       '<?xml version=\"1.0\" encoding=\"UTF-8\"?>' || "
     "       xmlelement(name xforms, xmlattributes('http://openrosa.org/xforms/xformsList' AS xmlns), "
     "         (SELECT xmlagg(xmlelement(name xform, "
@@ -84,15 +88,27 @@ static const char sql_form_list[] =
     "             xmlelement(name \"downloadUrl\", $3::text || '/form'), "
     "             CASE WHEN f.media THEN xmlelement(name \"manifestUrl\", "
     "                                      $3::text || '/manifest') END)) "
-    "          FROM f))::text "
-    "FROM v";
+    "          FROM f))::text AS body "
+    "           FROM v) "
+    /* the body's MD5: its entity tag (fe_etag.h) */
+    "SELECT verdict, body, md5(body) FROM b";
+
+/* An 'ok' answer's body (column 1) with its MD5 (column 2) as its entity tag: 304 when the
+ * caller's If-None-Match names it, else 200. Only a caller the verdict lets read it gets either:
+ * a tag never tells anybody else whether a deployment or a form exists. */
+static void tagged_xml(fe_req *r, const fe_pg_result *res, const char *xml)
+{
+    char etag[FE_ETAG_MAX];
+    if (fe_etag_of_md5(PQgetvalue(res->res, 0, 2), etag) && fe_etag_answer(r, etag)) return;
+    fe_reply_text(r, 200, XML_TYPE, xml, strlen(xml));
+}
 
 static void xml_answer(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     const char *xml = fe_verdict_answer(r, res, "deployment");
     if (!xml) return;
-    fe_reply_text(r, 200, XML_TYPE, xml, strlen(xml));
+    tagged_xml(r, res, xml);
 }
 
 void fe_openrosa_form_list(fe_req *r)
@@ -108,12 +124,14 @@ void fe_openrosa_form_list(fe_req *r)
 
 /* ---- the form ---- */
 
+/* The XForm and its MD5 (the form list's hash, and the answer's entity tag). */
 static const char sql_form[] =
+    "SELECT verdict, x, md5(x) FROM ("
     "SELECT v.verdict, CASE WHEN v.verdict = 'ok' THEN "
     "         (SELECT sv.xform FROM deployments d JOIN surveys s ON s.id = d.survey_id "
     "          JOIN survey_versions sv ON sv.survey_id = s.id AND sv.version = s.current_version "
     "          WHERE d.id = $1::uuid) END "
-    "FROM (SELECT fv_openrosa_verdict($2::uuid, $1::uuid) AS verdict) v";
+    "FROM (SELECT fv_openrosa_verdict($2::uuid, $1::uuid) AS verdict) v) t(verdict, x)";
 
 static void form_answer(const fe_pg_result *res, void *arg)
 {
@@ -124,7 +142,7 @@ static void form_answer(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "the survey's current version has no XForm");
         return;
     }
-    fe_reply_text(r, 200, XML_TYPE, xml, strlen(xml));
+    tagged_xml(r, res, xml);
 }
 
 void fe_openrosa_form(fe_req *r)
@@ -138,16 +156,17 @@ void fe_openrosa_form(fe_req *r)
 /* ---- the manifest ---- */
 
 static const char sql_manifest[] =
-    "WITH v AS (SELECT fv_openrosa_verdict($2::uuid, $1::uuid) AS verdict) "
-    "SELECT v.verdict, '<?xml version=\"1.0\" encoding=\"UTF-8\"?>' || "
+    "WITH v AS (SELECT fv_openrosa_verdict($2::uuid, $1::uuid) AS verdict), "
+    "     b AS (SELECT v.verdict, '<?xml version=\"1.0\" encoding=\"UTF-8\"?>' || "
     "       xmlelement(name manifest, xmlattributes('http://openrosa.org/xforms/xformsManifest' AS xmlns), "
     "         (SELECT xmlagg(xmlelement(name \"mediaFile\", xmlelement(name filename, m.name), "
     "                    xmlelement(name hash, 'md5:' || md5(m.content)), "
     "                    xmlelement(name \"downloadUrl\", $3::text || '/media/' || m.name)) "
     "                    ORDER BY m.name) "
     "          FROM deployments d JOIN survey_media m ON m.survey_id = d.survey_id "
-    "          WHERE v.verdict = 'ok' AND d.id = $1::uuid))::text "
-    "FROM v";
+    "          WHERE v.verdict = 'ok' AND d.id = $1::uuid))::text AS body "
+    "           FROM v) "
+    "SELECT verdict, body, md5(body) FROM b";
 
 void fe_openrosa_manifest(fe_req *r)
 {
