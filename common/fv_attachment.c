@@ -29,7 +29,8 @@ const char *fv_attachment_name_problem(const char *name)
     if (n == 0) return "an attachment's name is empty";
     if (n > FV_ATTACHMENT_NAME_MAX) return "an attachment's name is longer than 255 bytes";
     if (strcmp(name, ".") == 0) return "an attachment's name is \".\"";
-    if (strstr(name, "..")) return "an attachment's name holds \"..\"";
+    /* ".." alone only: a name is never a path (no "/" or "\\" below), so "x..jpg" is a name */
+    if (strcmp(name, "..") == 0) return "an attachment's name is \"..\"";
     for (const unsigned char *p = (const unsigned char *)name; *p;) {
         unsigned int cp = 0;
         int len = utf8_seq(p, &cp);

@@ -12,7 +12,7 @@
 
 /* NULL when name (a C string, borrowed) may be an attachment's name, else why not (static text
  * starting "an attachment's name "): empty, longer than FV_ATTACHMENT_NAME_MAX bytes, not strict
- * UTF-8 (RFC 3629: what PostgreSQL stores), ".", holding "/" or "\", "..", or a control character (C0,
+ * UTF-8 (RFC 3629: what PostgreSQL stores), "." or "..", holding "/" or "\", or a control character (C0,
  * DEL or C1: U+0080 to U+009F). A name with a NUL byte in it never reaches here as a whole: the
  * layers that read names refuse the NUL themselves (fv_multipart.c, fe_framing.c). */
 const char *fv_attachment_name_problem(const char *name);

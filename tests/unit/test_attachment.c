@@ -1,5 +1,5 @@
 /* Unit tests of fv_attachment: the names an attachment may have (255 bytes of UTF-8 at most, no
- * path separators, "..", control characters or broken UTF-8), from the attacker's side. */
+ * path separators, "." and "..", control characters or broken UTF-8), from the attacker's side. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +21,9 @@ static void names_taken(void **st)
         "a",
         ".hidden",
         "x.y.z",
+        "a..b",
+        "..a",
+        "x..jpg", /* never a path: "/" and "\\" are refused, so ".." inside is harmless */
         "a b+c%d;e=f'g(h)i~j!k$l&m,n\"q",
         "f\xc3\xaele2",
         "f\xf0\x9f\x98\x82le3\xd8\xb5\xd8\xa7\xd8\xaf\xd9\x82", /* ODK Central's fixture names */
@@ -59,8 +62,6 @@ static void names_refused(void **st)
         {"", "empty"},
         {"..", "\"..\""},
         {".", "\".\""},
-        {"a..b", "\"..\""},
-        {"..a", "\"..\""},
         {"a/b", "/"},
         {"/", "/"},
         {"a\\b", "/"},
