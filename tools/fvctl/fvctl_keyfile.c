@@ -216,8 +216,8 @@ static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key
         if (n >= FV_KEYS_MAX) {
             snprintf(err, errlen,
                      "key file %s holds %d keys already, the most it may hold: drop an old key first "
-                     "(one that `fvctl rotate-master-key` reported nothing left under), then run this "
-                     "again",
+                     "(`fvctl rotate-master-key --drop ID` of one nothing is left under), then run "
+                     "this again",
                      path, n);
             goto out;
         }
