@@ -144,6 +144,7 @@ def test_sql_is_never_built_from_strings():
         ("worker/wk_store.c", "sql"): "wk_store's send helper: called with its sql_* constants",
         ("tools/fvctl/fvctl_db.c", "sql"): "fvctl's query helper: called with its sql_* constants",
         ("tools/fvctl/fvctl_datakey.c", "sql"): "rotate-data-key's run(): called with its sql_* constants",
+        ("tools/fvctl/fvctl_keydrop.c", "sql"): "--drop's print_named(): called with its sql_* constants",
         ("common/fv_pgutil.c", "sql"): "fv_pgutil_exec itself",
         ("common/fv_migrate.c", "sql"): "a migration file's text, read from the installed sql directory",
         ("frontend/api/fe_verdict.c", "sql"): "fe_verdict_run/list: called with the handlers' sql_* constants",

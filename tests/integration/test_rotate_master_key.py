@@ -16,6 +16,13 @@ rolling restart has at once ([K1] and [K1, K2]; [K1, K2] and [K2, K1]) accept ea
 tokens and queue entries, and plain `--new-key` ([K3, K1] beside [K1]) does not: the window the
 standby step closes.
 
+The last step, `--drop ID`: refused (exit 1, the file untouched) while a data key or a TOTP secret
+is under the key, or a queue entry on the submissions stream or the dead-letter stream is sealed
+under it (streams longer than a page, a 2 MiB entry among them), or PostgreSQL or Redis does not
+answer; allowed after the re-wrap and with the stream drained (the line gone, comments, order and
+mode kept); `--force` drops anyway saying what it found; the first key, the only key, an unknown id
+(exit 1) and a malformed id or option mix (exit 2) are refused before anything is checked.
+
 The test's processes use key files of their own (FV_KEY_FILE); every row is put back under the
 session's key (K1) at the end, and the rows made here are deleted, so the session's other
 programs and a later module's `fvctl reseal` find what they expect."""
@@ -581,3 +588,319 @@ def test_no_downtime_queue_entry_of_a_promoted_front_end_opens_in_a_standby_work
     assert w.alive()
     assert [d for rid in ids.values() for d in dead_with(c, rid)] == []
     assert f"signs, seals and wraps under {key_id(k1)}, also opens {key_id(k2)}" in w.log_path.read_text()
+
+
+# ---- the last step: --drop ID, refused while anything is still under the key (section 12) ----
+
+def seal(master_hex, label, aad_text, pt):
+    """fv_seal, in Python (a TOTP secret: label "fv-seal-totp", associated data "totp:<user id>")."""
+    nonce = os.urandom(12)
+    ct = AESGCM(subkey(master_hex, label)).encrypt(nonce, pt, aad_text.encode())
+    return f"s1.{key_id(master_hex)}." + base64.urlsafe_b64encode(nonce + ct).decode().rstrip("=")
+
+
+def drop(c, path, kid, *more, env=None):
+    return c.fvctl(CMD, "--drop", kid, *more, check=False, env=child_env(FV_KEY_FILE=path, **(env or {})))
+
+
+FOUND = {"data_keys": r"data keys wrapped under it \(data_keys\): (\d+|not checked)",
+         "totp": r"TOTP secrets sealed under it \(users\.totp_secret\): (\d+|not checked)",
+         "queued": r"queue entries sealed under it on fv:submissions: (\d+|not checked)",
+         "dead": r"dead letters sealed under it on fv:dead: (\d+|not checked)"}
+
+
+def found(out):
+    """What --drop reported under the key, per kind: a count, or None when not checked."""
+    got = {}
+    for kind, pat in FOUND.items():
+        m = re.search(pat, out)
+        assert m, (kind, out)
+        got[kind] = None if m[1] == "not checked" else int(m[1])
+    return got
+
+
+NOTHING = {"data_keys": 0, "totp": 0, "queued": 0, "dead": 0}
+
+
+def old_key_file(tmp_path, k1, kold):
+    """A key file after --promote: K1 first, the old key after it, with comments."""
+    d = tmp_path / "keys"
+    d.mkdir(exist_ok=True)
+    path = d / "master.key"
+    path.write_text(f"# current, promoted\n{k1}\n\n# the old key, going\n{kold}\n# end\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def assert_refused(r, path, before, kid, *secrets):
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"master key {kid} not dropped (nothing written)" in r.stderr, r.stderr
+    assert path.read_text() == before and sorted(os.listdir(path.parent)) == [path.name]
+    no_secret(r, *secrets)
+
+
+def assert_dropped(r, path, k1, kid, *secrets):
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"master key {kid} dropped from {path}" in r.stdout, r.stdout
+    # its line gone, every other line (the comment above it too) where it was
+    assert path.read_text() == f"# current, promoted\n{k1}\n\n# the old key, going\n# end\n"
+    assert ids_in(path) == [key_id(k1)]
+    assert os.stat(path).st_mode & 0o7777 == 0o600
+    assert sorted(os.listdir(path.parent)) == [path.name]  # no temporary file left
+    no_secret(r, *secrets)
+
+
+def assert_names_what_it_cannot_check(out, kid):
+    assert "not checked (fvctl cannot see them" in out, out
+    assert "spool files" in out and "/readyz" in out and "spool_pending" in out, out
+    assert f"session tokens signed under {kid}" in out and "session_ttl_s" in out, out
+    assert "Valid sessions now:" in out, out
+
+
+def test_drop_refused_while_a_data_key_is_under_the_key_allowed_after_the_rewrap(migrated, k1, tmp_path,
+                                                                                  restore):
+    c = migrated
+    rows = restore["rows"] = Rows(c)
+    kold = os.urandom(32).hex()
+    restore["k2s"].append(kold)
+    kid = key_id(kold)
+    sc, other = scope(), scope()
+    rows.add(kold, sc, 1)
+    rows.add(kold, sc, 2)
+    rows.add(k1, other, 1)  # under the current key: not counted
+    path = old_key_file(tmp_path, k1, kold)
+    before = path.read_text()
+    r = drop(c, path, kid)
+    assert_refused(r, path, before, kid, k1, kold)
+    assert found(r.stdout) == dict(NOTHING, data_keys=2), r.stdout
+    assert f"{sc} v1, {sc} v2" in r.stdout and other not in r.stdout, r.stdout
+    assert f"key 2 of 2 in {path}" in r.stdout, r.stdout
+    assert f"not dropped (nothing written): still under it: 2 data key(s)\n" in r.stderr, r.stderr
+    assert "run `fvctl rotate-master-key` (without options)" in r.stderr, r.stderr
+    assert_names_what_it_cannot_check(r.stdout, kid)
+    # the re-wrap brings them under K1; then the drop goes through (the id typed in capitals)
+    r = c.fvctl(CMD, env=child_env(FV_KEY_FILE=path))
+    assert left(r.stdout) == (0, 0), r.stdout
+    r = drop(c, path, kid.upper())
+    assert found(r.stdout) == NOTHING, r.stdout
+    assert_dropped(r, path, k1, kid, k1, kold)
+    assert_names_what_it_cannot_check(r.stdout, kid)
+    assert "copy" in r.stdout and "restart" in r.stdout, r.stdout
+    for v in (1, 2):  # and they open under K1 alone
+        assert unwrap([k1], sc, v, rows.wrapped(sc, v)) == rows.keys[(sc, v)]
+    # the key is gone: dropping it again is an unknown id
+    r = drop(c, path, kid)
+    assert r.returncode == 1 and f"has the id {kid} (its keys, in order: {key_id(k1)})" in r.stderr, r.stderr
+
+
+def test_drop_refused_while_a_totp_secret_is_under_the_key(frontend, k1, tmp_path, restore):
+    c = frontend
+    kold = os.urandom(32).hex()
+    restore["k2s"].append(kold)
+    kid = key_id(kold)
+    uid = c.api(c.create_user(email(), "Tia Totp")).get("/v1/me").json()["id"]
+    secret = os.urandom(20)
+    c.psql("UPDATE users SET totp_secret = %s WHERE id = %s", seal(kold, "fv-seal-totp", f"totp:{uid}", secret),
+           uid)
+    try:
+        path = old_key_file(tmp_path, k1, kold)
+        before = path.read_text()
+        r = drop(c, path, kid)
+        assert_refused(r, path, before, kid, k1, kold, secret.hex())
+        assert found(r.stdout) == dict(NOTHING, totp=1), r.stdout
+        assert uid in r.stdout, r.stdout
+        r = c.fvctl(CMD, env=child_env(FV_KEY_FILE=path))
+        assert counts(r.stdout, "TOTP secrets")["done"] >= 1 and left(r.stdout) == (0, 0), r.stdout
+        r = drop(c, path, kid)
+        assert found(r.stdout) == NOTHING, r.stdout
+        assert_dropped(r, path, k1, kid, k1, kold, secret.hex())
+        sealed = c.psql("SELECT totp_secret FROM users WHERE id = %s", uid)[0][0]
+        assert sealed.startswith(f"s1.{key_id(k1)}.")
+    finally:
+        c.psql("UPDATE users SET totp_secret = NULL WHERE id = %s", uid)
+
+
+def test_drop_refused_while_a_queue_entry_or_dead_letter_is_under_the_key(world, stopped_workers, k1, tmp_path,
+                                                                           restore):
+    """A front end not yet restarted after --promote ([Kold, K1]) sealed an entry under Kold: the drop
+    is refused while it is on the stream, then while it is a dead letter (a worker without Kold took
+    it), then again once requeued; a worker that holds Kold stores it and the drop goes through."""
+    import requests
+    from test_queue_sealing import dead_with, entry_of, fields_of
+    c = stopped_workers
+    kold = os.urandom(32).hex()
+    restore["k2s"].append(kold)
+    kid = key_id(kold)
+    not_restarted, k1_only, both = tmp_path / "fe.key", tmp_path / "k1.key", tmp_path / "both.key"
+    write_keys(not_restarted, kold, k1)
+    write_keys(k1_only, k1)
+    write_keys(both, k1, kold)
+    port = free_port()
+    fe = c.start_frontend(name="frontend-drop", FV_LISTEN_PORT=port, FV_KEY_FILE=not_restarted)
+    rid = str(uuid.uuid4())
+    try:
+        r = requests.post(f"https://127.0.0.1:{port}/v1/deployments/{world.deployment_id}/responses",
+                          json={"id": rid, "data": {"household": "sealed under the old key", "members": 3}},
+                          headers={"Authorization": f"Bearer {world.enum_key}"}, verify=str(c.cert), timeout=30)
+        assert r.status_code == 202, r.text
+    finally:
+        assert fe.stop(signal.SIGTERM, timeout=30) == 0
+    eid, flat = entry_of(c, rid)
+    assert fields_of(flat)["sealed"].startswith(f"q1.{kid}.")
+    path = old_key_file(tmp_path, k1, kold)
+    before = path.read_text()
+
+    # on the submissions stream
+    r = drop(c, path, kid)
+    assert_refused(r, path, before, kid, k1, kold)
+    got = found(r.stdout)
+    assert got == dict(NOTHING, queued=1), r.stdout
+    assert f"on fv:submissions: 1 of {c.redis_cli('XLEN', c.STREAM)} ({eid})" in r.stdout, r.stdout
+    assert "still under it: 1 queue entry(ies) on fv:submissions\n" in r.stderr, r.stderr
+    assert "let the workers store them" in r.stderr, r.stderr
+
+    # dead-lettered by a worker without Kold
+    w = c.start_worker("drop-k1only", FV_KEY_FILE=str(k1_only))
+    dead = wait_until(lambda: dead_with(c, rid), 60, what="the entry dead-lettered by a worker without the old key")
+    c.stop_worker(w)
+    r = drop(c, path, kid)
+    assert_refused(r, path, before, kid, k1, kold)
+    assert found(r.stdout) == dict(NOTHING, dead=1), r.stdout
+    assert f"({dead[0][0]})" in r.stdout and "fvctl requeue" in r.stderr, r.stdout + r.stderr
+
+    # requeued: on the stream again
+    c.fvctl("requeue", dead[0][0])
+    r = drop(c, path, kid)
+    assert_refused(r, path, before, kid, k1, kold)
+    assert found(r.stdout) == dict(NOTHING, queued=1), r.stdout
+
+    # a worker that holds Kold stores it; with the stream drained the drop goes through
+    w = c.start_worker("drop-both", FV_KEY_FILE=str(both))
+    assert world.wait_readable(rid)["data"]["household"] == "sealed under the old key"
+    c.wait_drained()
+    c.stop_worker(w)
+    r = drop(c, path, kid)
+    assert found(r.stdout) == NOTHING, r.stdout
+    assert_dropped(r, path, k1, kid, k1, kold)
+
+
+def test_drop_reads_long_streams_in_pages(world, stopped_workers, k1, tmp_path):
+    """More entries than a page (500), one of them of 2 MiB (smaller pages from then on): the entries
+    under the key are found wherever they are, and only a `sealed` field counts."""
+    c = stopped_workers
+    kold = os.urandom(32).hex()
+    kid = key_id(kold)
+    other = key_id(os.urandom(32).hex())
+    added = {c.STREAM: [], c.DEAD: []}
+
+    def add(stream, sealed, **extra):
+        flat = ["v", "1", "id", str(uuid.uuid4()), "sealed", sealed]
+        for k, v in extra.items():
+            flat += [k, v]
+        added[stream].append(c.redis_cli("XADD", stream, "*", *flat))
+        return added[stream][-1]
+
+    try:
+        first = add(c.DEAD, f"q1.{kid}.AAAA", error="test")
+        add(c.DEAD, f"q1.{other}.AAAA", error="x" * (2 << 20))
+        for i in range(1200):
+            # an answer or an error that looks like a seal under the key is not one
+            add(c.DEAD, f"q1.{other}.AAAA", error=f"q1.{kid}.AAAA", note=f"q1.{kid}.{i}")
+        last = add(c.DEAD, f"q1.{kid}.BBBB", error="test")
+        for i in range(620):
+            add(c.STREAM, f"q1.{other}.AAAA")
+        queued = add(c.STREAM, f"q1.{kid}.CCCC")
+        path = old_key_file(tmp_path, k1, kold)
+        before = path.read_text()
+        r = drop(c, path, kid)
+        assert_refused(r, path, before, kid, k1, kold)
+        assert found(r.stdout) == dict(NOTHING, queued=1, dead=2), r.stdout
+        assert (f"on fv:dead: 2 of {c.redis_cli('XLEN', c.DEAD)} (the oldest {first}, the newest {last})"
+                in r.stdout), r.stdout
+        assert f"on fv:submissions: 1 of {c.redis_cli('XLEN', c.STREAM)} ({queued})" in r.stdout, r.stdout
+        assert "still under it: 1 queue entry(ies) on fv:submissions, 2 dead letter(s) on fv:dead\n" in r.stderr, \
+            r.stderr
+    finally:
+        for stream, ids in added.items():
+            for i in range(0, len(ids), 200):
+                c.redis_cli("XDEL", stream, *ids[i:i + 200])
+    r = drop(c, path, kid)
+    assert found(r.stdout) == NOTHING, r.stdout
+    assert_dropped(r, path, k1, kid, k1, kold)
+
+
+def test_drop_force_drops_anyway_and_says_what_it_found(migrated, k1, tmp_path, restore):
+    c = migrated
+    rows = restore["rows"] = Rows(c)
+    kold = os.urandom(32).hex()
+    restore["k2s"].append(kold)
+    kid = key_id(kold)
+    sc = scope()
+    rows.add(kold, sc, 1)
+    path = old_key_file(tmp_path, k1, kold)
+    before = path.read_text()
+    # Redis cannot be reached: not checked, so refused too (with nothing found elsewhere)
+    r = drop(c, path, kid, env={"FV_REDIS_PORT": free_port()})
+    assert_refused(r, path, before, kid, k1, kold)
+    assert found(r.stdout) == dict(NOTHING, data_keys=1, queued=None, dead=None), r.stdout
+    assert "still under it: 1 data key(s); and not everything could be checked" in r.stderr, r.stderr
+    assert "cannot connect to Redis" in r.stderr, r.stderr
+    # nor PostgreSQL
+    r = drop(c, path, kid, env={"FV_PG_DSN": f"host=127.0.0.1 port={free_port()} dbname=x user=x"})
+    assert_refused(r, path, before, kid, k1, kold)
+    assert found(r.stdout) == dict(NOTHING, data_keys=None, totp=None), r.stdout
+    # --force: dropped all the same, saying what is under it
+    r = drop(c, path, kid, "--force")
+    assert found(r.stdout) == dict(NOTHING, data_keys=1), r.stdout
+    assert f"--force: dropping master key {kid} although still under it: 1 data key(s)\n" in r.stderr, r.stderr
+    assert f"master key {kid} dropped from {path} (--force)" in r.stdout, r.stdout
+    assert_dropped(r, path, k1, kid, k1, kold)
+    # and that data key now opens under no key of the file: the price of --force
+    r = c.fvctl(CMD, check=False, env=child_env(FV_KEY_FILE=path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"data key {sc} v1: wrapped by master key {kid}, which is not in the key file" in r.stderr, r.stderr
+
+
+def test_drop_refusals(migrated, k1, tmp_path):
+    """The first (current) key, an id no key has, the only key, a file the programs refuse (exit 1);
+    an id not of the shape and options that do not go together (exit 2). Nothing is checked in the
+    database for them and the file is left as it was."""
+    c = migrated
+    k2 = os.urandom(32).hex()
+    path = old_key_file(tmp_path, k1, k2)
+    before = path.read_text()
+    env = child_env(FV_KEY_FILE=path)
+
+    def refused(rc, args, expect):
+        r = c.fvctl(CMD, *args, check=False, env=env)
+        assert r.returncode == rc, (args, r.stdout, r.stderr)
+        assert expect in r.stderr, (args, r.stderr)
+        assert "what is still under it" not in r.stdout, r.stdout
+        assert path.read_text() == before and sorted(os.listdir(path.parent)) == [path.name]
+        no_secret(r, k1, k2)
+
+    refused(1, ["--drop", key_id(k1)], f"key {key_id(k1)} is the first (current) key of {path}")
+    refused(1, ["--drop", key_id(k1), "--force"], "is the first (current) key")  # --force does not lift it
+    stranger = key_id(os.urandom(32).hex())
+    refused(1, ["--drop", stranger], f"has the id {stranger} (its keys, in order: {key_id(k1)} {key_id(k2)})")
+    for bad in ("zz", key_id(k2) + "0", key_id(k2)[:7], k2, "", "--force", "\x1b[31mabcdef"):
+        refused(2, ["--drop", bad], "--drop takes a key id")
+    for args in (["--drop", key_id(k2), "--promote", key_id(k2)], ["--drop", key_id(k2), "--new-key"],
+                 ["--drop", key_id(k2), "--new-key", "--standby"], ["--drop", key_id(k2), "--batch", "5"],
+                 ["--drop", key_id(k2), "--drop", key_id(k2)], ["--force"], ["--new-key", "--force"],
+                 ["--drop", key_id(k2), "extra"]):
+        r = c.fvctl(CMD, *args, check=False, env=env)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert path.read_text() == before
+    os.chmod(path, 0o640)
+    refused(1, ["--drop", key_id(k2)], "readable by group or others")
+    os.chmod(path, 0o600)
+    # the only key
+    only = tmp_path / "only.key"
+    write_keys(only, k1)
+    r = c.fvctl(CMD, "--drop", key_id(k1), check=False, env=child_env(FV_KEY_FILE=only))
+    assert r.returncode == 1 and "is the only key of" in r.stderr, r.stderr
+    assert only.read_text() == k1 + "\n"
+    # the usage names it
+    r = c.fvctl(CMD, "--help")
+    assert "--drop ID [--force]" in r.stdout and "spool" in r.stdout, r.stdout

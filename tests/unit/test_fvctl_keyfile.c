@@ -1,6 +1,7 @@
 /* Unit tests of the key file rewrites of `fvctl rotate-master-key` (tools/fvctl/fvctl_keyfile.c,
  * compiled in alone): --new-key puts the new key first, --new-key --standby second (just after the
- * first key's line), --promote ID moves a key to the first line; every other line kept in its order,
+ * first key's line), --promote ID moves a key to the first line, --drop ID removes an old key's line
+ * (never the first or the only key; what is under it is fvctl_keydrop.c's to check, not tested here); every other line kept in its order,
  * mode 0600 and the old owner, a symbolic link kept, and every refusal leaves the old file as it
  * was and no temporary file behind. */
 #include <setjmp.h>
@@ -189,6 +190,14 @@ static void test_owner_kept(void **state)
     assert_int_equal(st.st_gid, 65534);
     assert_int_equal(st.st_mode & 07777, 0600);
     assert_int_equal(strncmp(text_of(f->path), NEWHEX, 64), 0);
+    /* and the drop */
+    assert_int_equal(fvctl_keyfile_drop(f->path, id_of_hex(K1), &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_uid, 65534);
+    assert_int_equal(st.st_gid, 65534);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_null(strstr(text_of(f->path), K1));
 }
 
 /* Which rewrite a refusal is asked of. */
@@ -196,13 +205,22 @@ typedef enum op {
     OP_PREPEND, /* fvctl_keyfile_prepend(key) */
     OP_STANDBY, /* fvctl_keyfile_standby(key) */
     OP_PROMOTE, /* fvctl_keyfile_promote(id) */
+    OP_DROP,    /* fvctl_keyfile_drop(id) */
+    OP_CHECK,   /* fvctl_keyfile_drop_check(id): the same refusals, nothing written */
 } op;
 
 static int run(op o, const char *path, const unsigned char *key, const char *id, int *n, char *err,
                size_t errlen)
 {
+    int position = -7;
     if (o == OP_PREPEND) return fvctl_keyfile_prepend(path, key, n, err, errlen);
     if (o == OP_STANDBY) return fvctl_keyfile_standby(path, key, n, err, errlen);
+    if (o == OP_DROP) return fvctl_keyfile_drop(path, id, n, err, errlen);
+    if (o == OP_CHECK) {
+        int rc = fvctl_keyfile_drop_check(path, id, &position, err, errlen);
+        if (rc != 0) assert_int_equal(position, -7);
+        return rc;
+    }
     return fvctl_keyfile_promote(path, id, n, err, errlen);
 }
 
@@ -459,7 +477,125 @@ static void test_unwritable_directory(void **state)
     put(f->path, text, 0600);
     assert_int_equal(chmod(f->dir, 0500), 0);
     refused_by(OP_PROMOTE, f, f->path, NULL, id_of_hex(K2), "creating a temporary file beside");
+    refused_by(OP_DROP, f, f->path, NULL, id_of_hex(K2), "creating a temporary file beside");
     assert_int_equal(chmod(f->dir, 0700), 0);
+}
+
+static void test_drop_removes_the_line(void **state)
+{
+    fixture *f = *state;
+    char old[1024], want[1024], err[512] = "", ids[128], id1[FV_KEY_IDLEN + 1], id2[FV_KEY_IDLEN + 1],
+                                idn[FV_KEY_IDLEN + 1];
+    snprintf(id1, sizeof id1, "%s", id_of_hex(K1));
+    snprintf(id2, sizeof id2, "%s", id_of_hex(K2));
+    snprintf(idn, sizeof idn, "%s", id_of_hex(NEWHEX));
+    /* an indented key in the middle: its line goes, the comment above it and every other line stay */
+    snprintf(old, sizeof old, "# made at install\n%s\n\n# previous\n  %s  \n%s\n# the end", K1, NEWHEX,
+             K2);
+    put(f->path, old, 0600);
+    int n = 0, position = 0;
+    assert_int_equal(fvctl_keyfile_drop_check(f->path, idn, &position, err, sizeof err), 0);
+    assert_int_equal(position, 2);
+    assert_string_equal(text_of(f->path), old); /* the check writes nothing */
+    assert_int_equal(fvctl_keyfile_drop(f->path, idn, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    snprintf(want, sizeof want, "# made at install\n%s\n\n# previous\n%s\n# the end", K1, K2);
+    assert_string_equal(text_of(f->path), want);
+    snprintf(ids, sizeof ids, "%s %s", id1, id2);
+    assert_string_equal(ids_of(f->path), ids);
+    struct stat st;
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(entries(f->dir), 1);
+
+    /* the last line, without a newline: the line before keeps its own */
+    snprintf(old, sizeof old, "%s\n%s", K1, K2);
+    put(f->path, old, 0600);
+    assert_int_equal(fvctl_keyfile_drop(f->path, id2, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    snprintf(want, sizeof want, "%s\n", K1);
+    assert_string_equal(text_of(f->path), want);
+
+    /* CRLF line ends, a key in capitals */
+    char upper[80];
+    for (size_t i = 0; i <= strlen(K2); i++) upper[i] = (char)toupper((unsigned char)K2[i]);
+    snprintf(old, sizeof old, "%s\r\n%s\r\n%s\r\n", K1, upper, NEWHEX);
+    put(f->path, old, 0600);
+    assert_int_equal(fvctl_keyfile_drop(f->path, id2, &n, err, sizeof err), 0);
+    snprintf(want, sizeof want, "%s\r\n%s\r\n", K1, NEWHEX);
+    assert_string_equal(text_of(f->path), want);
+
+    /* the same key on two lines (not the first): both go, it leaves the file */
+    snprintf(old, sizeof old, "%s\n%s\n# kept\n%s\n%s\n", K1, K2, NEWHEX, K2);
+    put(f->path, old, 0600);
+    assert_int_equal(fvctl_keyfile_drop_check(f->path, id2, &position, err, sizeof err), 0);
+    assert_int_equal(position, 2);
+    assert_int_equal(fvctl_keyfile_drop(f->path, id2, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    snprintf(want, sizeof want, "%s\n# kept\n%s\n", K1, NEWHEX);
+    assert_string_equal(text_of(f->path), want);
+    assert_int_equal(entries(f->dir), 1);
+
+    /* through a symbolic link: the link stays one, the file it names is replaced */
+    char link[128];
+    snprintf(link, sizeof link, "%s/link.key", f->dir);
+    assert_int_equal(symlink("master.key", link), 0);
+    assert_int_equal(fvctl_keyfile_drop(link, idn, &n, err, sizeof err), 0);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    snprintf(want, sizeof want, "%s\n# kept\n", K1);
+    assert_string_equal(text_of(f->path), want);
+    assert_int_equal(entries(f->dir), 2);
+    /* the only key left now: refused */
+    refused_by(OP_DROP, f, link, NULL, id1, "is the only key of");
+}
+
+static void test_drop_refusals(void **state)
+{
+    fixture *f = *state;
+    char text[1024], id1[FV_KEY_IDLEN + 1], id2[FV_KEY_IDLEN + 1], idn[FV_KEY_IDLEN + 1], expect[160];
+    snprintf(id1, sizeof id1, "%s", id_of_hex(K1));
+    snprintf(id2, sizeof id2, "%s", id_of_hex(K2));
+    snprintf(idn, sizeof idn, "%s", id_of_hex(NEWHEX));
+    static const op ops[] = {OP_DROP, OP_CHECK};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        op o = ops[k];
+        unlink(f->path);
+        refused_by(o, f, f->path, NULL, id2, "cannot open key file");
+        snprintf(text, sizeof text, "# current\n%s\n%s\n", K1, K2);
+        put(f->path, text, 0600);
+        /* the first (current) key, whatever else the file holds */
+        refused_by(o, f, f->path, NULL, id1, "is the first (current) key of");
+        /* an id no key of the file has: the file's ids, in order */
+        snprintf(expect, sizeof expect, "has the id %s (its keys, in order: %s %s)", idn, id1, id2);
+        refused_by(o, f, f->path, NULL, idn, expect);
+        /* not the shape of an id (capitals are fvctl's to fold, not the file's) */
+        refused_by(o, f, f->path, NULL, "", "is not a key id");
+        refused_by(o, f, f->path, NULL, "1234567", "is not a key id");
+        refused_by(o, f, f->path, NULL, "123456789", "is not a key id");
+        refused_by(o, f, f->path, NULL, "ABCDEF01", "is not a key id");
+        refused_by(o, f, f->path, NULL, "1234567\n", "is not a key id");
+        refused_by(o, f, f->path, NULL, "%s%s%s%n", "is not a key id");
+        refused_by(o, f, f->path, NULL, K2, "is not a key id"); /* a key is no id */
+        /* the only key, and the only key on two lines */
+        snprintf(text, sizeof text, "%s\n", K1);
+        put(f->path, text, 0600);
+        refused_by(o, f, f->path, NULL, id1, "is the only key of");
+        snprintf(text, sizeof text, "%s\n# again\n%s\n", K1, K1);
+        put(f->path, text, 0600);
+        refused_by(o, f, f->path, NULL, id1, "is the only key of");
+        /* the first key's id on a later line too: it is the first key */
+        snprintf(text, sizeof text, "%s\n%s\n%s\n", K1, K2, K1);
+        put(f->path, text, 0600);
+        refused_by(o, f, f->path, NULL, id1, "is the first (current) key of");
+        /* what the programs refuse */
+        snprintf(text, sizeof text, "%s\n%s\n", K1, K2);
+        put(f->path, text, 0640);
+        refused_by(o, f, f->path, NULL, id2, "readable by group or others");
+        snprintf(text, sizeof text, "%s\n%s\nnot a key\n", K1, K2);
+        put(f->path, text, 0600);
+        refused_by(o, f, f->path, NULL, id2, "line 3");
+    }
 }
 
 int main(void)
@@ -474,6 +610,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_promote_moves_the_key_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_removes_the_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,9 @@ int fvctl_spool_replay(int argc, char **argv);
  * key file; a new master key put first in it (fvctl_keyfile.c). */
 int fvctl_reseal(int argc, char **argv);
 int fvctl_rotate_master_key(int argc, char **argv);
+/* fvctl_keydrop.c: rotate-master-key --drop ID [--force]: id is FV_KEY_IDLEN lowercase hex
+ * characters (checked by the caller). Returns the exit status. */
+int fvctl_drop_master_key(const char *id, bool force);
 /* fvctl_datakey.c: a new version of an organisation's data key. */
 int fvctl_rotate_data_key(int argc, char **argv);
 /* fvctl_refused.c: the submissions refused for a taken id. */

@@ -20,6 +20,7 @@ typedef enum keyfile_edit {
     EDIT_FIRST,   /* a new key as the file's first line */
     EDIT_SECOND,  /* a new key just after the first key's line (a standby) */
     EDIT_PROMOTE, /* a key of the file moved to the file's first line */
+    EDIT_DROP,    /* a key of the file (every line of its id) removed from the file */
 } keyfile_edit;
 
 static int write_all(int fd, const char *p, size_t n)
@@ -105,10 +106,66 @@ static bool id_shaped(const char *id)
     return true;
 }
 
+/* Appends " (its keys, in order: <id> <id>...)" to err, which holds o characters. */
+static void list_ids(const fv_keyset *ks, char *err, size_t errlen, int o)
+{
+    if (o < 0 || (size_t)o >= errlen) return;
+    o += snprintf(err + o, errlen - (size_t)o, " (its keys, in order:");
+    for (int i = 0; i < ks->n && o > 0 && (size_t)o < errlen; i++)
+        o += snprintf(err + o, errlen - (size_t)o, " %s", ks->keys[i].id);
+    if (o > 0 && (size_t)o < errlen) snprintf(err + o, errlen - (size_t)o, ")");
+}
+
+/* Says in err that id is not the shape of a key id (what was given shown safely). */
+static void not_an_id(const char *id, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "'%.16s' is not a key id (%d lowercase hex characters)", id ? id : "",
+             FV_KEY_IDLEN);
+    for (char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+}
+
+/* Which keys of ks dropping id removes (drop[i] for the i-th key: every line of that id). Returns 0,
+ * or -1 with the reason in err: not the shape of an id, no key of the file has it (the file's ids
+ * listed), the file's only key, or its first (current) key. */
+static int drop_plan(const fv_keyset *ks, const char *path, const char *id, bool drop[FV_KEYS_MAX],
+                     char *err, size_t errlen)
+{
+    int found = 0;
+    if (!id_shaped(id)) {
+        not_an_id(id, err, errlen);
+        return -1;
+    }
+    for (int i = 0; i < ks->n; i++) {
+        drop[i] = strcmp(ks->keys[i].id, id) == 0;
+        if (drop[i]) found++;
+    }
+    if (!found) {
+        list_ids(ks, err, errlen, snprintf(err, errlen, "no key of %s has the id %s", path, id));
+        return -1;
+    }
+    if (ks->n == found) {
+        snprintf(err, errlen,
+                 "key %s is the only key of %s: the programs would have none (a new key goes in with "
+                 "--new-key --standby and --promote first)",
+                 id, path);
+        return -1;
+    }
+    if (drop[0]) {
+        snprintf(err, errlen,
+                 "key %s is the first (current) key of %s: everything new is signed, sealed and wrapped "
+                 "under it. Put another key first (--promote ID), restart every program, re-wrap "
+                 "(`fvctl rotate-master-key`), then drop it",
+                 id, path);
+        return -1;
+    }
+    return 0;
+}
+
 /* The file at path rewritten by edit: a new key (EDIT_FIRST, EDIT_SECOND; borrowed) or the id of a
- * key of the file (EDIT_PROMOTE). Returns 0, 1 (EDIT_PROMOTE: that key is the first already,
- * nothing written) or -1 with the reason in err. */
-static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key, const char *promote,
+ * key of the file (target: EDIT_PROMOTE, EDIT_DROP). Returns 0, 1 (EDIT_PROMOTE: that key is the
+ * first already, nothing written) or -1 with the reason in err. */
+static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key, const char *target,
                    int *nkeys, char *err, size_t errlen)
 {
     int rc = -1, fd = -1, tfd = -1, dfd = -1, nwant = 0, moved = -1;
@@ -116,7 +173,8 @@ static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key
     char want[FV_KEYS_MAX][FV_KEY_IDLEN + 1]; /* the ids the new file must hold, in its order */
     size_t len = 0, olen = 0, kstart[FV_KEYS_MAX], kend[FV_KEYS_MAX];
     struct stat st, tst, now;
-    const char *what = NULL; /* the step that failed, for the one message at failed: */
+    const char *what = NULL;          /* the step that failed, for the one message at failed: */
+    bool drop[FV_KEYS_MAX] = {false}; /* EDIT_DROP: the keys whose lines go */
     fv_keyset ks;
     memset(line, 0, sizeof line);
     /* The file as every program loads it: its mode, its syntax, the keys and their order. */
@@ -124,25 +182,20 @@ static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key
     int n = ks.n;
     if (edit == EDIT_PROMOTE) {
         int found = 0;
-        if (!id_shaped(promote)) {
-            snprintf(err, errlen, "'%.16s' is not a key id (%d lowercase hex characters)", promote,
-                     FV_KEY_IDLEN);
-            for (char *p = err; *p; p++)
-                if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+        if (!id_shaped(target)) {
+            not_an_id(target, err, errlen);
             goto out;
         }
-        snprintf(id, sizeof id, "%s", promote);
+        snprintf(id, sizeof id, "%s", target);
         for (int i = 0; i < n; i++)
             if (strcmp(ks.keys[i].id, id) == 0 && found++ == 0) moved = i;
-        if (found != 1) {
-            int o = found
-                        ? snprintf(err, errlen, "key %s is on %d lines of %s: remove all but one first",
-                                   id, found, path)
-                        : snprintf(err, errlen, "no key of %s has the id %s (its keys, in order:", path,
-                                   id);
-            for (int i = 0; !found && i < n && o > 0 && (size_t)o < errlen; i++)
-                o += snprintf(err + o, errlen - (size_t)o, " %s", ks.keys[i].id);
-            if (!found && o > 0 && (size_t)o < errlen) snprintf(err + o, errlen - (size_t)o, ")");
+        if (found > 1) {
+            snprintf(err, errlen, "key %s is on %d lines of %s: remove all but one first", id, found,
+                     path);
+            goto out;
+        }
+        if (!found) {
+            list_ids(&ks, err, errlen, snprintf(err, errlen, "no key of %s has the id %s", path, id));
             goto out;
         }
         if (moved == 0) {
@@ -154,13 +207,17 @@ static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key
         snprintf(want[nwant++], sizeof want[0], "%s", id);
         for (int i = 0; i < n; i++)
             if (i != moved) snprintf(want[nwant++], sizeof want[0], "%s", ks.keys[i].id);
+    } else if (edit == EDIT_DROP) {
+        if (drop_plan(&ks, path, target, drop, err, errlen) != 0) goto out;
+        for (int i = 0; i < n; i++)
+            if (!drop[i]) snprintf(want[nwant++], sizeof want[0], "%s", ks.keys[i].id);
     } else {
         fv_keys_id(key, id);
         if (n >= FV_KEYS_MAX) {
             snprintf(err, errlen,
                      "key file %s holds %d keys already, the most it may hold: drop an old key first "
-                     "(one that `fvctl rotate-master-key` reported nothing left under), then run this "
-                     "again",
+                     "(`fvctl rotate-master-key --drop ID` of one nothing is left under), then run "
+                     "this again",
                      path, n);
             goto out;
         }
@@ -201,6 +258,16 @@ static int rewrite(const char *path, keyfile_edit edit, const unsigned char *key
         if (text[at - 1] != '\n') out[olen++] = '\n'; /* the first key was the last line */
         memcpy(out + olen, line, KEY_LINE);
         olen += KEY_LINE;
+        memcpy(out + olen, text + at, len - at);
+        olen += len - at;
+    } else if (edit == EDIT_DROP) {
+        size_t at = 0; /* the text up to here is copied, or was a dropped key's line */
+        for (int i = 0; i < n; i++) {
+            if (!drop[i]) continue;
+            memcpy(out + olen, text + at, kstart[i] - at);
+            olen += kstart[i] - at;
+            at = kend[i]; /* its newline goes with it */
+        }
         memcpy(out + olen, text + at, len - at);
         olen += len - at;
     } else {
@@ -305,4 +372,21 @@ int fvctl_keyfile_standby(const char *path, const unsigned char key[FV_KEY_BYTES
 int fvctl_keyfile_promote(const char *path, const char *id, int *nkeys, char *err, size_t errlen)
 {
     return rewrite(path, EDIT_PROMOTE, NULL, id, nkeys, err, errlen);
+}
+
+int fvctl_keyfile_drop(const char *path, const char *id, int *nkeys, char *err, size_t errlen)
+{
+    return rewrite(path, EDIT_DROP, NULL, id, nkeys, err, errlen);
+}
+
+int fvctl_keyfile_drop_check(const char *path, const char *id, int *position, char *err, size_t errlen)
+{
+    fv_keyset ks;
+    bool drop[FV_KEYS_MAX] = {false};
+    if (fv_keys_load(&ks, path, err, errlen) != 0) return -1;
+    int rc = drop_plan(&ks, path, id, drop, err, errlen);
+    for (int i = ks.n - 1; rc == 0 && i >= 0; i--)
+        if (drop[i]) *position = i + 1;
+    fv_keys_clear(&ks);
+    return rc;
 }

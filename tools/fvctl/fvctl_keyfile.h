@@ -1,5 +1,6 @@
 /* The master key file rewritten by fvctl rotate-master-key: a new key first (--new-key), a new key
- * second (--new-key --standby), or a key moved to the first line (--promote ID). */
+ * second (--new-key --standby), a key moved to the first line (--promote ID), or an old key's line
+ * removed (--drop ID). */
 #ifndef FVCTL_KEYFILE_H
 #define FVCTL_KEYFILE_H
 
@@ -33,5 +34,17 @@ int fvctl_keyfile_standby(const char *path, const unsigned char key[FV_KEY_BYTES
  * 1 when that key is the first already (nothing written), or -1: refuses an id that is not the
  * shape of one, one that names no key of the file (err lists the file's ids), or more than one. */
 int fvctl_keyfile_promote(const char *path, const char *id, int *nkeys, char *err, size_t errlen);
+
+/* The key whose id is id removed from the file: its line (and any other line of the same id), with
+ * its newline, every other line kept in its order, comments and blank lines included (a comment
+ * above the line stays: it is the operator's). Returns 0 or -1: refuses an id that is not the
+ * shape of one, one that names no key of the file (err lists the file's ids), the file's only key,
+ * and its first (current) key. Whether anything is still sealed or wrapped under the key is the
+ * caller's to check (fvctl_keydrop.c) before. */
+int fvctl_keyfile_drop(const char *path, const char *id, int *nkeys, char *err, size_t errlen);
+
+/* The refusals of fvctl_keyfile_drop without writing anything, for the checks made before the drop:
+ * 0 (*position is the key's place in the file, 1 for the first line's key) or -1 with the reason. */
+int fvctl_keyfile_drop_check(const char *path, const char *id, int *position, char *err, size_t errlen);
 
 #endif

@@ -6,7 +6,8 @@
  * data "totp:<user id>"), which `fvctl reseal` re-seals, and data keys (data_keys.wrapped,
  * common/fv_datakey.h), which `fvctl rotate-master-key` re-wraps before re-sealing the TOTP
  * secrets the same way. `rotate-master-key --new-key --standby` puts a new random key second in the
- * key file, `--promote ID` moves it first, plain `--new-key` puts it first at once (fvctl_keyfile.c).
+ * key file, `--promote ID` moves it first, plain `--new-key` puts it first at once (fvctl_keyfile.c);
+ * `--drop ID` removes an old key once nothing is under it (fvctl_keydrop.c).
  *
  * Resumable and idempotent: one loop (rewrap) for both kinds reads the rows not under the current
  * key in key order (keyset pagination) in batches, and replaces each with one compare-and-set
@@ -50,28 +51,39 @@ static void reseal_usage(FILE *out)
 
 static void rotate_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: fvctl [-c FILE] rotate-master-key --new-key --standby\n"
-            "       fvctl [-c FILE] rotate-master-key --promote ID\n"
-            "       fvctl [-c FILE] rotate-master-key [--batch N]\n"
-            "       fvctl [-c FILE] rotate-master-key --new-key\n"
-            "  --new-key --standby  put a new random master key second in key_file (an atomic\n"
-            "              rewrite, mode 0600): every program restarted with the file accepts it for\n"
-            "              opening and verifying, none uses it yet. Prints its id, never the key.\n"
-            "  --promote ID  move the key with that id to the first line (an atomic rewrite, the\n"
-            "              others kept in order): programs restarted with the file sign, seal and\n"
-            "              wrap under it. Only once every program runs with the key as a standby.\n"
-            "  (without)   re-wrap every data key under the current master key (the first of\n"
-            "              key_file) and seal every TOTP secret again under it, as `fvctl reseal`.\n"
-            "              Resumable and idempotent; exit status 1 if a data key or a secret opens\n"
-            "              under no key of key_file. When it reports nothing left under another\n"
-            "              key, the old key may leave the file (docs/operations.md section 12).\n"
-            "  --new-key   (alone) put a new random key first at once: for a single host, or when\n"
-            "              sessions and queue entries may break until every program restarted.\n"
-            "  --batch N   rows read per query (default %d)\n"
-            "  Without downtime: --new-key --standby, copy the file everywhere, restart everything;\n"
-            "  --promote ID, copy, restart everything; then without options (section 12).\n",
-            DEFAULT_BATCH);
+    fprintf(
+        out,
+        "usage: fvctl [-c FILE] rotate-master-key --new-key --standby\n"
+        "       fvctl [-c FILE] rotate-master-key --promote ID\n"
+        "       fvctl [-c FILE] rotate-master-key [--batch N]\n"
+        "       fvctl [-c FILE] rotate-master-key --drop ID [--force]\n"
+        "       fvctl [-c FILE] rotate-master-key --new-key\n"
+        "  --new-key --standby  put a new random master key second in key_file (an atomic\n"
+        "              rewrite, mode 0600): every program restarted with the file accepts it for\n"
+        "              opening and verifying, none uses it yet. Prints its id, never the key.\n"
+        "  --promote ID  move the key with that id to the first line (an atomic rewrite, the\n"
+        "              others kept in order): programs restarted with the file sign, seal and\n"
+        "              wrap under it. Only once every program runs with the key as a standby.\n"
+        "  (without)   re-wrap every data key under the current master key (the first of\n"
+        "              key_file) and seal every TOTP secret again under it, as `fvctl reseal`.\n"
+        "              Resumable and idempotent; exit status 1 if a data key or a secret opens\n"
+        "              under no key of key_file. When it reports nothing left under another\n"
+        "              key, the old key may leave the file with --drop.\n"
+        "  --drop ID   remove the key with that id from key_file (an atomic rewrite, the other\n"
+        "              lines kept), never the first or the only one. Refused (exit 1, saying what\n"
+        "              and how many) while a data key or a TOTP secret is under it, or a queue\n"
+        "              entry on the submissions or dead-letter stream is sealed under it. Names\n"
+        "              what it cannot check: the front ends' spool files (their /readyz) and the\n"
+        "              session tokens signed under it (session_ttl_s after the last restart).\n"
+        "  --force     (with --drop) drop it anyway, printing what is still under it: for a\n"
+        "              leaked key that must go now; what is under it then opens under no key.\n"
+        "  --new-key   (alone) put a new random key first at once: for a single host, or when\n"
+        "              sessions and queue entries may break until every program restarted.\n"
+        "  --batch N   rows read per query (default %d)\n"
+        "  Without downtime: --new-key --standby, copy the file everywhere, restart everything;\n"
+        "  --promote ID, copy, restart everything; then without options; then, after\n"
+        "  session_ttl_s, --drop OLD-ID, copy, restart everything (docs/operations.md section 12).\n",
+        DEFAULT_BATCH);
 }
 
 /* What rewrap counted. */
@@ -276,18 +288,19 @@ typedef struct rotate_opts {
     bool new_key;        /* --new-key */
     bool standby;        /* --standby (with --new-key) */
     const char *promote; /* --promote ID (argv's), or NULL */
+    const char *drop;    /* --drop ID (argv's), or NULL */
+    bool force;          /* --force (with --drop) */
 } rotate_opts;
 
-/* Parses [--batch N] (and, when ro is not NULL, rotate-master-key's --new-key, --standby and
- * --promote ID). Returns -1 to go on, or the status to exit with. */
+/* Parses [--batch N] (and, when ro is not NULL, rotate-master-key's --new-key, --standby,
+ * --promote ID, --drop ID and --force). Returns -1 to go on, or the status to exit with. */
 static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *batch, rotate_opts *ro)
 {
-    static const struct option opts[] = {{"batch", required_argument, NULL, 'b'},
-                                         {"new-key", no_argument, NULL, 'n'},
-                                         {"standby", no_argument, NULL, 's'},
-                                         {"promote", required_argument, NULL, 'p'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"batch", required_argument, NULL, 'b'}, {"new-key", no_argument, NULL, 'n'},
+        {"standby", no_argument, NULL, 's'},     {"promote", required_argument, NULL, 'p'},
+        {"drop", required_argument, NULL, 'd'},  {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int o;
     bool batch_given = false;
     const char *bad = NULL; /* a combination of options that makes no sense */
@@ -308,6 +321,15 @@ static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *bat
         if (ro && o == 'p') {
             if (ro->promote) bad = "--promote takes one key id";
             ro->promote = optarg;
+            continue;
+        }
+        if (ro && o == 'd') {
+            if (ro->drop) bad = "--drop takes one key id";
+            ro->drop = optarg;
+            continue;
+        }
+        if (ro && o == 'f') {
+            ro->force = true;
             continue;
         }
         char *end;
@@ -331,6 +353,10 @@ static int key_options(int argc, char **argv, void (*usage)(FILE *out), int *bat
         else if (ro->standby && !ro->new_key) bad = "--standby goes with --new-key";
         else if (ro->promote && ro->new_key)
             bad = "--promote and --new-key are two steps: a new key first goes in as a standby";
+        else if (ro->drop && (ro->new_key || ro->promote))
+            bad = "--drop is a step of its own: the last of a rotation, after the re-wrap";
+        else if (ro->drop && batch_given) bad = "--drop reads no rows in batches: it takes no --batch";
+        else if (ro->force && !ro->drop) bad = "--force goes with --drop";
     }
     if (bad) {
         fprintf(stderr, "fvctl %s: %s\n", argv[0], bad);
@@ -431,12 +457,32 @@ static int new_master_key(bool standby)
                "  2. run `fvctl rotate-master-key` (without --new-key): it re-wraps every data key and\n"
                "     re-seals every TOTP secret under %s; run it again until it reports nothing left\n"
                "     under another key\n"
-               "  3. then drop the old key's line from the file and restart again (docs/operations.md\n"
-               "     section 12 says when it is safe)\n",
+               "  3. then `fvctl rotate-master-key --drop OLD-ID` (it refuses while anything is left\n"
+               "     under that key) and restart again (docs/operations.md section 12 says when)\n",
                path, id, id);
     }
     fv_keys_clear(&ks);
     return FV_EXIT_OK;
+}
+
+/* The key id arg given to option opt, in lowercase into id (ids are printed in lowercase; one
+ * typed in capitals is the same id). False after saying why on stderr. */
+static bool parse_id(const char *opt, const char *arg, char id[FV_KEY_IDLEN + 1])
+{
+    size_t i = 0;
+    for (; i < FV_KEY_IDLEN && isxdigit((unsigned char)arg[i]); i++)
+        id[i] = (char)tolower((unsigned char)arg[i]);
+    id[i] = '\0';
+    if (i == FV_KEY_IDLEN && !arg[i]) return true;
+    char shown[17]; /* what was given, its first 16 bytes, each unprintable one as '?' */
+    snprintf(shown, sizeof shown, "%s", arg);
+    for (char *p = shown; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+    fprintf(stderr,
+            "fvctl rotate-master-key: %s takes a key id (%d hex characters, as fvctl printed it), not "
+            "'%s'\n",
+            opt, FV_KEY_IDLEN, shown);
+    return false;
 }
 
 /* rotate-master-key --promote ID. */
@@ -445,22 +491,7 @@ static int promote_master_key(const char *arg)
     const char *path = fv_common.key_file;
     char id[FV_KEY_IDLEN + 1], err[512];
     int nkeys = 0;
-    /* ids are printed in lowercase; one typed in capitals is the same id */
-    size_t i = 0;
-    for (; i < FV_KEY_IDLEN && isxdigit((unsigned char)arg[i]); i++)
-        id[i] = (char)tolower((unsigned char)arg[i]);
-    id[i] = '\0';
-    if (i != FV_KEY_IDLEN || arg[i]) {
-        char shown[17]; /* what was given, its first 16 bytes, each unprintable one as '?' */
-        snprintf(shown, sizeof shown, "%s", arg);
-        for (char *p = shown; *p; p++)
-            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
-        fprintf(stderr,
-                "fvctl rotate-master-key: --promote takes a key id (%d hex characters, as --new-key "
-                "printed it), not '%s'\n",
-                FV_KEY_IDLEN, shown);
-        return FV_EXIT_CONFIG;
-    }
+    if (!parse_id("--promote", arg, id)) return FV_EXIT_CONFIG;
     int rc = fvctl_keyfile_promote(path, id, &nkeys, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "fvctl rotate-master-key: %s\n", err);
@@ -486,7 +517,8 @@ static int promote_master_key(const char *arg)
            "     %s from then on, which every program opens already if each was restarted with\n"
            "     %s as a standby (its journal said \"key_file ...: ... also opens %s\")\n"
            "  2. then `fvctl rotate-master-key` (without options): it re-wraps every data key and\n"
-           "     re-seals every TOTP secret under %s (docs/operations.md section 12)\n",
+           "     re-seals every TOTP secret under %s (docs/operations.md section 12)\n"
+           "  3. after session_ttl_s, `fvctl rotate-master-key --drop OLD-ID` removes the old key\n",
            path, id, id, id, id);
     fv_keys_clear(&ks);
     return FV_EXIT_OK;
@@ -507,6 +539,11 @@ int fvctl_rotate_master_key(int argc, char **argv)
     if (status >= 0) return status;
     if (ro.new_key) return new_master_key(ro.standby);
     if (ro.promote) return promote_master_key(ro.promote);
+    if (ro.drop) {
+        char id[FV_KEY_IDLEN + 1];
+        if (!parse_id("--drop", ro.drop, id)) return FV_EXIT_CONFIG;
+        return fvctl_drop_master_key(id, ro.force);
+    }
     fv_keyset ks;
     char err[512];
     if (fv_keys_load(&ks, fv_common.key_file, err, sizeof err) != 0) {
