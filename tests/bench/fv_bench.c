@@ -203,10 +203,10 @@ struct fb_bench {
 
     /* counters */
     long long sent;
-    long long
-        accepted; /* JSON: 202 whose body names our id; OpenRosa: 201 or 202 with the success envelope */
-    long long
-        bad_ack; /* JSON: 202 whose body does not name our id; OpenRosa: 201/202 without the envelope */
+    /* JSON: 202 whose body names our id; OpenRosa: 201 or 202 with the success envelope */
+    long long accepted;
+    /* JSON: 202 whose body does not name our id; OpenRosa: 201/202 without the envelope */
+    long long bad_ack;
     long long stored_201; /* OpenRosa: accepted with 201 (the server saw it stored) */
     long long queued_202; /* OpenRosa: accepted with 202 (durably queued, not yet seen stored) */
     long long status[FB_STATUS_MAX];
@@ -1075,6 +1075,9 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
                         "takes bearer credentials)\n");
         return false;
     }
+    if (o->openrosa && o->pipeline > 1)
+        fprintf(stderr, "fv-bench: warning: the OpenRosa envelope names no instance: with --pipeline "
+                        "above 1 a response cannot be checked against its request\n");
     if (o->openrosa && data_set) {
         fprintf(stderr, "fv-bench: --data is for JSON submissions; --openrosa takes an XML file\n");
         return false;
