@@ -481,8 +481,12 @@ static void fb_response_done(struct fb_conn *c)
             b->bad_ack++;
             fb_conn_log(c, "201/202 without the OpenRosa success envelope", NULL);
         } else {
-            char detail[160];
-            snprintf(detail, sizeof detail, "%d %.120s", c->status, c->body);
+            /* the status and the envelope's message, on one line */
+            char detail[200];
+            const char *m = strstr(c->body, "<message");
+            int n = snprintf(detail, sizeof detail, "%d %s", c->status, m ? m : c->body);
+            for (int i = 0; n > 0 && i < n && i < (int)sizeof detail - 1; i++)
+                if (detail[i] == '\r' || detail[i] == '\n') detail[i] = ' ';
             b->status[c->status]++;
             fb_conn_log(c, "not accepted", detail);
         }

@@ -18,7 +18,9 @@
 # fresh cluster each time); FV_BENCH_AUTH=token (default) or basic (a signed-up user with a
 # password, HTTP Basic as Collect sends it with a username and password); FV_BUILD_DIR (default
 # build/); FV_ODK_FIXTURES (default /work/shared/fixtures/odk); FV_BENCH_OUT (a directory: each
-# run's fv-bench output and summary kept there); FV_BENCH_PORT, FV_BENCH_PG_PORT,
+# run's fv-bench output and summary kept there); FV_BENCH_AFTER (a shell command run after each
+# run's measurements, before the cluster stops, with BENCH_PGURL, BENCH_DEPLOYMENT, BENCH_SURVEY
+# and BENCH_DIR set: for looking into the database a run left); FV_BENCH_PORT, FV_BENCH_PG_PORT,
 # FV_BENCH_REDIS_PORT. The rate limits of sessions and API keys are off (one app user drives the
 # whole load).
 #
@@ -27,7 +29,8 @@
 # (master and children), fv-worker and redis-server that this cluster's deploy/local.sh started
 # (found as its children and grandchildren by PID). CPU: utime + stime of the same processes and
 # of the PostgreSQL backends (children of this cluster's postmaster), before and after fv-bench,
-# per accepted submission.
+# per accepted submission. The last line of each run is SUMMARY {json}: rates, latency, counts,
+# the largest VmHWM of each kind in MiB and the CPU microseconds per submission by kind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${FV_BUILD_DIR:-build}
@@ -190,7 +193,7 @@ run_case() { # CASE ROUND
 
     echo "== $name, round $round ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg), auth $AUTH)"
     grep -v '^{' "$log" || true
-    [ "$rc" -eq 0 ] || { echo "   fv-bench exit status $rc:"; head -20 "$DIR/bench.err"; }
+    [ "$rc" -eq 0 ] || { echo "  fv-bench exit status $rc; its first messages:"; head -3 "$DIR/bench.err"; }
     local json
     json=$(tail -1 "$log")
     if [ "${json:0:1}" != "{" ]; then
@@ -219,16 +222,19 @@ for (k, p), v in mem.items():
 print("  peak RSS (VmHWM)    " + "  ".join(f"{k} {max(v) / 1024:.1f} MiB" + (f" (x{len(v)}, sum {sum(v) / 1024:.1f})" if len(v) > 1 else "")
                                      for k, v in sorted(peak.items())))
 e2e = r["e2e"] or {}
-fe = max(peak.get("frontend-child", [0]) + peak.get("frontend-master", [0]))
-wk = max(peak.get("worker", [0]))
+def top(k):
+    return round(max(peak.get(k, [0])) / 1024, 1)
 print("SUMMARY " + json.dumps({"case": sys.argv[5], "round": int(sys.argv[6]), "accepted_per_s": r["accepted_per_s"],
       "committed_per_s": e2e.get("e2e_per_s"), "p50": r["latency_ms"]["p50"], "p90": r["latency_ms"]["p90"],
       "p99": r["latency_ms"]["p99"], "max": r["latency_ms"]["max"], "accepted": r["accepted"], "stored_201": r["stored_201"],
       "queued_202": r["queued_202"], "errors": r["non_202"] + r["bad_ack"] + r["no_response"] + r["connection_errors"],
-      "committed": e2e.get("stored"), "request_bytes": r["request_bytes"], "frontend_peak_mib": round(fe / 1024, 1),
-      "worker_peak_mib": round(wk / 1024, 1), "redis_peak_mib": round(max(peak.get("redis", [0])) / 1024, 1),
+      "committed": e2e.get("stored"), "request_bytes": r["request_bytes"], "frontend_child_peak_mib": top("frontend-child"),
+      "frontend_master_peak_mib": top("frontend-master"), "worker_peak_mib": top("worker"), "redis_peak_mib": top("redis"),
       "cpu_us": {k: round(v * 1e6 / tick / acc) for k, v in cpu.items()}}))
 EOF
+    if [ -n "${FV_BENCH_AFTER:-}" ]; then
+        BENCH_PGURL=$PGURL BENCH_DEPLOYMENT=$dep BENCH_SURVEY=$survey BENCH_DIR=$DIR bash -c "$FV_BENCH_AFTER" || true
+    fi
     if [ -n "$OUT" ]; then
         cp "$log" "$OUT/$name-$round.out"
         cp "$DIR/bench.err" "$OUT/$name-$round.err"

@@ -160,6 +160,7 @@ def test_openrosa_refusals_are_not_counted(bw):
     other = template(bw, "other.xml", SIMPLE.replace('id="simple"', 'id="not_this_form"'))
     rc, summary, out, acked = bench(bw, token, dep, "--openrosa", other, requests=3)
     assert rc == 1 and summary["accepted"] == 0 and summary["status"] == {"404": 3} and acked == [], out
+    assert 'not accepted: 404 <message nature="error">no such form' in out  # the envelope's message, logged
     # templates fv-bench cannot use: refused before any request (exit 2, no summary)
     photo = bw.tmp / "p.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xd9")
