@@ -1,14 +1,18 @@
-/* fv-bench: load generator for POST /v1/deployments/{dep}/responses over HTTPS keep-alive. */
+/* fv-bench: load generator for JSON and OpenRosa submissions over HTTPS keep-alive. */
 
 /*
  * One libevent loop drives K TLS connections (bufferevent_openssl on our own non-blocking,
  * TCP_NODELAY sockets) with a small hand-written HTTP/1.1 client: each connection keeps up to
  * P requests in flight and sends the next one when a response arrives. Every request carries a
- * fresh client-side UUID as its submission id. After the load phase it can poll PostgreSQL
- * until every acknowledged id is stored (end-to-end rate). See tests/bench/README.md.
+ * fresh client-side UUID as its submission id: JSON submissions to POST
+ * /v1/deployments/{dep}/responses, or (--openrosa) ODK Collect's multipart POST to the
+ * deployment's OpenRosa .../submission with the UUID as the instanceID, optionally with one
+ * attachment. After the load phase it can poll PostgreSQL until every acknowledged id is stored
+ * (end-to-end rate). See tests/bench/README.md.
  *
  * Ownership: one struct fb_bench (static, lives for the whole run) owns the event base, the TLS
- * context, the connections array, the request template and the result arrays. Each struct
+ * context, the connections array, the request template (its buffers and the attachment's bytes,
+ * which every request's output buffer references without copying) and the result arrays. Each struct
  * fb_conn owns its bufferevent (which owns the SSL and the fd: BEV_OPT_CLOSE_ON_FREE), its timer
  * and its ring of in-flight requests; a connection's bufferevent pointer is cleared when freed.
  */
@@ -39,7 +43,9 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -54,10 +60,21 @@
 #define FB_PG_CHUNK 5000     /* ids per PostgreSQL poll query */
 #define FB_PG_POLL_US 100000 /* 100 ms between polls that found nothing new */
 #define FB_UUID_LEN 36
+#define FB_RANDINT_LEN 6           /* {{randInt}}: a fresh 6-digit number per request */
+#define FB_TEMPLATE_MAX (1u << 20) /* --openrosa XML template, bytes */
+#define FB_ATTACH_MAX (10u << 20)  /* --attach file, bytes (the server's default body limit) */
+#define FB_BOUNDARY_HEX 32         /* random hex digits of the multipart boundary */
 
 #define FB_EXIT_OK 0
 #define FB_EXIT_FAILED 1 /* the run had errors, or the drain timed out */
 #define FB_EXIT_USAGE 2  /* bad options or setup failure */
+
+/* How requests authenticate (--auth). */
+enum fb_auth {
+    FB_AUTH_BEARER, /* Authorization: Bearer KEY (API key or session token; the JSON API's) */
+    FB_AUTH_BASIC,  /* Authorization: Basic base64(email:password), KEY = email:password */
+    FB_AUTH_TOKEN,  /* an app user's token in the path: /v1/key/KEY/openrosa/... (no header) */
+};
 
 /* Command-line options, parsed once; strings borrow argv or the environment. */
 struct fb_opts {
@@ -81,6 +98,20 @@ struct fb_opts {
     double drain_timeout_s;
     const char *ids_out;
     bool json;
+    const char *openrosa; /* XML template file: OpenRosa mode; NULL: JSON submissions */
+    const char *attach;   /* OpenRosa mode: a file sent as one attachment part */
+    enum fb_auth auth;
+};
+
+/* A fixed-width field of the request rewritten before each send. */
+enum fb_patch_kind {
+    FB_PATCH_UUID,    /* the request's id, 36 lower-case characters */
+    FB_PATCH_RANDINT, /* a random number of FB_RANDINT_LEN digits */
+};
+
+struct fb_patch {
+    char *at; /* borrowed: into fb_bench.req or fb_bench.tail */
+    enum fb_patch_kind kind;
 };
 
 /* A request written on a connection and not yet answered. */
@@ -144,9 +175,21 @@ struct fb_bench {
     struct event *progress_ev;
     struct event *sigint_ev;
     struct event *sigterm_ev;
-    char *req; /* one complete request; the id is patched in at req_id_off */
+    /*
+     * One request is req (copied into the output buffer), then, with an attachment, att
+     * (referenced, never copied: constant for the run) and tail (copied). The patches rewrite
+     * the id (and random numbers) in req and tail before each send; their widths are fixed, so
+     * Content-Length is too.
+     */
+    char *req; /* owned */
     size_t req_len;
-    size_t req_id_off;
+    unsigned char *att; /* owned: the attachment's bytes, or NULL */
+    size_t att_len;
+    char *tail; /* owned: after att: the id that makes each attachment unique, the closing boundary */
+    size_t tail_len;
+    struct fb_patch *patches; /* owned */
+    size_t npatches;
+    uint64_t rng;               /* xorshift64* state for the random numbers */
     char head[FB_MAX_HEAD + 1]; /* scratch for parsing one response head */
 
     uint64_t t_start_us, t_first_send_us, t_issue_end_us;
@@ -160,8 +203,12 @@ struct fb_bench {
 
     /* counters */
     long long sent;
-    long long accepted; /* 202 whose body names our id */
-    long long bad_ack;  /* 202 whose body does not name our id */
+    /* JSON: 202 whose body names our id; OpenRosa: 201 or 202 with the success envelope */
+    long long accepted;
+    /* JSON: 202 whose body does not name our id; OpenRosa: 201/202 without the envelope */
+    long long bad_ack;
+    long long stored_201; /* OpenRosa: accepted with 201 (the server saw it stored) */
+    long long queued_202; /* OpenRosa: accepted with 202 (durably queued, not yet seen stored) */
     long long status[FB_STATUS_MAX];
     long long no_response; /* sent, but the connection broke, timed out or the run ended */
     long long timed_out;   /* of no_response: abandoned at the hard deadline */
@@ -360,18 +407,44 @@ static void fb_new_id(uuid_t out)
     out[8] = (unsigned char)((out[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
+/* A 64-bit pseudo-random number (xorshift64*): the load's filler, not a secret. */
+static uint64_t fb_rand64(struct fb_bench *b)
+{
+    b->rng ^= b->rng >> 12;
+    b->rng ^= b->rng << 25;
+    b->rng ^= b->rng >> 27;
+    return b->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* Writes FB_RANDINT_LEN random decimal digits at p, the first not 0. */
+static void fb_randint(struct fb_bench *b, char *p)
+{
+    uint64_t v = 100000 + fb_rand64(b) % 900000;
+    for (int i = FB_RANDINT_LEN - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+}
+
 /* Queues one request with a fresh id on an open connection. */
 static void fb_conn_send(struct fb_conn *c)
 {
     struct fb_bench *b = c->b;
     struct fb_inflight *r = &c->ring[(c->head + c->count) % b->o.pipeline];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
     char text[FB_UUID_LEN + 1];
 
     fb_new_id(r->id);
     uuid_unparse_lower(r->id, text);
-    memcpy(b->req + b->req_id_off, text, FB_UUID_LEN);
+    for (size_t i = 0; i < b->npatches; i++) {
+        if (b->patches[i].kind == FB_PATCH_UUID) memcpy(b->patches[i].at, text, FB_UUID_LEN);
+        else fb_randint(b, b->patches[i].at);
+    }
     r->t_sent_us = fb_now_us();
-    if (evbuffer_add(bufferevent_get_output(c->bev), b->req, b->req_len) == -1) fb_oom();
+    if (evbuffer_add(out, b->req, b->req_len) == -1) fb_oom();
+    if (b->att) {
+        /* the constant bytes by reference (they live as long as the run); the tail copied */
+        if (evbuffer_add_reference(out, b->att, b->att_len, NULL, NULL) == -1 ||
+            evbuffer_add(out, b->tail, b->tail_len) == -1)
+            fb_oom();
+    }
     c->count++;
     b->issued++;
     b->sent++;
@@ -394,10 +467,32 @@ static void fb_response_done(struct fb_conn *c)
 
     fb_record_latency(b, now - r->t_sent_us);
     b->t_load_end_us = now;
-    if (c->status == 202) {
+    c->body[c->body_len] = '\0';
+    if (b->o.openrosa) {
+        /* The envelope names no instance: with --pipeline 1 a response is its request's. */
+        bool ok = strstr(c->body, "<OpenRosaResponse") && strstr(c->body, "<message nature=\"\">");
+        if ((c->status == 201 || c->status == 202) && ok) {
+            b->accepted++;
+            if (c->status == 201) b->stored_201++;
+            else b->queued_202++;
+            fb_record_ack(b, r->id);
+            c->backoff_ms = FB_BACKOFF_MIN_MS;
+        } else if (c->status == 201 || c->status == 202) {
+            b->bad_ack++;
+            fb_conn_log(c, "201/202 without the OpenRosa success envelope", NULL);
+        } else {
+            /* the status and the envelope's message, on one line */
+            char detail[200];
+            const char *m = strstr(c->body, "<message");
+            int n = snprintf(detail, sizeof detail, "%d %s", c->status, m ? m : c->body);
+            for (int i = 0; n > 0 && i < n && i < (int)sizeof detail - 1; i++)
+                if (detail[i] == '\r' || detail[i] == '\n') detail[i] = ' ';
+            b->status[c->status]++;
+            fb_conn_log(c, "not accepted", detail);
+        }
+    } else if (c->status == 202) {
         char text[FB_UUID_LEN + 1];
         uuid_unparse_lower(r->id, text);
-        c->body[c->body_len] = '\0';
         if (strcasestr(c->body, text)) {
             b->accepted++;
             fb_record_ack(b, r->id);
@@ -731,8 +826,17 @@ static void fb_usage(FILE *f)
 {
     fprintf(f, "usage: FV_BENCH_KEY=KEY fv-bench --deployment UUID [options]\n"
                "  --url https://IP:PORT   target, loopback IP only (default https://127.0.0.1:8443)\n"
-               "  --key KEY               API key or session token (prefer env FV_BENCH_KEY)\n"
+               "  --key KEY               credentials as --auth says (prefer env FV_BENCH_KEY)\n"
                "  --deployment UUID       deployment to submit to (required)\n"
+               "  --openrosa FILE         OpenRosa submissions (multipart POST .../submission):\n"
+               "                          FILE is the instance XML with uuid:{{uuid}} as its\n"
+               "                          instanceID ({{uuid}}, {{randInt}} fresh per request)\n"
+               "  --attach FILE           with --openrosa: FILE as one attachment part, named by\n"
+               "                          its base name (which the XML must name); the request's\n"
+               "                          id is appended to its bytes so that no two are equal\n"
+               "  --auth MODE             bearer (KEY: API key or token; the JSON default), token\n"
+               "                          (KEY: an app user's token in the URL; the --openrosa\n"
+               "                          default) or basic (KEY: email:password)\n"
                "  --connections K         keep-alive connections (default 32)\n"
                "  --pipeline P            requests in flight per connection (default 1)\n"
                "  --requests N            total requests (default 20000 unless --duration)\n"
@@ -741,7 +845,7 @@ static void fb_usage(FILE *f)
                "                          duration + 30 with --duration)\n"
                "  --timeout S             connect and per-response timeout (default 30)\n"
                "  --data JSON             the response's data object (default "
-               "{\"name\":\"bench\",\"age\":30})\n"
+               "{\"name\":\"bench\",\"age\":30}; JSON mode)\n"
                "  --cacert FILE           verify the server certificate against FILE\n"
                "                          (default: no verification)\n"
                "  --pg DSN                after the load, poll PostgreSQL until every accepted id\n"
@@ -749,7 +853,8 @@ static void fb_usage(FILE *f)
                "  --drain-timeout S       bound of that wait (default 120)\n"
                "  --ids-out FILE          write every accepted id, one per line\n"
                "  --json                  also print the summary as one JSON line, last\n"
-               "exit status: 0 all accepted (and stored), 1 errors or drain timeout, 2 usage\n");
+               "exit status: 0 all accepted (and stored), 1 errors or drain timeout, 2 usage\n"
+               "accepted: JSON 202 naming the id; OpenRosa 201 or 202 with the success envelope\n");
 }
 
 static bool fb_parse_long(const char *s, long min, long max, long *out)
@@ -863,6 +968,9 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
         OPT_DRAIN,
         OPT_IDS,
         OPT_JSON,
+        OPT_OPENROSA,
+        OPT_ATTACH,
+        OPT_AUTH,
         OPT_HELP
     };
     static const struct option longopts[] = {
@@ -881,11 +989,14 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"ids-out", required_argument, NULL, OPT_IDS},
         {"json", no_argument, NULL, OPT_JSON},
+        {"openrosa", required_argument, NULL, OPT_OPENROSA},
+        {"attach", required_argument, NULL, OPT_ATTACH},
+        {"auth", required_argument, NULL, OPT_AUTH},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *url = "https://127.0.0.1:8443";
-    bool max_time_set = false;
+    bool max_time_set = false, auth_set = false, data_set = false;
     long v;
     int ch;
 
@@ -926,7 +1037,10 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
         case OPT_TIMEOUT:
             if (!fb_parse_seconds(optarg, 0.001, &o->timeout_s)) goto bad;
             break;
-        case OPT_DATA: o->data = optarg; break;
+        case OPT_DATA:
+            o->data = optarg;
+            data_set = true;
+            break;
         case OPT_CACERT: o->cacert = optarg; break;
         case OPT_PG: o->pg = optarg; break;
         case OPT_DRAIN:
@@ -934,6 +1048,15 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
             break;
         case OPT_IDS: o->ids_out = optarg; break;
         case OPT_JSON: o->json = true; break;
+        case OPT_OPENROSA: o->openrosa = optarg; break;
+        case OPT_ATTACH: o->attach = optarg; break;
+        case OPT_AUTH:
+            if (strcmp(optarg, "bearer") == 0) o->auth = FB_AUTH_BEARER;
+            else if (strcmp(optarg, "basic") == 0) o->auth = FB_AUTH_BASIC;
+            else if (strcmp(optarg, "token") == 0) o->auth = FB_AUTH_TOKEN;
+            else goto bad;
+            auth_set = true;
+            break;
         case OPT_HELP: fb_usage(stdout); exit(FB_EXIT_OK);
         default: fb_usage(stderr); return false;
         }
@@ -948,6 +1071,28 @@ static bool fb_parse_args(struct fb_opts *o, int argc, char **argv)
     if (!fb_parse_url(o, url)) return false;
     if (!o->key || !*o->key || strpbrk(o->key, "\r\n")) {
         fprintf(stderr, "fv-bench: no key: set FV_BENCH_KEY (or --key)\n");
+        return false;
+    }
+    if (!auth_set) o->auth = o->openrosa ? FB_AUTH_TOKEN : FB_AUTH_BEARER;
+    if (!o->openrosa && (o->attach || o->auth != FB_AUTH_BEARER)) {
+        fprintf(stderr, "fv-bench: --attach and --auth basic|token need --openrosa (the JSON API "
+                        "takes bearer credentials)\n");
+        return false;
+    }
+    if (o->openrosa && o->pipeline > 1)
+        fprintf(stderr, "fv-bench: warning: the OpenRosa envelope names no instance: with --pipeline "
+                        "above 1 a response cannot be checked against its request\n");
+    if (o->openrosa && data_set) {
+        fprintf(stderr, "fv-bench: --data is for JSON submissions; --openrosa takes an XML file\n");
+        return false;
+    }
+    if (o->auth == FB_AUTH_TOKEN && strspn(o->key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                   "0123456789_-") != strlen(o->key)) {
+        fprintf(stderr, "fv-bench: an app user's token is base64url text (--auth token)\n");
+        return false;
+    }
+    if (o->auth == FB_AUTH_BASIC && (!strchr(o->key, ':') || o->key[0] == ':')) {
+        fprintf(stderr, "fv-bench: --auth basic takes email:password as the key\n");
         return false;
     }
     uuid_t dep;
@@ -968,31 +1113,335 @@ bad:
     return false;
 }
 
-/* Builds the request template in b->req with a placeholder id at b->req_id_off. */
-static void fb_build_request(struct fb_bench *b)
+/* ---- the request template ---- */
+
+/* A growable byte string; the builder's scratch. */
+struct fb_str {
+    char *p; /* owned */
+    size_t len, cap;
+};
+
+static void fb_str_add(struct fb_str *s, const void *d, size_t n)
+{
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n + 1) cap *= 2;
+        char *p = realloc(s->p, cap);
+        if (!p) fb_oom();
+        s->p = p;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, d, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+static void fb_str_adds(struct fb_str *s, const char *text)
+{
+    fb_str_add(s, text, strlen(text));
+}
+
+/* A patch while building: an offset, since the buffers still move. */
+struct fb_patch_at {
+    size_t off;
+    bool in_tail; /* into b->tail, else into b->req */
+    enum fb_patch_kind kind;
+};
+
+struct fb_patches {
+    struct fb_patch_at *v; /* owned */
+    size_t n, cap;
+};
+
+static void fb_patch_add(struct fb_patches *ps, size_t off, bool in_tail, enum fb_patch_kind kind)
+{
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 16;
+        struct fb_patch_at *v = realloc(ps->v, cap * sizeof *v);
+        if (!v) fb_oom();
+        ps->v = v;
+        ps->cap = cap;
+    }
+    ps->v[ps->n++] = (struct fb_patch_at){off, in_tail, kind};
+}
+
+/* Turns the offsets into pointers once req and tail are final; frees ps's array. */
+static void fb_patches_fix(struct fb_bench *b, struct fb_patches *ps)
+{
+    b->patches = calloc(ps->n ? ps->n : 1, sizeof *b->patches);
+    if (!b->patches) fb_oom();
+    for (size_t i = 0; i < ps->n; i++)
+        b->patches[i] = (struct fb_patch){(ps->v[i].in_tail ? b->tail : b->req) + ps->v[i].off,
+                                          ps->v[i].kind};
+    b->npatches = ps->n;
+    free(ps->v);
+    ps->v = NULL;
+}
+
+/* Reads at most max bytes of path into a new buffer with a NUL after them; caller frees. */
+static unsigned char *fb_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    size_t n = 0;
+
+    if (!f) {
+        fprintf(stderr, "fv-bench: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(max + 2);
+    if (!buf) fb_oom();
+    n = fread(buf, 1, max + 1, f);
+    if (ferror(f)) {
+        fprintf(stderr, "fv-bench: cannot read %s: %s\n", path, strerror(errno));
+        goto failed;
+    }
+    if (n > max) {
+        fprintf(stderr, "fv-bench: %s is larger than %zu bytes\n", path, max);
+        goto failed;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+failed:
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+/* The request head (method, path, credentials, Content-Length) before body_len bytes of body. */
+static void fb_head(const struct fb_bench *b, struct fb_str *h, const char *content_type,
+                    size_t body_len)
 {
     const struct fb_opts *o = &b->o;
-    const char *body_pre = "{\"id\":\"";
-    const char *body_mid = "\",\"data\":";
-    size_t body_len = strlen(body_pre) + FB_UUID_LEN + strlen(body_mid) + strlen(o->data) + 1;
-    char *head = NULL;
-    int hl = asprintf(&head,
-                      "POST /v1/deployments/%s/responses HTTP/1.1\r\n"
-                      "Host: %s\r\n"
-                      "Authorization: Bearer %s\r\n"
-                      "Content-Type: application/json\r\n"
-                      "Accept: application/json\r\n"
-                      "Content-Length: %zu\r\n"
-                      "\r\n",
-                      o->deployment, o->authority, o->key, body_len);
-    if (hl < 0) fb_oom();
-    b->req_len = (size_t)hl + body_len;
-    b->req = malloc(b->req_len + 1);
-    if (!b->req) fb_oom();
-    b->req_id_off = (size_t)hl + strlen(body_pre);
-    snprintf(b->req, b->req_len + 1, "%s%s%.*s%s%s}", head, body_pre, FB_UUID_LEN,
-             "000000000000000000000000000000000000", body_mid, o->data);
-    free(head);
+    char line[512];
+
+    if (!o->openrosa)
+        snprintf(line, sizeof line, "POST /v1/deployments/%s/responses HTTP/1.1\r\n", o->deployment);
+    else if (o->auth == FB_AUTH_TOKEN)
+        snprintf(line, sizeof line, "POST /v1/key/%s/openrosa/deployments/%s/submission HTTP/1.1\r\n",
+                 o->key, o->deployment);
+    else
+        snprintf(line, sizeof line, "POST /v1/openrosa/deployments/%s/submission HTTP/1.1\r\n",
+                 o->deployment);
+    fb_str_adds(h, line);
+    fb_str_adds(h, "Host: ");
+    fb_str_adds(h, o->authority);
+    fb_str_adds(h, "\r\n");
+    if (o->auth == FB_AUTH_BEARER) {
+        fb_str_adds(h, "Authorization: Bearer ");
+        fb_str_adds(h, o->key);
+        fb_str_adds(h, "\r\n");
+    } else if (o->auth == FB_AUTH_BASIC) {
+        size_t kl = strlen(o->key);
+        unsigned char *enc = malloc(4 * ((kl + 2) / 3) + 1);
+        if (!enc) fb_oom();
+        EVP_EncodeBlock(enc, (const unsigned char *)o->key, (int)kl);
+        fb_str_adds(h, "Authorization: Basic ");
+        fb_str_adds(h, (const char *)enc);
+        fb_str_adds(h, "\r\n");
+        OPENSSL_cleanse(enc, strlen((const char *)enc));
+        free(enc);
+    }
+    if (o->openrosa) fb_str_adds(h, "X-OpenRosa-Version: 1.0\r\n"); /* as ODK Collect sends it */
+    snprintf(line, sizeof line,
+             "Content-Type: %s\r\n"
+             "Accept: %s\r\n"
+             "Content-Length: %zu\r\n"
+             "\r\n",
+             content_type, o->openrosa ? "text/xml" : "application/json", body_len);
+    fb_str_adds(h, line);
+}
+
+/* JSON mode: {"id":"<id>","data":<--data>}, the id patched. */
+static void fb_build_json(struct fb_bench *b)
+{
+    static const char body_pre[] = "{\"id\":\"";
+    static const char body_mid[] = "\",\"data\":";
+    struct fb_str h = {0};
+    struct fb_patches ps = {0};
+    size_t body_len = strlen(body_pre) + FB_UUID_LEN + strlen(body_mid) + strlen(b->o.data) + 1;
+
+    fb_head(b, &h, "application/json", body_len);
+    fb_patch_add(&ps, h.len + strlen(body_pre), false, FB_PATCH_UUID);
+    fb_str_adds(&h, body_pre);
+    fb_str_adds(&h, "000000000000000000000000000000000000");
+    fb_str_adds(&h, body_mid);
+    fb_str_adds(&h, b->o.data);
+    fb_str_adds(&h, "}");
+    b->req = h.p;
+    b->req_len = h.len;
+    fb_patches_fix(b, &ps);
+}
+
+/* The XML template with every placeholder zero-filled at its fixed width into x, the patches'
+ * offsets relative to x's start; false (after a message) on a template we cannot use. */
+static bool fb_template(const char *path, const char *t, size_t tlen, struct fb_str *x,
+                        struct fb_patches *ps)
+{
+    static const char uuid_ph[] = "{{uuid}}", rand_ph[] = "{{randInt}}";
+    const char *p = t;
+
+    if (strlen(t) != tlen) {
+        fprintf(stderr, "fv-bench: %s holds a NUL byte\n", path);
+        return false;
+    }
+    if (!strstr(t, "uuid:{{uuid}}")) {
+        fprintf(stderr,
+                "fv-bench: %s has no uuid:{{uuid}} (the instanceID as ODK Collect writes it: the "
+                "request's id, which the drain looks for)\n",
+                path);
+        return false;
+    }
+    for (;;) {
+        const char *q = strstr(p, "{{");
+        if (!q) break;
+        fb_str_add(x, p, (size_t)(q - p));
+        if (strncmp(q, uuid_ph, strlen(uuid_ph)) == 0) {
+            fb_patch_add(ps, x->len, false, FB_PATCH_UUID);
+            fb_str_adds(x, "000000000000000000000000000000000000");
+            p = q + strlen(uuid_ph);
+        } else if (strncmp(q, rand_ph, strlen(rand_ph)) == 0) {
+            fb_patch_add(ps, x->len, false, FB_PATCH_RANDINT);
+            fb_str_adds(x, "000000");
+            p = q + strlen(rand_ph);
+        } else {
+            fprintf(stderr,
+                    "fv-bench: %s: unknown placeholder at \"%.20s\" (only {{uuid}} and {{randInt}})\n",
+                    path, q);
+            return false;
+        }
+    }
+    fb_str_adds(x, p);
+    return true;
+}
+
+static const char *fb_content_type(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot) return "application/octet-stream";
+    if (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0) return "image/jpeg";
+    if (strcasecmp(dot, ".png") == 0) return "image/png";
+    if (strcasecmp(dot, ".mp4") == 0) return "video/mp4";
+    if (strcasecmp(dot, ".m4a") == 0) return "audio/mp4";
+    return "application/octet-stream";
+}
+
+/*
+ * OpenRosa mode: ODK Collect's multipart body, the XML in xml_submission_file, then the
+ * attachment part (its bytes referenced, then the request's id and the closing boundary in
+ * the tail). False (after a message) on bad input.
+ */
+static bool fb_build_openrosa(struct fb_bench *b)
+{
+    const struct fb_opts *o = &b->o;
+    struct fb_str x = {0}, body = {0}, h = {0}, tail = {0};
+    struct fb_patches ps = {0};
+    unsigned char rnd[FB_BOUNDARY_HEX / 2];
+    char boundary[8 + FB_BOUNDARY_HEX + 1] = "fvbench-";
+    char line[512];
+    const char *name = NULL;
+    size_t tlen = 0;
+    bool ok = false;
+    unsigned char *t = fb_read_file(o->openrosa, FB_TEMPLATE_MAX, &tlen);
+
+    if (!t || !fb_template(o->openrosa, (const char *)t, tlen, &x, &ps)) goto done;
+    if (o->attach) {
+        name = strrchr(o->attach, '/') ? strrchr(o->attach, '/') + 1 : o->attach;
+        if (!*name || strpbrk(name, "\"\\\r\n;") || strlen(name) > 255) {
+            fprintf(stderr,
+                    "fv-bench: --attach %s: the base name must be 1-255 bytes without "
+                    "quotes, backslashes, semicolons or line breaks\n",
+                    o->attach);
+            goto done;
+        }
+        if (!strstr(x.p, name)) {
+            fprintf(stderr,
+                    "fv-bench: the XML does not name the attachment %s: the server ignores files "
+                    "no answer names\n",
+                    name);
+            goto done;
+        }
+        b->att = fb_read_file(o->attach, FB_ATTACH_MAX, &b->att_len);
+        if (!b->att) goto done;
+    }
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        fprintf(stderr, "fv-bench: RAND_bytes failed\n");
+        goto done;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++) snprintf(boundary + 8 + 2 * i, 3, "%02x", rnd[i]);
+    if (memmem(x.p, x.len, boundary, strlen(boundary)) ||
+        (b->att && memmem(b->att, b->att_len, boundary, strlen(boundary)))) {
+        fprintf(stderr, "fv-bench: the random boundary occurs in the body; run again\n");
+        goto done;
+    }
+
+    snprintf(
+        line, sizeof line,
+        "--%s\r\n"
+        "Content-Disposition: form-data; name=\"xml_submission_file\"; filename=\"submission.xml\"\r\n"
+        "Content-Type: text/xml\r\n"
+        "\r\n",
+        boundary);
+    fb_str_adds(&body, line);
+    size_t xml_off = body.len;
+    fb_str_add(&body, x.p, x.len);
+    if (b->att) {
+        fb_str_adds(&body, "\r\n--");
+        fb_str_adds(&body, boundary);
+        fb_str_adds(&body, "\r\nContent-Disposition: form-data; name=\"");
+        fb_str_adds(&body, name);
+        fb_str_adds(&body, "\"; filename=\"");
+        fb_str_adds(&body, name);
+        fb_str_adds(&body, "\"\r\nContent-Type: ");
+        fb_str_adds(&body, fb_content_type(name));
+        fb_str_adds(&body, "\r\n\r\n");
+        /* the attachment's bytes go here, by reference; then the tail */
+        fb_patch_add(&ps, 0, true, FB_PATCH_UUID);
+        fb_str_adds(&tail, "000000000000000000000000000000000000");
+        fb_str_adds(&tail, "\r\n--");
+        fb_str_adds(&tail, boundary);
+        fb_str_adds(&tail, "--\r\n");
+    } else {
+        fb_str_adds(&body, "\r\n--");
+        fb_str_adds(&body, boundary);
+        fb_str_adds(&body, "--\r\n");
+    }
+
+    snprintf(line, sizeof line, "multipart/form-data; boundary=%s", boundary);
+    fb_head(b, &h, line, body.len + b->att_len + tail.len);
+    for (size_t i = 0; i < ps.n; i++)
+        if (!ps.v[i].in_tail) ps.v[i].off += h.len + xml_off;
+    fb_str_add(&h, body.p, body.len);
+    b->req = h.p;
+    b->req_len = h.len;
+    h.p = NULL;
+    if (b->att) {
+        b->tail = tail.p;
+        b->tail_len = tail.len;
+        tail.p = NULL;
+    }
+    fb_patches_fix(b, &ps);
+    ok = true;
+done:
+    free(t);
+    free(x.p);
+    free(body.p);
+    free(h.p);
+    free(tail.p);
+    free(ps.v);
+    return ok;
+}
+
+/* Builds the request template (b->req, and b->att and b->tail with an attachment). */
+static bool fb_build_request(struct fb_bench *b)
+{
+    if (!b->o.openrosa) {
+        fb_build_json(b);
+        return true;
+    }
+    return fb_build_openrosa(b);
 }
 
 static bool fb_tls_setup(struct fb_bench *b)
@@ -1215,11 +1664,23 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
         elapsed = (double)(b->t_load_end_us - b->t_first_send_us) / 1e6;
     if (elapsed > 0) rate = (double)b->accepted / elapsed;
 
+    static const char *auth_names[] = {"bearer", "basic", "app-user token"};
+    size_t req_bytes = b->req_len + b->att_len + b->tail_len;
+
     printf("fv-bench: %s deployment %s, %ld connections x pipeline %ld\n", o->url, o->deployment,
            o->connections, o->pipeline);
+    if (o->openrosa)
+        printf("  OpenRosa            %s%s%s, %s auth, %zu bytes per request\n", o->openrosa,
+               o->attach ? " + " : "", o->attach ? o->attach : "", auth_names[o->auth], req_bytes);
     printf("  requests sent       %lld\n", b->sent);
-    printf("  202 accepted        %lld\n", b->accepted);
-    printf("  non-202             %lld", non202);
+    if (o->openrosa) {
+        printf("  accepted (201/202)  %lld  (201 stored: %lld, 202 queued: %lld)\n", b->accepted,
+               b->stored_201, b->queued_202);
+        printf("  not accepted        %lld", non202);
+    } else {
+        printf("  202 accepted        %lld\n", b->accepted);
+        printf("  non-202             %lld", non202);
+    }
     for (int s = 0, first = 1; s < FB_STATUS_MAX; s++) {
         if (b->status[s]) {
             printf("%s%d: %lld", first ? "  (" : ", ", s, b->status[s]);
@@ -1227,7 +1688,8 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
         }
     }
     printf("%s\n", non202 ? ")" : "");
-    if (b->bad_ack) printf("  202 without our id  %lld\n", b->bad_ack);
+    if (b->bad_ack)
+        printf("  %s  %lld\n", o->openrosa ? "no OK envelope     " : "202 without our id", b->bad_ack);
     printf("  no response         %lld", b->no_response);
     if (b->timed_out) printf("  (%lld abandoned at the hard deadline)", b->timed_out);
     printf("\n  connection errors   %lld  (TLS connections opened: %lld)\n", b->conn_errors,
@@ -1272,10 +1734,12 @@ static void fb_report(const struct fb_bench *b, const struct fb_drain *d, bool i
            "\"connection_errors\":%lld,\"connections_opened\":%lld,"
            "\"connections\":%ld,\"pipeline\":%ld,\"elapsed_s\":%.6f,\"accepted_per_s\":%.1f,"
            "\"deadline_hit\":%s,\"ids_out_ok\":%s,"
-           "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"n\":%zu},",
+           "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"n\":%zu},"
+           "\"mode\":\"%s\",\"request_bytes\":%zu,\"stored_201\":%lld,\"queued_202\":%lld,",
            b->bad_ack, b->no_response, b->timed_out, b->conn_errors, b->connects, o->connections,
            o->pipeline, elapsed, rate, b->deadline_hit ? "true" : "false", ids_ok ? "true" : "false",
-           fb_pct_ms(b, 50), fb_pct_ms(b, 90), fb_pct_ms(b, 99), fb_pct_ms(b, 100), b->lat_n);
+           fb_pct_ms(b, 50), fb_pct_ms(b, 90), fb_pct_ms(b, 99), fb_pct_ms(b, 100), b->lat_n,
+           o->openrosa ? "openrosa" : "json", req_bytes, b->stored_201, b->queued_202);
     if (!d->ran) printf("\"e2e\":null}\n");
     else
         printf("\"e2e\":{\"ok\":%s,\"timed_out\":%s,\"failed\":%s,\"stored\":%zu,"
@@ -1294,7 +1758,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (!fb_parse_args(&b->o, argc, argv)) return FB_EXIT_USAGE;
     if (!fb_tls_setup(b)) return FB_EXIT_USAGE;
-    fb_build_request(b);
+    if (!fb_build_request(b)) return FB_EXIT_USAGE;
+    if (RAND_bytes((unsigned char *)&b->rng, sizeof b->rng) != 1 || b->rng == 0)
+        b->rng = 0x9E3779B97F4A7C15ULL;
 
     b->base = event_base_new();
     if (!b->base) fb_oom();
@@ -1359,6 +1825,9 @@ int main(int argc, char **argv)
     event_base_free(b->base);
     SSL_CTX_free(b->ssl_ctx);
     free(b->req);
+    free(b->att);
+    free(b->tail);
+    free(b->patches);
     free(b->lat_us);
     free(b->acked);
     return failed ? FB_EXIT_FAILED : FB_EXIT_OK;
