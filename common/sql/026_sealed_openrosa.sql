@@ -105,3 +105,85 @@ CREATE FUNCTION fv_dk_wrapped(o uuid, v integer) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT k.wrapped FROM data_keys k WHERE k.scope = 'org:' || o AND k.version = v
 $$;
+
+-- ---- the organisation's attachment quota, kept by triggers ----
+-- openrosa_org_quota_mb counts the bytes of an organisation's attachments (response_attachments
+-- .size: each response that names a file counts it) and of the encrypted files its encrypted
+-- submissions carry inside their envelope (the ODK format's submission.xml.enc and media, base64
+-- in responses.data: their decoded size). The front end's check of each submission read the sum
+-- of every attachment of the org (a scan that grew with every file stored); these rows hold it:
+-- 8 shards per org, so that two transactions adding files for one org rarely wait on one row
+-- (the shard is the transaction id modulo 8); the quota is the sum of an org's shards. Written
+-- once per statement (transition tables), not per row.
+CREATE TABLE org_storage (
+    org_id uuid NOT NULL REFERENCES orgs(id),
+    shard  smallint NOT NULL CHECK (shard BETWEEN 0 AND 7),
+    bytes  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (org_id, shard)
+);
+
+-- The decoded bytes of an encrypted envelope's files (fv_odkcrypt.h), 0 for any other data.
+CREATE FUNCTION fv_envelope_bytes(data jsonb) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(data) = 'object' AND jsonb_typeof(data->'encryptedXmlFile') = 'string'
+                THEN length(data->>'encryptedXmlFile') * 3 / 4
+                     + COALESCE((SELECT sum(length(m->>'content') * 3 / 4)
+                                 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(data->'media') = 'array'
+                                                                THEN data->'media' ELSE '[]' END) m), 0)
+                ELSE 0 END
+$$;
+
+CREATE FUNCTION fv_org_storage_add(o uuid, delta bigint) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO org_storage (org_id, shard, bytes)
+    SELECT o, (txid_current() % 8)::smallint, delta WHERE o IS NOT NULL AND delta <> 0
+    ON CONFLICT (org_id, shard) DO UPDATE SET bytes = org_storage.bytes + EXCLUDED.bytes
+$$;
+
+CREATE FUNCTION fv_org_storage_attachments() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM fv_org_storage_add(n.org_id, n.total) FROM (
+            SELECT org_id, sum(size)::bigint AS total FROM fv_new_rows GROUP BY org_id) n;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        PERFORM fv_org_storage_add(o.org_id, -o.total) FROM (
+            SELECT org_id, sum(size)::bigint AS total FROM fv_old_rows GROUP BY org_id) o;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER response_attachments_storage_ins AFTER INSERT ON response_attachments
+    REFERENCING NEW TABLE AS fv_new_rows FOR EACH STATEMENT EXECUTE FUNCTION fv_org_storage_attachments();
+CREATE TRIGGER response_attachments_storage_upd AFTER UPDATE ON response_attachments
+    REFERENCING NEW TABLE AS fv_new_rows OLD TABLE AS fv_old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION fv_org_storage_attachments();
+CREATE TRIGGER response_attachments_storage_del AFTER DELETE ON response_attachments
+    REFERENCING OLD TABLE AS fv_old_rows FOR EACH STATEMENT EXECUTE FUNCTION fv_org_storage_attachments();
+
+-- Encrypted envelopes: counted when the response is inserted (they are never edited: an encrypted
+-- survey's responses refuse edits, and purges leave them alone; deletes are soft).
+CREATE FUNCTION fv_org_storage_envelopes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM fv_org_storage_add(e.org_id, e.total) FROM (
+        SELECT s.org_id, sum(fv_envelope_bytes(n.data))::bigint AS total
+        FROM fv_new_rows n JOIN surveys s ON s.id = n.survey_id
+        WHERE jsonb_typeof(n.data->'encryptedXmlFile') = 'string' GROUP BY s.org_id) e;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER responses_storage_ins AFTER INSERT ON responses
+    REFERENCING NEW TABLE AS fv_new_rows FOR EACH STATEMENT EXECUTE FUNCTION fv_org_storage_envelopes();
+
+-- What is stored already.
+INSERT INTO org_storage (org_id, shard, bytes)
+SELECT org_id, 0, sum(b) FROM (
+    SELECT a.org_id, a.size AS b FROM response_attachments a
+    UNION ALL
+    SELECT s.org_id, fv_envelope_bytes(r.data) FROM responses r JOIN surveys s ON s.id = r.survey_id
+    WHERE jsonb_typeof(r.data->'encryptedXmlFile') = 'string') x
+GROUP BY org_id HAVING sum(b) <> 0;
+
+-- The org's bytes against its quota.
+CREATE FUNCTION fv_org_storage_bytes(o uuid) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(sum(bytes), 0)::bigint FROM org_storage WHERE org_id = o
+$$;

@@ -232,3 +232,38 @@ def test_encrypted_pg_down_202_then_stored(od):
     assert got["encrypted"] is True and got["data"] == env
     assert od.owner.api.get(f"/v1/responses/{rid}/xml").content == man
     assert stored_row(c, iid_uuid("enc-plain")) == 0
+
+
+def test_org_storage_counts_what_is_stored(od):
+    """The quota reads org_storage (migration 026), kept by triggers: it always equals the sum of
+    the org's attachment sizes (each response naming a file counts it) and of its encrypted
+    submissions' files (inside their envelopes), after inserts and deletes (a purge deletes files
+    no answer names)."""
+    c = od.c
+    org = c.psql("SELECT org_id FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = %s",
+                 od.dep["id"])[0][0]
+
+    def counted():
+        return c.psql("SELECT fv_org_storage_bytes(%s), (SELECT COALESCE(sum(size), 0) FROM response_attachments "
+                      "WHERE org_id = %s) + (SELECT COALESCE(sum(fv_envelope_bytes(r.data)), 0) FROM responses r "
+                      "JOIN surveys s ON s.id = r.survey_id WHERE s.org_id = %s)", org, org, org)[0]
+    before = counted()
+    assert before[0] == before[1], before
+    # an encrypted submission of this org was stored by an earlier test: its files are counted
+    enc = c.psql("SELECT COALESCE(sum(fv_envelope_bytes(r.data)), 0) FROM responses r JOIN surveys s "
+                 "ON s.id = r.survey_id WHERE s.org_id = %s", org)[0][0]
+    assert enc > 0 or c.psql("SELECT count(*) FROM responses r JOIN surveys s ON s.id = r.survey_id "
+                             "WHERE s.org_id = %s AND r.data ? 'encryptedXmlFile'", org)[0][0] == 0
+    r = od.inst.submit(od.dep, instance("storage-1", "s1.bin", "s2.bin"),
+                       [("s1.bin", b"\3" * 1000, "application/octet-stream"),
+                        ("s2.bin", b"\4" * 2345, "application/octet-stream")])
+    assert r.status_code in (201, 413), r.text
+    after = counted()
+    assert after[0] == after[1], after
+    if r.status_code == 201:
+        assert after[0] == before[0] + 3345
+    # a delete through SQL (as a purge's trigger does) is counted out, per statement
+    rid = iid_uuid("storage-1")
+    c.psql("DELETE FROM response_attachments WHERE response_id = %s AND name = 's2.bin'", rid)
+    gone = counted()
+    assert gone[0] == gone[1], gone

@@ -815,13 +815,13 @@ static void enqueue(fe_req *r)
                     r);
 }
 
-/* $1 id, $2 XML, $3 deployment, $4 survey: the stored response of this instance (NULL when none)
- * and whether it is this very instance; the organisation's attachment bytes. */
+/* $1 id, $2 the XML's SHA-256 (hex), $3 deployment, $4 survey: the stored response of this
+ * instance (NULL when none) and whether it is this very instance; the organisation's stored
+ * attachment bytes (org_storage, kept by triggers: migration 026). */
 static const char sql_precheck[] =
     "SELECT r.id IS NOT NULL, r.xml_sha256 IS NOT DISTINCT FROM decode($2, 'hex') AND r.deployment_id = $3::uuid "
     "       AND r.deleted_at IS NULL, "
-    "       (SELECT COALESCE(sum(a.size), 0) FROM response_attachments a "
-    "        WHERE a.org_id = (SELECT s.org_id FROM surveys s WHERE s.id = $4::uuid)) "
+    "       fv_org_storage_bytes((SELECT s.org_id FROM surveys s WHERE s.id = $4::uuid)) "
     "FROM (SELECT 1) one LEFT JOIN responses r ON r.id = $1::uuid";
 
 static void prechecked(const fe_pg_result *res, void *arg)
