@@ -126,19 +126,19 @@ static const char sql_stale[] =
     "             WHERE scope LIKE 'org:%' GROUP BY scope HAVING count(*) > 1) "
     "(SELECT 'x', x.response_id::text, encode(x.sha256, 'hex'), x.org_id::text, x.key_version, x.body, "
     "        fv_dk_wrapped(x.org_id, x.key_version) FROM response_xml x WHERE x.key_version IS NULL "
-    " LIMIT $1::int) "
+    " AND x.seal_error IS NULL LIMIT $1::int) "
     "UNION ALL "
     "(SELECT 'x', x.response_id::text, encode(x.sha256, 'hex'), x.org_id::text, x.key_version, x.body, "
     "        fv_dk_wrapped(x.org_id, x.key_version) FROM cur JOIN response_xml x "
-    "        ON x.org_id = cur.org AND x.key_version < cur.v LIMIT $1::int) "
+    "        ON x.org_id = cur.org AND x.key_version < cur.v WHERE x.seal_error IS NULL LIMIT $1::int) "
     "UNION ALL "
     "(SELECT 'b', b.org_id::text, encode(b.sha256, 'hex'), b.org_id::text, b.key_version, b.data, "
     "        fv_dk_wrapped(b.org_id, b.key_version) FROM attachment_blobs b WHERE b.key_version IS NULL "
-    " LIMIT $1::int) "
+    " AND b.seal_error IS NULL LIMIT $1::int) "
     "UNION ALL "
     "(SELECT 'b', b.org_id::text, encode(b.sha256, 'hex'), b.org_id::text, b.key_version, b.data, "
     "        fv_dk_wrapped(b.org_id, b.key_version) FROM cur JOIN attachment_blobs b "
-    "        ON b.org_id = cur.org AND b.key_version < cur.v LIMIT $1::int) "
+    "        ON b.org_id = cur.org AND b.key_version < cur.v WHERE b.seal_error IS NULL LIMIT $1::int) "
     "LIMIT $1::int";
 /* Compare-and-set: only a row still under the version that was read is replaced. */
 static const char sql_reseal_xml[] =
@@ -148,8 +148,17 @@ static const char sql_reseal_blob[] =
     "UPDATE attachment_blobs SET data = $3, key_version = $4::int "
     "WHERE org_id = $1::uuid AND sha256 = decode($2, 'hex') AND key_version IS NOT DISTINCT FROM $5::int";
 
+/* A value that does not open is marked (seal_error), so the sweep goes on with the others and an
+ * operator finds it; only while it still is under the version that was read. */
+static const char sql_mark_xml[] =
+    "UPDATE response_xml SET seal_error = $3 WHERE response_id = $1::uuid AND sha256 = decode($2, 'hex') "
+    "AND key_version IS NOT DISTINCT FROM $4::int";
+static const char sql_mark_blob[] =
+    "UPDATE attachment_blobs SET seal_error = $3 WHERE org_id = $1::uuid AND sha256 = decode($2, 'hex') "
+    "AND key_version IS NOT DISTINCT FROM $4::int";
+
 /* Seals one stale row again. Returns 1 when replaced, 0 when changed meanwhile, -1 on failure
- * (logged, naming the row; never a plaintext byte). */
+ * (logged, naming the row; never a plaintext byte; a value that does not open is marked). */
 static int reseal_row(wk_store *st, const PGresult *res, int row)
 {
     bool xml = PQgetvalue(res, row, 0)[0] == 'x';
@@ -178,9 +187,13 @@ static int reseal_row(wk_store *st, const PGresult *res, int row)
             k = fv_dkring_put(ring, scope, v, PQgetvalue(res, row, 6), err, sizeof err);
         n = k ? fv_dk_open(k, aad, old, slen, pt) : -1;
         if (n < 0) {
-            fv_error("re-seal: the %s %s/%s does not open under data key v%d of org %s (%s)",
-                     xml ? "XML of response" : "attachment content of org", id, sha, v, org,
+            char why[400];
+            snprintf(why, sizeof why, "does not open under data key v%d of org %s (%s)", v, org,
                      k ? "tampered or moved" : err);
+            fv_error("re-seal: the %s %s/%s %s; marked (seal_error), left as it is",
+                     xml ? "XML of response" : "attachment content of org", id, sha, why);
+            const char *mp[] = {id, sha, why, PQgetvalue(res, row, 4)};
+            PQclear(wk_store_exec(st, xml ? sql_mark_xml : sql_mark_blob, 4, mp));
             goto done;
         }
     }

@@ -21,6 +21,9 @@ CREATE TABLE response_xml (
     key_version integer CHECK (key_version >= 1),
     body        bytea NOT NULL CHECK (key_version IS NULL OR fv_dk_version(body) = key_version),
     created_at  timestamptz NOT NULL DEFAULT now(),
+    -- why the re-seal sweep could not open it (a flipped byte, a value from another row, a master
+    -- key gone from the key file): the sweep leaves such a row alone until an operator clears this
+    seal_error  text,
     PRIMARY KEY (response_id, sha256)
 );
 CREATE INDEX response_xml_clear ON response_xml (org_id) WHERE key_version IS NULL;
@@ -64,6 +67,7 @@ CREATE TABLE attachment_blobs (
     size        bigint NOT NULL CHECK (size >= 0),
     key_version integer CHECK (key_version >= 1),
     data        bytea NOT NULL CHECK (key_version IS NULL OR fv_dk_version(data) = key_version),
+    seal_error  text, -- as response_xml.seal_error
     PRIMARY KEY (org_id, sha256)
 );
 INSERT INTO attachment_blobs (org_id, sha256, size, data)

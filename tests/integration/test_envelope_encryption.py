@@ -239,6 +239,33 @@ def test_rotate_data_key_reseals_everything_then_retires_the_old(ew):
         assert c.fvctl("rotate-data-key", *args, check=False).returncode != 0, args
 
 
+def test_a_value_that_does_not_open_never_stalls_a_rotation(ew):
+    """A tampered value met by the re-seal sweep is marked (seal_error) and left as it is; the sweep
+    seals every other value; rotate-data-key --wait names it and exits 1, --retire keeps the version
+    it is under; once an operator puts the value right and clears the mark, the sweep seals it."""
+    w, c = ew, ew.c
+    good, xml_g, photo_g, _ = submitted(w, uuid.uuid4().hex[:12])
+    bad, xml_b, _, _ = submitted(w, uuid.uuid4().hex[:12])
+    orig = c.psql("SELECT body FROM response_xml WHERE response_id = %s", bad)[0][0]
+    c.psql("UPDATE response_xml SET body = set_byte(body, 50, get_byte(body, 50) # 4) WHERE response_id = %s", bad)
+    before = c.psql("SELECT max(version) FROM data_keys WHERE scope = %s", "org:" + w.org["id"])[0][0]
+    r = c.fvctl("rotate-data-key", "--org", w.org["id"], "--wait", "--timeout", "120", "--retire", check=False)
+    assert r.returncode == 1 and "do not open" in r.stderr, (r.stdout, r.stderr)
+    mark = c.psql("SELECT key_version, seal_error FROM response_xml WHERE response_id = %s", bad)[0]
+    assert mark[0] == before and "does not open" in mark[1] and bad not in mark[1], mark
+    assert versions(w, good) == (before + 1, [before + 1])
+    read_back(w, good, xml_g.decode().split("<file1>")[1].split("<")[0], xml_g, photo_g)
+    kept = c.psql("SELECT array_agg(version ORDER BY version) FROM data_keys WHERE scope = %s", "org:" + w.org["id"])
+    assert kept == [([before, before + 1],)], kept
+    # put right by an operator: the original bytes back, the mark cleared; the sweep seals it
+    c.psql("UPDATE response_xml SET body = %s, seal_error = NULL WHERE response_id = %s", orig, bad)
+    wait_until(lambda: c.psql("SELECT key_version FROM response_xml WHERE response_id = %s", bad) == [(before + 1,)],
+               90, what="the sweep to seal the repaired value")
+    assert w.owner.api.get(f"/v1/responses/{bad}/xml").content == xml_b
+    r = c.fvctl("rotate-data-key", "--org", w.org["id"], "--wait", "--timeout", "120", "--retire")
+    assert "older version(s) deleted" in r.stdout, r.stdout
+
+
 def test_migration_026_moves_the_xml_out_of_the_responses(ew):
     """A database at 025 with OpenRosa XML in responses.xml and in the history's states: after 026
     the XML is in response_xml (in clear until the sweep), named by digest in the row and in every

@@ -40,11 +40,15 @@ static const char sql_org[] = "SELECT 1 FROM orgs WHERE id = $1::uuid";
 static const char sql_max[] = "SELECT COALESCE(max(version), 0)::text FROM data_keys WHERE scope = $1";
 static const char sql_insert[] =
     "INSERT INTO data_keys (scope, version, wrapped) VALUES ($1, $2::int, $3) ON CONFLICT DO NOTHING";
-/* Values of the org under a version older than $2, or in clear. */
-static const char sql_stale[] = "SELECT ((SELECT count(*) FROM response_xml WHERE org_id = $1::uuid "
-                                "         AND (key_version IS NULL OR key_version < $2::int)) "
-                                "      + (SELECT count(*) FROM attachment_blobs WHERE org_id = $1::uuid "
-                                "         AND (key_version IS NULL OR key_version < $2::int)))::text";
+/* Values of the org under a version older than $2, or in clear: those the sweep will seal, and
+ * those it marked as not opening (seal_error; it leaves them alone). */
+static const char sql_stale[] =
+    "SELECT ((SELECT count(*) FROM response_xml WHERE org_id = $1::uuid AND seal_error IS NULL "
+    "         AND (key_version IS NULL OR key_version < $2::int)) "
+    "      + (SELECT count(*) FROM attachment_blobs WHERE org_id = $1::uuid AND seal_error IS NULL "
+    "         AND (key_version IS NULL OR key_version < $2::int)))::text, "
+    "       ((SELECT count(*) FROM response_xml WHERE org_id = $1::uuid AND seal_error IS NOT NULL) "
+    "      + (SELECT count(*) FROM attachment_blobs WHERE org_id = $1::uuid AND seal_error IS NOT NULL))::text";
 static const char sql_retire[] =
     "DELETE FROM data_keys k WHERE k.scope = 'org:' || $1 AND k.version < $2::int "
     "AND NOT EXISTS (SELECT 1 FROM response_xml x WHERE x.org_id = $1::uuid AND x.key_version = k.version) "
@@ -63,11 +67,13 @@ static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *pa
     return NULL;
 }
 
-static long long stale_count(PGconn *conn, const char *org, const char *version)
+/* The values still to seal again (-1 on failure); *marked: those that do not open. */
+static long long stale_count(PGconn *conn, const char *org, const char *version, long long *marked)
 {
     const char *params[] = {org, version};
     PGresult *res = run(conn, sql_stale, 2, params, "counting the values to seal again");
     long long n = res ? atoll(PQgetvalue(res, 0, 0)) : -1;
+    *marked = res ? atoll(PQgetvalue(res, 0, 1)) : 0;
     PQclear(res);
     return n;
 }
@@ -157,7 +163,7 @@ int fvctl_rotate_data_key(int argc, char **argv)
         fprintf(stderr, "fvctl rotate-data-key: the version kept being taken by another run\n");
         goto done;
     }
-    long long left = stale_count(conn, org, vtext);
+    long long marked = 0, left = stale_count(conn, org, vtext, &marked);
     if (left < 0) goto done;
     printf("fvctl rotate-data-key: organisation %s: data key version %d, wrapped under master key "
            "%s; %lld stored value(s) to seal again (the workers do it in the background)\n",
@@ -179,12 +185,21 @@ int fvctl_rotate_data_key(int argc, char **argv)
         }
         struct timespec tick = {0, 500 * 1000 * 1000};
         nanosleep(&tick, NULL); /* polling the database, which says when the sweep is done */
-        if ((left = stale_count(conn, org, vtext)) < 0) {
+        if ((left = stale_count(conn, org, vtext, &marked)) < 0) {
             status = FV_EXIT_FAILURE;
             goto done;
         }
     }
-    printf("fvctl rotate-data-key: every stored value of %s is under version %d\n", org, version);
+    if (marked > 0) {
+        fprintf(stderr,
+                "fvctl rotate-data-key: %lld stored value(s) of %s do not open and were left as they "
+                "are (SELECT response_id, seal_error FROM response_xml WHERE seal_error IS NOT NULL; "
+                "the same on attachment_blobs); every other value is under version %d%s\n",
+                marked, org, version, retire ? "; the versions they are under are kept" : "");
+        status = FV_EXIT_FAILURE;
+    } else {
+        printf("fvctl rotate-data-key: every stored value of %s is under version %d\n", org, version);
+    }
     if (retire) {
         const char *rp[] = {org, vtext};
         res = run(conn, sql_retire, 2, rp, "deleting the older versions");
