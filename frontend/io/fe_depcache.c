@@ -144,6 +144,17 @@ fe_dep_info *fe_depcache_remember_missing(const char *dep_id)
     return dep;
 }
 
+/* The form id and version the definition def names ({"xform": {...}}) into dep ("" when absent;
+ * cut at FV_INSTANCE_MAX_ID bytes). */
+static void dep_xform(fe_dep_info *dep, yajl_val def)
+{
+    yajl_val x = fv_json_get(def, "xform");
+    const char *f = x ? fv_json_get_str(x, "form_id") : NULL,
+               *v = x ? fv_json_get_str(x, "version") : NULL;
+    snprintf(dep->xform_form_id, sizeof dep->xform_form_id, "%s", f ? f : "");
+    snprintf(dep->xform_version, sizeof dep->xform_version, "%s", v ? v : "");
+}
+
 fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, const char *definition,
                                          bool closed, bool archived, long long rversion, int key_bytes)
 {
@@ -153,7 +164,16 @@ fe_dep_info *fe_dep_info_from_definition(const char *survey_id, int version, con
     dep->closed = closed;
     dep->archived = archived;
     dep->rversion = rversion;
-    dep->form = fv_form_compile_text(definition);
+    char err[128];
+    yajl_val def = fv_json_parse(definition, err, sizeof err); /* owned here */
+    fv_form_errors errs;
+    fv_form_errors_init(&errs);
+    dep->form = def ? fv_form_compile_stored(def, &errs) : NULL;
+    fv_form_errors_free(&errs);
+    if (def) {
+        dep_xform(dep, def);
+        yajl_tree_free(def);
+    }
     dep->definition = strdup(definition);
     if (!dep->form || !dep->definition) {
         fv_form_free(dep->form);
@@ -204,6 +224,7 @@ static fe_dep_info *dep_from_json(const char *json, size_t len, long long rversi
         dep->archived = YAJL_IS_TRUE(archived);
         dep->rversion = rversion;
         dep->key_bytes = (int)YAJL_GET_INTEGER(kb);
+        dep_xform(dep, def);
     } else {
         if (dep) fv_form_free(dep->form);
         free(dep);

@@ -22,6 +22,7 @@
 
 #include "fv_form.h"
 #include "fv_id.h"
+#include "fv_instance.h"
 
 /* A user's permission to submit to a deployment, as one character (also the value shared in
  * Redis): may submit; sees the deployment but may not submit (403); may not see it (404). */
@@ -48,6 +49,9 @@ typedef struct fe_dep_info {
     fv_form *form;    /* owned */
     char *definition; /* owned: the definition as JSON text (OpenRosa instances are typed by it) */
     int key_bytes;    /* the version's RSA modulus in bytes (an encrypted survey), 0: in clear */
+    /* the definition's xform.form_id and xform.version ("" when absent: a survey defined in
+     * JSON), read when the entry is built so that a submission need not parse the definition */
+    char xform_form_id[FV_INSTANCE_MAX_ID + 1], xform_version[FV_INSTANCE_MAX_ID + 1];
 } fe_dep_info;
 
 /* Creates the caches and subscribes to `permissions` revocations. 0, or -1 (out of memory). */

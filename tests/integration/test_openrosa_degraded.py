@@ -267,3 +267,60 @@ def test_org_storage_counts_what_is_stored(od):
     c.psql("DELETE FROM response_attachments WHERE response_id = %s AND name = 's2.bin'", rid)
     gone = counted()
     assert gone[0] == gone[1], gone
+
+
+def test_cold_frontend_pg_down_takes_form_ids_from_shared_entry(od):
+    """A front end that has never looked the deployment up, PostgreSQL down: the deployment comes
+    from its entry shared through Redis, and the XForm's id and version the instance is checked
+    against come with it (read when the entry is built, fe_depcache.h), so the submission is
+    queued (202), not refused as a form whose XForm is not cached (503), and stored once
+    PostgreSQL is back."""
+    from test_shared_cache import Cold, Marker
+    c = od.c
+    wait_until(lambda: od.inst.readyz().get("status") == "ready", 60, what="ready before the test")
+    survey = od.dep["survey_id"]
+    dep = ok(od.owner.api.post(f"/v1/surveys/{survey}/deployments", json={
+        "name": "bin cold", "roles": {"enumerators": [{"type": "user", "id": od.enum.id}]}}), 201)
+    marker = Marker(c)
+    try:
+        marker.wait_all()
+        keys = (f"fv:cache:deployment:{dep['id']}",
+                "fv:cache:apikey:" + hashlib.sha256(od.enum.key.encode()).hexdigest())
+
+        def shared():
+            return all(c.redis_cli("GET", k) for k in keys) and \
+                c.redis_cli("HGET", f"fv:cache:enumerator:{od.enum.id}", dep["id"])
+        # an answer taken during a revocation gap is not shared (test_shared_cache.setup_member):
+        # submit again until one is
+        n = 0
+        while not shared():
+            assert n < 20, "the deployment's lookups were never shared in Redis"
+            r = od.inst.submit(dep, instance(f"cold-warm-{n}"))
+            assert r.status_code == 201, r.text
+            n += 1
+            try:
+                wait_until(shared, 3, what="the lookups shared in Redis")
+            except TimeoutError:
+                pass
+        cold = Cold(c, "frontend-cold-openrosa")
+        try:
+            marker.wait_loaded(cold)
+            inst = Instance(c, cold.proc, cold.port, od.enum.key)
+            pg_stop_immediate(c)
+            try:
+                wait_until(lambda: cold.readyz().get("db") == "down", 60, what="db: down")
+                r = inst.submit(dep, instance("cold-pgdown"))
+                assert r.status_code == 202, r.text
+                assert "queued" in r.text
+            finally:
+                pg_start(c)
+            inst.s.close()
+        finally:
+            cold.close()
+    finally:
+        marker.close()
+    wait_until(lambda: od.owner.api.get("/v1/me", headers={"Connection": "close"}).status_code == 200, 60,
+               what="the front end reading PostgreSQL again")
+    rid = iid_uuid("cold-pgdown")
+    wait_until(lambda: stored_row(c, rid) == 1, 90, what="the queued OpenRosa submission stored")
+    assert str(c.psql("SELECT deployment_id FROM responses WHERE id = %s", rid)[0][0]) == dep["id"]

@@ -1128,19 +1128,6 @@ static void start_job(fe_req *r, or_job *j, or_step step)
     }
 }
 
-/* The form's id and version as its derived definition names them ({"xform": {...}}). */
-static void def_xform(const char *definition, char *form_id, char *version)
-{
-    char err[64];
-    yajl_val d = fv_json_parse(definition, err, sizeof err);
-    yajl_val x = d ? fv_json_get(d, "xform") : NULL;
-    const char *f = x ? fv_json_get_str(x, "form_id") : NULL,
-               *v = x ? fv_json_get_str(x, "version") : NULL;
-    snprintf(form_id, FV_INSTANCE_MAX_ID + 1, "%s", f ? f : "");
-    snprintf(version, FV_INSTANCE_MAX_ID + 1, "%s", v ? v : "");
-    if (d) yajl_tree_free(d);
-}
-
 static const char sql_generated[] =
     "SELECT xform_form_id, xform_version FROM survey_versions "
     "WHERE survey_id = $1::uuid AND version = $2::int AND xform IS NOT NULL";
@@ -1186,7 +1173,9 @@ static void permitted(fe_req *r, const fe_dep_info *dep, bool verified, long lon
     }
     fv_form_errors_init(&j->errs);
     j->key_bytes = dep->key_bytes;
-    def_xform(dep->definition, j->cur_form_id, j->cur_version);
+    /* read from the definition when the cache entry was built (fe_depcache.h): no parse here */
+    memcpy(j->cur_form_id, dep->xform_form_id, sizeof j->cur_form_id);
+    memcpy(j->cur_version, dep->xform_version, sizeof j->cur_version);
     j->body = st->body;
     st->body = NULL;
     memcpy(j->boundary, st->boundary, sizeof j->boundary);
