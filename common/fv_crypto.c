@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <string.h>
 
 void fv_sha256_hex(const void *data, size_t len, char out[FV_SHA256_HEXLEN + 1])
@@ -167,4 +168,23 @@ size_t fv_b64_encode(const void *data, size_t len, char *out)
 long fv_b64_decode(const char *s, size_t slen, unsigned char *out)
 {
     return decode_with(b64std_value, true, s, slen, out);
+}
+
+int fv_aes256gcm(int enc, const unsigned char key[32], const unsigned char nonce[12], const char *aad,
+                 const unsigned char *in, size_t len, unsigned char *out, unsigned char tag[16])
+{
+    if (len > INT_MAX) return -1;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int ok = 0, n = 0;
+    if (c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
+        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) == 1 &&
+        EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
+        (len == 0 || EVP_CipherUpdate(c, out, &n, in, (int)len) == 1) &&
+        (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1) &&
+        EVP_CipherFinal_ex(c, out + (len ? n : 0), &n) == 1 &&
+        (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1))
+        ok = 1;
+    EVP_CIPHER_CTX_free(c);
+    return ok ? 0 : -1;
 }

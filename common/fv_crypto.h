@@ -28,4 +28,11 @@ long fv_b64url_decode(const char *s, size_t slen, unsigned char *out);
 size_t fv_b64_encode(const void *data, size_t len, char *out); /* out: 4 * ((len + 2) / 3) + 1 */
 long fv_b64_decode(const char *s, size_t slen, unsigned char *out);
 
+/* One AES-256-GCM pass with a 12-byte nonce and aad (a C string) as associated data: enc 1 seals
+ * in[len] into out and writes the 16-byte tag, enc 0 opens in[len] into out and checks the tag
+ * (out then holds nothing usable on failure). len at most INT_MAX. Returns 0 or -1. The one AES-GCM
+ * of the stored formats (fv_seal.c, fv_datakey.c; fv_qseal.c keeps its own reused context). */
+int fv_aes256gcm(int enc, const unsigned char key[32], const unsigned char nonce[12], const char *aad,
+                 const unsigned char *in, size_t len, unsigned char *out, unsigned char tag[16]);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fv_crypto.h"
 #include "fv_seal.h"
 
 #define NONCE 12
@@ -75,26 +76,6 @@ int fv_datakey_unwrap(const fv_keyset *ks, const char *scope, int version, const
     return 0;
 }
 
-/* One AES-256-GCM pass over in[len] into out; enc 1 seals (tag written), 0 opens (tag checked). */
-static int gcm(int enc, const unsigned char *key, const unsigned char *nonce, const char *aad,
-               const unsigned char *in, size_t len, unsigned char *out, unsigned char *tag)
-{
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int ok = 0, n = 0;
-    size_t alen = strlen(aad);
-    if (c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE, NULL) == 1 &&
-        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) == 1 &&
-        EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)aad, (int)alen) == 1 &&
-        (len == 0 || EVP_CipherUpdate(c, out, &n, in, (int)len) == 1) &&
-        (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG, tag) == 1) &&
-        EVP_CipherFinal_ex(c, out + (len ? n : 0), &n) == 1 &&
-        (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG, tag) == 1))
-        ok = 1;
-    EVP_CIPHER_CTX_free(c);
-    return ok ? 0 : -1;
-}
-
 int fv_dk_seal(const unsigned char key[FV_DATAKEY_BYTES], int version, const char *aad, const void *pt,
                size_t len, unsigned char *out)
 {
@@ -105,7 +86,7 @@ int fv_dk_seal(const unsigned char key[FV_DATAKEY_BYTES], int version, const cha
     out[6] = (unsigned char)((unsigned)version >> 8);
     out[7] = (unsigned char)version;
     if (RAND_bytes(out + HEAD, NONCE) != 1) return -1;
-    return gcm(1, key, out + HEAD, aad, pt, len, out + HEAD + NONCE, out + HEAD + NONCE + len);
+    return fv_aes256gcm(1, key, out + HEAD, aad, pt, len, out + HEAD + NONCE, out + HEAD + NONCE + len);
 }
 
 int fv_dk_version(const unsigned char *sealed, size_t len)
@@ -124,7 +105,7 @@ long fv_dk_open(const unsigned char key[FV_DATAKEY_BYTES], const char *aad, cons
     /* the tag is copied: EVP takes a non-const pointer */
     unsigned char tag[TAG];
     memcpy(tag, sealed + HEAD + NONCE + ct, TAG);
-    if (gcm(0, key, sealed + HEAD, aad, sealed + HEAD + NONCE, ct, out, tag) != 0) {
+    if (fv_aes256gcm(0, key, sealed + HEAD, aad, sealed + HEAD + NONCE, ct, out, tag) != 0) {
         OPENSSL_cleanse(out, ct);
         return -1;
     }

@@ -14,25 +14,6 @@
 #define TAG 16
 #define MAX_PT 4096
 
-/* One AES-256-GCM pass; enc 1 seals (tag written), 0 opens (tag checked). Returns 0 or -1. */
-static int gcm(int enc, const unsigned char key[32], const unsigned char *nonce, const char *aad,
-               const unsigned char *in, size_t len, unsigned char *out, unsigned char *tag)
-{
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int ok = 0, n = 0;
-    if (c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE, NULL) == 1 &&
-        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) == 1 &&
-        EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
-        (len == 0 || EVP_CipherUpdate(c, out, &n, in, (int)len) == 1) &&
-        (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG, tag) == 1) &&
-        EVP_CipherFinal_ex(c, out + (len ? n : 0), &n) == 1 &&
-        (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG, tag) == 1))
-        ok = 1;
-    EVP_CIPHER_CTX_free(c);
-    return ok ? 0 : -1;
-}
-
 char *fv_seal(const fv_keyset *ks, const char *label, const char *aad, const void *pt, size_t len)
 {
     if (ks->n == 0 || len > MAX_PT) return NULL;
@@ -40,7 +21,7 @@ char *fv_seal(const fv_keyset *ks, const char *label, const char *aad, const voi
     unsigned char key[32], buf[NONCE + MAX_PT + TAG];
     if (fv_keys_derive(k, label, key, sizeof key) != 0 || RAND_bytes(buf, NONCE) != 1) return NULL;
     char *out = NULL;
-    if (gcm(1, key, buf, aad, pt, len, buf + NONCE, buf + NONCE + len) == 0) {
+    if (fv_aes256gcm(1, key, buf, aad, pt, len, buf + NONCE, buf + NONCE + len) == 0) {
         size_t blen = NONCE + len + TAG;
         out = malloc(3 + FV_KEY_IDLEN + 1 + fv_b64url_len(blen) + 1);
         if (out) {
@@ -73,7 +54,7 @@ unsigned char *fv_unseal(const fv_keyset *ks, const char *label, const char *aad
     unsigned char *pt = malloc(ctlen + 1);
     if (!pt) return NULL;
     if (fv_keys_derive(k, label, key, sizeof key) != 0 ||
-        gcm(0, key, buf, aad, buf + NONCE, ctlen, pt, buf + NONCE + ctlen) != 0) {
+        fv_aes256gcm(0, key, buf, aad, buf + NONCE, ctlen, pt, buf + NONCE + ctlen) != 0) {
         OPENSSL_cleanse(pt, ctlen + 1);
         free(pt);
         pt = NULL;
