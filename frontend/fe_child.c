@@ -147,7 +147,8 @@ int fe_child_run(int index, int listen_fd)
     errpos = "spool";
     if (fe_queue_init(ch.base, index, err, sizeof err) != 0) goto failed;
     errpos = "caches";
-    if (fe_auth_init() != 0 || fe_openrosa_auth_init() != 0 || fe_depcache_init() != 0) goto failed;
+    if (fe_auth_init() != 0 || fe_openrosa_auth_init(ch.base) != 0 || fe_depcache_init() != 0)
+        goto failed;
     errpos = "revocations";
     if (fe_revoke_init(ch.base, fe_cfg.revocation_poll_ms) != 0) goto failed;
     errpos = "identity";

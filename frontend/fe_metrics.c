@@ -195,13 +195,14 @@ char *fe_metrics_render(const char *(*route_name)(int route), int nroutes, size_
         "# TYPE fv_submissions_spooled_total counter\n"
         "fv_submissions_spooled_total %llu\n",
         (unsigned long long)spooled);
-    sb_printf(&b,
-              "# HELP fv_openrosa_basic_auth_total OpenRosa HTTP Basic credentials checked, by how: "
-              "pbkdf2 (the password hashed on the work pool) or cache (a recent check reused).\n"
-              "# TYPE fv_openrosa_basic_auth_total counter\n"
-              "fv_openrosa_basic_auth_total{check=\"pbkdf2\"} %llu\n"
-              "fv_openrosa_basic_auth_total{check=\"cache\"} %llu\n",
-              (unsigned long long)bchecks, (unsigned long long)bhits);
+    sb_printf(
+        &b,
+        "# HELP fv_openrosa_basic_auth_total OpenRosa HTTP Basic credentials checked, by how: "
+        "pbkdf2 (the password hashed on the work pool) or cache (a recent or running check reused).\n"
+        "# TYPE fv_openrosa_basic_auth_total counter\n"
+        "fv_openrosa_basic_auth_total{check=\"pbkdf2\"} %llu\n"
+        "fv_openrosa_basic_auth_total{check=\"cache\"} %llu\n",
+        (unsigned long long)bchecks, (unsigned long long)bhits);
     sb_printf(&b,
               "# HELP fv_spool_pending Spooled submissions not yet replayed into Redis.\n"
               "# TYPE fv_spool_pending gauge\n"

@@ -2,6 +2,7 @@
  * (see fe_openrosa_auth.h). */
 #include "fe_openrosa_auth.h"
 
+#include <event2/event.h>
 #include <event2/http.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -29,6 +30,10 @@
 #define BASIC_CACHE_MAX 10000
 #define TOKEN_CACHE_MAX 100000
 #define TOKEN_NEGATIVE_TTL_S 5
+/* Requests that may wait for one Basic check of the same credentials (more: 503). Connections
+ * are capped below this anyway; this bounds the list if they ever are not. */
+#define BASIC_WAITERS_MAX 4096
+#define FLIGHT_BUCKETS 256
 /* base64 of "<email>:<password>" at their longest */
 #define BASIC_B64_MAX (4 * ((FE_EMAIL_MAX + 1 + FE_PASSWORD_MAX + 2) / 3))
 
@@ -40,9 +45,13 @@ typedef struct or_entry {
     char survey[FV_UUID_STRLEN + 1];     /* app users: its survey */
 } or_entry;
 
+struct basic_flight;
+
 static struct {
-    fe_cache *basic;            /* HMAC hex of the credentials -> or_entry */
-    fe_cache *tokens;           /* SHA-256 hex of the token -> or_entry */
+    struct event_base *base; /* borrowed: runs the restarts of waiting Basic requests */
+    struct basic_flight *flights[FLIGHT_BUCKETS]; /* the Basic checks in flight, by cache key */
+    fe_cache *basic;                              /* HMAC hex of the credentials -> or_entry */
+    fe_cache *tokens;                             /* SHA-256 hex of the token -> or_entry */
     unsigned char hmac_key[32]; /* this child's, random: the cache keys mean nothing elsewhere */
 } oa;
 
@@ -75,8 +84,9 @@ static void token_revoked(const char *hash)
     fe_cache_del(oa.tokens, hash);
 }
 
-int fe_openrosa_auth_init(void)
+int fe_openrosa_auth_init(struct event_base *base)
 {
+    oa.base = base;
     oa.basic = fe_cache_new(BASIC_CACHE_MAX, entry_free);
     oa.tokens = fe_cache_new(TOKEN_CACHE_MAX, entry_free);
     if (!oa.basic || !oa.tokens || RAND_bytes(oa.hmac_key, sizeof oa.hmac_key) != 1) return -1;
@@ -298,13 +308,99 @@ typedef struct basic_check {
     fe_work *work;            /* the PBKDF2 job while it runs (owned by the pool) */
     fe_throttle_open attempt; /* the throttle's count, until it is ended */
     long long version;
-    bool found, usable; /* an account with a password, not disabled, without TOTP */
-    fe_user user;       /* when found: email and name owned here */
+    bool found, usable;                /* an account with a password, not disabled, without TOTP */
+    fe_user user;                      /* when found: email and name owned here */
+    fe_req *r;                         /* the request whose state this is */
+    struct basic_flight *flight;       /* as a leader: its flight (owned by the table) */
+    struct basic_flight *waiting;      /* as a waiter: the flight (or batch) it is listed in */
+    struct basic_check *wprev, *wnext; /* in that list */
 } basic_check;
+
+/* One Basic check in flight in this child (its leader's attempt: throttle, account, PBKDF2), by
+ * cache key. Requests with the same credentials that miss the cache meanwhile wait on it (they
+ * are coalesced) instead of each starting an attempt of its own: 32 phones sharing an account
+ * cost one PBKDF2 and count one pending attempt per child, not 32 (which the throttle's pending
+ * counts refused as a burst). When the leader succeeds every waiter is answered from its
+ * verdict; when it ends any other way (wrong password, 429, 503) the waiters start again one by
+ * one, from the next turn of the loop, each through the throttle as if it had just arrived, so
+ * a wrong password is throttled exactly as without coalescing. In the table (oa.flights) while
+ * its leader runs, then a batch of waiters to restart, freed by flight_restart. */
+typedef struct basic_flight {
+    char key[2 * 32 + 1];
+    struct basic_flight *next; /* in its bucket, while in the table */
+    basic_check *first, *last; /* the waiters (borrowed: owned by their requests) */
+    size_t n;
+} basic_flight;
+
+static unsigned flight_bucket(const char *key)
+{
+    return (unsigned)strtoul((char[3]){key[0], key[1], 0}, NULL, 16) % FLIGHT_BUCKETS;
+}
+
+static basic_flight *flight_find(const char *key)
+{
+    for (basic_flight *f = oa.flights[flight_bucket(key)]; f; f = f->next)
+        if (strcmp(f->key, key) == 0) return f;
+    return NULL;
+}
+
+/* A new flight for key in the table (NULL when out of memory: the check runs uncoalesced). */
+static basic_flight *flight_new(const char *key)
+{
+    basic_flight *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    memcpy(f->key, key, sizeof f->key);
+    unsigned b = flight_bucket(key);
+    f->next = oa.flights[b];
+    oa.flights[b] = f;
+    return f;
+}
+
+static void flight_unlink(basic_flight *f)
+{
+    for (basic_flight **p = &oa.flights[flight_bucket(f->key)]; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    f->next = NULL;
+}
+
+static void waiter_add(basic_flight *f, basic_check *s)
+{
+    s->waiting = f;
+    s->wnext = NULL;
+    s->wprev = f->last;
+    if (f->last) f->last->wnext = s;
+    else f->first = s;
+    f->last = s;
+    f->n++;
+}
+
+static void waiter_remove(basic_check *s)
+{
+    basic_flight *f = s->waiting;
+    if (!f) return;
+    if (s->wprev) s->wprev->wnext = s->wnext;
+    else f->first = s->wnext;
+    if (s->wnext) s->wnext->wprev = s->wprev;
+    else f->last = s->wprev;
+    f->n--;
+    s->waiting = NULL;
+    s->wprev = s->wnext = NULL;
+}
+
+static void flight_end(basic_flight *f, const or_entry *verdict);
 
 static void basic_free(void *p)
 {
     basic_check *s = p;
+    waiter_remove(s);
+    if (s->flight) {
+        basic_flight *f = s->flight;
+        s->flight = NULL;
+        flight_end(f, NULL); /* ended without a verdict: its waiters start again */
+    }
     if (s->work) fe_work_detach(s->work);
     fe_throttle_close(&s->attempt, FE_THROTTLE_ABANDON);
     free(s->email);
@@ -344,6 +440,12 @@ static void basic_checked(void *job, bool ran, void *owner)
         return;
     }
     fe_throttle_close(&s->attempt, FE_THROTTLE_SUCCESS);
+    if (s->flight) { /* the requests waiting for this check: answered from its verdict */
+        basic_flight *f = s->flight;
+        s->flight = NULL;
+        or_entry v = {.user = &s->user, .version = s->version};
+        flight_end(f, basic_entry_good(&v) ? &v : NULL);
+    }
     if (fe_cfg.openrosa_basic_cache_ttl_s > 0) {
         or_entry *e = calloc(1, sizeof *e);
         if (e && (e->user = user_dup(&s->user))) {
@@ -449,6 +551,8 @@ static bool basic_cache_key(const char *email, const char *password, char out[65
     return ok;
 }
 
+static void basic_start(fe_req *r);
+
 static void basic_authenticate(fe_req *r, const char *b64, fe_handler next)
 {
     while (*b64 == ' ') b64++;
@@ -478,12 +582,22 @@ static void basic_authenticate(fe_req *r, const char *b64, fe_handler next)
         return;
     }
     s->next = next;
+    s->r = r;
     r->state = s;
     r->state_free = basic_free;
     if (!s->email || !s->password || !basic_cache_key(s->email, s->password, s->key)) {
         fe_reply_oom(r);
         return;
     }
+    basic_start(r);
+}
+
+/* The check of r's credentials (r->state, a basic_check not yet started), on arrival or again
+ * after the check it waited for ended without a verdict. */
+static void basic_start(fe_req *r)
+{
+    basic_check *s = r->state;
+    fe_handler next = s->next;
     /* 1. a recent check of the same credentials in this child (stale ones while PostgreSQL is
      *    down): no PBKDF2, no throttle (the credentials are proven good) */
     bool fresh = false;
@@ -500,8 +614,62 @@ static void basic_authenticate(fe_req *r, const char *b64, fe_handler next)
         proceed(r, e->user, next);
         return;
     }
-    /* 2. the throttle, then the account, then PBKDF2 on the work pool */
+    /* 2. a check of the same credentials running in this child: wait for its verdict */
+    basic_flight *f = flight_find(s->key);
+    if (f) {
+        if (f->n >= BASIC_WAITERS_MAX) {
+            retry_later(r, 503, "too many password checks in progress; retry later", 1);
+            return;
+        }
+        waiter_add(f, s);
+        return;
+    }
+    /* 3. this one leads: the throttle, then the account, then PBKDF2 on the work pool */
+    s->flight = flight_new(s->key);
     fe_throttle_begin(s->email, r->address, basic_throttled, r);
+}
+
+/* Restarts the waiters of a flight that ended without a verdict (arg: the batch, freed here). */
+static void flight_restart(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    basic_flight *f = arg;
+    while (f->first) {
+        basic_check *w = f->first;
+        waiter_remove(w);
+        basic_start(w->r); /* the first leads a new flight, the others wait on it again */
+    }
+    free(f);
+}
+
+/* f's leader ended (f is no longer in the table's hands after this): with a verdict (a user
+ * whose password was just verified, borrowed) every waiter goes on as that user, as a cache hit
+ * would; without, the waiters start again from the next turn of the loop (not from inside the
+ * leader's reply). */
+static void flight_end(basic_flight *f, const or_entry *verdict)
+{
+    flight_unlink(f);
+    if (verdict) {
+        while (f->first) {
+            basic_check *w = f->first;
+            waiter_remove(w);
+            fe_req *wr = w->r;
+            fe_handler next = w->next;
+            wr->state = NULL;
+            wr->state_free = NULL;
+            basic_free(w);
+            fe_metrics_basic_auth(true);
+            proceed(wr, verdict->user, next);
+        }
+    }
+    if (!f->first) {
+        free(f);
+        return;
+    }
+    static const struct timeval now = {0, 0};
+    if (!oa.base || event_base_once(oa.base, -1, EV_TIMEOUT, flight_restart, f, &now) != 0)
+        flight_restart(-1, 0, f); /* no event: at once rather than never */
 }
 
 /* ---- the step ---- */

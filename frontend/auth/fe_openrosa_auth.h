@@ -13,7 +13,8 @@
  *     the event loop, throttled like logins (fe_throttle: 429 + Retry-After), then kept in this
  *     child's cache for openrosa_basic_cache_ttl_s under HMAC-SHA256(a random key of this child,
  *     email and password), so a device sending the same header on every request costs one
- *     PBKDF2 per child per TTL. An entry counts only while no user_sessions or permissions
+ *     PBKDF2 per child per TTL; requests with the same credentials that arrive while their check
+ *     runs wait for it (coalesced), so a burst of them is one attempt for the throttle. An entry counts only while no user_sessions or permissions
  *     revocation of its user newer than its lookup is known (password change, erasure, removal
  *     from an org: within revocation_poll_ms on every front end). Accounts with
  *     TOTP enrolled are refused (401): a password alone is not their credential; their devices
@@ -28,6 +29,7 @@
 #ifndef FE_OPENROSA_AUTH_H
 #define FE_OPENROSA_AUTH_H
 
+#include <event2/event.h>
 #include <stdbool.h>
 
 #include "fe_reply.h"
@@ -37,7 +39,8 @@
 /* The path prefix of app-user tokens: /v1/key/{token}/<rest> is the route /v1/<rest>. */
 #define FE_APP_KEY_PATH "/v1/key/"
 
-int fe_openrosa_auth_init(void);
+/* base (borrowed) runs the restarts of Basic requests that waited for a check (see the .c). */
+int fe_openrosa_auth_init(struct event_base *base);
 void fe_openrosa_auth_shutdown(void);
 /* Authenticates r (see above); on success sets r->user and calls next(r), else answers. */
 void fe_openrosa_authenticate(fe_req *r, fe_handler next);

@@ -5,8 +5,11 @@ Every refusal of authentication is an OpenRosa envelope with X-OpenRosa-Version:
 carries a Basic challenge, never Digest. Two front ends of ours besides the session's prove that a
 change made through one is applied by the other at once (revocations, fe_revoke.c)."""
 import base64
+import concurrent.futures
+import hashlib
 import json
 import signal
+import threading
 import xml.etree.ElementTree as ET
 import zlib
 
@@ -228,6 +231,74 @@ def test_failed_basic_attempts_are_throttled_like_logins(oa):
     # the pair was refused, not the account: from another front end (whose memory holds no
     # counts), once the shared counts are forgotten, the password works
     form_ids(oa.a.api().get(or_url(dep), headers=basic(mail, PASSWORD)))
+
+
+BURST = 32  # phones sharing one account, each its own TLS connection
+
+
+def burst(fe, mail, password, dep):
+    """BURST first requests at once, each on its own warmed keep-alive connection (opened with
+    an unauthenticated request, so the handshakes do not spread the burst out): the responses."""
+    apis = [fe.api() for _ in range(BURST)]
+    go = threading.Barrier(BURST)
+
+    def one(api):
+        challenged(api.get(or_url(dep)))
+        go.wait(timeout=30)
+        return api.get(or_url(dep), headers=basic(mail, password))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=BURST) as pool:
+            return list(pool.map(one, apis))
+    finally:
+        for api in apis:
+            api.close()
+
+
+def account_hex(mail):
+    return hashlib.sha256(mail.lower().encode()).hexdigest()
+
+
+def test_concurrent_first_requests_with_the_right_password_all_succeed(oa):
+    """A team sharing one account on many phones: the first requests of all of them, before any
+    is cached, wait for one password check (coalesced per child) instead of being refused as
+    failed attempts; no failure is counted and nothing stays pending."""
+    mail, _uid, dep = password_user(oa)
+    before = oa.a.basic_checks()
+    try:
+        rs = burst(oa.a, mail, PASSWORD, dep)
+        assert [r.status_code for r in rs] == [200] * BURST, sorted(
+            (r.status_code, r.text[:120]) for r in rs if r.status_code != 200)
+        for r in rs:
+            assert len(form_ids(r)) == 1
+        # one child: one PBKDF2 for the burst, every other request answered by its result
+        counts_after(oa.a, 1, BURST - 1, before)
+        acct = account_hex(mail)
+        assert not oa.c.redis_cli("KEYS", f"fv:throttle:fail:*{acct}*")
+        pend = oa.c.redis_cli("GET", f"fv:throttle:pend:pair:{acct}:127.0.0.1")
+        assert pend in (None, "0", b"0", 0), pend
+    finally:
+        forget_throttling(oa.c)
+
+
+def test_concurrent_wrong_passwords_are_still_throttled(oa):
+    """The same burst with a wrong password, on the front end that refuses the pair after three
+    failures: at most three password checks fail (401), every other attempt is 429, and the pair
+    stays refused afterwards, even with the right password."""
+    mail, _uid, dep = password_user(oa)
+    try:
+        rs = burst(oa.t, mail, "wrong-" + PASSWORD, dep)
+        codes = sorted(r.status_code for r in rs)
+        n401 = codes.count(401)
+        assert 1 <= n401 <= 3 and codes.count(429) == BURST - n401, codes
+        for r in rs:
+            if r.status_code == 429:
+                envelope(r, 429)
+                assert int(r.headers["Retry-After"]) >= 1
+            else:
+                challenged(r)
+        envelope(oa.t.api().get(or_url(dep), headers=basic(mail, PASSWORD)), 429)
+    finally:
+        forget_throttling(oa.c)
 
 
 def test_totp_enrolled_account_cannot_use_basic(oa):
