@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from fvharness import PG_BIN, wait_until
+from fvharness import PG_BIN, pin_children, wait_until
 from openapi_check import hook_session
 
 
@@ -46,8 +46,23 @@ def pg_stop_immediate(c):
 
 
 def pg_start(c):
+    """Starts PostgreSQL again (if it is down), then waits until every child of the session's
+    front end (c.frontend, when it runs) has its connections back: otherwise the next test, often
+    of another module, met a child still reconnecting (503 db_unavailable)."""
     if not pg_running(c):
         pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+    fe = getattr(c, "frontend", None)
+    if fe is None or not fe.alive():
+        return
+    sessions = pin_children(c, c.http_port, children=len(fe.children()) or 1, timeout=60)
+    try:
+        for s in sessions.values():
+            url = f"https://127.0.0.1:{c.http_port}/readyz"
+            wait_until(lambda: s.get(url, timeout=10).json().get("db") == "up", 60,
+                       what="every child of the session's front end back on PostgreSQL")
+    finally:
+        for s in sessions.values():
+            s.close()
 
 
 def postgres_pids(c):
