@@ -45,12 +45,10 @@ def pg_stop_immediate(c):
     pg_ctl(c, "-m", "immediate", "-w", "stop")
 
 
-def pg_start(c):
-    """Starts PostgreSQL again (if it is down), then waits until every child of the session's
-    front end (c.frontend, when it runs) has its connections back: otherwise the next test, often
-    of another module, met a child still reconnecting (503 db_unavailable)."""
-    if not pg_running(c):
-        pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+def frontend_db_up(c):
+    """Waits until every child of the session's front end (c.frontend, when it runs) has its
+    PostgreSQL connections back (after pg_start or pg_accept): otherwise the next test, often of
+    another module, met a child still reconnecting (503 db_unavailable)."""
     fe = getattr(c, "frontend", None)
     if fe is None or not fe.alive():
         return
@@ -63,6 +61,15 @@ def pg_start(c):
     finally:
         for s in sessions.values():
             s.close()
+
+
+def pg_start(c):
+    """Starts PostgreSQL again (if it is down), then waits until every child of the session's
+    front end (c.frontend, when it runs) has its connections back: otherwise the next test, often
+    of another module, met a child still reconnecting (503 db_unavailable)."""
+    if not pg_running(c):
+        pg_ctl(c, "-l", c.pg.log_path, "-w", "start")
+    frontend_db_up(c)
 
 
 def postgres_pids(c):
@@ -113,3 +120,4 @@ def pg_refuse(c):
 
 def pg_accept(c):
     c.pg.psql_cli("ALTER DATABASE fieldvault ALLOW_CONNECTIONS true", db="postgres")
+    frontend_db_up(c)
