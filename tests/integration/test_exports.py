@@ -18,7 +18,7 @@ import zipfile
 import pytest
 
 from accesshelp import User, add_member, add_plain_member, denied, list_all, ok, submit_and_wait
-from fvharness import new_id, wait_until
+from fvharness import free_port, new_id, wait_until
 
 DEFINITION = {
     "questions": [
@@ -363,12 +363,7 @@ def test_download_from_another_front_end_and_a_client_that_leaves(ex):
     chunks = ex.c.psql("SELECT chunks, size FROM exports WHERE id = %s", job["id"])[0]
     assert chunks[0] > 5, chunks
     one = download(api, job["id"])
-    port = ex.c.free_port() if hasattr(ex.c, "free_port") else None
-    if port is None:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+    port = free_port()
     fe2 = ex.c.start_frontend("frontend-export", FV_LISTEN_PORT=str(port))
     try:
         from fvharness import Api
