@@ -262,7 +262,7 @@ run_fuzz() {
     rm -f "$ROOT/build-fuzz/fuzz-junit.xml"
     local before=$failed
     mkdir -p "$ROOT/build-fuzz"
-    tests/fuzz/run.sh --junit "$ROOT/build-fuzz/fuzz-junit.xml" "$secs" || rc=$?
+    FV_FUZZ_PARALLEL=${FV_FUZZ_PARALLEL:-$JOBS} tests/fuzz/run.sh --junit "$ROOT/build-fuzz/fuzz-junit.xml" "$secs" || rc=$?
     if [ "$rc" = 2 ] || [ ! -f "$ROOT/build-fuzz/fuzz-junit.xml" ]; then
         setup_failed "fuzz: build (tests/fuzz/run.sh exit $rc)"
         return 1
