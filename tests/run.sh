@@ -22,6 +22,8 @@
 #   --keep-tmp    keep the integration tests' temporary directories (FV_KEEP_TMP=1)
 #   -- ARGS       extra arguments for pytest, e.g. -- -k flow -x
 #
+# FV_TEST_WORKERS (default 2) is how many processes run the integration tests (pytest-xdist,
+# each with its own cluster); 1 runs them in one. Each step's seconds are in the summary.
 # Exits non-zero if any step fails; the last line is the summary of all test counts.
 set -uo pipefail
 
@@ -61,7 +63,7 @@ while [ $# -gt 0 ]; do
         break
         ;;
     -h | --help)
-        sed -n '2,24p' "$0"
+        sed -n '2,27p' "$0"
         exit 0
         ;;
     *)
@@ -99,10 +101,16 @@ skipped=0
 steps=()
 status=0
 
-note() { echo "run.sh: $*"; }
-step_ok() { steps+=("ok      $1"); }
+# A note "== ..." starts a step: the step's line in the summary says how long it took since.
+step_start=$start
+note() {
+    case "$1" in "== "*) step_start=$(date +%s) ;; esac
+    echo "run.sh: $*"
+}
+step_secs() { echo "$(($(date +%s) - step_start))s"; }
+step_ok() { steps+=("ok      $1 ($(step_secs))"); }
 step_failed() {
-    steps+=("FAILED  $1")
+    steps+=("FAILED  $1 ($(step_secs))")
     status=1
 }
 # A step that is not itself a test (dependencies, configure, build) counts as one failure.
