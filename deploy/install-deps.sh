@@ -35,8 +35,9 @@ if [ "$want_test" = 1 ]; then
     # clang-14, libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of tests/fuzz/;
     # python3-cryptography: the ODK-format test client of tests/integration/test_odk_encryption.py;
     # libreoffice-calc-nogui: test_exports.py opens the export's CSV with headless LibreOffice
-    # Calc (soffice --convert-to; without it that test is skipped and the promise unproven).
-    packages+=(python3 python3-pytest python3-requests python3-psycopg2 python3-jsonschema python3-yaml
+    # Calc (soffice --convert-to; without it that test is skipped and the promise unproven);
+    # python3-pytest-xdist: tests/run.sh runs the integration tests in two processes.
+    packages+=(python3 python3-pytest python3-pytest-xdist python3-requests python3-psycopg2 python3-jsonschema python3-yaml
         clang-format-14 testssl.sh clang-14 libclang-rt-14-dev python3-cryptography libreoffice-calc-nogui
         chromium nodejs)
     # chromium, nodejs, npm: tests/integration/test_browser_webforms.py runs ODK Web Forms in

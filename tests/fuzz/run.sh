@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/fuzz_<name>.c, clang-14, ASan + UBSan) in build-fuzz/
 # and runs each for SECONDS, one after the other (one fuzzer process at a time, nice -n 10: the
-# machine is shared).
+# machine is shared), or FV_FUZZ_PARALLEL at a time (tests/run.sh: one per core).
 #
 #   tests/fuzz/run.sh [--no-build] [--junit FILE] SECONDS [TARGET...]
 #
@@ -21,7 +21,8 @@
 # The last lines give, per target, the executions and the result.
 #
 # Environment: FV_FUZZ_BUILD_DIR (default build-fuzz), FV_FUZZ_JOBS (build jobs, default 2),
-# FV_FUZZ_ARGS (extra libFuzzer flags, e.g. "-max_len=65536").
+# FV_FUZZ_ARGS (extra libFuzzer flags, e.g. "-max_len=65536"), FV_FUZZ_PARALLEL (targets run at
+# the same time, default 1).
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 2
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
         junit=${1:-}
         ;;
     -h | --help)
-        sed -n '2,23p' "$0"
+        sed -n '2,25p' "$0"
         exit 0
         ;;
     -*)
@@ -95,31 +96,49 @@ max_len() {
 mkdir -p "$ROOT/tests/fuzz/crashes"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}:abort_on_error=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-results=()
-status=0
-xml_cases=""
 for t in "${targets[@]}"; do
-    bin="$BUILD/fuzz/fuzz_$t"
-    [ -x "$bin" ] || {
-        echo "fuzz/run.sh: $bin is missing (build first, or drop --no-build)" >&2
+    [ -x "$BUILD/fuzz/fuzz_$t" ] || {
+        echo "fuzz/run.sh: $BUILD/fuzz/fuzz_$t is missing (build first, or drop --no-build)" >&2
         exit 2
     }
-    work="$BUILD/corpus/$t"
+done
+
+# One target: its fuzzer for SECONDS; its exit status and seconds taken go to fuzz-<t>.rc.
+run_target() {
+    local t=$1 bin="$BUILD/fuzz/fuzz_$1" work="$BUILD/corpus/$1" log="$BUILD/fuzz-$1.log" dict=() start rc
     mkdir -p "$work"
-    dict=()
     case "$t" in
     submit | form) dict=(-dict="$ROOT/tests/fuzz/dict/json.dict") ;;
     *) [ -f "$ROOT/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$ROOT/tests/fuzz/dict/$t.dict") ;;
     esac
-    log="$BUILD/fuzz-$t.log"
-    echo "fuzz/run.sh: == $t for ${seconds}s (log: ${log#"$ROOT"/})"
     start=$(date +%s)
     # shellcheck disable=SC2086 # FV_FUZZ_ARGS is a list of flags
     nice -n 10 "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$t")" \
         -print_final_stats=1 -artifact_prefix="$ROOT/tests/fuzz/crashes/$t-" "${dict[@]}" ${FV_FUZZ_ARGS:-} \
         "$work" "$ROOT/tests/fuzz/corpus/$t" >"$log" 2>&1
     rc=$?
-    took=$(($(date +%s) - start))
+    echo "$rc $(($(date +%s) - start))" >"$BUILD/fuzz-$t.rc"
+}
+
+# FV_FUZZ_PARALLEL targets at a time (default 1: the machine may be shared; tests/run.sh runs
+# as many as there are cores, each target still gets its SECONDS on a core of its own).
+parallel=${FV_FUZZ_PARALLEL:-1}
+[[ "$parallel" =~ ^[1-9][0-9]*$ ]] || parallel=1
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n; done
+    rm -f "$BUILD/fuzz-$t.rc"
+    echo "fuzz/run.sh: == $t for ${seconds}s (log: ${BUILD#"$ROOT"/}/fuzz-$t.log)"
+    run_target "$t" &
+done
+wait
+
+results=()
+status=0
+xml_cases=""
+for t in "${targets[@]}"; do
+    log="$BUILD/fuzz-$t.log"
+    rc=2 took=0
+    [ -f "$BUILD/fuzz-$t.rc" ] && read -r rc took <"$BUILD/fuzz-$t.rc"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     execs=${execs:-0}

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fvharness import Cluster, new_id, wait_until  # noqa: E402
 
-_state = types.SimpleNamespace(cluster=None, findings=[], tails=[], base=None, setup_errors_shown=set())
+_state = types.SimpleNamespace(cluster=None, findings=[], tails=[], base=None, bases=[],
+                               setup_errors_shown=set())
 
 
 def _teardown(c, request):
@@ -159,6 +160,28 @@ def world(workers, admin):
     stranger.close()
 
 
+# Under pytest-xdist (--dist loadfile) a worker takes the next module whenever it is nearly done,
+# in collection order: the modules that take longest (the sanitizer pass's, measured) go first,
+# so that neither worker is left with a long module at the end while the other idles. Without
+# xdist the order stays the files' order.
+SLOW_MODULES_FIRST = ("test_accounts", "test_invitations", "test_throttle_abuse", "test_exports",
+                      "test_permissions", "test_openrosa_auth", "test_personal_data", "test_tls",
+                      "test_degraded_db", "test_balancer", "test_purge", "test_apikeys")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+
+    def module(item):
+        return Path(item.nodeid.split("::")[0]).stem
+    order = {}
+    for item in items:  # a module's first appearance fixes its place among the others
+        order.setdefault(module(item), len(order))
+    items.sort(key=lambda item: (rank.get(module(item), len(rank)), order[module(item)]))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -174,6 +197,23 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append((f"log tail: {title}", text))
 
 
+# pytest-xdist (tests/run.sh runs the suite in two worker processes, -n 2 --dist loadfile): each
+# worker runs its own session, so its own cluster, and the controller prints the summary. A
+# worker hands what its teardown found (sanitizer reports, programs that died, stray processes),
+# the log tails and the answers it checked to the controller, which reports them and fails the
+# run as a single process would.
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    out = getattr(node, "workeroutput", None) or {}
+    _state.findings.extend(f"[{node.gateway.id}] {f}" for f in out.get("fv_findings", []))
+    _state.tails.extend((f"[{node.gateway.id}] {title}", text) for title, text in out.get("fv_tails", []))
+    if out.get("fv_base"):
+        _state.bases.append(out["fv_base"])
+    if out.get("fv_openapi_seen"):
+        import openapi_check
+        openapi_check.doc().seen.update(tuple(x) for x in out["fv_openapi_seen"])
+
+
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     if os.environ.get("FV_OPENAPI_COVERAGE") == "1":
@@ -182,8 +222,9 @@ def pytest_terminal_summary(terminalreporter):
         tr.section(f"docs/openapi.yaml: {len(missing)} documented answers no test received")
         for method, template, status in missing:
             tr.write_line(f"{status} {method} {template}")
-    if _state.base is not None and os.environ.get("FV_KEEP_TMP") == "1":
-        tr.write_line(f"FV_KEEP_TMP=1: servers' files and logs kept in {_state.base}")
+    if os.environ.get("FV_KEEP_TMP") == "1":
+        for base in ([_state.base] if _state.base is not None else []) + _state.bases:
+            tr.write_line(f"FV_KEEP_TMP=1: servers' files and logs kept in {base}")
     if _state.tails:
         tr.section("server logs (tails)")
         for title, text in _state.tails:
@@ -196,5 +237,13 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:  # an xdist worker: pytest_testnodedown gets these in the controller
+        out["fv_findings"] = list(_state.findings)
+        out["fv_tails"] = list(_state.tails)
+        out["fv_base"] = str(_state.base) if _state.base is not None else None
+        if os.environ.get("FV_OPENAPI_COVERAGE") == "1":
+            import openapi_check
+            out["fv_openapi_seen"] = sorted(openapi_check.doc().seen)
     if _state.findings and session.exitstatus == 0:
         session.exitstatus = 1

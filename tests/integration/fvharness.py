@@ -84,13 +84,27 @@ def wait_until(predicate, timeout=30.0, interval=0.05, what=None):
 _used_ports = set()
 
 
+def _port_share():
+    """(this process's index, processes): under pytest-xdist (tests/run.sh runs two) each worker
+    process runs its own cluster, and hands out only the ports p with (p // 2) % processes ==
+    index, so two workers never pick the same free port in the moment before a server binds it
+    (p // 2: Linux gives bind() to port 0 odd ports, connect() even ones)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return 0, 1
+    return int(worker[2:]) % count, count
+
+
 def free_port():
-    """A TCP port nobody listens on at 127.0.0.1 right now, never handed out twice per session."""
-    for _ in range(100):
+    """A TCP port nobody listens on at 127.0.0.1 right now, never handed out twice per session
+    (nor by two xdist workers of the same run: _port_share)."""
+    index, count = _port_share()
+    for _ in range(100 * count):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port not in _used_ports:
+        if (port // 2) % count == index and port not in _used_ports:
             _used_ports.add(port)
             return port
     raise HarnessError("no free port")

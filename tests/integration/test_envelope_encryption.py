@@ -46,7 +46,12 @@ def ew(workers):
         pass
     w = W()
     w.c, w.owner, w.enum, w.org, w.survey, w.dep = c, owner, enum, org, s, dep
+    # One more worker of the group whose re-seal sweep comes every 200 ms: the session's workers
+    # sweep every 10 s (reseal_sweep_ms' default), and the tests below wait for a sweep (the
+    # rotation's --wait, a repaired value) up to three times each. The same sweep, sooner.
+    sweeper = c.start_worker("env-sweep", FV_RESEAL_SWEEP_MS="200")
     yield w
+    c.stop_worker(sweeper)
     owner.close()
     enum.close()
 
