@@ -92,7 +92,8 @@ static const char sql_org_of[] =
     "SELECT s.org_id::text FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $1::uuid";
 
 char *wk_seal_openrosa(wk_store *st, const char *response_id, const char *deployment,
-                       const char *openrosa, size_t len, char *err, size_t errlen)
+                       const char *openrosa, size_t len, const char *answers, size_t answers_len,
+                       char *err, size_t errlen)
 {
     char org[40];
     const char *params[] = {deployment};
@@ -112,7 +113,8 @@ char *wk_seal_openrosa(wk_store *st, const char *response_id, const char *deploy
     int version = 0;
     const unsigned char *key = wk_seal_org_key(st, org, &version, err, errlen);
     if (!key) return NULL;
-    return fv_orseal_field(key, version, org, response_id, openrosa, len, err, errlen);
+    return fv_orseal_field(key, version, org, response_id, openrosa, len, answers, answers_len, err,
+                           errlen);
 }
 
 /* ---- the re-seal sweep ---- */

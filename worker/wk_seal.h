@@ -27,11 +27,12 @@ const unsigned char *wk_seal_org_key(wk_store *st, const char *org, int *version
  * stores for response response_id, sealed under the current data key of the organisation of deployment:
  *   {"instance_id", "org_id", "key_version", "xml_sha256" (hex), "xml_body" (base64 of the sealed
  *    XML), "attachments": [{"name", "content_type", "size", "sha256", "data" (base64 of the sealed
- *    content)}]}
+ *    content), "questions"}]} (fv_orseal.h; answers: the entry's answers in clear)
  * Returns the new text (the caller frees it), or NULL with why in err (an attachment whose
  * content does not match its size or SHA-256 is refused: a malformed entry). */
 char *wk_seal_openrosa(wk_store *st, const char *response_id, const char *deployment,
-                       const char *openrosa, size_t len, char *err, size_t errlen);
+                       const char *openrosa, size_t len, const char *answers, size_t answers_len,
+                       char *err, size_t errlen);
 
 /* The re-seal sweep, between two batches, every every_ms (sooner while work is left): up to rows
  * values stored in clear (before migration 026) or under an older data key version than their

@@ -84,9 +84,10 @@ static const char attach_sql[] =
     "       SELECT DISTINCT ON (t.org_id, att->>'sha256') t.org_id, decode(att->>'sha256', 'hex'),"
     "              (att->>'size')::bigint, t.kv, decode(att->>'data', 'base64')"
     "       FROM t ON CONFLICT (org_id, sha256) DO NOTHING)"
-    " INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id)"
+    " INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id, questions)"
     " SELECT t.id, att->>'name', att->>'content_type', (att->>'size')::bigint,"
-    "        decode(att->>'sha256', 'hex'), t.org_id FROM t"
+    "        decode(att->>'sha256', 'hex'), t.org_id,"
+    "        ARRAY(SELECT jsonb_array_elements_text(COALESCE(att->'questions', '[]'::jsonb))) FROM t"
     " ON CONFLICT (response_id, name) DO NOTHING";
 
 /* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
@@ -387,8 +388,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         if (e->openrosa) {
             n_openrosa++;
             errpos = "seal";
-            sealed[i] = wk_seal_openrosa(st, e->id, e->deployment_id, e->openrosa, e->openrosa_len, why,
-                                         sizeof why);
+            sealed[i] = wk_seal_openrosa(st, e->id, e->deployment_id, e->openrosa, e->openrosa_len,
+                                         e->data, e->data_len, why, sizeof why);
             if (!sealed[i]) {
                 /* a malformed field fails again: the batch is written one by one, this entry
                  * dead-letters; anything else (PostgreSQL, memory) is retried */

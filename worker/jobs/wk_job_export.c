@@ -33,6 +33,7 @@
 
 #include <openssl/crypto.h>
 
+#include "fv_answers.h"
 #include "fv_crypto.h"
 #include "fv_csv.h"
 #include "fv_datakey.h"
@@ -543,6 +544,27 @@ done:
     return ok;
 }
 
+/* A line of JSON: the responses it carries opened (fv_answers_finish: their "_fv" hints), then
+ * written with its newline. A value that does not open fails the export, naming its response. */
+static bool lines_row(builder *b, const char *key, const char *line)
+{
+    size_t len = strlen(line);
+    if (!memmem(line, len, "\"_fv\"", 5))
+        return entry_write(b, line, len, true) && entry_write(b, "\n", 1, true);
+    char why[512];
+    size_t n = 0;
+    fv_dkring *ring = wk_seal_ring();
+    char *out = ring ? fv_answers_finish(line, len, ring, &n, why, sizeof why) : NULL; /* owned */
+    if (!out) {
+        snprintf(b->err, sizeof b->err, "row %.40s: %.400s", key,
+                 ring ? why : "data keys not initialised");
+        return false;
+    }
+    bool ok = entry_write(b, out, n, true) && entry_write(b, "\n", 1, true);
+    fv_answers_free_text(out);
+    return ok;
+}
+
 /* One batch of the open file: up to limit rows. Returns rows read, or -1. */
 static long file_batch(builder *b, long limit)
 {
@@ -558,10 +580,9 @@ static long file_batch(builder *b, long limit)
     long n = PQntuples(res);
     for (long i = 0; i < n; i++) {
         const char *line = PQgetvalue(res, (int)i, 1);
-        bool ok = f->kind == F_CSV ? csv_row(b, line)
-                  : f->kind != F_LINES
-                      ? sealed_row(b, f->kind, res, (int)i)
-                      : entry_write(b, line, strlen(line), true) && entry_write(b, "\n", 1, true);
+        bool ok = f->kind == F_CSV     ? csv_row(b, line)
+                  : f->kind != F_LINES ? sealed_row(b, f->kind, res, (int)i)
+                                       : lines_row(b, PQgetvalue(res, (int)i, 0), line);
         if (!ok) {
             PQclear(res);
             return -1;

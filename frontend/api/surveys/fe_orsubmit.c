@@ -561,7 +561,8 @@ static void job_run(void *p)
     if (j->sealing) { /* an edit's XML and attachments, sealed for the response it edits */
         char why[256];
         j->sealed = fv_orseal_field(j->seal_key, j->seal_version, j->seal_org, j->seal_rid, j->openrosa,
-                                    strlen(j->openrosa), why, sizeof why);
+                                    strlen(j->openrosa), j->inst.data,
+                                    j->inst.data ? strlen(j->inst.data) : 0, why, sizeof why);
         OPENSSL_cleanse(j->seal_key, sizeof j->seal_key);
         if (!j->sealed) job_failed(j, strncmp(why, "malformed", 9) == 0 ? 500 : 503, why);
         return;
@@ -898,12 +899,14 @@ static const char sql_edit[] =
     "                  (o.f->>'key_version')::int, decode(a->>'data', 'base64') "
     "           FROM att, o, u JOIN surveys s ON s.id = (u.x).survey_id "
     "           ON CONFLICT (org_id, sha256) DO NOTHING), "
-    "     f AS (INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id) "
+    "     f AS (INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id, "
+    "                                             questions) "
     "           SELECT (u.x).id, a->>'name', a->>'content_type', (a->>'size')::bigint, "
-    "                  decode(a->>'sha256', 'hex'), s.org_id "
+    "                  decode(a->>'sha256', 'hex'), s.org_id, "
+    "                  ARRAY(SELECT jsonb_array_elements_text(COALESCE(a->'questions', '[]'::jsonb))) "
     "           FROM u JOIN surveys s ON s.id = (u.x).survey_id, att "
     "           ON CONFLICT (response_id, name) DO UPDATE SET content_type = EXCLUDED.content_type, "
-    "              size = EXCLUDED.size, sha256 = EXCLUDED.sha256) "
+    "              size = EXCLUDED.size, sha256 = EXCLUDED.sha256, questions = EXCLUDED.questions) "
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM again) THEN 'ok' "
     "            ELSE COALESCE((SELECT verdict FROM v), 'hidden') END, NULL";
 

@@ -144,7 +144,7 @@ static void patch_written(const fe_pg_result *res, void *arg)
 {
     fe_req *r = arg;
     const char *body = fe_verdict_answer(r, res, "response");
-    if (body) fe_reply_text(r, 200, "application/json", body, strlen(body));
+    if (body) fe_verdict_reply_json(r, 200, body);
 }
 
 static void patch_loaded(const fe_pg_result *res, void *arg)

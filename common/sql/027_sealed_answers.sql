@@ -1,0 +1,105 @@
+-- 027 (issue 12, envelope encryption at rest; docs/security.md "Answers at rest",
+-- common/fv_answers.h): a response's answers and location are sealed by the programs under the
+-- organisation's data key (025), value by value: responses.data keeps its keys (the question
+-- names) and every value is a string, the base64 of the value sealed with associated data
+-- "fv:answer:<submission id>:<question name>"; responses.location is one such string
+-- ("fv:location:<submission id>"). SQL can still leave confidential answers out (data - names),
+-- strip purged questions, find which answer names an attachment (by question, below) and compare a
+-- retry with what was stored (the sealing is deterministic), but it no longer reads a value: the
+-- confidential-mode offset of the GPS points (024) is applied by the programs when they open the
+-- answers (fv_answers_finish), from the "_fv" hint fv_response_json now writes.
+
+-- The data key version every value of the row is sealed under; NULL: in clear (written before
+-- this migration, until the workers' sweep seals it). The history states carry it too (to_jsonb
+-- of the row), so each version opens under its own.
+ALTER TABLE responses ADD COLUMN answers_kv integer CHECK (answers_kv >= 1);
+ALTER TABLE quarantine ADD COLUMN answers_kv integer CHECK (answers_kv >= 1);
+ALTER TABLE refused_submissions ADD COLUMN answers_kv integer CHECK (answers_kv >= 1);
+CREATE INDEX responses_answers_clear ON responses (survey_id) WHERE answers_kv IS NULL;
+
+-- ---- which answers name an attachment ----
+-- The top-level questions whose answer (anywhere inside it: a repeat's items) names the file,
+-- written by the worker from the answers in clear before it seals them. The visibility of a file
+-- (purges, confidential answers) is decided on these names and the keys of the answers, never on
+-- the answers' values. NULL: not known (a row written before this migration: filled below).
+ALTER TABLE response_attachments ADD COLUMN questions text[];
+UPDATE response_attachments a
+SET questions = COALESCE((SELECT array_agg(e.key ORDER BY e.key) FROM responses r, jsonb_each(r.data) e
+                          WHERE r.id = a.response_id AND jsonb_typeof(r.data) = 'object'
+                            AND jsonb_path_exists(e.value, '$.** ? (@ == $n)', jsonb_build_object('n', a.name))),
+                         '{}');
+
+-- True when one of questions is a key of data (an answer still there).
+CREATE FUNCTION fv_names_answered(data jsonb, questions text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_typeof(data) = 'object' AND EXISTS (SELECT 1 FROM unnest(questions) q WHERE data ? q)
+$$;
+
+CREATE OR REPLACE FUNCTION fv_attachment_visible(x responses, name text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT NOT fv_openrosa_purged(x)
+        OR EXISTS (SELECT 1 FROM response_attachments a WHERE a.response_id = x.id AND a.name = fv_attachment_visible.name
+                   AND fv_names_answered(x.data, a.questions))
+$$;
+
+-- The purge's removal of the OpenRosa side (026), on the questions.
+CREATE OR REPLACE FUNCTION fv_openrosa_purge() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE response_events SET state = state || '{"xml_sha256": null}'::jsonb
+    WHERE response_id = NEW.response_id AND state->>'xml_sha256' IS NOT NULL;
+    UPDATE responses SET xml_sha256 = NULL WHERE id = NEW.response_id AND xml_sha256 IS NOT NULL;
+    DELETE FROM response_xml WHERE response_id = NEW.response_id;
+    WITH d AS (DELETE FROM response_attachments a USING responses r
+               WHERE a.response_id = NEW.response_id AND r.id = a.response_id
+                 AND NOT fv_names_answered(r.data, a.questions)
+               RETURNING a.org_id, a.sha256)
+    DELETE FROM attachment_blobs b USING d
+    WHERE b.org_id = d.org_id AND b.sha256 = d.sha256
+      AND NOT EXISTS (SELECT 1 FROM response_attachments x WHERE x.org_id = b.org_id AND x.sha256 = b.sha256);
+    RETURN NULL;
+END $$;
+
+-- Whether a reader who is not survey admin of response x may read its attachment name in
+-- confidential mode: when an answer shown to them names it (never one only a confidential answer
+-- names). True outside confidential mode.
+CREATE FUNCTION fv_attachment_shown(x responses, name text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT NOT m.conf OR EXISTS (
+        SELECT 1 FROM response_attachments a WHERE a.response_id = x.id AND a.name = fv_attachment_shown.name
+          AND fv_names_answered(x.data - m.hidden, a.questions))
+    FROM fv_response_mask(x) m
+$$;
+
+-- ---- a response as the API returns it ----
+-- As in 024, except that the values are written as stored (sealed, or in clear before the sweep)
+-- and the masking of the points is the programs': "_fv" tells them the response's submission id,
+-- organisation, the key version and its wrapped key (fv_dk_wrapped, 026), and for a reader who is
+-- not survey admin in confidential mode the mask: the response's offset seed, the radius and the
+-- geopoint questions to move (none for an encrypted response: its data is the envelope; its
+-- location is moved all the same). Confidential answers are still left out here, by name. The
+-- programs drop "_fv" before anything leaves them (fv_answers_finish).
+CREATE OR REPLACE FUNCTION fv_response_json(x responses, admin boolean) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'id', x.id, 'survey_id', x.survey_id, 'survey_version', x.survey_version,
+        'deployment_id', x.deployment_id, 'status', x.status, 'stage', x.stage,
+        'data', t.data, 'encrypted', t.encrypted, 'location', x.location,
+        'submitted_by', x.submitted_by, 'collected_at', fv_ts(x.collected_at),
+        'created_at', fv_ts(x.created_at), 'updated_at', fv_ts(x.updated_at), 'version', x.version,
+        '_fv', jsonb_build_object('id', x.id, 'org', s.org_id, 'kv', x.answers_kv,
+                                  'wk', fv_dk_wrapped(s.org_id, x.answers_kv), 'mask', t.mask))
+        || CASE WHEN x.status = 'rejected' THEN jsonb_build_object('rejection_message', x.rejection_message)
+                ELSE '{}'::jsonb END
+    FROM surveys s,
+         (SELECT x.data, EXISTS (SELECT 1 FROM survey_versions v WHERE v.survey_id = x.survey_id
+                                 AND v.version = x.survey_version AND v.public_key IS NOT NULL) AS encrypted,
+                 NULL::jsonb AS mask
+          WHERE admin IS TRUE
+          UNION ALL
+          SELECT x.data - m.hidden, m.encrypted,
+                 CASE WHEN m.conf THEN jsonb_build_object('seed', x.gps_seed, 'radius', m.radius,
+                                                          'geo', CASE WHEN m.encrypted THEN '{}'::text[] ELSE m.geo END)
+                 END
+          FROM fv_response_mask(x) m WHERE admin IS NOT TRUE) t
+    WHERE s.id = x.survey_id
+$$;
