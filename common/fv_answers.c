@@ -300,7 +300,14 @@ int fv_answers_open(const unsigned char *key, int kv, const char *id, yajl_val d
     } else {
         out->data = copy_tree(data);
     }
-    if (location && !YAJL_IS_NULL(location)) {
+    if (YAJL_IS_OBJECT(location)) {
+        /* a point in clear (an OpenRosa edit of a row stored before 027 keeps its location as it
+         * was): a sealed location is always a string */
+        if (!(out->location = copy_tree(location))) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+    } else if (location && !YAJL_IS_NULL(location)) {
         out->location = open_tree(key, kv, id, NULL, location, err, errlen);
         if (!out->location) goto done;
     }

@@ -103,3 +103,114 @@ LANGUAGE sql STABLE AS $$
           FROM fv_response_mask(x) m WHERE admin IS NOT TRUE) t
     WHERE s.id = x.survey_id
 $$;
+
+-- The "_fv" hint of a row's answers for a reader with no mask (survey admins, exports, the
+-- submitter's own copies): submission id, org, key version and its wrapped key.
+CREATE FUNCTION fv_answers_hint(id uuid, org uuid, kv integer) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('id', id, 'org', org, 'kv', kv, 'wk', fv_dk_wrapped(org, kv), 'mask', NULL)
+$$;
+
+-- The organisation of deployment d (NULL: none).
+CREATE FUNCTION fv_deployment_org(d uuid) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+    SELECT s.org_id FROM deployments x JOIN surveys s ON s.id = x.survey_id WHERE x.id = d
+$$;
+
+-- ---- refused and quarantined submissions: sealed as the responses are (same associated data:
+-- their submission id), read with the same hint ----
+CREATE OR REPLACE FUNCTION fv_submission_status_json(u uuid, sid uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(
+        (SELECT jsonb_build_object(
+                    'id', f.id, 'status', 'refused', 'reason', f.reason,
+                    'refused_at', fv_ts(f.created_at),
+                    'entry', jsonb_build_object('deployment_id', f.deployment_id, 'data', f.data,
+                                                'location', f.location,
+                                                'collected_at', fv_ts(f.collected_at),
+                                                'received_at', fv_ts(f.received_at),
+                                                '_fv', fv_answers_hint(f.id, fv_deployment_org(f.deployment_id),
+                                                                       f.answers_kv)))
+         FROM refused_submissions f WHERE f.id = sid AND f.submitted_by = u
+         ORDER BY f.seq DESC LIMIT 1),
+        (SELECT jsonb_build_object('id', r.id, 'status', 'stored', 'stored_at', fv_ts(r.created_at))
+         FROM responses r WHERE r.id = sid AND r.submitted_by = u),
+        (SELECT jsonb_build_object('id', q.id, 'status', 'quarantined',
+                                   'quarantined_at', fv_ts(q.created_at))
+         FROM quarantine q WHERE q.id = sid AND q.submitted_by = u))
+$$;
+
+-- The personal-data document (014): the submitter's own answers, refused and quarantined
+-- submissions with their hints (opened by the front end before they leave it).
+CREATE OR REPLACE FUNCTION fv_personal_data_section(u uuid, section text, aft text, lim integer) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    items jsonb;
+    last text;
+    n integer;
+    keys text[];
+    sess text[];
+BEGIN
+    IF section = 'sessions' THEN
+        SELECT jsonb_agg(j ORDER BY k), count(*), max(k::text) INTO items, n, last FROM (
+            SELECT s.id AS k, jsonb_build_object('id', s.id, 'created_at', fv_ts(s.created_at),
+                       'expires_at', fv_ts(s.expires_at), 'revoked_at', fv_ts(s.revoked_at),
+                       'address', host(s.address), 'mfa', s.mfa) AS j
+            FROM sessions s WHERE s.user_id = u AND (aft IS NULL OR s.id > aft::uuid)
+            ORDER BY s.id LIMIT lim) x;
+    ELSIF section = 'audit' THEN
+        SELECT COALESCE(array_agg(k.id::text), '{}') INTO keys FROM api_keys k WHERE k.user_id = u;
+        SELECT COALESCE(array_agg(s.id::text), '{}') INTO sess FROM sessions s WHERE s.user_id = u;
+        -- entries by u or about u (its account, keys, sessions); the detail and address only of
+        -- entries by u about u: another person's entry may name others (an admin's address, an
+        -- invitee's email)
+        SELECT jsonb_agg(j ORDER BY k), count(*), max(k)::text INTO items, n, last FROM (
+            SELECT a.id AS k, jsonb_build_object('id', a.id, 'at', fv_ts(a.at), 'actor', a.actor,
+                       'action', a.action, 'target_type', a.target_type, 'target_id', a.target_id,
+                       'org_id', a.org_id,
+                       'address', CASE WHEN a.actor = u THEN host(a.address) END,
+                       'detail', CASE WHEN a.actor = u AND about THEN a.detail END) AS j
+            FROM (SELECT a.*, (a.target_type = 'user' AND a.target_id = u::text)
+                              OR (a.target_type = 'api_key' AND a.target_id = ANY (keys))
+                              OR (a.target_type = 'session' AND a.target_id = ANY (sess)) AS about
+                  FROM audit a
+                  WHERE (a.actor = u OR a.target_id = ANY (ARRAY[u::text] || keys || sess))
+                    AND (aft IS NULL OR a.id > aft::bigint)) a
+            WHERE a.actor = u OR a.about
+            ORDER BY a.id LIMIT lim) x;
+    ELSIF section = 'submissions' THEN
+        -- the data subject's own answers are theirs: included whole (confidential ones too)
+        SELECT jsonb_agg(j ORDER BY k), count(*), max(k::text) INTO items, n, last FROM (
+            SELECT x.id AS k, jsonb_build_object('id', x.id, 'deployment_id', x.deployment_id,
+                       'survey_id', x.survey_id, 'survey_version', x.survey_version, 'status', x.status,
+                       'stage', x.stage, 'version', x.version, 'collected_at', fv_ts(x.collected_at),
+                       'received_at', fv_ts(x.received_at), 'created_at', fv_ts(x.created_at),
+                       'updated_at', fv_ts(x.updated_at), 'deleted_at', fv_ts(x.deleted_at),
+                       'data', x.data, 'location', x.location,
+                       '_fv', fv_answers_hint(x.id, fv_deployment_org(x.deployment_id), x.answers_kv)) AS j
+            FROM responses x WHERE x.submitted_by = u AND (aft IS NULL OR x.id > aft::uuid)
+            ORDER BY x.id LIMIT lim) y;
+    ELSIF section = 'refused_submissions' THEN
+        SELECT jsonb_agg(j ORDER BY k), count(*), max(k)::text INTO items, n, last FROM (
+            SELECT q.seq AS k, jsonb_build_object('seq', q.seq, 'id', q.id, 'deployment_id', q.deployment_id,
+                       'reason', q.reason, 'collected_at', fv_ts(q.collected_at),
+                       'received_at', fv_ts(q.received_at), 'created_at', fv_ts(q.created_at),
+                       'data', q.data, 'location', q.location,
+                       '_fv', fv_answers_hint(q.id, fv_deployment_org(q.deployment_id), q.answers_kv)) AS j
+            FROM refused_submissions q WHERE q.submitted_by = u AND (aft IS NULL OR q.seq > aft::bigint)
+            ORDER BY q.seq LIMIT lim) y;
+    ELSIF section = 'quarantined_submissions' THEN
+        SELECT jsonb_agg(j ORDER BY k), count(*), max(k::text) INTO items, n, last FROM (
+            SELECT q.id AS k, jsonb_build_object('id', q.id, 'deployment_id', q.deployment_id,
+                       'reason', q.reason, 'collected_at', fv_ts(q.collected_at),
+                       'received_at', fv_ts(q.received_at), 'created_at', fv_ts(q.created_at),
+                       'data', q.data, 'location', q.location,
+                       '_fv', fv_answers_hint(q.id, fv_deployment_org(q.deployment_id), q.answers_kv)) AS j
+            FROM quarantine q WHERE q.submitted_by = u AND (aft IS NULL OR q.id > aft::uuid)
+            ORDER BY q.id LIMIT lim) y;
+    ELSE
+        RAISE EXCEPTION 'unknown personal-data section %', section USING ERRCODE = '22023';
+    END IF;
+    RETURN jsonb_build_object('items', COALESCE(items, '[]'::jsonb),
+                              'next', CASE WHEN n >= lim THEN last END);
+END $$;
