@@ -132,7 +132,14 @@ def test_every_response_operation_appends_one_full_version(hw):
     assert stored[5][3]["deleted_at"] is not None and stored[6][3]["deleted_at"] is None
     assert stored[2][3]["rejection_message"] == "redo" and stored[2][3]["status"] == "rejected"
     assert stored[1][3]["stage"] == 2 and stored[3][3]["stage"] == 1
-    assert stored[0][3]["data"]["phone"] == "555-0101"
+    # the state's answers are sealed at rest (027): the first version's, opened
+    first = w.c.psql_opened(
+        "SELECT jsonb_build_object('data', e.state->'data', 'location', e.state->'location', '_fv', "
+        "fv_answers_hint(e.response_id, (SELECT s.org_id FROM responses r JOIN surveys s ON s.id = r.survey_id "
+        "WHERE r.id = e.response_id), (e.state->>'answers_kv')::int)) FROM response_events e "
+        "WHERE e.response_id = %s AND e.version = 1", rid)
+    assert first[0]["data"]["phone"] == "555-0101"
+    assert "555-0101" not in json.dumps(stored[0][3])
 
     items = history(w, "owner", rid)
     assert [(i["version"], i["operation"], i["actor"], i["deleted"]) for i in items] == [

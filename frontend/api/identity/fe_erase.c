@@ -2,7 +2,7 @@
  * GET /v1/me/personal-data, everything held about the caller as one JSON document (the long
  * sections paged: ?section=<name>&after=<cursor> continues one), and POST /v1/me/erase, the
  * withdrawal of consent: a session and the password again (and the TOTP code when it is on),
- * then migration 014's fv_erase_account in one statement. */
+ * then migration 014's fv_erase_account (027: fv_erase_account_sealed) in one statement. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +97,7 @@ void fe_personal_data_get(fe_req *r)
 
 static const char sql_erase[] =
     "SELECT (e - 'verdict')::text, e->>'verdict' "
-    "FROM fv_erase_account($1::uuid, NULLIF($2, '')::inet, $3::int, $4::int) e";
+    "FROM fv_erase_account_sealed($1::uuid, NULLIF($2, '')::inet, $3::int, $4::int) e";
 
 static void erased(const fe_pg_result *res, void *arg)
 {
