@@ -430,10 +430,12 @@ void wk_seal_sweep(wk_store *st, int every_ms, int rows)
         if (rc > 0) done++;
         else if (rc < 0) failed++;
     }
-    if (done || failed)
-        fv_info("re-seal: %d value(s) sealed under their org's current data key, %d failed", done,
-                failed);
+    int answers = wk_seal_answers_sweep(st, rows, &failed);
+    if (done || answers || failed)
+        fv_info("re-seal: %d value(s) and %d row(s) of answers sealed under their org's current data "
+                "key, %d failed",
+                done, answers, failed);
     /* more left: come back at the next gap between batches rather than in every_ms */
-    if (PQntuples(res) == rows && failed == 0) next_ms = now;
+    if ((PQntuples(res) == rows || answers == rows) && failed == 0) next_ms = now;
     PQclear(res);
 }

@@ -72,6 +72,12 @@ int wk_seal_answers(fv_jgen *j, const wk_seal_keys *k, const fv_envelope *e, cha
 int wk_seal_entry_texts(wk_store *st, const fv_envelope *e, char **data, char **loc, int *kv, char *err,
                         size_t errlen);
 
+/* The answers' part of the sweep (wk_seal_answers.c): up to rows responses (each with its
+ * versions), refused and quarantined submissions in clear or under an older data key version,
+ * sealed under their org's current one. Returns how many were; *failed counts the failures (a
+ * row whose answers do not open is logged, marked answers_seal_error and left alone). */
+int wk_seal_answers_sweep(wk_store *st, int rows, int *failed);
+
 /* The re-seal sweep, between two batches, every every_ms (sooner while work is left): up to rows
  * values stored in clear (before migration 026) or under an older data key version than their
  * org's current one are sealed under the current one, each by compare-and-set, autocommitted.

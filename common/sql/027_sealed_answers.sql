@@ -235,3 +235,47 @@ BEGIN
     END IF;
     RETURN e;
 END $$;
+
+-- ---- the workers' re-seal sweep of answers (worker/wk_seal_answers.c) ----
+-- Answers in clear (written before this migration) or under an older data key version than
+-- their org's highest are sealed again, in place: the response, every version's state (and the
+-- event's copy of the answers), in one statement. History is append-only (012); a sweep's
+-- statement declares itself (fv_history_reseal_begin, local to its transaction) and may then
+-- change only how a version's answers are held: its state keeps every other member as it was
+-- (members a state written before later migrations lacks may be filled from the row), and no
+-- other column moves. A row the sweep cannot open is marked (answers_seal_error) and left alone;
+-- an end-to-end encrypted envelope (stored as sent: ciphertext already) is marked so.
+ALTER TABLE responses ADD COLUMN answers_seal_error text;
+DROP INDEX responses_answers_clear;
+CREATE INDEX responses_answers_clear ON responses (survey_id) WHERE answers_kv IS NULL AND answers_seal_error IS NULL;
+ALTER TABLE quarantine ADD COLUMN answers_seal_error text;
+ALTER TABLE refused_submissions ADD COLUMN answers_seal_error text;
+
+CREATE FUNCTION fv_history_reseal_begin() RETURNS void
+LANGUAGE sql AS $$
+    SELECT set_config('fieldvault.history_reseal', txid_current()::text, true)
+$$;
+
+CREATE FUNCTION fv_history_reseal_active() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(current_setting('fieldvault.history_reseal', true), '') = txid_current()::text
+$$;
+
+CREATE OR REPLACE FUNCTION fv_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF fv_history_purge_active()
+           AND to_jsonb(NEW) - ARRAY['state', 'data', 'location', 'message']
+               = to_jsonb(OLD) - ARRAY['state', 'data', 'location', 'message'] THEN
+            RETURN NEW;
+        END IF;
+        IF TG_TABLE_NAME = 'response_events' AND fv_history_reseal_active()
+           AND to_jsonb(NEW) - ARRAY['state', 'data', 'location'] = to_jsonb(OLD) - ARRAY['state', 'data', 'location']
+           AND NOT EXISTS (SELECT 1 FROM jsonb_each(OLD.state - ARRAY['data', 'location', 'answers_kv']) o
+                           WHERE NEW.state -> o.key IS DISTINCT FROM o.value) THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% is append-only (history: % refused)', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'FV403';
+END $$;
