@@ -129,9 +129,12 @@ def test_answers_sealed_nowhere_in_clear(sw):
     # ... and nothing holds them in clear: the dump, the data directory (tables and WAL, after a
     # checkpoint), the Redis AOF, the spool
     c.psql("CHECKPOINT")
-    needles = [x.encode() for x in (house, edited, theirs, held, lat, hlat)]
+    needles = [x.encode() for x in (house, edited, theirs, lat, hlat)]
     dump = pg_dump(c).encode()
-    assert [n for n in needles if n in dump] == []
+    assert [n for n in needles + [held.encode()] if n in dump] == []
+    # (the quarantined row was inserted here in clear, as a row from before 027, and sealed by the
+    # sweep: its clear bytes are in this WAL and a dead tuple; the worker's own quarantine path
+    # seals before it writes: test_degraded_db.py)
     assert grep(files_under(c.pg.data), needles) == []
     assert grep(files_under(c.base / "redis"), needles) == []
     assert grep(files_under(c.base / "spool"), needles) == []
