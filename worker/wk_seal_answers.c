@@ -17,25 +17,35 @@
 /* Rows to seal again: what (r: a response, f: a refused, q: a quarantined submission), its id,
  * its org. In clear (not an end-to-end envelope, not marked), or under an older version of an
  * org that has several. */
+/* Rows to seal again: what (r: a response, f: a refused, q: a quarantined submission), its id,
+ * its org. First those under an older version of an org that has several (a rotation waits on
+ * them: never behind a backlog in clear), then those in clear (not marked: an end-to-end envelope
+ * is). */
 static const char sql_stale[] =
     "WITH cur AS (SELECT substr(scope, 5)::uuid AS org, max(version) AS v FROM data_keys "
     "             WHERE scope LIKE 'org:%' GROUP BY scope HAVING count(*) > 1) "
-    "(SELECT 'r', r.id::text, s.org_id::text FROM responses r JOIN surveys s ON s.id = r.survey_id "
-    " WHERE r.answers_kv IS NULL AND r.answers_seal_error IS NULL LIMIT $1::int) "
-    "UNION ALL "
     "(SELECT 'r', r.id::text, s.org_id::text FROM cur JOIN surveys s ON s.org_id = cur.org "
     " JOIN responses r ON r.survey_id = s.id WHERE r.answers_kv < cur.v AND r.answers_seal_error IS NULL "
     " LIMIT $1::int) "
     "UNION ALL "
     "(SELECT 'f', f.seq::text, o.org::text FROM refused_submissions f, "
     "        LATERAL (SELECT fv_deployment_org(f.deployment_id) AS org) o "
-    " LEFT JOIN cur ON cur.org = o.org WHERE o.org IS NOT NULL AND f.answers_seal_error IS NULL "
-    " AND (f.answers_kv IS NULL OR f.answers_kv < cur.v) LIMIT $1::int) "
+    " JOIN cur ON cur.org = o.org WHERE f.answers_seal_error IS NULL AND f.answers_kv < cur.v LIMIT $1::int) "
     "UNION ALL "
     "(SELECT 'q', q.id::text, o.org::text FROM quarantine q, "
     "        LATERAL (SELECT fv_deployment_org(q.deployment_id) AS org) o "
-    " LEFT JOIN cur ON cur.org = o.org WHERE o.org IS NOT NULL AND q.answers_seal_error IS NULL "
-    " AND (q.answers_kv IS NULL OR q.answers_kv < cur.v) LIMIT $1::int) "
+    " JOIN cur ON cur.org = o.org WHERE q.answers_seal_error IS NULL AND q.answers_kv < cur.v LIMIT $1::int) "
+    "UNION ALL "
+    "(SELECT 'r', r.id::text, s.org_id::text FROM responses r JOIN surveys s ON s.id = r.survey_id "
+    " WHERE r.answers_kv IS NULL AND r.answers_seal_error IS NULL LIMIT $1::int) "
+    "UNION ALL "
+    "(SELECT 'f', f.seq::text, o.org::text FROM refused_submissions f, "
+    "        LATERAL (SELECT fv_deployment_org(f.deployment_id) AS org) o "
+    " WHERE o.org IS NOT NULL AND f.answers_seal_error IS NULL AND f.answers_kv IS NULL LIMIT $1::int) "
+    "UNION ALL "
+    "(SELECT 'q', q.id::text, o.org::text FROM quarantine q, "
+    "        LATERAL (SELECT fv_deployment_org(q.deployment_id) AS org) o "
+    " WHERE o.org IS NOT NULL AND q.answers_seal_error IS NULL AND q.answers_kv IS NULL LIMIT $1::int) "
     "LIMIT $1::int";
 
 /* A response and its versions: kind (r: the row, e: a version), the event id, the submission id,

@@ -56,16 +56,19 @@ def pg_dump(c):
     return r.stdout
 
 
-def opened_store(c):
-    """Every stored answer, opened (they are sealed at rest, migration 027): the responses, every
-    version's state, the refused and the quarantined submissions, as one JSON text."""
-    hint = ("fv_answers_hint(e.response_id, (SELECT s.org_id FROM responses r JOIN surveys s "
-            "ON s.id = r.survey_id WHERE r.id = e.response_id), (e.state->>'answers_kv')::int)")
-    rows = c.psql_opened("SELECT jsonb_build_object(" + answers_sql("r") + ") FROM responses r")
+def opened_store(c, org):
+    """Every answer org's responses store, opened (they are sealed at rest, migration 027): the
+    responses, every version's state, the refused and the quarantined submissions, as one JSON
+    text."""
+    mine = "SELECT r.id FROM responses r JOIN surveys s ON s.id = r.survey_id WHERE s.org_id = %s"
+    rows = c.psql_opened("SELECT jsonb_build_object(" + answers_sql("r") + ") FROM responses r "
+                         "WHERE r.id IN (" + mine + ")", org)
     rows += c.psql_opened("SELECT jsonb_build_object('data', e.state->'data', 'location', e.state->'location', "
-                          "'_fv', " + hint + ") FROM response_events e")
-    rows += c.psql_opened("SELECT jsonb_build_object(" + answers_sql("f") + ") FROM refused_submissions f")
-    rows += c.psql_opened("SELECT jsonb_build_object(" + answers_sql("q") + ") FROM quarantine q")
+                          "'_fv', fv_answers_hint(e.response_id, %s::uuid, (e.state->>'answers_kv')::int)) "
+                          "FROM response_events e WHERE e.response_id IN (" + mine + ")", org, org)
+    for t in ("refused_submissions", "quarantine"):
+        rows += c.psql_opened("SELECT jsonb_build_object(" + answers_sql("x") + f") FROM {t} x "
+                              "WHERE fv_deployment_org(x.deployment_id) = %s", org)
     return json.dumps(rows)
 
 
@@ -134,7 +137,7 @@ def test_purge_leaves_no_value_in_pg_dump(pw):
     later = marker("after-purge")
     kept.append(later)
     after_id = submit_and_wait(E, w.dep["id"], {"household": "later", "phone": later})["id"]
-    dump, store = pg_dump(c), opened_store(c)
+    dump, store = pg_dump(c), opened_store(c, w.org["id"])
     for v in purged:
         assert v not in dump and v not in store, v
     for v in kept:  # kept, and sealed: never in the dump in clear
@@ -241,7 +244,7 @@ def test_entry_queued_before_the_purge_and_quarantined_after_it_is_stripped(pw):
     assert "revoked" in data["reason"]
     dump = pg_dump(c)
     assert phone not in dump and house not in dump  # the answer purged, the other sealed
-    store = opened_store(c)
+    store = opened_store(c, w.org["id"])
     assert phone not in store and house in store
 
 
@@ -353,5 +356,5 @@ def test_purge_reaches_the_openrosa_xml_and_attachments(pw):
     assert ok(w.mfa.get(f"/v1/responses/{rid}"))["data"]["household"] == house
     dump = pg_dump(c)
     assert phone not in dump and house not in dump  # the answer purged, the other sealed
-    store = opened_store(c)
+    store = opened_store(c, w.org["id"])
     assert phone not in store and house in store
