@@ -3,6 +3,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,38 @@ int fv_dk_seal(const unsigned char key[FV_DATAKEY_BYTES], int version, const cha
     out[6] = (unsigned char)((unsigned)version >> 8);
     out[7] = (unsigned char)version;
     if (RAND_bytes(out + HEAD, NONCE) != 1) return -1;
+    return fv_aes256gcm(1, key, out + HEAD, aad, pt, len, out + HEAD + NONCE, out + HEAD + NONCE + len);
+}
+
+int fv_dk_seal_det(const unsigned char key[FV_DATAKEY_BYTES], int version, const char *aad,
+                   const void *pt, size_t len, unsigned char *out)
+{
+    if (len > MAX_PT || version < 1 || !aad) return -1;
+    static const char label[] = "fv-dk-nonce";
+    unsigned char nk[32], mac[32];
+    unsigned int nklen = 0;
+    if (!HMAC(EVP_sha256(), key, FV_DATAKEY_BYTES, (const unsigned char *)label, sizeof label - 1, nk,
+              &nklen))
+        return -1;
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *h = m ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t maclen = 0;
+    int ok = h && EVP_MAC_init(h, nk, nklen, params) &&
+             EVP_MAC_update(h, (const unsigned char *)aad, strlen(aad) + 1) && /* the NUL too */
+             EVP_MAC_update(h, pt, len) && EVP_MAC_final(h, mac, &maclen, sizeof mac) && maclen == 32;
+    EVP_MAC_CTX_free(h);
+    EVP_MAC_free(m);
+    OPENSSL_cleanse(nk, sizeof nk);
+    if (!ok) return -1;
+    memcpy(out, "FVD1", 4);
+    out[4] = (unsigned char)((unsigned)version >> 24);
+    out[5] = (unsigned char)((unsigned)version >> 16);
+    out[6] = (unsigned char)((unsigned)version >> 8);
+    out[7] = (unsigned char)version;
+    memcpy(out + HEAD, mac, NONCE);
+    OPENSSL_cleanse(mac, sizeof mac);
     return fv_aes256gcm(1, key, out + HEAD, aad, pt, len, out + HEAD + NONCE, out + HEAD + NONCE + len);
 }
 

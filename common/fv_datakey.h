@@ -53,6 +53,14 @@ bool fv_datakey_master_id(const char *wrapped, char id[FV_KEY_IDLEN + 1]);
  * room for len + FV_DK_OVERHEAD bytes. Returns 0, or -1 (RNG or cipher failure, len over 1 GiB). */
 int fv_dk_seal(const unsigned char key[FV_DATAKEY_BYTES], int version, const char *aad, const void *pt,
                size_t len, unsigned char *out);
+/* fv_dk_seal with a synthetic nonce instead of a random one: the first 12 bytes of HMAC-SHA256,
+ * under a subkey of key (HMAC(key, "fv-dk-nonce")), of aad, a NUL and pt. The same key, aad and
+ * pt always give the same sealed value, so stored values can be compared for equality without
+ * opening them (a retry of a submission, an answer unchanged by an edit); two different (aad, pt)
+ * share a nonce only by a 96-bit collision, as random nonces do. It shows that two values are
+ * equal only where the aad is the same too (one answer of one response). */
+int fv_dk_seal_det(const unsigned char key[FV_DATAKEY_BYTES], int version, const char *aad,
+                   const void *pt, size_t len, unsigned char *out);
 /* The data key version a sealed value names, or -1 when it has not the shape of one. */
 int fv_dk_version(const unsigned char *sealed, size_t len);
 /* Opens sealed[len] into out (room for len - FV_DK_OVERHEAD bytes). Returns the plaintext's

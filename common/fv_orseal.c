@@ -31,9 +31,24 @@ static char *seal_b64(const unsigned char *key, int version, const char *aad, co
     return b64;
 }
 
+/* Whether v holds the string name anywhere inside it. */
+static bool names_file(yajl_val v, const char *name, int depth)
+{
+    if (depth > FV_JSON_MAX_DEPTH) return false;
+    const char *s = YAJL_GET_STRING(v);
+    if (s) return !strcmp(s, name);
+    if (YAJL_IS_ARRAY(v))
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (names_file(v->u.array.values[i], name, depth + 1)) return true;
+    if (YAJL_IS_OBJECT(v))
+        for (size_t i = 0; i < v->u.object.len; i++)
+            if (names_file(v->u.object.values[i], name, depth + 1)) return true;
+    return false;
+}
+
 char *fv_orseal_field(const unsigned char key[FV_DATAKEY_BYTES], int version, const char *org,
-                      const char *response_id, const char *openrosa, size_t len, char *err,
-                      size_t errlen)
+                      const char *response_id, const char *openrosa, size_t len, const char *answers,
+                      size_t answers_len, char *err, size_t errlen)
 {
     fv_json_error je;
     yajl_val v = fv_json_parse_n(openrosa, len, &je); /* owned */
@@ -44,7 +59,8 @@ char *fv_orseal_field(const unsigned char key[FV_DATAKEY_BYTES], int version, co
         yajl_tree_free(v);
         return NULL;
     }
-    fv_jgen *g = fv_jgen_new(); /* owned */
+    yajl_val ans = answers ? fv_json_parse_n(answers, answers_len, NULL) : NULL; /* owned */
+    fv_jgen *g = fv_jgen_new();                                                  /* owned */
     char *out = NULL, *b64 = NULL;
     unsigned char *content = NULL;
     if (!g) goto done;
@@ -110,6 +126,12 @@ char *fv_orseal_field(const unsigned char key[FV_DATAKEY_BYTES], int version, co
         fv_jgen_str(g, mdhex);
         fv_jgen_key(g, "data");
         fv_jgen_str(g, b64);
+        fv_jgen_key(g, "questions");
+        fv_jgen_array_open(g);
+        const char *name = fv_json_get_str(a, "name");
+        for (size_t q = 0; name && YAJL_IS_OBJECT(ans) && q < ans->u.object.len; q++)
+            if (names_file(ans->u.object.values[q], name, 0)) fv_jgen_str(g, ans->u.object.keys[q]);
+        fv_jgen_array_close(g);
         fv_jgen_map_close(g);
         free(b64);
         b64 = NULL;
@@ -132,5 +154,6 @@ done:
     free(content);
     fv_jgen_free(g);
     yajl_tree_free(v);
+    if (ans) yajl_tree_free(ans);
     return out;
 }

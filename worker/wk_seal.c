@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fv_answers.h"
 #include "fv_log.h"
 #include "fv_orseal.h"
 #include "fv_pgutil.h"
@@ -92,7 +93,8 @@ static const char sql_org_of[] =
     "SELECT s.org_id::text FROM deployments d JOIN surveys s ON s.id = d.survey_id WHERE d.id = $1::uuid";
 
 char *wk_seal_openrosa(wk_store *st, const char *response_id, const char *deployment,
-                       const char *openrosa, size_t len, char *err, size_t errlen)
+                       const char *openrosa, size_t len, const char *answers, size_t answers_len,
+                       char *err, size_t errlen)
 {
     char org[40];
     const char *params[] = {deployment};
@@ -112,7 +114,182 @@ char *wk_seal_openrosa(wk_store *st, const char *response_id, const char *deploy
     int version = 0;
     const unsigned char *key = wk_seal_org_key(st, org, &version, err, errlen);
     if (!key) return NULL;
-    return fv_orseal_field(key, version, org, response_id, openrosa, len, err, errlen);
+    return fv_orseal_field(key, version, org, response_id, openrosa, len, answers, answers_len, err,
+                           errlen);
+}
+
+/* ---- answers ---- */
+
+/* $1 the deployments (uuid[]): each one's org, its org's current key version and wrapped key (no
+ * row yet: NULL), and whether its survey has a version with a public key. */
+static const char sql_batch_keys[] =
+    "SELECT d.id::text, s.org_id::text, k.version, k.wrapped, "
+    "       EXISTS (SELECT 1 FROM survey_versions v WHERE v.survey_id = s.id AND v.public_key IS NOT NULL) "
+    "FROM deployments d JOIN surveys s ON s.id = d.survey_id "
+    "LEFT JOIN LATERAL (SELECT x.version, x.wrapped FROM data_keys x WHERE x.scope = 'org:' || s.org_id "
+    "                   ORDER BY x.version DESC LIMIT 1 FOR SHARE) k ON true "
+    "WHERE d.id = ANY ($1::uuid[])";
+
+void wk_seal_keys_free(wk_seal_keys *k)
+{
+    if (k->d) OPENSSL_cleanse(k->d, k->n * sizeof *k->d);
+    free(k->d);
+    k->d = NULL;
+    k->n = 0;
+}
+
+/* The keys of the deployments of arr (a uuid[] literal) into out. */
+static int load_keys(wk_store *st, const char *arr, wk_seal_keys *out, char *err, size_t errlen)
+{
+    const char *params[] = {arr};
+    PGresult *res = wk_store_exec(st, sql_batch_keys, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fv_pgutil_error(st->conn, res, err, errlen);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    out->d = calloc(n ? (size_t)n : 1, sizeof *out->d);
+    if (!out->d) {
+        PQclear(res);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        wk_seal_dep *d = &out->d[out->n];
+        snprintf(d->dep, sizeof d->dep, "%s", PQgetvalue(res, i, 0));
+        snprintf(d->org, sizeof d->org, "%s", PQgetvalue(res, i, 1));
+        d->encrypted = PQgetvalue(res, i, 4)[0] == 't';
+        const unsigned char *key = NULL;
+        if (PQgetisnull(res, i, 2)) {
+            key = wk_seal_org_key(st, d->org, &d->kv, err, errlen); /* the org's first */
+        } else {
+            char scope[FV_DATAKEY_SCOPE_MAX];
+            snprintf(scope, sizeof scope, "org:%s", d->org);
+            d->kv = atoi(PQgetvalue(res, i, 2));
+            key = fv_dkring_get(ring, scope, d->kv);
+            if (!key) key = fv_dkring_put(ring, scope, d->kv, PQgetvalue(res, i, 3), err, errlen);
+        }
+        if (!key) {
+            PQclear(res);
+            wk_seal_keys_free(out);
+            return -1;
+        }
+        memcpy(d->key, key, FV_DATAKEY_BYTES);
+        out->n++;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int wk_seal_batch_keys(wk_store *st, const wk_batch *b, long only, wk_seal_keys *out, char *err,
+                       size_t errlen)
+{
+    out->d = NULL;
+    out->n = 0;
+    if (!ring) {
+        snprintf(err, errlen, "data keys: not initialised");
+        return -1;
+    }
+    /* the array literal {id,id,...}: ids are UUIDs (checked by fv_envelope_parse) */
+    size_t cap = 3 + b->n * (FV_UUID_STRLEN + 1);
+    char *arr = malloc(cap); /* owned */
+    if (!arr) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t len = 0, wanted = 0;
+    arr[len++] = '{';
+    for (size_t i = 0; i < b->n; i++) {
+        if ((only >= 0 && (size_t)only != i) || b->entries[i].state != WK_ENTRY_NEW) continue;
+        len += (size_t)snprintf(arr + len, cap - len, "%s%s", wanted ? "," : "",
+                                b->entries[i].env.deployment_id);
+        wanted++;
+    }
+    arr[len++] = '}';
+    arr[len] = '\0';
+    int rc = wanted ? load_keys(st, arr, out, err, errlen) : 0;
+    free(arr);
+    return rc;
+}
+
+int wk_seal_entry_texts(wk_store *st, const fv_envelope *e, char **data, char **loc, int *kv, char *err,
+                        size_t errlen)
+{
+    *data = *loc = NULL;
+    *kv = 0;
+    char arr[FV_UUID_STRLEN + 3];
+    snprintf(arr, sizeof arr, "{%s}", e->deployment_id);
+    wk_seal_keys k = {0};
+    if (!ring) {
+        snprintf(err, errlen, "data keys: not initialised");
+        return -1;
+    }
+    if (load_keys(st, arr, &k, err, errlen) != 0) return -1;
+    fv_jgen *j = fv_jgen_new();
+    int rc = -1;
+    if (!j) snprintf(err, errlen, "out of memory");
+    else {
+        fv_jgen_map_open(j);
+        rc = wk_seal_answers(j, &k, e, err, errlen);
+        fv_jgen_map_close(j);
+    }
+    const char *t = rc == 0 ? fv_jgen_buf(j, NULL) : NULL;
+    yajl_val v = t ? fv_json_parse(t, NULL, 0) : NULL;
+    yajl_val l = v ? fv_json_get(v, "location") : NULL, kvv = v ? fv_json_get(v, "answers_kv") : NULL;
+    *data = v ? fv_json_text(fv_json_get(v, "data")) : NULL;
+    *loc = !v ? NULL : YAJL_IS_NULL(l) ? strdup("") : fv_json_text(l);
+    *kv = YAJL_IS_INTEGER(kvv) ? (int)YAJL_GET_INTEGER(kvv) : 0;
+    if (rc == 0 && (!*data || !*loc)) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    if (rc != 0) {
+        free(*data);
+        free(*loc);
+        *data = *loc = NULL;
+    }
+    if (v) yajl_tree_free(v);
+    fv_jgen_free(j);
+    wk_seal_keys_free(&k);
+    return rc;
+}
+
+/* Whether data is the ODK envelope of an end-to-end encrypted submission (fv_odkcrypt.h). */
+static bool is_envelope(yajl_val data)
+{
+    return YAJL_IS_STRING(fv_json_get(data, "base64EncryptedKey")) &&
+           YAJL_IS_STRING(fv_json_get(data, "encryptedXmlFile"));
+}
+
+int wk_seal_answers(fv_jgen *j, const wk_seal_keys *k, const fv_envelope *e, char *err, size_t errlen)
+{
+    const wk_seal_dep *d = NULL;
+    for (size_t i = 0; i < k->n && !d; i++)
+        if (!strcmp(k->d[i].dep, e->deployment_id)) d = &k->d[i];
+    yajl_val data = d ? fv_json_parse_n(e->data, e->data_len, NULL) : NULL; /* owned */
+    yajl_val loc = d && e->location_len > 0 ? fv_json_parse_n(e->location, e->location_len, NULL) : NULL;
+    int rc = 0;
+    if (!d || !YAJL_IS_OBJECT(data) || (d->encrypted && is_envelope(data))) {
+        /* as sent: data and location were checked to be one JSON object each (wk_batch.c) */
+        fv_jgen_key(j, "data");
+        fv_jgen_raw(j, e->data, e->data_len);
+        fv_jgen_key(j, "location");
+        if (e->location_len > 0) fv_jgen_raw(j, e->location, e->location_len);
+        else fv_jgen_null(j);
+        fv_jgen_key(j, "answers_kv");
+        fv_jgen_null(j);
+    } else {
+        fv_jgen_key(j, "data");
+        rc = fv_answers_seal(j, d->key, d->kv, e->id, data, err, errlen);
+        fv_jgen_key(j, "location");
+        if (rc == 0) rc = fv_answers_seal_location(j, d->key, d->kv, e->id, loc, err, errlen);
+        fv_jgen_key(j, "answers_kv");
+        fv_jgen_int(j, d->kv);
+    }
+    if (data) yajl_tree_free(data);
+    if (loc) yajl_tree_free(loc);
+    return rc;
 }
 
 /* ---- the re-seal sweep ---- */
@@ -253,10 +430,12 @@ void wk_seal_sweep(wk_store *st, int every_ms, int rows)
         if (rc > 0) done++;
         else if (rc < 0) failed++;
     }
-    if (done || failed)
-        fv_info("re-seal: %d value(s) sealed under their org's current data key, %d failed", done,
-                failed);
+    int answers = wk_seal_answers_sweep(st, rows, &failed);
+    if (done || answers || failed)
+        fv_info("re-seal: %d value(s) and %d row(s) of answers sealed under their org's current data "
+                "key, %d failed",
+                done, answers, failed);
     /* more left: come back at the next gap between batches rather than in every_ms */
-    if (PQntuples(res) == rows && failed == 0) next_ms = now;
+    if ((PQntuples(res) == rows || answers == rows) && failed == 0) next_ms = now;
     PQclear(res);
 }

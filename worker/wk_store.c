@@ -37,7 +37,7 @@ static const char insert_sql[] =
     "WITH ins AS ("
     " INSERT INTO responses AS r (id, survey_id, survey_version, deployment_id, submitted_by,"
     "                             status, stage, data, location, collected_at, received_at,"
-    "                             xml_sha256, instance_id)"
+    "                             xml_sha256, instance_id, answers_kv)"
     " SELECT x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by,"
     "        CASE WHEN d.approval_stages > 0 THEN 'pending' ELSE 'final' END,"
     "        CASE WHEN d.approval_stages > 0 THEN 1 ELSE 0 END,"
@@ -47,10 +47,10 @@ static const char insert_sql[] =
     "             WHEN EXISTS (SELECT 1 FROM survey_purges p WHERE p.survey_id = x.survey_id"
     "                          AND p.purged_at >= to_timestamp(x.received_at_ms / 1000.0))"
     "             THEN NULL ELSE decode(x.openrosa->>'xml_sha256', 'hex') END,"
-    "        x.openrosa->>'instance_id'"
+    "        x.openrosa->>'instance_id', x.answers_kv"
     " FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, survey_id uuid, survey_version integer,"
     "      deployment_id uuid, submitted_by uuid, data jsonb, location jsonb,"
-    "      collected_at timestamptz, received_at_ms bigint, openrosa jsonb)"
+    "      collected_at timestamptz, received_at_ms bigint, openrosa jsonb, answers_kv integer)"
     " LEFT JOIN deployments d ON d.id = x.deployment_id"
     " ON CONFLICT (id) DO NOTHING"
     " RETURNING id, version, stage, status, submitted_by, data, location, created_at,"
@@ -84,9 +84,10 @@ static const char attach_sql[] =
     "       SELECT DISTINCT ON (t.org_id, att->>'sha256') t.org_id, decode(att->>'sha256', 'hex'),"
     "              (att->>'size')::bigint, t.kv, decode(att->>'data', 'base64')"
     "       FROM t ON CONFLICT (org_id, sha256) DO NOTHING)"
-    " INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id)"
+    " INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id, questions)"
     " SELECT t.id, att->>'name', att->>'content_type', (att->>'size')::bigint,"
-    "        decode(att->>'sha256', 'hex'), t.org_id FROM t"
+    "        decode(att->>'sha256', 'hex'), t.org_id,"
+    "        ARRAY(SELECT jsonb_array_elements_text(COALESCE(att->'questions', '[]'::jsonb))) FROM t"
     " ON CONFLICT (response_id, name) DO NOTHING";
 
 /* Run after insert_sql in the same transaction (its own snapshot, so a row another worker
@@ -99,14 +100,14 @@ static const char attach_sql[] =
  * batch are written whatever one of them conflicts with. */
 #define REFUSE_COLUMNS                                                                         \
     "(id uuid, survey_id uuid, survey_version integer, deployment_id uuid, submitted_by uuid," \
-    " data jsonb, location jsonb, collected_at timestamptz, received_at_ms bigint)"
+    " data jsonb, location jsonb, collected_at timestamptz, received_at_ms bigint, answers_kv integer)"
 /* The entries' columns with the answers purged from their survey after they were received
  * removed (fv_purge_strip, migration 013): queued work never brings purged answers back, into
  * the responses or the refused submissions. */
 #define PURGED_COLUMNS                                                      \
     "x.id, x.survey_id, x.survey_version, x.deployment_id, x.submitted_by," \
     " " PURGE_STRIP " AS data,"                                             \
-    " x.location, x.collected_at, x.received_at_ms"
+    " x.location, x.collected_at, x.received_at_ms, x.answers_kv"
 static const char refuse_sql[] =
     "WITH x AS (SELECT " PURGED_COLUMNS
     " FROM jsonb_to_recordset($1::jsonb || $2::jsonb) AS x" REFUSE_COLUMNS "),"
@@ -116,12 +117,13 @@ static const char refuse_sql[] =
     "       UNION ALL SELECT " PURGED_COLUMNS " FROM jsonb_to_recordset($3::jsonb) AS x" REFUSE_COLUMNS
     "),"
     " f AS (INSERT INTO refused_submissions (id, deployment_id, survey_id, survey_version,"
-    "            submitted_by, data, location, collected_at, received_at, reason, fingerprint)"
+    "            submitted_by, data, location, collected_at, received_at, reason, fingerprint,"
+    "            answers_kv)"
     "       SELECT y.id, y.deployment_id,"
     "              NULLIF(y.survey_id, '" FV_ENVELOPE_UNKNOWN_SURVEY "'::uuid),"
     "              NULLIF(y.survey_version, 0), y.submitted_by, y.data, y.location, y.collected_at,"
     "              to_timestamp(y.received_at_ms / 1000.0), 'id_conflict',"
-    "              fv_submission_fingerprint(y.data, y.location, y.collected_at)"
+    "              fv_submission_fingerprint(y.data, y.location, y.collected_at), y.answers_kv"
     "       FROM y ON CONFLICT DO NOTHING RETURNING id, deployment_id, submitted_by)"
     " INSERT INTO audit (actor, action, target_type, target_id, detail, org_id)"
     " SELECT f.submitted_by, 'submission.refused', 'submission', f.id::text,"
@@ -217,8 +219,10 @@ int wk_store_connect(wk_store *st, char *err, size_t errlen)
     return 0;
 }
 
-/* openrosa: the entry's openrosa field as stored (sealed: wk_seal_openrosa), NULL for none. */
-static void gen_envelope(fv_jgen *j, const fv_envelope *e, const char *openrosa)
+/* openrosa: the entry's openrosa field as stored (sealed: wk_seal_openrosa), NULL for none; keys:
+ * the batch's data keys (its answers sealed: wk_seal_answers). Returns 0, or -1 with why. */
+static int gen_envelope(fv_jgen *j, const fv_envelope *e, const char *openrosa, const wk_seal_keys *keys,
+                        char *why, size_t whylen)
 {
     fv_jgen_map_open(j);
     fv_jgen_key(j, "id");
@@ -231,12 +235,7 @@ static void gen_envelope(fv_jgen *j, const fv_envelope *e, const char *openrosa)
     fv_jgen_str(j, e->deployment_id);
     fv_jgen_key(j, "submitted_by");
     fv_jgen_str(j, e->submitted_by);
-    /* data and location were checked to be one JSON object each (wk_json_is_object). */
-    fv_jgen_key(j, "data");
-    fv_jgen_raw(j, e->data, e->data_len);
-    fv_jgen_key(j, "location");
-    if (e->location_len > 0) fv_jgen_raw(j, e->location, e->location_len);
-    else fv_jgen_null(j);
+    if (wk_seal_answers(j, keys, e, why, whylen) != 0) return -1;
     fv_jgen_key(j, "collected_at");
     if (e->collected_at_len > 0) fv_jgen_strn(j, e->collected_at, e->collected_at_len);
     else fv_jgen_null(j);
@@ -247,6 +246,7 @@ static void gen_envelope(fv_jgen *j, const fv_envelope *e, const char *openrosa)
         fv_jgen_raw(j, openrosa, strlen(openrosa));
     }
     fv_jgen_map_close(j);
+    return 0;
 }
 
 PGresult *wk_store_exec(wk_store *st, const char *sql, int nparams, const char *const *params)
@@ -337,6 +337,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen *t = fv_jgen_new(); /* entries whose id's claim is another's: refused */
     bool *revoked = NULL;       /* owned: per entry, refused by wk_verify_revoked */
     char **sealed = NULL;       /* owned, each too: per entry, its sealed openrosa field */
+    wk_seal_keys keys = {0};    /* owned: the batch's data keys (wk_seal_keys_free) */
     if (!j || !k || !t) {
         snprintf(why, sizeof why, "out of memory");
         goto failed;
@@ -361,6 +362,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     case WK_VERIFY_FAILED: goto failed;
     default: break;
     }
+    errpos = "data keys";
+    if (wk_seal_batch_keys(st, b, only, &keys, why, sizeof why) != 0) goto failed;
     long n_insert = 0, n_stored = 0, n_taken = 0; /* entries in j, in k, in t */
     long n_openrosa = 0;                          /* OpenRosa entries (with XML, attachments) */
     fv_jgen_array_open(j);
@@ -373,7 +376,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         if (b->entries[i].id_taken) {
             /* Answered 409 (or spooled before another claimed the id): kept, never stored, and
              * not re-checked: it is refused whatever its submitter may do. */
-            gen_envelope(t, e, NULL);
+            errpos = "seal";
+            if (gen_envelope(t, e, NULL, &keys, why, sizeof why) != 0) goto failed;
             n_taken++;
             continue;
         }
@@ -387,8 +391,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         if (e->openrosa) {
             n_openrosa++;
             errpos = "seal";
-            sealed[i] = wk_seal_openrosa(st, e->id, e->deployment_id, e->openrosa, e->openrosa_len, why,
-                                         sizeof why);
+            sealed[i] = wk_seal_openrosa(st, e->id, e->deployment_id, e->openrosa, e->openrosa_len,
+                                         e->data, e->data_len, why, sizeof why);
             if (!sealed[i]) {
                 /* a malformed field fails again: the batch is written one by one, this entry
                  * dead-letters; anything else (PostgreSQL, memory) is retried */
@@ -397,7 +401,8 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
             }
         }
         if (e->verified) {
-            gen_envelope(j, e, sealed[i]);
+            errpos = "seal";
+            if (gen_envelope(j, e, sealed[i], &keys, why, sizeof why) != 0) goto failed;
             n_insert++;
             continue;
         }
@@ -407,12 +412,14 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
         errpos = "verify";
         switch (wk_verify_entry(st, e, checked.survey_id, &checked.survey_version, why, sizeof why)) {
         case WK_VERIFY_ACCEPT:
-            gen_envelope(j, &checked, sealed[i]);
+            errpos = "seal";
+            if (gen_envelope(j, &checked, sealed[i], &keys, why, sizeof why) != 0) goto failed;
             n_insert++;
             break;
         case WK_VERIFY_QUARANTINE: break;
         case WK_VERIFY_STORED:
-            gen_envelope(k, &checked, sealed[i]);
+            errpos = "seal";
+            if (gen_envelope(k, &checked, sealed[i], &keys, why, sizeof why) != 0) goto failed;
             n_stored++;
             break;
         case WK_VERIFY_REJECTED: rc = WK_STORE_REJECTED; goto failed; /* written one by one next */
@@ -493,6 +500,7 @@ wk_store_rc wk_store_write(wk_store *st, const wk_batch *b, long only, char *err
     fv_jgen_free(t);
     free(revoked);
     free_sealed(sealed, b->n);
+    wk_seal_keys_free(&keys);
     return WK_STORE_OK;
 failed:
     snprintf(err, errlen, "%s: %s", errpos, why);
@@ -502,6 +510,7 @@ failed:
     fv_jgen_free(t);
     free(revoked);
     free_sealed(sealed, b->n);
+    wk_seal_keys_free(&keys);
     abandon(st);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "fv_odkcrypt.h"
 #include "fv_mem.h"
 #include "fv_pgutil.h"
+#include "wk_seal.h"
 
 /* $1 submission id, $2 submitter, $3 deployment, $4 the survey version the front end validated
  * against (0: unknown, take the current one). */
@@ -41,16 +42,17 @@ static const char quarantine_sql[] =
     "                                                  to_timestamp($7::bigint / 1000.0))"
     "                            FROM deployments d WHERE d.id = $2), $4::jsonb) AS data),"
     "     q AS (INSERT INTO quarantine (id, deployment_id, submitted_by, data, location,"
-    "                                   collected_at, received_at, reason, org_visible)"
+    "                                   collected_at, received_at, reason, org_visible, answers_kv)"
     "           SELECT $1, $2, $3, p.data, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
-    "                  to_timestamp($7::bigint / 1000.0), $8, $9::boolean FROM p"
+    "                  to_timestamp($7::bigint / 1000.0), $8, $9::boolean, $10::int FROM p"
     "           ON CONFLICT (id) DO NOTHING RETURNING id),"
     "     f AS (INSERT INTO refused_submissions (id, deployment_id, submitted_by, data, location,"
-    "                                            collected_at, received_at, reason, fingerprint)"
+    "                                            collected_at, received_at, reason, fingerprint,"
+    "                                            answers_kv)"
     "           SELECT $1, $2, $3, p.data, NULLIF($5, '')::jsonb, NULLIF($6, '')::timestamptz,"
     "                  to_timestamp($7::bigint / 1000.0), 'id_conflict',"
     "                  fv_submission_fingerprint(p.data, NULLIF($5, '')::jsonb,"
-    "                                            NULLIF($6, '')::timestamptz)"
+    "                                            NULLIF($6, '')::timestamptz), $10::int"
     "           FROM quarantine x, p WHERE x.id = $1 AND NOT EXISTS (SELECT 1 FROM q)"
     "             AND NOT fv_quarantine_is_retry(x, $3, $2, p.data, NULLIF($5, '')::jsonb,"
     "                                            NULLIF($6, '')::timestamptz)"
@@ -70,16 +72,20 @@ static const char quarantine_sql[] =
 static wk_verify_result quarantine(wk_store *st, const fv_envelope *e, const char *reason, bool tie,
                                    char *err, size_t errlen)
 {
-    char *data = fv_memdup0(e->data, e->data_len);
-    char *loc = fv_memdup0(e->location ? e->location : "", e->location_len);
+    char *data = NULL, *loc = NULL; /* owned: sealed (migration 027) */
+    int kv = 0;
+    if (wk_seal_entry_texts(st, e, &data, &loc, &kv, err, errlen) != 0) return WK_VERIFY_FAILED;
+    char kvtext[16] = "";
+    if (kv > 0) snprintf(kvtext, sizeof kvtext, "%d", kv);
     char *coll = fv_memdup0(e->collected_at ? e->collected_at : "", e->collected_at_len);
     char recv[32];
     snprintf(recv, sizeof recv, "%lld", (long long)e->received_at_ms);
     wk_verify_result rc = WK_VERIFY_FAILED;
     if (data && loc && coll) {
-        const char *params[] = {e->id, e->deployment_id, e->submitted_by,       data, loc, coll,
-                                recv,  reason,           tie ? "true" : "false"};
-        PGresult *res = wk_store_exec(st, quarantine_sql, 9, params);
+        const char *params[] = {
+            e->id,  e->deployment_id,       e->submitted_by,       data, loc, coll, recv,
+            reason, tie ? "true" : "false", kv > 0 ? kvtext : NULL};
+        PGresult *res = wk_store_exec(st, quarantine_sql, 10, params);
         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
             fv_warn("submission %s quarantined%s: %s", e->id, tie ? "" : " for the operator (no tie)",
                     reason);

@@ -5,9 +5,14 @@
 
 #include "fe_verdict.h"
 
+#include <openssl/crypto.h>
+
+#include "fe_config.h"
 #include "fe_depcache.h"
 #include "fe_handlers.h"
 #include "fe_revoke.h"
+#include "fe_workpool.h"
+#include "fv_answers.h"
 #include "fv_log.h"
 
 /* The reply of every verdict but 'ok' and 'invalid:...'; a NULL message means "no such <what>". */
@@ -75,7 +80,17 @@ typedef struct verdict_call {
     char forget_user[FV_UUID_STRLEN + 1]; /* "" unless the statement changed memberships */
     bool revoking;                        /* it may have written a deployment or survey revocation */
     char forget_dep[FV_UUID_STRLEN + 1];  /* "" or the deployment it changed */
+    fe_work *work;                        /* the finishing job while it runs (finish_start) */
+    bool more;                            /* a list: another page follows, its cursor in next */
+    char next[FE_PAGE_CURSOR_MAX + 1];
 } verdict_call;
+
+static void verdict_call_free(void *p)
+{
+    verdict_call *c = p;
+    if (c && c->work) fe_work_detach(c->work);
+    free(c);
+}
 
 const char *fe_verdict_mfa(const fe_req *r)
 {
@@ -158,25 +173,110 @@ const char *fe_verdict_answer(fe_req *r, const fe_pg_result *res, const char *wh
     return PQnfields(p) < 2 ? "" : PQgetvalue(p, 0, 1); /* "" for NULL too */
 }
 
-/* Answers an 'ok' list: column 1 the items, column 2 the last key when another page follows. */
-static void reply_list(fe_req *r, const verdict_call *c, PGresult *p, const char *items)
+/* The cursor of an 'ok' list's next page (column 2) into c; false (r answered 500) when the
+ * sort key is not one. */
+static bool list_cursor(fe_req *r, verdict_call *c, PGresult *p)
 {
-    char next[FE_PAGE_CURSOR_MAX + 1];
-    bool more = PQnfields(p) > 2 && !PQgetisnull(p, 0, 2);
-    if (more && !fe_page_encode(c->page_kind, PQgetvalue(p, 0, 2), next, sizeof next)) {
+    c->more = PQnfields(p) > 2 && !PQgetisnull(p, 0, 2);
+    if (c->more && !fe_page_encode(c->page_kind, PQgetvalue(p, 0, 2), c->next, sizeof c->next)) {
         fv_error("req %s: the list's sort key is not a cursor", r->req_id);
         fe_reply_error(r, 500, "internal", "internal error");
-        return;
+        return false;
     }
+    return true;
+}
+
+/* Answers an 'ok' list: the items and the cursor list_cursor kept. */
+static void reply_list(fe_req *r, const verdict_call *c, const char *items, size_t len)
+{
     fv_jgen *j = fe_reply_gen(r);
     if (!j) return;
     fv_jgen_map_open(j);
     fv_jgen_key(j, "items");
-    fv_jgen_raw(j, items, strlen(items));
+    fv_jgen_raw(j, items, len);
     fv_jgen_key(j, "next");
-    fv_jgen_str(j, more ? next : NULL);
+    fv_jgen_str(j, c->more ? c->next : NULL);
     fv_jgen_map_close(j);
     fe_reply_gen_send(r, 200, j);
+}
+
+/* The reply of an 'ok' once its body is final. */
+static void reply_ok(fe_req *r, verdict_call *c, const char *body, size_t len)
+{
+    if (c->kind == CALL_LIST) {
+        reply_list(r, c, body, len);
+        return;
+    }
+    if (c->forget_user[0]) fe_depcache_forget_user_shared(c->forget_user);
+    if (c->forget_dep[0]) fe_depcache_forget_deployment(c->forget_dep);
+    if (c->forget_user[0] || c->revoking) fe_revoke_poll_now();
+    fe_reply_text(r, c->ok_status, "application/json", c->ok_status == 204 ? NULL : body,
+                  c->ok_status == 204 ? 0 : len);
+}
+
+/* ---- finishing a body that carries responses (fv_answers.h: their "_fv" hints) ----
+ * Opening and masking the answers is CPU work proportional to the page: a pool thread does it
+ * (FE_WORK_BULK, as OpenRosa parsing), with its own ring of the data keys it unwraps. */
+typedef struct finish_job {
+    char *in, *out; /* owned: the body as SQL wrote it; the finished one (NULL: failed) */
+    size_t inlen, outlen;
+    char why[512];
+} finish_job;
+
+static void finish_run(void *p)
+{
+    finish_job *f = p;
+    fv_dkring *ring = fv_dkring_new(&fe_keys, 8); /* owned; fe_keys never changes in a child */
+    if (!ring) snprintf(f->why, sizeof f->why, "out of memory");
+    else f->out = fv_answers_finish(f->in, f->inlen, ring, &f->outlen, f->why, sizeof f->why);
+    fv_dkring_free(ring);
+}
+
+static void finish_free(void *p)
+{
+    finish_job *f = p;
+    OPENSSL_cleanse(f->in, f->inlen);
+    free(f->in);
+    fv_answers_free_text(f->out);
+    free(f);
+}
+
+static void finish_done(void *p, bool ran, void *owner)
+{
+    finish_job *f = p;
+    fe_req *r = owner;
+    verdict_call *c = r->state;
+    c->work = NULL;
+    if (!ran) {
+        fe_reply_error(r, 503, "overloaded", "shutting down; retry shortly");
+    } else if (!f->out) {
+        fv_error("req %s: %s", r->req_id, f->why);
+        char msg[600];
+        snprintf(msg, sizeof msg, "a stored response does not open: %s", f->why);
+        fe_reply_error(r, 500, "internal", msg);
+    } else {
+        reply_ok(r, c, f->out, f->outlen);
+    }
+}
+
+/* Hands body[len] (borrowed) to a pool thread to be finished; answers 503 when the pool is full. */
+static void finish_start(fe_req *r, verdict_call *c, const char *body, size_t len)
+{
+    finish_job *f = calloc(1, sizeof *f);
+    if (f) f->in = malloc(len + 1);
+    if (!f || !f->in) {
+        free(f);
+        fe_reply_oom(r);
+        return;
+    }
+    memcpy(f->in, body, len);
+    f->in[len] = '\0';
+    f->inlen = len;
+    c->work = fe_work_submit_bulk(f, finish_run, finish_done, finish_free, r);
+    if (!c->work) {
+        finish_free(f);
+        fe_reply_error(r, 503, "overloaded", "too many replies being prepared; retry shortly");
+    }
 }
 
 static void ran(const fe_pg_result *res, void *arg)
@@ -185,15 +285,32 @@ static void ran(const fe_pg_result *res, void *arg)
     verdict_call *c = r->state;
     const char *body = fe_verdict_answer(r, res, c->what);
     if (!body) return;
-    if (c->kind == CALL_LIST) {
-        reply_list(r, c, res->res, body);
+    if (c->kind == CALL_LIST && !list_cursor(r, c, res->res)) return;
+    size_t len = strlen(body);
+    if (memmem(body, len, "\"_fv\"", 5)) finish_start(r, c, body, len);
+    else reply_ok(r, c, body, len);
+}
+
+void fe_verdict_reply_json(fe_req *r, int status, const char *body)
+{
+    size_t len = strlen(body);
+    if (!memmem(body, len, "\"_fv\"", 5)) {
+        fe_reply_text(r, status, "application/json", body, len);
         return;
     }
-    if (c->forget_user[0]) fe_depcache_forget_user_shared(c->forget_user);
-    if (c->forget_dep[0]) fe_depcache_forget_deployment(c->forget_dep);
-    if (c->forget_user[0] || c->revoking) fe_revoke_poll_now();
-    fe_reply_text(r, c->ok_status, "application/json", c->ok_status == 204 ? NULL : body,
-                  c->ok_status == 204 ? 0 : strlen(body));
+    verdict_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        fe_reply_oom(r);
+        return;
+    }
+    c->kind = CALL_REPLY;
+    c->ok_status = status;
+    c->what = "response";
+    /* the handler is done with its own state: the finishing job's takes its place */
+    if (r->state && r->state_free) r->state_free(r->state);
+    r->state = c;
+    r->state_free = verdict_call_free;
+    finish_start(r, c, body, len);
 }
 
 /* Runs sql for a call like tmpl (copied into r's state); answers 503 when out of memory. */
@@ -207,7 +324,7 @@ static void start(fe_req *r, const verdict_call *tmpl, const char *sql, int npar
     }
     *c = *tmpl;
     r->state = c;
-    r->state_free = free;
+    r->state_free = verdict_call_free;
     fe_pg_query(sql, nparams, params, ran, r);
 }
 

@@ -72,6 +72,12 @@ void fe_verdict_get(fe_req *r, const char *sql, const char *what);
  * gone). */
 const char *fe_verdict_answer(fe_req *r, const fe_pg_result *res, const char *what);
 
+/* Answers r with status and the JSON body (borrowed), finishing first the responses it carries
+ * (their answers opened and masked, fv_answers.h) on a pool thread when it has any. Frees r's
+ * handler state before that (the caller must not use it after). Every reply that carries a
+ * response goes through here or through the calls below, which do the same. Takes over r. */
+void fe_verdict_reply_json(fe_req *r, int status, const char *body);
+
 /* Runs sql (a string literal, borrowed) with params (copied) and answers r by the verdict, with
  * ok_status and the body of column 1 when it is 'ok'. what names the object in 404 messages
  * (a string literal). When forget_user is non-NULL (copied), the statement changed that user's

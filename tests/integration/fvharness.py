@@ -110,6 +110,13 @@ def free_port():
     raise HarnessError("no free port")
 
 
+def answers_sql(t):
+    """The members of a jsonb_build_object for row alias t of responses, refused_submissions or
+    quarantine: its answers, location and their "_fv" hint (migration 027), for psql_opened."""
+    return (f"'data', {t}.data, 'location', {t}.location, '_fv', fv_answers_hint({t}.id, "
+            f"fv_deployment_org({t}.deployment_id), {t}.answers_kv)")
+
+
 def child_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FV_")}
     # Without -c the programs would read /etc/fieldvault/fieldvault.conf if it exists: never in
@@ -730,6 +737,19 @@ class Cluster:
 
     def psql(self, sql, *params):
         return self.pg.query(sql, *params)
+
+    def psql_opened(self, sql, *params):
+        """The rows of sql (one jsonb column each, whose responses carry migration 027's "_fv"
+        hint: answers_sql) with their sealed answers opened, by `fvctl open-answers`."""
+        rows = [r[0] for r in self.psql(sql, *params)]
+        if not rows:
+            return []
+        r = subprocess.run([binary("fvctl"), "-c", str(self.conf), "open-answers"],
+                           input="".join(json.dumps(x) + "\n" for x in rows), capture_output=True,
+                           text=True, env=child_env(), timeout=120)
+        if r.returncode != 0:
+            raise HarnessError(f"fvctl open-answers exited {r.returncode}: {r.stderr}")
+        return [json.loads(line) for line in r.stdout.splitlines() if line]
 
     def pending(self):
         """Entries delivered to a consumer and not acknowledged, from XPENDING's summary."""

@@ -201,6 +201,11 @@ def test_unverified_submissions_are_checked_by_the_worker(world, instance):
     assert "not an enumerator" in q[ids["stranger"]]
     assert "members" in q[ids["e2_cold_bad"]]
     assert "no such deployment" in q[ids["nowhere"]]
+    # sealed by the worker before it wrote them (migration 027: no answer in clear, even for a
+    # moment), except the one naming no deployment (no organisation, no key: kept as sent)
+    sealed = dict(c.psql("SELECT id::text, answers_kv IS NOT NULL AND data->>'household' LIKE 'RlZEMQ%%' "
+                         "FROM quarantine WHERE id = ANY(%s::uuid[])", list(q)))
+    assert sealed == {ids["stranger"]: True, ids["e2_cold_bad"]: True, ids["nowhere"]: False}, sealed
     audited = c.psql("SELECT target_id FROM audit WHERE action = 'submission.quarantined' "
                      "AND target_id = ANY(%s)", list(q))
     assert {a[0] for a in audited} == set(q)

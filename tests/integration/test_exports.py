@@ -321,12 +321,16 @@ def test_every_download_audited(ex, built):
 
 
 # n responses of incompressible text and each one's history row, in one statement (the history
-# trigger of migration 012 wants both); tests/bench/export_memory.py uses it too.
+# trigger of migration 012 wants both); tests/bench/export_memory.py uses it too. SQL cannot seal
+# (migration 027): the rows are in clear, as rows from before 027, and marked so that the workers'
+# re-seal sweep leaves them alone (sealing tens of thousands of rows would take the session's
+# workers for minutes; test_sealed_answers.py tests the sweep).
 INSERT_RESPONSES = (
     "WITH r AS (INSERT INTO responses (id, survey_id, survey_version, deployment_id, submitted_by, status, data, "
-    "           received_at) SELECT gen_random_uuid(), %s, 1, %s, %s, 'final', "
+    "           received_at, answers_seal_error) SELECT gen_random_uuid(), %s, 1, %s, %s, 'final', "
     "           jsonb_build_object('household', md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), "
-    "                              'members', g %% 50, 'water', '[\"well\"]'::jsonb), now() "
+    "                              'members', g %% 50, 'water', '[\"well\"]'::jsonb), now(), "
+    "           'test: bulk rows in clear (test_exports.INSERT_RESPONSES)' "
     "           FROM generate_series(%s, %s) g RETURNING *) "
     "INSERT INTO response_events (response_id, version, action, stage, status, actor, state) "
     "SELECT r.id, 1, 'submit', 0, r.status, r.submitted_by, to_jsonb(r) FROM r")

@@ -132,7 +132,14 @@ def test_every_response_operation_appends_one_full_version(hw):
     assert stored[5][3]["deleted_at"] is not None and stored[6][3]["deleted_at"] is None
     assert stored[2][3]["rejection_message"] == "redo" and stored[2][3]["status"] == "rejected"
     assert stored[1][3]["stage"] == 2 and stored[3][3]["stage"] == 1
-    assert stored[0][3]["data"]["phone"] == "555-0101"
+    # the state's answers are sealed at rest (027): the first version's, opened
+    first = w.c.psql_opened(
+        "SELECT jsonb_build_object('data', e.state->'data', 'location', e.state->'location', '_fv', "
+        "fv_answers_hint(e.response_id, (SELECT s.org_id FROM responses r JOIN surveys s ON s.id = r.survey_id "
+        "WHERE r.id = e.response_id), (e.state->>'answers_kv')::int)) FROM response_events e "
+        "WHERE e.response_id = %s AND e.version = 1", rid)
+    assert first[0]["data"]["phone"] == "555-0101"
+    assert "555-0101" not in json.dumps(stored[0][3])
 
     items = history(w, "owner", rid)
     assert [(i["version"], i["operation"], i["actor"], i["deleted"]) for i in items] == [
@@ -141,7 +148,8 @@ def test_every_response_operation_appends_one_full_version(hw):
     for it in items:
         if it["version"] in seen:  # byte-identical to what GET returned then
             assert it["state"] == json.loads(seen[it["version"]]), it["version"]
-            assert '"state": ' + seen[it["version"]] in raw, it["version"]
+            # (replies that carry responses are written compact: fv_answers_finish)
+            assert '"state":' + seen[it["version"]] in raw, it["version"]
     # the deleted version shows the response as it stood, its version and time moved on
     dele = items[5]["state"]
     assert dele["version"] == 6 and dele["data"] == json.loads(seen[5])["data"]
@@ -159,7 +167,8 @@ def test_versions_byte_identical_to_get(hw):
     assert r.status_code == 200, r.text
     after = api(w, "owner").get(f"/v1/responses/{rid}").text
     body = api(w, "owner").get(f"/v1/responses/{rid}/history").text
-    assert '"state": ' + before in body and '"state": ' + after in body
+    # (replies that carry responses are written compact: fv_answers_finish)
+    assert '"state":' + before in body and '"state":' + after in body
 
 
 def test_viewer_sees_masked_history_admin_full(hw):
@@ -438,11 +447,11 @@ def test_migration_backfills_full_history(hw):
             assert st[4]["deleted_at"] is not None
             cur.execute("SELECT to_jsonb(r) FROM responses r WHERE id = %s", (r1,))
             row = cur.fetchone()[0]
-            # columns added after 012 (023's instance_id, 026's xml_sha256: NULL in old rows; 024's
-            # gps_seed, drawn by the migration) are absent from the state 012 backfilled
+            # columns added after 012 (023's instance_id, 026's xml_sha256, 027's answers_kv: NULL in
+            # old rows; 024's gps_seed, drawn by the migration) are absent from the state 012 backfilled
             assert st[4] == {k: v for k, v in row.items() if k in st[4] or (v is not None and k != "gps_seed")}
             cur.execute("SELECT version, action, actor, state = (SELECT to_jsonb(r) - 'xml_sha256' "
-                        "- 'instance_id' - 'gps_seed' "
+                        "- 'instance_id' - 'gps_seed' - 'answers_kv' "
                         "FROM responses r WHERE id = %s) FROM response_events WHERE response_id = %s", (r2, r2))
             assert cur.fetchall() == [(1, "submit", u, True)]
             cur.execute("SELECT version, state->>'name', state->>'deleted_at' IS NOT NULL FROM site_versions "

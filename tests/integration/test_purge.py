@@ -3,6 +3,7 @@ response of the survey, from every stored version of its history (through the au
 fv_history_purge_begin) and from submissions queued before the purge; afterwards pg_dump of the
 database holds none of the purged values."""
 import io
+import json
 import subprocess
 import uuid
 import zipfile
@@ -12,7 +13,7 @@ import pytest
 import psycopg2
 
 from accesshelp import P, User, add_plain_member, denied, ok, submit_and_wait
-from fvharness import PG_BIN, new_id, wait_until
+from fvharness import PG_BIN, answers_sql, new_id, wait_until
 from test_totp_policy import _totp_admin
 
 DEF = {"questions": [
@@ -53,6 +54,22 @@ def pg_dump(c):
                                     "fieldvault"]), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return r.stdout
+
+
+def opened_store(c, org):
+    """Every answer org's responses store, opened (they are sealed at rest, migration 027): the
+    responses, every version's state, the refused and the quarantined submissions, as one JSON
+    text."""
+    mine = "SELECT r.id FROM responses r JOIN surveys s ON s.id = r.survey_id WHERE s.org_id = %s"
+    rows = c.psql_opened("SELECT jsonb_build_object(" + answers_sql("r") + ") FROM responses r "
+                         "WHERE r.id IN (" + mine + ")", org)
+    rows += c.psql_opened("SELECT jsonb_build_object('data', e.state->'data', 'location', e.state->'location', "
+                          "'_fv', fv_answers_hint(e.response_id, %s::uuid, (e.state->>'answers_kv')::int)) "
+                          "FROM response_events e WHERE e.response_id IN (" + mine + ")", org, org)
+    for t in ("refused_submissions", "quarantine"):
+        rows += c.psql_opened("SELECT jsonb_build_object(" + answers_sql("x") + f") FROM {t} x "
+                              "WHERE fv_deployment_org(x.deployment_id) = %s", org)
+    return json.dumps(rows)
 
 
 def wait_job(api, jid, timeout=120):
@@ -120,11 +137,11 @@ def test_purge_leaves_no_value_in_pg_dump(pw):
     later = marker("after-purge")
     kept.append(later)
     after_id = submit_and_wait(E, w.dep["id"], {"household": "later", "phone": later})["id"]
-    dump = pg_dump(c)
+    dump, store = pg_dump(c), opened_store(c, w.org["id"])
     for v in purged:
-        assert v not in dump, v
-    for v in kept:
-        assert v in dump, v
+        assert v not in dump and v not in store, v
+    for v in kept:  # kept, and sealed: never in the dump in clear
+        assert v in store and v not in dump, v
     # the exports made before: withdrawn, their bytes gone, audited; a chunk cannot be added back
     for eid in (old_export[0], building):
         assert c.psql("SELECT state FROM exports WHERE id = %s", eid) == [("withdrawn",)], eid
@@ -221,11 +238,14 @@ def test_entry_queued_before_the_purge_and_quarantined_after_it_is_stripped(pw):
         c.stop_all_workers()
         c.start_default_workers()
         leaver.close()
-    data = c.psql("SELECT data, reason FROM quarantine WHERE id = %s", qid)[0]
-    assert data[0] == {"household": house}, data
-    assert "revoked" in data[1]
+    data = c.psql_opened("SELECT jsonb_build_object('reason', reason, " + answers_sql("q") + ") "
+                         "FROM quarantine q WHERE id = %s", qid)[0]
+    assert data["data"] == {"household": house}, data
+    assert "revoked" in data["reason"]
     dump = pg_dump(c)
-    assert phone not in dump and house in dump
+    assert phone not in dump and house not in dump  # the answer purged, the other sealed
+    store = opened_store(c, w.org["id"])
+    assert phone not in store and house in store
 
 
 def test_purge_job_survives_kill_9_and_runs_once(pw):
@@ -335,4 +355,6 @@ def test_purge_reaches_the_openrosa_xml_and_attachments(pw):
                   rid, f"%{phone}%")[0][0] == 0
     assert ok(w.mfa.get(f"/v1/responses/{rid}"))["data"]["household"] == house
     dump = pg_dump(c)
-    assert phone not in dump and house in dump
+    assert phone not in dump and house not in dump  # the answer purged, the other sealed
+    store = opened_store(c, w.org["id"])
+    assert phone not in store and house in store

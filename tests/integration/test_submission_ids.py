@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import good_data, make_survey
-from fvharness import error_body, new_id, wait_until
+from fvharness import answers_sql, error_body, new_id, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +60,17 @@ def status(api, rid):
 
 
 def stored_row(c, rid):
-    return c.psql("SELECT submitted_by::text, deployment_id::text, data, version FROM responses "
-                  "WHERE id = %s", rid)
+    """(submitter, deployment, answers, version): the answers opened (sealed at rest, 027)."""
+    rows = c.psql_opened("SELECT jsonb_build_object('s', submitted_by::text, 'd', deployment_id::text, "
+                         "'v', version, " + answers_sql("r") + ") FROM responses r WHERE id = %s", rid)
+    return [(x["s"], x["d"], x["data"], x["v"]) for x in rows]
 
 
 def refused_rows(c, rid):
-    return c.psql("SELECT submitted_by::text, deployment_id::text, data, reason FROM refused_submissions "
-                  "WHERE id = %s ORDER BY seq", rid)
+    rows = c.psql_opened("SELECT jsonb_build_object('s', submitted_by::text, 'd', deployment_id::text, "
+                         "'reason', reason, " + answers_sql("f") + ") FROM refused_submissions f "
+                         "WHERE id = %s ORDER BY seq", rid)
+    return [(x["s"], x["d"], x["data"], x["reason"]) for x in rows]
 
 
 def stored_by_enum(w, data):
@@ -314,8 +318,9 @@ def test_unverified_reuse_of_a_quarantined_id_is_refused(ids):
     xadd_unverified(c, rid, w.da, w.mallory_id, second)  # mallory is none of DA
     body = wait_status(w.mallory, rid, "refused")
     assert body["entry"]["data"] == second and body["entry"]["deployment_id"] == w.da
-    assert c.psql("SELECT submitted_by::text, data FROM quarantine WHERE id = %s", rid) == \
-        [(w.world.enum_id, first)]
+    assert [(x["s"], x["data"]) for x in c.psql_opened(
+        "SELECT jsonb_build_object('s', submitted_by::text, " + answers_sql("q") + ") FROM quarantine q "
+        "WHERE id = %s", rid)] == [(w.world.enum_id, first)]
     # A retry of the quarantined one stays a retry.
     xadd_unverified(c, rid, w.db, w.world.enum_id, first)
     c.wait_drained()

@@ -62,6 +62,12 @@ int fvctl_rotate_data_key(int argc, char **argv);
 int fvctl_refused(int argc, char **argv);
 /* fvctl_quarantine.c: the refused unverified submissions kept for the operator. */
 int fvctl_quarantine(int argc, char **argv);
+/* json (borrowed) with the sealed answers it carries opened (fv_answers_finish: their "_fv"
+ * hints) under the key file's master keys; the caller frees the result (fv_answers_free_text).
+ * NULL after saying why on stderr, naming cmd. */
+char *fvctl_answers_open(const char *cmd, const char *json);
+/* fvctl open-answers: each JSON line of stdin with its sealed answers opened, on stdout. */
+int fvctl_open_answers(int argc, char **argv);
 
 /* Parses only --help (and nothing else) for a command without options; returns -1 to go on, or
  * the status to exit with. */

@@ -42,17 +42,43 @@ static const char sql_insert[] =
     "INSERT INTO data_keys (scope, version, wrapped) VALUES ($1, $2::int, $3) ON CONFLICT DO NOTHING";
 /* Values of the org under a version older than $2, or in clear: those the sweep will seal, and
  * those it marked as not opening (seal_error; it leaves them alone). */
+#define ORG_RESPONSES "responses r JOIN surveys s ON s.id = r.survey_id AND s.org_id = $1::uuid"
+#define ORG_COPIES(t) t " x WHERE fv_deployment_org(x.deployment_id) = $1::uuid"
 static const char sql_stale[] =
     "SELECT ((SELECT count(*) FROM response_xml WHERE org_id = $1::uuid AND seal_error IS NULL "
     "         AND (key_version IS NULL OR key_version < $2::int)) "
     "      + (SELECT count(*) FROM attachment_blobs WHERE org_id = $1::uuid AND seal_error IS NULL "
-    "         AND (key_version IS NULL OR key_version < $2::int)))::text, "
-    "       ((SELECT count(*) FROM response_xml WHERE org_id = $1::uuid AND seal_error IS NOT NULL) "
-    "      + (SELECT count(*) FROM attachment_blobs WHERE org_id = $1::uuid AND seal_error IS NOT NULL))::text";
+    "         AND (key_version IS NULL OR key_version < $2::int)) "
+    /* answers (migration 027): the responses (their versions go with them), refused, quarantined */
+    "      + (SELECT count(*) FROM " ORG_RESPONSES " WHERE r.answers_seal_error IS NULL "
+    "         AND (r.answers_kv IS NULL OR r.answers_kv < $2::int)) "
+    "      + (SELECT count(*) FROM " ORG_COPIES(
+        "refused_submissions") " AND x.answers_seal_error IS NULL "
+                               "         AND (x.answers_kv IS NULL OR x.answers_kv < $2::int)) "
+                               "      + (SELECT count(*) FROM " ORG_COPIES(
+                                   "quarantine") " AND x.answers_seal_error IS NULL "
+                                                 "         AND (x.answers_kv IS NULL OR x.answers_kv < $2::int)))::text, "
+                                                 "       ((SELECT count(*) FROM response_xml WHERE org_id = $1::uuid AND seal_error IS NOT NULL) "
+                                                 "      + (SELECT count(*) FROM attachment_blobs WHERE org_id = $1::uuid AND seal_error IS NOT NULL) "
+                                                 "      + (SELECT count(*) FROM " ORG_RESPONSES
+                                                 " WHERE r.answers_seal_error IS NOT NULL "
+                                                 "         AND r.answers_kv IS NOT NULL) "
+                                                 "      + (SELECT count(*) FROM " ORG_COPIES(
+                                                     "refused_submissions") " AND x.answers_seal_error IS NOT NULL) "
+                                                                            "      + (SELECT count(*) FROM " ORG_COPIES(
+                                                                                "quarantine") " AND x.answers_seal_error IS NOT NULL))::text";
 static const char sql_retire[] =
     "DELETE FROM data_keys k WHERE k.scope = 'org:' || $1 AND k.version < $2::int "
     "AND NOT EXISTS (SELECT 1 FROM response_xml x WHERE x.org_id = $1::uuid AND x.key_version = k.version) "
-    "AND NOT EXISTS (SELECT 1 FROM attachment_blobs b WHERE b.org_id = $1::uuid AND b.key_version = k.version)";
+    "AND NOT EXISTS (SELECT 1 FROM attachment_blobs b WHERE b.org_id = $1::uuid AND b.key_version = k.version) "
+    /* answers (027): a version any row or any history state is sealed under stays */
+    "AND NOT EXISTS (SELECT 1 FROM " ORG_RESPONSES " WHERE r.answers_kv = k.version) "
+    "AND NOT EXISTS (SELECT 1 FROM " ORG_RESPONSES " JOIN response_events e ON e.response_id = r.id "
+    "                WHERE (e.state->>'answers_kv')::int = k.version) "
+    "AND NOT EXISTS (SELECT 1 FROM " ORG_COPIES(
+        "refused_submissions") " AND x.answers_kv = k.version) "
+                               "AND NOT EXISTS (SELECT 1 FROM " ORG_COPIES(
+                                   "quarantine") " AND x.answers_kv = k.version)";
 
 /* Runs one statement; its result (the caller clears it) or NULL after saying why. */
 static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *params, const char *what)

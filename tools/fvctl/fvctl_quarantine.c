@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fv_answers.h"
 #include "fv_cli.h"
 #include "fv_pgutil.h"
 #include "fvctl.h"
@@ -30,7 +31,8 @@ static const char sql_list[] =
     "       q.submitted_by, 'reason', q.reason, 'received_at', fv_ts(q.received_at), "
     "       'quarantined_at', fv_ts(q.created_at), 'org_visible', q.org_visible, "
     "       'data_bytes', octet_length(q.data::text)) "
-    "       || CASE WHEN $2::boolean THEN jsonb_build_object('data', q.data, 'location', q.location) "
+    "       || CASE WHEN $2::boolean THEN jsonb_build_object('data', q.data, 'location', q.location, "
+    "                '_fv', fv_answers_hint(q.id, fv_deployment_org(q.deployment_id), q.answers_kv)) "
     "               ELSE '{}'::jsonb END "
     "FROM quarantine q "
     "WHERE $1::boolean OR NOT q.org_visible "
@@ -53,7 +55,16 @@ int fvctl_quarantine(int argc, char **argv)
     PGresult *res = PQexecParams(conn, sql_list, 3, NULL, params, NULL, NULL, 0);
     int status = FV_EXIT_FAILURE;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        for (int i = 0; i < PQntuples(res); i++) printf("%s\n", PQgetvalue(res, i, 0));
+        for (int i = 0; i < PQntuples(res); i++) {
+            char *line = fvctl_answers_open("quarantine", PQgetvalue(res, i, 0)); /* owned */
+            if (!line) {
+                PQclear(res);
+                PQfinish(conn);
+                return FV_EXIT_FAILURE;
+            }
+            printf("%s\n", line);
+            fv_answers_free_text(line);
+        }
         fprintf(stderr, "fvctl quarantine: %d entr%s\n", PQntuples(res),
                 PQntuples(res) == 1 ? "y" : "ies");
         status = FV_EXIT_OK;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fv_answers.h"
 #include "fv_cli.h"
 #include "fvctl.h"
 
@@ -21,6 +22,8 @@ static void refused_usage(FILE *out)
 }
 
 /* $1 the limit (NULL: all), $2 with the answers. */
+/* the answers are sealed (migration 027): their hint, for fvctl_answers_open */
+#define HINT "fv_answers_hint(f.id, fv_deployment_org(f.deployment_id), f.answers_kv)"
 static const char sql_refused_list[] =
     "SELECT fv_ts(f.created_at), f.id::text, f.submitted_by::text, f.deployment_id::text, f.reason,"
     "       jsonb_strip_nulls(jsonb_build_object("
@@ -29,9 +32,10 @@ static const char sql_refused_list[] =
     "           'survey_version', f.survey_version, 'reason', f.reason,"
     "           'received_at', fv_ts(f.received_at))"
     "         || CASE WHEN $2::boolean THEN jsonb_build_object('data', f.data, 'location', f.location,"
-    "                     'collected_at', fv_ts(f.collected_at)) ELSE '{}'::jsonb END)::text,"
+    "                     'collected_at', fv_ts(f.collected_at), '_fv', " HINT
+    ") ELSE '{}'::jsonb END)::text,"
     "       CASE WHEN $2::boolean THEN jsonb_build_object('data', f.data, 'location', f.location,"
-    "                     'collected_at', fv_ts(f.collected_at))::text END"
+    "                     'collected_at', fv_ts(f.collected_at), '_fv', " HINT ")::text END"
     " FROM refused_submissions f ORDER BY f.seq DESC LIMIT $1::bigint";
 
 int fvctl_refused(int argc, char **argv)
@@ -56,16 +60,25 @@ int fvctl_refused(int argc, char **argv)
             printf("%-27s  %-36s  %-36s  %-36s  %s\n", "REFUSED AT (UTC)", "SUBMISSION", "SUBMITTED BY",
                    "DEPLOYMENT", "REASON");
         for (int i = 0; i < n; i++) {
+            char *line = NULL; /* owned: the JSON (or the data) with its answers opened */
+            if ((json || show_data) &&
+                !(line = fvctl_answers_open("refused", PQgetvalue(res, i, json ? 5 : 6)))) {
+                status = FV_EXIT_FAILURE;
+                goto out;
+            }
             if (json) {
-                printf("%s\n", PQgetvalue(res, i, 5));
+                printf("%s\n", line);
+                fv_answers_free_text(line);
                 continue;
             }
             printf("%-27s  %-36s  %-36s  %-36s  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
-            if (show_data) printf("    %s\n", PQgetvalue(res, i, 6));
+            if (show_data) printf("    %s\n", line);
+            fv_answers_free_text(line);
         }
         status = FV_EXIT_OK;
     }
+out:
     PQclear(res);
     PQfinish(conn);
     return status;

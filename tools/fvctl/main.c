@@ -27,6 +27,7 @@ static const struct {
     {"reseal", fvctl_reseal},
     {"refused", fvctl_refused},
     {"quarantine", fvctl_quarantine},
+    {"open-answers", fvctl_open_answers},
     {"rotate-master-key", fvctl_rotate_master_key},
     {"rotate-data-key", fvctl_rotate_data_key},
 };
@@ -55,6 +56,7 @@ static const fv_program program = {
         "                   seal its stored values again in the background (--wait, --retire)\n"
         "  refused          list the submissions refused because their id was taken\n"
         "  quarantine       list refused unverified submissions no organisation sees\n"
+        "  open-answers     JSON lines on stdin with their sealed answers opened (\"_fv\" hints)\n"
         "  help [COMMAND]   this text, or a command's\n"
         "\n"
         "fvctl uses the [common] section (pg_dsn, redis_*, streams, key_file) and [fvctl] (sql_dir).\n",

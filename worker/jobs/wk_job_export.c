@@ -33,6 +33,7 @@
 
 #include <openssl/crypto.h>
 
+#include "fv_answers.h"
 #include "fv_crypto.h"
 #include "fv_csv.h"
 #include "fv_datakey.h"
@@ -132,7 +133,13 @@ static const file_spec survey_files[] = {
      "ORDER BY x.created_at, x.id LIMIT $3::int",
      0},
     {"responses.csv", F_CSV,
-     "SELECT " RESP_KEY ", array_to_json(fv_export_csv_row(x, $5::jsonb))::text "
+     /* the cells of the questions are the worker's: the answers are sealed (migration 027) */
+     "SELECT " RESP_KEY
+     ", jsonb_build_object('fixed', to_jsonb(ARRAY[x.id::text, x.survey_version::text, "
+     "       x.status, x.submitted_by::text, fv_ts(x.collected_at), fv_ts(x.created_at), "
+     "       fv_ts(x.updated_at), fv_ts(x.deleted_at)]), 'data', x.data, 'location', x.location, "
+     "       '_fv', fv_answers_hint(x.id, (SELECT s.org_id FROM surveys s WHERE s.id = x.survey_id), "
+     "                              x.answers_kv))::text "
      "FROM responses x WHERE x.survey_id = $1::uuid AND " RESP_AFTER " AND $4::uuid IS NOT NULL "
      "ORDER BY x.created_at, x.id LIMIT $3::int",
      0},
@@ -454,23 +461,76 @@ static bool file_close(builder *b)
     return manifest_add(b, line, (size_t)n);
 }
 
-/* Writes one CSV row from its cells (a JSON array of strings and nulls). */
-static bool csv_row(builder *b, const char *cells)
+/* The text of value v as PostgreSQL's ->> gives it (NULL for a JSON null or none); objects and
+ * arrays as compact JSON into *owned (the caller frees). */
+static const char *cell_text(yajl_val v, char **owned)
 {
-    yajl_val v = yajl_tree_parse(cells, NULL, 0);
-    if (!YAJL_IS_ARRAY(v)) {
-        yajl_tree_free(v);
-        snprintf(b->err, sizeof b->err, "CSV row unreadable");
+    *owned = NULL;
+    if (!v || YAJL_IS_NULL(v)) return NULL;
+    if (YAJL_IS_STRING(v)) return YAJL_GET_STRING(v);
+    if (YAJL_IS_NUMBER(v)) return YAJL_GET_NUMBER(v);
+    if (YAJL_IS_TRUE(v)) return "true";
+    if (YAJL_IS_FALSE(v)) return "false";
+    return (*owned = fv_json_text(v));
+}
+
+/* One CSV row of a response: the fixed cells from SQL, the location's and the questions' (the
+ * columns of fv_export_csv_columns, migration 015: a choice column is "1"/"0" for a
+ * multiple-choice answer holding the choice or not) from its answers opened here. */
+static bool csv_row(builder *b, const char *key, const char *line)
+{
+    char why[512];
+    size_t n = 0;
+    fv_dkring *ring = wk_seal_ring();
+    char *text = ring ? fv_answers_finish(line, strlen(line), ring, &n, why, sizeof why)
+                      : NULL; /* owned */
+    if (!text) {
+        snprintf(b->err, sizeof b->err, "row %.40s: %.400s", key,
+                 ring ? why : "data keys not initialised");
         return false;
     }
+    yajl_val v = fv_json_parse_n(text, n, NULL),
+             cols = fv_json_parse_n(b->csv_cols, strlen(b->csv_cols), NULL);
+    fv_answers_free_text(text);
+    yajl_val fixed = fv_json_get(v, "fixed"), data = fv_json_get(v, "data"),
+             loc = fv_json_get(v, "location");
+    bool ok = YAJL_IS_ARRAY(fixed) && YAJL_IS_ARRAY(cols);
+    if (!ok) snprintf(b->err, sizeof b->err, "CSV row unreadable");
     fv_csv_buf_reset(&b->csv);
-    bool ok = true;
-    for (size_t i = 0; ok && i < v->u.array.len; i++) {
-        const char *s = YAJL_IS_STRING(v->u.array.values[i]) ? YAJL_GET_STRING(v->u.array.values[i])
-                                                             : NULL;
+    char *owned = NULL;
+    for (size_t i = 0; ok && i < fixed->u.array.len; i++) {
+        const char *s = YAJL_GET_STRING(fixed->u.array.values[i]);
         ok = fv_csv_cell(&b->csv, s, s ? strlen(s) : 0, i == 0);
     }
-    yajl_tree_free(v);
+    for (int i = 0; ok && i < 2; i++) {
+        const char *s = cell_text(YAJL_IS_OBJECT(loc) ? fv_json_get(loc, i ? "lon" : "lat") : NULL,
+                                  &owned);
+        ok = fv_csv_cell(&b->csv, s, s ? strlen(s) : 0, false);
+        free(owned);
+    }
+    for (size_t i = 0; ok && i < cols->u.array.len; i++) {
+        yajl_val c = cols->u.array.values[i];
+        const char *q = fv_json_get_str(c, "question"), *kind = fv_json_get_str(c, "kind");
+        yajl_val a = q && YAJL_IS_OBJECT(data) ? fv_json_get(data, q) : NULL;
+        const char *s = NULL;
+        if (kind && !strcmp(kind, "choice")) {
+            const char *choice = fv_json_get_str(c, "choice");
+            if (YAJL_IS_ARRAY(a)) {
+                s = "0";
+                for (size_t k = 0; choice && k < a->u.array.len; k++) {
+                    const char *e = YAJL_GET_STRING(a->u.array.values[k]);
+                    if (e && !strcmp(e, choice)) s = "1";
+                }
+            }
+            ok = fv_csv_cell(&b->csv, s, s ? strlen(s) : 0, false);
+        } else {
+            s = cell_text(a, &owned);
+            ok = fv_csv_cell(&b->csv, s, s ? strlen(s) : 0, false);
+            free(owned);
+        }
+    }
+    if (v) yajl_tree_free(v);
+    if (cols) yajl_tree_free(cols);
     return ok && fv_csv_end_row(&b->csv) && entry_write(b, b->csv.p, b->csv.len, true);
 }
 
@@ -543,6 +603,27 @@ done:
     return ok;
 }
 
+/* A line of JSON: the responses it carries opened (fv_answers_finish: their "_fv" hints), then
+ * written with its newline. A value that does not open fails the export, naming its response. */
+static bool lines_row(builder *b, const char *key, const char *line)
+{
+    size_t len = strlen(line);
+    if (!memmem(line, len, "\"_fv\"", 5))
+        return entry_write(b, line, len, true) && entry_write(b, "\n", 1, true);
+    char why[512];
+    size_t n = 0;
+    fv_dkring *ring = wk_seal_ring();
+    char *out = ring ? fv_answers_finish(line, len, ring, &n, why, sizeof why) : NULL; /* owned */
+    if (!out) {
+        snprintf(b->err, sizeof b->err, "row %.40s: %.400s", key,
+                 ring ? why : "data keys not initialised");
+        return false;
+    }
+    bool ok = entry_write(b, out, n, true) && entry_write(b, "\n", 1, true);
+    fv_answers_free_text(out);
+    return ok;
+}
+
 /* One batch of the open file: up to limit rows. Returns rows read, or -1. */
 static long file_batch(builder *b, long limit)
 {
@@ -558,10 +639,9 @@ static long file_batch(builder *b, long limit)
     long n = PQntuples(res);
     for (long i = 0; i < n; i++) {
         const char *line = PQgetvalue(res, (int)i, 1);
-        bool ok = f->kind == F_CSV ? csv_row(b, line)
-                  : f->kind != F_LINES
-                      ? sealed_row(b, f->kind, res, (int)i)
-                      : entry_write(b, line, strlen(line), true) && entry_write(b, "\n", 1, true);
+        bool ok = f->kind == F_CSV     ? csv_row(b, PQgetvalue(res, (int)i, 0), line)
+                  : f->kind != F_LINES ? sealed_row(b, f->kind, res, (int)i)
+                                       : lines_row(b, PQgetvalue(res, (int)i, 0), line);
         if (!ok) {
             PQclear(res);
             return -1;

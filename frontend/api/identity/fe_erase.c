@@ -2,7 +2,7 @@
  * GET /v1/me/personal-data, everything held about the caller as one JSON document (the long
  * sections paged: ?section=<name>&after=<cursor> continues one), and POST /v1/me/erase, the
  * withdrawal of consent: a session and the password again (and the TOTP code when it is on),
- * then migration 014's fv_erase_account in one statement. */
+ * then migration 014's fv_erase_account (027: fv_erase_account_sealed) in one statement. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +35,8 @@ static void document_read(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "this account no longer exists");
         return;
     }
-    const char *doc = PQgetvalue(res->res, 0, 0);
-    fe_reply_text(r, 200, "application/json", doc, strlen(doc));
+    /* the submissions' answers are sealed (migration 027): opened before they leave */
+    fe_verdict_reply_json(r, 200, PQgetvalue(res->res, 0, 0));
 }
 
 /* The sections one can page through, and whether the cursor is a number (else an id). */
@@ -97,7 +97,7 @@ void fe_personal_data_get(fe_req *r)
 
 static const char sql_erase[] =
     "SELECT (e - 'verdict')::text, e->>'verdict' "
-    "FROM fv_erase_account($1::uuid, NULLIF($2, '')::inet, $3::int, $4::int) e";
+    "FROM fv_erase_account_sealed($1::uuid, NULLIF($2, '')::inet, $3::int, $4::int) e";
 
 static void erased(const fe_pg_result *res, void *arg)
 {

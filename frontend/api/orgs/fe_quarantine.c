@@ -14,7 +14,9 @@ static const char sql_quarantine_list[] = FE_VERDICT_PAGE_SQL(
     "jsonb_build_object('id', page.id, 'deployment_id', page.deployment_id, 'submitted_by', "
     "page.submitted_by, 'reason', page.reason, 'data', page.data, 'location', page.location, "
     "'collected_at', fv_ts(page.collected_at), 'received_at', fv_ts(page.received_at), "
-    "'quarantined_at', fv_ts(page.created_at))",
+    "'quarantined_at', fv_ts(page.created_at), "
+    /* the answers are sealed (migration 027): opened by fe_verdict (fv_answers_finish) */
+    "'_fv', fv_answers_hint(page.id, $2::uuid, page.answers_kv))",
     "$5");
 
 void fe_quarantine_list(fe_req *r)

@@ -58,6 +58,7 @@
 #include "fe_submit.h"
 #include "fe_verdict.h"
 #include "fe_workpool.h"
+#include "fv_answers.h"
 #include "fv_attachment.h"
 #include "fv_envelope.h"
 #include "fv_orseal.h"
@@ -109,7 +110,8 @@ typedef struct or_job {
     unsigned char seal_key[FV_DATAKEY_BYTES];
     int seal_version;
     char seal_org[FV_UUID_STRLEN + 1], seal_rid[FV_UUID_STRLEN + 1];
-    char *sealed; /* owned */
+    char *sealed;      /* owned */
+    char *sealed_data; /* owned: the answers sealed for the response (fv_answers_seal) */
 } or_job;
 
 typedef enum {
@@ -154,6 +156,7 @@ static void job_free(void *p)
     fv_form_errors_free(&j->errs);
     free(j->openrosa);
     free(j->sealed);
+    free(j->sealed_data);
     OPENSSL_cleanse(j->seal_key, sizeof j->seal_key);
     free(j);
 }
@@ -555,14 +558,39 @@ static bool manifest_in_clear(or_job *j)
     return enc;
 }
 
+/* The edit's answers sealed under the job's key for the response it edits (migration 027); the
+ * caller frees. NULL with why. */
+static char *seal_answers(or_job *j, char *why, size_t whylen)
+{
+    yajl_val data = j->inst.data ? fv_json_parse_n(j->inst.data, strlen(j->inst.data), NULL) : NULL;
+    fv_jgen *g = fv_jgen_new();
+    char *out = NULL;
+    if (data && g &&
+        fv_answers_seal(g, j->seal_key, j->seal_version, j->seal_rid, data, why, whylen) == 0) {
+        const char *t = fv_jgen_buf(g, NULL);
+        out = t ? strdup(t) : NULL;
+    }
+    if (!out && (!data || !g)) snprintf(why, whylen, "out of memory");
+    else if (!out) snprintf(why, whylen, "%s", why[0] ? why : "out of memory");
+    fv_jgen_free(g);
+    if (data) yajl_tree_free(data);
+    return out;
+}
+
 static void job_run(void *p)
 {
     or_job *j = p;
     if (j->sealing) { /* an edit's XML and attachments, sealed for the response it edits */
         char why[256];
         j->sealed = fv_orseal_field(j->seal_key, j->seal_version, j->seal_org, j->seal_rid, j->openrosa,
-                                    strlen(j->openrosa), why, sizeof why);
+                                    strlen(j->openrosa), j->inst.data,
+                                    j->inst.data ? strlen(j->inst.data) : 0, why, sizeof why);
+        if (j->sealed) j->sealed_data = seal_answers(j, why, sizeof why);
         OPENSSL_cleanse(j->seal_key, sizeof j->seal_key);
+        if (j->sealed && !j->sealed_data) {
+            job_failed(j, 503, why);
+            return;
+        }
         if (!j->sealed) job_failed(j, strncmp(why, "malformed", 9) == 0 ? 500 : 503, why);
         return;
     }
@@ -872,6 +900,7 @@ static const char sql_edit[] =
     "     v AS (SELECT (t.r).id AS id, fv_response_edit_verdict($1, t.r, $2::boolean) AS verdict, "
     "                  fv_can_resubmit($1, t.r) AS resub FROM t), "
     "     u AS (UPDATE responses x SET data = $5::jsonb, xml_sha256 = decode($6, 'hex'), instance_id = $7, "
+    "             answers_kv = ($9::jsonb->>'key_version')::int, "
     "             survey_version = $8::int, version = x.version + 1, updated_at = now(), "
     "             status = CASE WHEN v.resub THEN CASE WHEN d.approval_stages > 0 THEN 'pending' "
     "                                                  ELSE 'final' END ELSE x.status END, "
@@ -898,12 +927,14 @@ static const char sql_edit[] =
     "                  (o.f->>'key_version')::int, decode(a->>'data', 'base64') "
     "           FROM att, o, u JOIN surveys s ON s.id = (u.x).survey_id "
     "           ON CONFLICT (org_id, sha256) DO NOTHING), "
-    "     f AS (INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id) "
+    "     f AS (INSERT INTO response_attachments (response_id, name, content_type, size, sha256, org_id, "
+    "                                             questions) "
     "           SELECT (u.x).id, a->>'name', a->>'content_type', (a->>'size')::bigint, "
-    "                  decode(a->>'sha256', 'hex'), s.org_id "
+    "                  decode(a->>'sha256', 'hex'), s.org_id, "
+    "                  ARRAY(SELECT jsonb_array_elements_text(COALESCE(a->'questions', '[]'::jsonb))) "
     "           FROM u JOIN surveys s ON s.id = (u.x).survey_id, att "
     "           ON CONFLICT (response_id, name) DO UPDATE SET content_type = EXCLUDED.content_type, "
-    "              size = EXCLUDED.size, sha256 = EXCLUDED.sha256) "
+    "              size = EXCLUDED.size, sha256 = EXCLUDED.sha256, questions = EXCLUDED.questions) "
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM again) THEN 'ok' "
     "            ELSE COALESCE((SELECT verdict FROM v), 'hidden') END, NULL";
 
@@ -927,11 +958,16 @@ static void edit_send(fe_req *r)
     or_job *j = st->res;
     char ver[16];
     snprintf(ver, sizeof ver, "%d", st->survey_version);
-    const char *params[] = {r->user->id,         fe_verdict_mfa(r),
-                            st->base.dep_id,     j->inst.deprecated_id,
-                            j->inst.data,        j->xml_sha256,
-                            j->inst.instance_id, ver,
-                            j->sealed,           j->seal_rid[0] ? j->seal_rid : NULL};
+    const char *params[] = {r->user->id,
+                            fe_verdict_mfa(r),
+                            st->base.dep_id,
+                            j->inst.deprecated_id,
+                            j->sealed_data ? j->sealed_data : j->inst.data,
+                            j->xml_sha256,
+                            j->inst.instance_id,
+                            ver,
+                            j->sealed,
+                            j->seal_rid[0] ? j->seal_rid : NULL};
     fe_pg_query(sql_edit, 10, params, edited, r);
 }
 

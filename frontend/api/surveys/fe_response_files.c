@@ -116,9 +116,7 @@ static const char sql_attachment[] =
     "WHERE r.id = $1::uuid AND fv_can_read_response($2, r.id) AND fv_attachment_visible(r, $3) "
     /* confidential mode (migration 024): a reader who is not survey admin gets only the files
      * that the answers shown to them name (never one named by a confidential answer) */
-    "  AND (NOT fv_response_confidential(r) OR COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false) "
-    "       OR jsonb_path_exists(fv_response_json(r, false)->'data', '$.** ? (@ == $n)', "
-    "                            jsonb_build_object('n', $3::text)))";
+    "  AND (COALESCE(fv_survey_role($2, r.survey_id) = 'admin', false) OR fv_attachment_shown(r, $3))";
 
 static void attachment_read(const fe_pg_result *res, void *arg)
 {

@@ -51,8 +51,8 @@ static void status_read(const fe_pg_result *res, void *arg)
         return;
     }
     if (PQntuples(res->res) == 1 && !PQgetisnull(res->res, 0, 0)) {
-        fe_reply_text(r, 200, "application/json", PQgetvalue(res->res, 0, 0),
-                      (size_t)PQgetlength(res->res, 0, 0));
+        /* a refused entry's answers are sealed (migration 027): opened before they leave */
+        fe_verdict_reply_json(r, 200, PQgetvalue(res->res, 0, 0));
         return;
     }
     /* Not written (yet): queued if the caller holds the id's claim. */
