@@ -1,6 +1,8 @@
 /* Personal data at rest: sealing emails and names, and the emails' lookup HMAC (see fv_pii.h). */
 #include "fv_pii.h"
 
+#include "fv_json.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -139,5 +141,117 @@ char *fv_pii_open(const unsigned char key[FV_DATAKEY_BYTES], int version, const 
         return NULL;
     }
     out[n] = '\0';
+    return out;
+}
+
+/* ---- reading ---- */
+
+char *fv_pii_cell_open(fv_dkring *ring, const char *cell, const char *aad, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (!cell) return NULL;
+    if (cell[0] == 'c' && cell[1] == ':') {
+        char *c = strdup(cell + 2); /* the caller's */
+        if (!c) snprintf(err, errlen, "%s: out of memory", aad);
+        return c;
+    }
+    /* "s:<version>:<wrapped>:<hex>" */
+    char *end = NULL;
+    long v = cell[0] == 's' && cell[1] == ':' ? strtol(cell + 2, &end, 10) : 0;
+    const char *wrapped = end && *end == ':' ? end + 1 : NULL;
+    const char *hex = wrapped ? strchr(wrapped, ':') : NULL;
+    if (v < 1 || v > 1000000 || !hex || (size_t)(hex - wrapped) >= 512) {
+        snprintf(err, errlen, "%s: a stored field of an unknown shape (or its data key is missing)",
+                 aad);
+        return NULL;
+    }
+    char wtext[512];
+    memcpy(wtext, wrapped, (size_t)(hex - wrapped));
+    wtext[hex - wrapped] = '\0';
+    char kerr[200];
+    const unsigned char *key = fv_dkring_get(ring, "global", (int)v);
+    if (!key) key = fv_dkring_put(ring, "global", (int)v, wtext, kerr, sizeof kerr);
+    if (!key) {
+        snprintf(err, errlen, "%s: its data key (global v%ld) does not unwrap: %s", aad, v, kerr);
+        return NULL;
+    }
+    /* hex + 1 is "<hex>": give unhex its "\x" form */
+    size_t hl = strlen(hex + 1);
+    char *hx = malloc(hl + 3);
+    if (!hx) {
+        snprintf(err, errlen, "%s: out of memory", aad);
+        return NULL;
+    }
+    hx[0] = '\\';
+    hx[1] = 'x';
+    memcpy(hx + 2, hex + 1, hl + 1);
+    size_t len = 0;
+    unsigned char *sealed = fv_pii_unhex(hx, &len);
+    free(hx);
+    if (!sealed) {
+        snprintf(err, errlen, "%s: a sealed field that is not hex", aad);
+        return NULL;
+    }
+    char *out = fv_pii_open(key, (int)v, aad, sealed, len, err, errlen);
+    free(sealed);
+    return out;
+}
+
+static bool key_named(const char *k, const char *const *keys)
+{
+    for (; *keys; keys++)
+        if (!strcmp(k, *keys)) return true;
+    return false;
+}
+
+/* Opens the sealed fields of object o named in keys, and (when depth is 0) of the objects directly
+ * inside it. Returns false with err. */
+static bool open_object(fv_dkring *ring, yajl_val o, const char *const *keys, int depth, char *err,
+                        size_t errlen)
+{
+    if (!YAJL_IS_OBJECT(o)) return true;
+    for (size_t i = 0; i < o->u.object.len; i++) {
+        yajl_val v = o->u.object.values[i];
+        if (YAJL_IS_OBJECT(v) && key_named(o->u.object.keys[i], keys)) {
+            const char *cell = fv_json_get_str(v, "fv_sealed"), *aad = fv_json_get_str(v, "aad");
+            if (cell && aad && v->u.object.len == 2) {
+                char *pt = fv_pii_cell_open(ring, cell, aad, err, errlen);
+                yajl_val s = pt ? calloc(1, sizeof *s) : NULL;
+                if (!s) {
+                    if (pt) snprintf(err, errlen, "%s: out of memory", aad);
+                    free(pt);
+                    return false;
+                }
+                s->type = yajl_t_string;
+                s->u.string = pt; /* owned by the tree now */
+                yajl_tree_free(v);
+                o->u.object.values[i] = s;
+                continue;
+            }
+        }
+        if (depth == 0 && !open_object(ring, v, keys, 1, err, errlen)) return false;
+    }
+    return true;
+}
+
+char *fv_pii_json_open(fv_dkring *ring, const char *json, size_t len, const char *const *keys, char *err,
+                       size_t errlen)
+{
+    fv_json_error e;
+    yajl_val t = fv_json_parse_n(json, len, &e);
+    if (!t) {
+        snprintf(err, errlen, "personal data: a statement's JSON does not parse");
+        return NULL;
+    }
+    bool ok = true;
+    if (YAJL_IS_ARRAY(t)) {
+        for (size_t i = 0; ok && i < t->u.array.len; i++)
+            ok = open_object(ring, t->u.array.values[i], keys, 0, err, errlen);
+    } else {
+        ok = open_object(ring, t, keys, 0, err, errlen);
+    }
+    char *out = ok ? fv_json_text(t) : NULL; /* the caller's */
+    if (ok && !out) snprintf(err, errlen, "personal data: out of memory");
+    yajl_tree_free(t);
     return out;
 }

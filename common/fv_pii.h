@@ -52,4 +52,26 @@ unsigned char *fv_pii_unhex(const char *text, size_t *len);
 char *fv_pii_open(const unsigned char key[FV_DATAKEY_BYTES], int version, const char *aad,
                   const unsigned char *sealed, size_t len, char *err, size_t errlen);
 
+/* ---- reading: one text column per field (migration 028's fv_pii_cell) ----
+ * A field is read as one text value: "c:<the value in clear>" (stored before migration 028 and
+ * not yet sealed by the workers' sweep), or "s:<data key version>:<wrapped data key>:<hex of the
+ * sealed value>" (the wrapped global data key of that version beside it, so opening costs no
+ * other round trip), or SQL NULL. */
+
+/* Opens cell (NULL: NULL) bound to aad, unwrapping its data key with ring (scope "global") when
+ * the ring does not hold it yet. Returns the value (caller frees; NULL cell gives NULL with err
+ * ""), or NULL with the reason in err naming aad (a flipped byte, a value moved from another
+ * row, a data key that does not unwrap, a cell of another shape). */
+char *fv_pii_cell_open(fv_dkring *ring, const char *cell, const char *aad, char *err, size_t errlen);
+
+/* Rewrites json (the text of an object or an array of objects, as a statement gave it) where
+ * migration 028's fv_pii_json left a sealed field, {"fv_sealed": <cell>, "aad": <aad>}: the
+ * value of a key named in keys (NULL-terminated) in the top object, in the array's objects, or in
+ * an object directly inside one of those, becomes the opened string. Nowhere else (answers of
+ * submissions are users' JSON: an object of that shape inside them is left alone). Returns the
+ * new text (caller frees), or NULL with the reason in err (not JSON, a field that does not open:
+ * named by its aad). */
+char *fv_pii_json_open(fv_dkring *ring, const char *json, size_t len, const char *const *keys, char *err,
+                       size_t errlen);
+
 #endif

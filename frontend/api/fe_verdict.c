@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fe_verdict.h"
+#include "fe_pii.h"
 
 #include "fe_depcache.h"
 #include "fe_handlers.h"
@@ -75,6 +76,7 @@ typedef struct verdict_call {
     char forget_user[FV_UUID_STRLEN + 1]; /* "" unless the statement changed memberships */
     bool revoking;                        /* it may have written a deployment or survey revocation */
     char forget_dep[FV_UUID_STRLEN + 1];  /* "" or the deployment it changed */
+    bool pii; /* the answer may hold sealed names and emails (fv_pii_json): opened (fe_pii_json) */
 } verdict_call;
 
 const char *fe_verdict_mfa(const fe_req *r)
@@ -185,8 +187,11 @@ static void ran(const fe_pg_result *res, void *arg)
     verdict_call *c = r->state;
     const char *body = fe_verdict_answer(r, res, c->what);
     if (!body) return;
+    char *opened = NULL; /* owned here */
+    if (c->pii && !(body = opened = fe_pii_json(r, body))) return;
     if (c->kind == CALL_LIST) {
         reply_list(r, c, res->res, body);
+        free(opened);
         return;
     }
     if (c->forget_user[0]) fe_depcache_forget_user_shared(c->forget_user);
@@ -194,6 +199,7 @@ static void ran(const fe_pg_result *res, void *arg)
     if (c->forget_user[0] || c->revoking) fe_revoke_poll_now();
     fe_reply_text(r, c->ok_status, "application/json", c->ok_status == 204 ? NULL : body,
                   c->ok_status == 204 ? 0 : strlen(body));
+    free(opened);
 }
 
 /* Runs sql for a call like tmpl (copied into r's state); answers 503 when out of memory. */
@@ -227,8 +233,23 @@ void fe_verdict_run_revoking(fe_req *r, const char *sql, int nparams, const char
     start(r, &c, sql, nparams, params);
 }
 
+static void page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                      const char *const *params, const char *what, bool pii);
+
 void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
                           const char *const *params, const char *what)
+{
+    page_list(r, kind, sql, nparams, params, what, false);
+}
+
+void fe_verdict_page_list_pii(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                              const char *const *params, const char *what)
+{
+    page_list(r, kind, sql, nparams, params, what, true);
+}
+
+static void page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                      const char *const *params, const char *what, bool pii)
 {
     fe_page pg;
     const char *all[FE_VERDICT_LIST_PARAMS + 3];
@@ -243,7 +264,9 @@ void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int npa
     all[n++] = fe_page_after(&pg);
     if (kind == FE_PAGE_TS_UUID) all[n++] = fe_page_after_id(&pg);
     all[n++] = pg.limit_text;
-    fe_verdict_list(r, &pg, sql, n, all, what);
+    verdict_call c = {
+        .kind = CALL_LIST, .ok_status = 200, .page_kind = pg.kind, .what = what, .pii = pii};
+    start(r, &c, sql, n, all);
 }
 
 void fe_verdict_get(fe_req *r, const char *sql, const char *what)

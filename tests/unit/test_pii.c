@@ -134,6 +134,75 @@ static void test_unhex_refuses_bad_text(void **state)
     free(b);
 }
 
+/* A cell as migration 028's fv_pii_cell gives it, for value sealed in place aad. */
+static char *cell_of(const fv_keyset *ks, const unsigned char dk[32], const char *aad, const char *value)
+{
+    char *w = fv_datakey_wrap(ks, "global", 1, dk);
+    char *hex = fv_pii_seal_hex(dk, 1, aad, value);
+    char *c = malloc(strlen(w) + strlen(hex) + 8);
+    sprintf(c, "s:1:%s:%s", w, hex + 2);
+    free(w);
+    free(hex);
+    return c;
+}
+
+static void test_cells_and_json(void **state)
+{
+    (void)state;
+    fv_keyset ks;
+    keyset(&ks, 1);
+    fv_dkring *ring = fv_dkring_new(&ks, 4);
+    unsigned char dk[32];
+    assert_int_equal(fv_datakey_new(dk), 0);
+    char err[300];
+    const char *aad = "fv:users:0b2f5c4e-0000-4000-8000-000000000001:name";
+    char *c = cell_of(&ks, dk, aad, "Zoë \"Marker\"");
+    char *v = fv_pii_cell_open(ring, c, aad, err, sizeof err);
+    assert_non_null(v);
+    assert_string_equal(v, "Zoë \"Marker\"");
+    free(v);
+    /* in clear (from before 028), NULL, and shapes that are not cells */
+    v = fv_pii_cell_open(ring, "c:Plain Name", aad, err, sizeof err);
+    assert_string_equal(v, "Plain Name");
+    free(v);
+    assert_null(fv_pii_cell_open(ring, NULL, aad, err, sizeof err));
+    assert_string_equal(err, "");
+    assert_null(fv_pii_cell_open(ring, "x:1", aad, err, sizeof err));
+    assert_non_null(strstr(err, aad));
+    assert_null(fv_pii_cell_open(ring, "s:1:nowrapped", aad, err, sizeof err));
+    assert_null(fv_pii_cell_open(ring, "s:0:a:b", aad, err, sizeof err));
+    /* moved to another row: refused, naming the row it was read as */
+    assert_null(fv_pii_cell_open(ring, c, "fv:users:0b2f5c4e-0000-4000-8000-000000000002:name", err,
+                                 sizeof err));
+    assert_non_null(strstr(err, "000000000002"));
+
+    /* JSON: top-level keys of an object, of an array's objects, and one level inside */
+    char *json = malloc(strlen(c) * 3 + 600);
+    sprintf(json,
+            "[{\"id\":1,\"name\":{\"fv_sealed\":\"%s\",\"aad\":\"%s\"},\"email\":null},"
+            "{\"account\":{\"name\":{\"fv_sealed\":\"%s\",\"aad\":\"%s\"}},\"n\":2.5},"
+            "{\"data\":{\"x\":{\"name\":{\"fv_sealed\":\"%s\",\"aad\":\"%s\"}}}}]",
+            c, aad, c, aad, c, aad);
+    const char *keys[] = {"name", "email", NULL};
+    char *out = fv_pii_json_open(ring, json, strlen(json), keys, err, sizeof err);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "{\"id\":1,\"name\":\"Zo\xc3\xab \\\"Marker\\\"\",\"email\":null}"));
+    assert_non_null(strstr(out, "{\"account\":{\"name\":\"Zo\xc3\xab \\\"Marker\\\"\"}"));
+    /* two levels down (users' answers): left alone */
+    assert_non_null(strstr(out, "\"data\":{\"x\":{\"name\":{\"fv_sealed\""));
+    free(out);
+    /* one flipped hex digit of a field: the whole answer is refused, naming the row */
+    char *p = strstr(json, c) + strlen(c) - 3;
+    *p = *p == '0' ? '1' : '0';
+    out = fv_pii_json_open(ring, json, strlen(json), keys, err, sizeof err);
+    assert_null(out);
+    assert_non_null(strstr(err, "0b2f5c4e-0000-4000-8000-000000000001"));
+    assert_null(fv_pii_json_open(ring, "{", 1, keys, err, sizeof err));
+    free(json);
+    free(c);
+    fv_dkring_free(ring);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_hmacs_literal),
         cmocka_unit_test(test_seal_open_bound_to_place),
         cmocka_unit_test(test_unhex_refuses_bad_text),
+        cmocka_unit_test(test_cells_and_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
