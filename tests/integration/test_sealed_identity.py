@@ -306,3 +306,59 @@ def test_rotate_master_key_recomputes_hmacs_drop_refuses_then_login_under_the_ne
         assert r.returncode == 0, r.stdout + r.stderr
         assert c.psql("SELECT count(*) FROM users WHERE email_hmac_key <> %s", key_id(k1)) == [(0,)]
     owner[3].close()
+
+
+def test_migration_028_keeps_rows_in_clear_readable_until_the_sweep(sfe):
+    """A database before 028 with users and an email invitation in clear: after 028 they are kept
+    as they were (the sweep seals them), read in clear by fv_pii_cell / fv_pii_json, matched by
+    lower(email), and the constraints refuse a row holding neither a clear nor a sealed email."""
+    from test_history import sql_dir
+    import psycopg2
+    c = sfe.c
+    db = "pii_migr_" + uuid.uuid4().hex[:8]
+    admin = c.pg.connect()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db} OWNER fieldvault")
+    admin.close()
+    conn = c.pg.connect(user="fieldvault", db=db, autocommit=True)
+    try:
+        files = sorted(sql_dir().glob("*.sql"))
+        with conn.cursor() as cur:
+            for f in files:
+                if f.name < "028":
+                    cur.execute(f.read_text())
+            u, v, org, root, inv = (str(uuid.uuid4()) for _ in range(5))
+            cur.execute("INSERT INTO users (id, email, name) VALUES (%s, 'Old.Mark@Example.org', 'Old Mark'), "
+                        "(%s, 'other@example.org', 'Other')", (u, v))
+            cur.execute("BEGIN; INSERT INTO orgs (id, name, root_branch_id, created_by) VALUES (%s, 'o', %s, %s);"
+                        "INSERT INTO branches (id, org_id, name) VALUES (%s, %s, 'root'); COMMIT",
+                        (org, root, u, root, org))
+            cur.execute("INSERT INTO invitations (id, org_id, invited_by, email, code_hash, role, branch_id, expires_at) "
+                        "VALUES (%s, %s, %s, 'OLD.MARK@example.org', %s, 'member', %s, now() + interval '1 day')",
+                        (inv, org, v, "0" * 64, root))
+            cur.execute(next(f for f in files if f.name.startswith("028")).read_text())
+            cur.execute("SELECT email, name, email_hmac, fv_pii_cell(email, email_sealed), fv_pii_cell(name, name_sealed) "
+                        "FROM users WHERE id = %s", (u,))
+            assert cur.fetchall() == [("Old.Mark@Example.org", "Old Mark", None, "c:Old.Mark@Example.org", "c:Old Mark")]
+            cur.execute("SELECT fv_invitation_is_for(i, %s) IS TRUE, fv_invitation_is_for(i, %s) IS TRUE, "
+                        "fv_invitation_json(i)->>'email' "
+                        "FROM invitations i WHERE id = %s", (u, v, inv))
+            assert cur.fetchall() == [(True, False, "OLD.MARK@example.org")]
+            cur.execute("SELECT i.id::text FROM invitations i, users x WHERE x.id = %s AND i.email IS NOT NULL "
+                        "AND lower(i.email) = lower(x.email)", (u,))
+            assert cur.fetchall() == [(inv,)]
+            # the old unique index still guards the rows in clear; a row with no email at all is refused
+            with pytest.raises(psycopg2.errors.UniqueViolation):
+                cur.execute("INSERT INTO users (id, email, name) VALUES (%s, 'old.mark@EXAMPLE.org', 'Twin')",
+                            (str(uuid.uuid4()),))
+            with pytest.raises(psycopg2.errors.CheckViolation):
+                cur.execute("INSERT INTO users (id, name) VALUES (%s, 'Nobody')", (str(uuid.uuid4()),))
+            with pytest.raises(psycopg2.errors.CheckViolation):  # sealed but not findable: no HMAC
+                cur.execute("INSERT INTO users (id, email_sealed, name, pii_version) VALUES (%s, %s, 'N', 1)",
+                            (str(uuid.uuid4()), b"FVD1\x00\x00\x00\x01" + bytes(40)))
+    finally:
+        conn.close()
+        admin = c.pg.connect()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
+        admin.close()
