@@ -12,6 +12,7 @@
 #include "fv_log.h"
 #include "fv_orseal.h"
 #include "fv_pgutil.h"
+#include "fv_pii.h"
 
 #define RING_KEYS 1024
 
@@ -40,15 +41,25 @@ static const char sql_current[] =
 static const char sql_create[] =
     "INSERT INTO data_keys (scope, version, wrapped) VALUES ($1, 1, $2) ON CONFLICT DO NOTHING";
 
+static const unsigned char *scope_key(wk_store *st, const char *scope, int *version, char *err,
+                                      size_t errlen);
+
 const unsigned char *wk_seal_org_key(wk_store *st, const char *org, int *version, char *err,
                                      size_t errlen)
+{
+    char scope[FV_DATAKEY_SCOPE_MAX];
+    snprintf(scope, sizeof scope, "org:%s", org);
+    return scope_key(st, scope, version, err, errlen);
+}
+
+/* The current key of scope ("org:<uuid>" or "global"), made when there is none. */
+static const unsigned char *scope_key(wk_store *st, const char *scope, int *version, char *err,
+                                      size_t errlen)
 {
     if (!ring) {
         snprintf(err, errlen, "data keys: not initialised");
         return NULL;
     }
-    char scope[FV_DATAKEY_SCOPE_MAX];
-    snprintf(scope, sizeof scope, "org:%s", org);
     for (int attempt = 0; attempt < 2; attempt++) {
         const char *params[] = {scope};
         PGresult *res = wk_store_exec(st, sql_current, 1, params);
@@ -403,6 +414,114 @@ done:
     return rc;
 }
 
+/* ---- names and emails stored in clear before migration 028 ---- */
+
+/* Users' and invitations' rows still holding an email or name in clear (not an erased account's
+ * pseudonym), not marked. Columns: u/i, id, email, name (NULL for an invitation). */
+static const char sql_pii_clear[] =
+    "(SELECT 'u', id::text, email, name FROM users WHERE (email IS NOT NULL OR name IS NOT NULL) "
+    " AND pii_seal_error IS NULL AND NOT (disabled_at IS NOT NULL AND email LIKE '%@erased.invalid') "
+    " LIMIT $1::int) "
+    "UNION ALL "
+    "(SELECT 'i', id::text, email, NULL FROM invitations WHERE email IS NOT NULL "
+    " AND email NOT LIKE '%@erased.invalid' AND pii_seal_error IS NULL LIMIT $1::int) "
+    "LIMIT $1::int";
+/* Compare-and-set on the clear values read. */
+static const char sql_pii_user[] =
+    "UPDATE users SET email_sealed = $2::bytea, name_sealed = $3::bytea, pii_version = $4::int, "
+    "email_hmac = $5::bytea, email_hmac_key = $6, email = NULL, name = NULL "
+    "WHERE id = $1::uuid AND email = $7 AND name = $8";
+static const char sql_pii_invitation[] =
+    "UPDATE invitations SET email_sealed = $2::bytea, pii_version = $3::int, email_hmac = $4::bytea, "
+    "email_hmac_key = $5, email = NULL WHERE id = $1::uuid AND email = $6";
+static const char sql_pii_mark_user[] = "UPDATE users SET pii_seal_error = $2 WHERE id = $1::uuid";
+static const char sql_pii_mark_invitation[] =
+    "UPDATE invitations SET pii_seal_error = $2 WHERE id = $1::uuid";
+
+/* Seals one row's clear email (and name). Returns 1 when sealed, 0 when changed meanwhile, -1 on
+ * failure (logged by row id, never the value; a refused update marks the row). */
+static int pii_seal_row(wk_store *st, const PGresult *res, int row)
+{
+    bool user = PQgetvalue(res, row, 0)[0] == 'u';
+    const char *table = user ? "users" : "invitations", *id = PQgetvalue(res, row, 1);
+    if (PQgetisnull(res, row, 2) || (user && PQgetisnull(res, row, 3))) {
+        /* half sealed: not a state any program writes */
+        const char *mp[] = {id, "email or name in clear beside a sealed one"};
+        PQclear(wk_store_exec(st, user ? sql_pii_mark_user : sql_pii_mark_invitation, 2, mp));
+        return -1;
+    }
+    const char *email = PQgetvalue(res, row, 2), *name = user ? PQgetvalue(res, row, 3) : NULL;
+    char err[256], aad_e[FV_DK_AAD_MAX], aad_n[FV_DK_AAD_MAX], hmac[FV_PII_HMAC_HEXLEN + 1], v[16];
+    int version = 0;
+    const unsigned char *key = scope_key(st, "global", &version, err, sizeof err);
+    if (!key) {
+        fv_warn("re-seal: %s", err);
+        return -1;
+    }
+    fv_pii_aad(table, id, "email", aad_e);
+    fv_pii_aad(table, id, "name", aad_n);
+    snprintf(v, sizeof v, "%d", version);
+    const fv_keyset *ks = fv_dkring_keys(ring);
+    char *se = fv_pii_seal_hex(key, version, aad_e, email); /* owned */
+    char *sn = user ? fv_pii_seal_hex(key, version, aad_n, name) : NULL;
+    int rc = -1;
+    if (!se || (user && !sn) || fv_pii_email_hmac(&ks->keys[0], email, hmac) != 0) {
+        fv_warn("re-seal: sealing %s %s failed (out of memory, or an email over 254 bytes)", table, id);
+        if (se) {
+            const char *mp[] = {id, "the email cannot be sealed (over 254 bytes?)"};
+            PQclear(wk_store_exec(st, user ? sql_pii_mark_user : sql_pii_mark_invitation, 2, mp));
+        }
+        goto done;
+    }
+    PGresult *u;
+    if (user) {
+        const char *params[] = {id, se, sn, v, hmac, ks->keys[0].id, email, name};
+        u = wk_store_exec(st, sql_pii_user, 8, params);
+    } else {
+        const char *params[] = {id, se, v, hmac, ks->keys[0].id, email};
+        u = wk_store_exec(st, sql_pii_invitation, 6, params);
+    }
+    if (u && PQresultStatus(u) == PGRES_COMMAND_OK) {
+        rc = strcmp(PQcmdTuples(u), "1") == 0 ? 1 : 0;
+    } else {
+        /* e.g. a sealed account with the same email (unique email_hmac): an operator decides */
+        fv_pgutil_error(st->conn, u, err, sizeof err);
+        fv_error("re-seal: %s %s: sealing its email refused: %s; marked (pii_seal_error)", table, id,
+                 err);
+        const char *mp[] = {id, err};
+        PQclear(wk_store_exec(st, user ? sql_pii_mark_user : sql_pii_mark_invitation, 2, mp));
+    }
+    PQclear(u);
+done:
+    free(se);
+    free(sn);
+    return rc;
+}
+
+/* One batch of the clear names and emails; returns the rows read (-1 when the query failed). */
+static int pii_sweep(wk_store *st, int rows, int *done, int *failed)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", rows);
+    const char *params[] = {lim};
+    PGresult *res = wk_store_exec(st, sql_pii_clear, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char why[256];
+        fv_pgutil_error(st->conn, res, why, sizeof why);
+        fv_warn("re-seal: the sweep of names and emails failed (retried): %s", why);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        int rc = pii_seal_row(st, res, i);
+        if (rc > 0) (*done)++;
+        else if (rc < 0) (*failed)++;
+    }
+    PQclear(res);
+    return n;
+}
+
 void wk_seal_sweep(wk_store *st, int every_ms, int rows)
 {
     static long long next_ms;
@@ -413,6 +532,15 @@ void wk_seal_sweep(wk_store *st, int every_ms, int rows)
         PQtransactionStatus(st->conn) != PQTRANS_IDLE)
         return;
     next_ms = now + every_ms;
+    int pdone = 0, pfailed = 0;
+    int pn = pii_sweep(st, rows, &pdone, &pfailed);
+    if (pdone || pfailed)
+        fv_info("re-seal: %d user(s) or invitation(s) had their email and name sealed, %d failed", pdone,
+                pfailed);
+    if (pn == rows && pfailed == 0) {
+        next_ms = now; /* more left */
+        return;
+    }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", rows);
     const char *params[] = {lim};

@@ -216,25 +216,9 @@ BEGIN
 END $$;
 
 -- ---- the erasure (014) of sealed answers ----
--- fv_erase_account replaces, in the data subject's own refused and quarantined submissions, every
+-- fv_erase_account replaced, in the data subject's own refused and quarantined submissions, every
 -- answer equal to their name or email; SQL cannot compare a sealed answer, so those submissions'
--- answers and location are removed whole instead (they are the subject's own copies, kept for
--- them and the operator: removing them erases more, never less). Rows in clear are handled by
--- fv_erase_account as before.
-CREATE FUNCTION fv_erase_account_sealed(u uuid, addr inet, session_ttl_s integer, key_ttl_s integer)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    e jsonb;
-BEGIN
-    e := fv_erase_account(u, addr, session_ttl_s, key_ttl_s);
-    IF e->>'verdict' = 'ok' THEN
-        UPDATE refused_submissions SET data = '{}'::jsonb, location = NULL
-        WHERE submitted_by = u AND answers_kv IS NOT NULL;
-        UPDATE quarantine SET data = '{}'::jsonb, location = NULL
-        WHERE submitted_by = u AND answers_kv IS NOT NULL;
-    END IF;
-    RETURN e;
-END $$;
+-- answers and location are removed whole instead (migration 028's fv_erase_account does it).
 
 -- ---- the workers' re-seal sweep of answers (worker/wk_seal_answers.c) ----
 -- Answers in clear (written before this migration) or under an older data key version than

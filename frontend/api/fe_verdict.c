@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fe_verdict.h"
+#include "fe_pii.h"
 
 #include <openssl/crypto.h>
 
@@ -83,6 +84,7 @@ typedef struct verdict_call {
     fe_work *work;                        /* the finishing job while it runs (finish_start) */
     bool more;                            /* a list: another page follows, its cursor in next */
     char next[FE_PAGE_CURSOR_MAX + 1];
+    bool pii; /* the answer may hold sealed names and emails (fv_pii_json): opened (fe_pii_json) */
 } verdict_call;
 
 static void verdict_call_free(void *p)
@@ -285,10 +287,16 @@ static void ran(const fe_pg_result *res, void *arg)
     verdict_call *c = r->state;
     const char *body = fe_verdict_answer(r, res, c->what);
     if (!body) return;
-    if (c->kind == CALL_LIST && !list_cursor(r, c, res->res)) return;
+    char *opened = NULL; /* owned here: names and emails opened (fe_pii_json) */
+    if (c->pii && !(body = opened = fe_pii_json(r, body))) return;
+    if (c->kind == CALL_LIST && !list_cursor(r, c, res->res)) {
+        free(opened);
+        return;
+    }
     size_t len = strlen(body);
     if (memmem(body, len, "\"_fv\"", 5)) finish_start(r, c, body, len);
     else reply_ok(r, c, body, len);
+    free(opened);
 }
 
 void fe_verdict_reply_json(fe_req *r, int status, const char *body)
@@ -344,8 +352,23 @@ void fe_verdict_run_revoking(fe_req *r, const char *sql, int nparams, const char
     start(r, &c, sql, nparams, params);
 }
 
+static void page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                      const char *const *params, const char *what, bool pii);
+
 void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
                           const char *const *params, const char *what)
+{
+    page_list(r, kind, sql, nparams, params, what, false);
+}
+
+void fe_verdict_page_list_pii(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                              const char *const *params, const char *what)
+{
+    page_list(r, kind, sql, nparams, params, what, true);
+}
+
+static void page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                      const char *const *params, const char *what, bool pii)
 {
     fe_page pg;
     const char *all[FE_VERDICT_LIST_PARAMS + 3];
@@ -360,7 +383,9 @@ void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int npa
     all[n++] = fe_page_after(&pg);
     if (kind == FE_PAGE_TS_UUID) all[n++] = fe_page_after_id(&pg);
     all[n++] = pg.limit_text;
-    fe_verdict_list(r, &pg, sql, n, all, what);
+    verdict_call c = {
+        .kind = CALL_LIST, .ok_status = 200, .page_kind = pg.kind, .what = what, .pii = pii};
+    start(r, &c, sql, n, all);
 }
 
 void fe_verdict_get(fe_req *r, const char *sql, const char *what)

@@ -107,6 +107,11 @@ void fe_verdict_list(fe_req *r, const fe_page *pg, const char *sql, int nparams,
 void fe_verdict_page_list(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
                           const char *const *params, const char *what);
 
+/* fe_verdict_page_list for lists whose items hold names or emails (fv_pii_json fields, migration
+ * 028: member lists, invitations): opened before the answer (fe_pii_json). Takes over r. */
+void fe_verdict_page_list_pii(fe_req *r, fe_page_kind kind, const char *sql, int nparams,
+                              const char *const *params, const char *what);
+
 /* A verdict statement answering one page of a list: verdict is an SQL expression ('ok' lists),
  * rows a SELECT (already filtered by the caller's grants and by the cursor) whose columns include
  * those of order, the page's order (unqualified column names, e.g. "id", "id DESC",

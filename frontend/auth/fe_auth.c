@@ -109,7 +109,7 @@ typedef struct auth_lookup {
 } auth_lookup;
 
 static const char sql_key_lookup[] =
-    "SELECT u.id, u.email, u.name, u.is_admin, k.id, k.suspended_at IS NOT NULL "
+    "SELECT u.id, '', '', u.is_admin, k.id, k.suspended_at IS NOT NULL "
     "FROM api_keys k JOIN users u ON u.id = k.user_id "
     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL";
 

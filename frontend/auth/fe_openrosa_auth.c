@@ -17,6 +17,7 @@
 #include "fe_cache.h"
 #include "fe_config.h"
 #include "fe_identity.h"
+#include "fe_pii.h"
 #include "fe_metrics.h"
 #include "fe_ratelimit.h"
 #include "fe_revoke.h"
@@ -208,7 +209,7 @@ static void token_proceed(fe_req *r, const or_entry *e, fe_handler next)
 }
 
 static const char sql_token[] =
-    "SELECT a.id, u.email, a.name, a.deployment_id, d.survey_id, a.token_hash "
+    "SELECT a.id, '', a.name, a.deployment_id, d.survey_id, a.token_hash "
     "FROM app_users a JOIN users u ON u.id = a.id JOIN deployments d ON d.id = a.deployment_id "
     "JOIN surveys s ON s.id = d.survey_id "
     "WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND d.closed_at IS NULL AND s.archived_at IS NULL";
@@ -467,8 +468,9 @@ static void basic_checked(void *job, bool ran, void *owner)
 }
 
 static const char sql_basic_user[] =
-    "SELECT id, email, name, is_admin, password_hash, totp_confirmed_at IS NOT NULL, disabled_at IS NOT NULL "
-    "FROM users WHERE lower(email) = lower($1)";
+    "SELECT id, '', '', is_admin, password_hash, totp_confirmed_at IS NOT NULL, disabled_at IS NOT NULL "
+    "FROM users WHERE email_hmac = ANY ($1::bytea[]) OR (email IS NOT NULL AND lower(email) = lower($2)) "
+    "LIMIT 1";
 
 static void basic_user_found(const fe_pg_result *res, void *arg)
 {
@@ -519,9 +521,15 @@ static void basic_throttled(int retry_after_s, void *arg)
         return;
     }
     fe_throttle_opened(&s->attempt, s->email, r->address);
-    s->version = fe_revoke_version(); /* before asking: see fe_revoke.h */
-    const char *params[] = {s->email};
-    fe_pg_query(sql_basic_user, 1, params, basic_user_found, r);
+    s->version = fe_revoke_version();     /* before asking: see fe_revoke.h */
+    char *hmacs = fe_pii_hmacs(s->email); /* owned here; fe_pg_query copies it */
+    if (!hmacs) {
+        fe_reply_oom(r);
+        return;
+    }
+    const char *params[] = {hmacs, s->email};
+    fe_pg_query(sql_basic_user, 2, params, basic_user_found, r);
+    free(hmacs);
 }
 
 /* HMAC-SHA256(this child's key, lower(email) NUL password) as hex into out[65]. */

@@ -19,6 +19,18 @@ static fv_dkring *the_ring(void)
     return ring;
 }
 
+fv_dkring *fe_datakeys_ring(void)
+{
+    return the_ring();
+}
+
+/* "global" (FE_DATAKEYS_GLOBAL: users' own data), else "org:<org>". */
+static void scope_of(const char *org, char scope[FV_DATAKEY_SCOPE_MAX])
+{
+    if (!strcmp(org, FE_DATAKEYS_GLOBAL)) snprintf(scope, FV_DATAKEY_SCOPE_MAX, "global");
+    else snprintf(scope, FV_DATAKEY_SCOPE_MAX, "org:%s", org);
+}
+
 const unsigned char *fe_datakeys_get(const char *org, int version, const char *wrapped, char *err,
                                      size_t errlen)
 {
@@ -28,7 +40,7 @@ const unsigned char *fe_datakeys_get(const char *org, int version, const char *w
         return NULL;
     }
     char scope[FV_DATAKEY_SCOPE_MAX];
-    snprintf(scope, sizeof scope, "org:%s", org);
+    scope_of(org, scope);
     const unsigned char *k = fv_dkring_get(r, scope, version);
     if (k) return k;
     if (!wrapped) {
@@ -140,7 +152,7 @@ void fe_datakeys_current(const char *org, fe_datakeys_cb cb, void *arg)
         return;
     }
     snprintf(c->org, sizeof c->org, "%s", org);
-    snprintf(c->scope, sizeof c->scope, "org:%s", org);
+    scope_of(org, c->scope);
     c->cb = cb;
     c->arg = arg;
     const char *params[] = {c->scope};

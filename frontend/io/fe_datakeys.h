@@ -10,6 +10,13 @@
 
 #include "fv_datakey.h"
 
+/* The org argument naming the global data key (users' own data: migration 028) instead of an
+ * organisation's. */
+#define FE_DATAKEYS_GLOBAL "global"
+
+/* The child's ring (NULL when out of memory), for fv_pii_cell_open and fv_pii_json_open. */
+fv_dkring *fe_datakeys_ring(void);
+
 /* The key of org's version, from the ring or unwrapped from wrapped (NULL when the caller has no
  * wrapped text: then only the ring can answer). Valid until the next call. NULL with why. */
 const unsigned char *fe_datakeys_get(const char *org, int version, const char *wrapped, char *err,

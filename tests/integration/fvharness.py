@@ -751,6 +751,17 @@ class Cluster:
             raise HarnessError(f"fvctl open-answers exited {r.returncode}: {r.stderr}")
         return [json.loads(line) for line in r.stdout.splitlines() if line]
 
+    def email_hmacs(self, mail):
+        """The HMACs (hex) of mail under every key of the key file, as fv_pii_email_hmac makes them
+        (migration 028: users.email_hmac, invitations.email_hmac)."""
+        return email_hmacs(self.master_key, mail)
+
+    def user_rows(self, mail, cols="id::text"):
+        """The users rows whose email is mail (case-insensitively): by HMAC, or in clear on a row the
+        workers' sweep has not sealed yet."""
+        return self.psql(f"SELECT {cols} FROM users WHERE encode(email_hmac, 'hex') = ANY (%s) "
+                         "OR lower(email) = lower(%s)", self.email_hmacs(mail), mail)
+
     def pending(self):
         """Entries delivered to a consumer and not acknowledged, from XPENDING's summary."""
         return self.redis_cli("XPENDING", self.STREAM, self.GROUP)[0]
@@ -904,6 +915,29 @@ def pin_children(cluster, port, children=2, timeout=30):
             s.close()
         raise
     return pinned
+
+
+def hkdf_sha256(key, label, length=32):
+    """HKDF-SHA256 without salt (fv_keys_derive)."""
+    import hashlib
+    import hmac
+    prk = hmac.new(b"\0" * 32, key, hashlib.sha256).digest()
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac.new(prk, t + label.encode() + bytes([i]), hashlib.sha256).digest()
+        out += t
+        i += 1
+    return out[:length]
+
+
+def email_hmacs(key_file, mail):
+    """HMAC-SHA256(HKDF(master, "fv-email-hmac"), ASCII-lower-cased mail) as hex, per key of key_file."""
+    import hashlib
+    import hmac
+    lower = "".join(ch.lower() if "A" <= ch <= "Z" else ch for ch in mail).encode()
+    keys = [ln.strip() for ln in Path(key_file).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return [hmac.new(hkdf_sha256(bytes.fromhex(k), "fv-email-hmac"), lower, hashlib.sha256).hexdigest()
+            for k in keys]
 
 
 def new_id():

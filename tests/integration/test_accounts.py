@@ -88,7 +88,7 @@ def signup(api, mail=None, name="Test User", password=STRONG, c=None):
     assert r.status_code == 202, r.text
     u = r.json()
     assert u["email"] == mail and set(u) == {"email", "name", "password_strength"}, u
-    rows = (c or _CLUSTER).psql("SELECT id::text FROM users WHERE lower(email) = lower(%s)", mail)
+    rows = (c or _CLUSTER).user_rows(mail)
     assert len(rows) == 1, rows
     u["id"] = rows[0][0]
     return u
@@ -137,7 +137,7 @@ def test_signup_strong_password(anon, idfe):
     ps = u["password_strength"]
     assert ps["score"] >= 3 and ps["guesses_log10"] >= 8
     assert set(ps["feedback"]) == {"warning", "suggestions"}
-    (uid, h) = idfe.c.psql("SELECT id::text, password_hash FROM users WHERE email = %s", mail)[0]
+    (uid, h) = idfe.c.user_rows(mail, "id::text, password_hash")[0]
     # stored in Django's format with the configured iterations, never the password itself
     algo, it, salt, digest = h.split("$")
     assert (algo, it) == ("pbkdf2_sha256", "600000")
@@ -157,7 +157,7 @@ def test_signup_weak_password_is_refused_with_feedback(anon, idfe, pw):
     ps = err["password_strength"]
     assert ps["score"] < 3
     assert ps["feedback"]["warning"] and ps["feedback"]["suggestions"]
-    assert idfe.c.psql("SELECT count(*) FROM users WHERE email = %s", mail) == [(0,)]
+    assert idfe.c.user_rows(mail, "count(*)") == [(0,)]
 
 
 def test_password_length_is_counted_in_characters_and_never_cut(anon):
@@ -190,14 +190,14 @@ def test_signup_taken_email_answers_like_a_new_one_and_leaves_the_account(anon, 
     existing account keeps its name and password, and its audit log records the attempt."""
     mail = email()
     first = signup(anon, mail)
-    (before,) = idfe.c.psql("SELECT name, password_hash FROM users WHERE id = %s", first["id"])
+    (before,) = idfe.c.psql("SELECT name_sealed, password_hash FROM users WHERE id = %s", first["id"])
     r = anon.post("/v1/users", json={"email": mail.upper(), "name": "Again", "password": STRONG2})
     assert r.status_code == 202, r.text
     again = r.json()
     assert set(again) == {"email", "name", "password_strength"}
     assert again["email"] == mail.upper() and again["name"] == "Again"
-    assert idfe.c.psql("SELECT count(*) FROM users WHERE lower(email) = lower(%s)", mail) == [(1,)]
-    assert idfe.c.psql("SELECT name, password_hash FROM users WHERE id = %s", first["id"]) == [before]
+    assert idfe.c.user_rows(mail, "count(*)") == [(1,)]
+    assert idfe.c.psql("SELECT name_sealed, password_hash FROM users WHERE id = %s", first["id"]) == [before]
     assert login(anon, mail, STRONG2).status_code == 401
     assert login(anon, mail, STRONG).status_code == 200
     rows = idfe.c.psql("SELECT actor FROM audit WHERE action = 'user.signup_existing' AND target_id = %s",
@@ -256,7 +256,7 @@ def test_signup_closed(migrated):
         r = api.post("/v1/users", json={"email": mail, "name": "Closed", "password": STRONG})
         assert r.status_code == 403, r.text
         assert error_body(r)["code"] == "signup_closed"
-        assert migrated.psql("SELECT count(*) FROM users WHERE email = %s", mail) == [(0,)]
+        assert migrated.user_rows(mail, "count(*)") == [(0,)]
     finally:
         api.close()
         assert fe.proc.stop(signal.SIGTERM, timeout=30) == 0

@@ -95,7 +95,7 @@ def new_user(cluster, prefix="user"):
     _n[0] += 1
     email = f"{prefix}{_n[0]}-{uuid.uuid4().hex[:8]}@example.org"
     key = cluster.create_user(email, f"{prefix.title()} {_n[0]}")
-    uid = cluster.psql("SELECT id::text FROM users WHERE email = %s", email)[0][0]
+    uid = cluster.user_rows(email)[0][0]
     return key, uid
 
 

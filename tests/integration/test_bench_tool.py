@@ -119,7 +119,7 @@ def test_openrosa_basic_auth(bw):
     r = anon.post("/v1/users", json={"email": mail, "name": "Collector", "password": PASSWORD})
     anon.close()
     assert r.status_code == 202, r.text
-    uid = bw.c.psql("SELECT id::text FROM users WHERE lower(email) = lower(%s)", mail)[0][0]
+    uid = bw.c.user_rows(mail)[0][0]
     add_plain_member(bw.c, bw.org["id"], uid)
     dep = xform_deployment(bw, "simple", enumerator=uid)
     rc, summary, out, acked = bench(bw, f"{mail}:{PASSWORD}", dep, "--openrosa", template(bw, "simple-b.xml", SIMPLE),

@@ -106,7 +106,7 @@ def password_user(w, deployment=None):
     r = anon.post("/v1/users", json={"email": mail, "name": "Collect User", "password": PASSWORD})
     anon.close()
     assert r.status_code == 202, r.text
-    uid = w.c.psql("SELECT id::text FROM users WHERE lower(email) = lower(%s)", mail)[0][0]
+    uid = w.c.user_rows(mail)[0][0]
     add_plain_member(w.c, w.org["id"], uid)
     dep = new_deployment(w, [uid, w.key_enum.id])
     return mail, uid, dep

@@ -222,7 +222,7 @@ def password_enumerator(oe):
     r = anon.post("/v1/users", json={"email": mail, "name": "Collect User", "password": PASSWORD})
     anon.close()
     assert r.status_code == 202, r.text
-    uid = oe.c.psql("SELECT id::text FROM users WHERE lower(email) = lower(%s)", mail)[0][0]
+    uid = oe.c.user_rows(mail)[0][0]
     add_plain_member(oe.c, oe.org["id"], uid)
     return mail, uid
 

@@ -156,8 +156,10 @@ def test_erase_refusals_change_nothing(pd):
         denied(me.api.post("/v1/me/erase", json={"current_password": "not my password at all"}), 403,
                "wrong_password")
         denied(me.api.post("/v1/me/erase", json={}), 422, "validation_failed")
-        assert w.c.psql("SELECT email, name, disabled_at IS NULL FROM users WHERE id = %s", me.id) == [
-            (me.mail, me.name, True)]
+        # sealed (migration 028): still there, unchanged; GET /v1/me opens them
+        assert w.c.psql("SELECT email_sealed IS NOT NULL, name_sealed IS NOT NULL, disabled_at IS NULL "
+                        "FROM users WHERE id = %s", me.id) == [(True, True, True)]
+        assert ok(me.api.get("/v1/me"))["name"] == me.name
         assert ok(me.api.get("/v1/me"))["email"] == me.mail
         # the only admin of an organisation cannot leave it without one
         own = ok(me.api.post("/v1/orgs", json={"name": f"My own org {new_id()[:6]}"}), 201)
@@ -281,8 +283,8 @@ def test_erase_with_totp_on_needs_the_code(pd):
 
 
 def test_redis_forgets_the_erased_account(pd):
-    """The Redis-shared cache of API keys holds a key's user (email and name): the key's
-    revocation row makes every child delete it, so no Redis value names the erased person."""
+    """The Redis-shared cache of API keys holds a key's user (its id; never its email or name since
+    migration 028): the key's revocation row makes every child delete it."""
     w = pd
     c = w.c
     me = _make(w)
@@ -299,10 +301,11 @@ def test_redis_forgets_the_erased_account(pd):
                     v = rc("GET", k)
                     out.append(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
             return "\n".join(out).lower()
-        assert me.mail.lower() in values()
+        # shared, but without the email or the name (migration 028: the cache needs neither)
+        assert me.id.lower() in values()
+        assert me.mail.lower() not in values() and me.name.lower() not in values()
         ok(me.api.post("/v1/me/erase", json={"current_password": me.password}))
-        wait_until(lambda: me.mail.lower() not in values() and me.name.lower() not in values(), 10,
-                   what="the shared cache to forget the erased account")
+        wait_until(lambda: me.id.lower() not in values(), 10, what="the shared cache to forget the erased account")
         rc.close()
     finally:
         me.api.close()

@@ -64,6 +64,10 @@ def test_reseal_then_drop_the_old_key_totp_login_still_works(migrated):
         # idempotent: nothing left under another key
         again = fvctl(both)
         assert again.stdout.startswith("fvctl reseal: 0 TOTP secret(s) re-sealed"), again.stdout
+        # since migration 028 a login also needs the global data key (the email and name) and the
+        # email's HMAC under K2: rotate-master-key brings those, reseal is the TOTP part alone
+        r = c.fvctl("rotate-master-key", env=child_env(FV_KEY_FILE=both))
+        assert "TOTP secrets: 0 re-sealed" in r.stdout and "users' email HMACs:" in r.stdout, r.stdout
         # K1 dropped from the key file: TOTP login still works, with the same authenticator
         anon2 = fe(only_new)
         r = login(anon2, mail)
@@ -72,8 +76,9 @@ def test_reseal_then_drop_the_old_key_totp_login_still_works(migrated):
         assert r.status_code == 200, r.text
         assert r.json()["mfa"] is True
     finally:
-        # back under the session's key for the rest of the run
+        # back under the session's key for the rest of the run (data keys and HMACs too)
         fvctl(back)
+        c.fvctl("rotate-master-key", env=child_env(FV_KEY_FILE=back))
         for p in procs:
             assert p.stop(signal.SIGTERM, timeout=30) == 0
     assert sealed().startswith(f"s1.{key_id(k1)}.")

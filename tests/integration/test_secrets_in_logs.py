@@ -30,7 +30,7 @@ def all_logs(cluster):
 def test_no_secret_or_personal_datum_is_logged(frontend, workers, anon, world):
     r = anon.post("/v1/users", json={"email": EMAIL, "name": NAME, "password": PASSWORD})
     assert r.status_code == 202, r.text  # the same answer for a taken email: no id in it
-    user_id = str(frontend.psql("SELECT id FROM users WHERE email = %s", EMAIL)[0][0])
+    user_id = str(frontend.user_rows(EMAIL, "id")[0][0])
     assert anon.post("/v1/auth/login", json={"email": EMAIL, "password": "wrong-" + PASSWORD}).status_code == 401
     r = anon.post("/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
     assert r.status_code == 200, r.text

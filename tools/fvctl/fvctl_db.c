@@ -10,10 +10,15 @@
 #include <unistd.h>
 
 #include "fv_cli.h"
+#include <openssl/crypto.h>
+
 #include "fv_crypto.h"
+#include "fv_datakey.h"
+#include "fv_keys.h"
 #include "fv_id.h"
 #include "fv_migrate.h"
 #include "fv_pgutil.h"
+#include "fv_pii.h"
 #include "fvctl.h"
 
 /* Where migrate looks when neither --sql-dir nor sql_dir names a directory, relative to the
@@ -131,6 +136,48 @@ static PGresult *q(PGconn *conn, const char *what, const char *sql, int n, const
     return NULL;
 }
 
+/* The highest version of the global data key (users' own data, migration 028), made (version 1)
+ * when there is none, unwrapped with ks into key. Returns the version, or -1 after saying why. */
+static int global_key(PGconn *conn, const fv_keyset *ks, unsigned char key[FV_DATAKEY_BYTES])
+{
+    static const char sql_cur[] =
+        "SELECT version, wrapped FROM data_keys WHERE scope = 'global' ORDER BY version DESC LIMIT 1";
+    char err[256];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *res = q(conn, "global data key", sql_cur, 0, NULL, PGRES_TUPLES_OK);
+        if (!res) return -1;
+        if (PQntuples(res) == 1) {
+            int v = atoi(PQgetvalue(res, 0, 0));
+            int rc = fv_datakey_unwrap(ks, "global", v, PQgetvalue(res, 0, 1), key, err, sizeof err);
+            PQclear(res);
+            if (rc != 0) {
+                fprintf(stderr, "fvctl: the global data key v%d: %s\n", v, err);
+                return -1;
+            }
+            return v;
+        }
+        PQclear(res);
+        unsigned char fresh[FV_DATAKEY_BYTES];
+        char *wrapped = fv_datakey_new(fresh) == 0 ? fv_datakey_wrap(ks, "global", 1, fresh)
+                                                   : NULL; /* ours */
+        OPENSSL_cleanse(fresh, sizeof fresh);
+        if (!wrapped) {
+            fprintf(stderr, "fvctl: cannot make a data key (random numbers or memory)\n");
+            return -1;
+        }
+        const char *params[] = {wrapped};
+        res = q(
+            conn, "new global data key",
+            "INSERT INTO data_keys (scope, version, wrapped) VALUES ('global', 1, $1) ON CONFLICT DO NOTHING",
+            1, params, PGRES_COMMAND_OK);
+        free(wrapped);
+        if (!res) return -1;
+        PQclear(res);
+    }
+    fprintf(stderr, "fvctl: no global data key after making one\n");
+    return -1;
+}
+
 static bool plausible_email(const char *s)
 {
     const char *at = strchr(s, '@');
@@ -188,6 +235,10 @@ static int create_user(int argc, char **argv, bool admin)
 
     int status = 1;
     PGresult *res = NULL;
+    fv_keyset ks = {0};
+    unsigned char dk[FV_DATAKEY_BYTES];
+    char hmac[FV_PII_HMAC_HEXLEN + 1];
+    char *sealed_email = NULL, *sealed_name = NULL, *hmacs = NULL; /* ours */
     char user_id[FV_UUID_STRLEN + 1], key_id[FV_UUID_STRLEN + 1], key[FV_API_KEY_LEN + 1];
     char hash[FV_SHA256_HEXLEN + 1], err[512];
     PGconn *conn = fvctl_pg_connect(cmd);
@@ -198,19 +249,44 @@ static int create_user(int argc, char **argv, bool admin)
     }
 
     fv_id_new(user_id);
-    const char *ins[] = {user_id, email, name, admin ? "true" : "false"};
-    res = q(conn, "insert user",
-            "INSERT INTO users (id, email, name, is_admin) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT ((lower(email))) DO NOTHING RETURNING id",
-            4, ins, PGRES_TUPLES_OK);
+    /* The email and name sealed under the global data key, the email found by its HMACs under
+     * every key of the key file, or in clear on a row the workers' sweep has not sealed yet. */
+    if (fv_keys_load(&ks, fv_common.key_file, err, sizeof err) != 0) {
+        fprintf(stderr, "fvctl %s: %s\n", cmd, err);
+        goto done;
+    }
+    int dkv = global_key(conn, &ks, dk);
+    if (dkv < 0) goto done;
+    char aad_e[FV_DK_AAD_MAX], aad_n[FV_DK_AAD_MAX], dkvs[16];
+    fv_pii_aad("users", user_id, "email", aad_e);
+    fv_pii_aad("users", user_id, "name", aad_n);
+    snprintf(dkvs, sizeof dkvs, "%d", dkv);
+    sealed_email = fv_pii_seal_hex(dk, dkv, aad_e, email);
+    sealed_name = fv_pii_seal_hex(dk, dkv, aad_n, name);
+    hmacs = fv_pii_email_hmacs(&ks, email);
+    if (!sealed_email || !sealed_name || !hmacs || fv_pii_email_hmac(&ks.keys[0], email, hmac) != 0) {
+        fprintf(stderr, "fvctl %s: sealing the email and name failed\n", cmd);
+        goto done;
+    }
+    const char *ins[] = {user_id,       sealed_email, sealed_name, admin ? "true" : "false", dkvs, hmac,
+                         ks.keys[0].id, hmacs,        email};
+    res = q(
+        conn, "insert user",
+        "INSERT INTO users (id, email_sealed, name_sealed, is_admin, pii_version, email_hmac, email_hmac_key) "
+        "SELECT $1, $2::bytea, $3::bytea, $4, $5::int, $6::bytea, $7 WHERE NOT EXISTS ("
+        "  SELECT 1 FROM users x WHERE x.email_hmac = ANY ($8::bytea[]) "
+        "  OR (x.email IS NOT NULL AND lower(x.email) = lower($9))) "
+        "ON CONFLICT DO NOTHING RETURNING id",
+        9, ins, PGRES_TUPLES_OK);
     if (!res) goto done;
     bool created = PQntuples(res) == 1;
     PQclear(res);
-    const char *sel[] = {email};
-    res = q(conn, "find user",
-            "SELECT id, is_admin, disabled_at IS NOT NULL FROM users WHERE lower(email) = lower($1) "
-            "FOR UPDATE",
-            1, sel, PGRES_TUPLES_OK);
+    const char *sel[] = {hmacs, email};
+    res = q(
+        conn, "find user",
+        "SELECT id, is_admin, disabled_at IS NOT NULL FROM users WHERE email_hmac = ANY ($1::bytea[]) "
+        "OR (email IS NOT NULL AND lower(email) = lower($2)) LIMIT 1 FOR UPDATE",
+        2, sel, PGRES_TUPLES_OK);
     if (!res) goto done;
     if (PQntuples(res) != 1) {
         fprintf(stderr, "fvctl %s: user %s vanished\n", cmd, email);
@@ -288,6 +364,11 @@ static int create_user(int argc, char **argv, bool admin)
 done:
     PQclear(res);
     PQfinish(conn);
+    free(sealed_email);
+    free(sealed_name);
+    free(hmacs);
+    OPENSSL_cleanse(dk, sizeof dk);
+    fv_keys_clear(&ks);
     return status;
 }
 

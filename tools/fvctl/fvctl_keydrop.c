@@ -30,13 +30,20 @@
 #define STREAM_ID_MAX 48                   /* "ms-seq": two 20-digit numbers and a dash fit */
 #define NOT_CHECKED (-1)                   /* a count that could not be made (why is on stderr) */
 
-static const char sql_under[] = "SELECT (SELECT count(*) FROM data_keys WHERE wrapped LIKE $1), "
-                                "(SELECT count(*) FROM users WHERE totp_secret LIKE $1)";
+static const char sql_under[] =
+    "SELECT (SELECT count(*) FROM data_keys WHERE wrapped LIKE $1), "
+    "(SELECT count(*) FROM users WHERE totp_secret LIKE $1), "
+    "(SELECT count(*) FROM users WHERE email_hmac_key = substr($1, 4, 8)) + "
+    "(SELECT count(*) FROM invitations WHERE email_hmac_key = substr($1, 4, 8))";
 /* The rows named (5 of each kind, then "..."). */
 static const char sql_dk_named[] = "SELECT scope, version::text FROM data_keys WHERE wrapped LIKE $1 "
                                    "ORDER BY scope, version LIMIT 5";
 static const char sql_totp_named[] = "SELECT id::text FROM users WHERE totp_secret LIKE $1 "
                                      "ORDER BY id LIMIT 5";
+static const char sql_hmac_named[] =
+    "SELECT * FROM (SELECT 'user ' || id::text FROM users WHERE email_hmac_key = substr($1, 4, 8) "
+    "ORDER BY id LIMIT 5) u UNION ALL SELECT * FROM (SELECT 'invitation ' || id::text FROM invitations "
+    "WHERE email_hmac_key = substr($1, 4, 8) ORDER BY id LIMIT 5) i";
 static const char sql_sessions[] = "SELECT count(*), coalesce(fv_ts(min(created_at)), '') FROM sessions "
                                    "WHERE revoked_at IS NULL AND expires_at > now()";
 
@@ -50,7 +57,7 @@ typedef struct stream_found {
 
 /* Everything the checks found (each count NOT_CHECKED when it could not be made). */
 typedef struct drop_found {
-    long long data_keys, totp;
+    long long data_keys, totp, hmacs;
     stream_found queued, dead;
     long long sessions;      /* valid sessions (not revoked, not expired) */
     char oldest_session[40]; /* the oldest one's created_at, fv_ts */
@@ -86,14 +93,16 @@ static void print_named(PGconn *conn, const char *sql, const char *pattern, long
 /* The PostgreSQL half: data keys, TOTP secrets (printed as found), and the sessions for the advice. */
 static void check_pg(const char *pattern, drop_found *f)
 {
-    f->data_keys = f->totp = f->sessions = NOT_CHECKED;
+    f->data_keys = f->totp = f->hmacs = f->sessions = NOT_CHECKED;
     PGconn *conn = fvctl_pg_connect(CMD);
     if (conn) {
         const char *params[] = {pattern};
         PGresult *res = PQexecParams(conn, sql_under, 1, NULL, params, NULL, NULL, 0);
-        if (one_row(conn, res, "counting the data keys and TOTP secrets under the key", 2)) {
+        if (one_row(conn, res, "counting the data keys, TOTP secrets and email HMACs under the key",
+                    3)) {
             f->data_keys = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
             f->totp = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+            f->hmacs = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
         }
         PQclear(res);
         res = PQexecParams(conn, sql_sessions, 0, NULL, NULL, NULL, NULL, 0);
@@ -112,6 +121,8 @@ static void check_pg(const char *pattern, drop_found *f)
         if (f->data_keys > 0) print_named(conn, sql_dk_named, pattern, f->data_keys);
         printf("\n  TOTP secrets sealed under it (users.totp_secret): %lld", f->totp);
         if (f->totp > 0) print_named(conn, sql_totp_named, pattern, f->totp);
+        printf("\n  email HMACs under it (users.email_hmac, invitations.email_hmac): %lld", f->hmacs);
+        if (f->hmacs > 0) print_named(conn, sql_hmac_named, pattern, f->hmacs);
         printf("\n");
     }
     if (conn) PQfinish(conn);
@@ -242,6 +253,7 @@ static void summary(const drop_found *f, char *out, size_t outlen)
     } kinds[] = {
         {f->data_keys, "data key(s)", ""},
         {f->totp, "TOTP secret(s)", ""},
+        {f->hmacs, "email HMAC(s)", ""},
         {f->queued.read != NOT_CHECKED ? f->queued.under : 0, "queue entry(ies) on ", fv_common.stream},
         {f->dead.read != NOT_CHECKED ? f->dead.under : 0, "dead letter(s) on ", fv_common.dead_stream},
     };
@@ -256,11 +268,12 @@ static void summary(const drop_found *f, char *out, size_t outlen)
 /* Says on stderr how to bring away what is under the key. */
 static void print_left(const char *id, const drop_found *f)
 {
-    if (f->data_keys > 0 || f->totp > 0)
-        fprintf(stderr,
-                "  data keys and TOTP secrets: run `fvctl rotate-master-key` (without options) with\n"
-                "    this key file; it re-wraps and re-seals them under the current key (run it again\n"
-                "    once every program has restarted if one not yet restarted made more meanwhile)\n");
+    if (f->data_keys > 0 || f->totp > 0 || f->hmacs > 0)
+        fprintf(
+            stderr,
+            "  data keys, TOTP secrets and email HMACs: run `fvctl rotate-master-key` (without options) with\n"
+            "    this key file; it re-wraps and re-seals them under the current key (run it again\n"
+            "    once every program has restarted if one not yet restarted made more meanwhile)\n");
     if (f->queued.read != NOT_CHECKED && f->queued.under > 0)
         fprintf(stderr,
                 "  queue entries: let the workers store them, until `fvctl queue` shows %s\n"

@@ -29,6 +29,7 @@
 #include "fv_id.h"
 #include "fv_keys.h"
 #include "fv_pgutil.h"
+#include "fv_pii.h"
 #include "fv_seal.h"
 #include "fv_settings.h"
 #include "fvctl.h"
@@ -192,6 +193,75 @@ static const rewrap_kind datakey_kind = {
     .nkey = 2,
     .start = {"", "0"},
     .again = datakey_again,
+};
+
+/* ---- the emails' lookup HMACs (migration 028) ----
+ * A row's text is "<email_hmac_key>:<fv_pii_cell of the sealed email>": its email is opened under
+ * the global data key (unwrapped with the key file: the data keys are re-wrapped first) and its
+ * HMAC computed again under the current key; the new text "<key id>:<hex>" replaces the HMAC
+ * and its key id when the row's text is still the same (compare-and-set). */
+static fv_dkring *hmac_ring; /* made at first use from the key file; freed by the command */
+
+static rewrap_result hmac_again(const char *table, const fv_keyset *ks, const char *const *k,
+                                const char *text, char **out, char *err, size_t errlen)
+{
+    const char *cell = strchr(text, ':');
+    if (!hmac_ring) hmac_ring = fv_dkring_new(ks, 16);
+    if (!hmac_ring) {
+        snprintf(err, errlen, "out of memory");
+        return REWRAP_FAILED;
+    }
+    char aad[FV_DK_AAD_MAX], h[FV_PII_HMAC_HEXLEN + 1];
+    fv_pii_aad(table, k[0], "email", aad);
+    char *email = cell ? fv_pii_cell_open(hmac_ring, cell + 1, aad, err, errlen) : NULL; /* owned */
+    if (!email) {
+        if (!cell || !err[0]) snprintf(err, errlen, "%s: no sealed email", aad);
+        return REWRAP_UNOPENED;
+    }
+    int rc = fv_pii_email_hmac(&ks->keys[0], email, h);
+    OPENSSL_cleanse(email, strlen(email));
+    free(email);
+    if (rc != 0 || !(*out = malloc(FV_KEY_IDLEN + 1 + FV_PII_HMAC_HEXLEN))) { /* the caller's */
+        snprintf(err, errlen, "%s: computing the HMAC failed", aad);
+        return REWRAP_FAILED;
+    }
+    snprintf(*out, FV_KEY_IDLEN + 1 + FV_PII_HMAC_HEXLEN, "%s:%s", ks->keys[0].id, h + 2);
+    return REWRAP_OK;
+}
+
+static rewrap_result users_hmac_again(const fv_keyset *ks, const char *const *k, const char *text,
+                                      char **out, char *err, size_t errlen)
+{
+    return hmac_again("users", ks, k, text, out, err, errlen);
+}
+
+static rewrap_result invitations_hmac_again(const fv_keyset *ks, const char *const *k, const char *text,
+                                            char **out, char *err, size_t errlen)
+{
+    return hmac_again("invitations", ks, k, text, out, err, errlen);
+}
+
+#define HMAC_KIND_SQL(table)                                                                          \
+    .sql_current = "SELECT count(*) FROM " table " WHERE email_hmac_key = substr($1, 4, 8)",          \
+    .sql_batch =                                                                                      \
+        "SELECT id::text, email_hmac_key || ':' || COALESCE(fv_pii_cell(NULL, email_sealed), '') "    \
+        "FROM " table " WHERE email_hmac_key IS NOT NULL AND email_hmac_key <> substr($1, 4, 8) "     \
+        "AND id > $2::uuid ORDER BY id LIMIT $3::int",                                                \
+    .sql_replace = "UPDATE " table " SET email_hmac = decode(split_part($3, ':', 2), 'hex'), "        \
+                   "email_hmac_key = split_part($3, ':', 1) WHERE id = $1::uuid "                     \
+                   "AND email_hmac_key || ':' || COALESCE(fv_pii_cell(NULL, email_sealed), '') = $2", \
+    .nkey = 1, .start = {"00000000-0000-0000-0000-000000000000"}
+
+static const rewrap_kind users_hmac_kind = {
+    .what = "users' email HMACs",
+    HMAC_KIND_SQL("users"),
+    .again = users_hmac_again,
+};
+
+static const rewrap_kind invitations_hmac_kind = {
+    .what = "invitations' email HMACs",
+    HMAC_KIND_SQL("invitations"),
+    .again = invitations_hmac_again,
 };
 
 /* How many rows of kind are under the current key (pattern), or -1 after saying why. */
@@ -559,21 +629,31 @@ int fvctl_rotate_master_key(int argc, char **argv)
     status = rewrap("rotate-master-key", conn, &ks, &datakey_kind, batch, &dk);
     bool totp_ran = status == FV_EXIT_OK;
     if (totp_ran) status = rewrap("rotate-master-key", conn, &ks, &totp_kind, batch, &totp);
+    rewrap_counts uh = {0}, ih = {0};
+    bool hmac_ran = status == FV_EXIT_OK;
+    if (hmac_ran) status = rewrap("rotate-master-key", conn, &ks, &users_hmac_kind, batch, &uh);
+    if (status == FV_EXIT_OK)
+        status = rewrap("rotate-master-key", conn, &ks, &invitations_hmac_kind, batch, &ih);
+    fv_dkring_free(hmac_ring);
+    hmac_ring = NULL;
     /* What is left under another key now: rows a program not yet restarted made meanwhile, or
      * the ones that open under no key. */
     char pattern[3 + FV_KEY_IDLEN + 3];
     snprintf(pattern, sizeof pattern, "s1.%s.%%", ks.keys[0].id);
-    long dk_left = -1, totp_left = -1;
+    long dk_left = -1, totp_left = -1, hmac_left = -1;
     if (status == FV_EXIT_OK) {
         const char *params[] = {pattern};
         PGresult *res = PQexecParams(
             conn,
             "SELECT (SELECT count(*) FROM data_keys WHERE wrapped NOT LIKE $1), "
-            "(SELECT count(*) FROM users WHERE totp_secret NOT LIKE $1)",
+            "(SELECT count(*) FROM users WHERE totp_secret NOT LIKE $1), "
+            "(SELECT count(*) FROM users WHERE email_hmac_key <> substr($1, 4, 8)) + "
+            "(SELECT count(*) FROM invitations WHERE email_hmac_key <> substr($1, 4, 8))",
             1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
             dk_left = strtol(PQgetvalue(res, 0, 0), NULL, 10);
             totp_left = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+            hmac_left = strtol(PQgetvalue(res, 0, 2), NULL, 10);
         } else {
             fv_pgutil_error(conn, res, err, sizeof err);
             fprintf(stderr, "fvctl rotate-master-key: counting what is left: %s\n", err);
@@ -587,6 +667,17 @@ int fvctl_rotate_master_key(int argc, char **argv)
     else
         printf(
             "fvctl rotate-master-key: TOTP secrets: not reached (the run stopped at the data keys)\n");
+    if (hmac_ran) {
+        print_counts("users' email HMACs", "re-computed", &uh, ks.keys[0].id);
+        print_counts("invitations' email HMACs", "re-computed", &ih, ks.keys[0].id);
+    } else {
+        printf("fvctl rotate-master-key: email HMACs: not reached (the run stopped before them)\n");
+    }
+    if (hmac_left > 0)
+        printf("fvctl rotate-master-key: left under another master key: %ld email HMAC(s)%s\n",
+               hmac_left,
+               uh.unopened + ih.unopened == hmac_left ? " (the ones whose email does not open)"
+                                                      : " (made meanwhile? run this again)");
     if (dk_left >= 0)
         printf("fvctl rotate-master-key: left under another master key: %ld data key(s), %ld TOTP "
                "secret(s)%s\n",
@@ -597,6 +688,7 @@ int fvctl_rotate_master_key(int argc, char **argv)
                    : " (made meanwhile by a program not yet restarted? run this again once every "
                      "program runs with the new key file)");
     fv_keys_clear(&ks);
-    if (status == FV_EXIT_OK && (dk.unopened || totp.unopened)) status = FV_EXIT_FAILURE;
+    if (status == FV_EXIT_OK && (dk.unopened || totp.unopened || uh.unopened || ih.unopened))
+        status = FV_EXIT_FAILURE;
     return status;
 }

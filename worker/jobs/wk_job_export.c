@@ -40,6 +40,7 @@
 #include "fv_json.h"
 #include "fv_log.h"
 #include "fv_pgutil.h"
+#include "fv_pii.h"
 #include "wk_config.h"
 #include "wk_job_kinds.h"
 #include "wk_seal.h"
@@ -50,7 +51,9 @@
  * under the org's data key (migration 026), its org, the wrapped key, the id and the SHA-256 of
  * its associated data) completed here with the opened value: "xml" as a JSON string, or
  * "content_base64". */
-typedef enum { F_LINES, F_CSV, F_XML, F_BLOB } file_kind;
+/* F_PII: an F_LINES line whose "name" and "email" may be sealed (migration 028's fv_pii_json),
+ * opened here under the global data key. */
+typedef enum { F_LINES, F_CSV, F_XML, F_BLOB, F_PII } file_kind;
 typedef struct file_spec {
     const char *name; /* file name in its folder */
     file_kind kind;
@@ -74,7 +77,7 @@ static const file_spec org_files[] = {
      "FROM teams t WHERE t.org_id = $1::uuid AND ($2::uuid IS NULL OR t.id > $2::uuid) "
      "ORDER BY t.id LIMIT $3::int",
      0},
-    {"members.jsonl", F_LINES,
+    {"members.jsonl", F_PII,
      "SELECT m.id::text, fv_membership_json(m, u, $4::uuid)::text "
      "FROM memberships m JOIN users u ON u.id = m.user_id "
      "WHERE m.org_id = $1::uuid AND ($2::uuid IS NULL OR m.id > $2::uuid) ORDER BY m.id LIMIT $3::int",
@@ -624,6 +627,22 @@ static bool lines_row(builder *b, const char *key, const char *line)
     return ok;
 }
 
+/* Writes one line of an F_PII file: the names and emails in it opened. One that does not open
+ * fails the export, naming the row. */
+static bool pii_row(builder *b, const char *line)
+{
+    static const char *const keys[] = {"name", "email", NULL};
+    fv_dkring *ring = wk_seal_ring();
+    if (!ring) {
+        snprintf(b->err, sizeof b->err, "data keys: not initialised");
+        return false;
+    }
+    char *out = fv_pii_json_open(ring, line, strlen(line), keys, b->err, sizeof b->err); /* ours */
+    bool ok = out && entry_write(b, out, strlen(out), true) && entry_write(b, "\n", 1, true);
+    free(out);
+    return ok;
+}
+
 /* One batch of the open file: up to limit rows. Returns rows read, or -1. */
 static long file_batch(builder *b, long limit)
 {
@@ -640,6 +659,7 @@ static long file_batch(builder *b, long limit)
     for (long i = 0; i < n; i++) {
         const char *line = PQgetvalue(res, (int)i, 1);
         bool ok = f->kind == F_CSV     ? csv_row(b, PQgetvalue(res, (int)i, 0), line)
+                  : f->kind == F_PII   ? pii_row(b, line)
                   : f->kind != F_LINES ? sealed_row(b, f->kind, res, (int)i)
                                        : lines_row(b, PQgetvalue(res, (int)i, 0), line);
         if (!ok) {

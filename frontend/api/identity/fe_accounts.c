@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "fe_config.h"
+#include "fe_datakeys.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
+#include "fe_pii.h"
 #include "fe_throttle.h"
 #include "fv_log.h"
 
@@ -38,17 +40,24 @@ static void signup_free(void *p)
     free(s);
 }
 
-/* One statement: the user and its audit entry. ON CONFLICT: the email (case-insensitive) is
- * taken; then an audit entry on the existing account instead (no actor: nobody proved who they
- * are), so both cases write one row of each kind of work. */
+/* One statement: the user and its audit entry. The email is taken when a user has it: by its HMAC
+ * under any key of the key file ($6), or in clear for a row the sweep has not sealed yet ($2, not
+ * stored); the unique index on email_hmac decides between two sign-ups at once (ON CONFLICT).
+ * When taken, an audit entry on the existing account instead (no actor: nobody proved who they
+ * are), so both cases write one row of each kind of work. The row holds the email and name sealed
+ * ($3, $9 under the global data key version $10) and the HMAC under the current key ($7, $8). */
 static const char sql_signup[] =
-    "WITH u AS (INSERT INTO users (id, email, name, password_hash, password_changed_at) "
-    "           VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING id), "
+    "WITH e AS (SELECT x.id FROM users x WHERE x.email_hmac = ANY ($6::bytea[]) "
+    "           OR (x.email IS NOT NULL AND lower(x.email) = lower($2)) LIMIT 1), "
+    "     u AS (INSERT INTO users (id, email_sealed, name_sealed, pii_version, email_hmac, email_hmac_key, "
+    "                              password_hash, password_changed_at) "
+    "           SELECT $1, $3::bytea, $9::bytea, $10::int, $7::bytea, $8, $4, now() "
+    "           WHERE NOT EXISTS (SELECT 1 FROM e) ON CONFLICT DO NOTHING RETURNING id), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
     "           SELECT id, 'user.create', 'user', id::text, NULLIF($5, '')::inet FROM u), "
     "     x AS (INSERT INTO audit (actor, action, target_type, target_id, address) "
     "           SELECT NULL, 'user.signup_existing', 'user', e.id::text, NULLIF($5, '')::inet "
-    "           FROM users e WHERE lower(e.email) = lower($2) AND NOT EXISTS (SELECT 1 FROM u)) "
+    "           FROM e WHERE NOT EXISTS (SELECT 1 FROM u)) "
     "SELECT count(*) FROM u";
 
 static void signup_stored(const fe_pg_result *res, void *arg)
@@ -73,6 +82,39 @@ static void signup_stored(const fe_pg_result *res, void *arg)
     fe_reply_gen_send(r, 202, j);
 }
 
+/* The global data key (fe_datakeys_current's callback): seals the email and name to their
+ * places in the new row, then the statement. */
+static void signup_keyed(const unsigned char *key, int version, const char *err, void *arg)
+{
+    fe_req *r = arg;
+    signup *s = r->state;
+    if (!key) {
+        fv_warn("req %s: sign-up: %s", r->req_id, err ? err : "no data key");
+        fe_reply_error_retry(r, 503, "db_unavailable", "the data key is unavailable; retry later", 30);
+        return;
+    }
+    char aad_e[FV_DK_AAD_MAX], aad_n[FV_DK_AAD_MAX], hmac[FV_PII_HMAC_HEXLEN + 1],
+        key_id[FV_KEY_IDLEN + 1];
+    char v[16];
+    fv_pii_aad("users", s->id, "email", aad_e);
+    fv_pii_aad("users", s->id, "name", aad_n);
+    snprintf(v, sizeof v, "%d", version);
+    /* all owned here; fe_pg_query copies them */
+    char *email = fv_pii_seal_hex(key, version, aad_e, s->email);
+    char *name = fv_pii_seal_hex(key, version, aad_n, s->name);
+    char *hmacs = fe_pii_hmacs(s->email);
+    if (email && name && hmacs && fe_pii_hmac_current(s->email, hmac, key_id)) {
+        const char *params[] = {s->id, s->email, email,  s->hash, r->address,
+                                hmacs, hmac,     key_id, name,    v};
+        fe_pg_query(sql_signup, 10, params, signup_stored, r);
+    } else {
+        fe_reply_oom(r);
+    }
+    free(email);
+    free(name);
+    free(hmacs);
+}
+
 static void signup_hashed(void *job, bool ran, void *owner)
 {
     fe_req *r = owner;
@@ -81,8 +123,7 @@ static void signup_hashed(void *job, bool ran, void *owner)
     s->work = NULL;
     if (!fe_pw_job_done(r, pj, ran, "password", &s->strength)) return;
     memcpy(s->hash, pj->new_hash, sizeof s->hash);
-    const char *params[] = {s->id, s->email, s->name, s->hash, r->address};
-    fe_pg_query(sql_signup, 5, params, signup_stored, r);
+    fe_datakeys_current(FE_DATAKEYS_GLOBAL, signup_keyed, r); /* then seals the email and name */
 }
 
 void fe_accounts_signup(fe_req *r)

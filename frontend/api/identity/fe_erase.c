@@ -2,13 +2,14 @@
  * GET /v1/me/personal-data, everything held about the caller as one JSON document (the long
  * sections paged: ?section=<name>&after=<cursor> continues one), and POST /v1/me/erase, the
  * withdrawal of consent: a session and the password again (and the TOTP code when it is on),
- * then migration 014's fv_erase_account (027: fv_erase_account_sealed) in one statement. */
+ * then migration 014's fv_erase_account (028's) in one statement. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fe_config.h"
 #include "fe_handlers.h"
+#include "fe_pii.h"
 #include "fe_reauth.h"
 #include "fe_revoke.h"
 #include "fe_verdict.h"
@@ -35,8 +36,11 @@ static void document_read(const fe_pg_result *res, void *arg)
         fe_reply_error(r, 404, "not_found", "this account no longer exists");
         return;
     }
-    /* the submissions' answers are sealed (migration 027): opened before they leave */
-    fe_verdict_reply_json(r, 200, PQgetvalue(res->res, 0, 0));
+    char *doc = fe_pii_json(r, PQgetvalue(res->res, 0, 0)); /* owned here: the account opened */
+    if (!doc) return;
+    /* the submissions' answers are sealed (migration 027): opened before they leave (copied) */
+    fe_verdict_reply_json(r, 200, doc);
+    free(doc);
 }
 
 /* The sections one can page through, and whether the cursor is a number (else an id). */
@@ -97,7 +101,12 @@ void fe_personal_data_get(fe_req *r)
 
 static const char sql_erase[] =
     "SELECT (e - 'verdict')::text, e->>'verdict' "
-    "FROM fv_erase_account_sealed($1::uuid, NULLIF($2, '')::inet, $3::int, $4::int) e";
+    "FROM fv_erase_account($1::uuid, NULLIF($2, '')::inet, $3::int, $4::int, $5, $6, $7::bytea[]) e";
+/* The account's email and name, to be found and replaced where they were copied (migration 028:
+ * fv_erase_account cannot open them). */
+static const char sql_erase_whom[] =
+    "SELECT fv_pii_cell(email, email_sealed), fv_pii_cell(name, name_sealed) FROM users "
+    "WHERE id = $1 AND disabled_at IS NULL";
 
 static void erased(const fe_pg_result *res, void *arg)
 {
@@ -120,14 +129,46 @@ static void erased(const fe_pg_result *res, void *arg)
     fe_reply_text(r, 200, "application/json", body, strlen(body));
 }
 
-static void erase_go(fe_req *r)
+static void erase_whom(const fe_pg_result *res, void *arg)
 {
+    fe_req *r = arg;
+    if (res->status != FE_PG_OK) {
+        fe_reply_pg_failure(r, res);
+        return;
+    }
+    if (PQntuples(res->res) != 1) {
+        fe_verdict_reply(r, "hidden", "account");
+        return;
+    }
+    char *email = NULL, *name = NULL; /* owned here */
+    if (!fe_pii_read(r, res->res, 0, 0, "users", r->user->id, "email", &email) ||
+        !fe_pii_read(r, res->res, 0, 1, "users", r->user->id, "name", &name)) {
+        free(email);
+        return;
+    }
+    char *hmacs = email ? fe_pii_hmacs(email) : NULL; /* owned here */
+    if (!hmacs || !name) {
+        free(email);
+        free(name);
+        free(hmacs);
+        fe_reply_oom(r);
+        return;
+    }
     char ttl[16], key_ttl[16];
     snprintf(ttl, sizeof ttl, "%d", fe_cfg.session_ttl_s);
     /* a key's revocation row lives as long as any cache may hold the key (as fe_apikeys.c's) */
     snprintf(key_ttl, sizeof key_ttl, "%d", fe_cfg.cache_stale_s + fe_cfg.redis_cache_ttl_s);
-    const char *params[] = {r->user->id, r->address, ttl, key_ttl};
-    fe_pg_query(sql_erase, 4, params, erased, r);
+    const char *params[] = {r->user->id, r->address, ttl, key_ttl, email, name, hmacs};
+    fe_pg_query(sql_erase, 7, params, erased, r);
+    free(email);
+    free(name);
+    free(hmacs);
+}
+
+static void erase_go(fe_req *r)
+{
+    const char *params[] = {r->user->id};
+    fe_pg_query(sql_erase_whom, 1, params, erase_whom, r);
 }
 
 void fe_me_erase(fe_req *r)

@@ -21,8 +21,9 @@
 static const char sql_my_invitations[] = FE_VERDICT_PAGE_SQL(
     "'ok'",
     "SELECT i.id, fv_invitation_me_json(i) AS j FROM invitations i "
-    "WHERE (i.user_id = $1 OR (i.email IS NOT NULL AND lower(i.email) = "
-    "                           (SELECT lower(u.email) FROM users u WHERE u.id = $1))) "
+    "WHERE (i.user_id = $1 "
+    "       OR i.email_hmac = (SELECT u.email_hmac FROM users u WHERE u.id = $1) "
+    "       OR (i.email IS NOT NULL AND lower(i.email) = (SELECT lower(u.email) FROM users u WHERE u.id = $1))) "
     "  AND fv_invitation_open_verdict(i) = 'ok' AND ($2::uuid IS NULL OR i.id > $2::uuid)",
     "id", "page.id::text", "page.j", "$3");
 

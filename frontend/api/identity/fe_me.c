@@ -8,13 +8,15 @@
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
+#include "fe_pii.h"
 #include "fe_revoke.h"
 #include "fe_throttle.h"
 #include "fv_log.h"
 #include "fv_token.h"
 
 static const char sql_me[] =
-    "SELECT id, email, name, is_admin, totp_confirmed_at IS NOT NULL, fv_ts(created_at) "
+    "SELECT id, fv_pii_cell(email, email_sealed), fv_pii_cell(name, name_sealed), is_admin, "
+    "       totp_confirmed_at IS NOT NULL, fv_ts(created_at) "
     "FROM users WHERE id = $1 AND disabled_at IS NULL";
 
 static void me_read(const fe_pg_result *res, void *arg)
@@ -22,11 +24,21 @@ static void me_read(const fe_pg_result *res, void *arg)
     fe_req *r = arg;
     if (!fe_identity_account_row(r, res)) return;
     const PGresult *p = res->res;
+    const char *id = PQgetvalue(p, 0, 0);
+    char *email = NULL, *name = NULL; /* owned here */
+    if (!fe_pii_read(r, p, 0, 1, "users", id, "email", &email) ||
+        !fe_pii_read(r, p, 0, 2, "users", id, "name", &name)) {
+        free(email);
+        return;
+    }
     fv_jgen *j = fe_reply_gen(r);
-    if (!j) return;
-    fe_user_json(j, PQgetvalue(p, 0, 0), PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2),
-                 PQgetvalue(p, 0, 3)[0] == 't', PQgetvalue(p, 0, 4)[0] == 't', PQgetvalue(p, 0, 5));
-    fe_reply_gen_send(r, 200, j);
+    if (j) {
+        fe_user_json(j, id, email, name, PQgetvalue(p, 0, 3)[0] == 't', PQgetvalue(p, 0, 4)[0] == 't',
+                     PQgetvalue(p, 0, 5));
+        fe_reply_gen_send(r, 200, j);
+    }
+    free(email);
+    free(name);
 }
 
 void fe_me_get(fe_req *r)
@@ -156,7 +168,8 @@ static void change_checked(void *job, bool ran, void *owner)
 }
 
 static const char sql_pw_of[] =
-    "SELECT password_hash, email, name FROM users WHERE id = $1 AND disabled_at IS NULL";
+    "SELECT password_hash, fv_pii_cell(email, email_sealed), fv_pii_cell(name, name_sealed) "
+    "FROM users WHERE id = $1 AND disabled_at IS NULL";
 
 static void stored_read(const fe_pg_result *res, void *arg)
 {
@@ -167,10 +180,17 @@ static void stored_read(const fe_pg_result *res, void *arg)
     bool has = !PQgetisnull(p, 0, 0) && fv_password_iterations(PQgetvalue(p, 0, 0)) > 0;
     /* An account without a password (API keys only) cannot prove the current one: the dummy
      * hash never verifies, so it answers 403 like a wrong password. */
+    char *email = NULL, *name = NULL; /* owned here (the job copies them) */
+    if (!fe_pii_read(r, p, 0, 1, "users", r->user->id, "email", &email) ||
+        !fe_pii_read(r, p, 0, 2, "users", r->user->id, "name", &name)) {
+        free(email);
+        return;
+    }
     s->stored = strdup(has ? PQgetvalue(p, 0, 0) : "");
     fe_pw_job *pj = fe_pw_job_new(s->current, s->next,
-                                  has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(),
-                                  PQgetvalue(p, 0, 1), PQgetvalue(p, 0, 2));
+                                  has ? PQgetvalue(p, 0, 0) : fe_identity_dummy_hash(), email, name);
+    free(email);
+    free(name);
     fe_identity_wipe(s->current);
     fe_identity_wipe(s->next);
     s->current = s->next = NULL;

@@ -112,7 +112,7 @@ static void password_checked(void *job, bool ran, void *owner)
 }
 
 static const char sql_account[] =
-    "SELECT password_hash, email, name, totp_secret, totp_confirmed_at IS NOT NULL, totp_last_step "
+    "SELECT password_hash, NULL, NULL, totp_secret, totp_confirmed_at IS NOT NULL, totp_last_step "
     "FROM users WHERE id = $1 AND disabled_at IS NULL";
 
 static void account_read(const fe_pg_result *res, void *arg)

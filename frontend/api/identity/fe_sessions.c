@@ -25,6 +25,7 @@
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
+#include "fe_pii.h"
 #include "fe_revoke.h"
 #include "fe_throttle.h"
 #include "fv_crypto.h"
@@ -72,7 +73,7 @@ static void login_free(void *p)
 static const char sql_audit_failed[] =
     "INSERT INTO audit (actor, action, target_type, target_id, address, detail) "
     "VALUES (NULLIF($1, '')::uuid, $2, 'user', NULLIF($1, ''), NULLIF($3, '')::inet, "
-    "        jsonb_build_object('reason', $4::text, 'email_sha256', $5::text))";
+    "        jsonb_build_object('reason', $4::text, 'email_hmac', $5::text))";
 
 /* arg: the request id (caller frees: here), as the request itself may be answered already. */
 static void audit_done(const fe_pg_result *res, void *arg)
@@ -85,16 +86,14 @@ static void audit_done(const fe_pg_result *res, void *arg)
 }
 
 /* Writes an audit entry (action auth.login_failed or auth.throttled), best effort: the reply does
- * not wait for it. The email itself is not logged, its SHA-256 is (to correlate attempts). */
+ * not wait for it. The email itself is not logged, its HMAC under the current master key is (hex,
+ * as users.email_hmac: it correlates attempts, and a copy of the database cannot test a guessed
+ * email against it without the key file). */
 static void audit_failure(fe_req *r, const char *action, const char *user_id, const char *reason)
 {
     login *s = r->state;
-    char lower[FE_EMAIL_MAX + 1], hex[65];
-    size_t n = strnlen(s->email, FE_EMAIL_MAX);
-    for (size_t i = 0; i < n; i++)
-        lower[i] = (char)((s->email[i] >= 'A' && s->email[i] <= 'Z') ? s->email[i] + 32 : s->email[i]);
-    lower[n] = '\0';
-    fv_sha256_hex(lower, n, hex);
+    char h[FV_PII_HMAC_HEXLEN + 1], key_id[FV_KEY_IDLEN + 1];
+    const char *hex = fe_pii_hmac_current(s->email, h, key_id) ? h + 2 : ""; /* without "\\x" */
     const char *params[] = {user_id ? user_id : "", action, r->address, reason, hex};
     fe_pg_query(sql_audit_failed, 5, params, audit_done, strdup(r->req_id));
 }
@@ -227,9 +226,11 @@ static void password_checked(void *job, bool ran, void *owner)
 }
 
 static const char sql_find_user[] =
-    "SELECT id, email, name, is_admin, password_hash, totp_secret, totp_confirmed_at IS NOT NULL, "
-    "       totp_last_step, disabled_at IS NOT NULL "
-    "FROM users WHERE lower(email) = lower($1)";
+    "SELECT id, fv_pii_cell(email, email_sealed), fv_pii_cell(name, name_sealed), is_admin, "
+    "       password_hash, totp_secret, totp_confirmed_at IS NOT NULL, totp_last_step, "
+    "       disabled_at IS NOT NULL "
+    "FROM users WHERE email_hmac = ANY ($1::bytea[]) OR (email IS NOT NULL AND lower(email) = lower($2)) "
+    "LIMIT 1";
 
 static char *dup_col(const PGresult *res, int col)
 {
@@ -249,8 +250,9 @@ static void user_found(const fe_pg_result *res, void *arg)
         const PGresult *p = res->res;
         s->found = true;
         snprintf(s->user_id, sizeof s->user_id, "%s", PQgetvalue(p, 0, 0));
-        s->user_email = dup_col(p, 1);
-        s->user_name = dup_col(p, 2);
+        if (!fe_pii_read(r, p, 0, 1, "users", s->user_id, "email", &s->user_email) ||
+            !fe_pii_read(r, p, 0, 2, "users", s->user_id, "name", &s->user_name))
+            return;
         s->is_admin = PQgetvalue(p, 0, 3)[0] == 't';
         s->stored = dup_col(p, 4);
         s->sealed = dup_col(p, 5);
@@ -282,8 +284,14 @@ static void throttle_checked(int retry_after_s, void *arg)
         return;
     }
     fe_throttle_opened(&s->attempt, s->email, r->address);
-    const char *params[] = {s->email};
-    fe_pg_query(sql_find_user, 1, params, user_found, r);
+    char *hmacs = fe_pii_hmacs(s->email); /* owned here; fe_pg_query copies it */
+    if (!hmacs) {
+        fe_reply_oom(r);
+        return;
+    }
+    const char *params[] = {hmacs, s->email};
+    fe_pg_query(sql_find_user, 2, params, user_found, r);
+    free(hmacs);
 }
 
 void fe_sessions_login(fe_req *r)

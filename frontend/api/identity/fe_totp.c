@@ -18,6 +18,7 @@
 #include "fe_config.h"
 #include "fe_handlers.h"
 #include "fe_identity.h"
+#include "fe_pii.h"
 #include "fe_reauth.h"
 #include "fe_throttle.h"
 #include "fv_log.h"
@@ -59,7 +60,8 @@ static void enrol_free(void *p)
 }
 
 static const char sql_enrol[] =
-    "WITH cur AS (SELECT id, email, totp_confirmed_at IS NOT NULL AS confirmed FROM users "
+    "WITH cur AS (SELECT id, fv_pii_cell(email, email_sealed) AS email, "
+    "                    totp_confirmed_at IS NOT NULL AS confirmed FROM users "
     "             WHERE id = $1 AND disabled_at IS NULL), "
     "     u AS (UPDATE users SET totp_secret = $2, totp_confirmed_at = NULL "
     "           FROM cur WHERE users.id = cur.id AND NOT cur.confirmed AND users.totp_confirmed_at IS NULL "
@@ -76,7 +78,10 @@ static void enrolled(const fe_pg_result *res, void *arg)
                        "TOTP is already on; turn it off first to enrol again");
         return;
     }
-    char *label = evhttp_uriencode(PQgetvalue(res->res, 0, 0), -1, 0);
+    char *email = NULL; /* owned here */
+    if (!fe_pii_read(r, res->res, 0, 0, "users", r->user->id, "email", &email)) return;
+    char *label = email ? evhttp_uriencode(email, -1, 0) : NULL;
+    free(email);
     if (!label) {
         fe_reply_oom(r);
         return;

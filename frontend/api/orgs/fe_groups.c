@@ -44,7 +44,7 @@ void fe_groups_team_members(fe_req *r)
 {
     if (!ids_ok(r, "team")) return;
     const char *params[] = {r->user->id, r->param[0], r->param[1]};
-    fe_verdict_page_list(r, FE_PAGE_UUID, sql_team_members, 3, params, "team");
+    fe_verdict_page_list_pii(r, FE_PAGE_UUID, sql_team_members, 3, params, "team");
 }
 
 void fe_groups_branch_members(fe_req *r)
@@ -60,5 +60,5 @@ void fe_groups_branch_members(fe_req *r)
     const char *params[] = {r->user->id, r->param[0], r->param[1],
                             below && !strcmp(below, "true") ? "true" : "false"};
     free(below);
-    fe_verdict_page_list(r, FE_PAGE_UUID, sql_branch_members, 4, params, "branch");
+    fe_verdict_page_list_pii(r, FE_PAGE_UUID, sql_branch_members, 4, params, "branch");
 }

@@ -14,9 +14,12 @@
 #include <string.h>
 
 #include "fe_config.h"
+#include "fe_datakeys.h"
 #include "fe_handlers.h"
+#include "fe_pii.h"
 #include "fe_verdict.h"
 #include "fv_crypto.h"
+#include "fv_log.h"
 
 #define EMAIL_MAX 254
 #define CODE_PREFIX "fvi_"
@@ -62,6 +65,11 @@ static bool optional_id(yajl_val body, const char *key, const char **out)
 /* State of one invitation being made: owned by the request. */
 typedef struct invite {
     char code[CODE_LEN + 1]; /* "" for a user-id invitation */
+    char id[FV_UUID_STRLEN + 1];
+    char hash[FV_SHA256_HEXLEN + 1]; /* of the code; "" for a user-id invitation */
+    char user[FV_UUID_STRLEN + 1];   /* "" for an email invitation */
+    char *email;                     /* as typed (owned), NULL for a user-id invitation */
+    char *role, *branch, *team;      /* owned copies (NULL: absent) */
 } invite;
 
 /* Who may invite: exactly who may set that membership with PUT /v1/orgs/{org}/members (the org
@@ -76,15 +84,16 @@ static const char sql_invite[] =
     "             ELSE fv_invitation_room($2, $12::int, $13::int) END AS verdict "
     "           FROM (SELECT 1) one LEFT JOIN t ON true, LATERAL (SELECT fv_membership_place_verdict("
     "                $1, $2, t.branch_id, t.team_id, t.root_branch_id, $3::boolean) AS verdict) p), "
-    "     ins AS (INSERT INTO invitations AS i (id, org_id, invited_by, user_id, email, code_hash, role, "
-    "                                           branch_id, team_id, expires_at) "
-    "             SELECT $4, $2, $1, $5::uuid, $6, $7, $8, t.branch_id, t.team_id, "
-    "                    now() + make_interval(secs => $11::int) FROM t "
+    "     ins AS (INSERT INTO invitations AS i (id, org_id, invited_by, user_id, email_sealed, code_hash, role, "
+    "                                           branch_id, team_id, expires_at, email_hmac, email_hmac_key, "
+    "                                           pii_version) "
+    "             SELECT $4, $2, $1, $5::uuid, $6::bytea, $7, $8, t.branch_id, t.team_id, "
+    "                    now() + make_interval(secs => $11::int), $15::bytea, $16, $17::int FROM t "
     "             WHERE (SELECT verdict FROM v) = 'ok' "
     "             RETURNING fv_invitation_json(i) AS j, i.role, i.branch_id, i.team_id), "
     "     a AS (INSERT INTO audit (actor, action, target_type, target_id, address, org_id, detail) "
     "           SELECT $1, 'invitation.create', 'invitation', $4::text, NULLIF($14, '')::inet, $2, "
-    "                  jsonb_strip_nulls(jsonb_build_object('user_id', $5::uuid, 'email', $6::text, "
+    "                  jsonb_strip_nulls(jsonb_build_object('user_id', $5::uuid, 'by_email', $6 IS NOT NULL, "
     "                      'role', ins.role, 'branch_id', ins.branch_id, 'team_id', ins.team_id)) FROM ins) "
     "SELECT v.verdict, (SELECT ins.j::text FROM ins) FROM v";
 
@@ -101,21 +110,26 @@ static void invited(const fe_pg_result *res, void *arg)
                              retry > 0 ? retry : 1);
         return;
     }
-    const char *body = fe_verdict_answer(r, res, "organisation");
+    const char *stored = fe_verdict_answer(r, res, "organisation");
+    if (!stored) return;
+    char *body = fe_pii_json(r, stored); /* owned here: the email opened */
     if (!body) return;
     size_t n = strlen(body);
     if (!s->code[0] || n < 2 || body[n - 1] != '}') {
         fe_reply_text(r, 201, "application/json", body, n);
+        free(body);
         return;
     }
     /* The code is shown here once and never stored: appended to the stored invitation's JSON
      * (base64url needs no escaping). */
     char *out = malloc(n + CODE_LEN + 16);
     if (!out) {
+        free(body);
         fe_reply_oom(r);
         return;
     }
     int len = snprintf(out, n + CODE_LEN + 16, "%.*s, \"code\": \"%s\"}", (int)(n - 1), body, s->code);
+    free(body);
     fe_reply_text(r, 201, "application/json", out, (size_t)len);
     OPENSSL_cleanse(out, n + CODE_LEN + 16);
     free(out);
@@ -123,8 +137,65 @@ static void invited(const fe_pg_result *res, void *arg)
 
 static void invite_free(void *p)
 {
-    OPENSSL_cleanse(p, sizeof(invite));
-    free(p);
+    invite *s = p;
+    free(s->email);
+    free(s->role);
+    free(s->branch);
+    free(s->team);
+    OPENSSL_cleanse(s, sizeof *s);
+    free(s);
+}
+
+/* Sends the statement; email_sealed, hmac, key_id and version are NULL for a user-id invitation. */
+static void invite_send(fe_req *r, const char *email_sealed, const char *hmac, const char *key_id,
+                        const char *version)
+{
+    invite *s = r->state;
+    char ttl[16], max_pending[16], max_hour[16];
+    snprintf(ttl, sizeof ttl, "%d", fe_cfg.invitation_ttl_s);
+    snprintf(max_pending, sizeof max_pending, "%d", fe_cfg.invitation_max_pending_per_org);
+    snprintf(max_hour, sizeof max_hour, "%d", fe_cfg.invitation_max_per_org_hour);
+    const char *params[] = {r->user->id,
+                            r->param[0],
+                            fe_verdict_mfa(r),
+                            s->id,
+                            s->user[0] ? s->user : NULL,
+                            email_sealed,
+                            s->email ? s->hash : NULL,
+                            s->role,
+                            s->branch,
+                            s->team,
+                            ttl,
+                            max_pending,
+                            max_hour,
+                            r->address,
+                            hmac,
+                            key_id,
+                            version};
+    fe_pg_query(sql_invite, 17, params, invited, r);
+}
+
+/* The global data key for sealing the email (fe_datakeys_current's callback). */
+static void invite_keyed(const unsigned char *key, int version, const char *err, void *arg)
+{
+    fe_req *r = arg;
+    invite *s = r->state;
+    if (!key) {
+        fv_warn("req %s: invitation: %s", r->req_id, err ? err : "no data key");
+        fe_reply_error_retry(r, 503, "db_unavailable", "the data key is unavailable; retry later", 30);
+        return;
+    }
+    char aad[FV_DK_AAD_MAX], hmac[FV_PII_HMAC_HEXLEN + 1], key_id[FV_KEY_IDLEN + 1], v[16];
+    fv_pii_aad("invitations", s->id, "email", aad);
+    char *sealed = fv_pii_seal_hex(key, version, aad, s->email); /* owned here */
+    if (!sealed || !fe_pii_hmac_current(s->email, hmac, key_id)) {
+        free(sealed);
+        fe_reply_oom(r);
+        return;
+    }
+    snprintf(v, sizeof v, "%d", version);
+    invite_send(r, sealed, hmac, key_id, v);
+    free(sealed);
 }
 
 void fe_invitations_create(fe_req *r)
@@ -158,37 +229,24 @@ void fe_invitations_create(fe_req *r)
     }
     r->state = s;
     r->state_free = invite_free;
-    char id[FV_UUID_STRLEN + 1], user[FV_UUID_STRLEN + 1] = "", hash[FV_SHA256_HEXLEN + 1] = "";
+    if (!(s->role = strdup(role)) || (branch && !(s->branch = strdup(branch))) ||
+        (team && !(s->team = strdup(team))) || (emailv && !(s->email = strdup(emailv->u.string)))) {
+        fe_reply_oom(r);
+        return;
+    }
     if (userv) {
         for (int i = 0; i <= FV_UUID_STRLEN; i++)
-            user[i] = (char)tolower((unsigned char)userv->u.string[i]);
+            s->user[i] = (char)tolower((unsigned char)userv->u.string[i]);
     } else {
         if (!code_new(s->code)) {
             fe_reply_error(r, 503, "unavailable", "no random numbers available; retry later");
             return;
         }
-        fv_sha256_hex(s->code, strlen(s->code), hash);
+        fv_sha256_hex(s->code, strlen(s->code), s->hash);
     }
-    fv_id_new(id);
-    char ttl[16], max_pending[16], max_hour[16];
-    snprintf(ttl, sizeof ttl, "%d", fe_cfg.invitation_ttl_s);
-    snprintf(max_pending, sizeof max_pending, "%d", fe_cfg.invitation_max_pending_per_org);
-    snprintf(max_hour, sizeof max_hour, "%d", fe_cfg.invitation_max_per_org_hour);
-    const char *params[] = {r->user->id,
-                            r->param[0],
-                            fe_verdict_mfa(r),
-                            id,
-                            userv ? user : NULL,
-                            emailv ? emailv->u.string : NULL,
-                            emailv ? hash : NULL,
-                            role,
-                            branch,
-                            team,
-                            ttl,
-                            max_pending,
-                            max_hour,
-                            r->address};
-    fe_pg_query(sql_invite, 14, params, invited, r);
+    fv_id_new(s->id);
+    if (s->email) fe_datakeys_current(FE_DATAKEYS_GLOBAL, invite_keyed, r); /* seals it first */
+    else invite_send(r, NULL, NULL, NULL, NULL);
 }
 
 /* ---- GET /v1/orgs/{org}/invitations ---- */
@@ -211,7 +269,7 @@ void fe_invitations_list(fe_req *r)
 {
     if (!fe_verdict_id(r, 0, "organisation")) return;
     const char *params[] = {r->user->id, r->param[0], fe_verdict_mfa(r)};
-    fe_verdict_page_list(r, FE_PAGE_UUID, sql_invitation_list, 3, params, "organisation");
+    fe_verdict_page_list_pii(r, FE_PAGE_UUID, sql_invitation_list, 3, params, "organisation");
 }
 
 /* ---- DELETE /v1/orgs/{org}/invitations/{id} ---- */

@@ -401,7 +401,7 @@ void fe_orgs_member_list(fe_req *r)
 {
     if (!org_param_ok(r)) return;
     const char *params[] = {r->user->id, r->param[0]};
-    fe_verdict_page_list(r, FE_PAGE_UUID, sql_member_list, 2, params, "organisation");
+    fe_verdict_page_list_pii(r, FE_PAGE_UUID, sql_member_list, 2, params, "organisation");
 }
 
 /* ---- audit ---- */
