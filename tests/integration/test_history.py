@@ -451,7 +451,7 @@ def test_migration_backfills_full_history(hw):
             # old rows; 024's gps_seed, drawn by the migration) are absent from the state 012 backfilled
             assert st[4] == {k: v for k, v in row.items() if k in st[4] or (v is not None and k != "gps_seed")}
             cur.execute("SELECT version, action, actor, state = (SELECT to_jsonb(r) - 'xml_sha256' "
-                        "- 'instance_id' - 'gps_seed' - 'answers_kv' "
+                        "- 'instance_id' - 'gps_seed' - 'answers_kv' - 'answers_seal_error' "
                         "FROM responses r WHERE id = %s) FROM response_events WHERE response_id = %s", (r2, r2))
             assert cur.fetchall() == [(1, "submit", u, True)]
             cur.execute("SELECT version, state->>'name', state->>'deleted_at' IS NOT NULL FROM site_versions "
