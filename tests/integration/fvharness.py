@@ -6,6 +6,7 @@ waits with a fixed sleep: readiness is always a polled condition with a bounded 
 """
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -108,6 +109,24 @@ def free_port():
             _used_ports.add(port)
             return port
     raise HarnessError("no free port")
+
+
+def files_under(d):
+    """Every file under directory d (a data directory, the Redis directory, the spool)."""
+    return [p for p in pathlib.Path(d).rglob("*") if p.is_file()]
+
+
+def grep(paths, needles):
+    """The (file, needle) pairs where a needle (bytes) occurs: the proof that nothing is stored in
+    clear. A file that vanishes while it is read (a server writing) is skipped."""
+    hits = []
+    for p in paths:
+        try:
+            b = p.read_bytes()
+        except OSError:
+            continue
+        hits += [(str(p), n) for n in needles if n in b]
+    return hits
 
 
 def answers_sql(t):

@@ -18,7 +18,7 @@ import zipfile
 import pytest
 
 from accesshelp import User, add_plain_member, ok
-from fvharness import wait_until
+from fvharness import files_under, grep, wait_until
 from test_exports import download, start_export, wait_done
 from test_purge import pg_dump
 
@@ -92,21 +92,6 @@ def versions(w, rid):
     return w.c.psql("SELECT (SELECT key_version FROM response_xml WHERE response_id = %s), "
                     "(SELECT array_agg(b.key_version) FROM attachment_blobs b JOIN response_attachments a "
                     " ON a.org_id = b.org_id AND a.sha256 = b.sha256 WHERE a.response_id = %s)", rid, rid)[0]
-
-
-def files_under(d):
-    return [p for p in pathlib.Path(d).rglob("*") if p.is_file()]
-
-
-def grep(paths, needles):
-    hits = []
-    for p in paths:
-        try:
-            b = p.read_bytes()
-        except OSError:
-            continue
-        hits += [(str(p), n) for n in needles if n in b]
-    return hits
 
 
 def test_xml_and_photo_sealed_nowhere_in_clear(ew):

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import good_data, make_survey
 from faults import kill_redis, readyz, restart_redis
-from fvharness import free_port, new_id, wait_until
+from fvharness import files_under, free_port, grep, new_id, wait_until
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "odk"
 
@@ -45,19 +45,6 @@ def dead_with(c, rid):
 
 def rows(c, rid):
     return c.psql("SELECT count(*) FROM responses WHERE id = %s", rid)[0][0]
-
-
-def files_under(d):
-    return [p for p in pathlib.Path(d).rglob("*") if p.is_file()]
-
-
-def grep(paths, needles):
-    """The (file, needle) pairs where a needle (bytes) occurs."""
-    hits = []
-    for p in paths:
-        b = p.read_bytes()
-        hits += [(str(p), n) for n in needles if n in b]
-    return hits
 
 
 def key_file(c, *keys):

@@ -8,14 +8,13 @@ sweep, history included; a rotated data key seals them all again and the old one
 import csv
 import io
 import json
-import pathlib
 import uuid
 import zipfile
 
 import pytest
 
 from accesshelp import User, add_plain_member, ok
-from fvharness import answers_sql, new_id, wait_until
+from fvharness import answers_sql, files_under, grep, new_id, wait_until
 from test_exports import download, start_export, wait_done
 from test_purge import pg_dump
 
@@ -45,21 +44,6 @@ def sw(workers):
     yield w
     for u in (owner, enum, other):
         u.close()
-
-
-def files_under(d):
-    return [p for p in pathlib.Path(d).rglob("*") if p.is_file()]
-
-
-def grep(paths, needles):
-    hits = []
-    for p in paths:
-        try:
-            b = p.read_bytes()
-        except OSError:
-            continue
-        hits += [(str(p), n) for n in needles if n in b]
-    return hits
 
 
 def submit(w, api, data, rid=None, location=None):

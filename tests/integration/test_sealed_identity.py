@@ -8,13 +8,12 @@ value moved to another user's row is an error naming the row; rows from before 0
 clear and sealed by the workers' sweep; `fvctl rotate-master-key` recomputes the HMACs under the new
 key, --drop refuses while one is under the old key, and login works once the old key is gone."""
 import os
-import pathlib
 import signal
 import uuid
 
 import pytest
 
-from fvharness import Api, child_env, email_hmacs, free_port, new_id, wait_until
+from fvharness import Api, child_env, email_hmacs, files_under, free_port, grep, new_id, wait_until
 from test_accounts import STRONG, login, start_fe
 from test_purge import pg_dump
 
@@ -56,21 +55,6 @@ def person(fe, tag, kind="p"):
     me = ok(api.get("/v1/me"))
     assert me["email"] == mail and me["name"] == name, me
     return mail, name, me["id"], api
-
-
-def files_under(d):
-    return [p for p in pathlib.Path(d).rglob("*") if p.is_file()]
-
-
-def grep(paths, needles):
-    hits = []
-    for p in paths:
-        try:
-            b = p.read_bytes()
-        except OSError:
-            continue
-        hits += [(str(p), n) for n in needles if n in b]
-    return hits
 
 
 def needles_of(*texts):
