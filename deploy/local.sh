@@ -391,6 +391,10 @@ spawn_addr = 127.0.0.1
 spawn_port_base = $FE_BASE
 spawn_cooldown_ms = 1000
 drain_timeout_s = 5
+
+[fvctl]
+status_balancer = 127.0.0.1:$ADMIN_PORT
+status_spool_dir = $LOCAL/spool
 EOF
 
 # The programs read FV_<KEY> overrides: keep this script's own variables away from them.
@@ -469,7 +473,7 @@ Fieldvault is running:
   PostgreSQL 127.0.0.1:$PG_PORT  (WAL archive $WAL_ARCHIVE)
   Redis      127.0.0.1:$REDIS_PORT
   admin key  $ADMIN_KEY_FILE
-  status     $BUILD/fvctl -c $CONF status
+  state      $BUILD/fvctl -c $CONF status   (every part, its health, queue, spool, dead letters)
   metrics    curl --cacert $CERT -H "Authorization: Bearer \$(cat $METRICS_TOKEN)" https://127.0.0.1:$HTTP_PORT/metrics
   logs       $LOGS/  (PostgreSQL: $PGDIR/postgresql.log)
   config     $CONF
