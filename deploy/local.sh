@@ -147,25 +147,24 @@ PGDATA=""
 LB_LOG_SEEN=0        # bytes of balancer.log already looked at for the terminal
 cleaning=0
 
-# Stops one of our children by PID: SIGTERM, SIGKILL after $3 seconds.
+# Stops one of our children by PID: SIGTERM, SIGKILL after $3 seconds. Polls (a zombie counts as
+# gone) rather than `wait`ing with a watchdog: nothing else is started meanwhile.
 stop_pid() {
     local name=$1 pid=$2 secs=${3:-15}
     [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    say "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    # A watchdog enforces the deadline; `wait` returns as soon as the process is gone.
-    (
-        sleep "$secs"
-        kill -KILL "$pid" 2>/dev/null && echo "local.sh: $name did not stop in ${secs}s: SIGKILL"
-    ) &
-    local watchdog=$!
-    wait "$pid" 2>/dev/null || true
-    kill "$watchdog" 2>/dev/null || true
-    wait "$watchdog" 2>/dev/null || true
+    if alive "$pid"; then
+        say "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$(($(date +%s) + secs))
+        while alive "$pid"; do
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                kill -KILL "$pid" 2>/dev/null && say "$name did not stop in ${secs}s: SIGKILL"
+                break
+            fi
+            sleep 0.1 # polling period
+        done
+    fi
+    wait "$pid" 2>/dev/null || true # reaps it (it is gone: returns at once)
 }
 
 # Stops the front ends the balancer's spawner started (not our children: polled), by the pids
@@ -532,7 +531,17 @@ backoff() {
 }
 
 LB_LOG_SEEN=$(stat -c %s "$LOGS/balancer.log") # from now on (start-up was said above)
+# From here a signal only sets a flag that the loop acts on: a trap runs where the shell is when
+# the signal comes, possibly inside `as_pg ... >/dev/null`, whose redirection would then swallow
+# everything the shutdown says.
+stop_requested=0
+nap=""
+trap 'stop_requested=1' INT TERM
 while :; do
+    if [ "$stop_requested" = 1 ]; then
+        kill "$nap" 2>/dev/null || true
+        on_signal
+    fi
     now=$(date +%s)
     for i in 0 1; do
         n=$((i + 1))
@@ -572,6 +581,8 @@ while :; do
     fi
     relay_balancer
     # A background sleep that `wait` waits for: a signal interrupts the wait at once.
+    [ "$stop_requested" = 0 ] || continue
     sleep 0.5 &
-    wait $! 2>/dev/null || true
+    nap=$!
+    wait "$nap" 2>/dev/null || true
 done

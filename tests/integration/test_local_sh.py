@@ -292,6 +292,18 @@ def test_two_local_clusters_heal_and_stop(tmp_path):
                                "--balancer", f"127.0.0.1:{free_port()}"], capture_output=True, text=True,
                               env=child_env(), timeout=30)
         assert down.returncode == 1 and re.search(r"^balancer .* DOWN ", down.stdout, re.M), down.stdout
+        # worst answers: not an address, something that is not HTTP (PostgreSQL's port), HTTP that
+        # is not the balancer's JSON (a front end's port over plain HTTP answers nothing usable)
+        for bad, why in (("not-an-address", "is not IP:PORT"), ("127.0.0.1:99999", "is not IP:PORT"),
+                         (f"127.0.0.1:{a.pg_port}", ""), (f"127.0.0.1:{a.redis_port}", "")):
+            r = subprocess.run([str(build_dir() / "fvctl"), "-c", a.conf, "status", "--balancer", bad],
+                               capture_output=True, text=True, env=child_env(), timeout=30)
+            assert r.returncode == 1, (bad, r.returncode, r.stdout, r.stderr)
+            assert re.search(rf"^balancer +{re.escape(bad)} +DOWN +.*{re.escape(why)}", r.stdout, re.M), r.stdout
+            assert re.search(r"^postgresql .* ok ", r.stdout, re.M), r.stdout  # the rest still shown
+        r = subprocess.run([str(build_dir() / "fvctl"), "-c", a.conf, "status", "extra"], capture_output=True,
+                           text=True, env=child_env(), timeout=30)
+        assert r.returncode == 2 and "unexpected argument" in r.stderr, r.stderr
 
         assert b_done.wait(ACTION_TIMEOUT), "B's submissions did not finish"
         assert not b_errors, b_errors
@@ -300,8 +312,9 @@ def test_two_local_clusters_heal_and_stop(tmp_path):
 
         # SIGTERM stops everything each one started, and only that
         for c in clusters:
-            assert c.stop() == 0, c.output()[-4000:]
-            assert "stopped; data kept in" in c.output()
+            c.check_alive()
+            rc = c.stop()
+            assert rc == 0 and "stopped; data kept in" in c.output(), (rc, c.output()[-3000:])
         for c in clusters:
             left = c.our_processes()
             assert not left, f"left running after SIGTERM: {left}"

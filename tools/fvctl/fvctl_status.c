@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fv_cli.h"
@@ -48,6 +49,13 @@ static bool split_addr(const char *addr, char *host, size_t hostlen, char *port,
         hl -= 2;
     }
     if (hl == 0 || hl >= hostlen || strlen(colon + 1) >= portlen) return false;
+    long p = 0;
+    for (const char *c = colon + 1; *c; c++) {
+        if (*c < '0' || *c > '9') return false;
+        p = p * 10 + (*c - '0');
+        if (p > 65535) return false;
+    }
+    if (p < 1) return false;
     memcpy(host, h, hl);
     host[hl] = '\0';
     snprintf(port, portlen, "%s", colon + 1);
@@ -86,7 +94,14 @@ static char *http_get(const char *addr, const char *path, size_t *lenp, char *er
     size_t len = 0, cap = 8192;
     errpos = "out of memory";
     if (!(buf = malloc(cap + 1))) goto failed;
+    /* The whole answer within the deadline too: a peer trickling bytes cannot hold us. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        errno = ETIMEDOUT;
+        errpos = "recv";
+        if (t.tv_sec - t0.tv_sec > 2 * STATUS_TIMEOUT_S) goto failed;
         if (len == cap) {
             errpos = "answer too long";
             if (cap >= STATUS_MAX_BODY) goto failed;
