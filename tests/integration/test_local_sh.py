@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 import requests
 
-from fvharness import REPO, build_dir, child_env, free_port, pid_running, tail, wait_until
+from fvharness import REPO, SANITIZER_PATTERNS, build_dir, child_env, free_port, pid_running, tail, wait_until
 
 START_TIMEOUT = 120  # two clusters start at once on a shared 2-core machine
 ACTION_TIMEOUT = 60
@@ -318,6 +318,10 @@ def test_two_local_clusters_heal_and_stop(tmp_path):
         for c in clusters:
             left = c.our_processes()
             assert not left, f"left running after SIGTERM: {left}"
+            # the sanitizer build: no report in any program's log
+            for log in list((c.local / "logs").glob("*.log")) + list(c.local.glob("frontend-*.log")):
+                bad = [l for l in log.read_text(errors="replace").splitlines() if SANITIZER_PATTERNS.search(l)]
+                assert not bad, f"sanitizer report in {log}: {bad[:3]}"
         ok = True
     finally:
         for c in clusters:
