@@ -86,6 +86,15 @@ static void gen_backend(fv_jgen *j, const lb_backend *b)
     fv_jgen_key(j, "pid");
     if (b->spawned_pid > 0) fv_jgen_int(j, b->spawned_pid);
     else fv_jgen_null(j);
+    fv_jgen_key(j, "restarts");
+    fv_jgen_int(j, b->restarts);
+    fv_jgen_key(j, "restart_in_ms");
+    if (b->restart_due_ms > 0) {
+        long long in = b->restart_due_ms - lb_now_ms();
+        fv_jgen_int(j, in > 0 ? in : 0);
+    } else {
+        fv_jgen_null(j);
+    }
     fv_jgen_key(j, "last_check");
     if (!b->last.done) {
         fv_jgen_null(j);

@@ -56,7 +56,13 @@ typedef struct lb_backend {
     unsigned long long total; /* connections established, ever */
     unsigned long long checks[LB_NRESULTS];
     lb_last_check last;
-    pid_t spawned_pid;      /* the spawned front end's pid when the command printed it */
+    pid_t spawned_pid; /* the spawned front end's pid when the command printed it */
+    /* A spawned front end whose process exited is restarted on the same address (lb_spawn.c):
+     * restart_due_ms > 0 while a restart waits out its backoff (monotonic ms). */
+    long long restart_due_ms;
+    long long started_ms;   /* when its current process was spawned (monotonic ms) */
+    int quick_exits;        /* exits in a row, each within LB_SPAWN_STABLE_MS of its start */
+    unsigned restarts;      /* restarts, ever (/status) */
     struct lb_check *check; /* the health checker's state (lb_check.c owns it) */
 } lb_backend;
 

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Runs a complete local Fieldvault in the foreground: PostgreSQL 15, Redis (AOF, fsync always),
-# fv-frontend on https://127.0.0.1:${FV_PORT:-8443} and two fv-workers, until Ctrl-C or SIGTERM.
+# Runs a complete local Fieldvault in the foreground, the same shape as production: fv-balancer on
+# https://127.0.0.1:${FV_PORT:-8443} in front of two fv-frontend instances (started by its
+# spawner), two fv-workers, PostgreSQL 15 (WAL archived) and Redis (AOF, fsync always), until
+# Ctrl-C or SIGTERM.
 #
 #   deploy/local.sh [--no-install] [--no-build]
 #
 # Everything lives in ${FV_LOCAL_DIR:-.local} (relative to the repository root, git-ignored):
-# pg/ (data, log), redis/ (AOF), tls/ (self-signed ECDSA certificate), fieldvault.conf, logs/,
-# admin.key (made on the first run only). A second run reuses all of it.
+# pg/ (data, log, wal-archive/), redis/ (AOF), tls/ (self-signed ECDSA certificate),
+# fieldvault.conf, logs/, admin.key (made on the first run only). A second run reuses all of it.
+#
+# A worker or front end that dies (even SIGKILL) is restarted with a backoff (1 s doubling to
+# 30 s), said here; the balancer routes around a dead front end meanwhile. Redis, PostgreSQL or
+# the balancer dying stops the cluster. `fvctl status` (printed at start) shows every part.
 #
 # FV_BUILD_DIR picks the build directory (default build/).
-# Ports: FV_PORT (HTTPS, default 8443), FV_PG_PORT (54329), FV_REDIS_PORT (63799), chosen so as
-# not to collide with system servers. PostgreSQL trusts local connections on 127.0.0.1: this is
-# a developer's cluster, not a production one (see docs/ and deploy/ for those).
+# Ports (127.0.0.1): FV_PORT (the balancer, default 8443); the others follow from it unless set:
+# FV_PG_PORT (54329 + d), FV_REDIS_PORT (63799 + d), FV_LB_ADMIN_PORT (balancer admin, 19400 + d),
+# FV_FE_PORT_BASE (front ends, 20443 + 8 d), d = (FV_PORT - 8443) mod 1000; a derived port that is
+# taken is replaced by the next free one. So two clusters with different FV_LOCAL_DIR and FV_PORT
+# run side by side. PostgreSQL trusts local connections on 127.0.0.1: this is a developer's
+# cluster, not a production one (see docs/ and deploy/ for those).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,7 +33,7 @@ for arg in "$@"; do
     --no-install) install=0 ;;
     --no-build) build=0 ;;
     -h | --help)
-        sed -n '2,14p' "$0"
+        sed -n '2,24p' "$0"
         exit 0
         ;;
     *)
@@ -36,9 +45,6 @@ done
 
 LOCAL=${FV_LOCAL_DIR:-.local}
 case "$LOCAL" in /*) ;; *) LOCAL="$ROOT/$LOCAL" ;; esac
-HTTP_PORT=${FV_PORT:-8443}
-PG_PORT=${FV_PG_PORT:-54329}
-REDIS_PORT=${FV_REDIS_PORT:-63799}
 PG_BIN=/usr/lib/postgresql/15/bin
 BUILD=${FV_BUILD_DIR:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
@@ -46,6 +52,8 @@ CONF="$LOCAL/fieldvault.conf"
 CERT="$LOCAL/tls/cert.pem"
 KEY="$LOCAL/tls/key.pem"
 LOGS="$LOCAL/logs"
+# spawn-frontend.sh writes the front ends' logs and pids next to the configuration file.
+FE_PIDS="$LOCAL/spawned-frontends.pids"
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 
@@ -59,6 +67,18 @@ as_pg() {
 }
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# True when process $1 exists and is not a zombie (the front ends are not our children: once
+# their parent is gone nobody may reap them).
+alive() {
+    local st
+    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+# True when process $1 is a front end of this cluster (its command line names our binary and
+# configuration): pids in $FE_PIDS may have been reused by then.
+our_frontend() {
+    alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$BUILD/fv-frontend -c $CONF "
+}
 
 # Polls "$@" (a command) until it succeeds, at most $1 seconds; $2 names what we wait for and
 # $3, if set, is a PID that must stay alive meanwhile.
@@ -78,43 +98,110 @@ poll() {
     done
 }
 
+# ------------------------------------------------------------------ ports
+HTTP_PORT=${FV_PORT:-8443}
+case "$HTTP_PORT" in '' | *[!0-9]*) die "FV_PORT must be a port number, not '$HTTP_PORT'" ;; esac
+# The other ports follow from FV_PORT (d = 0 for 8443: the historical defaults), so clusters
+# with different FV_PORT never pick the same ones, even when started at the same moment.
+d=$((((HTTP_PORT - 8443) % 1000 + 1000) % 1000))
+CHOSEN=" "
+# pick VAR DERIVED WHAT ENVVAR: VAR = $ENVVAR when set (it must be free), else DERIVED or the
+# next free port after it.
+pick() {
+    local var=$1 port=$2 what=$3 env=$4 explicit=${!4:-}
+    if [ -n "$explicit" ]; then
+        case "$explicit" in '' | *[!0-9]*) die "$env must be a port number, not '$explicit'" ;; esac
+        if port_busy "$explicit" || [[ "$CHOSEN" == *" $explicit "* ]]; then
+            die "port $explicit (for $what) is already in use on 127.0.0.1. Is another local.sh \
+running? Stop it, or choose another port with $env=..."
+        fi
+        port=$explicit
+    else
+        local tries=0
+        while port_busy "$port" || [[ "$CHOSEN" == *" $port "* ]]; do
+            port=$((port + 1))
+            tries=$((tries + 1))
+            [ "$tries" -lt 200 ] || die "no free port for $what near $2: set $env=..."
+        done
+        [ "$port" = "$2" ] || say "port $2 (for $what) is taken: using $port"
+    fi
+    CHOSEN="$CHOSEN$port "
+    printf -v "$var" '%s' "$port"
+}
+pick HTTP_PORT "$HTTP_PORT" "the balancer (HTTPS)" FV_PORT
+pick PG_PORT $((54329 + d)) "PostgreSQL" FV_PG_PORT
+pick REDIS_PORT $((63799 + d)) "Redis" FV_REDIS_PORT
+pick ADMIN_PORT $((19400 + d)) "the balancer's admin listener" FV_LB_ADMIN_PORT
+pick FE_BASE $((20443 + 8 * d)) "the first front end" FV_FE_PORT_BASE
+# The spawner itself takes the first free port from FE_BASE for each front end (at most 4).
+
 # ------------------------------------------------------------------ processes we started
-FE_PID=""
-W1_PID=""
-W2_PID=""
+LB_PID=""
+W_PID=("" "")        # the workers, by index
+W_DUE=(0 0)          # when a dead worker is restarted (epoch s), 0: running
+W_START=(0 0)        # when it was started (epoch s)
+W_QUICK=(0 0)        # exits in a row, each within 60 s of its start (the backoff doubles)
 REDIS_PID=""
 PG_STARTED=0
 PGDATA=""
+LB_LOG_SEEN=0        # bytes of balancer.log already looked at for the terminal
 cleaning=0
 
-# Stops one of our children by PID: SIGTERM, SIGKILL after $3 seconds.
+# Stops one of our children by PID: SIGTERM, SIGKILL after $3 seconds. Polls (a zombie counts as
+# gone) rather than `wait`ing with a watchdog: nothing else is started meanwhile.
 stop_pid() {
     local name=$1 pid=$2 secs=${3:-15}
     [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    say "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    # A watchdog enforces the deadline; `wait` returns as soon as the process is gone.
-    (
-        sleep "$secs"
-        kill -KILL "$pid" 2>/dev/null && echo "local.sh: $name did not stop in ${secs}s: SIGKILL"
-    ) &
-    local watchdog=$!
-    wait "$pid" 2>/dev/null || true
-    kill "$watchdog" 2>/dev/null || true
-    wait "$watchdog" 2>/dev/null || true
+    if alive "$pid"; then
+        say "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$(($(date +%s) + secs))
+        while alive "$pid"; do
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                kill -KILL "$pid" 2>/dev/null && say "$name did not stop in ${secs}s: SIGKILL"
+                break
+            fi
+            sleep 0.1 # polling period
+        done
+    fi
+    wait "$pid" 2>/dev/null || true # reaps it (it is gone: returns at once)
+}
+
+# Stops the front ends the balancer's spawner started (not our children: polled), by the pids
+# spawn-frontend.sh recorded, checked to still be ours.
+stop_frontends() {
+    [ -f "$FE_PIDS" ] || return 0
+    local pids=() pid
+    while read -r pid; do
+        case "$pid" in '' | *[!0-9]*) continue ;; esac
+        if our_frontend "$pid"; then
+            say "stopping fv-frontend (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done <"$FE_PIDS"
+    [ "${#pids[@]}" -gt 0 ] || return 0
+    local deadline=$(($(date +%s) + 30))
+    for pid in "${pids[@]}"; do
+        while alive "$pid"; do
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                kill -KILL "$pid" 2>/dev/null && say "fv-frontend (pid $pid) did not stop in 30s: SIGKILL"
+                break
+            fi
+            sleep 0.1 # polling period
+        done
+    done
 }
 
 cleanup() {
     [ "$cleaning" = 1 ] && return 0
     cleaning=1
     trap - INT TERM
-    stop_pid "worker 2" "$W2_PID"
-    stop_pid "worker 1" "$W1_PID"
-    stop_pid "fv-frontend" "$FE_PID" 30
+    # The balancer first: stopping, it restarts no front end.
+    stop_pid "fv-balancer" "$LB_PID" 15
+    stop_frontends
+    stop_pid "worker 2" "${W_PID[1]}"
+    stop_pid "worker 1" "${W_PID[0]}"
     stop_pid "redis-server" "$REDIS_PID" 30
     if [ "$PG_STARTED" = 1 ]; then
         say "stopping PostgreSQL"
@@ -144,25 +231,23 @@ fi
 if [ "$build" = 1 ]; then
     say "building into $BUILD"
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" --target fv-frontend fv-worker fvctl
+    cmake --build "$BUILD" -j"$(nproc)" --target fv-frontend fv-worker fv-balancer fvctl
 fi
-for b in fv-frontend fv-worker fvctl; do
+for b in fv-frontend fv-worker fv-balancer fvctl; do
     [ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: the build did not produce it"
-done
-
-# ------------------------------------------------------------------ ports
-for spec in "$HTTP_PORT:HTTPS front end:FV_PORT" "$PG_PORT:PostgreSQL:FV_PG_PORT" \
-    "$REDIS_PORT:Redis:FV_REDIS_PORT"; do
-    IFS=: read -r port what var <<<"$spec"
-    if port_busy "$port"; then
-        die "port $port (for $what) is already in use on 127.0.0.1. Is another local.sh running? \
-Stop it, or choose another port with $var=..."
-    fi
 done
 
 # ------------------------------------------------------------------ directories
 mkdir -p "$LOCAL" "$LOGS" "$LOCAL/redis" "$LOCAL/tls"
 chmod 755 "$LOCAL"
+if [ -f "$FE_PIDS" ]; then
+    while read -r pid; do
+        case "$pid" in '' | *[!0-9]*) continue ;; esac
+        our_frontend "$pid" && die "fv-frontend pid $pid of $CONF is still running (an earlier \
+local.sh that was killed?). Stop it with: kill $pid"
+    done <"$FE_PIDS"
+    rm -f "$FE_PIDS"
+fi
 PGDIR="$LOCAL/pg"
 if [ "$IS_ROOT" = 1 ] && [ ! -e "$PGDIR" ]; then
     if ! runuser -u postgres -- test -x "$LOCAL"; then
@@ -180,6 +265,7 @@ mkdir -p "$PGDIR/"
 PGDIR=$(readlink -f "$PGDIR") # postgres may reach the real directory only, not the link
 [ "$IS_ROOT" = 1 ] && chown postgres:postgres "$PGDIR"
 PGDATA="$PGDIR/data"
+WAL_ARCHIVE="$PGDIR/wal-archive"
 
 # ------------------------------------------------------------------ PostgreSQL
 if [ ! -f "$PGDATA/PG_VERSION" ]; then
@@ -197,11 +283,27 @@ EOF
 else
     say "reusing the PostgreSQL cluster in $PGDATA"
 fi
+# WAL archiving from the first start (a cluster made by an older local.sh gets it too): every
+# completed WAL segment is copied into $WAL_ARCHIVE, never overwriting one already there.
+if ! grep -q "^include_if_exists = 'fieldvault-local.conf'" "$PGDATA/postgresql.conf"; then
+    as_pg sh -c "cat >> '$PGDATA/postgresql.conf'" <<'EOF'
+# --- deploy/local.sh: WAL archiving (rewritten by local.sh on every start)
+include_if_exists = 'fieldvault-local.conf'
+EOF
+fi
+as_pg mkdir -p "$WAL_ARCHIVE"
+as_pg sh -c "cat > '$PGDATA/fieldvault-local.conf'" <<EOF
+# Written by deploy/local.sh on every start.
+wal_level = replica
+archive_mode = on
+archive_command = 'test ! -f $WAL_ARCHIVE/%f && cp %p $WAL_ARCHIVE/%f'
+archive_timeout = 60
+EOF
 if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     die "the PostgreSQL of $PGDATA is already running (an earlier local.sh that was killed?). \
 Stop it with: $([ "$IS_ROOT" = 1 ] && echo 'runuser -u postgres -- ')$PG_BIN/pg_ctl -D $PGDATA stop"
 fi
-say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+say "starting PostgreSQL on 127.0.0.1:$PG_PORT (WAL archived into $WAL_ARCHIVE)"
 if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDIR/postgresql.log" -o "-p $PG_PORT" -w -t 60 \
     start >/dev/null; then
     show_log "$PGDIR/postgresql.log"
@@ -251,6 +353,7 @@ if [ ! -s "$METRICS_TOKEN" ]; then
     (umask 077 && openssl rand -hex 32 >"$METRICS_TOKEN") || die "openssl rand failed"
 fi
 
+
 cat >"$CONF" <<EOF
 # Written by deploy/local.sh on every start (edit deploy/local.sh, or override keys with FV_*
 # environment variables). Every key is documented in deploy/fieldvault.conf.
@@ -261,17 +364,41 @@ redis_port = $REDIS_PORT
 key_file = $MASTER_KEY
 
 [frontend]
+# Each instance listens on the port the balancer's spawner gives it (FV_LISTEN_PORT).
 listen_addr = 127.0.0.1
-listen_port = $HTTP_PORT
+listen_port = $FE_BASE
 tls_cert = $CERT
 tls_key = $KEY
-processes = 2
+processes = 1
 spool_dir = $LOCAL/spool
 metrics_token_file = $METRICS_TOKEN
+
+[balancer]
+proxy_addr = 127.0.0.1
+proxy_port = $HTTP_PORT
+admin_addr = 127.0.0.1
+admin_port = $ADMIN_PORT
+backends = ""
+check_ca_file = $CERT
+check_interval_ms = 1000
+rise = 2
+fall = 2
+min_backends = 2
+max_backends = 4
+spawn_command = "FV_CONFIG=$CONF FV_BUILD_DIR=$BUILD $ROOT/deploy/spawn-frontend.sh {port}"
+spawn_addr = 127.0.0.1
+spawn_port_base = $FE_BASE
+spawn_cooldown_ms = 1000
+drain_timeout_s = 5
+
+[fvctl]
+status_balancer = 127.0.0.1:$ADMIN_PORT
+status_spool_dir = $LOCAL/spool
 EOF
 
 # The programs read FV_<KEY> overrides: keep this script's own variables away from them.
-run_env=(env -u FV_PORT -u FV_PG_PORT -u FV_LOCAL_DIR -u FV_BUILD_DIR)
+run_env=(env -u FV_PORT -u FV_PG_PORT -u FV_REDIS_PORT -u FV_LB_ADMIN_PORT -u FV_FE_PORT_BASE
+    -u FV_LOCAL_DIR -u FV_BUILD_DIR)
 
 say "migrating the database"
 "${run_env[@]}" "$BUILD/fvctl" -c "$CONF" migrate >>"$LOGS/fvctl.log" 2>&1 || {
@@ -296,30 +423,59 @@ exists already: make a key for another user with fvctl create-user)"
 fi
 chmod 600 "$ADMIN_KEY_FILE"
 
+
 # ------------------------------------------------------------------ our programs
-say "starting fv-frontend on https://127.0.0.1:$HTTP_PORT"
-"${run_env[@]}" setsid "$BUILD/fv-frontend" -c "$CONF" >>"$LOGS/frontend.log" 2>&1 &
-FE_PID=$!
-poll 60 "fv-frontend" "$FE_PID" curl -fsS --cacert "$CERT" "https://127.0.0.1:$HTTP_PORT/healthz" || {
-    show_log "$LOGS/frontend.log"
-    die "fv-frontend did not become healthy"
+# Balancer status as JSON on stdout (plain HTTP on loopback).
+lb_status() { curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/status"; }
+# True when at least $1 front ends are in rotation.
+frontends_up() {
+    [ "$(lb_status | grep -o '"state":"\(up\|degraded\)"' | wc -l)" -ge "$1" ]
 }
 
+say "starting fv-balancer on https://127.0.0.1:$HTTP_PORT (admin http://127.0.0.1:$ADMIN_PORT)"
+: >>"$LOGS/balancer.log"
+LB_LOG_SEEN=$(stat -c %s "$LOGS/balancer.log")
+"${run_env[@]}" setsid "$BUILD/fv-balancer" -c "$CONF" </dev/null >>"$LOGS/balancer.log" 2>&1 &
+LB_PID=$!
+say "waiting for its spawner to start two front ends (from port $FE_BASE)"
+poll 90 "two front ends in rotation" "$LB_PID" frontends_up 2 || {
+    show_log "$LOGS/balancer.log"
+    for f in "$LOCAL"/frontend-*.log; do [ -f "$f" ] && show_log "$f"; done
+    die "the front ends did not come up behind the balancer"
+}
+poll 30 "the balancer" "$LB_PID" curl -fsS --cacert "$CERT" "https://127.0.0.1:$HTTP_PORT/readyz" || {
+    show_log "$LOGS/balancer.log"
+    die "https://127.0.0.1:$HTTP_PORT/readyz does not answer through the balancer"
+}
+
+# start_worker I: worker I+1 with a stable consumer name, so that a restarted worker finds what
+# it had taken and not acknowledged.
+start_worker() {
+    local i=$1 n=$(($1 + 1))
+    "${run_env[@]}" FV_CONSUMER_NAME="local-w$n" setsid "$BUILD/fv-worker" -c "$CONF" \
+        </dev/null >>"$LOGS/worker-$n.log" 2>&1 &
+    W_PID[$i]=$!
+    W_START[$i]=$(date +%s)
+    W_DUE[$i]=0
+}
 say "starting two fv-workers"
-# Stable consumer names: a restarted worker finds what it had taken and not acknowledged.
-"${run_env[@]}" FV_CONSUMER_NAME=local-w1 setsid "$BUILD/fv-worker" -c "$CONF" >>"$LOGS/worker-1.log" 2>&1 &
-W1_PID=$!
-"${run_env[@]}" FV_CONSUMER_NAME=local-w2 setsid "$BUILD/fv-worker" -c "$CONF" >>"$LOGS/worker-2.log" 2>&1 &
-W2_PID=$!
+start_worker 0
+start_worker 1
 
 cat <<EOF
 
 Fieldvault is running:
-  API       https://127.0.0.1:$HTTP_PORT  (certificate: $CERT)
-  admin key $ADMIN_KEY_FILE
-  metrics   curl --cacert $CERT -H "Authorization: Bearer \$(cat $METRICS_TOKEN)" https://127.0.0.1:$HTTP_PORT/metrics
-  logs      $LOGS/  (PostgreSQL: $PGDIR/postgresql.log)
-  config    $CONF
+  API        https://127.0.0.1:$HTTP_PORT  (fv-balancer; certificate: $CERT)
+  front ends $(lb_status | grep -o '"addr":"[^"]*"' | cut -d'"' -f4 | tr '\n' ' ') (spawned by the balancer, logs $LOCAL/frontend-PORT.log)
+  balancer   admin http://127.0.0.1:$ADMIN_PORT/status  (log $LOGS/balancer.log)
+  workers    2 (logs $LOGS/worker-1.log, worker-2.log)
+  PostgreSQL 127.0.0.1:$PG_PORT  (WAL archive $WAL_ARCHIVE)
+  Redis      127.0.0.1:$REDIS_PORT
+  admin key  $ADMIN_KEY_FILE
+  state      $BUILD/fvctl -c $CONF status   (every part, its health, queue, spool, dead letters)
+  metrics    curl --cacert $CERT -H "Authorization: Bearer \$(cat $METRICS_TOKEN)" https://127.0.0.1:$HTTP_PORT/metrics
+  logs       $LOGS/  (PostgreSQL: $PGDIR/postgresql.log)
+  config     $CONF
 
 Submit a first response (paste into bash; needs curl and jq):
 
@@ -347,19 +503,86 @@ Or sign up and sign in with a password (a session token works like a key):
 
 Press Ctrl-C to stop (the data stays in $LOCAL).
 EOF
+say "ready: https://127.0.0.1:$HTTP_PORT"
 
-# ------------------------------------------------------------------ foreground
+# ------------------------------------------------------------------ foreground: supervision
+# Says on the terminal what the balancer logged about its front ends since the last look: state
+# changes, exits and restarts (its log has one JSON object per line).
+relay_balancer() {
+    local size
+    size=$(stat -c %s "$LOGS/balancer.log" 2>/dev/null) || return 0
+    [ "$size" -gt "$LB_LOG_SEEN" ] || return 0
+    tail -c +$((LB_LOG_SEEN + 1)) "$LOGS/balancer.log" | head -c $((size - LB_LOG_SEEN)) |
+        grep -E '"msg":"(backend .* state |spawned front end .* (killed|exited)|spawning a front end|cannot spawn)' |
+        sed -E -e 's/.*"msg":"([^"]*)".*/local.sh: balancer: \1/' -e 's/: pid [0-9]+ runs: .*//' || true
+    LB_LOG_SEEN=$size
+}
+
+# Restart backoff of a worker: 1 s, doubled for each exit in a row within 60 s of its start, at
+# most 30 s.
+backoff() {
+    local n=$1 s=1
+    while [ "$n" -gt 0 ] && [ "$s" -lt 30 ]; do
+        s=$((s * 2))
+        n=$((n - 1))
+    done
+    [ "$s" -le 30 ] || s=30
+    echo "$s"
+}
+
+LB_LOG_SEEN=$(stat -c %s "$LOGS/balancer.log") # from now on (start-up was said above)
+# From here a signal only sets a flag that the loop acts on: a trap runs where the shell is when
+# the signal comes, possibly inside `as_pg ... >/dev/null`, whose redirection would then swallow
+# everything the shutdown says.
+stop_requested=0
+nap=""
+trap 'stop_requested=1' INT TERM
 while :; do
-    rc=0
-    wait -n "$FE_PID" "$W1_PID" "$W2_PID" "$REDIS_PID" || rc=$?
-    for spec in "fv-frontend:$FE_PID:frontend.log" "worker 1:$W1_PID:worker-1.log" \
-        "worker 2:$W2_PID:worker-2.log" "redis-server:$REDIS_PID:redis.log"; do
+    if [ "$stop_requested" = 1 ]; then
+        kill "$nap" 2>/dev/null || true
+        on_signal
+    fi
+    now=$(date +%s)
+    for i in 0 1; do
+        n=$((i + 1))
+        pid=${W_PID[$i]}
+        if [ "${W_DUE[$i]}" = 0 ] && ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            [ $((now - W_START[i])) -lt 60 ] || W_QUICK[$i]=0
+            delay=$(backoff "${W_QUICK[$i]}")
+            W_QUICK[$i]=$((W_QUICK[i] + 1))
+            W_DUE[$i]=$((now + delay))
+            if [ "$rc" -gt 128 ]; then how="killed by signal $((rc - 128))"; else how="exited with status $rc"; fi
+            say "worker $n (pid $pid) $how: restarting it in ${delay}s (see $LOGS/worker-$n.log)"
+        elif [ "${W_DUE[$i]}" != 0 ] && [ "$now" -ge "${W_DUE[$i]}" ]; then
+            start_worker "$i"
+            say "worker $n restarted (pid ${W_PID[$i]})"
+        fi
+    done
+    for spec in "fv-balancer:$LB_PID:$LOGS/balancer.log" "redis-server:$REDIS_PID:$LOGS/redis.log"; do
         IFS=: read -r name pid log <<<"$spec"
         if ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
             say "$name (pid $pid) exited unexpectedly (status $rc)"
-            show_log "$LOGS/$log"
+            show_log "$log"
             say "stopping the rest"
             exit 1
         fi
     done
+    tick=$((${tick:-0} + 1))
+    if [ $((tick % 10)) = 0 ] && ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+        say "PostgreSQL stopped unexpectedly"
+        show_log "$PGDIR/postgresql.log"
+        say "stopping the rest"
+        PG_STARTED=0
+        exit 1
+    fi
+    relay_balancer
+    # A background sleep that `wait` waits for: a signal interrupts the wait at once.
+    [ "$stop_requested" = 0 ] || continue
+    sleep 0.5 &
+    nap=$!
+    wait "$nap" 2>/dev/null || true
 done

@@ -30,7 +30,16 @@ int wk_stream_connect(wk_stream *s, char *err, size_t errlen)
     s->c = fv_redisutil_connect(s->host, s->port, s->user, s->password, s->connect_timeout_ms,
                                 s->command_timeout_ms, err, errlen);
     if (s->c == NULL) return -1;
-    redisReply *r = redisCommand(s->c, "XGROUP CREATE %s %s 0 MKSTREAM", s->stream, s->group);
+    /* Named after the consumer, so that `fvctl status` sees which workers are connected now (a
+     * consumer of the group stays listed after its worker is gone). Best effort. */
+    char name[80] = "fv-worker:";
+    size_t n = strlen(name);
+    for (const char *p = s->consumer; p && *p && n < sizeof name - 1; p++)
+        name[n++] = *p > ' ' && *p <= '~' ? *p : '_';
+    name[n] = '\0';
+    redisReply *r = redisCommand(s->c, "CLIENT SETNAME %s", name);
+    if (r) freeReplyObject(r);
+    r = redisCommand(s->c, "XGROUP CREATE %s %s 0 MKSTREAM", s->stream, s->group);
     /* BUSYGROUP: another worker created it first, which is what we wanted. */
     bool ok = r && (r->type == REDIS_REPLY_STATUS ||
                     (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0));

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # OpenRosa submission benchmark (issue 13): for each case, a throwaway local cluster with
-# deploy/local.sh (PostgreSQL, Redis with appendfsync always, fv-frontend with 2 children, two
-# fv-workers), a survey made from the case's XForm, a deployment, an app user (its token in the
-# URL, as ODK Collect uses it after scanning the app user's QR code), then fv-bench --openrosa
-# with --pg (committed = rows in PostgreSQL), then each process's peak memory and CPU time, and
-# the cluster stopped and removed.
+# deploy/local.sh (PostgreSQL, Redis with appendfsync always, fv-balancer in front of two
+# fv-frontend instances of one child each, two fv-workers), a survey made from the case's XForm,
+# a deployment, an app user (its token in the URL, as ODK Collect uses it after scanning the app
+# user's QR code), then fv-bench --openrosa with --pg (committed = rows in PostgreSQL), then each
+# process's peak memory and CPU time, and the cluster stopped and removed.
 #
 #   tests/bench/openrosa.sh [CASE ...] [-- fv-bench options]
 #
@@ -103,12 +103,15 @@ field() { /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.a
 PGURL="host=127.0.0.1 port=$PG_PORT dbname=fieldvault user=fieldvault"
 
 # PIDs of the cluster's processes: name pid per line (fv-frontend master and children,
-# fv-worker, redis-server), found from deploy/local.sh's PID.
+# fv-worker, redis-server, fv-balancer), found from deploy/local.sh's PID.
 cluster_pids() {
     local p c comm
-    for p in $(pgrep -P "$CLUSTER_PID"); do
+    # The front ends are the balancer's children (its spawner starts them, it is their
+    # subreaper).
+    for p in $(pgrep -P "$CLUSTER_PID") $(pgrep -P "$(pgrep -P "$CLUSTER_PID" -x fv-balancer || echo 0)"); do
         comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
         case "$comm" in
+        fv-balancer) echo "balancer $p" ;;
         fv-frontend)
             echo "frontend-master $p"
             for c in $(pgrep -P "$p"); do echo "frontend-child $c"; done

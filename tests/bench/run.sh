@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark on this machine, everything co-located: starts a throwaway local cluster with
-# deploy/local.sh (PostgreSQL, Redis with appendfsync always, fv-frontend, two fv-workers),
+# deploy/local.sh (PostgreSQL, Redis with appendfsync always, fv-balancer in front of two fv-frontend
+# instances, two fv-workers),
 # creates an org, a survey and a deployment, runs fv-bench against it with the given options,
 # then stops the cluster and removes it.
 #
@@ -54,7 +55,7 @@ DEP=$(api POST "/v1/surveys/$SURVEY/deployments" '{"name":"bench","roles":{"enum
 
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--connections 32 --requests 50000)
-echo "bench: $(nproc) cores, cluster on 127.0.0.1:$PORT (2 front-end children, 2 workers)"
+echo "bench: $(nproc) cores, cluster on 127.0.0.1:$PORT (fv-balancer, 2 front ends of one child, 2 workers)"
 PGURL="host=127.0.0.1 port=$PG_PORT dbname=fieldvault user=fieldvault"
 lsn() { psql "$PGURL" -Atc "SELECT pg_current_wal_lsn()"; }
 LSN0=$(lsn)

@@ -528,6 +528,44 @@ def test_spawner_fills_min_backends(frontend, balancers):
         frontend.stop_spawned()
 
 
+def test_spawner_restarts_a_crashed_front_end_with_a_backoff(frontend, balancers):
+    """A spawned front end killed with SIGKILL goes down at once and is restarted on the same
+    address after 1 s, then 2 s when it dies again soon after; no replacement is spawned
+    meanwhile. One stopped with SIGTERM (exit 0) is not restarted."""
+    spawn_cmd = (f"FV_CONFIG={frontend.conf} FV_BUILD_DIR={build_dir()} "
+                 f"{REPO / 'deploy' / 'spawn-frontend.sh'} {{port}}")
+    b = balancers(backends='""', min_backends=1, max_backends=3, spawn_command=f'"{spawn_cmd}"',
+                  spawn_port_base=free_port(), spawn_cooldown_ms=300)
+    try:
+        def spawned_up(not_pid=None):
+            xs = [x for x in b.status()["backends"] if x["source"] == "spawned"]
+            return (len(xs) == 1 and xs[0]["state"] == "up" and xs[0]["pid"] and xs[0]["pid"] != not_pid
+                    and xs[0])
+        x = wait_until(spawned_up, 60, what="a spawned front end to join rotation")
+        addr, pid = x["addr"], x["pid"]
+        assert x["restarts"] == 0 and x["restart_in_ms"] is None
+        for n, delay in ((1, 1000), (2, 2000)):
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: any(f"spawned front end on {addr} (pid {pid}) killed by signal 9: "
+                                   f"restarting it in {delay} ms" in m for m in b.log_messages()), 10,
+                       what=f"the balancer to see pid {pid} die")
+            st = b.backend(addr)
+            # out of rotation at once, not after `fall` checks (or already restarted)
+            assert st["state"] in ("down", "checking") and st["pid"] != pid, st
+            x = wait_until(lambda: spawned_up(pid), 60, what=f"restart {n} to rejoin rotation")
+            assert x["addr"] == addr and x["restarts"] == n, x
+            assert len(b.status()["backends"]) == 1, "a replacement was spawned besides the restart"
+            assert set(healthz_via(b, 4)) == {200}
+            pid = x["pid"]
+        assert stop_pid(pid)
+        wait_until(lambda: any(f"spawned front end on {addr} (pid {pid}) exited with status 0: stopped on "
+                               "purpose, not restarted" in m for m in b.log_messages()), 15,
+                   what="the balancer to see the clean exit")
+        assert b.backend(addr)["restarts"] == 2 and b.backend(addr)["restart_in_ms"] is None
+    finally:
+        frontend.stop_spawned()
+
+
 def test_backpressure_and_slow_client(fake, balancers):
     """A client that does not read: the balancer stops reading from the backend (which then
     stops being able to send), and everything arrives intact once the client reads."""

@@ -13,7 +13,9 @@
 
 /* fvctl's own keys ([fvctl] section). */
 typedef struct fvctl_settings {
-    char *sql_dir; /* where migrate finds the migrations; "" = next to the executable */
+    char *sql_dir;          /* where migrate finds the migrations; "" = next to the executable */
+    char *status_balancer;  /* the balancer's admin listener fvctl status asks; "" = none */
+    char *status_spool_dir; /* the front ends' spool directory fvctl status looks at; "" = none */
 } fvctl_settings;
 
 extern fvctl_settings fvctl_cfg;
@@ -45,6 +47,9 @@ void fvctl_migrate_where(FILE *out, const char *indent);
 int fvctl_queue(int argc, char **argv);
 int fvctl_dead_letters(int argc, char **argv);
 int fvctl_requeue(int argc, char **argv);
+
+/* fvctl_status.c: every part of the cluster on one screen. */
+int fvctl_status(int argc, char **argv);
 
 /* fvctl_spool.c: the spool files of a front end that is gone. */
 int fvctl_spool_replay(int argc, char **argv);

@@ -10,6 +10,11 @@ const fv_cfg_entry fvctl_config_table[] = {
     FV_CFG_STR_KEY(
         "fvctl", "sql_dir", &fvctl_cfg.sql_dir, "", FV_CFG_RESTART,
         "directory of the numbered migrations for fvctl migrate; empty: next to the fvctl executable"),
+    FV_CFG_STR_KEY("fvctl", "status_balancer", &fvctl_cfg.status_balancer, "127.0.0.1:9400",
+                   FV_CFG_RESTART,
+                   "the balancer's admin listener (IP:port) fvctl status asks; empty: no balancer"),
+    FV_CFG_STR_KEY("fvctl", "status_spool_dir", &fvctl_cfg.status_spool_dir, "/var/lib/fieldvault/spool",
+                   FV_CFG_RESTART, "the front ends' spool_dir fvctl status looks at; empty: not shown"),
     FV_CFG_END,
 };
 

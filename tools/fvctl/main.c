@@ -20,6 +20,7 @@ static const struct {
     {"migrate", fvctl_migrate},
     {"create-admin", fvctl_create_admin},
     {"create-user", fvctl_create_user},
+    {"status", fvctl_status},
     {"queue", fvctl_queue},
     {"dead-letters", fvctl_dead_letters},
     {"requeue", fvctl_requeue},
@@ -43,6 +44,8 @@ static const fv_program program = {
         "  migrate          apply the numbered migrations not yet applied\n"
         "  create-admin     create (or reuse and promote) an operator account, print an API key\n"
         "  create-user      the same for an ordinary (non-admin) account\n"
+        "  status           every part of the cluster on one screen: balancer, front ends,\n"
+        "                   workers, PostgreSQL, Redis, queue, dead letters, spool\n"
         "  queue            the stream length, pending entries per consumer, dead letters\n"
         "  dead-letters     list the dead-letter stream, oldest first\n"
         "  requeue          move dead letters back onto the submissions stream\n"
